@@ -32,7 +32,7 @@ function collapseModule(): WebAssembly.Module {
     } catch (err) {
       throw new Error(`collapse core not built (${collapseWasmPath()}): run npm install or npm run build`, { cause: err });
     }
-    compiled = new WebAssembly.Module(bytes);
+    compiled = new WebAssembly.Module(new Uint8Array(bytes));
   }
   return compiled;
 }

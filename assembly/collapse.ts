@@ -1,0 +1,809 @@
+// WASM core of `ktstr-wasm collapse`: line splitting, normalisation, hashing, cycle
+// detection and rendering of BPF verifier logs, over raw linear memory with no managed
+// allocations. The algorithm and every rule are specified in docs/collapse.md; the
+// readable TypeScript oracle (src/collapse/oracle.ts, src/collapse/line-key.ts) implements
+// the same rules and the tests require byte-identical output from both.
+//
+// Host ABI: init(limits..., json) -> 0 | error; inputBuffer()/inputCapacity() give the
+// staging area the host copies input into; feed(n) consumes n staged bytes; finish() ends
+// the input. Output leaves through the imported env.emit(ptr, len), valid only during
+// the call.
+
+@external("env", "emit")
+declare function emit(ptr: usize, len: i32): void;
+
+// ---- limits (set by init) -------------------------------------------------------------------
+let minPeriodLines: u32 = 5;
+let minRepetitions: u32 = 3;
+let maxPeriodItems: u32 = 1024;
+let candidatesPerStart: u32 = 32;
+let segmentBytes: u32 = 64 << 20;
+let segmentLines: u32 = 1 << 20;
+let longLineBytes: u32 = 16 << 20;
+let maxDepth: u32 = 16;
+let jsonMode: bool = false;
+
+const STAGING_BYTES: u32 = 1 << 20;
+const OUT_BYTES: u32 = 1 << 20;
+const DIRECT_EMIT_BYTES: u32 = 64 << 10;
+const NL: u8 = 10;
+const CR: u8 = 13;
+
+// ---- fixed regions ---------------------------------------------------------------------------
+let staging: usize = 0;
+let outBuf: usize = 0;
+let outLen: u32 = 0;
+let segBuf: usize = 0; // line bytes, each followed by its '\n' when it had one
+let lineTab: usize = 0; // per line: offset u32, length u32, key u64, newline u32, pad -> 24 bytes
+let arenaBase: usize = 0;
+let arenaTop: usize = 0;
+let arenaHigh: usize = 0;
+let memoFrom: usize = 0; // i32 per period
+let memoTo: usize = 0;
+let memoStamp: usize = 0; // u32 per period
+let passStamp: u32 = 0;
+
+const LINE_REC: usize = 24;
+
+// ---- input state -------------------------------------------------------------------------------
+let lineCount: u32 = 0;
+let segmentByteCount: u64 = 0; // sum of (length + 1) over held lines, as the spec counts
+let bufUsed: u32 = 0; // bytes used in segBuf, including the partial line
+let partialLen: u32 = 0; // the partial line occupies [bufUsed - partialLen, bufUsed)
+let inLongLine: bool = false;
+let totalLines: u64 = 0;
+let segmentBase: u64 = 0;
+
+// ---- output state ------------------------------------------------------------------------------
+let outputLines: u64 = 0;
+let lastByte: u8 = NL;
+let wroteAnything: bool = false;
+let jsonBlocks: u32 = 0;
+let pendStart: usize = 0; // a pending contiguous range of segment bytes to write
+let pendEnd: usize = 0;
+
+// ---- memory -------------------------------------------------------------------------------------
+
+function ensureMemory(end: usize): bool {
+  const have = (<usize>memory.size()) << 16;
+  if (end <= have) return true;
+  const pages = <i32>((end - have + 0xffff) >> 16);
+  return memory.grow(pages) >= 0;
+}
+
+function arenaAlloc(bytes: usize): usize {
+  const at = (arenaTop + 7) & ~(<usize>7);
+  const end = at + bytes;
+  if (end > arenaHigh) {
+    if (!ensureMemory(end)) unreachable();
+    arenaHigh = (<usize>memory.size()) << 16;
+  }
+  arenaTop = end;
+  return at;
+}
+
+export function init(
+  minLines: u32, minReps: u32, maxPeriod: u32, candidates: u32,
+  segBytes: u32, segLines: u32, longLine: u32, depth: u32, json: u32,
+): i32 {
+  minPeriodLines = minLines;
+  minRepetitions = minReps;
+  maxPeriodItems = maxPeriod;
+  candidatesPerStart = candidates;
+  segmentBytes = segBytes;
+  segmentLines = segLines;
+  longLineBytes = longLine;
+  maxDepth = depth;
+  jsonMode = json != 0;
+
+  let at: usize = (__heap_base + 15) & ~(<usize>15);
+  staging = at; at += STAGING_BYTES;
+  outBuf = at; at += OUT_BYTES;
+  segBuf = at;
+  at += <usize>segBytes + (<usize>segBytes >> 1) + <usize>longLine + 64;
+  at = (at + 15) & ~(<usize>15);
+  lineTab = at; at += (<usize>segLines + 2) * LINE_REC;
+  memoFrom = at; at += (<usize>maxPeriod + 1) * 4;
+  memoTo = at; at += (<usize>maxPeriod + 1) * 4;
+  memoStamp = at; at += (<usize>maxPeriod + 1) * 4;
+  at = (at + 15) & ~(<usize>15);
+  scratchKeys = at; at += (<usize>segLines + 1) << 3;
+  scratchNext = at; at += (<usize>segLines + 1) << 2;
+  scratchWeight = at; at += (<usize>segLines + 2) << 2;
+  at = (at + 15) & ~(<usize>15);
+  scratchTable = at; at += (<usize>tableSize(segLines + 1)) << 4;
+  arenaBase = (at + 15) & ~(<usize>15);
+  if (!ensureMemory(arenaBase + 65536)) return 1;
+  memory.fill(memoStamp, 0, (<usize>maxPeriod + 1) * 4);
+  arenaTop = arenaBase;
+  arenaHigh = (<usize>memory.size()) << 16;
+  if (jsonMode) writeAscii('{"blocks":[');
+  return 0;
+}
+
+export function inputBuffer(): usize {
+  return staging;
+}
+
+export function inputCapacity(): u32 {
+  return STAGING_BYTES;
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+function flushOut(): void {
+  if (outLen > 0) {
+    emit(outBuf, <i32>outLen);
+    outLen = 0;
+  }
+}
+
+function writeBytes(src: usize, len: u32): void {
+  if (len == 0) return;
+  lastByte = load<u8>(src + len - 1);
+  wroteAnything = true;
+  if (len >= DIRECT_EMIT_BYTES) {
+    flushOut();
+    emit(src, <i32>len);
+    return;
+  }
+  if (outLen + len > OUT_BYTES) flushOut();
+  memory.copy(outBuf + outLen, src, len);
+  outLen += len;
+}
+
+function writeByte(b: u8): void {
+  if (outLen + 1 > OUT_BYTES) flushOut();
+  store<u8>(outBuf + outLen, b);
+  outLen += 1;
+  lastByte = b;
+  wroteAnything = true;
+}
+
+function writeAscii(s: string): void {
+  for (let i = 0; i < s.length; i++) writeByte(<u8>s.charCodeAt(i));
+}
+
+function writeDecimal(v: u64): void {
+  if (v >= 10) writeDecimal(v / 10);
+  writeByte(<u8>(48 + <u32>(v % 10)));
+}
+
+/** Line bytes go through a pending range so that neighbouring lines leave in one copy. */
+function queueRange(start: usize, end: usize): void {
+  if (start == end) return;
+  if (pendEnd == start && pendEnd != 0) {
+    pendEnd = end;
+    return;
+  }
+  flushRange();
+  pendStart = start;
+  pendEnd = end;
+}
+
+function flushRange(): void {
+  if (pendEnd > pendStart) writeBytes(pendStart, <u32>(pendEnd - pendStart));
+  pendStart = 0;
+  pendEnd = 0;
+}
+
+function writeMarkerStart(): void {
+  flushRange();
+  if (wroteAnything && lastByte != NL) writeByte(NL);
+}
+
+function writeHeader(reps: u32, iterWeight: u32): void {
+  outputLines++;
+  if (jsonMode) return;
+  writeMarkerStart();
+  writeAscii('--- ');
+  writeDecimal(reps);
+  writeAscii('x of the following ');
+  writeDecimal(iterWeight);
+  writeAscii(' lines ---\n');
+}
+
+function writeOmitted(omitted: u32): void {
+  outputLines++;
+  if (jsonMode) return;
+  writeMarkerStart();
+  writeAscii('--- ');
+  writeDecimal(omitted);
+  writeAscii(omitted == 1 ? ' identical iteration omitted ---\n' : ' identical iterations omitted ---\n');
+}
+
+function writeEnd(): void {
+  outputLines++;
+  if (jsonMode) return;
+  writeMarkerStart();
+  writeAscii('--- end repeat ---\n');
+}
+
+// ---- lines -------------------------------------------------------------------------------------
+
+@inline function lineOff(i: u32): u32 { return load<u32>(lineTab + <usize>i * LINE_REC); }
+@inline function lineLen(i: u32): u32 { return load<u32>(lineTab + <usize>i * LINE_REC, 4); }
+@inline function lineKeyOf(i: u32): u64 { return load<u64>(lineTab + <usize>i * LINE_REC, 8); }
+@inline function lineNl(i: u32): u32 { return load<u32>(lineTab + <usize>i * LINE_REC, 16); }
+
+/** End (exclusive) of line i's bytes in segBuf, including its '\n'. */
+@inline function lineEnd(i: u32): usize {
+  return segBuf + <usize>lineOff(i) + <usize>lineLen(i) + <usize>lineNl(i);
+}
+
+// ---- normalisation ----------------------------------------------------------------------------
+
+@inline function isDigit(c: u32): bool { return c - 48 < 10; }
+@inline function isSpace(c: u32): bool { return c == 32 || c == 9; }
+@inline function isLetter(c: u32): bool { return ((c | 32) - 97) < 26; }
+
+// byte at i, or 256 past the end (matches no character class)
+@inline function at(p: usize, n: u32, i: u32): u32 {
+  return i < n ? <u32>load<u8>(p + i) : 256;
+}
+
+function skipDigits(p: usize, n: u32, i: u32): u32 {
+  while (i < n && isDigit(<u32>load<u8>(p + i))) i++;
+  return i;
+}
+
+function startsWith(p: usize, n: u32, i: u32, s: string): bool {
+  const m = <u32>s.length;
+  if (i + m > n) return false;
+  for (let k: u32 = 0; k < m; k++) {
+    if (<u32>load<u8>(p + i + k) != <u32>s.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+function startsState(p: usize, n: u32, i: u32): bool {
+  if (startsWith(p, n, i, 'frame')) {
+    const j = skipDigits(p, n, i + 5);
+    return j > i + 5 && at(p, n, j) == 58;
+  }
+  let j: u32;
+  const c = at(p, n, i);
+  if (c == 82) {
+    j = skipDigits(p, n, i + 1);
+    if (j == i + 1) return false;
+  } else if (startsWith(p, n, i, 'fp-')) {
+    j = skipDigits(p, n, i + 3);
+    if (j == i + 3) return false;
+  } else {
+    return false;
+  }
+  if (at(p, n, j) == 95) {
+    j++;
+    while (j < n && isLetter(<u32>load<u8>(p + j))) j++;
+  }
+  return at(p, n, j) == 61;
+}
+
+const K1: u64 = 0x9e3779b97f4a7c15;
+const K2: u64 = 0xc2b2ae3d27d4eb4f;
+
+@inline function fmix(h: u64): u64 {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccd;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53;
+  h ^= h >> 33;
+  return h;
+}
+
+function hashBytes(tag: u32, p: usize, len: u32): u64 {
+  let h: u64 = (<u64>tag * K2) ^ (<u64>len * K1);
+  let i: u32 = 0;
+  while (i + 8 <= len) {
+    h = (h ^ load<u64>(p + i)) * K1;
+    h = rotl<u64>(h, 29);
+    i += 8;
+  }
+  let tail: u64 = 0;
+  let shift: u64 = 0;
+  while (i < len) {
+    tail |= (<u64>load<u8>(p + i)) << shift;
+    shift += 8;
+    i++;
+  }
+  h = (h ^ tail) * K2;
+  h = fmix(h);
+  return h == 0 ? 1 : h;
+}
+
+/** Normalised key of a line (without '\n' and trailing '\r'): 0 for bookkeeping. */
+function lineKey(p: usize, n: u32): u64 {
+  let i: u32 = 0;
+  while (i < n && isSpace(<u32>load<u8>(p + i))) i++;
+  if (i == n) return 0;
+  if (startsState(p, n, i)) return 0;
+  const c0 = <u32>load<u8>(p);
+  if (c0 == 59) return hashBytes(83 /* S */, p, n);
+  if (isDigit(c0)) {
+    const j = skipDigits(p, n, 0);
+    if (at(p, n, j) == 58) {
+      let k = j + 1;
+      if (at(p, n, k) == 32) k++;
+      if (at(p, n, k) == 40) {
+        let cut = n;
+        for (let q = k; q + 1 < n; q++) {
+          if (load<u8>(p + q) == 32 && load<u8>(p + q + 1) == 59) { cut = q; break; }
+        }
+        while (cut > k && isSpace(<u32>load<u8>(p + cut - 1))) cut--;
+        return hashBytes(73 /* I */, p + k, cut - k);
+      }
+      if (startsState(p, n, k)) return 0;
+      return hashBytes(65 /* A */, p + k, n - k);
+    }
+  }
+  if (startsWith(p, n, 0, 'from ')) {
+    const a = skipDigits(p, n, 5);
+    if (a > 5 && startsWith(p, n, a, ' to ')) {
+      const b = skipDigits(p, n, a + 4);
+      if (b > a + 4) {
+        let colon = b;
+        while (colon < n && load<u8>(p + colon) != 58) colon++;
+        return hashBytes(70 /* F */, p + b, colon - b);
+      }
+    }
+  }
+  if (startsWith(p, n, 0, 'to caller at ')) {
+    const a = skipDigits(p, n, 13);
+    if (a > 13) return hashBytes(67 /* C */, p + a, n - a);
+  }
+  if (c0 == 109 && startsWith(p, n, 0, 'mark_precise:')) return 0;
+  if (startsWith(p, n, 0, 'propagating ')) return 0;
+  if (startsWith(p, n, 0, 'last_idx ')) return 0;
+  if (startsWith(p, n, 0, "parent didn't have ")) return 0;
+  if (startsWith(p, n, 0, 'parent already had ')) return 0;
+  if (startsWith(p, n, 0, 'regs=')) return 0;
+  if (startsWith(p, n, 0, 'SCC ')) return 0;
+  if (c0 == 40) {
+    const j = skipDigits(p, n, 1);
+    if (j > 1 && at(p, n, j) == 41 && at(p, n, j + 1) == 32) return 0;
+  }
+  return hashBytes(86 /* V */, p, n);
+}
+
+// ---- input ---------------------------------------------------------------------------------------
+
+export function feed(len: u32): void {
+  let start: u32 = 0;
+  while (start < len) {
+    let nl = start;
+    while (nl < len && load<u8>(staging + nl) != NL) nl++;
+    const found = nl < len;
+    const chunk = nl - start;
+    if (inLongLine) {
+      if (!jsonMode) {
+        flushRange();
+        writeBytes(staging + start, found ? chunk + 1 : chunk);
+      }
+      if (found) inLongLine = false;
+    } else if (<u64>partialLen + <u64>chunk > <u64>longLineBytes) {
+      beginLongLine(staging + start, chunk, found);
+    } else {
+      memory.copy(segBuf + bufUsed, staging + start, chunk);
+      bufUsed += chunk;
+      partialLen += chunk;
+      if (found) {
+        store<u8>(segBuf + bufUsed, NL);
+        bufUsed += 1;
+        addLine(true);
+      }
+    }
+    start = nl + 1;
+  }
+}
+
+export function finish(): void {
+  if (!inLongLine && partialLen > 0) addLine(false);
+  inLongLine = false;
+  processSegment(true);
+  flushRange();
+  if (jsonMode) {
+    writeAscii('],"inputLines":');
+    writeDecimal(totalLines);
+    writeAscii(',"outputLines":');
+    writeDecimal(outputLines);
+    writeAscii('}\n');
+  }
+  flushOut();
+}
+
+function beginLongLine(rest: usize, restLen: u32, complete: bool): void {
+  // flush everything held; that moves the partial line (which follows the held lines) to
+  // the front of segBuf, from where it streams out ahead of the rest of the long line
+  processSegment(true);
+  flushRange();
+  totalLines++;
+  segmentBase = totalLines;
+  outputLines++;
+  if (!jsonMode) {
+    writeBytes(segBuf, partialLen);
+    writeBytes(rest, restLen);
+    if (complete) writeByte(NL);
+  }
+  bufUsed = 0;
+  partialLen = 0;
+  if (!complete) inLongLine = true;
+}
+
+/** The partial line, ending at bufUsed (with its '\n' when `newline`), becomes a held line. */
+function addLine(newline: bool): void {
+  let len = partialLen;
+  if (lineCount > 0 &&
+      (segmentByteCount + <u64>len + 1 > <u64>segmentBytes || lineCount + 1 > segmentLines)) {
+    processSegment(false);
+  }
+  const off = bufUsed - len - (newline ? 1 : 0);
+  let keyLen = len;
+  if (keyLen > 0 && load<u8>(segBuf + off + keyLen - 1) == CR) keyLen--;
+  const rec = lineTab + <usize>lineCount * LINE_REC;
+  store<u32>(rec, off);
+  store<u32>(rec, len, 4);
+  store<u64>(rec, lineKey(segBuf + off, keyLen), 8);
+  store<u32>(rec, newline ? 1 : 0, 16);
+  lineCount++;
+  segmentByteCount += <u64>len + 1;
+  totalLines++;
+  partialLen = 0;
+}
+
+// ---- items and sequences -----------------------------------------------------------------------
+// item record (32 bytes): key u64 @0, weight u32 @8, kind u32 @12 (0 line, 1 run),
+//   line: first u32 @16, last u32 @20;  run: reps u32 @16, iterWeight u32 @20,
+//   firstSeq u32 @24, lastSeq u32 @28
+// sequence: length u32 @0, then item pointers u32
+
+@inline function itemKey(it: usize): u64 { return load<u64>(it); }
+@inline function itemWeight(it: usize): u32 { return load<u32>(it, 8); }
+@inline function itemIsRun(it: usize): bool { return load<u32>(it, 12) != 0; }
+@inline function seqLen(seq: usize): u32 { return load<u32>(seq); }
+@inline function seqAt(seq: usize, i: u32): usize { return <usize>load<u32>(seq + 4 + (<usize>i << 2)); }
+@inline function seqSet(seq: usize, i: u32, it: usize): void { store<u32>(seq + 4 + (<usize>i << 2), <u32>it); }
+
+function newSeq(capacity: u32): usize {
+  const seq = arenaAlloc(4 + (<usize>capacity << 2));
+  store<u32>(seq, 0);
+  return seq;
+}
+
+function newLineItem(first: u32, key: u64, weight: u32): usize {
+  const it = arenaAlloc(32);
+  store<u64>(it, key);
+  store<u32>(it, weight, 8);
+  store<u32>(it, 0, 12);
+  store<u32>(it, first, 16);
+  store<u32>(it, first, 20);
+  return it;
+}
+
+function buildItems(): usize {
+  const seq = newSeq(lineCount);
+  let n: u32 = 0;
+  let last: usize = 0;
+  for (let i: u32 = 0; i < lineCount; i++) {
+    const key = lineKeyOf(i);
+    if (key != 0) {
+      last = newLineItem(i, key, 1);
+      seqSet(seq, n++, last);
+    } else if (n == 0) {
+      last = newLineItem(i, 0, 0);
+      seqSet(seq, n++, last);
+    } else {
+      store<u32>(last, i, 20);
+    }
+  }
+  store<u32>(seq, n);
+  return seq;
+}
+
+function firstLineOf(it: usize): u32 {
+  while (itemIsRun(it)) it = seqAt(<usize>load<u32>(it, 24), 0);
+  return load<u32>(it, 16);
+}
+
+function lastLineOf(it: usize): u32 {
+  while (itemIsRun(it)) {
+    const seq = <usize>load<u32>(it, 28);
+    it = seqAt(seq, seqLen(seq) - 1);
+  }
+  return load<u32>(it, 20);
+}
+
+// ---- the greedy pass ----------------------------------------------------------------------------
+
+let passConsumed: u32 = 0;
+// per-pass scratch regions, sized at init for the largest sequence (segmentLines items)
+let scratchKeys: usize = 0;
+let scratchNext: usize = 0;
+let scratchWeight: usize = 0;
+let scratchTable: usize = 0;
+
+function tableSize(n: u32): u32 {
+  let size: u32 = 16;
+  while (size < n * 2) size <<= 1;
+  return size;
+}
+
+// per-pass scratch (valid during one greedyPass)
+let pKeys: usize = 0;
+let pNext: usize = 0;
+let pWeight: usize = 0;
+let pN: u32 = 0;
+
+@inline function keyAt(i: u32): u64 { return load<u64>(pKeys + (<usize>i << 3)); }
+@inline function same(i: u32, j: u32): bool {
+  const k = keyAt(i);
+  return k != 0 && k == keyAt(j);
+}
+@inline function weightBefore(i: u32): u32 { return load<u32>(pWeight + (<usize>i << 2)); }
+
+function matchesThrough(p: u32, start: u32, need: u32): bool {
+  const slot = <usize>p << 2;
+  let from: i32 = load<i32>(memoFrom + slot);
+  let to: i32 = load<i32>(memoTo + slot);
+  if (load<u32>(memoStamp + slot) != passStamp || <i32>start < from || <i32>start > to) {
+    from = <i32>start;
+    to = <i32>start;
+  }
+  let t = <u32>to;
+  while (t < need && t < pN && same(t, t - p)) t++;
+  store<u32>(memoStamp + slot, passStamp);
+  store<i32>(memoFrom + slot, from);
+  store<i32>(memoTo + slot, <i32>t);
+  return t >= need;
+}
+
+function findPeriod(s: u32): u32 {
+  if (keyAt(s) == 0) return 0;
+  let tried: u32 = 0;
+  let j = load<i32>(pNext + (<usize>s << 2));
+  while (j >= 0) {
+    const p = <u32>j - s;
+    if (p > maxPeriodItems) break;
+    if (weightBefore(<u32>j) - weightBefore(s) >= minPeriodLines) {
+      if (tried == candidatesPerStart) break;
+      tried++;
+      const need = <u64>s + <u64>minRepetitions * <u64>p;
+      if (need <= <u64>pN && matchesThrough(p, s + p, <u32>need)) return p;
+    }
+    j = load<i32>(pNext + (<usize>j << 2));
+  }
+  return 0;
+}
+
+function sliceSeq(seq: usize, from: u32, count: u32): usize {
+  const out = newSeq(count);
+  memory.copy(out + 4, seq + 4 + (<usize>from << 2), <usize>count << 2);
+  store<u32>(out, count);
+  return out;
+}
+
+/** One greedy pass over `seq`, deciding starts below `limit`; sets passConsumed. */
+function greedyPass(seq: usize, limit: u32): usize {
+  const n = seqLen(seq);
+  const out = newSeq(n);
+  passStamp++;
+  pN = n;
+  pKeys = scratchKeys;
+  pNext = scratchNext;
+  pWeight = scratchWeight;
+  let w: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const it = seqAt(seq, i);
+    store<u64>(pKeys + (<usize>i << 3), itemKey(it));
+    store<u32>(pWeight + (<usize>i << 2), w);
+    w += itemWeight(it);
+  }
+  store<u32>(pWeight + (<usize>n << 2), w);
+  // next occurrence of each key, through an open-addressing table (key u64, index i32)
+  const size = tableSize(n);
+  const table = scratchTable;
+  memory.fill(table, 0, <usize>size * 16);
+  const mask = size - 1;
+  for (let i = <i32>n - 1; i >= 0; i--) {
+    const k = keyAt(<u32>i);
+    let nextIdx: i32 = -1;
+    if (k != 0) {
+      let slot = <u32>(k ^ (k >> 32)) & mask;
+      while (true) {
+        const e = table + (<usize>slot << 4);
+        const ek = load<u64>(e);
+        if (ek == 0) {
+          store<u64>(e, k);
+          store<i32>(e, i, 8);
+          break;
+        }
+        if (ek == k) {
+          nextIdx = load<i32>(e, 8);
+          store<i32>(e, i, 8);
+          break;
+        }
+        slot = (slot + 1) & mask;
+      }
+    }
+    store<i32>(pNext + (<usize>i << 2), nextIdx);
+  }
+
+  let outN: u32 = 0;
+  let s: u32 = 0;
+  while (s < limit) {
+    const p = findPeriod(s);
+    if (p == 0) {
+      seqSet(out, outN++, seqAt(seq, s));
+      s++;
+      continue;
+    }
+    let m = s + minRepetitions * p;
+    while (m < n && same(m, m - p)) m++;
+    const reps = (m - s) / p;
+    seqSet(out, outN++, makeRun(seq, s, p, reps));
+    s += reps * p;
+  }
+  store<u32>(out, outN);
+  passConsumed = s;
+  return out;
+}
+
+function makeRun(seq: usize, s: u32, p: u32, reps: u32): usize {
+  let h: u64 = fmix(<u64>reps * K1 + 0x52554e);
+  for (let i: u32 = 0; i < p; i++) {
+    h = (h ^ keyAt(s + i)) * K2;
+    h = rotl<u64>(h, 31);
+  }
+  h = fmix(h ^ <u64>p);
+  if (h == 0) h = 1;
+  const iterWeight = weightBefore(s + p) - weightBefore(s);
+  const it = arenaAlloc(32);
+  store<u64>(it, h);
+  store<u32>(it, reps * iterWeight, 8);
+  store<u32>(it, 1, 12);
+  store<u32>(it, reps, 16);
+  store<u32>(it, iterWeight, 20);
+  store<u32>(it, <u32>sliceSeq(seq, s, p), 24);
+  store<u32>(it, <u32>sliceSeq(seq, s + (reps - 1) * p, p), 28);
+  return it;
+}
+
+function repeatPasses(seq: usize, passes: u32): usize {
+  let current = seq;
+  for (let pass: u32 = 0; pass < passes; pass++) {
+    const out = greedyPass(current, seqLen(current));
+    if (seqLen(out) == seqLen(current)) break;
+    current = out;
+  }
+  return current;
+}
+
+function collapseBodies(seq: usize, depth: u32): void {
+  if (depth >= maxDepth) return;
+  const n = seqLen(seq);
+  for (let i: u32 = 0; i < n; i++) {
+    const it = seqAt(seq, i);
+    if (!itemIsRun(it)) continue;
+    const first = repeatPasses(<usize>load<u32>(it, 24), maxDepth);
+    store<u32>(it, <u32>first, 24);
+    collapseBodies(first, depth + 1);
+    const last = repeatPasses(<usize>load<u32>(it, 28), maxDepth);
+    store<u32>(it, <u32>last, 28);
+    collapseBodies(last, depth + 1);
+  }
+}
+
+// ---- one segment ------------------------------------------------------------------------------------
+
+function processSegment(eof: bool): void {
+  if (lineCount == 0) return;
+  arenaTop = arenaBase;
+  const items = buildItems();
+  const n = seqLen(items);
+  let limit = n;
+  if (!eof) {
+    const span = <u64>minRepetitions * <u64>maxPeriodItems;
+    if (<u64>n > span) {
+      const lookahead = <u32>(<u64>n - span);
+      const from = load<u32>(seqAt(items, lookahead), 16);
+      let carryBytes: u64 = 0;
+      for (let i = from; i < lineCount; i++) carryBytes += <u64>lineLen(i) + 1;
+      const carryLines = lineCount - from;
+      if (carryBytes <= <u64>(segmentBytes >> 1) && carryLines <= (segmentLines >> 1)) limit = lookahead;
+    }
+  }
+  let top = greedyPass(items, limit);
+  const consumed = passConsumed;
+  if (seqLen(top) < consumed) top = repeatPasses(top, maxDepth - 1);
+  collapseBodies(top, 1);
+  const count = seqLen(top);
+  for (let i: u32 = 0; i < count; i++) render(seqAt(top, i), true);
+  flushRange();
+
+  // carry the undecided tail (and the bytes after it: a line being added) to the front
+  const carryFrom = consumed < n ? load<u32>(seqAt(items, consumed), 16) : lineCount;
+  const shift: u32 = carryFrom < lineCount ? lineOff(carryFrom) : (carryFrom > 0 ? <u32>(lineEnd(carryFrom - 1) - segBuf) : 0);
+  if (shift > 0) {
+    memory.copy(segBuf, segBuf + shift, bufUsed - shift);
+    bufUsed -= shift;
+  }
+  let bytes: u64 = 0;
+  const carried = lineCount - carryFrom;
+  for (let i: u32 = 0; i < carried; i++) {
+    const src = lineTab + <usize>(carryFrom + i) * LINE_REC;
+    const dst = lineTab + <usize>i * LINE_REC;
+    memory.copy(dst, src, LINE_REC);
+    store<u32>(dst, load<u32>(dst) - shift);
+    bytes += <u64>load<u32>(dst, 4) + 1;
+  }
+  lineCount = carried;
+  segmentByteCount = bytes;
+  segmentBase += carryFrom;
+  arenaTop = arenaBase;
+}
+
+// ---- rendering ---------------------------------------------------------------------------------------
+
+function render(it: usize, top: bool): void {
+  if (jsonMode && top && itemIsRun(it)) {
+    if (jsonBlocks++ > 0) writeByte(44);
+    blockJson(it);
+  }
+  renderText(it);
+}
+
+function renderText(it: usize): void {
+  if (!itemIsRun(it)) {
+    const first = load<u32>(it, 16);
+    const last = load<u32>(it, 20);
+    outputLines += <u64>(last - first + 1);
+    if (!jsonMode) queueRange(segBuf + <usize>lineOff(first), lineEnd(last));
+    return;
+  }
+  const reps = load<u32>(it, 16);
+  writeHeader(reps, load<u32>(it, 20));
+  const first = <usize>load<u32>(it, 24);
+  const fn = seqLen(first);
+  for (let i: u32 = 0; i < fn; i++) renderText(seqAt(first, i));
+  writeOmitted(reps - 2);
+  const last = <usize>load<u32>(it, 28);
+  const ln = seqLen(last);
+  for (let i: u32 = 0; i < ln; i++) renderText(seqAt(last, i));
+  writeEnd();
+}
+
+function lineNumber(index: u32): u64 {
+  return segmentBase + <u64>index + 1;
+}
+
+function iterationJson(seq: usize): void {
+  const n = seqLen(seq);
+  writeAscii('{"startLine":');
+  writeDecimal(lineNumber(firstLineOf(seqAt(seq, 0))));
+  writeAscii(',"endLine":');
+  writeDecimal(lineNumber(lastLineOf(seqAt(seq, n - 1))));
+  writeAscii(',"blocks":[');
+  let count: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const it = seqAt(seq, i);
+    if (!itemIsRun(it)) continue;
+    if (count++ > 0) writeByte(44);
+    blockJson(it);
+  }
+  writeAscii(']}');
+}
+
+function blockJson(it: usize): void {
+  writeAscii('{"iterations":');
+  writeDecimal(load<u32>(it, 16));
+  writeAscii(',"linesPerIteration":');
+  writeDecimal(load<u32>(it, 20));
+  writeAscii(',"startLine":');
+  writeDecimal(lineNumber(firstLineOf(it)));
+  writeAscii(',"endLine":');
+  writeDecimal(lineNumber(lastLineOf(it)));
+  writeAscii(',"first":');
+  iterationJson(<usize>load<u32>(it, 24));
+  writeAscii(',"last":');
+  iterationJson(<usize>load<u32>(it, 28));
+  writeByte(125);
+}

@@ -1,0 +1,51 @@
+// Opens the log to read: a file (gunzipped when its name ends in .gz) or stdin ('-' or no
+// argument). A file that cannot be opened is a usage error (exit 2), reported before any
+// output is written.
+
+import { open } from 'node:fs/promises';
+import { pipeline, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { CliError, errorCode, EXIT_USAGE } from './errors.js';
+
+/** Read size for files: large reads keep the collapse core busy. */
+const READ_CHUNK = 1 << 20;
+
+export interface Input {
+  /** What to call the input in messages. */
+  name: string;
+  stream: Readable;
+}
+
+function describeOpenError(file: string, err: unknown): string {
+  switch (errorCode(err)) {
+    case 'ENOENT': return `cannot read ${file}: no such file`;
+    case 'EACCES':
+    case 'EPERM': return `cannot read ${file}: permission denied`;
+    case 'EISDIR': return `cannot read ${file}: is a directory`;
+    default: return `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/** Opens `file` ('-' or undefined = stdin). Throws CliError(exit 2) if it cannot be read. */
+export async function openInput(file: string | undefined): Promise<Input> {
+  if (file === undefined || file === '-') return { name: '<stdin>', stream: process.stdin };
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw new CliError(describeOpenError(file, err), EXIT_USAGE, { cause: err });
+  }
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+  } catch (err) {
+    await handle.close();
+    throw new CliError(describeOpenError(file, err), EXIT_USAGE, { cause: err });
+  }
+  const raw = handle.createReadStream({ highWaterMark: READ_CHUNK });
+  if (!file.endsWith('.gz')) return { name: file, stream: raw };
+  const gunzip = createGunzip({ chunkSize: READ_CHUNK });
+  // pipeline forwards a read error to gunzip, so consumers see one stream with one error
+  pipeline(raw, gunzip, () => {});
+  return { name: file, stream: gunzip };
+}
