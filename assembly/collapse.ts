@@ -367,11 +367,27 @@ function lineKey(p: usize, n: u32): u64 {
 
 // ---- input ---------------------------------------------------------------------------------------
 
+const ONES: u64 = 0x0101010101010101;
+const HIGHS: u64 = 0x8080808080808080;
+const NLS: u64 = 0x0a0a0a0a0a0a0a0a;
+
+/** Index of the first '\n' in [from, end) of buf, or end; eight bytes at a time. */
+function findNewline(buf: usize, from: u32, end: u32): u32 {
+  let i = from;
+  while (i + 8 <= end) {
+    const x = load<u64>(buf + i) ^ NLS;
+    const hit = (x - ONES) & ~x & HIGHS;
+    if (hit != 0) return i + <u32>(ctz<u64>(hit) >> 3);
+    i += 8;
+  }
+  while (i < end && load<u8>(buf + i) != NL) i++;
+  return i;
+}
+
 export function feed(len: u32): void {
   let start: u32 = 0;
   while (start < len) {
-    let nl = start;
-    while (nl < len && load<u8>(staging + nl) != NL) nl++;
+    const nl = findNewline(staging, start, len);
     const found = nl < len;
     const chunk = nl - start;
     if (inLongLine) {
