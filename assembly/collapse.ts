@@ -4,9 +4,9 @@
 // readable TypeScript oracle (src/collapse/oracle.ts, src/collapse/line-key.ts) implements
 // the same rules and the tests require byte-identical output from both.
 //
-// Host ABI: init(limits..., json) -> 0 | error; inputBuffer()/inputCapacity() give the
-// staging area the host copies input into; feed(n) consumes n staged bytes; finish() ends
-// the input. Output leaves through the imported env.emit(ptr, len), valid only during
+// Host ABI: init(limits..., json) -> 0 | error (also resets, so an instance can be reused);
+// inputBuffer()/inputCapacity() give the staging area the host copies input into; feed(n)
+// consumes n staged bytes; finish() ends the input. Output leaves through the imported env.emit(ptr, len), valid only during
 // the call.
 
 @external("env", "emit")
@@ -95,6 +95,21 @@ export function init(
   longLineBytes = longLine;
   maxDepth = depth;
   jsonMode = json != 0;
+  // an instance is reused for the next input: start from a clean state
+  outLen = 0;
+  lineCount = 0;
+  segmentByteCount = 0;
+  bufUsed = 0;
+  partialLen = 0;
+  inLongLine = false;
+  totalLines = 0;
+  segmentBase = 0;
+  outputLines = 0;
+  lastByte = NL;
+  wroteAnything = false;
+  jsonBlocks = 0;
+  pendStart = 0;
+  pendEnd = 0;
 
   let at: usize = (__heap_base + 15) & ~(<usize>15);
   staging = at; at += STAGING_BYTES;
@@ -200,7 +215,7 @@ function writeHeader(reps: u32, iterWeight: u32): void {
   writeDecimal(reps);
   writeAscii('x of the following ');
   writeDecimal(iterWeight);
-  writeAscii(' lines ---\n');
+  writeAscii(iterWeight == 1 ? ' line ---\n' : ' lines ---\n');
 }
 
 function writeOmitted(omitted: u32): void {
@@ -590,6 +605,17 @@ function findPeriod(s: u32): u32 {
   return 0;
 }
 
+/** The smallest divisor d of p such that items [s, m) repeat with period d. */
+function shortestPeriod(s: u32, m: u32, p: u32): u32 {
+  for (let d: u32 = 1; d < p; d++) {
+    if (p % d != 0) continue;
+    let i = s + d;
+    while (i < m && same(i, i - d)) i++;
+    if (i >= m) return d;
+  }
+  return p;
+}
+
 function sliceSeq(seq: usize, from: u32, count: u32): usize {
   const out = newSeq(count);
   memory.copy(out + 4, seq + 4 + (<usize>from << 2), <usize>count << 2);
@@ -646,7 +672,7 @@ function greedyPass(seq: usize, limit: u32): usize {
   let outN: u32 = 0;
   let s: u32 = 0;
   while (s < limit) {
-    const p = findPeriod(s);
+    let p = findPeriod(s);
     if (p == 0) {
       seqSet(out, outN++, seqAt(seq, s));
       s++;
@@ -654,6 +680,7 @@ function greedyPass(seq: usize, limit: u32): usize {
     }
     let m = s + minRepetitions * p;
     while (m < n && same(m, m - p)) m++;
+    p = shortestPeriod(s, m, p);
     const reps = (m - s) / p;
     seqSet(out, outN++, makeRun(seq, s, p, reps));
     s += reps * p;

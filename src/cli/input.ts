@@ -26,8 +26,15 @@ function describeOpenError(file: string, err: unknown): string {
   }
 }
 
-/** Opens `file` ('-' or undefined = stdin). Throws CliError(exit 2) if it cannot be read. */
+/**
+ * Opens `file` ('-' or undefined = stdin). Throws CliError(exit 2) if it cannot be read,
+ * or if no file is named and stdin is a terminal (almost always a forgotten argument;
+ * '-' reads the terminal on purpose).
+ */
 export async function openInput(file: string | undefined): Promise<Input> {
+  if (file === undefined && process.stdin.isTTY === true) {
+    throw new CliError('no input: name a FILE, pipe a log into stdin, or use - to read the terminal', EXIT_USAGE);
+  }
   if (file === undefined || file === '-') return { name: '<stdin>', stream: process.stdin };
   let handle;
   try {

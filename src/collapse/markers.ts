@@ -2,7 +2,7 @@
 // print exactly these; the expander reads them back.
 
 export function repeatHeader(iterations: number, linesPerIteration: number): string {
-  return `--- ${iterations}x of the following ${linesPerIteration} lines ---`;
+  return `--- ${iterations}x of the following ${linesPerIteration} ${linesPerIteration === 1 ? 'line' : 'lines'} ---`;
 }
 
 export function omittedMarker(omitted: number): string {
@@ -16,7 +16,7 @@ export type Marker =
   | { kind: 'omitted'; omitted: number }
   | { kind: 'end' };
 
-const HEADER_RE = /^--- (\d+)x of the following (\d+) lines ---$/;
+const HEADER_RE = /^--- (\d+)x of the following (\d+) lines? ---$/;
 const OMITTED_RE = /^--- (\d+) identical iterations? omitted ---$/;
 
 /** Recognises a marker line (without its line ending), or returns null. */

@@ -269,7 +269,7 @@ export class OracleCollapser implements CollapseEngine {
     const out: Item[] = [];
     let s = 0;
     while (s < limit) {
-      const p = findPeriod(s);
+      let p = findPeriod(s);
       if (p === 0) {
         out.push(items[s]);
         s++;
@@ -277,6 +277,16 @@ export class OracleCollapser implements CollapseEngine {
       }
       let m = s + minRepetitions * p;
       while (m < n && same(m, m - p)) m++;
+      // show the run in its shortest period: a 4-line loop body found as an 8-line block
+      // is eight iterations of 4 lines, not four of 8
+      let shortest = p;
+      for (let d = 1; d < p && shortest === p; d++) {
+        if (p % d !== 0) continue;
+        let periodic = true;
+        for (let i = s + d; i < m && periodic; i++) periodic = same(i, i - d);
+        if (periodic) shortest = d;
+      }
+      p = shortest;
       const reps = Math.floor((m - s) / p);
       const first = items.slice(s, s + p);
       const iterWeight = weightBefore[s + p] - weightBefore[s];

@@ -7,7 +7,8 @@
 //   processed 484 insns (limit 1000000) max_states_per_insn 4 total_states 9 peak_states 9 mark_read 0
 // Several programs' logs may be concatenated: each `processed ...` line closes one summary,
 // taking the `verification time` / `stack depth` lines seen since the previous one. Fields a
-// kernel does not print (older kernels, level-1 logs) are null.
+// kernel does not print (older kernels, level-1 logs) are null. Kernels before 5.2 print
+// `processed 42 insns (limit 131072), stack depth 8` on one line; that depth is used too.
 
 export interface ProgramStats {
   /** 1-based position of this program's summary in the input. */
@@ -34,6 +35,7 @@ const LIMIT_RE = /\(limit (\d+)\)/;
 const FIELD_RE = /\b(max_states_per_insn|total_states|peak_states|mark_read) (\d+)\b/g;
 const TIME_RE = /^verification time (\d+) usec$/;
 const STACK_RE = /^stack depth (\d+(?:\+\d+)*)$/;
+const INLINE_STACK_RE = /, stack depth (\d+(?:\+\d+)*)/;
 
 /** Scans a log in chunks of any size; collects one ProgramStats per `processed ...` line. */
 export class StatsScanner {
@@ -86,7 +88,7 @@ export class StatsScanner {
     }
     m = STACK_RE.exec(line);
     if (m) {
-      this.pendingStack = m[1].split('+').map(Number);
+      this.pendingStack = depths(m[1]);
       return;
     }
     m = PROCESSED_RE.exec(line);
@@ -95,6 +97,7 @@ export class StatsScanner {
     const limit = LIMIT_RE.exec(rest);
     const fields = new Map<string, number>();
     for (const f of rest.matchAll(FIELD_RE)) fields.set(f[1], Number(f[2]));
+    const inlineStack = INLINE_STACK_RE.exec(rest);
     this.programs.push({
       index: this.programs.length + 1,
       line: this.lineNumber,
@@ -104,12 +107,16 @@ export class StatsScanner {
       totalStates: fields.get('total_states') ?? null,
       peakStates: fields.get('peak_states') ?? null,
       markRead: fields.get('mark_read') ?? null,
-      stackDepth: this.pendingStack,
+      stackDepth: inlineStack ? depths(inlineStack[1]) : this.pendingStack,
       verificationTimeUsec: this.pendingTime,
     });
     this.pendingTime = null;
     this.pendingStack = null;
   }
+}
+
+function depths(text: string): number[] {
+  return text.split('+').map(Number);
 }
 
 function latin1(bytes: Uint8Array): string {

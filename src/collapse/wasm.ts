@@ -37,41 +37,72 @@ function collapseModule(): WebAssembly.Module {
   return compiled;
 }
 
+/** An instance with its host-side sink; idle instances are pooled because creating one
+ * costs more (reserving its memory) than collapsing a small log. */
+interface CoreInstance {
+  core: CollapseExports;
+  sink: OutputSink | null;
+}
+
+const idle: CoreInstance[] = [];
+const MAX_IDLE = 2;
+
+function newCoreInstance(): CoreInstance {
+  const slot: CoreInstance = { core: undefined as unknown as CollapseExports, sink: null };
+  const instance = new WebAssembly.Instance(collapseModule(), {
+    env: {
+      emit: (ptr: number, len: number) => slot.sink?.(new Uint8Array(slot.core.memory.buffer, ptr, len)),
+      abort: (_msg: number, _file: number, line: number, column: number) => {
+        throw new Error(`collapse core aborted at ${line}:${column}`);
+      },
+    },
+  });
+  slot.core = instance.exports as unknown as CollapseExports;
+  return slot;
+}
+
 export class WasmCollapser implements CollapseEngine {
-  private readonly core: CollapseExports;
+  private slot: CoreInstance | null;
   private readonly staging: number;
   private readonly capacity: number;
 
   constructor(sink: OutputSink, options: CollapseOptions = {}) {
     const limits = resolveLimits(options.limits);
-    let memory: WebAssembly.Memory | undefined;
-    const instance = new WebAssembly.Instance(collapseModule(), {
-      env: {
-        emit: (ptr: number, len: number) => sink(new Uint8Array(memory!.buffer, ptr, len)),
-        abort: (_msg: number, _file: number, line: number, column: number) => {
-          throw new Error(`collapse core aborted at ${line}:${column}`);
-        },
-      },
-    });
-    this.core = instance.exports as unknown as CollapseExports;
-    memory = this.core.memory;
-    const status = this.core.init(limits.minPeriodLines, limits.minRepetitions, limits.maxPeriodItems,
+    const slot = idle.pop() ?? newCoreInstance();
+    slot.sink = sink;
+    const core = slot.core;
+    const status = core.init(limits.minPeriodLines, limits.minRepetitions, limits.maxPeriodItems,
       limits.candidatesPerStart, limits.segmentBytes, limits.segmentLines, limits.longLineBytes, limits.maxDepth,
       options.json === true ? 1 : 0);
     if (status !== 0) throw new Error(`collapse core could not reserve memory for these limits (status ${status})`);
-    this.staging = this.core.inputBuffer();
-    this.capacity = this.core.inputCapacity();
+    this.slot = slot;
+    this.staging = core.inputBuffer();
+    this.capacity = core.inputCapacity();
+  }
+
+  private get core(): CollapseExports {
+    if (this.slot === null) throw new Error('collapser already finished');
+    return this.slot.core;
   }
 
   feed(chunk: Uint8Array): void {
+    const core = this.core;
     for (let at = 0; at < chunk.length; at += this.capacity) {
       const part = chunk.subarray(at, at + this.capacity);
-      new Uint8Array(this.core.memory.buffer, this.staging, part.length).set(part);
-      this.core.feed(part.length);
+      new Uint8Array(core.memory.buffer, this.staging, part.length).set(part);
+      core.feed(part.length);
     }
   }
 
+  /** Ends the input. The instance goes back to the pool only after a clean finish: one
+   * that threw part-way is dropped with its state. */
   finish(): void {
+    const slot = this.slot;
     this.core.finish();
+    this.slot = null;
+    if (slot !== null) {
+      slot.sink = null;
+      if (idle.length < MAX_IDLE) idle.push(slot);
+    }
   }
 }

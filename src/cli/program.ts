@@ -1,0 +1,39 @@
+// The commander program: global options, the commands, and how commander reports errors
+// (through exitOverride, so main() decides the exit status).
+
+import { Command } from 'commander';
+import { collapseCommand } from './collapse-command.js';
+import { paint } from './colour.js';
+import { packageVersion } from './version.js';
+
+const EXAMPLES = `
+Examples:
+  $ ktstr-wasm collapse verifier.log          collapse a BPF verifier log
+  $ ktstr-wasm collapse --stats verifier.log  the verifier's summary
+  $ ktstr-wasm help collapse                  options of one command
+
+Exit status: 0 ok, 1 the checked thing failed, 2 usage error.`;
+
+/** Formats commander's own error messages ("error: unknown option '--x'") like ours. */
+function formatCommanderError(text: string): string {
+  const message = text.replace(/^error: /, '').trimEnd();
+  return paint(process.stderr).red(`ktstr-wasm: error: ${message}`) + '\n';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ktstr-wasm');
+  // settings below are copied into every command added afterwards
+  program
+    .exitOverride()
+    .configureOutput({ outputError: (text, writeErr) => writeErr(formatCommanderError(text)) })
+    .configureHelp({ styleTitle: (s) => paint(process.stdout).bold(s) });
+  program
+    .description('Test harness for Linux schedulers; today: offline BPF verifier log collapse.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help')
+    .helpCommand('help [command]', 'print help for a command')
+    .showHelpAfterError("(run 'ktstr-wasm --help' for usage)")
+    .addHelpText('after', EXAMPLES)
+    .addCommand(collapseCommand(program));
+  return program;
+}
