@@ -49,7 +49,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    process.exitCode = EXIT_OK;
+    if (process.exitCode === undefined) process.exitCode = EXIT_OK;
   } catch (err) {
     if (isBrokenPipe(err)) process.exit(EXIT_OK);
     if (!(err instanceof CommanderError)) reportError(err);

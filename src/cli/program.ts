@@ -3,6 +3,8 @@
 
 import { Command } from 'commander';
 import { collapseCommand } from './collapse-command.js';
+import { doctorCommand } from './doctor-command.js';
+import { hostCommand } from './host-command.js';
 import { paint } from './colour.js';
 import { packageVersion } from './version.js';
 
@@ -10,6 +12,8 @@ const EXAMPLES = `
 Examples:
   $ ktstr-wasm collapse verifier.log          collapse a BPF verifier log
   $ ktstr-wasm collapse --stats verifier.log  the verifier's summary
+  $ ktstr-wasm doctor                         what this machine's KVM is
+  $ ktstr-wasm host run -- npm test           run a command in the emulated KVM test host
   $ ktstr-wasm help collapse                  options of one command
 
 Exit status: 0 ok, 1 the checked thing failed, 2 usage error.`;
@@ -28,12 +32,14 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, writeErr) => writeErr(formatCommanderError(text)) })
     .configureHelp({ styleTitle: (s) => paint(process.stdout).bold(s) });
   program
-    .description('Test harness for Linux schedulers; today: offline BPF verifier log collapse.')
+    .description('Test harness for Linux schedulers: BPF verifier log collapse, KVM checks, the emulated KVM test host.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print help')
     .helpCommand('help [command]', 'print help for a command')
     .showHelpAfterError("(run 'ktstr-wasm --help' for usage)")
     .addHelpText('after', EXAMPLES)
-    .addCommand(collapseCommand(program));
+    .addCommand(collapseCommand(program))
+    .addCommand(doctorCommand(program))
+    .addCommand(hostCommand(program));
   return program;
 }

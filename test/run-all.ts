@@ -1,0 +1,56 @@
+// `npm test`: the host-side unit tests, then the KVM-dependent tests (test/kvm/) —
+// directly where /dev/kvm is hardware-accelerated, otherwise inside the emulated KVM test
+// host (QEMU TCG with AMD SVM), with one line saying which path it took. Exit status is
+// non-zero when either part fails.
+
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { probeKvm, isHardwareKvm } from '../src/doctor/kvm-kind.js';
+import { packageRoot } from '../src/paths.js';
+
+const root = packageRoot();
+const uvuBin = join(root, 'node_modules', 'uvu', 'bin.js');
+/** Build-only packages the KVM tests never load: left out of the test host's image. */
+const BUILD_ONLY = ['node_modules/binaryen', 'node_modules/typescript', 'node_modules/assemblyscript'];
+
+function run(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+async function kvmTests(): Promise<{ status: number; path: string }> {
+  const uvuKvm = [process.execPath, uvuBin, 'dist/test/kvm', '.test.js$'];
+  const probe = probeKvm();
+  if (isHardwareKvm(probe)) {
+    console.log(`KVM tests: running directly on this machine's /dev/kvm (${probe.kind})`);
+    return { status: await run(uvuKvm), path: 'direct' };
+  }
+  const { testHostAvailable, runInTestHost } = await import('../src/host/index.js');
+  const available = testHostAvailable();
+  if (!available.ok) {
+    console.log(`KVM tests: SKIPPED — /dev/kvm is ${probe.kind} and the test host is unavailable: ${available.reason}`);
+    return { status: 0, path: 'skipped' };
+  }
+  console.log(`KVM tests: running inside the emulated KVM test host (/dev/kvm here is ${probe.kind}: ${probe.detail})`);
+  const started = Date.now();
+  const result = await runInTestHost({
+    argv: ['node', uvuBin, 'dist/test/kvm', '.test.js$'],
+    cwd: root,
+    env: process.env,
+    exclude: BUILD_ONLY,
+    timeoutMs: 15 * 60_000,
+    onOutput: (chunk: Uint8Array) => process.stdout.write(chunk),
+  });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`KVM tests: test host exit ${result.exitCode}, L1 boot ${result.bootSeconds?.toFixed(1) ?? '?'} s, ${seconds} s in all`);
+  return { status: result.exitCode, path: 'test host' };
+}
+
+const hostStatus = await run([process.execPath, uvuBin, 'dist/test', '.test.js$', '-i', 'kvm/']);
+const kvm = await kvmTests();
+console.log(`\nhost tests: ${hostStatus === 0 ? 'passed' : `FAILED (exit ${hostStatus})`}; ` +
+  `KVM tests (${kvm.path}): ${kvm.status === 0 ? (kvm.path === 'skipped' ? 'skipped' : 'passed') : `FAILED (exit ${kvm.status})`}`);
+process.exitCode = hostStatus !== 0 ? hostStatus : kvm.status;
