@@ -1,0 +1,251 @@
+// Kernel boot on x86-64, in two halves:
+//  - loadBootFiles(): reads and validates the kernel (bzImage or vmlinux ELF) and the
+//    initrd, and plans where everything goes. Pure host work: a corrupt or truncated
+//    image or a missing initrd fails here, before any VM exists.
+//  - writeBoot(): puts the plan into guest RAM -- kernel, initrd, command line, the
+//    boot_params "zero page" with its e820 map, a GDT and identity page tables -- and
+//    returns the 64-bit entry state.
+//
+// Entry: the 64-bit boot protocol (boot.rst "64-bit BOOT PROTOCOL"): long mode, paging on
+// with an identity map of the low 4 GiB (2 MiB pages; covers kernel, zero page, command
+// line and initrd), CS = __BOOT_CS (0x10) flat 64-bit, DS/ES/SS = __BOOT_DS (0x18),
+// interrupts off, rsi = boot_params. A bzImage is entered at its load address + 0x200
+// (its decompressor relocates it, KASLR included), a vmlinux at its physical e_entry.
+//
+// Guest physical layout of the boot data (all below 1 MiB, in e820 RAM the kernel
+// reclaims): GDT 0x500, boot_params 0x7000, page tables 0x9000-0xefff, command line
+// 0x20000. [0x9fc00, 0x100000) is reserved (EBDA, VGA, BIOS); ACPI tables, when the acpi
+// hook provides them, go in [0xe0000, 0x100000) (ACPI_REGION).
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { GuestMemory } from '../memory.js';
+import { HIGH_RAM_START } from '../memory.js';
+import { parseBzImage, looksLikeBzImage, type BzImage, HDR, LOADFLAG_CAN_USE_HEAP } from './bzimage.js';
+import { isElf, parseVmlinux, type VmlinuxImage } from './elf.js';
+import { BootImageError } from './errors.js';
+
+export { BootImageError } from './errors.js';
+export { parseBzImage, type BzImage } from './bzimage.js';
+export { parseVmlinux, type VmlinuxImage } from './elf.js';
+
+export const BOOT_LAYOUT = {
+  gdt: 0x500,
+  bootParams: 0x7000,
+  stackTop: 0x8ff0,
+  pml4: 0x9000,
+  pdpt: 0xa000,
+  /** Four page directories: 4 GiB in 2 MiB pages. */
+  pd: 0xb000,
+  cmdline: 0x20000,
+  cmdlineMax: 0x10000,
+  ebdaStart: 0x9fc00,
+  highMemory: 0x100000,
+  /** Where a bzImage's protected-mode kernel is loaded. */
+  bzKernelLoad: 0x100000,
+} as const;
+
+/** Reserved range the ACPI builder may fill (the RSDP must be in [0xe0000, 0x100000) for a BIOS scan too). */
+export const ACPI_REGION = { start: 0xe0000, end: 0x100000 } as const;
+
+export const BOOT_SELECTORS = { code: 0x10, data: 0x18, tss: 0x20 } as const;
+
+/** boot_params offsets outside the setup header. */
+export const BP = {
+  acpi_rsdp_addr: 0x070,
+  ext_ramdisk_image: 0x0c0,
+  ext_ramdisk_size: 0x0c4,
+  ext_cmd_line_ptr: 0x0c8,
+  e820_entries: 0x1e8,
+  e820_table: 0x2d0,
+  size: 0x1000,
+} as const;
+export const E820_MAX = 128;
+export const E820_RAM = 1;
+export const E820_RESERVED = 2;
+export const E820_ACPI = 3;
+
+export interface E820Entry { addr: number; size: number; type: number }
+
+export interface BootFiles {
+  kernelPath: string;
+  kernel: BzImage | VmlinuxImage;
+  initrd?: Uint8Array;
+  initrdPath?: string;
+  cmdline: string;
+}
+
+/** Reads and validates the kernel and initrd. Throws BootImageError with the path and what is wrong. */
+export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: string | Uint8Array; cmdline: string; kernelPath?: string }): BootFiles {
+  const kernelPath = typeof o.kernel === 'string' ? o.kernel : (o.kernelPath ?? '<kernel buffer>');
+  const kbuf = typeof o.kernel === 'string' ? readImage(o.kernel, 'kernel') : o.kernel;
+  let kernel: BzImage | VmlinuxImage;
+  if (isElf(kbuf)) kernel = parseVmlinux(kbuf, kernelPath);
+  else if (looksLikeBzImage(kbuf) || kbuf.length >= 0x202) kernel = parseBzImage(kbuf, kernelPath);
+  else throw new BootImageError(`not a kernel image (${kbuf.length} bytes: neither an ELF vmlinux nor a bzImage)`, kernelPath);
+  let initrd: Uint8Array | undefined;
+  let initrdPath: string | undefined;
+  if (o.initrd !== undefined) {
+    initrdPath = typeof o.initrd === 'string' ? o.initrd : '<initrd buffer>';
+    initrd = typeof o.initrd === 'string' ? readImage(o.initrd, 'initrd') : o.initrd;
+    if (initrd.length === 0) throw new BootImageError('initrd is empty', initrdPath);
+  }
+  const limit = kernel.kind === 'bzimage' && kernel.cmdlineSize > 0 ? Math.min(kernel.cmdlineSize, BOOT_LAYOUT.cmdlineMax - 1) : 2047;
+  if (Buffer.byteLength(o.cmdline) > limit) throw new BootImageError(`kernel command line is ${Buffer.byteLength(o.cmdline)} bytes; the kernel takes at most ${limit}`, kernelPath);
+  return { kernelPath, kernel, initrd, initrdPath, cmdline: o.cmdline };
+}
+
+function readImage(path: string, what: string): Uint8Array {
+  if (!existsSync(path)) throw new BootImageError(`${what} not found`, path);
+  const st = statSync(path);
+  if (!st.isFile()) throw new BootImageError(`${what} is not a regular file`, path);
+  return readFileSync(path);
+}
+
+/** The e820 map for a RAM layout: low RAM below the EBDA, reserved to 1 MiB, RAM to the hole, RAM from 4 GiB. */
+export function e820Map(mem: Pick<GuestMemory, 'regions'>): E820Entry[] {
+  const low = mem.regions[0].size;
+  if (low < 2 * BOOT_LAYOUT.highMemory) throw new BootImageError(`guest RAM of ${low} bytes is too small to boot`);
+  const map: E820Entry[] = [
+    { addr: 0, size: BOOT_LAYOUT.ebdaStart, type: E820_RAM },
+    { addr: BOOT_LAYOUT.ebdaStart, size: BOOT_LAYOUT.highMemory - BOOT_LAYOUT.ebdaStart, type: E820_RESERVED },
+    { addr: BOOT_LAYOUT.highMemory, size: low - BOOT_LAYOUT.highMemory, type: E820_RAM },
+  ];
+  for (const r of mem.regions.slice(1)) map.push({ addr: r.guestPhysAddr, size: r.size, type: E820_RAM });
+  return map;
+}
+
+export interface BootPlacement {
+  kernelLoad: number;
+  kernelEnd: number;
+  entry: number;
+  initrdAddr?: number;
+  initrdSize?: number;
+}
+
+const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
+
+/** Where kernel and initrd go for this RAM size (throws when they do not fit). */
+export function placeBoot(files: BootFiles, lowRam: number): BootPlacement {
+  const k = files.kernel;
+  let kernelLoad: number;
+  let kernelEnd: number;
+  let entry: number;
+  if (k.kind === 'bzimage') {
+    kernelLoad = BOOT_LAYOUT.bzKernelLoad;
+    const runAt = Math.max(alignUp(kernelLoad, k.kernelAlignment), Number(k.prefAddress));
+    kernelEnd = Math.max(kernelLoad + k.kernel.length, runAt + k.initSize);
+    entry = kernelLoad + 0x200;
+  } else {
+    kernelLoad = k.low;
+    kernelEnd = k.high;
+    entry = k.entry;
+  }
+  if (kernelEnd > lowRam) throw new BootImageError(`the kernel needs RAM up to 0x${kernelEnd.toString(16)}; guest RAM below 3 GiB ends at 0x${lowRam.toString(16)}`, files.kernelPath);
+  const p: BootPlacement = { kernelLoad, kernelEnd, entry };
+  if (files.initrd) {
+    const max = k.kind === 'bzimage' && k.initrdAddrMax > 0 ? k.initrdAddrMax : 0x37ffffff;
+    const top = Math.min(max + 1, lowRam);
+    const addr = Math.floor((top - files.initrd.length) / 0x200000) * 0x200000 >= kernelEnd
+      ? Math.floor((top - files.initrd.length) / 0x200000) * 0x200000
+      : Math.floor((top - files.initrd.length) / 4096) * 4096;
+    if (addr < kernelEnd) {
+      throw new BootImageError(`initrd of ${files.initrd.length} bytes does not fit between the kernel (ends 0x${kernelEnd.toString(16)}) and 0x${top.toString(16)}: give the guest more memory`, files.initrdPath);
+    }
+    p.initrdAddr = addr;
+    p.initrdSize = files.initrd.length;
+  }
+  return p;
+}
+
+export interface BootState {
+  entry: number;
+  bootParams: number;
+  /** The identity-mapped page tables' root (CR3). */
+  cr3: number;
+  gdt: number;
+  gdtLimit: number;
+  stackTop: number;
+  e820: E820Entry[];
+  placement: BootPlacement;
+}
+
+export interface WriteBootOptions {
+  /** Physical address of the ACPI RSDP (from the acpi hook); 0 or absent: no ACPI. */
+  acpiRsdp?: number;
+  /** Extra e820 entries (e.g. E820_ACPI ranges the ACPI builder used inside reserved memory). */
+  extraE820?: E820Entry[];
+}
+
+/** Writes kernel, initrd, command line, boot_params, GDT and page tables into guest RAM. */
+export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOptions = {}): BootState {
+  const L = BOOT_LAYOUT;
+  const placement = placeBoot(files, mem.lowSize);
+  const k = files.kernel;
+  if (k.kind === 'bzimage') {
+    mem.write(placement.kernelLoad, k.kernel);
+  } else {
+    for (const s of k.segments) {
+      mem.write(s.paddr, s.data);
+      if (s.memsz > s.data.length) mem.fill(s.paddr + s.data.length, s.memsz - s.data.length);
+    }
+  }
+  if (files.initrd && placement.initrdAddr !== undefined) mem.write(placement.initrdAddr, files.initrd);
+
+  const cmd = Buffer.from(files.cmdline + '\0', 'utf8');
+  mem.fill(L.cmdline, L.cmdlineMax);
+  mem.write(L.cmdline, cmd);
+
+  // boot_params
+  mem.fill(L.bootParams, BP.size);
+  const bp = mem.slice(L.bootParams, BP.size);
+  const dv = new DataView(bp.buffer, bp.byteOffset, BP.size);
+  if (k.kind === 'bzimage') {
+    bp.set(k.setupHeader, HDR.setup_sects);
+  } else {
+    dv.setUint16(HDR.boot_flag, 0xaa55, true);
+    dv.setUint32(HDR.header, 0x53726448, true);
+    dv.setUint16(HDR.version, 0x20c, true);
+    dv.setUint32(HDR.kernel_alignment, 0x1000000, true);
+  }
+  bp[HDR.type_of_loader] = 0xff; // undefined loader
+  bp[HDR.loadflags] |= LOADFLAG_CAN_USE_HEAP;
+  dv.setUint16(HDR.heap_end_ptr, 0xfe00, true);
+  dv.setUint32(HDR.cmd_line_ptr, L.cmdline, true);
+  dv.setUint32(BP.ext_cmd_line_ptr, 0, true);
+  dv.setUint32(HDR.cmdline_size, cmd.length - 1, true);
+  if (placement.initrdAddr !== undefined) {
+    dv.setUint32(HDR.ramdisk_image, placement.initrdAddr, true);
+    dv.setUint32(HDR.ramdisk_size, placement.initrdSize!, true);
+  }
+  if (o.acpiRsdp) dv.setBigUint64(BP.acpi_rsdp_addr, BigInt(o.acpiRsdp), true);
+  const e820 = [...e820Map(mem), ...(o.extraE820 ?? [])].sort((a, b) => a.addr - b.addr);
+  if (e820.length > E820_MAX) throw new BootImageError(`e820 map has ${e820.length} entries (max ${E820_MAX})`);
+  bp[BP.e820_entries] = e820.length;
+  e820.forEach((e, i) => {
+    const off = BP.e820_table + 20 * i;
+    dv.setBigUint64(off, BigInt(e.addr), true);
+    dv.setBigUint64(off + 8, BigInt(e.size), true);
+    dv.setUint32(off + 16, e.type, true);
+  });
+
+  // GDT: null, null, __BOOT_CS (64-bit code), __BOOT_DS, 64-bit TSS (16 bytes).
+  mem.fill(L.gdt, 0x30);
+  mem.writeU64(L.gdt + BOOT_SELECTORS.code, 0x00af9b000000ffffn);
+  mem.writeU64(L.gdt + BOOT_SELECTORS.data, 0x00cf93000000ffffn);
+  mem.writeU64(L.gdt + BOOT_SELECTORS.tss, 0x00008b0000000067n);
+  mem.writeU64(L.gdt + BOOT_SELECTORS.tss + 8, 0n);
+
+  // Identity map [0, 4 GiB) with 2 MiB pages.
+  mem.fill(L.pml4, 0x6000);
+  mem.writeU64(L.pml4, BigInt(L.pdpt) | 3n);
+  for (let i = 0; i < 4; i++) {
+    const pd = L.pd + i * 0x1000;
+    mem.writeU64(L.pdpt + 8 * i, BigInt(pd) | 3n);
+    for (let j = 0; j < 512; j++) mem.writeU64(pd + 8 * j, ((BigInt(i) << 30n) + (BigInt(j) << 21n)) | 0x83n);
+  }
+  void HIGH_RAM_START;
+  return {
+    entry: placement.entry, bootParams: L.bootParams, cr3: L.pml4, gdt: L.gdt, gdtLimit: BOOT_SELECTORS.tss + 16 - 1,
+    stackTop: L.stackTop, e820, placement,
+  };
+}

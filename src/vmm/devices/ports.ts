@@ -1,0 +1,69 @@
+// The legacy x86 port-I/O space the boot core answers in TypeScript (PIC, PIT, the speaker
+// port 0x61 and the IOAPIC/LAPIC are in the kernel): the UARTs, the exit port, the i8042
+// reset line, a minimal CMOS/RTC, the POST/delay port 0x80, and "nothing here" (reads float
+// to 0xff, writes are dropped) for everything else, including PCI config 0xcf8/0xcfc.
+// Runs on the vCPU threads.
+
+import { Serial } from './serial.js';
+
+/**
+ * An "isa-debug-exit"-style port: a byte written here ends the VM with that byte as the
+ * guest's exit code (unlike QEMU's device there is no (v << 1) | 1 encoding). The shell
+ * initramfs writes it through /dev/port.
+ */
+export const EXIT_PORT = 0x501;
+export const I8042_DATA = 0x60;
+export const I8042_STATUS = 0x64;
+export const I8042_CMD_RESET = 0xfe;
+export const CMOS_INDEX = 0x70;
+export const CMOS_DATA = 0x71;
+
+export type PortEvent = { kind: 'exit'; code: number } | { kind: 'reset'; why: string };
+
+const bcd = (v: number): number => ((Math.floor(v / 10) << 4) | (v % 10)) & 0xff;
+
+/** CMOS register for the current UTC time (BCD, 24-hour), status registers that say "valid, not updating". */
+export function cmosRegister(index: number, now = new Date()): number {
+  switch (index & 0x7f) {
+    case 0x00: return bcd(now.getUTCSeconds());
+    case 0x02: return bcd(now.getUTCMinutes());
+    case 0x04: return bcd(now.getUTCHours());
+    case 0x06: return bcd(now.getUTCDay() + 1);
+    case 0x07: return bcd(now.getUTCDate());
+    case 0x08: return bcd(now.getUTCMonth() + 1);
+    case 0x09: return bcd(now.getUTCFullYear() % 100);
+    case 0x32: return bcd(Math.floor(now.getUTCFullYear() / 100));
+    case 0x0a: return 0x26; // UIP clear, 32.768 kHz time base
+    case 0x0b: return 0x02; // 24-hour, BCD, no interrupts
+    case 0x0d: return 0x80; // RAM/time valid
+    default: return 0;
+  }
+}
+
+export class PortBus {
+  private cmosIndex = 0;
+  constructor(readonly serials: Serial[], private readonly onEvent: (e: PortEvent) => void) {}
+
+  in(port: number, data: Uint8Array): void {
+    for (const s of this.serials) {
+      if (s.handles(port)) { for (let i = 0; i < data.length; i++) data[i] = s.read(port); return; }
+    }
+    switch (port) {
+      case CMOS_DATA: data.fill(cmosRegister(this.cmosIndex)); return;
+      case I8042_STATUS: data.fill(0xff); return; // no controller (flush never ends): the kernel gives up at once
+      default: data.fill(0xff);
+    }
+  }
+
+  out(port: number, data: Uint8Array): void {
+    for (const s of this.serials) {
+      if (s.handles(port)) { for (const b of data) s.write(port, b); return; }
+    }
+    switch (port) {
+      case EXIT_PORT: this.onEvent({ kind: 'exit', code: data[0] }); return;
+      case I8042_STATUS: if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }); return;
+      case CMOS_INDEX: this.cmosIndex = data[0] & 0x7f; return;
+      default: return; // 0x80 POST/delay and everything unclaimed
+    }
+  }
+}

@@ -1,0 +1,186 @@
+// bootVm(): boot a Linux kernel in KVM and run it to its end -- the guest's exit code
+// through the exit port, power-off, reboot, triple fault, kernel panic, or a wall-clock
+// timeout -- with COM1 as the kernel console and COM2 as the application channel.
+// Everything is validated before the VM exists (boot/), and the VM is torn down on every
+// path (every vCPU thread joined, every fd closed; bootVm creates no temp files).
+//
+// Integration hooks (`platform`): `cpuid` rewrites each vCPU's CPUID entries (the topology
+// leaves; src/vmm/cpuid/), `acpi` writes ACPI tables into guest RAM inside ACPI_REGION and
+// returns the RSDP address for boot_params (src/vmm/acpi/). Without them the guest boots
+// with KVM's supported CPUID and no ACPI (1 vCPU works; more need the MADT from `acpi`).
+
+import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/index.js';
+import { EV } from './vcpu-protocol.js';
+import { Machine, type VmEvent } from './vm.js';
+import { GuestMemory, type RamRegion } from './memory.js';
+import type { CpuidHook } from './kvm-setup.js';
+
+export { BootImageError, loadBootFiles, ACPI_REGION } from './boot/index.js';
+export { GuestMemory, GUEST_BASE, ramLayout } from './memory.js';
+export { EXIT_PORT } from './devices/ports.js';
+export type { CpuidHook } from './kvm-setup.js';
+
+export interface AcpiContext {
+  memory: GuestMemory;
+  vcpus: number;
+  ram: readonly RamRegion[];
+  /** The reserved guest physical range the tables may use. */
+  region: { start: number; end: number };
+}
+
+export interface PlatformHooks {
+  cpuid?: CpuidHook;
+  /** Writes the ACPI tables; returns the RSDP address and e820 entries to add (E820_ACPI ranges). */
+  acpi?: (ctx: AcpiContext) => { rsdp: number; e820?: E820Entry[] };
+}
+
+export type BootReason = 'exit' | 'poweroff' | 'reboot' | 'panic' | 'triple-fault' | 'timeout' | 'error';
+
+export interface BootVmOptions {
+  /** bzImage or vmlinux: a path or the bytes. */
+  kernel: string | Uint8Array;
+  initrd?: string | Uint8Array;
+  /** Kernel command line; DEFAULT_CMDLINE when absent. */
+  cmdline?: string;
+  memoryMiB?: number;
+  vcpus?: number;
+  timeoutMs?: number;
+  /** Console (COM1) bytes as they arrive. */
+  onConsole?: (chunk: Uint8Array) => void;
+  /** Application channel (COM2) bytes as they arrive. */
+  onApp?: (chunk: Uint8Array) => void;
+  /** Strings to time on the console: timings.markers[s] = ms from bootVm() start to first sight. */
+  markers?: string[];
+  platform?: PlatformHooks;
+  device?: string;
+  /** Called once the vCPUs run, with senders of bytes the guest receives on COM1 / COM2. */
+  onStart?: (io: GuestInput) => void;
+  /** After a panic message, how long to wait for the guest's own reboot before stopping it. Default 2000. */
+  panicGraceMs?: number;
+}
+
+export interface GuestInput {
+  /** Bytes for the console (COM1) receiver; returns how many fit (the rest is dropped). */
+  console(bytes: Uint8Array): number;
+  /** Bytes for the application channel (COM2). */
+  app(bytes: Uint8Array): number;
+}
+
+export interface BootVmResult {
+  reason: BootReason;
+  /** The guest's exit code (reason 'exit'), else null. */
+  exitCode: number | null;
+  detail: string;
+  consoleTail: string;
+  app: string;
+  timings: {
+    /** Validation and guest RAM set-up, ms. */
+    setupMs: number;
+    /** VM + vCPU creation and worker start, ms. */
+    vmCreateMs: number;
+    firstConsoleMs?: number;
+    markers: Record<string, number>;
+    totalMs: number;
+  };
+}
+
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp';
+export const PANIC_TEXT = 'Kernel panic - not syncing';
+const CONSOLE_TAIL = 64 * 1024;
+const DRAIN_MS = 2;
+
+export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
+  const t0 = performance.now();
+  const vcpus = o.vcpus ?? 1;
+  const memoryMiB = o.memoryMiB ?? 256;
+  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`vcpus must be 1..255, got ${vcpus}`);
+  const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline ?? DEFAULT_CMDLINE });
+  const memory = new GuestMemory(memoryMiB * 1024 * 1024);
+  const acpi = o.platform?.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
+  const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820 });
+  const tSetup = performance.now();
+
+  let consoleTail = '';
+  let app = '';
+  let panicSeen = false;
+  let firstConsoleMs: number | undefined;
+  const markers: Record<string, number> = {};
+  const pendingMarkers = new Set(o.markers ?? []);
+  let scan = ''; // recent console text for marker/panic detection across chunk boundaries
+  const decoder = new TextDecoder();
+  const appDecoder = new TextDecoder();
+
+  let finish!: (r: { reason: BootReason; value: number; detail: string }) => void;
+  const finished = new Promise<{ reason: BootReason; value: number; detail: string }>((res) => { finish = res; });
+  let settled = false;
+  const settle = (reason: BootReason, value: number, detail: string): void => {
+    if (settled) return;
+    settled = true;
+    finish({ reason, value, detail });
+  };
+
+  const machine = new Machine({ memory, vcpus, boot, device: o.device, cpuid: o.platform?.cpuid });
+  let drainTimer: NodeJS.Timeout | undefined;
+  let timeout: NodeJS.Timeout | undefined;
+  let panicTimer: NodeJS.Timeout | undefined;
+  let tVm = performance.now();
+  const drain = (): void => {
+    const c = machine.com1.drainOutput();
+    if (c.length > 0) {
+      firstConsoleMs ??= performance.now() - t0;
+      o.onConsole?.(c);
+      const text = decoder.decode(c, { stream: true });
+      consoleTail = (consoleTail + text).slice(-CONSOLE_TAIL);
+      scan = (scan + text).slice(-4096);
+      for (const m of pendingMarkers) {
+        if (scan.includes(m)) { markers[m] = performance.now() - t0; pendingMarkers.delete(m); }
+      }
+      if (!panicSeen && scan.includes(PANIC_TEXT)) {
+        panicSeen = true;
+        const line = scan.slice(scan.indexOf(PANIC_TEXT)).split('\n')[0].trim();
+        panicTimer = setTimeout(() => settle('panic', 0, line), o.panicGraceMs ?? 2000);
+      }
+    }
+    const a = machine.com2.drainOutput();
+    if (a.length > 0) {
+      o.onApp?.(a);
+      app += appDecoder.decode(a, { stream: true });
+    }
+  };
+  try {
+    drainTimer = setInterval(drain, DRAIN_MS);
+    const onEvent = (e: VmEvent): void => {
+      const panicLine = (): string => consoleTail.slice(consoleTail.indexOf(PANIC_TEXT)).split('\n')[0].trim();
+      switch (e.kind) {
+        case EV.exit: settle('exit', e.value, e.detail); break;
+        case EV.poweroff: settle('poweroff', 0, e.detail); break;
+        case EV.reset: drain(); settle(panicSeen ? 'panic' : 'reboot', 0, panicSeen ? panicLine() : e.detail); break;
+        case EV.tripleFault: drain(); settle(panicSeen ? 'panic' : 'triple-fault', 0, panicSeen ? panicLine() : e.detail); break;
+        case EV.hlt: settle('poweroff', 0, e.detail); break;
+        default: settle('error', 0, e.detail);
+      }
+    };
+    await machine.start(onEvent);
+    o.onStart?.({ console: (b) => machine.com1.inject(b), app: (b) => machine.com2.inject(b) });
+    tVm = performance.now();
+    const timeoutMs = o.timeoutMs ?? 60_000;
+    timeout = setTimeout(() => settle('timeout', 0, `no end of the run within ${timeoutMs} ms`), timeoutMs);
+    const end = await finished;
+    await machine.stop();
+    drain();
+    consoleTail += decoder.decode();
+    return {
+      reason: end.reason,
+      exitCode: end.reason === 'exit' ? end.value : null,
+      detail: end.detail,
+      consoleTail,
+      app: app + appDecoder.decode(),
+      timings: { setupMs: tSetup - t0, vmCreateMs: tVm - tSetup, firstConsoleMs, markers, totalMs: performance.now() - t0 },
+    };
+  } finally {
+    clearInterval(drainTimer);
+    clearTimeout(timeout);
+    clearTimeout(panicTimer);
+    await machine.stop();
+  }
+}

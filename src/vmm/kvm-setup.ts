@@ -1,0 +1,139 @@
+// VM and vCPU set-up ioctls the boot core needs beyond src/kvm's Kvm/Vm/Vcpu wrapper:
+// TSS and identity-map pages, the in-kernel irqchip (PIC + IOAPIC + LAPICs) and PIT,
+// KVM_IRQ_LINE, MSRs, FPU and LAPIC LINT0/LINT1. All go straight through the native
+// binding with the request numbers and layouts from src/kvm.
+
+import { KVM_IOCTL, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
+import { KvmCpuid2 as Cpuid2 } from '../kvm/structs.js';
+
+/** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
+export const KVM_TSS_ADDR = 0xfffbd000;
+export const KVM_IDENTITY_MAP_ADDR = 0xfffbc000;
+export const KVM_PIT_SPEAKER_DUMMY = 1;
+
+export function setTssAddr(vmFd: number, addr = KVM_TSS_ADDR): void {
+  native().ioctl(vmFd, KVM_IOCTL.KVM_SET_TSS_ADDR, addr);
+}
+
+export function setIdentityMapAddr(vmFd: number, addr = KVM_IDENTITY_MAP_ADDR): void {
+  const b = new BigUint64Array([BigInt(addr)]);
+  native().ioctl(vmFd, KVM_IOCTL.KVM_SET_IDENTITY_MAP_ADDR, b);
+}
+
+export function createIrqchip(vmFd: number): void { native().ioctl(vmFd, KVM_IOCTL.KVM_CREATE_IRQCHIP); }
+
+/**
+ * KVM_CREATE_PIT2 with KVM's speaker port: without KVM_PIT_SPEAKER_DUMMY the kernel also
+ * answers port 0x61 (PIT channel 2 gate and output), which Linux's PIT TSC calibration reads.
+ */
+export function createPit2(vmFd: number): void {
+  const cfg = new Uint32Array(16);
+  cfg[0] = 0;
+  native().ioctl(vmFd, KVM_IOCTL.KVM_CREATE_PIT2, cfg);
+}
+
+/** KVM_IRQ_LINE on the in-kernel irqchip (GSI = ISA IRQ for 0..15). Callable from any thread. */
+export function irqLine(vmFd: number, irq: number, level: 0 | 1, scratch = new Uint32Array(2)): void {
+  scratch[0] = irq;
+  scratch[1] = level;
+  native().ioctl(vmFd, KVM_IOCTL.KVM_IRQ_LINE, scratch);
+}
+
+export const MSR = {
+  IA32_TSC: 0x10,
+  IA32_SYSENTER_CS: 0x174,
+  IA32_SYSENTER_ESP: 0x175,
+  IA32_SYSENTER_EIP: 0x176,
+  IA32_MISC_ENABLE: 0x1a0,
+  IA32_MTRR_DEF_TYPE: 0x2ff,
+  STAR: 0xc0000081,
+  LSTAR: 0xc0000082,
+  CSTAR: 0xc0000083,
+  SYSCALL_MASK: 0xc0000084,
+  KERNEL_GS_BASE: 0xc0000102,
+} as const;
+export const MISC_ENABLE_FAST_STRING = 1n;
+/** MTRRs enabled (bit 11), default type write-back (6). */
+export const MTRR_DEF_TYPE_WB_ENABLED = (1n << 11n) | 6n;
+
+/** The boot MSRs: syscall/sysenter cleared, TSC 0, fast strings, MTRRs on with WB default. Vendor-neutral. */
+export function bootMsrs(): Array<[number, bigint]> {
+  return [
+    [MSR.IA32_SYSENTER_CS, 0n], [MSR.IA32_SYSENTER_ESP, 0n], [MSR.IA32_SYSENTER_EIP, 0n],
+    [MSR.STAR, 0n], [MSR.CSTAR, 0n], [MSR.KERNEL_GS_BASE, 0n], [MSR.SYSCALL_MASK, 0n], [MSR.LSTAR, 0n],
+    [MSR.IA32_TSC, 0n],
+    [MSR.IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING],
+    [MSR.IA32_MTRR_DEF_TYPE, MTRR_DEF_TYPE_WB_ENABLED],
+  ];
+}
+
+/** struct kvm_msrs with the entries; KVM_SET_MSRS returns how many it set. */
+export function encodeMsrs(msrs: Array<[number, bigint]>): Uint8Array {
+  const b = new Uint8Array(8 + 16 * msrs.length);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, msrs.length, true);
+  msrs.forEach(([index, data], i) => {
+    dv.setUint32(8 + 16 * i, index, true);
+    dv.setBigUint64(8 + 16 * i + 8, data, true);
+  });
+  return b;
+}
+
+export function setMsrs(vcpuFd: number, msrs: Array<[number, bigint]>): void {
+  const n = native().ioctl(vcpuFd, KVM_IOCTL.KVM_SET_MSRS, encodeMsrs(msrs));
+  if (n !== msrs.length) {
+    throw new Error(`KVM_SET_MSRS set ${n} of ${msrs.length} MSRs; refused: 0x${msrs[n][0].toString(16)}`);
+  }
+}
+
+/** x87 control word 0x37f and MXCSR 0x1f80: the reset values Linux expects. */
+export function setBootFpu(vcpuFd: number): void {
+  const b = new Uint8Array(KVM_FPU.size);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(KVM_FPU.offsets.fcw, 0x37f, true);
+  dv.setUint32(KVM_FPU.offsets.mxcsr, 0x1f80, true);
+  native().ioctl(vcpuFd, KVM_IOCTL.KVM_SET_FPU, b);
+}
+
+const APIC_LVT0 = 0x350;
+const APIC_LVT1 = 0x360;
+const APIC_MODE_NMI = 0x4;
+const APIC_MODE_EXTINT = 0x7;
+
+/** LINT0 = ExtINT (the PIC's output), LINT1 = NMI, as the BIOS leaves them. */
+export function setLapicLints(vcpuFd: number): void {
+  const b = new Uint8Array(KVM_LAPIC_STATE.size);
+  const dv = new DataView(b.buffer);
+  native().ioctl(vcpuFd, KVM_IOCTL.KVM_GET_LAPIC, b);
+  const set = (reg: number, mode: number): void => {
+    const v = dv.getUint32(reg, true);
+    dv.setUint32(reg, (v & ~0x700) | (mode << 8), true);
+  };
+  set(APIC_LVT0, APIC_MODE_EXTINT);
+  set(APIC_LVT1, APIC_MODE_NMI);
+  native().ioctl(vcpuFd, KVM_IOCTL.KVM_SET_LAPIC, b);
+}
+
+/** CPUID.1:ECX bit 31: running under a hypervisor. */
+export const CPUID_1_ECX_HYPERVISOR = 0x80000000;
+
+/**
+ * The CPUID a vCPU gets: KVM_GET_SUPPORTED_CPUID with the per-vCPU APIC ID patched into
+ * leaves 0x1 (EBX[31:24]) and 0xB/0x1F (EDX), the hypervisor bit set in 0x1 ECX, then handed to the `cpuid` hook when given
+ * (the topology rewrite in src/vmm/cpuid/ plugs in there).
+ */
+export function vcpuCpuid(supported: KvmCpuid2, vcpuId: number, hook?: CpuidHook): KvmCpuid2 {
+  let entries = supported.entries().map((e) => ({ ...e }));
+  for (const e of entries) {
+    if (e.function === 1) {
+      e.ebx = ((e.ebx & 0x00ffffff) | (vcpuId << 24)) >>> 0;
+      e.ecx = (e.ecx | CPUID_1_ECX_HYPERVISOR) >>> 0; // KVM does not report it; without it Linux never looks at 0x40000000 (kvmclock)
+    }
+    if (e.function === 0xb || e.function === 0x1f) e.edx = vcpuId >>> 0;
+  }
+  if (hook) entries = hook(entries, vcpuId);
+  return Cpuid2.from(entries);
+}
+
+/** Rewrites the CPUID entries of one vCPU (gets a private copy; returns the entries to set). */
+export type CpuidHook = (entries: CpuidEntry[], vcpuId: number) => CpuidEntry[];

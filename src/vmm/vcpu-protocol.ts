@@ -1,0 +1,14 @@
+// Shared words and messages between the VM's main thread (vm.ts) and its vCPU threads
+// (vcpu-worker.ts).
+
+/** Int32 slots of a vCPU's control buffer. */
+export const VCPU_CTL = { stop: 0, tid: 1, state: 2 } as const;
+export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
+
+/** VM-wide end-of-run kinds (slot 0 of the event buffer; 0 = still running). */
+export const EV = { exit: 1, reset: 2, tripleFault: 3, poweroff: 4, error: 5, hlt: 6 } as const;
+
+export type VcpuMessage =
+  | { type: 'running'; vcpu: number }
+  | { type: 'event'; kind: number; value: number; vcpu: number; detail: string }
+  | { type: 'done'; vcpu: number; runs: number; ioExits: number; dropped: number };

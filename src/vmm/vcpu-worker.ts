@@ -1,0 +1,124 @@
+// One vCPU thread: maps kvm_run, loops on KVM_RUN and handles the exits in TypeScript --
+// port I/O through the PortBus (UARTs with their state in shared memory, see
+// devices/serial.ts), MMIO to nothing (reads 0xff), and the ends of a run: the exit
+// port, a reset (i8042), a triple fault (KVM_EXIT_SHUTDOWN), a KVM system event, HLT
+// without an in-kernel irqchip, or a failure. The first end posts a VM-wide event (first
+// one wins through the shared event word), and the main thread then stops every vCPU
+// (stop flag + kick). The vCPU fd belongs to the main thread, which closes it after this
+// thread has exited.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYSTEM_EVENT } from '../kvm/constants.js';
+import { prepareVcpuThread } from '../kvm/kick.js';
+import { Vcpu } from '../kvm/kvm.js';
+import { isErrnoError } from '../kvm/native.js';
+import { PortBus, type PortEvent } from './devices/ports.js';
+import { Serial, type SerialShared } from './devices/serial.js';
+import { EV, VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+
+export interface VcpuWorkerInput {
+  vcpuId: number;
+  vcpuFd: number;
+  vmFd: number;
+  mmapSize: number;
+  /** Int32 [stop, tid, state] for this vCPU. */
+  control: SharedArrayBuffer;
+  /** VM-wide Int32 [kind, value, vcpu]: the first end of the run. */
+  events: SharedArrayBuffer;
+  serials: SerialShared[];
+}
+
+const input = workerData as VcpuWorkerInput;
+const ctl = new Int32Array(input.control);
+const ev = new Int32Array(input.events);
+const post = (m: VcpuMessage): void => parentPort!.postMessage(m);
+
+function end(kind: number, value: number, detail: string): void {
+  if (Atomics.compareExchange(ev, 0, 0, kind) === 0) {
+    ev[1] = value;
+    ev[2] = input.vcpuId;
+    post({ type: 'event', kind, value, vcpu: input.vcpuId, detail });
+  }
+  Atomics.store(ctl, VCPU_CTL.stop, 1);
+}
+
+function main(): void {
+  const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
+  const serials = input.serials.map((s) => new Serial(s, input.vmFd));
+  const bus = new PortBus(serials, (e: PortEvent) => {
+    if (e.kind === 'exit') end(EV.exit, e.code, `exit port: code ${e.code}`);
+    else end(EV.reset, 0, e.why);
+  });
+  let runs = 0;
+  let ioExits = 0;
+  try {
+    Atomics.store(ctl, VCPU_CTL.tid, prepareVcpuThread());
+    const run = vcpu.run;
+    Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.running);
+    post({ type: 'running', vcpu: input.vcpuId });
+    for (;;) {
+      if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
+      try {
+        runs++;
+        vcpu.runOnce();
+      } catch (e) {
+        if (isErrnoError(e, 'EINTR') || isErrnoError(e, 'EAGAIN')) continue;
+        end(EV.error, 0, `KVM_RUN on vCPU ${input.vcpuId}: ${(e as Error).message}`);
+        break;
+      }
+      const reason = run.exitReason;
+      switch (reason) {
+        case KVM_EXIT.KVM_EXIT_IO: {
+          ioExits++;
+          const io = run.io();
+          const data = run.ioData(io);
+          if (io.direction === KVM_EXIT_IO_OUT) {
+            if (io.count === 1 && io.size === 1) bus.out(io.port, data);
+            else for (let i = 0; i < io.count; i++) bus.out(io.port, data.subarray(i * io.size, (i + 1) * io.size));
+          } else if (io.count === 1) {
+            bus.in(io.port, data);
+          } else {
+            for (let i = 0; i < io.count; i++) bus.in(io.port, data.subarray(i * io.size, (i + 1) * io.size));
+          }
+          continue;
+        }
+        case KVM_EXIT.KVM_EXIT_MMIO: {
+          const m = run.mmio();
+          if (!m.isWrite) m.data.fill(0xff);
+          continue;
+        }
+        case KVM_EXIT.KVM_EXIT_INTR:
+          continue;
+        case KVM_EXIT.KVM_EXIT_SHUTDOWN:
+          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)`);
+          break;
+        case KVM_EXIT.KVM_EXIT_HLT:
+          end(EV.hlt, 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);
+          break;
+        case KVM_EXIT.KVM_EXIT_SYSTEM_EVENT: {
+          const se = run.systemEvent();
+          if (se.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN) end(EV.poweroff, 0, 'KVM system event: shutdown');
+          else if (se.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_RESET) end(EV.reset, 0, 'KVM system event: reset');
+          else end(EV.error, 0, run.describeExit());
+          break;
+        }
+        default: {
+          let detail = run.describeExit();
+          try {
+            const r = vcpu.getRegs();
+            detail += ` rip=0x${r.get('rip').toString(16)}`;
+          } catch { /* ignore */ }
+          end(EV.error, 0, `vCPU ${input.vcpuId}: ${detail}`);
+          break;
+        }
+      }
+      break;
+    }
+  } finally {
+    Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.done);
+    vcpu.close(); // unmaps kvm_run; the fd belongs to the main thread
+    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, dropped: serials.reduce((a, s) => a + s.dropped, 0) });
+  }
+}
+
+main();

@@ -1,0 +1,159 @@
+// One KVM virtual machine for a Linux boot: the VM fd with its TSS/identity-map pages,
+// in-kernel irqchip and PIT, guest RAM slots (memory.ts), the vCPUs (CPUID from
+// KVM_GET_SUPPORTED_CPUID through the cpuid hook, boot MSRs, FPU, LAPIC LINTs, and on the
+// BSP the 64-bit boot state from boot/), and one worker thread per vCPU running KVM_RUN
+// (vcpu-worker.ts). APs stay in KVM's wait-for-SIPI state until the guest starts them.
+//
+// Teardown (stop()): the stop flag of every vCPU is set and its thread kicked with the kick
+// signal until it has left KVM_RUN and exited; only then are the vCPU, VM and /dev/kvm fds
+// closed (the worker never owns an fd). stop() is idempotent and is reached on every path.
+
+import { Worker } from 'node:worker_threads';
+import { installKickHandler, kick } from '../kvm/kick.js';
+import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
+import { KvmRegs } from '../kvm/structs.js';
+import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
+import { BOOT_SELECTORS, type BootState } from './boot/index.js';
+import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
+import { bootMsrs, createIrqchip, createPit2, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
+import type { GuestMemory } from './memory.js';
+import { VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import type { VcpuWorkerInput } from './vcpu-worker.js';
+
+export interface VmEvent { kind: number; value: number; vcpu: number; detail: string }
+
+export interface MachineOptions {
+  memory: GuestMemory;
+  vcpus: number;
+  boot: BootState;
+  device?: string;
+  /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
+  cpuid?: CpuidHook;
+}
+
+function setBootSregs(vcpu: Vcpu, boot: BootState): void {
+  const s = vcpu.getSregs();
+  s.setSegment('cs', code64Segment(BOOT_SELECTORS.code));
+  for (const r of ['ds', 'es', 'fs', 'gs', 'ss'] as const) s.setSegment(r, dataSegment(BOOT_SELECTORS.data));
+  s.setSegment('tr', tssSegment(BOOT_SELECTORS.tss, 0n));
+  s.setSegment('ldt', unusableLdt());
+  s.setDtable('gdt', { base: BigInt(boot.gdt), limit: boot.gdtLimit });
+  s.setDtable('idt', { base: 0n, limit: 0 });
+  s.set('cr0', CR0_PE | CR0_ET | CR0_NE | CR0_PG);
+  s.set('cr3', BigInt(boot.cr3));
+  s.set('cr4', CR4_PAE);
+  s.set('efer', EFER_LME | EFER_LMA);
+  vcpu.setSregs(s);
+  const regs = new KvmRegs();
+  regs.set('rip', boot.entry).set('rsi', boot.bootParams).set('rsp', boot.stackTop).set('rflags', 2n);
+  vcpu.setRegs(regs);
+}
+
+interface VcpuThread { vcpu: Vcpu; worker?: Worker; ctl: Int32Array; exited: Promise<void> }
+
+export class Machine {
+  readonly kvm: Kvm;
+  readonly vm: Vm;
+  readonly serialShared: SerialShared[];
+  /** Main-thread handles: COM1 (console), COM2 (application channel). */
+  readonly com1: Serial;
+  readonly com2: Serial;
+  readonly events = new SharedArrayBuffer(16);
+  private readonly threads: VcpuThread[] = [];
+  private stopping: Promise<void> | undefined;
+  private eventListener: ((e: VmEvent) => void) | undefined;
+  private errors: Error[] = [];
+  stats = { runs: 0, ioExits: 0, dropped: 0 };
+
+  constructor(private readonly o: MachineOptions) {
+    this.kvm = Kvm.open(o.device ?? '/dev/kvm');
+    try {
+      this.vm = this.kvm.createVm();
+      const fd = this.vm.fd;
+      setTssAddr(fd);
+      setIdentityMapAddr(fd);
+      createIrqchip(fd);
+      createPit2(fd);
+      o.memory.regions.forEach((r, slot) => {
+        this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
+      });
+      const supported = this.kvm.supportedCpuid();
+      for (let id = 0; id < o.vcpus; id++) {
+        const vcpu = this.vm.createVcpu(id);
+        vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid));
+        setMsrs(vcpu.fd, bootMsrs());
+        setBootFpu(vcpu.fd);
+        if (id === 0) {
+          setLapicLints(vcpu.fd);
+          setBootSregs(vcpu, o.boot);
+        }
+        this.threads.push({ vcpu, ctl: new Int32Array(new SharedArrayBuffer(16)), exited: Promise.resolve() });
+      }
+      this.serialShared = [createSerialShared(COM1), createSerialShared(COM2)];
+      this.com1 = new Serial(this.serialShared[0], fd);
+      this.com2 = new Serial(this.serialShared[1], fd);
+    } catch (e) {
+      this.kvm.close();
+      throw e;
+    }
+  }
+
+  /** Starts one worker per vCPU; `onEvent` gets the first end of the run. Resolves when all run. */
+  start(onEvent: (e: VmEvent) => void): Promise<void> {
+    installKickHandler();
+    this.eventListener = onEvent;
+    const running: Promise<void>[] = [];
+    for (const t of this.threads) {
+      const workerData: VcpuWorkerInput = {
+        vcpuId: t.vcpu.id, vcpuFd: t.vcpu.fd, vmFd: this.vm.fd, mmapSize: t.vcpu.mmapSize,
+        control: t.ctl.buffer as SharedArrayBuffer, events: this.events, serials: this.serialShared,
+      };
+      const w = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData });
+      t.worker = w;
+      running.push(new Promise<void>((res) => {
+        w.on('message', (m: VcpuMessage) => {
+          if (m.type === 'running') res();
+          else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
+          else if (m.type === 'done') {
+            this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.dropped += m.dropped;
+          }
+        });
+      }));
+      t.exited = new Promise<void>((res) => {
+        w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 5, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
+        w.on('exit', () => { res(); });
+      });
+    }
+    return Promise.all(running).then(() => undefined);
+  }
+
+  /** Stops every vCPU thread (stop flag + kicks), waits for all to exit, closes every fd. Idempotent. */
+  stop(graceMs = 5000): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const t of this.threads) Atomics.store(t.ctl, VCPU_CTL.stop, 1);
+      const kickAll = (): void => {
+        for (const t of this.threads) {
+          if (Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running) kick(Atomics.load(t.ctl, VCPU_CTL.tid));
+        }
+      };
+      kickAll();
+      const kicker = setInterval(kickAll, 5);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const all = Promise.all(this.threads.map((t) => t.exited));
+        const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); })]);
+        if (timedOut) {
+          await Promise.all(this.threads.map((t) => t.worker?.terminate()));
+          await all;
+        }
+      } finally {
+        clearInterval(kicker);
+        clearTimeout(timer);
+        this.kvm.close();
+      }
+    })();
+    return this.stopping;
+  }
+
+  get workerErrors(): readonly Error[] { return this.errors; }
+}

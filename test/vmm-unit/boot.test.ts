@@ -1,0 +1,174 @@
+// Boot-core host checks (no KVM): bzImage/vmlinux validation fails with a clear error
+// before any VM exists, placement of kernel/initrd, the e820 map and boot_params fields,
+// the RAM layout around the PCI hole.
+
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BOOT_LAYOUT, BP, BootImageError, e820Map, loadBootFiles, placeBoot, writeBoot, E820_RAM, E820_RESERVED } from '../../src/vmm/boot/index.js';
+import { HDR, parseBzImage } from '../../src/vmm/boot/bzimage.js';
+import { parseVmlinux } from '../../src/vmm/boot/elf.js';
+import { GUEST_BASE, GuestMemory, HIGH_RAM_START, PCI_HOLE_START, ramLayout } from '../../src/vmm/memory.js';
+
+const MiB = 1024 * 1024;
+
+/** A synthetic bzImage: setup header per boot.rst, `kernelBytes` of protected-mode kernel. */
+function fakeBzImage(o: { version?: number; kernelBytes?: number; setupSects?: number; xloadflags?: number } = {}): Uint8Array {
+  const setupSects = o.setupSects ?? 4;
+  const kernelBytes = o.kernelBytes ?? 0x4000;
+  const b = new Uint8Array((setupSects + 1) * 512 + kernelBytes);
+  const dv = new DataView(b.buffer);
+  b[HDR.setup_sects] = setupSects;
+  dv.setUint32(HDR.syssize, kernelBytes / 16, true);
+  dv.setUint16(HDR.boot_flag, 0xaa55, true);
+  b[0x201] = 0x62; // header ends at 0x264
+  dv.setUint32(HDR.header, 0x53726448, true);
+  dv.setUint16(HDR.version, o.version ?? 0x20f, true);
+  b[HDR.loadflags] = 1;
+  dv.setUint32(HDR.initrd_addr_max, 0x7fffffff, true);
+  dv.setUint32(HDR.kernel_alignment, 0x200000, true);
+  b[HDR.relocatable_kernel] = 1;
+  dv.setUint16(HDR.xloadflags, o.xloadflags ?? 0x7f, true);
+  dv.setUint32(HDR.cmdline_size, 2047, true);
+  dv.setBigUint64(HDR.pref_address, 0x1000000n, true);
+  dv.setUint32(HDR.init_size, 0x800000, true);
+  return b;
+}
+
+/** A synthetic vmlinux: ELF64 with one PT_LOAD at paddr 16 MiB, vaddr in the kernel map. */
+function fakeVmlinux(o: { truncate?: number; entryVirtual?: boolean } = {}): Uint8Array {
+  const b = new Uint8Array(0x2000);
+  const dv = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  dv.setUint16(16, 2, true);
+  dv.setUint16(18, 62, true);
+  const vaddr = 0xffffffff81000000n;
+  dv.setBigUint64(24, o.entryVirtual ? vaddr + 0x40n : 0x1000040n, true);
+  dv.setBigUint64(32, 64n, true);
+  dv.setUint16(54, 56, true);
+  dv.setUint16(56, 1, true);
+  const ph = 64;
+  dv.setUint32(ph, 1, true);
+  dv.setBigUint64(ph + 8, 0x1000n, true);
+  dv.setBigUint64(ph + 16, vaddr, true);
+  dv.setBigUint64(ph + 24, 0x1000000n, true);
+  dv.setBigUint64(ph + 32, 0x1000n, true);
+  dv.setBigUint64(ph + 40, 0x3000n, true);
+  return o.truncate ? b.subarray(0, o.truncate) : b;
+}
+
+const throwsBoot = (fn: () => unknown, re: RegExp): void => {
+  try { fn(); } catch (e) {
+    assert.instance(e, BootImageError);
+    assert.match((e as Error).message, re);
+    return;
+  }
+  assert.unreachable('expected a BootImageError');
+};
+
+test('bzImage setup header parsed', () => {
+  const k = parseBzImage(fakeBzImage());
+  assert.is(k.version, 0x20f);
+  assert.is(k.kernel.length, 0x4000);
+  assert.is(k.kernelAlignment, 0x200000);
+  assert.is(k.setupHeader.length, 0x264 - 0x1f1);
+});
+
+test('corrupt and truncated bzImages are refused with the reason', () => {
+  throwsBoot(() => parseBzImage(fakeBzImage().subarray(0, 0x100)), /truncated bzImage/);
+  const noMagic = fakeBzImage(); noMagic[0x202] = 0;
+  throwsBoot(() => parseBzImage(noMagic), /HdrS/);
+  throwsBoot(() => parseBzImage(fakeBzImage({ version: 0x204 })), /older than 2\.06/);
+  throwsBoot(() => parseBzImage(fakeBzImage({ xloadflags: 0 })), /64-bit entry/);
+  throwsBoot(() => parseBzImage(fakeBzImage().subarray(0, 5 * 512 + 0x100)), /truncated bzImage/);
+  throwsBoot(() => loadBootFiles({ kernel: new Uint8Array(16), cmdline: '' }), /not a kernel image/);
+});
+
+test('vmlinux: PT_LOAD at p_paddr, entry physical either way; truncation refused', () => {
+  const v = parseVmlinux(fakeVmlinux());
+  assert.is(v.entry, 0x1000040);
+  assert.is(v.low, 0x1000000);
+  assert.is(v.high, 0x1003000);
+  assert.is(parseVmlinux(fakeVmlinux({ entryVirtual: true })).entry, 0x1000040);
+  throwsBoot(() => parseVmlinux(fakeVmlinux({ truncate: 40 })), /truncated ELF header/);
+  throwsBoot(() => parseVmlinux(fakeVmlinux({ truncate: 0x1800 })), /truncated ELF: PT_LOAD 0/);
+});
+
+test('missing kernel or initrd: clear error, before any VM', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ktstr-boot-'));
+  try {
+    const k = join(dir, 'bzImage');
+    writeFileSync(k, fakeBzImage());
+    throwsBoot(() => loadBootFiles({ kernel: join(dir, 'nope'), cmdline: '' }), /kernel not found/);
+    throwsBoot(() => loadBootFiles({ kernel: k, initrd: join(dir, 'initrd.cpio'), cmdline: '' }), /initrd\.cpio: initrd not found/);
+    writeFileSync(join(dir, 'empty'), '');
+    throwsBoot(() => loadBootFiles({ kernel: k, initrd: join(dir, 'empty'), cmdline: '' }), /initrd is empty/);
+    throwsBoot(() => loadBootFiles({ kernel: k, cmdline: 'x'.repeat(5000) }), /command line/);
+    assert.is(loadBootFiles({ kernel: k, cmdline: 'console=ttyS0' }).kernel.kind, 'bzimage');
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('RAM layout: one slot up to 3 GiB, the rest at 4 GiB', () => {
+  assert.equal(ramLayout(256 * MiB), [{ guestPhysAddr: 0, size: 256 * MiB, offset: GUEST_BASE }]);
+  const r = ramLayout(3584 * MiB);
+  assert.is(r.length, 2);
+  assert.equal(r[1], { guestPhysAddr: HIGH_RAM_START, size: 512 * MiB, offset: GUEST_BASE + PCI_HOLE_START });
+  assert.throws(() => ramLayout(4096 * MiB), /exceeds/);
+  assert.throws(() => ramLayout(1000), /multiple of 64 KiB/);
+});
+
+test('e820: RAM below the EBDA, reserved to 1 MiB, RAM above; high RAM at 4 GiB', () => {
+  const map = e820Map({ regions: ramLayout(3584 * MiB) });
+  assert.equal(map, [
+    { addr: 0, size: 0x9fc00, type: E820_RAM },
+    { addr: 0x9fc00, size: 0x100000 - 0x9fc00, type: E820_RESERVED },
+    { addr: 0x100000, size: PCI_HOLE_START - 0x100000, type: E820_RAM },
+    { addr: HIGH_RAM_START, size: 512 * MiB, type: E820_RAM },
+  ]);
+});
+
+test('boot_params: header copied, loader fields, cmdline, initrd high and below initrd_addr_max', () => {
+  const mem = new GuestMemory(128 * MiB);
+  const initrd = new Uint8Array(3 * MiB).fill(7);
+  const files = loadBootFiles({ kernel: fakeBzImage(), initrd, cmdline: 'console=ttyS0 quiet' });
+  const st = writeBoot(mem, files);
+  const bp = BOOT_LAYOUT.bootParams;
+  assert.is(st.entry, 0x100000 + 0x200);
+  assert.is(mem.readU32(bp + HDR.header), 0x53726448);
+  assert.is(mem.read(bp + HDR.type_of_loader, 1)[0], 0xff);
+  assert.is(mem.readU32(bp + HDR.cmd_line_ptr), BOOT_LAYOUT.cmdline);
+  assert.is(Buffer.from(mem.read(BOOT_LAYOUT.cmdline, 19)).toString(), 'console=ttyS0 quiet');
+  const ird = mem.readU32(bp + HDR.ramdisk_image);
+  assert.is(mem.readU32(bp + HDR.ramdisk_size), initrd.length);
+  assert.ok(ird >= st.placement.kernelEnd && ird + initrd.length <= 128 * MiB, `initrd at 0x${ird.toString(16)}`);
+  assert.is(ird % 4096, 0);
+  assert.is(mem.read(ird, 1)[0], 7);
+  assert.is(mem.read(bp + BP.e820_entries, 1)[0], 3);
+  // identity map: PD entry for 2 MiB points at 2 MiB with PS
+  assert.is(mem.readU64(BOOT_LAYOUT.pd + 8), 0x200000n | 0x83n);
+  // the guest sees it at GUEST_BASE + pa in the WASM memory
+  assert.is(new DataView(mem.buffer).getUint32(GUEST_BASE + bp + HDR.header, true), 0x53726448);
+});
+
+test('initrd that does not fit: clear error', () => {
+  const files = loadBootFiles({ kernel: fakeBzImage(), initrd: new Uint8Array(60 * MiB), cmdline: '' });
+  throwsBoot(() => placeBoot(files, 64 * MiB), /does not fit/);
+});
+
+const KERNEL = '/work/shared/kernels/6.12.117-sched_ext';
+test('real kernels parse (when present)', () => {
+  if (!existsSync(join(KERNEL, 'bzImage'))) { console.log('  (skipped: no sched_ext kernel)'); return; }
+  const bz = parseBzImage(readFileSync(join(KERNEL, 'bzImage')));
+  assert.ok(bz.version >= 0x20f);
+  assert.ok(bz.relocatable);
+  const v = parseVmlinux(readFileSync(join(KERNEL, 'vmlinux')));
+  assert.is(v.entry, 0x1000000);
+  const trunc = readFileSync(join(KERNEL, 'bzImage')).subarray(0, 500_000);
+  throwsBoot(() => parseBzImage(trunc), /truncated bzImage/);
+});
+
+test.run();

@@ -1,0 +1,83 @@
+// 16550 register model, CMOS, MSR encoding and the CPUID hook on the host (no KVM: the
+// IRQ line ioctl is only called when the line changes, which these tests avoid or expect
+// to fail on a bad fd).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
+import { cmosRegister, PortBus, EXIT_PORT } from '../../src/vmm/devices/ports.js';
+import { bootMsrs, encodeMsrs, MSR, vcpuCpuid, CPUID_1_ECX_HYPERVISOR } from '../../src/vmm/kvm-setup.js';
+import { KvmCpuid2 } from '../../src/kvm/structs.js';
+
+const B = COM1.base;
+
+test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
+  const s = new Serial(createSerialShared(COM1), -1);
+  for (const c of Buffer.from('hi\n')) s.write(B, c);
+  assert.equal(Buffer.from(s.drainOutput()).toString(), 'hi\n');
+  assert.is(s.read(B + 5) & 0x60, 0x60, 'THRE and TEMT');
+  s.write(B + 3, 0x83); // DLAB
+  s.write(B, 1); s.write(B + 1, 0);
+  assert.is(s.read(B), 1);
+  s.write(B + 3, 0x03);
+  assert.equal(s.drainOutput().length, 0, 'divisor writes are not data');
+  s.write(B + 7, 0x5a);
+  assert.is(s.read(B + 7), 0x5a);
+  s.write(B + 2, 0x01);
+  assert.is(s.read(B + 2) >> 6, 3, '16550A FIFO bits');
+  s.write(B + 4, 0x10 | 0x0a); // loop + RTS + OUT2
+  assert.is(s.read(B + 6) & 0xf0, 0x90);
+  s.write(B, 0x41);
+  assert.is(s.read(B + 5) & 1, 1, 'loopback byte received');
+  assert.is(s.read(B), 0x41);
+  s.write(B + 4, 0x08);
+  assert.is(s.read(B + 6), 0xb0);
+});
+
+test('16550: received bytes', () => {
+  const s = new Serial(createSerialShared(COM1), -1);
+  assert.is(s.inject(Buffer.from('ab')), 2);
+  assert.is(s.read(B + 5) & 1, 1);
+  assert.is(s.read(B), 0x61);
+  assert.is(s.read(B), 0x62);
+  assert.is(s.read(B + 5) & 1, 0);
+});
+
+test('ports: exit port and i8042 reset raise events; CMOS time in BCD', () => {
+  const events: unknown[] = [];
+  const bus = new PortBus([], (e) => events.push(e));
+  bus.out(EXIT_PORT, Uint8Array.of(3));
+  bus.out(0x64, Uint8Array.of(0xfe));
+  assert.equal(events, [{ kind: 'exit', code: 3 }, { kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }]);
+  const d = new Date(Date.UTC(2026, 10, 21, 23, 45, 12));
+  assert.is(cmosRegister(0, d), 0x12);
+  assert.is(cmosRegister(4, d), 0x23);
+  assert.is(cmosRegister(8, d), 0x11);
+  assert.is(cmosRegister(0x0a, d) & 0x80, 0, 'no update in progress');
+  const data = new Uint8Array(1);
+  bus.in(0x1234, data);
+  assert.is(data[0], 0xff);
+});
+
+test('MSRs: kvm_msrs encoding', () => {
+  const b = encodeMsrs(bootMsrs());
+  const dv = new DataView(b.buffer);
+  assert.is(dv.getUint32(0, true), bootMsrs().length);
+  const idx = bootMsrs().findIndex(([i]) => i === MSR.IA32_MISC_ENABLE);
+  assert.is(dv.getUint32(8 + 16 * idx, true), 0x1a0);
+  assert.is(dv.getBigUint64(8 + 16 * idx + 8, true), 1n);
+});
+
+test('CPUID: APIC ID and hypervisor bit patched, then the hook', () => {
+  const sup = KvmCpuid2.from([
+    { function: 1, index: 0, flags: 0, eax: 0, ebx: 0xff000800, ecx: 0, edx: 0 },
+    { function: 0xb, index: 0, flags: 1, eax: 1, ebx: 1, ecx: 0x100, edx: 0 },
+  ]);
+  const c = vcpuCpuid(sup, 5, (entries, id) => entries.map((e) => (e.function === 0xb ? { ...e, ebx: id } : e)));
+  assert.is(c.entry(0).ebx >>> 24, 5);
+  assert.is((c.entry(0).ecx & CPUID_1_ECX_HYPERVISOR) >>> 0, CPUID_1_ECX_HYPERVISOR);
+  assert.is(c.entry(1).edx, 5);
+  assert.is(c.entry(1).ebx, 5);
+});
+
+test.run();
