@@ -18,7 +18,8 @@
 // - KVM gives a vCPU the APIC ID equal to its KVM_CREATE_VCPU id: create vCPU N with id
 //   `topology.cpus[N].apicId`. IDs above 254 need the guest in x2APIC mode (the MADT then
 //   carries x2APIC entries for them; Linux runs x2APIC without interrupt remapping under
-//   KVM because KVM advertises KVM_FEATURE_MSI_EXT_DEST_ID).
+//   KVM because KVM advertises KVM_FEATURE_MSI_EXT_DEST_ID). For such topologies enable
+//   KVM_CAP_X2APIC_API (USE_32BIT_IDS | DISABLE_BROADCAST_QUIRK) on the VM, as QEMU does.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
