@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { collapseCommand } from './collapse-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { hostCommand } from './host-command.js';
+import { shellCommand } from './shell-command.js';
 import { paint } from './colour.js';
 import { packageVersion } from './version.js';
 
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
     .addHelpText('after', EXAMPLES)
     .addCommand(collapseCommand(program))
     .addCommand(doctorCommand(program))
-    .addCommand(hostCommand(program));
+    .addCommand(hostCommand(program))
+    .addCommand(shellCommand(program));
   return program;
 }

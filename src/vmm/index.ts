@@ -73,6 +73,8 @@ export interface BootVmResult {
   detail: string;
   consoleTail: string;
   app: string;
+  /** Exits to userspace over all vCPUs: KVM_RUN calls, port I/O (by port), MMIO; console bytes dropped. */
+  stats: { runs: number; ioExits: number; mmioExits: number; dropped: number; ports: Record<string, number> };
   timings: {
     /** Validation and guest RAM set-up, ms. */
     setupMs: number;
@@ -175,6 +177,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       detail: end.detail,
       consoleTail,
       app: app + appDecoder.decode(),
+      stats: machine.stats,
       timings: { setupMs: tSetup - t0, vmCreateMs: tVm - tSetup, firstConsoleMs, markers, totalMs: performance.now() - t0 },
     };
   } finally {

@@ -11,4 +11,4 @@ export const EV = { exit: 1, reset: 2, tripleFault: 3, poweroff: 4, error: 5, hl
 export type VcpuMessage =
   | { type: 'running'; vcpu: number }
   | { type: 'event'; kind: number; value: number; vcpu: number; detail: string }
-  | { type: 'done'; vcpu: number; runs: number; ioExits: number; dropped: number };
+  | { type: 'done'; vcpu: number; runs: number; ioExits: number; mmioExits: number; dropped: number; ports: Record<string, number> };

@@ -51,6 +51,8 @@ function main(): void {
   });
   let runs = 0;
   let ioExits = 0;
+  let mmioExits = 0;
+  const ports = new Map<number, number>();
   try {
     Atomics.store(ctl, VCPU_CTL.tid, prepareVcpuThread());
     const run = vcpu.run;
@@ -71,6 +73,7 @@ function main(): void {
         case KVM_EXIT.KVM_EXIT_IO: {
           ioExits++;
           const io = run.io();
+          ports.set(io.port, (ports.get(io.port) ?? 0) + 1);
           const data = run.ioData(io);
           if (io.direction === KVM_EXIT_IO_OUT) {
             if (io.count === 1 && io.size === 1) bus.out(io.port, data);
@@ -83,6 +86,7 @@ function main(): void {
           continue;
         }
         case KVM_EXIT.KVM_EXIT_MMIO: {
+          mmioExits++;
           const m = run.mmio();
           if (!m.isWrite) m.data.fill(0xff);
           continue;
@@ -117,7 +121,7 @@ function main(): void {
   } finally {
     Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.done);
     vcpu.close(); // unmaps kvm_run; the fd belongs to the main thread
-    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, dropped: serials.reduce((a, s) => a + s.dropped, 0) });
+    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, mmioExits, ports: Object.fromEntries([...ports].map(([p, n]) => ['0x' + p.toString(16), n])), dropped: serials.reduce((a, s) => a + s.dropped, 0) });
   }
 }
 

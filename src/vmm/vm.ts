@@ -63,7 +63,7 @@ export class Machine {
   private stopping: Promise<void> | undefined;
   private eventListener: ((e: VmEvent) => void) | undefined;
   private errors: Error[] = [];
-  stats = { runs: 0, ioExits: 0, dropped: 0 };
+  stats = { runs: 0, ioExits: 0, mmioExits: 0, dropped: 0, ports: {} as Record<string, number> };
 
   constructor(private readonly o: MachineOptions) {
     this.kvm = Kvm.open(o.device ?? '/dev/kvm');
@@ -115,7 +115,8 @@ export class Machine {
           if (m.type === 'running') res();
           else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
           else if (m.type === 'done') {
-            this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.dropped += m.dropped;
+            this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
+            for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
           }
         });
       }));

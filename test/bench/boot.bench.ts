@@ -1,0 +1,93 @@
+// `npm run bench:boot` (run it inside the test host: `ktstr-wasm host run -- npm run
+// bench:boot`): time to the first /init line and to the clean exit for 1 vCPU, our VMM
+// (bootVm, in this process: measured from the bootVm() call, so VM creation and the vCPU
+// worker start are included, Node start-up is not) side by side with QEMU (-enable-kvm -M
+// microvm, same kernel, initramfs and command line; measured from spawn). Medians of
+// KTSTR_BENCH_RUNS runs (default 3), alternating.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
+import { bootVm, DEFAULT_CMDLINE, EXIT_PORT } from '../../src/vmm/index.js';
+import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+
+const kernel = process.env.KTSTR_KERNEL ?? join(defaultKernelsDir() ?? '/work/shared/kernels', '6.12.117-sched_ext', 'bzImage');
+const RUNS = Number(process.env.KTSTR_BENCH_RUNS ?? 3);
+const CMDLINE = `${DEFAULT_CMDLINE} quiet`;
+const EXEC = 'echo hello; exit 3';
+
+interface Sample { init: number; exit: number; ok: boolean }
+
+async function ours(initrd: Uint8Array): Promise<Sample> {
+  const r = await bootVm({ kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs: 120_000, markers: [INIT_MARKER] });
+  return { init: r.timings.markers[INIT_MARKER] ?? NaN, exit: r.timings.totalMs, ok: r.reason === 'exit' && r.exitCode === 3 };
+}
+
+function qemu(bin: string, initrdPath: string): Promise<Sample> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [
+      '-enable-kvm', '-cpu', 'host', '-smp', '1', '-m', '256',
+      '-M', 'microvm,isa-serial=on,rtc=on,pit=on', '-nodefaults', '-nographic', '-no-reboot',
+      '-serial', 'stdio', '-device', `isa-debug-exit,iobase=0x${EXIT_PORT.toString(16)},iosize=1`,
+      '-kernel', kernel, '-initrd', initrdPath, '-append', CMDLINE,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let init = NaN;
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out = (out + d.toString('latin1')).slice(-4096);
+      if (Number.isNaN(init) && out.includes(INIT_MARKER)) init = performance.now() - t0;
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      // isa-debug-exit: status (v << 1) | 1
+      const ok = code === ((3 << 1) | 1);
+      if (!ok) process.stderr.write(`qemu exit ${code}: ${err.slice(-500)}\n${out.slice(-800)}\n`);
+      resolve({ init, exit: performance.now() - t0, ok });
+    });
+  });
+}
+
+const median = (xs: number[]): number => {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+if (!existsSync(kernel)) {
+  console.log(`bench:boot SKIPPED: no kernel at ${kernel} (set KTSTR_KERNEL)`);
+} else {
+  const initrd = await buildShellInitramfs({ exec: EXEC });
+  const dir = mkdtempSync(join(tmpdir(), 'ktstr-bench-'));
+  try {
+    const initrdPath = join(dir, 'initrd.cpio');
+    writeFileSync(initrdPath, initrd);
+    const qemuBin = findOnPath('qemu-system-x86_64');
+    const a: Sample[] = [];
+    const b: Sample[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      a.push(await ours(initrd));
+      if (qemuBin) b.push(await qemu(qemuBin, initrdPath));
+    }
+    const row = (name: string, s: Sample[]): string =>
+      `${name.padEnd(24)} ${median(s.map((x) => x.init)).toFixed(0).padStart(8)} ms ${median(s.map((x) => x.exit)).toFixed(0).padStart(8)} ms   ${s.filter((x) => x.ok).length}/${s.length} ok`;
+    console.log(`kernel ${kernel}\ncmdline ${CMDLINE}\n1 vCPU, 256 MiB, ${RUNS} runs, medians\n`);
+    console.log(`${''.padEnd(24)} ${'first /init'.padStart(11)} ${'clean exit'.padStart(11)}`);
+    console.log(row('ktstr-wasm VMM', a));
+    if (qemuBin) {
+      console.log(row('QEMU -M microvm (KVM)', b));
+      const ri = median(a.map((x) => x.init)) / median(b.map((x) => x.init));
+      const re = median(a.map((x) => x.exit)) / median(b.map((x) => x.exit));
+      console.log(`\nratio ours/QEMU: first /init ${ri.toFixed(2)}, clean exit ${re.toFixed(2)} (< 1: faster than QEMU)`);
+    } else {
+      console.log('QEMU: not found (qemu-system-x86_64), no comparison');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
