@@ -14,6 +14,9 @@ import { EV } from './vcpu-protocol.js';
 import { Machine, type VmEvent } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
 import type { CpuidHook } from './kvm-setup.js';
+import { buildAcpiTables } from './acpi/index.js';
+import { cpuidHook } from './cpuid/index.js';
+import type { Topology } from './topology/index.js';
 
 export { BootImageError, loadBootFiles, ACPI_REGION } from './boot/index.js';
 export { GuestMemory, GUEST_BASE, ramLayout } from './memory.js';
@@ -44,6 +47,8 @@ export interface BootVmOptions {
   cmdline?: string;
   memoryMiB?: number;
   vcpus?: number;
+  /** The declared CPU topology: sets the vCPU count, their APIC IDs, CPUID and ACPI tables. */
+  topology?: Topology;
   timeoutMs?: number;
   /** Console (COM1) bytes as they arrive. */
   onConsole?: (chunk: Uint8Array) => void;
@@ -86,6 +91,20 @@ export interface BootVmResult {
   };
 }
 
+/** The ACPI hook for a topology: MADT, FADT+DSDT, SRAT and SLIT written into ACPI_REGION. */
+export function topologyAcpi(topology: Topology): NonNullable<PlatformHooks['acpi']> {
+  return (ctx) => {
+    const tables = buildAcpiTables({ topology, memoryMap: ctx.ram });
+    for (const blob of tables.blobs) {
+      if (blob.address < ctx.region.start || blob.address + blob.bytes.length > ctx.region.end) {
+        throw new RangeError(`ACPI table ${blob.name} at 0x${blob.address.toString(16)} falls outside the ACPI region`);
+      }
+      ctx.memory.write(blob.address, blob.bytes);
+    }
+    return { rsdp: tables.rsdpAddress };
+  };
+}
+
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp';
 export const PANIC_TEXT = 'Kernel panic - not syncing';
 const CONSOLE_TAIL = 64 * 1024;
@@ -93,12 +112,18 @@ const DRAIN_MS = 2;
 
 export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const t0 = performance.now();
-  const vcpus = o.vcpus ?? 1;
+  const topology = o.topology;
+  if (topology && o.vcpus !== undefined && o.vcpus !== topology.numCpus) {
+    throw new RangeError(`vcpus ${o.vcpus} disagrees with topology ${topology} (${topology.numCpus} CPUs)`);
+  }
+  if (topology?.needsX2apic) throw new RangeError(`topology ${topology}: APIC IDs above 254 (x2APIC) are not supported yet`);
+  const vcpus = topology?.numCpus ?? o.vcpus ?? 1;
   const memoryMiB = o.memoryMiB ?? 256;
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`vcpus must be 1..255, got ${vcpus}`);
+  const platform: PlatformHooks = topology ? { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform } : o.platform ?? {};
   const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline ?? DEFAULT_CMDLINE });
   const memory = new GuestMemory(memoryMiB * 1024 * 1024);
-  const acpi = o.platform?.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
+  const acpi = platform.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
   const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820 });
   const tSetup = performance.now();
 
@@ -121,7 +146,8 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
     finish({ reason, value, detail });
   };
 
-  const machine = new Machine({ memory, vcpus, boot, device: o.device, cpuid: o.platform?.cpuid });
+  const vcpuIds = topology?.cpus.map((c) => c.apicId);
+  const machine = new Machine({ memory, vcpus, vcpuIds, boot, device: o.device, cpuid: platform.cpuid });
   let drainTimer: NodeJS.Timeout | undefined;
   let timeout: NodeJS.Timeout | undefined;
   let panicTimer: NodeJS.Timeout | undefined;

@@ -47,6 +47,7 @@ function main(): void {
   const serials = input.serials.map((s) => new Serial(s, input.vmFd));
   const bus = new PortBus(serials, (e: PortEvent) => {
     if (e.kind === 'exit') end(EV.exit, e.code, `exit port: code ${e.code}`);
+    else if (e.kind === 'poweroff') end(EV.poweroff, 0, e.why);
     else end(EV.reset, 0, e.why);
   });
   let runs = 0;

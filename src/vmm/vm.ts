@@ -25,6 +25,8 @@ export interface VmEvent { kind: number; value: number; vcpu: number; detail: st
 export interface MachineOptions {
   memory: GuestMemory;
   vcpus: number;
+  /** KVM vCPU ids (= APIC IDs), one per vCPU, the boot CPU first; default 0..vcpus-1. */
+  vcpuIds?: readonly number[];
   boot: BootState;
   device?: string;
   /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
@@ -78,12 +80,14 @@ export class Machine {
         this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
       });
       const supported = this.kvm.supportedCpuid();
-      for (let id = 0; id < o.vcpus; id++) {
+      for (let index = 0; index < o.vcpus; index++) {
+        // KVM takes the vCPU id as the APIC ID: a topology's APIC IDs need not be contiguous
+        const id = o.vcpuIds?.[index] ?? index;
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid));
         setMsrs(vcpu.fd, bootMsrs());
         setBootFpu(vcpu.fd);
-        if (id === 0) {
+        if (index === 0) {
           setLapicLints(vcpu.fd);
           setBootSregs(vcpu, o.boot);
         }

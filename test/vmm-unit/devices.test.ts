@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
-import { cmosRegister, PortBus, EXIT_PORT } from '../../src/vmm/devices/ports.js';
+import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
 import { bootMsrs, encodeMsrs, MSR, vcpuCpuid, CPUID_1_ECX_HYPERVISOR } from '../../src/vmm/kvm-setup.js';
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
 
@@ -57,6 +57,25 @@ test('ports: exit port and i8042 reset raise events; CMOS time in BCD', () => {
   const data = new Uint8Array(1);
   bus.in(0x1234, data);
   assert.is(data[0], 0xff);
+});
+
+test('ports: ACPI PM1a (SCI_EN reads, S5 power-off on SLP_EN only) and reset control 0xcf9', () => {
+  const events: PortEvent[] = [];
+  const bus = new PortBus([], (e) => events.push(e));
+  const cnt = new Uint8Array(2);
+  bus.in(0x604, cnt);
+  assert.equal([...cnt], [1, 0], 'PM1a_CNT reads SCI_EN: ACPI mode');
+  const evt = new Uint8Array(4);
+  bus.in(0x600, evt);
+  assert.equal([...evt], [0, 0, 0, 0], 'no fixed events pending');
+  const slpTyp5 = 5 << 10;
+  bus.out(0x604, Uint8Array.of(slpTyp5 & 0xff, slpTyp5 >> 8));
+  assert.equal(events, [], 'SLP_TYP alone is not the power-off write');
+  const off = slpTyp5 | (1 << 13);
+  bus.out(0x604, Uint8Array.of(off & 0xff, off >> 8));
+  bus.out(0xcf9, Uint8Array.of(0x02));
+  bus.out(0xcf9, Uint8Array.of(0x06));
+  assert.equal(events.map((e) => e.kind), ['poweroff', 'reset']);
 });
 
 test('MSRs: kvm_msrs encoding', () => {

@@ -4,6 +4,7 @@
 // to 0xff, writes are dropped) for everything else, including PCI config 0xcf8/0xcfc.
 // Runs on the vCPU threads.
 
+import { isPowerOffWrite, PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_SCI_EN } from '../acpi/index.js';
 import { Serial } from './serial.js';
 
 /**
@@ -17,8 +18,9 @@ export const I8042_STATUS = 0x64;
 export const I8042_CMD_RESET = 0xfe;
 export const CMOS_INDEX = 0x70;
 export const CMOS_DATA = 0x71;
+export const RESET_CONTROL_PORT = 0xcf9;
 
-export type PortEvent = { kind: 'exit'; code: number } | { kind: 'reset'; why: string };
+export type PortEvent = { kind: 'exit'; code: number } | { kind: 'reset'; why: string } | { kind: 'poweroff'; why: string };
 
 const bcd = (v: number): number => ((Math.floor(v / 10) << 4) | (v % 10)) & 0xff;
 
@@ -50,6 +52,9 @@ export class PortBus {
     }
     switch (port) {
       case CMOS_DATA: data.fill(cmosRegister(this.cmosIndex)); return;
+      case PM1A_EVT_PORT: case PM1A_EVT_PORT + 1: case PM1A_EVT_PORT + 2: case PM1A_EVT_PORT + 3:
+        data.fill(0); return; // no fixed events pending
+      case PM1A_CNT_PORT: data.fill(0); data[0] = PM1_CNT_SCI_EN; return; // ACPI mode, as the FADT declares
       case I8042_STATUS: data.fill(0xff); return; // no controller (flush never ends): the kernel gives up at once
       default: data.fill(0xff);
     }
@@ -63,6 +68,10 @@ export class PortBus {
       case EXIT_PORT: this.onEvent({ kind: 'exit', code: data[0] }); return;
       case I8042_STATUS: if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }); return;
       case CMOS_INDEX: this.cmosIndex = data[0] & 0x7f; return;
+      case PM1A_CNT_PORT:
+        if (isPowerOffWrite(data[0] | ((data[1] ?? 0) << 8))) this.onEvent({ kind: 'poweroff', why: 'ACPI S5 (SLP_EN to PM1a_CNT)' });
+        return;
+      case RESET_CONTROL_PORT: if (data[0] === 0x06) this.onEvent({ kind: 'reset', why: 'reset control (0x06 to port 0xcf9)' }); return;
       default: return; // 0x80 POST/delay and everything unclaimed
     }
   }
