@@ -12,6 +12,8 @@ const root = packageRoot();
 const uvuBin = join(root, 'node_modules', 'uvu', 'bin.js');
 /** Build-only packages the KVM tests never load: left out of the test host's image. */
 const BUILD_ONLY = ['node_modules/binaryen', 'node_modules/typescript', 'node_modules/assemblyscript'];
+/** The KVM suite runs in about a minute in the test host; past this it has hung. */
+const SUITE_TIMEOUT_MS = 6 * 60_000;
 
 function run(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,14 +38,21 @@ async function kvmTests(): Promise<{ status: number; path: string }> {
   }
   console.log(`KVM tests: running inside the emulated KVM test host (/dev/kvm here is ${probe.kind}: ${probe.detail})`);
   const started = Date.now();
-  const result = await runInTestHost({
+  const runOnce = () => runInTestHost({
     argv: ['node', uvuBin, 'dist/test/kvm', '.test.js$'],
     cwd: root,
     env: process.env,
     exclude: BUILD_ONLY,
-    timeoutMs: 15 * 60_000,
+    timeoutMs: SUITE_TIMEOUT_MS,
     onOutput: (chunk: Uint8Array) => process.stdout.write(chunk),
   });
+  let result = await runOnce();
+  if (result.timedOut) {
+    // the suite takes about a minute; a run that hits the limit has hung (seen rarely under
+    // TCG): say so, and give it one more chance rather than failing CI on an emulator stall
+    console.log(`KVM tests: the test host hung (no end within ${SUITE_TIMEOUT_MS / 60_000} min); running the suite once more`);
+    result = await runOnce();
+  }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`KVM tests: test host exit ${result.exitCode}, L1 boot ${result.bootSeconds?.toFixed(1) ?? '?'} s, ${seconds} s in all`);
   return { status: result.exitCode, path: 'test host' };

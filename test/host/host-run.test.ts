@@ -37,6 +37,9 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 /** Runs the CLI; `marker` goes on L1's kernel command line so its QEMU can be found. */
 function cli(args: string[], marker: string, options: { env?: Record<string, string>; cwd?: string; onStart?: (pid: number) => void } = {}): Promise<CliRun> {
   const started = performance.now();
+  // a run here takes seconds: bound each one well below the CLI's 900 s default, so an
+  // emulator stall fails this test in minutes instead of stalling the suite
+  if (args[0] === 'host' && args[1] === 'run' && !args.includes('--timeout')) args = ['host', 'run', '--timeout', '120', ...args.slice(2)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? repoRoot(),
