@@ -2,17 +2,12 @@
 // (`ktstr-wasm collapse big.log | head` ends with status 0 and no message).
 
 import type { Writable } from 'node:stream';
+import { drained } from '../collapse/stream.js';
 import { errorCode } from './errors.js';
 
 /** Writes `chunk`, waiting for 'drain' when the stream asks us to. */
 export function write(out: Writable, chunk: Uint8Array | string): Promise<void> | undefined {
-  if (out.write(chunk)) return undefined;
-  return new Promise((resolve, reject) => {
-    const onDrain = (): void => { out.off('error', onError); resolve(); };
-    const onError = (err: Error): void => { out.off('drain', onDrain); reject(err); };
-    out.once('drain', onDrain);
-    out.once('error', onError);
-  });
+  return out.write(chunk) ? undefined : drained(out);
 }
 
 /** True for the error a write gets when the reading end of the pipe has closed. */

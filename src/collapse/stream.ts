@@ -7,17 +7,21 @@ import type { CollapseEngine, OutputSink } from './engine.js';
 
 export type EngineFactory = (sink: OutputSink) => CollapseEngine;
 
-function writeAll(out: Writable, chunks: Uint8Array[]): Promise<void> | undefined {
-  let ok = true;
-  for (const chunk of chunks) ok = out.write(chunk);
-  chunks.length = 0;
-  if (ok) return undefined;
+/** Resolves on the stream's next 'drain' (rejects on 'error'): backpressure for writers. */
+export function drained(out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     const onDrain = (): void => { out.off('error', onError); resolve(); };
     const onError = (err: Error): void => { out.off('drain', onDrain); reject(err); };
     out.once('drain', onDrain);
     out.once('error', onError);
   });
+}
+
+function writeAll(out: Writable, chunks: Uint8Array[]): Promise<void> | undefined {
+  let ok = true;
+  for (const chunk of chunks) ok = out.write(chunk);
+  chunks.length = 0;
+  return ok ? undefined : drained(out);
 }
 
 /** Collapses everything from `input` into `output`; resolves when all output is handed over. */
