@@ -7,10 +7,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
 import { appOutput, buildShellInitramfs } from '../vmm/initramfs.js';
-import { CliError, EXIT_FAILED } from './errors.js';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 
 export interface ShellFlags {
   kernel: string;
+  topology?: string;
   memory: number;
   exec?: string;
   timeout: number;
@@ -44,6 +46,7 @@ export function shellCommand(parent: Command): Command {
     .copyInheritedSettings(parent)
     .description('boot a kernel in the built-in VMM and run a command (or a shell) in it')
     .requiredOption('--kernel <BZIMAGE>', 'kernel: a bzImage or an uncompressed vmlinux')
+    .option('--topology <SPEC>', 'CPU topology: a preset (tiny-2llc, smt-2llc, ...) or {numa}n{llcs}l{cores}c{threads}t; default one vCPU')
     .option('--memory <MiB>', 'guest RAM in MiB', intIn('--memory', 64, 4092), 256)
     .option('--exec <CMD>', 'run CMD with /bin/sh in the guest; exit with its status')
     .option('--timeout <SECONDS>', 'stop the guest after this long', intIn('--timeout', 1, 86400), 300)
@@ -60,6 +63,12 @@ export function shellCommand(parent: Command): Command {
 
 export async function runShell(flags: ShellFlags): Promise<number> {
   const interactive = flags.exec === undefined;
+  let topology: Topology | undefined;
+  try {
+    topology = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+  }
   const initrd = await buildShellInitramfs({ exec: flags.exec });
   const cmdline = `${DEFAULT_CMDLINE}${interactive ? '' : ' quiet'}${flags.append ? ' ' + flags.append : ''}`;
   let shown = 0;
@@ -72,6 +81,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
       initrd,
       cmdline,
       memoryMiB: flags.memory,
+      topology,
       timeoutMs: flags.timeout * 1000,
       onConsole: (c) => {
         if (interactive) process.stdout.write(c);
