@@ -15,6 +15,7 @@ import { ensureImage, findHostTools, findProjectDir, type TestHostImage } from '
 import { cachedHostKernel } from './kernel.js';
 import { findOnPath, hostCacheDir } from './paths.js';
 import { FAIL_MARK, READY_MARK } from './init-script.js';
+import { l1ClockCmdline, measureHostTscKhz } from './clock.js';
 
 export const DEFAULT_MEMORY_MIB = 3072;
 export const DEFAULT_TIMEOUT_MS = 900_000;
@@ -129,11 +130,16 @@ export function testHostAvailable(env: NodeJS.ProcessEnv = process.env): TestHos
 }
 
 /** QEMU's command line for L1 (the initrd is passed as fd 3). */
-export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env): string[] {
+export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz = measureHostTscKhz()): string[] {
   // KTSTR_HOST_CMDLINE_EXTRA: appended to L1's kernel command line (debugging: loglevel=7)
-  const extra = env.KTSTR_HOST_CMDLINE_EXTRA;
-  const cmdline = extra !== undefined && extra.trim() !== '' ? `${L1_CMDLINE} ${extra.trim()}` : L1_CMDLINE;
+  const extra = env.KTSTR_HOST_CMDLINE_EXTRA?.trim() ?? '';
+  const cmdline = [L1_CMDLINE, ...l1ClockCmdline(tscKhz), ...(extra === '' ? [] : [extra])].join(' ');
+  // KTSTR_HOST_MONITOR=PATH: QEMU's human monitor on a unix socket (debugging a stalled L1:
+  // `echo 'info registers' | socat - UNIX-CONNECT:PATH`)
+  const monitor = env.KTSTR_HOST_MONITOR;
+  const debug = monitor !== undefined && monitor !== '' ? ['-monitor', `unix:${monitor},server=on,wait=off`] : [];
   return [
+    ...debug,
     '-accel', 'tcg', '-cpu', 'EPYC,+svm,+npt',
     // pit=on: without a PIT the kernel cannot calibrate the TSC under TCG and hangs
     '-M', 'microvm,isa-serial=on,rtc=on,acpi=on,pit=on',

@@ -72,6 +72,8 @@ export const KVM_IRQFD = layout('kvm_irqfd', 32, { fd: 0, gsi: 4, flags: 8, resa
 export const KVM_IOEVENTFD = layout('kvm_ioeventfd', 64, { datamatch: 0, addr: 8, len: 16, fd: 20, flags: 24, pad: 28 });
 /** Header only; `nr` routing entries follow. */
 export const KVM_IRQ_ROUTING = layout('kvm_irq_routing', 8, { nr: 0, flags: 4, entries: 8 });
+/** One GSI route; for type KVM_IRQ_ROUTING_IRQCHIP the union holds { irqchip, pin }. */
+export const KVM_IRQ_ROUTING_ENTRY = layout('kvm_irq_routing_entry', 48, { gsi: 0, type: 4, flags: 8, pad: 12, u: 16 });
 export const KVM_ENABLE_CAP = layout('kvm_enable_cap', 104, { cap: 0, flags: 4, args: 8, pad: 40 });
 export const KVM_CLOCK_DATA = layout('kvm_clock_data', 48, { clock: 0, flags: 8, pad0: 12, realtime: 16, host_tsc: 24, pad: 32 });
 export const KVM_MP_STATE = layout('kvm_mp_state', 4, { mp_state: 0 });
@@ -87,6 +89,6 @@ export const KVM_LAPIC_STATE = layout('kvm_lapic_state', 1024, { regs: 0 });
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_USERSPACE_MEMORY_REGION, KVM_REGS, KVM_SEGMENT, KVM_DTABLE, KVM_SREGS, KVM_RUN,
   KVM_CPUID_ENTRY2, KVM_CPUID2, KVM_MSR_ENTRY, KVM_MSRS, KVM_MSR_LIST, KVM_IRQ_LEVEL, KVM_PIT_CONFIG,
-  KVM_IRQFD, KVM_IOEVENTFD, KVM_IRQ_ROUTING, KVM_ENABLE_CAP, KVM_CLOCK_DATA, KVM_MP_STATE,
+  KVM_IRQFD, KVM_IOEVENTFD, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_ENABLE_CAP, KVM_CLOCK_DATA, KVM_MP_STATE,
   KVM_SIGNAL_MASK, KVM_FPU, KVM_LAPIC_STATE,
 ];

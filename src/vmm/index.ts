@@ -11,7 +11,8 @@
 
 import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
-import { Machine, type VmEvent } from './vm.js';
+import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
+export type { VcpuControlRegs } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
 import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
@@ -37,7 +38,7 @@ export interface PlatformHooks {
   acpi?: (ctx: AcpiContext) => { rsdp: number; e820?: E820Entry[] };
 }
 
-export type BootReason = 'exit' | 'poweroff' | 'reboot' | 'panic' | 'triple-fault' | 'timeout' | 'error';
+export type BootReason = 'exit' | 'poweroff' | 'reboot' | 'panic' | 'triple-fault' | 'timeout' | 'stopped' | 'error';
 
 export interface BootVmOptions {
   /** bzImage or vmlinux: a path or the bytes. */
@@ -58,18 +59,26 @@ export interface BootVmOptions {
   markers?: string[];
   platform?: PlatformHooks;
   device?: string;
-  /** Called once the vCPUs run, with senders of bytes the guest receives on COM1 / COM2. */
-  onStart?: (io: GuestInput) => void;
+  /** Called once the vCPUs run, with the live VM: guest input, memory, registers, end(). */
+  onStart?: (vm: LiveVm) => void;
   /** After a panic message, how long to wait for the guest's own reboot before stopping it. Default 2000. */
   panicGraceMs?: number;
 }
 
-export interface GuestInput {
+/** The running VM, handed to `onStart`: guest input, guest RAM, vCPU registers, and an end. */
+export interface LiveVm {
   /** Bytes for the console (COM1) receiver; returns how many fit (the rest is dropped). */
   console(bytes: Uint8Array): number;
   /** Bytes for the application channel (COM2). */
   app(bytes: Uint8Array): number;
+  /** Guest RAM (shared WebAssembly.Memory; guest physical 0 at GUEST_BASE). */
+  readonly memory: GuestMemory;
+  /** Control registers of the vCPU at `index` (0 = boot CPU), read between two KVM_RUNs. */
+  readSregs(index: number): Promise<VcpuControlRegs>;
+  /** Ends the run now (reason 'stopped'). */
+  end(detail?: string): void;
 }
+
 
 export interface BootVmResult {
   reason: BootReason;
@@ -105,14 +114,8 @@ export function topologyAcpi(topology: Topology): NonNullable<PlatformHooks['acp
   };
 }
 
-/**
- * Added with a topology. `noapic`: device interrupts go through the PIC, not the I/O APIC —
- * with the I/O APIC the guest stalls right after the 8250 driver probes (under
- * investigation, src/vmm/README.md). Local APICs, IPIs and the CPU topology are unaffected.
- */
-export const TOPOLOGY_CMDLINE = 'noapic';
-
-export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp';
+/** `pci=off`: the machine has no PCI bus (devices are ISA ports and, later, virtio-mmio). */
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp';
 export const PANIC_TEXT = 'Kernel panic - not syncing';
 const CONSOLE_TAIL = 64 * 1024;
 const DRAIN_MS = 2;
@@ -128,7 +131,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const memoryMiB = o.memoryMiB ?? 256;
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`vcpus must be 1..255, got ${vcpus}`);
   const platform: PlatformHooks = topology ? { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform } : o.platform ?? {};
-  const cmdline = (o.cmdline ?? DEFAULT_CMDLINE) + (topology ? ` ${TOPOLOGY_CMDLINE}` : '');
+  const cmdline = o.cmdline ?? DEFAULT_CMDLINE;
   const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline });
   const memory = new GuestMemory(memoryMiB * 1024 * 1024);
   const acpi = platform.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
@@ -197,7 +200,13 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       }
     };
     await machine.start(onEvent);
-    o.onStart?.({ console: (b) => machine.com1.inject(b), app: (b) => machine.com2.inject(b) });
+    o.onStart?.({
+      console: (b) => machine.com1.inject(b),
+      app: (b) => machine.com2.inject(b),
+      memory,
+      readSregs: (index) => machine.readSregs(index),
+      end: (detail = 'ended by the host') => settle('stopped', 0, detail),
+    });
     tVm = performance.now();
     const timeoutMs = o.timeoutMs ?? 60_000;
     timeout = setTimeout(() => settle('timeout', 0, `no end of the run within ${timeoutMs} ms`), timeoutMs);

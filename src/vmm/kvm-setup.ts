@@ -3,7 +3,7 @@
 // KVM_IRQ_LINE, MSRs, FPU and LAPIC LINT0/LINT1. All go straight through the native
 // binding with the request numbers and layouts from src/kvm.
 
-import { KVM_IOCTL, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
+import { KVM_IOCTL, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
 import { KvmCpuid2 as Cpuid2 } from '../kvm/structs.js';
 
 /** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
@@ -21,6 +21,45 @@ export function setIdentityMapAddr(vmFd: number, addr = KVM_IDENTITY_MAP_ADDR): 
 }
 
 export function createIrqchip(vmFd: number): void { native().ioctl(vmFd, KVM_IOCTL.KVM_CREATE_IRQCHIP); }
+
+const KVM_IRQ_ROUTING_IRQCHIP = 1;
+const IRQCHIP = { picMaster: 0, picSlave: 1, ioapic: 2 } as const;
+export const IOAPIC_PINS = 24;
+
+/**
+ * The GSI routes of a PC, as the MADT describes them (src/vmm/acpi): ISA IRQs 0-15 go to the
+ * two 8259s (IRQ2 is the cascade, so no route) and to the I/O APIC pin of the same number,
+ * except the timer: ISA IRQ0 (the PIT) is wired to I/O APIC pin 2 (the MADT's IRQ0 -> GSI2
+ * override); GSIs 16-23 reach the I/O APIC only. KVM's default table sends GSI 0 to pin 0,
+ * which would leave Linux's timer check on pin 2 without interrupts.
+ */
+export function pcGsiRoutes(): Array<{ gsi: number; chip: number; pin: number }> {
+  const routes: Array<{ gsi: number; chip: number; pin: number }> = [];
+  for (let irq = 0; irq < 16; irq++) {
+    if (irq !== 2) routes.push({ gsi: irq, chip: irq < 8 ? IRQCHIP.picMaster : IRQCHIP.picSlave, pin: irq % 8 });
+  }
+  for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+    if (gsi === 0) routes.push({ gsi: 0, chip: IRQCHIP.ioapic, pin: 2 });
+    else if (gsi !== 2) routes.push({ gsi, chip: IRQCHIP.ioapic, pin: gsi });
+  }
+  return routes;
+}
+
+/** KVM_SET_GSI_ROUTING with pcGsiRoutes() (after KVM_CREATE_IRQCHIP). */
+export function setPcGsiRouting(vmFd: number): void {
+  const routes = pcGsiRoutes();
+  const buf = new ArrayBuffer(KVM_IRQ_ROUTING.size + routes.length * KVM_IRQ_ROUTING_ENTRY.size);
+  const v = new DataView(buf);
+  v.setUint32(KVM_IRQ_ROUTING.offsets.nr, routes.length, true);
+  routes.forEach((r, i) => {
+    const o = KVM_IRQ_ROUTING.offsets.entries + i * KVM_IRQ_ROUTING_ENTRY.size;
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.gsi, r.gsi, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.type, KVM_IRQ_ROUTING_IRQCHIP, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.u, r.chip, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.u + 4, r.pin, true);
+  });
+  native().ioctl(vmFd, KVM_IOCTL.KVM_SET_GSI_ROUTING, new Uint8Array(buf));
+}
 
 /**
  * KVM_CREATE_PIT2 with KVM's speaker port: without KVM_PIT_SPEAKER_DUMMY the kernel also

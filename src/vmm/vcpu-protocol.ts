@@ -2,7 +2,7 @@
 // (vcpu-worker.ts).
 
 /** Int32 slots of a vCPU's control buffer. */
-export const VCPU_CTL = { stop: 0, tid: 1, state: 2 } as const;
+export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3 } as const;
 export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
 
 /** VM-wide end-of-run kinds (slot 0 of the event buffer; 0 = still running). */
@@ -10,5 +10,6 @@ export const EV = { exit: 1, reset: 2, tripleFault: 3, poweroff: 4, error: 5, hl
 
 export type VcpuMessage =
   | { type: 'running'; vcpu: number }
+  | { type: 'sregs'; vcpu: number; rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
   | { type: 'event'; kind: number; value: number; vcpu: number; detail: string }
   | { type: 'done'; vcpu: number; runs: number; ioExits: number; mmioExits: number; dropped: number; ports: Record<string, number> };

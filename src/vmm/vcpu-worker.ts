@@ -42,6 +42,14 @@ function end(kind: number, value: number, detail: string): void {
   Atomics.store(ctl, VCPU_CTL.stop, 1);
 }
 
+/** Answers the main thread's request for this vCPU's RIP, RSP and control registers (between two KVM_RUNs). */
+function postSregs(vcpu: Vcpu): void {
+  const s = vcpu.getSregs();
+  const r = vcpu.getRegs();
+  Atomics.store(ctl, VCPU_CTL.sregsRequest, 0);
+  post({ type: 'sregs', vcpu: input.vcpuId, rip: r.get('rip'), rsp: r.get('rsp'), cr0: s.get('cr0'), cr3: s.get('cr3'), cr4: s.get('cr4'), efer: s.get('efer') });
+}
+
 function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
   const serials = input.serials.map((s) => new Serial(s, input.vmFd));
@@ -61,6 +69,7 @@ function main(): void {
     post({ type: 'running', vcpu: input.vcpuId });
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
+      if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
       try {
         runs++;
         vcpu.runOnce();

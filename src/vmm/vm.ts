@@ -15,12 +15,15 @@ import { KvmRegs } from '../kvm/structs.js';
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
+import { bootMsrs, createIrqchip, createPit2, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 export interface VmEvent { kind: number; value: number; vcpu: number; detail: string }
+
+/** A vCPU's instruction and stack pointers and control registers, read between two KVM_RUNs. */
+export interface VcpuControlRegs { rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
 
 export interface MachineOptions {
   memory: GuestMemory;
@@ -51,7 +54,14 @@ function setBootSregs(vcpu: Vcpu, boot: BootState): void {
   vcpu.setRegs(regs);
 }
 
-interface VcpuThread { vcpu: Vcpu; worker?: Worker; ctl: Int32Array; exited: Promise<void> }
+interface VcpuThread {
+  vcpu: Vcpu;
+  worker?: Worker;
+  ctl: Int32Array;
+  exited: Promise<void>;
+  /** Callers waiting for this vCPU's next control-register answer. */
+  sregsWaiters: { resolve: (r: VcpuControlRegs) => void; reject: (e: Error) => void }[];
+}
 
 export class Machine {
   readonly kvm: Kvm;
@@ -75,6 +85,7 @@ export class Machine {
       setTssAddr(fd);
       setIdentityMapAddr(fd);
       createIrqchip(fd);
+      setPcGsiRouting(fd);
       createPit2(fd);
       o.memory.regions.forEach((r, slot) => {
         this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
@@ -91,7 +102,7 @@ export class Machine {
           setLapicLints(vcpu.fd);
           setBootSregs(vcpu, o.boot);
         }
-        this.threads.push({ vcpu, ctl: new Int32Array(new SharedArrayBuffer(16)), exited: Promise.resolve() });
+        this.threads.push({ vcpu, ctl: new Int32Array(new SharedArrayBuffer(16)), exited: Promise.resolve(), sregsWaiters: [] });
       }
       this.serialShared = [createSerialShared(COM1), createSerialShared(COM2)];
       this.com1 = new Serial(this.serialShared[0], fd);
@@ -117,6 +128,10 @@ export class Machine {
       running.push(new Promise<void>((res) => {
         w.on('message', (m: VcpuMessage) => {
           if (m.type === 'running') res();
+          else if (m.type === 'sregs') {
+            const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
+            for (const w of t.sregsWaiters.splice(0)) w.resolve(regs);
+          }
           else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
           else if (m.type === 'done') {
             this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
@@ -126,10 +141,45 @@ export class Machine {
       }));
       t.exited = new Promise<void>((res) => {
         w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 5, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
-        w.on('exit', () => { res(); });
+        w.on('exit', () => {
+          for (const waiter of t.sregsWaiters.splice(0)) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+          res();
+        });
       });
     }
     return Promise.all(running).then(() => undefined);
+  }
+
+  /**
+   * The control registers (CR0, CR3, CR4, EFER) of the vCPU at `index` (0 = boot CPU), read by
+   * its own thread between two KVM_RUNs: the request flag is set and the thread kicked until it
+   * answers. Rejects when the vCPU stops first or does not answer within `timeoutMs`.
+   */
+  readSregs(index: number, timeoutMs = 2000): Promise<VcpuControlRegs> {
+    const t = this.threads[index];
+    if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
+    if (!t.worker || Atomics.load(t.ctl, VCPU_CTL.state) !== VCPU_STATE.running) {
+      return Promise.reject(new Error(`vCPU ${t.vcpu.id} is not running`));
+    }
+    return new Promise<VcpuControlRegs>((resolve, reject) => {
+      const started = performance.now();
+      const waiter = {
+        resolve: (r: VcpuControlRegs): void => { clearInterval(kicker); resolve(r); },
+        reject: (e: Error): void => { clearInterval(kicker); reject(e); },
+      };
+      const kicker = setInterval(() => {
+        if (performance.now() - started > timeoutMs) {
+          const i = t.sregsWaiters.indexOf(waiter);
+          if (i >= 0) t.sregsWaiters.splice(i, 1);
+          waiter.reject(new Error(`vCPU ${t.vcpu.id} did not answer a register read within ${timeoutMs} ms`));
+        } else if (Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running) {
+          kick(Atomics.load(t.ctl, VCPU_CTL.tid));
+        }
+      }, 2);
+      t.sregsWaiters.push(waiter);
+      Atomics.store(t.ctl, VCPU_CTL.sregsRequest, 1);
+      kick(Atomics.load(t.ctl, VCPU_CTL.tid));
+    });
   }
 
   /** Stops every vCPU thread (stop flag + kicks), waits for all to exit, closes every fd. Idempotent. */

@@ -10,6 +10,7 @@ import { guestEnvironment, shQuote, specLine, specScript } from '../../src/host/
 import { testHostAvailable } from '../../src/host/index.js';
 import { initScript } from '../../src/host/init-script.js';
 import { holdback, L1_CMDLINE, qemuArgs } from '../../src/host/run.js';
+import { measureHostTscKhz } from '../../src/host/clock.js';
 import type { TestHostImage } from '../../src/host/image.js';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
@@ -76,7 +77,7 @@ test('holdback keeps only what could start the end marker', () => {
 
 test('qemuArgs: TCG with emulated SVM, microvm with a PIT, initrd from fd 3', () => {
   const image = { kernel: { bootImage: '/c/vmlinux' } } as unknown as TestHostImage;
-  const args = qemuArgs(image, 2048, 2, {});
+  const args = qemuArgs(image, 2048, 2, {}, 2_999_987);
   const after = (flag: string): string | undefined => args[args.indexOf(flag) + 1];
   assert.is(after('-accel'), 'tcg');
   assert.is(after('-cpu'), 'EPYC,+svm,+npt');
@@ -85,9 +86,18 @@ test('qemuArgs: TCG with emulated SVM, microvm with a PIT, initrd from fd 3', ()
   assert.is(after('-smp'), '2');
   assert.is(after('-kernel'), '/c/vmlinux');
   assert.is(after('-initrd'), '/dev/fd/3');
-  assert.is(after('-append'), L1_CMDLINE);
+  // a fixed TSC rate: L1 does not calibrate it against the PIT
+  assert.is(after('-append'), `${L1_CMDLINE} tsc_early_khz=2999987`);
   assert.ok(args.includes('-no-reboot'));
-  assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' })[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
+  assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, undefined)[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
+});
+
+test('measureHostTscKhz: a plausible rate that agrees with itself', () => {
+  const a = measureHostTscKhz();
+  if (a === undefined) { console.log('  (no TSC on this host: skipped)'); return; }
+  const b = measureHostTscKhz();
+  assert.ok(a > 100_000 && a < 20_000_000, `${a} kHz`);
+  assert.ok(Math.abs(a - b!) / a < 0.02, `${a} vs ${b} kHz`);
 });
 
 test('testHostAvailable: missing qemu is reported with the install command', () => {

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, encodeMsrs, MSR, vcpuCpuid, CPUID_1_ECX_HYPERVISOR } from '../../src/vmm/kvm-setup.js';
+import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, CPUID_1_ECX_HYPERVISOR } from '../../src/vmm/kvm-setup.js';
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
@@ -68,6 +68,13 @@ test('ports: ACPI PM1a (SCI_EN reads, S5 power-off on SLP_EN only) and reset con
   const evt = new Uint8Array(4);
   bus.in(0x600, evt);
   assert.equal([...evt], [0, 0, 0, 0], 'no fixed events pending');
+  // ACPICA enables the global lock event (GBL_EN, bit 5 of PM1_EN) and reads it back
+  bus.out(0x602, Uint8Array.of(0x20, 0x00));
+  const en = new Uint8Array(2);
+  bus.in(0x602, en);
+  assert.equal([...en], [0x20, 0], 'PM1_EN reads back what was written');
+  bus.in(0x600, evt);
+  assert.equal([...evt], [0, 0, 0x20, 0], 'PM1_STS stays 0; PM1_EN in bytes 2-3');
   const slpTyp5 = 5 << 10;
   bus.out(0x604, Uint8Array.of(slpTyp5 & 0xff, slpTyp5 >> 8));
   assert.equal(events, [], 'SLP_TYP alone is not the power-off write');
@@ -97,6 +104,17 @@ test('CPUID: APIC ID and hypervisor bit patched, then the hook', () => {
   assert.is((c.entry(0).ecx & CPUID_1_ECX_HYPERVISOR) >>> 0, CPUID_1_ECX_HYPERVISOR);
   assert.is(c.entry(1).edx, 5);
   assert.is(c.entry(1).ebx, 5);
+});
+
+test('GSI routing: ISA IRQs to both 8259s and the I/O APIC, the PIT (GSI 0) to I/O APIC pin 2', () => {
+  const routes = pcGsiRoutes();
+  const to = (gsi: number) => routes.filter((r) => r.gsi === gsi).map((r) => [r.chip, r.pin]);
+  assert.equal(to(0), [[0, 0], [2, 2]], 'PIT: PIC master pin 0 and I/O APIC pin 2 (MADT override IRQ0 -> GSI2)');
+  assert.equal(to(2), [], 'IRQ2 is the cascade');
+  assert.equal(to(4), [[0, 4], [2, 4]], 'COM1');
+  assert.equal(to(9), [[1, 1], [2, 9]], 'SCI on the slave 8259');
+  assert.equal(to(23), [[2, 23]]);
+  assert.is(routes.length, 15 + 23);
 });
 
 test.run();

@@ -44,6 +44,8 @@ export function cmosRegister(index: number, now = new Date()): number {
 
 export class PortBus {
   private cmosIndex = 0;
+  /** PM1_EN (fixed-event enables): kept as written, since ACPICA reads back what it enables. */
+  private pm1Enable = 0;
   constructor(readonly serials: Serial[], private readonly onEvent: (e: PortEvent) => void) {}
 
   in(port: number, data: Uint8Array): void {
@@ -53,7 +55,12 @@ export class PortBus {
     switch (port) {
       case CMOS_DATA: data.fill(cmosRegister(this.cmosIndex)); return;
       case PM1A_EVT_PORT: case PM1A_EVT_PORT + 1: case PM1A_EVT_PORT + 2: case PM1A_EVT_PORT + 3:
-        data.fill(0); return; // no fixed events pending
+        // PM1_STS (bytes 0-1): no fixed events pending; PM1_EN (bytes 2-3): as written
+        for (let i = 0; i < data.length; i++) {
+          const at = port - PM1A_EVT_PORT + i;
+          data[i] = at >= 2 && at < 4 ? (this.pm1Enable >> (8 * (at - 2))) & 0xff : 0;
+        }
+        return;
       case PM1A_CNT_PORT: data.fill(0); data[0] = PM1_CNT_SCI_EN; return; // ACPI mode, as the FADT declares
       case I8042_STATUS: data.fill(0xff); return; // no controller (flush never ends): the kernel gives up at once
       default: data.fill(0xff);
@@ -68,6 +75,12 @@ export class PortBus {
       case EXIT_PORT: this.onEvent({ kind: 'exit', code: data[0] }); return;
       case I8042_STATUS: if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }); return;
       case CMOS_INDEX: this.cmosIndex = data[0] & 0x7f; return;
+      case PM1A_EVT_PORT: case PM1A_EVT_PORT + 1: case PM1A_EVT_PORT + 2: case PM1A_EVT_PORT + 3:
+        for (let i = 0; i < data.length; i++) {
+          const at = port - PM1A_EVT_PORT + i;
+          if (at >= 2 && at < 4) this.pm1Enable = (this.pm1Enable & ~(0xff << (8 * (at - 2)))) | (data[i] << (8 * (at - 2)));
+        }
+        return; // writes to PM1_STS clear nothing: no status bit is ever set
       case PM1A_CNT_PORT:
         if (isPowerOffWrite(data[0] | ((data[1] ?? 0) << 8))) this.onEvent({ kind: 'poweroff', why: 'ACPI S5 (SLP_EN to PM1a_CNT)' });
         return;
