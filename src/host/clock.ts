@@ -29,6 +29,6 @@ export function measureHostTscKhz(windowMs = 20, samples = 3): number | undefine
 }
 
 /** The L1 command-line words that fix its TSC rate (none when it cannot be measured). */
-export function l1ClockCmdline(tscKhz = measureHostTscKhz()): string[] {
-  return tscKhz === undefined ? [] : [`tsc_early_khz=${tscKhz}`];
+export function l1ClockCmdline(tscKhz: number | null = measureHostTscKhz() ?? null): string[] {
+  return tscKhz === null ? [] : [`tsc_early_khz=${tscKhz}`];
 }

@@ -130,7 +130,7 @@ export function testHostAvailable(env: NodeJS.ProcessEnv = process.env): TestHos
 }
 
 /** QEMU's command line for L1 (the initrd is passed as fd 3). */
-export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz = measureHostTscKhz()): string[] {
+export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz: number | null = measureHostTscKhz() ?? null): string[] {
   // KTSTR_HOST_CMDLINE_EXTRA: appended to L1's kernel command line (debugging: loglevel=7)
   const extra = env.KTSTR_HOST_CMDLINE_EXTRA?.trim() ?? '';
   const cmdline = [L1_CMDLINE, ...l1ClockCmdline(tscKhz), ...(extra === '' ? [] : [extra])].join(' ');

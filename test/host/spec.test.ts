@@ -89,7 +89,7 @@ test('qemuArgs: TCG with emulated SVM, microvm with a PIT, initrd from fd 3', ()
   // a fixed TSC rate: L1 does not calibrate it against the PIT
   assert.is(after('-append'), `${L1_CMDLINE} tsc_early_khz=2999987`);
   assert.ok(args.includes('-no-reboot'));
-  assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, undefined)[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
+  assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, null)[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
 });
 
 test('measureHostTscKhz: a plausible rate that agrees with itself', () => {
