@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { collapseCommand } from './collapse-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { hostCommand } from './host-command.js';
+import { kernelCommand } from './kernel-command.js';
 import { shellCommand } from './shell-command.js';
 import { paint } from './colour.js';
 import { packageVersion } from './version.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program
     .description('Test harness for Linux schedulers: BPF verifier log collapse, KVM checks, the emulated KVM test host.')
     .version(packageVersion(), '-V, --version', 'print the version')
+    .enablePositionalOptions() // -V/--version only before the command: `kernel build --version 6.12` is the build's
     .helpOption('-h, --help', 'print help')
     .helpCommand('help [command]', 'print help for a command')
     .showHelpAfterError("(run 'ktstr-wasm --help' for usage)")
@@ -42,6 +44,7 @@ export function buildProgram(): Command {
     .addCommand(collapseCommand(program))
     .addCommand(doctorCommand(program))
     .addCommand(hostCommand(program))
+    .addCommand(kernelCommand(program))
     .addCommand(shellCommand(program));
   return program;
 }

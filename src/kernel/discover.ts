@@ -1,17 +1,19 @@
-// Finds the kernels a run can use without building one: KTSTR_KERNEL, then the prebuilt
-// kernels directory ($KTSTR_KERNELS_DIR, else ../shared/kernels/<label>/ beside the package).
-// The kernel cache and `kernel build` extend this list later.
+// Finds the kernels a run can use without building one: KTSTR_KERNEL, then the kernel cache
+// (entries of `kernel build`), then the prebuilt kernels directory ($KTSTR_KERNELS_DIR, else
+// ../shared/kernels/<label>/ beside the package). The summary doctor prints; resolve.ts does
+// the full --kernel resolution.
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../paths.js';
+import { defaultKernelCacheDir, KernelCache } from './cache.js';
 
 export interface KernelEntry {
   label: string;
   bzImage: string;
   /** Uncompressed ELF with symbols and BTF, when present next to the bzImage. */
   vmlinux?: string;
-  source: 'KTSTR_KERNEL' | 'shared';
+  source: 'KTSTR_KERNEL' | 'cache' | 'shared';
 }
 
 function entryFromDir(label: string, dir: string, source: KernelEntry['source']): KernelEntry | undefined {
@@ -44,6 +46,10 @@ export function discoverKernels(env: NodeJS.ProcessEnv = process.env): KernelEnt
   const found: KernelEntry[] = [];
   if (env.KTSTR_KERNEL) {
     const entry = fromEnv(env.KTSTR_KERNEL);
+    if (entry) found.push(entry);
+  }
+  for (const e of new KernelCache(defaultKernelCacheDir(env)).list()) {
+    const entry = entryFromDir(e.label, e.dir, 'cache');
     if (entry) found.push(entry);
   }
   const shared = defaultKernelsDir(env);

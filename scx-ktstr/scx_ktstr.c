@@ -1,0 +1,196 @@
+/* scx_ktstr.c - the loader of scx-ktstr, the ktstr-wasm fixture scheduler.
+ *
+ * Sets the knobs in the BPF program's .rodata, loads it (libbpf, through the generated
+ * skeleton), attaches the sched_ext_ops struct_ops map and waits until SIGINT/SIGTERM or
+ * until the kernel ends the scheduler (ops.exit records why). Exit status: 0 after a
+ * normal unregistration, 1 when loading or attaching failed or the scheduler died with an
+ * error, 2 on a usage error. On a load failure libbpf's verifier log goes to stderr between
+ * the lines `-- BEGIN PROG LOAD LOG --` and `-- END PROG LOAD LOG --`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/libbpf.h>
+
+/* the skeleton names .bss/.rodata types as the BPF side does */
+typedef __u8 u8;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u64 u64;
+typedef __s64 s64;
+#include "scx_ktstr.skel.h"
+
+#define LOG_BEGIN "-- BEGIN PROG LOAD LOG --"
+#define LOG_END "-- END PROG LOAD LOG --"
+#define EXIT_KIND_ERROR 1024 /* SCX_EXIT_ERROR: kinds at or above it are errors */
+
+static volatile sig_atomic_t stop_requested;
+static int verbose;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: scx_ktstr [options]\n"
+		"  --fail-verify      plant a null-pointer store the verifier rejects (load fails)\n"
+		"  --verify-loop      the same, after an unrolled 8-iteration loop\n"
+		"  --stall            never dispatch: the sched_ext watchdog ends the scheduler\n"
+		"  --degrade          no idle-CPU wake-ups, 100 ms slices\n"
+		"  --slow             spin about 50 us in every dispatch\n"
+		"  --crash-after SECS scx_bpf_error() SECS seconds after attaching\n"
+		"  -v, --verbose      print libbpf's debug messages\n"
+		"  -h, --help         this help\n");
+}
+
+/* libbpf's messages: the verifier log of a failed load is re-printed with the markers on
+ * lines of their own; everything else passes through (debug messages only with -v). */
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	char *text = NULL, *begin, *end;
+	va_list copy;
+	int n;
+
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	va_copy(copy, args);
+	n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	if (n < 0 || !(text = malloc((size_t)n + 1)))
+		return vfprintf(stderr, fmt, args);
+	vsnprintf(text, (size_t)n + 1, fmt, args);
+	begin = strstr(text, LOG_BEGIN);
+	end = begin ? strstr(begin, LOG_END) : NULL;
+	if (begin && end) {
+		size_t head = (size_t)(begin - text);
+		const char *log = begin + strlen(LOG_BEGIN);
+		size_t len;
+
+		while (head > 0 && (text[head - 1] == ' ' || text[head - 1] == ':'))
+			head--;
+		if (*log == '\n')
+			log++;
+		len = (size_t)(end - log);
+		fprintf(stderr, "%.*s: verifier log:\n%s\n%.*s%s%s\n", (int)head, text, LOG_BEGIN,
+			(int)len, log, (len > 0 && log[len - 1] != '\n') ? "\n" : "", LOG_END);
+	} else {
+		fputs(text, stderr);
+	}
+	free(text);
+	return n;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR && !stop_requested)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "fail-verify", no_argument, NULL, 'F' },
+		{ "verify-loop", no_argument, NULL, 'L' },
+		{ "stall", no_argument, NULL, 'S' },
+		{ "degrade", no_argument, NULL, 'D' },
+		{ "slow", no_argument, NULL, 'W' },
+		{ "crash-after", required_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool fail_verify = false, verify_loop = false, stall = false, degrade = false, slow = false;
+	unsigned long long crash_after = 0;
+	struct scx_ktstr *skel;
+	struct bpf_link *link;
+	int opt, err, status;
+
+	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+		char *rest;
+
+		switch (opt) {
+		case 'F': fail_verify = true; break;
+		case 'L': fail_verify = verify_loop = true; break;
+		case 'S': stall = true; break;
+		case 'D': degrade = true; break;
+		case 'W': slow = true; break;
+		case 'C':
+			errno = 0;
+			crash_after = strtoull(optarg, &rest, 10);
+			if (errno || *rest || rest == optarg || crash_after == 0 || crash_after > 86400) {
+				fprintf(stderr, "scx_ktstr: --crash-after takes whole seconds from 1 to 86400\n");
+				return 2;
+			}
+			break;
+		case 'v': verbose = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "scx_ktstr: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	libbpf_set_print(print_libbpf);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	skel = scx_ktstr__open();
+	if (!skel) {
+		fprintf(stderr, "scx_ktstr: opening the BPF object failed: %s\n", strerror(errno));
+		return 1;
+	}
+	skel->rodata->fail_verify = fail_verify;
+	skel->rodata->verify_loop = verify_loop;
+	skel->rodata->stall = stall;
+	skel->rodata->degrade = degrade;
+	skel->rodata->slow = slow;
+	skel->rodata->crash_after_ns = crash_after * 1000000000ULL;
+	/* ops.init creates the DSQ, which only a sleepable program may do; libbpf 1.1 has no
+	 * "struct_ops.s/" section name, so the flag is set here */
+	bpf_program__set_flags(skel->progs.ktstr_init,
+			       bpf_program__flags(skel->progs.ktstr_init) | BPF_F_SLEEPABLE);
+
+	err = scx_ktstr__load(skel);
+	if (err) {
+		fprintf(stderr, "scx_ktstr: loading the BPF programs failed: %s\n", strerror(-err));
+		scx_ktstr__destroy(skel);
+		return 1;
+	}
+	link = bpf_map__attach_struct_ops(skel->maps.ktstr_ops);
+	if (!link) {
+		fprintf(stderr, "scx_ktstr: attaching sched_ext_ops failed: %s\n", strerror(errno));
+		scx_ktstr__destroy(skel);
+		return 1;
+	}
+	printf("scx_ktstr: attached%s%s%s%s%s\n", stall ? " --stall" : "", degrade ? " --degrade" : "",
+	       slow ? " --slow" : "", crash_after ? " --crash-after" : "", "");
+	fflush(stdout);
+
+	while (!stop_requested && skel->bss->exit_kind == 0)
+		sleep_ms(100);
+
+	bpf_link__destroy(link);
+	/* destroying the link unregisters the ops; ops.exit has run by then */
+	status = skel->bss->exit_kind >= EXIT_KIND_ERROR ? 1 : 0;
+	printf("scx_ktstr: enqueued=%llu direct=%llu dispatched=%llu\n",
+	       (unsigned long long)skel->bss->nr_enqueued, (unsigned long long)skel->bss->nr_direct,
+	       (unsigned long long)skel->bss->nr_dispatched);
+	printf("EXIT: %s%s%s (kind %d)\n", skel->bss->exit_reason[0] ? skel->bss->exit_reason : "unknown",
+	       skel->bss->exit_msg[0] ? ": " : "", skel->bss->exit_msg, skel->bss->exit_kind);
+	scx_ktstr__destroy(skel);
+	return status;
+}
