@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { collapseCommand } from './collapse-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { hostCommand } from './host-command.js';
+import { inspectCommand } from './inspect-command.js';
 import { kernelCommand } from './kernel-command.js';
 import { shellCommand } from './shell-command.js';
 import { paint } from './colour.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
     .addCommand(doctorCommand(program))
     .addCommand(hostCommand(program))
     .addCommand(kernelCommand(program))
-    .addCommand(shellCommand(program));
+    .addCommand(shellCommand(program))
+    .addCommand(inspectCommand(program));
   return program;
 }

@@ -1,4 +1,4 @@
-// `ktstr-wasm shell --kernel BZIMAGE [--memory MiB] [--exec CMD]`: boots the kernel in
+// `ktstr-wasm shell [--kernel SPEC] [--topology SPEC] [--memory MiB] [--exec CMD]`: boots the kernel in
 // this process's own VMM (src/vmm) with a busybox initramfs. With --exec the guest runs
 // CMD, its output (COM2) goes to stdout, and shell exits with CMD's exit code; the kernel
 // console goes to stderr with --verbose. Without --exec: an interactive shell on the
@@ -9,9 +9,10 @@ import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../v
 import { appOutput, buildShellInitramfs } from '../vmm/initramfs.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
+import { KernelNotFoundError, resolveKernel } from '../kernel/resolve.js';
 
 export interface ShellFlags {
-  kernel: string;
+  kernel?: string;
   topology?: string;
   memory: number;
   exec?: string;
@@ -33,6 +34,8 @@ function intIn(what: string, min: number, max: number) {
 
 const EXAMPLES = `
 Examples:
+  $ ktstr-wasm shell --exec 'uname -r; nproc'       the default kernel
+  $ ktstr-wasm shell --kernel 6.12 --topology tiny-2llc --exec 'lscpu'
   $ ktstr-wasm shell --kernel bzImage --exec 'uname -r; nproc'
   $ ktstr-wasm shell --kernel vmlinux --memory 512 --exec 'cat /proc/cmdline' -v
   $ ktstr-wasm shell --kernel bzImage            interactive shell on the console
@@ -45,7 +48,7 @@ export function shellCommand(parent: Command): Command {
   return new Command('shell')
     .copyInheritedSettings(parent)
     .description('boot a kernel in the built-in VMM and run a command (or a shell) in it')
-    .requiredOption('--kernel <BZIMAGE>', 'kernel: a bzImage or an uncompressed vmlinux')
+    .option('--kernel <SPEC>', 'kernel: a bzImage or vmlinux path, a kernel directory, a cache label or a version (default: KTSTR_KERNEL, then the newest cached or prebuilt kernel)')
     .option('--topology <SPEC>', 'CPU topology: a preset (tiny-2llc, smt-2llc, ...) or {numa}n{llcs}l{cores}c{threads}t; default one vCPU')
     .option('--memory <MiB>', 'guest RAM in MiB', intIn('--memory', 64, 4092), 256)
     .option('--exec <CMD>', 'run CMD with /bin/sh in the guest; exit with its status')
@@ -69,6 +72,13 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
   }
+  let kernel: string;
+  try {
+    kernel = resolveKernel(flags.kernel).bzImage;
+  } catch (err) {
+    if (err instanceof KernelNotFoundError) throw new CliError(err.message, EXIT_USAGE);
+    throw err;
+  }
   const initrd = await buildShellInitramfs({ exec: flags.exec });
   const cmdline = `${DEFAULT_CMDLINE}${interactive ? '' : ' quiet'}${flags.append ? ' ' + flags.append : ''}`;
   let shown = 0;
@@ -77,7 +87,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   let r: BootVmResult;
   try {
     r = await bootVm({
-      kernel: flags.kernel,
+      kernel,
       initrd,
       cmdline,
       memoryMiB: flags.memory,

@@ -1,0 +1,127 @@
+// `npm run bench:introspect`: the WASM introspection core against the same algorithms in
+// plain TypeScript over a DataView (src/monitor/ts-walker.ts), in the same run, on synthetic
+// guest memory: page-table translations/s (4- and 5-level, 4 KiB pages in a scattered
+// vmalloc-like area plus 2 MiB pages), xa_load/s on a 3-level xarray, and the time of a full
+// struct_ops enumeration (a scheduler's worth of programs on 8 CPUs). Prints a table and the
+// goals (>= 20 M translations/s, WASM >= 3x TS, enumeration < 100 us); asserts nothing.
+
+import { DataViewWalker } from '../../src/monitor/index.js';
+import { IMAGE_BASE, SyntheticGuest, rng } from '../introspect/synthetic-guest.js';
+
+const ADDRESSES = 1 << 16;
+const ROUNDS = 7;
+const MIN_MS = 200;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Operations per second: median over ROUNDS of repeated runs of >= MIN_MS each. */
+function rate(opsPerCall: number, call: () => void): number {
+  const rates: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let calls = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < MIN_MS) { call(); calls++; t = performance.now(); }
+    rates.push((calls * opsPerCall) / ((t - t0) / 1000));
+  }
+  return median(rates);
+}
+
+function translations(la57: boolean): { wasm: number; ts: number } {
+  const g = new SyntheticGuest({ la57, ramBytes: 256 << 20 });
+  const rand = rng(la57 ? 99 : 42);
+  const base = la57 ? 0xff7f_0000_0000_0000n : 0xffff_c900_0000_0000n;
+  const pages = 8192;
+  for (let i = 0; i < pages; i++) g.map(base + BigInt(i) * 0x1000n, (rand() % 32768) * 4096 + 0x400_0000);
+  for (let i = 0; i < 64; i++) g.map(base + 0x4000_0000n + BigInt(i) * 0x20_0000n, 0x200_0000 + i * 0x20_0000, 0x20_0000);
+  const inPa = g.alloc(ADDRESSES * 8);
+  const outPa = g.alloc(ADDRESSES * 8);
+  const hi = new Uint32Array(ADDRESSES);
+  const lo = new Uint32Array(ADDRESSES);
+  for (let i = 0; i < ADDRESSES; i++) {
+    const va = i % 8 === 7 ? base + 0x4000_0000n + BigInt(rand() % (64 * 0x20_0000)) : base + BigInt(rand() % pages) * 0x1000n + BigInt(rand() % 4096);
+    g.w64(inPa + i * 8, va);
+    hi[i] = Number(va >> 32n);
+    lo[i] = Number(va & 0xffff_ffffn);
+  }
+  const intro = g.introspector();
+  const ts = new DataViewWalker(g.view, intro.regions);
+  ts.setPaging(BigInt(g.cr3), la57);
+  // both must agree before they are timed
+  const ok = intro.core.walkBatch(IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa);
+  let tsOk = 0;
+  for (let i = 0; i < ADDRESSES; i++) if (ts.walkParts(hi[i], lo[i]) >= 0) tsOk++;
+  if (ok !== ADDRESSES || tsOk !== ADDRESSES) throw new Error(`translations disagree: wasm ${ok}, ts ${tsOk} of ${ADDRESSES}`);
+  let sink = 0;
+  const wasm = rate(ADDRESSES, () => { sink += intro.core.walkBatch(IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa); });
+  const tsRate = rate(ADDRESSES, () => { for (let i = 0; i < ADDRESSES; i++) sink += ts.walkParts(hi[i], lo[i]); });
+  if (sink === 0.5) console.log(sink);
+  return { wasm, ts: tsRate };
+}
+
+function xaLoads(): { wasm: number; ts: number } {
+  const g = new SyntheticGuest({ ramBytes: 128 << 20 });
+  const rand = rng(7);
+  const entries = new Map<number, bigint>();
+  while (entries.size < 20_000) { const i = rand() % 200_000; entries.set(i, g.kva(0x10_0000 + i * 8)); }
+  const head = g.xarray(entries);
+  const keys = [...entries.keys()];
+  const inPa = g.alloc(ADDRESSES * 8);
+  const outPa = g.alloc(ADDRESSES * 8);
+  const idx = new Float64Array(ADDRESSES);
+  for (let i = 0; i < ADDRESSES; i++) { idx[i] = keys[rand() % keys.length]; g.w64(inPa + i * 8, BigInt(idx[i])); }
+  const intro = g.introspector();
+  const ts = new DataViewWalker(g.view, intro.regions);
+  ts.setKernel(g.pageOffset, 0n);
+  ts.setXarrayOffsets(g.offsets.xaNodeShift, g.offsets.xaNodeSlots);
+  const headHi = Number(head >> 32n);
+  const headLo = Number(head & 0xffff_ffffn);
+  const found = intro.core.xaLoadBatch(head, IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa);
+  let tsFound = 0;
+  for (let i = 0; i < ADDRESSES; i++) if (ts.xaLoadParts(headHi, headLo, idx[i])) tsFound++;
+  if (found !== ADDRESSES || tsFound !== ADDRESSES) throw new Error(`xa_load disagrees: wasm ${found}, ts ${tsFound}`);
+  let sink = 0;
+  const wasm = rate(ADDRESSES, () => { sink += intro.core.xaLoadBatch(head, IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa); });
+  const tsRate = rate(ADDRESSES, () => { for (let i = 0; i < ADDRESSES; i++) if (ts.xaLoadParts(headHi, headLo, idx[i])) sink++; });
+  if (sink === 0.5) console.log(sink);
+  return { wasm, ts: tsRate };
+}
+
+function enumeration(): number {
+  const g = new SyntheticGuest({ ramBytes: 64 << 20 });
+  const pcpu = g.perCpu(8);
+  const statsBase = pcpu.areaPa[0] + 0x80;
+  const bss = g.bpfMap('scx_simple.bss');
+  const progs = new Map<number, bigint>();
+  for (let i = 0; i < 40; i++) progs.set(i + 1, g.bpfProg({ type: i < 30 ? 26 : 27, id: i + 1, name: `prog_${i}`, verifiedInsns: 100 + i, usedMaps: [g.bpfMap('x'), bss], stats: { perCpuBasePa: statsBase, values: [] } }));
+  const idr = g.idr(progs);
+  const intro = g.introspector();
+  intro.setPerCpu(pcpu.arrayKva, 8);
+  if (intro.structOpsPrograms(idr).programs.length !== 10) throw new Error('enumeration found the wrong programs');
+  const perSecond = rate(1, () => { intro.structOpsPrograms(idr); });
+  return 1e6 / perSecond;
+}
+
+const row = (name: string, r: { wasm: number; ts: number }): string =>
+  `${name.padEnd(26)}${(r.wasm / 1e6).toFixed(1).padStart(10)}${(r.ts / 1e6).toFixed(1).padStart(10)}${(r.wasm / r.ts).toFixed(2).padStart(8)}`;
+
+const t4 = translations(false);
+const t5 = translations(true);
+const xa = xaLoads();
+const enumMicros = enumeration();
+console.log(`${'M ops/s'.padEnd(26)}${'wasm'.padStart(10)}${'ts'.padStart(10)}${'ratio'.padStart(8)}`);
+console.log(row('translations, 4-level', t4));
+console.log(row('translations, 5-level', t5));
+console.log(row('xa_load, 3-level tree', xa));
+console.log(`\nstruct_ops enumeration (40 programs in prog_idr, 10 struct_ops, 8 CPUs): ${enumMicros.toFixed(1)} us per call`);
+const goals = [
+  [`>= 20 M translations/s (4-level: ${(t4.wasm / 1e6).toFixed(1)} M)`, t4.wasm >= 20e6],
+  [`WASM >= 3x TS on translations (${(t4.wasm / t4.ts).toFixed(2)}x / ${(t5.wasm / t5.ts).toFixed(2)}x)`, t4.wasm >= 3 * t4.ts && t5.wasm >= 3 * t5.ts],
+  [`WASM >= 3x TS on xa_load (${(xa.wasm / xa.ts).toFixed(2)}x)`, xa.wasm >= 3 * xa.ts],
+  [`enumeration < 100 us (${enumMicros.toFixed(1)} us)`, enumMicros < 100],
+] as const;
+console.log('\ngoals:');
+for (const [what, met] of goals) console.log(`  ${met ? 'met    ' : 'MISSED '} ${what}`);
