@@ -1,7 +1,3 @@
-// QUARANTINED from npm test (not named *.test.ts): inside the emulated test host this suite
-// often stalls L1 at its first boot (two VMs at once); run it by hand with
-// `ktstr-wasm host run -- node node_modules/uvu/bin.js dist/test/kvm "vmm-boot.quarantined.js$"`.
-
 // Issue 4, acceptance 1, 3 and 5 for the boot core (src/vmm): our own VMM boots a real
 // kernel (KTSTR_KERNEL, else the shared sched_ext bzImage) with the shell's busybox
 // initramfs; the guest runs a command and its exit code comes back through the exit port;
