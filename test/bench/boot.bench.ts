@@ -3,13 +3,15 @@
 // (bootVm, in this process: measured from the bootVm() call, so VM creation and the vCPU
 // worker start are included, Node start-up is not) side by side with QEMU (-enable-kvm -M
 // microvm, same kernel, initramfs and command line; measured from spawn). Medians of
-// KTSTR_BENCH_RUNS runs (default 3), alternating.
+// KTSTR_BENCH_RUNS runs (default 3), alternating. Then the VMM's resident memory without
+// guest RAM at 4 and 64 vCPUs (KTSTR_BENCH_RSS=0 skips it).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
+import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, EXIT_PORT } from '../../src/vmm/index.js';
 import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
 
@@ -54,6 +56,35 @@ function qemu(bin: string, initrdPath: string): Promise<Sample> {
   });
 }
 
+/** Resident bytes of the mapping that holds `address` (/proc/self/smaps), 0 when not found. */
+function mappingRss(address: bigint): number {
+  let inside = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) { inside = BigInt('0x' + range[1]) <= address && address < BigInt('0x' + range[2]); continue; }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (inside && rss) return Number(rss[1]) * 1024;
+  }
+  return 0;
+}
+
+/**
+ * The VMM's own resident memory with `vcpus` vCPU threads running: process RSS minus the
+ * resident part of guest RAM, measured once every vCPU thread runs (then the run is ended).
+ */
+async function vmmRss(initrd: Uint8Array, vcpus: number): Promise<number> {
+  let rss = NaN;
+  await bootVm({
+    kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, vcpus, timeoutMs: 60_000,
+    onStart: (vm) => {
+      const guest = mappingRss(native().sharedBufferAddress(vm.memory.buffer));
+      rss = process.memoryUsage.rss() - guest;
+      vm.end('measured');
+    },
+  });
+  return rss;
+}
+
 const median = (xs: number[]): number => {
   const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -86,6 +117,12 @@ if (!existsSync(kernel)) {
       console.log(`\nratio ours/QEMU: first /init ${ri.toFixed(2)}, clean exit ${re.toFixed(2)} (< 1: faster than QEMU)`);
     } else {
       console.log('QEMU: not found (qemu-system-x86_64), no comparison');
+    }
+    if (process.env.KTSTR_BENCH_RSS !== '0') {
+      const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
+      const r4 = await vmmRss(initrd, 4);
+      const r64 = await vmmRss(initrd, 64);
+      console.log(`\nVMM RSS excluding guest RAM, all vCPU threads running: 4 vCPUs ${mib(r4)} MiB, 64 vCPUs ${mib(r64)} MiB (${mib((r64 - r4) / 60)} MiB per extra vCPU)`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,12 +1,3 @@
-// QUARANTINED from npm test (not named *.test.ts): inside the emulated test host (QEMU 7.2
-// TCG with nested SVM) a guest with several vCPUs can deadlock L1: an L1 CPU running a guest
-// vCPU that spins with interrupts off (queued_spin_lock_slowpath) never takes L1's pending
-// timer interrupt (LAPIC IRR 0xec, PPR 0x10), so there is no #VMEXIT and the lock holder's
-// thread never runs again. Seen with 1 and 2 L1 vCPUs (MTTCG and thread=single, nohz=off).
-// On hardware KVM, or by hand here (it passes when the race is not hit):
-//   ktstr-wasm host run -- node node_modules/uvu/bin.js dist/test/kvm "vmm-topology.quarantined.js$"
-//   KTSTR_TOPOLOGY_PRESETS=tiny-1llc ktstr-wasm host run -- ...   (one preset)
-
 // Issue 4, acceptance 2: for each declared topology the guest's sysfs shows exactly what the
 // topology implies — /sys/devices/system/cpu/online, every CPU's thread_siblings_list and
 // cache/index3/shared_cpu_list, and every NUMA node's cpulist (expectedSysfs). Our own VMM
