@@ -54,6 +54,38 @@ test('boots to /init, runs a command, returns its exit code; two VMs at once', a
   assert.match(appOutput(b.app), /^world from 6\.\d+/);
 });
 
+test('boots an uncompressed vmlinux (ELF, 64-bit entry) the same way', async () => {
+  const vmlinux = kernel === undefined ? undefined : join(kernel, '..', 'vmlinux');
+  if (!vmlinux || !existsSync(vmlinux)) { console.log('  SKIPPED: no vmlinux next to the bzImage'); return; }
+  const initrd = await buildShellInitramfs({ exec: 'echo vmlinux; exit 4' });
+  const r = await bootVm({ kernel: vmlinux, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs: 120_000, markers: [INIT_MARKER] });
+  console.log(`  [vmlinux] ${r.reason} ${r.exitCode ?? ''}: /init ${r.timings.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${r.timings.totalMs.toFixed(0)} ms`);
+  assert.is(r.reason, 'exit', r.consoleTail.slice(-2000));
+  assert.is(r.exitCode, 4);
+  assert.is(appOutput(r.app), 'vmlinux\n');
+});
+
+test('the live handle: vCPU registers and guest memory while the guest runs, then end()', async () => {
+  if (!kernel) return;
+  const initrd = await buildShellInitramfs({ exec: 'sleep 1000' });
+  let seen: { cr3: bigint; cr0: bigint; efer: bigint; ram: number } | undefined;
+  const r = await bootVm({
+    kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs: 120_000, markers: [INIT_MARKER],
+    onStart: (vm) => {
+      setTimeout(async () => {
+        const s = await vm.readSregs(0);
+        seen = { cr3: s.cr3, cr0: s.cr0, efer: s.efer, ram: vm.memory.ramBytes };
+        vm.end('test done');
+      }, 3000);
+    },
+  });
+  assert.is(r.reason, 'stopped', r.detail);
+  assert.ok(seen, 'registers read');
+  assert.ok((seen!.cr0 & 0x80000001n) === 0x80000001n, 'paging and protected mode on');
+  assert.ok((seen!.efer & 0x400n) !== 0n, 'long mode active');
+  assert.ok(seen!.cr3 > 0n && seen!.cr3 < BigInt(seen!.ram), 'CR3 inside guest RAM');
+});
+
 test('kernel panic ends the run with reason panic', async () => {
   if (!kernel) return;
   const r = await run('echo c > /proc/sysrq-trigger; sleep 100');
