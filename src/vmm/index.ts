@@ -11,7 +11,6 @@
 
 import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
-import { native } from '../kvm/native.js';
 import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
 export type { VcpuControlRegs } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
@@ -72,7 +71,7 @@ export interface LiveVm {
   console(bytes: Uint8Array): number;
   /** Bytes for the application channel (COM2). */
   app(bytes: Uint8Array): number;
-  /** Guest RAM (shared WebAssembly.Memory; guest physical 0 at `memory.regions[0].offset`, GUEST_BASE or up to 2 MiB above). */
+  /** Guest RAM (shared WebAssembly.Memory; guest physical 0 at GUEST_BASE). */
   readonly memory: GuestMemory;
   /** Control registers of the vCPU at `index` (0 = boot CPU), read between two KVM_RUNs. */
   readSregs(index: number): Promise<VcpuControlRegs>;
@@ -121,14 +120,6 @@ export const PANIC_TEXT = 'Kernel panic - not syncing';
 const CONSOLE_TAIL = 64 * 1024;
 const DRAIN_MS = 2;
 
-/** Asks for transparent huge pages on guest RAM (best effort: THP may be off or unsupported). */
-function adviseHugePages(memory: GuestMemory): void {
-  const n = native();
-  for (const r of memory.regions) {
-    try { n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_HUGEPAGE); } catch { /* THP unavailable: 4 KiB pages */ }
-  }
-}
-
 export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const t0 = performance.now();
   const topology = o.topology;
@@ -142,8 +133,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const platform: PlatformHooks = topology ? { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform } : o.platform ?? {};
   const cmdline = o.cmdline ?? DEFAULT_CMDLINE;
   const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline });
-  const memory = new GuestMemory(memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
-  adviseHugePages(memory);
+  const memory = new GuestMemory(memoryMiB * 1024 * 1024);
   const acpi = platform.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
   const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820 });
   const tSetup = performance.now();
