@@ -56,16 +56,17 @@ function qemu(bin: string, initrdPath: string): Promise<Sample> {
   });
 }
 
-/** Resident bytes of the mapping that holds `address` (/proc/self/smaps), 0 when not found. */
-function mappingRss(address: bigint): number {
+/** Resident bytes of the mappings that overlap [start, end) (/proc/self/smaps; madvise can split a mapping). */
+function rangeRss(start: bigint, end: bigint): number {
   let inside = false;
+  let total = 0;
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
     const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (range) { inside = BigInt('0x' + range[1]) <= address && address < BigInt('0x' + range[2]); continue; }
+    if (range) { inside = BigInt('0x' + range[1]) < end && start < BigInt('0x' + range[2]); continue; }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (inside && rss) return Number(rss[1]) * 1024;
+    if (inside && rss) total += Number(rss[1]) * 1024;
   }
-  return 0;
+  return total;
 }
 
 /**
@@ -77,7 +78,8 @@ async function vmmRss(initrd: Uint8Array, vcpus: number): Promise<number> {
   await bootVm({
     kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, vcpus, timeoutMs: 60_000,
     onStart: (vm) => {
-      const guest = mappingRss(native().sharedBufferAddress(vm.memory.buffer));
+      const at = native().sharedBufferAddress(vm.memory.buffer);
+      const guest = rangeRss(at, at + BigInt(vm.memory.buffer.byteLength));
       rss = process.memoryUsage.rss() - guest;
       vm.end('measured');
     },
