@@ -5,11 +5,13 @@
 // Afterwards the process holds no extra fd or thread. Runs where /dev/kvm is real (the test
 // runner sends test/kvm/ into the emulated test host here).
 
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultKernelsDir } from '../../src/host/paths.js';
+import { packageRoot } from '../../src/paths.js';
 import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../../src/vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
@@ -84,6 +86,26 @@ test('the live handle: vCPU registers and guest memory while the guest runs, the
   assert.ok((seen!.cr0 & 0x80000001n) === 0x80000001n, 'paging and protected mode on');
   assert.ok((seen!.efer & 0x400n) !== 0n, 'long mode active');
   assert.ok(seen!.cr3 > 0n && seen!.cr3 < BigInt(seen!.ram), 'CR3 inside guest RAM');
+});
+
+test('ktstr-wasm shell without --exec: an interactive shell on the console', async () => {
+  if (!kernel) return;
+  const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
+  const child = spawn(process.execPath, [bin, 'shell', '--kernel', kernel, '--timeout', '120'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let typed = false;
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString('latin1');
+    if (!typed && out.includes(INIT_MARKER)) {
+      typed = true;
+      // the answer (42) only exists if the guest's shell evaluated the line
+      child.stdin.write('echo marker-$((6*7)); exit 6\n');
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  assert.ok(out.includes('marker-42'), out.slice(-2000));
+  assert.is(code, 6, 'the shell\'s exit status is the command\'s');
 });
 
 test('kernel panic ends the run with reason panic', async () => {
