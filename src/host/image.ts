@@ -412,12 +412,23 @@ export async function ensureImage(options: ImageOptions = {}): Promise<TestHostI
   return result(false, baseCached, bytes, baseBytes);
 }
 
-/** Images of other projects unused for two weeks go too. */
-async function removeOldImages(cacheDir: string, current: string): Promise<void> {
+/** Images of other projects (other checkouts) kept at most: each is a few hundred MB. */
+export const OTHER_IMAGES_KEPT = 2;
+
+/**
+ * Images of other projects go when unused for two weeks, and beyond the OTHER_IMAGES_KEPT
+ * most recently used (a clone per CI run or branch would otherwise pile up gigabytes).
+ */
+export async function removeOldImages(cacheDir: string, current: string, now = Date.now()): Promise<void> {
   const names = await readdir(cacheDir).catch(() => [] as string[]);
+  const others: Array<{ name: string; used: number }> = [];
   for (const name of names) {
     if (!name.startsWith('image-') || name === current) continue;
     const st = await stat(join(cacheDir, name)).catch(() => undefined);
-    if (st !== undefined && Date.now() - st.mtimeMs > 14 * 86400_000) await unlink(join(cacheDir, name)).catch(() => {});
+    if (st !== undefined) others.push({ name, used: st.mtimeMs });
+  }
+  others.sort((a, b) => b.used - a.used);
+  for (const [i, o] of others.entries()) {
+    if (i >= OTHER_IMAGES_KEPT || now - o.used > 14 * 86400_000) await unlink(join(cacheDir, o.name)).catch(() => {});
   }
 }
