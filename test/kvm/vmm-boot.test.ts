@@ -10,20 +10,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultKernelsDir } from '../../src/host/paths.js';
+import { findTestKernel } from '../helpers/test-kernel.js';
 import { packageRoot } from '../../src/paths.js';
 import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../../src/vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
 
-function findKernel(): string | undefined {
-  if (process.env.KTSTR_KERNEL) return process.env.KTSTR_KERNEL;
-  const dir = defaultKernelsDir();
-  const p = dir === undefined ? undefined : join(dir, '6.12.117-sched_ext', 'bzImage');
-  return p !== undefined && existsSync(p) ? p : undefined;
-}
-
-const kernel = findKernel();
+const kernel = findTestKernel();
 const CMDLINE = `${DEFAULT_CMDLINE} quiet`;
 const fds = (): number => readdirSync('/proc/self/fd').length;
 const threads = (): number => readdirSync('/proc/self/task').length;

@@ -5,23 +5,14 @@
 // the guest cats the files and the host compares them with the expectation. Runs where
 // /dev/kvm is real (inside the emulated test host here).
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultKernelsDir } from '../../src/host/paths.js';
+import { findTestKernel } from '../helpers/test-kernel.js';
 import { bootVm, DEFAULT_CMDLINE } from '../../src/vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
 import { expectedSysfs, resolveTopology } from '../../src/vmm/topology/index.js';
 
-function findKernel(): string | undefined {
-  if (process.env.KTSTR_KERNEL) return process.env.KTSTR_KERNEL;
-  const dir = defaultKernelsDir();
-  const p = dir === undefined ? undefined : join(dir, '6.12.117-sched_ext', 'bzImage');
-  return p !== undefined && existsSync(p) ? p : undefined;
-}
-
-const kernel = findKernel();
+const kernel = findTestKernel();
 const PRESETS = (process.env.KTSTR_TOPOLOGY_PRESETS ?? 'tiny-1llc,tiny-2llc,odd-3llc,smt-2llc,numa2-4llc').split(',');
 const SEP = '=== ';
 
