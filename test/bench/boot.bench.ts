@@ -78,7 +78,7 @@ function qemu(bin: string, initrdPath: string): Promise<Sample> {
   });
 }
 
-/** Resident bytes of the mappings that overlap [start, end) (/proc/self/smaps; madvise can split a mapping). */
+/** Resident bytes of the mappings that overlap [start, end) (/proc/self/smaps; the kernel may split one range into several). */
 function rangeRss(start: bigint, end: bigint): number {
   let inside = false;
   let total = 0;
