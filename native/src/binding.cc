@@ -256,6 +256,29 @@ void SharedBufferAddress(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(BigInt::NewFromUnsigned(isolate, reinterpret_cast<uint64_t>(data)));
 }
 
+// madvise(buffer: SharedArrayBuffer | ArrayBuffer, offset, length, advice) -> undefined.
+// The range must lie inside the buffer; it is widened to whole pages (the kernel wants a
+// page-aligned start).
+void Madvise(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  std::shared_ptr<BackingStore> store;
+  if (args[0]->IsSharedArrayBuffer()) store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  else if (args[0]->IsArrayBuffer()) store = args[0].As<ArrayBuffer>()->GetBackingStore();
+  else return ThrowType(isolate, "madvise(buffer, offset, length, advice): buffer must be a SharedArrayBuffer or an ArrayBuffer");
+  int64_t offset, length;
+  int advice;
+  const int64_t size = static_cast<int64_t>(store->ByteLength());
+  if (!ToInt64(isolate, args[1], "offset", 0, size, &offset)) return;
+  if (!ToInt64(isolate, args[2], "length", 0, size - offset, &length)) return;
+  if (!ToInt(isolate, args[3], "advice", &advice)) return;
+  if (length == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t start = reinterpret_cast<uintptr_t>(store->Data()) + static_cast<uintptr_t>(offset);
+  uintptr_t end = start + static_cast<uintptr_t>(length);
+  start &= ~(page - 1);
+  if (::madvise(reinterpret_cast<void*>(start), end - start, advice) < 0) return ThrowErrno(isolate, errno, "madvise");
+}
+
 // rdtsc() -> bigint: this CPU's time-stamp counter (x86-64 only; 0n elsewhere). The test host
 // uses it to measure the TSC rate that QEMU's TCG passes through to L1.
 void Rdtsc(const FunctionCallbackInfo<Value>& args) {
@@ -345,6 +368,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetMethod(isolate, context, exports, "munmap", Munmap);
   SetMethod(isolate, context, exports, "sharedBufferAddress", SharedBufferAddress);
   SetMethod(isolate, context, exports, "eventfd", Eventfd);
+  SetMethod(isolate, context, exports, "madvise", Madvise);
   SetMethod(isolate, context, exports, "rdtsc", Rdtsc);
   SetMethod(isolate, context, exports, "gettid", Gettid);
   SetMethod(isolate, context, exports, "tgkill", Tgkill);
@@ -363,6 +387,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetConstant(isolate, context, c, "MAP_SHARED", MAP_SHARED);
   SetConstant(isolate, context, c, "MAP_PRIVATE", MAP_PRIVATE);
   SetConstant(isolate, context, c, "MAP_ANONYMOUS", MAP_ANONYMOUS);
+  SetConstant(isolate, context, c, "MADV_HUGEPAGE", MADV_HUGEPAGE);
   SetConstant(isolate, context, c, "EFD_CLOEXEC", EFD_CLOEXEC);
   SetConstant(isolate, context, c, "EFD_NONBLOCK", EFD_NONBLOCK);
   SetConstant(isolate, context, c, "EFD_SEMAPHORE", EFD_SEMAPHORE);

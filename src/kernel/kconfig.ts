@@ -91,3 +91,16 @@ export function describeDropped(d: DroppedOption[]): string {
 export function configKernelVersion(text: string): string | undefined {
   return /^# Linux\/\S+ (\S+) Kernel Configuration$/m.exec(text.slice(0, 2000))?.[1];
 }
+
+/**
+ * Why a kernel with this .config cannot run a topology of `cpus` CPUs (APIC IDs above 254 when
+ * `x2apic`): NR_CPUS too small (the extra CPUs would be silently ignored), or no
+ * CONFIG_X86_X2APIC (CPUs with APIC IDs above 254 never come up). Empty when it can.
+ */
+export function topologyConfigProblems(config: KconfigValues, cpus: number, x2apic: boolean): string[] {
+  const problems: string[] = [];
+  const nrCpus = Number(config.get('CONFIG_NR_CPUS'));
+  if (Number.isInteger(nrCpus) && nrCpus < cpus) problems.push(`CONFIG_NR_CPUS=${nrCpus} is below the ${cpus} CPUs of the topology`);
+  if (x2apic && config.get('CONFIG_X86_X2APIC') !== 'y') problems.push('CONFIG_X86_X2APIC is off, and APIC IDs above 254 need x2APIC mode');
+  return problems;
+}

@@ -20,6 +20,7 @@ export interface NativeConstants {
   readonly MAP_SHARED: number;
   readonly MAP_PRIVATE: number;
   readonly MAP_ANONYMOUS: number;
+  readonly MADV_HUGEPAGE: number;
   readonly EFD_CLOEXEC: number;
   readonly EFD_NONBLOCK: number;
   readonly EFD_SEMAPHORE: number;
@@ -44,6 +45,8 @@ export interface NativeBinding {
   /** Address of the backing store of a SharedArrayBuffer (e.g. shared WebAssembly memory) or ArrayBuffer. */
   sharedBufferAddress(buffer: SharedArrayBuffer | ArrayBuffer): bigint;
   eventfd(initval: number, flags: number): number;
+  /** madvise(2) on [offset, offset + length) of a buffer's backing store (start rounded down to a page). */
+  madvise(buffer: SharedArrayBuffer | ArrayBuffer, offset: number, length: number, advice: number): void;
   /** The calling CPU's time-stamp counter (x86-64; 0n elsewhere). */
   rdtsc(): bigint;
   /** Kernel thread id of the calling thread. */

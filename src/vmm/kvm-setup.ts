@@ -3,7 +3,7 @@
 // KVM_IRQ_LINE, MSRs, FPU and LAPIC LINT0/LINT1. All go straight through the native
 // binding with the request numbers and layouts from src/kvm.
 
-import { KVM_IOCTL, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
+import { KVM_CAP, KVM_ENABLE_CAP, KVM_IOCTL, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
 import { KvmCpuid2 as Cpuid2 } from '../kvm/structs.js';
 
 /** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
@@ -69,6 +69,27 @@ export function createPit2(vmFd: number): void {
   const cfg = new Uint32Array(16);
   cfg[0] = 0;
   native().ioctl(vmFd, KVM_IOCTL.KVM_CREATE_PIT2, cfg);
+}
+
+/** KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK. */
+export const X2APIC_API_FLAGS = 0x3;
+
+/**
+ * KVM_ENABLE_CAP(KVM_CAP_X2APIC_API) on the VM, before any vCPU exists: x2APIC IDs are the
+ * full 32-bit vCPU ids (not truncated to 8 bits) and 0xff is no broadcast in x2APIC mode —
+ * what APIC IDs above 254 need. Throws with the reason when KVM lacks it.
+ */
+export function enableX2apicApi(vmFd: number): void {
+  const n = native();
+  const supported = n.ioctl(vmFd, KVM_IOCTL.KVM_CHECK_EXTENSION, KVM_CAP.KVM_CAP_X2APIC_API);
+  if ((supported & X2APIC_API_FLAGS) !== X2APIC_API_FLAGS) {
+    throw new Error(`KVM_CAP_X2APIC_API: this KVM offers flags 0x${supported.toString(16)}, APIC IDs above 254 need 0x${X2APIC_API_FLAGS.toString(16)}`);
+  }
+  const b = new Uint8Array(KVM_ENABLE_CAP.size);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(KVM_ENABLE_CAP.offsets.cap, KVM_CAP.KVM_CAP_X2APIC_API, true);
+  dv.setBigUint64(KVM_ENABLE_CAP.offsets.args, BigInt(X2APIC_API_FLAGS), true);
+  n.ioctl(vmFd, KVM_IOCTL.KVM_ENABLE_CAP, b);
 }
 
 /** KVM_IRQ_LINE on the in-kernel irqchip (GSI = ISA IRQ for 0..15). Callable from any thread. */
@@ -155,20 +176,48 @@ export function setLapicLints(vcpuFd: number): void {
 
 /** CPUID.1:ECX bit 31: running under a hypervisor. */
 export const CPUID_1_ECX_HYPERVISOR = 0x80000000;
+/** CPUID.1:ECX bit 24: the local APIC timer has TSC-deadline mode. */
+export const CPUID_1_ECX_TSC_DEADLINE = 0x01000000;
+
+/** What the VMM adds to KVM_GET_SUPPORTED_CPUID because it provides it (KVM cannot know). */
+export interface VmmCpuFeatures {
+  /**
+   * TSC-deadline timer: KVM emulates it in the in-kernel LAPIC (KVM_CAP_TSC_DEADLINE_TIMER)
+   * but leaves the bit to userspace. Without it Linux calibrates the LAPIC timer against the
+   * PIT, which under nested emulation fails verification and leaves the PIT as the only
+   * clock event device (seconds of boot and a slower guest).
+   */
+  tscDeadline: boolean;
+  /**
+   * KVM_FEATURE_MSI_EXT_DEST_ID (0x4000_0001 EAX bit 15): the guest may put APIC IDs above 255
+   * in I/O APIC and MSI destinations (bits 49-55 of a redirection entry). Linux brings up CPUs
+   * with such IDs in x2APIC mode only with it (or with interrupt remapping). The in-kernel I/O
+   * APIC reads only the low 8 bits, so the VMM keeps legacy IRQs on CPU 0 (irqaffinity=0, see
+   * src/vmm/index.ts).
+   */
+  msiExtDestId?: boolean;
+}
+
+/** Bit 15 of KVM_CPUID_FEATURES (0x4000_0001) EAX. */
+export const KVM_FEATURE_MSI_EXT_DEST_ID = 1 << 15;
+const KVM_CPUID_FEATURES = 0x40000001;
 
 /**
  * The CPUID a vCPU gets: KVM_GET_SUPPORTED_CPUID with the per-vCPU APIC ID patched into
- * leaves 0x1 (EBX[31:24]) and 0xB/0x1F (EDX), the hypervisor bit set in 0x1 ECX, then handed to the `cpuid` hook when given
- * (the topology rewrite in src/vmm/cpuid/ plugs in there).
+ * leaves 0x1 (EBX[31:24]) and 0xB/0x1F (EDX), the hypervisor bit (and TSC-deadline when the
+ * VMM has it) set in 0x1 ECX, MSI extended destination IDs when asked for, then handed to the `cpuid` hook when given (the topology
+ * rewrite in src/vmm/cpuid/ plugs in there).
  */
-export function vcpuCpuid(supported: KvmCpuid2, vcpuId: number, hook?: CpuidHook): KvmCpuid2 {
+export function vcpuCpuid(supported: KvmCpuid2, vcpuId: number, hook?: CpuidHook, features: VmmCpuFeatures = { tscDeadline: false }): KvmCpuid2 {
   let entries = supported.entries().map((e) => ({ ...e }));
   for (const e of entries) {
     if (e.function === 1) {
       e.ebx = ((e.ebx & 0x00ffffff) | (vcpuId << 24)) >>> 0;
       e.ecx = (e.ecx | CPUID_1_ECX_HYPERVISOR) >>> 0; // KVM does not report it; without it Linux never looks at 0x40000000 (kvmclock)
+      if (features.tscDeadline) e.ecx = (e.ecx | CPUID_1_ECX_TSC_DEADLINE) >>> 0;
     }
     if (e.function === 0xb || e.function === 0x1f) e.edx = vcpuId >>> 0;
+    if (e.function === KVM_CPUID_FEATURES && features.msiExtDestId) e.eax = (e.eax | KVM_FEATURE_MSI_EXT_DEST_ID) >>> 0;
   }
   if (hook) entries = hook(entries, vcpuId);
   return Cpuid2.from(entries);

@@ -17,6 +17,7 @@ export const WASM_PAGE = 65536;
 export const PCI_HOLE_START = 3 * 1024 * 1024 * 1024;
 export const HIGH_RAM_START = 4 * 1024 * 1024 * 1024;
 export const MAX_WASM_PAGES = 65536;
+export const HUGE_PAGE = 2 * 1024 * 1024;
 export const MAX_GUEST_RAM = MAX_WASM_PAGES * WASM_PAGE - GUEST_BASE;
 
 export interface RamRegion {
@@ -30,16 +31,16 @@ export interface RamRegion {
 export class GuestMemoryError extends RangeError {}
 
 /** The RAM regions (one or two) for `ramBytes` of guest RAM, without allocating anything. */
-export function ramLayout(ramBytes: number): RamRegion[] {
+export function ramLayout(ramBytes: number, base = GUEST_BASE): RamRegion[] {
   if (!Number.isSafeInteger(ramBytes) || ramBytes <= 0 || ramBytes % WASM_PAGE !== 0) {
     throw new GuestMemoryError(`guest RAM size ${ramBytes} must be a positive multiple of 64 KiB`);
   }
-  if (ramBytes > MAX_GUEST_RAM) {
+  if (ramBytes > MAX_WASM_PAGES * WASM_PAGE - base) {
     throw new GuestMemoryError(`guest RAM ${ramBytes / 2 ** 20} MiB exceeds the ${MAX_GUEST_RAM / 2 ** 20} MiB a wasm32 memory can hold after GUEST_BASE`);
   }
   const low = Math.min(ramBytes, PCI_HOLE_START);
-  const regions: RamRegion[] = [{ guestPhysAddr: 0, size: low, offset: GUEST_BASE }];
-  if (ramBytes > low) regions.push({ guestPhysAddr: HIGH_RAM_START, size: ramBytes - low, offset: GUEST_BASE + low });
+  const regions: RamRegion[] = [{ guestPhysAddr: 0, size: low, offset: base }];
+  if (ramBytes > low) regions.push({ guestPhysAddr: HIGH_RAM_START, size: ramBytes - low, offset: base + low });
   return regions;
 }
 
@@ -51,11 +52,21 @@ export class GuestMemory {
   readonly bytes: Uint8Array;
   readonly view: DataView;
 
-  constructor(readonly ramBytes: number) {
-    this.regions = ramLayout(ramBytes);
-    const pages = (GUEST_BASE + ramBytes) / WASM_PAGE;
+  /**
+   * `addressOf` (the VMM passes the binding's sharedBufferAddress) lets guest physical 0 sit
+   * on a 2 MiB boundary of the host address space: V8 places the backing store 64 KiB short
+   * of one, and KVM maps guest RAM with 2 MiB pages only where guest-physical and host
+   * addresses agree modulo 2 MiB. Then guest physical 0 is at GUEST_BASE plus up to 2 MiB
+   * (`regions[0].offset`); without it, at GUEST_BASE exactly.
+   */
+  constructor(readonly ramBytes: number, addressOf?: (buffer: SharedArrayBuffer) => bigint) {
+    const pad = addressOf === undefined || ramBytes + HUGE_PAGE > MAX_GUEST_RAM ? 0 : HUGE_PAGE;
+    const pages = (GUEST_BASE + pad + ramBytes) / WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
+    let base = GUEST_BASE;
+    if (pad > 0) base += Number((BigInt(HUGE_PAGE) - (addressOf!(this.buffer) + BigInt(GUEST_BASE)) % BigInt(HUGE_PAGE)) % BigInt(HUGE_PAGE));
+    this.regions = ramLayout(ramBytes, base);
     this.bytes = new Uint8Array(this.buffer);
     this.view = new DataView(this.buffer);
   }

@@ -9,13 +9,14 @@
 // closed (the worker never owns an fd). stop() is idempotent and is reached on every path.
 
 import { Worker } from 'node:worker_threads';
+import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import { KvmRegs } from '../kvm/structs.js';
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
+import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
@@ -34,6 +35,8 @@ export interface MachineOptions {
   device?: string;
   /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
   cpuid?: CpuidHook;
+  /** APIC IDs above 254: KVM's x2APIC API and MSI extended destination IDs (kvm-setup.ts). */
+  x2apic?: boolean;
 }
 
 function setBootSregs(vcpu: Vcpu, boot: BootState): void {
@@ -87,15 +90,21 @@ export class Machine {
       createIrqchip(fd);
       setPcGsiRouting(fd);
       createPit2(fd);
+      const vcpuIds = Array.from({ length: o.vcpus }, (_, i) => o.vcpuIds?.[i] ?? i);
+      const maxVcpuId = this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPU_ID) || this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS);
+      const highest = Math.max(...vcpuIds);
+      if (highest >= maxVcpuId) throw new RangeError(`APIC ID ${highest} is beyond this KVM's largest vCPU id (${maxVcpuId - 1})`);
+      if (o.x2apic) enableX2apicApi(fd);
       o.memory.regions.forEach((r, slot) => {
         this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
       });
       const supported = this.kvm.supportedCpuid();
+      const features = { tscDeadline: this.kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0, msiExtDestId: o.x2apic === true };
       for (let index = 0; index < o.vcpus; index++) {
         // KVM takes the vCPU id as the APIC ID: a topology's APIC IDs need not be contiguous
-        const id = o.vcpuIds?.[index] ?? index;
+        const id = vcpuIds[index];
         const vcpu = this.vm.createVcpu(id);
-        vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid));
+        vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid, features));
         setMsrs(vcpu.fd, bootMsrs());
         setBootFpu(vcpu.fd);
         if (index === 0) {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configKernelVersion, droppedOptions, formatKconfig, KconfigError, mergeKconfig, parseKconfig } from '../../src/kernel/kconfig.js';
+import { configKernelVersion, droppedOptions, formatKconfig, KconfigError, mergeKconfig, parseKconfig, topologyConfigProblems } from '../../src/kernel/kconfig.js';
 import { repoPath } from '../helpers/repo.js';
 
 test('parseKconfig: set, unset, strings, comments; later lines win', () => {
@@ -64,6 +64,20 @@ test('ktstr.kconfig: every group of the issue, each under a comment', () => {
 test('ktstr.kconfig: DWARF is on (pahole needs it for BTF) and the prebuilt kernel config honours the sched_ext core', () => {
   const v = parseKconfig(readFileSync(repoPath('ktstr.kconfig'), 'utf8'));
   assert.is(v.get('CONFIG_DEBUG_INFO'), 'y');
+});
+
+test('topologyConfigProblems: NR_CPUS and x2APIC against the topology; the prebuilt kernel stops at 64 CPUs', () => {
+  const ok = parseKconfig('CONFIG_NR_CPUS=256\nCONFIG_X86_X2APIC=y\n');
+  assert.equal(topologyConfigProblems(ok, 252, true), []);
+  const small = parseKconfig('CONFIG_NR_CPUS=64\n# CONFIG_X86_X2APIC is not set\n');
+  assert.equal(topologyConfigProblems(small, 64, false), []);
+  const p = topologyConfigProblems(small, 252, true);
+  assert.is(p.length, 2);
+  assert.match(p[0], /NR_CPUS=64 is below the 252 CPUs/);
+  assert.match(p[1], /X86_X2APIC is off/);
+  // the fragment itself asks for enough
+  const frag = parseKconfig(readFileSync(repoPath('ktstr.kconfig'), 'utf8'));
+  assert.equal(topologyConfigProblems(frag, 252, true), []);
 });
 
 test.run();

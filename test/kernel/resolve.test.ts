@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KernelCache, type KernelMetadata } from '../../src/kernel/cache.js';
 import { discoverKernels } from '../../src/kernel/discover.js';
-import { knownKernels, KernelNotFoundError, resolveKernel } from '../../src/kernel/resolve.js';
+import { bootImage, knownKernels, KernelNotFoundError, resolveKernel } from '../../src/kernel/resolve.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-resolve-'));
 const cacheRoot = join(tmp, 'cache');
@@ -83,6 +83,16 @@ test('spec forms: bzImage path, kernel dir, label, version (newest match), sourc
   const t = resolveKernel(tree, o);
   assert.is(t.origin, 'tree');
   assert.is(t.bzImage, join(tree, 'arch', 'x86', 'boot', 'bzImage'));
+});
+
+test('bootImage: the vmlinux of a kernel directory or label, exactly the file of a path', () => {
+  const dir = join(shared, '6.12.117-sched_ext');
+  assert.is(bootImage(resolveKernel(dir, o)), join(dir, 'vmlinux'));
+  assert.is(bootImage(resolveKernel('6.13.2-mine', o)), join(cacheRoot, '6.13.2-mine', 'vmlinux'));
+  assert.is(bootImage(resolveKernel(join(dir, 'bzImage'), o)), join(dir, 'bzImage'), 'a named bzImage is booted as is');
+  const noElf = kernelDir(join(tmp, 'no-vmlinux'));
+  rmSync(join(noElf, 'vmlinux'));
+  assert.is(bootImage(resolveKernel(noElf, o)), join(noElf, 'bzImage'));
 });
 
 test('unknown specs: errors that list the known kernels', () => {

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ACPI_RSDP_ADDR, ACPI_S5_SLP_TYP, PM1A_CNT_PORT, PM1A_EVT_PORT, S5_AML, buildAcpiTables, buildSlit, isPowerOffWrite,
+  ACPI_RSDP_ADDR, ACPI_S5_SLP_TYP, PM1A_CNT_PORT, PM1A_EVT_PORT, S5_AML, buildAcpiTables, buildDsdt, buildSlit, isPowerOffWrite,
   numaMemoryRanges, type AcpiTables,
 } from '../../src/vmm/acpi/index.js';
 import { Topology, resolveTopology } from '../../src/vmm/topology/index.js';
+import { eisaId, integer, name, pkg, pkgLength, scope, uartDevice } from '../../src/vmm/acpi/aml.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -104,8 +105,13 @@ test('FADT: revision 6, 276 bytes, DSDT/FACS pointers, PM1a ports, SCI, reset re
 test('DSDT: the \\_S5 package and the power-off write', () => {
   const { tables } = build('tiny-1llc');
   const d = blob(tables, 'DSDT').bytes;
-  assert.is(d.length, 36 + S5_AML.length);
-  assert.equal([...d.subarray(36)], [0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0]);
+  assert.equal([...d.subarray(36, 36 + S5_AML.length)], [0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0]);
+  assert.equal(S5_AML, name('_S5', pkg([integer(5), integer(5), integer(0), integer(0)])), 'the encoder spells \\_S5 the same way');
+  // then Scope (\_SB) with the two UARTs, and nothing else
+  const rest = d.subarray(36 + S5_AML.length);
+  assert.equal(rest, scope('\\_SB', [uartDevice('COM1', 1, 0x3f8, 4), uartDevice('COM2', 2, 0x2f8, 3)]));
+  assert.is(d.length, 36 + S5_AML.length + rest.length);
+  assert.is(buildDsdt([]).length, 36 + S5_AML.length, 'no UARTs: only \\_S5');
   assert.ok(isPowerOffWrite((ACPI_S5_SLP_TYP << 10) | (1 << 13) | 1));
   assert.not.ok(isPowerOffWrite(ACPI_S5_SLP_TYP << 10), 'SLP_TYP alone (ACPICA write #1) is not yet power-off');
   assert.not.ok(isPowerOffWrite((1 << 10) | (1 << 13)), 'another sleep type');
@@ -194,6 +200,21 @@ function iasl(): string | undefined {
   return r.error ? undefined : 'iasl';
 }
 
+test('AML encoder: PkgLength forms, EISA IDs, integers, bad input', () => {
+  assert.equal(pkgLength(0), Uint8Array.of(1));
+  assert.equal(pkgLength(62), Uint8Array.of(63));
+  // 63 body bytes: 2-byte form, total 65 = 0x41 -> lead (1 << 6) | 1, then 0x41 >> 4 = 4
+  assert.equal(pkgLength(63), Uint8Array.of(0x41, 0x04));
+  // 5000 body bytes: 3-byte form, total 5003 = 0x138B -> lead (2 << 6) | 0xB, then 0x38, 0x01
+  assert.equal(pkgLength(5000), Uint8Array.of(0x8b, 0x38, 0x01));
+  assert.equal(eisaId('PNP0501'), Uint8Array.of(0x0c, 0x41, 0xd0, 0x05, 0x01));
+  assert.equal(integer(0), Uint8Array.of(0));
+  assert.equal(integer(0x1234), Uint8Array.of(0x0b, 0x34, 0x12));
+  assert.throws(() => eisaId('pnp0501'), /bad EISA ID/);
+  assert.throws(() => name('lower', integer(1)), /bad name segment/);
+  assert.throws(() => integer(-1), /out of range/);
+});
+
 test('iasl -d oracle: every table disassembles cleanly with the expected counts', () => {
   if (!iasl()) {
     console.log('  (skipped the iasl oracle: iasl not found; apt-get install -y acpica-tools)');
@@ -221,7 +242,12 @@ test('iasl -d oracle: every table disassembles cleanly with the expected counts'
           assert.is(domains.size, t.numaNodes);
         }
         if (b.name === 'SLIT') assert.match(dsl, new RegExp(`Localities : ${t.numaNodes.toString(16).toUpperCase().padStart(16, '0')}`));
-        if (b.name === 'DSDT') assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
+        if (b.name === 'DSDT') {
+          assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
+          assert.is((dsl.match(/EisaId \("PNP0501"\)/g) ?? []).length, 2, 'COM1 and COM2');
+          assert.match(dsl, /Device \(COM1\)[\s\S]*0x03F8,\s+\/\/ Range Minimum[\s\S]*IRQNoFlags \(\)\s+\{4\}/);
+          assert.match(dsl, /Device \(COM2\)[\s\S]*0x02F8,\s+\/\/ Range Minimum[\s\S]*IRQNoFlags \(\)\s+\{3\}/);
+        }
         if (b.name === 'FACP') assert.match(dsl, /PM1A Control Block Address : 00000604/);
       }
     } finally {

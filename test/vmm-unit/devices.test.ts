@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, CPUID_1_ECX_HYPERVISOR } from '../../src/vmm/kvm-setup.js';
+import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
@@ -104,6 +104,21 @@ test('CPUID: APIC ID and hypervisor bit patched, then the hook', () => {
   assert.is((c.entry(0).ecx & CPUID_1_ECX_HYPERVISOR) >>> 0, CPUID_1_ECX_HYPERVISOR);
   assert.is(c.entry(1).edx, 5);
   assert.is(c.entry(1).ebx, 5);
+});
+
+test('vcpuCpuid: TSC-deadline and MSI extended destination IDs only when the VMM provides them', () => {
+  const sup = KvmCpuid2.from([
+    { function: 1, index: 0, flags: 0, eax: 0, ebx: 0, ecx: 0x00200000 /* x2APIC */, edx: 0 },
+    { function: 0x40000001, index: 0, flags: 0, eax: 0x01fb, ebx: 0, ecx: 0, edx: 0 },
+  ]);
+  const plain = vcpuCpuid(sup, 0);
+  assert.is(plain.entry(0).ecx & CPUID_1_ECX_TSC_DEADLINE, 0, 'not asked: no TSC-deadline');
+  assert.is(plain.entry(1).eax, 0x01fb, 'KVM features untouched');
+  const full = vcpuCpuid(sup, 300, undefined, { tscDeadline: true, msiExtDestId: true });
+  assert.is((full.entry(0).ecx & CPUID_1_ECX_TSC_DEADLINE) >>> 0, CPUID_1_ECX_TSC_DEADLINE);
+  assert.is((full.entry(0).ecx & 0x00200000) >>> 0, 0x00200000, 'x2APIC bit kept');
+  assert.is(full.entry(1).eax, (0x01fb | KVM_FEATURE_MSI_EXT_DEST_ID) >>> 0);
+  assert.is(full.entry(0).ebx >>> 24, 300 & 0xff, 'leaf 1 holds the low 8 bits of the APIC ID');
 });
 
 test('GSI routing: ISA IRQs to both 8259s and the I/O APIC, the PIT (GSI 0) to I/O APIC pin 2', () => {

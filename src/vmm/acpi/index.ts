@@ -15,8 +15,9 @@
 //       (ACPICA first writes SLP_TYP alone, then SLP_TYP|SLP_EN: act on the SLP_EN write.)
 //     no PM timer, no GPE blocks, SMI_CMD = 0 (always in ACPI mode), SCI_INT = 9.
 //     RESET_REG = I/O port 0xCF9, value 0x06: reboot (FADT RESET_REG_SUP).
-//   The DSDT holds only `Name (\_S5, Package () { 5, 5, 0, 0 })` so Linux installs
-//   acpi_power_off (AML bytes spelled out at S5_AML below).
+//   The DSDT holds `Name (\_S5, Package () { 5, 5, 0, 0 })` so Linux installs
+//   acpi_power_off (AML bytes spelled out at S5_AML below), and the UARTs as PNP0501
+//   devices with their ports and IRQs (aml.ts encodes them).
 // - IAPC_BOOT_ARCH: LEGACY_DEVICES, no 8042 (Linux skips the i8042 probe), no VGA, no CMOS
 //   RTC (time of day comes from kvmclock; set `cmosRtc: true` when the VMM emulates 0x70/0x71).
 // - NUMA: SRAT gives each CPU the proximity domain of its node (= package, see
@@ -28,6 +29,7 @@
 //   tables from 0xE1000 up. The whole 0xE0000-0xFFFFF range must be reserved in the e820 map.
 
 import type { Topology } from '../topology/index.js';
+import { amlConcat, scope, uartDevice } from './aml.js';
 
 export const ACPI_RSDP_ADDR = 0xe0000;
 export const ACPI_TABLES_ADDR = 0xe1000;
@@ -167,8 +169,20 @@ export function buildXsdt(entries: number[]): Uint8Array {
  */
 export const S5_AML = Uint8Array.of(0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00);
 
-export function buildDsdt(): Uint8Array {
-  return sdt('DSDT', 2, S5_AML);
+/** A UART the DSDT describes (PNP0501), so Linux's 8250_pnp driver takes it with its IRQ. */
+export interface AcpiUart { base: number; irq: number }
+
+/** The PC's first two UARTs: COM1 (0x3F8, IRQ 4) and COM2 (0x2F8, IRQ 3). */
+export const DEFAULT_UARTS: readonly AcpiUart[] = [{ base: 0x3f8, irq: 4 }, { base: 0x2f8, irq: 3 }];
+
+/**
+ * The DSDT: `\_S5` and, under `\_SB`, one PNP0501 device per UART (COM1, COM2, ...). Without
+ * them Linux finds the UARTs only through its legacy port table, whose entries ask for IRQ
+ * autodetection (CONFIG_SERIAL_8250_DETECT_IRQ): a probe that sleeps ~0.3 s per UART.
+ */
+export function buildDsdt(uarts: readonly AcpiUart[] = DEFAULT_UARTS): Uint8Array {
+  const devices = uarts.map((u, i) => uartDevice(`COM${i + 1}`, i + 1, u.base, u.irq));
+  return sdt('DSDT', 2, amlConcat([S5_AML, ...(devices.length > 0 ? [scope('\\_SB', devices)] : [])]));
 }
 
 /** FACS (64 bytes, no checksum; must be 64-byte aligned). */
