@@ -1,23 +1,11 @@
 // `ktstr-wasm collapse [FILE|-]`: the verifier log from FILE or stdin, collapsed to stdout.
 // Modes: default (collapsed text), --json (collapsed structure), --raw (unchanged),
 // --stats (the verifier's summary), --expand (collapsed text back to a full log).
+// The implementation (collapse-run.ts) is loaded only when the command runs.
 
-import { Command, Option } from 'commander';
-import type { Readable, Writable } from 'node:stream';
-import { collapseStream, createCollapser, expandCollapsed, ExpandError, type EngineName } from '../collapse/index.js';
-import { formatStats, formatStatsJson, StatsScanner } from '../collapse/stats.js';
-import { paint } from './colour.js';
-import { CliError, errorCode, EXIT_FAILED } from './errors.js';
-import { openInput, type Input } from './input.js';
-import { write } from './output.js';
-
-export interface CollapseFlags {
-  raw?: boolean;
-  stats?: boolean;
-  json?: boolean;
-  expand?: boolean;
-  engine: EngineName;
-}
+import { Command, Option } from './commander.js';
+import type { CollapseFlags } from './collapse-run.js';
+import { CliError } from './errors.js';
 
 const EXAMPLES = `
 Examples:
@@ -60,6 +48,7 @@ export function collapseCommand(parent: Command): Command {
     .showHelpAfterError("(run 'ktstr-wasm collapse --help' for usage)")
     .action(async (file: string | undefined, flags: CollapseFlags) => {
       checkCombination(flags);
+      const { runCollapse } = await import('./collapse-run.js');
       await runCollapse(file, flags);
     });
 }
@@ -71,63 +60,4 @@ function checkCombination(flags: CollapseFlags): void {
   if (flags.json === true && (flags.raw === true || flags.expand === true)) {
     throw new CliError(`option --json cannot be used with --${flags.raw === true ? 'raw' : 'expand'}`, 2);
   }
-}
-
-export async function runCollapse(file: string | undefined, flags: CollapseFlags): Promise<void> {
-  const input = await openInput(file);
-  const out = process.stdout;
-  try {
-    if (flags.raw === true) await copy(input.stream, out);
-    else if (flags.stats === true) await printStats(input, flags.json === true);
-    else if (flags.expand === true) await expand(input);
-    else {
-      const engine = flags.engine;
-      await collapseStream(input.stream, out, (sink) => createCollapser(engine, sink, { json: flags.json === true }));
-    }
-  } catch (err) {
-    throw translateReadError(input, err);
-  } finally {
-    if (!input.stream.destroyed) input.stream.destroy();
-  }
-}
-
-function translateReadError(input: Input, err: unknown): unknown {
-  const code = errorCode(err);
-  if (code !== undefined && code.startsWith('Z_')) {
-    return new CliError(`${input.name}: not valid gzip data (${(err as Error).message})`, EXIT_FAILED, { cause: err });
-  }
-  return err;
-}
-
-async function copy(input: Readable, out: Writable): Promise<void> {
-  for await (const chunk of input) {
-    const wait = write(out, chunk as Uint8Array);
-    if (wait) await wait;
-  }
-}
-
-async function printStats(input: Input, json: boolean): Promise<void> {
-  const scanner = new StatsScanner();
-  for await (const chunk of input.stream) scanner.feed(chunk as Uint8Array);
-  const programs = scanner.finish();
-  const text = json ? formatStatsJson(programs) : formatStats(programs, paint(process.stdout).bold);
-  if (programs.length > 0 || json) await write(process.stdout, text);
-  if (programs.length === 0) {
-    throw new CliError(`${input.name}: no verifier summary ("processed N insns ...") found`, EXIT_FAILED);
-  }
-}
-
-async function expand(input: Input): Promise<void> {
-  const parts: Buffer[] = [];
-  for await (const chunk of input.stream) parts.push(chunk as Buffer);
-  let text: string;
-  try {
-    text = expandCollapsed(Buffer.concat(parts).toString('latin1'));
-  } catch (err) {
-    if (err instanceof ExpandError) {
-      throw new CliError(`${input.name}: unbalanced repeat markers: ${err.message}`, EXIT_FAILED, { cause: err });
-    }
-    throw err;
-  }
-  await write(process.stdout, Buffer.from(text, 'latin1'));
 }

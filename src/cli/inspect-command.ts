@@ -1,27 +1,10 @@
 // `ktstr-wasm inspect --vmlinux V (--core FILE | --memory RAW [--cr3 HEX]) [--json]`: offline
 // look at a guest kernel's struct_ops BPF programs in a memory dump -- name, verified_insns,
 // runtime stats -- and the active scheduler's object name, through the WASM introspection core.
+// The implementation (inspect-run.ts) is loaded only when the command runs.
 
-import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { bytesSource } from '../monitor/elf.js';
-import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
-import { loadCoreFile, loadRawFile, type LoadedImage } from '../monitor/dump-file.js';
-import { inspectKernel, reportJson, type InspectReport } from '../monitor/inspect.js';
-import { missRate, nsPerCall } from '../monitor/introspector.js';
-import type { LayoutHints } from '../monitor/kaslr.js';
-import { CliError, errorCode, EXIT_USAGE } from './errors.js';
-import { write } from './output.js';
-
-export interface InspectFlags {
-  vmlinux: string;
-  core?: string;
-  memory?: string;
-  cr3?: string;
-  la57?: boolean;
-  systemMap?: string;
-  json?: boolean;
-}
+import { Command } from './commander.js';
+import type { InspectFlags } from './inspect-run.js';
 
 const EXAMPLES = `
 Examples:
@@ -47,71 +30,8 @@ export function inspectCommand(parent: Command): Command {
     .option('--system-map <file>', 'System.map with the symbol addresses')
     .option('--json', 'print JSON')
     .addHelpText('after', EXAMPLES)
-    .action(async (flags: InspectFlags) => { await runInspect(flags); });
-}
-
-function readInput(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new CliError(`cannot read ${what} ${path}: ${errorCode(err) ?? (err as Error).message}`, EXIT_USAGE, { cause: err });
-  }
-}
-
-function parseCr3(text: string): bigint {
-  if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(text)) throw new CliError(`--cr3 ${text} is not a hex number`, EXIT_USAGE);
-  return BigInt(text.startsWith('0x') ? text : '0x' + text);
-}
-
-function fail(err: unknown, what: string): never {
-  if (err instanceof CliError) throw err;
-  const code = errorCode(err);
-  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw new CliError(`cannot read ${what}: ${code}`, EXIT_USAGE, { cause: err });
-  throw new CliError(`${what}: ${(err as Error).message}`, 1, { cause: err });
-}
-
-export function formatReport(r: InspectReport): string {
-  const hex = (v: bigint): string => '0x' + v.toString(16);
-  const lines = [
-    `kernel ${r.release ?? '?'}  layout from ${r.layout.source}: kaslr ${hex(r.layout.kaslrOffset)}, phys_base ${hex(r.layout.physBase)}, `
-      + `page_offset_base ${hex(r.layout.pageOffsetBase)}, ${r.layout.la57 ? '5' : '4'}-level paging, cr3 ${hex(r.layout.cr3)}`,
-    `prog_idr: ${r.enumeration.idrEntries} programs, ${r.enumeration.structOpsCount} struct_ops; nr_cpu_ids ${r.nrCpuIds}`,
-    `active scheduler: ${r.enumeration.activeObj ?? '(none)'}`,
-  ];
-  if (r.enumeration.programs.length > 0) {
-    lines.push('', `${'id'.padStart(6)}  ${'name'.padEnd(16)}  ${'verified_insns'.padStart(14)}  ${'cnt'.padStart(12)}  ${'ns/call'.padStart(10)}  ${'miss_rate'.padStart(9)}  obj`);
-    for (const p of r.enumeration.programs) {
-      const s = p.stats;
-      lines.push(`${String(p.id).padStart(6)}  ${p.name.padEnd(16)}  ${String(p.verifiedInsns).padStart(14)}  `
-        + `${(s === null ? '-' : s.cnt.toString()).padStart(12)}  ${(s === null || s.cnt === 0n ? '-' : nsPerCall(s).toFixed(1)).padStart(10)}  `
-        + `${(s === null ? '-' : missRate(s).toFixed(4)).padStart(9)}  ${p.obj ?? '-'}`);
-    }
-  }
-  return lines.join('\n') + '\n';
-}
-
-export async function runInspect(flags: InspectFlags): Promise<void> {
-  if ((flags.core === undefined) === (flags.memory === undefined)) throw new CliError('give exactly one of --core FILE and --memory FILE', EXIT_USAGE);
-  if (flags.cr3 !== undefined && flags.memory === undefined) throw new CliError('--cr3 goes with --memory', EXIT_USAGE);
-  const vmlinuxBytes = readInput(flags.vmlinux, 'vmlinux');
-  const systemMap = flags.systemMap !== undefined ? readInput(flags.systemMap, 'System.map').toString('latin1') : undefined;
-  let kernel: KernelImage;
-  try {
-    kernel = loadKernelImage(bytesSource(new Uint8Array(vmlinuxBytes.buffer, vmlinuxBytes.byteOffset, vmlinuxBytes.length)), { systemMap }, flags.vmlinux);
-  } catch (err) { fail(err, flags.vmlinux); }
-  const dumpPath = (flags.core ?? flags.memory)!;
-  let image: LoadedImage;
-  try {
-    image = flags.core !== undefined ? loadCoreFile(flags.core) : loadRawFile(flags.memory!);
-  } catch (err) { fail(err, dumpPath); }
-  const hints: LayoutHints = { vmcoreinfo: image.dump?.vmcoreinfo ?? null };
-  const cpu0 = image.dump?.cpus[0];
-  if (cpu0 !== undefined && (cpu0.cr0 & 0x8000_0000n) !== 0n) { hints.cr3 = cpu0.cr3; hints.cr4 = cpu0.cr4; }
-  if (flags.cr3 !== undefined) hints.cr3 = parseCr3(flags.cr3);
-  if (flags.la57 === true) hints.cr4 = (hints.cr4 ?? 0n) | (1n << 12n);
-  let report: InspectReport;
-  try {
-    report = inspectKernel(image.intro, kernel, hints);
-  } catch (err) { fail(err, dumpPath); }
-  await write(process.stdout, flags.json === true ? JSON.stringify(reportJson(report), null, 2) + '\n' : formatReport(report));
+    .action(async (flags: InspectFlags) => {
+      const { runInspect } = await import('./inspect-run.js');
+      await runInspect(flags);
+    });
 }

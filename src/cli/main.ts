@@ -1,7 +1,7 @@
 // CLI entry point (bin/ktstr-wasm imports this): runs the commander program and turns
 // every outcome into an exit status and at most one red `ktstr-wasm: error: ...` line.
 
-import { CommanderError } from 'commander';
+import { CommanderError } from './commander.js';
 import { paint } from './colour.js';
 import { CliError, debugEnabled, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { exitQuietlyOnBrokenPipe, isBrokenPipe } from './output.js';

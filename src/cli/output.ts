@@ -1,13 +1,13 @@
 // Writing to stdout: backpressure-aware writes, and a quiet exit when the reader goes away
 // (`ktstr-wasm collapse big.log | head` ends with status 0 and no message).
 
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { drained } from '../collapse/stream.js';
 import { errorCode } from './errors.js';
 
-/** Writes `chunk`, waiting for 'drain' when the stream asks us to. */
+/** Writes `chunk`, waiting for 'drain' when the stream asks us to (rejects on 'error' meanwhile). */
 export function write(out: Writable, chunk: Uint8Array | string): Promise<void> | undefined {
-  return out.write(chunk) ? undefined : drained(out);
+  return out.write(chunk) ? undefined : once(out, 'drain').then(() => undefined);
 }
 
 /** True for the error a write gets when the reading end of the pipe has closed. */

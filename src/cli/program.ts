@@ -1,7 +1,7 @@
 // The commander program: global options, the commands, and how commander reports errors
 // (through exitOverride, so main() decides the exit status).
 
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { collapseCommand } from './collapse-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { hostCommand } from './host-command.js';

@@ -3,26 +3,10 @@
 // CMD, its output (COM2) goes to stdout, and shell exits with CMD's exit code; the kernel
 // console goes to stderr with --verbose. Without --exec: an interactive shell on the
 // console (stdin -> COM1, COM1 -> stdout).
+// The implementation (shell-run.ts) is loaded only when the command runs.
 
-import { Command, InvalidArgumentError } from 'commander';
-import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
-import { appOutput, buildShellInitramfs } from '../vmm/initramfs.js';
-import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
-import { resolveTopology, type Topology } from '../vmm/topology/index.js';
-import { KernelNotFoundError, resolveKernel } from '../kernel/resolve.js';
-
-export interface ShellFlags {
-  kernel?: string;
-  topology?: string;
-  memory: number;
-  exec?: string;
-  timeout: number;
-  append?: string;
-  verbose?: boolean;
-}
-
-/** Exit status when the guest did not report one (panic, timeout, triple fault, ...). */
-export const EXIT_GUEST_FAILED = 1;
+import { Command, InvalidArgumentError } from './commander.js';
+import type { ShellFlags } from './shell-run.js';
 
 function intIn(what: string, min: number, max: number) {
   return (value: string): number => {
@@ -48,7 +32,7 @@ export function shellCommand(parent: Command): Command {
   return new Command('shell')
     .copyInheritedSettings(parent)
     .description('boot a kernel in the built-in VMM and run a command (or a shell) in it')
-    .option('--kernel <SPEC>', 'kernel: a bzImage or vmlinux path, a kernel directory, a cache label or a version (default: KTSTR_KERNEL, then the newest cached or prebuilt kernel)')
+    .option('--kernel <SPEC>', 'kernel: a bzImage or vmlinux path, a kernel directory, a cache label or a version (default: KTSTR_KERNEL, then the newest cached or prebuilt kernel); a kernel found by directory, label or version boots from its vmlinux when it has one (no decompression)')
     .option('--topology <SPEC>', 'CPU topology: a preset (tiny-2llc, smt-2llc, ...) or {numa}n{llcs}l{cores}c{threads}t; default one vCPU')
     .option('--memory <MiB>', 'guest RAM in MiB', intIn('--memory', 64, 4092), 256)
     .option('--exec <CMD>', 'run CMD with /bin/sh in the guest; exit with its status')
@@ -58,68 +42,9 @@ export function shellCommand(parent: Command): Command {
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm shell --help' for usage)")
     .action(async (flags: ShellFlags) => {
+      const { runShell } = await import('./shell-run.js');
       const code = await runShell(flags);
       await new Promise<void>((r) => process.stdout.write('', () => r()));
       process.exitCode = code;
     });
-}
-
-export async function runShell(flags: ShellFlags): Promise<number> {
-  const interactive = flags.exec === undefined;
-  let topology: Topology | undefined;
-  try {
-    topology = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
-  }
-  let kernel: string;
-  try {
-    kernel = resolveKernel(flags.kernel).bzImage;
-  } catch (err) {
-    if (err instanceof KernelNotFoundError) throw new CliError(err.message, EXIT_USAGE);
-    throw err;
-  }
-  const initrd = await buildShellInitramfs({ exec: flags.exec });
-  const cmdline = `${DEFAULT_CMDLINE}${interactive ? '' : ' quiet'}${flags.append ? ' ' + flags.append : ''}`;
-  let shown = 0;
-  let com2 = '';
-  const stdin = process.stdin;
-  let r: BootVmResult;
-  try {
-    r = await bootVm({
-      kernel,
-      initrd,
-      cmdline,
-      memoryMiB: flags.memory,
-      topology,
-      timeoutMs: flags.timeout * 1000,
-      onConsole: (c) => {
-        if (interactive) process.stdout.write(c);
-        else if (flags.verbose) process.stderr.write(c);
-      },
-      onApp: (c) => {
-        com2 += Buffer.from(c).toString('latin1');
-        const out = appOutput(com2);
-        if (out.length > shown) { process.stdout.write(Buffer.from(out.slice(shown), 'latin1')); shown = out.length; }
-      },
-      onStart: interactive ? (io) => {
-        if (stdin.isTTY) stdin.setRawMode(true);
-        stdin.on('data', (d: Buffer) => io.console(d));
-        stdin.resume();
-      } : undefined,
-    });
-  } catch (e) {
-    if (e instanceof BootImageError) throw new CliError(e.message, 2, { cause: e });
-    throw e;
-  } finally {
-    if (interactive) {
-      if (stdin.isTTY) stdin.setRawMode(false);
-      stdin.pause();
-      stdin.removeAllListeners('data');
-    }
-  }
-  if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
-  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot')) return 0;
-  const tail = r.consoleTail.split('\n').slice(-15).join('\n');
-  throw new CliError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`, EXIT_FAILED);
 }

@@ -1,0 +1,89 @@
+// What `ktstr-wasm shell` does: resolves the kernel and topology, builds the busybox
+// initramfs, boots the guest in this process's VMM (src/vmm) and returns the guest
+// command's exit status. Loaded by shell-command.ts only when the command runs.
+
+import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
+import { appOutput, buildShellInitramfs } from '../vmm/initramfs.js';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { resolveTopology, type Topology } from '../vmm/topology/index.js';
+import { readFileSync } from 'node:fs';
+import { parseKconfig, topologyConfigProblems } from '../kernel/kconfig.js';
+import { bootImage, KernelNotFoundError, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
+
+export interface ShellFlags {
+  kernel?: string;
+  topology?: string;
+  memory: number;
+  exec?: string;
+  timeout: number;
+  append?: string;
+  verbose?: boolean;
+}
+
+/** Exit status when the guest did not report one (panic, timeout, triple fault, ...). */
+export const EXIT_GUEST_FAILED = 1;
+
+export async function runShell(flags: ShellFlags): Promise<number> {
+  const interactive = flags.exec === undefined;
+  let topology: Topology | undefined;
+  try {
+    topology = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+  }
+  let resolved: ResolvedKernel;
+  try {
+    resolved = resolveKernel(flags.kernel);
+  } catch (err) {
+    if (err instanceof KernelNotFoundError) throw new CliError(err.message, EXIT_USAGE);
+    throw err;
+  }
+  if (topology && resolved.config !== undefined) {
+    const problems = topologyConfigProblems(parseKconfig(readFileSync(resolved.config, 'latin1'), resolved.config), topology.numCpus, topology.needsX2apic);
+    if (problems.length > 0) throw new CliError(`kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`, EXIT_USAGE);
+  }
+  const kernel = bootImage(resolved);
+  const initrd = await buildShellInitramfs({ exec: flags.exec });
+  const cmdline = `${DEFAULT_CMDLINE}${interactive ? '' : ' quiet'}${flags.append ? ' ' + flags.append : ''}`;
+  let shown = 0;
+  let com2 = '';
+  const stdin = process.stdin;
+  let r: BootVmResult;
+  try {
+    r = await bootVm({
+      kernel,
+      initrd,
+      cmdline,
+      memoryMiB: flags.memory,
+      topology,
+      timeoutMs: flags.timeout * 1000,
+      onConsole: (c) => {
+        if (interactive) process.stdout.write(c);
+        else if (flags.verbose) process.stderr.write(c);
+      },
+      onApp: (c) => {
+        com2 += Buffer.from(c).toString('latin1');
+        const out = appOutput(com2);
+        if (out.length > shown) { process.stdout.write(Buffer.from(out.slice(shown), 'latin1')); shown = out.length; }
+      },
+      onStart: interactive ? (io) => {
+        if (stdin.isTTY) stdin.setRawMode(true);
+        stdin.on('data', (d: Buffer) => io.console(d));
+        stdin.resume();
+      } : undefined,
+    });
+  } catch (e) {
+    if (e instanceof BootImageError) throw new CliError(e.message, 2, { cause: e });
+    throw e;
+  } finally {
+    if (interactive) {
+      if (stdin.isTTY) stdin.setRawMode(false);
+      stdin.pause();
+      stdin.removeAllListeners('data');
+    }
+  }
+  if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
+  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot')) return 0;
+  const tail = r.consoleTail.split('\n').slice(-15).join('\n');
+  throw new CliError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`, EXIT_FAILED);
+}
