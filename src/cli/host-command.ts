@@ -5,7 +5,7 @@
 // The implementation (host-run.ts) is loaded only when a subcommand runs.
 
 import { Command, InvalidArgumentError } from './commander.js';
-import { HOST_MEMORY_MIB, HOST_TIMEOUT_SECONDS, hostDefaultCpus } from './defaults.js';
+import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS, defaultCpus } from '../host/defaults.js';
 import type { BuildFlags, RunFlags } from './host-run.js';
 
 const RUN_EXAMPLES = `
@@ -63,9 +63,9 @@ export function hostCommand(parent: Command): Command {
     .copyInheritedSettings(host)
     .description('run a command inside the test host and exit with its exit status')
     .argument('<command...>', 'the command and its arguments (put -- before it)')
-    .option('--memory <MiB>', 'L1 memory in MiB', positiveInt('--memory', 256, 65536), HOST_MEMORY_MIB)
-    .option('--cpus <N>', 'L1 vCPUs', positiveInt('--cpus', 1, 64), hostDefaultCpus())
-    .option('--timeout <SECONDS>', 'kill L1 after this long (boot included): exit 124', positiveInt('--timeout', 1, 86400 * 7), HOST_TIMEOUT_SECONDS)
+    .option('--memory <MiB>', 'L1 memory in MiB', positiveInt('--memory', 256, 65536), DEFAULT_MEMORY_MIB)
+    .option('--cpus <N>', 'L1 vCPUs', positiveInt('--cpus', 1, 64), defaultCpus())
+    .option('--timeout <SECONDS>', 'kill L1 after this long (boot included): exit 124', positiveInt('--timeout', 1, 86400 * 7), DEFAULT_TIMEOUT_MS / 1000)
     .option('--keep-env <NAME...>', 'also pass these environment variables in', envName)
     .option('--project <DIR>', 'tree copied into L1 at the same path (default: package/git root around the cwd)')
     .option('--share <DIR>', 'also copy this host directory in at the same path (repeatable)', collect)

@@ -4,12 +4,12 @@
 // The implementation (kernel-run.ts) is loaded only when a subcommand runs.
 
 import { Command, InvalidArgumentError } from './commander.js';
-import { KERNEL_SERIES } from './defaults.js';
+import { DEFAULT_KERNEL_SERIES } from '../kernel/defaults.js';
 import type { BuildFlags, JsonFlag } from './kernel-run.js';
 
 const BUILD_EXAMPLES = `
 Examples:
-  $ ktstr-wasm kernel build                       Debian's linux-source-${KERNEL_SERIES} (installed via apt-get if missing)
+  $ ktstr-wasm kernel build                       Debian's linux-source-${DEFAULT_KERNEL_SERIES} (installed via apt-get if missing)
   $ ktstr-wasm kernel build --source ../linux     a local tree (built out of tree, the tree stays clean)
   $ ktstr-wasm kernel build --source linux-6.12.tar.xz --label my-6.12
   $ ktstr-wasm kernel build --config-only         merge and check ktstr.kconfig only (seconds)
@@ -34,7 +34,7 @@ export function kernelCommand(parent: Command): Command {
     .copyInheritedSettings(parent)
     .description('build a sched_ext kernel (ktstr.kconfig) and its schedulers into the cache')
     .option('--source <DIR|TARBALL>', 'kernel source tree or tarball (default: Debian\'s linux-source-<version>)')
-    .option('--version <SERIES>', 'kernel series of the Debian source package', KERNEL_SERIES)
+    .option('--version <SERIES>', 'kernel series of the Debian source package', DEFAULT_KERNEL_SERIES)
     .option('--label <LABEL>', 'cache label (default <kernelversion>-sched_ext)')
     .option('--fragment <FILE>', 'config fragment (default the package\'s ktstr.kconfig)')
     .option('-j, --jobs <N>', 'parallel make jobs (default: host CPUs)', positiveInt('--jobs'))

@@ -7,7 +7,6 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { cpus as hostCpus } from 'node:os';
 import { resolve } from 'node:path';
 import { guestEnvironment, L1_PATH, newNonce, specLine } from './env.js';
 import { TestHostError } from './errors.js';
@@ -17,18 +16,11 @@ import { findOnPath, hostCacheDir } from './paths.js';
 import { FAIL_MARK, READY_MARK } from './init-script.js';
 import { l1ClockCmdline, measureHostTscKhz } from './clock.js';
 
-export const DEFAULT_MEMORY_MIB = 3072;
-export const DEFAULT_TIMEOUT_MS = 900_000;
+import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS, defaultCpus } from './defaults.js';
+export { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS, defaultCpus };
 /** Exit status reported for a timeout (as timeout(1) does). */
 export const TIMEOUT_EXIT_CODE = 124;
 
-/**
- * Default L1 vCPUs: half the host's CPUs, 1 to 4. Each vCPU is a host thread under MTTCG; on
- * a 2-CPU host a second vCPU made boot ~1.4 s slower and the KVM suite ~25% slower (measured).
- */
-export function defaultCpus(): number {
-  return Math.max(1, Math.min(4, Math.floor(hostCpus().length / 2)));
-}
 
 /**
  * The kernel command line of L1. `nohz=off highres=off`: a periodic local APIC timer. Under

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { findOnPath } from '../host/paths.js';
 import type { KernelSourceInfo } from './cache.js';
 
-export const DEFAULT_KERNEL_SERIES = '6.12';
+import { DEFAULT_KERNEL_SERIES } from './defaults.js';
+export { DEFAULT_KERNEL_SERIES };
 
 export type SourceSpec =
   | { kind: 'tree'; path: string }
