@@ -3,7 +3,7 @@
 // Loaded by inspect-command.ts only when the command runs.
 
 import { readFileSync } from 'node:fs';
-import { bytesSource } from '../monitor/elf.js';
+import { bytesSource } from '../elf/file.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { loadCoreFile, loadRawFile, type LoadedImage } from '../monitor/dump-file.js';
 import { inspectKernel, reportJson, type InspectReport } from '../monitor/inspect.js';

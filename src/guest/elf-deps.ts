@@ -3,11 +3,15 @@
 // resolved breadth first through DT_RPATH (of the object and its loaders, when it has no
 // DT_RUNPATH), DT_RUNPATH (of the object itself), then the standard Debian library
 // directories. $ORIGIN, $LIB and $PLATFORM are expanded. Only ELF files of the same class and
-// machine as the executable are accepted. No subprocess (ldd) is run: the ELF64 headers,
-// program headers and dynamic section are parsed here.
+// machine as the executable are accepted. No subprocess (ldd) is run: the headers come from
+// the shared ELF reader (src/elf/file.ts) over the file; the dynamic section is parsed here.
 
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, posix, resolve } from 'node:path';
+import { ELFCLASS64, ELFDATA2LSB, ElfError, ElfFile, PT_DYNAMIC, PT_INTERP, readElfIdent } from '../elf/file.js';
+import { withFileSource } from '../elf/file-source.js';
+
+export { ElfError } from '../elf/file.js';
 
 /** The library directories searched after RPATH/RUNPATH (ld.so.conf order on Debian amd64). */
 export const DEFAULT_LIBRARY_DIRS: readonly string[] = [
@@ -21,16 +25,15 @@ export const DEFAULT_LIBRARY_DIRS: readonly string[] = [
   '/usr/lib',
 ];
 
-const PT_LOAD = 1;
-const PT_DYNAMIC = 2;
-const PT_INTERP = 3;
-const DT_NULL = 0;
-const DT_NEEDED = 1;
-const DT_STRTAB = 5;
-const DT_STRSZ = 10;
-const DT_SONAME = 14;
-const DT_RPATH = 15;
-const DT_RUNPATH = 29;
+const DT_NULL = 0n;
+const DT_NEEDED = 1n;
+const DT_STRTAB = 5n;
+const DT_STRSZ = 10n;
+const DT_SONAME = 14n;
+const DT_RPATH = 15n;
+const DT_RUNPATH = 29n;
+/** Bytes of one Elf64_Dyn entry (d_tag, d_val). */
+const DYN_SIZE = 16;
 
 /** What the loader needs to know about one ELF file. */
 export interface ElfInfo {
@@ -49,88 +52,55 @@ export interface ElfInfo {
   dynamic: boolean;
 }
 
-export class ElfError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ElfError';
-  }
+const utf8 = new TextDecoder();
+
+function cString(bytes: Uint8Array, offset: number): string {
+  if (offset >= bytes.length) return '';
+  const end = bytes.indexOf(0, offset);
+  return utf8.decode(bytes.subarray(offset, end < 0 ? bytes.length : end));
 }
 
-function readAt(fd: number, position: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done === length ? buf : buf.subarray(0, done);
-}
-
-function cString(buf: Buffer, offset: number): string {
-  const end = buf.indexOf(0, offset);
-  return buf.toString('utf8', offset, end < 0 ? buf.length : end);
-}
-
-/** Parses the ELF header, program headers and dynamic section of `path` (ELF64 little-endian). */
+/**
+ * The ELF header, program interpreter and dynamic section of `path`, read through the shared
+ * ELF reader (src/elf/file.ts) over the file (only the bytes needed are read). ELF32 and
+ * big-endian files give their class, machine and type only; a non-ELF file throws ElfError.
+ */
 export function readElf(path: string): ElfInfo {
-  const fd = openSync(path, 'r');
-  try {
-    const eh = readAt(fd, 0, 64);
-    if (eh.length < 20 || eh.readUInt32BE(0) !== 0x7f454c46) throw new ElfError(`${path}: not an ELF file`);
-    const elfClass = eh[4]!;
-    const data = eh[5]!;
-    const type = eh.readUInt16LE(16);
-    const machine = eh.readUInt16LE(18);
+  return withFileSource(path, (source) => {
+    const { elfClass, data, type, machine } = readElfIdent(source, path);
     const info: ElfInfo = { path, elfClass, machine, type, needed: [], rpath: [], runpath: [], dynamic: false };
-    if (elfClass !== 2 || data !== 1) return info; // only ELF64 LE is followed further
-    if (eh.length < 64) throw new ElfError(`${path}: truncated ELF header`);
-    const phoff = Number(eh.readBigUInt64LE(32));
-    const phentsize = eh.readUInt16LE(54);
-    const phnum = eh.readUInt16LE(56);
-    if (phentsize < 56 || phnum === 0) return info;
-    const ph = readAt(fd, phoff, phentsize * phnum);
-    const loads: { vaddr: number; offset: number; filesz: number }[] = [];
-    let dynamic: { offset: number; size: number } | undefined;
-    for (let i = 0; i < phnum; i++) {
-      const o = i * phentsize;
-      if (o + 56 > ph.length) break;
-      const pType = ph.readUInt32LE(o);
-      const offset = Number(ph.readBigUInt64LE(o + 8));
-      const vaddr = Number(ph.readBigUInt64LE(o + 16));
-      const filesz = Number(ph.readBigUInt64LE(o + 32));
-      if (pType === PT_LOAD) loads.push({ vaddr, offset, filesz });
-      else if (pType === PT_DYNAMIC) dynamic = { offset, size: filesz };
-      else if (pType === PT_INTERP) info.interpreter = cString(readAt(fd, offset, filesz), 0);
-    }
+    if (elfClass !== ELFCLASS64 || data !== ELFDATA2LSB) return info; // only ELF64 LE is followed further
+    const elf = new ElfFile(source, path);
+    const interp = elf.programHeaders.find((ph) => ph.type === PT_INTERP);
+    if (interp !== undefined) info.interpreter = cString(elf.segmentBytes(interp, 'PT_INTERP'), 0);
+    const dynamic = elf.programHeaders.find((ph) => ph.type === PT_DYNAMIC);
     if (dynamic === undefined) return info;
     info.dynamic = true;
-    const dyn = readAt(fd, dynamic.offset, dynamic.size);
-    const entries: { tag: number; value: number }[] = [];
-    let strtab: number | undefined;
-    let strsz: number | undefined;
-    for (let o = 0; o + 16 <= dyn.length; o += 16) {
-      const tag = Number(dyn.readBigInt64LE(o));
+    const dyn = elf.segmentBytes(dynamic, 'PT_DYNAMIC');
+    const v = new DataView(dyn.buffer, dyn.byteOffset, dyn.byteLength);
+    const entries: { tag: bigint; value: bigint }[] = [];
+    let strtab: bigint | undefined;
+    let strsz: bigint | undefined;
+    for (let o = 0; o + DYN_SIZE <= dyn.length; o += DYN_SIZE) {
+      const tag = v.getBigInt64(o, true);
       if (tag === DT_NULL) break;
-      const value = Number(dyn.readBigUInt64LE(o + 8));
+      const value = v.getBigUint64(o + 8, true);
       if (tag === DT_STRTAB) strtab = value;
       else if (tag === DT_STRSZ) strsz = value;
       else entries.push({ tag, value });
     }
     if (strtab === undefined || strsz === undefined) return info;
-    const seg = loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
-    if (seg === undefined) throw new ElfError(`${path}: DT_STRTAB 0x${strtab.toString(16)} is in no PT_LOAD segment`);
-    const strings = readAt(fd, seg.offset + (strtab - seg.vaddr), strsz);
+    const strings = elf.readVirtual(strtab, Number(strsz));
+    if (strings === undefined) throw new ElfError(`${path}: DT_STRTAB 0x${strtab.toString(16)} (+${strsz} bytes) is in no PT_LOAD segment`);
     for (const { tag, value } of entries) {
-      if (tag === DT_NEEDED) info.needed.push(cString(strings, value));
-      else if (tag === DT_SONAME) info.soname = cString(strings, value);
-      else if (tag === DT_RPATH) info.rpath.push(...splitPath(cString(strings, value)));
-      else if (tag === DT_RUNPATH) info.runpath.push(...splitPath(cString(strings, value)));
+      const text = cString(strings, Number(value)); // '' past the end of the table
+      if (tag === DT_NEEDED) info.needed.push(text);
+      else if (tag === DT_SONAME) info.soname = text;
+      else if (tag === DT_RPATH) info.rpath.push(...splitPath(text));
+      else if (tag === DT_RUNPATH) info.runpath.push(...splitPath(text));
     }
     return info;
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 function splitPath(value: string): string[] {

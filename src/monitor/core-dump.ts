@@ -3,7 +3,7 @@
 // (p_paddr) and where their bytes are in the file; the notes give VMCOREINFO and, for QEMU,
 // each vCPU's control registers. Browser-safe (works on any ByteSource).
 
-import { ElfFile, ElfError, ET_CORE, PT_LOAD, type ByteSource } from './elf.js';
+import { ElfFile, ElfError, ET_CORE, PT_LOAD, type ByteSource } from '../elf/file.js';
 import { Vmcoreinfo } from './vmcoreinfo.js';
 
 const EM_X86_64 = 62;

@@ -3,7 +3,7 @@
 // guest physical 0.. in one region. Segments are packed one after another from IMAGE_BASE.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { ByteSource } from './elf.js';
+import { fileSource } from '../elf/file-source.js';
 import { readCoreDump, type CoreDump } from './core-dump.js';
 import type { Introspector } from './introspector.js';
 import { nodeIntrospector } from './wasm-file.js';
@@ -15,25 +15,6 @@ export const IMAGE_BASE = 4 * 1024 * 1024;
 const WASM_PAGE = 65536;
 const MAX_MEMORY = 65536 * WASM_PAGE;
 const CHUNK = 64 * 1024 * 1024;
-
-/** A ByteSource over an open file descriptor (reads on demand). */
-export function fileSource(fd: number): ByteSource {
-  const size = fstatSync(fd).size;
-  return {
-    size,
-    read(offset, len) {
-      if (offset < 0 || len < 0 || offset + len > size) throw new DumpFileError(`read [${offset}, +${len}) past the end of the file (${size} bytes)`);
-      const out = new Uint8Array(len);
-      let done = 0;
-      while (done < len) {
-        const n = readSync(fd, out, done, len - done, offset + done);
-        if (n === 0) throw new DumpFileError(`file ended early at ${offset + done}`);
-        done += n;
-      }
-      return out;
-    },
-  };
-}
 
 function copyInto(fd: number, bytes: Uint8Array, at: number, fileOffset: number, size: number): void {
   for (let done = 0; done < size;) {
@@ -61,7 +42,7 @@ function makeMemory(total: number, label: string): WebAssembly.Memory {
 export function loadCoreFile(path: string): LoadedImage {
   const fd = openSync(path, 'r');
   try {
-    const dump = readCoreDump(fileSource(fd), path);
+    const dump = readCoreDump(fileSource(fd, path), path);
     const memory = makeMemory(dump.totalBytes, path);
     const bytes = new Uint8Array(memory.buffer);
     const intro = nodeIntrospector(memory);

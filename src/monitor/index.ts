@@ -7,7 +7,7 @@ export {
   Introspector, IntrospectError, NOT_MAPPED, RECORD_SIZE, activeObject, introspectWasmName, isSharedMemory, nsPerCall, missRate,
   type Enumeration, type IntrospectExports, type PhysRegion, type StructOpsProgram,
 } from './introspector.js';
-export { ElfFile, ElfError, bytesSource, type ByteSource, type ElfSymbol } from './elf.js';
+export { ElfFile, ElfError, bytesSource, type ByteSource, type ElfSymbol } from '../elf/file.js';
 export { Btf, BtfError, BTF_KIND, type MemberLocation } from './btf.js';
 export { kernelOffsets, OFFSET_ORDER, type KernelOffsets } from './kernel-offsets.js';
 export { loadKernelImage, KernelImageError, type KernelImage, type KernelImageOptions } from './kernel-image.js';

@@ -3,7 +3,7 @@
 // to find the kernel in physical memory. Browser-safe (a ByteSource over the vmlinux bytes).
 
 import { Btf, BtfError } from './btf.js';
-import { ElfFile, type ByteSource } from './elf.js';
+import { ElfFile, type ByteSource } from '../elf/file.js';
 import { kernelOffsets, type KernelOffsets } from './kernel-offsets.js';
 import { parseSystemMap } from './system-map.js';
 

@@ -18,7 +18,7 @@ import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
 import { loadCoreFile } from '../../src/monitor/dump-file.js';
 import { inspectKernel } from '../../src/monitor/inspect.js';
 import { loadKernelImage } from '../../src/monitor/kernel-image.js';
-import { bytesSource } from '../../src/monitor/elf.js';
+import { bytesSource } from '../../src/elf/file.js';
 import { repoPath } from '../helpers/repo.js';
 import { expectedObj, parseGuestProgs } from './introspect-guest/guest-view.js';
 import { readFileSync } from 'node:fs';

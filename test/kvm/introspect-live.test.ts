@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { CpioWriter, MemorySink } from '../../src/guest/cpio.js';
 import { sharedLibraryClosure } from '../../src/guest/elf-deps.js';
 import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
-import { bytesSource } from '../../src/monitor/elf.js';
+import { bytesSource } from '../../src/elf/file.js';
 import { inspectKernel, type InspectReport } from '../../src/monitor/inspect.js';
 import { loadKernelImage } from '../../src/monitor/kernel-image.js';
 import { nodeIntrospector } from '../../src/monitor/wasm-file.js';

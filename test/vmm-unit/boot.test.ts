@@ -183,4 +183,30 @@ test('GuestMemory: with the backing-store address, guest physical 0 lands on a 2
   assert.is(new GuestMemory(64 * MiB).regions[0].offset, GUEST_BASE, 'no address: GUEST_BASE exactly');
 });
 
+test('vmlinux: wrong class, overflowing phnum and out-of-range offsets are BootImageErrors', () => {
+  const elf32 = fakeVmlinux(); elf32[4] = 1;
+  throwsBoot(() => parseVmlinux(elf32), /not a 64-bit ELF/);
+  const many = fakeVmlinux(); new DataView(many.buffer).setUint16(56, 0xffff, true);
+  throwsBoot(() => parseVmlinux(many), /ELF has 65535 program headers/);
+  const farOffset = fakeVmlinux(); new DataView(farOffset.buffer).setBigUint64(64 + 8, 1n << 62n, true);
+  throwsBoot(() => parseVmlinux(farOffset, '/k/vmlinux'), /^\/k\/vmlinux: .*p_offset 0x4000000000000000/);
+  const bigFile = fakeVmlinux(); new DataView(bigFile.buffer).setBigUint64(64 + 32, 0x100000n, true);
+  throwsBoot(() => parseVmlinux(bigFile), /p_filesz 1048576 > p_memsz/);
+});
+
+test('vmlinux: corrupted headers always give a BootImageError (seeded mutations)', () => {
+  let seed = 0x2545f491;
+  const next = (): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return seed >>> 0; };
+  for (let round = 0; round < 500; round++) {
+    const b = fakeVmlinux();
+    // the file header and program header (bytes 4..120), a few bytes at a time
+    for (let k = 0; k < 1 + (next() % 4); k++) b[4 + (next() % 116)] = next() & 0xff;
+    try {
+      parseVmlinux(b);
+    } catch (e) {
+      assert.instance(e, BootImageError, `round ${round}: ${String(e)}`);
+    }
+  }
+});
+
 test.run();

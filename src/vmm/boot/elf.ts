@@ -2,9 +2,13 @@
 // segments go to their physical addresses (p_paddr); the 64-bit entry is e_entry made
 // physical (the kernel links `ENTRY(phys_startup_64)`, so it normally is already; a virtual
 // e_entry is moved by the vaddr-paddr delta of the segment holding it). Every offset and
-// size is checked against the file before it is used.
+// size is checked against the file before it is used. The headers are read by the shared
+// ELF reader (src/elf/file.ts); the checks a bootable kernel needs are made here.
 
 import { BootImageError } from './errors.js';
+import {
+  ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_EXEC, ElfError, ElfFile, PT_LOAD, bytesSource, readElfIdent, type ProgramHeader,
+} from '../../elf/file.js';
 
 export interface LoadSegment {
   paddr: number;
@@ -24,8 +28,6 @@ export interface VmlinuxImage {
   high: number;
 }
 
-const PT_LOAD = 1;
-const EM_X86_64 = 62;
 const MAX_PHNUM = 256;
 
 export function isElf(buf: Uint8Array): boolean {
@@ -37,39 +39,42 @@ function num(v: bigint, what: string, path?: string): number {
   return Number(v);
 }
 
-export function parseVmlinux(buf: Uint8Array, path?: string): VmlinuxImage {
+/** e_entry and the program headers, through the shared reader; its errors become BootImageErrors. */
+function readHeaders(buf: Uint8Array, path?: string): { entry: bigint; programHeaders: readonly ProgramHeader[] } {
   if (!isElf(buf)) throw new BootImageError('not an ELF file', path);
   if (buf.length < 64) throw new BootImageError(`truncated ELF header (${buf.length} bytes)`, path);
-  if (buf[4] !== 2) throw new BootImageError('not a 64-bit ELF (EI_CLASS is not ELFCLASS64)', path);
-  if (buf[5] !== 1) throw new BootImageError('not a little-endian ELF', path);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const machine = dv.getUint16(18, true);
+  const source = bytesSource(buf);
+  const { elfClass, data, machine, type } = readElfIdent(source);
+  if (elfClass !== ELFCLASS64) throw new BootImageError('not a 64-bit ELF (EI_CLASS is not ELFCLASS64)', path);
+  if (data !== ELFDATA2LSB) throw new BootImageError('not a little-endian ELF', path);
   if (machine !== EM_X86_64) throw new BootImageError(`ELF machine ${machine} is not x86-64 (62)`, path);
-  const type = dv.getUint16(16, true);
-  if (type !== 2) throw new BootImageError(`ELF type ${type} is not ET_EXEC: not a vmlinux`, path);
-  const entryRaw = dv.getBigUint64(24, true);
-  const phoff = num(dv.getBigUint64(32, true), 'e_phoff', path);
-  const phentsize = dv.getUint16(54, true);
-  const phnum = dv.getUint16(56, true);
-  if (phentsize < 56) throw new BootImageError(`ELF e_phentsize ${phentsize} is smaller than 56`, path);
-  if (phnum === 0 || phnum > MAX_PHNUM) throw new BootImageError(`ELF has ${phnum} program headers`, path);
-  if (phoff + phnum * phentsize > buf.length) throw new BootImageError(`truncated ELF: program headers end at ${phoff + phnum * phentsize}, file is ${buf.length} bytes`, path);
+  if (type !== ET_EXEC) throw new BootImageError(`ELF type ${type} is not ET_EXEC: not a vmlinux`, path);
+  try {
+    const elf = new ElfFile(source, 'ELF');
+    const { phoff, phentsize, phnum } = elf.header;
+    if (phentsize < 56) throw new BootImageError(`ELF e_phentsize ${phentsize} is smaller than 56`, path);
+    if (phnum === 0 || phnum > MAX_PHNUM) throw new BootImageError(`ELF has ${phnum} program headers`, path);
+    if (phoff + phnum * phentsize > buf.length) throw new BootImageError(`truncated ELF: program headers end at ${phoff + phnum * phentsize}, file is ${buf.length} bytes`, path);
+    return { entry: elf.header.entry, programHeaders: elf.programHeaders };
+  } catch (err) {
+    if (err instanceof ElfError) throw new BootImageError(err.message, path);
+    throw err;
+  }
+}
+
+export function parseVmlinux(buf: Uint8Array, path?: string): VmlinuxImage {
+  const { entry: entryRaw, programHeaders } = readHeaders(buf, path);
   const segments: LoadSegment[] = [];
   let entry: number | undefined;
-  for (let i = 0; i < phnum; i++) {
-    const o = phoff + i * phentsize;
-    if (dv.getUint32(o, true) !== PT_LOAD) continue;
-    const offset = num(dv.getBigUint64(o + 8, true), 'p_offset', path);
-    const vaddr = dv.getBigUint64(o + 16, true);
-    const paddrBig = dv.getBigUint64(o + 24, true);
-    const paddr = num(paddrBig, 'p_paddr', path);
-    const filesz = num(dv.getBigUint64(o + 32, true), 'p_filesz', path);
-    const memsz = num(dv.getBigUint64(o + 40, true), 'p_memsz', path);
+  programHeaders.forEach((ph, i) => {
+    if (ph.type !== PT_LOAD) return;
+    const { offset, filesz, memsz } = ph;
+    const paddr = num(ph.paddr, 'p_paddr', path);
     if (filesz > memsz) throw new BootImageError(`PT_LOAD ${i}: p_filesz ${filesz} > p_memsz ${memsz}`, path);
     if (offset + filesz > buf.length) throw new BootImageError(`truncated ELF: PT_LOAD ${i} needs bytes up to ${offset + filesz}, file is ${buf.length} bytes`, path);
     segments.push({ paddr, data: buf.subarray(offset, offset + filesz), memsz });
-    if (entryRaw >= vaddr && entryRaw < vaddr + BigInt(memsz)) entry = num(entryRaw - vaddr + paddrBig, 'entry', path);
-  }
+    if (entryRaw >= ph.vaddr && entryRaw < ph.vaddr + BigInt(memsz)) entry = num(entryRaw - ph.vaddr + ph.paddr, 'entry', path);
+  });
   if (segments.length === 0) throw new BootImageError('ELF has no PT_LOAD segment', path);
   const low = Math.min(...segments.map((s) => s.paddr));
   const high = Math.max(...segments.map((s) => s.paddr + s.memsz));
