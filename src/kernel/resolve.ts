@@ -196,6 +196,7 @@ export function resolveKernel(spec?: string, o: ResolveOptions = {}): ResolvedKe
  * KASLR), else the bzImage. A path names exactly the file to boot.
  */
 export function bootImage(k: ResolvedKernel): string {
-  if (k.origin !== 'path' && k.vmlinux !== undefined && isFile(k.vmlinux)) return k.vmlinux;
+  // a file spec carries no vmlinux: it boots as named
+  if (k.vmlinux !== undefined && isFile(k.vmlinux)) return k.vmlinux;
   return k.bzImage;
 }
