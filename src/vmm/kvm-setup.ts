@@ -3,8 +3,13 @@
 // KVM_IRQ_LINE, MSRs, FPU and LAPIC LINT0/LINT1. All go straight through the native
 // binding with the request numbers and layouts from src/kvm.
 
-import { KVM_CAP, KVM_ENABLE_CAP, KVM_IOCTL, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE, KVM_FPU, native, type KvmCpuid2, type CpuidEntry } from '../kvm/index.js';
-import { KvmCpuid2 as Cpuid2 } from '../kvm/structs.js';
+// Imports name src/kvm's modules one by one, not its index: the vCPU workers load this file
+// (for irqLine), and each module more is start-up time of every vCPU thread.
+import { KVM_CAP } from '../kvm/constants.js';
+import { KVM_IOCTL } from '../kvm/ioctl.js';
+import { KVM_ENABLE_CAP, KVM_FPU, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE } from '../kvm/layout.js';
+import { native } from '../kvm/native.js';
+import { KvmCpuid2 as Cpuid2, type CpuidEntry, type KvmCpuid2 } from '../kvm/structs.js';
 
 /** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
 export const KVM_TSS_ADDR = 0xfffbd000;

@@ -1,8 +1,9 @@
 // Shared words and messages between the VM's main thread (vm.ts) and its vCPU threads
 // (vcpu-worker.ts).
 
-/** Int32 slots of a vCPU's control buffer. */
-export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3 } as const;
+/** Int32 slots of a vCPU's control buffer (`go`: 0 holds the thread before its first KVM_RUN). */
+export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4 } as const;
+export const VCPU_CTL_BYTES = 32;
 export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
 
 /** VM-wide end-of-run kinds (slot 0 of the event buffer; 0 = still running). */

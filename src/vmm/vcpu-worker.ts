@@ -50,6 +50,18 @@ function postSregs(vcpu: Vcpu): void {
   post({ type: 'sregs', vcpu: input.vcpuId, rip: r.get('rip'), rsp: r.get('rsp'), cr0: s.get('cr0'), cr3: s.get('cr3'), cr4: s.get('cr4'), efer: s.get('efer') });
 }
 
+/** Where the vCPU stood, for the reason of a failed run: ` at rip=... cr0=... cr3=...` (empty if unreadable). */
+function where(vcpu: Vcpu): string {
+  try {
+    const r = vcpu.getRegs();
+    const sr = vcpu.getSregs();
+    const h = (v: bigint): string => `0x${v.toString(16)}`;
+    return ` at rip=${h(r.get('rip'))} cr0=${h(sr.get('cr0'))} cr3=${h(sr.get('cr3'))} efer=${h(sr.get('efer'))}`;
+  } catch {
+    return '';
+  }
+}
+
 function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
   const serials = input.serials.map((s) => new Serial(s, input.vmFd));
@@ -67,6 +79,8 @@ function main(): void {
     const run = vcpu.run;
     Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.running);
     post({ type: 'running', vcpu: input.vcpuId });
+    // The boot CPU starts the guest only once every vCPU thread is up (vm.ts start()).
+    while (Atomics.load(ctl, VCPU_CTL.go) === 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.go, 0, 50);
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
       if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
@@ -104,7 +118,7 @@ function main(): void {
         case KVM_EXIT.KVM_EXIT_INTR:
           continue;
         case KVM_EXIT.KVM_EXIT_SHUTDOWN:
-          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)`);
+          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)${where(vcpu)}`);
           break;
         case KVM_EXIT.KVM_EXIT_HLT:
           end(EV.hlt, 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);
@@ -116,15 +130,9 @@ function main(): void {
           else end(EV.error, 0, run.describeExit());
           break;
         }
-        default: {
-          let detail = run.describeExit();
-          try {
-            const r = vcpu.getRegs();
-            detail += ` rip=0x${r.get('rip').toString(16)}`;
-          } catch { /* ignore */ }
-          end(EV.error, 0, `vCPU ${input.vcpuId}: ${detail}`);
+        default:
+          end(EV.error, 0, `vCPU ${input.vcpuId}: ${run.describeExit()}${where(vcpu)}`);
           break;
-        }
       }
       break;
     }

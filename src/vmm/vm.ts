@@ -18,7 +18,7 @@ import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
 import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
-import { VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 export interface VmEvent { kind: number; value: number; vcpu: number; detail: string }
@@ -111,7 +111,9 @@ export class Machine {
           setLapicLints(vcpu.fd);
           setBootSregs(vcpu, o.boot);
         }
-        this.threads.push({ vcpu, ctl: new Int32Array(new SharedArrayBuffer(16)), exited: Promise.resolve(), sregsWaiters: [] });
+        const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
+        ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
+        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [] });
       }
       this.serialShared = [createSerialShared(COM1), createSerialShared(COM2)];
       this.com1 = new Serial(this.serialShared[0], fd);
@@ -122,41 +124,53 @@ export class Machine {
     }
   }
 
-  /** Starts one worker per vCPU; `onEvent` gets the first end of the run. Resolves when all run. */
-  start(onEvent: (e: VmEvent) => void): Promise<void> {
+  /**
+   * Starts one worker per vCPU; `onEvent` gets the first end of the run. The boot CPU enters
+   * the guest only once every vCPU thread runs: a Node worker takes ~25 ms to start natively
+   * and ~0.4 s under emulation, and a guest that sends INIT/SIPI to a CPU whose thread is not
+   * there yet gives up on it after 10 s — and the late AP then runs a trampoline the kernel
+   * has moved on from (seen: a triple fault with 252 vCPUs). Resolves when the guest starts.
+   */
+  async start(onEvent: (e: VmEvent) => void): Promise<void> {
     installKickHandler();
     this.eventListener = onEvent;
-    const running: Promise<void>[] = [];
-    for (const t of this.threads) {
-      const workerData: VcpuWorkerInput = {
-        vcpuId: t.vcpu.id, vcpuFd: t.vcpu.fd, vmFd: this.vm.fd, mmapSize: t.vcpu.mmapSize,
-        control: t.ctl.buffer as SharedArrayBuffer, events: this.events, serials: this.serialShared,
-      };
-      const w = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData });
-      t.worker = w;
-      running.push(new Promise<void>((res) => {
-        w.on('message', (m: VcpuMessage) => {
-          if (m.type === 'running') res();
-          else if (m.type === 'sregs') {
-            const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
-            for (const w of t.sregsWaiters.splice(0)) w.resolve(regs);
-          }
-          else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
-          else if (m.type === 'done') {
-            this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
-            for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
-          }
-        });
-      }));
-      t.exited = new Promise<void>((res) => {
-        w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 5, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
-        w.on('exit', () => {
-          for (const waiter of t.sregsWaiters.splice(0)) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
-          res();
-        });
+    await Promise.all(this.threads.map((t) => this.startWorker(t)));
+    const bsp = this.threads[0].ctl;
+    Atomics.store(bsp, VCPU_CTL.go, 1);
+    Atomics.notify(bsp, VCPU_CTL.go);
+  }
+
+  /** Spawns the worker of one vCPU; resolves when it runs (or has ended before that). */
+  private startWorker(t: VcpuThread): Promise<void> {
+    const workerData: VcpuWorkerInput = {
+      vcpuId: t.vcpu.id, vcpuFd: t.vcpu.fd, vmFd: this.vm.fd, mmapSize: t.vcpu.mmapSize,
+      control: t.ctl.buffer as SharedArrayBuffer, events: this.events, serials: this.serialShared,
+    };
+    const w = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData });
+    t.worker = w;
+    const running = new Promise<void>((res) => {
+      w.on('message', (m: VcpuMessage) => {
+        if (m.type === 'running') res();
+        else if (m.type === 'sregs') {
+          const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
+          for (const w of t.sregsWaiters.splice(0)) w.resolve(regs);
+        }
+        else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
+        else if (m.type === 'done') {
+          this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
+          for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
+        }
       });
-    }
-    return Promise.all(running).then(() => undefined);
+      w.on('exit', () => res());
+    });
+    t.exited = new Promise<void>((res) => {
+      w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 5, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
+      w.on('exit', () => {
+        for (const waiter of t.sregsWaiters.splice(0)) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+        res();
+      });
+    });
+    return running;
   }
 
   /**

@@ -35,23 +35,13 @@ export const ACPI_RSDP_ADDR = 0xe0000;
 export const ACPI_TABLES_ADDR = 0xe1000;
 export const BIOS_AREA_END = 0x100000;
 
-export const PM1A_EVT_PORT = 0x600;
-export const PM1A_EVT_LEN = 4;
-export const PM1A_CNT_PORT = 0x604;
-export const PM1A_CNT_LEN = 2;
-export const ACPI_S5_SLP_TYP = 5;
-export const PM1_CNT_SCI_EN = 1 << 0;
-export const PM1_CNT_SLP_EN = 1 << 13;
-export const RESET_PORT = 0xcf9;
-export const RESET_VALUE = 0x06;
-export const SCI_IRQ = 9;
+export {
+  ACPI_S5_SLP_TYP, PM1A_CNT_LEN, PM1A_CNT_PORT, PM1A_EVT_LEN, PM1A_EVT_PORT, PM1_CNT_SCI_EN, PM1_CNT_SLP_EN,
+  RESET_PORT, RESET_VALUE, SCI_IRQ, isPowerOffWrite,
+} from './pm.js';
+import { ACPI_S5_SLP_TYP, PM1A_CNT_LEN, PM1A_CNT_PORT, PM1A_EVT_LEN, PM1A_EVT_PORT, RESET_PORT, RESET_VALUE, SCI_IRQ } from './pm.js';
 export const IOAPIC_ADDR = 0xfec00000;
 export const LAPIC_ADDR = 0xfee00000;
-
-/** True when a 16-bit write `value` to PM1A_CNT_PORT asks for power-off (S5). */
-export function isPowerOffWrite(value: number): boolean {
-  return (value & PM1_CNT_SLP_EN) !== 0 && ((value >>> 10) & 7) === ACPI_S5_SLP_TYP;
-}
 
 export const OEM_ID = 'KTSTRW';
 export const OEM_TABLE_ID = 'KTSTRVMM';

@@ -4,7 +4,7 @@
 // to 0xff, writes are dropped) for everything else, including PCI config 0xcf8/0xcfc.
 // Runs on the vCPU threads.
 
-import { isPowerOffWrite, PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_SCI_EN } from '../acpi/index.js';
+import { isPowerOffWrite, PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_SCI_EN } from '../acpi/pm.js';
 import { Serial } from './serial.js';
 
 /**
