@@ -109,6 +109,7 @@ export const MSR = {
   IA32_SYSENTER_CS: 0x174,
   IA32_SYSENTER_ESP: 0x175,
   IA32_SYSENTER_EIP: 0x176,
+  IA32_APIC_BASE: 0x1b,
   IA32_MISC_ENABLE: 0x1a0,
   IA32_MTRR_DEF_TYPE: 0x2ff,
   STAR: 0xc0000081,
@@ -130,6 +131,19 @@ export function bootMsrs(): Array<[number, bigint]> {
     [MSR.IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING],
     [MSR.IA32_MTRR_DEF_TYPE, MTRR_DEF_TYPE_WB_ENABLED],
   ];
+}
+
+/**
+ * IA32_APIC_BASE in x2APIC mode (EN | EXTD, the BSP flag on the boot CPU), as firmware leaves
+ * it for APIC IDs above 254: Linux checks the MADT's x2APIC entries against the APIC driver it
+ * has at that point, and drops them all ("x2apic entry ignored") unless x2APIC is already on.
+ * Set after the vCPU's CPUID, which must have the x2APIC bit.
+ */
+export function x2apicBaseMsr(bsp: boolean): [number, bigint] {
+  const EN = 1n << 11n;
+  const EXTD = 1n << 10n;
+  const BSP = 1n << 8n;
+  return [MSR.IA32_APIC_BASE, 0xfee00000n | EN | EXTD | (bsp ? BSP : 0n)];
 }
 
 /** struct kvm_msrs with the entries; KVM_SET_MSRS returns how many it set. */

@@ -118,7 +118,8 @@ function main(): void {
         case KVM_EXIT.KVM_EXIT_INTR:
           continue;
         case KVM_EXIT.KVM_EXIT_SHUTDOWN:
-          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)${where(vcpu)}`);
+          // no registers: on AMD, KVM resets the vCPU on a shutdown intercept before it returns
+          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)`);
           break;
         case KVM_EXIT.KVM_EXIT_HLT:
           end(EV.hlt, 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);

@@ -16,7 +16,7 @@ import { KvmRegs } from '../kvm/structs.js';
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, type CpuidHook } from './kvm-setup.js';
+import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
@@ -105,7 +105,7 @@ export class Machine {
         const id = vcpuIds[index];
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid, features));
-        setMsrs(vcpu.fd, bootMsrs());
+        setMsrs(vcpu.fd, o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
         setBootFpu(vcpu.fd);
         if (index === 0) {
           setLapicLints(vcpu.fd);

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
+import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
@@ -119,6 +119,11 @@ test('vcpuCpuid: TSC-deadline and MSI extended destination IDs only when the VMM
   assert.is((full.entry(0).ecx & 0x00200000) >>> 0, 0x00200000, 'x2APIC bit kept');
   assert.is(full.entry(1).eax, (0x01fb | KVM_FEATURE_MSI_EXT_DEST_ID) >>> 0);
   assert.is(full.entry(0).ebx >>> 24, 300 & 0xff, 'leaf 1 holds the low 8 bits of the APIC ID');
+});
+
+test('x2apicBaseMsr: IA32_APIC_BASE at 0xFEE00000, enabled, x2APIC, BSP flag on the boot CPU only', () => {
+  assert.equal(x2apicBaseMsr(true), [0x1b, 0xfee00d00n]);
+  assert.equal(x2apicBaseMsr(false), [0x1b, 0xfee00c00n]);
 });
 
 test('GSI routing: ISA IRQs to both 8259s and the I/O APIC, the PIT (GSI 0) to I/O APIC pin 2', () => {
