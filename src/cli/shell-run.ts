@@ -3,7 +3,7 @@
 // command's exit status. Loaded by shell-command.ts only when the command runs.
 
 import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
-import { appOutput, buildShellInitramfs } from '../vmm/initramfs.js';
+import { appOutput, buildShellInitramfs, printedExitCode } from '../vmm/initramfs.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';
@@ -83,6 +83,8 @@ export async function runShell(flags: ShellFlags): Promise<number> {
     }
   }
   if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
+  const printed = printedExitCode(r.consoleTail);
+  if (r.reason === 'poweroff' && printed !== undefined) return printed; // no /dev/port in the guest kernel
   if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot')) return 0;
   const tail = r.consoleTail.split('\n').slice(-15).join('\n');
   throw new CliError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`, EXIT_FAILED);

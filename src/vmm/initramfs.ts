@@ -16,6 +16,19 @@ export const INIT_MARKER = 'KTSTR_INIT_START';
  */
 export const APP_START = 'KTSTR_APP_START\n';
 
+/**
+ * /init prints `KTSTR_EXIT=<status>` on the console before it writes the status to the exit
+ * port through /dev/port; a kernel without /dev/port (CONFIG_DEVPORT off, e.g. Debian's cloud
+ * kernel) then powers off instead, and this line is where the status is.
+ */
+export const EXIT_LINE = 'KTSTR_EXIT=';
+
+/** The last status /init printed on the console, if any. */
+export function printedExitCode(console: string): number | undefined {
+  const all = [...console.matchAll(new RegExp(`^${EXIT_LINE}(\\d+)\\r?$`, 'gm'))];
+  return all.length === 0 ? undefined : Number(all[all.length - 1][1]) & 255;
+}
+
 /** The command's output on COM2: what follows APP_START (empty while it has not arrived). */
 export function appOutput(com2: string): string {
   const i = com2.indexOf(APP_START);
@@ -49,7 +62,7 @@ else
   setsid cttyhack sh
   rc=$?
 fi
-echo "KTSTR_EXIT=$rc"
+echo "${EXIT_LINE}$rc"
 printf "\\\\$(printf %o $((rc & 255)))" | dd of=/dev/port bs=1 seek=${EXIT_PORT} count=1 2>/dev/null
 poweroff -f
 `;
