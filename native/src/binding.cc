@@ -164,8 +164,9 @@ void Close(const FunctionCallbackInfo<Value>& args) {
 
 // ioctl(fd, request, arg?) -> int. arg: undefined (0), number, bigint, or a TypedArray /
 // DataView (the view's data pointer is passed). For requests encoded with _IOC and a
-// direction, a view must be at least the encoded size long.
-void Ioctl(const FunctionCallbackInfo<Value>& args) {
+// direction, a view must be at least the encoded size long. `restart`: an ioctl interrupted
+// by a signal (EINTR) is issued again, as SA_RESTART would; ioctlInterruptible reports it.
+void IoctlCall(const FunctionCallbackInfo<Value>& args, bool restart) {
   Isolate* isolate = args.GetIsolate();
   int fd;
   if (!ToFd(isolate, args[0], &fd)) return;
@@ -199,10 +200,16 @@ void Ioctl(const FunctionCallbackInfo<Value>& args) {
   } else {
     return ThrowType(isolate, "ioctl: arg must be a number, a bigint, a TypedArray or a DataView");
   }
-  int r = ::ioctl(fd, request, arg);
+  int r;
+  do {
+    r = ::ioctl(fd, request, arg);
+  } while (r < 0 && errno == EINTR && restart);
   if (r < 0) return ThrowErrno(isolate, errno, "ioctl");
   args.GetReturnValue().Set(Integer::New(isolate, r));
 }
+
+void Ioctl(const FunctionCallbackInfo<Value>& args) { IoctlCall(args, true); }
+void IoctlInterruptible(const FunctionCallbackInfo<Value>& args) { IoctlCall(args, false); }
 
 void Unmap(void* data, size_t length, void* /*deleter_data*/) {
   if (data != nullptr && length > 0) ::munmap(data, length);
@@ -364,6 +371,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetMethod(isolate, context, exports, "open", Open);
   SetMethod(isolate, context, exports, "close", Close);
   SetMethod(isolate, context, exports, "ioctl", Ioctl);
+  SetMethod(isolate, context, exports, "ioctlInterruptible", IoctlInterruptible);
   SetMethod(isolate, context, exports, "mmap", Mmap);
   SetMethod(isolate, context, exports, "munmap", Munmap);
   SetMethod(isolate, context, exports, "sharedBufferAddress", SharedBufferAddress);

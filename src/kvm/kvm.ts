@@ -258,7 +258,7 @@ export class Vcpu {
    */
   runOnce(): number {
     const run = this.run;
-    native().ioctl(this.fd, KVM_IOCTL.KVM_RUN);
+    native().ioctlInterruptible(this.fd, KVM_IOCTL.KVM_RUN);
     return run.exitReason;
   }
 

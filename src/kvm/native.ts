@@ -36,8 +36,14 @@ export type IoctlArg = number | bigint | ArrayBufferView;
 export interface NativeBinding {
   open(path: string, flags: number, mode?: number): number;
   close(fd: number): void;
-  /** ioctl(2). A view must be at least as long as an _IOC-encoded request's size (RangeError otherwise). */
+  /**
+   * ioctl(2), issued again when a signal interrupts it (EINTR; e.g. KVM_CREATE_VM under a
+   * profiler's SIGPROF). A view must be at least as long as an _IOC-encoded request's size
+   * (RangeError otherwise).
+   */
   ioctl(fd: number, request: number, arg?: IoctlArg): number;
+  /** ioctl(2) that reports EINTR (an ErrnoError) instead: KVM_RUN, which a kick must end. */
+  ioctlInterruptible(fd: number, request: number, arg?: IoctlArg): number;
   /** mmap(2) as an ArrayBuffer that owns the mapping (unmapped when collected or by munmap). */
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
   /** Unmaps a buffer from mmap at once and detaches it (byteLength 0). A detached buffer is ignored. */

@@ -13,6 +13,7 @@ import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/in
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
+import { watchOutput } from './devices/serial.js';
 export type { VcpuControlRegs } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
 import type { CpuidHook } from './kvm-setup.js';
@@ -119,7 +120,6 @@ export function topologyAcpi(topology: Topology): NonNullable<PlatformHooks['acp
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp';
 export const PANIC_TEXT = 'Kernel panic - not syncing';
 const CONSOLE_TAIL = 64 * 1024;
-const DRAIN_MS = 2;
 
 /**
  * Asks for transparent huge pages on guest RAM, as QEMU does: where THP is `madvise` (Debian's
@@ -176,7 +176,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
 
   const vcpuIds = topology.cpus.map((c) => c.apicId);
   const machine = new Machine({ memory, vcpus, vcpuIds, boot, device: o.device, cpuid: platform.cpuid, x2apic: topology.needsX2apic });
-  let drainTimer: NodeJS.Timeout | undefined;
+  let outputWatch: { stop(): void } | undefined;
   let timeout: NodeJS.Timeout | undefined;
   let panicTimer: NodeJS.Timeout | undefined;
   let tVm = performance.now();
@@ -204,7 +204,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
     }
   };
   try {
-    drainTimer = setInterval(drain, DRAIN_MS);
+    outputWatch = watchOutput(machine.serialShared[0].pending, drain);
     const onEvent = (e: VmEvent): void => {
       const panicLine = (): string => consoleTail.slice(consoleTail.indexOf(PANIC_TEXT)).split('\n')[0].trim();
       switch (e.kind) {
@@ -241,7 +241,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       timings: { setupMs: tSetup - t0, vmCreateMs: tVm - tSetup, firstConsoleMs, markers, totalMs: performance.now() - t0 },
     };
   } finally {
-    clearInterval(drainTimer);
+    outputWatch?.stop();
     clearTimeout(timeout);
     clearTimeout(panicTimer);
     await machine.stop();

@@ -15,7 +15,7 @@ import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import { KvmRegs } from '../kvm/structs.js';
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
-import { createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
+import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
 import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
@@ -115,7 +115,8 @@ export class Machine {
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
         this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [] });
       }
-      this.serialShared = [createSerialShared(COM1), createSerialShared(COM2)];
+      const pending = createOutputSignal();
+      this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
       this.com1 = new Serial(this.serialShared[0], fd);
       this.com2 = new Serial(this.serialShared[1], fd);
     } catch (e) {

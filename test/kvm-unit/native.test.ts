@@ -74,6 +74,10 @@ test('ioctl: views on ArrayBuffer and SharedArrayBuffer (at an offset), DataView
     const plain = new Int32Array(4);
     assert.is(n.ioctl(fd, FIONREAD, plain.subarray(2)), 0);
     assert.equal([...plain], [0, 0, 1234, 0]);
+    const again = new Int32Array(1);
+    assert.is(n.ioctlInterruptible(fd, FIONREAD, again), 0, 'the interruptible variant issues the same call');
+    assert.is(again[0], 1234);
+    assert.throws(() => n.ioctlInterruptible(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(143)), /143 bytes/, 'and checks its argument the same way');
 
     const sab = new SharedArrayBuffer(64);
     const shared = new Int32Array(sab, 16, 4);

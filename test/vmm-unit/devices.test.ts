@@ -4,7 +4,8 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createSerialShared, Serial, COM1 } from '../../src/vmm/devices/serial.js';
+import { createOutputSignal, createSerialShared, Serial, COM1, COM2, watchOutput } from '../../src/vmm/devices/serial.js';
+import { Worker } from 'node:worker_threads';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
 import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
@@ -41,6 +42,39 @@ test('16550: received bytes', () => {
   assert.is(s.read(B), 0x61);
   assert.is(s.read(B), 0x62);
   assert.is(s.read(B + 5) & 1, 0);
+});
+
+test('output signal: a burst from another thread wakes the host once; silence costs nothing; stop ends it', async () => {
+  const pending = createOutputSignal();
+  const com1 = createSerialShared(COM1, pending);
+  const com2 = createSerialShared(COM2, pending);
+  const host = [new Serial(com1, -1), new Serial(com2, -1)];
+  let calls = 0;
+  let text = '';
+  const watch = watchOutput(pending, () => { calls++; for (const s of host) text += Buffer.from(s.drainOutput()).toString(); }, 50);
+  try {
+    await new Promise((r) => setTimeout(r, 60));
+    assert.is(calls, 0, 'no output, no wake-up');
+    // A worker (like a vCPU thread) transmits a burst on each UART.
+    const url = new URL('../../src/vmm/devices/serial.js', import.meta.url).href;
+    const code = `import(${JSON.stringify(url)}).then(({ Serial }) => { const { workerData: w } = require('node:worker_threads');
+      const a = new Serial(w.com1, -1), b = new Serial(w.com2, -1);
+      for (const c of Buffer.from('hello ')) a.write(${COM1.base}, c);
+      for (const c of Buffer.from('world')) b.write(${COM2.base}, c); });`;
+    await new Promise((res, rej) => { const w = new Worker(code, { eval: true, workerData: { com1, com2 } }); w.on('error', rej); w.on('exit', res); });
+    for (let i = 0; i < 100 && text.length < 11; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(text, 'hello world');
+    assert.is(calls, 1, 'one wake-up for the burst (batched)');
+    for (const c of Buffer.from('!')) host[0].write(COM1.base, c);
+    for (let i = 0; i < 100 && calls < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(text, 'hello world!');
+    watch.stop();
+    host[0].write(COM1.base, 0x41);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.is(calls, 2, 'nothing after stop()');
+  } finally {
+    watch.stop();
+  }
 });
 
 test('ports: exit port and i8042 reset raise events; CMOS time in BCD', () => {

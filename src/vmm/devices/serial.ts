@@ -12,7 +12,10 @@
 // (b) feeds received bytes into a lock-free single-producer ring, then re-evaluates the IRQ
 // under the lock (or leaves a "dirty" mark the current lock holder handles on unlock).
 // The interrupt line is driven by whoever changes the state: KVM_IRQ_LINE on the VM fd is
-// thread-safe.
+// thread-safe. The host learns of transmitted bytes through a shared "output pending" word
+// (one for all UARTs of a VM): the transmitting thread raises it and wakes the host only on
+// its 0 -> 1 edge, and watchOutput() (below) drains after that, so an idle console costs the
+// host nothing (no polling timer competing with the vCPUs for the CPU).
 
 import { irqLine } from '../kvm-setup.js';
 
@@ -47,17 +50,57 @@ export interface SerialShared {
   state: SharedArrayBuffer;
   out: SharedArrayBuffer;
   in: SharedArrayBuffer;
+  /** Int32 [1]: 1 while transmitted bytes wait for the host (shared by a VM's UARTs). */
+  pending: SharedArrayBuffer;
   base: number;
   irq: number;
 }
 
-export function createSerialShared(port: { base: number; irq: number }): SerialShared {
+/** The "output pending" word for createSerialShared: pass one to every UART of a VM. */
+export function createOutputSignal(): SharedArrayBuffer { return new SharedArrayBuffer(4); }
+
+export function createSerialShared(port: { base: number; irq: number }, pending = createOutputSignal()): SerialShared {
   const state = new SharedArrayBuffer(4 * STATE_WORDS);
   const s = new Int32Array(state);
   s[S.dll] = 12; // 9600 baud
   s[S.lcr] = 0x03;
   s[S.mcr] = 0x08; // OUT2
-  return { state, out: new SharedArrayBuffer(RING_HDR + OUT_RING_BYTES), in: new SharedArrayBuffer(RING_HDR + IN_RING_BYTES), base: port.base, irq: port.irq };
+  return { state, out: new SharedArrayBuffer(RING_HDR + OUT_RING_BYTES), in: new SharedArrayBuffer(RING_HDR + IN_RING_BYTES), pending, base: port.base, irq: port.irq };
+}
+
+/**
+ * Host side: calls `onOutput` once transmitted bytes wait (raised `pending` word), `batchMs`
+ * after the first of them so a burst is drained in one go, and again for every later burst.
+ * Nothing runs while the guest is silent. stop() ends it (no callback afterwards).
+ */
+export function watchOutput(pending: SharedArrayBuffer, onOutput: () => void, batchMs = 2): { stop(): void } {
+  const word = new Int32Array(pending);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const fire = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (stopped) return;
+      Atomics.store(word, 0, 0); // before draining: bytes sent meanwhile raise it again
+      onOutput();
+      arm();
+    }, batchMs);
+  };
+  const arm = (): void => {
+    if (stopped) return;
+    const w = Atomics.waitAsync(word, 0, 0);
+    if (w.async) void w.value.then(fire);
+    else fire();
+  };
+  arm();
+  return {
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+      Atomics.notify(word, 0); // releases the pending waitAsync
+    },
+  };
 }
 
 class Ring {
@@ -107,6 +150,7 @@ export class Serial {
   private readonly s: Int32Array;
   private readonly out: Ring;
   private readonly rx: Ring;
+  private readonly pending: Int32Array;
   private readonly scratch = new Uint32Array(2);
   /** Bytes dropped because the host did not drain the output ring in time. */
   dropped = 0;
@@ -117,6 +161,12 @@ export class Serial {
     this.s = new Int32Array(shared.state);
     this.out = new Ring(shared.out);
     this.rx = new Ring(shared.in);
+    this.pending = new Int32Array(shared.pending);
+  }
+
+  /** After a byte went into the output ring: raise the pending word, waking the host on its edge. */
+  private signalOutput(): void {
+    if (Atomics.load(this.pending, 0) === 0 && Atomics.exchange(this.pending, 0, 1) === 0) Atomics.notify(this.pending, 0);
   }
 
   handles(port: number): boolean { return port >= this.base && port < this.base + 8; }
@@ -203,7 +253,8 @@ export class Serial {
         case 0:
           if (dlab) { s[S.dll] = value; break; }
           if (s[S.mcr] & UART_MCR_LOOP) s[S.loopRx] = 0x100 | value;
-          else if (!this.out.push(value)) this.dropped++;
+          else if (this.out.push(value)) this.signalOutput();
+          else this.dropped++;
           s[S.thrPending] = 1; // transmitted at once: THR is empty again
           break;
         case 1:
