@@ -2,14 +2,14 @@
 // before any VM exists, placement of kernel/initrd, the e820 map and boot_params fields,
 // the RAM layout around the PCI hole.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BOOT_LAYOUT, BP, BootImageError, e820Map, loadBootFiles, placeBoot, writeBoot, E820_RAM, E820_RESERVED } from '../../src/vmm/boot/index.js';
 import { HDR, parseBzImage } from '../../src/vmm/boot/bzimage.js';
-import { parseVmlinux } from '../../src/vmm/boot/elf.js';
+import { parseVmlinux, parseVmlinuxFile } from '../../src/vmm/boot/elf.js';
 import { GUEST_BASE, GuestMemory, HIGH_RAM_START, PCI_HOLE_START, ramLayout } from '../../src/vmm/memory.js';
 
 const MiB = 1024 * 1024;
@@ -96,6 +96,32 @@ test('vmlinux: PT_LOAD at p_paddr, entry physical either way; truncation refused
   throwsBoot(() => parseVmlinux(fakeVmlinux({ truncate: 0x1800 })), /truncated ELF: PT_LOAD 0/);
 });
 
+test('vmlinux file: headers checked up front, segments read into guest RAM by writeBoot; a file that changes size is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ktstr-vmlinux-'));
+  try {
+    const bytes = fakeVmlinux();
+    for (let i = 0x1000; i < 0x2000; i++) bytes[i] = (i * 7) & 0xff;
+    const path = join(dir, 'vmlinux');
+    writeFileSync(path, bytes);
+    const files = loadBootFiles({ kernel: path, cmdline: 'console=ttyS0' });
+    assert.is(files.kernel.kind, 'elf');
+    const mem = new GuestMemory(64 * MiB);
+    mem.fill(0x1000000, 0x3000, 0xaa);
+    writeBoot(mem, files);
+    assert.equal([...mem.read(0x1000000, 0x1000)], [...bytes.subarray(0x1000, 0x2000)], 'p_filesz bytes from the file');
+    assert.ok(mem.read(0x1001000, 0x2000).every((b) => b === 0), 'bss zeroed up to p_memsz');
+    assert.equal(parseVmlinuxFile(path).segments, parseVmlinux(bytes).segments, 'same plan as from memory');
+    appendFileSync(path, 'x');
+    throwsBoot(() => writeBoot(new GuestMemory(64 * MiB), files), /changed while booting/);
+    writeFileSync(path, bytes.subarray(0, 0x1800));
+    throwsBoot(() => loadBootFiles({ kernel: path, cmdline: '' }), /truncated ELF: PT_LOAD 0/);
+    writeFileSync(path, bytes.subarray(0, 3));
+    throwsBoot(() => loadBootFiles({ kernel: path, cmdline: '' }), /not a kernel image/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('missing kernel or initrd: clear error, before any VM', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-boot-'));
   try {
@@ -167,6 +193,14 @@ test('real kernels parse (when present)', () => {
   assert.ok(bz.relocatable);
   const v = parseVmlinux(readFileSync(join(KERNEL, 'vmlinux')));
   assert.is(v.entry, 0x1000000);
+  const f = parseVmlinuxFile(join(KERNEL, 'vmlinux'));
+  assert.equal({ entry: f.entry, low: f.low, high: f.high, segments: f.segments }, { entry: v.entry, low: v.low, high: v.high, segments: v.segments });
+  const seg = f.segments[0];
+  const fromFile = new Uint8Array(seg.filesz);
+  f.readSegment(seg, fromFile);
+  const fromBytes = new Uint8Array(seg.filesz);
+  v.readSegment(seg, fromBytes);
+  assert.ok(Buffer.from(fromFile).equals(fromBytes), 'segment bytes agree');
   const trunc = readFileSync(join(KERNEL, 'bzImage')).subarray(0, 500_000);
   throwsBoot(() => parseBzImage(trunc), /truncated bzImage/);
 });

@@ -17,16 +17,16 @@
 // 0x20000. [0x9fc00, 0x100000) is reserved (EBDA, VGA, BIOS); ACPI tables, when the acpi
 // hook provides them, go in [0xe0000, 0x100000) (ACPI_REGION).
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { GuestMemory } from '../memory.js';
 import { HIGH_RAM_START } from '../memory.js';
 import { parseBzImage, looksLikeBzImage, type BzImage, HDR, LOADFLAG_CAN_USE_HEAP } from './bzimage.js';
-import { isElf, parseVmlinux, type VmlinuxImage } from './elf.js';
+import { isElf, parseVmlinux, parseVmlinuxFile, type VmlinuxImage } from './elf.js';
 import { BootImageError } from './errors.js';
 
 export { BootImageError } from './errors.js';
 export { parseBzImage, type BzImage } from './bzimage.js';
-export { parseVmlinux, type VmlinuxImage } from './elf.js';
+export { parseVmlinux, parseVmlinuxFile, type VmlinuxImage } from './elf.js';
 
 export const BOOT_LAYOUT = {
   gdt: 0x500,
@@ -77,11 +77,7 @@ export interface BootFiles {
 /** Reads and validates the kernel and initrd. Throws BootImageError with the path and what is wrong. */
 export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: string | Uint8Array; cmdline: string; kernelPath?: string }): BootFiles {
   const kernelPath = typeof o.kernel === 'string' ? o.kernel : (o.kernelPath ?? '<kernel buffer>');
-  const kbuf = typeof o.kernel === 'string' ? readImage(o.kernel, 'kernel') : o.kernel;
-  let kernel: BzImage | VmlinuxImage;
-  if (isElf(kbuf)) kernel = parseVmlinux(kbuf, kernelPath);
-  else if (looksLikeBzImage(kbuf) || kbuf.length >= 0x202) kernel = parseBzImage(kbuf, kernelPath);
-  else throw new BootImageError(`not a kernel image (${kbuf.length} bytes: neither an ELF vmlinux nor a bzImage)`, kernelPath);
+  const kernel = loadKernel(o.kernel, kernelPath);
   let initrd: Uint8Array | undefined;
   let initrdPath: string | undefined;
   if (o.initrd !== undefined) {
@@ -94,11 +90,35 @@ export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: string 
   return { kernelPath, kernel, initrd, initrdPath, cmdline: o.cmdline };
 }
 
-function readImage(path: string, what: string): Uint8Array {
+function loadKernel(input: string | Uint8Array, path: string): BzImage | VmlinuxImage {
+  // A vmlinux file is not read whole: writeBoot reads its segments straight into guest RAM.
+  if (typeof input === 'string' && isElf(readHead(input, 'kernel'))) return parseVmlinuxFile(input);
+  const kbuf = typeof input === 'string' ? readImage(input, 'kernel') : input;
+  if (isElf(kbuf)) return parseVmlinux(kbuf, path);
+  if (looksLikeBzImage(kbuf) || kbuf.length >= 0x202) return parseBzImage(kbuf, path);
+  throw new BootImageError(`not a kernel image (${kbuf.length} bytes: neither an ELF vmlinux nor a bzImage)`, path);
+}
+
+function checkRegularFile(path: string, what: string): void {
   if (!existsSync(path)) throw new BootImageError(`${what} not found`, path);
-  const st = statSync(path);
-  if (!st.isFile()) throw new BootImageError(`${what} is not a regular file`, path);
+  if (!statSync(path).isFile()) throw new BootImageError(`${what} is not a regular file`, path);
+}
+
+function readImage(path: string, what: string): Uint8Array {
+  checkRegularFile(path, what);
   return readFileSync(path);
+}
+
+/** The first bytes of a file (fewer if it is shorter): enough to tell an ELF file. */
+function readHead(path: string, what: string): Uint8Array {
+  checkRegularFile(path, what);
+  const fd = openSync(path, 'r');
+  try {
+    const head = new Uint8Array(4);
+    return head.subarray(0, readSync(fd, head, 0, 4, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The e820 map for a RAM layout: low RAM below the EBDA, reserved to 1 MiB, RAM to the hole, RAM from 4 GiB. */
@@ -185,8 +205,8 @@ export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOption
     mem.write(placement.kernelLoad, k.kernel);
   } else {
     for (const s of k.segments) {
-      mem.write(s.paddr, s.data);
-      if (s.memsz > s.data.length) mem.fill(s.paddr + s.data.length, s.memsz - s.data.length);
+      k.readSegment(s, mem.slice(s.paddr, s.filesz));
+      if (s.memsz > s.filesz) mem.fill(s.paddr + s.filesz, s.memsz - s.filesz);
     }
   }
   if (files.initrd && placement.initrdAddr !== undefined) mem.write(placement.initrdAddr, files.initrd);
