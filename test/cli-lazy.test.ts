@@ -1,10 +1,13 @@
 // The CLI loads a command's implementation only when that command runs: `--version`, help
 // and option errors load commander, kleur and the light src/cli definitions, nothing of
 // src/vmm, src/host, src/kernel, ... A child node records every module URL it resolves (a
-// module.register() resolve hook, installed with --import before bin/ktstr-wasm starts).
+// module.register() resolve hook, installed with --import) while it runs the compiled modules
+// (dist/src/cli/main.js, what bin/ktstr-wasm falls back to). bin/ktstr-wasm normally runs the
+// CLI's one-file bundle instead, in which the same structure decides which modules are
+// evaluated (test/build/esm-link.test.ts checks that dynamic imports stay lazy there).
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,7 +15,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { repoPath, repoRoot } from './helpers/repo.js';
 
-const BIN = repoPath('bin', 'ktstr-wasm');
+/** A script that runs the CLI from its compiled modules (written into the temporary directory). */
+const RUN_MODULES = `const cli = await import(${JSON.stringify(pathToFileURL(repoPath('dist', 'src', 'cli', 'main.js')).href)});
+await cli.main(process.argv);\n`;
 const LOG_ENV = 'KTSTR_TEST_MODULE_LOG';
 
 /** Resolve hook (runs on Node's hooks thread): appends each resolved URL to the log file. */
@@ -29,17 +34,20 @@ register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(HOOK))}, 
 
 let tmp: string;
 let runs = 0;
-test.before(() => { tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-lazy-')); });
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-lazy-'));
+  writeFileSync(join(tmp, 'ktstr-wasm.mjs'), RUN_MODULES);
+});
 test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
 
 interface Traced { status: number | null; stdout: string; stderr: string; modules: string[] }
 
-/** Runs `node bin/ktstr-wasm ...args`; `modules`: the project's files it loaded, relative to the repo. */
+/** Runs `ktstr-wasm ...args` from the modules; `modules`: the project's files it loaded, relative to the repo. */
 function traced(args: string[], input = ''): Traced {
   const log = join(tmp, `modules-${runs++}.txt`);
   const env: NodeJS.ProcessEnv = { ...process.env, [LOG_ENV]: log, NO_COLOR: '1' };
   delete env.KTSTR_DEBUG;
-  const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(REGISTER), BIN, ...args], {
+  const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(REGISTER), join(tmp, 'ktstr-wasm.mjs'), ...args], {
     cwd: repoRoot(), env, input,
   });
   if (r.error) throw r.error;
@@ -51,9 +59,8 @@ function traced(args: string[], input = ''): Traced {
   };
 }
 
-/** What defining the program may load: the bin shim, commander, kleur, the two defaults modules, src/cli minus the *-run.js implementations. */
+/** What defining the program may load: commander, kleur, the two defaults modules, src/cli minus the *-run.js implementations. */
 function isLight(path: string): boolean {
-  if (path === 'bin/ktstr-wasm') return true;
   if (path.startsWith('node_modules/commander/') || path.startsWith('node_modules/kleur/')) return true;
   if (path === 'dist/src/host/defaults.js' || path === 'dist/src/kernel/defaults.js') return true; // option defaults
   return /^dist\/src\/cli\/[a-z-]+\.js$/.test(path) && !path.endsWith('-run.js');

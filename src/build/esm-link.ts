@@ -1,22 +1,26 @@
 // A small build-time ES module linker: turns the graph of compiled modules reachable from an
-// entry through relative static imports into ONE CommonJS script (.cjs), so a worker thread
-// loads one file instead of many: a worker's start-up cost grows with the number of modules it
-// loads, and a CommonJS entry skips the ES module loader (measured in the emulated test host:
-// 530 ms for the 14-module worker, 410 ms as one ES module, 325 ms as one script).
+// entry through relative imports into ONE CommonJS script (.cjs), because Node's start-up cost
+// grows with the number of modules loaded, and a CommonJS entry skips the ES module loader
+// (measured in the emulated test host: a vCPU worker thread of 14 modules starts in 530 ms, as
+// one ES module in 410 ms, as one script in 325 ms).
 //
 // It is deliberately restricted to the shapes tsc emits for our own code, and refuses, with the
 // file and line, anything else rather than guess: no `export let/var` (live bindings), no
-// `export default`, no `export *` or `export ... from`, no dynamic import(), no import cycles,
-// no top-level await or `this`, only Node builtins as non-relative imports (they become
-// require() calls at the top). The script is strict code, as modules are. Each module becomes an arrow
-// function called once, in ESM evaluation order (dependencies first, in import order), that
-// returns a frozen object of its exports; importers destructure from it, so every module keeps
-// its own scope; the entry's exports are module.exports. Builtin imports are hoisted to the top
-// under per-module aliases. Each module's `import.meta.url` still evaluates to that module's
-// original URL (computed from the script's __filename). Lines inside a module are
-// kept where they were, so a bundle line maps to a source line by a fixed offset (written in the
-// comment above each module). The parsing is TypeScript's own parser; there is no file system
-// access here: files are read through the injected `readFile`.
+// `export default`, re-exports (`export { a } from`, `export * from`) only of relative modules,
+// no import cycles, no top-level await or `this`, dynamic import() only of a relative module
+// named by a string literal. Each module
+// becomes a loader function that evaluates its module once, on first call, after calling the
+// loaders of its imports in import order (so the order is ESM's: dependencies first), and
+// returns a frozen object of its exports, which importers destructure; every module keeps its
+// own scope. A dynamic import() becomes a promise of the target's loader, so a module reached
+// only that way is still evaluated only when (and if) the import runs. Imports of Node builtins
+// and packages become require() calls in place (a package must then load as CommonJS). The
+// script is strict code, as modules are; the entry's exports are module.exports. Each module's
+// `import.meta.url` still evaluates to that module's original URL (computed from the script's
+// __filename). Lines inside a module are kept where they were, so a bundle line maps to a source
+// line by a fixed offset (written in the comment above each module). Unlike a real module, one
+// whose evaluation throws is evaluated again by the next import. The parsing is TypeScript's own
+// parser; there is no file system access here: files are read through the injected `readFile`.
 
 import { isBuiltin } from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -36,10 +40,12 @@ export interface LinkOptions {
 export interface LinkedBundle {
   /** The bundle's source text. */
   code: string;
-  /** Absolute paths of the linked modules, in evaluation order (the entry last). */
+  /** Absolute paths of the linked modules: the entry's static graph in evaluation order (the entry last of it), then those reached by dynamic import(). */
   modules: string[];
-  /** Node builtin specifiers the bundle imports, in first-use order. */
+  /** Node builtin specifiers the bundle require()s, in the order of the modules that import them. */
   builtins: string[];
+  /** Packages (bare specifiers) the bundle require()s: each must load as CommonJS. */
+  packages: string[];
 }
 
 /** A module shape the linker does not handle (or a graph it cannot link), with the place. */
@@ -59,9 +65,18 @@ interface Binding {
 interface ImportRecord {
   specifier: string;
   line: number;
-  /** Absolute path of the target for a relative import; undefined for a builtin. */
+  /** Absolute path of the target for a relative import; undefined for a builtin or package (require()). */
   target?: string;
   bindings: Binding[];
+}
+
+/** `import('./x.js')`: the target is linked, and loaded when the call runs. */
+interface DynamicImport {
+  specifier: string;
+  line: number;
+  target: string;
+  /** The placeholder in the body that becomes the target's loader. */
+  placeholder: string;
 }
 
 interface ModuleRecord {
@@ -70,8 +85,13 @@ interface ModuleRecord {
   /** The module's text with its import/export syntax removed (same lines). */
   body: string;
   imports: ImportRecord[];
+  dynamicImports: DynamicImport[];
   /** Exported name -> local name. */
   exports: Map<string, string>;
+  /** `export { a as b } from './x.js'` (name 'a', or '*' for `export *`), resolved after the target is linked. */
+  reexports: { target: string; specifier: string; line: number; names?: { imported: string; exported: string }[] }[];
+  /** Exported name -> where it comes from, once re-exports are resolved (linkEsm). */
+  forwarded: Map<string, { target: string; imported: string }>;
 }
 
 interface Edit {
@@ -93,98 +113,125 @@ export function linkEsm(options: LinkOptions): LinkedBundle {
   const state = new Map<string, 'visiting' | 'done'>();
   const order: ModuleRecord[] = [];
   const stack: string[] = [];
-
-  const visit = (file: string, from?: { importer: ModuleRecord; imp: ImportRecord }): ModuleRecord => {
-    const seen = state.get(file);
-    if (seen === 'visiting') {
-      const chain = [...stack.slice(stack.indexOf(file)), file].map(display).join(' -> ');
-      throw new EsmLinkError(`${from!.importer.display}:${from!.imp.line}: import cycle (${chain}): cycles are not supported`);
-    }
-    if (seen === 'done') return records.get(file)!;
+  const read = (file: string, from?: { importer: ModuleRecord; line: number; specifier: string }): ModuleRecord => {
     let text: string;
     try {
       text = options.readFile(file);
     } catch (e) {
-      const what = from ? `${from.importer.display}:${from.imp.line}: cannot read '${from.imp.specifier}' (${display(file)})` : `cannot read the entry module ${display(file)}`;
+      const what = from ? `${from.importer.display}:${from.line}: cannot read '${from.specifier}' (${display(file)})` : `cannot read the entry module ${display(file)}`;
       throw new EsmLinkError(`${what}: ${(e as Error).message}`);
     }
-    const rec = analyseModule(file, display(file), text, outDir);
+    return analyseModule(file, display(file), text, outDir);
+  };
+
+  /** Every name a (linked) module exports: its own and the ones it forwards. */
+  const exportsOf = (m: ModuleRecord): Set<string> => new Set([...m.exports.keys(), ...m.forwarded.keys()]);
+  /** Fills m.forwarded from its re-exports (targets are linked by then); as in ESM, own exports win over `export *`, and a name two `export *` give differently is not exported. */
+  const resolveReexports = (m: ModuleRecord): void => {
+    const fromStars = new Map<string, { target: string; imported: string } | null>();
+    for (const r of m.reexports) {
+      const target = records.get(r.target)!;
+      const origin = (name: string): { target: string; imported: string } => target.forwarded.get(name) ?? { target: target.file, imported: name };
+      if (r.names !== undefined) {
+        for (const { imported, exported } of r.names) {
+          if (!exportsOf(target).has(imported)) throw new EsmLinkError(`${m.display}:${r.line}: '${r.specifier}' (${target.display}) does not export '${imported}'`);
+          if (m.exports.has(exported) || m.forwarded.has(exported)) throw new EsmLinkError(`${m.display}:${r.line}: '${exported}' is exported twice`);
+          m.forwarded.set(exported, origin(imported));
+        }
+        continue;
+      }
+      for (const name of exportsOf(target)) {
+        const o = origin(name);
+        const before = fromStars.get(name);
+        if (before === undefined) fromStars.set(name, o);
+        else if (before !== null && (before.target !== o.target || before.imported !== o.imported)) fromStars.set(name, null);
+      }
+    }
+    for (const [name, o] of fromStars) if (o !== null && !m.exports.has(name) && !m.forwarded.has(name)) m.forwarded.set(name, o);
+  };
+
+  // Static imports: depth first, refusing cycles (a module must be evaluated before its importer).
+  const dynamicTargets: { file: string; from: { importer: ModuleRecord; line: number; specifier: string } }[] = [];
+  const visit = (file: string, from?: { importer: ModuleRecord; line: number; specifier: string }): ModuleRecord => {
+    const seen = state.get(file);
+    if (seen === 'visiting') {
+      const chain = [...stack.slice(stack.indexOf(file)), file].map(display).join(' -> ');
+      throw new EsmLinkError(`${from!.importer.display}:${from!.line}: import cycle (${chain}): cycles are not supported`);
+    }
+    if (seen === 'done') return records.get(file)!;
+    const rec = read(file, from);
     records.set(file, rec);
     state.set(file, 'visiting');
     stack.push(file);
     for (const imp of rec.imports) {
       if (imp.target === undefined) continue;
-      const target = visit(imp.target, { importer: rec, imp });
+      const target = visit(imp.target, { importer: rec, line: imp.line, specifier: imp.specifier });
       for (const b of imp.bindings) {
-        if (b.imported !== '*' && !target.exports.has(b.imported)) {
+        if (b.imported !== '*' && !exportsOf(target).has(b.imported)) {
           throw new EsmLinkError(`${rec.display}:${imp.line}: '${imp.specifier}' (${target.display}) does not export '${b.imported}'`);
         }
       }
     }
+    resolveReexports(rec);
+    for (const d of rec.dynamicImports) dynamicTargets.push({ file: d.target, from: { importer: rec, line: d.line, specifier: d.specifier } });
     stack.pop();
     state.set(file, 'done');
     order.push(rec);
     return rec;
   };
   const entryRecord = visit(entry);
+  // Dynamic imports: linked too, but a cycle through one is fine (it runs after evaluation).
+  for (let i = 0; i < dynamicTargets.length; i++) visit(dynamicTargets[i].file, dynamicTargets[i].from);
 
-  const moduleVar = new Map(order.map((m, i) => [m.file, `${PREFIX}_m${i}`]));
-  // builtin imports: one alias per (specifier, imported name), shared by every module using it
-  const builtins = new Map<string, { index: number; named: Set<string>; namespace: boolean }>();
-  const builtinAlias = (specifier: string, imported?: string): string => {
-    let b = builtins.get(specifier);
-    if (b === undefined) builtins.set(specifier, b = { index: builtins.size, named: new Set(), namespace: false });
-    if (imported === undefined) return ''; // `import 'node:x'`: only its evaluation
-    if (imported === '*') b.namespace = true;
-    else b.named.add(imported);
-    return imported === '*' ? `${PREFIX}_b${b.index}$ns` : `${PREFIX}_b${b.index}_${imported}`;
+  const loader = new Map(order.map((m, i) => [m.file, `${PREFIX}_m${i}`]));
+  const requireOf = (specifier: string, bindings: Binding[]): string => {
+    const q = `require(${JSON.stringify(specifier)})`;
+    if (bindings.length === 0) return `${q};`;
+    const named = bindings.filter((b) => b.imported !== '*' && b.imported !== 'default');
+    // a default or namespace import of a builtin or CommonJS package is its module object
+    const whole = bindings.filter((b) => b.imported === '*' || b.imported === 'default').map((b) => `${b.local} = ${q}`);
+    if (named.length > 0) whole.push(`{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} } = ${q}`);
+    return `const ${whole.join(', ')};`;
   };
-
-  const moduleChunks: string[][] = [];
-  for (const m of order) {
-    const decls: string[] = [];
-    for (const imp of m.imports) {
-      if (imp.target === undefined) {
-        for (const b of imp.bindings) decls.push(`${b.local} = ${builtinAlias(imp.specifier, b.imported)}`);
-        if (imp.bindings.length === 0) builtinAlias(imp.specifier);
-        continue;
-      }
-      const source = moduleVar.get(imp.target)!;
-      const named = imp.bindings.filter((b) => b.imported !== '*');
-      if (named.length > 0) decls.push(`{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} } = ${source}`);
-      for (const b of imp.bindings) if (b.imported === '*') decls.push(`${b.local} = ${source}`);
-    }
-    const exported = [...m.exports].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, local]) => (name === local ? name : `${name}: ${local}`));
-    const body = m.body.endsWith('\n') ? m.body : `${m.body}\n`;
-    moduleChunks.push([
-      `const ${moduleVar.get(m.file)} = (() => {${decls.length > 0 ? ` const ${decls.join(', ')};` : ''}`,
-      body + `return Object.freeze({ __proto__: null${exported.map((e) => `, ${e}`).join('')} });`,
-      '})();',
-    ]);
-  }
+  const packages = new Set<string>();
 
   const out: string[] = [];
   // ES modules are strict code; a CommonJS script is not unless it says so
-  out.push(`'use strict'; // Generated by src/build/esm-link.ts from ${display(entry)} and the ${order.length - 1} modules it imports; do not edit.`);
+  out.push(`'use strict'; // Generated by src/build/esm-link.ts from ${display(entry)} and the ${order.length - 1} modules it links; do not edit.`);
   out.push(`const ${PREFIX}_url = require('node:url').pathToFileURL(__filename).href;`);
-  for (const [specifier, b] of builtins) {
-    const q = JSON.stringify(specifier);
-    const named = [...b.named].map((n) => `${n}: ${PREFIX}_b${b.index}_${n}`);
-    if (b.namespace) out.push(`const ${PREFIX}_b${b.index}$ns = require(${q});`);
-    if (named.length > 0) out.push(`const { ${named.join(', ')} } = require(${q});`);
-    if (!b.namespace && named.length === 0) out.push(`require(${q});`);
-  }
   let line = out.length; // lines so far
   order.forEach((m, i) => {
-    const [head, body, tail] = moduleChunks[i];
+    // in import order: a linked module's loader, or require() of a builtin or package
+    const imports = m.imports.map((imp) => {
+      if (imp.target === undefined) {
+        packages.add(imp.specifier);
+        return requireOf(imp.specifier, imp.bindings);
+      }
+      const source = `${loader.get(imp.target)!}()`;
+      const named = imp.bindings.filter((b) => b.imported !== '*');
+      const decls = imp.bindings.filter((b) => b.imported === '*').map((b) => `${b.local} = ${source}`);
+      if (named.length > 0) decls.push(`{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} } = ${source}`);
+      return decls.length > 0 ? `const ${decls.join(', ')};` : `${source};`;
+    });
+    let body = m.body.endsWith('\n') ? m.body : `${m.body}\n`;
+    for (const d of m.dynamicImports) body = body.replace(d.placeholder, loader.get(d.target)!);
+    const exported = [
+      ...[...m.exports].map(([name, local]) => [name, name === local ? name : `${name}: ${local}`]),
+      ...[...m.forwarded].map(([name, o]) => [name, `${name}: ${loader.get(o.target)!}().${o.imported}`]),
+    ].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, text]) => text);
+    const memo = `${PREFIX}_x${i}`;
     // the comment, then the head line; the module's line n is then line n + offset of the bundle
     const offset = line + 2;
-    out.push(`// --- ${m.display} --- (its line n is line n+${offset} here)`, head, body, tail);
+    out.push(
+      `// --- ${m.display} --- (its line n is line n+${offset} here)`,
+      `let ${memo}; function ${loader.get(m.file)!}() { if (${memo} !== undefined) return ${memo};${imports.length > 0 ? ` ${imports.join(' ')}` : ''}`,
+      body + `return (${memo} = Object.freeze({ __proto__: null${exported.map((e) => `, ${e}`).join('')} }));`,
+      '}',
+    );
     line += 2 + body.split('\n').length + 1;
   });
-  if (entryRecord.exports.size > 0) out.push(`module.exports = ${moduleVar.get(entryRecord.file)};`);
-  return { code: out.join('\n') + '\n', modules: order.map((m) => m.file), builtins: [...builtins.keys()] };
+  out.push(`module.exports = ${loader.get(entryRecord.file)!}();`);
+  return { code: out.join('\n') + '\n', modules: order.map((m) => m.file), builtins: [...packages].filter((p) => isBuiltin(p)), packages: [...packages].filter((p) => !isBuiltin(p)) };
 }
 
 /** Parses one module, refuses what the linker does not handle, and records its imports, exports and edited body. */
@@ -204,8 +251,10 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
 
   const edits: Edit[] = [];
   const imports: ImportRecord[] = [];
+  const dynamicImports: DynamicImport[] = [];
   const exports = new Map<string, string>();
   const exportLists: { local: string; name: string; pos: number }[] = [];
+  const reexports: ModuleRecord['reexports'] = [];
   const topLevel = new Map<string, TopLevelKind>();
   const declare = (name: string, kind: TopLevelKind, pos: number): void => {
     const before = topLevel.get(name);
@@ -247,18 +296,38 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
         if (!/\.m?js$/.test(specifier)) refuse(pos, `only .js modules can be linked ('${specifier}')`);
         if (bindings.some((b) => b.imported === 'default')) refuse(pos, 'default imports of linked modules are not supported');
         imports.push({ specifier, line, target: resolve(dirname(file), specifier), bindings });
-      } else if (isBuiltin(specifier)) {
-        imports.push({ specifier, line, bindings });
       } else {
-        refuse(pos, `'${specifier}' is neither a relative import nor a Node builtin (hoisting it would change evaluation order)`);
+        imports.push({ specifier, line, bindings }); // a builtin or a package: require()d in place
       }
       blank(st);
       continue;
     }
     if (ts.isExportDeclaration(st)) {
-      if (st.moduleSpecifier !== undefined) refuse(pos, "'export ... from' and 'export *' are not supported");
       if (st.isTypeOnly) refuse(pos, 'type-only exports are not supported');
       const clause = st.exportClause;
+      if (st.moduleSpecifier !== undefined) {
+        const specifier = (st.moduleSpecifier as ts.StringLiteral).text;
+        if (!/^\.\.?\//.test(specifier)) refuse(pos, `re-exports only from relative modules ('${specifier}')`);
+        if (!/\.m?js$/.test(specifier)) refuse(pos, `only .js modules can be linked ('${specifier}')`);
+        if (st.attributes !== undefined) refuse(pos, 'import attributes are not supported');
+        const target = resolve(dirname(file), specifier);
+        const line = lineOf(pos);
+        let names: { imported: string; exported: string }[] | undefined;
+        if (clause !== undefined) {
+          if (!ts.isNamedExports(clause)) refuse(pos, "'export * as ns from' is not supported");
+          names = (clause as ts.NamedExports).elements.map((el) => {
+            const imported = el.propertyName ?? el.name;
+            if (!ts.isIdentifier(imported) || !ts.isIdentifier(el.name)) refuse(pos, 'string export names are not supported');
+            if (el.isTypeOnly) refuse(pos, 'type-only exports are not supported');
+            if (el.name.text === 'default' || (imported as ts.Identifier).text === 'default') refuse(pos, "'export default' is not supported");
+            return { imported: (imported as ts.Identifier).text, exported: el.name.text };
+          });
+        }
+        imports.push({ specifier, line, target, bindings: [] }); // evaluated in place, like an import
+        reexports.push({ target, specifier, line, names });
+        blank(st);
+        continue;
+      }
       if (clause === undefined || !ts.isNamedExports(clause)) return refuse(pos, 'unsupported export form');
       for (const el of clause.elements) {
         const local = el.propertyName ?? el.name;
@@ -315,7 +384,19 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
   // depth: nesting in functions (top-level await, return); thisDepth: in functions that bind their own `this` (not arrows)
   const walk = (node: ts.Node, depth: number, thisDepth: number): void => {
     const pos = (): number => node.getStart(sf);
-    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) refuse(pos(), 'dynamic import() is not supported');
+    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+      const [arg, ...rest] = node.arguments;
+      if (rest.length > 0 || arg === undefined || !ts.isStringLiteral(arg) || !/^\.\.?\//.test(arg.text)) {
+        refuse(pos(), 'dynamic import() is supported only of a relative module named by a string literal');
+      }
+      const specifier = (arg as ts.StringLiteral).text;
+      if (!/\.m?js$/.test(specifier)) refuse(pos(), `only .js modules can be linked ('${specifier}')`);
+      const placeholder = `${PREFIX}_dynamic${dynamicImports.length}$`;
+      dynamicImports.push({ specifier, line: lineOf(pos()), target: resolve(dirname(file), specifier), placeholder });
+      // evaluated when called, like import(): a rejected promise if the module throws
+      edits.push({ start: pos(), end: node.end, text: `Promise.resolve().then(() => ${placeholder}())` });
+      return;
+    }
     if (ts.isMetaProperty(node) && node.keywordToken === ts.SyntaxKind.ImportKeyword) {
       const parent = node.parent;
       if (!(ts.isPropertyAccessExpression(parent) && parent.expression === node && parent.name.text === 'url')) {
@@ -362,7 +443,7 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
     at = e.end;
   }
   body += text.slice(at);
-  return { file, display, body, imports, exports };
+  return { file, display, body, imports, dynamicImports, exports, reexports, forwarded: new Map() };
 }
 
 /** The names a binding pattern declares (`const { a, b: [c] } = ...` -> a, c). */

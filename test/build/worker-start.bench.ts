@@ -12,7 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { VCPU_WORKER_BUNDLE, VCPU_WORKER_ENTRY } from '../../src/build/vcpu-worker-bundle.js';
+import { VCPU_WORKER } from '../../src/build/bundles.js';
+const VCPU_WORKER_BUNDLE = VCPU_WORKER.bundle;
+const VCPU_WORKER_ENTRY = VCPU_WORKER.entry;
 
 const RUNS = Math.max(1, Number(process.env.KTSTR_BENCH_RUNS ?? 15));
 
