@@ -1,13 +1,15 @@
 // `npm run bench:cli`: how long the CLI takes to start, from spawn to exit, for commands
 // that only build the commander program (`--version`, `shell --help`), against a bare
 // `node -e 0` measured in the same run (so the ratio says what the CLI adds to Node's own
-// start-up on this machine). Runs alternate between the commands; medians of
+// start-up on this machine), and `--version` from the compiled modules rather than the one-file
+// bundle bin/ktstr-wasm loads (src/build/bundles.ts). Runs alternate between the commands; medians of
 // KTSTR_BENCH_RUNS spawns each (default 15). Inside the test host:
 // `flock /tmp/ktstr-testhost.lock ./bin/ktstr-wasm host run -- node dist/test/bench/cli-start.bench.js`.
 // Prints a table; asserts nothing (a spawn that fails is reported and ends the bench with 1).
 
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../../src/paths.js';
 
 const RUNS = Math.max(1, Number(process.env.KTSTR_BENCH_RUNS ?? 15));
@@ -18,6 +20,8 @@ interface Case { name: string; argv: string[] }
 const CASES: Case[] = [
   { name: 'node -e 0 (baseline)', argv: ['-e', '0'] },
   { name: 'ktstr-wasm --version', argv: [bin, '--version'] },
+  // the same from the compiled modules instead of the one-file bundle bin/ktstr-wasm loads
+  { name: '--version from the modules', argv: ['--input-type=module', '-e', `await (await import(${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist', 'src', 'cli', 'main.js')).href)})).main([process.argv[0], 'ktstr-wasm', '--version'])`] },
   { name: 'ktstr-wasm shell --help', argv: [bin, 'shell', '--help'] },
 ];
 
