@@ -38,7 +38,7 @@ export function shellCommand(parent: Command): Command {
     .option('--exec <CMD>', 'run CMD with /bin/sh in the guest; exit with its status')
     .option('--timeout <SECONDS>', 'stop the guest after this long', intIn('--timeout', 1, 86400), 300)
     .option('--append <ARGS>', 'extra kernel command-line arguments')
-    .option('-v, --verbose', 'print the kernel console on stderr (with --exec)')
+    .option('-v, --verbose', 'print the kernel console on stderr (with --exec), and where the boot time went')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm shell --help' for usage)")
     .action(async (flags: ShellFlags) => {

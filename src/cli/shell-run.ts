@@ -3,7 +3,7 @@
 // command's exit status. Loaded by shell-command.ts only when the command runs.
 
 import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
-import { appOutput, buildShellInitramfs, printedExitCode } from '../vmm/initramfs.js';
+import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../vmm/initramfs.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';
@@ -45,6 +45,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   const kernel = bootImage(resolved);
   const initrd = await buildShellInitramfs({ exec: flags.exec });
   const cmdline = `${DEFAULT_CMDLINE}${interactive ? '' : ' quiet'}${flags.append ? ' ' + flags.append : ''}`;
+  const tBoot = performance.now();
   let shown = 0;
   let com2 = '';
   const stdin = process.stdin;
@@ -66,6 +67,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
         const out = appOutput(com2);
         if (out.length > shown) { process.stdout.write(Buffer.from(out.slice(shown), 'latin1')); shown = out.length; }
       },
+      markers: [INIT_MARKER],
       onStart: interactive ? (io) => {
         if (stdin.isTTY) stdin.setRawMode(true);
         stdin.on('data', (d: Buffer) => io.console(d));
@@ -81,6 +83,11 @@ export async function runShell(flags: ShellFlags): Promise<number> {
       stdin.pause();
       stdin.removeAllListeners('data');
     }
+  }
+  if (flags.verbose) {
+    // where the time went, in ms since this process started (performance.now()'s origin)
+    const at = (ms: number | undefined): string => (ms === undefined ? '-' : (tBoot + ms).toFixed(0));
+    process.stderr.write(`ktstr-wasm: timings (ms since process start): boot call ${tBoot.toFixed(0)}, VM and vCPU threads ready ${at(r.timings.setupMs + r.timings.vmCreateMs)}, first console byte ${at(r.timings.firstConsoleMs)}, /init ${at(r.timings.markers[INIT_MARKER])}, end ${at(r.timings.totalMs)}\n`);
   }
   if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
   const printed = printedExitCode(r.consoleTail);
