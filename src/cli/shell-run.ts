@@ -2,7 +2,7 @@
 // initramfs, boots the guest in this process's VMM (src/vmm) and returns the guest
 // command's exit status. Loaded by shell-command.ts only when the command runs.
 
-import { bootVm, BootImageError, DEFAULT_CMDLINE, VcpuThreads, type BootVmResult } from '../vmm/index.js';
+import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../vmm/initramfs.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
@@ -24,23 +24,13 @@ export interface ShellFlags {
 export const EXIT_GUEST_FAILED = 1;
 
 export async function runShell(flags: ShellFlags): Promise<number> {
+  const interactive = flags.exec === undefined;
   let topology: Topology | undefined;
   try {
     topology = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
   }
-  // the vCPU threads start now and load while the kernel is found and the initramfs built
-  const threads = VcpuThreads.start(topology?.numCpus ?? 1);
-  try {
-    return await bootShell(flags, topology, threads);
-  } finally {
-    await threads.close(); // unless bootVm took them
-  }
-}
-
-async function bootShell(flags: ShellFlags, topology: Topology | undefined, threads: VcpuThreads): Promise<number> {
-  const interactive = flags.exec === undefined;
   let resolved: ResolvedKernel;
   try {
     resolved = resolveKernel(flags.kernel);
@@ -67,7 +57,6 @@ async function bootShell(flags: ShellFlags, topology: Topology | undefined, thre
       cmdline,
       memoryMiB: flags.memory,
       topology,
-      vcpuThreads: threads,
       timeoutMs: flags.timeout * 1000,
       onConsole: (c) => {
         if (interactive) process.stdout.write(c);

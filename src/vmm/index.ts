@@ -13,8 +13,6 @@ import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/in
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
-import { VcpuThreads } from './vcpu-threads.js';
-export { VcpuThreads } from './vcpu-threads.js';
 import { watchOutput } from './devices/serial.js';
 export type { VcpuControlRegs } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
@@ -67,12 +65,6 @@ export interface BootVmOptions {
   onStart?: (vm: LiveVm) => void;
   /** After a panic message, how long to wait for the guest's own reboot before stopping it. Default 2000. */
   panicGraceMs?: number;
-  /**
-   * vCPU threads the caller started earlier (VcpuThreads.start(topology.numCpus)), so their
-   * start-up overlaps the caller's own work; bootVm takes them over (and ends them). Without
-   * it, bootVm starts them itself before reading the kernel.
-   */
-  vcpuThreads?: VcpuThreads;
 }
 
 /** The running VM, handed to `onStart`: guest input, guest RAM, vCPU registers, and an end. */
@@ -152,18 +144,6 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const topology = o.topology ?? new Topology(`1n1l${wanted}c1t`);
   const vcpus = topology.numCpus;
   const memoryMiB = o.memoryMiB ?? 256;
-  // the threads load while the kernel is read, guest RAM is set up and the VM is created
-  const threads = o.vcpuThreads ?? VcpuThreads.start(vcpus);
-  try {
-    if (threads.count !== vcpus) throw new RangeError(`${threads.count} vCPU threads were started for a VM of ${vcpus} vCPUs`);
-    return await runVm(o, topology, memoryMiB, threads, t0);
-  } finally {
-    await threads.close(); // the ones no VM took (on a failure before the VM started)
-  }
-}
-
-async function runVm(o: BootVmOptions, topology: Topology, memoryMiB: number, threads: VcpuThreads, t0: number): Promise<BootVmResult> {
-  const vcpus = topology.numCpus;
   const platform: PlatformHooks = { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform };
   // APIC IDs above 254: the in-kernel I/O APIC delivers only to 8-bit destinations, so legacy
   // IRQs (the UARTs) stay on CPU 0 (APIC ID 0) rather than follow the default affinity.
@@ -236,7 +216,7 @@ async function runVm(o: BootVmOptions, topology: Topology, memoryMiB: number, th
         default: settle('error', 0, e.detail);
       }
     };
-    await machine.start(onEvent, threads.take(vcpus));
+    await machine.start(onEvent);
     o.onStart?.({
       console: (b) => machine.com1.inject(b),
       app: (b) => machine.com2.inject(b),

@@ -7,7 +7,7 @@
 // (stop flag + kick). The vCPU fd belongs to the main thread, which closes it after this
 // thread has exited.
 
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYSTEM_EVENT } from '../kvm/constants.js';
 import { prepareVcpuThread } from '../kvm/kick.js';
 import { Vcpu } from '../kvm/kvm.js';
@@ -28,11 +28,9 @@ export interface VcpuWorkerInput {
   serials: SerialShared[];
 }
 
-// The thread may start before its VM exists (see VcpuThreads in vm.ts: its start-up then
-// overlaps VM creation): it gets its vCPU in the first message from the main thread.
-let input!: VcpuWorkerInput;
-let ctl!: Int32Array;
-let ev!: Int32Array;
+const input = workerData as VcpuWorkerInput;
+const ctl = new Int32Array(input.control);
+const ev = new Int32Array(input.events);
 const post = (m: VcpuMessage): void => parentPort!.postMessage(m);
 
 function end(kind: number, value: number, detail: string): void {
@@ -64,10 +62,7 @@ function where(vcpu: Vcpu): string {
   }
 }
 
-function main(attach: VcpuWorkerInput): void {
-  input = attach;
-  ctl = new Int32Array(input.control);
-  ev = new Int32Array(input.events);
+function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
   const serials = input.serials.map((s) => new Serial(s, input.vmFd));
   const bus = new PortBus(serials, (e: PortEvent) => {
@@ -149,4 +144,4 @@ function main(attach: VcpuWorkerInput): void {
   }
 }
 
-parentPort!.once('message', (attach: VcpuWorkerInput) => main(attach));
+main();

@@ -346,14 +346,12 @@ interface WorkerOutcome {
 /** Runs a vCPU worker file with a bogus vCPU fd until it exits (terminated after 20 s). */
 function runWorker(file: string, vcpuFd: number): Promise<WorkerOutcome> {
   const control = new SharedArrayBuffer(32);
-  // what vm.ts sends a started thread as its first message
-  const attach = { vcpuId: 0, vcpuFd, vmFd: -1, mmapSize: 4096, control, events: new SharedArrayBuffer(12), serials: [] };
+  const workerData = { vcpuId: 0, vcpuFd, vmFd: -1, mmapSize: 4096, control, events: new SharedArrayBuffer(12), serials: [] };
   const env: Record<string, string | undefined> = { ...process.env };
   delete env.KTSTR_NATIVE_ADDON; // the addon must be found from native.js's own import.meta.url
   const outcome: WorkerOutcome = { messages: [], exitCode: -1 };
   return new Promise((resolve) => {
-    const w = new Worker(file, { env });
-    w.postMessage(attach);
+    const w = new Worker(file, { workerData, env });
     const timer = setTimeout(() => { Atomics.store(new Int32Array(control), 0, 1); void w.terminate(); }, 20_000);
     w.on('message', (m) => outcome.messages.push(m));
     w.on('error', (e: Error & { code?: string }) => { outcome.error = { name: e.name, message: e.message, code: e.code }; });

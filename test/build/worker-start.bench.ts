@@ -26,14 +26,12 @@ function median(xs: number[]): number {
 
 /** Milliseconds from `new Worker(file)` to its first message or error; resolves once it has exited. */
 function timeOnce(file: string): Promise<number> {
-  // the vCPU a started thread gets in its first message (vm.ts): a bogus one, so it fails at once
-  const attach = { vcpuId: 0, vcpuFd: -1, vmFd: -1, mmapSize: 4096, control: new SharedArrayBuffer(32), events: new SharedArrayBuffer(12), serials: [] };
+  const workerData = { vcpuId: 0, vcpuFd: -1, vmFd: -1, mmapSize: 4096, control: new SharedArrayBuffer(32), events: new SharedArrayBuffer(12), serials: [] };
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     let ms: number | undefined;
     const first = (): void => { ms ??= performance.now() - t0; };
-    const w = new Worker(file);
-    w.postMessage(attach);
+    const w = new Worker(file, { workerData });
     const timer = setTimeout(() => void w.terminate(), 30_000);
     w.on('message', first);
     w.on('error', first);
