@@ -31,7 +31,9 @@ interface Sample { init: number; exit: number; ok: boolean }
 
 async function ours(image: string, initrd: Uint8Array): Promise<Sample> {
   const r = await bootVm({ kernel: image, initrd, cmdline: CMDLINE, memoryMiB: 256, topology, timeoutMs: 120_000, markers: [INIT_MARKER] });
-  return { init: r.timings.markers[INIT_MARKER] ?? NaN, exit: r.timings.totalMs, ok: r.reason === 'exit' && r.exitCode === 3 };
+  const ok = r.reason === 'exit' && r.exitCode === 3;
+  if (!ok) process.stderr.write(`bootVm ${image}: ${r.reason} ${r.exitCode ?? ''} (${r.detail})\n${r.consoleTail.split('\n').slice(-12).join('\n')}\n`);
+  return { init: r.timings.markers[INIT_MARKER] ?? NaN, exit: r.timings.totalMs, ok };
 }
 
 /**
@@ -52,7 +54,11 @@ function shellProcess(): Promise<Sample> {
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('error', reject);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ init, exit: performance.now() - t0, ok: code === 3 }); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 3) process.stderr.write(`shell exit ${code}: ${err.slice(-800)}\n`);
+      resolve({ init, exit: performance.now() - t0, ok: code === 3 });
+    });
   });
 }
 
