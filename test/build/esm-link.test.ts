@@ -318,6 +318,8 @@ test('the vCPU worker links into one module holding its whole graph, and the bui
   for (const m of workerGraph()) assert.ok(bundle.code.includes(`// --- src/${m}.js ---`), m);
   assert.ok(existsSync(VCPU_WORKER_BUNDLE), `${VCPU_WORKER_BUNDLE} is missing: run \`npm run build:ts\``);
   assert.ok(readFileSync(VCPU_WORKER_BUNDLE, 'utf8') === bundle.code, `${VCPU_WORKER_BUNDLE} is stale: run \`npm run build:ts\``);
+  // vm.ts starts vCPU threads from the bundle while it is at least as new as the module
+  assert.ok(statSync(VCPU_WORKER_BUNDLE).mtimeMs >= statSync(VCPU_WORKER_ENTRY).mtimeMs, 'bundle at least as new as vcpu-worker.js');
 });
 
 test('the CLI links into one script, the built bundle is current, and bin/ktstr-wasm runs it', () => {
