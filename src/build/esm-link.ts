@@ -190,7 +190,7 @@ export function linkEsm(options: LinkOptions): LinkedBundle {
     const named = bindings.filter((b) => b.imported !== '*' && b.imported !== 'default');
     // a default or namespace import of a builtin or CommonJS package is its module object
     const whole = bindings.filter((b) => b.imported === '*' || b.imported === 'default').map((b) => `${b.local} = ${q}`);
-    if (named.length > 0) whole.push(`{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} } = ${q}`);
+    if (named.length > 0) whole.push(`${destructure(named)} = ${q}`);
     return `const ${whole.join(', ')};`;
   };
   const packages = new Set<string>();
@@ -210,7 +210,7 @@ export function linkEsm(options: LinkOptions): LinkedBundle {
       const source = `${loader.get(imp.target)!}()`;
       const named = imp.bindings.filter((b) => b.imported !== '*');
       const decls = imp.bindings.filter((b) => b.imported === '*').map((b) => `${b.local} = ${source}`);
-      if (named.length > 0) decls.push(`{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} } = ${source}`);
+      if (named.length > 0) decls.push(`${destructure(named)} = ${source}`);
       return decls.length > 0 ? `const ${decls.join(', ')};` : `${source};`;
     });
     let body = m.body.endsWith('\n') ? m.body : `${m.body}\n`;
@@ -233,6 +233,11 @@ export function linkEsm(options: LinkOptions): LinkedBundle {
   out.push(`module.exports = ${loader.get(entryRecord.file)!}();`);
   return { code: out.join('\n') + '\n', modules: order.map((m) => m.file), builtins: [...packages].filter((p) => isBuiltin(p)), packages: [...packages].filter((p) => !isBuiltin(p)) };
 }
+
+const isRelative = (specifier: string): boolean => specifier.startsWith('./') || specifier.startsWith('../');
+
+/** `{ a, b: c }` for named bindings (imported name: local name). */
+const destructure = (named: Binding[]): string => `{ ${named.map((b) => (b.imported === b.local ? b.local : `${b.imported}: ${b.local}`)).join(', ')} }`;
 
 /** Parses one module, refuses what the linker does not handle, and records its imports, exports and edited body. */
 function analyseModule(file: string, display: string, text: string, outDir: string): ModuleRecord {
@@ -266,6 +271,11 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
     if (name === '__proto__') refuse(pos, "an export named '__proto__' is not supported");
     exports.set(name, local);
   };
+  /** The module a relative .js specifier names (refused when it is not a .js module). */
+  const linkedTarget = (pos: number, specifier: string): string => {
+    if (!/\.m?js$/.test(specifier)) refuse(pos, `only .js modules can be linked ('${specifier}')`);
+    return resolve(dirname(file), specifier);
+  };
   const blank = (node: ts.Node): void => {
     const start = node.getStart(sf);
     edits.push({ start, end: node.end, text: text.slice(start, node.end).replace(/[^\n]/g, '') });
@@ -292,10 +302,10 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
       }
       for (const b of bindings) declare(b.local, 'import', pos);
       const line = lineOf(pos);
-      if (specifier.startsWith('./') || specifier.startsWith('../')) {
-        if (!/\.m?js$/.test(specifier)) refuse(pos, `only .js modules can be linked ('${specifier}')`);
+      if (isRelative(specifier)) {
+        const target = linkedTarget(pos, specifier);
         if (bindings.some((b) => b.imported === 'default')) refuse(pos, 'default imports of linked modules are not supported');
-        imports.push({ specifier, line, target: resolve(dirname(file), specifier), bindings });
+        imports.push({ specifier, line, target, bindings });
       } else {
         imports.push({ specifier, line, bindings }); // a builtin or a package: require()d in place
       }
@@ -307,10 +317,9 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
       const clause = st.exportClause;
       if (st.moduleSpecifier !== undefined) {
         const specifier = (st.moduleSpecifier as ts.StringLiteral).text;
-        if (!/^\.\.?\//.test(specifier)) refuse(pos, `re-exports only from relative modules ('${specifier}')`);
-        if (!/\.m?js$/.test(specifier)) refuse(pos, `only .js modules can be linked ('${specifier}')`);
+        if (!isRelative(specifier)) refuse(pos, `re-exports only from relative modules ('${specifier}')`);
+        const target = linkedTarget(pos, specifier);
         if (st.attributes !== undefined) refuse(pos, 'import attributes are not supported');
-        const target = resolve(dirname(file), specifier);
         const line = lineOf(pos);
         let names: { imported: string; exported: string }[] | undefined;
         if (clause !== undefined) {
@@ -386,13 +395,12 @@ function analyseModule(file: string, display: string, text: string, outDir: stri
     const pos = (): number => node.getStart(sf);
     if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [arg, ...rest] = node.arguments;
-      if (rest.length > 0 || arg === undefined || !ts.isStringLiteral(arg) || !/^\.\.?\//.test(arg.text)) {
+      if (rest.length > 0 || arg === undefined || !ts.isStringLiteral(arg) || !isRelative(arg.text)) {
         refuse(pos(), 'dynamic import() is supported only of a relative module named by a string literal');
       }
       const specifier = (arg as ts.StringLiteral).text;
-      if (!/\.m?js$/.test(specifier)) refuse(pos(), `only .js modules can be linked ('${specifier}')`);
       const placeholder = `${PREFIX}_dynamic${dynamicImports.length}$`;
-      dynamicImports.push({ specifier, line: lineOf(pos()), target: resolve(dirname(file), specifier), placeholder });
+      dynamicImports.push({ specifier, line: lineOf(pos()), target: linkedTarget(pos(), specifier), placeholder });
       // evaluated when called, like import(): a rejected promise if the module throws
       edits.push({ start: pos(), end: node.end, text: `Promise.resolve().then(() => ${placeholder}())` });
       return;
