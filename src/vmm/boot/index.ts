@@ -93,7 +93,7 @@ export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: string 
 function loadKernel(input: string | Uint8Array, path: string): BzImage | VmlinuxImage {
   // A vmlinux file is not read whole: writeBoot reads its segments straight into guest RAM.
   if (typeof input === 'string' && isElf(readHead(input, 'kernel'))) return parseVmlinuxFile(input);
-  const kbuf = typeof input === 'string' ? readImage(input, 'kernel') : input;
+  const kbuf = typeof input === 'string' ? readFileSync(input) : input; // readHead checked the file
   if (isElf(kbuf)) return parseVmlinux(kbuf, path);
   if (looksLikeBzImage(kbuf) || kbuf.length >= 0x202) return parseBzImage(kbuf, path);
   throw new BootImageError(`not a kernel image (${kbuf.length} bytes: neither an ELF vmlinux nor a bzImage)`, path);
