@@ -1,0 +1,97 @@
+// What one cell produces: the plain-data result of one VM run (verify, attach, dispatch
+// probe, stop), as the sweep's reporters, its JSON file and `sweep merge` read it. Nothing
+// here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
+
+/** Why a cell failed, by kind (the sweep's reporters group and print these). */
+export type FailureKind =
+  | 'verify'   // the verifier rejected a program: its message
+  | 'attach'   // the scheduler died or never reached `enabled` within its window
+  | 'dispatch' // attached, but no worker made forward progress (the watchdog's message when it fired)
+  | 'crash'    // scx_bpf_error / the scheduler's exit kind and text after attach
+  | 'guest'    // the guest kernel panicked, triple-faulted, hung or ended early: console tail
+  | 'setup';   // kernel or binary missing, kernel without sched_ext, bad plan
+
+export const FAILURE_KINDS: readonly FailureKind[] = ['verify', 'attach', 'dispatch', 'crash', 'guest', 'setup'];
+
+export interface CellFailure {
+  kind: FailureKind;
+  /** One line: what went wrong (the verifier's message, the exit text, the panic line). */
+  message: string;
+}
+
+/** One struct_ops BPF program of the scheduler, as the host read it from guest memory. */
+export interface ProgramReport {
+  id: number;
+  name: string;
+  verifiedInsns: number;
+  /** Run count and total run time summed over CPUs (bpf_stats_enabled); null when not read. */
+  runCount: number | null;
+  runTimeNs: number | null;
+}
+
+/** One probe worker (one per online CPU, SCHED_EXT). */
+export interface WorkerReport {
+  /** The CPU it was pinned to. */
+  cpu: number;
+  /** Spin iterations counted after attach, within the probe window. */
+  iterations: number;
+  /** Its thread's CPU time over the probe window, ns. */
+  cpuTimeNs: number;
+  /** Its scheduling policy as the kernel reported it after the switch (7 = SCHED_EXT). */
+  policy: number;
+}
+
+/** The verifier's summary line of a rejected load (from the forwarded log). */
+export interface VerifierSummary {
+  processedInsns: number;
+  insnLimit: number | null;
+  totalStates: number | null;
+  peakStates: number | null;
+  maxStatesPerInsn: number | null;
+  markRead: number | null;
+}
+
+/** Where a cell's time went, ms (absent: the cell did not reach that phase). */
+export interface CellPhases {
+  /** Host: initramfs, VM and vCPU threads, kernel boot, until the agent said hello. */
+  boot?: number;
+  /** Agent start to ready (Node start in the guest, plan read). */
+  agentReady?: number;
+  /** Scheduler start until its programs were loaded (or rejected). */
+  verify?: number;
+  /** Until /sys/kernel/sched_ext/state read `enabled`. */
+  attach?: number;
+  /** The dispatch probe. */
+  probe?: number;
+  /** Stop: SIGINT, unregister, power-off, VM torn down. */
+  teardown?: number;
+}
+
+export interface CellResult {
+  /** `sweep/<scheduler>/<kernel label>/<preset>`. */
+  id: string;
+  scheduler: string;
+  kernel: string;
+  topology: string;
+  passed: boolean;
+  failure?: CellFailure;
+  /** One line for a person: "attached (state enabled, ops ktstr)" or "NOT ATTACHED — ...". */
+  schedulerStatus: string;
+  /** The scheduler's struct_ops programs, read by the host from guest memory (empty when none loaded). */
+  programs: ProgramReport[];
+  /** The same programs as the guest kernel reports them (BPF_OBJ_GET_INFO_BY_FD in the agent). */
+  guestPrograms: ProgramReport[];
+  verifier?: VerifierSummary;
+  /** The scheduler's output (the verifier log collapsed unless --raw). */
+  schedulerLog: string;
+  /** The scheduler's exit message (e.g. "EXIT: unregistered from user space"). */
+  exitMessage?: string;
+  workers: WorkerReport[];
+  /** The last lines of the guest console when the guest failed (else empty). */
+  consoleTail: string;
+  phases: CellPhases;
+  /** Wall time of the cell, ms. */
+  wallMs: number;
+  /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */
+  hostRssBytes: number | null;
+}

@@ -1,0 +1,233 @@
+// One cell, host side: build its initramfs (agent base + plan), boot the VM with the cell's
+// topology, follow the agent's framed messages on COM2, read the scheduler's struct_ops
+// programs out of guest RAM while it runs (the introspection WASM), let the agent finish, and
+// turn it all into a CellResult. The VM is torn down on every path (bootVm's guarantee); an
+// abort ends it at once. This is the one cell engine: sweep cells, and later tests, run here.
+
+import { readFileSync } from 'node:fs';
+import { AgentImageCache, AGENT_START_MARKER, schedulerGuestPath } from '../guest/agent-initramfs.js';
+import { encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
+import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
+import { bytesSource } from '../elf/file.js';
+import { inspectKernel } from '../monitor/inspect.js';
+import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
+import { nodeIntrospector } from '../monitor/wasm-file.js';
+import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, type BootVmResult, type LiveVm } from '../vmm/index.js';
+import { Topology } from '../vmm/topology/index.js';
+import { collapseBytes, createCollapser } from '../collapse/index.js';
+import { judgeCell, exitMessage, loadLog, verifierSummary } from './verdict.js';
+import type { CellPhases, CellResult, ProgramReport } from './result.js';
+
+/** What a cell needs; plain data, so it crosses to a worker thread. */
+export interface CellSpec {
+  id: string;
+  scheduler: { name: string; binary: string | null; args: string[] };
+  kernel: { label: string; image: string; vmlinux: string | null };
+  topologyName: string;
+  /** Topology spec string (e.g. 1n2l2c1t). */
+  topology: string;
+  memoryMiB: number;
+  /** Why the cell cannot run; it then fails with kind 'setup' without a VM. */
+  setupProblem: string | null;
+  /** Print verifier logs uncollapsed. */
+  raw: boolean;
+  timeouts?: Partial<CellTimeouts>;
+}
+
+export interface CellTimeouts {
+  /** The whole VM run. */
+  cellMs: number;
+  attachMs: number;
+  probeMs: number;
+  stopMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: CellTimeouts = { cellMs: 300_000, attachMs: 30_000, probeMs: 2_000, stopMs: 15_000 };
+/** Guest RAM on top of the preset's: the agent's unpacked initramfs (Node) and its heap. */
+export const AGENT_MEMORY_MIB = 320;
+/** A periodic tick even on idle CPUs: the sched_ext watchdog checks from the tick. */
+export const CELL_CMDLINE = `${DEFAULT_CMDLINE} quiet nohz=off`;
+
+export type CellPhase = 'boot' | 'verify' | 'attach' | 'probe' | 'stop' | 'done';
+
+export interface CellHooks {
+  onPhase?: (phase: CellPhase) => void;
+  signal?: AbortSignal;
+  /** Console bytes (for --verbose). */
+  onConsole?: (chunk: Uint8Array) => void;
+}
+
+const images = new Map<string, KernelImage>();
+function kernelImage(vmlinux: string): KernelImage {
+  let image = images.get(vmlinux);
+  if (image === undefined) {
+    image = loadKernelImage(bytesSource(readFileSync(vmlinux)));
+    images.clear(); // one kernel at a time per thread: a vmlinux's tables are large
+    images.set(vmlinux, image);
+  }
+  return image;
+}
+
+let imageCache: AgentImageCache | undefined;
+
+function baseResult(spec: CellSpec): CellResult {
+  return {
+    id: spec.id, scheduler: spec.scheduler.name, kernel: spec.kernel.label, topology: spec.topologyName,
+    passed: false, schedulerStatus: '', programs: [], guestPrograms: [], schedulerLog: '', workers: [],
+    consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+  };
+}
+
+/** Reads the scheduler's programs from the live guest's RAM. */
+async function readPrograms(vm: LiveVm, vmlinux: string): Promise<ProgramReport[]> {
+  const sregs = await vm.readSregs(0);
+  const intro = nodeIntrospector(vm.memory.memory);
+  for (const r of vm.memory.regions) intro.addRegion(r.guestPhysAddr, r.size, r.offset);
+  const report = inspectKernel(intro, kernelImage(vmlinux), { cr3: sregs.cr3, cr4: sregs.cr4 });
+  return report.enumeration.programs.map((p) => ({
+    id: p.id, name: p.name, verifiedInsns: p.verifiedInsns,
+    runCount: p.stats === null ? null : Number(p.stats.cnt),
+    runTimeNs: p.stats === null ? null : Number(p.stats.nsecs),
+  }));
+}
+
+function collapseLog(text: string, raw: boolean): string {
+  if (raw || text === '') return text;
+  return Buffer.from(collapseBytes(Buffer.from(text, 'utf8'), (sink) => createCollapser('wasm', sink))).toString('utf8');
+}
+
+export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<CellResult> {
+  const t0 = performance.now();
+  const result = baseResult(spec);
+  const finish = (): CellResult => {
+    result.wallMs = performance.now() - t0;
+    result.hostRssBytes = process.memoryUsage.rss();
+    hooks.onPhase?.('done');
+    return result;
+  };
+  if (spec.setupProblem !== null || spec.scheduler.binary === null) {
+    result.failure = { kind: 'setup', message: spec.setupProblem ?? `${spec.scheduler.name}: no scheduler binary for kernel ${spec.kernel.label}` };
+    result.schedulerStatus = 'NOT STARTED';
+    return finish();
+  }
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  const nonce = newNonce();
+  const plan: AgentPlan = {
+    version: PLAN_VERSION, nonce, cell: spec.id,
+    scheduler: { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
+    attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
+    hostReadTimeoutMs: 30_000,
+  };
+  hooks.onPhase?.('boot');
+  let initrd: Buffer;
+  try {
+    imageCache ??= new AgentImageCache();
+    initrd = await imageCache.initrd(spec.scheduler.binary, plan);
+  } catch (e) {
+    result.failure = { kind: 'setup', message: `cannot build the guest image: ${e instanceof Error ? e.message : String(e)}` };
+    result.schedulerStatus = 'NOT STARTED';
+    return finish();
+  }
+
+  const reader = new FrameReader(nonce);
+  const phaseAt: Partial<Record<'hello' | 'verify' | 'attach' | 'probe' | 'stop' | 'result', number>> = {};
+  let facts: AgentFacts | null = null;
+  let agentError: string | null = null;
+  let corrupt = 0;
+  let live: LiveVm | undefined;
+  let reading: Promise<void> | undefined;
+  let hostReadError: string | null = null;
+  let hostSeq = 0;
+  const onAbort = (): void => live?.end('interrupted');
+  hooks.signal?.addEventListener('abort', onAbort);
+
+  const handle = (m: AgentMessage): void => {
+    const now = performance.now();
+    switch (m.type) {
+      case 'hello': phaseAt.hello = now; break;
+      case 'phase':
+        phaseAt[m.phase] = now;
+        hooks.onPhase?.(m.phase);
+        break;
+      case 'probed':
+        if (live === undefined || spec.kernel.vmlinux === null) {
+          live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' }));
+          break;
+        }
+        reading = readPrograms(live, spec.kernel.vmlinux)
+          .then((p) => { result.programs = p; })
+          .catch((e: unknown) => { hostReadError = e instanceof Error ? e.message : String(e); })
+          .finally(() => { live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' })); });
+        break;
+      case 'result':
+        phaseAt.result = now;
+        facts = m.facts;
+        break;
+      case 'agent-error': agentError = m.message; break;
+    }
+  };
+
+  try {
+    if (hooks.signal?.aborted) {
+      result.failure = { kind: 'guest', message: 'interrupted before the VM started' };
+      return finish();
+    }
+    let vm: BootVmResult;
+    try {
+      vm = await bootVm({
+      kernel: spec.kernel.image, initrd, cmdline: CELL_CMDLINE,
+      topology: new Topology(spec.topology), memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
+      timeoutMs: timeouts.cellMs, markers: [AGENT_START_MARKER],
+      onStart: (v) => { live = v; if (hooks.signal?.aborted) v.end('interrupted'); },
+      onConsole: hooks.onConsole,
+      onApp: (chunk) => {
+        for (const ev of reader.feed(chunk)) {
+          if (ev.kind === 'message') handle(ev.message as AgentMessage);
+          else if (ev.kind === 'corrupt') corrupt++;
+        }
+      },
+      });
+    } catch (e) {
+      // refused before the guest ran: an unusable kernel image, no /dev/kvm, too little memory
+      result.failure = { kind: 'setup', message: e instanceof Error ? e.message : String(e) };
+      result.schedulerStatus = 'NOT STARTED';
+      return finish();
+    }
+    await reading;
+    const tEnd = performance.now();
+    const consoleLines = vm.consoleTail.split('\n');
+    const panicLine = consoleLines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;
+    const observed = facts as AgentFacts | null;
+    const verdict = judgeCell({
+      facts: observed, vmEnd: { reason: vm.reason, detail: vm.detail }, agentError,
+      consoleLine: panicLine ?? (consoleLines.filter((l) => l.trim() !== '').slice(-1)[0]?.trim() ?? null),
+    });
+    result.passed = verdict.passed;
+    result.failure = verdict.failure;
+    result.schedulerStatus = verdict.schedulerStatus;
+    if (observed !== null) {
+      result.guestPrograms = observed.guestPrograms;
+      result.workers = observed.probe?.workers ?? [];
+      result.exitMessage = exitMessage(observed.output);
+      const log = loadLog(observed.output);
+      if (log !== null) result.verifier = verifierSummary(log);
+      result.schedulerLog = collapseLog(observed.output, spec.raw);
+    }
+    if (hostReadError !== null) result.schedulerStatus += ` (host read of guest memory failed: ${hostReadError})`;
+    if (corrupt > 0) result.schedulerStatus += ` (${corrupt} damaged frames ignored)`;
+    if (!result.passed) result.consoleTail = consoleLines.slice(-40).join('\n');
+    const p: CellPhases = result.phases;
+    const span = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : b - a);
+    p.boot = span(t0, phaseAt.hello);
+    const agentStart = vm.timings.markers[AGENT_START_MARKER];
+    p.agentReady = agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (t0 + agentStart);
+    p.verify = span(phaseAt.verify, phaseAt.attach ?? phaseAt.probe ?? phaseAt.result);
+    p.attach = span(phaseAt.attach ?? phaseAt.verify, phaseAt.probe ?? phaseAt.result);
+    p.probe = span(phaseAt.probe, phaseAt.stop ?? phaseAt.result);
+    p.teardown = span(phaseAt.stop ?? phaseAt.result, tEnd);
+    if (hooks.signal?.aborted && !result.passed) result.failure = { kind: 'guest', message: 'interrupted' };
+    return finish();
+  } finally {
+    hooks.signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,121 @@
+// The initramfs of a cell: the guest agent's base archive (busybox, Node and the shared
+// libraries it needs, the native addon, the agent bundle, the scheduler binary under /sched/
+// and /init), then a small second archive holding only the plan. The kernel unpacks
+// concatenated archives in order, so the base (~90 MB, mostly Node) is built once per
+// scheduler binary and reused by every topology, and only the plan is written per cell.
+// Every file lands at a guest path of its own (/ktstr/..., /sched/...), never at a host path
+// that a guest mount (tmpfs on /tmp) could hide; libraries keep their system paths, which is
+// where the dynamic loader looks.
+
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { CpioWriter, MemorySink } from './cpio.js';
+import { sharedLibraryClosure } from './elf-deps.js';
+import { findBusybox } from '../vmm/initramfs.js';
+import { addonCandidates } from '../kvm/native.js';
+import { GUEST_AGENT } from '../build/bundles.js';
+import { PLAN_PATH, type AgentPlan } from './plan.js';
+
+export const GUEST_NODE = '/ktstr/bin/node';
+export const GUEST_ADDON = '/ktstr/native/ktstr_native.node';
+export const GUEST_AGENT_SCRIPT = '/ktstr/agent/agent.cjs';
+export const GUEST_SCHED_DIR = '/sched';
+/** /init prints this on the console right before it execs the agent. */
+export const AGENT_START_MARKER = 'KTSTR_AGENT_START';
+
+export class AgentImageError extends Error {}
+
+/** The host files the agent image is made of. */
+export interface AgentHostFiles {
+  node: string;
+  addon: string;
+  agent: string;
+  busybox: string;
+}
+
+export function agentHostFiles(): AgentHostFiles {
+  const addon = addonCandidates().find((p) => existsSync(p));
+  if (addon === undefined) throw new AgentImageError('the native addon is not built (npm install builds it)');
+  if (!existsSync(GUEST_AGENT.bundle)) throw new AgentImageError(`the guest agent bundle ${GUEST_AGENT.bundle} is missing (npm run build writes it)`);
+  return { node: process.execPath, addon, agent: GUEST_AGENT.bundle, busybox: findBusybox() };
+}
+
+export function agentInitScript(): string {
+  return `#!/bin/busybox sh
+B=/bin/busybox
+$B mkdir -p /proc /sys /dev /tmp /run
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev 2>/dev/null
+$B mount -t tmpfs tmpfs /tmp
+$B mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+$B stty -F /dev/ttyS1 raw -echo 2>/dev/null
+echo ${AGENT_START_MARKER}
+export PATH=/bin HOME=/root KTSTR_NATIVE_ADDON=${GUEST_ADDON}
+exec ${GUEST_NODE} --max-old-space-size=96 ${GUEST_AGENT_SCRIPT}
+`;
+}
+
+/** The base archive (no trailer-dependent state: a complete cpio) for one scheduler binary (or none). */
+export async function buildAgentBase(scheduler: string | null, files: AgentHostFiles = agentHostFiles()): Promise<Buffer> {
+  const binaries = [files.busybox, files.node, files.addon, ...(scheduler === null ? [] : [scheduler])];
+  const closure = sharedLibraryClosure(binaries);
+  if (closure.missing.length > 0) {
+    throw new AgentImageError(`shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`);
+  }
+  const sink = new MemorySink();
+  const w = new CpioWriter(sink);
+  for (const d of ['/proc', '/sys', '/dev', '/tmp', '/root', '/run', '/ktstr', GUEST_SCHED_DIR]) await w.directory(d);
+  await w.hostPath(files.busybox, { as: '/bin/busybox' });
+  for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) await w.hostPath(f);
+  await w.hostPath(files.node, { as: GUEST_NODE });
+  await w.hostPath(files.addon, { as: GUEST_ADDON });
+  await w.hostPath(files.agent, { as: GUEST_AGENT_SCRIPT });
+  if (scheduler !== null) await w.hostPath(scheduler, { as: schedulerGuestPath(scheduler) });
+  await w.file('/init', agentInitScript(), { mode: 0o755 });
+  await w.finish();
+  return sink.toBuffer();
+}
+
+export function schedulerGuestPath(hostPath: string): string {
+  return `${GUEST_SCHED_DIR}/${basename(hostPath)}`;
+}
+
+/** The per-cell archive: the plan alone. */
+export async function buildPlanArchive(plan: AgentPlan): Promise<Buffer> {
+  const sink = new MemorySink();
+  const w = new CpioWriter(sink);
+  await w.file(PLAN_PATH, JSON.stringify(plan) + '\n', { mode: 0o644 });
+  await w.finish();
+  return sink.toBuffer();
+}
+
+/**
+ * Base archives by scheduler binary, per thread: the key includes each file's size and mtime,
+ * so a rebuilt binary or agent is picked up. Two entries at most (a sweep walks schedulers
+ * in order, so older entries are not needed again).
+ */
+export class AgentImageCache {
+  private readonly entries = new Map<string, Promise<Buffer>>();
+
+  constructor(private readonly files: AgentHostFiles = agentHostFiles(), private readonly maxEntries = 2) {}
+
+  base(scheduler: string | null): Promise<Buffer> {
+    const stamp = (p: string): string => { const s = statSync(p); return `${p}:${s.size}:${s.mtimeMs}`; };
+    const key = [scheduler ?? '-', ...Object.values(this.files)].map((p) => (p === '-' ? p : stamp(p))).join('|');
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = buildAgentBase(scheduler, this.files);
+      entry.catch(() => this.entries.delete(key));
+      this.entries.set(key, entry);
+      while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    }
+    return entry;
+  }
+
+  async initrd(scheduler: string | null, plan: AgentPlan): Promise<Buffer> {
+    const [base, planArchive] = await Promise.all([this.base(scheduler), buildPlanArchive(plan)]);
+    return Buffer.concat([base, planArchive]);
+  }
+}
+

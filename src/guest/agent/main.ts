@@ -1,0 +1,56 @@
+// The guest agent: the program /init execs as PID 1 in every cell (after mounting /proc,
+// /sys, /dev, /tmp). It reads the plan, says hello on COM2, carries the plan out, sends the
+// facts, and powers the guest off with its status on the exit port. Runs under Node in the
+// guest; bundled into one script (dist/src/guest/agent/main.bundle.cjs) by the build.
+
+import { openSync, readFileSync, writeSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { release } from 'node:os';
+import { native } from '../../kvm/native.js';
+import { EXIT_PORT } from '../../vmm/devices/ports.js';
+import { PLAN_PATH, PLAN_VERSION, type AgentPlan } from '../plan.js';
+import { listStructOpsPrograms } from './bpf-programs.js';
+import { AgentChannel } from './channel.js';
+import { parseCpuList } from './probe.js';
+import { runPlan } from './run-plan.js';
+
+/** Writes the status to the VMM's exit port; else (no /dev/port) busybox powers off. Never returns. */
+function powerOff(status: number): never {
+  try {
+    const fd = openSync('/dev/port', 'w');
+    writeSync(fd, Uint8Array.of(status & 255), 0, 1, EXIT_PORT);
+    closeSync(fd);
+  } catch { /* no /dev/port in this kernel */ }
+  spawnSync('/bin/busybox', ['poweroff', '-f'], { stdio: 'ignore' });
+  for (;;) spawnSync('/bin/busybox', ['sleep', '1000']);
+}
+
+function uptimeMs(): number {
+  try { return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000; } catch { return -1; }
+}
+
+async function main(): Promise<number> {
+  const plan = JSON.parse(readFileSync(PLAN_PATH, 'utf8')) as AgentPlan;
+  if (plan.version !== PLAN_VERSION) throw new Error(`plan version ${plan.version}, this agent reads ${PLAN_VERSION}`);
+  const chan = new AgentChannel(plan.nonce);
+  try {
+    const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8')).length;
+    chan.send({ type: 'hello', node: process.version, kernel: release(), cpus, uptimeMs: uptimeMs() });
+    try {
+      const addon = process.env.KTSTR_NATIVE_ADDON ?? '';
+      const facts = await runPlan(plan, chan, { addon, listPrograms: () => listStructOpsPrograms(native()) });
+      chan.send({ type: 'result', facts });
+      return 0;
+    } catch (e) {
+      chan.send({ type: 'agent-error', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) });
+      return 1;
+    }
+  } finally {
+    chan.close();
+  }
+}
+
+main().then(powerOff, (e: unknown) => {
+  process.stderr.write(`ktstr agent: ${e instanceof Error ? e.stack : String(e)}\n`);
+  powerOff(2);
+});

@@ -1,0 +1,97 @@
+// One cell's plan, carried out inside the guest: start the scheduler, watch it verify and
+// attach, run the dispatch probe, let the host read guest memory, stop the scheduler, and
+// collect every fact on the way. Nothing is judged here (src/cell/verdict.ts does that);
+// every wait is bounded by the plan's timeouts.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ProgramReport } from '../../cell/result.js';
+import type { AgentFacts, AgentPlan } from '../plan.js';
+import type { AgentChannel } from './channel.js';
+import { parseCpuList, runProbe } from './probe.js';
+import { schedExtAvailable, schedExtOps, schedExtState } from './sched-ext.js';
+import { SchedulerProcess } from './scheduler-process.js';
+
+export interface AgentEnv {
+  /** The native addon's path in the guest. */
+  addon: string;
+  /** The struct_ops programs the guest kernel has loaded (bpf(2)). */
+  listPrograms: () => ProgramReport[];
+}
+
+const POLL_MS = 25;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function emptyFacts(): AgentFacts {
+  return {
+    schedExt: schedExtAvailable(), setupError: null, verifyMs: null, attachMs: null, stateAtAttach: '', ops: '',
+    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputDropped: 0,
+  };
+}
+
+export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv): Promise<AgentFacts> {
+  const facts = emptyFacts();
+  if (!facts.schedExt) {
+    facts.setupError = 'kernel has no sched_ext (/sys/kernel/sched_ext is missing)';
+    return facts;
+  }
+  if (plan.scheduler === null) return facts;
+  if (!existsSync(plan.scheduler.path)) {
+    facts.setupError = `scheduler binary ${plan.scheduler.path} is missing in the guest`;
+    return facts;
+  }
+  try { writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1'); } catch { /* run counts stay 0 */ }
+
+  const list = (): ProgramReport[] => { try { return env.listPrograms(); } catch { return []; } };
+  const before = new Set(list().map((p) => p.id));
+  const ours = (): ProgramReport[] => list().filter((p) => !before.has(p.id));
+
+  chan.send({ type: 'phase', phase: 'verify', atMs: performance.now() });
+  const sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
+  try {
+    // verify and attach: poll until enabled, the process ends, or the window closes
+    const deadline = sched.startedAt + plan.attachTimeoutMs;
+    let state = schedExtState();
+    while (performance.now() < deadline) {
+      if (facts.verifyMs === null && ours().length > 0) {
+        facts.verifyMs = performance.now() - sched.startedAt;
+        chan.send({ type: 'phase', phase: 'attach', atMs: performance.now() });
+      }
+      state = schedExtState();
+      if (state === 'enabled') break;
+      if (!sched.alive) break;
+      await sleep(POLL_MS);
+    }
+    facts.stateAtAttach = state;
+    if (state === 'enabled') {
+      facts.attachMs = performance.now() - sched.startedAt;
+      facts.verifyMs ??= facts.attachMs;
+      facts.ops = schedExtOps();
+    } else {
+      await Promise.race([sched.ended, sleep(200)]); // let a dying loader's last words arrive
+      facts.endedBeforeAttach = sched.end;
+      return facts;
+    }
+
+    chan.send({ type: 'phase', phase: 'probe', atMs: performance.now() });
+    const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+    const probe = await runProbe({ addon: env.addon, cpus, windowMs: plan.probeMs, startTimeoutMs: plan.attachTimeoutMs });
+    facts.probe = { ...probe, stateAfter: schedExtState(), schedulerAlive: sched.alive };
+    facts.guestPrograms = ours();
+    if (sched.alive) {
+      chan.send({ type: 'probed' });
+      await chan.next('continue', plan.hostReadTimeoutMs);
+    }
+    chan.send({ type: 'phase', phase: 'stop', atMs: performance.now() });
+    const t0 = performance.now();
+    const stopped = await sched.stop(plan.stopTimeoutMs);
+    let stateAfter = schedExtState();
+    for (let i = 0; i < 40 && stateAfter !== 'disabled'; i++) { await sleep(POLL_MS); stateAfter = schedExtState(); }
+    facts.stop = { end: stopped.end, timedOut: stopped.timedOut, stateAfter, ms: performance.now() - t0 };
+    return facts;
+  } finally {
+    if (sched.alive) await sched.stop(1000);
+    const out = sched.output();
+    facts.output = out.text;
+    facts.outputDropped = out.dropped;
+  }
+}

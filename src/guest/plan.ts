@@ -1,0 +1,83 @@
+// What the host tells the guest agent (the plan, /ktstr/plan.json in the cell's initramfs) and
+// what the agent reports back (the messages of docs/guest-protocol.md). Plain data on both
+// sides; the host judges the facts (src/cell/verdict.ts), the agent only observes.
+
+import type { ProgramReport, WorkerReport } from '../cell/result.js';
+
+export const PLAN_VERSION = 1;
+/** Where the plan sits in the guest. */
+export const PLAN_PATH = '/ktstr/plan.json';
+
+export interface AgentPlan {
+  version: number;
+  /** The frame nonce of this cell (src/guest/protocol.ts). */
+  nonce: string;
+  cell: string;
+  /** The scheduler to run, at its guest path; null: no scheduler (the kernel's own EEVDF). */
+  scheduler: { name: string; path: string; args: string[] } | null;
+  /** How long the scheduler may take to reach `enabled` after it starts. */
+  attachTimeoutMs: number;
+  /** Length of the dispatch probe after attach. */
+  probeMs: number;
+  /** How long the scheduler may take to exit after SIGINT. */
+  stopTimeoutMs: number;
+  /** How long the agent waits for the host's `continue` after `probed`. */
+  hostReadTimeoutMs: number;
+}
+
+/** The scheduler's process as the agent saw it end (or not). */
+export interface ProcessEnd {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Everything the agent observed in one cell; the host decides pass or fail from it. */
+export interface AgentFacts {
+  /** /sys/kernel/sched_ext exists. */
+  schedExt: boolean;
+  /** The plan could not be carried out at all (binary missing, spawn failed, ...). */
+  setupError: string | null;
+  /** ms from the scheduler's start until its struct_ops programs were first seen loaded (null: never). */
+  verifyMs: number | null;
+  /** ms from the scheduler's start until state read `enabled` (null: never). */
+  attachMs: number | null;
+  /** /sys/kernel/sched_ext/state when the attach wait ended. */
+  stateAtAttach: string;
+  /** /sys/kernel/sched_ext/root/ops once attached. */
+  ops: string;
+  /** Set when the scheduler process ended before it attached. */
+  endedBeforeAttach: ProcessEnd | null;
+  probe: {
+    workers: WorkerReport[];
+    ms: number;
+    /** state at the end of the probe window. */
+    stateAfter: string;
+    /** The scheduler process still ran at the end of the probe. */
+    schedulerAlive: boolean;
+  } | null;
+  stop: {
+    /** How the process ended: after SIGINT, or by itself earlier (the kernel ended it). */
+    end: ProcessEnd | null;
+    timedOut: boolean;
+    stateAfter: string;
+    ms: number;
+  } | null;
+  /** The scheduler's struct_ops programs as the guest kernel reports them (before stop). */
+  guestPrograms: ProgramReport[];
+  /** The scheduler's stdout and stderr, merged, bounded (head and tail kept). */
+  output: string;
+  /** Bytes of output dropped from the middle to stay bounded. */
+  outputDropped: number;
+}
+
+/** Agent -> host message types. */
+export type AgentMessage =
+  | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
+  | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'stop'; atMs: number }
+  /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
+  | { type: 'probed' }
+  | { type: 'result'; facts: AgentFacts }
+  | { type: 'agent-error'; message: string };
+
+/** Host -> agent message types. */
+export type HostMessage = { type: 'continue' };
