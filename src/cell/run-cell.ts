@@ -12,7 +12,9 @@ import { bytesSource } from '../elf/file.js';
 import { inspectKernel } from '../monitor/inspect.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
-import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, type BootVmResult, type LiveVm } from '../vmm/index.js';
+import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, ramLayout, type BootVmResult, type LiveVm } from '../vmm/index.js';
+import { reservedTop } from '../vmm/boot/index.js';
+import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
 import { judgeCell, exitMessage, loadLog, verifierSummary } from './verdict.js';
@@ -70,6 +72,13 @@ function kernelImage(vmlinux: string): KernelImage {
 
 let imageCache: AgentImageCache | undefined;
 
+/** The shared bulk region: its size, and where bootVm puts it for a RAM size (the top of low RAM). */
+export const RING_MIB = 8;
+function ringRange(memoryMiB: number): { guestPhysAddr: number; size: number } {
+  const r = reservedTop({ lowSize: ramLayout(memoryMiB * 2 ** 20)[0].size }, RING_MIB * 2 ** 20);
+  return { guestPhysAddr: r.addr, size: r.size };
+}
+
 function baseResult(spec: CellSpec): CellResult {
   return {
     id: spec.id, scheduler: spec.scheduler.name, kernel: spec.kernel.label, topology: spec.topologyName,
@@ -117,6 +126,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     scheduler: { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
     attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
     hostReadTimeoutMs: 30_000,
+    ring: ringRange(spec.memoryMiB + AGENT_MEMORY_MIB),
   };
   hooks.onPhase?.('boot');
   let initrd: Buffer;
@@ -138,6 +148,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let reading: Promise<void> | undefined;
   let hostReadError: string | null = null;
   let hostSeq = 0;
+  const bulk = new Map<string, string>();
   const onAbort = (): void => live?.end('interrupted');
   hooks.signal?.addEventListener('abort', onAbort);
 
@@ -162,8 +173,20 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       case 'result':
         phaseAt.result = now;
         facts = m.facts;
+        if (m.facts.outputBulk !== null) facts.output = bulk.get(m.facts.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${m.facts.outputBulk}) never arrived]`;
         break;
       case 'agent-error': agentError = m.message; break;
+      case 'bulk': {
+        const ring = live?.sharedRegion;
+        try {
+          if (!ring) throw new Error('no shared region');
+          bulk.set(m.record.key, Buffer.from(readRecord(live!.memory.slice(ring.guestPhysAddr, ring.size), m.record)).toString('utf8'));
+        } catch (e) {
+          bulk.set(m.record.key, `[ktstr: bulk record ${m.record.key} unreadable: ${e instanceof Error ? e.message : String(e)}]`);
+        }
+        live?.app(encodeFrame(nonce, hostSeq++, { type: 'bulk-ack', total: m.total }));
+        break;
+      }
     }
   };
 
@@ -177,7 +200,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       vm = await bootVm({
       kernel: spec.kernel.image, initrd, cmdline: CELL_CMDLINE,
       topology: new Topology(spec.topology), memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
-      timeoutMs: timeouts.cellMs, markers: [AGENT_START_MARKER],
+      timeoutMs: timeouts.cellMs, markers: [AGENT_START_MARKER], sharedRegionMiB: RING_MIB,
       onStart: (v) => { live = v; if (hooks.signal?.aborted) v.end('interrupted'); },
       onConsole: hooks.onConsole,
       onApp: (chunk) => {

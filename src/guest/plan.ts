@@ -3,6 +3,7 @@
 // sides; the host judges the facts (src/cell/verdict.ts), the agent only observes.
 
 import type { ProgramReport, WorkerReport } from '../cell/result.js';
+import type { BulkRecord } from './ring.js';
 
 export const PLAN_VERSION = 1;
 /** Where the plan sits in the guest. */
@@ -23,6 +24,8 @@ export interface AgentPlan {
   stopTimeoutMs: number;
   /** How long the agent waits for the host's `continue` after `probed`. */
   hostReadTimeoutMs: number;
+  /** The shared bulk-data region (src/guest/ring.ts), as a guest physical range; null: none. */
+  ring: { guestPhysAddr: number; size: number } | null;
 }
 
 /** The scheduler's process as the agent saw it end (or not). */
@@ -64,8 +67,10 @@ export interface AgentFacts {
   } | null;
   /** The scheduler's struct_ops programs as the guest kernel reports them (before stop). */
   guestPrograms: ProgramReport[];
-  /** The scheduler's stdout and stderr, merged, bounded (head and tail kept). */
+  /** The scheduler's stdout and stderr, merged, bounded (head and tail kept); empty when sent by the ring. */
   output: string;
+  /** The key of the bulk record that holds `output` instead (see src/guest/ring.ts); null: inline. */
+  outputBulk: string | null;
   /** Bytes of output dropped from the middle to stay bounded. */
   outputDropped: number;
 }
@@ -77,7 +82,9 @@ export type AgentMessage =
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
   | { type: 'probed' }
   | { type: 'result'; facts: AgentFacts }
+  /** A record in the shared ring: the host reads it from guest RAM and answers `bulk-ack`. */
+  | { type: 'bulk'; record: BulkRecord; total: number }
   | { type: 'agent-error'; message: string };
 
 /** Host -> agent message types. */
-export type HostMessage = { type: 'continue' };
+export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number };

@@ -9,7 +9,7 @@
 // returns the RSDP address for boot_params (src/vmm/acpi/). Both default to the declared
 // topology's (or, without one, a single LLC of `vcpus` cores).
 
-import { ACPI_REGION, loadBootFiles, writeBoot, type E820Entry } from './boot/index.js';
+import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
@@ -65,6 +65,12 @@ export interface BootVmOptions {
   onStart?: (vm: LiveVm) => void;
   /** After a panic message, how long to wait for the guest's own reboot before stopping it. Default 2000. */
   panicGraceMs?: number;
+  /**
+   * MiB at the top of guest RAM below 3 GiB that the guest kernel leaves alone (e820
+   * reserved): a region host and guest share (the agent maps it through /dev/mem). Its
+   * guest physical range is LiveVm.sharedRegion. A multiple of 2.
+   */
+  sharedRegionMiB?: number;
 }
 
 /** The running VM, handed to `onStart`: guest input, guest RAM, vCPU registers, and an end. */
@@ -75,6 +81,8 @@ export interface LiveVm {
   app(bytes: Uint8Array): number;
   /** Guest RAM (shared WebAssembly.Memory; guest physical 0 at `memory.regions[0].offset`: GUEST_BASE, or up to 2 MiB above it so it sits on a host 2 MiB boundary). */
   readonly memory: GuestMemory;
+  /** The reserved shared region (sharedRegionMiB), as a guest physical range; null without one. */
+  readonly sharedRegion: { guestPhysAddr: number; size: number } | null;
   /** Control registers of the vCPU at `index` (0 = boot CPU), read between two KVM_RUNs. */
   readSregs(index: number): Promise<VcpuControlRegs>;
   /** Ends the run now (reason 'stopped'). */
@@ -152,7 +160,9 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const memory = new GuestMemory(memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
   adviseHugePages(memory);
   const acpi = platform.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
-  const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820 });
+  const reserveTop = o.sharedRegionMiB ? o.sharedRegionMiB * 1024 * 1024 : undefined;
+  const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820, reserveTop });
+  const sharedRegion = reserveTop === undefined ? null : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, reserveTop));
   const tSetup = performance.now();
 
   let consoleTail = '';
@@ -221,6 +231,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       console: (b) => machine.com1.inject(b),
       app: (b) => machine.com2.inject(b),
       memory,
+      sharedRegion,
       readSregs: (index) => machine.readSregs(index),
       end: (detail = 'ended by the host') => settle('stopped', 0, detail),
     });

@@ -11,6 +11,10 @@ import { EXIT_PORT } from '../../vmm/devices/ports.js';
 import { PLAN_PATH, PLAN_VERSION, type AgentPlan } from '../plan.js';
 import { listStructOpsPrograms } from './bpf-programs.js';
 import { AgentChannel } from './channel.js';
+import { BulkSender } from './bulk.js';
+
+/** Output sent inline on COM2 when the ring is unavailable: well under the frame limit. */
+const INLINE_OUTPUT_MAX = 256 * 1024;
 import { parseCpuList } from './probe.js';
 import { runPlan } from './run-plan.js';
 
@@ -39,7 +43,15 @@ async function main(): Promise<number> {
     try {
       const addon = process.env.KTSTR_NATIVE_ADDON ?? '';
       const facts = await runPlan(plan, chan, { addon, listPrograms: () => listStructOpsPrograms(native()) });
+      const bulk = BulkSender.open(plan, chan, native());
+      if (bulk !== null && facts.output !== '' && await bulk.send('scheduler-output', Buffer.from(facts.output, 'utf8'))) {
+        facts.outputBulk = 'scheduler-output';
+        facts.output = '';
+      } else if (facts.output.length > INLINE_OUTPUT_MAX) {
+        facts.output = `${facts.output.slice(0, INLINE_OUTPUT_MAX / 2)}\n[ktstr: output cut to fit the serial channel]\n${facts.output.slice(-INLINE_OUTPUT_MAX / 2)}`;
+      }
       chan.send({ type: 'result', facts });
+      bulk?.close();
       return 0;
     } catch (e) {
       chan.send({ type: 'agent-error', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) });

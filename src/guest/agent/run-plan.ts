@@ -24,7 +24,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function emptyFacts(): AgentFacts {
   return {
     schedExt: schedExtAvailable(), setupError: null, verifyMs: null, attachMs: null, stateAtAttach: '', ops: '',
-    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputDropped: 0,
+    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputBulk: null, outputDropped: 0,
   };
 }
 

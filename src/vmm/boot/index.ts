@@ -194,12 +194,26 @@ export interface WriteBootOptions {
   acpiRsdp?: number;
   /** Extra e820 entries (e.g. E820_ACPI ranges the ACPI builder used inside reserved memory). */
   extraE820?: E820Entry[];
+  /**
+   * Bytes at the top of RAM below 3 GiB kept from the guest kernel (an E820_RESERVED range the
+   * kernel never allocates; the initrd goes below it): the host<->guest shared region. A
+   * multiple of 2 MiB.
+   */
+  reserveTop?: number;
+}
+
+/** The reserved range writeBoot leaves at the top of low RAM for `reserveTop` bytes. */
+export function reservedTop(mem: Pick<GuestMemory, 'lowSize'>, bytes: number): { addr: number; size: number } {
+  if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 0x200000 !== 0) throw new BootImageError(`reserved region of ${bytes} bytes must be a positive multiple of 2 MiB`);
+  if (bytes > mem.lowSize / 4) throw new BootImageError(`reserved region of ${bytes} bytes is more than a quarter of guest RAM below 3 GiB`);
+  return { addr: mem.lowSize - bytes, size: bytes };
 }
 
 /** Writes kernel, initrd, command line, boot_params, GDT and page tables into guest RAM. */
 export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOptions = {}): BootState {
   const L = BOOT_LAYOUT;
-  const placement = placeBoot(files, mem.lowSize);
+  const reserved = o.reserveTop ? reservedTop(mem, o.reserveTop) : undefined;
+  const placement = placeBoot(files, reserved?.addr ?? mem.lowSize);
   const k = files.kernel;
   if (k.kind === 'bzimage') {
     mem.write(placement.kernelLoad, k.kernel);
@@ -238,7 +252,16 @@ export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOption
     dv.setUint32(HDR.ramdisk_size, placement.initrdSize!, true);
   }
   if (o.acpiRsdp) dv.setBigUint64(BP.acpi_rsdp_addr, BigInt(o.acpiRsdp), true);
-  const e820 = [...e820Map(mem), ...(o.extraE820 ?? [])].sort((a, b) => a.addr - b.addr);
+  let e820 = [...e820Map(mem), ...(o.extraE820 ?? [])];
+  if (reserved !== undefined) {
+    // cut the reserved range out of the low RAM entry that holds it
+    e820 = e820.flatMap((e) => (e.type !== E820_RAM || e.addr > reserved.addr || e.addr + e.size < reserved.addr + reserved.size ? [e] : [
+      { addr: e.addr, size: reserved.addr - e.addr, type: E820_RAM },
+      { addr: reserved.addr, size: reserved.size, type: E820_RESERVED },
+      ...(e.addr + e.size > reserved.addr + reserved.size ? [{ addr: reserved.addr + reserved.size, size: e.addr + e.size - reserved.addr - reserved.size, type: E820_RAM }] : []),
+    ]));
+  }
+  e820.sort((a, b) => a.addr - b.addr);
   if (e820.length > E820_MAX) throw new BootImageError(`e820 map has ${e820.length} entries (max ${E820_MAX})`);
   bp[BP.e820_entries] = e820.length;
   e820.forEach((e, i) => {

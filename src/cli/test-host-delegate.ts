@@ -1,0 +1,133 @@
+// Commands that boot VMs (sweep, shell) on a machine whose /dev/kvm cannot run them: the same
+// command runs again inside the emulated KVM test host (src/host), with one line saying so.
+// Paths named on the command line are made absolute and their directories shared into the
+// test host; the inner command's output streams through; a result block the inner command
+// prints between markers (see RESULT_BEGIN) is taken out of the stream and handed back, so
+// files the user asked for (--json, --junit) are written on this machine, at the paths given.
+
+import { dirname, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isHardwareKvm, probeKvm, type KvmProbe } from '../doctor/kvm-kind.js';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { paint } from './colour.js';
+
+export const RESULT_BEGIN = '@@KTSTR_RESULT_BEGIN@@';
+export const RESULT_END = '@@KTSTR_RESULT_END@@';
+
+/** Why this process cannot run VMs itself (null: it can). */
+export function unusableKvm(env: NodeJS.ProcessEnv = process.env): { probe: KvmProbe; why: string } | null {
+  const probe = probeKvm();
+  if (isHardwareKvm(probe)) return null;
+  if (env.KTSTR_IN_TEST_HOST === '1') return null; // L1's KVM is what there is; let it fail loudly if it does
+  const why = probe.kind === 'absent' ? '/dev/kvm is absent'
+    : probe.kind === 'no-access' ? '/dev/kvm is not accessible to this user'
+      : probe.kind === 'pvm' ? '/dev/kvm is PVM, which cannot run Linux guests'
+        : `/dev/kvm is ${probe.kind} (${probe.detail})`;
+  return { probe, why };
+}
+
+/** The directory to share for a path given on the command line (the file's directory, or the directory itself). */
+export function shareDirFor(path: string): string | undefined {
+  const abs = resolve(path);
+  if (!existsSync(abs)) return undefined;
+  return statSync(abs).isDirectory() ? abs : dirname(abs);
+}
+
+export interface DelegateOptions {
+  /** The command's arguments after the program name (e.g. ['sweep', '--kernel', '/abs/k']). */
+  args: string[];
+  /** Host directories the inner command reads (kernels, configs). */
+  shareDirs: string[];
+  memoryMiB: number;
+  /** Whole run, ms. */
+  timeoutMs: number;
+  /** Receives the result block the inner command printed, if any. */
+  onResult?: (text: string) => void;
+}
+
+/** Splits the inner command's output: everything is passed on except the result block. */
+export class ResultBlockFilter {
+  private pending = '';
+  private inBlock = false;
+  private block = '';
+  result: string | undefined;
+
+  constructor(private readonly forward: (text: string) => void) {}
+
+  push(text: string): void {
+    this.pending += text;
+    for (;;) {
+      if (!this.inBlock) {
+        const i = this.pending.indexOf(RESULT_BEGIN);
+        if (i < 0) {
+          // keep a tail that might be the start of a marker
+          const keep = Math.min(this.pending.length, RESULT_BEGIN.length - 1);
+          this.forward(this.pending.slice(0, this.pending.length - keep));
+          this.pending = this.pending.slice(this.pending.length - keep);
+          return;
+        }
+        this.forward(this.pending.slice(0, i));
+        this.pending = this.pending.slice(i + RESULT_BEGIN.length);
+        this.inBlock = true;
+      }
+      const j = this.pending.indexOf(RESULT_END);
+      if (j < 0) {
+        this.block += this.pending;
+        this.pending = '';
+        return;
+      }
+      this.block += this.pending.slice(0, j);
+      this.pending = this.pending.slice(j + RESULT_END.length).replace(/^\r?\n/, '');
+      this.result = this.block.trim();
+      this.block = '';
+      this.inBlock = false;
+    }
+  }
+
+  end(): void {
+    if (!this.inBlock) this.forward(this.pending);
+    this.pending = '';
+  }
+}
+
+/** Runs `ktstr-wasm <args>` inside the test host; returns its exit status. */
+export async function runInTestHostInstead(o: DelegateOptions, why: string): Promise<number> {
+  const { runInTestHost, testHostAvailable, TestHostError } = await import('../host/index.js');
+  const available = testHostAvailable();
+  if (!available.ok) throw new CliError(`${why}, and the emulated test host is unavailable: ${available.reason}`, EXIT_USAGE);
+  process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${why}: running inside the emulated KVM test host (QEMU TCG; slower, real KVM)`) + '\n');
+  const bin = fileURLToPath(new URL('../../../bin/ktstr-wasm', import.meta.url));
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const utf8 = new StringDecoder('utf8');
+  const filter = new ResultBlockFilter((t) => { if (t !== '') process.stdout.write(t); });
+  try {
+    const r = await runInTestHost({
+      argv: [process.execPath, bin, ...o.args],
+      cwd: process.cwd(),
+      env: process.env,
+      memoryMiB: o.memoryMiB,
+      timeoutMs: o.timeoutMs,
+      shareDirs: [...new Set(o.shareDirs)],
+      exclude: ['node_modules/typescript', 'node_modules/assemblyscript', 'node_modules/binaryen'],
+      signal: controller.signal,
+      onOutput: (chunk) => filter.push(utf8.write(chunk)),
+      onProgress: (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'),
+    });
+    filter.end();
+    if (filter.result !== undefined) o.onResult?.(filter.result);
+    if (r.timedOut) throw new CliError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`, EXIT_FAILED);
+    return r.exitCode;
+  } catch (e) {
+    if (controller.signal.aborted) return 130;
+    if (e instanceof TestHostError) throw new CliError(e.message, EXIT_FAILED, { cause: e });
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

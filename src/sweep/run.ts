@@ -1,0 +1,99 @@
+// Runs a sweep's cells on the cell pool and gathers a SweepResult: one CellSpec per matrix
+// cell, at most `jobs` at once, progress as events, Ctrl-C through `interrupt()` (running
+// cells end their VMs and report `interrupted`, queued cells never start). Printing is the
+// caller's (src/cli/sweep-run.ts); this module only runs and collects.
+
+import { bootImage } from '../kernel/resolve.js';
+import type { CellSpec, CellTimeouts } from '../cell/run-cell.js';
+import type { CellResult } from '../cell/result.js';
+import { CellPool } from './pool.js';
+import type { MatrixCell } from './matrix.js';
+import { SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, type SweepResult, type SweepShard } from './result.js';
+
+export interface SweepEvents {
+  cellStarted?(id: string, job: number): void;
+  cellPhase?(id: string, phase: string): void;
+  cellFinished?(result: CellResult, done: number, total: number): void;
+}
+
+export interface SweepRunOptions {
+  cells: MatrixCell[];
+  /** Every cell id of the whole matrix (all shards). */
+  matrix: string[];
+  shard: SweepShard | null;
+  jobs: number;
+  raw: boolean;
+  timeouts?: Partial<CellTimeouts>;
+  tool: string;
+  events?: SweepEvents;
+}
+
+export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>): CellSpec {
+  let image = '';
+  try { image = bootImage(c.kernel); } catch { image = c.kernel.bzImage; }
+  return {
+    id: c.id,
+    scheduler: { name: c.scheduler.name, binary: c.binary, args: c.scheduler.args },
+    kernel: { label: c.kernel.label, image, vmlinux: c.kernel.vmlinux ?? null },
+    topologyName: c.topologyName,
+    topology: c.topology.toString(),
+    memoryMiB: c.memoryMiB,
+    setupProblem: c.setupProblem,
+    raw,
+    timeouts,
+  };
+}
+
+export class SweepRun {
+  private readonly pool: CellPool;
+  private interrupted = false;
+
+  constructor(private readonly o: SweepRunOptions) {
+    this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
+  }
+
+  /** Ends running cells and drops queued ones; run() then resolves with what finished. */
+  interrupt(): void {
+    this.interrupted = true;
+    this.pool.abortAll();
+  }
+
+  async run(): Promise<SweepResult> {
+    const startedAt = new Date().toISOString();
+    const t0 = performance.now();
+    const results = new Map<string, CellResult>();
+    let done = 0;
+    const free = Array.from({ length: this.pool.jobs }, (_, i) => this.pool.jobs - i);
+    try {
+      await Promise.all(this.o.cells.map(async (cell) => {
+        const spec = cellSpec(cell, this.o.raw, this.o.timeouts);
+        let job = 0;
+        const result = await this.pool.run(spec, (phase) => {
+          if (phase === 'boot' && job === 0) {
+            job = free.pop() ?? 0;
+            this.o.events?.cellStarted?.(cell.id, job);
+          }
+          this.o.events?.cellPhase?.(cell.id, phase);
+        });
+        if (job !== 0) free.push(job);
+        if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;
+        results.set(cell.id, result);
+        done++;
+        this.o.events?.cellFinished?.(result, done, this.o.cells.length);
+      }));
+    } finally {
+      await this.pool.close();
+    }
+    return {
+      schema: SWEEP_SCHEMA,
+      version: SWEEP_SCHEMA_VERSION,
+      tool: this.o.tool,
+      startedAt,
+      wallMs: performance.now() - t0,
+      shard: this.o.shard,
+      matrix: this.o.matrix,
+      cells: this.o.cells.map((c) => results.get(c.id)).filter((r): r is CellResult => r !== undefined),
+      interrupted: this.interrupted,
+    };
+  }
+}
