@@ -174,8 +174,12 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         phaseAt.result = now;
         facts = m.facts;
         if (m.facts.outputBulk !== null) facts.output = bulk.get(m.facts.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${m.facts.outputBulk}) never arrived]`;
+        live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
-      case 'agent-error': agentError = m.message; break;
+      case 'agent-error':
+        agentError = m.message;
+        live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
+        break;
       case 'bulk': {
         const ring = live?.sharedRegion;
         try {

@@ -87,4 +87,5 @@ export type AgentMessage =
   | { type: 'agent-error'; message: string };
 
 /** Host -> agent message types. */
-export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number };
+/** `done`: the host has the result; the agent may power off (its tty output is not lost in flight). */
+export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number } | { type: 'done' };

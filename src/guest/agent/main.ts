@@ -15,6 +15,7 @@ import { BulkSender } from './bulk.js';
 
 /** Output sent inline on COM2 when the ring is unavailable: well under the frame limit. */
 const INLINE_OUTPUT_MAX = 256 * 1024;
+const RESULT_ACK_TIMEOUT_MS = 30_000;
 import { parseCpuList } from './probe.js';
 import { runPlan } from './run-plan.js';
 
@@ -52,9 +53,13 @@ async function main(): Promise<number> {
       }
       chan.send({ type: 'result', facts });
       bulk?.close();
+      // written is not transmitted: the UART sends from the tty buffer after writeSync returns,
+      // so power-off waits until the host says it has the result
+      await chan.next('done', RESULT_ACK_TIMEOUT_MS);
       return 0;
     } catch (e) {
       chan.send({ type: 'agent-error', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) });
+      await chan.next('done', RESULT_ACK_TIMEOUT_MS);
       return 1;
     }
   } finally {

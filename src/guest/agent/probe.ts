@@ -10,77 +10,105 @@ export const SCHED_EXT_POLICY = 7;
 
 /** Per worker in the shared array: [iterations, cpu time ns, policy, ready]. */
 const SLOTS = 4;
+/** Control words: [0] go (workers switch to the policy and spin), [1] stop. */
+const CONTROL_BYTES = 8;
 
-/** The worker's code (CommonJS, evaluated): no imports but the native addon. */
+/**
+ * The worker's code (CommonJS, evaluated): no imports but the native addon. It starts, says
+ * it is ready, sleeps until `go`, then pins itself, switches policy and spins until `stop`.
+ */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { addon, index, cpu, policy, shared } = workerData;
+const { addon, index, cpu, policy, shared, count } = workerData;
 const n = require(addon);
-const slots = new Float64Array(shared, 8, ${SLOTS} * workerData.count);
-const stop = new Int32Array(shared, 0, 1);
+const control = new Int32Array(shared, 0, 2);
+const slots = new Float64Array(shared, ${CONTROL_BYTES}, ${SLOTS} * count);
 const base = index * ${SLOTS};
+slots[base + 3] = 1;
+while (Atomics.load(control, 0) === 0 && Atomics.load(control, 1) === 0) Atomics.wait(control, 0, 0, 1000);
 try { n.schedSetaffinity(0, [cpu]); } catch (e) {}
 try { n.schedSetattr(0, policy, 0); } catch (e) {}
 let got = -1;
 try { got = n.schedGetPolicy(0); } catch (e) {}
 slots[base + 2] = got;
-slots[base + 3] = 1;
-let count = 0;
+const cpuNs = () => { try { return Number(n.threadCpuTimeNs()); } catch (e) { return 0; } };
+let count2 = 0;
 let x = 1;
-while (Atomics.load(stop, 0) === 0) {
+while (Atomics.load(control, 1) === 0) {
   for (let i = 0; i < 2048; i++) x = (Math.imul(x, 1103515245) + 12345) | 0;
-  count++;
-  slots[base] = count;
-  if ((count & 63) === 0) slots[base + 1] = Number(n.threadCpuTimeNs());
+  count2++;
+  slots[base] = count2;
+  if ((count2 & 63) === 0) slots[base + 1] = cpuNs();
 }
-slots[base + 1] = Number(n.threadCpuTimeNs());
-slots[base] = count + (x === 0.5 ? 1 : 0);
+slots[base + 1] = cpuNs();
+slots[base] = count2 + (x === 0.5 ? 1 : 0);
 `;
 
 export interface ProbeOptions {
   addon: string;
   cpus: number[];
-  windowMs: number;
-  /** Longest wait for every worker to start and switch. */
-  startTimeoutMs: number;
   policy?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function runProbe(o: ProbeOptions): Promise<{ workers: WorkerReport[]; ms: number }> {
-  const count = o.cpus.length;
-  const shared = new SharedArrayBuffer(8 + count * SLOTS * 8);
-  const stop = new Int32Array(shared, 0, 1);
-  const slots = new Float64Array(shared, 8, count * SLOTS);
-  const workers = o.cpus.map((cpu, index) => new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { addon: o.addon, index, cpu, count, shared, policy: o.policy ?? SCHED_EXT_POLICY },
-  }));
-  const exited = workers.map((w) => new Promise<void>((r) => { w.on('exit', () => r()); w.on('error', () => r()); }));
-  try {
-    const deadline = performance.now() + o.startTimeoutMs;
-    while (performance.now() < deadline && o.cpus.some((_, i) => slots[i * SLOTS + 3] !== 1)) await sleep(10);
-    const startIter = o.cpus.map((_, i) => slots[i * SLOTS]);
-    const startCpu = o.cpus.map((_, i) => slots[i * SLOTS + 1]);
+/**
+ * The probe's workers, started early (a Node worker takes a while to start in a guest under
+ * emulation) and parked until `run`: their start-up overlaps the scheduler's load.
+ */
+export class ProbeWorkers {
+  private readonly shared: SharedArrayBuffer;
+  private readonly control: Int32Array;
+  private readonly slots: Float64Array;
+  private readonly workers: Worker[];
+  private readonly exited: Promise<void>[];
+
+  constructor(private readonly o: ProbeOptions) {
+    const count = o.cpus.length;
+    this.shared = new SharedArrayBuffer(CONTROL_BYTES + count * SLOTS * 8);
+    this.control = new Int32Array(this.shared, 0, 2);
+    this.slots = new Float64Array(this.shared, CONTROL_BYTES, count * SLOTS);
+    this.workers = o.cpus.map((cpu, index) => new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { addon: o.addon, index, cpu, count, shared: this.shared, policy: o.policy ?? SCHED_EXT_POLICY },
+    }));
+    this.exited = this.workers.map((w) => new Promise<void>((r) => { w.on('exit', () => r()); w.on('error', () => r()); }));
+  }
+
+  private slot(i: number, k: number): number {
+    return this.slots[i * SLOTS + k];
+  }
+
+  /** Waits (bounded) for every worker to be ready, lets them go, and counts over `windowMs`. */
+  async run(windowMs: number, startTimeoutMs: number): Promise<{ workers: WorkerReport[]; ms: number }> {
+    const cpus = this.o.cpus;
+    const deadline = performance.now() + startTimeoutMs;
+    while (performance.now() < deadline && cpus.some((_, i) => this.slot(i, 3) !== 1)) await sleep(10);
+    Atomics.store(this.control, 0, 1);
+    Atomics.notify(this.control, 0);
+    // every worker has switched (policy read back) or the start window is over
+    while (performance.now() < deadline && cpus.some((_, i) => this.slot(i, 2) === 0 && this.slot(i, 0) === 0)) await sleep(5);
+    const startIter = cpus.map((_, i) => this.slot(i, 0));
+    const startCpu = cpus.map((_, i) => this.slot(i, 1));
     const t0 = performance.now();
-    await sleep(o.windowMs);
+    await sleep(windowMs);
     const ms = performance.now() - t0;
-    const endIter = o.cpus.map((_, i) => slots[i * SLOTS]);
-    const endCpu = o.cpus.map((_, i) => slots[i * SLOTS + 1]);
     return {
       ms,
-      workers: o.cpus.map((cpu, i) => ({
+      workers: cpus.map((cpu, i) => ({
         cpu,
-        iterations: Math.max(0, endIter[i] - startIter[i]),
-        cpuTimeNs: Math.max(0, endCpu[i] - startCpu[i]),
-        policy: slots[i * SLOTS + 2],
+        iterations: Math.max(0, this.slot(i, 0) - startIter[i]),
+        cpuTimeNs: Math.max(0, this.slot(i, 1) - startCpu[i]),
+        policy: this.slot(i, 2),
       })),
     };
-  } finally {
-    Atomics.store(stop, 0, 1);
-    await Promise.race([Promise.all(exited), sleep(2000)]);
-    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  async close(): Promise<void> {
+    Atomics.store(this.control, 1, 1);
+    Atomics.notify(this.control, 0);
+    await Promise.race([Promise.all(this.exited), sleep(2000)]);
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ProgramReport } from '../../cell/result.js';
 import type { AgentFacts, AgentPlan } from '../plan.js';
 import type { AgentChannel } from './channel.js';
-import { parseCpuList, runProbe } from './probe.js';
+import { parseCpuList, ProbeWorkers } from './probe.js';
 import { schedExtAvailable, schedExtOps, schedExtState } from './sched-ext.js';
 import { SchedulerProcess } from './scheduler-process.js';
 
@@ -45,6 +45,9 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
   const before = new Set(list().map((p) => p.id));
   const ours = (): ProgramReport[] => list().filter((p) => !before.has(p.id));
 
+  // the probe's workers start now, parked, so their start-up overlaps the scheduler's load
+  const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+  const workers = new ProbeWorkers({ addon: env.addon, cpus });
   chan.send({ type: 'phase', phase: 'verify', atMs: performance.now() });
   const sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
   try {
@@ -73,8 +76,8 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     }
 
     chan.send({ type: 'phase', phase: 'probe', atMs: performance.now() });
-    const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
-    const probe = await runProbe({ addon: env.addon, cpus, windowMs: plan.probeMs, startTimeoutMs: plan.attachTimeoutMs });
+    const probe = await workers.run(plan.probeMs, plan.attachTimeoutMs);
+    await workers.close();
     facts.probe = { ...probe, stateAfter: schedExtState(), schedulerAlive: sched.alive };
     facts.guestPrograms = ours();
     if (sched.alive) {
@@ -89,6 +92,7 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     facts.stop = { end: stopped.end, timedOut: stopped.timedOut, stateAfter, ms: performance.now() - t0 };
     return facts;
   } finally {
+    await workers.close();
     if (sched.alive) await sched.stop(1000);
     const out = sched.output();
     facts.output = out.text;
