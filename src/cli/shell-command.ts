@@ -24,6 +24,9 @@ Examples:
   $ ktstr-wasm shell --kernel vmlinux --memory 512 --exec 'cat /proc/cmdline' -v
   $ ktstr-wasm shell --kernel bzImage            interactive shell on the console
 
+Where /dev/kvm is absent, PVM or not accessible, --exec runs inside the emulated KVM test
+host (QEMU TCG) on its own; --no-test-host refuses instead.
+
 Exit status: the command's exit code with --exec; 1 when the guest ends any other way
 (kernel panic, triple fault, reboot, timeout: the reason is printed on stderr); 2 usage
 error or an unusable kernel/initrd (checked before any VM is created).`;
@@ -39,6 +42,7 @@ export function shellCommand(parent: Command): Command {
     .option('--timeout <SECONDS>', 'stop the guest after this long', intIn('--timeout', 1, 86400), 300)
     .option('--append <ARGS>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'print the kernel console on stderr (with --exec), and where the boot time went')
+    .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm shell --help' for usage)")
     .action(async (flags: ShellFlags) => {

@@ -7,6 +7,8 @@ import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '..
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
 import { parseKconfig, topologyConfigProblems } from '../kernel/kconfig.js';
 import { bootImage, KernelNotFoundError, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
 
@@ -18,6 +20,19 @@ export interface ShellFlags {
   timeout: number;
   append?: string;
   verbose?: boolean;
+  testHost: boolean;
+}
+
+/** Runs the same shell command inside the test host, the kernel path made absolute and shared. */
+async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why: string): Promise<number> {
+  if (flags.exec === undefined) throw new CliError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`, EXIT_USAGE);
+  const kernelPath = resolved.origin === 'path' ? resolve(resolved.bzImage) : resolve(resolved.dir ?? dirname(resolved.bzImage));
+  const args = ['shell', '--no-test-host', '--kernel', kernelPath, '--memory', String(flags.memory), '--timeout', String(flags.timeout), '--exec', flags.exec];
+  if (flags.topology !== undefined) args.push('--topology', flags.topology);
+  if (flags.append !== undefined) args.push('--append', flags.append);
+  if (flags.verbose) args.push('--verbose');
+  const share = shareDirFor(kernelPath);
+  return runInTestHostInstead({ args, shareDirs: share ? [share] : [], memoryMiB: Math.max(3072, flags.memory + 1536), timeoutMs: (flags.timeout + 600) * 1000 }, why);
 }
 
 /** Exit status when the guest did not report one (panic, timeout, triple fault, ...). */
@@ -41,6 +56,11 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   if (topology && resolved.config !== undefined) {
     const problems = topologyConfigProblems(parseKconfig(readFileSync(resolved.config, 'latin1'), resolved.config), topology.numCpus, topology.needsX2apic);
     if (problems.length > 0) throw new CliError(`kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`, EXIT_USAGE);
+  }
+  const kvm = unusableKvm();
+  if (kvm !== null) {
+    if (!flags.testHost) throw new CliError(`${kvm.why}; --no-test-host was given (run \`ktstr-wasm doctor\`)`, EXIT_USAGE);
+    return shellInTestHost(flags, resolved, kvm.why);
   }
   const kernel = bootImage(resolved);
   const initrd = await buildShellInitramfs({ exec: flags.exec });

@@ -3,7 +3,7 @@
 // `sweep merge FILE...` prints the tables of several shards' JSON results as one run.
 // The implementation (sweep-run.ts) is loaded only when the command runs.
 
-import { Command, InvalidArgumentError } from './commander.js';
+import { Command, InvalidArgumentError, Option } from './commander.js';
 import type { SweepFlags } from './sweep-run.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -59,6 +59,7 @@ export function sweepCommand(parent: Command): Command {
     .option('--list', 'print the cells and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', 'print each cell\'s phase timings and host RSS')
+    .addOption(new Option('--result-block', 'print the JSON result between markers (the test host\'s inner sweep)').hideHelp())
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm sweep --help' for usage)")
     .action(async (presets: string[], flags: SweepFlags) => {

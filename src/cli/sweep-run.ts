@@ -1,0 +1,226 @@
+// What `ktstr-wasm sweep` and `sweep merge` do: build the cell matrix, run it (here, or inside
+// the emulated test host when /dev/kvm cannot run guests), show progress, print the failed
+// cells' blocks, the verified_insns tables, the grid and the failing combinations, write
+// --json / --junit, and return the exit status. Loaded by sweep-command.ts only when it runs.
+
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { loadRegistry, RegistryError, REGISTRY_FILE } from '../scheduler/registry.js';
+import { packageRoot } from '../paths.js';
+import { buildMatrix, listMatrixText, MatrixError, type MatrixCell } from '../sweep/matrix.js';
+import { parseShard, shardCells } from '../sweep/shard.js';
+import { SweepRun } from '../sweep/run.js';
+import type { SweepResult } from '../sweep/result.js';
+import { parseSweepResult, serializeSweepResult } from '../sweep/json.js';
+import { sweepJunit } from '../sweep/junit.js';
+import { mergeResults } from '../sweep/merge.js';
+import { defaultJobs } from '../sweep/pool.js';
+import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
+import { failureBlock, failingCombinations, LiveStatus, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
+import { paint } from './colour.js';
+import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { packageVersion } from './version.js';
+import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
+import { KernelNotFoundError } from '../kernel/resolve.js';
+
+export interface SweepFlags {
+  scheduler?: string[];
+  kernel?: string[];
+  topology?: string[];
+  config?: string;
+  raw?: boolean;
+  json?: string;
+  junit?: string;
+  shard?: string;
+  jobs?: number;
+  timeout: number;
+  list?: boolean;
+  testHost: boolean;
+  verbose?: boolean;
+  /** Hidden: print the JSON result between markers on stdout (the test host's inner sweep). */
+  resultBlock?: boolean;
+}
+
+const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
+
+/** Writes a file atomically (temporary name, then rename): an interrupted write leaves nothing. */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, EXIT_FAILED);
+  }
+}
+
+function writeOutputs(result: SweepResult, flags: { json?: string; junit?: string }): void {
+  if (flags.json !== undefined && flags.json !== '-') writeAtomically(flags.json, serializeSweepResult(result));
+  if (flags.json === '-') process.stdout.write(serializeSweepResult(result));
+  if (flags.junit !== undefined) writeAtomically(flags.junit, sweepJunit(result));
+}
+
+/** The whole report after a run: failed cells' blocks, tables, grid, counts, failing combinations. */
+function printReport(result: SweepResult, out: NodeJS.WriteStream, missing: string[] = []): void {
+  const plain = wantsPlainGlyphs(process.env, out);
+  const p = paint(out);
+  const parts: string[] = [];
+  for (const cell of result.cells) if (!cell.passed) parts.push(failureBlock(cell, p));
+  parts.push(verifiedInsnsTables(result.cells, result.matrix));
+  parts.push(summaryCounts(result.cells, { plain }));
+  parts.push(summaryGrid(result.cells, { plain }));
+  const failing = failingCombinations(result.cells);
+  if (failing !== '') parts.push(failing);
+  if (missing.length > 0) parts.push(`not run (${missing.length}):\n${missing.map((m) => `  ${m}`).join('\n')}\n`);
+  if (result.interrupted) parts.push('interrupted: the cells above finished; the rest did not run\n');
+  out.write(parts.filter((s) => s !== '').map((s) => (s.endsWith('\n') ? s : s + '\n')).join('\n'));
+}
+
+function exitStatus(result: SweepResult, complete: boolean): number {
+  if (result.interrupted) return EXIT_FAILED;
+  return complete && result.cells.every((c) => c.passed) ? EXIT_OK : EXIT_FAILED;
+}
+
+function configPath(flags: SweepFlags): string {
+  return flags.config === undefined ? resolve(packageRoot(), REGISTRY_FILE) : resolve(flags.config);
+}
+
+function matrixFor(presets: string[], flags: SweepFlags): MatrixCell[] {
+  try {
+    const registry = loadRegistry(configPath(flags));
+    return buildMatrix({
+      registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [],
+    });
+  } catch (e) {
+    if (e instanceof MatrixError || e instanceof RegistryError || e instanceof KernelNotFoundError) throw usage(e.message);
+    throw e;
+  }
+}
+
+/** Runs the same sweep inside the test host: paths made absolute and shared, kernels pinned. */
+async function delegate(presets: string[], flags: SweepFlags, why: string, cells: MatrixCell[]): Promise<number> {
+  const share: string[] = [];
+  const args = ['sweep', ...presets, '--no-test-host', '--result-block', '--timeout', String(flags.timeout)];
+  for (const s of flags.scheduler ?? []) args.push('--scheduler', s);
+  for (const t of flags.topology ?? []) args.push('--topology', t);
+  // the kernels this machine resolved, by directory, so L1 runs exactly them
+  const kernelDirs = [...new Map(cells.map((c) => [c.kernel.label, c.kernel])).values()];
+  for (const k of kernelDirs) {
+    const path = k.dir ?? dirname(k.bzImage);
+    args.push('--kernel', k.origin === 'path' ? resolve(k.bzImage) : resolve(path));
+    const d = shareDirFor(path);
+    if (d) share.push(d);
+  }
+  if (flags.config !== undefined) {
+    args.push('--config', resolve(flags.config));
+    const d = shareDirFor(flags.config);
+    if (d) share.push(d);
+  }
+  for (const c of cells) if (c.binary !== null && isAbsolute(c.binary)) { const d = shareDirFor(c.binary); if (d) share.push(d); }
+  if (flags.raw) args.push('--raw');
+  if (flags.shard !== undefined) args.push('--shard', flags.shard);
+  if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
+  if (flags.verbose) args.push('--verbose');
+  const maxCell = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
+  const jobs = flags.jobs ?? 1;
+  let resultText: string | undefined;
+  const code = await runInTestHostInstead({
+    args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
+    timeoutMs: (flags.timeout * cells.length / Math.max(1, jobs) + 600) * 1000,
+    onResult: (t) => { resultText = t; },
+  }, why);
+  if (resultText !== undefined && (flags.json !== undefined || flags.junit !== undefined)) {
+    writeOutputs(parseSweepResult(resultText, 'the test host\'s result'), flags);
+  } else if (resultText === undefined && (flags.json !== undefined || flags.junit !== undefined)) {
+    process.stderr.write(paint(process.stderr).red('ktstr-wasm: error: the sweep inside the test host returned no result; --json/--junit not written') + '\n');
+    return code === 0 ? EXIT_FAILED : code;
+  }
+  return code;
+}
+
+export async function runSweepCommand(presets: string[], flags: SweepFlags): Promise<number> {
+  const shard = flags.shard === undefined ? null : (() => {
+    try { return parseShard(flags.shard!); } catch (e) { throw usage((e as Error).message); }
+  })();
+  const all = matrixFor(presets, flags);
+  if (flags.list) {
+    process.stdout.write(listMatrixText(shard === null ? all : shardCells(all, shard)));
+    return EXIT_OK;
+  }
+  const kvm = unusableKvm();
+  if (kvm !== null) {
+    if (!flags.testHost) throw usage(`${kvm.why}; --no-test-host was given, so the sweep cannot run here (run \`ktstr-wasm doctor\`)`);
+    return delegate(presets, flags, kvm.why, all);
+  }
+  const cells = shard === null ? all : shardCells(all, shard);
+  const maxGuest = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
+  const jobs = flags.jobs ?? defaultJobs(maxGuest);
+  const err = process.stderr;
+  const tty = err.isTTY === true && process.env.TERM !== 'dumb';
+  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env, err) }) : undefined;
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  if (live) {
+    timer = setInterval(() => err.write(live.render(performance.now() - t0)), 250);
+  }
+  const run = new SweepRun({
+    cells, matrix: all.map((c) => c.id), shard, jobs, raw: flags.raw === true, tool: packageVersion(),
+    timeouts: { cellMs: flags.timeout * 1000 },
+    events: {
+      cellStarted: (id, job) => live?.cellStarted(id, job),
+      cellPhase: (id, phase) => live?.cellPhase(id, phase),
+      cellFinished: (r, done, total) => {
+        if (live) {
+          live.cellFinished(r);
+          err.write(live.clear());
+        }
+        err.write(progressLine(r, done, total, paint(err)) + '\n');
+        if (flags.verbose) {
+          const ph = Object.entries(r.phases).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`).join(', ');
+          err.write(paint(err).dim(`    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`) + '\n');
+        }
+      },
+    },
+  });
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      err.write('\nktstr-wasm: interrupted: stopping every cell (Ctrl-C again to quit at once)\n');
+      run.interrupt();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: SweepResult;
+  try {
+    err.write(`ktstr-wasm sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`);
+    result = await run.run();
+  } finally {
+    clearInterval(timer);
+    if (live) err.write(live.clear());
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  printReport(result, process.stdout);
+  writeOutputs(result, flags);
+  if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${serializeSweepResult(result)}\n${RESULT_END}\n`);
+  return result.interrupted ? 130 : exitStatus(result, true);
+}
+
+export async function runSweepMerge(files: string[], flags: { json?: string; junit?: string }): Promise<number> {
+  const results = files.map((f) => {
+    let text: string;
+    try { text = readFileSync(f, 'utf8'); } catch (e) { throw usage(`cannot read ${f}: ${(e as Error).message}`); }
+    try { return parseSweepResult(text, f); } catch (e) { throw usage((e as Error).message); }
+  });
+  let merged: ReturnType<typeof mergeResults>;
+  try { merged = mergeResults(results); } catch (e) { throw usage((e as Error).message); }
+  printReport(merged.result, process.stdout, merged.missing);
+  writeOutputs(merged.result, flags);
+  return merged.exitStatus;
+}
+
