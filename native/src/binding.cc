@@ -4,7 +4,8 @@
 // typed-array/DataView argument (views on SharedArrayBuffer included), mmap/munmap
 // returning an ArrayBuffer over the mapping, the backing-store address of a
 // (Shared)ArrayBuffer, eventfd, and the few signal calls needed to interrupt a thread that
-// is blocked in KVM_RUN (gettid, tgkill, a no-op handler without SA_RESTART, unblock).
+// is blocked in KVM_RUN (gettid, tgkill, a no-op handler without SA_RESTART, unblock); and
+// for the guest agent: sched_setattr/getattr, affinity, the thread's CPU clock, bpf(2).
 //
 // Errors are JS Errors made by node::ErrnoException: .code is the errno name ('EINVAL'),
 // .errno the positive errno number, .syscall the call's name. Bad arguments throw
@@ -28,7 +29,9 @@
 #if defined(__x86_64__)
 #include <x86intrin.h>
 #endif
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <memory>
@@ -352,6 +355,112 @@ void UnblockSignal(const FunctionCallbackInfo<Value>& args) {
   if (err != 0) ThrowErrno(isolate, err, "pthread_sigmask");
 }
 
+// --- what the guest agent needs (scheduling policy, affinity, thread CPU time, bpf) ---
+
+// struct sched_attr as sched_setattr(2) takes it (SCHED_ATTR_SIZE_VER1: 56 bytes).
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
+static_assert(sizeof(SchedAttr) == 56, "sched_attr VER1 is 56 bytes");
+
+// schedSetattr(tid, policy, nice?) -> undefined: sched_setattr(2) (tid 0 = calling thread).
+// The policy number is passed as is: SCHED_EXT (7) exists only on sched_ext kernels.
+void SchedSetattr(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int tid, policy, nice = 0;
+  if (!ToInt(isolate, args[0], "tid", &tid)) return;
+  if (!ToInt(isolate, args[1], "policy", &policy)) return;
+  if (args.Length() > 2 && !args[2]->IsUndefined() && !ToInt(isolate, args[2], "nice", &nice)) return;
+  if (policy < 0 || nice < -20 || nice > 19) return ThrowRange(isolate, "policy must be >= 0 and nice in -20..19");
+  SchedAttr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.size = sizeof attr;
+  attr.sched_policy = static_cast<uint32_t>(policy);
+  attr.sched_nice = nice;
+  if (::syscall(SYS_sched_setattr, tid, &attr, 0) < 0) ThrowErrno(isolate, errno, "sched_setattr");
+}
+
+// schedGetPolicy(tid) -> the thread's scheduling policy number (sched_getattr(2)).
+void SchedGetPolicy(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int tid;
+  if (!ToInt(isolate, args[0], "tid", &tid)) return;
+  SchedAttr attr;
+  memset(&attr, 0, sizeof attr);
+  if (::syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) < 0) return ThrowErrno(isolate, errno, "sched_getattr");
+  args.GetReturnValue().Set(Integer::NewFromUnsigned(isolate, attr.sched_policy));
+}
+
+// schedSetaffinity(tid, cpus: number[]) -> undefined
+void SchedSetaffinity(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int tid;
+  if (!ToInt(isolate, args[0], "tid", &tid)) return;
+  if (args.Length() < 2 || !args[1]->IsArray()) return ThrowType(isolate, "schedSetaffinity(tid: number, cpus: number[])");
+  Local<v8::Array> list = args[1].As<v8::Array>();
+  Local<Context> context = isolate->GetCurrentContext();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < list->Length(); i++) {
+    int cpu;
+    if (!ToInt(isolate, list->Get(context, i).ToLocalChecked(), "cpu", &cpu)) return;
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return ThrowRange(isolate, "cpu out of range");
+    CPU_SET(cpu, &set);
+  }
+  if (::sched_setaffinity(tid, sizeof set, &set) < 0) ThrowErrno(isolate, errno, "sched_setaffinity");
+}
+
+// schedGetaffinity(tid) -> number[]
+void SchedGetaffinity(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int tid;
+  if (!ToInt(isolate, args[0], "tid", &tid)) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(tid, sizeof set, &set) < 0) return ThrowErrno(isolate, errno, "sched_getaffinity");
+  Local<Context> context = isolate->GetCurrentContext();
+  Local<v8::Array> out = v8::Array::New(isolate);
+  uint32_t n = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (CPU_ISSET(cpu, &set)) out->Set(context, n++, Integer::New(isolate, cpu)).Check();
+  }
+  args.GetReturnValue().Set(out);
+}
+
+// threadCpuTimeNs() -> bigint: CLOCK_THREAD_CPUTIME_ID of the calling thread.
+void ThreadCpuTimeNs(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  struct timespec ts;
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) return ThrowErrno(isolate, errno, "clock_gettime");
+  uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  args.GetReturnValue().Set(BigInt::NewFromUnsigned(isolate, ns));
+}
+
+// bpf(cmd, attr: TypedArray | DataView) -> int: bpf(2) with the view's data and byte length.
+void Bpf(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int cmd;
+  if (!ToInt(isolate, args[0], "cmd", &cmd)) return;
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  if (args.Length() < 2 || !ViewData(args[1], &data, &length)) return ThrowType(isolate, "bpf(cmd: number, attr: TypedArray | DataView)");
+  long r;
+  do {
+    r = ::syscall(SYS_bpf, cmd, data, static_cast<unsigned>(length));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return ThrowErrno(isolate, errno, "bpf");
+  args.GetReturnValue().Set(Integer::New(isolate, static_cast<int>(r)));
+}
+
 void SetMethod(Isolate* isolate, Local<Context> context, Local<Object> target, const char* name,
                v8::FunctionCallback fn) {
   Local<v8::Function> f = FunctionTemplate::New(isolate, fn)->GetFunction(context).ToLocalChecked();
@@ -382,6 +491,12 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetMethod(isolate, context, exports, "tgkill", Tgkill);
   SetMethod(isolate, context, exports, "setNoopSignalHandler", SetNoopSignalHandler);
   SetMethod(isolate, context, exports, "unblockSignal", UnblockSignal);
+  SetMethod(isolate, context, exports, "schedSetattr", SchedSetattr);
+  SetMethod(isolate, context, exports, "schedGetPolicy", SchedGetPolicy);
+  SetMethod(isolate, context, exports, "schedSetaffinity", SchedSetaffinity);
+  SetMethod(isolate, context, exports, "schedGetaffinity", SchedGetaffinity);
+  SetMethod(isolate, context, exports, "threadCpuTimeNs", ThreadCpuTimeNs);
+  SetMethod(isolate, context, exports, "bpf", Bpf);
 
   Local<Object> c = Object::New(isolate);
   SetConstant(isolate, context, c, "O_RDONLY", O_RDONLY);

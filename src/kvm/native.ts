@@ -63,6 +63,16 @@ export interface NativeBinding {
   setNoopSignalHandler(signal: number): void;
   /** Removes a signal from the calling thread's signal mask. */
   unblockSignal(signal: number): void;
+  /** sched_setattr(2) of thread `tid` (0: the caller) to `policy` (7 = SCHED_EXT on sched_ext kernels) and `nice`. */
+  schedSetattr(tid: number, policy: number, nice?: number): void;
+  /** The scheduling policy of thread `tid` (sched_getattr(2)). */
+  schedGetPolicy(tid: number): number;
+  schedSetaffinity(tid: number, cpus: number[]): void;
+  schedGetaffinity(tid: number): number[];
+  /** CPU time of the calling thread, ns (CLOCK_THREAD_CPUTIME_ID). */
+  threadCpuTimeNs(): bigint;
+  /** bpf(2): `attr`'s data pointer and byte length; returns the syscall's result (an fd for some commands). */
+  bpf(cmd: number, attr: ArrayBufferView): number;
   readonly constants: NativeConstants;
 }
 
