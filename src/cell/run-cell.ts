@@ -205,7 +205,13 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       kernel: spec.kernel.image, initrd, cmdline: CELL_CMDLINE,
       topology: new Topology(spec.topology), memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
       timeoutMs: timeouts.cellMs, markers: [AGENT_START_MARKER], sharedRegionMiB: RING_MIB,
-      onStart: (v) => { live = v; if (hooks.signal?.aborted) v.end('interrupted'); },
+      onStart: (v) => {
+        live = v;
+        if (hooks.signal?.aborted) v.end('interrupted');
+        // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
+        const vmlinux = spec.kernel.vmlinux;
+        if (vmlinux !== null) setImmediate(() => { try { kernelImage(vmlinux); } catch { /* reported at the read */ } });
+      },
       onConsole: hooks.onConsole,
       onApp: (chunk) => {
         for (const ev of reader.feed(chunk)) {

@@ -15,6 +15,7 @@ import { parseSweepResult, serializeSweepResult } from '../sweep/json.js';
 import { sweepJunit } from '../sweep/junit.js';
 import { mergeResults } from '../sweep/merge.js';
 import { defaultJobs } from '../sweep/pool.js';
+import { buildMissingFixtures } from '../sweep/fixtures.js';
 import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
 import { failureBlock, failingCombinations, LiveStatus, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
 import { paint } from './colour.js';
@@ -143,7 +144,10 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const shard = flags.shard === undefined ? null : (() => {
     try { return parseShard(flags.shard!); } catch (e) { throw usage((e as Error).message); }
   })();
-  const all = matrixFor(presets, flags);
+  let all = matrixFor(presets, flags);
+  if (!flags.list && (await buildMissingFixtures(all, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) {
+    all = matrixFor(presets, flags);
+  }
   if (flags.list) {
     process.stdout.write(listMatrixText(shard === null ? all : shardCells(all, shard)));
     return EXIT_OK;

@@ -1,0 +1,30 @@
+// The fixture scheduler on demand: a sweep that names scx-ktstr on a kernel whose directory
+// has no scx_ktstr (the prebuilt kernels ship only the kernel tree's examples) builds it once
+// against that kernel's vmlinux into build/scx-ktstr/<label>/, where the matrix finds it. A
+// failed build leaves the cells with their setup problem, and says why.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
+import type { MatrixCell } from './matrix.js';
+
+/** Builds scx-ktstr for every kernel that needs it; resolves to the labels built (empty: none needed). */
+export async function buildMissingFixtures(cells: MatrixCell[], onProgress: (message: string) => void): Promise<string[]> {
+  const kernels = new Map<string, string>();
+  for (const c of cells) {
+    if (c.binary !== null || c.scheduler.binary !== SCX_KTSTR_BINARY || c.kernel.vmlinux === undefined) continue;
+    if (existsSync(join(scxKtstrTestBuildDir(c.kernel.label), SCX_KTSTR_BINARY))) continue;
+    kernels.set(c.kernel.label, c.kernel.vmlinux);
+  }
+  const built: string[] = [];
+  for (const [label, vmlinux] of kernels) {
+    onProgress(`building the fixture scheduler scx-ktstr for ${label} (once; clang-16, bpftool, libbpf-dev)`);
+    try {
+      await buildScxKtstr({ vmlinux, outDir: scxKtstrTestBuildDir(label) });
+      built.push(label);
+    } catch (e) {
+      onProgress(`scx-ktstr could not be built for ${label}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return built;
+}
