@@ -1,6 +1,6 @@
 // The L1 kernel: Debian's linux-image-6.12.<N>+deb12-cloud-amd64-unsigned, fetched with
 // `apt-get download` into the cache on first use and unpacked with `dpkg-deb -x`; only the
-// kernel image and the irqbypass, kvm and kvm-amd modules (decompressed) are kept.
+// kernel image, its config and the irqbypass, kvm and kvm-amd modules (decompressed) are kept.
 //
 // Once a kernel is cached it is used without asking apt again (offline runs work); the newest
 // cached one wins. KTSTR_HOST_KERNEL_VERSION=6.12.<N>+deb12 asks for a specific version.
@@ -67,7 +67,9 @@ function loadCached(dir: string): HostKernel | undefined {
       bootImage: ensureVmlinux(dir) ?? join(dir, 'vmlinuz'),
       modules: L1_MODULES.map((mod) => ({ name: mod.name, file: join(dir, 'modules', `${mod.name}.ko`), tree: mod.tree })),
     };
-    if (!existsSync(kernel.vmlinuz) || kernel.modules.some((mod) => !existsSync(mod.file))) return undefined;
+    // the config too (kept since the sweep's mixed cells use this kernel as a stock, non-sched_ext
+    // one): a cache entry from before is unpacked again
+    if (!existsSync(kernel.vmlinuz) || !existsSync(join(dir, 'config')) || kernel.modules.some((mod) => !existsSync(mod.file))) return undefined;
     return kernel;
   } catch {
     return undefined;
@@ -237,6 +239,7 @@ export async function ensureHostKernel(
     const out = join(tmp, 'kernel');
     await mkdir(join(out, 'modules'), { recursive: true });
     await copyFile(join(tmp, 'x', 'boot', `vmlinuz-${release}`), join(out, 'vmlinuz'));
+    await copyFile(join(tmp, 'x', 'boot', `config-${release}`), join(out, 'config'));
     for (const mod of L1_MODULES) {
       const xzPath = join(tmp, 'x', 'lib', 'modules', release, `${mod.tree}.xz`);
       const plain = join(tmp, 'x', 'lib', 'modules', release, mod.tree);
