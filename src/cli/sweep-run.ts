@@ -87,11 +87,11 @@ function configPath(flags: SweepFlags): string {
   return flags.config === undefined ? resolve(packageRoot(), REGISTRY_FILE) : resolve(flags.config);
 }
 
-function matrixFor(presets: string[], flags: SweepFlags): MatrixCell[] {
+function matrixFor(presets: string[], flags: SweepFlags, onSkip?: (id: string, why: string) => void): MatrixCell[] {
   try {
     const registry = loadRegistry(configPath(flags));
     return buildMatrix({
-      registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [],
+      registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [], onSkip,
     });
   } catch (e) {
     if (e instanceof MatrixError || e instanceof RegistryError || e instanceof KernelNotFoundError) throw usage(e.message);
@@ -144,10 +144,21 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const shard = flags.shard === undefined ? null : (() => {
     try { return parseShard(flags.shard!); } catch (e) { throw usage((e as Error).message); }
   })();
-  let all = matrixFor(presets, flags);
+  const skipped = new Map<string, string>();
+  let all = matrixFor(presets, flags, (id, why) => skipped.set(id, why));
   if (!flags.list && (await buildMissingFixtures(all, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) {
     all = matrixFor(presets, flags);
   }
+  if (skipped.size > 0 && !flags.resultBlock) {
+    const byKernel = new Map<string, Set<string>>();
+    for (const id of skipped.keys()) {
+      const [, , kernel, topology] = id.split('/');
+      byKernel.set(kernel, (byKernel.get(kernel) ?? new Set()).add(topology));
+    }
+    const list = [...byKernel].map(([k, ts]) => `${k}: ${[...ts].join(', ')}`).join('; ');
+    process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${skipped.size} cells left out, their kernel's config cannot run the topology (NR_CPUS, x2APIC) — ${list}; name a preset to run it anyway`) + '\n');
+  }
+
   if (flags.list) {
     process.stdout.write(listMatrixText(shard === null ? all : shardCells(all, shard)));
     return EXIT_OK;

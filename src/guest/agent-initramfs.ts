@@ -9,11 +9,11 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CpioWriter, MemorySink } from './cpio.js';
 import { sharedLibraryClosure } from './elf-deps.js';
 import { findBusybox } from '../vmm/initramfs.js';
 import { addonCandidates } from '../kvm/native.js';
-import { GUEST_AGENT } from '../build/bundles.js';
 import { PLAN_PATH, type AgentPlan } from './plan.js';
 
 export const GUEST_NODE = '/ktstr/bin/node';
@@ -36,8 +36,10 @@ export interface AgentHostFiles {
 export function agentHostFiles(): AgentHostFiles {
   const addon = addonCandidates().find((p) => existsSync(p));
   if (addon === undefined) throw new AgentImageError('the native addon is not built (npm install builds it)');
-  if (!existsSync(GUEST_AGENT.bundle)) throw new AgentImageError(`the guest agent bundle ${GUEST_AGENT.bundle} is missing (npm run build writes it)`);
-  return { node: process.execPath, addon, agent: GUEST_AGENT.bundle, busybox: findBusybox() };
+  // written by the build next to the agent's compiled entry (src/build/bundles.ts GUEST_AGENT)
+  const agent = fileURLToPath(new URL('./agent/main.bundle.cjs', import.meta.url));
+  if (!existsSync(agent)) throw new AgentImageError(`the guest agent bundle ${agent} is missing (npm run build writes it)`);
+  return { node: process.execPath, addon, agent, busybox: findBusybox() };
 }
 
 export function agentInitScript(): string {

@@ -27,6 +27,12 @@ export interface MatrixRequest {
   topologies: string[];
   /** For tests: env, cache, prebuilt-kernels directory. */
   resolveOptions?: ResolveOptions;
+  /**
+   * Without named topologies, a preset a kernel's config cannot run (NR_CPUS, x2APIC) is left
+   * out rather than failed, and reported here (the cell id and why). Named ones stay as
+   * setup failures.
+   */
+  onSkip?: (id: string, why: string) => void;
 }
 
 export interface MatrixCell {
@@ -233,9 +239,15 @@ function kernelProblems(info: KernelInfo, t: TopologyChoice): string[] {
   const ext = c.get('CONFIG_SCHED_CLASS_EXT');
   if (ext === 'n') problems.push('kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set)');
   else if (ext === undefined) problems.push('kernel has no sched_ext (its config has no CONFIG_SCHED_CLASS_EXT)');
-  const topo = topologyConfigProblems(c, t.topology.numCpus, t.topology.needsX2apic);
-  if (topo.length > 0) problems.push(`kernel ${info.kernel.label} cannot run topology ${t.topology} (${t.topology.numCpus} CPUs): ${topo.join('; ')}`);
+  const topo = topologyProblem(info, t);
+  if (topo !== null) problems.push(topo);
   return problems;
+}
+
+function topologyProblem(info: KernelInfo, t: TopologyChoice): string | null {
+  if (info.config === undefined) return null;
+  const topo = topologyConfigProblems(info.config, t.topology.numCpus, t.topology.needsX2apic);
+  return topo.length === 0 ? null : `kernel ${info.kernel.label} cannot run topology ${t.topology} (${t.topology.numCpus} CPUs): ${topo.join('; ')}`;
 }
 
 export function buildMatrix(req: MatrixRequest): MatrixCell[] {
@@ -243,6 +255,7 @@ export function buildMatrix(req: MatrixRequest): MatrixCell[] {
   const explicit = req.schedulers.length > 0;
   const kernels = resolveKernels(req.kernels, req.resolveOptions ?? {});
   const topologies = selectTopologies(req.presets, req.topologies);
+  const topologiesNamed = req.presets.length + req.topologies.length > 0;
   const cells: MatrixCell[] = [];
   const noTopology: string[] = [];
   for (const s of schedulers) {
@@ -259,6 +272,11 @@ export function buildMatrix(req: MatrixRequest): MatrixCell[] {
     for (const k of accepted) {
       const { binary, problem } = findBinary(s, k.kernel);
       for (const t of fits) {
+        const unfit = topologyProblem(k, t);
+        if (unfit !== null && !topologiesNamed) {
+          req.onSkip?.(`sweep/${s.name}/${k.kernel.label}/${t.name}`, unfit);
+          continue;
+        }
         const problems = [...kernelProblems(k, t), ...(problem === null ? [] : [problem])];
         const setupProblem = problems.length === 0 ? null : problems.join('; ');
         cells.push({

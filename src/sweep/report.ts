@@ -1,0 +1,216 @@
+// What a person reads of a sweep: the line per finished cell, the live status on a terminal,
+// the block of each failed cell, the verified_insns table per scheduler, the pass/fail grid,
+// the counts line and the failing combinations. Pure functions of CellResults returning
+// text; colour only through the painter passed in.
+
+import type { CellResult } from '../cell/result.js';
+
+/** The part of kleur the reporters use (tests pass a plain one). */
+export interface Painter {
+  green(s: string): string;
+  red(s: string): string;
+  yellow(s: string): string;
+  dim(s: string): string;
+  bold(s: string): string;
+}
+
+export const PLAIN: Painter = { green: (s) => s, red: (s) => s, yellow: (s) => s, dim: (s) => s, bold: (s) => s };
+
+export interface Glyphs { pass: string; fail: string; mixed: string }
+export const EMOJI: Glyphs = { pass: '✅', fail: '❌', mixed: '🇽' };
+export const WORDS: Glyphs = { pass: 'PASS', fail: 'FAIL', mixed: 'MIXED' };
+
+/** Words instead of emoji with NO_COLOR, TERM=dumb, or a locale that is not UTF-8. */
+export function wantsPlainGlyphs(env: NodeJS.ProcessEnv, stream: { isTTY?: boolean }): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return true;
+  if (env.TERM === 'dumb') return true;
+  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
+  if (!/utf-?8/i.test(locale)) return stream.isTTY === true; // no locale: UTF-8 in files and pipes, words on an unknown terminal
+  return false;
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
+
+/** `PASS [  12.4s] (1/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc` (and the reason when it failed). */
+export function progressLine(r: CellResult, done: number, total: number, p: Painter = PLAIN): string {
+  const head = r.passed ? p.green('PASS') : p.red('FAIL');
+  const width = String(total).length;
+  const line = `${head} [${secs(r.wallMs).padStart(7)}] (${String(done).padStart(width)}/${total}) ${r.id}`;
+  return r.passed ? line : `${line} — ${r.failure?.kind ?? '?'}: ${r.failure?.message ?? ''}`;
+}
+
+/** Pads columns to their widest cell; the first column left-aligned, the rest too (numbers read fine). */
+export function alignColumns(rows: string[][], indent = ' '): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, displayWidth(c)); });
+  return rows.map((row) => indent + row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat(widths[i] - displayWidth(c)))).join('  ')).join('\n') + '\n';
+}
+
+/** Terminal width of a string: emoji count as two columns, ANSI escapes as none. */
+export function displayWidth(s: string): number {
+  // eslint-disable-next-line no-control-regex
+  const plain = s.replace(/\u001b\[[0-9;]*m/g, '');
+  let w = 0;
+  for (const ch of plain) {
+    const cp = ch.codePointAt(0)!;
+    if (cp >= 0x1f1e6 && cp <= 0x1f1ff) w += 1; // regional indicators: a flag is two of them
+    else if (cp >= 0x2600 && cp <= 0x27bf) w += 2;
+    else if (cp >= 0x1f300) w += 2;
+    else if (cp === 0xfe0f || cp === 0x200d) w += 0;
+    else w += 1;
+  }
+  return w;
+}
+
+function ordered<T>(items: T[], key: (t: T) => string, order: string[]): T[] {
+  const rank = new Map(order.map((k, i) => [k, i]));
+  return [...items].sort((a, b) => (rank.get(key(a)) ?? Infinity) - (rank.get(key(b)) ?? Infinity));
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}
+
+/**
+ * Per scheduler: rows kernel, columns BPF program; a cell is one number when that program's
+ * verified_insns is the same on every topology of that kernel, `lo..hi` when it varies, `-`
+ * when the program reported none there.
+ */
+export function verifiedInsnsTables(cells: CellResult[], matrix: string[] = []): string {
+  const sorted = ordered(cells, (c) => c.id, matrix);
+  const schedulers = unique(sorted.map((c) => c.scheduler));
+  const out: string[] = ['verified_insns (per scheduler; rows: kernel, columns: BPF program; a range across topologies):\n'];
+  for (const s of schedulers) {
+    const mine = sorted.filter((c) => c.scheduler === s);
+    const programs = unique(mine.flatMap((c) => c.programs.map((p) => p.name))).sort();
+    out.push(`${s}:\n`);
+    if (programs.length === 0) {
+      out.push('  (no program loaded on any kernel)\n');
+      continue;
+    }
+    const rows: string[][] = [['kernel', ...programs]];
+    for (const k of unique(mine.map((c) => c.kernel))) {
+      const onKernel = mine.filter((c) => c.kernel === k);
+      rows.push([k, ...programs.map((name) => {
+        const values = onKernel.flatMap((c) => c.programs.filter((p) => p.name === name).map((p) => p.verifiedInsns));
+        if (values.length === 0) return '-';
+        const lo = Math.min(...values);
+        const hi = Math.max(...values);
+        return lo === hi ? String(lo) : `${lo}..${hi}`;
+      })]);
+    }
+    out.push(alignColumns(rows));
+  }
+  return out.join('');
+}
+
+type Verdict = 'pass' | 'fail' | 'mixed';
+
+/** Per (topology, scheduler): passed on every kernel, failed on every kernel, or mixed. */
+function gridVerdicts(cells: CellResult[]): Map<string, Map<string, Verdict>> {
+  const grid = new Map<string, Map<string, Verdict>>();
+  for (const c of cells) {
+    const row = grid.get(c.topology) ?? new Map<string, Verdict>();
+    grid.set(c.topology, row);
+    const now: Verdict = c.passed ? 'pass' : 'fail';
+    const was = row.get(c.scheduler);
+    row.set(c.scheduler, was === undefined || was === now ? now : 'mixed');
+  }
+  return grid;
+}
+
+export function summaryCounts(cells: CellResult[], o: { plain?: boolean } = {}): string {
+  const g = o.plain ? WORDS : EMOJI;
+  const n = { pass: 0, fail: 0, mixed: 0 };
+  for (const row of gridVerdicts(cells).values()) for (const v of row.values()) n[v]++;
+  return `sweep summary: ${n.pass} ${g.pass}  ${n.fail} ${g.fail}  ${n.mixed} ${g.mixed}  (${cells.length} cell${cells.length === 1 ? '' : 's'}: ${cells.filter((c) => c.passed).length} passed, ${cells.filter((c) => !c.passed).length} failed)\n`;
+}
+
+/** Rows topology, columns scheduler. */
+export function summaryGrid(cells: CellResult[], o: { plain?: boolean } = {}): string {
+  const g = o.plain ? WORDS : EMOJI;
+  const grid = gridVerdicts(cells);
+  const schedulers = unique(cells.map((c) => c.scheduler));
+  const topologies = [...grid.keys()].sort();
+  const rows: string[][] = [['topology', ...schedulers]];
+  for (const t of topologies) rows.push([t, ...schedulers.map((s) => { const v = grid.get(t)!.get(s); return v === undefined ? '' : g[v]; })]);
+  return alignColumns(rows);
+}
+
+/** `failing combinations (scheduler / kernel / topology):` and one line per failed cell. */
+export function failingCombinations(cells: CellResult[]): string {
+  const failed = cells.filter((c) => !c.passed);
+  if (failed.length === 0) return '';
+  return 'failing combinations (scheduler / kernel / topology):\n'
+    + failed.map((c) => `  ${c.scheduler} / ${c.kernel} / ${c.topology}: ${c.failure?.kind ?? '?'}: ${c.failure?.message ?? ''}\n`).join('');
+}
+
+/** The report of one failed cell: status, verifier stats, reason, probe, log, console. */
+export function failureBlock(c: CellResult, p: Painter = PLAIN): string {
+  const out: string[] = [p.bold(`=== ${c.scheduler} | kernel ${c.kernel} | topology ${c.topology} ===`), ''];
+  out.push(`  scheduler: ${c.schedulerStatus}`);
+  out.push(p.red(`  failed: ${c.failure?.kind ?? '?'}: ${c.failure?.message ?? ''}`));
+  if (c.verifier) {
+    const v = c.verifier;
+    out.push('', '--- verifier stats ---', `  processed=${v.processedInsns}  states=${v.totalStates ?? '?'}/${v.peakStates ?? '?'}${v.insnLimit !== null ? `  limit=${v.insnLimit}` : ''}`);
+  }
+  if (c.workers.length > 0) {
+    out.push('', '--- dispatch probe ---');
+    for (const w of c.workers) out.push(`  cpu ${w.cpu}: ${w.iterations} iterations, ${(w.cpuTimeNs / 1e6).toFixed(0)} ms CPU, policy ${w.policy}`);
+  }
+  if (c.exitMessage) out.push('', `  ${c.exitMessage}`);
+  if (c.schedulerLog.trim() !== '') out.push('', '--- scheduler log ---', c.schedulerLog.replace(/\n$/, ''));
+  if (c.consoleTail.trim() !== '') out.push('', '--- guest console (tail) ---', c.consoleTail.replace(/\r/g, '').replace(/\n$/, ''));
+  return out.join('\n') + '\n';
+}
+
+/**
+ * The live status on a terminal: counts, elapsed, and the cell and phase of each running job.
+ * The caller drives `render(now)`; each render replaces the previous one in place (cursor up,
+ * erase), and `clear()` removes it so normal lines can be printed.
+ */
+export class LiveStatus {
+  private readonly running = new Map<string, { job: number; phase: string }>();
+  private done = 0;
+  private failed = 0;
+  private lines = 0;
+
+  constructor(private readonly ids: string[], private readonly o: { plain?: boolean } = {}) {}
+
+  cellStarted(id: string, job: number): void { this.running.set(id, { job, phase: 'boot' }); }
+
+  cellPhase(id: string, phase: string): void {
+    const r = this.running.get(id);
+    if (r !== undefined && phase !== 'done') r.phase = phase;
+  }
+
+  cellFinished(result: CellResult): void {
+    this.running.delete(result.id);
+    this.done++;
+    if (!result.passed) this.failed++;
+  }
+
+  /** The status text (without cursor control), for tests. */
+  text(elapsedMs: number): string {
+    const queued = this.ids.length - this.done - this.running.size;
+    const head = `sweep: ${this.done}/${this.ids.length} done${this.failed > 0 ? ` (${this.failed} failed)` : ''}, ${this.running.size} running, ${queued} queued — ${secs(elapsedMs)}`;
+    const jobs = [...this.running.entries()].sort((a, b) => a[1].job - b[1].job).map(([id, r]) => `  [${r.job}] ${id}: ${r.phase}`);
+    return [head, ...jobs].join('\n') + '\n';
+  }
+
+  /** Erases the previous render and draws the current one. */
+  render(elapsedMs: number): string {
+    const text = this.text(elapsedMs);
+    const out = this.clear() + text;
+    this.lines = text.split('\n').length - 1;
+    return out;
+  }
+
+  /** Erases what was drawn (ANSI: cursor up, erase to end of screen). */
+  clear(): string {
+    if (this.lines === 0) return '';
+    const s = `\u001b[${this.lines}F\u001b[0J`;
+    this.lines = 0;
+    return s;
+  }
+}
