@@ -20,13 +20,13 @@ export interface Glyphs { pass: string; fail: string; mixed: string }
 export const EMOJI: Glyphs = { pass: '✅', fail: '❌', mixed: '🇽' };
 export const WORDS: Glyphs = { pass: 'PASS', fail: 'FAIL', mixed: 'MIXED' };
 
-/** Words instead of emoji with NO_COLOR, TERM=dumb, or a locale that is not UTF-8. */
+/** Words instead of emoji with NO_COLOR, TERM=dumb, or without a UTF-8 locale (LC_ALL, LC_CTYPE, LANG). */
 export function wantsPlainGlyphs(env: NodeJS.ProcessEnv, stream: { isTTY?: boolean }): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return true;
   if (env.TERM === 'dumb') return true;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
-  if (!/utf-?8/i.test(locale)) return stream.isTTY === true; // no locale: UTF-8 in files and pipes, words on an unknown terminal
-  return false;
+  void stream;
+  return !/utf-?8/i.test(locale);
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
