@@ -39,6 +39,9 @@ export function loadLog(output: string): string | null {
   return output.slice(begin + LOAD_LOG_BEGIN.length, end).replace(/^\r?\n/, '');
 }
 
+/** The sched_ext watchdog's exit (SCX_EXIT_ERROR_STALL, kind 1026). */
+const STALL_RE = /runnable task stall|\(kind 1026\)/;
+
 const PROCESSED_RE = /^processed (\d+) insns(?: \(limit (\d+)\))?(.*)$/m;
 
 export function verifierSummary(log: string): VerifierSummary | undefined {
@@ -98,6 +101,11 @@ export function judgeCell(o: Observation): Verdict {
     if (log !== null) {
       return { passed: false, failure: { kind: 'verify', message: verifierMessage(log) }, schedulerStatus: `NOT ATTACHED — scheduler process exited during BPF load (${describeEnd(ended)})` };
     }
+    if (exit !== undefined && STALL_RE.test(exit)) {
+      // the watchdog ended it: it was enabled, but nothing ran (the agent too was starved, so it
+      // never read "enabled")
+      return { passed: false, failure: { kind: 'dispatch', message: exit }, schedulerStatus: 'attached, then ENDED by the sched_ext watchdog before the agent could run' };
+    }
     if (ended !== null) {
       return { passed: false, failure: { kind: 'attach', message: `the scheduler ended before attaching (${describeEnd(ended)})${exit ? `: ${exit}` : ''}` }, schedulerStatus: `NOT ATTACHED — scheduler process ended (${describeEnd(ended)})` };
     }
@@ -108,7 +116,7 @@ export function judgeCell(o: Observation): Verdict {
   if (probe === null) return { passed: false, failure: { kind: 'dispatch', message: 'the dispatch probe did not run' }, schedulerStatus: status };
   if (probe.stateAfter !== 'enabled' || !probe.schedulerAlive) {
     const text = exit ?? `state "${probe.stateAfter}" after the probe, scheduler ${probe.schedulerAlive ? 'alive' : 'gone'}`;
-    const kind = /stall/i.test(text) ? 'dispatch' : 'crash';
+    const kind = STALL_RE.test(text) ? 'dispatch' : 'crash';
     return { passed: false, failure: { kind, message: text }, schedulerStatus: `${status}, then ENDED during the probe` };
   }
   const idle = probe.workers.filter((w) => w.iterations <= 0);

@@ -53,6 +53,11 @@ test('dispatch: a stall ended by the watchdog, or a CPU without progress', () =>
   f.probe!.schedulerAlive = false;
   f.output = 'EXIT: runnable task stall (watchdog failed to check in for 5001ms)\n';
   assert.equal(judgeCell(obs(f)).failure, { kind: 'dispatch', message: 'EXIT: runnable task stall (watchdog failed to check in for 5001ms)' });
+  // the watchdog fired before the agent (starved too) ever read "enabled"
+  const early = healthy();
+  Object.assign(early, { attachMs: null, stateAtAttach: 'disabled', probe: null, stop: null, endedBeforeAttach: { code: 1, signal: null },
+    output: 'scx_ktstr: attached --stall\nEXIT: runnable task stall: watchdog failed to check in for 5.004s (kind 1026)\n' });
+  assert.is(judgeCell(obs(early)).failure?.kind, 'dispatch');
   const g = healthy();
   g.probe!.workers[2].iterations = 0;
   assert.equal(judgeCell(obs(g)).failure, { kind: 'dispatch', message: 'no forward progress on CPU 2 in 2000 ms' });
