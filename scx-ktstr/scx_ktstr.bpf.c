@@ -10,6 +10,10 @@
  *   degrade         no idle-CPU wake-ups and 100 ms slices: works, but badly
  *   slow            ktstr_dispatch spins about 50 us before each dispatch
  *   crash_after_ns  scx_bpf_error() once this long has passed since ops.init
+ * nr_llcs is no knob but topology: the loader counts the machine's last-level caches and
+ * ktstr_init creates one (spare) DSQ per LLC in a loop the verifier walks nr_llcs times, so
+ * the program's verified_insns depends on the topology, as a real scheduler's does when it
+ * bakes topology into .rodata.
  * ktstr_exit copies the exit kind, reason and message to .bss for the loader to print.
  */
 #include "vmlinux.h"
@@ -25,6 +29,8 @@ char _license[] SEC("license") = "GPL";
 #define SLOW_SPIN_NS 50000ULL
 #define SLOW_SPIN_MAX_ROUNDS 2048
 #define NR_CPUS_SEEN 512
+#define MAX_LLCS 64
+#define LLC_DSQ_BASE 1
 
 const volatile bool fail_verify;
 const volatile bool verify_loop;
@@ -32,6 +38,8 @@ const volatile bool stall;
 const volatile bool degrade;
 const volatile bool slow;
 const volatile u64 crash_after_ns;
+/* the machine's last-level caches, counted by the loader (1 when it cannot tell) */
+const volatile u32 nr_llcs = 1;
 /* the address the fail-verify store goes to; 0, read from .rodata so the compiler keeps the store */
 const volatile u64 null_target;
 
@@ -132,8 +140,18 @@ void BPF_PROG(ktstr_tick, struct task_struct *p)
 SEC("struct_ops/ktstr_init")
 s32 BPF_PROG(ktstr_init)
 {
+	s32 err;
+
 	started_ns = bpf_ktime_get_ns();
-	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+	err = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (err)
+		return err;
+	for (u32 i = 0; i < nr_llcs && i < MAX_LLCS; i++) {
+		err = scx_bpf_create_dsq(LLC_DSQ_BASE + i, -1);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 SEC("struct_ops/ktstr_exit")

@@ -50,6 +50,7 @@ static void usage(FILE *out)
 		"  --degrade          no idle-CPU wake-ups, 100 ms slices\n"
 		"  --slow             spin about 50 us in every dispatch\n"
 		"  --crash-after SECS scx_bpf_error() SECS seconds after attaching\n"
+		"  --panic-after SECS crash the kernel (sysrq c) SECS seconds after attaching\n"
 		"  -v, --verbose      print libbpf's debug messages\n"
 		"  -h, --help         this help\n");
 }
@@ -99,6 +100,54 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* The number of distinct last-level caches (cache/index3/id over the CPUs); 1 when sysfs
+ * does not say (no L3 described, or no sysfs). */
+static unsigned int count_llcs(void)
+{
+	int ids[64];
+	unsigned int n = 0;
+
+	for (int cpu = 0; cpu < 4096; cpu++) {
+		char path[96];
+		FILE *f;
+		int id, known = 0;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/cache/index3/id", cpu);
+		f = fopen(path, "r");
+		if (!f) {
+			if (access(path, F_OK) != 0 && cpu > 0) {
+				snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d", cpu);
+				if (access(path, F_OK) != 0)
+					break; /* no such CPU: done */
+			}
+			continue;
+		}
+		if (fscanf(f, "%d", &id) == 1) {
+			for (unsigned int i = 0; i < n; i++)
+				if (ids[i] == id)
+					known = 1;
+			if (!known && n < 64)
+				ids[n++] = id;
+		}
+		fclose(f);
+	}
+	return n == 0 ? 1 : n;
+}
+
+/* --panic-after: the guest kernel crashes on purpose (sysrq c), to test a harness's panic path. */
+static void panic_kernel(void)
+{
+	FILE *f = fopen("/proc/sysrq-trigger", "w");
+
+	fprintf(stderr, "scx_ktstr: --panic-after reached: crashing the kernel (sysrq c)\n");
+	if (!f) {
+		fprintf(stderr, "scx_ktstr: /proc/sysrq-trigger: %s\n", strerror(errno));
+		return;
+	}
+	fputc('c', f);
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -108,12 +157,14 @@ int main(int argc, char **argv)
 		{ "degrade", no_argument, NULL, 'D' },
 		{ "slow", no_argument, NULL, 'W' },
 		{ "crash-after", required_argument, NULL, 'C' },
+		{ "panic-after", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool fail_verify = false, verify_loop = false, stall = false, degrade = false, slow = false;
-	unsigned long long crash_after = 0;
+	unsigned long long crash_after = 0, panic_after = 0;
+	long waited_ms = 0;
 	struct scx_ktstr *skel;
 	struct bpf_link *link;
 	int opt, err, status;
@@ -132,6 +183,14 @@ int main(int argc, char **argv)
 			crash_after = strtoull(optarg, &rest, 10);
 			if (errno || *rest || rest == optarg || crash_after == 0 || crash_after > 86400) {
 				fprintf(stderr, "scx_ktstr: --crash-after takes whole seconds from 1 to 86400\n");
+				return 2;
+			}
+			break;
+		case 'P':
+			errno = 0;
+			panic_after = strtoull(optarg, &rest, 10);
+			if (errno || *rest || rest == optarg || panic_after == 0 || panic_after > 86400) {
+				fprintf(stderr, "scx_ktstr: --panic-after takes whole seconds from 1 to 86400\n");
 				return 2;
 			}
 			break;
@@ -159,6 +218,7 @@ int main(int argc, char **argv)
 	skel->rodata->degrade = degrade;
 	skel->rodata->slow = slow;
 	skel->rodata->crash_after_ns = crash_after * 1000000000ULL;
+	skel->rodata->nr_llcs = count_llcs();
 	/* ops.init creates the DSQ, which only a sleepable program may do; libbpf 1.1 has no
 	 * "struct_ops.s/" section name, so the flag is set here */
 	bpf_program__set_flags(skel->progs.ktstr_init,
@@ -180,8 +240,12 @@ int main(int argc, char **argv)
 	       slow ? " --slow" : "", crash_after ? " --crash-after" : "", "");
 	fflush(stdout);
 
-	while (!stop_requested && skel->bss->exit_kind == 0)
+	while (!stop_requested && skel->bss->exit_kind == 0) {
 		sleep_ms(100);
+		waited_ms += 100;
+		if (panic_after && waited_ms >= (long)panic_after * 1000)
+			panic_kernel();
+	}
 
 	bpf_link__destroy(link);
 	/* destroying the link unregisters the ops; ops.exit has run by then */

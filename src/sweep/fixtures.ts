@@ -1,19 +1,28 @@
 // The fixture scheduler on demand: a sweep that names scx-ktstr on a kernel whose directory
 // has no scx_ktstr (the prebuilt kernels ship only the kernel tree's examples) builds it once
-// against that kernel's vmlinux into build/scx-ktstr/<label>/, where the matrix finds it. A
+// against that kernel's vmlinux into build/scx-ktstr/<label>/, where the matrix finds it
+// (again when scx-ktstr/ changed since). A
 // failed build leaves the cells with their setup problem, and says why.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
+import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrSourceDir, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
 import type { MatrixCell } from './matrix.js';
+
+/** When scx-ktstr's sources last changed (a build older than that is rebuilt). */
+function sourcesChangedMs(): number {
+  const dir = scxKtstrSourceDir();
+  return Math.max(...readdirSync(dir).map((n) => statSync(join(dir, n)).mtimeMs));
+}
 
 /** Builds scx-ktstr for every kernel that needs it; resolves to the labels built (empty: none needed). */
 export async function buildMissingFixtures(cells: MatrixCell[], onProgress: (message: string) => void): Promise<string[]> {
   const kernels = new Map<string, string>();
   for (const c of cells) {
-    if (c.binary !== null || c.scheduler.binary !== SCX_KTSTR_BINARY || c.kernel.vmlinux === undefined) continue;
-    if (existsSync(join(scxKtstrTestBuildDir(c.kernel.label), SCX_KTSTR_BINARY))) continue;
+    if (c.scheduler.binary !== SCX_KTSTR_BINARY || c.kernel.vmlinux === undefined) continue;
+    const ours = join(scxKtstrTestBuildDir(c.kernel.label), SCX_KTSTR_BINARY);
+    if (c.binary !== null && c.binary !== ours) continue; // the kernel's own build
+    if (existsSync(ours) && statSync(ours).mtimeMs >= sourcesChangedMs()) continue;
     kernels.set(c.kernel.label, c.kernel.vmlinux);
   }
   const built: string[] = [];
