@@ -83,10 +83,13 @@ async function buildInitramfs(path: string, scx: string, helper: string): Promis
     for (const d of ['/proc', '/sys', '/dev', '/tmp']) await w.directory(d);
     await w.charDevice('/dev/console', 5, 1);
     await w.charDevice('/dev/null', 1, 3, { mode: 0o666 });
-    for (const f of closure.files) await w.hostPath(f);
-    if (busybox !== '/bin/busybox') await w.hostFile('/bin/busybox', busybox);
+    // libraries at their system paths; our files at guest paths (a host path under /tmp would
+    // be hidden by the guest's tmpfs on /tmp)
+    for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) await w.hostPath(f);
+    await w.hostFile('/bin/busybox', busybox);
     await w.hostFile('/bin/bpf-prog-info', helper, { mode: 0o755 });
-    await w.file('/init', GUEST_INIT.replace('"$SCX"', `'${scx}'`), { mode: 0o755 });
+    await w.hostFile('/sched/scx_simple', scx, { mode: 0o755 });
+    await w.file('/init', GUEST_INIT.replace('"$SCX"', `'/sched/scx_simple'`), { mode: 0o755 });
     await w.finish();
     await sink.flush();
   } finally {

@@ -60,6 +60,9 @@ echo GUEST_DONE
 poweroff -f
 `;
 
+/** Where scx_simple lands in the guest (never its host path). */
+const GUEST_SCX = '/sched/scx_simple';
+
 interface GuestRun {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -80,9 +83,12 @@ async function buildInitramfs(path: string, scx: string): Promise<number> {
     for (const d of ['/proc', '/sys', '/dev', '/tmp', '/root']) await w.directory(d);
     await w.charDevice('/dev/console', 5, 1);
     await w.charDevice('/dev/null', 1, 3, { mode: 0o666 });
-    for (const f of closure.files) await w.hostPath(f); // busybox, scx_simple, ld.so, libelf, libz, libc
-    if (busybox !== '/bin/busybox') await w.hostFile('/bin/busybox', busybox);
-    await w.file('/init', GUEST_INIT.replace('"$SCX"', `'${scx}'`), { mode: 0o755 });
+    // libraries at their system paths (where ld.so looks); our files at guest paths of their own:
+    // a host path such as /tmp/... would be hidden by the tmpfs /init mounts on /tmp
+    for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) await w.hostPath(f);
+    await w.hostFile('/bin/busybox', busybox);
+    await w.hostFile(GUEST_SCX, scx, { mode: 0o755 });
+    await w.file('/init', GUEST_INIT.replace('"$SCX"', `'${GUEST_SCX}'`), { mode: 0o755 });
     await w.finish();
     await sink.flush();
     return w.size;
