@@ -324,10 +324,11 @@ test('the vCPU worker links into one module holding its whole graph, and the bui
 
 test('the CLI links into one script, the built bundle is current, and bin/ktstr-wasm runs it', () => {
   const bundle = linkBundle(CLI);
-  for (const run of ['shell-run', 'collapse-run', 'kernel-run', 'host-run', 'inspect-run', 'doctor-run']) {
+  for (const run of ['shell-run', 'collapse-run', 'kernel-run', 'host-run', 'inspect-run', 'doctor-run', 'sweep-run']) {
     assert.ok(bundle.modules.indexOf(repoPath('dist', 'src', 'cli', `${run}.js`)) > bundle.modules.indexOf(CLI.entry), `${run}: linked, after the entry (reached by import())`);
   }
-  assert.equal(bundle.packages, ['kleur'], 'commander comes through createRequire in src/cli/commander.ts');
+  // commander comes through createRequire in src/cli/commander.ts; piscina is the sweep's cell pool
+  assert.equal(bundle.packages, ['kleur', 'piscina'], 'the packages the CLI requires');
   assert.not.match(bundle.code, relativeImport);
   assert.not.match(bundle.code, /\bimport\(/);
   assert.ok(existsSync(CLI.bundle), `${CLI.bundle} is missing: run \`npm run build:ts\``);
