@@ -56,38 +56,47 @@ export class ResultBlockFilter {
 
   constructor(private readonly forward: (text: string) => void) {}
 
+  private afterEnd = false;
+
   push(text: string): void {
     this.pending += text;
     for (;;) {
-      if (!this.inBlock) {
-        const i = this.pending.indexOf(RESULT_BEGIN);
-        if (i < 0) {
-          // keep a tail that might be the start of a marker
-          const keep = Math.min(this.pending.length, RESULT_BEGIN.length - 1);
-          this.forward(this.pending.slice(0, this.pending.length - keep));
-          this.pending = this.pending.slice(this.pending.length - keep);
-          return;
-        }
-        this.forward(this.pending.slice(0, i));
-        this.pending = this.pending.slice(i + RESULT_BEGIN.length);
-        this.inBlock = true;
+      if (this.afterEnd) {
+        // the newline after the end marker belongs to the block
+        if (this.pending === '') return;
+        this.pending = this.pending.replace(/^\r?\n/, '');
+        if (this.pending === '\r') return;
+        this.afterEnd = false;
       }
-      const j = this.pending.indexOf(RESULT_END);
-      if (j < 0) {
-        this.block += this.pending;
-        this.pending = '';
+      const marker = this.inBlock ? RESULT_END : RESULT_BEGIN;
+      const i = this.pending.indexOf(marker);
+      if (i < 0) {
+        // keep a tail that might be the start of the marker, never half a surrogate pair
+        let cut = this.pending.length - Math.min(this.pending.length, marker.length - 1);
+        const unit = this.pending.charCodeAt(cut);
+        if (cut > 0 && unit >= 0xdc00 && unit <= 0xdfff) cut--;
+        this.take(this.pending.slice(0, cut));
+        this.pending = this.pending.slice(cut);
         return;
       }
-      this.block += this.pending.slice(0, j);
-      this.pending = this.pending.slice(j + RESULT_END.length).replace(/^\r?\n/, '');
-      this.result = this.block.trim();
-      this.block = '';
-      this.inBlock = false;
+      this.take(this.pending.slice(0, i));
+      this.pending = this.pending.slice(i + marker.length);
+      if (this.inBlock) {
+        this.result = this.block.trim();
+        this.block = '';
+        this.afterEnd = true;
+      }
+      this.inBlock = !this.inBlock;
     }
   }
 
+  private take(text: string): void {
+    if (this.inBlock) this.block += text;
+    else if (text !== '') this.forward(text);
+  }
+
   end(): void {
-    if (!this.inBlock) this.forward(this.pending);
+    if (!this.inBlock && this.pending !== '') this.forward(this.pending);
     this.pending = '';
   }
 }
