@@ -173,5 +173,28 @@ test('5. --shard 1/2 and 2/2, then merge: the tables of the unsharded run; JUnit
   assert.ok(/^<\?xml version="1.0" encoding="UTF-8"\?>/.test(xml));
 });
 
+test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing is left behind', async () => {
+  const { buildMatrix } = await import('../../src/sweep/matrix.js');
+  const { loadRegistry } = await import('../../src/scheduler/registry.js');
+  const { SweepRun } = await import('../../src/sweep/run.js');
+  const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const before = { threads: threads(), fds: fds() };
+  const cells = buildMatrix({ registry: loadRegistry(), schedulers: ['scx_simple'], kernels: [], presets: ['tiny-1llc', 'tiny-2llc', 'odd-3llc'], topologies: [] });
+  let run: InstanceType<typeof SweepRun> | undefined;
+  const t0 = performance.now();
+  run = new SweepRun({
+    cells, matrix: cells.map((c) => c.id), shard: null, jobs: 1, raw: false, tool: 'test',
+    events: { cellPhase: (_id, phase) => { if (phase === 'verify') run!.interrupt(); } },
+  });
+  const res = await run.run();
+  assert.ok(res.interrupted, 'the run says it was interrupted');
+  assert.is(res.cells.length, 0, 'the interrupted cell is not reported as a result, the queued ones never ran');
+  assert.ok(performance.now() - t0 < 120_000, 'it ended promptly');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.is(threads(), before.threads, 'no extra thread');
+  assert.is(fds(), before.fds, 'no extra fd');
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();
