@@ -134,6 +134,20 @@ static unsigned int count_llcs(void)
 	return n == 0 ? 1 : n;
 }
 
+/* Whole seconds from 1 to 86400 for the option `name`; non-zero (with a message) otherwise. */
+static int parse_seconds(const char *text, const char *name, unsigned long long *out)
+{
+	char *rest;
+
+	errno = 0;
+	*out = strtoull(text, &rest, 10);
+	if (errno || *rest || rest == text || *out == 0 || *out > 86400) {
+		fprintf(stderr, "scx_ktstr: %s takes whole seconds from 1 to 86400\n", name);
+		return -1;
+	}
+	return 0;
+}
+
 /* --panic-after: the guest kernel crashes on purpose (sysrq c), to test a harness's panic path. */
 static void panic_kernel(void)
 {
@@ -170,8 +184,6 @@ int main(int argc, char **argv)
 	int opt, err, status;
 
 	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
-		char *rest;
-
 		switch (opt) {
 		case 'F': fail_verify = true; break;
 		case 'L': fail_verify = verify_loop = true; break;
@@ -179,20 +191,12 @@ int main(int argc, char **argv)
 		case 'D': degrade = true; break;
 		case 'W': slow = true; break;
 		case 'C':
-			errno = 0;
-			crash_after = strtoull(optarg, &rest, 10);
-			if (errno || *rest || rest == optarg || crash_after == 0 || crash_after > 86400) {
-				fprintf(stderr, "scx_ktstr: --crash-after takes whole seconds from 1 to 86400\n");
+			if (parse_seconds(optarg, "--crash-after", &crash_after))
 				return 2;
-			}
 			break;
 		case 'P':
-			errno = 0;
-			panic_after = strtoull(optarg, &rest, 10);
-			if (errno || *rest || rest == optarg || panic_after == 0 || panic_after > 86400) {
-				fprintf(stderr, "scx_ktstr: --panic-after takes whole seconds from 1 to 86400\n");
+			if (parse_seconds(optarg, "--panic-after", &panic_after))
 				return 2;
-			}
 			break;
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout); return 0;

@@ -51,6 +51,10 @@ const show = (r: Run): string => `\n--- stdout ---\n${r.stdout.slice(-6000)}\n--
 /** The tables after the runs' own lines: from the verified_insns header on. */
 const tables = (stdout: string): string => stdout.slice(stdout.indexOf('verified_insns'));
 
+/** This process's threads and open fds (a cell must leave neither behind). */
+const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+const fds = (): number => readdirSync('/proc/self/fd').length;
+
 let healthy: Run;
 
 test('1. the healthy sweep: 4 passes, every program, a topology-dependent range, host = guest kernel', async () => {
@@ -121,8 +125,6 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   const { buildMatrix } = await import('../../src/sweep/matrix.js');
   const { loadRegistry } = await import('../../src/scheduler/registry.js');
   const { SweepRun } = await import('../../src/sweep/run.js');
-  const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-  const fds = (): number => readdirSync('/proc/self/fd').length;
   const temps = (): string[] => readdirSync(tmpdir()).sort();
   const before = { threads: threads(), fds: fds(), temps: temps() };
   const cells = buildMatrix({
@@ -177,8 +179,6 @@ test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing 
   const { buildMatrix } = await import('../../src/sweep/matrix.js');
   const { loadRegistry } = await import('../../src/scheduler/registry.js');
   const { SweepRun } = await import('../../src/sweep/run.js');
-  const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-  const fds = (): number => readdirSync('/proc/self/fd').length;
   const before = { threads: threads(), fds: fds() };
   const cells = buildMatrix({ registry: loadRegistry(), schedulers: ['scx_simple'], kernels: [], presets: ['tiny-1llc', 'tiny-2llc', 'odd-3llc'], topologies: [] });
   let run: InstanceType<typeof SweepRun> | undefined;
