@@ -7,8 +7,8 @@ import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '..
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
+import { runInTestHostInstead, unusableKvm } from './test-host-delegate.js';
+import { stageKernels } from '../host/stage-kernels.js';
 import { parseKconfig, topologyConfigProblems } from '../kernel/kconfig.js';
 import { bootImage, KernelNotFoundError, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
 
@@ -26,13 +26,16 @@ export interface ShellFlags {
 /** Runs the same shell command inside the test host, the kernel path made absolute and shared. */
 async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why: string): Promise<number> {
   if (flags.exec === undefined) throw new CliError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`, EXIT_USAGE);
-  const kernelPath = resolved.origin === 'path' ? resolve(resolved.bzImage) : resolve(resolved.dir ?? dirname(resolved.bzImage));
-  const args = ['shell', '--no-test-host', '--kernel', kernelPath, '--memory', String(flags.memory), '--timeout', String(flags.timeout), '--exec', flags.exec];
+  const staged = stageKernels([resolved]);
+  const args = ['shell', '--no-test-host', '--kernel', staged.specs[0], '--memory', String(flags.memory), '--timeout', String(flags.timeout), '--exec', flags.exec];
   if (flags.topology !== undefined) args.push('--topology', flags.topology);
   if (flags.append !== undefined) args.push('--append', flags.append);
   if (flags.verbose) args.push('--verbose');
-  const share = shareDirFor(kernelPath);
-  return runInTestHostInstead({ args, shareDirs: share ? [share] : [], memoryMiB: Math.max(3072, flags.memory + 1536), timeoutMs: (flags.timeout + 600) * 1000 }, why);
+  try {
+    return await runInTestHostInstead({ args, shareDirs: staged.shareDirs, memoryMiB: Math.max(3072, flags.memory + 1536), timeoutMs: (flags.timeout + 600) * 1000 }, why);
+  } finally {
+    staged.cleanup();
+  }
 }
 
 /** Exit status when the guest did not report one (panic, timeout, triple fault, ...). */

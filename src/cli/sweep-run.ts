@@ -22,6 +22,7 @@ import { paint } from './colour.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
+import { stageKernels } from '../host/stage-kernels.js';
 import { KernelNotFoundError } from '../kernel/resolve.js';
 
 export interface SweepFlags {
@@ -105,14 +106,10 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   const args = ['sweep', ...presets, '--no-test-host', '--result-block', '--timeout', String(flags.timeout)];
   for (const s of flags.scheduler ?? []) args.push('--scheduler', s);
   for (const t of flags.topology ?? []) args.push('--topology', t);
-  // the kernels this machine resolved, by directory, so L1 runs exactly them
-  const kernelDirs = [...new Map(cells.map((c) => [c.kernel.label, c.kernel])).values()];
-  for (const k of kernelDirs) {
-    const path = k.dir ?? dirname(k.bzImage);
-    args.push('--kernel', k.origin === 'path' ? resolve(k.bzImage) : resolve(path));
-    const d = shareDirFor(path);
-    if (d) share.push(d);
-  }
+  // the kernels this machine resolved, staged where needed, so L1 runs exactly them
+  const staged = stageKernels([...new Map(cells.map((c) => [c.kernel.label, c.kernel])).values()]);
+  for (const spec of staged.specs) args.push('--kernel', spec);
+  share.push(...staged.shareDirs);
   if (flags.config !== undefined) {
     args.push('--config', resolve(flags.config));
     const d = shareDirFor(flags.config);
@@ -126,11 +123,16 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   const maxCell = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? 1;
   let resultText: string | undefined;
-  const code = await runInTestHostInstead({
-    args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
-    timeoutMs: (flags.timeout * cells.length / Math.max(1, jobs) + 600) * 1000,
-    onResult: (t) => { resultText = t; },
-  }, why);
+  let code: number;
+  try {
+    code = await runInTestHostInstead({
+      args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
+      timeoutMs: (flags.timeout * cells.length / Math.max(1, jobs) + 600) * 1000,
+      onResult: (t) => { resultText = t; },
+    }, why);
+  } finally {
+    staged.cleanup();
+  }
   if (resultText !== undefined && (flags.json !== undefined || flags.junit !== undefined)) {
     writeOutputs(parseSweepResult(resultText, 'the test host\'s result'), flags);
   } else if (resultText === undefined && (flags.json !== undefined || flags.junit !== undefined)) {
