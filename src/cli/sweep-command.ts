@@ -60,6 +60,7 @@ export function sweepCommand(parent: Command): Command {
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', 'print each cell\'s phase timings and host RSS')
     .addOption(new Option('--result-block', 'print the JSON result between markers (the test host\'s inner sweep)').hideHelp())
+    .addOption(new Option('--tty-status', 'draw the live status although stderr is no terminal (the test host\'s inner sweep)').hideHelp())
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm sweep --help' for usage)")
     .action(async (presets: string[], flags: SweepFlags) => {

@@ -41,6 +41,8 @@ export interface SweepFlags {
   verbose?: boolean;
   /** Hidden: print the JSON result between markers on stdout (the test host's inner sweep). */
   resultBlock?: boolean;
+  /** Hidden: draw the live status although stderr is no terminal (the outer sweep's is). */
+  ttyStatus?: boolean;
 }
 
 const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
@@ -120,6 +122,7 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   if (flags.shard !== undefined) args.push('--shard', flags.shard);
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.verbose) args.push('--verbose');
+  if (process.stderr.isTTY === true && process.env.TERM !== 'dumb') args.push('--tty-status');
   const maxCell = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? 1;
   let resultText: string | undefined;
@@ -174,7 +177,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const maxGuest = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
-  const tty = err.isTTY === true && process.env.TERM !== 'dumb';
+  const tty = flags.ttyStatus === true || (err.isTTY === true && process.env.TERM !== 'dumb');
   const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env, err) }) : undefined;
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
