@@ -17,7 +17,7 @@ import { mergeResults } from '../sweep/merge.js';
 import { defaultJobs } from '../sweep/pool.js';
 import { buildMissingFixtures } from '../sweep/fixtures.js';
 import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
-import { failureBlock, failingCombinations, LiveStatus, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
+import { failureBlock, failingCombinations, LiveStatus, programRuns, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
 import { paint } from './colour.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
@@ -200,6 +200,9 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
         if (flags.verbose) {
           const ph = Object.entries(r.phases).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`).join(', ');
           err.write(paint(err).dim(`    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`) + '\n');
+          const runs = programRuns(r);
+          if (runs !== '') err.write(paint(err).dim(`    programs: ${runs}`) + '\n');
+          if (r.workers.length > 0) err.write(paint(err).dim(`    workers: ${r.workers.map((w) => `cpu${w.cpu} ${w.iterations} it/${(w.cpuTimeNs / 1e6).toFixed(0)} ms`).join(', ')}`) + '\n');
         }
       },
     },
