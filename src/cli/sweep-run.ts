@@ -67,7 +67,7 @@ function writeOutputs(result: SweepResult, flags: { json?: string; junit?: strin
 
 /** The whole report after a run: failed cells' blocks, tables, grid, counts, failing combinations. */
 function printReport(result: SweepResult, out: NodeJS.WriteStream, missing: string[] = []): void {
-  const plain = wantsPlainGlyphs(process.env, out);
+  const plain = wantsPlainGlyphs(process.env);
   const p = paint(out);
   const parts: string[] = [];
   for (const cell of result.cells) if (!cell.passed) parts.push(failureBlock(cell, p));
@@ -178,7 +178,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const tty = flags.ttyStatus === true || (err.isTTY === true && process.env.TERM !== 'dumb');
-  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env, err) }) : undefined;
+  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env) }) : undefined;
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   if (live) {

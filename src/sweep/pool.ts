@@ -2,7 +2,7 @@
 // own VM. `abortAll()` asks every running cell to end its VM (the cell then reports
 // `interrupted`) and drops the queued ones; `close()` waits for the threads to exit.
 
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { Piscina } from 'piscina';
@@ -58,4 +58,3 @@ export class CellPool {
   }
 }
 
-type MessagePort = import('node:worker_threads').MessagePort;

@@ -21,11 +21,10 @@ export const EMOJI: Glyphs = { pass: '✅', fail: '❌', mixed: '🇽' };
 export const WORDS: Glyphs = { pass: 'PASS', fail: 'FAIL', mixed: 'MIXED' };
 
 /** Words instead of emoji with NO_COLOR, TERM=dumb, or without a UTF-8 locale (LC_ALL, LC_CTYPE, LANG). */
-export function wantsPlainGlyphs(env: NodeJS.ProcessEnv, stream: { isTTY?: boolean }): boolean {
+export function wantsPlainGlyphs(env: NodeJS.ProcessEnv): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return true;
   if (env.TERM === 'dumb') return true;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
-  void stream;
   return !/utf-?8/i.test(locale);
 }
 

@@ -74,9 +74,9 @@ test('failure block, progress line, plain glyph choice', () => {
   assert.is(progressLine(healthy[2], 3, 4), 'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc — 1 CPUs progressed (>= 10 iterations each); struct_ops programs ran 501 times, 0.2 us/call');
   assert.is(progressLine({ ...healthy[2], workers: [], programs: [] }, 3, 4), 'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc');
   assert.match(progressLine(rejected, 1, 12), /^FAIL \[ {2}12\.4s\] \( 1\/12\) sweep\/ktstr_broken\/.* — verify: R1/);
-  assert.ok(wantsPlainGlyphs({ NO_COLOR: '1', LANG: 'en_US.UTF-8' }, {}));
-  assert.ok(wantsPlainGlyphs({ LANG: 'C' }, {}));
-  assert.not.ok(wantsPlainGlyphs({ LANG: 'en_US.UTF-8' }, { isTTY: true }));
+  assert.ok(wantsPlainGlyphs({ NO_COLOR: '1', LANG: 'en_US.UTF-8' }));
+  assert.ok(wantsPlainGlyphs({ LANG: 'C' }));
+  assert.not.ok(wantsPlainGlyphs({ LANG: 'en_US.UTF-8' }));
 });
 
 test('live status: counts, running jobs with phases, redrawn in place and cleared', () => {
