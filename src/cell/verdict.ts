@@ -111,6 +111,11 @@ export function judgeCell(o: Observation): Verdict {
     }
     return { passed: false, failure: { kind: 'attach', message: `sched_ext state stayed "${f.stateAtAttach || 'unreadable'}" within the attach window` }, schedulerStatus: 'NOT ATTACHED — never enabled' };
   }
+  if (f.stateAtAttach !== 'enabled') {
+    // enable_seq says it attached, but it was gone before the agent could look
+    const text = exit ?? `the scheduler ended right after attaching (${describeEnd(f.endedBeforeAttach)})`;
+    return { passed: false, failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text }, schedulerStatus: 'attached, then ENDED before the probe could start' };
+  }
   const status = `attached (state enabled, ops ${f.ops || '?'})`;
   const probe = f.probe;
   if (probe === null) return { passed: false, failure: { kind: 'dispatch', message: 'the dispatch probe did not run' }, schedulerStatus: status };

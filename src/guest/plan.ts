@@ -42,13 +42,13 @@ export interface AgentFacts {
   setupError: string | null;
   /** ms from the scheduler's start until its struct_ops programs were first seen loaded (null: never). */
   verifyMs: number | null;
-  /** ms from the scheduler's start until state read `enabled` (null: never). */
+  /** ms from the scheduler's start until state read `enabled`, or enable_seq showed it had been (null: never). */
   attachMs: number | null;
-  /** /sys/kernel/sched_ext/state when the attach wait ended. */
+  /** /sys/kernel/sched_ext/state when the attach wait ended (not `enabled` with an attachMs: it attached and ended at once). */
   stateAtAttach: string;
   /** /sys/kernel/sched_ext/root/ops once attached. */
   ops: string;
-  /** Set when the scheduler process ended before it attached. */
+  /** Set when the scheduler process ended before the probe (before or right after attaching). */
   endedBeforeAttach: ProcessEnd | null;
   probe: {
     workers: WorkerReport[];

@@ -70,6 +70,11 @@ test('crash: scx_bpf_error during the probe; not unregistered after stop', () =>
   f.output = 'EXIT: scx_bpf_error (--crash-after 1 s reached) (kind 1024)\n';
   assert.equal(judgeCell(obs(f)).failure?.kind, 'crash');
   assert.match(judgeCell(obs(f)).failure!.message, /crash-after/);
+  // attached (enable_seq moved) and crashed before the agent saw "enabled"
+  const quick = healthy();
+  Object.assign(quick, { stateAtAttach: 'disabled', probe: null, stop: null, endedBeforeAttach: { code: 1, signal: null },
+    output: 'EXIT: scx_bpf_error: scx-ktstr: --crash-after 1 s reached (kind 1025)\n' });
+  assert.equal(judgeCell(obs(quick)).failure, { kind: 'crash', message: 'EXIT: scx_bpf_error: scx-ktstr: --crash-after 1 s reached (kind 1025)' });
   const g = healthy();
   g.stop!.stateAfter = 'enabled';
   assert.is(judgeCell(obs(g)).failure?.kind, 'crash');

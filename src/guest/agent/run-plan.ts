@@ -8,7 +8,7 @@ import type { ProgramReport } from '../../cell/result.js';
 import type { AgentFacts, AgentPlan } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 import { parseCpuList, ProbeWorkers } from './probe.js';
-import { schedExtAvailable, schedExtOps, schedExtState } from './sched-ext.js';
+import { schedExtAvailable, schedExtEnableSeq, schedExtOps, schedExtState } from './sched-ext.js';
 import { SchedulerProcess } from './scheduler-process.js';
 
 export interface AgentEnv {
@@ -48,6 +48,10 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
   // the probe's workers start now, parked, so their start-up overlaps the scheduler's load
   const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
   const workers = new ProbeWorkers({ addon: env.addon, cpus });
+  // enable_seq counts successful enables: it tells an attach the agent was too starved to see
+  // (a scheduler that stalls or errors out right after enabling takes the agent down with it)
+  const seqBefore = schedExtEnableSeq();
+  const attachedSince = (): boolean => seqBefore >= 0 && schedExtEnableSeq() > seqBefore;
   chan.send({ type: 'phase', phase: 'verify', atMs: performance.now() });
   const sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
   try {
@@ -60,17 +64,19 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
         chan.send({ type: 'phase', phase: 'attach', atMs: performance.now() });
       }
       state = schedExtState();
-      if (state === 'enabled') break;
+      if (state === 'enabled' || attachedSince()) break;
       if (!sched.alive) break;
       await sleep(POLL_MS);
     }
     facts.stateAtAttach = state;
-    if (state === 'enabled') {
+    if (state === 'enabled' || attachedSince()) {
       facts.attachMs = performance.now() - sched.startedAt;
       facts.verifyMs ??= facts.attachMs;
       facts.ops = schedExtOps();
-    } else {
-      await Promise.race([sched.ended, sleep(200)]); // let a dying loader's last words arrive
+    }
+    if (state !== 'enabled') {
+      // never attached, or attached and already gone: no probe
+      await Promise.race([sched.ended, sleep(2000)]); // let a dying loader's last words arrive
       facts.endedBeforeAttach = sched.end;
       return facts;
     }

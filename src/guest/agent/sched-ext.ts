@@ -25,3 +25,9 @@ export function schedExtState(): string {
 export function schedExtOps(): string {
   return readTrimmed(`${SCHED_EXT_DIR}/root/ops`);
 }
+
+/** How many times a scheduler was enabled since boot (enable_seq, 6.12+); -1 when the kernel lacks it. */
+export function schedExtEnableSeq(): number {
+  const text = readTrimmed(`${SCHED_EXT_DIR}/enable_seq`);
+  return /^\d+$/.test(text) ? Number(text) : -1;
+}
