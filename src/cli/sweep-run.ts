@@ -229,7 +229,8 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  printReport(result, process.stdout);
+  // with --json - the JSON owns stdout; the report goes to stderr
+  printReport(result, flags.json === '-' ? process.stderr : process.stdout);
   writeOutputs(result, flags);
   if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${serializeSweepResult(result)}\n${RESULT_END}\n`);
   return result.interrupted ? 130 : exitStatus(result, true);
@@ -243,7 +244,7 @@ export async function runSweepMerge(files: string[], flags: { json?: string; jun
   });
   let merged: ReturnType<typeof mergeResults>;
   try { merged = mergeResults(results); } catch (e) { throw usage((e as Error).message); }
-  printReport(merged.result, process.stdout, merged.missing);
+  printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, merged.missing);
   writeOutputs(merged.result, flags);
   return merged.exitStatus;
 }
