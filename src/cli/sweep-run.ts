@@ -132,6 +132,7 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
       args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
       timeoutMs: (flags.timeout * cells.length / Math.max(1, jobs) + 600) * 1000,
       onResult: (t) => { resultText = t; },
+      output: flags.json === '-' ? process.stderr : process.stdout,
     }, why);
   } finally {
     staged.cleanup();

@@ -45,6 +45,8 @@ export interface DelegateOptions {
   timeoutMs: number;
   /** Receives the result block the inner command printed, if any. */
   onResult?: (text: string) => void;
+  /** Where the inner command's output goes (default stdout; stderr when stdout is for a result file). */
+  output?: NodeJS.WritableStream;
 }
 
 /** Splits the inner command's output: everything is passed on except the result block. */
@@ -113,7 +115,8 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const utf8 = new StringDecoder('utf8');
-  const filter = new ResultBlockFilter((t) => { if (t !== '') process.stdout.write(t); });
+  const out = o.output ?? process.stdout;
+  const filter = new ResultBlockFilter((t) => { if (t !== '') out.write(t); });
   try {
     const r = await runInTestHost({
       argv: [process.execPath, bin, ...o.args],
