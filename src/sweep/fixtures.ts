@@ -6,6 +6,7 @@
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { findOnPath } from '../host/paths.js';
 import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrSourceDir, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
 import type { MatrixCell } from './matrix.js';
 
@@ -22,7 +23,8 @@ export async function buildMissingFixtures(cells: MatrixCell[], onProgress: (mes
     if (c.scheduler.binary !== SCX_KTSTR_BINARY || c.kernel.vmlinux === undefined) continue;
     const ours = join(scxKtstrTestBuildDir(c.kernel.label), SCX_KTSTR_BINARY);
     if (c.binary !== null && c.binary !== ours) continue; // the kernel's own build
-    if (existsSync(ours) && statSync(ours).mtimeMs >= sourcesChangedMs()) continue;
+    // an older build is rebuilt where it can be (not inside the test host, which has no make)
+    if (existsSync(ours) && (statSync(ours).mtimeMs >= sourcesChangedMs() || findOnPath('make') === undefined)) continue;
     kernels.set(c.kernel.label, c.kernel.vmlinux);
   }
   const built: string[] = [];

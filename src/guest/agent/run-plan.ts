@@ -64,8 +64,10 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
         chan.send({ type: 'phase', phase: 'attach', atMs: performance.now() });
       }
       state = schedExtState();
-      if (state === 'enabled' || attachedSince()) break;
+      if (state === 'enabled') break;
       if (!sched.alive) break;
+      // enabled once (enable_seq moves early in the enable path) and already back to disabled
+      if (state === 'disabled' && attachedSince()) break;
       await sleep(POLL_MS);
     }
     facts.stateAtAttach = state;
