@@ -18,6 +18,7 @@ import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
 import { judgeCell, exitMessage, loadLog, verifierSummary } from './verdict.js';
+import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
@@ -51,6 +52,7 @@ export const AGENT_MEMORY_MIB = 320;
 export const CELL_CMDLINE = `${DEFAULT_CMDLINE} quiet nohz=off`;
 
 export type CellPhase = 'boot' | 'verify' | 'attach' | 'probe' | 'stop' | 'done';
+const AGENT_PHASES: readonly string[] = ['verify', 'attach', 'probe', 'stop'];
 
 export interface CellHooks {
   onPhase?: (phase: CellPhase) => void;
@@ -71,6 +73,13 @@ function kernelImage(vmlinux: string): KernelImage {
 }
 
 let imageCache: AgentImageCache | undefined;
+
+/** A `bulk` message as the guest sent it: checked before its numbers are used. */
+function isBulk(m: { record?: unknown; total?: unknown }): boolean {
+  const r = m.record as Record<string, unknown> | undefined;
+  return typeof r === 'object' && r !== null && typeof r.key === 'string' && r.key.length <= 64
+    && Number.isSafeInteger(r.offset) && Number.isSafeInteger(r.length) && Number.isSafeInteger(r.crc) && Number.isSafeInteger(m.total);
+}
 
 /** The shared bulk region: its size, and where bootVm puts it for a RAM size (the top of low RAM). */
 export const RING_MIB = 8;
@@ -157,6 +166,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     switch (m.type) {
       case 'hello': phaseAt.hello = now; break;
       case 'phase':
+        if (!AGENT_PHASES.includes(m.phase)) break;
         phaseAt[m.phase] = now;
         hooks.onPhase?.(m.phase);
         break;
@@ -170,18 +180,25 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           .catch((e: unknown) => { hostReadError = e instanceof Error ? e.message : String(e); })
           .finally(() => { live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' })); });
         break;
-      case 'result':
+      case 'result': {
         phaseAt.result = now;
-        facts = m.facts;
-        if (m.facts.outputBulk !== null) facts.output = bulk.get(m.facts.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${m.facts.outputBulk}) never arrived]`;
+        const checked = checkFacts(m.facts);
+        if (typeof checked === 'string') {
+          agentError = `the agent's report is malformed (${checked})`;
+        } else {
+          facts = checked;
+          if (checked.outputBulk !== null) checked.output = bulk.get(checked.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${checked.outputBulk}) never arrived]`;
+        }
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
+      }
       case 'agent-error':
-        agentError = m.message;
+        agentError = typeof m.message === 'string' ? m.message.slice(0, 4096) : 'the agent failed (no message)';
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
       case 'bulk': {
         const ring = live?.sharedRegion;
+        if (!isBulk(m)) break;
         try {
           if (!ring) throw new Error('no shared region');
           bulk.set(m.record.key, Buffer.from(readRecord(live!.memory.slice(ring.guestPhysAddr, ring.size), m.record)).toString('utf8'));

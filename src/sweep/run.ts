@@ -68,13 +68,23 @@ export class SweepRun {
       await Promise.all(this.o.cells.map(async (cell) => {
         const spec = cellSpec(cell, this.o.raw, this.o.timeouts);
         let job = 0;
-        const result = await this.pool.run(spec, (phase) => {
-          if (phase === 'boot' && job === 0) {
-            job = free.pop() ?? 0;
-            this.o.events?.cellStarted?.(cell.id, job);
-          }
-          this.o.events?.cellPhase?.(cell.id, phase);
-        });
+        let result: CellResult | null;
+        try {
+          result = await this.pool.run(spec, (phase) => {
+            if (phase === 'boot' && job === 0) {
+              job = free.pop() ?? 0;
+              this.o.events?.cellStarted?.(cell.id, job);
+            }
+            this.o.events?.cellPhase?.(cell.id, phase);
+          });
+        } catch (e) {
+          // the cell's thread itself failed (not the guest): the cell fails, the sweep goes on
+          result = {
+            id: cell.id, scheduler: cell.scheduler.name, kernel: cell.kernel.label, topology: cell.topologyName, passed: false,
+            failure: { kind: 'setup', message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}` },
+            schedulerStatus: 'unknown', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+          };
+        }
         if (job !== 0) free.push(job);
         if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;
         results.set(cell.id, result);

@@ -1,0 +1,39 @@
+// The agent's facts arrive from the guest, which the host does not trust: a damaged or hostile
+// agent could send anything that parses as JSON. checkFacts() accepts only the shape the
+// verdict reads (types, array lengths, finite numbers), so a bad report fails its cell with
+// a reason instead of throwing in the host.
+
+import type { AgentFacts } from '../guest/plan.js';
+
+const MAX_WORKERS = 4096;
+const MAX_PROGRAMS = 65536;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const numOrNull = (v: unknown): boolean => v === null || num(v);
+const str = (v: unknown): boolean => typeof v === 'string';
+const end = (v: unknown): boolean => v === null || (isObj(v) && numOrNull(v.code) && (v.signal === null || str(v.signal)));
+
+/** The facts, or why they are not acceptable. */
+export function checkFacts(v: unknown): AgentFacts | string {
+  if (!isObj(v)) return 'not an object';
+  if (typeof v.schedExt !== 'boolean') return 'schedExt';
+  if (!(v.setupError === null || str(v.setupError))) return 'setupError';
+  for (const k of ['verifyMs', 'attachMs']) if (!numOrNull(v[k])) return k;
+  for (const k of ['stateAtAttach', 'ops', 'output']) if (!str(v[k])) return k;
+  if (!(v.outputBulk === null || str(v.outputBulk))) return 'outputBulk';
+  if (!num(v.outputDropped)) return 'outputDropped';
+  if (!end(v.endedBeforeAttach)) return 'endedBeforeAttach';
+  if (v.probe !== null) {
+    const p = v.probe;
+    if (!isObj(p) || !Array.isArray(p.workers) || p.workers.length > MAX_WORKERS || !num(p.ms) || !str(p.stateAfter) || typeof p.schedulerAlive !== 'boolean') return 'probe';
+    if (!p.workers.every((w) => isObj(w) && num(w.cpu) && num(w.iterations) && num(w.cpuTimeNs) && num(w.policy))) return 'probe.workers';
+  }
+  if (v.stop !== null) {
+    const s = v.stop;
+    if (!isObj(s) || !end(s.end) || typeof s.timedOut !== 'boolean' || !str(s.stateAfter) || !num(s.ms)) return 'stop';
+  }
+  if (!Array.isArray(v.guestPrograms) || v.guestPrograms.length > MAX_PROGRAMS) return 'guestPrograms';
+  if (!v.guestPrograms.every((p) => isObj(p) && num(p.id) && str(p.name) && num(p.verifiedInsns) && numOrNull(p.runCount) && numOrNull(p.runTimeNs))) return 'guestPrograms[]';
+  return v as unknown as AgentFacts;
+}
