@@ -138,7 +138,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     ring: ringRange(spec.memoryMiB + AGENT_MEMORY_MIB),
   };
   hooks.onPhase?.('boot');
-  let initrd: Buffer;
+  let initrd: [string, Buffer];
   try {
     imageCache ??= new AgentImageCache();
     initrd = await imageCache.initrd(spec.scheduler.binary, plan);

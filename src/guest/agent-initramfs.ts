@@ -1,14 +1,18 @@
 // The initramfs of a cell: the guest agent's base archive (busybox, Node and the shared
 // libraries it needs, the native addon, the agent bundle, the scheduler binary under /sched/
 // and /init), then a small second archive holding only the plan. The kernel unpacks
-// concatenated archives in order, so the base (~90 MB, mostly Node) is built once per
-// scheduler binary and reused by every topology, and only the plan is written per cell.
+// concatenated archives in order, so the base (~100 MB, mostly Node) is built once per
+// scheduler binary (and kept in the cache) and reused by every cell, and only the plan is
+// written per cell; the VMM places the two one after another in guest RAM.
 // Every file lands at a guest path of its own (/ktstr/..., /sched/...), never at a host path
 // that a guest mount (tmpfs on /tmp) could hide; libraries keep their system paths, which is
 // where the dynamic loader looks.
 
-import { existsSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
+import { basename, join } from 'node:path';
+import { cacheRoot } from '../paths.js';
 import { fileURLToPath } from 'node:url';
 import { CpioWriter, MemorySink } from './cpio.js';
 import { sharedLibraryClosure } from './elf-deps.js';
@@ -93,31 +97,62 @@ export async function buildPlanArchive(plan: AgentPlan): Promise<Buffer> {
 }
 
 /**
- * Base archives by scheduler binary, per thread: the key includes each file's size and mtime,
- * so a rebuilt binary or agent is picked up. Two entries at most (a sweep walks schedulers
- * in order, so older entries are not needed again).
+ * Base archives by scheduler binary, as files in the cache (`<cache>/agent/<key>.cpio`), so a
+ * sweep builds each once for all its cells and threads, and the next sweep not at all; the VMM
+ * reads the file straight into guest RAM. The key covers each input's path, size and mtime, so
+ * a rebuilt binary, agent or Node makes a new entry. Written atomically (a temporary name,
+ * then a rename: concurrent builders cannot tear it); at most KEEP entries are kept.
  */
 export class AgentImageCache {
-  private readonly entries = new Map<string, Promise<Buffer>>();
+  private readonly pending = new Map<string, Promise<string>>();
+  static readonly KEEP = 6;
 
-  constructor(private readonly files: AgentHostFiles = agentHostFiles(), private readonly maxEntries = 2) {}
+  constructor(private readonly files: AgentHostFiles = agentHostFiles(), private readonly dir = join(cacheRoot(), 'agent')) {}
 
-  base(scheduler: string | null): Promise<Buffer> {
-    const stamp = (p: string): string => { const s = statSync(p); return `${p}:${s.size}:${s.mtimeMs}`; };
-    const key = [scheduler ?? '-', ...Object.values(this.files)].map((p) => (p === '-' ? p : stamp(p))).join('|');
-    let entry = this.entries.get(key);
+  private key(scheduler: string | null): string {
+    const stamp = (p: string): string => { const st = statSync(p); return `${p}:${st.size}:${st.mtimeMs}`; };
+    const inputs = [scheduler === null ? '-' : stamp(scheduler), ...Object.values(this.files).map(stamp), agentInitScript()];
+    return createHash('sha256').update(inputs.join('|')).digest('hex').slice(0, 24);
+  }
+
+  /** The base archive's path, built when missing. */
+  base(scheduler: string | null): Promise<string> {
+    const key = this.key(scheduler);
+    const path = join(this.dir, `${key}.cpio`);
+    if (existsSync(path)) return Promise.resolve(path);
+    let entry = this.pending.get(key);
     if (entry === undefined) {
-      entry = buildAgentBase(scheduler, this.files);
-      entry.catch(() => this.entries.delete(key));
-      this.entries.set(key, entry);
-      while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+      entry = (async () => {
+        const bytes = await buildAgentBase(scheduler, this.files);
+        mkdirSync(this.dir, { recursive: true });
+        const tmp = `${path}.${process.pid}.${threadId}.tmp`;
+        try {
+          writeFileSync(tmp, bytes);
+          renameSync(tmp, path);
+        } finally {
+          rmSync(tmp, { force: true });
+        }
+        this.prune(path);
+        return path;
+      })();
+      entry.finally(() => this.pending.delete(key)).catch(() => {});
+      this.pending.set(key, entry);
     }
     return entry;
   }
 
-  async initrd(scheduler: string | null, plan: AgentPlan): Promise<Buffer> {
+  /** Drops the oldest entries beyond KEEP (never `keep`). */
+  private prune(keep: string): void {
+    try {
+      const entries = readdirSync(this.dir).filter((n) => n.endsWith('.cpio')).map((n) => join(this.dir, n))
+        .map((p) => ({ p, t: statSync(p).mtimeMs })).sort((a, b) => b.t - a.t);
+      for (const e of entries.slice(AgentImageCache.KEEP)) if (e.p !== keep) rmSync(e.p, { force: true });
+    } catch { /* another process pruned first */ }
+  }
+
+  /** The cell's initrd: the base archive (a file) and the plan archive (bytes), for bootVm. */
+  async initrd(scheduler: string | null, plan: AgentPlan): Promise<[string, Buffer]> {
     const [base, planArchive] = await Promise.all([this.base(scheduler), buildPlanArchive(plan)]);
-    return Buffer.concat([base, planArchive]);
+    return [base, planArchive];
   }
 }
-

@@ -9,7 +9,7 @@
 // returns the RSDP address for boot_params (src/vmm/acpi/). Both default to the declared
 // topology's (or, without one, a single LLC of `vcpus` cores).
 
-import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry } from './boot/index.js';
+import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry, type InitrdInput } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
@@ -45,7 +45,8 @@ export type BootReason = 'exit' | 'poweroff' | 'reboot' | 'panic' | 'triple-faul
 export interface BootVmOptions {
   /** bzImage or vmlinux: a path or the bytes. */
   kernel: string | Uint8Array;
-  initrd?: string | Uint8Array;
+  /** A path, bytes, or several (placed one after another: concatenated cpio archives); files are read straight into guest RAM. */
+  initrd?: InitrdInput;
   /** Kernel command line; DEFAULT_CMDLINE when absent. */
   cmdline?: string;
   memoryMiB?: number;

@@ -7,7 +7,7 @@
 // Prints medians and what the Node part is of a cell's boot. Run it where KVM works (here:
 // `ktstr-wasm host run -- npm run bench:agent`).
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultKernelsDir } from '../../src/host/paths.js';
 import { bootVm } from '../../src/vmm/index.js';
@@ -33,7 +33,7 @@ if (!existsSync('/dev/kvm')) {
 }
 
 const busyboxInitrd = await buildShellInitramfs({ exec: 'true' });
-const agentBytes = (await new AgentImageCache().base(scx)).length;
+const agentBytes = statSync(await new AgentImageCache().base(scx)).size;
 const busybox: number[] = [];
 const agentInit: number[] = [];
 const agentHello: number[] = [];

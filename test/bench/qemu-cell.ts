@@ -7,7 +7,7 @@
 // QEMU is killed and the temporary directory removed on every path.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentImageCache, schedulerGuestPath } from '../../src/guest/agent-initramfs.js';
@@ -45,7 +45,10 @@ export async function runCellInQemu(spec: CellSpec, o: { qemu?: string; bzImage:
   const t0 = performance.now();
   try {
     const initrd = join(dir, 'initrd.cpio');
-    writeFileSync(initrd, await images.initrd(spec.scheduler.binary, plan));
+    // QEMU takes one initrd file: the cached base archive and the plan, concatenated
+    const [base, planArchive] = await images.initrd(spec.scheduler.binary, plan);
+    copyFileSync(base, initrd);
+    appendFileSync(initrd, planArchive);
     const child = spawn(o.qemu ?? 'qemu-system-x86_64', [
       '-enable-kvm', '-cpu', 'host', '-smp', `${cpus},sockets=1,cores=${cpus / topo.threadsPerCore},threads=${topo.threadsPerCore}`,
       '-m', String(spec.memoryMiB + AGENT_MEMORY_MIB), '-M', 'microvm,isa-serial=on,rtc=on,pit=on',

@@ -17,7 +17,7 @@
 // 0x20000. [0x9fc00, 0x100000) is reserved (EBDA, VGA, BIOS); ACPI tables, when the acpi
 // hook provides them, go in [0xe0000, 0x100000) (ACPI_REGION).
 
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { GuestMemory } from '../memory.js';
 import { HIGH_RAM_START } from '../memory.js';
 import { parseBzImage, looksLikeBzImage, type BzImage, HDR, LOADFLAG_CAN_USE_HEAP } from './bzimage.js';
@@ -66,28 +66,61 @@ export const E820_ACPI = 3;
 
 export interface E820Entry { addr: number; size: number; type: number }
 
+/** One piece of the initrd: bytes, or a file read straight into guest RAM by writeBoot. */
+export type InitrdPart = { bytes: Uint8Array } | { path: string; size: number };
+
 export interface BootFiles {
   kernelPath: string;
   kernel: BzImage | VmlinuxImage;
-  initrd?: Uint8Array;
+  /** The initrd's pieces, placed one after another (concatenated cpio archives). */
+  initrd?: InitrdPart[];
+  /** Their total size. */
+  initrdSize?: number;
   initrdPath?: string;
   cmdline: string;
 }
 
+/** What `initrd` may be: a path, bytes, or several of them (concatenated in guest RAM, never on the host). */
+export type InitrdInput = string | Uint8Array | readonly (string | Uint8Array)[];
+
 /** Reads and validates the kernel and initrd. Throws BootImageError with the path and what is wrong. */
-export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: string | Uint8Array; cmdline: string; kernelPath?: string }): BootFiles {
+export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: InitrdInput; cmdline: string; kernelPath?: string }): BootFiles {
   const kernelPath = typeof o.kernel === 'string' ? o.kernel : (o.kernelPath ?? '<kernel buffer>');
   const kernel = loadKernel(o.kernel, kernelPath);
-  let initrd: Uint8Array | undefined;
+  let initrd: InitrdPart[] | undefined;
   let initrdPath: string | undefined;
+  let initrdSize: number | undefined;
   if (o.initrd !== undefined) {
-    initrdPath = typeof o.initrd === 'string' ? o.initrd : '<initrd buffer>';
-    initrd = typeof o.initrd === 'string' ? readImage(o.initrd, 'initrd') : o.initrd;
-    if (initrd.length === 0) throw new BootImageError('initrd is empty', initrdPath);
+    const inputs = typeof o.initrd === 'string' || o.initrd instanceof Uint8Array ? [o.initrd] : o.initrd;
+    initrdPath = inputs.map((i) => (typeof i === 'string' ? i : '<initrd buffer>')).join(' + ');
+    // files are only checked here; writeBoot reads them straight into guest RAM
+    initrd = inputs.map((i) => {
+      if (typeof i !== 'string') return { bytes: i };
+      checkRegularFile(i, 'initrd');
+      return { path: i, size: statSync(i).size };
+    });
+    initrdSize = initrd.reduce((a, p) => a + ('bytes' in p ? p.bytes.length : p.size), 0);
+    if (initrdSize === 0) throw new BootImageError('initrd is empty', initrdPath);
   }
   const limit = kernel.kind === 'bzimage' && kernel.cmdlineSize > 0 ? Math.min(kernel.cmdlineSize, BOOT_LAYOUT.cmdlineMax - 1) : 2047;
   if (Buffer.byteLength(o.cmdline) > limit) throw new BootImageError(`kernel command line is ${Buffer.byteLength(o.cmdline)} bytes; the kernel takes at most ${limit}`, kernelPath);
-  return { kernelPath, kernel, initrd, initrdPath, cmdline: o.cmdline };
+  return { kernelPath, kernel, initrd, initrdSize, initrdPath, cmdline: o.cmdline };
+}
+
+/** Reads exactly `dest.length` bytes of `path` into `dest` (guest RAM); a file that changed size since it was checked is refused. */
+function readFileInto(path: string, dest: Uint8Array): void {
+  const fd = openSync(path, 'r');
+  try {
+    if (fstatSync(fd).size !== dest.length) throw new BootImageError(`initrd changed size while the VM was set up (${dest.length} bytes expected)`, path);
+    let off = 0;
+    while (off < dest.length) {
+      const n = readSync(fd, dest, off, Math.min(dest.length - off, 1 << 24), off);
+      if (n === 0) throw new BootImageError(`initrd ended after ${off} of ${dest.length} bytes`, path);
+      off += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function loadKernel(input: string | Uint8Array, path: string): BzImage | VmlinuxImage {
@@ -104,10 +137,6 @@ function checkRegularFile(path: string, what: string): void {
   if (!statSync(path).isFile()) throw new BootImageError(`${what} is not a regular file`, path);
 }
 
-function readImage(path: string, what: string): Uint8Array {
-  checkRegularFile(path, what);
-  return readFileSync(path);
-}
 
 /** The first bytes of a file (fewer if it is shorter): enough to tell an ELF file. */
 function readHead(path: string, what: string): Uint8Array {
@@ -162,17 +191,18 @@ export function placeBoot(files: BootFiles, lowRam: number): BootPlacement {
   }
   if (kernelEnd > lowRam) throw new BootImageError(`the kernel needs RAM up to 0x${kernelEnd.toString(16)}; guest RAM below 3 GiB ends at 0x${lowRam.toString(16)}`, files.kernelPath);
   const p: BootPlacement = { kernelLoad, kernelEnd, entry };
-  if (files.initrd) {
+  if (files.initrd && files.initrdSize !== undefined) {
+    const size = files.initrdSize;
     const max = k.kind === 'bzimage' && k.initrdAddrMax > 0 ? k.initrdAddrMax : 0x37ffffff;
     const top = Math.min(max + 1, lowRam);
-    const addr = Math.floor((top - files.initrd.length) / 0x200000) * 0x200000 >= kernelEnd
-      ? Math.floor((top - files.initrd.length) / 0x200000) * 0x200000
-      : Math.floor((top - files.initrd.length) / 4096) * 4096;
+    const addr = Math.floor((top - size) / 0x200000) * 0x200000 >= kernelEnd
+      ? Math.floor((top - size) / 0x200000) * 0x200000
+      : Math.floor((top - size) / 4096) * 4096;
     if (addr < kernelEnd) {
-      throw new BootImageError(`initrd of ${files.initrd.length} bytes does not fit between the kernel (ends 0x${kernelEnd.toString(16)}) and 0x${top.toString(16)}: give the guest more memory`, files.initrdPath);
+      throw new BootImageError(`initrd of ${size} bytes does not fit between the kernel (ends 0x${kernelEnd.toString(16)}) and 0x${top.toString(16)}: give the guest more memory`, files.initrdPath);
     }
     p.initrdAddr = addr;
-    p.initrdSize = files.initrd.length;
+    p.initrdSize = size;
   }
   return p;
 }
@@ -223,7 +253,18 @@ export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOption
       if (s.memsz > s.filesz) mem.fill(s.paddr + s.filesz, s.memsz - s.filesz);
     }
   }
-  if (files.initrd && placement.initrdAddr !== undefined) mem.write(placement.initrdAddr, files.initrd);
+  if (files.initrd && placement.initrdAddr !== undefined) {
+    let at = placement.initrdAddr;
+    for (const part of files.initrd) {
+      if ('bytes' in part) {
+        mem.write(at, part.bytes);
+        at += part.bytes.length;
+      } else {
+        readFileInto(part.path, mem.slice(at, part.size));
+        at += part.size;
+      }
+    }
+  }
 
   const cmd = Buffer.from(files.cmdline + '\0', 'utf8');
   mem.fill(L.cmdline, L.cmdlineMax);
