@@ -51,7 +51,10 @@ async function ours(jobs: number): Promise<OursRun> {
     // the run's cells start at startedAt; a cell attaches after its boot, verify and attach phases
     const startOffset = Date.parse(result.startedAt) - spawnedAt;
     const attach = result.cells.map((c) => (c.phases.boot ?? NaN) + (c.phases.verify ?? 0) + (c.phases.attach ?? 0));
-    return { wallMs, result, firstAttachMs: startOffset + Math.min(...attach.filter((x) => !Number.isNaN(x))) };
+    // --jobs 1 runs the cells in matrix order: the first attach is the first cell's; with more
+    // jobs the first cells start together, and the earliest attach is the first
+    const first = jobs === 1 ? attach[0] : Math.min(...attach.filter((x) => !Number.isNaN(x)));
+    return { wallMs, result, firstAttachMs: startOffset + first };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
