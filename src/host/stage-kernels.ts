@@ -1,5 +1,5 @@
 // Kernels named on a command line, made ready for the test host: what the inner command needs
-// is copied into a staging directory (under the cache, never /tmp: L1 mounts a tmpfs there)
+// is copied into a staging directory (under the cache, beside the other ktstr-wasm state)
 // that is shared into L1, so a source tree is not copied whole (its vmlinux with DWARF alone
 // is hundreds of MB) and a lone bzImage does not drag its whole directory along. Labels stay
 // the same inside: a tree becomes a kernel directory named by its label; a file keeps its

@@ -40,7 +40,7 @@ test('tree, lone file and kernel directory keep their labels; cleanup removes th
     assert.equal(readdirSync(join(staged.specs[1], '..')).sort(), ['config', 'vmlinuz'], 'only the image and its config, not the whole directory');
     assert.is(staged.specs[2], dir, 'a kernel directory is shared as it is');
     assert.ok(staged.shareDirs.includes(dir));
-    assert.ok(staged.shareDirs.every((d) => !d.startsWith('/tmp/') || d.startsWith(tmp)), 'staging is not under /tmp (L1 mounts a tmpfs there)');
+    assert.ok(staged.shareDirs.every((d) => !d.startsWith('/tmp/') || d.startsWith(tmp)), 'staging lives under the cache');
     staged.cleanup();
     assert.equal(readdirSync(join(tmp, 'cache', 'ktstr-wasm', 'stage')), [], 'nothing left');
   } finally {
