@@ -114,6 +114,18 @@ function collapseLog(text: string, raw: boolean): string {
   return Buffer.from(collapseBytes(Buffer.from(text, 'utf8'), (sink) => createCollapser('wasm', sink))).toString('utf8');
 }
 
+/** The agent's plan for a cell (its scheduler at its guest path, the cell's timeouts); `ring`: the shared region, null without one. */
+export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring']): AgentPlan {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  return {
+    version: PLAN_VERSION, nonce, cell: spec.id,
+    scheduler: spec.scheduler.binary === null ? null : { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
+    attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
+    hostReadTimeoutMs: 30_000,
+    ring,
+  };
+}
+
 export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<CellResult> {
   const t0 = performance.now();
   const result = baseResult(spec);
@@ -130,13 +142,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   }
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const nonce = newNonce();
-  const plan: AgentPlan = {
-    version: PLAN_VERSION, nonce, cell: spec.id,
-    scheduler: { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
-    attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
-    hostReadTimeoutMs: 30_000,
-    ring: ringRange(spec.memoryMiB + AGENT_MEMORY_MIB),
-  };
+  const plan = cellPlan(spec, nonce, ringRange(spec.memoryMiB + AGENT_MEMORY_MIB));
   hooks.onPhase?.('boot');
   let initrd: [string, Buffer];
   try {
