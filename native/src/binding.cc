@@ -7,7 +7,8 @@
 // is blocked in KVM_RUN (gettid, tgkill, a no-op handler without SA_RESTART, unblock); and
 // for the guest agent: sched_setattr/getattr, affinity, the thread's CPU clock, bpf(2).
 //
-// Errors are JS Errors made by node::ErrnoException: .code is the errno name ('EINVAL'),
+// Errors are JS Errors made by node::ErrnoException: .code is the errno name ('EINVAL';
+// libuv's name where Node's own table has none, e.g. 'E2BIG'),
 // .errno the positive errno number, .syscall the call's name. Bad arguments throw
 // TypeError/RangeError before any syscall is made.
 //
@@ -16,6 +17,7 @@
 // than Node-API because Node 20's Node-API has no SharedArrayBuffer accessor.
 
 #include <node.h>
+#include <uv.h>
 #include <v8.h>
 
 #include <errno.h>
@@ -69,8 +71,28 @@ void ThrowRange(Isolate* isolate, const std::string& msg) {
   isolate->ThrowException(Exception::RangeError(Str(isolate, msg.c_str())));
 }
 
-void ThrowErrno(Isolate* isolate, int err, const char* syscall) {
-  isolate->ThrowException(node::ErrnoException(isolate, err, syscall));
+// node::ErrnoException names errnos from a table of its own that lacks a few (E2BIG, which
+// bpf(2) returns for an oversized attr): then .code is '' and the message starts with ", ".
+// Those get libuv's name (the one util.getSystemErrorName gives) in .code and the message.
+void ThrowErrno(Isolate* isolate, int err, const char* syscall, const char* path = nullptr) {
+  Local<Value> e = node::ErrnoException(isolate, err, syscall, nullptr, path);
+  Local<Context> context = isolate->GetCurrentContext();
+  if (e->IsObject()) {
+    Local<Object> obj = e.As<Object>();
+    Local<Value> code;
+    if (obj->Get(context, Str(isolate, "code")).ToLocal(&code) && code->IsString() && code.As<String>()->Length() == 0) {
+      char name[64];
+      uv_err_name_r(uv_translate_sys_error(err), name, sizeof name);
+      Local<Value> message;
+      std::string text = name;
+      if (obj->Get(context, Str(isolate, "message")).ToLocal(&message) && message->IsString()) {
+        text += *String::Utf8Value(isolate, message);
+      }
+      obj->Set(context, Str(isolate, "code"), Str(isolate, name)).Check();
+      obj->Set(context, Str(isolate, "message"), Str(isolate, text.c_str())).Check();
+    }
+  }
+  isolate->ThrowException(e);
 }
 
 // An integral JS number in [lo, hi], or a bigint in that range. False (with a pending
@@ -149,11 +171,7 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   do {
     fd = ::open(*path, flags, static_cast<mode_t>(mode));
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    int err = errno;
-    isolate->ThrowException(node::ErrnoException(isolate, err, "open", nullptr, *path));
-    return;
-  }
+  if (fd < 0) return ThrowErrno(isolate, errno, "open", *path);
   args.GetReturnValue().Set(Integer::New(isolate, fd));
 }
 
@@ -357,6 +375,11 @@ void UnblockSignal(const FunctionCallbackInfo<Value>& args) {
 
 // --- what the guest agent needs (scheduling policy, affinity, thread CPU time, bpf) ---
 
+// SCHED_EXT is in the uapi headers of sched_ext kernels only (linux/sched.h, 6.12+).
+#ifndef SCHED_EXT
+#define SCHED_EXT 7
+#endif
+
 // struct sched_attr as sched_setattr(2) takes it (SCHED_ATTR_SIZE_VER1: 56 bytes).
 struct SchedAttr {
   uint32_t size;
@@ -517,5 +540,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetConstant(isolate, context, c, "SIGRTMIN", SIGRTMIN);
   SetConstant(isolate, context, c, "SIGRTMAX", SIGRTMAX);
   SetConstant(isolate, context, c, "PAGE_SIZE", ::sysconf(_SC_PAGESIZE));
+  SetConstant(isolate, context, c, "SCHED_OTHER", SCHED_OTHER);
+  SetConstant(isolate, context, c, "SCHED_EXT", SCHED_EXT);
   exports->Set(context, Str(isolate, "constants"), c).Check();
 }

@@ -27,6 +27,10 @@ export interface NativeConstants {
   readonly SIGRTMIN: number;
   readonly SIGRTMAX: number;
   readonly PAGE_SIZE: number;
+  /** 0: the default (fair) policy. */
+  readonly SCHED_OTHER: number;
+  /** 7: sched_ext's policy; sched_setattr takes it only on a kernel with sched_ext (EINVAL elsewhere). */
+  readonly SCHED_EXT: number;
 }
 
 /** What ioctl accepts as its third argument: a number or bigint is passed as is, a view as its data pointer. */

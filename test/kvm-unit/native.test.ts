@@ -1,10 +1,12 @@
 // The native syscall binding on the plain host, no KVM needed: errno-named errors, ioctl
 // argument passing (numbers, bigints, views on ArrayBuffer and SharedArrayBuffer, at an
 // offset), the _IOC size guard, mmap/munmap, SharedArrayBuffer addresses of shared WASM
-// memory, eventfd, loading in a worker thread, and that nothing leaks an fd.
+// memory, eventfd, loading in a worker thread, and that nothing leaks an fd; the guest
+// agent's calls: sched_setattr/getattr (SCHED_OTHER with nice; SCHED_EXT taken or EINVAL),
+// affinity round trip, the thread CPU clock, raw bpf(2).
 
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
@@ -36,13 +38,16 @@ function mapped(address: bigint): boolean {
 
 test('exports and constants', () => {
   const n = native();
-  for (const f of ['open', 'close', 'ioctl', 'mmap', 'munmap', 'sharedBufferAddress', 'eventfd', 'gettid', 'tgkill', 'setNoopSignalHandler', 'unblockSignal']) {
+  for (const f of ['open', 'close', 'ioctl', 'mmap', 'munmap', 'sharedBufferAddress', 'eventfd', 'gettid', 'tgkill', 'setNoopSignalHandler', 'unblockSignal',
+    'schedSetattr', 'schedGetPolicy', 'schedSetaffinity', 'schedGetaffinity', 'threadCpuTimeNs', 'bpf']) {
     assert.type((n as unknown as Record<string, unknown>)[f], 'function', f);
   }
   assert.is(n.constants.O_RDWR, 2);
   assert.is(n.constants.MAP_SHARED, 1);
   assert.ok(n.constants.SIGRTMIN >= 32 && n.constants.SIGRTMIN < n.constants.SIGRTMAX);
   assert.is(n.constants.PAGE_SIZE % 4096, 0);
+  assert.is(n.constants.SCHED_OTHER, 0);
+  assert.is(n.constants.SCHED_EXT, 7);
 });
 
 test('open/close and errno errors: .code, .errno, .syscall', () => {
@@ -198,6 +203,121 @@ test('the binding loads and works in worker threads (context-aware), several at 
   assert.is(tids.size, 3);
   assert.not.ok(tids.has(native().gettid()));
   for (const r of results) assert.ok(r.fd > 2);
+});
+
+test('schedSetaffinity/schedGetaffinity: round trip on the calling thread (tid 0 and its own tid)', () => {
+  const n = native();
+  const cpus = n.schedGetaffinity(0);
+  assert.ok(cpus.length >= 1);
+  assert.equal(cpus, [...cpus].sort((a, b) => a - b), 'ascending CPU numbers');
+  assert.equal(n.schedGetaffinity(n.gettid()), cpus);
+  const one = cpus[cpus.length - 1];
+  try {
+    n.schedSetaffinity(0, [one]);
+    assert.equal(n.schedGetaffinity(0), [one]);
+    assert.equal(n.schedGetaffinity(n.gettid()), [one]);
+    if (cpus.length > 1) {
+      n.schedSetaffinity(n.gettid(), [cpus[0], one]);
+      assert.equal(n.schedGetaffinity(0), [cpus[0], one]);
+    }
+  } finally {
+    n.schedSetaffinity(0, cpus);
+  }
+  assert.equal(n.schedGetaffinity(0), cpus);
+  assert.throws(() => n.schedSetaffinity(0, []), (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setaffinity');
+  assert.throws(() => n.schedSetaffinity(0, [-1]), RangeError);
+  assert.throws(() => n.schedSetaffinity(0, 3 as unknown as number[]), TypeError);
+  assert.throws(() => n.schedGetaffinity(2 ** 31 - 1), (e: unknown) => isErrnoError(e, 'ESRCH'));
+});
+
+test('schedSetattr: SCHED_OTHER with nice, read back by schedGetPolicy and getpriority', () => {
+  const n = native();
+  const c = n.constants;
+  const niceBefore = getPriority(0); // the main thread's tid is the pid
+  const policyBefore = n.schedGetPolicy(0);
+  try {
+    n.schedSetattr(0, c.SCHED_OTHER, 5);
+    assert.is(n.schedGetPolicy(0), c.SCHED_OTHER);
+    assert.is(n.schedGetPolicy(n.gettid()), c.SCHED_OTHER);
+    assert.is(getPriority(0), 5);
+    n.schedSetattr(n.gettid(), c.SCHED_OTHER, 3);
+    assert.is(getPriority(0), 3);
+  } finally {
+    n.schedSetattr(0, policyBefore, niceBefore);
+  }
+  assert.is(getPriority(0), niceBefore);
+  n.schedSetattr(0, c.SCHED_OTHER); // nice defaults to 0
+  assert.is(getPriority(0), 0);
+  n.schedSetattr(0, policyBefore, niceBefore);
+  assert.throws(() => n.schedSetattr(0, -1), RangeError);
+  assert.throws(() => n.schedSetattr(0, 0, 20), RangeError);
+  assert.throws(() => n.schedSetattr(0, 0, -21), RangeError);
+  assert.throws(() => n.schedSetattr(0, 2 ** 31), RangeError);
+  assert.throws(() => n.schedSetattr(0, 0.5), TypeError);
+  assert.throws(() => n.schedSetattr(0, 12345), (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setattr');
+  assert.throws(() => n.schedGetPolicy(2 ** 31 - 1), (e: unknown) => isErrnoError(e, 'ESRCH') && (e as { syscall: string }).syscall === 'sched_getattr');
+});
+
+test('schedSetattr: SCHED_EXT is taken on a sched_ext kernel, else refused with EINVAL', () => {
+  const n = native();
+  const c = n.constants;
+  let took = false;
+  try {
+    n.schedSetattr(0, c.SCHED_EXT);
+    took = true;
+  } catch (e) {
+    assert.ok(isErrnoError(e, 'EINVAL'), `a kernel without sched_ext refuses policy 7 with EINVAL (got ${String(e)})`);
+    assert.is((e as { errno: number }).errno, 22);
+  }
+  try {
+    if (took) assert.is(n.schedGetPolicy(0), c.SCHED_EXT, 'read back as SCHED_EXT');
+    else assert.is(n.schedGetPolicy(0), c.SCHED_OTHER, 'the refused call left the policy alone');
+  } finally {
+    if (took) n.schedSetattr(0, c.SCHED_OTHER);
+  }
+  console.log(`  (this host kernel ${took ? 'took' : 'refused'} SCHED_EXT)`);
+});
+
+test('threadCpuTimeNs: a bigint that grows while this thread spins, not while it sleeps', () => {
+  const n = native();
+  const t0 = n.threadCpuTimeNs();
+  assert.is(typeof t0, 'bigint');
+  let x = 0;
+  const until = Date.now() + 50;
+  while (Date.now() < until) x += x % 7 + 1;
+  const t1 = n.threadCpuTimeNs();
+  assert.ok(x > 0 && t1 - t0 >= 20_000_000n, `spinning 50 ms wall used ${t1 - t0} ns of CPU`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  const t2 = n.threadCpuTimeNs();
+  assert.ok(t2 - t1 < 50_000_000n, `sleeping 100 ms used ${t2 - t1} ns of CPU`);
+});
+
+test('bpf: raw bpf(2) with the view\'s pointer (at an offset) and byte length; errno errors', () => {
+  const n = native();
+  // A bad command: EINVAL from the syscall itself.
+  assert.throws(() => n.bpf(99999, new Uint8Array(16)), (e: unknown) =>
+    isErrnoError(e, 'EINVAL') && (e as { errno: number }).errno === 22 && (e as { syscall: string }).syscall === 'bpf');
+  // The byte length is the size: a non-zero byte past union bpf_attr within it is E2BIG,
+  // and so is a size over a page, before any command runs.
+  const big = new Uint8Array(4096);
+  big[4095] = 1;
+  // (Node's own errno table has no E2BIG: the binding names it, in .code and the message)
+  assert.throws(() => n.bpf(11, big), (e: unknown) => isErrnoError(e, 'E2BIG') && (e as { errno: number }).errno === 7
+    && /^E2BIG, Argument list too long/.test((e as Error).message));
+  assert.throws(() => n.bpf(11, new Uint8Array(n.constants.PAGE_SIZE + 1)), (e: unknown) => isErrnoError(e, 'E2BIG'));
+  // BPF_PROG_GET_NEXT_ID (11) through a DataView at offset 8: next_id lands at the view's offset 4.
+  const buf = new ArrayBuffer(32);
+  new Uint8Array(buf).fill(0xee, 0, 8);
+  const view = new DataView(buf, 8, 16);
+  try {
+    assert.is(n.bpf(11, view), 0);
+    assert.ok(view.getUint32(4, true) > 0, 'the first program id');
+  } catch (e) {
+    assert.ok(isErrnoError(e, 'ENOENT'), `no program loaded: ENOENT (got ${String(e)})`);
+  }
+  assert.equal([...new Uint8Array(buf, 0, 8)], Array(8).fill(0xee), 'nothing written before the view');
+  assert.throws(() => n.bpf(11, 5 as unknown as Uint8Array), TypeError);
+  assert.throws(() => n.bpf(11, new ArrayBuffer(16) as unknown as Uint8Array), TypeError);
 });
 
 test('no fd left open by these tests', () => {
