@@ -42,7 +42,8 @@ export function decodeProgInfo(info: Uint8Array): ProgramInfo {
   return {
     type: dv.getUint32(PROG_INFO.type, true),
     id: dv.getUint32(PROG_INFO.id, true),
-    name: new TextDecoder('latin1').decode(nameBytes.subarray(0, end < 0 ? nameBytes.length : end)),
+    // [A-Za-z0-9_.] by the kernel's rules; decoded byte by byte, so no ICU encoding is needed
+    name: String.fromCharCode(...nameBytes.subarray(0, end < 0 ? nameBytes.length : end)),
     verifiedInsns: dv.getUint32(PROG_INFO.verifiedInsns, true),
     runCount: Number(dv.getBigUint64(PROG_INFO.runCnt, true)),
     runTimeNs: Number(dv.getBigUint64(PROG_INFO.runTimeNs, true)),
