@@ -163,7 +163,10 @@ q.forEach((r, i) => table.push(['QEMU', specs[i].topologyName, ...PH.map((k) => 
 const widths = head.map((_, i) => Math.max(...table.map((row) => row[i].length)));
 for (const row of table) log(`  ${row.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ')}`);
 const failures = [...(one.result?.cells ?? []), ...(many?.result?.cells ?? [])].filter((c) => !c.passed);
-for (const c of failures) log(`  ours FAIL ${c.id}: ${c.failure?.kind}: ${c.failure?.message}`);
+for (const c of failures) {
+  log(`  ours FAIL ${c.id}: ${c.failure?.kind}: ${c.failure?.message}`);
+  if (c.consoleTail !== '') log(c.consoleTail.split('\n').slice(-25).map((l) => `      ${l}`).join('\n'));
+}
 
 log(`\nbench:sweep json ${JSON.stringify({
   cpus,
