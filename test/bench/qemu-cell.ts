@@ -16,10 +16,10 @@ import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rm
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { AgentImageCache, AGENT_START_MARKER, schedulerGuestPath } from '../../src/guest/agent-initramfs.js';
+import { AgentImageCache, AGENT_START_MARKER } from '../../src/guest/agent-initramfs.js';
 import { encodeFrame, FrameReader, newNonce, type Message } from '../../src/guest/protocol.js';
-import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../../src/guest/plan.js';
-import { AGENT_MEMORY_MIB, CELL_CMDLINE, DEFAULT_TIMEOUTS, type CellSpec } from '../../src/cell/run-cell.js';
+import type { AgentFacts, AgentMessage } from '../../src/guest/plan.js';
+import { AGENT_MEMORY_MIB, CELL_CMDLINE, cellPlan, DEFAULT_TIMEOUTS, type CellSpec } from '../../src/cell/run-cell.js';
 import type { CellPhases } from '../../src/cell/result.js';
 import { checkFacts } from '../../src/cell/facts-check.js';
 import { judgeCell } from '../../src/cell/verdict.js';
@@ -154,13 +154,8 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
 
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const nonce = newNonce();
-  const plan: AgentPlan = {
-    version: PLAN_VERSION, nonce, cell: spec.id,
-    scheduler: { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
-    attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
-    hostReadTimeoutMs: 30_000,
-    ring: null, // no shared region under QEMU: the agent sends its output inline
-  };
+  // the plan runCell gives the agent, without the shared region: output then comes inline
+  const plan = cellPlan(spec, nonce, null);
 
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-qemu-cell-'));
   let child: ChildProcess | undefined;
