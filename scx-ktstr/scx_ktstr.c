@@ -240,15 +240,18 @@ int main(int argc, char **argv)
 		scx_ktstr__destroy(skel);
 		return 1;
 	}
-	printf("scx_ktstr: attached%s%s%s%s%s\n", stall ? " --stall" : "", degrade ? " --degrade" : "",
-	       slow ? " --slow" : "", crash_after ? " --crash-after" : "", "");
+	printf("scx_ktstr: attached%s%s%s%s%s (%u LLCs)\n", stall ? " --stall" : "", degrade ? " --degrade" : "",
+	       slow ? " --slow" : "", crash_after ? " --crash-after" : "", panic_after ? " --panic-after" : "",
+	       skel->rodata->nr_llcs);
 	fflush(stdout);
 
 	while (!stop_requested && skel->bss->exit_kind == 0) {
 		sleep_ms(100);
 		waited_ms += 100;
-		if (panic_after && waited_ms >= (long)panic_after * 1000)
+		if (panic_after && waited_ms >= (long)panic_after * 1000) {
 			panic_kernel();
+			panic_after = 0; /* one try: a kernel that survives it keeps the scheduler */
+		}
 	}
 
 	bpf_link__destroy(link);

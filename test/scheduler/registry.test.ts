@@ -1,6 +1,7 @@
 // Issue 6: the scheduler registry (ktstr.config.json) and which kernels and topologies a
 // scheduler accepts: exact versions, ranges (.. and ..=), labels/paths, constraints.
 
+import { basename } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelAccepted, kernelSpecMatches, parseKernelSpec, KernelSpecError } from '../../src/scheduler/kernel-match.js';
@@ -78,6 +79,27 @@ test('ktstr.config.json loads: the tree examples and scx-ktstr, all accepting 6.
   const names = reg.schedulers.map((s) => s.name);
   for (const n of ['scx_simple', 'scx_qmap', 'scx_central', 'scx_flatcg', 'scx-ktstr']) assert.ok(names.includes(n), n);
   for (const s of reg.schedulers) assert.ok(kernelAccepted(s.kernels, k('6.12.117', '6.12.117-sched_ext')), s.name);
+});
+
+test('the failing fixtures: scx_ktstr with one failure knob each, on one-LLC topologies only', () => {
+  const reg = loadRegistry();
+  const fixtures: Record<string, string[]> = {
+    ktstr_broken: ['--verify-loop'], ktstr_stall: ['--stall'], ktstr_crash: ['--crash-after', '1'], ktstr_panic: ['--panic-after', '1'],
+  };
+  const oneLlc = { numaNodes: 1, llcs: 1, cpus: 4, threadsPerCore: 1 };
+  const threeLlcs = { numaNodes: 1, llcs: 3, cpus: 9, threadsPerCore: 1 };
+  for (const [name, args] of Object.entries(fixtures)) {
+    const s = reg.schedulers.find((e) => e.name === name);
+    assert.ok(s, `${name} is declared`);
+    assert.is(basename(s!.binary), 'scx_ktstr', name);
+    assert.equal(s!.args, args, name);
+    assert.match(s!.description ?? '', /fails on purpose/, name);
+    assert.equal(s!.topology, { maxLlcs: 1 }, name);
+    assert.equal(topologyRejections(s!.topology, oneLlc), [], `${name} runs on tiny-1llc`);
+    assert.equal(topologyRejections(s!.topology, threeLlcs), ['3 LLCs > max 1'], `${name} skips odd-3llc`);
+  }
+  // the working scheduler has no constraint: it runs on every preset
+  assert.equal(topologyRejections(reg.schedulers.find((e) => e.name === 'scx-ktstr')!.topology, threeLlcs), []);
 });
 
 test.run();
