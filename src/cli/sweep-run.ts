@@ -179,7 +179,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const tty = flags.ttyStatus === true || (err.isTTY === true && process.env.TERM !== 'dumb');
-  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env) }) : undefined;
+  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env), columns: err.columns }) : undefined;
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   if (live) {
@@ -226,7 +226,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
     result = await run.run();
   } finally {
     clearInterval(timer);
-    if (live) err.write(live.clear());
+    if (live) err.write(live.stop());
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -244,7 +244,7 @@ export async function runSweepMerge(files: string[], flags: { json?: string; jun
     try { return parseSweepResult(text, f); } catch (e) { throw usage((e as Error).message); }
   });
   let merged: ReturnType<typeof mergeResults>;
-  try { merged = mergeResults(results); } catch (e) { throw usage((e as Error).message); }
+  try { merged = mergeResults(results, files); } catch (e) { throw usage((e as Error).message); }
   printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, merged.missing);
   writeOutputs(merged.result, flags);
   return merged.exitStatus;
