@@ -29,6 +29,8 @@ export interface SchedulerDecl {
   kernels: KernelSpec[];
   topology: TopologyConstraints;
   description?: string;
+  /** A scheduler that fails on purpose (a test fixture): swept only when named with --scheduler. */
+  fixture: boolean;
 }
 
 export interface Registry {
@@ -39,7 +41,7 @@ export interface Registry {
 export class RegistryError extends Error {}
 
 const CONSTRAINT_KEYS = ['minLlcs', 'maxLlcs', 'minCpus', 'maxCpus', 'minNumaNodes', 'maxNumaNodes'] as const;
-const ENTRY_KEYS = new Set(['name', 'binary', 'args', 'kernels', 'topology', 'description']);
+const ENTRY_KEYS = new Set(['name', 'binary', 'args', 'kernels', 'topology', 'description', 'fixture']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -83,6 +85,7 @@ export function parseRegistry(doc: unknown, path: string): Registry {
     if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))) throw new RegistryError(`${where}.args: must be an array of strings`);
     if (kernels !== undefined && (!Array.isArray(kernels) || !kernels.every((k) => typeof k === 'string'))) throw new RegistryError(`${where}.kernels: must be an array of strings`);
     if (description !== undefined && typeof description !== 'string') throw new RegistryError(`${where}.description: must be a string`);
+    if (raw.fixture !== undefined && typeof raw.fixture !== 'boolean') throw new RegistryError(`${where}.fixture: must be true or false`);
     let specs: KernelSpec[];
     try {
       specs = ((kernels ?? []) as string[]).map(parseKernelSpec);
@@ -97,6 +100,7 @@ export function parseRegistry(doc: unknown, path: string): Registry {
       kernels: specs,
       topology: parseConstraints(raw.topology, `${where}.topology`),
       description: description as string | undefined,
+      fixture: raw.fixture === true,
     };
   });
   return { path, schedulers };

@@ -99,14 +99,15 @@ test('no flags: every declared scheduler, one auto-discovered kernel, every pres
   const cells = matrix({ onSkip: (id) => skipped.push(id) });
   // the fake kernel has NR_CPUS=64 and no x2APIC: the presets it cannot run are left out and reported
   const presets = loadPresets().filter((p) => p.cpus <= 64);
-  assert.equal([...new Set(cells.map((c) => c.scheduler.name))], declared, 'registry order');
+  assert.equal([...new Set(cells.map((c) => c.scheduler.name))], registry.schedulers.filter((s) => !s.fixture).map((s) => s.name), 'registry order, fixtures only when named');
   assert.equal([...new Set(cells.map((c) => c.kernel.label))], ['6.12.117-ext'], 'the first prebuilt kernel');
   assert.is(cells[0].kernel.via, 'auto');
   const simple = cells.filter((c) => c.scheduler.name === 'scx_simple');
   assert.equal(simple.map((c) => c.topologyName), presets.map((p) => p.name), 'presets file order');
   assert.ok(skipped.includes('sweep/scx_simple/6.12.117-ext/max-cpu'), 'max-cpu left out, and said so');
   assert.not.ok(cells.some((x) => x.topologyName === 'max-cpu'));
-  const broken = cells.filter((c) => c.scheduler.name === 'ktstr_broken');
+  assert.not.ok(cells.some((c) => c.scheduler.fixture), 'no fixture in a default sweep');
+  const broken = matrix({ schedulers: ['ktstr_broken'] });
   assert.equal(broken.map((c) => c.topologyName), presets.filter((p) => p.llcs === 1).map((p) => p.name), 'maxLlcs 1');
   const central = cells.filter((c) => c.scheduler.name === 'scx_central');
   assert.ok(central.every((c) => c.topology.numCpus >= 2));
