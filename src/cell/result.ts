@@ -30,7 +30,7 @@ export interface ProgramReport {
 }
 
 /** One probe worker (one per online CPU, SCHED_EXT). */
-export interface WorkerReport {
+export interface ProbeWorkerReport {
   /** The CPU it was pinned to. */
   cpu: number;
   /** Spin iterations counted after attach, within the probe window. */
@@ -86,7 +86,7 @@ export interface CellResult {
   schedulerLog: string;
   /** The scheduler's exit message (e.g. "EXIT: unregistered from user space"). */
   exitMessage?: string;
-  workers: WorkerReport[];
+  workers: ProbeWorkerReport[];
   /** The last lines of the guest console when the guest failed (else empty). */
   consoleTail: string;
   phases: CellPhases;

@@ -2,7 +2,7 @@
 // what the agent reports back (the messages of docs/guest-protocol.md). Plain data on both
 // sides; the host judges the facts (src/cell/verdict.ts), the agent only observes.
 
-import type { ProgramReport, WorkerReport } from '../cell/result.js';
+import type { ProgramReport, ProbeWorkerReport } from '../cell/result.js';
 import type { BulkRecord } from './ring.js';
 
 export const PLAN_VERSION = 1;
@@ -51,7 +51,7 @@ export interface AgentFacts {
   /** Set when the scheduler process ended before the probe (before or right after attaching). */
   endedBeforeAttach: ProcessEnd | null;
   probe: {
-    workers: WorkerReport[];
+    workers: ProbeWorkerReport[];
     ms: number;
     /** state at the end of the probe window. */
     stateAfter: string;

@@ -4,7 +4,7 @@
 // the probe window, so only progress made while the scheduler is attached counts.
 
 import { Worker } from 'node:worker_threads';
-import type { WorkerReport } from '../../cell/result.js';
+import type { ProbeWorkerReport } from '../../cell/result.js';
 
 export const SCHED_EXT_POLICY = 7;
 
@@ -80,7 +80,7 @@ export class ProbeWorkers {
   }
 
   /** Waits (bounded) for every worker to be ready, lets them go, and counts over `windowMs`. */
-  async run(windowMs: number, startTimeoutMs: number): Promise<{ workers: WorkerReport[]; ms: number }> {
+  async run(windowMs: number, startTimeoutMs: number): Promise<{ workers: ProbeWorkerReport[]; ms: number }> {
     const cpus = this.o.cpus;
     const deadline = performance.now() + startTimeoutMs;
     while (performance.now() < deadline && cpus.some((_, i) => this.slot(i, 3) !== 1)) await sleep(10);
