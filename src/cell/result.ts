@@ -2,6 +2,8 @@
 // probe, stop), as the sweep's reporters, its JSON file and `sweep merge` read it. Nothing
 // here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
 
+import type { TestFacts } from '../guest/plan.js';
+
 /** Why a cell failed, by kind (the sweep's reporters group and print these). */
 export type FailureKind =
   | 'verify'   // the verifier rejected a program: its message
@@ -63,6 +65,8 @@ export interface CellPhases {
   attach?: number;
   /** The dispatch probe. */
   probe?: number;
+  /** A test cell's body (cgroups, workers, runs). */
+  body?: number;
   /** Stop: SIGINT, unregister, power-off, VM torn down. */
   teardown?: number;
 }
@@ -94,4 +98,6 @@ export interface CellResult {
   wallMs: number;
   /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */
   hostRssBytes: number | null;
+  /** A test cell's facts from the guest (checked), for the test's judge (src/test/judge.ts). */
+  test?: TestFacts;
 }

@@ -5,7 +5,7 @@
 // abort ends it at once. This is the one cell engine: sweep cells, and later tests, run here.
 
 import { readFileSync } from 'node:fs';
-import { AgentImageCache, AGENT_START_MARKER, schedulerGuestPath } from '../guest/agent-initramfs.js';
+import { AgentImageCache, AGENT_START_MARKER, GUEST_TEST_DIR, schedulerGuestPath, type CellFile } from '../guest/agent-initramfs.js';
 import { encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
@@ -17,7 +17,8 @@ import { reservedTop } from '../vmm/boot/index.js';
 import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
-import { judgeCell, exitMessage, loadLog, verifierSummary } from './verdict.js';
+import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } from './verdict.js';
+import { checkTestFacts } from '../test/facts-check.js';
 import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 
@@ -35,7 +36,24 @@ export interface CellSpec {
   /** Print verifier logs uncollapsed. */
   raw: boolean;
   timeouts?: Partial<CellTimeouts>;
+  /** A scheduler test to run in this cell (`ktstr-wasm test`) instead of the dispatch probe; absent: a sweep cell. */
+  test?: CellTestSpec;
 }
+
+/** The test part of a cell: the test file's bundle and which test of it to run. */
+export interface CellTestSpec {
+  /** The test file's bundle (CommonJS, built by src/test/bundle.ts) on the host. */
+  bundle: string;
+  /** The test file as the user named it. */
+  file: string;
+  name: string;
+  durationMs: number;
+  /** Schedulers the body may switch to, by registry name: host binary and registry arguments. */
+  schedulers: Record<string, { binary: string; args: string[] }>;
+}
+
+/** Where a test cell's bundle sits in the guest. */
+export const GUEST_TEST_BUNDLE = `${GUEST_TEST_DIR}/test.cjs`;
 
 export interface CellTimeouts {
   /** The whole VM run. */
@@ -51,8 +69,8 @@ export const AGENT_MEMORY_MIB = 320;
 /** A periodic tick even on idle CPUs: the sched_ext watchdog checks from the tick. */
 export const CELL_CMDLINE = `${DEFAULT_CMDLINE} quiet nohz=off`;
 
-export type CellPhase = 'boot' | 'verify' | 'attach' | 'probe' | 'stop' | 'done';
-const AGENT_PHASES: readonly string[] = ['verify', 'attach', 'probe', 'stop'];
+export type CellPhase = 'boot' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'done';
+const AGENT_PHASES: readonly string[] = ['verify', 'attach', 'probe', 'body', 'stop'];
 
 export interface CellHooks {
   onPhase?: (phase: CellPhase) => void;
@@ -123,7 +141,20 @@ export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring'])
     attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
     hostReadTimeoutMs: 30_000,
     ring,
+    test: spec.test === undefined ? null : {
+      bundle: GUEST_TEST_BUNDLE, file: spec.test.file, name: spec.test.name,
+      scheduler: spec.scheduler.binary === null ? null : spec.scheduler.name,
+      durationMs: spec.test.durationMs,
+      places: new Topology(spec.topology).cpus.map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread })),
+      schedulers: Object.fromEntries(Object.entries(spec.test.schedulers).map(([name, e]) => [name, { path: schedulerGuestPath(e.binary), args: e.args }])),
+    },
   };
+}
+
+/** The scheduler binaries a cell's guest needs: the one under test, and those its test may switch to. */
+function cellBinaries(spec: CellSpec): string[] {
+  const own = spec.scheduler.binary === null ? [] : [spec.scheduler.binary];
+  return [...own, ...Object.values(spec.test?.schedulers ?? {}).map((e) => e.binary)];
 }
 
 export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<CellResult> {
@@ -135,7 +166,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     hooks.onPhase?.('done');
     return result;
   };
-  if (spec.setupProblem !== null || spec.scheduler.binary === null) {
+  if (spec.setupProblem !== null || (spec.scheduler.binary === null && spec.test === undefined)) {
     result.failure = { kind: 'setup', message: spec.setupProblem ?? `${spec.scheduler.name}: no scheduler binary for kernel ${spec.kernel.label}` };
     result.schedulerStatus = 'NOT STARTED';
     return finish();
@@ -147,7 +178,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let initrd: [string, Buffer];
   try {
     imageCache ??= new AgentImageCache();
-    initrd = await imageCache.initrd(spec.scheduler.binary, plan);
+    const files: CellFile[] = spec.test === undefined ? [] : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }];
+    initrd = await imageCache.initrd(cellBinaries(spec), plan, files);
   } catch (e) {
     result.failure = { kind: 'setup', message: `cannot build the guest image: ${e instanceof Error ? e.message : String(e)}` };
     result.schedulerStatus = 'NOT STARTED';
@@ -155,7 +187,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   }
 
   const reader = new FrameReader(nonce);
-  const phaseAt: Partial<Record<'hello' | 'verify' | 'attach' | 'probe' | 'stop' | 'result', number>> = {};
+  const phaseAt: Partial<Record<'hello' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>> = {};
   let facts: AgentFacts | null = null;
   let agentError: string | null = null;
   let corrupt = 0;
@@ -254,13 +286,34 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     const consoleLines = vm.consoleTail.split('\n');
     const panicLine = consoleLines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;
     const observed = facts as AgentFacts | null;
-    const verdict = judgeCell({
+    const observation = {
       facts: observed, vmEnd: { reason: vm.reason, detail: vm.detail }, agentError,
       consoleLine: panicLine ?? (consoleLines.filter((l) => l.trim() !== '').slice(-1)[0]?.trim() ?? null),
-    });
-    result.passed = verdict.passed;
-    result.failure = verdict.failure;
-    result.schedulerStatus = verdict.schedulerStatus;
+    };
+    if (spec.test === undefined) {
+      const verdict = judgeCell(observation);
+      result.passed = verdict.passed;
+      result.failure = verdict.failure;
+      result.schedulerStatus = verdict.schedulerStatus;
+    } else {
+      // a test cell: up to attach as a sweep cell; the test's checks are judged by the caller
+      const early = judgeUntilAttach(observation, spec.scheduler.binary === null);
+      if ('passed' in early) {
+        result.passed = false;
+        result.failure = early.failure;
+        result.schedulerStatus = early.schedulerStatus;
+      } else if (observed?.test == null) {
+        result.passed = false;
+        result.failure = { kind: 'guest', message: 'the test body never ran (the agent reported no test facts)' };
+        result.schedulerStatus = early.status;
+      } else {
+        const checked = checkTestFacts(observed.test);
+        result.passed = typeof checked !== 'string';
+        if (typeof checked === 'string') result.failure = { kind: 'guest', message: `the agent's test report is malformed (${checked})` };
+        else result.test = checked;
+        result.schedulerStatus = early.status;
+      }
+    }
     if (observed !== null) {
       result.guestPrograms = observed.guestPrograms;
       result.workers = observed.probe?.workers ?? [];
@@ -280,6 +333,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     p.verify = span(phaseAt.verify, phaseAt.attach ?? phaseAt.probe ?? phaseAt.result);
     p.attach = span(phaseAt.attach ?? phaseAt.verify, phaseAt.probe ?? phaseAt.result);
     p.probe = span(phaseAt.probe, phaseAt.stop ?? phaseAt.result);
+    p.body = span(phaseAt.body, phaseAt.stop ?? phaseAt.result);
     p.teardown = span(phaseAt.stop ?? phaseAt.result, tEnd);
     if (hooks.signal?.aborted && !result.passed) result.failure = { kind: 'guest', message: 'interrupted' };
     return finish();

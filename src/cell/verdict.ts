@@ -85,7 +85,12 @@ function describeEnd(end: { code: number | null; signal: string | null } | null)
   return end.signal !== null ? `killed by ${end.signal}` : `exit status ${end.code}`;
 }
 
-export function judgeCell(o: Observation): Verdict {
+/**
+ * The judgement up to attach (guest, setup, verify, attach), shared by sweep and test cells:
+ * a failed Verdict, or the attached scheduler's status line. `eevdf`: no scheduler was asked
+ * for, so only the guest and setup can fail.
+ */
+export function judgeUntilAttach(o: Observation, eevdf = false): Verdict | { status: string } {
   const f = o.facts;
   if (f === null) {
     const how = o.agentError !== null
@@ -94,6 +99,7 @@ export function judgeCell(o: Observation): Verdict {
     return { passed: false, failure: { kind: o.agentError !== null ? 'setup' : 'guest', message: how }, schedulerStatus: 'unknown — the guest ended before the agent reported' };
   }
   if (f.setupError !== null) return { passed: false, failure: { kind: 'setup', message: f.setupError }, schedulerStatus: 'NOT STARTED' };
+  if (eevdf) return { status: 'no sched_ext scheduler (EEVDF)' };
   const exit = exitMessage(f.output);
   if (f.attachMs === null) {
     const log = loadLog(f.output);
@@ -116,7 +122,15 @@ export function judgeCell(o: Observation): Verdict {
     const text = exit ?? `the scheduler ended right after attaching (${describeEnd(f.endedBeforeAttach)})`;
     return { passed: false, failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text }, schedulerStatus: 'attached, then ENDED before the probe could start' };
   }
-  const status = `attached (state enabled, ops ${f.ops || '?'})`;
+  return { status: `attached (state enabled, ops ${f.ops || '?'})` };
+}
+
+export function judgeCell(o: Observation): Verdict {
+  const early = judgeUntilAttach(o);
+  if ('passed' in early) return early;
+  const f = o.facts!;
+  const exit = exitMessage(f.output);
+  const status = early.status;
   const probe = f.probe;
   if (probe === null) return { passed: false, failure: { kind: 'dispatch', message: 'the dispatch probe did not run' }, schedulerStatus: status };
   if (probe.stateAfter !== 'enabled' || !probe.schedulerAlive) {

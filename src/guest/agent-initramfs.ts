@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { basename, join } from 'node:path';
-import { cacheRoot } from '../paths.js';
+import { cacheRoot, packageRoot } from '../paths.js';
 import { fileURLToPath } from 'node:url';
 import { CpioWriter, MemorySink } from './cpio.js';
 import { sharedLibraryClosure } from './elf-deps.js';
@@ -24,6 +24,10 @@ export const GUEST_NODE = '/ktstr/bin/node';
 export const GUEST_ADDON = '/ktstr/native/ktstr_native.node';
 export const GUEST_AGENT_SCRIPT = '/ktstr/agent/agent.cjs';
 export const GUEST_SCHED_DIR = '/sched';
+/** The workload binary of scheduler tests (native/worker/), static. */
+export const GUEST_WORKER = '/ktstr/bin/ktstr-worker';
+/** Where a test cell's files (the test file's bundle) land. */
+export const GUEST_TEST_DIR = '/ktstr/test';
 /** /init prints this on the console right before it execs the agent. */
 export const AGENT_START_MARKER = 'KTSTR_AGENT_START';
 
@@ -35,6 +39,14 @@ export interface AgentHostFiles {
   addon: string;
   agent: string;
   busybox: string;
+  /** ktstr-worker (null when not built: test cells then fail with a clear message). */
+  worker: string | null;
+}
+
+/** The built ktstr-worker binary (make -C native/worker, run by npm install). */
+export function workerBinary(): string | null {
+  const p = join(packageRoot(), 'native', 'worker', 'build', 'ktstr-worker');
+  return existsSync(p) ? p : null;
 }
 
 export function agentHostFiles(): AgentHostFiles {
@@ -43,7 +55,7 @@ export function agentHostFiles(): AgentHostFiles {
   // written by the build next to the agent's compiled entry (src/build/bundles.ts GUEST_AGENT)
   const agent = fileURLToPath(new URL('./agent/main.bundle.cjs', import.meta.url));
   if (!existsSync(agent)) throw new AgentImageError(`the guest agent bundle ${agent} is missing (npm run build writes it)`);
-  return { node: process.execPath, addon, agent, busybox: findBusybox() };
+  return { node: process.execPath, addon, agent, busybox: findBusybox(), worker: workerBinary() };
 }
 
 export function agentInitScript(): string {
@@ -62,9 +74,14 @@ exec ${GUEST_NODE} --max-old-space-size=96 ${GUEST_AGENT_SCRIPT}
 `;
 }
 
-/** The base archive (no trailer-dependent state: a complete cpio) for one scheduler binary (or none). */
-export async function buildAgentBase(scheduler: string | null, files: AgentHostFiles = agentHostFiles()): Promise<Buffer> {
-  const binaries = [files.busybox, files.node, files.addon, ...(scheduler === null ? [] : [scheduler])];
+/** Scheduler binaries as the cache takes them: one, several (a test's), or none. */
+export type SchedulerBinaries = string | readonly string[] | null;
+const asList = (s: SchedulerBinaries): string[] => (s === null ? [] : typeof s === 'string' ? [s] : [...new Set(s)].sort());
+
+/** The base archive (no trailer-dependent state: a complete cpio) for the scheduler binaries (or none). */
+export async function buildAgentBase(scheduler: SchedulerBinaries, files: AgentHostFiles = agentHostFiles()): Promise<Buffer> {
+  const schedulers = asList(scheduler);
+  const binaries = [files.busybox, files.node, files.addon, ...schedulers];
   const closure = sharedLibraryClosure(binaries);
   if (closure.missing.length > 0) {
     throw new AgentImageError(`shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`);
@@ -77,7 +94,8 @@ export async function buildAgentBase(scheduler: string | null, files: AgentHostF
   await w.hostPath(files.node, { as: GUEST_NODE });
   await w.hostPath(files.addon, { as: GUEST_ADDON });
   await w.hostPath(files.agent, { as: GUEST_AGENT_SCRIPT });
-  if (scheduler !== null) await w.hostPath(scheduler, { as: schedulerGuestPath(scheduler) });
+  if (files.worker !== null) await w.hostPath(files.worker, { as: GUEST_WORKER });
+  for (const b of schedulers) await w.hostPath(b, { as: schedulerGuestPath(b) });
   await w.file('/init', agentInitScript(), { mode: 0o755 });
   await w.finish();
   return sink.toBuffer();
@@ -87,11 +105,16 @@ export function schedulerGuestPath(hostPath: string): string {
   return `${GUEST_SCHED_DIR}/${basename(hostPath)}`;
 }
 
-/** The per-cell archive: the plan alone. */
-export async function buildPlanArchive(plan: AgentPlan): Promise<Buffer> {
+/** A file of a cell's own (a test bundle): its guest path and bytes. */
+export interface CellFile { guestPath: string; data: string | Buffer; mode?: number }
+
+/** The per-cell archive: the plan, and the cell's own files. */
+export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile[] = []): Promise<Buffer> {
   const sink = new MemorySink();
   const w = new CpioWriter(sink);
   await w.file(PLAN_PATH, JSON.stringify(plan) + '\n', { mode: 0o644 });
+  if (files.length > 0) await w.directory(GUEST_TEST_DIR);
+  for (const f of files) await w.file(f.guestPath, f.data, { mode: f.mode ?? 0o644 });
   await w.finish();
   return sink.toBuffer();
 }
@@ -109,14 +132,14 @@ export class AgentImageCache {
 
   constructor(private readonly files: AgentHostFiles = agentHostFiles(), private readonly dir = join(cacheRoot(), 'agent')) {}
 
-  private key(scheduler: string | null): string {
-    const stamp = (p: string): string => { const st = statSync(p); return `${p}:${st.size}:${st.mtimeMs}`; };
-    const inputs = [scheduler === null ? '-' : stamp(scheduler), ...Object.values(this.files).map(stamp), agentInitScript()];
+  private key(scheduler: SchedulerBinaries): string {
+    const stamp = (p: string | null): string => { if (p === null) return '-'; const st = statSync(p); return `${p}:${st.size}:${st.mtimeMs}`; };
+    const inputs = [asList(scheduler).map(stamp).join(',') || '-', ...Object.values(this.files).map(stamp), agentInitScript()];
     return createHash('sha256').update(inputs.join('|')).digest('hex').slice(0, 24);
   }
 
   /** The base archive's path, built when missing. */
-  base(scheduler: string | null): Promise<string> {
+  base(scheduler: SchedulerBinaries): Promise<string> {
     const key = this.key(scheduler);
     const path = join(this.dir, `${key}.cpio`);
     if (existsSync(path)) return Promise.resolve(path);
@@ -151,8 +174,8 @@ export class AgentImageCache {
   }
 
   /** The cell's initrd: the base archive (a file) and the plan archive (bytes), for bootVm. */
-  async initrd(scheduler: string | null, plan: AgentPlan): Promise<[string, Buffer]> {
-    const [base, planArchive] = await Promise.all([this.base(scheduler), buildPlanArchive(plan)]);
+  async initrd(scheduler: SchedulerBinaries, plan: AgentPlan, files: readonly CellFile[] = []): Promise<[string, Buffer]> {
+    const [base, planArchive] = await Promise.all([this.base(scheduler), buildPlanArchive(plan, files)]);
     return [base, planArchive];
   }
 }

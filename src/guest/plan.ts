@@ -4,6 +4,9 @@
 
 import type { ProgramReport, ProbeWorkerReport } from '../cell/result.js';
 import type { BulkRecord } from './ring.js';
+import type { CheckOverrides } from '../test/api/options.js';
+import type { CpuPlaceData } from '../test/api/topology.js';
+import type { RunRecord } from '../test/record.js';
 
 export const PLAN_VERSION = 1;
 /** Where the plan sits in the guest. */
@@ -26,6 +29,39 @@ export interface AgentPlan {
   hostReadTimeoutMs: number;
   /** The shared bulk-data region (src/guest/ring.ts), as a guest physical range; null: none. */
   ring: { guestPhysAddr: number; size: number } | null;
+  /** A scheduler test to run instead of the dispatch probe (after attach; at once under EEVDF); null: a sweep cell. */
+  test: TestPlan | null;
+}
+
+/** The test a cell runs (`ktstr-wasm test`). */
+export interface TestPlan {
+  /** The test file's bundle at its guest path. */
+  bundle: string;
+  /** The test file as the user named it (for messages). */
+  file: string;
+  name: string;
+  /** Registry name of the scheduler under test; null: EEVDF. */
+  scheduler: string | null;
+  durationMs: number;
+  /** The VM's CPUs by place, as the host declared them. */
+  places: CpuPlaceData[];
+  /** Schedulers the body may switch to (replace/attach), by registry name: guest path and registry arguments. */
+  schedulers: Record<string, { path: string; args: string[] }>;
+}
+
+/** What the agent saw of a test (the host judges it, src/test/judge.ts). */
+export interface TestFacts {
+  runs: { record: RunRecord; checks: CheckOverrides | null }[];
+  /** The body threw (not a skip): its message and stack (source-mapped to the test file). */
+  error: { message: string; stack: string } | null;
+  skipped: string | null;
+  bodyMs: number;
+  logs: string[];
+  /** sched_ext state, and whether the scheduler process still ran, when the body ended. */
+  stateAtEnd?: string;
+  schedulerAlive?: boolean;
+  /** The body detached or replaced the scheduler on purpose. */
+  detachedOnPurpose?: boolean;
 }
 
 /** The scheduler's process as the agent saw it end (or not). */
@@ -73,12 +109,14 @@ export interface AgentFacts {
   outputBulk: string | null;
   /** Bytes of output dropped from the middle to stay bounded. */
   outputDropped: number;
+  /** The test's facts, for a test cell (null otherwise or when it never ran). */
+  test: TestFacts | null;
 }
 
 /** Agent -> host message types. */
 export type AgentMessage =
   | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
-  | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'stop'; atMs: number }
+  | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number }
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
   | { type: 'probed' }
   | { type: 'result'; facts: AgentFacts }

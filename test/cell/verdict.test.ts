@@ -9,7 +9,7 @@ const healthy = (): AgentFacts => ({
   schedExt: true, setupError: null, verifyMs: 300, attachMs: 500, stateAtAttach: 'enabled', ops: 'ktstr', endedBeforeAttach: null,
   probe: { workers: [0, 1, 2, 3].map((cpu) => ({ cpu, iterations: 100, cpuTimeNs: 1e8, policy: 7 })), ms: 2000, stateAfter: 'enabled', schedulerAlive: true },
   stop: { end: { code: 0, signal: null }, timedOut: false, stateAfter: 'disabled', ms: 100 },
-  guestPrograms: [], output: 'EXIT: unregistered from user space (kind 64)\n', outputBulk: null, outputDropped: 0,
+  guestPrograms: [], output: 'EXIT: unregistered from user space (kind 64)\n', outputBulk: null, outputDropped: 0, test: null,
 });
 const obs = (facts: AgentFacts | null, reason = 'exit') => ({ facts, vmEnd: { reason, detail: 'd' }, agentError: null, consoleLine: null });
 

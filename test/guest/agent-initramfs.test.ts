@@ -13,7 +13,7 @@ import { PLAN_PATH, PLAN_VERSION, type AgentPlan } from '../../src/guest/plan.js
 
 const plan: AgentPlan = {
   version: PLAN_VERSION, nonce: '0123456789abcdef', cell: 'sweep/x/k/t', scheduler: { name: 'x', path: '/sched/busybox', args: [] },
-  attachTimeoutMs: 1, probeMs: 1, stopTimeoutMs: 1, hostReadTimeoutMs: 1, ring: null,
+  attachTimeoutMs: 1, probeMs: 1, stopTimeoutMs: 1, hostReadTimeoutMs: 1, ring: null, test: null,
 };
 
 test('built once into the cache, reused, and complete with the plan', async () => {

@@ -10,6 +10,8 @@ import type { AgentChannel } from './channel.js';
 import { parseCpuList, ProbeWorkers } from './probe.js';
 import { schedExtAvailable, schedExtEnableSeq, schedExtOps, schedExtState } from './sched-ext.js';
 import { SchedulerProcess } from './scheduler-process.js';
+import { runTest } from './test-runner.js';
+import type { SchedulerControl } from './workload/run-workers.js';
 
 export interface AgentEnv {
   /** The native addon's path in the guest. */
@@ -24,7 +26,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function emptyFacts(): AgentFacts {
   return {
     schedExt: schedExtAvailable(), setupError: null, verifyMs: null, attachMs: null, stateAtAttach: '', ops: '',
-    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputBulk: null, outputDropped: 0,
+    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputBulk: null, outputDropped: 0, test: null,
   };
 }
 
@@ -34,7 +36,23 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     facts.setupError = 'kernel has no sched_ext (/sys/kernel/sched_ext is missing)';
     return facts;
   }
-  if (plan.scheduler === null) return facts;
+  const online = (): number[] => parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+  if (plan.scheduler === null) {
+    if (plan.test !== null) {
+      // EEVDF: the body runs at once; a scheduler it attaches is its own business
+      const control = new SwitchableScheduler(null, plan);
+      chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
+      try {
+        facts.test = await runTest(plan.test, { online: online(), schedExt: true, scheduler: control, log: () => {} });
+        facts.test.stateAtEnd = schedExtState();
+        facts.test.schedulerAlive = false;
+        facts.test.detachedOnPurpose = control.switched;
+      } finally {
+        await control.stopAll(plan.stopTimeoutMs);
+      }
+    }
+    return facts;
+  }
   if (!existsSync(plan.scheduler.path)) {
     facts.setupError = `scheduler binary ${plan.scheduler.path} is missing in the guest`;
     return facts;
@@ -46,14 +64,15 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
   const ours = (): ProgramReport[] => list().filter((p) => !before.has(p.id));
 
   // the probe's workers start now, parked, so their start-up overlaps the scheduler's load
-  const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
-  const workers = new ProbeWorkers({ addon: env.addon, cpus });
+  const cpus = online();
+  const workers = plan.test === null ? new ProbeWorkers({ addon: env.addon, cpus }) : null;
   // enable_seq counts successful enables: it tells an attach the agent was too starved to see
   // (a scheduler that stalls or errors out right after enabling takes the agent down with it)
   const seqBefore = schedExtEnableSeq();
   const attachedSince = (): boolean => seqBefore >= 0 && schedExtEnableSeq() > seqBefore;
   chan.send({ type: 'phase', phase: 'verify', atMs: performance.now() });
-  const sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
+  let sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
+  let control: SwitchableScheduler | null = null;
   try {
     // verify and attach: poll until enabled, the process ends, or the window closes
     const deadline = sched.startedAt + plan.attachTimeoutMs;
@@ -83,10 +102,20 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
       return facts;
     }
 
-    chan.send({ type: 'phase', phase: 'probe', atMs: performance.now() });
-    const probe = await workers.run(plan.probeMs, plan.attachTimeoutMs);
-    await workers.close();
-    facts.probe = { ...probe, stateAfter: schedExtState(), schedulerAlive: sched.alive };
+    if (workers !== null) {
+      chan.send({ type: 'phase', phase: 'probe', atMs: performance.now() });
+      const probe = await workers.run(plan.probeMs, plan.attachTimeoutMs);
+      await workers.close();
+      facts.probe = { ...probe, stateAfter: schedExtState(), schedulerAlive: sched.alive };
+    } else if (plan.test !== null) {
+      chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
+      control = new SwitchableScheduler(sched, plan);
+      facts.test = await runTest(plan.test, { online: cpus, schedExt: true, scheduler: control, log: () => {} });
+      facts.test.stateAtEnd = schedExtState();
+      facts.test.schedulerAlive = control.current?.alive ?? false;
+      facts.test.detachedOnPurpose = control.switched;
+      sched = control.current ?? sched;
+    }
     facts.guestPrograms = ours();
     if (sched.alive) {
       chan.send({ type: 'probed' });
@@ -100,10 +129,60 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     facts.stop = { end: stopped.end, timedOut: stopped.timedOut, stateAfter, ms: performance.now() - t0 };
     return facts;
   } finally {
-    await workers.close();
+    await workers?.close();
     if (sched.alive) await sched.stop(1000);
-    const out = sched.output();
-    facts.output = out.text;
+    await control?.stopAll(1000);
+    const out = control?.switched ? (control.current?.output() ?? { text: '', dropped: 0 }) : sched.output();
+    facts.output = (control?.earlierOutput ?? '') + out.text;
     facts.outputDropped = out.dropped;
+  }
+}
+
+/**
+ * The scheduler as a test body may switch it: replace (stop this one, start another and wait
+ * for `enabled`), detach (stop it: EEVDF), attach (start one). Only schedulers the plan lists
+ * can be started; the output of each one stopped is kept, in order.
+ */
+class SwitchableScheduler implements SchedulerControl {
+  switched = false;
+  earlierOutput = '';
+
+  constructor(public current: SchedulerProcess | null, private readonly plan: AgentPlan) {}
+
+  private async stopCurrent(): Promise<void> {
+    const cur = this.current;
+    if (cur === null) return;
+    this.current = null;
+    await cur.stop(this.plan.stopTimeoutMs);
+    this.earlierOutput += `${cur.output().text}\n[ktstr: scheduler stopped by the test]\n`;
+    for (let i = 0; i < 200 && schedExtState() !== 'disabled'; i++) await sleep(POLL_MS);
+  }
+
+  async detach(): Promise<void> {
+    this.switched = true;
+    await this.stopCurrent();
+  }
+
+  async attach(name: string, args: string[]): Promise<void> {
+    this.switched = true;
+    const entry = this.plan.test?.schedulers[name];
+    if (entry === undefined) throw new Error(`scheduler ${name} is not in this test's guest (available: ${Object.keys(this.plan.test?.schedulers ?? {}).join(', ') || 'none'})`);
+    if (this.current !== null) throw new Error(`attach ${name}: a scheduler is attached already (use replaceScheduler)`);
+    const seq = schedExtEnableSeq();
+    const proc = new SchedulerProcess(entry.path, [...entry.args, ...args]);
+    this.current = proc;
+    const deadline = proc.startedAt + this.plan.attachTimeoutMs;
+    while (performance.now() < deadline && proc.alive && schedExtState() !== 'enabled' && !(seq >= 0 && schedExtEnableSeq() > seq)) await sleep(POLL_MS);
+    if (schedExtState() !== 'enabled') throw new Error(`attach ${name}: not enabled within ${this.plan.attachTimeoutMs} ms (state ${schedExtState()}): ${proc.output().text.slice(-500)}`);
+  }
+
+  async replace(name: string, args: string[]): Promise<void> {
+    await this.stopCurrent();
+    await this.attach(name, args);
+  }
+
+  async stopAll(graceMs: number): Promise<void> {
+    const cur = this.current;
+    if (cur !== null && cur.alive) await cur.stop(graceMs);
   }
 }
