@@ -34,9 +34,9 @@ export const fmtPct = (pct: number): string => `${pct.toFixed(1)}%`;
 /** A threshold percentage: `15%`. */
 export const fmtLimitPct = (pct: number): string => `${trimNum(pct)}%`;
 
-/** A rate or ratio: integers from 100 up, else three significant digits. */
+/** A value, rate or ratio: integers as they are, else integers from 100 up, else three significant digits. */
 export function fmtNum(x: number): string {
-  if (!Number.isFinite(x)) return String(x);
+  if (!Number.isFinite(x) || Number.isInteger(x)) return String(x);
   return Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3);
 }
 

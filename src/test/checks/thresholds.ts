@@ -86,15 +86,15 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
 
-function checkValue(path: string, kind: Kind, v: unknown): void {
+function checkValue(path: string, kind: Kind, v: unknown, n: number): void {
   if (kind === 'flag') {
-    if (typeof v !== 'boolean') throw new Error(`threshold ${path} must be true or false (got ${shown(v)})`);
+    if (typeof v !== 'boolean') throw new Error(`threshold ${path} must be true or false (got ${shown(v)}, layer ${n})`);
     return;
   }
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    throw new Error(`threshold ${path} must be a finite number >= 0 (got ${shown(v)})`);
+    throw new Error(`threshold ${path} must be a finite number >= 0 (got ${shown(v)}, layer ${n})`);
   }
-  if (kind === 'fraction' && v > 1) throw new Error(`threshold ${path} must be from 0 to 1 (got ${v})`);
+  if (kind === 'fraction' && v > 1) throw new Error(`threshold ${path} must be from 0 to 1 (got ${v}, layer ${n})`);
 }
 
 /** Throws when a layer has an unknown key or a bad value; `undefined` values mean "not set here". */
@@ -103,14 +103,14 @@ function validateLayer(layer: unknown, n: number): asserts layer is ThresholdOve
   for (const key of Object.keys(layer)) {
     const v = layer[key];
     if (v === undefined) continue;
-    if (has(TOP, key)) { checkValue(key, TOP[key], v); continue; }
-    if (!has(SECTIONS, key)) throw new Error(`threshold ${key}: unknown key`);
-    if (!isPlainObject(v)) throw new Error(`threshold ${key} must be an object (got ${shown(v)})`);
+    if (has(TOP, key)) { checkValue(key, TOP[key], v, n); continue; }
+    if (!has(SECTIONS, key)) throw new Error(`threshold ${key}: unknown key (layer ${n})`);
+    if (!isPlainObject(v)) throw new Error(`threshold ${key} must be an object (got ${shown(v)}, layer ${n})`);
     const fields = SECTIONS[key];
     for (const f of Object.keys(v)) {
-      if (!has(fields, f)) throw new Error(`threshold ${key}.${f}: unknown key`);
+      if (!has(fields, f)) throw new Error(`threshold ${key}.${f}: unknown key (layer ${n})`);
       if (v[f] === undefined) continue;
-      checkValue(`${key}.${f}`, fields[f], v[f]);
+      checkValue(`${key}.${f}`, fields[f], v[f], n);
     }
   }
 }

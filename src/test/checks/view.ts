@@ -78,7 +78,13 @@ export interface RunView {
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const shown = (v: unknown): string => (typeof v === 'number' ? String(v) : v === undefined ? 'missing' : typeof v === 'string' ? JSON.stringify(guestText(v, 40)) : typeof v);
+function shown(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(guestText(v, 40));
+  return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : typeof v;
+}
 const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
 const isNum = (v: unknown, hi: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= hi;
 
@@ -141,18 +147,18 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
   if (typeof o.cgroup !== 'string') bad.set('cgroup', `cgroup is ${shown(o.cgroup)}`);
   const work = typeof o.work === 'string' && (WORK_KINDS as readonly string[]).includes(o.work) ? o.work : '?';
   if (work === '?') bad.set('work', `work is ${shown(o.work)}, not a known work type`);
-  const num = (field: string, hi: number): number => {
+  const num = (field: string, unit: '' | ' ns'): number => {
     const v = o[field];
-    if (isNum(v, hi)) return v;
-    bad.set(field, `${field} is ${shown(v)} (want a number from 0 to ${hi === MAX_NS ? '1e15 ns' : '1e15'})`);
+    if (isNum(v, unit ? MAX_NS : MAX_COUNT)) return v;
+    bad.set(field, `${field} is ${shown(v)} (want a number from 0 to 1e15${unit})`);
     return NaN;
   };
-  const iterations = num('iterations', MAX_COUNT);
-  const cpuTimeNs = num('cpuTimeNs', MAX_NS);
-  const wallNs = num('wallNs', MAX_NS);
-  const migrations = num('migrations', MAX_COUNT);
-  const maxGapNs = num('maxGapNs', MAX_NS);
-  const maxGapAtNs = num('maxGapAtNs', MAX_NS);
+  const iterations = num('iterations', '');
+  const cpuTimeNs = num('cpuTimeNs', ' ns');
+  const wallNs = num('wallNs', ' ns');
+  const migrations = num('migrations', '');
+  const maxGapNs = num('maxGapNs', ' ns');
+  const maxGapAtNs = num('maxGapAtNs', ' ns');
   let wake: WorkerView['wake'] = null;
   const wl = o.wakeLatencyNs;
   if (wl !== null) {
@@ -233,7 +239,7 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
   else if (isObj(runIn)) problems.push(`durationMs is ${shown(run.durationMs)}`);
   const online = new Set<number>();
   if (Array.isArray(run.cpus) && run.cpus.length > 0 && run.cpus.every((c) => isInt(c, 0, MAX_CPU))) for (const c of run.cpus as number[]) online.add(c);
-  else if (isObj(runIn)) problems.push(`cpus (online CPUs) is unusable: ${Array.isArray(run.cpus) ? `[${guestText(run.cpus.slice(0, 8).map(String).join(','), 60)}${run.cpus.length > 8 ? ',…' : ''}]` : shown(run.cpus)}`);
+  else if (isObj(runIn)) problems.push(`cpus (online CPUs) is unusable: ${Array.isArray(run.cpus) ? `[${run.cpus.slice(0, 8).map(shown).join(',')}${run.cpus.length > 8 ? ',…' : ''}]` : shown(run.cpus)}`);
   const phases = isObj(runIn) && problems.length === 0 ? readPhases(run, durationMs, problems) : [];
   const view: RunView = { label, durationMs, online, phases, phase: new Map(phases.map((p) => [p.phase, p])), workers: [], cgroups: new Map(), problems };
   if (!Array.isArray(run.workers)) { if (isObj(runIn)) problems.push(`workers is ${shown(run.workers)}, not a list`); }
