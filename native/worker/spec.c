@@ -155,7 +155,7 @@ static int parse_worker(char *rest, int line, struct worker_spec *w)
 		} else if (!strcmp(key, "cgroup")) {
 			if (strcmp(v, "-") != 0 && (v[0] != '/' || strlen(v) > 3900))
 				return fail(line, "cgroup='%s': expected '-' or an absolute path", v);
-			w->cgroup = (char *)v;
+			w->cgroup = strcmp(v, "-") ? (char *)v : "-";
 		} else if (!strcmp(key, "work")) {
 			/* done above */
 		} else if (!strcmp(key, "affinity")) {

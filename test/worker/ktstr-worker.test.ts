@@ -135,6 +135,26 @@ function checkShape(r: Report): void {
   assert.ok(r.error === null || typeof r.error === 'string');
 }
 
+/** The fenced blocks of docs/worker-protocol.md, in order. */
+function docBlocks(): string[] {
+  const doc = readFileSync(repoPath('docs', 'worker-protocol.md'), 'utf8');
+  return [...doc.matchAll(/```\w*\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test('the examples of docs/worker-protocol.md: its spec runs, its report has the shape of a real one', async () => {
+  const spec = docBlocks().find((b) => b.startsWith('dir '))!;
+  // its dir is replaced; its cgroup does not exist here, and policy=ext needs a sched_ext kernel
+  const workers = spec.split('\n').filter((l) => l.startsWith('worker '));
+  const { reports } = await runFor(workers, 200);
+  assert.equal(reports.map((r) => r.index), [0, 1, 2, 3, 4, 5]);
+  for (const r of reports) checkShape(r);
+  assert.ok(reports[0]!.error !== null && reports[0]!.iterations === 0, 'worker 0 could not join /sys/fs/cgroup/ktstr/a (or set ext)');
+  for (const r of reports.slice(1)) assert.is(r.error, null, `worker ${r.index}`);
+  const example = JSON.parse(docBlocks().find((b) => b.startsWith('{"index"'))!) as Report;
+  checkShape(example);
+  assert.is(example.work, 'sleepy');
+});
+
 test('4 spinners: a report each, CPU time > 0 and at most wall × online CPUs', async () => {
   const { reports, pids } = await runFor([0, 1, 2, 3].map((i) => `worker index=${i} cgroup=- work=spin`), 300);
   assert.is(reports.length, 4);
