@@ -142,6 +142,17 @@ test('fairness: weights on CPUs that are not oversubscribed are not in play; not
   assert.ok(lone.notes.includes('fairness: not compared (work types that sleep on purpose): worker 1'));
 });
 
+test('fairness: nested cgroups are compared with their siblings, not with their parent', () => {
+  const run = new RunBuilder().workers('p', 2, { ns: 1e9 }).workers('p/x', 2, { ns: 4e9 }).workers('p/y', 2, { ns: 2e9 }).build();
+  assert.equal(check(judgeRun(run, attached(), T), 'fairness').failures, [
+    'fairness: cgroups p/x, p/y (weight 100, 2 spin workers each on 0-3): CPU time spread 50.0% (p/x 8.00 s, p/y 4.00 s) (max 15%) [phase 1: start]',
+  ]);
+  const stray = new RunBuilder().workers('a', 2, { ns: 4e9 }).build();
+  stray.workers[1].cgroup = 'ghost';
+  const r = judgeRun(stray, attached(), T);
+  assert.ok(r.notes.includes('fairness: cg ghost [phase 1: start]: not among the run\'s cgroups, not compared with others'), r.notes.join('\n'));
+});
+
 test('benchmark: each bound, only when set', () => {
   const run = new RunBuilder().workers('a', 2, { ns: 5e9 }).worker('b', { work: 'pingpong', ns: 1e9, wakeP99Ns: 3.2e6 }).build();
   run.workers[1].iterations = 3e6;

@@ -31,6 +31,9 @@ test('a record that is not a run fails every worker check, liveness judged on it
   const gap = fair().build();
   gap.phases[0].phase = 3;
   assert.equal(failures(judgeRun(gap, attached(), T), 'starvation'), ['starvation: bad run record: phases are not numbered 1..1 (found phase 3 at position 1)']);
+  const many = fair().build();
+  many.phases = Array.from({ length: 1001 }, (_, i) => ({ phase: i + 1, label: 'x', atMs: i }));
+  assert.equal(failures(judgeRun(many, attached(), T), 'gaps'), ['gaps: bad run record: the run has 1001 phases (at most 1000)']);
   const dur = fair().build();
   dur.durationMs = -1;
   assert.equal(failures(judgeRun(dur, attached(), T), 'fairness'), ['fairness: bad run record: durationMs is -1']);

@@ -50,12 +50,13 @@ function members(st: FairnessState, view: RunView, ph: PhaseView, running: Worke
     const l = byCgroup.get(w.cgroup);
     if (l) l.push(w); else byCgroup.set(w.cgroup, [w]);
   }
-  const allNames = [...view.cgroups.keys()];
+  const parents = new Set<string>();
+  for (const n of view.cgroups.keys()) for (let i = n.indexOf('/'); i >= 0; i = n.indexOf('/', i + 1)) parents.add(n.slice(0, i));
   const groups = new Map<string, Member[]>();
   for (const [name, ws] of byCgroup) {
     const cg = view.cgroups.get(name);
-    if (!cg || badCgroups.has(name)) continue;
-    if (allNames.some((n) => n.startsWith(`${name}/`))) continue;
+    if (!cg) { st.lines.note(`cg ${name} ${ph.tag}: not among the run's cgroups, not compared with others`); continue; }
+    if (badCgroups.has(name) || parents.has(name)) continue;
     const sets = new Set(ws.map((w) => cpuRanges(w.allowed.get(ph.phase) ?? [])));
     if (sets.size > 1) { st.lines.note(`cg ${name} ${ph.tag}: workers on different CPUs, not compared with other cgroups`); continue; }
     const allowed = [...sets][0];

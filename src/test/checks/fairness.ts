@@ -8,7 +8,7 @@ import { fairnessBetweenCgroups, spreadPct, type FairnessState } from './fairnes
 import { cpuRanges, fmtDuration, fmtLimitPct, fmtPct } from './format.js';
 import type { Thresholds } from './thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
-import { unusable, type PhaseView, type RunView, type WorkerView } from './view.js';
+import { ranIn, unusable, type PhaseView, type RunView, type WorkerView } from './view.js';
 
 const FIELDS = ['work', 'cgroup', 'phases', 'allowed', 'startPhase', 'stopPhase'];
 
@@ -61,7 +61,7 @@ export function fairness(view: RunView, t: Thresholds): Judged {
   }
   const short: number[] = [];
   for (const ph of view.phases) {
-    const running = usable.filter((w) => w.ran.includes(ph.phase));
+    const running = usable.filter((w) => ranIn(w, ph.phase));
     if (running.length === 0) continue;
     if (ph.endMs - ph.startMs < t.minPhaseMs) { short.push(ph.phase); continue; }
     withinCgroups(st, ph, running, t);

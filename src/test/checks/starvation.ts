@@ -8,7 +8,7 @@ import { fairShares } from './fair-share.js';
 import { fmtDuration, fmtFraction, trimNum } from './format.js';
 import type { Thresholds } from './thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
-import { unusable, type RunView, type WorkerView } from './view.js';
+import { ranIn, unusable, type RunView, type WorkerView } from './view.js';
 
 const FIELDS = ['iterations', 'wallNs', 'error', 'work', 'cgroup', 'phases', 'allowed', 'startPhase', 'stopPhase'];
 
@@ -32,7 +32,7 @@ export function starvation(view: RunView, t: Thresholds): Judged {
   const short: number[] = [];
   for (const ph of view.phases) {
     const lenMs = ph.endMs - ph.startMs;
-    const running = usable.filter((w) => w.cpuBound && w.ran.includes(ph.phase));
+    const running = usable.filter((w) => w.cpuBound && ranIn(w, ph.phase));
     if (running.length === 0) continue;
     if (lenMs < t.minPhaseMs) { short.push(ph.phase); continue; }
     judgedPhases++;

@@ -51,8 +51,9 @@ export interface WorkerView {
   usage: Map<number, UsageView>;
   /** Phase -> allowed CPUs (sorted, online only). */
   allowed: Map<number, number[]>;
-  /** Phases it ran in (startPhase..stopPhase, known phases only). */
-  ran: number[];
+  /** Phases it ran in: from..to (startPhase..stopPhase or the last); 0..-1 when unknown. */
+  from: number;
+  to: number;
   /** Field -> what is wrong with it. */
   bad: Map<string, string>;
 }
@@ -88,8 +89,13 @@ function shown(v: unknown): string {
 const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
 const isNum = (v: unknown, hi: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= hi;
 
-/** Label of a phase the record does not describe. */
-export const unknownPhaseTag = (p: number): string => `[phase ${p}: unknown]`;
+/** Most phases, workers and cgroups a run may have. */
+export const MAX_PHASES = 1000;
+export const MAX_WORKERS = 10_000;
+export const MAX_CGROUPS = 1000;
+
+/** Whether the worker ran in a phase. */
+export const ranIn = (w: WorkerView, phase: number): boolean => w.from <= phase && phase <= w.to;
 
 /** The phase a time (ns since the workers started) falls in. */
 export function phaseAt(view: RunView, atNs: number): PhaseView | null {
@@ -104,6 +110,7 @@ function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView
     problems.push(Array.isArray(raw) ? 'the run has no phases (phase 1 is missing)' : `phases is ${shown(raw)}, not a list`);
     return [];
   }
+  if (raw.length > MAX_PHASES) { problems.push(`the run has ${raw.length} phases (at most ${MAX_PHASES})`); return []; }
   const out: PhaseView[] = [];
   for (const [i, p] of raw.entries()) {
     if (!isObj(p) || !isInt(p.phase, 1, 1e6) || !isNum(p.atMs, MAX_NS / 1e6)) {
@@ -197,19 +204,22 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
     }
   }
 
-  const ran: number[] = [];
+  let from = 0;
+  let to = -1;
   const last = view.phases.length;
   if (!known(o.startPhase)) bad.set('startPhase', `startPhase is ${shown(o.startPhase)}, not a phase of the run`);
   else if (o.stopPhase !== null && (!known(o.stopPhase) || o.stopPhase < o.startPhase)) bad.set('stopPhase', `stopPhase is ${shown(o.stopPhase)}, not a phase from startPhase ${o.startPhase} on`);
   else {
-    const stop = o.stopPhase === null ? last : (o.stopPhase as number);
-    for (let p = o.startPhase; p <= stop; p++) ran.push(p);
-    for (const p of ran) if (!allowed.has(p) && !bad.has('allowed')) bad.set('allowed', `no allowed CPUs reported for phase ${p}, in which it ran`);
+    from = o.startPhase;
+    to = o.stopPhase === null ? last : (o.stopPhase as number);
+    for (let p = from; p <= to; p++) {
+      if (!allowed.has(p) && !bad.has('allowed')) { bad.set('allowed', `no allowed CPUs reported for phase ${p}, in which it ran`); break; }
+    }
   }
   const name = `worker ${index < 0 ? '?' : index} (cg ${cgroup}, ${work})`;
   return {
     index, name, cgroup, work, cpuBound: CPU_BOUND.has(work), iterations, cpuTimeNs, wallNs, migrations, maxGapNs, maxGapAtNs,
-    wake, error, usage, allowed, ran, bad,
+    wake, error, usage, allowed, from, to, bad,
   };
 }
 
@@ -243,6 +253,7 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
   const phases = isObj(runIn) && problems.length === 0 ? readPhases(run, durationMs, problems) : [];
   const view: RunView = { label, durationMs, online, phases, phase: new Map(phases.map((p) => [p.phase, p])), workers: [], cgroups: new Map(), problems };
   if (!Array.isArray(run.workers)) { if (isObj(runIn)) problems.push(`workers is ${shown(run.workers)}, not a list`); }
+  else if (run.workers.length > MAX_WORKERS) problems.push(`the run has ${run.workers.length} workers (at most ${MAX_WORKERS})`);
   else if (problems.length === 0) {
     view.workers = run.workers.map((w, i) => readWorker(w, i, view));
     const seen = new Set<number>();
@@ -251,7 +262,8 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
       seen.add(w.index);
     }
   }
-  if (Array.isArray(run.cgroups)) {
+  if (Array.isArray(run.cgroups) && run.cgroups.length > MAX_CGROUPS) problems.push(`the run has ${run.cgroups.length} cgroups (at most ${MAX_CGROUPS})`);
+  else if (Array.isArray(run.cgroups)) {
     run.cgroups.forEach((c, i) => {
       const v = readCgroup(c, i);
       if (v === null) problems.push(`cgroups[${i}] is unusable (no name)`);
