@@ -9,12 +9,14 @@ import { inspectCommand } from './inspect-command.js';
 import { kernelCommand } from './kernel-command.js';
 import { shellCommand } from './shell-command.js';
 import { sweepCommand } from './sweep-command.js';
+import { testCommand } from './test-command.js';
 import { paint } from './colour.js';
 import { packageVersion } from './version.js';
 
 const EXAMPLES = `
 Examples:
   $ ktstr-wasm sweep                          verify, attach and dispatch every scheduler x topology in VMs
+  $ ktstr-wasm test                           run the scheduler tests (*.ktstr.ts) here in VMs
   $ ktstr-wasm collapse verifier.log          collapse a BPF verifier log
   $ ktstr-wasm collapse --stats verifier.log  the verifier's summary
   $ ktstr-wasm doctor                         what this machine's KVM is
@@ -45,6 +47,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run 'ktstr-wasm --help' for usage)")
     .addHelpText('after', EXAMPLES)
     .addCommand(sweepCommand(program))
+    .addCommand(testCommand(program))
     .addCommand(collapseCommand(program))
     .addCommand(doctorCommand(program))
     .addCommand(hostCommand(program))

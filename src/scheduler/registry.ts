@@ -31,6 +31,8 @@ export interface SchedulerDecl {
   description?: string;
   /** A scheduler that fails on purpose (a test fixture): swept only when named with --scheduler. */
   fixture: boolean;
+  /** Check thresholds of scheduler tests for this scheduler (docs/checks.md), over the defaults; checked when a test merges them. */
+  checks?: Record<string, unknown>;
 }
 
 export interface Registry {
@@ -41,7 +43,7 @@ export interface Registry {
 export class RegistryError extends Error {}
 
 const CONSTRAINT_KEYS = ['minLlcs', 'maxLlcs', 'minCpus', 'maxCpus', 'minNumaNodes', 'maxNumaNodes'] as const;
-const ENTRY_KEYS = new Set(['name', 'binary', 'args', 'kernels', 'topology', 'description', 'fixture']);
+const ENTRY_KEYS = new Set(['name', 'binary', 'args', 'kernels', 'topology', 'description', 'fixture', 'checks']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -86,6 +88,7 @@ export function parseRegistry(doc: unknown, path: string): Registry {
     if (kernels !== undefined && (!Array.isArray(kernels) || !kernels.every((k) => typeof k === 'string'))) throw new RegistryError(`${where}.kernels: must be an array of strings`);
     if (description !== undefined && typeof description !== 'string') throw new RegistryError(`${where}.description: must be a string`);
     if (raw.fixture !== undefined && typeof raw.fixture !== 'boolean') throw new RegistryError(`${where}.fixture: must be true or false`);
+    if (raw.checks !== undefined && !isObject(raw.checks)) throw new RegistryError(`${where}.checks: must be an object of check thresholds (docs/checks.md)`);
     let specs: KernelSpec[];
     try {
       specs = ((kernels ?? []) as string[]).map(parseKernelSpec);
@@ -101,6 +104,7 @@ export function parseRegistry(doc: unknown, path: string): Registry {
       topology: parseConstraints(raw.topology, `${where}.topology`),
       description: description as string | undefined,
       fixture: raw.fixture === true,
+      ...(raw.checks === undefined ? {} : { checks: raw.checks as Record<string, unknown> }),
     };
   });
   return { path, schedulers };

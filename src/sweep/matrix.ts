@@ -68,7 +68,7 @@ interface TopologyChoice {
 }
 
 /** A kernel as the matrix uses it: version and config found where resolve.ts knows none. */
-interface KernelInfo {
+export interface KernelInfo {
   kernel: ResolvedKernel;
   config: KconfigValues | undefined;
   /** Why the config cannot be used (unreadable or not Kconfig). */
@@ -145,7 +145,7 @@ function samePath(a: string, b: string): boolean {
   return a === b || real(a) === real(b);
 }
 
-function resolveKernels(specs: string[], o: ResolveOptions): KernelInfo[] {
+export function resolveKernels(specs: string[], o: ResolveOptions): KernelInfo[] {
   const resolved: ResolvedKernel[] = [];
   const given = new Map<string, string>(); // label -> the spec that produced it
   const resolveOne = (spec: string | undefined): ResolvedKernel => {
@@ -216,7 +216,7 @@ function noTopologyMessage(s: SchedulerDecl, candidates: TopologyChoice[]): stri
 }
 
 /** The binary for a scheduler on a kernel, or why there is none. */
-function findBinary(s: SchedulerDecl, k: ResolvedKernel): { binary: string | null; problem: string | null } {
+export function findBinary(s: SchedulerDecl, k: ResolvedKernel): { binary: string | null; problem: string | null } {
   try {
     const path = schedulerBinary(s, k.schedulersDir);
     if (existsSync(path)) return { binary: path, problem: null };
@@ -232,7 +232,7 @@ function findBinary(s: SchedulerDecl, k: ResolvedKernel): { binary: string | nul
   }
 }
 
-function kernelProblems(info: KernelInfo, t: TopologyChoice): string[] {
+export function kernelProblems(info: KernelInfo, t: { topology: Topology }): string[] {
   const problems: string[] = [];
   if (info.configProblem !== null) problems.push(info.configProblem);
   const c = info.config;
@@ -245,7 +245,7 @@ function kernelProblems(info: KernelInfo, t: TopologyChoice): string[] {
   return problems;
 }
 
-function topologyProblem(info: KernelInfo, t: TopologyChoice): string | null {
+function topologyProblem(info: KernelInfo, t: { topology: Topology }): string | null {
   if (info.config === undefined) return null;
   const topo = topologyConfigProblems(info.config, t.topology.numCpus, t.topology.needsX2apic);
   return topo.length === 0 ? null : `kernel ${info.kernel.label} cannot run topology ${t.topology} (${t.topology.numCpus} CPUs): ${topo.join('; ')}`;

@@ -4,8 +4,13 @@
 
 import type { Duration } from './duration.js';
 
-/** Check thresholds a test or run overrides (docs/checks.md lists every field and default). */
-export type CheckOverrides = { [check: string]: boolean | { [field: string]: number | boolean | undefined } | undefined };
+import type { DeepPartial, Thresholds } from '../checks/thresholds.js';
+
+/**
+ * Check thresholds a test or run overrides (docs/checks.md lists every field and default);
+ * `true`/`false` for a check is short for `{ enabled: ... }`.
+ */
+export type CheckOverrides = { [K in keyof Thresholds]?: Thresholds[K] extends object ? boolean | DeepPartial<Thresholds[K]> : Thresholds[K] };
 
 /** A binary run alongside the workers, copied into the guest with its shared libraries. */
 export interface PayloadSpec {

@@ -1,0 +1,135 @@
+// A test cell's outcome: the cell engine's result (guest, setup, attach failures) and the
+// test's facts judged by the checks, run by run, with thresholds merged in three layers
+// (defaults <- the scheduler's registry entry <- the test's options <- the run's own).
+// Pure: the reporters print a TestResult, the JSON file holds it.
+
+import type { CellResult } from '../cell/result.js';
+import { exitMessage } from '../cell/verdict.js';
+import type { CheckOverrides } from './api/options.js';
+import { judgeRun, mergeResults, mergeThresholds, type AssertResult, type ThresholdOverrides } from './checks/index.js';
+import type { RunRecord, SchedulerLiveness } from './record.js';
+
+export type TestStatus = 'pass' | 'fail' | 'skip';
+/** Why a test failed: a check, the body (threw), its timeout, or the cell engine's kinds. */
+export type TestFailureKind = 'check' | 'body' | 'timeout' | 'verify' | 'attach' | 'dispatch' | 'crash' | 'guest' | 'setup';
+
+export interface TestResult {
+  /** `test/<file>/<name>/<scheduler>/<kernel>/<topology>`. */
+  id: string;
+  file: string;
+  name: string;
+  /** Registry name, or `eevdf`. */
+  scheduler: string;
+  kernel: string;
+  topology: string;
+  status: TestStatus;
+  failure?: { kind: TestFailureKind; message: string };
+  skipReason?: string;
+  /** Every run's checks, merged (null when the body did not get that far). */
+  assert: AssertResult | null;
+  runs: RunRecord[];
+  /** The body's exception, when it threw. */
+  error: { message: string; stack: string } | null;
+  logs: string[];
+  schedulerStatus: string;
+  /** The tail of the scheduler's output (the whole when short). */
+  schedulerLog: string;
+  consoleTail: string;
+  phases: CellResult['phases'];
+  wallMs: number;
+}
+
+/** `true`/`false` as `{ enabled }` (the API's shorthand). */
+export function toOverrides(c: CheckOverrides | null | undefined): ThresholdOverrides | undefined {
+  if (c === null || c === undefined) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c)) out[k] = typeof v === 'boolean' ? { enabled: v } : v;
+  return out as ThresholdOverrides;
+}
+
+const SCHEDULER_LOG_TAIL = 8000;
+
+/** `... (kind 1026)` in the scheduler's EXIT line. */
+function exitInfo(output: string): SchedulerLiveness['exit'] {
+  const line = exitMessage(output);
+  if (line === undefined) return null;
+  const kind = /\(kind (\d+)\)/.exec(line);
+  if (kind === null) return null;
+  return { kind: Number(kind[1]), reason: line.replace(/^EXIT:\s*/, ''), message: line };
+}
+
+export interface JudgeInput {
+  cell: CellResult;
+  file: string;
+  name: string;
+  /** null under EEVDF. */
+  scheduler: string | null;
+  /** The scheduler's registry overrides, then the test's options. */
+  registryChecks?: ThresholdOverrides;
+  testChecks?: CheckOverrides;
+  /** The scheduler's raw output (the cell's schedulerLog). */
+  timeoutMs: number;
+}
+
+export function judgeTest(i: JudgeInput): TestResult {
+  const c = i.cell;
+  const log = c.schedulerLog;
+  const base: TestResult = {
+    id: c.id, file: i.file, name: i.name, scheduler: i.scheduler ?? 'eevdf', kernel: c.kernel, topology: c.topology,
+    status: 'fail', assert: null, runs: c.test?.runs.map((r) => r.record) ?? [], error: c.test?.error ?? null,
+    logs: c.test?.logs ?? [], schedulerStatus: c.schedulerStatus,
+    schedulerLog: log.length > SCHEDULER_LOG_TAIL ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}` : log,
+    consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs,
+  };
+  if (c.failure !== undefined) {
+    const hang = c.failure.kind === 'guest' && /^guest hang/.test(c.failure.message);
+    base.failure = hang
+      ? { kind: 'timeout', message: `the test did not finish within its timeout (${(i.timeoutMs / 1000).toFixed(0)} s); its VM was ended` }
+      : { kind: c.failure.kind, message: c.failure.message };
+    return base;
+  }
+  const facts = c.test;
+  if (facts === undefined) {
+    base.failure = { kind: 'guest', message: 'the test reported nothing' };
+    return base;
+  }
+  let thresholdsFor: (run: CheckOverrides | null) => ReturnType<typeof mergeThresholds>;
+  try {
+    const fixed = [i.registryChecks, toOverrides(i.testChecks)];
+    mergeThresholds(...fixed);
+    thresholdsFor = (run) => mergeThresholds(...fixed, toOverrides(run));
+  } catch (e) {
+    base.failure = { kind: 'setup', message: `bad check thresholds: ${(e as Error).message}` };
+    return base;
+  }
+  const liveness: SchedulerLiveness = {
+    name: i.scheduler, stateAtEnd: facts.stateAtEnd ?? '', processAlive: facts.schedulerAlive ?? false,
+    exit: exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
+  };
+  const results: AssertResult[] = [];
+  for (const run of facts.runs) {
+    try {
+      results.push(judgeRun(run.record, liveness, thresholdsFor(run.checks)));
+    } catch (e) {
+      base.failure = { kind: 'setup', message: `${run.record.label}: bad check thresholds: ${(e as Error).message}` };
+      return base;
+    }
+  }
+  base.assert = results.length === 0 ? null : mergeResults(results);
+  if (facts.error !== null) {
+    base.failure = { kind: 'body', message: facts.error.message.split('\n')[0] };
+    return base;
+  }
+  if (facts.skipped !== null) {
+    base.status = 'skip';
+    base.skipReason = facts.skipped;
+    return base;
+  }
+  if (base.assert !== null && !base.assert.passed) {
+    const first = base.assert.checks.find((k) => !k.passed);
+    base.failure = { kind: 'check', message: first?.failures[0] ?? `${first?.check ?? 'a check'} failed` };
+    return base;
+  }
+  base.status = 'pass';
+  return base;
+}

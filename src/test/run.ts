@@ -1,0 +1,111 @@
+// Runs a test matrix on the cell pool (the sweep's: one VM per cell on a worker thread, at
+// most `jobs` at once), judges each finished cell, and gathers a TestRunResult. Progress
+// comes out as events; interrupt() ends running VMs and drops queued cells. Printing is the
+// caller's (src/cli/test-run.ts).
+
+import { bootImage } from '../kernel/resolve.js';
+import type { CellSpec } from '../cell/run-cell.js';
+import type { CellResult } from '../cell/result.js';
+import { CellPool } from '../sweep/pool.js';
+import type { SweepShard } from '../sweep/result.js';
+import type { ThresholdOverrides } from './checks/index.js';
+import { judgeTest, type TestResult } from './judge.js';
+import type { TestCell } from './matrix.js';
+
+export const TEST_SCHEMA = 'ktstr-wasm/test';
+export const TEST_SCHEMA_VERSION = 1;
+
+export interface TestRunResult {
+  schema: typeof TEST_SCHEMA;
+  version: number;
+  tool: string;
+  startedAt: string;
+  wallMs: number;
+  shard: SweepShard | null;
+  /** Every test id of the whole matrix (all shards). */
+  matrix: string[];
+  tests: TestResult[];
+  interrupted: boolean;
+}
+
+export interface TestRunEvents {
+  started?(id: string): void;
+  phase?(id: string, phase: string): void;
+  finished?(result: TestResult, done: number, total: number): void;
+}
+
+export function testCellSpec(c: TestCell): CellSpec {
+  let image = '';
+  try { image = bootImage(c.kernel); } catch { image = c.kernel.bzImage; }
+  return {
+    id: c.id,
+    scheduler: { name: c.scheduler?.name ?? 'eevdf', binary: c.scheduler === null ? null : c.binary, args: c.scheduler?.args ?? [] },
+    kernel: { label: c.kernel.label, image, vmlinux: c.kernel.vmlinux ?? null },
+    topologyName: c.topologyName,
+    topology: c.topology.toString(),
+    memoryMiB: c.memoryMiB,
+    setupProblem: c.setupProblem,
+    raw: false,
+    timeouts: { cellMs: c.timeoutMs },
+    test: { bundle: c.test.bundle, file: c.test.fileName, name: c.test.name, durationMs: c.durationMs, schedulers: c.switchable },
+  };
+}
+
+function threadFailure(c: TestCell, e: unknown): CellResult {
+  return {
+    id: c.id, scheduler: c.scheduler?.name ?? 'eevdf', kernel: c.kernel.label, topology: c.topologyName, passed: false,
+    failure: { kind: 'setup', message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}` },
+    schedulerStatus: 'unknown', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+  };
+}
+
+export class TestRun {
+  private readonly pool: CellPool;
+  private interrupted = false;
+
+  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents }) {
+    this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
+  }
+
+  interrupt(): void {
+    this.interrupted = true;
+    this.pool.abortAll();
+  }
+
+  async run(): Promise<TestRunResult> {
+    const startedAt = new Date().toISOString();
+    const t0 = performance.now();
+    const results = new Map<string, TestResult>();
+    let done = 0;
+    try {
+      await Promise.all(this.o.cells.map(async (cell) => {
+        let started = false;
+        let cellResult: CellResult | null;
+        try {
+          cellResult = await this.pool.run(testCellSpec(cell), (phase) => {
+            if (!started) { started = true; this.o.events?.started?.(cell.id); }
+            this.o.events?.phase?.(cell.id, phase);
+          });
+        } catch (e) {
+          cellResult = threadFailure(cell, e);
+        }
+        if (cellResult === null || (this.interrupted && cellResult.failure?.message.startsWith('interrupted'))) return;
+        const result = judgeTest({
+          cell: cellResult, file: cell.test.fileName, name: cell.test.name, scheduler: cell.scheduler?.name ?? null,
+          registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined, testChecks: cell.test.options.checks, timeoutMs: cell.timeoutMs,
+        });
+        results.set(cell.id, result);
+        done++;
+        this.o.events?.finished?.(result, done, this.o.cells.length);
+      }));
+    } finally {
+      await this.pool.close();
+    }
+    return {
+      schema: TEST_SCHEMA, version: TEST_SCHEMA_VERSION, tool: this.o.tool, startedAt, wallMs: performance.now() - t0,
+      shard: this.o.shard, matrix: this.o.matrix,
+      tests: this.o.cells.map((c) => results.get(c.id)).filter((r): r is TestResult => r !== undefined),
+      interrupted: this.interrupted,
+    };
+  }
+}
