@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
 
@@ -229,6 +230,11 @@ int main(int argc, char **argv)
 	if (ctl == MAP_FAILED || !pids || pid_table == MAP_FAILED) {
 		fprintf(stderr, "ktstr-worker: control mapping: %s\n", strerror(errno));
 		return 1;
+	}
+	struct rlimit nofile; /* two pipes per pingpong pair: allow as many descriptors as we may */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	if (make_pipes() != 0) {
 		fprintf(stderr, "ktstr-worker: pipes for pingpong: %s\n", strerror(errno));

@@ -254,6 +254,35 @@ static void run(struct worker_spec *w)
 	}
 }
 
+/* Every pipe end but the worker's own (those of other pairs would keep a peer's pipe open
+ * after the peer ends): close_range around them, one close per descriptor if the kernel has
+ * no close_range. Descriptors 0-2 stay. */
+static void close_others(struct spec *s, struct worker_spec *w)
+{
+	unsigned lo = 3;
+	unsigned keep[2] = { (unsigned)w->rfd, (unsigned)w->wfd };
+	if (keep[0] > keep[1]) {
+		unsigned t = keep[0];
+		keep[0] = keep[1];
+		keep[1] = t;
+	}
+	bool ok = true;
+	if (w->rfd >= 0) {
+		for (int k = 0; k < 2; k++) {
+			if (keep[k] > lo && close_range(lo, keep[k] - 1, 0) != 0)
+				ok = false;
+			lo = keep[k] + 1;
+		}
+	}
+	if (ok && close_range(lo, ~0u, 0) == 0)
+		return;
+	for (unsigned i = 0; i < s->n; i++)
+		if (&s->w[i] != w && s->w[i].rfd >= 0) {
+			close(s->w[i].rfd);
+			close(s->w[i].wfd);
+		}
+}
+
 /*
  * The spawn tree: worker i creates workers 2i+1 and 2i+2 before its own setup, so forks run
  * on every CPU rather than one after another in the launcher (fork is the cost of a launch).
@@ -291,11 +320,7 @@ _Noreturn void worker_main(struct spec *s, unsigned self, struct control *c, int
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	for (unsigned i = 0; i < s->n; i++)
-		if (i != self && s->w[i].rfd >= 0) {
-			close(s->w[i].rfd);
-			close(s->w[i].wfd);
-		}
+	close_others(s, w);
 
 	setup(w);
 	struct sched_attr_v0 a = { .size = sizeof a };
