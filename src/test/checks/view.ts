@@ -131,13 +131,13 @@ function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView
   return out;
 }
 
-function readCpuTimes(v: unknown, field: string, bad: Map<string, string>): Map<number, number> {
+/** CPU -> ns of a usage list, or what is wrong with it. */
+function readCpuTimes(v: unknown, field: string): Map<number, number> | string {
+  if (!Array.isArray(v)) return `${field} is ${shown(v)}, not a list`;
   const m = new Map<number, number>();
-  if (!Array.isArray(v)) { bad.set(field, `${field} is ${shown(v)}, not a list`); return m; }
   for (const c of v) {
     if (!isObj(c) || !isInt(c.cpu, 0, MAX_CPU) || !isNum(c.ns, MAX_NS)) {
-      bad.set(field, `${field} has an unusable entry (cpu ${shown(isObj(c) ? c.cpu : c)}, ns ${shown(isObj(c) ? c.ns : undefined)})`);
-      return new Map();
+      return `${field} has an unusable entry (cpu ${shown(isObj(c) ? c.cpu : c)}, ns ${shown(isObj(c) ? c.ns : undefined)})`;
     }
     m.set(c.cpu, (m.get(c.cpu) ?? 0) + c.ns);
   }
@@ -184,14 +184,13 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
       if (!isObj(u) || !known(u.phase)) { bad.set('phases', `usage reported for unknown phase ${shown(isObj(u) ? u.phase : u)}`); break; }
       if (usage.has(u.phase)) { bad.set('phases', `usage for phase ${u.phase} reported twice`); break; }
       if (!isNum(u.iterations, MAX_COUNT)) { bad.set('phases', `iterations in phase ${u.phase} is ${shown(u.iterations)}`); break; }
-      const cpus = readCpuTimes(u.cpus, `phase ${u.phase} cpus`, bad);
-      if (bad.has(`phase ${u.phase} cpus`)) { bad.set('phases', bad.get(`phase ${u.phase} cpus`)!); break; }
+      const cpus = readCpuTimes(u.cpus, `phase ${u.phase} cpus`);
+      if (typeof cpus === 'string') { bad.set('phases', cpus); break; }
       let ns = 0;
       for (const v of cpus.values()) ns += v;
       usage.set(u.phase, { iterations: u.iterations, cpus, ns });
     }
   }
-  for (const k of [...bad.keys()]) if (k.startsWith('phase ')) bad.delete(k);
 
   const allowed = new Map<number, number[]>();
   if (!Array.isArray(o.allowed)) bad.set('allowed', `allowed is ${shown(o.allowed)}, not a list`);
