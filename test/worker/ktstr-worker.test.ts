@@ -176,10 +176,10 @@ test('4 spinners: a report each, CPU time > 0 and at most wall × online CPUs', 
 });
 
 test('phase 2 after 150 ms: both phases have iterations', async () => {
-  const { reports } = await runFor(['worker index=0 work=spin', 'worker index=1 work=yield'], 300, [[150, 2]]);
+  const { reports } = await runFor(['worker index=0 work=spin', 'worker index=1 work=yield'], 400, [[150, 2]]);
   for (const r of reports) {
     checkShape(r);
-    assert.equal(r.phases.map((p) => p.phase), [1, 2]);
+    assert.equal(r.phases.map((p) => p.phase), [1, 2], `worker ${r.index}: ${JSON.stringify(r.phases)}`);
     for (const p of r.phases) assert.ok(p.iterations > 0 && p.cpus.length > 0, `worker ${r.index} phase ${p.phase}: ${p.iterations} iterations`);
   }
 });
