@@ -10,6 +10,13 @@
 
 /* queue task p on DSQ dsq_id with a time slice (ns) */
 extern void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym;
+/* queue task p on user DSQ dsq_id ordered by vtime (and set p->scx.dsq_vtime to it) */
+extern void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime, u64 enq_flags) __ksym;
+/* the number of tasks queued on DSQ dsq_id */
+extern s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
+/* p's cgroup on the cpu controller (acquired: release it with bpf_cgroup_release) */
+extern struct cgroup *scx_bpf_task_cgroup(struct task_struct *p) __ksym;
+extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
 /* move the first task of DSQ dsq_id to this CPU's local DSQ; true when one was moved */
 extern bool scx_bpf_consume(u64 dsq_id) __ksym;
 /* create a user DSQ (sleepable context only: ops.init) */

@@ -1,7 +1,9 @@
 /* scx_ktstr.c - the loader of scx-ktstr, the ktstr-wasm fixture scheduler.
  *
  * Sets the knobs in the BPF program's .rodata, loads it (libbpf, through the generated
- * skeleton), attaches the sched_ext_ops struct_ops map and waits until SIGINT/SIGTERM or
+ * skeleton), attaches one of its two sched_ext_ops struct_ops maps (ktstr_ops with a 5 s
+ * watchdog; ktstr_patient_ops with 30 s for --starve-cgroup/--long-slice-cgroup, whose
+ * tasks wait on purpose) and waits until SIGINT/SIGTERM or
  * until the kernel ends the scheduler (ops.exit records why). Exit status: 0 after a
  * normal unregistration, 1 when loading or attaching failed or the scheduler died with an
  * error, 2 on a usage error. On a load failure libbpf's verifier log goes to stderr between
@@ -51,6 +53,16 @@ static void usage(FILE *out)
 		"  --slow             spin about 50 us in every dispatch\n"
 		"  --crash-after SECS scx_bpf_error() SECS seconds after attaching\n"
 		"  --panic-after SECS crash the kernel (sysrq c) SECS seconds after attaching\n"
+		"  --ignore-weights   plain FIFO: cgroup cpu.weight and nice are ignored, every task\n"
+		"                     gets the same share (a weighted-share check fails)\n"
+		"  --starve-cgroup NAME\n"
+		"                     tasks of the cgroup named NAME (its last path component) run\n"
+		"                     only when nothing else is runnable, and once every 20 s so the\n"
+		"                     watchdog (30 s) does not fire (a starvation check fails)\n"
+		"  --long-slice-cgroup NAME\n"
+		"                     tasks of the cgroup named NAME get 5 s slices and are not\n"
+		"                     preempted: with more runnable tasks than CPUs the others wait\n"
+		"                     seconds (a scheduling-gap check fails); watchdog 30 s\n"
 		"  -v, --verbose      print libbpf's debug messages\n"
 		"  -h, --help         this help\n");
 }
@@ -148,6 +160,21 @@ static int parse_seconds(const char *text, const char *name, unsigned long long 
 	return 0;
 }
 
+/* A cgroup name for --starve-cgroup/--long-slice-cgroup: 1 to CGROUP_NAME_MAX bytes, no '/'
+ * (a directory's name, not a path); non-zero (with a message) otherwise. */
+#define CGROUP_NAME_MAX 63 /* the BPF side's CGROUP_NAME_LEN - 1 */
+static int check_cgroup_name(const char *text, const char *name)
+{
+	size_t len = strlen(text);
+
+	if (len == 0 || len > CGROUP_NAME_MAX || strchr(text, '/') || !strcmp(text, ".") || !strcmp(text, "..")) {
+		fprintf(stderr, "scx_ktstr: %s takes a cgroup's name (1 to %d bytes, no '/'), not '%s'\n", name,
+			CGROUP_NAME_MAX, text);
+		return -1;
+	}
+	return 0;
+}
+
 /* --panic-after: the guest kernel crashes on purpose (sysrq c), to test a harness's panic path. */
 static void panic_kernel(void)
 {
@@ -172,14 +199,20 @@ int main(int argc, char **argv)
 		{ "slow", no_argument, NULL, 'W' },
 		{ "crash-after", required_argument, NULL, 'C' },
 		{ "panic-after", required_argument, NULL, 'P' },
+		{ "ignore-weights", no_argument, NULL, 'I' },
+		{ "starve-cgroup", required_argument, NULL, 'T' },
+		{ "long-slice-cgroup", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool fail_verify = false, verify_loop = false, stall = false, degrade = false, slow = false;
+	bool ignore_weights = false;
+	const char *starve_cgroup = NULL, *long_slice_cgroup = NULL;
 	unsigned long long crash_after = 0, panic_after = 0;
 	long waited_ms = 0;
 	struct scx_ktstr *skel;
+	struct bpf_map *ops, *unused_ops;
 	struct bpf_link *link;
 	int opt, err, status;
 
@@ -198,6 +231,17 @@ int main(int argc, char **argv)
 			if (parse_seconds(optarg, "--panic-after", &panic_after))
 				return 2;
 			break;
+		case 'I': ignore_weights = true; break;
+		case 'T':
+			if (check_cgroup_name(optarg, "--starve-cgroup"))
+				return 2;
+			starve_cgroup = optarg;
+			break;
+		case 'G':
+			if (check_cgroup_name(optarg, "--long-slice-cgroup"))
+				return 2;
+			long_slice_cgroup = optarg;
+			break;
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -205,6 +249,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "scx_ktstr: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (starve_cgroup && long_slice_cgroup && !strcmp(starve_cgroup, long_slice_cgroup)) {
+		fprintf(stderr, "scx_ktstr: --starve-cgroup and --long-slice-cgroup name the same cgroup\n");
 		return 2;
 	}
 	libbpf_set_print(print_libbpf);
@@ -222,7 +270,23 @@ int main(int argc, char **argv)
 	skel->rodata->degrade = degrade;
 	skel->rodata->slow = slow;
 	skel->rodata->crash_after_ns = crash_after * 1000000000ULL;
+	skel->rodata->ignore_weights = ignore_weights;
+	if (starve_cgroup)
+		snprintf(skel->rodata->starve_cgroup, sizeof(skel->rodata->starve_cgroup), "%s", starve_cgroup);
+	if (long_slice_cgroup)
+		snprintf(skel->rodata->long_slice_cgroup, sizeof(skel->rodata->long_slice_cgroup), "%s",
+			 long_slice_cgroup);
 	skel->rodata->nr_llcs = count_llcs();
+	/* the knobs whose tasks wait on purpose get the patient watchdog; the other table is
+	 * not created (its programs are the same ones) */
+	if (starve_cgroup || long_slice_cgroup) {
+		ops = skel->maps.ktstr_patient_ops;
+		unused_ops = skel->maps.ktstr_ops;
+	} else {
+		ops = skel->maps.ktstr_ops;
+		unused_ops = skel->maps.ktstr_patient_ops;
+	}
+	bpf_map__set_autocreate(unused_ops, false);
 	/* ops.init creates the DSQ, which only a sleepable program may do; libbpf 1.1 has no
 	 * "struct_ops.s/" section name, so the flag is set here */
 	bpf_program__set_flags(skel->progs.ktstr_init,
@@ -234,15 +298,17 @@ int main(int argc, char **argv)
 		scx_ktstr__destroy(skel);
 		return 1;
 	}
-	link = bpf_map__attach_struct_ops(skel->maps.ktstr_ops);
+	link = bpf_map__attach_struct_ops(ops);
 	if (!link) {
 		fprintf(stderr, "scx_ktstr: attaching sched_ext_ops failed: %s\n", strerror(errno));
 		scx_ktstr__destroy(skel);
 		return 1;
 	}
-	printf("scx_ktstr: attached%s%s%s%s%s (%u LLCs)\n", stall ? " --stall" : "", degrade ? " --degrade" : "",
+	printf("scx_ktstr: attached%s%s%s%s%s%s%s%s%s%s (%u LLCs)\n", stall ? " --stall" : "", degrade ? " --degrade" : "",
 	       slow ? " --slow" : "", crash_after ? " --crash-after" : "", panic_after ? " --panic-after" : "",
-	       skel->rodata->nr_llcs);
+	       ignore_weights ? " --ignore-weights" : "", starve_cgroup ? " --starve-cgroup " : "",
+	       starve_cgroup ? starve_cgroup : "", long_slice_cgroup ? " --long-slice-cgroup " : "",
+	       long_slice_cgroup ? long_slice_cgroup : "", skel->rodata->nr_llcs);
 	fflush(stdout);
 
 	while (!stop_requested && skel->bss->exit_kind == 0) {
@@ -257,9 +323,14 @@ int main(int argc, char **argv)
 	bpf_link__destroy(link);
 	/* destroying the link unregisters the ops; ops.exit has run by then */
 	status = skel->bss->exit_kind >= EXIT_KIND_ERROR ? 1 : 0;
-	printf("scx_ktstr: enqueued=%llu direct=%llu dispatched=%llu\n",
+	printf("scx_ktstr: enqueued=%llu direct=%llu dispatched=%llu",
 	       (unsigned long long)skel->bss->nr_enqueued, (unsigned long long)skel->bss->nr_direct,
 	       (unsigned long long)skel->bss->nr_dispatched);
+	if (starve_cgroup)
+		printf(" starved_dispatched=%llu starve_releases=%llu",
+		       (unsigned long long)skel->bss->nr_starved_dispatched,
+		       (unsigned long long)skel->bss->nr_starve_releases);
+	printf("\n");
 	printf("EXIT: %s%s%s (kind %d)\n", skel->bss->exit_reason[0] ? skel->bss->exit_reason : "unknown",
 	       skel->bss->exit_msg[0] ? ": " : "", skel->bss->exit_msg, skel->bss->exit_kind);
 	scx_ktstr__destroy(skel);

@@ -1,9 +1,9 @@
 // Issue 6: scx-ktstr, the fixture scheduler, builds against the prebuilt sched_ext kernel's
 // vmlinux (BTF only, Debian packages only: no kernel tree) into build/scx-ktstr/<label>/,
 // where test/kvm/sched-scx-ktstr.test.ts picks it up for the guest run. The loader is static,
-// its BPF object carries the sched_ext_ops struct_ops map, the six programs and the knobs
-// (plus nr_llcs, the topology the loader fills in), and its command line rejects bad input
-// with exit 2.
+// its BPF object carries the two sched_ext_ops struct_ops maps (5 s and 30 s watchdog), the
+// programs of a weighted-vtime scheduler (with cgroup weights) and the knobs (plus nr_llcs,
+// the topology the loader fills in), and its command line rejects bad input with exit 2.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -45,19 +45,24 @@ test('the BPF object holds the struct_ops map and the scheduler\'s programs', ()
   const r = spawnSync('bpftool', ['btf', 'dump', 'file', join(outDir, 'scx_ktstr.bpf.o')], { encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /DATASEC '\.struct_ops'/);
-  for (const p of ['ktstr_select_cpu', 'ktstr_enqueue', 'ktstr_dispatch', 'ktstr_tick', 'ktstr_init', 'ktstr_exit']) {
+  for (const m of ['ktstr_ops', 'ktstr_patient_ops']) assert.match(r.stdout, new RegExp(`VAR '${m}'`), m);
+  for (const p of ['ktstr_select_cpu', 'ktstr_enqueue', 'ktstr_dispatch', 'ktstr_tick', 'ktstr_running', 'ktstr_stopping',
+    'ktstr_init_task', 'ktstr_cgroup_init', 'ktstr_cgroup_set_weight', 'ktstr_init', 'ktstr_exit']) {
     assert.match(r.stdout, new RegExp(`FUNC '${p}'`), p);
   }
   // nr_llcs: the topology the loader writes before load (ktstr_init's verified_insns follows it)
-  for (const v of ['fail_verify', 'verify_loop', 'stall', 'degrade', 'slow', 'crash_after_ns', 'nr_llcs']) assert.match(r.stdout, new RegExp(`VAR '${v}'`), v);
+  for (const v of ['fail_verify', 'verify_loop', 'stall', 'degrade', 'slow', 'crash_after_ns', 'ignore_weights', 'starve_cgroup',
+    'long_slice_cgroup', 'nr_llcs']) assert.match(r.stdout, new RegExp(`VAR '${v}'`), v);
 });
 
-test('the loader\'s command line: --help, bad options and bad --crash-after/--panic-after values exit 2', () => {
+test('the loader\'s command line: --help, bad options and bad --crash-after/--panic-after values and cgroup names exit 2', () => {
   const help = spawnSync(binary, ['--help'], { encoding: 'utf8' });
   assert.is(help.status, 0);
-  for (const k of ['--fail-verify', '--verify-loop', '--stall', '--degrade', '--slow', '--crash-after', '--panic-after']) assert.ok(help.stdout.includes(k), k);
+  for (const k of ['--fail-verify', '--verify-loop', '--stall', '--degrade', '--slow', '--crash-after', '--panic-after', '--ignore-weights',
+    '--starve-cgroup', '--long-slice-cgroup']) assert.ok(help.stdout.includes(k), k);
   for (const args of [['--bogus'], ['--crash-after', 'x'], ['--crash-after', '0'], ['--crash-after', '5s'], ['--panic-after', '0'],
-    ['--panic-after', '-1'], ['--panic-after'], ['extra']]) {
+    ['--panic-after', '-1'], ['--panic-after'], ['extra'], ['--starve-cgroup'], ['--starve-cgroup', ''], ['--starve-cgroup', 'ktstr/a'],
+    ['--long-slice-cgroup', 'x'.repeat(64)], ['--long-slice-cgroup', '..'], ['--starve-cgroup', 'a', '--long-slice-cgroup', 'a']]) {
     const r = spawnSync(binary, args, { encoding: 'utf8' });
     assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
   }
