@@ -171,17 +171,21 @@ static void command_loop(void)
 		line[strcspn(line, "\r\n")] = '\0';
 		unsigned long n;
 		char extra;
-		if (!strcmp(line, "start")) {
+		unsigned long first = 1;
+		if (!strcmp(line, "start") || (sscanf(line, "start %lu%c", &first, &extra) == 1 && first >= 1 && first < PHASE_STOP)) {
 			if (phase != 0) {
 				fprintf(stderr, "ktstr-worker: start: already started\n");
 				continue;
 			}
 			uint64_t t = mono_ns();
 			__atomic_store_n(&ctl->start_ns, t, __ATOMIC_RELEASE);
-			set_phase(phase = 1);
+			set_phase(phase = (uint32_t)first);
 			printf("started %llu\n", (unsigned long long)t);
 		} else if (sscanf(line, "phase %lu%c", &n, &extra) == 1) {
-			if (phase == 0 || n <= phase || n >= PHASE_STOP) {
+			/* phases increase; N | PHASE_TRANSITION comes before N itself */
+			uint32_t cur = phase & ~PHASE_TRANSITION, next = (uint32_t)n & ~PHASE_TRANSITION;
+			bool ends_transition = (phase & PHASE_TRANSITION) && n == cur;
+			if (phase == 0 || n >= PHASE_STOP || n == 0 || (next <= cur && !ends_transition)) {
 				fprintf(stderr, "ktstr-worker: phase %lu: %s\n", n,
 					phase == 0 ? "not started" : "phases must increase");
 				continue;

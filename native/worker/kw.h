@@ -22,6 +22,7 @@
 #define ON_CPU_CAP_NS 1000000u /* longer than this between two samples: off CPU */
 #define SPIN_UNIT 2000         /* xorshift steps in one unit of spin work (~2 µs) */
 #define PHASE_STOP 0xFFFFFFFFu
+#define PHASE_TRANSITION 0x80000000u /* set: an operation is being applied; no CPU attributed */
 
 enum work_kind { W_SPIN, W_YIELD, W_SLEEPY, W_BURST, W_PINGPONG, W_FORKEXEC, W_FUTEX, W_MIXED, W_NKINDS };
 extern const char *const work_names[W_NKINDS];

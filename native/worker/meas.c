@@ -104,12 +104,15 @@ bool meas_mark(struct meas *m, uint64_t block_start, uint64_t lat_ref, bool iter
 	m->prev_cpu = cpu;
 	if (p1 != p2 || p1 == 0 || p1 == PHASE_STOP)
 		return p2 != PHASE_STOP; /* a phase change raced the sample: nothing attributed */
+	/* in transition (an operation being applied): iterations count, CPUs do not */
+	bool transition = (p1 & PHASE_TRANSITION) != 0;
+	p1 &= ~PHASE_TRANSITION;
 
 	uint64_t run_end = block_start ? block_start : now;
 	uint64_t dt = run_end > prev_end ? run_end - prev_end : 0;
 	uint64_t on = dt < ON_CPU_CAP_NS ? dt : ON_CPU_CAP_NS;
 	struct phase_use *ph = phase_slot(m, p1);
-	if (cpu >= 0 && cpu < m->ncpu) {
+	if (!transition && cpu >= 0 && cpu < m->ncpu) {
 		m->cpu_ns[cpu] += on;
 		if (ph)
 			ph->cpu_ns[cpu] += on;
