@@ -4,6 +4,7 @@
 // at the test file's line). Bundles are written once per content into the cache.
 
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,7 +29,8 @@ export interface TestBundle {
 export async function bundleTestFile(file: string, cacheDir = join(cacheRoot(), 'tests')): Promise<TestBundle> {
   const abs = resolve(file);
   if (!existsSync(abs)) throw new TestFileError(`${file}: no such file`);
-  const { build } = await import('esbuild');
+  // loaded when a test file is bundled, not when the CLI starts (esbuild is CommonJS)
+  const { build } = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
   const api = apiModule();
   let out;
   try {

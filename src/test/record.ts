@@ -115,4 +115,11 @@ export interface RunRecord {
   workers: WorkerReport[];
   /** Guest ms from the start command until every worker of the run was in its cgroup and parked. */
   spawnMs: number;
+  /**
+   * The guest's CPU time over the run, all CPUs, from /proc/stat (ms, 10 ms resolution): what
+   * the workers and everything else used, idle time, and steal (time the vCPUs did not run
+   * because the host ran something else: large in an emulated test host). busy + idle + steal
+   * ≈ CPUs × duration.
+   */
+  cpuStat: { busyMs: number; idleMs: number; stealMs: number } | null;
 }

@@ -5,7 +5,7 @@
 // Cleans up on every path: launchers killed, cgroups removed.
 
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { CgroupSpec } from '../../../test/api/cgroup.js';
 import type { GuestRuntime, RunSpec } from '../../../test/api/context.js';
 import { describeOp, type OpSpec } from '../../../test/api/ops.js';
@@ -49,6 +49,19 @@ interface Tracked {
 
 /** Phase word bit: an operation is being applied (docs/worker-protocol.md). */
 export const TRANSITION = 0x80000000;
+
+/** The `cpu` line of /proc/stat in ms: busy (user..softirq), idle (+iowait), steal; null when unreadable. */
+function cpuStat(): { busyMs: number; idleMs: number; stealMs: number } | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
+    const tick = 10; // USER_HZ 100
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    return { busyMs: (user + nice + system + irq + softirq) * tick, idleMs: (idle + iowait) * tick, stealMs: steal * tick };
+  } catch {
+    return null;
+  }
+}
 
 const sleepUntil = (t: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
@@ -179,6 +192,7 @@ export class WorkloadRunner implements GuestRuntime {
       snapshotAllowed();
       await Promise.all(launchers.map((l) => l.start(timeout)));
       const t0 = performance.now();
+      const stat0 = cpuStat();
       phases.push({ phase: 1, label: 'start', atMs: 0 });
       // operations at the same time form one phase
       const groups: OpSpec[][] = [];
@@ -200,6 +214,9 @@ export class WorkloadRunner implements GuestRuntime {
       }
       await sleepUntil(t0 + spec.durationMs);
       const durationMs = performance.now() - t0;
+      const stat1 = cpuStat();
+      const usage = stat0 === null || stat1 === null ? null
+        : { busyMs: stat1.busyMs - stat0.busyMs, idleMs: stat1.idleMs - stat0.idleMs, stealMs: stat1.stealMs - stat0.stealMs };
       const stops = await Promise.all(live().map(async (l) => ({ l, r: await l.stop(timeout) })));
       for (const s of stops) if (s.r.killed) this.log(`ktstr-worker in ${s.l.dir} did not stop in time and was killed`);
       const workers: WorkerReport[] = tracked.map((t) => toWorkerReport(t.launcher.report(t.index), {
@@ -207,7 +224,7 @@ export class WorkloadRunner implements GuestRuntime {
         allowed: t.allowed, startPhase: t.startPhase, stopPhase: t.stopPhase,
         missing: `no report from worker ${t.index} (${t.launcher.messages || 'it did not write one'})`,
       }));
-      return { label: spec.label, durationMs, cpus: this.o.online, phases, cgroups, workers, spawnMs };
+      return { label: spec.label, durationMs, cpus: this.o.online, phases, cgroups, workers, spawnMs, cpuStat: usage };
     } finally {
       await Promise.all(launchers.map((l) => l.kill()));
       removeAll();
