@@ -102,9 +102,12 @@ export function judgeTest(i: JudgeInput): TestResult {
     base.failure = { kind: 'setup', message: `bad check thresholds: ${(e as Error).message}` };
     return base;
   }
+  const alive = facts.schedulerAlive ?? false;
+  const stateAtEnd = facts.stateAtEnd ?? '';
   const liveness: SchedulerLiveness = {
-    name: i.scheduler, stateAtEnd: facts.stateAtEnd ?? '', processAlive: facts.schedulerAlive ?? false,
-    exit: exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
+    name: i.scheduler, stateAtEnd, processAlive: alive,
+    // the EXIT line the scheduler prints when the agent stops it after the body is no kick-out
+    exit: alive && stateAtEnd === 'enabled' ? null : exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
   };
   const results: AssertResult[] = [];
   for (const run of facts.runs) {

@@ -118,8 +118,10 @@ export interface RunRecord {
   /**
    * The guest's CPU time over the run, all CPUs, from /proc/stat (ms, 10 ms resolution): what
    * the workers and everything else used, idle time, and steal (time the vCPUs did not run
-   * because the host ran something else: large in an emulated test host). busy + idle + steal
-   * ≈ CPUs × duration.
+   * because the host ran something else: large in an emulated test host), over `windowMs`
+   * (from the workers' start until all had stopped). The workers' CPU time + steal ≈ CPUs ×
+   * windowMs when the workers keep every CPU busy. Busy and idle are tick-sampled and
+   * unreliable under heavy steal.
    */
-  cpuStat: { busyMs: number; idleMs: number; stealMs: number } | null;
+  cpuStat: { busyMs: number; idleMs: number; stealMs: number; windowMs: number } | null;
 }

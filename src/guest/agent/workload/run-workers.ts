@@ -214,10 +214,11 @@ export class WorkloadRunner implements GuestRuntime {
       }
       await sleepUntil(t0 + spec.durationMs);
       const durationMs = performance.now() - t0;
+      const stops = await Promise.all(live().map(async (l) => ({ l, r: await l.stop(timeout) })));
+      // after the stop: the window then covers the workers' whole measured time
       const stat1 = cpuStat();
       const usage = stat0 === null || stat1 === null ? null
-        : { busyMs: stat1.busyMs - stat0.busyMs, idleMs: stat1.idleMs - stat0.idleMs, stealMs: stat1.stealMs - stat0.stealMs };
-      const stops = await Promise.all(live().map(async (l) => ({ l, r: await l.stop(timeout) })));
+        : { busyMs: stat1.busyMs - stat0.busyMs, idleMs: stat1.idleMs - stat0.idleMs, stealMs: stat1.stealMs - stat0.stealMs, windowMs: performance.now() - t0 };
       for (const s of stops) if (s.r.killed) this.log(`ktstr-worker in ${s.l.dir} did not stop in time and was killed`);
       const workers: WorkerReport[] = tracked.map((t) => toWorkerReport(t.launcher.report(t.index), {
         index: t.index, pid: t.pid, cgroup: t.cgroup, work: t.work, nice: t.nice,
