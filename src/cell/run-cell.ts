@@ -5,6 +5,8 @@
 // abort ends it at once. This is the one cell engine: sweep cells, and later tests, run here.
 
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { sharedLibraryClosure } from '../guest/elf-deps.js';
 import { AgentImageCache, AGENT_START_MARKER, GUEST_TEST_DIR, schedulerGuestPath, type CellFile } from '../guest/agent-initramfs.js';
 import { encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
@@ -50,7 +52,12 @@ export interface CellTestSpec {
   durationMs: number;
   /** Schedulers the body may switch to, by registry name: host binary and registry arguments. */
   schedulers: Record<string, { binary: string; args: string[] }>;
+  /** A host executable run alongside the workers, with its arguments and its files (name relative to its directory -> content). */
+  payload?: { binary: string; args: string[]; files: Record<string, string>; cgroup: string | null; libraryPath?: string };
 }
+
+/** Where a payload's binary and files land in the guest (its working directory). */
+export const GUEST_PAYLOAD_DIR = '/ktstr/payload';
 
 /** Where a test cell's bundle sits in the guest. */
 export const GUEST_TEST_BUNDLE = `${GUEST_TEST_DIR}/test.cjs`;
@@ -147,8 +154,22 @@ export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring'])
       durationMs: spec.test.durationMs,
       places: new Topology(spec.topology).cpus.map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread })),
       schedulers: Object.fromEntries(Object.entries(spec.test.schedulers).map(([name, e]) => [name, { path: schedulerGuestPath(e.binary), args: e.args }])),
+      payload: spec.test.payload === undefined ? null : { argv: [`${GUEST_PAYLOAD_DIR}/${basename(spec.test.payload.binary)}`, ...spec.test.payload.args], cgroup: spec.test.payload.cgroup },
     },
   };
+}
+
+/** A payload's files for the cell's archive: the binary, its shared libraries (at their paths) and its data files. */
+function payloadFiles(p: CellTestSpec['payload']): CellFile[] {
+  if (p === undefined) return [];
+  const closure = sharedLibraryClosure([p.binary], p.libraryPath === undefined ? {} : { libraryPath: [p.libraryPath] });
+  // staged libraries go where the guest's loader looks
+  const guestPath = (f: string): string => (p.libraryPath !== undefined && f.startsWith(`${p.libraryPath}/`) ? `/usr/lib/x86_64-linux-gnu/${basename(f)}` : f);
+  if (closure.missing.length > 0) throw new Error(`payload ${p.binary}: shared libraries not found: ${closure.missing.map((m) => m.name).join(', ')}`);
+  const out: CellFile[] = [{ guestPath: GUEST_PAYLOAD_DIR, data: '', directory: true }, { guestPath: `${GUEST_PAYLOAD_DIR}/${basename(p.binary)}`, data: readFileSync(p.binary), mode: 0o755 }];
+  for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) out.push({ guestPath: guestPath(f), data: readFileSync(f), mode: 0o755 });
+  for (const [name, text] of Object.entries(p.files)) out.push({ guestPath: `${GUEST_PAYLOAD_DIR}/${name}`, data: text });
+  return out;
 }
 
 /** The scheduler binaries a cell's guest needs: the one under test, and those its test may switch to. */
@@ -178,7 +199,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let initrd: [string, Buffer];
   try {
     imageCache ??= new AgentImageCache();
-    const files: CellFile[] = spec.test === undefined ? [] : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }];
+    const files: CellFile[] = spec.test === undefined ? [] : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
     initrd = await imageCache.initrd(cellBinaries(spec), plan, files);
   } catch (e) {
     result.failure = { kind: 'setup', message: `cannot build the guest image: ${e instanceof Error ? e.message : String(e)}` };

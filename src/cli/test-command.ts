@@ -55,6 +55,7 @@ export function testCommand(parent: Command): Command {
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', 'print each test\'s phases and worker start-up time')
     .addOption(new Option('--result-block', 'print the JSON result between markers (the test host\'s inner run)').hideHelp())
+    .addOption(new Option('--payload-stage <DIR>', 'payload binaries staged by the outer run (the test host\'s inner run)').hideHelp())
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm test --help' for usage)")
     .action(async (files: string[], flags: TestFlags) => {

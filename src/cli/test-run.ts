@@ -18,6 +18,7 @@ import { bundleTestFile, TestFileError } from '../test/bundle.js';
 import { collectTests, type CollectedTest } from '../test/collect.js';
 import { selectTestFiles } from '../test/discover.js';
 import { buildTestMatrix, type TestCell } from '../test/matrix.js';
+import { stagePayloads } from '../test/payload-stage.js';
 import { TestRun, type TestRunResult } from '../test/run.js';
 import { compareEevdf, countsLine, failureBlock, progressLine } from '../test/report.js';
 import { mergeTestRuns, parseTestRun, serializeTestRun, testJunit, TestJsonError } from '../test/json.js';
@@ -41,6 +42,8 @@ export interface TestFlags {
   testHost: boolean;
   verbose?: boolean;
   resultBlock?: boolean;
+  /** Hidden: payload binaries staged by the outer run (test host). */
+  payloadStage?: string;
 }
 
 const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
@@ -83,10 +86,10 @@ function matrixFor(tests: CollectedTest[], flags: TestFlags): TestCell[] {
   const registry = loadRegistry(config);
   const schedulers = [...(flags.scheduler ?? [])];
   if (flags.compareEevdf && schedulers.length > 0 && !schedulers.includes('eevdf')) schedulers.push('eevdf');
-  let cells = buildTestMatrix({ tests, registry, schedulers, kernels: flags.kernel ?? [], filter: flags.filter });
+  let cells = buildTestMatrix({ tests, registry, schedulers, kernels: flags.kernel ?? [], filter: flags.filter, payloadStage: flags.payloadStage });
   if (flags.compareEevdf && schedulers.length === 0) {
     // each test under its own scheduler and under EEVDF
-    const eevdf = buildTestMatrix({ tests, registry, schedulers: ['eevdf'], kernels: flags.kernel ?? [], filter: flags.filter });
+    const eevdf = buildTestMatrix({ tests, registry, schedulers: ['eevdf'], kernels: flags.kernel ?? [], filter: flags.filter, payloadStage: flags.payloadStage });
     const ids = new Set(cells.map((c) => c.id));
     cells = [...cells, ...eevdf.filter((c) => !ids.has(c.id))];
   }
@@ -105,6 +108,8 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
   if (flags.filter !== undefined) args.push('--filter', flags.filter);
   for (const s of flags.scheduler ?? []) args.push('--scheduler', s);
   const staged = stageKernels([...new Map(cells.map((c) => [c.kernel.label, c.kernel])).values()]);
+  const payloads = stagePayloads(cells);
+  if (payloads !== null) { args.push('--payload-stage', payloads.dir); share.push(payloads.dir); }
   for (const spec of staged.specs) args.push('--kernel', spec);
   share.push(...staged.shareDirs);
   for (const c of cells) for (const b of [c.binary, ...Object.values(c.switchable).map((s) => s.binary)]) { if (b !== null) { const d = shareDirFor(b); if (d) share.push(d); } }
@@ -127,6 +132,7 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
     }, why);
   } finally {
     staged.cleanup();
+    payloads?.cleanup();
   }
   if (flags.json !== undefined || flags.junit !== undefined) {
     if (resultText === undefined) {

@@ -106,7 +106,7 @@ export function schedulerGuestPath(hostPath: string): string {
 }
 
 /** A file of a cell's own (a test bundle): its guest path and bytes. */
-export interface CellFile { guestPath: string; data: string | Buffer; mode?: number }
+export interface CellFile { guestPath: string; data: string | Buffer; mode?: number; directory?: boolean }
 
 /** The per-cell archive: the plan, and the cell's own files. */
 export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile[] = []): Promise<Buffer> {
@@ -114,7 +114,16 @@ export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile
   const w = new CpioWriter(sink);
   await w.file(PLAN_PATH, JSON.stringify(plan) + '\n', { mode: 0o644 });
   if (files.length > 0) await w.directory(GUEST_TEST_DIR);
-  for (const f of files) await w.file(f.guestPath, f.data, { mode: f.mode ?? 0o644 });
+  const dirs = new Set<string>(['/', GUEST_TEST_DIR]);
+  for (const f of files) {
+    // parents first (the kernel's unpacker needs them), once
+    const parts = f.guestPath.split('/').filter((x) => x !== '');
+    for (let i = 1; i < parts.length + (f.directory ? 1 : 0); i++) {
+      const d = `/${parts.slice(0, i).join('/')}`;
+      if (!dirs.has(d)) { dirs.add(d); await w.directory(d); }
+    }
+    if (!f.directory) await w.file(f.guestPath, f.data, { mode: f.mode ?? 0o644 });
+  }
   await w.finish();
   return sink.toBuffer();
 }

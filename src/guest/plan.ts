@@ -47,6 +47,8 @@ export interface TestPlan {
   places: CpuPlaceData[];
   /** Schedulers the body may switch to (replace/attach), by registry name: guest path and registry arguments. */
   schedulers: Record<string, { path: string; args: string[] }>;
+  /** A binary run alongside every `ctx.run` (its files are in the cell's archive under PAYLOAD_DIR); null: none. */
+  payload: { argv: string[]; cgroup: string | null } | null;
 }
 
 /** What the agent saw of a test (the host judges it, src/test/judge.ts). */

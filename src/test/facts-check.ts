@@ -41,6 +41,9 @@ function runProblem(r: unknown): string | null {
   if (!isObj(r)) return 'not an object';
   if (!str(r.label, 200) || !num(r.durationMs) || !num(r.spawnMs)) return 'label/durationMs/spawnMs';
   if (!cpuList(r.cpus)) return 'cpus';
+  const pl = r.payload;
+  if (!(pl === null || (isObj(pl) && arr(pl.cmd, 256) && pl.cmd.every((c) => str(c, 4096)) && ['exit', 'stopped', 'failed'].includes(pl.ended as string)
+    && (pl.exitCode === null || typeof pl.exitCode === 'number') && (pl.signal === null || str(pl.signal, 20)) && str(pl.output, 20000) && num(pl.ms)))) return 'payload';
   const st = r.cpuStat;
   if (!(st === null || (isObj(st) && num(st.busyMs) && num(st.idleMs) && num(st.stealMs) && num(st.windowMs)))) return 'cpuStat';
   if (!arr(r.phases, MAX_PHASES) || !r.phases.every((p) => isObj(p) && int(p.phase) && str(p.label, 2000) && num(p.atMs))) return 'phases';

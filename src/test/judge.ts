@@ -11,7 +11,7 @@ import type { RunRecord, SchedulerLiveness } from './record.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
 /** Why a test failed: a check, the body (threw), its timeout, or the cell engine's kinds. */
-export type TestFailureKind = 'check' | 'body' | 'timeout' | 'verify' | 'attach' | 'dispatch' | 'crash' | 'guest' | 'setup';
+export type TestFailureKind = 'check' | 'body' | 'timeout' | 'payload' | 'verify' | 'attach' | 'dispatch' | 'crash' | 'guest' | 'setup';
 
 export interface TestResult {
   /** `test/<file>/<name>/<scheduler>/<kernel>/<topology>`. */
@@ -67,8 +67,9 @@ export interface JudgeInput {
   /** The scheduler's registry overrides, then the test's options. */
   registryChecks?: ThresholdOverrides;
   testChecks?: CheckOverrides;
-  /** The scheduler's raw output (the cell's schedulerLog). */
   timeoutMs: number;
+  /** The test's payload.mustSucceed (default true). */
+  payloadMustSucceed?: boolean;
 }
 
 export function judgeTest(i: JudgeInput): TestResult {
@@ -122,6 +123,18 @@ export function judgeTest(i: JudgeInput): TestResult {
   if (facts.error !== null) {
     base.failure = { kind: 'body', message: facts.error.message.split('\n')[0] };
     return base;
+  }
+  if (i.payloadMustSucceed !== false) {
+    for (const run of facts.runs) {
+      const p = run.record.payload;
+      if (p === null) continue;
+      const bad = p.ended === 'failed' || (p.ended === 'exit' && (p.exitCode !== 0 || p.signal !== null));
+      if (bad) {
+        const last = p.output.trim().split('\n').slice(-1)[0] ?? '';
+        base.failure = { kind: 'payload', message: `${run.record.label}: payload ${p.cmd[0]} ${p.ended === 'failed' ? 'could not start' : p.signal !== null ? `was killed by ${p.signal}` : `exited ${p.exitCode}`}${last ? `: ${last}` : ''}` };
+        return base;
+      }
+    }
   }
   if (facts.skipped !== null) {
     base.status = 'skip';

@@ -11,6 +11,10 @@ import { defaultMemoryMiB, loadPresets, Topology, TopologyError } from '../vmm/t
 import { topologyOf } from './api/options.js';
 import { toMs } from './api/duration.js';
 import type { CollectedTest } from './collect.js';
+import { basename, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { findOnPath } from '../host/paths.js';
+import { PAYLOAD_STAGE_ENV } from './payload-stage.js';
 
 export const EEVDF = 'eevdf';
 export const DEFAULT_DURATION_MS = 3000;
@@ -31,6 +35,8 @@ export interface TestCell {
   timeoutMs: number;
   /** Schedulers the body may switch to: registry name -> binary and arguments (those with a binary on this kernel). */
   switchable: Record<string, { binary: string; args: string[] }>;
+  /** The payload's host binary and its arguments, files and cgroup (from the test's options). */
+  payload?: { binary: string; args: string[]; files: Record<string, string>; cgroup: string | null; libraryPath?: string };
   setupProblem: string | null;
   /** Relative cost for sharding: vCPUs plus a boot's fixed part, scaled by the duration. */
   cost: number;
@@ -44,6 +50,8 @@ export interface TestMatrixRequest {
   kernels: string[];
   filter?: string;
   resolveOptions?: ResolveOptions;
+  /** Payload binaries staged by an outer run (test host): `<dir>/bin/<name>`, `<dir>/lib/`. */
+  payloadStage?: string;
 }
 
 function topologyFor(t: CollectedTest): { name: string; topology: Topology; memoryMiB: number } {
@@ -61,6 +69,23 @@ function topologyFor(t: CollectedTest): { name: string; topology: Topology; memo
     if (e instanceof TopologyError) throw new MatrixError(`${t.fileName} › ${t.name}: ${e.message}`);
     throw e;
   }
+}
+
+const FILE_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/;
+
+/** The payload of a test's options, its binary found on this machine; a string: why it cannot run. */
+function payloadFor(t: CollectedTest, stage: string | undefined): TestCell['payload'] | string | undefined {
+  const p = t.options.payload;
+  if (p === undefined) return undefined;
+  // staged by the outer run for the test host (src/test/payload-stage.ts): binary and libraries
+  const staged = stage === undefined ? undefined : join(stage, 'bin', basename(p.cmd[0]));
+  if (staged !== undefined && existsSync(staged)) return { binary: staged, args: p.cmd.slice(1), files: { ...(p.files ?? {}) }, cgroup: p.cgroup ?? null, libraryPath: join(stage!, 'lib') };
+  const binary = findOnPath(p.cmd[0]);
+  if (binary === undefined) return `payload ${p.cmd[0]}: not found on this machine's PATH (e.g. apt-get install ${basename(p.cmd[0])})`;
+  for (const name of Object.keys(p.files ?? {})) {
+    if (!FILE_NAME_RE.test(name)) throw new MatrixError(`${t.fileName} › ${t.name}: payload file name "${name}": a plain file name (it lands in the payload's directory in the guest)`);
+  }
+  return { binary, args: p.cmd.slice(1), files: { ...(p.files ?? {}) }, cgroup: p.cgroup ?? null };
 }
 
 export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
@@ -91,6 +116,7 @@ export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
     } catch (e) {
       throw new MatrixError(`${t.fileName} › ${t.name}: ${(e as Error).message}`);
     }
+    const payload = payloadFor(t, req.payloadStage ?? process.env[PAYLOAD_STAGE_ENV]);
     const kernels = kernelsFor(req.kernels.length > 0 ? req.kernels : t.options.kernels ?? []);
     for (const name of names) {
       const decl = name === EEVDF ? null : byName.get(name)!;
@@ -111,11 +137,12 @@ export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
         if (decl !== null && binary !== null) switchable[decl.name] = { binary, args: decl.args };
         const args = decl === null ? [] : [...decl.args, ...(t.options.args ?? [])];
         const scheduler = decl === null ? null : { ...decl, args };
+        if (typeof payload === 'string') problems.push(payload);
         const setupProblem = problems.length === 0 ? null : problems.join('; ');
         cells.push({
           id: `test/${t.fileName}/${t.name}/${name}/${k.kernel.label}/${topo.name}`,
           test: t, scheduler, binary, kernel: k.kernel, topologyName: topo.name, topology: topo.topology, memoryMiB: topo.memoryMiB,
-          durationMs, timeoutMs, switchable, setupProblem,
+          durationMs, timeoutMs, switchable, setupProblem, ...(payload === undefined || typeof payload === 'string' ? {} : { payload }),
           cost: setupProblem === null ? topo.topology.numCpus + 4 + durationMs / 1000 : 0,
         });
       }

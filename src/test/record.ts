@@ -124,4 +124,19 @@ export interface RunRecord {
    * unreliable under heavy steal.
    */
   cpuStat: { busyMs: number; idleMs: number; stealMs: number; windowMs: number } | null;
+  /** The test's payload as it ran alongside the workers (null: none). */
+  payload: PayloadRecord | null;
+}
+
+/** A payload's run (rt-app, stress-ng, any executable) during a run of workers. */
+export interface PayloadRecord {
+  /** The command as the guest ran it. */
+  cmd: string[];
+  /** `exit`: it ended by itself; `stopped`: still running at the run's end (SIGTERM, then SIGKILL); `failed`: could not start. */
+  ended: 'exit' | 'stopped' | 'failed';
+  exitCode: number | null;
+  signal: string | null;
+  /** Its stdout and stderr, merged (head and tail kept, at most 16 KiB). */
+  output: string;
+  ms: number;
 }

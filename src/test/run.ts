@@ -47,7 +47,10 @@ export function testCellSpec(c: TestCell): CellSpec {
     setupProblem: c.setupProblem,
     raw: false,
     timeouts: { cellMs: c.timeoutMs },
-    test: { bundle: c.test.bundle, file: c.test.fileName, name: c.test.name, durationMs: c.durationMs, schedulers: c.switchable },
+    test: {
+      bundle: c.test.bundle, file: c.test.fileName, name: c.test.name, durationMs: c.durationMs, schedulers: c.switchable,
+      ...(c.payload === undefined ? {} : { payload: c.payload }),
+    },
   };
 }
 
@@ -93,6 +96,7 @@ export class TestRun {
         const result = judgeTest({
           cell: cellResult, file: cell.test.fileName, name: cell.test.name, scheduler: cell.scheduler?.name ?? null,
           registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined, testChecks: cell.test.options.checks, timeoutMs: cell.timeoutMs,
+          payloadMustSucceed: cell.test.options.payload?.mustSucceed,
         });
         results.set(cell.id, result);
         done++;

@@ -100,6 +100,7 @@ test('isolation: judged per phase against that phase\'s allowed CPUs, across a r
 test('fairness: spread within a cgroup', () => {
   const run = new RunBuilder().workers('a', 4, { ns: 5e9 }).build();
   run.workers[3].phases[0].cpus = [{ cpu: 3, ns: 4e9 }];
+  run.workers[3].cpuTimeNs = 4e9; // one phase: judged on the kernel's CPU time
   const v = check(judgeRun(run, attached(), T), 'fairness');
   assert.equal(v.failures, ['fairness: cg a: CPU time spread 20.0% across 4 spin workers on 0-3 (worker 0 5.00 s, worker 3 4.00 s) (max 15%) [phase 1: start]']);
   assert.ok(check(judgeRun(run, attached(), mergeThresholds({ fairness: { maxSpreadPct: 25 } })), 'fairness').passed);

@@ -25,7 +25,7 @@ function isSkip(e: unknown): e is { reason: string } {
 
 export async function runTest(plan: TestPlan, o: { online: number[]; schedExt: boolean; scheduler: SchedulerControl; log: (line: string) => void }): Promise<TestFacts> {
   const facts: TestFacts = { runs: [], error: null, skipped: null, bodyMs: 0, logs: [] };
-  const runner = new WorkloadRunner({ online: o.online, schedExt: o.schedExt, scheduler: o.scheduler, runDir: RUN_DIR, log: o.log });
+  const runner = new WorkloadRunner({ online: o.online, schedExt: o.schedExt, scheduler: o.scheduler, runDir: RUN_DIR, log: o.log, payload: plan.payload });
   const t0 = performance.now();
   try {
     mkdirSync(RUN_DIR, { recursive: true });

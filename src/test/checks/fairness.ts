@@ -12,7 +12,7 @@ import { ranIn, unusable, type PhaseView, type RunView, type WorkerView } from '
 
 const FIELDS = ['work', 'cgroup', 'phases', 'allowed', 'startPhase', 'stopPhase'];
 
-function withinCgroups(st: FairnessState, ph: PhaseView, running: WorkerView[], t: Thresholds): void {
+function withinCgroups(st: FairnessState, ph: PhaseView, running: WorkerView[], t: Thresholds, onlyPhase: boolean): void {
   const groups = new Map<string, WorkerView[]>();
   for (const w of running) {
     if (!w.cpuBound) continue;
@@ -25,7 +25,9 @@ function withinCgroups(st: FairnessState, ph: PhaseView, running: WorkerView[], 
   for (const [cg, n] of perCgroup) if (n > 1) st.lines.note(`cg ${cg} ${ph.tag}: workers compared in ${n} groups (different work types or allowed CPUs)`);
   for (const g of groups.values()) {
     if (g.length < 2) continue;
-    const ns = g.map((w) => w.usage.get(ph.phase)?.ns ?? 0);
+    // one phase: the kernel's exact CPU time; per phase, the workers' samples (a yield's
+    // runnable wait under 1 ms counts there as CPU time, so they are coarser)
+    const ns = g.map((w) => (onlyPhase && w.cpuTimeNs > 0 ? w.cpuTimeNs : w.usage.get(ph.phase)?.ns ?? 0));
     const spread = spreadPct(ns);
     if (spread === null) { st.lines.note(`cg ${g[0].cgroup} ${ph.tag}: no CPU time at all, spread not judged`); continue; }
     st.comparisons++;
@@ -64,7 +66,7 @@ export function fairness(view: RunView, t: Thresholds): Judged {
     const running = usable.filter((w) => ranIn(w, ph.phase));
     if (running.length === 0) continue;
     if (ph.endMs - ph.startMs < t.minPhaseMs) { short.push(ph.phase); continue; }
-    withinCgroups(st, ph, running, t);
+    withinCgroups(st, ph, running, t, view.phases.length === 1);
     fairnessBetweenCgroups(st, view, ph, running, badCgroups, t);
   }
   if (short.length > 0) lines.note(`phase${short.length > 1 ? 's' : ''} ${short.join(', ')} shorter than ${t.minPhaseMs} ms: not compared`);

@@ -13,6 +13,7 @@ import type { CgroupRecord, RunPhase, RunRecord, WorkerReport, WorkKind } from '
 import { createCgroups, cgroupPath, effectiveCpus, moveProcess, prepareRoot, removeAll, removeCgroup, setCpuset, setWeight } from './cgroupfs.js';
 import { Launcher, WORKER_BINARY } from './launcher.js';
 import { toWorkerReport } from './report.js';
+import { PayloadProcess } from './payload.js';
 
 /** Starts, replaces, detaches the BPF scheduler mid-run (src/guest/agent/test-runner.ts). */
 export interface SchedulerControl {
@@ -31,6 +32,8 @@ export interface WorkloadOptions {
   binary?: string;
   /** Ceiling for a launcher's readiness and stop, ms. */
   launcherTimeoutMs?: number;
+  /** Run alongside the workers of every run. */
+  payload?: { argv: string[]; cgroup: string | null } | null;
 }
 
 interface Tracked {
@@ -191,6 +194,7 @@ export class WorkloadRunner implements GuestRuntime {
       const spawnMs = performance.now() - tSpawn;
       snapshotAllowed();
       await Promise.all(launchers.map((l) => l.start(timeout)));
+      const payload = this.o.payload ? new PayloadProcess(this.o.payload.argv, this.o.payload.cgroup) : null;
       const t0 = performance.now();
       const stat0 = cpuStat();
       phases.push({ phase: 1, label: 'start', atMs: 0 });
@@ -214,6 +218,7 @@ export class WorkloadRunner implements GuestRuntime {
       }
       await sleepUntil(t0 + spec.durationMs);
       const durationMs = performance.now() - t0;
+      const payloadRecord = payload === null ? null : await payload.finish();
       const stops = await Promise.all(live().map(async (l) => ({ l, r: await l.stop(timeout) })));
       // after the stop: the window then covers the workers' whole measured time
       const stat1 = cpuStat();
@@ -225,7 +230,7 @@ export class WorkloadRunner implements GuestRuntime {
         allowed: t.allowed, startPhase: t.startPhase, stopPhase: t.stopPhase,
         missing: `no report from worker ${t.index} (${t.launcher.messages || 'it did not write one'})`,
       }));
-      return { label: spec.label, durationMs, cpus: this.o.online, phases, cgroups, workers, spawnMs, cpuStat: usage };
+      return { label: spec.label, durationMs, cpus: this.o.online, phases, cgroups, workers, spawnMs, cpuStat: usage, payload: payloadRecord };
     } finally {
       await Promise.all(launchers.map((l) => l.kill()));
       removeAll();
