@@ -39,7 +39,7 @@ export function starvation(view: RunView, t: Thresholds): Judged {
     const shares = fairShares(view, ph.phase, running);
     for (const w of running) {
       if (done.has(w)) continue;
-      const fairNs = shares.get(w)! * lenMs * 1e6;
+      const fairNs = shares.get(w)! * lenMs * 1e6 * view.availability;
       if (fairNs <= 0) { lines.note(`${w.name} has no online CPU allowed in phase ${ph.phase}; not judged there`); continue; }
       const gotNs = w.usage.get(ph.phase)?.ns ?? 0;
       const ratio = gotNs / fairNs;
@@ -49,6 +49,7 @@ export function starvation(view: RunView, t: Thresholds): Judged {
       }
     }
   }
+  if (view.availability < 0.99) lines.note(`the vCPUs ran ${(view.availability * 100).toFixed(0)}% of the run (the rest was steal: an emulated or busy host): fair shares scaled to it`);
   if (short.length > 0) lines.note(`phase${short.length > 1 ? 's' : ''} ${short.join(', ')} shorter than ${t.minPhaseMs} ms: CPU time not judged there`);
   const figures: Record<string, number> = { workers: usable.length, phases: judgedPhases };
   if (Number.isFinite(minShare)) figures.minShare = Number(minShare.toFixed(4));

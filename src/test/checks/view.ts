@@ -75,6 +75,12 @@ export interface RunView {
   cgroups: Map<string, CgroupView>;
   /** Problems of the record as a whole: every worker check fails with them. */
   problems: string[];
+  /**
+   * The share of the run's CPU time the guest's vCPUs actually ran (1 − steal / (CPUs ×
+   * window), from the record's cpuStat; 1 without it): under an emulated host the vCPUs share
+   * the host's CPUs, and a fair share is that much smaller.
+   */
+  availability: number;
 }
 
 type Obj = Record<string, unknown>;
@@ -237,6 +243,13 @@ function readCgroup(c: unknown, pos: number): CgroupView | null {
   return v;
 }
 
+/** 1 − steal / (CPUs × window), within [0.02, 1]; 1 when the figures are missing or unusable. */
+function availabilityOf(stat: unknown, cpus: number): number {
+  if (!isObj(stat) || !isNum(stat.stealMs, MAX_NS) || !isNum(stat.windowMs, MAX_NS) || cpus === 0 || (stat.windowMs as number) <= 0) return 1;
+  const a = 1 - (stat.stealMs as number) / (cpus * (stat.windowMs as number));
+  return Math.min(1, Math.max(0.02, a));
+}
+
 /** Reads a RunRecord (any value) into the view; never throws on data. */
 export function viewRun(runIn: RunRecord | unknown): RunView {
   const problems: string[] = [];
@@ -250,7 +263,7 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
   if (Array.isArray(run.cpus) && run.cpus.length > 0 && run.cpus.every((c) => isInt(c, 0, MAX_CPU))) for (const c of run.cpus as number[]) online.add(c);
   else if (isObj(runIn)) problems.push(`cpus (online CPUs) is unusable: ${Array.isArray(run.cpus) ? `[${run.cpus.slice(0, 8).map(shown).join(',')}${run.cpus.length > 8 ? ',…' : ''}]` : shown(run.cpus)}`);
   const phases = isObj(runIn) && problems.length === 0 ? readPhases(run, durationMs, problems) : [];
-  const view: RunView = { label, durationMs, online, phases, phase: new Map(phases.map((p) => [p.phase, p])), workers: [], cgroups: new Map(), problems };
+  const view: RunView = { label, durationMs, online, phases, phase: new Map(phases.map((p) => [p.phase, p])), workers: [], cgroups: new Map(), problems, availability: availabilityOf(run.cpuStat, online.size) };
   if (!Array.isArray(run.workers)) { if (isObj(runIn)) problems.push(`workers is ${shown(run.workers)}, not a list`); }
   else if (run.workers.length > MAX_WORKERS) problems.push(`the run has ${run.workers.length} workers (at most ${MAX_WORKERS})`);
   else if (problems.length === 0) {
