@@ -36,9 +36,11 @@ test('a misspelt option fails type-checking, naming it', () => {
   assert.match(r.output, /'lcls' does not exist in type 'TestOptions'/);
 });
 
-test('the project\'s own test file type-checks', () => {
-  const r = typeCheck('tests/sched.ktstr.ts');
-  assert.is(r.status, 0, r.output);
+test('the project\'s own test files type-check', () => {
+  for (const f of ['tests/sched.ktstr.ts', 'tests/scenarios.ktstr.ts']) {
+    const r = typeCheck(f);
+    assert.is(r.status, 0, `${f}: ${r.output}`);
+  }
 });
 
 test.run();

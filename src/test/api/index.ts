@@ -5,7 +5,7 @@ export { ktstrTest, type DeclaredTest, type TestBody } from './registry.js';
 export { cgroup, CgroupDef, type CgroupSpec, type CpuSet, type Policy } from './cgroup.js';
 export { work, type WorkSpec } from './work.js';
 export { at, type OpSpec } from './ops.js';
-export { scenarios, type ScenarioOptions } from './scenarios.js';
+export { scenarios, type ScenarioOptions, type ScenarioName } from './scenarios.js';
 export type { TestContext, RunOptions } from './context.js';
 export type { TestOptions, PayloadSpec, CheckOverrides } from './options.js';
 export type { TopologyView } from './topology.js';
