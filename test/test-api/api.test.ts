@@ -341,8 +341,14 @@ test('ktstrTest: duplicate names, bad names, bad bodies, bad options and no regi
   }
   assert.throws(() => ktstrTest('b', {}, 'body' as never), /ktstrTest\("b"\): the body must be a function/);
   assert.throws(() => ktstrTest('o', { llc: 2 } as never, () => {}), /ktstrTest\("o"\): unknown option "llc"/);
-  delete (globalThis as Record<symbol, unknown>)[REGISTRY];
-  assert.throws(() => ktstrTest('alone', {}, () => {}), (e: Error) => e.message === 'ktstrTest("alone"): test files run under `ktstr-wasm test`, not directly');
+  const g = globalThis as Record<symbol, unknown>;
+  const saved = g[REGISTRY];
+  delete g[REGISTRY];
+  try {
+    assert.throws(() => ktstrTest('alone', {}, () => {}), (e: Error) => e.message === 'ktstrTest("alone"): test files run under `ktstr-wasm test`, not directly');
+  } finally {
+    g[REGISTRY] = saved;
+  }
 });
 
 // ---- scenarios ----
