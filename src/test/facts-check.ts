@@ -46,7 +46,7 @@ function runProblem(r: unknown): string | null {
     && (pl.exitCode === null || typeof pl.exitCode === 'number') && (pl.signal === null || str(pl.signal, 20)) && str(pl.output, 20000) && num(pl.ms)))) return 'payload';
   const st = r.cpuStat;
   if (!(st === null || (isObj(st) && num(st.busyMs) && num(st.idleMs) && num(st.stealMs) && num(st.windowMs)))) return 'cpuStat';
-  if (!arr(r.phases, MAX_PHASES) || !r.phases.every((p) => isObj(p) && int(p.phase) && str(p.label, 2000) && num(p.atMs))) return 'phases';
+  if (!arr(r.phases, MAX_PHASES) || !r.phases.every((p) => isObj(p) && int(p.phase) && str(p.label, 2000) && num(p.atMs) && (p.transitionMs === undefined || num(p.transitionMs)))) return 'phases';
   if (!arr(r.cgroups, MAX_WORKERS) || !r.cgroups.every((c) => isObj(c) && str(c.name, 300) && (c.weight === null || int(c.weight))
     && (c.max === null || (isObj(c.max) && int(c.max.quotaUs) && int(c.max.periodUs))) && arr(c.workers, MAX_WORKERS) && c.workers.every(int))) return 'cgroups';
   if (!arr(r.workers, MAX_WORKERS)) return 'workers';

@@ -25,12 +25,23 @@ export function parseTestRun(text: string, source: string): TestRunResult {
   if (r.version !== TEST_SCHEMA_VERSION) throw new TestJsonError(`${source}: schema version ${String(r.version)}, this tool reads ${TEST_SCHEMA_VERSION}`);
   if (!Array.isArray(r.matrix) || !r.matrix.every((x) => typeof x === 'string')) throw new TestJsonError(`${source}: matrix`);
   if (!Array.isArray(r.tests)) throw new TestJsonError(`${source}: tests`);
+  if (typeof r.wallMs !== 'number' || !Number.isFinite(r.wallMs)) throw new TestJsonError(`${source}: wallMs`);
+  if (typeof r.startedAt !== 'string') throw new TestJsonError(`${source}: startedAt`);
   const ids = new Set<string>();
   r.tests.forEach((t: unknown, i) => {
     const x = t as Record<string, unknown>;
     for (const k of ['id', 'file', 'name', 'scheduler', 'kernel', 'topology']) if (typeof x?.[k] !== 'string') throw new TestJsonError(`${source}: tests[${i}].${k}`);
     if (!STATUSES.has(x.status as string)) throw new TestJsonError(`${source}: tests[${i}].status`);
-    if (!Array.isArray(x.runs) || !Array.isArray(x.logs)) throw new TestJsonError(`${source}: tests[${i}].runs/logs`);
+    if (!Array.isArray(x.runs) || !Array.isArray(x.logs) || !x.logs.every((l) => typeof l === 'string')) throw new TestJsonError(`${source}: tests[${i}].runs/logs`);
+    for (const k of ['schedulerStatus', 'schedulerLog', 'consoleTail']) if (typeof x[k] !== 'string') throw new TestJsonError(`${source}: tests[${i}].${k}`);
+    if (typeof x.wallMs !== 'number' || !Number.isFinite(x.wallMs)) throw new TestJsonError(`${source}: tests[${i}].wallMs`);
+    if (typeof x.phases !== 'object' || x.phases === null) throw new TestJsonError(`${source}: tests[${i}].phases`);
+    const e = x.error as Record<string, unknown> | null;
+    if (!(e === null || (typeof e === 'object' && typeof e.message === 'string' && typeof e.stack === 'string'))) throw new TestJsonError(`${source}: tests[${i}].error`);
+    const f = x.failure as Record<string, unknown> | undefined;
+    if (!(f === undefined || (typeof f === 'object' && f !== null && typeof f.kind === 'string' && typeof f.message === 'string'))) throw new TestJsonError(`${source}: tests[${i}].failure`);
+    const a = x.assert as Record<string, unknown> | null;
+    if (!(a === null || (typeof a === 'object' && Array.isArray(a.checks) && typeof a.thresholds === 'object'))) throw new TestJsonError(`${source}: tests[${i}].assert`);
     if (ids.has(x.id as string)) throw new TestJsonError(`${source}: test ${String(x.id)} appears twice`);
     ids.add(x.id as string);
   });

@@ -74,8 +74,10 @@ export interface RunPhase {
   phase: number;
   /** What started it, e.g. `start`, `resize a to 0-1`, `add c`, `remove b`, `replace scheduler with scx_simple`. */
   label: string;
-  /** ms since the workers started. */
+  /** ms since the workers started (after the operation that began it was applied). */
   atMs: number;
+  /** How long its operation took to apply, ms: the previous phase ended that long before atMs (0 for phase 1). */
+  transitionMs?: number;
 }
 
 export interface CgroupRecord {

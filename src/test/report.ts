@@ -65,7 +65,9 @@ function tail(text: string, lines: number): string {
 
 /** Stack lines with file URLs made into paths relative to the working directory. */
 export function readableStack(stack: string): string {
-  return stack.replace(/file:\/\/(\/[^\s):]+)/g, (_, path: string) => displayName(decodeURIComponent(path)));
+  return stack.replace(/file:\/\/(\/[^\s):]+)/g, (url: string, path: string) => {
+    try { return displayName(decodeURIComponent(path)); } catch { return url; }
+  });
 }
 
 export function failureBlock(r: TestResult, p: Painter = PLAIN): string {
@@ -84,7 +86,7 @@ export function failureBlock(r: TestResult, p: Painter = PLAIN): string {
   }
   const ws = involved(r);
   if (ws.length > 0) out.push('  workers:', workerTable(ws).replace(/\n$/, ''));
-  if (r.error !== null) out.push('  stack:', ...readableStack(terminalSafe(r.error.stack || r.error.message)).split('\n').slice(0, 20).map((l) => `    ${l}`));
+  if (r.error !== null) out.push('  stack:', ...terminalSafe(readableStack(r.error.stack || r.error.message)).split('\n').slice(0, 20).map((l) => `    ${l}`));
   if (r.logs.length > 0) out.push('  log:', ...r.logs.slice(-10).map((l) => `    ${terminalSafe(l)}`));
   if (r.schedulerLog.trim() !== '') out.push('  scheduler output (tail):', ...tail(terminalSafe(r.schedulerLog), 15).split('\n').map((l) => `    ${l}`));
   if (r.consoleTail.trim() !== '' && !['check', 'body'].includes(r.failure?.kind ?? '')) {

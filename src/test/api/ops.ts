@@ -45,11 +45,16 @@ export function cpuRanges(cpus: readonly number[]): string {
   return parts.join(',');
 }
 
+function nonEmpty(cpus: number[], what: string): number[] {
+  if (cpus.length === 0) throw new TypeError(`${what}: an empty CPU set (null for every CPU)`);
+  return cpus;
+}
+
 /** What `at(time)` offers: each method returns the operation as data. */
 export class At {
   readonly atMs: number;
   constructor(time: Duration) { this.atMs = toMs(time, 'at()'); }
-  resize(cgroup: string, cpus: CpuSet): OpSpec { return { atMs: this.atMs, op: 'resize', cgroup, cpus: toCpuList(cpus, `resize ${cgroup}`) }; }
+  resize(cgroup: string, cpus: CpuSet): OpSpec { return { atMs: this.atMs, op: 'resize', cgroup, cpus: nonEmpty(toCpuList(cpus, `resize ${cgroup}`), `resize ${cgroup}`) }; }
   add(...defs: CgroupDef[]): OpSpec { return { atMs: this.atMs, op: 'add', cgroups: defs.flatMap((d) => d.toSpecs()) }; }
   remove(cgroup: string): OpSpec { return { atMs: this.atMs, op: 'remove', cgroup }; }
   moveWorkers(from: string, to: string, count: number): OpSpec {
@@ -57,7 +62,7 @@ export class At {
     return { atMs: this.atMs, op: 'move', from, to, count };
   }
   affinity(cgroup: string, cpus: CpuSet | null): OpSpec {
-    return { atMs: this.atMs, op: 'affinity', cgroup, cpus: cpus === null ? null : toCpuList(cpus, `affinity ${cgroup}`) };
+    return { atMs: this.atMs, op: 'affinity', cgroup, cpus: cpus === null ? null : nonEmpty(toCpuList(cpus, `affinity ${cgroup}`), `affinity ${cgroup}`) };
   }
   weight(cgroup: string, weight: number): OpSpec {
     if (!Number.isSafeInteger(weight) || weight < 1 || weight > 10000) throw new TypeError(`weight ${cgroup}: ${String(weight)} outside 1..10000`);

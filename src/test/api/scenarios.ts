@@ -7,6 +7,7 @@ import { cgroup, type CgroupDef } from './cgroup.js';
 import type { RunOptions, TestContext } from './context.js';
 import { at, type OpSpec } from './ops.js';
 import { work, type WorkSpec } from './work.js';
+import { toMs } from './duration.js';
 
 export interface ScenarioOptions extends RunOptions {
   /** Workers per cgroup (each scenario has its own default, usually the CPU count). */
@@ -22,7 +23,7 @@ const needCpus = (ctx: TestContext, n: number, what: string): void => {
 };
 const runOpts = (o: ScenarioOptions, ops?: (ms: number) => OpSpec[]): RunOptions => ({ ...o, ops: [...(ops === undefined ? [] : ops(0)), ...(o.ops ?? [])] });
 /** A time `f` of the way through the run. */
-const frac = (ctx: TestContext, o: ScenarioOptions, f: number): number => Math.floor(f * (o.duration === undefined ? ctx.durationMs : typeof o.duration === 'number' ? o.duration : ctx.durationMs));
+const frac = (ctx: TestContext, o: ScenarioOptions, f: number): number => Math.floor(f * (o.duration === undefined ? ctx.durationMs : toMs(o.duration, 'duration')));
 
 /** A deterministic pseudo-random generator (tests are reproducible). */
 function lcg(seed: number): () => number {
@@ -124,7 +125,7 @@ export const scenarios = {
   },
   /** A two-level hierarchy of spinners: shares hold through nesting. */
   nestedSteady: (ctx, o = {}) => {
-    const n = o.workers ?? Math.max(1, ctx.topo.cpus / 2);
+    const n = o.workers ?? Math.max(1, Math.floor(ctx.topo.cpus / 2));
     return ctx.run([
       cgroup('p0').children(cgroup('c0').workers(n, o.work), cgroup('c1').workers(n, o.work)),
       cgroup('p1').children(cgroup('c0').workers(n, o.work), cgroup('c1').workers(n, o.work)),

@@ -24,6 +24,8 @@ export interface PhaseView {
   endMs: number;
   /** `[phase 2: resize b to 0-1]` */
   tag: string;
+  /** How long the operation that began it took, ms (in no phase). */
+  transitionMs: number;
 }
 
 export interface UsageView {
@@ -124,7 +126,8 @@ function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView
       return [];
     }
     const label = typeof p.label === 'string' ? guestText(p.label, 80) : '?';
-    out.push({ phase: p.phase, label, startMs: p.atMs, endMs: 0, tag: `[phase ${p.phase}: ${label}]` });
+    const transitionMs = isNum(p.transitionMs, MAX_NS / 1e6) ? p.transitionMs : 0;
+    out.push({ phase: p.phase, label, startMs: p.atMs, endMs: 0, tag: `[phase ${p.phase}: ${label}]`, transitionMs });
   }
   out.sort((a, b) => a.phase - b.phase);
   for (let i = 0; i < out.length; i++) {
@@ -133,7 +136,8 @@ function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView
   }
   const last = out[out.length - 1];
   if (last.startMs > durationMs) { problems.push(`phase ${last.phase} starts at ${last.startMs} ms, after the run's end (${durationMs} ms)`); return []; }
-  for (let i = 0; i < out.length; i++) out[i].endMs = i + 1 < out.length ? out[i + 1].startMs : durationMs;
+  // a phase ends where the next one's operation began to apply (the transition is in no phase)
+  for (let i = 0; i < out.length; i++) out[i].endMs = i + 1 < out.length ? Math.max(out[i].startMs, out[i + 1].startMs - out[i + 1].transitionMs) : durationMs;
   return out;
 }
 

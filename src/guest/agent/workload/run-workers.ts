@@ -209,11 +209,12 @@ export class WorkloadRunner implements GuestRuntime {
         phase++;
         // while an operation is applied the workers are in transition (their CPUs are counted
         // in no phase: a cpuset grows or shrinks under them); the new phase starts after it
-        const atMs = performance.now() - t0;
+        const beganMs = performance.now() - t0;
         for (const l of live()) l.phase(TRANSITION | phase);
         for (const op of group) await apply(op);
         for (const l of live()) l.phase(phase);
-        phases.push({ phase, label: group.map(describeOp).join('; '), atMs });
+        const atMs = performance.now() - t0;
+        phases.push({ phase, label: group.map(describeOp).join('; '), atMs, transitionMs: atMs - beganMs });
         snapshotAllowed();
       }
       await sleepUntil(t0 + spec.durationMs);
