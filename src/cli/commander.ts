@@ -13,3 +13,15 @@ export type Command = CommanderModule.Command;
 export type CommanderError = CommanderModule.CommanderError;
 export type InvalidArgumentError = CommanderModule.InvalidArgumentError;
 export type Option = CommanderModule.Option;
+
+/** Commander option parser: a repeatable option's values, in order. */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Commander option parser: an integer from 1 to `max`, else a usage error naming the option. */
+export function positiveInt(what: string, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`${what} must be an integer from 1 to ${max}.`);
+    return n;
+  };
+}

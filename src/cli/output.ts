@@ -3,7 +3,8 @@
 
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { errorCode } from './errors.js';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { CliError, errorCode, EXIT_FAILED } from './errors.js';
 
 /** Writes `chunk`, waiting for 'drain' when the stream asks us to (rejects on 'error' meanwhile). */
 export function write(out: Writable, chunk: Uint8Array | string): Promise<void> | undefined {
@@ -21,4 +22,16 @@ export function exitQuietlyOnBrokenPipe(out: Writable, onError: (err: Error) => 
     if (isBrokenPipe(err)) process.exit(0);
     onError(err);
   });
+}
+
+/** Writes a file atomically (temporary name, then rename): an interrupted write leaves nothing. */
+export function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, EXIT_FAILED);
+  }
 }

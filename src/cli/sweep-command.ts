@@ -3,18 +3,9 @@
 // `sweep merge FILE...` prints the tables of several shards' JSON results as one run.
 // The implementation (sweep-run.ts) is loaded only when the command runs.
 
-import { Command, InvalidArgumentError, Option } from './commander.js';
+import { collect, Command, Option, positiveInt } from './commander.js';
 import type { SweepFlags } from './sweep-run.js';
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-function positiveInt(what: string, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`${what} must be an integer from 1 to ${max}.`);
-    return n;
-  };
-}
 
 const EXAMPLES = `
 Examples:

@@ -3,7 +3,7 @@
 // cells' blocks, the verified_insns tables, the grid and the failing combinations, write
 // --json / --junit, and return the exit status. Loaded by sweep-command.ts only when it runs.
 
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { loadRegistry, RegistryError, REGISTRY_FILE } from '../scheduler/registry.js';
 import { packageRoot } from '../paths.js';
@@ -19,6 +19,7 @@ import { buildMissingFixtures } from '../sweep/fixtures.js';
 import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
 import { failureBlock, failingCombinations, LiveStatus, programRuns, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
 import { paint } from './colour.js';
+import { writeAtomically } from './output.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
@@ -47,17 +48,6 @@ export interface SweepFlags {
 
 const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
 
-/** Writes a file atomically (temporary name, then rename): an interrupted write leaves nothing. */
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, EXIT_FAILED);
-  }
-}
 
 function writeOutputs(result: SweepResult, flags: { json?: string; junit?: string }): void {
   if (flags.json !== undefined && flags.json !== '-') writeAtomically(flags.json, serializeSweepResult(result));

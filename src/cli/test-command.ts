@@ -3,18 +3,9 @@
 // `test merge FILE...` prints several shards' JSON results as one run. The implementation
 // (test-run.ts) is loaded only when the command runs.
 
-import { Command, InvalidArgumentError, Option } from './commander.js';
+import { collect, Command, Option, positiveInt } from './commander.js';
 import type { TestFlags } from './test-run.js';
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-function positiveInt(what: string, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`${what} must be an integer from 1 to ${max}.`);
-    return n;
-  };
-}
 
 const EXAMPLES = `
 Examples:

@@ -3,7 +3,7 @@
 // test host, print a line per test and a block per failure, write --json / --junit, and
 // return the exit status (0 all passed or skipped, 1 a test failed, 2 usage).
 
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadRegistry, RegistryError, REGISTRY_FILE } from '../scheduler/registry.js';
 import { packageRoot } from '../paths.js';
@@ -23,6 +23,7 @@ import { TestRun, type TestRunResult } from '../test/run.js';
 import { compareEevdf, countsLine, failureBlock, progressLine } from '../test/report.js';
 import { mergeTestRuns, parseTestRun, serializeTestRun, testJunit, TestJsonError } from '../test/json.js';
 import { paint } from './colour.js';
+import { writeAtomically } from './output.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
@@ -48,16 +49,6 @@ export interface TestFlags {
 
 const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
 
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, EXIT_FAILED);
-  }
-}
 
 function writeOutputs(r: TestRunResult, flags: { json?: string; junit?: string }): void {
   if (flags.json !== undefined && flags.json !== '-') writeAtomically(flags.json, serializeTestRun(r));

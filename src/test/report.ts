@@ -8,6 +8,7 @@ import { PLAIN, terminalSafe, oneLine, alignColumns } from '../sweep/report.js';
 import type { WorkerReport } from './record.js';
 import type { TestResult } from './judge.js';
 import { displayName } from './discover.js';
+import { cpuRanges } from './api/ops.js';
 
 export function label(r: TestResult): string {
   return `${r.file} › ${r.name} [${r.scheduler}/${r.kernel}/${r.topology}]`;
@@ -23,17 +24,6 @@ export function progressLine(r: TestResult, done: number, total: number, p: Pain
 
 const ms = (ns: number): string => (ns >= 1e9 ? `${(ns / 1e9).toFixed(2)} s` : `${(ns / 1e6).toFixed(1)} ms`);
 
-function cpuRanges(cpus: number[]): string {
-  const s = [...new Set(cpus)].sort((a, b) => a - b);
-  const out: string[] = [];
-  for (let i = 0; i < s.length;) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
-    out.push(j === i ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return out.join(',');
-}
 
 /** The WorkerReport table: one row per worker. */
 export function workerTable(workers: WorkerReport[]): string {
