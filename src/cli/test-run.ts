@@ -171,7 +171,7 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
       finished: (r, done, total) => {
         err.write(progressLine(r, done, total, paint(err)) + '\n');
         if (flags.verbose) {
-          const ph = Object.entries(r.phases).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`).join(', ');
+          const ph = Object.entries(r.phases).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`).join(', ');
           const spawn = r.runs.map((x) => `${x.workers.length} workers in ${x.spawnMs.toFixed(0)} ms`).join(', ');
           err.write(paint(err).dim(`    phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}`) + '\n');
         }
