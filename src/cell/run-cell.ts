@@ -164,7 +164,7 @@ function payloadFiles(p: CellTestSpec['payload']): CellFile[] {
   if (p === undefined) return [];
   const closure = sharedLibraryClosure([p.binary], p.libraryPath === undefined ? {} : { libraryPath: [p.libraryPath] });
   // staged libraries go where the guest's loader looks
-  const guestPath = (f: string): string => (p.libraryPath !== undefined && f.startsWith(`${p.libraryPath}/`) ? `/usr/lib/x86_64-linux-gnu/${basename(f)}` : f);
+  const guestPath = (f: string): string => (p.libraryPath !== undefined && f.startsWith(`${p.libraryPath}/`) ? `/lib/x86_64-linux-gnu/${basename(f)}` : f);
   if (closure.missing.length > 0) throw new Error(`payload ${p.binary}: shared libraries not found: ${closure.missing.map((m) => m.name).join(', ')}`);
   const out: CellFile[] = [{ guestPath: GUEST_PAYLOAD_DIR, data: '', directory: true }, { guestPath: `${GUEST_PAYLOAD_DIR}/${basename(p.binary)}`, data: readFileSync(p.binary), mode: 0o755 }];
   for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) out.push({ guestPath: guestPath(f), data: readFileSync(f), mode: 0o755 });
