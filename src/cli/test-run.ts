@@ -173,7 +173,8 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
         if (flags.verbose) {
           const ph = Object.entries(r.phases).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`).join(', ');
           const spawn = r.runs.map((x) => `${x.workers.length} workers in ${x.spawnMs.toFixed(0)} ms`).join(', ');
-          err.write(paint(err).dim(`    phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}`) + '\n');
+          const rss = r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`;
+          err.write(paint(err).dim(`    phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`) + '\n');
         }
       },
     },

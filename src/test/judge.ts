@@ -37,6 +37,8 @@ export interface TestResult {
   consoleTail: string;
   phases: CellResult['phases'];
   wallMs: number;
+  /** The host process's resident set size after the test's VM was torn down, bytes (null: unknown). */
+  hostRssBytes: number | null;
 }
 
 /** `true`/`false` as `{ enabled }` (the API's shorthand). */
@@ -80,7 +82,7 @@ export function judgeTest(i: JudgeInput): TestResult {
     status: 'fail', assert: null, runs: c.test?.runs.map((r) => r.record) ?? [], error: c.test?.error ?? null,
     logs: c.test?.logs ?? [], schedulerStatus: c.schedulerStatus,
     schedulerLog: log.length > SCHEDULER_LOG_TAIL ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}` : log,
-    consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs,
+    consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs, hostRssBytes: c.hostRssBytes,
   };
   if (c.failure !== undefined) {
     const hang = c.failure.kind === 'guest' && /^guest hang/.test(c.failure.message);

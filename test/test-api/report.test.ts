@@ -21,7 +21,7 @@ import { RunBuilder } from './run-builder.js';
 const base = (o: Partial<TestResult> = {}): TestResult => ({
   id: `test/t.ktstr.ts/${o.name ?? 'steady'}/scx_ktstr/6.12/1n1l4c1t`, file: 't.ktstr.ts', name: 'steady', scheduler: 'scx_ktstr', kernel: '6.12', topology: '1n1l4c1t',
   status: 'pass', assert: null, runs: [], error: null, logs: [], schedulerStatus: 'attached (state enabled, ops ktstr)', schedulerLog: '', consoleTail: '',
-  phases: {}, wallMs: 9100, ...o,
+  phases: {}, wallMs: 9100, hostRssBytes: null, ...o,
 });
 
 /** A failed test judged for real: worker 5 did nothing, worker 2 had a long gap. */
