@@ -18,6 +18,8 @@ export interface CollapseLimits {
   longLineBytes: number;
   /** Nesting depth and passes per level. */
   maxDepth: number;
+  /** A branch re-walk becomes a reference to earlier output when it covers at least this many keyed lines. */
+  minReferenceLines: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<CollapseLimits> = Object.freeze({
@@ -29,6 +31,7 @@ export const DEFAULT_LIMITS: Readonly<CollapseLimits> = Object.freeze({
   segmentLines: 1 << 20,
   longLineBytes: 16 * 1024 * 1024,
   maxDepth: 16,
+  minReferenceLines: 5,
 });
 
 /** Checks limits supplied by a caller (tests shrink them to exercise segment edges). */

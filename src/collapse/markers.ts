@@ -9,15 +9,22 @@ export function omittedMarker(omitted: number): string {
   return `--- ${omitted} identical ${omitted === 1 ? 'iteration' : 'iterations'} omitted ---`;
 }
 
+/** Stands for items equal to those printed at output lines first..last (a branch re-walk). */
+export function referenceMarker(lines: number, first: number, last: number): string {
+  return `--- same ${lines} ${lines === 1 ? 'line' : 'lines'} as output lines ${first}-${last} ---`;
+}
+
 export const END_MARKER = '--- end repeat ---';
 
 export type Marker =
   | { kind: 'header'; iterations: number; linesPerIteration: number }
   | { kind: 'omitted'; omitted: number }
-  | { kind: 'end' };
+  | { kind: 'end' }
+  | { kind: 'reference'; lines: number; first: number; last: number };
 
 const HEADER_RE = /^--- (\d+)x of the following (\d+) lines? ---$/;
 const OMITTED_RE = /^--- (\d+) identical iterations? omitted ---$/;
+const REFERENCE_RE = /^--- same (\d+) lines? as output lines (\d+)-(\d+) ---$/;
 
 /** Recognises a marker line (without its line ending), or returns null. */
 export function parseMarker(line: string): Marker | null {
@@ -27,5 +34,7 @@ export function parseMarker(line: string): Marker | null {
   if (m) return { kind: 'header', iterations: Number(m[1]), linesPerIteration: Number(m[2]) };
   m = OMITTED_RE.exec(line);
   if (m) return { kind: 'omitted', omitted: Number(m[1]) };
+  m = REFERENCE_RE.exec(line);
+  if (m) return { kind: 'reference', lines: Number(m[1]), first: Number(m[2]), last: Number(m[3]) };
   return null;
 }

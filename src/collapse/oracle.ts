@@ -5,25 +5,29 @@
 
 import type { CollapseEngine, CollapseOptions, OutputSink } from './engine.js';
 import { resolveLimits, type CollapseLimits } from './limits.js';
-import { lineKey } from './line-key.js';
-import { END_MARKER, omittedMarker, repeatHeader } from './markers.js';
+import { chainKey, isBranchPop, lineKey } from './line-key.js';
+import { END_MARKER, omittedMarker, referenceMarker, repeatHeader } from './markers.js';
 
 interface LineRecord {
   bytes: Uint8Array;
   newline: boolean;
   key: string | null;
+  pop: boolean; // a branch pop ("from X to Y: ...")
 }
 
 interface LineItem {
-  run: false;
+  kind: 'line';
   first: number; // segment line index of the content line
   last: number; // last line (inclusive) of its trailing bookkeeping
   key: number; // 0 = barrier, equal to nothing
   weight: number;
+  pop: boolean;
+  /** Its bookkeeping lines as items of their own, when they were long enough to search. */
+  tail: Item[] | null;
 }
 
 interface RunItem {
-  run: true;
+  kind: 'run';
   reps: number;
   iterWeight: number;
   weight: number;
@@ -32,8 +36,17 @@ interface RunItem {
   last: Item[];
 }
 
-type Item = LineItem | RunItem;
+/** Items after a branch pop that repeat items printed earlier (indexes into the top sequence). */
+interface RefItem {
+  kind: 'ref';
+  key: 0;
+  weight: number;
+  items: Item[];
+  target: number; // index of the first target item
+  count: number;
+}
 
+type Item = LineItem | RunItem | RefItem;
 const NEWLINE = 10;
 const encoder = new TextEncoder();
 
@@ -131,7 +144,7 @@ export class OracleCollapser implements CollapseEngine {
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 13) end--;
     const key = lineKey(Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1'));
-    this.lines.push({ bytes, newline, key });
+    this.lines.push({ bytes, newline, key, pop: isBranchPop(key) });
     this.segmentByteCount += bytes.length + 1;
     this.totalLines++;
   }
@@ -144,14 +157,39 @@ export class OracleCollapser implements CollapseEngine {
     for (let i = 0; i < lines.length; i++) {
       const key = lines[i].key;
       if (key !== null) {
-        items.push({ run: false, first: i, last: i, key: this.intern(key), weight: 1 });
+        items.push({ kind: 'line', first: i, last: i, key: this.intern(key), weight: 1, pop: lines[i].pop, tail: null });
       } else if (items.length === 0) {
-        items.push({ run: false, first: i, last: i, key: 0, weight: 0 });
+        items.push({ kind: 'line', first: i, last: i, key: 0, weight: 0, pop: false, tail: null });
       } else {
         items[items.length - 1].last = i;
       }
     }
+    for (const item of items) this.collapseTail(item);
     return items;
+  }
+
+  /** Searches the item's bookkeeping lines (by their chain keys) for repeats of their own. */
+  private collapseTail(item: LineItem): void {
+    const from = item.key !== 0 ? item.first + 1 : item.first;
+    const { minPeriodLines, minRepetitions, maxDepth } = this.limits;
+    if (item.last + 1 - from < minPeriodLines) return;
+    const tail: LineItem[] = [];
+    for (let i = from; i <= item.last; i++) {
+      const bytes = this.lines[i].bytes;
+      let end = bytes.length;
+      if (end > 0 && bytes[end - 1] === 13) end--;
+      const key = chainKey(Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1'));
+      if (key !== null) {
+        tail.push({ kind: 'line', first: i, last: i, key: this.intern(key), weight: 1, pop: false, tail: null });
+      } else if (tail.length === 0) {
+        tail.push({ kind: 'line', first: i, last: i, key: 0, weight: 0, pop: false, tail: null });
+      } else {
+        tail[tail.length - 1].last = i;
+      }
+    }
+    const collapsed = tail.length >= minPeriodLines * minRepetitions ? this.repeatPasses(tail, maxDepth) : tail;
+    this.collapseBodies(collapsed, 1);
+    item.tail = collapsed;
   }
 
   private processSegment(eof: boolean): void {
@@ -174,6 +212,9 @@ export class OracleCollapser implements CollapseEngine {
     let top = first.out;
     if (top.length < first.consumed) top = this.repeatPasses(top, maxDepth - 1);
     this.collapseBodies(top, 1);
+    this.topIndex = new Map();
+    this.topLines = [];
+    top = this.referencePass(this.flatten(top));
     for (const item of top) this.render(item);
 
     const carryFrom = first.consumed < n ? items[first.consumed].first : this.lines.length;
@@ -206,7 +247,7 @@ export class OracleCollapser implements CollapseEngine {
   private collapseBodies(seq: Item[], depth: number): void {
     if (depth >= this.limits.maxDepth) return;
     for (const item of seq) {
-      if (!item.run) continue;
+      if (item.kind !== 'run') continue;
       item.first = this.repeatPasses(item.first, this.limits.maxDepth);
       this.collapseBodies(item.first, depth + 1);
       item.last = this.repeatPasses(item.last, this.limits.maxDepth);
@@ -291,7 +332,7 @@ export class OracleCollapser implements CollapseEngine {
       const first = items.slice(s, s + p);
       const iterWeight = weightBefore[s + p] - weightBefore[s];
       out.push({
-        run: true,
+        kind: 'run',
         reps,
         iterWeight,
         weight: reps * iterWeight,
@@ -329,39 +370,179 @@ export class OracleCollapser implements CollapseEngine {
   }
 
   private firstLine(item: Item): number {
-    return item.run ? this.firstLine(item.first[0]) : item.first;
+    if (item.kind === 'ref') return this.firstLine(item.items[0]);
+    return item.kind === 'run' ? this.firstLine(item.first[0]) : item.first;
   }
 
   private lastLine(item: Item): number {
-    return item.run ? this.lastLine(item.last[item.last.length - 1]) : item.last;
+    if (item.kind === 'ref') return this.lastLine(item.items[item.items.length - 1]);
+    return item.kind === 'run' ? this.lastLine(item.last[item.last.length - 1]) : item.last;
+  }
+
+  /**
+   * Branch re-walks: after the segment's first branch pop, the longest stretch of items
+   * (lines, runs, and the searched bookkeeping laid out by flatten(); at least
+   * minReferenceLines keyed lines) equal to a stretch printed earlier in this segment's
+   * top sequence becomes a reference to it. Candidates are the earlier occurrences of the
+   * start item's key, nearest first, at most candidatesPerStart; the target must end
+   * before the reference starts and be printed (not itself inside a reference).
+   */
+  private referencePass(seq: Item[]): Item[] {
+    const { minReferenceLines, candidatesPerStart } = this.limits;
+    const n = seq.length;
+    const prev = new Int32Array(n).fill(-1);
+    const lastSeen = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const k = seq[i].key;
+      if (k === 0) continue;
+      const j = lastSeen.get(k);
+      if (j !== undefined) prev[i] = j;
+      lastSeen.set(k, i);
+    }
+    this.topSeq = seq;
+    const printed = new Uint8Array(n);
+    const out: Item[] = [];
+    let s = 0;
+    let rewalk = false; // after the first branch pop of the segment
+    while (s < n) {
+      const item = seq[s];
+      let bestLen = 0;
+      let bestWeight = 0;
+      let bestTarget = -1;
+      if (rewalk && item.key !== 0) {
+        let tried = 0;
+        for (let j = prev[s]; j >= 0 && tried < candidatesPerStart; j = prev[j]) {
+          tried++;
+          let len = 0;
+          let weight = 0;
+          while (j + len < s && s + len < n && printed[j + len] === 1 && seq[j + len].key !== 0 &&
+                 seq[j + len].key === seq[s + len].key) {
+            weight += seq[s + len].weight;
+            len++;
+          }
+          if (weight > bestWeight) {
+            bestLen = len;
+            bestWeight = weight;
+            bestTarget = j;
+          }
+        }
+      }
+      if (bestWeight >= minReferenceLines) {
+        out.push({ kind: 'ref', key: 0, weight: bestWeight, items: seq.slice(s, s + bestLen), target: bestTarget, count: bestLen });
+        s += bestLen;
+      } else {
+        printed[s] = 1;
+        if (item.kind === 'line' && item.pop) rewalk = true;
+        out.push(item);
+        this.topIndex.set(item, s);
+        s++;
+      }
+    }
+    return out;
+  }
+
+  /** The top sequence with every searched run of bookkeeping laid out as units of its own. */
+  private flatten(seq: Item[]): Item[] {
+    const out: Item[] = [];
+    for (const item of seq) {
+      if (item.kind !== 'line' || item.tail === null) {
+        out.push(item);
+        continue;
+      }
+      if (item.key !== 0) out.push({ ...item, last: item.first, tail: null });
+      for (const t of item.tail) out.push(t);
+    }
+    return out;
+  }
+
+  /** Output line span [first, last] of each printed top item, by its index in the top sequence. */
+  private topLines: Array<[number, number]> = [];
+  private topIndex = new Map<Item, number>();
+  private topSeq: Item[] = [];
+
+  private topSeqItem(index: number): Item {
+    return this.topSeq[index];
   }
 
   private render(item: Item): void {
-    if (this.json && item.run) {
+    if (item.kind === 'ref') {
+      const first = this.topLines[item.target][0];
+      const last = this.topLines[item.target + item.count - 1][1];
+      if (this.json) {
+        this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.refJson(item)));
+      }
+      this.writeMarker(referenceMarker(item.weight, first, last));
+      return;
+    }
+    if (this.json && item.kind === 'run') {
       this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.blockJson(item)));
     }
+    const start = this.outputLines + 1;
     this.renderText(item);
+    const index = this.topIndex.get(item);
+    if (index !== undefined) this.topLines[index] = [start, this.outputLines];
+  }
+
+  private renderLines(first: number, last: number): void {
+    for (let i = first; i <= last; i++) {
+      const line = this.lines[i];
+      this.outputLines++;
+      this.writeLineBytes(line.bytes);
+      if (line.newline) this.writeLineBytes(Uint8Array.of(NEWLINE));
+    }
   }
 
   private renderText(item: Item): void {
-    if (!item.run) {
-      for (let i = item.first; i <= item.last; i++) {
-        const line = this.lines[i];
-        this.outputLines++;
-        this.writeLineBytes(line.bytes);
-        if (line.newline) this.writeLineBytes(Uint8Array.of(NEWLINE));
+    if (item.kind === 'line') {
+      if (item.tail === null) {
+        this.renderLines(item.first, item.last);
+      } else {
+        if (item.key !== 0) this.renderLines(item.first, item.first);
+        for (const it of item.tail) this.renderText(it);
       }
       return;
     }
+    if (item.kind === 'ref') throw new Error('reference inside a repeat');
     this.writeMarker(repeatHeader(item.reps, item.iterWeight));
     for (const it of item.first) this.renderText(it);
-    this.writeMarker(omittedMarker(item.reps - 2));
-    for (const it of item.last) this.renderText(it);
+    if (this.sameText(item.first, item.last)) {
+      this.writeMarker(omittedMarker(item.reps - 1));
+    } else {
+      this.writeMarker(omittedMarker(item.reps - 2));
+      for (const it of item.last) this.renderText(it);
+    }
     this.writeMarker(END_MARKER);
   }
 
+  /** True when two iterations of plain lines are byte for byte the same (the last is then not printed). */
+  private sameText(a: Item[], b: Item[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let k = 0; k < a.length; k++) {
+      const x = a[k];
+      const y = b[k];
+      if (x.kind !== 'line' || y.kind !== 'line' || x.tail !== null || y.tail !== null) return false;
+      if (x.last - x.first !== y.last - y.first) return false;
+      for (let i = 0; i <= x.last - x.first; i++) {
+        const p = this.lines[x.first + i];
+        const q = this.lines[y.first + i];
+        if (p.newline !== q.newline || Buffer.compare(p.bytes, q.bytes) !== 0) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The runs a sequence shows at its own level: its runs, and the runs in its items' bookkeeping. */
+  private blocksOf(seq: Item[]): RunItem[] {
+    const runs: RunItem[] = [];
+    for (const it of seq) {
+      if (it.kind === 'run') runs.push(it);
+      else if (it.kind === 'line' && it.tail !== null) for (const t of it.tail) if (t.kind === 'run') runs.push(t);
+    }
+    return runs;
+  }
+
   private iterationJson(seq: Item[]): string {
-    const blocks = seq.filter((it): it is RunItem => it.run).map((it) => this.blockJson(it));
+    const blocks = this.blocksOf(seq).map((it) => this.blockJson(it));
     return `{"startLine":${this.lineNumber(this.firstLine(seq[0]))},` +
       `"endLine":${this.lineNumber(this.lastLine(seq[seq.length - 1]))},"blocks":[${blocks.join(',')}]}`;
   }
@@ -370,5 +551,12 @@ export class OracleCollapser implements CollapseEngine {
     return `{"iterations":${run.reps},"linesPerIteration":${run.iterWeight},` +
       `"startLine":${this.lineNumber(this.firstLine(run))},"endLine":${this.lineNumber(this.lastLine(run))},` +
       `"first":${this.iterationJson(run.first)},"last":${this.iterationJson(run.last)}}`;
+  }
+
+  private refJson(ref: RefItem): string {
+    return `{"sameAs":{"startLine":${this.lineNumber(this.firstLine(this.topSeqItem(ref.target)))},` +
+      `"endLine":${this.lineNumber(this.lastLine(this.topSeqItem(ref.target + ref.count - 1)))}},` +
+      `"lines":${ref.weight},"startLine":${this.lineNumber(this.firstLine(ref))},` +
+      `"endLine":${this.lineNumber(this.lastLine(ref))}}`;
   }
 }

@@ -10,7 +10,8 @@ import { resolveLimits } from './limits.js';
 interface CollapseExports {
   memory: WebAssembly.Memory;
   init(minPeriodLines: number, minRepetitions: number, maxPeriodItems: number, candidatesPerStart: number,
-    segmentBytes: number, segmentLines: number, longLineBytes: number, maxDepth: number, json: number): number;
+    segmentBytes: number, segmentLines: number, longLineBytes: number, maxDepth: number, json: number,
+    minReferenceLines: number): number;
   inputBuffer(): number;
   inputCapacity(): number;
   feed(length: number): void;
@@ -73,7 +74,7 @@ export class WasmCollapser implements CollapseEngine {
     const core = slot.core;
     const status = core.init(limits.minPeriodLines, limits.minRepetitions, limits.maxPeriodItems,
       limits.candidatesPerStart, limits.segmentBytes, limits.segmentLines, limits.longLineBytes, limits.maxDepth,
-      options.json === true ? 1 : 0);
+      options.json === true ? 1 : 0, limits.minReferenceLines);
     if (status !== 0) throw new Error(`collapse core could not reserve memory for these limits (status ${status})`);
     this.slot = slot;
     this.staging = core.inputBuffer();
