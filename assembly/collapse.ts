@@ -231,19 +231,6 @@ function writeOmitted(omitted: u32): void {
   writeAscii(omitted == 1 ? ' identical iteration omitted ---\n' : ' identical iterations omitted ---\n');
 }
 
-function writeReference(lines: u32, first: u64, last: u64): void {
-  outputLines++;
-  if (jsonMode) return;
-  writeMarkerStart();
-  writeAscii('--- same ');
-  writeDecimal(lines);
-  writeAscii(lines == 1 ? ' line as output lines ' : ' lines as output lines ');
-  writeDecimal(first);
-  writeByte(45);
-  writeDecimal(last);
-  writeAscii(' ---\n');
-}
-
 function writeEnd(): void {
   outputLines++;
   if (jsonMode) return;
@@ -562,11 +549,14 @@ function addLine(newline: bool): void {
 }
 
 // ---- items and sequences -----------------------------------------------------------------------
-// item record (32 bytes): key u64 @0, weight u32 @8, kind u32 @12 (0 line, 1 run, 2 reference),
+// item record (ITEM_BYTES = 40): key u64 @0, weight u32 @8, kind u32 @12 (0 line, 1 run, 2 reference),
 //   line: first u32 @16, last u32 @20, tailSeq u32 @24 (0: none), pop u32 @28;
-//   run: reps u32 @16, iterWeight u32 @20, firstSeq u32 @24, lastSeq u32 @28;
+//   run: reps u32 @16, iterWeight u32 @20, firstSeq u32 @24, lastSeq u32 @28, iterKey u64 @32
+//        (equal for runs of the same iteration whatever their repeat counts);
 //   reference: target unit u32 @16, count u32 @20, covered units seq u32 @24
 // sequence: length u32 @0, then item pointers u32
+
+const ITEM_BYTES: usize = 40;
 
 @inline function itemKey(it: usize): u64 { return load<u64>(it); }
 @inline function itemWeight(it: usize): u32 { return load<u32>(it, 8); }
@@ -583,7 +573,7 @@ function newSeq(capacity: u32): usize {
 }
 
 function newLineItem(first: u32, key: u64, weight: u32, pop: u32): usize {
-  const it = arenaAlloc(32);
+  const it = arenaAlloc(ITEM_BYTES);
   store<u64>(it, key);
   store<u32>(it, weight, 8);
   store<u32>(it, 0, 12);
@@ -809,14 +799,19 @@ function greedyPass(seq: usize, limit: u32): usize {
 
 function makeRun(seq: usize, s: u32, p: u32, reps: u32): usize {
   let h: u64 = fmix(<u64>reps * K1 + 0x52554e);
+  let g: u64 = 0x50455249; // the iteration alone
   for (let i: u32 = 0; i < p; i++) {
-    h = (h ^ keyAt(s + i)) * K2;
+    const k = keyAt(s + i);
+    h = (h ^ k) * K2;
     h = rotl<u64>(h, 31);
+    g = (g ^ k) * K1;
+    g = rotl<u64>(g, 27);
   }
   h = fmix(h ^ <u64>p);
   if (h == 0) h = 1;
+  g = fmix(g ^ <u64>p);
   const iterWeight = weightBefore(s + p) - weightBefore(s);
-  const it = arenaAlloc(32);
+  const it = arenaAlloc(ITEM_BYTES);
   store<u64>(it, h);
   store<u32>(it, reps * iterWeight, 8);
   store<u32>(it, 1, 12);
@@ -824,6 +819,7 @@ function makeRun(seq: usize, s: u32, p: u32, reps: u32): usize {
   store<u32>(it, iterWeight, 20);
   store<u32>(it, <u32>sliceSeq(seq, s, p), 24);
   store<u32>(it, <u32>sliceSeq(seq, s + (reps - 1) * p, p), 28);
+  store<u64>(it, g, 32);
   return it;
 }
 
@@ -954,7 +950,7 @@ function referencePass(seq: usize): usize {
       }
     }
     if (bestWeight >= minReferenceLines) {
-      const ref = arenaAlloc(32);
+      const ref = arenaAlloc(ITEM_BYTES);
       store<u64>(ref, 0);
       store<u32>(ref, bestWeight, 8);
       store<u32>(ref, 2, 12);
@@ -1000,21 +996,7 @@ function processSegment(eof: bool): void {
   collapseBodies(top, 1);
   units = flatten(top);
   top = referencePass(units);
-  const count = seqLen(top);
-  let unit: u32 = 0;
-  for (let i: u32 = 0; i < count; i++) {
-    const it = seqAt(top, i);
-    if (itemKind(it) == 2) {
-      renderReference(it);
-      unit += load<u32>(it, 20);
-      continue;
-    }
-    const start = outputLines + 1;
-    render(it, true);
-    store<u64>(unitLines + (<usize>unit << 4), start);
-    store<u64>(unitLines + (<usize>unit << 4), outputLines, 8);
-    unit++;
-  }
+  renderUnits(top);
   flushRange();
 
   // carry the undecided tail (and the bytes after it: a line being added) to the front
@@ -1041,34 +1023,122 @@ function processSegment(eof: bool): void {
 
 // ---- rendering ---------------------------------------------------------------------------------------
 
-function render(it: usize, top: bool): void {
-  if (jsonMode && top && itemIsRun(it)) {
-    if (jsonBlocks++ > 0) writeByte(44);
-    blockJson(it);
+const MAX_MARKER_RANGES: u32 = 8;
+const pendingRanges = memory.data(<i32>(MAX_MARKER_RANGES * 16));
+let pendingCount: u32 = 0;
+let pendingWeight: u32 = 0;
+
+function flushReferences(): void {
+  if (pendingCount == 0) return;
+  outputLines++;
+  if (!jsonMode) {
+    writeMarkerStart();
+    writeAscii('--- same ');
+    writeDecimal(pendingWeight);
+    writeAscii(pendingWeight == 1 ? ' line as output lines ' : ' lines as output lines ');
+    for (let i: u32 = 0; i < pendingCount; i++) {
+      if (i > 0) writeAscii(', ');
+      writeDecimal(load<u64>(pendingRanges + (<usize>i << 4)));
+      writeByte(45);
+      writeDecimal(load<u64>(pendingRanges + (<usize>i << 4), 8));
+    }
+    writeAscii(' ---\n');
   }
-  renderText(it);
+  pendingCount = 0;
+  pendingWeight = 0;
 }
 
-function renderReference(ref: usize): void {
+function addReference(weight: u32, first: u64, last: u64): void {
+  if (pendingCount == MAX_MARKER_RANGES) flushReferences();
+  store<u64>(pendingRanges + (<usize>pendingCount << 4), first);
+  store<u64>(pendingRanges + (<usize>pendingCount << 4), last, 8);
+  pendingCount++;
+  pendingWeight += weight;
+}
+
+// first iterations of printed top-level runs, by iteration key: key u64, first line u64, last line u64
+let bodyTable: usize = 0;
+let bodyMask: u32 = 0;
+
+/** The slot of `key` in the body table (its key is 0 when the key is not there). */
+function bodySlot(key: u64): usize {
+  let slot = <u32>(key ^ (key >> 32)) & bodyMask;
+  while (true) {
+    const e = bodyTable + <usize>slot * 24;
+    const ek = load<u64>(e);
+    if (ek == 0 || ek == key) return e;
+    slot = (slot + 1) & bodyMask;
+  }
+}
+
+/** Prints the segment's units (see renderUnits in src/collapse/oracle.ts). */
+function renderUnits(top: usize): void {
+  const count = seqLen(top);
+  const size = tableSize(count);
+  bodyTable = arenaAlloc(<usize>size * 24);
+  memory.fill(bodyTable, 0, <usize>size * 24);
+  bodyMask = size - 1;
+  let unit: u32 = 0;
+  let rewalk = false;
+  pendingCount = 0;
+  pendingWeight = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const it = seqAt(top, i);
+    const kind = itemKind(it);
+    if (kind == 2) {
+      const target = load<u32>(it, 16);
+      const n = load<u32>(it, 20);
+      const first = load<u64>(unitLines + (<usize>target << 4));
+      const last = load<u64>(unitLines + (<usize>(target + n - 1) << 4), 8);
+      if (jsonMode) referenceJson(it);
+      addReference(load<u32>(it, 8), first, last);
+      unit += n;
+      continue;
+    }
+    flushReferences();
+    const start = outputLines + 1;
+    if (kind == 1) {
+      if (jsonMode) {
+        if (jsonBlocks++ > 0) writeByte(44);
+        blockJson(it);
+      }
+      const e = bodySlot(load<u64>(it, 32));
+      if (rewalk && load<u64>(e) != 0) {
+        renderRun(it, true, load<u64>(e, 8), load<u64>(e, 16));
+      } else {
+        renderRun(it, false, 0, 0);
+        if (load<u64>(e) == 0) {
+          store<u64>(e, load<u64>(it, 32));
+          store<u64>(e, runBodyFirst, 8);
+          store<u64>(e, runBodyLast, 16);
+        }
+      }
+    } else {
+      renderText(it);
+      if (load<u32>(it, 28) != 0) rewalk = true;
+    }
+    store<u64>(unitLines + (<usize>unit << 4), start);
+    store<u64>(unitLines + (<usize>unit << 4), outputLines, 8);
+    unit++;
+  }
+  flushReferences();
+}
+
+function referenceJson(ref: usize): void {
   const target = load<u32>(ref, 16);
   const count = load<u32>(ref, 20);
-  const first = load<u64>(unitLines + (<usize>target << 4));
-  const last = load<u64>(unitLines + (<usize>(target + count - 1) << 4), 8);
-  if (jsonMode) {
-    if (jsonBlocks++ > 0) writeByte(44);
-    writeAscii('{"sameAs":{"startLine":');
-    writeDecimal(lineNumber(firstLineOf(seqAt(units, target))));
-    writeAscii(',"endLine":');
-    writeDecimal(lineNumber(lastLineOf(seqAt(units, target + count - 1))));
-    writeAscii('},"lines":');
-    writeDecimal(load<u32>(ref, 8));
-    writeAscii(',"startLine":');
-    writeDecimal(lineNumber(firstLineOf(ref)));
-    writeAscii(',"endLine":');
-    writeDecimal(lineNumber(lastLineOf(ref)));
-    writeByte(125);
-  }
-  writeReference(load<u32>(ref, 8), first, last);
+  if (jsonBlocks++ > 0) writeByte(44);
+  writeAscii('{"sameAs":{"startLine":');
+  writeDecimal(lineNumber(firstLineOf(seqAt(units, target))));
+  writeAscii(',"endLine":');
+  writeDecimal(lineNumber(lastLineOf(seqAt(units, target + count - 1))));
+  writeAscii('},"lines":');
+  writeDecimal(load<u32>(ref, 8));
+  writeAscii(',"startLine":');
+  writeDecimal(lineNumber(firstLineOf(ref)));
+  writeAscii(',"endLine":');
+  writeDecimal(lineNumber(lastLineOf(ref)));
+  writeByte(125);
 }
 
 function renderLines(first: u32, last: u32): void {
@@ -1110,20 +1180,40 @@ function renderText(it: usize): void {
     for (let i: u32 = 0; i < tn; i++) renderText(seqAt(tail, i));
     return;
   }
+  renderRun(it, false, 0, 0);
+}
+
+// output lines of the first iteration of the run renderRun printed last
+let runBodyFirst: u64 = 0;
+let runBodyLast: u64 = 0;
+
+/** Prints a run; with `asReference`, its first iteration as a reference to output lines first..last. */
+function renderRun(it: usize, asReference: bool, first: u64, last: u64): void {
   const reps = load<u32>(it, 16);
-  writeHeader(reps, load<u32>(it, 20));
-  const first = <usize>load<u32>(it, 24);
-  const fn = seqLen(first);
-  for (let i: u32 = 0; i < fn; i++) renderText(seqAt(first, i));
-  const last = <usize>load<u32>(it, 28);
-  if (sameText(first, last)) {
+  const iterWeight = load<u32>(it, 20);
+  writeHeader(reps, iterWeight);
+  const start = outputLines + 1;
+  const firstSeq = <usize>load<u32>(it, 24);
+  if (asReference) {
+    addReference(iterWeight, first, last);
+    flushReferences();
+  } else {
+    const fn = seqLen(firstSeq);
+    for (let i: u32 = 0; i < fn; i++) renderText(seqAt(firstSeq, i));
+  }
+  const bodyFirst = start;
+  const bodyLast = outputLines;
+  const lastSeq = <usize>load<u32>(it, 28);
+  if (sameText(firstSeq, lastSeq)) {
     writeOmitted(reps - 1);
   } else {
     writeOmitted(reps - 2);
-    const ln = seqLen(last);
-    for (let i: u32 = 0; i < ln; i++) renderText(seqAt(last, i));
+    const ln = seqLen(lastSeq);
+    for (let i: u32 = 0; i < ln; i++) renderText(seqAt(lastSeq, i));
   }
   writeEnd();
+  runBodyFirst = bodyFirst;
+  runBodyLast = bodyLast;
 }
 
 function lineNumber(index: u32): u64 {

@@ -48,17 +48,19 @@ function expandLines(lines: string[], from: number, to: number, memo: Map<string
       else if (marker.omitted !== top.iterations - 2) throw new ExpandError('omission count does not match header');
       top.inLast = true;
     } else if (marker.kind === 'reference') {
-      if (marker.first < 1 || marker.first > marker.last || marker.last > at) {
-        throw new ExpandError(`reference to output lines ${marker.first}-${marker.last} at line ${at + 1} does not point back`);
-      }
-      const key = `${marker.first}-${marker.last}`;
-      let body = memo.get(key);
-      if (body === undefined) {
-        body = expandLines(lines, marker.first - 1, marker.last, memo);
-        memo.set(key, body);
-      }
       const dest = target();
-      for (const line of body) dest.push(line);
+      for (const [first, last] of marker.ranges) {
+        if (first < 1 || first > last || last > at) {
+          throw new ExpandError(`reference to output lines ${first}-${last} at line ${at + 1} does not point back`);
+        }
+        const key = `${first}-${last}`;
+        let body = memo.get(key);
+        if (body === undefined) {
+          body = expandLines(lines, first - 1, last, memo);
+          memo.set(key, body);
+        }
+        for (const line of body) dest.push(line);
+      }
     } else {
       const top = stack.pop();
       if (top === undefined || !top.inLast) throw new ExpandError('end marker without a repeat');

@@ -28,6 +28,8 @@ interface LineItem {
 
 interface RunItem {
   kind: 'run';
+  /** Equal for runs whose iteration is the same, whatever their repeat counts. */
+  iterKey: number;
   reps: number;
   iterWeight: number;
   weight: number;
@@ -48,6 +50,8 @@ interface RefItem {
 
 type Item = LineItem | RunItem | RefItem;
 const NEWLINE = 10;
+/** Most ranges one reference marker lists. */
+const MAX_MARKER_RANGES = 8;
 const encoder = new TextEncoder();
 
 export class OracleCollapser implements CollapseEngine {
@@ -214,8 +218,7 @@ export class OracleCollapser implements CollapseEngine {
     this.collapseBodies(top, 1);
     this.topIndex = new Map();
     this.topLines = [];
-    top = this.referencePass(this.flatten(top));
-    for (const item of top) this.render(item);
+    this.renderUnits(this.referencePass(this.flatten(top)));
 
     const carryFrom = first.consumed < n ? items[first.consumed].first : this.lines.length;
     const carried = this.lines.slice(carryFrom);
@@ -337,6 +340,7 @@ export class OracleCollapser implements CollapseEngine {
         iterWeight,
         weight: reps * iterWeight,
         key: this.intern(`R${reps}:${keys.slice(s, s + p).join(',')}`),
+        iterKey: this.intern(`P:${keys.slice(s, s + p).join(',')}`),
         first,
         last: items.slice(s + (reps - 1) * p, s + reps * p),
       });
@@ -464,23 +468,52 @@ export class OracleCollapser implements CollapseEngine {
     return this.topSeq[index];
   }
 
-  private render(item: Item): void {
-    if (item.kind === 'ref') {
-      const first = this.topLines[item.target][0];
-      const last = this.topLines[item.target + item.count - 1][1];
-      if (this.json) {
-        this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.refJson(item)));
+  /**
+   * Prints the segment's units. Consecutive references share one marker (at most
+   * MAX_MARKER_RANGES ranges); after the first printed branch pop, a run whose iteration
+   * equals the first iteration of a run printed earlier in the segment shows that
+   * iteration as a reference to it.
+   */
+  private renderUnits(out: Item[]): void {
+    const bodies = new Map<number, [number, number]>();
+    let pending: Array<[number, number]> = [];
+    let pendingWeight = 0;
+    const flush = (): void => {
+      if (pending.length === 0) return;
+      this.writeMarker(referenceMarker(pendingWeight, pending));
+      pending = [];
+      pendingWeight = 0;
+    };
+    let rewalk = false;
+    for (const item of out) {
+      if (item.kind === 'ref') {
+        const first = this.topLines[item.target][0];
+        const last = this.topLines[item.target + item.count - 1][1];
+        if (this.json) this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.refJson(item)));
+        if (pending.length === MAX_MARKER_RANGES) flush();
+        pending.push([first, last]);
+        pendingWeight += item.weight;
+        continue;
       }
-      this.writeMarker(referenceMarker(item.weight, first, last));
-      return;
+      flush();
+      const start = this.outputLines + 1;
+      if (item.kind === 'run') {
+        if (this.json) this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.blockJson(item)));
+        const body = rewalk ? bodies.get(item.iterKey) : undefined;
+        if (body !== undefined) {
+          this.renderRun(item, body);
+        } else {
+          const span = this.renderRun(item, null);
+          if (!bodies.has(item.iterKey)) bodies.set(item.iterKey, span);
+        }
+      } else {
+        this.renderText(item);
+        if (item.pop) rewalk = true;
+      }
+      const index = this.topIndex.get(item);
+      if (index !== undefined) this.topLines[index] = [start, this.outputLines];
     }
-    if (this.json && item.kind === 'run') {
-      this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.blockJson(item)));
-    }
-    const start = this.outputLines + 1;
-    this.renderText(item);
-    const index = this.topIndex.get(item);
-    if (index !== undefined) this.topLines[index] = [start, this.outputLines];
+    flush();
   }
 
   private renderLines(first: number, last: number): void {
@@ -503,8 +536,20 @@ export class OracleCollapser implements CollapseEngine {
       return;
     }
     if (item.kind === 'ref') throw new Error('reference inside a repeat');
+    this.renderRun(item, null);
+  }
+
+  /** Prints a run; its first iteration as a reference when `body` names earlier output lines. Returns the
+   * output lines of the first iteration. */
+  private renderRun(item: RunItem, body: [number, number] | null): [number, number] {
     this.writeMarker(repeatHeader(item.reps, item.iterWeight));
-    for (const it of item.first) this.renderText(it);
+    const start = this.outputLines + 1;
+    if (body === null) {
+      for (const it of item.first) this.renderText(it);
+    } else {
+      this.writeMarker(referenceMarker(item.iterWeight, [body]));
+    }
+    const span: [number, number] = [start, this.outputLines];
     if (this.sameText(item.first, item.last)) {
       this.writeMarker(omittedMarker(item.reps - 1));
     } else {
@@ -512,6 +557,7 @@ export class OracleCollapser implements CollapseEngine {
       for (const it of item.last) this.renderText(it);
     }
     this.writeMarker(END_MARKER);
+    return span;
   }
 
   /** True when two iterations of plain lines are byte for byte the same (the last is then not printed). */
