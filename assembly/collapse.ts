@@ -851,6 +851,8 @@ function collapseBodies(seq: usize, depth: u32): void {
 // ---- branch re-walks: references to earlier output ------------------------------------------
 
 let units: usize = 0; // the flattened top sequence of the segment being rendered
+/** A reference right after another (the same marker) needs only this many keyed lines. */
+const JOINED_REFERENCE_LINES: u32 = 2;
 
 /** The top sequence with every laid-out run of bookkeeping as units of its own. */
 function flatten(seq: usize): usize {
@@ -921,6 +923,7 @@ function referencePass(seq: usize): usize {
   let outN: u32 = 0;
   let s: u32 = 0;
   let rewalk = false;
+  let lastWasReference = false;
   while (s < n) {
     const it = seqAt(seq, s);
     const key = load<u64>(keys + (<usize>s << 3));
@@ -949,7 +952,10 @@ function referencePass(seq: usize): usize {
         j = load<i32>(prev + (<usize>j << 2));
       }
     }
-    if (bestWeight >= minReferenceLines) {
+    const need = lastWasReference && JOINED_REFERENCE_LINES < minReferenceLines ? JOINED_REFERENCE_LINES : minReferenceLines;
+    lastWasReference = false;
+    if (bestWeight >= need) {
+      lastWasReference = true;
       const ref = arenaAlloc(ITEM_BYTES);
       store<u64>(ref, 0);
       store<u32>(ref, bestWeight, 8);

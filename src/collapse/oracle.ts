@@ -52,6 +52,8 @@ type Item = LineItem | RunItem | RefItem;
 const NEWLINE = 10;
 /** Most ranges one reference marker lists. */
 const MAX_MARKER_RANGES = 8;
+/** A reference right after another (the same marker) needs only this many keyed lines. */
+const JOINED_REFERENCE_LINES = 2;
 const encoder = new TextEncoder();
 
 export class OracleCollapser implements CollapseEngine {
@@ -431,7 +433,8 @@ export class OracleCollapser implements CollapseEngine {
           }
         }
       }
-      if (bestWeight >= minReferenceLines) {
+      const afterReference = out.length > 0 && out[out.length - 1].kind === 'ref';
+      if (bestWeight >= (afterReference ? Math.min(JOINED_REFERENCE_LINES, minReferenceLines) : minReferenceLines)) {
         out.push({ kind: 'ref', key: 0, weight: bestWeight, items: seq.slice(s, s + bestLen), target: bestTarget, count: bestLen });
         s += bestLen;
       } else {
