@@ -17,8 +17,8 @@ let minPeriodLines: u32 = 5;
 let minRepetitions: u32 = 3;
 let maxPeriodItems: u32 = 1024;
 let candidatesPerStart: u32 = 32;
-let segmentBytes: u32 = 64 << 20;
-let segmentLines: u32 = 1 << 20;
+let segmentBytes: u32 = 16 << 20;
+let segmentLines: u32 = 1 << 18;
 let longLineBytes: u32 = 16 << 20;
 let maxDepth: u32 = 16;
 let minReferenceLines: u32 = 5;
@@ -65,10 +65,14 @@ let pendEnd: usize = 0;
 
 // ---- memory -------------------------------------------------------------------------------------
 
+/** Grows memory to cover `end`, geometrically (by at least half of what there is, at least
+ * 16 MiB): each grow costs the host a new buffer, so a page at a time would cost seconds. */
 function ensureMemory(end: usize): bool {
   const have = (<usize>memory.size()) << 16;
   if (end <= have) return true;
-  const pages = <i32>((end - have + 0xffff) >> 16);
+  const need = <i32>((end - have + 0xffff) >> 16);
+  let pages = max<i32>(need, max<i32>(memory.size() >> 1, 256));
+  if (memory.size() + pages > 65536) pages = need;
   return memory.grow(pages) >= 0;
 }
 
@@ -346,45 +350,42 @@ function chainKey(p: usize, n: u32): u64 {
   let i: u32 = 0;
   while (i < n && isSpace(<u32>load<u8>(p + i))) i++;
   if (i == n) return 0;
+  // a backtracking step: the text around the address, hashed in two parts (no copy); the
+  // first "before " decides the split, so equal keys always split alike
+  for (let q: u32 = 0; q + 7 <= n; q++) {
+    if (load<u8>(p + q) == 98 && startsWith(p, n, q, 'before ')) {
+      const a = q + 7;
+      const b = skipDigits(p, n, a);
+      if (b > a && at(p, n, b) == 58) {
+        const h = fmix((hashBytes(66 /* B */, p, a) * K1) ^ hashBytes(98 /* b */, p + b, n - b));
+        return h == 0 ? 1 : h;
+      }
+      break;
+    }
+  }
+  // anything else: numbers standing alone become '#', the text stops at a register state
   const save = arenaTop;
   const buf = arenaAlloc(<usize>n + 8);
   let len: u32 = 0;
-  let before: i32 = -1;
-  for (let q: u32 = 0; q + 7 <= n; q++) {
-    if (load<u8>(p + q) == 98 && startsWith(p, n, q, 'before ')) { before = <i32>q; break; }
-  }
-  let done = false;
-  if (before >= 0) {
-    const a = <u32>before + 7;
-    const b = skipDigits(p, n, a);
-    if (b > a && at(p, n, b) == 58) {
-      memory.copy(buf, p, a);
-      memory.copy(buf + a, p + b, n - b);
-      len = a + n - b;
-      done = true;
-    }
-  }
-  if (!done) {
-    i = 0;
-    while (i < n) {
-      const atToken = i == 0 || load<u8>(p + i - 1) == 32;
-      if (atToken && startsRegState(p, n, i)) break;
-      if (atToken && isDigit(<u32>load<u8>(p + i))) {
-        const j = skipDigits(p, n, i);
-        const c = at(p, n, j);
-        if (j == n || c == 32 || c == 58) {
-          store<u8>(buf + len, 35);
-          len++;
-          i = j;
-          continue;
-        }
+  i = 0;
+  while (i < n) {
+    const atToken = i == 0 || load<u8>(p + i - 1) == 32;
+    if (atToken && startsRegState(p, n, i)) break;
+    if (atToken && isDigit(<u32>load<u8>(p + i))) {
+      const j = skipDigits(p, n, i);
+      const c = at(p, n, j);
+      if (j == n || c == 32 || c == 58) {
+        store<u8>(buf + len, 35);
+        len++;
+        i = j;
+        continue;
       }
-      store<u8>(buf + len, load<u8>(p + i));
-      len++;
-      i++;
     }
-    while (len > 0 && isSpace(<u32>load<u8>(buf + len - 1))) len--;
+    store<u8>(buf + len, load<u8>(p + i));
+    len++;
+    i++;
   }
+  while (len > 0 && isSpace(<u32>load<u8>(buf + len - 1))) len--;
   const h = hashBytes(66 /* B */, buf, len);
   arenaTop = save;
   return h;

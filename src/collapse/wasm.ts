@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CollapseEngine, CollapseOptions, OutputSink } from './engine.js';
+import type { StagedInput } from './fd-io.js';
 import { resolveLimits } from './limits.js';
 
 interface CollapseExports {
@@ -62,7 +63,7 @@ function newCoreInstance(): CoreInstance {
   return slot;
 }
 
-export class WasmCollapser implements CollapseEngine {
+export class WasmCollapser implements CollapseEngine, StagedInput {
   private slot: CoreInstance | null;
   private readonly staging: number;
   private readonly capacity: number;
@@ -84,6 +85,17 @@ export class WasmCollapser implements CollapseEngine {
   private get core(): CollapseExports {
     if (this.slot === null) throw new Error('collapser already finished');
     return this.slot.core;
+  }
+
+  /** The staging area as a view (src/collapse/fd-io.ts reads into it); valid until the next feed. */
+  stagingArea(): Uint8Array {
+    return new Uint8Array(this.core.memory.buffer, this.staging, this.capacity);
+  }
+
+  /** Consumes `length` bytes written at the start of stagingArea(). */
+  feedStaged(length: number): void {
+    if (length < 0 || length > this.capacity) throw new RangeError(`staged length ${length} out of 0..${this.capacity}`);
+    this.core.feed(length);
   }
 
   feed(chunk: Uint8Array): void {
