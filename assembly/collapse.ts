@@ -352,8 +352,8 @@ function chainKey(p: usize, n: u32): u64 {
   if (i == n) return 0;
   // a backtracking step: the text around the address, hashed in two parts (no copy); the
   // first "before " decides the split, so equal keys always split alike
-  for (let q: u32 = 0; q + 7 <= n; q++) {
-    if (load<u8>(p + q) == 98 && startsWith(p, n, q, 'before ')) {
+  for (let q = findByte(p, 0, n, 98); q + 7 <= n; q = findByte(p, q + 1, n, 98)) {
+    if (startsWith(p, n, q, 'before ')) {
       const a = q + 7;
       const b = skipDigits(p, n, a);
       if (b > a && at(p, n, b) == 58) {
@@ -452,6 +452,20 @@ function lineKey(p: usize, n: u32): u64 {
 const ONES: u64 = 0x0101010101010101;
 const HIGHS: u64 = 0x8080808080808080;
 const NLS: u64 = 0x0a0a0a0a0a0a0a0a;
+
+/** Index of the first byte `b` in [from, end) of buf, or end; eight bytes at a time. */
+function findByte(buf: usize, from: u32, end: u32, b: u8): u32 {
+  const pattern: u64 = ONES * <u64>b;
+  let i = from;
+  while (i + 8 <= end) {
+    const x = load<u64>(buf + i) ^ pattern;
+    const hit = (x - ONES) & ~x & HIGHS;
+    if (hit != 0) return i + <u32>(ctz<u64>(hit) >> 3);
+    i += 8;
+  }
+  while (i < end && load<u8>(buf + i) != b) i++;
+  return i;
+}
 
 /** Index of the first '\n' in [from, end) of buf, or end; eight bytes at a time. */
 function findNewline(buf: usize, from: u32, end: u32): u32 {
