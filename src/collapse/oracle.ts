@@ -7,6 +7,8 @@ import type { CollapseEngine, CollapseOptions, OutputSink } from './engine.js';
 import { resolveLimits, type CollapseLimits } from './limits.js';
 import { chainKey, isBranchPop, lineKey } from './line-key.js';
 import { END_MARKER, omittedMarker, referenceMarker, repeatHeader } from './markers.js';
+import type { Item, LineItem, RunItem, RefItem } from './items.js';
+import { findReferences, flattenTails } from './references.js';
 
 interface LineRecord {
   bytes: Uint8Array;
@@ -15,45 +17,9 @@ interface LineRecord {
   pop: boolean; // a branch pop ("from X to Y: ...")
 }
 
-interface LineItem {
-  kind: 'line';
-  first: number; // segment line index of the content line
-  last: number; // last line (inclusive) of its trailing bookkeeping
-  key: number; // 0 = barrier, equal to nothing
-  weight: number;
-  pop: boolean;
-  /** Its bookkeeping lines as items of their own, when they were long enough to search. */
-  tail: Item[] | null;
-}
-
-interface RunItem {
-  kind: 'run';
-  /** Equal for runs whose iteration is the same, whatever their repeat counts. */
-  iterKey: number;
-  reps: number;
-  iterWeight: number;
-  weight: number;
-  key: number;
-  first: Item[];
-  last: Item[];
-}
-
-/** Items after a branch pop that repeat items printed earlier (indexes into the top sequence). */
-interface RefItem {
-  kind: 'ref';
-  key: 0;
-  weight: number;
-  items: Item[];
-  target: number; // index of the first target item
-  count: number;
-}
-
-type Item = LineItem | RunItem | RefItem;
 const NEWLINE = 10;
 /** Most ranges one reference marker lists. */
 const MAX_MARKER_RANGES = 8;
-/** A reference right after another (the same marker) needs only this many keyed lines. */
-const JOINED_REFERENCE_LINES = 2;
 const encoder = new TextEncoder();
 
 export class OracleCollapser implements CollapseEngine {
@@ -218,9 +184,11 @@ export class OracleCollapser implements CollapseEngine {
     let top = first.out;
     if (top.length < first.consumed) top = this.repeatPasses(top, maxDepth - 1);
     this.collapseBodies(top, 1);
-    this.topIndex = new Map();
     this.topLines = [];
-    this.renderUnits(this.referencePass(this.flatten(top)));
+    this.topSeq = flattenTails(top);
+    const found = findReferences(this.topSeq, this.limits);
+    this.topIndex = found.printedAt;
+    this.renderUnits(found.units);
 
     const carryFrom = first.consumed < n ? items[first.consumed].first : this.lines.length;
     const carried = this.lines.slice(carryFrom);
@@ -385,84 +353,7 @@ export class OracleCollapser implements CollapseEngine {
     return item.kind === 'run' ? this.lastLine(item.last[item.last.length - 1]) : item.last;
   }
 
-  /**
-   * Branch re-walks: after the segment's first branch pop, the longest stretch of items
-   * (lines, runs, and the searched bookkeeping laid out by flatten(); at least
-   * minReferenceLines keyed lines) equal to a stretch printed earlier in this segment's
-   * top sequence becomes a reference to it. Candidates are the earlier occurrences of the
-   * start item's key, nearest first, at most candidatesPerStart; the target must end
-   * before the reference starts and be printed (not itself inside a reference).
-   */
-  private referencePass(seq: Item[]): Item[] {
-    const { minReferenceLines, candidatesPerStart } = this.limits;
-    const n = seq.length;
-    const prev = new Int32Array(n).fill(-1);
-    const lastSeen = new Map<number, number>();
-    for (let i = 0; i < n; i++) {
-      const k = seq[i].key;
-      if (k === 0) continue;
-      const j = lastSeen.get(k);
-      if (j !== undefined) prev[i] = j;
-      lastSeen.set(k, i);
-    }
-    this.topSeq = seq;
-    const printed = new Uint8Array(n);
-    const out: Item[] = [];
-    let s = 0;
-    let rewalk = false; // after the first branch pop of the segment
-    while (s < n) {
-      const item = seq[s];
-      let bestLen = 0;
-      let bestWeight = 0;
-      let bestTarget = -1;
-      if (rewalk && item.key !== 0) {
-        let tried = 0;
-        for (let j = prev[s]; j >= 0 && tried < candidatesPerStart; j = prev[j]) {
-          tried++;
-          let len = 0;
-          let weight = 0;
-          while (j + len < s && s + len < n && printed[j + len] === 1 && seq[j + len].key !== 0 &&
-                 seq[j + len].key === seq[s + len].key) {
-            weight += seq[s + len].weight;
-            len++;
-          }
-          if (weight > bestWeight) {
-            bestLen = len;
-            bestWeight = weight;
-            bestTarget = j;
-          }
-        }
-      }
-      const afterReference = out.length > 0 && out[out.length - 1].kind === 'ref';
-      if (bestWeight >= (afterReference ? Math.min(JOINED_REFERENCE_LINES, minReferenceLines) : minReferenceLines)) {
-        out.push({ kind: 'ref', key: 0, weight: bestWeight, items: seq.slice(s, s + bestLen), target: bestTarget, count: bestLen });
-        s += bestLen;
-      } else {
-        printed[s] = 1;
-        if (item.kind === 'line' && item.pop) rewalk = true;
-        out.push(item);
-        this.topIndex.set(item, s);
-        s++;
-      }
-    }
-    return out;
-  }
-
-  /** The top sequence with every searched run of bookkeeping laid out as units of its own. */
-  private flatten(seq: Item[]): Item[] {
-    const out: Item[] = [];
-    for (const item of seq) {
-      if (item.kind !== 'line' || item.tail === null) {
-        out.push(item);
-        continue;
-      }
-      if (item.key !== 0) out.push({ ...item, last: item.first, tail: null });
-      for (const t of item.tail) out.push(t);
-    }
-    return out;
-  }
-
-  /** Output line span [first, last] of each printed top item, by its index in the top sequence. */
+  /** Output line span [first, last] of each printed unit, by its index in the segment's units. */
   private topLines: Array<[number, number]> = [];
   private topIndex = new Map<Item, number>();
   private topSeq: Item[] = [];
