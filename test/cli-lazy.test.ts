@@ -4,7 +4,7 @@
 // module.register() resolve hook, installed with --import) while it runs the compiled modules
 // (dist/src/cli/main.js, what bin/ktstr-wasm falls back to). bin/ktstr-wasm normally runs the
 // CLI's one-file bundle instead, in which the same structure decides which modules are
-// evaluated (test/build/esm-link.test.ts checks that dynamic imports stay lazy there).
+// evaluated (test/build/bundles.test.ts checks that dynamic imports stay lazy there).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -208,7 +208,7 @@ test('--json: the collapsed structure as valid JSON', () => {
     inputLines: number; outputLines: number;
   };
   assert.is(doc.inputLines, 2820);
-  assert.is(doc.outputLines, 225);
+  assert.is(doc.outputLines, 156);
   assert.is(doc.blocks.length, 1);
   assert.is(doc.blocks[0].iterations, 39);
   assert.is(doc.blocks[0].linesPerIteration, 14);

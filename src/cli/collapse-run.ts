@@ -3,7 +3,10 @@
 // Loaded by collapse-command.ts only when the command runs.
 
 import type { Readable, Writable } from 'node:stream';
-import { collapseStream, createCollapser, expandCollapsed, ExpandError, type EngineName } from '../collapse/index.js';
+import {
+  collapseFd, collapseStream, createCollapser, expandCollapsed, ExpandError, isSyncWritable, statsFd,
+  type CollapseEngine, type EngineName, type OutputSink,
+} from '../collapse/index.js';
 import { formatStats, formatStatsJson, StatsScanner } from '../collapse/stats.js';
 import { paint } from './colour.js';
 import { CliError, errorCode, EXIT_FAILED } from './errors.js';
@@ -27,7 +30,10 @@ export async function runCollapse(file: string | undefined, flags: CollapseFlags
     else if (flags.expand === true) await expand(input);
     else {
       const engine = flags.engine;
-      await collapseStream(input.stream, out, (sink) => createCollapser(engine, sink, { json: flags.json === true }));
+      const make = (sink: OutputSink): CollapseEngine => createCollapser(engine, sink, { json: flags.json === true });
+      // file to file (or /dev/null): synchronous reads and writes, no stream copies
+      if (input.fd !== undefined && isSyncWritable(1)) collapseFd(input.fd, 1, make);
+      else await collapseStream(input.stream, out, make);
     }
   } catch (err) {
     throw translateReadError(input, err);
@@ -52,9 +58,14 @@ async function copy(input: Readable, out: Writable): Promise<void> {
 }
 
 async function printStats(input: Input, json: boolean): Promise<void> {
-  const scanner = new StatsScanner();
-  for await (const chunk of input.stream) scanner.feed(chunk as Uint8Array);
-  const programs = scanner.finish();
+  let programs;
+  if (input.fd !== undefined) {
+    programs = statsFd(input.fd);
+  } else {
+    const scanner = new StatsScanner();
+    for await (const chunk of input.stream) scanner.feed(chunk as Uint8Array);
+    programs = scanner.finish();
+  }
   const text = json ? formatStatsJson(programs) : formatStats(programs, paint(process.stdout).bold);
   if (programs.length > 0 || json) await write(process.stdout, text);
   if (programs.length === 0) {

@@ -5,6 +5,7 @@
 import { open } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { isRegularFile } from '../collapse/fd-io.js';
 import { CliError, errorCode, EXIT_USAGE } from './errors.js';
 
 /** Read size for files: large reads keep the collapse core busy. */
@@ -14,6 +15,9 @@ export interface Input {
   /** What to call the input in messages. */
   name: string;
   stream: Readable;
+  /** The file descriptor of a plain (not gzip'd) regular file, for synchronous reads; the
+   * stream has not read from it. */
+  fd?: number;
 }
 
 function describeOpenError(file: string, err: unknown): string {
@@ -35,7 +39,9 @@ export async function openInput(file: string | undefined): Promise<Input> {
   if (file === undefined && process.stdin.isTTY === true) {
     throw new CliError('no input: name a FILE, pipe a log into stdin, or use - to read the terminal', EXIT_USAGE);
   }
-  if (file === undefined || file === '-') return { name: '<stdin>', stream: process.stdin };
+  if (file === undefined || file === '-') {
+    return { name: '<stdin>', stream: process.stdin, fd: isRegularFile(0) ? 0 : undefined };
+  }
   let handle;
   try {
     handle = await open(file, 'r');
@@ -50,7 +56,7 @@ export async function openInput(file: string | undefined): Promise<Input> {
     throw new CliError(describeOpenError(file, err), EXIT_USAGE, { cause: err });
   }
   const raw = handle.createReadStream({ highWaterMark: READ_CHUNK });
-  if (!file.endsWith('.gz')) return { name: file, stream: raw };
+  if (!file.endsWith('.gz')) return { name: file, stream: raw, fd: handle.fd };
   const gunzip = createGunzip({ chunkSize: READ_CHUNK });
   // pipeline forwards a read error to gunzip, so consumers see one stream with one error
   pipeline(raw, gunzip, () => {});

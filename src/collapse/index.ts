@@ -10,6 +10,7 @@ export { lineKey, normaliseLog, splitLogLines } from './line-key.js';
 export { expandCollapsed, ExpandError } from './expand.js';
 export { collapseStream, collapseBytes, type EngineFactory } from './stream.js';
 export { OracleCollapser } from './oracle.js';
+export { collapseFd, statsFd, isRegularFile, isSyncWritable, type StagedInput } from './fd-io.js';
 export { WasmCollapser } from './wasm.js';
 
 export type EngineName = 'wasm' | 'ts';

@@ -18,6 +18,8 @@ export interface CollapseLimits {
   longLineBytes: number;
   /** Nesting depth and passes per level. */
   maxDepth: number;
+  /** A branch re-walk becomes a reference to earlier output when it covers at least this many keyed lines. */
+  minReferenceLines: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<CollapseLimits> = Object.freeze({
@@ -25,10 +27,11 @@ export const DEFAULT_LIMITS: Readonly<CollapseLimits> = Object.freeze({
   minRepetitions: 3,
   maxPeriodItems: 1024,
   candidatesPerStart: 32,
-  segmentBytes: 64 * 1024 * 1024,
-  segmentLines: 1 << 20,
+  segmentBytes: 16 * 1024 * 1024,
+  segmentLines: 1 << 18,
   longLineBytes: 16 * 1024 * 1024,
   maxDepth: 16,
+  minReferenceLines: 5,
 });
 
 /** Checks limits supplied by a caller (tests shrink them to exercise segment edges). */

@@ -15,6 +15,15 @@
 // null (bookkeeping): blank lines; register/stack state dumps ("2: R6=0 R10=fp0",
 // " frame1: R1=0"); backtracking ("mark_precise: ...", "regs=...", "parent ...",
 // "propagating ...", "last_idx ..."); "SCC ..." and "(0) ..." liveness notes.
+//
+// Bookkeeping lines have a second, weaker key of their own (chainKey), used only to find
+// repeats inside one item's run of bookkeeping (the verifier's mark_precise backtracking
+// chains walk the same instructions once per earlier loop iteration):
+//   B  "mark_precise: frame0: regs=r1 stack= before 19: (05) goto pc-16"
+//        -> "mark_precise: frame0: regs=r1 stack= before : (05) goto pc-16"
+//      any other: register/stack state from the first " R<n>=" / " fp-<n>=" on removed,
+//      numbers standing alone ("last_idx 12", "12:", "insn 20") become "#"
+//   null: blank lines
 
 const BOOKKEEPING_PREFIXES = [
   'mark_precise:',
@@ -120,6 +129,50 @@ export function lineKey(line: string): string | null {
   }
   if (startsParenNumber(line)) return null;
   return 'V' + line;
+}
+
+/** True when `s` at `i` starts a register or stack state (R<n>[_x]=, fp-<n>[_x]=), not frame<n>:. */
+function startsRegState(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  if (c === 82 /* R */) return startsState(s, i);
+  return c === 102 /* f */ && s.startsWith('fp-', i) && startsState(s, i);
+}
+
+/** The chain key of a bookkeeping line (see the header), or null for a blank line. */
+export function chainKey(line: string): string | null {
+  const n = line.length;
+  let i = 0;
+  while (i < n && isSpace(line.charCodeAt(i))) i++;
+  if (i === n) return null;
+  const before = line.indexOf('before ');
+  if (before >= 0) {
+    const a = before + 7;
+    const b = skipDigits(line, a);
+    if (b > a && line.charCodeAt(b) === 58 /* : */) return 'B' + line.slice(0, a) + line.slice(b);
+  }
+  let out = 'B';
+  i = 0;
+  while (i < n) {
+    const atToken = i === 0 || line.charCodeAt(i - 1) === 32;
+    if (atToken && startsRegState(line, i)) break;
+    if (atToken && isDigit(line.charCodeAt(i))) {
+      const j = skipDigits(line, i);
+      const c = line.charCodeAt(j);
+      if (j === n || c === 32 || c === 58) {
+        out += '#';
+        i = j;
+        continue;
+      }
+    }
+    out += line[i];
+    i++;
+  }
+  return trimEnd(out);
+}
+
+/** True when the line is a branch pop ("from 12 to 14: ..."): its key is of kind F. */
+export function isBranchPop(key: string | null): boolean {
+  return key !== null && key.charCodeAt(0) === 70; // 'F'
 }
 
 /** Splits text into lines the way the collapser does ('\n' ends a line; a final '\r' is not part of the key). */

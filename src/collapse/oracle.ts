@@ -5,36 +5,21 @@
 
 import type { CollapseEngine, CollapseOptions, OutputSink } from './engine.js';
 import { resolveLimits, type CollapseLimits } from './limits.js';
-import { lineKey } from './line-key.js';
-import { END_MARKER, omittedMarker, repeatHeader } from './markers.js';
+import { chainKey, isBranchPop, lineKey } from './line-key.js';
+import { END_MARKER, omittedMarker, referenceMarker, repeatHeader } from './markers.js';
+import type { Item, LineItem, RunItem, RefItem } from './items.js';
+import { findReferences, flattenTails } from './references.js';
 
 interface LineRecord {
   bytes: Uint8Array;
   newline: boolean;
   key: string | null;
+  pop: boolean; // a branch pop ("from X to Y: ...")
 }
-
-interface LineItem {
-  run: false;
-  first: number; // segment line index of the content line
-  last: number; // last line (inclusive) of its trailing bookkeeping
-  key: number; // 0 = barrier, equal to nothing
-  weight: number;
-}
-
-interface RunItem {
-  run: true;
-  reps: number;
-  iterWeight: number;
-  weight: number;
-  key: number;
-  first: Item[];
-  last: Item[];
-}
-
-type Item = LineItem | RunItem;
 
 const NEWLINE = 10;
+/** Most ranges one reference marker lists. */
+const MAX_MARKER_RANGES = 8;
 const encoder = new TextEncoder();
 
 export class OracleCollapser implements CollapseEngine {
@@ -131,7 +116,7 @@ export class OracleCollapser implements CollapseEngine {
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 13) end--;
     const key = lineKey(Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1'));
-    this.lines.push({ bytes, newline, key });
+    this.lines.push({ bytes, newline, key, pop: isBranchPop(key) });
     this.segmentByteCount += bytes.length + 1;
     this.totalLines++;
   }
@@ -144,14 +129,39 @@ export class OracleCollapser implements CollapseEngine {
     for (let i = 0; i < lines.length; i++) {
       const key = lines[i].key;
       if (key !== null) {
-        items.push({ run: false, first: i, last: i, key: this.intern(key), weight: 1 });
+        items.push({ kind: 'line', first: i, last: i, key: this.intern(key), weight: 1, pop: lines[i].pop, tail: null });
       } else if (items.length === 0) {
-        items.push({ run: false, first: i, last: i, key: 0, weight: 0 });
+        items.push({ kind: 'line', first: i, last: i, key: 0, weight: 0, pop: false, tail: null });
       } else {
         items[items.length - 1].last = i;
       }
     }
+    for (const item of items) this.collapseTail(item);
     return items;
+  }
+
+  /** Searches the item's bookkeeping lines (by their chain keys) for repeats of their own. */
+  private collapseTail(item: LineItem): void {
+    const from = item.key !== 0 ? item.first + 1 : item.first;
+    const { minPeriodLines, minRepetitions, maxDepth } = this.limits;
+    if (item.last + 1 - from < minPeriodLines) return;
+    const tail: LineItem[] = [];
+    for (let i = from; i <= item.last; i++) {
+      const bytes = this.lines[i].bytes;
+      let end = bytes.length;
+      if (end > 0 && bytes[end - 1] === 13) end--;
+      const key = chainKey(Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1'));
+      if (key !== null) {
+        tail.push({ kind: 'line', first: i, last: i, key: this.intern(key), weight: 1, pop: false, tail: null });
+      } else if (tail.length === 0) {
+        tail.push({ kind: 'line', first: i, last: i, key: 0, weight: 0, pop: false, tail: null });
+      } else {
+        tail[tail.length - 1].last = i;
+      }
+    }
+    const collapsed = tail.length >= minPeriodLines * minRepetitions ? this.repeatPasses(tail, maxDepth) : tail;
+    this.collapseBodies(collapsed, 1);
+    item.tail = collapsed;
   }
 
   private processSegment(eof: boolean): void {
@@ -174,7 +184,11 @@ export class OracleCollapser implements CollapseEngine {
     let top = first.out;
     if (top.length < first.consumed) top = this.repeatPasses(top, maxDepth - 1);
     this.collapseBodies(top, 1);
-    for (const item of top) this.render(item);
+    this.topLines = [];
+    this.topSeq = flattenTails(top);
+    const found = findReferences(this.topSeq, this.limits);
+    this.topIndex = found.printedAt;
+    this.renderUnits(found.units);
 
     const carryFrom = first.consumed < n ? items[first.consumed].first : this.lines.length;
     const carried = this.lines.slice(carryFrom);
@@ -206,7 +220,7 @@ export class OracleCollapser implements CollapseEngine {
   private collapseBodies(seq: Item[], depth: number): void {
     if (depth >= this.limits.maxDepth) return;
     for (const item of seq) {
-      if (!item.run) continue;
+      if (item.kind !== 'run') continue;
       item.first = this.repeatPasses(item.first, this.limits.maxDepth);
       this.collapseBodies(item.first, depth + 1);
       item.last = this.repeatPasses(item.last, this.limits.maxDepth);
@@ -291,11 +305,12 @@ export class OracleCollapser implements CollapseEngine {
       const first = items.slice(s, s + p);
       const iterWeight = weightBefore[s + p] - weightBefore[s];
       out.push({
-        run: true,
+        kind: 'run',
         reps,
         iterWeight,
         weight: reps * iterWeight,
         key: this.intern(`R${reps}:${keys.slice(s, s + p).join(',')}`),
+        iterKey: this.intern(`P:${keys.slice(s, s + p).join(',')}`),
         first,
         last: items.slice(s + (reps - 1) * p, s + reps * p),
       });
@@ -329,39 +344,145 @@ export class OracleCollapser implements CollapseEngine {
   }
 
   private firstLine(item: Item): number {
-    return item.run ? this.firstLine(item.first[0]) : item.first;
+    if (item.kind === 'ref') return this.firstLine(item.items[0]);
+    return item.kind === 'run' ? this.firstLine(item.first[0]) : item.first;
   }
 
   private lastLine(item: Item): number {
-    return item.run ? this.lastLine(item.last[item.last.length - 1]) : item.last;
+    if (item.kind === 'ref') return this.lastLine(item.items[item.items.length - 1]);
+    return item.kind === 'run' ? this.lastLine(item.last[item.last.length - 1]) : item.last;
   }
 
-  private render(item: Item): void {
-    if (this.json && item.run) {
-      this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.blockJson(item)));
+  /** Output line span [first, last] of each printed unit, by its index in the segment's units. */
+  private topLines: Array<[number, number]> = [];
+  private topIndex = new Map<Item, number>();
+  private topSeq: Item[] = [];
+
+  private topSeqItem(index: number): Item {
+    return this.topSeq[index];
+  }
+
+  /**
+   * Prints the segment's units. Consecutive references share one marker (at most
+   * MAX_MARKER_RANGES ranges); after the first printed branch pop, a run whose iteration
+   * equals the first iteration of a run printed earlier in the segment shows that
+   * iteration as a reference to it.
+   */
+  private renderUnits(out: Item[]): void {
+    const bodies = new Map<number, [number, number]>();
+    let pending: Array<[number, number]> = [];
+    let pendingWeight = 0;
+    const flush = (): void => {
+      if (pending.length === 0) return;
+      this.writeMarker(referenceMarker(pendingWeight, pending));
+      pending = [];
+      pendingWeight = 0;
+    };
+    let rewalk = false;
+    for (const item of out) {
+      if (item.kind === 'ref') {
+        const first = this.topLines[item.target][0];
+        const last = this.topLines[item.target + item.count - 1][1];
+        if (this.json) this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.refJson(item)));
+        if (pending.length === MAX_MARKER_RANGES) flush();
+        pending.push([first, last]);
+        pendingWeight += item.weight;
+        continue;
+      }
+      flush();
+      const start = this.outputLines + 1;
+      if (item.kind === 'run') {
+        if (this.json) this.write(encoder.encode((this.jsonBlocks++ > 0 ? ',' : '') + this.blockJson(item)));
+        const body = rewalk ? bodies.get(item.iterKey) : undefined;
+        if (body !== undefined) {
+          this.renderRun(item, body);
+        } else {
+          const span = this.renderRun(item, null);
+          if (!bodies.has(item.iterKey)) bodies.set(item.iterKey, span);
+        }
+      } else {
+        this.renderText(item);
+        if (item.pop) rewalk = true;
+      }
+      const index = this.topIndex.get(item);
+      if (index !== undefined) this.topLines[index] = [start, this.outputLines];
     }
-    this.renderText(item);
+    flush();
+  }
+
+  private renderLines(first: number, last: number): void {
+    for (let i = first; i <= last; i++) {
+      const line = this.lines[i];
+      this.outputLines++;
+      this.writeLineBytes(line.bytes);
+      if (line.newline) this.writeLineBytes(Uint8Array.of(NEWLINE));
+    }
   }
 
   private renderText(item: Item): void {
-    if (!item.run) {
-      for (let i = item.first; i <= item.last; i++) {
-        const line = this.lines[i];
-        this.outputLines++;
-        this.writeLineBytes(line.bytes);
-        if (line.newline) this.writeLineBytes(Uint8Array.of(NEWLINE));
+    if (item.kind === 'line') {
+      if (item.tail === null) {
+        this.renderLines(item.first, item.last);
+      } else {
+        if (item.key !== 0) this.renderLines(item.first, item.first);
+        for (const it of item.tail) this.renderText(it);
       }
       return;
     }
+    if (item.kind === 'ref') throw new Error('reference inside a repeat');
+    this.renderRun(item, null);
+  }
+
+  /** Prints a run; its first iteration as a reference when `body` names earlier output lines. Returns the
+   * output lines of the first iteration. */
+  private renderRun(item: RunItem, body: [number, number] | null): [number, number] {
     this.writeMarker(repeatHeader(item.reps, item.iterWeight));
-    for (const it of item.first) this.renderText(it);
-    this.writeMarker(omittedMarker(item.reps - 2));
-    for (const it of item.last) this.renderText(it);
+    const start = this.outputLines + 1;
+    if (body === null) {
+      for (const it of item.first) this.renderText(it);
+    } else {
+      this.writeMarker(referenceMarker(item.iterWeight, [body]));
+    }
+    const span: [number, number] = [start, this.outputLines];
+    if (this.sameText(item.first, item.last)) {
+      this.writeMarker(omittedMarker(item.reps - 1));
+    } else {
+      this.writeMarker(omittedMarker(item.reps - 2));
+      for (const it of item.last) this.renderText(it);
+    }
     this.writeMarker(END_MARKER);
+    return span;
+  }
+
+  /** True when two iterations of plain lines are byte for byte the same (the last is then not printed). */
+  private sameText(a: Item[], b: Item[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let k = 0; k < a.length; k++) {
+      const x = a[k];
+      const y = b[k];
+      if (x.kind !== 'line' || y.kind !== 'line' || x.tail !== null || y.tail !== null) return false;
+      if (x.last - x.first !== y.last - y.first) return false;
+      for (let i = 0; i <= x.last - x.first; i++) {
+        const p = this.lines[x.first + i];
+        const q = this.lines[y.first + i];
+        if (p.newline !== q.newline || Buffer.compare(p.bytes, q.bytes) !== 0) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The runs a sequence shows at its own level: its runs, and the runs in its items' bookkeeping. */
+  private blocksOf(seq: Item[]): RunItem[] {
+    const runs: RunItem[] = [];
+    for (const it of seq) {
+      if (it.kind === 'run') runs.push(it);
+      else if (it.kind === 'line' && it.tail !== null) for (const t of it.tail) if (t.kind === 'run') runs.push(t);
+    }
+    return runs;
   }
 
   private iterationJson(seq: Item[]): string {
-    const blocks = seq.filter((it): it is RunItem => it.run).map((it) => this.blockJson(it));
+    const blocks = this.blocksOf(seq).map((it) => this.blockJson(it));
     return `{"startLine":${this.lineNumber(this.firstLine(seq[0]))},` +
       `"endLine":${this.lineNumber(this.lastLine(seq[seq.length - 1]))},"blocks":[${blocks.join(',')}]}`;
   }
@@ -370,5 +491,12 @@ export class OracleCollapser implements CollapseEngine {
     return `{"iterations":${run.reps},"linesPerIteration":${run.iterWeight},` +
       `"startLine":${this.lineNumber(this.firstLine(run))},"endLine":${this.lineNumber(this.lastLine(run))},` +
       `"first":${this.iterationJson(run.first)},"last":${this.iterationJson(run.last)}}`;
+  }
+
+  private refJson(ref: RefItem): string {
+    return `{"sameAs":{"startLine":${this.lineNumber(this.firstLine(this.topSeqItem(ref.target)))},` +
+      `"endLine":${this.lineNumber(this.lastLine(this.topSeqItem(ref.target + ref.count - 1)))}},` +
+      `"lines":${ref.weight},"startLine":${this.lineNumber(this.firstLine(ref))},` +
+      `"endLine":${this.lineNumber(this.lastLine(ref))}}`;
   }
 }

@@ -46,7 +46,8 @@ export class StatsScanner {
   private pendingTime: number | null = null;
   private pendingStack: number[] | null = null;
 
-  /** Feeds the next bytes of the log. */
+  /** Feeds the next bytes of the log. Only lines that can be a summary line (their first
+   * non-blank byte is 'v', 's' or 'p') are decoded; the rest are just counted. */
   feed(chunk: Uint8Array): void {
     let start = 0;
     while (start < chunk.length) {
@@ -56,7 +57,10 @@ export class StatsScanner {
         if (this.partial.length + (end - start) > MAX_SUMMARY_LINE) {
           this.skipping = true;
           this.partial = '';
-        } else {
+        } else if (this.partial.length > 0 || this.maybeSummary(chunk, start, end)) {
+          this.partial += latin1(chunk.subarray(start, end));
+        } else if (nl < 0) {
+          // a line continues in the next chunk: keep it until its start can be judged
           this.partial += latin1(chunk.subarray(start, end));
         }
       }
@@ -64,6 +68,14 @@ export class StatsScanner {
       this.endLine();
       start = nl + 1;
     }
+  }
+
+  /** Whether bytes [start, end) of a whole line can be a summary line. */
+  private maybeSummary(chunk: Uint8Array, start: number, end: number): boolean {
+    let i = start;
+    while (i < end && (chunk[i] === 32 || chunk[i] === 9)) i++;
+    const c = chunk[i];
+    return i < end && (c === 118 /* v */ || c === 115 /* s */ || c === 112 /* p */);
   }
 
   /** Ends the input (a last line without '\n' still counts). Returns all summaries found. */
@@ -77,7 +89,7 @@ export class StatsScanner {
     const line = this.skipping ? null : this.partial;
     this.partial = '';
     this.skipping = false;
-    if (line !== null) this.scanLine(line.trim());
+    if (line !== null && line.length > 0) this.scanLine(line.trim());
   }
 
   private scanLine(line: string): void {

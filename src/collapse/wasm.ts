@@ -5,12 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CollapseEngine, CollapseOptions, OutputSink } from './engine.js';
+import type { StagedInput } from './fd-io.js';
 import { resolveLimits } from './limits.js';
 
 interface CollapseExports {
   memory: WebAssembly.Memory;
   init(minPeriodLines: number, minRepetitions: number, maxPeriodItems: number, candidatesPerStart: number,
-    segmentBytes: number, segmentLines: number, longLineBytes: number, maxDepth: number, json: number): number;
+    segmentBytes: number, segmentLines: number, longLineBytes: number, maxDepth: number, json: number,
+    minReferenceLines: number): number;
   inputBuffer(): number;
   inputCapacity(): number;
   feed(length: number): void;
@@ -61,7 +63,7 @@ function newCoreInstance(): CoreInstance {
   return slot;
 }
 
-export class WasmCollapser implements CollapseEngine {
+export class WasmCollapser implements CollapseEngine, StagedInput {
   private slot: CoreInstance | null;
   private readonly staging: number;
   private readonly capacity: number;
@@ -73,7 +75,7 @@ export class WasmCollapser implements CollapseEngine {
     const core = slot.core;
     const status = core.init(limits.minPeriodLines, limits.minRepetitions, limits.maxPeriodItems,
       limits.candidatesPerStart, limits.segmentBytes, limits.segmentLines, limits.longLineBytes, limits.maxDepth,
-      options.json === true ? 1 : 0);
+      options.json === true ? 1 : 0, limits.minReferenceLines);
     if (status !== 0) throw new Error(`collapse core could not reserve memory for these limits (status ${status})`);
     this.slot = slot;
     this.staging = core.inputBuffer();
@@ -83,6 +85,17 @@ export class WasmCollapser implements CollapseEngine {
   private get core(): CollapseExports {
     if (this.slot === null) throw new Error('collapser already finished');
     return this.slot.core;
+  }
+
+  /** The staging area as a view (src/collapse/fd-io.ts reads into it); valid until the next feed. */
+  stagingArea(): Uint8Array {
+    return new Uint8Array(this.core.memory.buffer, this.staging, this.capacity);
+  }
+
+  /** Consumes `length` bytes written at the start of stagingArea(). */
+  feedStaged(length: number): void {
+    if (length < 0 || length > this.capacity) throw new RangeError(`staged length ${length} out of 0..${this.capacity}`);
+    this.core.feed(length);
   }
 
   feed(chunk: Uint8Array): void {

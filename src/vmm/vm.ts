@@ -27,8 +27,8 @@ const WORKER_BUNDLE = new URL('./vcpu-worker.bundle.cjs', import.meta.url);
 const WORKER_MODULE = new URL('./vcpu-worker.js', import.meta.url);
 
 /**
- * The vCPU thread's code: vcpu-worker.ts and its imports linked into one script at build time
- * (src/build/esm-link.ts; a worker starts faster from one script than from fourteen modules),
+ * The vCPU thread's code: vcpu-worker.ts and its imports bundled into one script at build time
+ * (src/build/bundles.ts, esbuild; a worker starts faster from one script than from fourteen modules),
  * while that is at least as new as the compiled module — after a bare `tsc`, the module itself.
  */
 function vcpuWorkerUrl(): URL {

@@ -4,7 +4,9 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lineKey, normaliseLog, splitLogLines } from '../../src/collapse/line-key.js';
+import { chainKey, lineKey, normaliseLog, splitLogLines } from '../../src/collapse/line-key.js';
+import { expandCollapsed, ExpandError } from '../../src/collapse/expand.js';
+import { parseMarker, referenceMarker } from '../../src/collapse/markers.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const cache = new Map<string, Set<string>>();
@@ -120,6 +122,46 @@ test('every key of the bounded loop repeats with the iteration count', () => {
   const keys = normaliseLog(fixture('bounded_loop_40').bytes.toString('latin1'));
   const count = keys.filter((k) => k === 'I(07) r6 += 1').length;
   assert.is(count, 40);
+});
+
+test('chain keys: a backtracking step keeps its instruction, drops its address', () => {
+  const a = realLine('branching_loop_40', 'mark_precise: frame0: regs=r2 stack= before 16: (05) goto pc-13');
+  assert.is(chainKey(a), 'Bmark_precise: frame0: regs=r2 stack= before : (05) goto pc-13');
+  // the same step of another iteration, and a different register, a different instruction
+  assert.is(chainKey('mark_precise: frame0: regs=r2 stack= before 99: (05) goto pc-13'), chainKey(a));
+  assert.is.not(chainKey('mark_precise: frame0: regs=r3 stack= before 16: (05) goto pc-13'), chainKey(a));
+  assert.is.not(chainKey('mark_precise: frame0: regs=r2 stack= before 16: (05) goto pc-12'), chainKey(a));
+});
+
+test('chain keys: standalone numbers become #, state dumps are cut, blank lines have none', () => {
+  const idx = realLine('branching_loop_40', 'mark_precise: frame0: last_idx 9 first_idx 4 subseq_idx -1 ');
+  assert.is(chainKey(idx), 'Bmark_precise: frame0: last_idx # first_idx # subseq_idx -1');
+  const parent = realLine('branching_loop_40',
+    'mark_precise: frame0: parent state regs= stack=:  R0=scalar(id=39) R1=scalar(id=39) R2=P3 R3=1 R10=fp0');
+  assert.is(chainKey(parent), 'Bmark_precise: frame0: parent state regs= stack=:');
+  assert.is(chainKey(realLine('branching_loop_40', '9: R3=0')), 'B#:');
+  assert.is(chainKey('   '), null);
+});
+
+test('reference markers: parsed with every range; expand replays earlier output lines', () => {
+  const marker = referenceMarker(7, [[2, 3], [5, 5]]);
+  assert.is(marker, '--- same 7 lines as output lines 2-3, 5-5 ---');
+  assert.equal(parseMarker(marker), { kind: 'reference', lines: 7, ranges: [[2, 3], [5, 5]] });
+  const text = ['a', 'b', 'c', 'd', 'e', marker, 'f'].join('\n') + '\n';
+  assert.is(expandCollapsed(text), ['a', 'b', 'c', 'd', 'e', 'b', 'c', 'e', 'f'].join('\n') + '\n');
+  // a reference expands what it names, markers included; one that does not point back is an error
+  const nested = ['--- 3x of the following 1 line ---', 'x', '--- 2 identical iterations omitted ---',
+    '--- end repeat ---', referenceMarker(3, [[1, 4]])].join('\n') + '\n';
+  assert.is(expandCollapsed(nested), 'x\nx\nx\nx\nx\nx\n');
+  assert.throws(() => expandCollapsed(['a', referenceMarker(1, [[2, 2]])].join('\n')), (e: unknown) => e instanceof ExpandError);
+});
+
+test('an omission marker counting iterations - 1: the last iteration is the first again', () => {
+  const text = ['--- 4x of the following 1 line ---', 'x', '--- 3 identical iterations omitted ---',
+    '--- end repeat ---'].join('\n') + '\n';
+  assert.is(expandCollapsed(text), 'x\nx\nx\nx\n');
+  assert.throws(() => expandCollapsed(['--- 4x of the following 1 line ---', 'x',
+    '--- 3 identical iterations omitted ---', 'y', '--- end repeat ---'].join('\n')), (e: unknown) => e instanceof ExpandError);
 });
 
 test.run();

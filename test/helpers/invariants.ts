@@ -57,6 +57,12 @@ export interface TextBlock {
   firstLine: string | undefined; // first non-marker line inside the block
   lastLine: string | undefined; // last non-marker line inside the block
   firstIteration: string[]; // non-marker lines of the first iteration (nested ones included)
+  /** The block holds a reference marker (its lines are elsewhere in the output). */
+  hasReference: boolean;
+  /** The first iteration is shown as a reference to an earlier block's first iteration. */
+  firstIsReference: boolean;
+  /** The omission marker counted iterations - 1: the last iteration equals the first and is not printed. */
+  lastIsFirst: boolean;
 }
 
 /** Parses the marker structure of collapsed text (throws on unbalanced markers). */
@@ -65,6 +71,12 @@ export function parseBlocks(text: string): TextBlock[] {
   const stack: Array<{ block: TextBlock; inLast: boolean }> = [];
   for (const line of splitLogLines(text)) {
     const m = parseMarker(line);
+    if (m !== null && m.kind === 'reference') {
+      for (const f of stack) f.block.hasReference = true;
+      const top = stack[stack.length - 1];
+      if (top !== undefined && !top.inLast) top.block.firstIsReference = true;
+      continue;
+    }
     if (m === null) {
       for (const f of stack) {
         f.block.firstLine ??= line;
@@ -75,14 +87,16 @@ export function parseBlocks(text: string): TextBlock[] {
     }
     if (m.kind === 'header') {
       const block: TextBlock = { iterations: m.iterations, linesPerIteration: m.linesPerIteration, first: [], last: [],
-        firstLine: undefined, lastLine: undefined, firstIteration: [] };
+        firstLine: undefined, lastLine: undefined, firstIteration: [], hasReference: false, firstIsReference: false, lastIsFirst: false };
       const parent = stack[stack.length - 1];
       (parent === undefined ? top : parent.inLast ? parent.block.last : parent.block.first).push(block);
       stack.push({ block, inLast: false });
     } else if (m.kind === 'omitted') {
       const f = stack[stack.length - 1];
       assert.ok(f !== undefined && !f.inLast, 'omission marker outside a block');
-      assert.is(m.omitted, f.block.iterations - 2, 'omitted count = iterations - 2');
+      assert.ok(m.omitted === f.block.iterations - 2 || m.omitted === f.block.iterations - 1,
+        'omitted count = iterations - 2 (or - 1 when the last iteration is the first again)');
+      f.block.lastIsFirst = m.omitted === f.block.iterations - 1;
       f.inLast = true;
     } else {
       const f = stack.pop();
@@ -100,6 +114,12 @@ export function blockDepth(blocks: readonly TextBlock[]): number {
   return depth;
 }
 
+/** Blocks whose first iteration is shown as a reference to an earlier block's. */
+function countBodyReferences(blocks: readonly TextBlock[]): number {
+  return blocks.reduce((n, b) => n + (b.firstIsReference ? 1 : 0) +
+    countBodyReferences(b.first) + countBodyReferences(b.last), 0);
+}
+
 export function countBlocks(blocks: readonly TextBlock[]): number {
   return blocks.reduce((n, b) => n + 1 + countBlocks(b.first) + countBlocks(b.last), 0);
 }
@@ -109,7 +129,8 @@ interface JsonBlock {
   iterations: number; linesPerIteration: number; startLine: number; endLine: number;
   first: JsonIteration; last: JsonIteration;
 }
-interface JsonDoc { blocks: JsonBlock[]; inputLines: number; outputLines: number }
+interface JsonReference { sameAs: { startLine: number; endLine: number }; lines: number; startLine: number; endLine: number }
+interface JsonDoc { blocks: Array<JsonBlock | JsonReference>; inputLines: number; outputLines: number }
 
 function checkBlocks(json: JsonBlock[], text: TextBlock[], inLines: string[], where: string): void {
   assert.is(json.length, text.length, `${where}: number of blocks`);
@@ -123,10 +144,13 @@ function checkBlocks(json: JsonBlock[], text: TextBlock[], inLines: string[], wh
       `${at}: line range ${jb.startLine}..${jb.endLine} out of order`);
     assert.ok(jb.first.startLine === jb.startLine && jb.last.endLine === jb.endLine, `${at}: iteration ranges`);
     assert.ok(jb.first.endLine < jb.last.startLine, `${at}: first iteration ends before the last starts`);
-    assert.is(inLines[jb.startLine - 1], tb.firstLine, `${at}: input line ${jb.startLine} is the block's first line`);
-    assert.is(inLines[jb.endLine - 1], tb.lastLine, `${at}: input line ${jb.endLine} is the block's last line`);
+    if (!tb.hasReference) {
+      assert.is(inLines[jb.startLine - 1], tb.firstLine, `${at}: input line ${jb.startLine} is the block's first line`);
+      // when the last iteration is not printed, the block's last printed line is the first iteration's, byte for byte the same
+      assert.is(inLines[jb.endLine - 1], tb.lastLine, `${at}: input line ${jb.endLine} is the block's last line`);
+    }
     prevEnd = jb.endLine;
-    checkBlocks(jb.first.blocks, tb.first, inLines, `${at}.first`);
+    if (!tb.firstIsReference) checkBlocks(jb.first.blocks, tb.first, inLines, `${at}.first`);
     checkBlocks(jb.last.blocks, tb.last, inLines, `${at}.last`);
   });
 }
@@ -139,5 +163,22 @@ export function assertJsonMatchesText(input: Uint8Array | string, text: Uint8Arr
   const outText = latin1(text);
   assert.is(doc.inputLines, inLines.length, 'inputLines');
   assert.is(doc.outputLines, splitLogLines(outText).length, 'outputLines');
-  checkBlocks(doc.blocks, parseBlocks(outText), inLines, 'blocks');
+  const runs = doc.blocks.filter((b): b is JsonBlock => !('sameAs' in b));
+  checkBlocks(runs, parseBlocks(outText), inLines, 'blocks');
+  // references: in input order, after what they stand for, as many as the markers list ranges
+  let prevEnd = 0;
+  const refs = doc.blocks.filter((b): b is JsonReference => 'sameAs' in b);
+  for (const r of refs) {
+    assert.ok(r.startLine > prevEnd && r.startLine <= r.endLine && r.endLine <= inLines.length, 'reference line range');
+    assert.ok(r.sameAs.startLine <= r.sameAs.endLine && r.sameAs.endLine < r.startLine, 'a reference points back');
+    assert.ok(r.lines >= 1, 'reference lines');
+    prevEnd = r.endLine;
+  }
+  let ranges = 0;
+  for (const line of splitLogLines(outText)) {
+    const m = parseMarker(line);
+    if (m !== null && m.kind === 'reference') ranges += m.ranges.length;
+  }
+  const bodyRefs = countBodyReferences(parseBlocks(outText));
+  assert.is(refs.length, ranges - bodyRefs, 'one JSON reference per top-level marker range');
 }

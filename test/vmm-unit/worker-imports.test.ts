@@ -2,8 +2,8 @@
 // and under emulation each module costs tens of ms per thread: the worker must load only the
 // KVM wrapper, the port devices and the small modules they need — not src/kvm's index (the
 // guest loop), the ACPI table builder or anything else. A resolve hook records the graph.
-// (The build links this graph into one file, vcpu-worker.bundle.cjs, which is what vm.ts
-// starts; test/build/esm-link.test.ts checks the bundle holds exactly these modules.)
+// (The build bundles this graph into one file, vcpu-worker.bundle.cjs, which is what vm.ts
+// starts; test/build/bundles.test.ts checks the bundle holds exactly these modules.)
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
