@@ -31,7 +31,7 @@ export class RunBuilder {
     const phases = opts.phases ?? [['start', 0]];
     this.run = {
       label: 'run 1', durationMs: opts.durationMs ?? 10_000, cpus: range(0, (opts.cpus ?? 4) - 1),
-      phases: phases.map(([label, atMs], i) => ({ phase: i + 1, label, atMs })), cgroups: [], workers: [], spawnMs: 40, cpuStat: null,
+      phases: phases.map(([label, atMs], i) => ({ phase: i + 1, label, atMs })), cgroups: [], workers: [], spawnMs: 40, cpuStat: null, payload: null,
     };
   }
 
