@@ -534,6 +534,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetConstant(isolate, context, c, "MAP_PRIVATE", MAP_PRIVATE);
   SetConstant(isolate, context, c, "MAP_ANONYMOUS", MAP_ANONYMOUS);
   SetConstant(isolate, context, c, "MADV_HUGEPAGE", MADV_HUGEPAGE);
+  SetConstant(isolate, context, c, "MADV_DONTNEED", MADV_DONTNEED);
   SetConstant(isolate, context, c, "EFD_CLOEXEC", EFD_CLOEXEC);
   SetConstant(isolate, context, c, "EFD_NONBLOCK", EFD_NONBLOCK);
   SetConstant(isolate, context, c, "EFD_SEMAPHORE", EFD_SEMAPHORE);

@@ -14,7 +14,7 @@ import { bytesSource } from '../elf/file.js';
 import { inspectKernel } from '../monitor/inspect.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
-import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, ramLayout, type BootVmResult, type LiveVm } from '../vmm/index.js';
+import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, ramLayout, releaseGuestMemory, type BootVmResult, type LiveVm } from '../vmm/index.js';
 import { reservedTop } from '../vmm/boot/index.js';
 import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
@@ -318,7 +318,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       result.schedulerStatus = verdict.schedulerStatus;
     } else {
       // a test cell: up to attach as a sweep cell; the test's checks are judged by the caller
-      const early = judgeUntilAttach(observation, spec.scheduler.binary === null);
+      const early = judgeUntilAttach(observation, spec.scheduler.binary === null, 'the test body');
       if ('passed' in early) {
         result.passed = false;
         result.failure = early.failure;
@@ -360,5 +360,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
+    // the VM is gone and its result taken: its RAM goes back now, not at the next GC
+    if (live !== undefined) releaseGuestMemory(live.memory);
   }
 }

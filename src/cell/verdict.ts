@@ -90,7 +90,7 @@ function describeEnd(end: { code: number | null; signal: string | null } | null)
  * a failed Verdict, or the attached scheduler's status line. `eevdf`: no scheduler was asked
  * for, so only the guest and setup can fail.
  */
-export function judgeUntilAttach(o: Observation, eevdf = false): Verdict | { status: string } {
+export function judgeUntilAttach(o: Observation, eevdf = false, workload = 'the probe'): Verdict | { status: string } {
   const f = o.facts;
   if (f === null) {
     const how = o.agentError !== null
@@ -120,7 +120,7 @@ export function judgeUntilAttach(o: Observation, eevdf = false): Verdict | { sta
   if (f.stateAtAttach !== 'enabled') {
     // enable_seq says it attached, but it was gone before the agent could look
     const text = exit ?? `the scheduler ended right after attaching (${describeEnd(f.endedBeforeAttach)})`;
-    return { passed: false, failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text }, schedulerStatus: 'attached, then ENDED before the probe could start' };
+    return { passed: false, failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text }, schedulerStatus: `attached, then ENDED before ${workload} could start` };
   }
   return { status: `attached (state enabled, ops ${f.ops || '?'})` };
 }

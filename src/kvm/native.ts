@@ -21,6 +21,7 @@ export interface NativeConstants {
   readonly MAP_PRIVATE: number;
   readonly MAP_ANONYMOUS: number;
   readonly MADV_HUGEPAGE: number;
+  readonly MADV_DONTNEED: number;
   readonly EFD_CLOEXEC: number;
   readonly EFD_NONBLOCK: number;
   readonly EFD_SEMAPHORE: number;

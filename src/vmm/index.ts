@@ -142,6 +142,19 @@ function adviseHugePages(memory: GuestMemory): void {
   }
 }
 
+/**
+ * Gives a finished VM's guest RAM back to the host at once (MADV_DONTNEED: the pages are
+ * dropped, later reads see zeros) instead of when the garbage collector gets to the memory
+ * object: a run of many VMs in one process otherwise holds the RAM of several at a time.
+ * Call only when nothing reads the guest's memory any more. Best effort.
+ */
+export function releaseGuestMemory(memory: GuestMemory): void {
+  const n = native();
+  for (const r of memory.regions) {
+    try { n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_DONTNEED); } catch { /* kept until GC */ }
+  }
+}
+
 export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const t0 = performance.now();
   if (o.topology && o.vcpus !== undefined && o.vcpus !== o.topology.numCpus) {
