@@ -45,7 +45,8 @@ async function kvmTests(): Promise<{ status: number; path: string }> {
   // payloads of the scheduler tests (rt-app): the test host's userland has no Debian tools
   const { stageBinaries, PAYLOAD_STAGE_ENV } = await import('../src/test/payload-stage.js');
   const { findOnPath } = await import('../src/host/paths.js');
-  const payloads = stageBinaries(['rt-app'].map((n) => findOnPath(n)).filter((p): p is string => p !== undefined));
+  const rtApp = findOnPath('rt-app');
+  const payloads = stageBinaries(rtApp === undefined ? [] : [rtApp]);
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (stock !== undefined) env.KTSTR_STOCK_KERNEL = stock.vmlinuz;
   if (payloads !== null) env[PAYLOAD_STAGE_ENV] = payloads.dir;

@@ -46,6 +46,7 @@ const TOOLS: Record<string, string> = {
   bison: 'bison',
   bc: 'bc',
   perl: 'perl',
+  'rt-app': 'rt-app',
   // every Debian 12 system
   bash: 'bash',
   tar: 'tar',
