@@ -102,6 +102,20 @@ bool meas_mark(struct meas *m, uint64_t block_start, uint64_t lat_ref, bool iter
 	int prev_cpu = m->prev_cpu;
 	m->prev_end = now;
 	m->prev_cpu = cpu;
+	if (p2 == PHASE_STOP && p1 != 0 && prev_end != 0) {
+		/*
+		 * The first sample after stop: a worker kept off the CPU until now (runnable, never
+		 * picked) shows its gap here, or never. Nothing else is attributed.
+		 */
+		uint64_t run_end = block_start ? block_start : now;
+		uint64_t gap = run_end > prev_end ? run_end - prev_end : 0;
+		if (gap > m->max_gap) {
+			m->max_gap = gap;
+			m->max_gap_at = now > m->start_ns ? now - m->start_ns : 0;
+			m->max_gap_cpu = cpu;
+		}
+		return false;
+	}
 	if (p1 != p2 || p1 == 0 || p1 == PHASE_STOP)
 		return p2 != PHASE_STOP; /* a phase change raced the sample: nothing attributed */
 	/* in transition (an operation being applied): iterations count, CPUs do not */
