@@ -20,6 +20,7 @@ import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
 import { failureBlock, failingCombinations, LiveStatus, programRuns, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
 import { paint } from './colour.js';
 import { writeAtomically } from './output.js';
+import { stopOnInterrupt } from './interrupt.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
@@ -198,18 +199,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
       },
     },
   });
-  let interrupts = 0;
-  const onSignal = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      err.write('\nktstr-wasm: interrupted: stopping every cell (Ctrl-C again to quit at once)\n');
-      run.interrupt();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const release = stopOnInterrupt('every cell', () => run.interrupt(), err);
   let result: SweepResult;
   try {
     err.write(`ktstr-wasm sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`);
@@ -217,8 +207,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   } finally {
     clearInterval(timer);
     if (live) err.write(live.stop());
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
   // with --json - the JSON owns stdout; the report goes to stderr
   printReport(result, flags.json === '-' ? process.stderr : process.stdout);

@@ -24,6 +24,7 @@ import { compareEevdf, countsLine, failureBlock, progressLine } from '../test/re
 import { mergeTestRuns, parseTestRun, serializeTestRun, testJunit, TestJsonError } from '../test/json.js';
 import { paint } from './colour.js';
 import { writeAtomically } from './output.js';
+import { stopOnInterrupt } from './interrupt.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
@@ -179,25 +180,13 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
       },
     },
   });
-  let interrupts = 0;
-  const onSignal = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      err.write('\nktstr-wasm: interrupted: stopping every test (Ctrl-C again to quit at once)\n');
-      run.interrupt();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const release = stopOnInterrupt('every test', () => run.interrupt(), err);
   let result: TestRunResult;
   try {
     err.write(`ktstr-wasm test: ${cells.length} test${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`);
     result = await run.run();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
   printReport(result, flags.json === '-' ? process.stderr : process.stdout, { compare: flags.compareEevdf });
   writeOutputs(result, flags);

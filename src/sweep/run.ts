@@ -28,13 +28,18 @@ export interface SweepRunOptions {
   events?: SweepEvents;
 }
 
-export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>): CellSpec {
+/** A resolved kernel as a cell takes it: the image to boot (the bzImage when unresolvable) and the vmlinux. */
+export function cellKernel(k: MatrixCell['kernel']): CellSpec['kernel'] {
   let image = '';
-  try { image = bootImage(c.kernel); } catch { image = c.kernel.bzImage; }
+  try { image = bootImage(k); } catch { image = k.bzImage; }
+  return { label: k.label, image, vmlinux: k.vmlinux ?? null };
+}
+
+export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>): CellSpec {
   return {
     id: c.id,
     scheduler: { name: c.scheduler.name, binary: c.binary, args: c.scheduler.args },
-    kernel: { label: c.kernel.label, image, vmlinux: c.kernel.vmlinux ?? null },
+    kernel: cellKernel(c.kernel),
     topologyName: c.topologyName,
     topology: c.topology.toString(),
     memoryMiB: c.memoryMiB,

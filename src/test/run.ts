@@ -3,10 +3,10 @@
 // comes out as events; interrupt() ends running VMs and drops queued cells. Printing is the
 // caller's (src/cli/test-run.ts).
 
-import { bootImage } from '../kernel/resolve.js';
 import type { CellSpec } from '../cell/run-cell.js';
 import type { CellResult } from '../cell/result.js';
 import { CellPool } from '../sweep/pool.js';
+import { cellKernel } from '../sweep/run.js';
 import type { SweepShard } from '../sweep/result.js';
 import type { ThresholdOverrides } from './checks/index.js';
 import { judgeTest, type TestResult } from './judge.js';
@@ -35,12 +35,10 @@ export interface TestRunEvents {
 }
 
 export function testCellSpec(c: TestCell): CellSpec {
-  let image = '';
-  try { image = bootImage(c.kernel); } catch { image = c.kernel.bzImage; }
   return {
     id: c.id,
     scheduler: { name: c.scheduler?.name ?? 'eevdf', binary: c.scheduler === null ? null : c.binary, args: c.scheduler?.args ?? [] },
-    kernel: { label: c.kernel.label, image, vmlinux: c.kernel.vmlinux ?? null },
+    kernel: cellKernel(c.kernel),
     topologyName: c.topologyName,
     topology: c.topology.toString(),
     memoryMiB: c.memoryMiB,

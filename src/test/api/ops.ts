@@ -5,6 +5,10 @@
 
 import { toCpuList, type CgroupDef, type CgroupSpec, type CpuSet } from './cgroup.js';
 import { toMs, type Duration } from './duration.js';
+import { cpuList as cpuRanges } from '../../vmm/topology/index.js';
+
+/** `0-3,6` from a CPU list (Linux's list format). */
+export { cpuRanges };
 
 export type OpSpec =
   | { atMs: number; op: 'resize'; cgroup: string; cpus: number[] }
@@ -32,18 +36,6 @@ export function describeOp(o: OpSpec): string {
   }
 }
 
-/** `0-3,6` from a CPU list. */
-export function cpuRanges(cpus: readonly number[]): string {
-  const s = [...new Set(cpus)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < s.length;) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
-    parts.push(j === i ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
 
 function nonEmpty(cpus: number[], what: string): number[] {
   if (cpus.length === 0) throw new TypeError(`${what}: an empty CPU set (null for every CPU)`);

@@ -3,6 +3,7 @@
 // `500 µs`), percentages, CPU sets as ranges (`0-3,6`), and guest strings made one short,
 // printable line.
 
+import { cpuList } from '../../vmm/topology/index.js';
 import { oneLine } from '../../sweep/report.js';
 
 const sig3 = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
@@ -48,17 +49,7 @@ export const fmtAt = (ns: number): string => `${(ns / 1e9).toFixed(1)}s`;
 
 /** A CPU set as ranges: [0,1,2,3,6] -> `0-3,6`; empty -> `none`. */
 export function cpuRanges(cpus: Iterable<number>): string {
-  const s = [...new Set(cpus)].sort((a, b) => a - b);
-  if (s.length === 0) return 'none';
-  const parts: string[] = [];
-  let lo = s[0];
-  let hi = s[0];
-  for (let i = 1; i <= s.length; i++) {
-    if (i < s.length && s[i] === hi + 1) { hi = s[i]; continue; }
-    parts.push(lo === hi ? `${lo}` : `${lo}-${hi}`);
-    if (i < s.length) { lo = s[i]; hi = s[i]; }
-  }
-  return parts.join(',');
+  return cpuList(cpus) || 'none';
 }
 
 /** Guest text on one printable line, at most `max` characters (an ellipsis marks a cut). */
