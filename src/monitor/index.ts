@@ -15,5 +15,6 @@ export { parseSystemMap, SystemMapError } from './system-map.js';
 export { Vmcoreinfo, VmcoreinfoError } from './vmcoreinfo.js';
 export { readCoreDump, type CoreDump, type DumpSegment, type DumpCpu } from './core-dump.js';
 export { deriveLayout, findKernelTextPa, KaslrError, START_KERNEL_MAP, type KernelLayout, type LayoutHints } from './kaslr.js';
-export { inspectKernel, reportJson, programJson, type InspectReport } from './inspect.js';
+export { inspectKernel, inspectGuest, reportJson, programJson, type InspectReport } from './inspect.js';
+export { GuestKernel, GuestReadError } from './guest-kernel.js';
 export { DataViewWalker } from './ts-walker.js';

@@ -3,10 +3,9 @@
 // by live VMs; the memory image and the Introspector come from the caller. Browser-safe.
 
 import { nsPerCall, missRate, type Enumeration, type Introspector, type StructOpsProgram } from './introspector.js';
-import { deriveLayout, type KernelLayout, type LayoutHints } from './kaslr.js';
-import { symbol, type KernelImage } from './kernel-image.js';
-
-const MAX_CPU_SLOTS = 8192;
+import type { KernelLayout, LayoutHints } from './kaslr.js';
+import type { KernelImage } from './kernel-image.js';
+import { GuestKernel } from './guest-kernel.js';
 
 export interface InspectReport {
   layout: KernelLayout;
@@ -27,25 +26,15 @@ function runningRelease(intro: Introspector, kernel: KernelImage, layout: Kernel
 
 /** Configures `intro` for the kernel and layout, then reads the struct_ops programs. */
 export function inspectKernel(intro: Introspector, kernel: KernelImage, hints: LayoutHints = {}): InspectReport {
-  intro.setOffsets(kernel.offsets);
-  const layout = deriveLayout(intro, kernel, hints);
-  const rt = (name: string): bigint => symbol(kernel, name) + layout.kaslrOffset;
-  let nrCpuIds = 1;
-  if (kernel.symbols.has('nr_cpu_ids')) {
-    const v = intro.readKva32(rt('nr_cpu_ids'));
-    if (v !== null && v > 0) nrCpuIds = Math.min(v, MAX_CPU_SLOTS);
-  }
-  if (kernel.symbols.has('__per_cpu_offset')) {
-    const size = kernel.symbolSizes.get('__per_cpu_offset');
-    const slots = size !== undefined && size > 0 ? Math.min(size / 8, nrCpuIds) : nrCpuIds;
-    intro.setPerCpu(rt('__per_cpu_offset'), slots);
-  } else {
-    intro.setPerCpu(0n, 0);
-  }
+  return inspectGuest(GuestKernel.open(intro, kernel, hints));
+}
+
+/** The struct_ops programs of an opened guest kernel. */
+export function inspectGuest(guest: GuestKernel): InspectReport {
   const t0 = performance.now();
-  const enumeration = intro.structOpsPrograms(rt('prog_idr'));
+  const enumeration = guest.intro.structOpsPrograms(guest.symbolKva('prog_idr'));
   const enumerateMicros = (performance.now() - t0) * 1000;
-  return { layout, release: runningRelease(intro, kernel, layout), nrCpuIds, enumeration, enumerateMicros };
+  return { layout: guest.layout, release: runningRelease(guest.intro, guest.kernel, guest.layout), nrCpuIds: guest.nrCpuIds, enumeration, enumerateMicros };
 }
 
 /** A program as plain JSON (bigints as decimal strings where they can exceed 2^53). */

@@ -204,6 +204,12 @@ export class Introspector {
     return new Uint8Array(this.memory.buffer, this.core.scratchPtr(), n).slice();
   }
 
+  /** Memory offset of guest physical [pa, pa+len), or null when it is not inside one region. */
+  physOffset(pa: number, len: number): number | null {
+    for (const r of this.regionList) if (pa >= r.pa && pa + len <= r.pa + r.size) return r.offset + pa - r.pa;
+    return null;
+  }
+
   /** Bytes at guest physical `pa` (copied), or null when not inside one region. */
   readPhysBytes(pa: number, len: number): Uint8Array | null {
     for (const r of this.regionList) {
