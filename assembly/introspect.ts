@@ -8,6 +8,14 @@
 // image); every read of guest data is range-checked against the region table and turns into
 // "not mapped"/"fault" instead of a trap; every loop over guest data has a fixed bound.
 
+import {
+  MON_ABSENT, MON_COUNT, MON_RQ_NR_RUNNING, MON_RQ_CFS_NR_RUNNING, MON_RQ_SCX_NR_RUNNING, MON_RQ_SCX_FLAGS, MON_RQ_LOCAL_DSQ_NR,
+  MON_RQ_RUNNABLE_LIST, MON_RQ_CURR, MON_RQ_CLOCK, MON_RQ_CPU, MON_TASK_PID, MON_TASK_COMM, MON_TASK_POLICY, MON_TASK_RUNNABLE_NODE,
+  MON_TASK_RUNNABLE_AT, RQ_RECORD_SIZE, RQ_KVA, RQ_CLOCK, RQ_CURR_KVA, RQ_OLDEST_RUNNABLE_AT, RQ_NR_RUNNING, RQ_CFS_NR, RQ_SCX_NR,
+  RQ_LOCAL_DSQ_NR, RQ_CURR_PID, RQ_CURR_POLICY, RQ_SCX_FLAGS, RQ_OLDEST_PID, RQ_RUNNABLE_COUNT, RQ_FLAGS, RQ_COMM, RQ_CPU,
+  RQ_OUT_RECORDS, RQF_READ, RQF_CURR, RQF_SCX, RQF_LIST_TRUNCATED, RQF_LIST_BROKEN, RQF_NO_CPU,
+} from './monitor-abi';
+
 // ---- constants -----------------------------------------------------------------------------------
 /** Returned by every translation that fails (not mapped, outside guest RAM, non-canonical). */
 export const NOT_MAPPED: u64 = 0xffff_ffff_ffff_ffff;
@@ -83,7 +91,9 @@ const OUT: usize = PCPU + <usize>MAX_CPUS * 8;
 const SCRATCH_BYTES: i32 = 1 << 16;
 const SCRATCH: usize = OUT + <usize>OUT_RECORDS * <usize>RECORD_SIZE;
 const NAMEBUF: usize = SCRATCH + <usize>SCRATCH_BYTES; // a map name, then its obj prefix
-const BLOCKS_END: usize = align16(NAMEBUF + 32);
+const MON_OFFSETS: usize = align16(NAMEBUF + 32);
+const RQ_OUT: usize = align16(MON_OFFSETS + <usize>MON_COUNT * 4);
+const BLOCKS_END: usize = align16(RQ_OUT + <usize>RQ_OUT_RECORDS * <usize>RQ_RECORD_SIZE);
 
 // ---- state -----------------------------------------------------------------------------------------
 let regionCount: i32 = 0;
@@ -607,3 +617,116 @@ export function enumStructOps(idrKva: u64, maxRecords: i32): i32 {
 }
 
 export function programsSeen(): i32 { return progsSeen; }
+
+// ---- runqueue sampler (the monitor) ----------------------------------------------------------------------
+// One record per CPU of `runqueues` (per-CPU struct rq): counts, clock, the current task, and the
+// oldest task on the sched_ext runnable list (runnable but not running). Layout and offset-table
+// indexes: assembly/monitor-abi.ts. Fields the kernel lacks are MON_ABSENT and read as 0.
+
+let runqueuesSym: u64 = 0;
+let runqueuesCpus: i32 = 0;
+
+/** Sets monitor offset `index` (MON_*); MON_ABSENT marks a field the kernel does not have. */
+export function setMonitorOffset(index: i32, value: i32): i32 {
+  if (index < 0 || index >= MON_COUNT) return -1;
+  store<i32>(MON_OFFSETS + (<usize>index << 2), value);
+  return 0;
+}
+
+@inline function mon(index: i32): i32 { return load<i32>(MON_OFFSETS + (<usize>index << 2)); }
+
+export function rqOutPtr(): usize { return RQ_OUT; }
+export function rqOutCapacity(): i32 { return RQ_OUT_RECORDS; }
+
+/** `runqueues`' per-CPU symbol value (its offset in the per-CPU area); reloads the per-CPU offsets
+ * (setPerCpu) and returns how many CPUs can be sampled. */
+export function setRunqueues(symbolValue: u64): i32 {
+  runqueuesSym = symbolValue;
+  runqueuesCpus = loadPerCpu();
+  return runqueuesCpus;
+}
+
+/** A u32 at kva + off when the field exists, else 0 (fault set on an unreadable one). */
+function field32(base: u64, index: i32): u32 {
+  const o = mon(index);
+  return o < 0 ? 0 : k32(base + <u64>o);
+}
+
+function sampleOne(rec: usize, cpu: i32, listLimit: i32): void {
+  memory.fill(rec, 0, <usize>RQ_RECORD_SIZE);
+  const pcpu = load<u64>(PCPU + (<usize>cpu << 3));
+  if (pcpu == 0 && cpu != 0) { store<u32>(rec + RQ_FLAGS, RQF_NO_CPU); return; }
+  const rq = pcpu + runqueuesSym;
+  store<u64>(rec + RQ_KVA, rq);
+  let flags: u32 = 0;
+  fault = false;
+  store<u32>(rec + RQ_NR_RUNNING, field32(rq, MON_RQ_NR_RUNNING));
+  store<u32>(rec + RQ_CFS_NR, field32(rq, MON_RQ_CFS_NR_RUNNING));
+  store<u32>(rec + RQ_CPU, field32(rq, MON_RQ_CPU));
+  if (mon(MON_RQ_CLOCK) >= 0) store<u64>(rec + RQ_CLOCK, k64(rq + <u64>mon(MON_RQ_CLOCK)));
+  if (fault) { store<u32>(rec + RQ_FLAGS, 0); return; }
+  flags |= RQF_READ;
+  if (mon(MON_RQ_CURR) >= 0) {
+    const curr = k64(rq + <u64>mon(MON_RQ_CURR));
+    if (!fault) {
+      store<u64>(rec + RQ_CURR_KVA, curr);
+      const pid = field32(curr, MON_TASK_PID);
+      const policy = field32(curr, MON_TASK_POLICY);
+      if (!fault && mon(MON_TASK_COMM) >= 0 && kName(curr + <u64>mon(MON_TASK_COMM), rec + RQ_COMM)) {
+        store<u32>(rec + RQ_CURR_PID, pid);
+        store<u32>(rec + RQ_CURR_POLICY, policy);
+        flags |= RQF_CURR;
+      } else {
+        memory.fill(rec + RQ_COMM, 0, 16);
+      }
+    }
+    fault = false;
+  }
+  if (mon(MON_RQ_SCX_NR_RUNNING) >= 0) {
+    store<u32>(rec + RQ_SCX_NR, field32(rq, MON_RQ_SCX_NR_RUNNING));
+    store<u32>(rec + RQ_SCX_FLAGS, field32(rq, MON_RQ_SCX_FLAGS));
+    store<u32>(rec + RQ_LOCAL_DSQ_NR, field32(rq, MON_RQ_LOCAL_DSQ_NR));
+    if (!fault) flags |= RQF_SCX;
+    fault = false;
+    const listOff = mon(MON_RQ_RUNNABLE_LIST);
+    const nodeOff = mon(MON_TASK_RUNNABLE_NODE);
+    const atOff = mon(MON_TASK_RUNNABLE_AT);
+    if (listOff >= 0 && nodeOff >= 0 && atOff >= 0) {
+      const head = rq + <u64>listOff;
+      let node = k64(head);
+      let count: i32 = 0;
+      let oldest: u64 = NOT_MAPPED;
+      let oldestPid: u32 = 0;
+      while (!fault && node != head) {
+        if (count >= listLimit) { flags |= RQF_LIST_TRUNCATED; break; }
+        const task = node - <u64>nodeOff;
+        const at = k64(task + <u64>atOff);
+        if (fault) break;
+        if (at < oldest) { oldest = at; oldestPid = field32(task, MON_TASK_PID); }
+        count++;
+        node = k64(node);
+      }
+      if (fault) flags |= RQF_LIST_BROKEN;
+      fault = false;
+      store<u32>(rec + RQ_RUNNABLE_COUNT, <u32>count);
+      if (count > 0 && oldest != NOT_MAPPED) {
+        store<u64>(rec + RQ_OLDEST_RUNNABLE_AT, oldest);
+        store<u32>(rec + RQ_OLDEST_PID, oldestPid);
+      }
+    }
+  }
+  store<u32>(rec + RQ_FLAGS, flags);
+}
+
+/** Samples CPUs [firstCpu, firstCpu+count) into the RQ_OUT block (at most RQ_OUT_RECORDS), each
+ * runnable list walked for at most `listLimit` tasks; returns the number of records written. */
+export function sampleRunqueues(firstCpu: i32, count: i32, listLimit: i32): i32 {
+  if (firstCpu < 0 || count <= 0) return 0;
+  let n = count < RQ_OUT_RECORDS ? count : RQ_OUT_RECORDS;
+  if (firstCpu >= runqueuesCpus) return 0;
+  if (firstCpu + n > runqueuesCpus) n = runqueuesCpus - firstCpu;
+  const limit = listLimit < 0 ? 0 : (listLimit > 65536 ? 65536 : listLimit);
+  for (let i = 0; i < n; i++) sampleOne(RQ_OUT + <usize>i * <usize>RQ_RECORD_SIZE, firstCpu + i, limit);
+  fault = false;
+  return n;
+}

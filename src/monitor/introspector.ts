@@ -39,6 +39,11 @@ export interface IntrospectExports {
   setPerCpu(arrayKva: bigint, slots: number): void;
   enumStructOps(idrKva: bigint, maxRecords: number): number;
   programsSeen(): number;
+  setMonitorOffset(index: number, value: number): number;
+  setRunqueues(symbolValue: bigint): number;
+  sampleRunqueues(firstCpu: number, count: number, listLimit: number): number;
+  rqOutPtr(): number;
+  rqOutCapacity(): number;
 }
 
 export const NOT_MAPPED = 0xffff_ffff_ffff_ffffn;
