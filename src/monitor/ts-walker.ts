@@ -1,8 +1,10 @@
-// The core's page walk, KVA translation and xa_load written in plain TypeScript over a
-// DataView: the baseline `npm run bench:introspect` measures the WASM core against, and a
-// second implementation the tests compare the core with. 64-bit values are handled as two
-// 32-bit halves (hi, lo) so the hot loop stays in small integers. Browser-safe.
+// The core's page walk, KVA translation, xa_load and runqueue sampler written in plain
+// TypeScript over a DataView: the baseline `npm run bench:introspect` measures the WASM core
+// against, and a second implementation the tests compare the core with (the runqueue records
+// byte for byte). 64-bit values are handled as two 32-bit halves (hi, lo) so the hot loop
+// stays in small integers. Browser-safe.
 
+import * as abi from '../../assembly/monitor-abi.js';
 import type { PhysRegion } from './introspector.js';
 
 const TWO32 = 4294967296;
@@ -20,9 +22,11 @@ export class DataViewWalker {
   private shiftOff = 0;
   private slotsOff = 8;
   private last: PhysRegion;
-  /** Entry found by the last xaLoadParts, as halves. */
+  /** Entry found by the last xaLoadParts (and value of the last readU64), as halves. */
   entryHi = 0;
   entryLo = 0;
+  /** Set by a failing readU64/readU32, as the core's fault flag (sticky until cleared). */
+  fault = false;
 
   constructor(private readonly view: DataView, private readonly regions: readonly PhysRegion[]) {
     this.last = regions[0] ?? { pa: 1, size: 0, offset: 0 };
@@ -159,4 +163,223 @@ export class DataViewWalker {
     const ok = this.xaLoadParts(Number(head >> 32n), Number(head & 0xffff_ffffn), index);
     return ok ? (BigInt(this.entryHi) << 32n) | BigInt(this.entryLo) : 0n;
   }
+
+  /** One byte at (hi:lo) + add (64-bit wrap), -1 when unmapped. */
+  private byteAt(hi: number, lo: number, add: number): number {
+    let l = lo + add;
+    let h = hi;
+    if (l >= TWO32) { l -= TWO32; h = (h + 1) >>> 0; }
+    return this.u8(h, l);
+  }
+
+  /**
+   * The u64 at kernel virtual (hi:lo) into entryHi/entryLo, as the core's k64: one translation
+   * when it stays in its page, else byte by byte. On fault: 0 and `fault` set.
+   */
+  readU64(hi: number, lo: number): void {
+    if ((lo & 0xfff) <= 0xff8) {
+      const pa = this.kvaToPaParts(hi, lo);
+      const o = pa < 0 ? -1 : this.offset(pa, 8);
+      if (o < 0) { this.fault = true; this.entryHi = 0; this.entryLo = 0; return; }
+      this.entryLo = this.view.getUint32(o, true);
+      this.entryHi = this.view.getUint32(o + 4, true);
+      return;
+    }
+    let l = 0;
+    let h = 0;
+    for (let i = 0; i < 8; i++) {
+      let b = this.byteAt(hi, lo, i);
+      if (b < 0) { this.fault = true; b = 0; }
+      if (i < 4) l += b * 2 ** (8 * i); else h += b * 2 ** (8 * (i - 4));
+    }
+    this.entryLo = l;
+    this.entryHi = h;
+  }
+
+  /** The u32 at kernel virtual (hi:lo), as the core's k32; 0 and `fault` set on fault. */
+  readU32(hi: number, lo: number): number {
+    if ((lo & 0xfff) <= 0xffc) {
+      const pa = this.kvaToPaParts(hi, lo);
+      const o = pa < 0 ? -1 : this.offset(pa, 4);
+      if (o < 0) { this.fault = true; return 0; }
+      return this.view.getUint32(o, true);
+    }
+    let v = 0;
+    for (let i = 0; i < 4; i++) {
+      const b = this.byteAt(hi, lo, i);
+      if (b < 0) this.fault = true; else v += b * 2 ** (8 * i);
+    }
+    return v;
+  }
+}
+
+// ---- runqueue sampler ----------------------------------------------------------------------------
+/** What the core's setPerCpu/setMonitorOffset/setRunqueues were given. */
+export interface RunqueueConfig {
+  perCpuKva: bigint;
+  perCpuSlots: number;
+  /** `runqueues`' per-CPU symbol value. */
+  runqueues: bigint;
+  /** The monitor offset table (abi.MON_*), abi.MON_ABSENT (any negative) for a missing field. */
+  offsets: readonly number[];
+}
+
+const MAX_CPUS = 8192;
+
+/** 64-bit (aHi:aLo) + (bHi:bLo) mod 2^64, as halves in `out`. */
+function add64(aHi: number, aLo: number, bHi: number, bLo: number, out: Int32Array | number[]): void {
+  const l = aLo + bLo;
+  const carry = l >= TWO32 ? 1 : 0;
+  out[0] = ((aHi + bHi + carry) >>> 0) | 0;
+  out[1] = (l - carry * TWO32) | 0;
+}
+
+/** The per-CPU offsets the core's setRunqueues loads (0 for an unreadable slot), as [hi, lo] pairs. */
+export function loadPerCpuTs(walker: DataViewWalker, config: RunqueueConfig): Uint32Array {
+  const slots = Math.max(0, Math.min(config.perCpuSlots, MAX_CPUS));
+  const out = new Uint32Array(slots * 2);
+  const t = [0, 0];
+  for (let i = 0; i < slots; i++) {
+    add64(Number(config.perCpuKva >> 32n) >>> 0, Number(config.perCpuKva & 0xffff_ffffn), 0, i * 8, t);
+    walker.fault = false;
+    walker.readU64(t[0] >>> 0, t[1] >>> 0);
+    if (!walker.fault) { out[2 * i] = walker.entryHi; out[2 * i + 1] = walker.entryLo; }
+  }
+  walker.fault = false;
+  return out;
+}
+
+/**
+ * The core's sampleRunqueues in plain TypeScript: records for CPUs [firstCpu, firstCpu+count)
+ * (at most abi.RQ_OUT_RECORDS, at most the loaded slots) written to `out` at offset 0 in the
+ * core's record layout; returns how many. `perCpu` is loadPerCpuTs' result.
+ */
+export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig, perCpu: Uint32Array,
+  firstCpu: number, count: number, listLimit: number, out: DataView): number {
+  const cpus = perCpu.length / 2;
+  if (firstCpu < 0 || count <= 0 || firstCpu >= cpus) return 0;
+  const n = Math.min(count, abi.RQ_OUT_RECORDS, cpus - firstCpu);
+  const limit = listLimit < 0 ? 0 : Math.min(listLimit, 65536);
+  const symHi = Number(config.runqueues >> 32n) >>> 0;
+  const symLo = Number(config.runqueues & 0xffff_ffffn);
+  for (let i = 0; i < n; i++) {
+    const cpu = firstCpu + i;
+    sampleOneTs(walker, config.offsets, perCpu[2 * cpu], perCpu[2 * cpu + 1], symHi, symLo, cpu, limit, out, i * abi.RQ_RECORD_SIZE);
+  }
+  walker.fault = false;
+  return n;
+}
+
+const tmp = new Int32Array(2);
+
+function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pLo: number, symHi: number, symLo: number,
+  cpu: number, limit: number, out: DataView, rec: number): void {
+  for (let i = 0; i < abi.RQ_RECORD_SIZE; i += 4) out.setUint32(rec + i, 0, true);
+  if (pHi === 0 && pLo === 0 && cpu !== 0) { out.setUint32(rec + abi.RQ_FLAGS, abi.RQF_NO_CPU, true); return; }
+  const put64 = (at: number, hi: number, lo: number): void => {
+    out.setUint32(rec + at, lo >>> 0, true);
+    out.setUint32(rec + at + 4, hi >>> 0, true);
+  };
+  /** u32 at (hi:lo) + offs[index] when the field exists, else 0. */
+  const field32 = (hi: number, lo: number, index: number): number => {
+    const o = offs[index];
+    if (o < 0) return 0;
+    add64(hi, lo, 0, o, tmp);
+    return w.readU32(tmp[0] >>> 0, tmp[1] >>> 0);
+  };
+  /** u64 at (hi:lo) + off into w.entryHi/entryLo. */
+  const at64 = (hi: number, lo: number, o: number): void => {
+    add64(hi, lo, 0, o, tmp);
+    w.readU64(tmp[0] >>> 0, tmp[1] >>> 0);
+  };
+  add64(pHi, pLo, symHi, symLo, tmp);
+  const rqHi = tmp[0] >>> 0;
+  const rqLo = tmp[1] >>> 0;
+  put64(abi.RQ_KVA, rqHi, rqLo);
+  let flags = 0;
+  w.fault = false;
+  out.setUint32(rec + abi.RQ_NR_RUNNING, field32(rqHi, rqLo, abi.MON_RQ_NR_RUNNING), true);
+  out.setUint32(rec + abi.RQ_CFS_NR, field32(rqHi, rqLo, abi.MON_RQ_CFS_NR_RUNNING), true);
+  out.setUint32(rec + abi.RQ_CPU, field32(rqHi, rqLo, abi.MON_RQ_CPU), true);
+  if (offs[abi.MON_RQ_CLOCK] >= 0) {
+    at64(rqHi, rqLo, offs[abi.MON_RQ_CLOCK]);
+    put64(abi.RQ_CLOCK, w.entryHi, w.entryLo);
+  }
+  if (w.fault) return; // flags stay 0
+  flags |= abi.RQF_READ;
+  if (offs[abi.MON_RQ_CURR] >= 0) {
+    at64(rqHi, rqLo, offs[abi.MON_RQ_CURR]);
+    if (!w.fault) {
+      const cHi = w.entryHi;
+      const cLo = w.entryLo;
+      put64(abi.RQ_CURR_KVA, cHi, cLo);
+      const pid = field32(cHi, cLo, abi.MON_TASK_PID);
+      const policy = field32(cHi, cLo, abi.MON_TASK_POLICY);
+      const commOff = offs[abi.MON_TASK_COMM];
+      if (!w.fault && commOff >= 0) {
+        at64(cHi, cLo, commOff);
+        const c0Hi = w.entryHi, c0Lo = w.entryLo;
+        at64(cHi, cLo, commOff + 8);
+        if (!w.fault) {
+          put64(abi.RQ_COMM, c0Hi, c0Lo);
+          put64(abi.RQ_COMM + 8, w.entryHi, w.entryLo);
+          out.setUint32(rec + abi.RQ_CURR_PID, pid, true);
+          out.setUint32(rec + abi.RQ_CURR_POLICY, policy, true);
+          flags |= abi.RQF_CURR;
+        }
+      }
+    }
+    w.fault = false;
+  }
+  if (offs[abi.MON_RQ_SCX_NR_RUNNING] >= 0) {
+    out.setUint32(rec + abi.RQ_SCX_NR, field32(rqHi, rqLo, abi.MON_RQ_SCX_NR_RUNNING), true);
+    out.setUint32(rec + abi.RQ_SCX_FLAGS, field32(rqHi, rqLo, abi.MON_RQ_SCX_FLAGS), true);
+    out.setUint32(rec + abi.RQ_LOCAL_DSQ_NR, field32(rqHi, rqLo, abi.MON_RQ_LOCAL_DSQ_NR), true);
+    if (!w.fault) flags |= abi.RQF_SCX;
+    w.fault = false;
+    const listOff = offs[abi.MON_RQ_RUNNABLE_LIST];
+    const nodeOff = offs[abi.MON_TASK_RUNNABLE_NODE];
+    const atOff = offs[abi.MON_TASK_RUNNABLE_AT];
+    if (listOff >= 0 && nodeOff >= 0 && atOff >= 0) {
+      add64(rqHi, rqLo, 0, listOff, tmp);
+      const headHi = tmp[0] >>> 0;
+      const headLo = tmp[1] >>> 0;
+      w.readU64(headHi, headLo);
+      let nHi = w.entryHi;
+      let nLo = w.entryLo;
+      let count = 0;
+      let oldHi = 0xffffffff;
+      let oldLo = 0xffffffff;
+      let oldestPid = 0;
+      // the task is node - nodeOff: add the two's complement of nodeOff
+      const negHi = nodeOff === 0 ? 0 : 0xffffffff;
+      const negLo = nodeOff === 0 ? 0 : TWO32 - nodeOff;
+      while (!w.fault && (nHi !== headHi || nLo !== headLo)) {
+        if (count >= limit) { flags |= abi.RQF_LIST_TRUNCATED; break; }
+        add64(nHi, nLo, negHi, negLo, tmp);
+        const tHi = tmp[0] >>> 0;
+        const tLo = tmp[1] >>> 0;
+        at64(tHi, tLo, atOff);
+        if (w.fault) break;
+        const aHi = w.entryHi;
+        const aLo = w.entryLo;
+        if (aHi < oldHi || (aHi === oldHi && aLo < oldLo)) {
+          oldHi = aHi; oldLo = aLo;
+          oldestPid = field32(tHi, tLo, abi.MON_TASK_PID);
+        }
+        count++;
+        w.readU64(nHi, nLo);
+        nHi = w.entryHi;
+        nLo = w.entryLo;
+      }
+      if (w.fault) flags |= abi.RQF_LIST_BROKEN;
+      w.fault = false;
+      out.setUint32(rec + abi.RQ_RUNNABLE_COUNT, count, true);
+      if (count > 0 && (oldHi !== 0xffffffff || oldLo !== 0xffffffff)) {
+        put64(abi.RQ_OLDEST_RUNNABLE_AT, oldHi, oldLo);
+        out.setUint32(rec + abi.RQ_OLDEST_PID, oldestPid, true);
+      }
+    }
+  }
+  out.setUint32(rec + abi.RQ_FLAGS, flags, true);
 }
