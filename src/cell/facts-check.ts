@@ -27,7 +27,7 @@ export function checkFacts(v: unknown): AgentFacts | string {
   if (v.probe !== null) {
     const p = v.probe;
     if (!isObj(p) || !Array.isArray(p.workers) || p.workers.length > MAX_WORKERS || !num(p.ms) || !str(p.stateAfter) || typeof p.schedulerAlive !== 'boolean') return 'probe';
-    if (!p.workers.every((w) => isObj(w) && num(w.cpu) && num(w.iterations) && num(w.cpuTimeNs) && num(w.policy))) return 'probe.workers';
+    if (!p.workers.every((w) => isObj(w) && num(w.cpu) && num(w.iterations) && num(w.cpuTimeNs) && num(w.policy) && (w.tid === undefined || num(w.tid)))) return 'probe.workers';
   }
   if (v.stop !== null) {
     const s = v.stop;

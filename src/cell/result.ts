@@ -3,6 +3,7 @@
 // here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
 
 import type { TestFacts } from '../guest/plan.js';
+import type { MonitorTimeline } from './monitor-session.js';
 
 /** Why a cell failed, by kind (the sweep's reporters group and print these). */
 export type FailureKind =
@@ -11,9 +12,10 @@ export type FailureKind =
   | 'dispatch' // attached, but no worker made forward progress (the watchdog's message when it fired)
   | 'crash'    // scx_bpf_error / the scheduler's exit kind and text after attach
   | 'guest'    // the guest kernel panicked, triple-faulted, hung or ended early: console tail
-  | 'setup';   // kernel or binary missing, kernel without sched_ext, bad plan
+  | 'setup'    // kernel or binary missing, kernel without sched_ext, bad plan
+  | 'topology'; // the guest kernel's sched domains do not match the declared topology (a VMM bug)
 
-export const FAILURE_KINDS: readonly FailureKind[] = ['verify', 'attach', 'dispatch', 'crash', 'guest', 'setup'];
+export const FAILURE_KINDS: readonly FailureKind[] = ['verify', 'attach', 'dispatch', 'crash', 'guest', 'setup', 'topology'];
 
 export interface CellFailure {
   kind: FailureKind;
@@ -41,6 +43,8 @@ export interface ProbeWorkerReport {
   cpuTimeNs: number;
   /** Its scheduling policy as the kernel reported it after the switch (7 = SCHED_EXT). */
   policy: number;
+  /** Its thread id in the guest (the host monitor sees it as the running task of its CPU); absent from older agents. */
+  tid?: number;
 }
 
 /** The verifier's summary line of a rejected load (from the forwarded log). */
@@ -98,6 +102,8 @@ export interface CellResult {
   wallMs: number;
   /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */
   hostRssBytes: number | null;
+  /** The host monitor's timeline: runqueue samples, sched domains and their topology check, sched_ext exit info. */
+  monitor?: MonitorTimeline;
   /** A test cell's facts from the guest (checked), for the test's judge (src/test/judge.ts). */
   test?: TestFacts;
 }

@@ -23,6 +23,7 @@ import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } fr
 import { checkTestFacts } from '../test/facts-check.js';
 import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
+import { DEFAULT_MONITOR_INTERVAL_MS, MonitorSession, emptyTimeline } from './monitor-session.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
 export interface CellSpec {
@@ -38,6 +39,8 @@ export interface CellSpec {
   /** Print verifier logs uncollapsed. */
   raw: boolean;
   timeouts?: Partial<CellTimeouts>;
+  /** The host monitor's sampling interval, ms (default 100); 0 turns the monitor off. */
+  monitorIntervalMs?: number;
   /** A scheduler test to run in this cell (`ktstr-wasm test`) instead of the dispatch probe; absent: a sweep cell. */
   test?: CellTestSpec;
 }
@@ -139,6 +142,11 @@ function collapseLog(text: string, raw: boolean): string {
   return Buffer.from(collapseBytes(Buffer.from(text, 'utf8'), (sink) => createCollapser('wasm', sink))).toString('utf8');
 }
 
+/** Where each CPU of a topology spec sits (node, LLC, core, thread). */
+function cellPlaces(topology: string): { cpu: number; node: number; llc: number; core: number; thread: number }[] {
+  return new Topology(topology).cpus.map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread }));
+}
+
 /** The agent's plan for a cell (its scheduler at its guest path, the cell's timeouts); `ring`: the shared region, null without one. */
 export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring']): AgentPlan {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
@@ -152,7 +160,7 @@ export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring'])
       bundle: GUEST_TEST_BUNDLE, file: spec.test.file, name: spec.test.name,
       scheduler: spec.scheduler.binary === null ? null : spec.scheduler.name,
       durationMs: spec.test.durationMs,
-      places: new Topology(spec.topology).cpus.map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread })),
+      places: cellPlaces(spec.topology),
       schedulers: Object.fromEntries(Object.entries(spec.test.schedulers).map(([name, e]) => [name, { path: schedulerGuestPath(e.binary), args: e.args }])),
       payload: spec.test.payload === undefined ? null : { argv: [`${GUEST_PAYLOAD_DIR}/${basename(spec.test.payload.binary)}`, ...spec.test.payload.args], cgroup: spec.test.payload.cgroup },
     },
@@ -218,12 +226,27 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let hostSeq = 0;
   const bulk = new Map<string, string>();
   const onAbort = (): void => live?.end('interrupted');
+  const monitorInterval = spec.monitorIntervalMs ?? DEFAULT_MONITOR_INTERVAL_MS;
+  const places = cellPlaces(spec.topology);
+  let monitor: MonitorSession | null = null;
   hooks.signal?.addEventListener('abort', onAbort);
 
   const handle = (m: AgentMessage): void => {
     const now = performance.now();
     switch (m.type) {
-      case 'hello': phaseAt.hello = now; break;
+      case 'hello':
+        phaseAt.hello = now;
+        if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
+          monitor = new MonitorSession(monitorInterval, places);
+          try {
+            void monitor.start(live, kernelImage(spec.kernel.vmlinux));
+          } catch (e) {
+            monitor.stop();
+            result.monitor = emptyTimeline(monitorInterval, `monitor not started: ${e instanceof Error ? e.message : String(e)}`);
+            monitor = null;
+          }
+        }
+        break;
       case 'phase':
         if (!AGENT_PHASES.includes(m.phase)) break;
         phaseAt[m.phase] = now;
@@ -303,6 +326,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       return finish();
     }
     await reading;
+    if (monitor !== null) result.monitor = (monitor as MonitorSession).stop();
     const tEnd = performance.now();
     const consoleLines = vm.consoleTail.split('\n');
     const panicLine = consoleLines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;
@@ -343,6 +367,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       if (log !== null) result.verifier = verifierSummary(log);
       result.schedulerLog = collapseLog(observed.output, spec.raw);
     }
+    const topology = result.monitor?.topology;
+    if (topology != null && !topology.ok && (result.passed || result.failure?.kind === 'dispatch')) {
+      result.passed = false;
+      result.failure = { kind: 'topology', message: `the guest kernel's sched domains do not match topology ${spec.topology}: ${topology.problems[0]}${topology.problems.length > 1 ? ` (and ${topology.problems.length - 1} more)` : ''}` };
+    }
     if (hostReadError !== null) result.schedulerStatus += ` (host read of guest memory failed: ${hostReadError})`;
     if (corrupt > 0) result.schedulerStatus += ` (${corrupt} damaged frames ignored)`;
     if (!result.passed) result.consoleTail = consoleLines.slice(-40).join('\n');
@@ -360,6 +389,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
+    (monitor as MonitorSession | null)?.stop();
     // the VM is gone and its result taken: its RAM goes back now, not at the next GC
     if (live !== undefined) releaseGuestMemory(live.memory);
   }

@@ -5,14 +5,15 @@
 // -> struct scx_sched) are both resolved through BTF and symbols, never hard-coded offsets.
 // Browser-safe.
 
-import type { Btf } from './btf.js';
+import type { Btf, BtfType } from './btf.js';
 import type { GuestKernel } from './guest-kernel.js';
 
 export interface ScxExitInfo {
   kind: number;
   /** The enumerator's name without its prefix (`ERROR_STALL`), or null for an unknown value. */
   kindName: string | null;
-  exitCode: bigint;
+  /** The exit code (s64 in the kernel; as a number, exact up to 2^53). */
+  exitCode: number;
   reason: string | null;
   message: string | null;
   /** The dump text (the scheduler's debug dump at exit), trimmed; null when none. */
@@ -34,13 +35,18 @@ const EXIT_REASON_MAX = 256;
 const EXIT_MSG_MAX = 1024;
 const EXIT_DUMP_MAX = 32 * 1024;
 
-/** Name of enumerator `value` in enum `enumName`, or null. */
+const enumCache = new WeakMap<Btf, Map<string, BtfType | null>>();
+
+/** Name of enumerator `value` in enum `enumName`, or null (enums looked up once per BTF). */
 export function enumeratorName(btf: Btf, enumName: string, value: bigint): string | null {
-  for (const t of btf.types) {
-    if (t.name !== enumName || t.enumValues === undefined) continue;
-    return t.enumValues.find((e) => e.value === value)?.name ?? null;
+  let cache = enumCache.get(btf);
+  if (cache === undefined) enumCache.set(btf, (cache = new Map()));
+  let t = cache.get(enumName);
+  if (t === undefined) {
+    t = btf.types.find((x) => x.name === enumName && x.enumValues !== undefined) ?? null;
+    cache.set(enumName, t);
   }
-  return null;
+  return t?.enumValues?.find((e) => e.value === value)?.name ?? null;
 }
 
 function memberOffset(btf: Btf, struct: string, path: string): number | null {
@@ -130,7 +136,7 @@ function readExitInfo(guest: GuestKernel, ei: bigint): ScxExitInfo | null {
   const kindName = enumeratorName(btf, 'scx_exit_kind', BigInt(kind));
   return {
     kind, kindName: kindName === null ? null : kindName.replace(/^SCX_EXIT_/, ''),
-    exitCode: codeOff === null ? 0n : BigInt.asIntN(64, guest.read64(ei + BigInt(codeOff)) ?? 0n),
+    exitCode: codeOff === null ? 0 : Number(BigInt.asIntN(64, guest.read64(ei + BigInt(codeOff)) ?? 0n)),
     reason: str('reason', EXIT_REASON_MAX), message: str('msg', EXIT_MSG_MAX), dump,
   };
 }

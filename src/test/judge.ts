@@ -3,7 +3,7 @@
 // (defaults <- the scheduler's registry entry <- the test's options <- the run's own).
 // Pure: the reporters print a TestResult, the JSON file holds it.
 
-import type { CellResult } from '../cell/result.js';
+import type { CellResult, FailureKind } from '../cell/result.js';
 import { exitMessage } from '../cell/verdict.js';
 import type { CheckOverrides } from './api/options.js';
 import { judgeRun, mergeResults, mergeThresholds, type AssertResult, type ThresholdOverrides } from './checks/index.js';
@@ -11,7 +11,7 @@ import type { RunRecord, SchedulerLiveness } from './record.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
 /** Why a test failed: a check, the body (threw), its timeout, or the cell engine's kinds. */
-export type TestFailureKind = 'check' | 'body' | 'timeout' | 'payload' | 'verify' | 'attach' | 'dispatch' | 'crash' | 'guest' | 'setup';
+export type TestFailureKind = 'check' | 'body' | 'timeout' | 'payload' | FailureKind;
 
 export interface TestResult {
   /** `test/<file>/<name>/<scheduler>/<kernel>/<topology>`. */

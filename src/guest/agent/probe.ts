@@ -8,8 +8,8 @@ import type { ProbeWorkerReport } from '../../cell/result.js';
 
 export const SCHED_EXT_POLICY = 7;
 
-/** Per worker in the shared array: [iterations, cpu time ns, policy, ready]. */
-const SLOTS = 4;
+/** Per worker in the shared array: [iterations, cpu time ns, policy, ready, thread id]. */
+const SLOTS = 5;
 /** Control words: [0] go (workers switch to the policy and spin), [1] stop. */
 const CONTROL_BYTES = 8;
 
@@ -24,6 +24,7 @@ const n = require(addon);
 const control = new Int32Array(shared, 0, 2);
 const slots = new Float64Array(shared, ${CONTROL_BYTES}, ${SLOTS} * count);
 const base = index * ${SLOTS};
+try { slots[base + 4] = n.gettid(); } catch (e) {}
 slots[base + 3] = 1;
 while (Atomics.load(control, 0) === 0 && Atomics.load(control, 1) === 0) Atomics.wait(control, 0, 0, 1000);
 try { n.schedSetaffinity(0, [cpu]); } catch (e) {}
@@ -100,6 +101,7 @@ export class ProbeWorkers {
         iterations: Math.max(0, this.slot(i, 0) - startIter[i]),
         cpuTimeNs: Math.max(0, this.slot(i, 1) - startCpu[i]),
         policy: this.slot(i, 2),
+        tid: this.slot(i, 4),
       })),
     };
   }
