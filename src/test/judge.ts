@@ -6,7 +6,8 @@
 import type { CellResult, FailureKind } from '../cell/result.js';
 import { exitMessage } from '../cell/verdict.js';
 import type { CheckOverrides } from './api/options.js';
-import { judgeRun, mergeResults, mergeThresholds, type AssertResult, type ThresholdOverrides } from './checks/index.js';
+import { judgeRun, mergeResults, mergeThresholds, stall, type AssertResult, type ThresholdOverrides } from './checks/index.js';
+import { summarizeTimeline, type MonitorSummary } from '../cell/monitor-summary.js';
 import type { RunRecord, SchedulerLiveness } from './record.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
@@ -28,6 +29,8 @@ export interface TestResult {
   /** Every run's checks, merged (null when the body did not get that far). */
   assert: AssertResult | null;
   runs: RunRecord[];
+  /** The host monitor's summary of the run (absent when the monitor was off). */
+  monitor?: MonitorSummary;
   /** The body's exception, when it threw. */
   error: { message: string; stack: string } | null;
   logs: string[];
@@ -60,6 +63,12 @@ function exitInfo(output: string): SchedulerLiveness['exit'] {
   return { kind: Number(kind[1]), reason: line.replace(/^EXIT:\s*/, ''), message: line };
 }
 
+/** The exit the host read from guest memory (scx_exit_info), when the monitor saw one. */
+function exitFromMonitor(c: CellResult): SchedulerLiveness['exit'] {
+  const e = c.monitor?.exit;
+  return e == null ? null : { kind: e.kind, reason: e.reason ?? '', message: e.message ?? '' };
+}
+
 export interface JudgeInput {
   cell: CellResult;
   file: string;
@@ -84,7 +93,15 @@ export function judgeTest(i: JudgeInput): TestResult {
     schedulerLog: log.length > SCHEDULER_LOG_TAIL ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}` : log,
     consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs, hostRssBytes: c.hostRssBytes,
   };
+  if (c.monitor !== undefined) base.monitor = summarizeTimeline(c.monitor);
+  // the host monitor's stall check holds whatever became of the guest (a frozen or dead one too)
+  let stallJudged: ReturnType<typeof stall> | null = null;
+  try {
+    stallJudged = stall(c.monitor, mergeThresholds(i.registryChecks, toOverrides(i.testChecks)));
+  } catch { /* bad thresholds: reported below */ }
+  const stallFailures = stallJudged?.verdict.passed === false ? stallJudged.verdict.failures : [];
   if (c.failure !== undefined) {
+    if (stallFailures.length > 0) base.assert = { passed: false, checks: [stallJudged!.verdict], notes: stallJudged!.notes, thresholds: mergeThresholds(i.registryChecks, toOverrides(i.testChecks)) };
     const hang = c.failure.kind === 'guest' && /^guest hang/.test(c.failure.message);
     base.failure = hang
       ? { kind: 'timeout', message: `the test did not finish within its timeout (${(i.timeoutMs / 1000).toFixed(0)} s); its VM was ended` }
@@ -110,7 +127,7 @@ export function judgeTest(i: JudgeInput): TestResult {
   const liveness: SchedulerLiveness = {
     name: i.scheduler, stateAtEnd, processAlive: alive,
     // the EXIT line the scheduler prints when the agent stops it after the body is no kick-out
-    exit: alive && stateAtEnd === 'enabled' ? null : exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
+    exit: alive && stateAtEnd === 'enabled' ? null : exitFromMonitor(c) ?? exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
   };
   const results: AssertResult[] = [];
   for (const run of facts.runs) {
@@ -122,6 +139,10 @@ export function judgeTest(i: JudgeInput): TestResult {
     }
   }
   base.assert = results.length === 0 ? null : mergeResults(results);
+  if (stallJudged !== null) {
+    if (base.assert === null) { if (!stallJudged.verdict.passed) base.assert = { passed: false, checks: [stallJudged.verdict], notes: stallJudged.notes, thresholds: thresholdsFor(null) }; }
+    else base.assert = { ...base.assert, passed: base.assert.passed && stallJudged.verdict.passed, checks: [...base.assert.checks, stallJudged.verdict], notes: [...base.assert.notes, ...stallJudged.notes] };
+  }
   if (facts.error !== null) {
     base.failure = { kind: 'body', message: facts.error.message.split('\n')[0] };
     return base;

@@ -9,6 +9,7 @@ import type { WorkerReport } from './record.js';
 import type { TestResult } from './judge.js';
 import { displayName } from './discover.js';
 import { cpuRanges } from './api/ops.js';
+import { monitorLines } from '../cell/monitor-summary.js';
 
 export function label(r: TestResult): string {
   return `${r.file} › ${r.name} [${r.scheduler}/${r.kernel}/${r.topology}]`;
@@ -78,6 +79,7 @@ export function failureBlock(r: TestResult, p: Painter = PLAIN): string {
   if (ws.length > 0) out.push('  workers:', workerTable(ws).replace(/\n$/, ''));
   if (r.error !== null) out.push('  stack:', ...terminalSafe(readableStack(r.error.stack || r.error.message)).split('\n').slice(0, 20).map((l) => `    ${l}`));
   if (r.logs.length > 0) out.push('  log:', ...r.logs.slice(-10).map((l) => `    ${terminalSafe(l)}`));
+  if (r.monitor !== undefined) out.push('  monitor:', ...monitorLines(r.monitor).map((l) => `    ${terminalSafe(l)}`));
   if (r.schedulerLog.trim() !== '') out.push('  scheduler output (tail):', ...tail(terminalSafe(r.schedulerLog), 15).split('\n').map((l) => `    ${l}`));
   if (r.consoleTail.trim() !== '' && !['check', 'body'].includes(r.failure?.kind ?? '')) {
     out.push('  console (tail):', ...tail(terminalSafe(r.consoleTail), 15).split('\n').map((l) => `    ${l}`));

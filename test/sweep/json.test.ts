@@ -70,7 +70,7 @@ test('refused: damaged fields, each named by its path', () => {
     [(d) => { d.cells[0].phases.boot = 'slow'; }, /\.cells\[0\]\.phases\.boot: expected a number/],
     [(d) => { d.cells[0].phases = null; }, /\.cells\[0\]\.phases: expected an object, found null/],
     [(d) => { d.cells[5].verifier.totalStates = '7'; }, /\.cells\[5\]\.verifier\.totalStates: expected a number or null/],
-    [(d) => { d.cells[5].failure.kind = 'oops'; }, /\.cells\[5\]\.failure\.kind: expected one of verify, attach, dispatch, crash, guest, setup, found string "oops"/],
+    [(d) => { d.cells[5].failure.kind = 'oops'; }, /\.cells\[5\]\.failure\.kind: expected one of verify, attach, dispatch, crash, guest, setup, topology, found string "oops"/],
     [(d) => { delete d.cells[5].failure; }, /\.cells\[5\]\.failure: missing on a cell that failed/],
     [(d) => { d.cells[0].failure = { kind: 'verify', message: 'x' }; }, /\.cells\[0\]\.failure: present on a cell that passed/],
     [(d) => { d.cells[0].exitMessage = 3; }, /\.cells\[0\]\.exitMessage: expected a string/],

@@ -19,6 +19,7 @@ test('defaults', () => {
     benchmark: { enabled: false },
     migration: { enabled: false, maxMigrationRatio: 0.05 },
     liveness: { enabled: true },
+    stall: { enabled: true, maxRunnableMs: 2000 },
   });
   assert.equal(mergeThresholds(undefined, undefined), mergeThresholds());
   const m = mergeThresholds();

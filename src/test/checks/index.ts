@@ -20,6 +20,7 @@ export { DEFAULT_THRESHOLDS, mergeThresholds, type DeepPartial, type ThresholdOv
 export { CHECK_NAMES, mergeResults, resultOf, type AssertResult, type CheckName, type CheckVerdict } from './verdict.js';
 export { temporal, type Sample } from './temporal.js';
 export { SCX_EXIT_KINDS, SCX_EXIT_ERROR } from './liveness.js';
+export { stall, longestWaits } from './stall.js';
 
 type RunCheck = (view: RunView, t: Thresholds) => Judged;
 const RUN_CHECKS: [CheckName, RunCheck][] = [

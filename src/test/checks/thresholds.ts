@@ -51,6 +51,12 @@ export interface Thresholds {
     /** The sched_ext scheduler must still be attached at the end. Default true. */
     enabled: boolean;
   };
+  stall: {
+    /** Judged from the host monitor's samples. Default true. */
+    enabled: boolean;
+    /** Longest a task may wait on a CPU's sched_ext runnable list without running; ms. Default 2000. */
+    maxRunnableMs: number;
+  };
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -65,6 +71,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({
   benchmark: Object.freeze({ enabled: false }),
   migration: Object.freeze({ enabled: false, maxMigrationRatio: 0.05 }),
   liveness: Object.freeze({ enabled: true }),
+  stall: Object.freeze({ enabled: true, maxRunnableMs: 2000 }),
 }) as Thresholds;
 
 /** What a field holds: a flag, a number >= 0, a fraction 0..1, or a number >= 0 that may be left unset. */
@@ -78,6 +85,7 @@ const SECTIONS: Record<string, Record<string, Kind>> = {
   benchmark: { enabled: 'flag', minIterationsPerSec: 'bound', maxWakeP99Us: 'bound', maxCvPct: 'bound' },
   migration: { enabled: 'flag', maxMigrationRatio: 'number' },
   liveness: { enabled: 'flag' },
+  stall: { enabled: 'flag', maxRunnableMs: 'number' },
 };
 const TOP: Record<string, Kind> = { minPhaseMs: 'number' };
 

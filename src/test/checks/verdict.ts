@@ -5,8 +5,8 @@
 
 import type { Thresholds } from './thresholds.js';
 
-export type CheckName = 'starvation' | 'gaps' | 'fairness' | 'isolation' | 'benchmark' | 'migration' | 'liveness' | 'temporal';
-export const CHECK_NAMES: readonly CheckName[] = ['starvation', 'gaps', 'fairness', 'isolation', 'benchmark', 'migration', 'liveness', 'temporal'];
+export type CheckName = 'starvation' | 'gaps' | 'fairness' | 'isolation' | 'benchmark' | 'migration' | 'liveness' | 'stall' | 'temporal';
+export const CHECK_NAMES: readonly CheckName[] = ['starvation', 'gaps', 'fairness', 'isolation', 'benchmark', 'migration', 'liveness', 'stall', 'temporal'];
 
 export interface CheckVerdict {
   check: CheckName;
