@@ -12,6 +12,7 @@ import { readJiffies, readScxState, type ScxExitInfo } from '../monitor/sched-ex
 import { checkSchedDomains, readSchedDomains, type CpuDomains, type CpuPlace, type DomainCheck } from '../monitor/sched-domains.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
 import type { LiveVm } from '../vmm/index.js';
+import type { HostRequest, SnapshotData } from '../guest/plan.js';
 import { native } from '../kvm/native.js';
 
 const threadCpuMicros = (): number => Number(native().threadCpuTimeNs()) / 1000;
@@ -145,6 +146,40 @@ export class MonitorSession {
     else this.timeline.dropped++;
     return s;
   }
+
+  /** Answers a test body's request (hostile input: checked here): a capture, or a write of a scheduler global. */
+  answer(request: unknown): SnapshotData | { written: string } {
+    const r = request as Partial<HostRequest> | null;
+    if (typeof r !== 'object' || r === null) throw new Error('malformed request');
+    if (this.guest === null) throw new Error(this.timeline.error ?? 'the host monitor has not located the guest kernel yet');
+    if (r.kind === 'capture') {
+      if (typeof r.label !== 'string' || r.label.length > 128) throw new Error('capture: malformed label');
+      return this.capture(r.label);
+    }
+    if (r.kind === 'write-var') {
+      if (typeof r.name !== 'string' || r.name.length > 128 || (typeof r.value !== 'number' && typeof r.value !== 'string')) throw new Error('write-var: malformed request');
+      return { written: this.writeVar(r.name, r.value) };
+    }
+    throw new Error(`unknown request kind ${JSON.stringify(r.kind)?.slice(0, 40)}`);
+  }
+
+  /** The host's view now: a sample (kept in the timeline too), sched_ext state, the scheduler's maps and globals. */
+  capture(label: string): SnapshotData {
+    const s = this.sample();
+    if (s === null) throw new Error(this.timeline.error ?? 'the monitor is stopped');
+    const view = this.schedulerView?.(this.guest!) ?? { globals: {}, maps: [], notes: ['maps are not rendered by this build'] };
+    return { label, atMs: s.t, cpus: s.cpus, scx: { state: s.scx, ops: s.ops }, globals: view.globals, maps: view.maps, notes: view.notes };
+  }
+
+  /** Writes a global of the attached scheduler; returns what was written, for the log. */
+  writeVar(name: string, value: number | string): string {
+    if (this.varWriter === undefined) throw new Error('writing scheduler globals is not available in this build');
+    return this.varWriter(this.guest!, name, value);
+  }
+
+  /** Renders the attached scheduler's maps and globals (set by the maps module). */
+  schedulerView?: (guest: GuestKernel) => Pick<SnapshotData, 'globals' | 'maps' | 'notes'>;
+  varWriter?: (guest: GuestKernel, name: string, value: number | string) => string;
 
   /** The located guest kernel (null before start or when it failed). */
   get kernel(): GuestKernel | null { return this.guest; }

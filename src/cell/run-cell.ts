@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { sharedLibraryClosure } from '../guest/elf-deps.js';
 import { AgentImageCache, AGENT_START_MARKER, GUEST_TEST_DIR, schedulerGuestPath, type CellFile } from '../guest/agent-initramfs.js';
-import { encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
+import { crc32, encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
 import { inspectKernel } from '../monitor/inspect.js';
@@ -155,7 +155,9 @@ export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring'])
     scheduler: spec.scheduler.binary === null ? null : { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
     attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
     hostReadTimeoutMs: 30_000,
-    ring,
+    // the shared region's lower half carries the agent's records, its upper half the host's replies
+    ring: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr, size: ring.size / 2 },
+    mailbox: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr + ring.size / 2, size: ring.size / 2 },
     test: spec.test === undefined ? null : {
       bundle: GUEST_TEST_BUNDLE, file: spec.test.file, name: spec.test.name,
       scheduler: spec.scheduler.binary === null ? null : spec.scheduler.name,
@@ -272,6 +274,24 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           if (checked.outputBulk !== null) checked.output = bulk.get(checked.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${checked.outputBulk}) never arrived]`;
         }
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
+        break;
+      }
+      case 'request': {
+        const id = Number.isSafeInteger(m.id) ? m.id : -1;
+        const reply = (error: string | null, bytes: Uint8Array = new Uint8Array(0)): void => {
+          live?.app(encodeFrame(nonce, hostSeq++, { type: 'reply', id, length: bytes.length, crc: crc32(bytes), error }));
+        };
+        const box = plan.mailbox;
+        if (live === undefined || box == null) { reply('no host mailbox in this cell'); break; }
+        if (monitor === null) { reply('the host monitor is not running in this cell (no vmlinux, or --monitor-interval 0)'); break; }
+        try {
+          const answer = Buffer.from(JSON.stringify(monitor.answer(m.request)), 'utf8');
+          if (answer.length > box.size) throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
+          live.memory.slice(box.guestPhysAddr, box.size).set(answer, 0);
+          reply(null, answer);
+        } catch (e) {
+          reply((e instanceof Error ? e.message : String(e)).slice(0, 2000));
+        }
         break;
       }
       case 'agent-error':

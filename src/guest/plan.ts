@@ -29,6 +29,8 @@ export interface AgentPlan {
   hostReadTimeoutMs: number;
   /** The shared bulk-data region (src/guest/ring.ts), as a guest physical range; null: none. */
   ring: { guestPhysAddr: number; size: number } | null;
+  /** The host's mailbox (replies to the agent's requests, written by the host into guest RAM); null: none. */
+  mailbox?: { guestPhysAddr: number; size: number } | null;
   /** A scheduler test to run instead of the dispatch probe (after attach; at once under EEVDF); null: a sweep cell. */
   test: TestPlan | null;
 }
@@ -124,8 +126,53 @@ export type AgentMessage =
   | { type: 'result'; facts: AgentFacts }
   /** A record in the shared ring: the host reads it from guest RAM and answers `bulk-ack`. */
   | { type: 'bulk'; record: BulkRecord; total: number }
-  | { type: 'agent-error'; message: string };
+  | { type: 'agent-error'; message: string }
+  /** A request to the host (a test body's capture or write); the host answers `reply` with the same id. */
+  | { type: 'request'; id: number; request: HostRequest };
+
+// ---- a capture: the host's view of guest memory, as it crosses to the guest (src/test/api/snapshot.ts views it)
+/** One CPU as the host sampled it . */
+export interface CapturedCpu {
+  cpu: number;
+  nr: number;
+  cfs: number;
+  scx: number;
+  dsq: number;
+  clockMs: number;
+  pid: number | null;
+  comm: string | null;
+  runnable: number;
+  waitMs: number | null;
+  waitPid: number | null;
+}
+
+export interface CapturedMap {
+  name: string;
+  type: string;
+  entries: { key: unknown; value: unknown }[];
+}
+
+/** The capture as it crosses from the host (plain JSON). */
+export interface SnapshotData {
+  label: string;
+  /** ms since the monitor started. */
+  atMs: number;
+  cpus: CapturedCpu[];
+  scx: { state: string | null; ops: string | null } | null;
+  /** The scheduler's global variables (.bss, .data, .rodata) by name. */
+  globals: Record<string, unknown>;
+  maps: CapturedMap[];
+  /** What the host could not render (e.g. a map type it does not read). */
+  notes: string[];
+}
+
+/** What a test body may ask of the host. */
+export type HostRequest =
+  | { kind: 'capture'; label: string }
+  | { kind: 'write-var'; name: string; value: number | string };
 
 /** Host -> agent message types. */
 /** `done`: the host has the result; the agent may power off (its tty output is not lost in flight). */
-export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number } | { type: 'done' };
+/** `reply`: the answer to request `id`: `length` bytes of JSON at the start of the mailbox (CRC-32 `crc`), or `error`. */
+export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number } | { type: 'done' }
+  | { type: 'reply'; id: number; length: number; crc: number; error: string | null };

@@ -11,6 +11,8 @@ import { parseCpuList, ProbeWorkers } from './probe.js';
 import { schedExtAvailable, schedExtEnableSeq, schedExtOps, schedExtState } from './sched-ext.js';
 import { SchedulerProcess } from './scheduler-process.js';
 import { runTest } from './test-runner.js';
+import { HostRequests } from './host-requests.js';
+import { native } from '../../kvm/native.js';
 import type { SchedulerControl } from './workload/run-workers.js';
 
 export interface AgentEnv {
@@ -37,13 +39,22 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     return facts;
   }
   const online = (): number[] => parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+  const host = new HostRequests(plan, chan, native);
+  try {
+    return await runPlanWith(plan, chan, env, facts, online, host);
+  } finally {
+    host.close();
+  }
+}
+
+async function runPlanWith(plan: AgentPlan, chan: AgentChannel, env: AgentEnv, facts: AgentFacts, online: () => number[], host: HostRequests): Promise<AgentFacts> {
   if (plan.scheduler === null) {
     if (plan.test !== null) {
       // EEVDF: the body runs at once; a scheduler it attaches is its own business
       const control = new SwitchableScheduler(null, plan);
       chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
       try {
-        facts.test = await runTest(plan.test, { online: online(), schedExt: true, scheduler: control, log: () => {} });
+        facts.test = await runTest(plan.test, { online: online(), schedExt: true, scheduler: control, log: () => {}, host });
         facts.test.stateAtEnd = schedExtState();
         facts.test.schedulerAlive = false;
         facts.test.detachedOnPurpose = control.switched;
@@ -110,7 +121,7 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
     } else if (plan.test !== null) {
       chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
       control = new SwitchableScheduler(sched, plan);
-      facts.test = await runTest(plan.test, { online: cpus, schedExt: true, scheduler: control, log: () => {} });
+      facts.test = await runTest(plan.test, { online: cpus, schedExt: true, scheduler: control, log: () => {}, host });
       facts.test.stateAtEnd = schedExtState();
       facts.test.schedulerAlive = control.current?.alive ?? false;
       facts.test.detachedOnPurpose = control.switched;

@@ -11,6 +11,8 @@ import { openRegistry } from '../../test/api/registry.js';
 import { TopologyView } from '../../test/api/topology.js';
 import type { TestFacts, TestPlan } from '../plan.js';
 import { WorkloadRunner, type SchedulerControl } from './workload/run-workers.js';
+import type { HostRequests } from './host-requests.js';
+import type { SnapshotData } from '../plan.js';
 
 export const RUN_DIR = '/tmp/ktstr-run';
 
@@ -23,7 +25,7 @@ function isSkip(e: unknown): e is { reason: string } {
   return typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'SkipTest' && typeof (e as { reason?: unknown }).reason === 'string';
 }
 
-export async function runTest(plan: TestPlan, o: { online: number[]; schedExt: boolean; scheduler: SchedulerControl; log: (line: string) => void }): Promise<TestFacts> {
+export async function runTest(plan: TestPlan, o: { online: number[]; schedExt: boolean; scheduler: SchedulerControl; log: (line: string) => void; host?: HostRequests }): Promise<TestFacts> {
   const facts: TestFacts = { runs: [], error: null, skipped: null, bodyMs: 0, logs: [] };
   const runner = new WorkloadRunner({ online: o.online, schedExt: o.schedExt, scheduler: o.scheduler, runDir: RUN_DIR, log: o.log, payload: plan.payload });
   const t0 = performance.now();
@@ -43,6 +45,10 @@ export async function runTest(plan: TestPlan, o: { online: number[]; schedExt: b
           return record;
         },
         log: (line) => runner.log(line),
+        ...(o.host === undefined ? {} : {
+          capture: async (label: string) => (await o.host!.ask({ kind: 'capture', label })) as SnapshotData,
+          writeVar: async (name: string, value: number | string) => { await o.host!.ask({ kind: 'write-var', name, value }); },
+        }),
       },
     });
     const value: unknown = await test.body(ctx);

@@ -2,6 +2,7 @@
 // guest agent supplies the implementation (GuestRuntime) through a global, so a test file's
 // bundle carries only these thin wrappers and the builders.
 
+import { Snapshot, type SnapshotData } from './snapshot.js';
 import type { RunRecord } from '../record.js';
 import type { CgroupDef, CgroupSpec } from './cgroup.js';
 import { toMs, type Duration } from './duration.js';
@@ -33,6 +34,10 @@ export interface RunSpec {
 export interface GuestRuntime {
   run(spec: RunSpec): Promise<RunRecord>;
   log(line: string): void;
+  /** Asks the host for a capture of guest memory (absent: captures are not available). */
+  capture?(label: string): Promise<SnapshotData>;
+  /** Asks the host to write a global variable of the attached scheduler. */
+  writeVar?(name: string, value: number | string): Promise<void>;
 }
 
 /** Thrown by ctx.skip(): the test is reported as skipped with the reason, never as passed. */
@@ -54,6 +59,10 @@ export interface TestContext {
   log(...parts: unknown[]): void;
   /** Ends the test as skipped (e.g. the topology cannot host it). */
   skip(reason: string): never;
+  /** The host's view of guest memory now: runqueues, sched_ext state, the scheduler's maps and globals. */
+  capture(label: string): Promise<Snapshot>;
+  /** Writes a global variable (.bss/.data) of the attached scheduler from the host, into the running guest. */
+  writeVar(name: string, value: number | bigint): Promise<void>;
 }
 
 export function makeContext(o: { name: string; topo: TopologyView; scheduler: string | null; durationMs: number; runtime: GuestRuntime }): TestContext {
@@ -80,5 +89,16 @@ export function makeContext(o: { name: string; topo: TopologyView; scheduler: st
     sleep: (d) => new Promise((r) => setTimeout(r, toMs(d, 'sleep'))),
     log: (...parts) => o.runtime.log(parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ')),
     skip(reason) { throw new SkipTest(reason); },
+    async capture(label) {
+      if (typeof label !== 'string' || label === '') throw new TypeError('capture: give the capture a label');
+      if (o.runtime.capture === undefined) throw new Error('capture: the host monitor is not available in this run');
+      return new Snapshot(await o.runtime.capture(label));
+    },
+    async writeVar(name, value) {
+      if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new TypeError(`writeVar: "${String(name)}" is not a variable name`);
+      if (typeof value !== 'bigint' && !Number.isSafeInteger(value)) throw new TypeError(`writeVar: ${String(value)} is not an integer`);
+      if (o.runtime.writeVar === undefined) throw new Error('writeVar: the host monitor is not available in this run');
+      await o.runtime.writeVar(name, typeof value === 'bigint' ? value.toString() : value);
+    },
   };
 }
