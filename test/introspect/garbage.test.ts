@@ -1,10 +1,14 @@
 // Property test: the core over random garbage -- random bytes as page tables, xarrays and
 // program structs, random CR3/heads/offsets, counts in the billions -- always returns (no
-// trap, no hang) with results inside its documented bounds. Many images, fixed seeds.
+// trap, no hang) with results inside its documented bounds. Many images, fixed seeds. The
+// last test is a short run of the fuzzer (`npm run fuzz:introspect` runs >= 1 M inputs) over
+// every exported walk, the runqueue sampler's included: corrupted runqueue images, random
+// monitor offsets, random per-CPU tables.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NOT_MAPPED, type KernelOffsets } from '../../src/monitor/index.js';
+import { CALLS, EPOCH, fuzzCore } from './fuzz-core.js';
 import { IMAGE_BASE, SyntheticGuest, TEST_OFFSETS, rng } from './synthetic-guest.js';
 
 const IMAGES = 40;
@@ -100,6 +104,29 @@ test('a dense garbage tree with every slot pointing to a node is bounded by the 
   g.w64(idrPa + o.idrRt + o.xaHead, head);
   const e = intro.structOpsPrograms(g.kva(idrPa));
   assert.is(e.idrEntries, 0);
+});
+
+test('the fuzzer, shortly: every walk on garbage and on corrupted runqueue/IDR images returns within bounds', () => {
+  const flags = [0, 0, 0, 0, 0, 0];
+  let tasks = 0;
+  let programs = 0;
+  // one epoch of each image kind (epoch % 4); this seed's epoch 3 walks 345 M tasks round cyclic
+  // lists bounded at 65536 (6 s), so the hostile-list kind is epoch 7 here and fuzz:introspect does the rest
+  for (const epoch of [0, 1, 2, 7]) {
+    const r = fuzzCore({ seed: 0x5eed, first: epoch * EPOCH, count: 1200 });
+    r.rqFlags.forEach((n, bit) => { flags[bit] += n; });
+    tasks += r.rqTasks;
+    programs += r.structOps;
+    assert.is(r.inputs, 1200);
+    const found = r.findings.filter((f) => f.kind !== 'slow').map((f) => `${f.kind} ${f.input} ${f.call}: ${f.detail}`);
+    assert.equal(found, [], `epoch ${epoch}`);
+    assert.is(r.traps + r.violations, 0);
+    for (const c of CALLS) assert.ok(r.perCall[c].calls > 100, `${c} called ${r.perCall[c].calls} times`);
+  }
+  // the inputs reach deep: rqs read, current tasks, lists walked to their bound and broken, programs found
+  assert.ok(flags.every((n) => n > 0), `records per RQF bit: ${flags.join(' ')}`);
+  assert.ok(tasks > 1000, `${tasks} runnable tasks walked`);
+  assert.ok(programs > 0, `${programs} struct_ops programs found`);
 });
 
 test.run();

@@ -12,7 +12,7 @@ import type { SyntheticGuest } from './synthetic-guest.js';
 
 /** struct rq lives this far into its CPU's page-aligned area; RQ_TEST_OFFSETS' clock then crosses a page. */
 export const RQ_IN_AREA = 0x100;
-const RQ_AREA = 0x1000 + 2 * 0x1000; // rq (< 0xf00 bytes past RQ_IN_AREA) + room
+const RQ_AREA = 0x2000; // rq: RQ_IN_AREA + < 0x1100 bytes
 const TASK_BYTES = 0x900;
 
 /** Monitor offsets (abi.MON_* index -> byte offset): unaligned where a kernel would never put them. */
