@@ -111,6 +111,10 @@ async function main(): Promise<void> {
     const max = reports.reduce((m, r) => Math.max(m, r.perCall[c].maxMs), 0);
     console.log(`${c.padEnd(16)}${String(calls).padStart(10)}${(calls > 0 ? (ms * 1000) / calls : 0).toFixed(1).padStart(10)}${max.toFixed(1).padStart(10)}`);
   }
+  const flags = [0, 1, 2, 3, 4, 5].map((b) => reports.reduce((n, r) => n + r.rqFlags[b], 0));
+  const tasks = reports.reduce((n, r) => n + r.rqTasks, 0);
+  const progs = reports.reduce((n, r) => n + r.structOps, 0);
+  console.log(`\ncoverage: runqueue records READ ${flags[0]}, CURR ${flags[1]}, SCX ${flags[2]}, LIST_TRUNCATED ${flags[3]}, LIST_BROKEN ${flags[4]}, NO_CPU ${flags[5]}; ${tasks} runnable tasks walked; ${progs} struct_ops programs found`);
   const findings = [...hangs, ...reports.flatMap((r) => r.findings)];
   if (findings.length > 0) {
     console.log('\nfindings (input index; reproduce with --seed and an epoch start at or below it):');
