@@ -1,0 +1,73 @@
+// The stall check and the monitor summary, on hand-made monitor timelines; the capture view's
+// dotted paths and their errors.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mergeThresholds, stall } from '../../src/test/checks/index.js';
+import { emptyTimeline, type CpuTick, type MonitorTimeline } from '../../src/cell/monitor-session.js';
+import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
+import { Snapshot, SnapshotPathError } from '../../src/test/api/snapshot.js';
+
+const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({ cpu: c, nr: 1, cfs: 0, scx: 1, dsq: 0, clockMs: 1, pid: 10 + c, comm: 'w', runnable: 0, waitMs: null, waitPid: null, ...o });
+
+function timeline(samples: { t: number; cpus: CpuTick[] }[]): MonitorTimeline {
+  const tl = emptyTimeline(100, null);
+  tl.samples = samples.map((s) => ({ t: s.t, scx: 'enabled', ops: 'ktstr', cpus: s.cpus }));
+  return tl;
+}
+
+test('a task waiting past the bound fails stall once, with its pid, CPU and longest wait', () => {
+  const tl = timeline([
+    { t: 6100, cpus: [cpu(0), cpu(1), cpu(2, { nr: 2, runnable: 1, waitMs: 4670, waitPid: 83 })] },
+    { t: 6300, cpus: [cpu(0), cpu(1), cpu(2, { nr: 2, runnable: 1, waitMs: 4870, waitPid: 83 })] },
+    { t: 6400, cpus: [cpu(0, { runnable: 1, waitMs: 150, waitPid: 90 }), cpu(1), cpu(2)] },
+  ]);
+  const j = stall(tl, mergeThresholds());
+  assert.is(j.verdict.passed, false);
+  assert.equal(j.verdict.failures, ['stall: pid 83 runnable on cpu 2 for 4.87 s without running (max 2.00 s; host monitor, 6.3 s into the run)']);
+  assert.is(j.verdict.figures.longestWaitMs, 4870);
+  assert.is(stall(tl, mergeThresholds({ stall: { maxRunnableMs: 5000 } })).verdict.passed, true, 'under a raised bound it passes');
+  const off = stall(tl, mergeThresholds({ stall: { enabled: false } }));
+  assert.is(off.verdict.passed, true);
+  assert.match(off.verdict.skipped ?? '', /off/);
+});
+
+test('no sched_ext tasks, no samples, no monitor: skipped with the reason', () => {
+  const eevdf = timeline([{ t: 0, cpus: [cpu(0, { scx: 0 }), cpu(1, { scx: 0 })] }]);
+  assert.match(stall(eevdf, mergeThresholds()).verdict.skipped ?? '', /no sched_ext tasks/);
+  assert.match(stall(undefined, mergeThresholds()).verdict.skipped ?? '', /no host monitor samples/);
+  assert.match(stall(emptyTimeline(100, 'monitor not started: x'), mergeThresholds()).verdict.skipped ?? '', /monitor not started/);
+});
+
+test('the summary: imbalance, DSQ depth, longest wait, exit info and topology lines', () => {
+  const tl = timeline([{ t: 0, cpus: [cpu(0, { nr: 4, dsq: 7 }), cpu(1, { nr: 1, runnable: 2, waitMs: 300, waitPid: 5 })] }]);
+  tl.exit = { kind: 1026, kindName: 'ERROR_STALL', exitCode: 0, reason: 'runnable task stall', message: 'ktstr[83] failed to run for 5.1s', dump: 'line one\nline two' };
+  tl.topology = { ok: false, problems: ['cpu 0: no sched domain spans its LLC 0-1'] };
+  const m = summarizeTimeline(tl);
+  assert.is(m.maxImbalance, 4);
+  assert.is(m.maxLocalDsqDepth, 7);
+  assert.equal(m.longestWait, { pid: 5, cpu: 1, ms: 300 });
+  const lines = monitorLines(m).join('\n');
+  assert.match(lines, /max_imbalance=4\.0 max_dsq_depth=7 longest_runnable_wait=0\.30s \(pid 5, cpu 1\)/);
+  assert.match(lines, /kind 1026 ERROR_STALL, code 0: runnable task stall — ktstr\[83\] failed to run for 5\.1s/);
+  assert.match(lines, /sched_ext dump \(head\):\n {2}line one\n {2}line two/);
+  assert.match(lines, /topology: cpu 0: no sched domain spans its LLC 0-1/);
+});
+
+test('a capture view: globals and maps by dotted path; a missing component is named with what exists', () => {
+  const snap = new Snapshot({
+    label: 'x', atMs: 5, cpus: [], scx: { state: 'enabled', ops: 'ktstr' }, notes: [],
+    globals: { nr_cpus: 4, stats: { dispatched: 10, per_llc: [1, 2] } },
+    maps: [{ name: 'task_ctx', type: 'hash', entries: [{ key: 7, value: { tid: 7, weight: 100 } }, { key: 9, value: { tid: 9, weight: 400 } }] }],
+  });
+  assert.is(snap.var('nr_cpus'), 4);
+  assert.is(snap.var('stats.per_llc.1'), 2);
+  assert.is(snap.map('task_ctx').find((e) => e.get('tid') === 9)?.get('weight'), 400);
+  assert.is(snap.map('task_ctx').size, 2);
+  assert.throws(() => snap.var('stats.dispatchd'), (e: Error) => e instanceof SnapshotPathError && /globals\.stats has no field "dispatchd" \(fields: dispatched, per_llc\)/.test(e.message));
+  assert.throws(() => snap.var('nr_cpus.x'), /globals\.nr_cpus is number, not a struct/);
+  assert.throws(() => snap.var('stats.per_llc.5'), /has no element "5"/);
+  assert.throws(() => snap.map('nope'), /no map "nope" in the capture \(maps: task_ctx\)/);
+});
+
+test.run();
