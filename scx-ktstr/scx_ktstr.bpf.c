@@ -23,6 +23,8 @@
  *   slow            ktstr_dispatch spins about 50 us before each dispatch
  *   crash_after_ns  scx_bpf_error() once this long has passed since ops.init
  *   ignore_weights  plain FIFO on the shared DSQ: every task gets the same share
+ *   host_ignore_weights  (.bss, not .rodata) the same, switched at run time: the host writes it
+ *                   into guest memory (ctx.writeVar) and every callback reads it afresh
  *   starve_cgroup   tasks of the cgroup with this (leaf) name wait in a DSQ of their own, taken
  *                   only by a CPU with nothing else to run (and, so the watchdog does not
  *                   fire, all of them once every STARVE_RELEASE_NS)
@@ -83,6 +85,8 @@ const volatile u32 nr_llcs = 1;
 /* the address the fail-verify store goes to; 0, read from .rodata so the compiler keeps the store */
 const volatile u64 null_target;
 
+/* written by the host into the running guest (a test's ctx.writeVar), read on every use */
+u32 host_ignore_weights;
 u64 started_ns;
 u64 nr_enqueued;
 u64 nr_direct;
@@ -133,6 +137,11 @@ struct {
 static u64 slice_ns(void)
 {
 	return degrade ? DEGRADED_SLICE_NS : NORMAL_SLICE_NS;
+}
+
+static bool weights_ignored(void)
+{
+	return ignore_weights || host_ignore_weights;
 }
 
 static bool knob_on(const volatile char *name)
@@ -243,7 +252,7 @@ void BPF_PROG(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dispatch(p, STARVE_DSQ, slice_ns(), enq_flags);
 		return;
 	}
-	if (ignore_weights) {
+	if (weights_ignored()) {
 		scx_bpf_dispatch(p, SHARED_DSQ, class_slice_ns(class), enq_flags);
 		return;
 	}
@@ -327,7 +336,7 @@ void BPF_PROG(ktstr_running, struct task_struct *p)
 {
 	struct task_ctx *tctx;
 
-	if (ignore_weights)
+	if (weights_ignored())
 		return;
 	tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	if (!tctx)
@@ -347,7 +356,7 @@ void BPF_PROG(ktstr_stopping, struct task_struct *p, bool runnable)
 	struct task_ctx *tctx;
 	u64 used;
 
-	if (ignore_weights)
+	if (weights_ignored())
 		return;
 	tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	if (!tctx || !tctx->running)
@@ -363,7 +372,7 @@ void BPF_PROG(ktstr_stopping, struct task_struct *p, bool runnable)
 SEC("struct_ops/ktstr_init_task")
 s32 BPF_PROG(ktstr_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	if (ignore_weights)
+	if (weights_ignored())
 		return 0;
 	/* without it the task is charged nothing: it still runs */
 	bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
