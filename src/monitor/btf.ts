@@ -32,6 +32,12 @@ export interface BtfType {
   members?: BtfMember[];
   enumValues?: { name: string; value: bigint }[];
   array?: { type: number; indexType: number; nelems: number };
+  /** DATASEC: its variables (VAR type id, byte offset in the section, size). */
+  vars?: { type: number; offset: number; size: number }[];
+  /** INT: encoding (1 signed, 2 char, 4 bool), bit offset and width; VAR: linkage in `bits`. */
+  int?: { encoding: number; bitOffset: number; bits: number };
+  /** ENUM/ENUM64: the kind flag (signed values). */
+  signed?: boolean;
 }
 
 /** Where a member lives, resolved from the outermost struct. */
@@ -86,7 +92,14 @@ export class Btf {
       const t: BtfType = { id: this.types.length, kind, name: str(nameOff), sizeOrType };
       const need = (n: number): void => { if (o + n > end) throw new BtfError(`${label}: type ${t.id} runs past the type section`); };
       switch (kind) {
-        case BTF_KIND.INT: case BTF_KIND.VAR: case BTF_KIND.DECL_TAG: need(4); o += 4; break;
+        case BTF_KIND.INT: {
+          need(4);
+          const w = v.getUint32(o, true);
+          t.int = { encoding: (w >>> 24) & 0xf, bitOffset: (w >>> 16) & 0xff, bits: w & 0xff };
+          o += 4;
+          break;
+        }
+        case BTF_KIND.VAR: case BTF_KIND.DECL_TAG: need(4); o += 4; break;
         case BTF_KIND.PTR: case BTF_KIND.FWD: case BTF_KIND.TYPEDEF: case BTF_KIND.VOLATILE: case BTF_KIND.CONST:
         case BTF_KIND.RESTRICT: case BTF_KIND.FUNC: case BTF_KIND.FLOAT: case BTF_KIND.TYPE_TAG: break;
         case BTF_KIND.ARRAY:
@@ -110,6 +123,7 @@ export class Btf {
           need(8 * vlen);
           t.enumValues = [];
           const signed = kindFlag;
+          t.signed = signed;
           for (let i = 0; i < vlen; i++, o += 8) {
             const value = signed ? BigInt(v.getInt32(o + 4, true)) : BigInt(v.getUint32(o + 4, true));
             t.enumValues.push({ name: str(v.getUint32(o, true)), value });
@@ -119,6 +133,7 @@ export class Btf {
         case BTF_KIND.ENUM64: {
           need(12 * vlen);
           t.enumValues = [];
+          t.signed = kindFlag;
           for (let i = 0; i < vlen; i++, o += 12) {
             const value = (BigInt(v.getUint32(o + 8, true)) << 32n) | BigInt(v.getUint32(o + 4, true));
             t.enumValues.push({ name: str(v.getUint32(o, true)), value: kindFlag ? BigInt.asIntN(64, value) : value });
@@ -126,7 +141,13 @@ export class Btf {
           break;
         }
         case BTF_KIND.FUNC_PROTO: need(8 * vlen); o += 8 * vlen; break;
-        case BTF_KIND.DATASEC: need(12 * vlen); o += 12 * vlen; break;
+        case BTF_KIND.DATASEC:
+          need(12 * vlen);
+          t.vars = [];
+          for (let i = 0; i < vlen; i++, o += 12) {
+            t.vars.push({ type: v.getUint32(o, true), offset: v.getUint32(o + 4, true), size: v.getUint32(o + 8, true) });
+          }
+          break;
         default: throw new BtfError(`${label}: unknown BTF kind ${kind} (type ${t.id})`);
       }
       this.types.push(t);
@@ -162,6 +183,7 @@ export class Btf {
       case BTF_KIND.INT: case BTF_KIND.STRUCT: case BTF_KIND.UNION: case BTF_KIND.ENUM:
       case BTF_KIND.ENUM64: case BTF_KIND.FLOAT: case BTF_KIND.DATASEC: return t.sizeOrType;
       case BTF_KIND.PTR: return 8;
+      case BTF_KIND.VAR: return this.sizeOf(t.sizeOrType, depth + 1);
       case BTF_KIND.ARRAY: return t.array!.nelems * this.sizeOf(t.array!.type, depth + 1);
       default: throw new BtfError(`${this.label}: type ${id} (kind ${t.kind}) has no size`);
     }

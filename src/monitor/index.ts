@@ -18,3 +18,7 @@ export { deriveLayout, findKernelTextPa, KaslrError, START_KERNEL_MAP, type Kern
 export { inspectKernel, inspectGuest, reportJson, programJson, type InspectReport } from './inspect.js';
 export { GuestKernel, GuestReadError } from './guest-kernel.js';
 export { DataViewWalker } from './ts-walker.js';
+export { openMaps, BpfMaps, BpfMap, BpfMapError, DEFAULT_ENTRY_LIMIT, hexBytes, type BpfMapInfo, type MapEntry, type MapDump } from './bpf-maps.js';
+export { mapsJson, mapJson, jsonValue, type MapsJsonOptions, type Json } from './bpf-maps-json.js';
+export { BtfRenderer, fieldLocation, encodeField, type BtfValue, type FieldLocation, type ScalarInput } from './btf-value.js';
+export { bpfMapLayout, type BpfMapLayout } from './bpf-map-layout.js';

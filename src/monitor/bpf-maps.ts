@@ -1,0 +1,428 @@
+// The guest's BPF maps, read from the host: `openMaps(guest)` walks `map_idr` (the IDR every
+// map is registered in) and gives each map's identity (id, name, type, sizes, flags, BTF type
+// ids, address). A `BpfMap` reads its elements straight out of the kernel's own structures --
+// ARRAY (`bpf_array.value`), PERCPU_ARRAY (`bpf_array.pptrs`, every possible CPU), the hash
+// family (`bpf_htab` buckets -> hlist_nulls chains of `htab_elem`) -- decodes them with the
+// map's own BTF (the blob the loader gave, kept at `bpf_map.btf->data`), so a `.rodata`
+// variable reads as `nr_cpus = 4`, and writes ARRAY elements and `.bss`/`.data` fields back.
+// Guest memory is hostile: every walk is bounded and a torn structure is a flagged partial
+// result or a BpfMapError, never a hang. Browser-safe.
+
+import { Btf, BtfError, BTF_KIND } from './btf.js';
+import { BtfRenderer, encodeField, fieldLocation, type BtfValue, type ScalarInput } from './btf-value.js';
+import { bpfMapLayout, type BpfMapLayout } from './bpf-map-layout.js';
+import type { GuestKernel } from './guest-kernel.js';
+import { NOT_MAPPED } from './introspector.js';
+
+export class BpfMapError extends Error {}
+
+const MAX_MAPS = 4096;
+const MAX_ID = 0x7fff_ffff;
+const MAX_BTF_BYTES = 16 << 20;
+const MAX_KEY_OR_VALUE = 1 << 20;
+/** Elements read by `entries()` unless told otherwise. */
+export const DEFAULT_ENTRY_LIMIT = 100_000;
+const BUCKET_CHUNK = 4096;
+const BPF_F_RDONLY_PROG = 1 << 7;
+
+export interface BpfMapInfo {
+  id: number;
+  name: string;
+  /** Short type name as bpftool prints it ("array", "percpu_hash"), or "type N" when unknown. */
+  type: string;
+  typeId: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  mapExtra: bigint;
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  btfVmlinuxValueTypeId: number;
+  frozen: boolean;
+  kva: bigint;
+}
+
+export interface MapEntry {
+  key: Uint8Array;
+  /** The value; null for a per-CPU map (see perCpu) or when it could not be read. */
+  value: Uint8Array | null;
+  /** Per-CPU maps: one value per possible CPU (null where unreadable). */
+  perCpu?: (Uint8Array | null)[];
+}
+
+export interface MapDump {
+  entries: MapEntry[];
+  /** The limit, max_entries or a broken structure ended the walk early. */
+  truncated: boolean;
+  /** What was torn or unreadable, in words. */
+  problems: string[];
+}
+
+const hex = (v: bigint): string => '0x' + v.toString(16);
+
+function le(n: number | bigint, size: number, what: string): Uint8Array {
+  const v = BigInt(n);
+  if (v < 0n || (size < 8 && v >= 1n << BigInt(size * 8))) throw new BpfMapError(`${what} ${n} does not fit in ${size} bytes`);
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size && i < 8; i++) out[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+  return out;
+}
+
+export class BpfMap {
+  private btfCache: Btf | null | undefined;
+  private btfProblem: string | null = null;
+
+  constructor(readonly maps: BpfMaps, readonly info: BpfMapInfo) {}
+
+  get id(): number { return this.info.id; }
+  get name(): string { return this.info.name; }
+  get type(): string { return this.info.type; }
+
+  private get guest(): GuestKernel { return this.maps.guest; }
+  private get layout(): BpfMapLayout { return this.maps.layout; }
+
+  isPerCpu(): boolean { return this.type === 'percpu_array' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash'; }
+  isArray(): boolean { return this.type === 'array' || this.type === 'percpu_array'; }
+  isHash(): boolean { return this.type === 'hash' || this.type === 'lru_hash' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash'; }
+  /** Whether `entries()` can read this map's elements. */
+  readable(): boolean { return (this.isArray() && this.layout.array !== null) || (this.isHash() && this.layout.htab !== null); }
+
+  /** The map's own BTF (the loader's blob), or null without one; `btfError()` says why not. */
+  btf(): Btf | null {
+    if (this.btfCache !== undefined) return this.btfCache;
+    this.btfCache = null;
+    const l = this.layout.btf;
+    const btfKva = this.guest.read64(this.info.kva + BigInt(this.layout.map.btf));
+    if (btfKva === null) { this.btfProblem = 'bpf_map.btf is unreadable'; return null; }
+    if (btfKva === 0n) return null;
+    const base = l.baseBtf === null ? 0n : this.guest.read64(btfKva + BigInt(l.baseBtf));
+    if (base !== 0n) { this.btfProblem = 'the map BTF is split BTF (on a base), which is not supported'; return null; }
+    const data = this.guest.read64(btfKva + BigInt(l.data));
+    const size = this.guest.read32(btfKva + BigInt(l.dataSize));
+    if (data === null || size === null) { this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`; return null; }
+    if (size > MAX_BTF_BYTES) { this.btfProblem = `the map BTF claims ${size} bytes (more than ${MAX_BTF_BYTES})`; return null; }
+    const bytes = this.guest.readBytes(data, size);
+    if (bytes === null) { this.btfProblem = `the map BTF data at ${hex(data)} is unreadable`; return null; }
+    try {
+      this.btfCache = new Btf(bytes, `map ${this.name} BTF`);
+    } catch (err) {
+      if (!(err instanceof BtfError)) throw err;
+      this.btfProblem = err.message;
+    }
+    return this.btfCache;
+  }
+
+  /** Why `btf()` is null despite a BTF pointer, or null. */
+  btfError(): string | null { this.btf(); return this.btfProblem; }
+
+  /** The map BTF's value type id, when the map has BTF and the id is in it. */
+  valueType(): { btf: Btf; id: number } | null { return this.typeOf(this.info.btfValueTypeId); }
+  keyType(): { btf: Btf; id: number } | null { return this.typeOf(this.info.btfKeyTypeId); }
+
+  private typeOf(id: number): { btf: Btf; id: number } | null {
+    const btf = id === 0 ? null : this.btf();
+    return btf === null || id >= btf.types.length ? null : { btf, id };
+  }
+
+  /** A DATASEC-valued ARRAY: `.bss`, `.data`, `.rodata`, `.data.<name>`... (the section name). */
+  section(): string | null {
+    const v = this.valueType();
+    if (v === null || this.type !== 'array') return null;
+    const t = v.btf.resolve(v.id);
+    return t.kind === BTF_KIND.DATASEC ? t.name : null;
+  }
+
+  /** Reads the elements (at most `limit`). */
+  entries(limit = DEFAULT_ENTRY_LIMIT): MapDump {
+    if (this.isArray()) return this.arrayEntries(limit);
+    if (this.isHash()) return this.hashEntries(limit);
+    return { entries: [], truncated: false, problems: [`${this.type} maps are listed, not read`] };
+  }
+
+  /** The value for `key` (an index for arrays, or the key's bytes); per-CPU maps give one value
+   * per CPU; null when absent. */
+  lookup(key: number | bigint | Uint8Array): Uint8Array | (Uint8Array | null)[] | null {
+    const k = key instanceof Uint8Array ? key : le(key, this.info.keySize, `${this.name}: key`);
+    if (k.length !== this.info.keySize) throw new BpfMapError(`${this.name}: the key is ${this.info.keySize} bytes, not ${k.length}`);
+    if (this.isArray()) {
+      const index = new DataView(k.buffer, k.byteOffset, 4).getUint32(0, true);
+      if (index >= this.info.maxEntries) return null;
+      const e = this.arrayElement(index);
+      return this.isPerCpu() ? e.perCpu! : e.value;
+    }
+    if (!this.isHash()) throw new BpfMapError(`${this.name}: lookup in ${this.type} maps is not supported`);
+    const dump = this.hashEntries(this.info.maxEntries + 1);
+    const hit = dump.entries.find((e) => e.key.length === k.length && e.key.every((b, i) => b === k[i]));
+    return hit === undefined ? null : hit.perCpu ?? hit.value;
+  }
+
+  /** Writes element `index` of an ARRAY map. */
+  update(key: number | bigint | Uint8Array, value: Uint8Array): void {
+    this.checkWritable();
+    const index = key instanceof Uint8Array
+      ? (key.length === 4 ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true) : -1)
+      : Number(key);
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) {
+      throw new BpfMapError(`${this.name}: index ${String(key)} is out of range (max_entries ${this.info.maxEntries})`);
+    }
+    if (value.length !== this.info.valueSize) throw new BpfMapError(`${this.name}: the value is ${this.info.valueSize} bytes, not ${value.length}`);
+    this.guest.writeBytes(this.elementKva(index), value);
+  }
+
+  /** A field of element `index` (default 0) by dotted path, rendered through the map BTF:
+   * `field('nr_cpus')` in `.rodata`, `field('stats.cnt[2]')`. */
+  field(path: string, index = 0): BtfValue {
+    const { btf, loc } = this.locate(path);
+    const value = this.readElementValue(index);
+    const bytes = value.subarray(loc.offset, loc.offset + loc.size);
+    if (loc.bitSize === 0) return new BtfRenderer(btf).render(loc.type, bytes);
+    const copy = new Uint8Array(8);
+    copy.set(bytes);
+    const raw = new DataView(copy.buffer).getBigUint64(0, true) >> BigInt(loc.bitOffset) & ((1n << BigInt(loc.bitSize)) - 1n);
+    const t = btf.resolve(loc.type);
+    const signed = t.kind === BTF_KIND.INT && (t.int!.encoding & 1) !== 0;
+    const v = signed ? BigInt.asIntN(loc.bitSize, raw) : raw;
+    return Number(v);
+  }
+
+  /** Sets a field of element `index` (default 0) of a writable ARRAY map (`.bss`, `.data`). */
+  setField(path: string, value: ScalarInput, index = 0): void {
+    this.checkWritable();
+    const { btf, loc } = this.locate(path);
+    const bytes = this.readElementValue(index);
+    try {
+      encodeField(btf, loc, value, bytes);
+    } catch (err) {
+      if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
+      throw err;
+    }
+    this.guest.writeBytes(this.elementKva(index) + BigInt(loc.offset), bytes.subarray(loc.offset, loc.offset + loc.size));
+  }
+
+  /** Elements rendered through the map BTF where there is one (hex bytes otherwise). */
+  render(value: Uint8Array): BtfValue {
+    const v = this.valueType();
+    if (v === null) return hexBytes(value);
+    try { return new BtfRenderer(v.btf).render(v.id, value); } catch (err) {
+      if (err instanceof BtfError) return hexBytes(value);
+      throw err;
+    }
+  }
+
+  renderKey(key: Uint8Array): BtfValue {
+    const k = this.keyType();
+    if (k === null) return this.isArray() && key.length === 4 ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true) : hexBytes(key);
+    try { return new BtfRenderer(k.btf).render(k.id, key); } catch (err) {
+      if (err instanceof BtfError) return hexBytes(key);
+      throw err;
+    }
+  }
+
+  private locate(path: string): { btf: Btf; loc: ReturnType<typeof fieldLocation> } {
+    const v = this.valueType();
+    if (v === null) throw new BpfMapError(`${this.name}: no BTF value type to find "${path}" in${this.btfError() !== null ? ` (${this.btfError()})` : ''}`);
+    try {
+      return { btf: v.btf, loc: fieldLocation(v.btf, v.id, path, this.name) };
+    } catch (err) {
+      if (err instanceof BtfError) throw new BpfMapError(err.message);
+      throw err;
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.type !== 'array') throw new BpfMapError(`${this.name}: writes go to ARRAY maps only, this is ${this.type}`);
+    if (this.layout.array === null) throw new BpfMapError('this kernel has no struct bpf_array in its BTF');
+    if (this.info.frozen || (this.info.flags & BPF_F_RDONLY_PROG) !== 0) {
+      throw new BpfMapError(`${this.name}: the map is frozen (read-only to programs${this.section() === '.rodata' ? ': .rodata' : ''}); refusing to write`);
+    }
+  }
+
+  private elementKva(index: number): bigint {
+    const a = this.layout.array!;
+    const elemSize = this.maps.guest.read32(this.info.kva + BigInt(a.elemSize));
+    if (elemSize === null || elemSize < this.info.valueSize) throw new BpfMapError(`${this.name}: bpf_array.elem_size is ${elemSize === null ? 'unreadable' : elemSize}`);
+    return this.info.kva + BigInt(a.value) + BigInt(index) * BigInt(elemSize);
+  }
+
+  private readElementValue(index: number): Uint8Array {
+    if (this.type !== 'array') throw new BpfMapError(`${this.name}: fields are read from ARRAY maps, this is ${this.type}`);
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
+    const bytes = this.guest.readBytes(this.elementKva(index), this.info.valueSize);
+    if (bytes === null) throw new BpfMapError(`${this.name}: element ${index} is unreadable`);
+    return bytes;
+  }
+
+  private arrayElement(index: number): MapEntry {
+    const a = this.layout.array!;
+    const key = le(index, 4, 'index');
+    if (!this.isPerCpu()) return { key, value: this.guest.readBytes(this.elementKva(index), this.info.valueSize) };
+    const pptr = this.guest.read64(this.info.kva + BigInt(a.pptrs) + BigInt(index) * 8n);
+    const perCpu: (Uint8Array | null)[] = [];
+    for (let cpu = 0; cpu < this.guest.nrCpuIds; cpu++) {
+      const off = this.guest.perCpuOffsets[cpu];
+      perCpu.push(pptr === null || off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
+    }
+    return { key, value: null, perCpu };
+  }
+
+  private arrayEntries(limit: number): MapDump {
+    if (this.layout.array === null) return { entries: [], truncated: true, problems: ['no struct bpf_array in the kernel BTF'] };
+    const n = Math.min(this.info.maxEntries, limit);
+    const entries: MapEntry[] = [];
+    const problems: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = this.arrayElement(i);
+      if (e.value === null && (e.perCpu === undefined || e.perCpu.some((v) => v === null))) {
+        if (problems.length === 0) problems.push(`element ${i} is unreadable`);
+      }
+      entries.push(e);
+    }
+    return { entries, truncated: n < this.info.maxEntries, problems };
+  }
+
+  private hashEntries(limit: number): MapDump {
+    const h = this.layout.htab;
+    if (h === null) return { entries: [], truncated: true, problems: ['no struct bpf_htab in the kernel BTF'] };
+    const problems: string[] = [];
+    const entries: MapEntry[] = [];
+    const kva = this.info.kva;
+    const buckets = this.guest.read64(kva + BigInt(h.buckets));
+    const nBuckets = this.guest.read32(kva + BigInt(h.nBuckets));
+    if (buckets === null || nBuckets === null) return { entries, truncated: true, problems: ['bpf_htab.buckets/n_buckets are unreadable'] };
+    // n_buckets is max_entries rounded up to a power of two
+    if (nBuckets === 0 || nBuckets > 2 * Math.max(this.info.maxEntries, 1) || (nBuckets & (nBuckets - 1)) !== 0) {
+      return { entries, truncated: true, problems: [`n_buckets ${nBuckets} does not fit max_entries ${this.info.maxEntries}`] };
+    }
+    const keySize = this.info.keySize;
+    // the value (per-CPU maps: its __percpu pointer) follows the key rounded up to 8 bytes
+    const valueAt = BigInt(h.elemKey + Math.ceil(keySize / 8) * 8);
+    const budget = Math.min(limit, this.info.maxEntries);
+    // every element is in one chain; a chain longer than the map is a cycle or garbage
+    let steps = this.info.maxEntries + nBuckets;
+    let truncated = false;
+    for (let b0 = 0; b0 < nBuckets && !truncated; b0 += BUCKET_CHUNK) {
+      const count = Math.min(BUCKET_CHUNK, nBuckets - b0);
+      const stride = h.bucketSize;
+      const chunk = this.guest.readBytes(buckets + BigInt(b0 * stride), count * stride);
+      if (chunk === null) { problems.push(`buckets ${b0}..${b0 + count - 1} are unreadable`); truncated = true; break; }
+      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let i = 0; i < count; i++) {
+        let node: bigint | null = view.getBigUint64(i * stride + h.bucketHead, true);
+        while (node !== null && (node & 1n) === 0n) {
+          if (node === 0n) { problems.push(`bucket ${b0 + i}: a NULL link (not a nulls marker)`); break; }
+          if (entries.length >= budget || --steps < 0) { truncated = true; break; }
+          const elem = node - BigInt(h.elemNode);
+          const key = this.guest.readBytes(elem + BigInt(h.elemKey), keySize);
+          if (key === null) { problems.push(`bucket ${b0 + i}: element at ${hex(elem)} is unreadable`); break; }
+          if (this.isPerCpu()) {
+            const pptr = this.guest.read64(elem + valueAt);
+            const perCpu: (Uint8Array | null)[] = [];
+            for (let cpu = 0; cpu < this.guest.nrCpuIds; cpu++) {
+              const off = this.guest.perCpuOffsets[cpu];
+              perCpu.push(pptr === null || off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
+            }
+            entries.push({ key, value: null, perCpu });
+          } else {
+            entries.push({ key, value: this.guest.readBytes(elem + valueAt, this.info.valueSize) });
+          }
+          node = this.guest.read64(node + BigInt(h.nodeNext));
+        }
+        if (truncated) break;
+        if (node === null) problems.push(`bucket ${b0 + i}: a link is unreadable`);
+        else if ((node & 1n) === 1n && node >> 1n !== BigInt(b0 + i)) problems.push(`bucket ${b0 + i}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
+      }
+    }
+    if (steps < 0) problems.push(`more chain links than max_entries + n_buckets (${this.info.maxEntries + nBuckets}): a cycle?`);
+    return { entries, truncated, problems };
+  }
+}
+
+export function hexBytes(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}
+
+export class BpfMaps {
+  readonly layout: BpfMapLayout;
+  private readonly list: BpfMap[] = [];
+  /** map_idr entries that were not readable maps, in words. */
+  readonly problems: string[] = [];
+  /** More than MAX_MAPS entries: the list is partial. */
+  truncated = false;
+
+  constructor(readonly guest: GuestKernel) {
+    try {
+      this.layout = bpfMapLayout(guest.kernel.btf);
+    } catch (err) {
+      if (err instanceof BtfError) throw new BpfMapError(`this kernel's BTF lacks what the map walk needs: ${err.message}`);
+      throw err;
+    }
+    this.enumerate();
+  }
+
+  private enumerate(): void {
+    const l = this.layout;
+    const idr = this.guest.symbolKva('map_idr');
+    const head = this.guest.read64(idr + BigInt(l.idrRt + l.xaHead));
+    const base = this.guest.read32(idr + BigInt(l.idrBase));
+    if (head === null || base === null) throw new BpfMapError(`map_idr at ${hex(idr)} is unreadable (wrong KASLR layout or memory image?)`);
+    const core = this.guest.intro.core;
+    let index = 0n;
+    for (let n = 0; ; n++) {
+      if (n >= MAX_MAPS) { this.truncated = true; break; }
+      const found = BigInt.asUintN(64, core.xaFind(head, index, BigInt(MAX_ID)));
+      if (found === NOT_MAPPED) break;
+      const entry = BigInt.asUintN(64, core.foundEntry());
+      const id = Number(found) + base;
+      index = found + 1n;
+      const info = this.readInfo(entry, id);
+      if (typeof info === 'string') this.problems.push(`map_idr id ${id}: ${info}`);
+      else this.list.push(new BpfMap(this, info));
+    }
+  }
+
+  private readInfo(kva: bigint, id: number): BpfMapInfo | string {
+    if ((kva & 7n) !== 0n) return `entry ${hex(kva)} is not a struct bpf_map pointer`;
+    const m = this.layout.map;
+    const g = this.guest;
+    const at = (o: number): bigint => kva + BigInt(o);
+    const u32 = [m.id, m.type, m.keySize, m.valueSize, m.maxEntries, m.flags, m.btfKeyTypeId, m.btfValueTypeId, m.btfVmlinuxValueTypeId].map((o) => g.read32(at(o)));
+    const nameBytes = g.readBytes(at(m.name), 16);
+    const mapExtra = g.read64(at(m.mapExtra));
+    const frozen = m.frozen === null ? 0 : g.readBytes(at(m.frozen), 1)?.[0] ?? null;
+    if (u32.some((v) => v === null) || nameBytes === null || mapExtra === null || frozen === null) return `struct bpf_map at ${hex(kva)} is unreadable`;
+    const [ownId, typeId, keySize, valueSize, maxEntries, flags, keyTid, valueTid, vmlinuxTid] = u32 as number[];
+    if (ownId !== id) return `struct bpf_map at ${hex(kva)} has id ${ownId}, not ${id}`;
+    if (keySize > MAX_KEY_OR_VALUE || valueSize > MAX_KEY_OR_VALUE) return `struct bpf_map at ${hex(kva)}: key/value size ${keySize}/${valueSize} is implausible`;
+    const z = nameBytes.indexOf(0);
+    return {
+      id, name: new TextDecoder('latin1').decode(z >= 0 ? nameBytes.subarray(0, z) : nameBytes),
+      type: this.layout.typeNames.get(typeId) ?? `type ${typeId}`, typeId, keySize, valueSize, maxEntries, flags, mapExtra,
+      btfKeyTypeId: keyTid, btfValueTypeId: valueTid, btfVmlinuxValueTypeId: vmlinuxTid, frozen: frozen !== 0, kva,
+    };
+  }
+
+  maps(): readonly BpfMap[] { return this.list; }
+
+  /** A map by its exact name, else the one map whose name ends with `name` (".rodata"). */
+  map(name: string): BpfMap {
+    const exact = this.list.filter((m) => m.name === name);
+    if (exact.length === 1) return exact[0];
+    const suffix = exact.length === 0 ? this.list.filter((m) => m.name.endsWith(name)) : exact;
+    if (suffix.length === 1) return suffix[0];
+    const names = this.list.map((m) => m.name).join(', ') || '(none)';
+    if (suffix.length > 1) throw new BpfMapError(`${suffix.length} maps match "${name}" (${suffix.map((m) => `${m.name} id ${m.id}`).join(', ')}): use mapById()`);
+    throw new BpfMapError(`no BPF map named "${name}"; the guest has: ${names}`);
+  }
+
+  mapById(id: number): BpfMap {
+    const m = this.list.find((x) => x.id === id);
+    if (m === undefined) throw new BpfMapError(`no BPF map with id ${id}`);
+    return m;
+  }
+}
+
+/** Walks `map_idr` of an opened guest kernel. */
+export function openMaps(guest: GuestKernel): BpfMaps { return new BpfMaps(guest); }
