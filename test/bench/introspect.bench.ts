@@ -1,12 +1,18 @@
 // `npm run bench:introspect`: the WASM introspection core against the same algorithms in
 // plain TypeScript over a DataView (src/monitor/ts-walker.ts), in the same run, on synthetic
 // guest memory: page-table translations/s (4- and 5-level, 4 KiB pages in a scattered
-// vmalloc-like area plus 2 MiB pages), xa_load/s on a 3-level xarray, and the time of a full
-// struct_ops enumeration (a scheduler's worth of programs on 8 CPUs). Prints a table and the
-// goals (>= 20 M translations/s, WASM >= 3x TS, enumeration < 100 us); asserts nothing.
+// vmalloc-like area plus 2 MiB pages), xa_load/s on a 3-level xarray, the time of a full
+// struct_ops enumeration (a scheduler's worth of programs on 8 CPUs), and the time of one full
+// per-CPU runqueue sample at 4, 64 and 256 vCPUs (the core's sampleRunqueues, the whole
+// RunqueueSampler.sample() with its decoding, and sampleRunqueuesTs on the same image) with
+// the monitor's CPU cost at its 100 ms interval. Prints tables and the goals (>= 20 M
+// translations/s, WASM >= 3x TS, enumeration < 100 us, a 64-vCPU sample < 200 us); asserts nothing.
 
+import * as abi from '../../assembly/monitor-abi.js';
 import { DataViewWalker } from '../../src/monitor/index.js';
+import { loadPerCpuTs, sampleRunqueuesTs } from '../../src/monitor/ts-walker.js';
 import { IMAGE_BASE, SyntheticGuest, rng } from '../introspect/synthetic-guest.js';
+import { SyntheticRunqueues, rqSpec, runqueueSampler } from '../introspect/synthetic-runqueues.js';
 
 const ADDRESSES = 1 << 16;
 const ROUNDS = 7;
@@ -105,6 +111,47 @@ function enumeration(): number {
   return 1e6 / perSecond;
 }
 
+/** Monitor sampling interval (src/cell's default). */
+const INTERVAL_MS = 100;
+const MAX_RUNNABLE = 8; // a loaded sched_ext test: 0-8 tasks waiting per CPU
+
+interface RqTimes { cpus: number; tasks: number; core: number; sampler: number; ts: number }
+
+/** One full sample of `cpus` runqueues (us): the core's call, RunqueueSampler.sample(), the TS sampler. */
+function runqueueSample(cpus: number): RqTimes {
+  const g = new SyntheticGuest({ ramBytes: 64 << 20 });
+  const rand = rng(cpus);
+  const rqs = new SyntheticRunqueues(g, cpus);
+  let tasks = 0;
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    const n = rand() % (MAX_RUNNABLE + 1);
+    rqs.setRq(cpu, rqSpec(cpu, n, 1000 + cpu * 16));
+    tasks += n;
+  }
+  const intro = g.introspector();
+  const sampler = runqueueSampler(intro, rqs);
+  const walker = new DataViewWalker(g.view, intro.regions);
+  walker.setPaging(BigInt(g.cr3), false);
+  walker.setKernel(g.pageOffset, 0n);
+  const config = rqs.config();
+  const perCpu = loadPerCpuTs(walker, config);
+  const out = new DataView(new ArrayBuffer(abi.RQ_OUT_RECORDS * abi.RQ_RECORD_SIZE));
+  // all three must agree before they are timed
+  const samples = sampler.sample();
+  if (samples.length !== cpus || samples.reduce((n, r) => n + r.runnable, 0) !== tasks) throw new Error(`runqueue sample of ${cpus} CPUs is wrong`);
+  intro.core.sampleRunqueues(0, cpus, 4096);
+  sampleRunqueuesTs(walker, config, perCpu, 0, cpus, 4096, out);
+  const wasmBytes = new Uint8Array(intro.memory.buffer, intro.core.rqOutPtr(), cpus * abi.RQ_RECORD_SIZE);
+  const tsBytes = new Uint8Array(out.buffer, 0, cpus * abi.RQ_RECORD_SIZE);
+  if (!wasmBytes.every((b, i) => b === tsBytes[i])) throw new Error(`runqueue records disagree at ${cpus} CPUs`);
+  let sink = 0;
+  const core = 1e6 / rate(1, () => { sink += intro.core.sampleRunqueues(0, cpus, 4096); });
+  const whole = 1e6 / rate(1, () => { sink += sampler.sample().length; });
+  const ts = 1e6 / rate(1, () => { sink += sampleRunqueuesTs(walker, config, perCpu, 0, cpus, 4096, out); });
+  if (sink === 0.5) console.log(sink);
+  return { cpus, tasks, core, sampler: whole, ts };
+}
+
 const row = (name: string, r: { wasm: number; ts: number }): string =>
   `${name.padEnd(26)}${(r.wasm / 1e6).toFixed(1).padStart(10)}${(r.ts / 1e6).toFixed(1).padStart(10)}${(r.wasm / r.ts).toFixed(2).padStart(8)}`;
 
@@ -112,16 +159,26 @@ const t4 = translations(false);
 const t5 = translations(true);
 const xa = xaLoads();
 const enumMicros = enumeration();
+const rq = [4, 64, 256].map(runqueueSample);
 console.log(`${'M ops/s'.padEnd(26)}${'wasm'.padStart(10)}${'ts'.padStart(10)}${'ratio'.padStart(8)}`);
 console.log(row('translations, 4-level', t4));
 console.log(row('translations, 5-level', t5));
 console.log(row('xa_load, 3-level tree', xa));
 console.log(`\nstruct_ops enumeration (40 programs in prog_idr, 10 struct_ops, 8 CPUs): ${enumMicros.toFixed(1)} us per call`);
+console.log(`\nrunqueue sample, all CPUs (0-${MAX_RUNNABLE} runnable tasks each), us per sample:`);
+console.log(`${'vCPUs'.padEnd(8)}${'tasks'.padStart(7)}${'wasm core'.padStart(11)}${'sampler'.padStart(10)}${'ts'.padStart(10)}${'ts/core'.padStart(9)}${'ts/sampler'.padStart(12)}${`CPU @${INTERVAL_MS}ms`.padStart(13)}`);
+for (const r of rq) {
+  console.log(`${String(r.cpus).padEnd(8)}${String(r.tasks).padStart(7)}${r.core.toFixed(1).padStart(11)}${r.sampler.toFixed(1).padStart(10)}${r.ts.toFixed(1).padStart(10)}`
+    + `${(r.ts / r.core).toFixed(2).padStart(9)}${(r.ts / r.sampler).toFixed(2).padStart(12)}${`${((r.sampler / 1000 / INTERVAL_MS) * 100).toFixed(3)}%`.padStart(13)}`);
+}
+console.log('  (sampler = RunqueueSampler.sample(): the core call plus decoding into objects; CPU = sampler us per interval, % of one CPU)');
+const rq64 = rq.find((r) => r.cpus === 64)!;
 const goals = [
   [`>= 20 M translations/s (4-level: ${(t4.wasm / 1e6).toFixed(1)} M)`, t4.wasm >= 20e6],
   [`WASM >= 3x TS on translations (${(t4.wasm / t4.ts).toFixed(2)}x / ${(t5.wasm / t5.ts).toFixed(2)}x)`, t4.wasm >= 3 * t4.ts && t5.wasm >= 3 * t5.ts],
   [`WASM >= 3x TS on xa_load (${(xa.wasm / xa.ts).toFixed(2)}x)`, xa.wasm >= 3 * xa.ts],
   [`enumeration < 100 us (${enumMicros.toFixed(1)} us)`, enumMicros < 100],
+  [`64-vCPU runqueue sample < 200 us (${rq64.sampler.toFixed(1)} us with decoding, ${rq64.core.toFixed(1)} us in the core)`, rq64.sampler < 200],
 ] as const;
 console.log('\ngoals:');
 for (const [what, met] of goals) console.log(`  ${met ? 'met    ' : 'MISSED '} ${what}`);

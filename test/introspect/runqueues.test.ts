@@ -8,39 +8,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as abi from '../../assembly/monitor-abi.js';
-import type { Btf } from '../../src/monitor/btf.js';
-import type { GuestKernel } from '../../src/monitor/guest-kernel.js';
-import type { Introspector } from '../../src/monitor/index.js';
-import { RunqueueSampler, type RunqueueSample } from '../../src/monitor/runqueues.js';
+import type { RunqueueSample } from '../../src/monitor/runqueues.js';
 import { DataViewWalker, loadPerCpuTs, sampleRunqueuesTs } from '../../src/monitor/ts-walker.js';
 import { SyntheticGuest, rng } from './synthetic-guest.js';
-import { RQ_TEST_OFFSETS, RUNQUEUES_SYM, SyntheticRunqueues, rqSpec, taskSpec } from './synthetic-runqueues.js';
-
-/** BTF members whose chains (runqueues.ts FIELDS) sum to RQ_TEST_OFFSETS. */
-const MEMBERS: Record<string, number> = {
-  'rq.nr_running': 0x1c4, 'rq.cfs': 0x880, 'cfs_rq.nr_running': 0xc, 'rq.scx': 0xb00, 'scx_rq.nr_running': 0x30,
-  'scx_rq.flags': 0x34, 'scx_rq.local_dsq': 0x50, 'scx_dispatch_q.nr': 0xa, 'scx_rq.runnable_list': 0x78,
-  'rq.curr': 0x9a0, 'rq.clock': 0xefc, 'rq.cpu': 0xd14, 'task_struct.pid': 0x5dc, 'task_struct.comm': 0x7a3,
-  'task_struct.policy': 0x61e, 'task_struct.scx': 0x380, 'sched_ext_entity.runnable_node': 0x28, 'sched_ext_entity.runnable_at': 0x3c,
-};
-
-/** A Btf stand-in that knows MEMBERS (minus the structs in `without`, as a kernel without sched_ext). */
-function fakeBtf(without: string[] = []): Btf {
-  return {
-    member(struct: string, path: string) {
-      const offset = MEMBERS[`${struct}.${path}`];
-      if (offset === undefined || without.includes(struct) || without.includes(`${struct}.${path}`)) throw new Error(`no ${struct}.${path}`);
-      return { offset, bitOffset: offset * 8, bitSize: 0, size: 8, type: 1 };
-    },
-  } as unknown as Btf;
-}
-
-/** A RunqueueSampler over `intro` with the fake BTF and `runqueues` at RUNQUEUES_SYM. */
-function sampler(intro: Introspector, rqs: SyntheticRunqueues, listLimit?: number, without: string[] = []): RunqueueSampler {
-  intro.setPerCpu(rqs.perCpuKva, rqs.slots);
-  const guest = { intro, kernel: { btf: fakeBtf(without), symbols: new Map([['runqueues', RUNQUEUES_SYM]]) } } as unknown as GuestKernel;
-  return new RunqueueSampler(guest, listLimit);
-}
+import { RQ_TEST_OFFSETS, RUNQUEUES_SYM, SyntheticRunqueues, rqSpec, runqueueSampler as sampler, taskSpec } from './synthetic-runqueues.js';
 
 test('the fake BTF gives the test offset table through monitorOffsets chains', () => {
   const g = new SyntheticGuest({ ramBytes: 8 << 20 });
