@@ -23,6 +23,7 @@ import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } fr
 import { checkTestFacts } from '../test/facts-check.js';
 import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
+import { schedulerView, writeSchedulerVar } from './scheduler-view.js';
 import { DEFAULT_MONITOR_INTERVAL_MS, MonitorSession, emptyTimeline } from './monitor-session.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
@@ -240,6 +241,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         phaseAt.hello = now;
         if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
           monitor = new MonitorSession(monitorInterval, places);
+          monitor.schedulerView = schedulerView;
+          monitor.varWriter = writeSchedulerVar;
           try {
             void monitor.start(live, kernelImage(spec.kernel.vmlinux));
           } catch (e) {
