@@ -13,7 +13,7 @@ import {
   MON_RQ_RUNNABLE_LIST, MON_RQ_CURR, MON_RQ_CLOCK, MON_RQ_CPU, MON_TASK_PID, MON_TASK_COMM, MON_TASK_POLICY, MON_TASK_RUNNABLE_NODE,
   MON_TASK_RUNNABLE_AT, RQ_RECORD_SIZE, RQ_KVA, RQ_CLOCK, RQ_CURR_KVA, RQ_OLDEST_RUNNABLE_AT, RQ_NR_RUNNING, RQ_CFS_NR, RQ_SCX_NR,
   RQ_LOCAL_DSQ_NR, RQ_CURR_PID, RQ_CURR_POLICY, RQ_SCX_FLAGS, RQ_OLDEST_PID, RQ_RUNNABLE_COUNT, RQ_FLAGS, RQ_COMM, RQ_CPU,
-  RQ_OUT_RECORDS, RQF_READ, RQF_CURR, RQF_SCX, RQF_LIST_TRUNCATED, RQF_LIST_BROKEN, RQF_NO_CPU,
+  RQ_OUT_RECORDS, RQ_STEP_BUDGET, RQF_READ, RQF_CURR, RQF_SCX, RQF_LIST_TRUNCATED, RQF_LIST_BROKEN, RQF_NO_CPU,
 } from './monitor-abi';
 
 // ---- constants -----------------------------------------------------------------------------------
@@ -624,6 +624,7 @@ export function programsSeen(): i32 { return progsSeen; }
 // indexes: assembly/monitor-abi.ts. Fields the kernel lacks are MON_ABSENT and read as 0.
 
 let runqueuesSym: u64 = 0;
+let stepsLeft: i32 = 0;
 let runqueuesCpus: i32 = 0;
 
 /** Sets monitor offset `index` (MON_*); MON_ABSENT marks a field the kernel does not have. */
@@ -664,7 +665,7 @@ function sampleOne(rec: usize, cpu: i32, listLimit: i32): void {
   store<u32>(rec + RQ_CFS_NR, field32(rq, MON_RQ_CFS_NR_RUNNING));
   store<u32>(rec + RQ_CPU, field32(rq, MON_RQ_CPU));
   if (mon(MON_RQ_CLOCK) >= 0) store<u64>(rec + RQ_CLOCK, k64(rq + <u64>mon(MON_RQ_CLOCK)));
-  if (fault) { store<u32>(rec + RQ_FLAGS, 0); return; }
+  if (fault) { memory.fill(rec, 0, <usize>RQ_RECORD_SIZE); store<u64>(rec + RQ_KVA, rq); return; } // unreadable: every count 0
   flags |= RQF_READ;
   if (mon(MON_RQ_CURR) >= 0) {
     const curr = k64(rq + <u64>mon(MON_RQ_CURR));
@@ -672,12 +673,12 @@ function sampleOne(rec: usize, cpu: i32, listLimit: i32): void {
       store<u64>(rec + RQ_CURR_KVA, curr);
       const pid = field32(curr, MON_TASK_PID);
       const policy = field32(curr, MON_TASK_POLICY);
-      if (!fault && mon(MON_TASK_COMM) >= 0 && kName(curr + <u64>mon(MON_TASK_COMM), rec + RQ_COMM)) {
+      if (!fault) {
         store<u32>(rec + RQ_CURR_PID, pid);
         store<u32>(rec + RQ_CURR_POLICY, policy);
         flags |= RQF_CURR;
-      } else {
-        memory.fill(rec + RQ_COMM, 0, 16);
+        // an absent or unreadable comm stays empty; pid and policy stand
+        if (mon(MON_TASK_COMM) < 0 || !kName(curr + <u64>mon(MON_TASK_COMM), rec + RQ_COMM)) memory.fill(rec + RQ_COMM, 0, 16);
       }
     }
     fault = false;
@@ -698,11 +699,13 @@ function sampleOne(rec: usize, cpu: i32, listLimit: i32): void {
       let oldest: u64 = NOT_MAPPED;
       let oldestPid: u32 = 0;
       while (!fault && node != head) {
-        if (count >= listLimit) { flags |= RQF_LIST_TRUNCATED; break; }
+        if (count >= listLimit || stepsLeft <= 0) { flags |= RQF_LIST_TRUNCATED; break; }
+        stepsLeft--;
         const task = node - <u64>nodeOff;
         const at = k64(task + <u64>atOff);
-        if (fault) break;
-        if (at < oldest) { oldest = at; oldestPid = field32(task, MON_TASK_PID); }
+        const pid = field32(task, MON_TASK_PID);
+        if (fault) break; // a task read only in part is not counted
+        if (at < oldest) { oldest = at; oldestPid = pid; }
         count++;
         node = k64(node);
       }
@@ -726,6 +729,7 @@ export function sampleRunqueues(firstCpu: i32, count: i32, listLimit: i32): i32 
   if (firstCpu >= runqueuesCpus) return 0;
   if (firstCpu + n > runqueuesCpus) n = runqueuesCpus - firstCpu;
   const limit = listLimit < 0 ? 0 : (listLimit > 65536 ? 65536 : listLimit);
+  stepsLeft = RQ_STEP_BUDGET;
   for (let i = 0; i < n; i++) sampleOne(RQ_OUT + <usize>i * <usize>RQ_RECORD_SIZE, firstCpu + i, limit);
   fault = false;
   return n;

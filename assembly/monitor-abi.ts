@@ -48,3 +48,6 @@ export const RQF_SCX = 4; // the sched_ext fields were read
 export const RQF_LIST_TRUNCATED = 8; // the runnable list walk hit its bound
 export const RQF_LIST_BROKEN = 16; // a link of the runnable list was unreadable
 export const RQF_NO_CPU = 32; // no per-CPU offset for this CPU
+
+/** Runnable-list steps one sampleRunqueues call may take over all its CPUs; a list cut by it is RQF_LIST_TRUNCATED. */
+export const RQ_STEP_BUDGET = 262144;

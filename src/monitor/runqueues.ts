@@ -66,8 +66,6 @@ export function monitorOffsets(btf: Btf): number[] {
   return table;
 }
 
-const decoder = new TextDecoder('latin1');
-
 /** Samples every CPU's runqueue of one guest kernel through the WASM core. */
 export class RunqueueSampler {
   /** CPUs that can be sampled (per-CPU offsets known). */
@@ -103,9 +101,11 @@ function decodeRecord(v: DataView, o: number, cpu: number): RunqueueSample {
   const u32 = (at: number): number => v.getUint32(o + at, true);
   let comm = '';
   if ((flags & abi.RQF_CURR) !== 0) {
-    const bytes = new Uint8Array(v.buffer, v.byteOffset + o + abi.RQ_COMM, 16).slice();
-    const z = bytes.indexOf(0);
-    comm = decoder.decode(z >= 0 ? bytes.subarray(0, z) : bytes);
+    for (let i = 0; i < 16; i++) { // latin1, to the first NUL
+      const c = v.getUint8(o + abi.RQ_COMM + i);
+      if (c === 0) break;
+      comm += String.fromCharCode(c);
+    }
   }
   const runnable = u32(abi.RQ_RUNNABLE_COUNT);
   return {

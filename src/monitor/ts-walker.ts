@@ -260,6 +260,7 @@ export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig
   if (firstCpu < 0 || count <= 0 || firstCpu >= cpus) return 0;
   const n = Math.min(count, abi.RQ_OUT_RECORDS, cpus - firstCpu);
   const limit = listLimit < 0 ? 0 : Math.min(listLimit, 65536);
+  steps.left = abi.RQ_STEP_BUDGET;
   const symHi = Number(config.runqueues >> 32n) >>> 0;
   const symLo = Number(config.runqueues & 0xffff_ffffn);
   for (let i = 0; i < n; i++) {
@@ -271,6 +272,7 @@ export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig
 }
 
 const tmp = new Int32Array(2);
+const steps = { left: 0 };
 
 function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pLo: number, symHi: number, symLo: number,
   cpu: number, limit: number, out: DataView, rec: number): void {
@@ -305,7 +307,11 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
     at64(rqHi, rqLo, offs[abi.MON_RQ_CLOCK]);
     put64(abi.RQ_CLOCK, w.entryHi, w.entryLo);
   }
-  if (w.fault) return; // flags stay 0
+  if (w.fault) { // unreadable: every count 0, flags 0
+    for (let i = 0; i < abi.RQ_RECORD_SIZE; i += 4) out.setUint32(rec + i, 0, true);
+    put64(abi.RQ_KVA, rqHi, rqLo);
+    return;
+  }
   flags |= abi.RQF_READ;
   if (offs[abi.MON_RQ_CURR] >= 0) {
     at64(rqHi, rqLo, offs[abi.MON_RQ_CURR]);
@@ -316,16 +322,18 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
       const pid = field32(cHi, cLo, abi.MON_TASK_PID);
       const policy = field32(cHi, cLo, abi.MON_TASK_POLICY);
       const commOff = offs[abi.MON_TASK_COMM];
-      if (!w.fault && commOff >= 0) {
-        at64(cHi, cLo, commOff);
-        const c0Hi = w.entryHi, c0Lo = w.entryLo;
-        at64(cHi, cLo, commOff + 8);
-        if (!w.fault) {
-          put64(abi.RQ_COMM, c0Hi, c0Lo);
-          put64(abi.RQ_COMM + 8, w.entryHi, w.entryLo);
-          out.setUint32(rec + abi.RQ_CURR_PID, pid, true);
-          out.setUint32(rec + abi.RQ_CURR_POLICY, policy, true);
-          flags |= abi.RQF_CURR;
+      if (!w.fault) {
+        out.setUint32(rec + abi.RQ_CURR_PID, pid, true);
+        out.setUint32(rec + abi.RQ_CURR_POLICY, policy, true);
+        flags |= abi.RQF_CURR;
+        if (commOff >= 0) { // an unreadable comm stays empty; pid and policy stand
+          at64(cHi, cLo, commOff);
+          const c0Hi = w.entryHi, c0Lo = w.entryLo;
+          at64(cHi, cLo, commOff + 8);
+          if (!w.fault) {
+            put64(abi.RQ_COMM, c0Hi, c0Lo);
+            put64(abi.RQ_COMM + 8, w.entryHi, w.entryLo);
+          }
         }
       }
     }
@@ -355,17 +363,19 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
       const negHi = nodeOff === 0 ? 0 : 0xffffffff;
       const negLo = nodeOff === 0 ? 0 : TWO32 - nodeOff;
       while (!w.fault && (nHi !== headHi || nLo !== headLo)) {
-        if (count >= limit) { flags |= abi.RQF_LIST_TRUNCATED; break; }
+        if (count >= limit || steps.left <= 0) { flags |= abi.RQF_LIST_TRUNCATED; break; }
+        steps.left--;
         add64(nHi, nLo, negHi, negLo, tmp);
         const tHi = tmp[0] >>> 0;
         const tLo = tmp[1] >>> 0;
         at64(tHi, tLo, atOff);
-        if (w.fault) break;
         const aHi = w.entryHi;
         const aLo = w.entryLo;
+        const pid = field32(tHi, tLo, abi.MON_TASK_PID);
+        if (w.fault) break; // a task read only in part is not counted
         if (aHi < oldHi || (aHi === oldHi && aLo < oldLo)) {
           oldHi = aHi; oldLo = aLo;
-          oldestPid = field32(tHi, tLo, abi.MON_TASK_PID);
+          oldestPid = pid;
         }
         count++;
         w.readU64(nHi, nLo);

@@ -259,6 +259,7 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
       const want = first < 0 || count <= 0 || first >= cpus ? 0 : Math.min(count, abi.RQ_OUT_RECORDS, cpus - first);
       if (n !== want) return `sampleRunqueues(${first}, ${count}) = ${n}, expected ${want} of ${cpus} CPUs`;
       const v = new DataView(intro.memory.buffer, core.rqOutPtr());
+      let total = 0;
       for (let r = 0; r < n; r++) {
         const o = r * abi.RQ_RECORD_SIZE;
         const flags = v.getUint32(o + abi.RQ_FLAGS, true);
@@ -269,7 +270,10 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
         if (walked > cap) return `record ${r}: ${walked} runnable over the bound ${cap}`;
         if ((flags & abi.RQF_NO_CPU) !== 0 && flags !== abi.RQF_NO_CPU) return `record ${r}: NO_CPU with flags ${flags}`;
         if ((flags & abi.RQF_READ) === 0 && (flags & ~abi.RQF_NO_CPU) !== 0) return `record ${r}: flags ${flags} on an unreadable rq`;
-        if ((flags & abi.RQF_LIST_TRUNCATED) !== 0 && walked !== cap) return `record ${r}: truncated at ${walked}, bound ${cap}`;
+        total += walked;
+        if (total > abi.RQ_STEP_BUDGET) return `records 0..${r}: ${total} list steps, over the call's budget ${abi.RQ_STEP_BUDGET}`;
+        // truncated: at the per-CPU bound, or where the call's step budget ran out
+        if ((flags & abi.RQF_LIST_TRUNCATED) !== 0 && walked !== cap && total !== abi.RQ_STEP_BUDGET) return `record ${r}: truncated at ${walked}, bound ${cap}, ${total} steps`;
       }
       return null;
     }

@@ -1,0 +1,55 @@
+// The host monitor through `ktstr-wasm test`, inside the emulated KVM test host, on the
+// prebuilt sched_ext kernel and scx-ktstr (test/fixtures/ktstr/monitor.ktstr-fixture.ts):
+//  1. a frozen guest (its agent blocked 2 s into the run): the stall check still fires from the
+//     host's samples, naming the starved workers' pids and how long they waited; timeout;
+//  2. captures before and after the host writes scx-ktstr's .bss knob host_ignore_weights: the
+//     rendered value goes 0 -> 1 and the workers' CPU shares change (asserted in the body,
+//     reported in its log).
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packageRoot } from '../../src/paths.js';
+import type { TestRunResult } from '../../src/test/run.js';
+
+const root = packageRoot();
+const tmp = mkdtempSync(join(tmpdir(), 'ktstr-monitor-'));
+
+function ktstr(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'bin', 'ktstr-wasm'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+test('a frozen guest\'s stall from host samples; captures around a host-written knob', async () => {
+  const json = join(tmp, 'monitor.json');
+  const r = await ktstr(['test', 'test/fixtures/ktstr/monitor.ktstr-fixture.ts', '--jobs', '1', '--json', json]);
+  const show = `\n--- stdout ---\n${r.stdout.slice(-6000)}\n--- stderr ---\n${r.stderr.slice(-2000)}`;
+  assert.is(r.code, 1, `exit 1 (the frozen test fails)${show}`);
+  const res = JSON.parse(readFileSync(json, 'utf8')) as TestRunResult;
+  const frozen = res.tests.find((t) => t.name.startsWith('frozen'))!;
+  assert.is(frozen.status, 'fail', show);
+  assert.is(frozen.failure?.kind, 'timeout', show);
+  const stall = frozen.assert?.checks.find((c) => c.check === 'stall');
+  assert.ok(stall !== undefined && !stall.passed, `stall failed${show}`);
+  assert.ok(stall!.failures.length >= 2, `both starved workers named${show}`);
+  for (const line of stall!.failures) assert.match(line, /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s without running/);
+  assert.ok((frozen.monitor?.samples ?? 0) > 50, 'the host kept sampling while the guest was frozen');
+  assert.match(r.stdout, /checks failed:\n {4}stall: pid \d+/, 'the failure block shows the stall lines');
+
+  const capture = res.tests.find((t) => t.name.startsWith('captures'))!;
+  assert.is(capture.status, 'pass', `${capture.failure?.message}${show}`);
+  const line = capture.logs.find((l) => l.startsWith('host_ignore_weights'));
+  assert.match(line ?? '', /^host_ignore_weights 0 -> 1; w400 share 0\.\d+ -> 0\.\d+; cpus in capture: 2$/, show);
+});
+
+test.run();
