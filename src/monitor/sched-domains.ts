@@ -110,16 +110,17 @@ export function checkSchedDomains(domains: readonly CpuDomains[], places: readon
     const d = domains.find((x) => x.cpu === place.cpu);
     if (d === undefined) { problems.push(`cpu ${place.cpu}: no domains read`); continue; }
     if (d.error !== undefined) { problems.push(`cpu ${place.cpu}: ${d.error}`); continue; }
-    const spans = d.domains.map((x) => x.span);
-    const expect: [string, number[]][] = [
-      ['SMT siblings', group((p) => p.node === place.node && p.llc === place.llc && p.core === place.core)],
-      ['LLC', group((p) => p.node === place.node && p.llc === place.llc)],
-      ['NUMA node', group((p) => p.node === place.node)],
+    // each group of two or more CPUs must be the span of one of the CPU's domains, carrying the
+    // flag that says what it shares (a whole-machine NUMA node is just the top domain)
+    const expect: [string, number[], string | null][] = [
+      ['SMT siblings', group((p) => p.node === place.node && p.llc === place.llc && p.core === place.core), 'SD_SHARE_CPUCAPACITY'],
+      ['LLC', group((p) => p.node === place.node && p.llc === place.llc), 'SD_SHARE_LLC'],
+      ['NUMA node', group((p) => p.node === place.node), null],
     ];
-    for (const [what, cpus] of expect) {
-      if (cpus.length < 2 || cpus.length === places.length) continue; // a one-CPU or whole-machine group has no domain of its own
-      if (!spans.some((s) => same(s, cpus))) {
-        problems.push(`cpu ${place.cpu}: no sched domain spans its ${what} ${list(cpus)} (domains: ${d.domains.map((x) => `${x.flagNames.includes('SD_SHARE_LLC') ? 'llc' : 'lvl'}${x.level}=${list(x.span)}`).join(' ') || 'none'})`);
+    for (const [what, cpus, flag] of expect) {
+      if (cpus.length < 2 || (flag === null && cpus.length === places.length)) continue;
+      if (!d.domains.some((x) => same(x.span, cpus) && (flag === null || x.flagNames.includes(flag)))) {
+        problems.push(`cpu ${place.cpu}: no sched domain${flag === null ? '' : ` with ${flag}`} spans its ${what} ${list(cpus)} (domains: ${d.domains.map((x) => `${x.flagNames.includes('SD_SHARE_LLC') ? 'llc' : 'lvl'}${x.level}=${list(x.span)}`).join(' ') || 'none'})`);
       }
     }
     const llc = expect[1][1];

@@ -78,7 +78,26 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
       assert.is(w.policy, 7, `${c.id}: CPU ${w.cpu}'s worker ran as SCHED_EXT`);
     }
     assert.ok(c.programs.some((p) => (p.runCount ?? 0) > 0), `${c.id}: the host saw the programs run`);
+    // the host monitor: samples, sched domains = the preset, pinned probe workers seen running on their CPUs only
+    const m = c.monitor!;
+    assert.ok(m !== undefined && m.error === null && m.samples.length > 10, `${c.id}: monitor samples (${m?.error})`);
+    assert.ok(m.topology?.ok, `${c.id}: sched domains match ${c.topology}: ${m.topology?.problems.join('; ')}`);
+    const tids = new Map(c.workers.map((w) => [w.tid, w.cpu]));
+    const seenOn = new Map<number, Set<number>>();
+    for (const s of m.samples) for (const t of s.cpus) if (t.pid !== null && tids.has(t.pid)) seenOn.set(t.pid, (seenOn.get(t.pid) ?? new Set()).add(t.cpu));
+    assert.ok(seenOn.size >= Math.ceil(c.workers.length / 2), `${c.id}: the host saw most probe workers running (${seenOn.size}/${c.workers.length})`);
+    for (const [tid, cpus] of seenOn) assert.equal([...cpus], [tids.get(tid)], `${c.id}: pinned worker ${tid} seen only on its CPU ${tids.get(tid)}`);
+    const scxSamples = m.samples.filter((s) => s.scx === 'enabled' && s.ops === 'ktstr');
+    assert.ok(scxSamples.length > 0, `${c.id}: samples with ktstr enabled`);
+    assert.ok(scxSamples.some((s) => s.cpus.every((t) => t.nr >= 1 && t.scx >= 1)), `${c.id}: a sample with every CPU running sched_ext tasks (the probe)`);
   }
+  // a declared topology that is not what the guest got is flagged: tiny-2llc's domains against other LLCs
+  const { checkSchedDomains } = await import('../../src/monitor/sched-domains.js');
+  const two = r.cells.find((c) => c.topology === 'tiny-2llc')!;
+  const wrong = [0, 1, 2, 3].map((cpu) => ({ cpu, node: 0, llc: cpu % 2, core: cpu, thread: 0 })); // LLCs {0,2} and {1,3}
+  const flagged = checkSchedDomains(two.monitor!.domains!, wrong);
+  assert.is(flagged.ok, false);
+  assert.match(flagged.problems[0], /^cpu 0: no sched domain with SD_SHARE_LLC spans its LLC 0,2/);
   const names = [...new Set(r.cells.flatMap((c) => c.programs.map((p) => p.name)))];
   const t = tables(healthy.stdout);
   for (const n of names) assert.ok(t.includes(n), `the table has a column for ${n}\n${t}`);
