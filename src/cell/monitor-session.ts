@@ -11,6 +11,8 @@ import { RunqueueSampler } from '../monitor/runqueues.js';
 import { readJiffies, readScxState, type ScxExitInfo } from '../monitor/sched-ext-state.js';
 import { checkSchedDomains, readSchedDomains, type CpuDomains, type CpuPlace, type DomainCheck } from '../monitor/sched-domains.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
+import { inspectGuest } from '../monitor/inspect.js';
+import { jitImages, type JitImage } from '../monitor/symbolize.js';
 import type { LiveVm } from '../vmm/index.js';
 import type { HostRequest, SnapshotData } from '../guest/plan.js';
 import { native } from '../kvm/native.js';
@@ -44,6 +46,9 @@ export interface CpuTick {
 export interface MonitorSample {
   /** ms since the monitor started. */
   t: number;
+  /** The attached scheduler's struct_ops programs: name -> [run count, run time ns] summed over CPUs
+   * (kernel.bpf_stats_enabled); on every `programEvery`-th sample only. */
+  progs?: Record<string, [number, number]>;
   /** sched_ext state (enabled/disabled/...), null without sched_ext. */
   scx: string | null;
   ops: string | null;
@@ -83,8 +88,12 @@ export class MonitorSession {
   private totalMicros = 0;
   private count = 0;
   private stopped = false;
+  /** JIT images of the attached scheduler's programs (symbolizing exit backtraces), and for which ops. */
+  private jit: JitImage[] = [];
+  private jitOps: string | null = null;
 
-  constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[]) {
+  /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
+  constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[], private readonly programEvery = 10) {
     this.timeline = emptyTimeline(intervalMs, null);
   }
 
@@ -117,12 +126,23 @@ export class MonitorSession {
     let s: MonitorSample;
     try {
       const { jiffies, hz } = readJiffies(this.guest);
-      const scx = readScxState(this.guest, hz);
+      const scx = readScxState(this.guest, hz, this.jit);
+      let progs: MonitorSample['progs'];
+      const enabled = scx?.state === 'enabled' && (scx.opsName ?? '') !== '';
+      if (enabled && (scx!.opsName !== this.jitOps || this.count % this.programEvery === 0)) {
+        const programs = inspectGuest(this.guest).enumeration.programs;
+        if (scx!.opsName !== this.jitOps) {
+          this.jit = jitImages(this.guest, programs);
+          this.jitOps = scx!.opsName;
+        }
+        progs = Object.fromEntries(programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]));
+      }
       if (scx?.exit != null) this.timeline.exit = scx.exit;
       if (scx?.watchdogTimeoutMs != null) this.timeline.watchdogTimeoutMs = scx.watchdogTimeoutMs;
       const msPerJiffy = hz === null ? null : 1000 / hz;
       s = {
         t: Math.round(t - this.t0),
+        ...(progs === undefined ? {} : { progs }),
         scx: scx?.state ?? null,
         ops: scx?.opsName ?? null,
         cpus: this.sampler.sample().map((r) => ({

@@ -38,6 +38,12 @@ export function summarizeTimeline(t: MonitorTimeline): MonitorSummary {
   };
 }
 
+/** The innermost BPF program in an exit backtrace (the callback that raised it), or null. */
+export function failingCallback(backtrace: readonly string[]): string | null {
+  const frame = backtrace.find((f) => f.endsWith(' [bpf]'));
+  return frame === undefined ? null : frame.replace(/\+0x[0-9a-f]+ \[bpf\]$/, '');
+}
+
 /** The summary as indented lines for a failure block. */
 export function monitorLines(m: MonitorSummary): string[] {
   const out = [`samples=${m.samples} (every ${m.intervalMs} ms) max_imbalance=${m.maxImbalance.toFixed(1)} max_dsq_depth=${m.maxLocalDsqDepth}`
@@ -45,6 +51,9 @@ export function monitorLines(m: MonitorSummary): string[] {
     + ` cost=${m.sampleMicros.mean.toFixed(0)}us/sample (${m.cpuPercent.toFixed(2)}% of a CPU)`];
   if (m.exit !== null) {
     out.push(`sched_ext exit (guest memory): kind ${m.exit.kind}${m.exit.kindName ? ` ${m.exit.kindName}` : ''}, code ${m.exit.exitCode}: ${m.exit.reason ?? '(no reason)'}${m.exit.message ? ` — ${m.exit.message}` : ''}`);
+    const cb = failingCallback(m.exit.backtrace);
+    if (cb !== null) out.push(`failing callback: ${cb} (from the exit's backtrace: ${m.exit.backtrace.slice(0, 6).join(' <- ')})`);
+    else if (m.exit.backtrace.length > 0) out.push(`exit backtrace: ${m.exit.backtrace.slice(0, 6).join(' <- ')}`);
     if (m.exit.dump) out.push('sched_ext dump (head):', ...m.exit.dump.split('\n').slice(0, 12).map((l) => `  ${l}`));
   }
   for (const p of m.topologyProblems.slice(0, 5)) out.push(`topology: ${p}`);

@@ -7,6 +7,7 @@
 
 import type { Btf, BtfType } from './btf.js';
 import type { GuestKernel } from './guest-kernel.js';
+import { symbolize, type JitImage } from './symbolize.js';
 
 export interface ScxExitInfo {
   kind: number;
@@ -18,6 +19,9 @@ export interface ScxExitInfo {
   message: string | null;
   /** The dump text (the scheduler's debug dump at exit), trimmed; null when none. */
   dump: string | null;
+  /** The kernel stack saved where the exit was raised (scx_exit_info.bt), innermost first, symbolized
+   * (BPF programs by name when `jit` images were given); empty when none was saved. */
+  backtrace: string[];
 }
 
 export interface ScxState {
@@ -65,7 +69,7 @@ export function readJiffies(guest: GuestKernel): { jiffies: bigint | null; hz: n
 }
 
 /** sched_ext's state, or null when the kernel has no sched_ext at all. */
-export function readScxState(guest: GuestKernel, hz: number | null): ScxState | null {
+export function readScxState(guest: GuestKernel, hz: number | null, jit: readonly JitImage[] = []): ScxState | null {
   const btf = guest.kernel.btf;
   if (!btf.hasStruct('sched_ext_ops')) return null;
   const out: ScxState = { state: null, opsName: null, watchdogTimeoutMs: null, exit: null };
@@ -96,12 +100,14 @@ export function readScxState(guest: GuestKernel, hz: number | null): ScxState | 
   }
   if (exitPtrKva !== null) {
     const ei = guest.read64(exitPtrKva);
-    if (ei !== null && ei !== 0n) out.exit = readExitInfo(guest, ei);
+    if (ei !== null && ei !== 0n) out.exit = readExitInfo(guest, ei, jit);
   }
   return out;
 }
 
-function readExitInfo(guest: GuestKernel, ei: bigint): ScxExitInfo | null {
+const MAX_BACKTRACE = 64;
+
+function readExitInfo(guest: GuestKernel, ei: bigint, jit: readonly JitImage[]): ScxExitInfo | null {
   const btf = guest.kernel.btf;
   const off = (m: string): number | null => memberOffset(btf, 'scx_exit_info', m);
   const kindOff = off('kind');
@@ -133,10 +139,24 @@ function readExitInfo(guest: GuestKernel, ei: bigint): ScxExitInfo | null {
       dump = text === '' ? null : text;
     }
   }
+  const backtrace: string[] = [];
+  const btOff = off('bt');
+  const btLenOff = off('bt_len');
+  if (btOff !== null && btLenOff !== null) {
+    const p = guest.read64(ei + BigInt(btOff));
+    const n = guest.read32(ei + BigInt(btLenOff));
+    if (p !== null && p !== 0n && n !== null) {
+      for (let i = 0; i < Math.min(n, MAX_BACKTRACE); i++) {
+        const addr = guest.read64(p + BigInt(i * 8));
+        if (addr === null) break;
+        backtrace.push(symbolize(guest, addr, jit));
+      }
+    }
+  }
   const kindName = enumeratorName(btf, 'scx_exit_kind', BigInt(kind));
   return {
     kind, kindName: kindName === null ? null : kindName.replace(/^SCX_EXIT_/, ''),
     exitCode: codeOff === null ? 0 : Number(BigInt.asIntN(64, guest.read64(ei + BigInt(codeOff)) ?? 0n)),
-    reason: str('reason', EXIT_REASON_MAX), message: str('msg', EXIT_MSG_MAX), dump,
+    reason: str('reason', EXIT_REASON_MAX), message: str('msg', EXIT_MSG_MAX), dump, backtrace,
   };
 }
