@@ -23,6 +23,7 @@ import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } fr
 import { checkTestFacts } from '../test/facts-check.js';
 import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
+import { CellDump, type KeepDumps } from './cell-dump.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
 export interface CellSpec {
@@ -40,6 +41,9 @@ export interface CellSpec {
   timeouts?: Partial<CellTimeouts>;
   /** A scheduler test to run in this cell (`ktstr-wasm test`) instead of the dispatch probe; absent: a sweep cell. */
   test?: CellTestSpec;
+  /** Where failure bundles go (src/cell/failure-bundle.ts); absent: none. `keepDumps`: for which cells (default failures). */
+  bundleDir?: string;
+  keepDumps?: KeepDumps;
 }
 
 /** The test part of a cell: the test file's bundle and which test of it to run. */
@@ -218,6 +222,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let hostSeq = 0;
   const bulk = new Map<string, string>();
   const onAbort = (): void => live?.end('interrupted');
+  const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole });
   hooks.signal?.addEventListener('abort', onAbort);
 
   const handle = (m: AgentMessage): void => {
@@ -288,7 +293,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         const vmlinux = spec.kernel.vmlinux;
         if (vmlinux !== null) setImmediate(() => { try { kernelImage(vmlinux); } catch { /* reported at the read */ } });
       },
-      onConsole: hooks.onConsole,
+      onConsole: dump.onConsole, beforeStop: (end) => dump.beforeStop(live, end),
       onApp: (chunk) => {
         for (const ev of reader.feed(chunk)) {
           if (ev.kind === 'message') handle(ev.message as AgentMessage);
@@ -360,6 +365,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
+    dump.keep(result, live); // a failure bundle (policy permitting) while the RAM is still there
     // the VM is gone and its result taken: its RAM goes back now, not at the next GC
     if (live !== undefined) releaseGuestMemory(live.memory);
   }
