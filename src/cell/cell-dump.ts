@@ -29,6 +29,12 @@ export interface CellDumpOptions {
   /** The cell engine's parsed-vmlinux cache. */
   kernelImage: (vmlinux: string) => KernelImage;
   onConsole?: (chunk: Uint8Array) => void;
+  /**
+   * The cell's pass/fail is decided after it (a test cell's checks): with 'failures' its
+   * bundle is written whenever the run got far enough to be judged, and the caller removes
+   * it when the judge passes the test (settleTestBundle).
+   */
+  judgedLater?: boolean;
 }
 
 export class CellDump {
@@ -59,7 +65,7 @@ export class CellDump {
 
   /** After the verdict, before the RAM goes: the bundle when the policy wants one; its path (or why not) in `result`. */
   keep(result: CellResult, live: LiveVm | undefined): void {
-    if (!this.active || (this.o.keepDumps !== 'all' && result.passed)) return;
+    if (!this.active || (this.o.keepDumps !== 'all' && result.passed && this.o.judgedLater !== true)) return;
     try {
       const { core, notes } = live === undefined ? { core: null, notes: undefined } : this.coreInput(live);
       result.bundle = writeFailureBundle(this.o.bundleDir!, { result, console: this.console, monitor: this.timeline, core, coreNotes: notes }).path;

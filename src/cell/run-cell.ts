@@ -222,7 +222,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let hostSeq = 0;
   const bulk = new Map<string, string>();
   const onAbort = (): void => live?.end('interrupted');
-  const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole });
+  const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole, judgedLater: spec.test !== undefined });
   hooks.signal?.addEventListener('abort', onAbort);
 
   const handle = (m: AgentMessage): void => {
