@@ -81,7 +81,9 @@ export class CellDump {
     for (let i = 0; i < live.vcpus; i++) {
       const r = this.registers[i];
       cpus.push(typeof r === 'object' ? r : null);
-      registerProblems.push(typeof r === 'object' ? null : r ?? 'registers not read (the run ended before they could be)');
+      registerProblems.push(typeof r === 'object'
+        ? ((r.cr0 & CR0_PG) === 0n ? 'CR0.PG is clear: the vCPU was reset (a triple fault resets it) or never started; its registers are as read' : null)
+        : r ?? 'registers not read (the run ended before they could be)');
     }
     let vmcoreinfo: string | null = null;
     let vmcoreinfoProblem: string | null = null;
