@@ -106,4 +106,8 @@ export interface CellResult {
   monitor?: MonitorTimeline;
   /** A test cell's facts from the guest (checked), for the test's judge (src/test/judge.ts). */
   test?: TestFacts;
+  /** The failure bundle's directory (src/cell/failure-bundle.ts), when one was written. */
+  bundle?: string;
+  /** Why the bundle the policy asked for could not be written. */
+  bundleError?: string;
 }

@@ -25,6 +25,7 @@ import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 import { schedulerView, writeSchedulerVar } from './scheduler-view.js';
 import { DEFAULT_MONITOR_INTERVAL_MS, MonitorSession, emptyTimeline } from './monitor-session.js';
+import { CellDump, type KeepDumps } from './cell-dump.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
 export interface CellSpec {
@@ -44,6 +45,9 @@ export interface CellSpec {
   monitorIntervalMs?: number;
   /** A scheduler test to run in this cell (`ktstr-wasm test`) instead of the dispatch probe; absent: a sweep cell. */
   test?: CellTestSpec;
+  /** Where failure bundles go (src/cell/failure-bundle.ts); absent: none. `keepDumps`: for which cells (default failures). */
+  bundleDir?: string;
+  keepDumps?: KeepDumps;
 }
 
 /** The test part of a cell: the test file's bundle and which test of it to run. */
@@ -232,6 +236,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   const monitorInterval = spec.monitorIntervalMs ?? DEFAULT_MONITOR_INTERVAL_MS;
   const places = cellPlaces(spec.topology);
   let monitor: MonitorSession | null = null;
+  const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole, judgedLater: spec.test !== undefined });
   hooks.signal?.addEventListener('abort', onAbort);
 
   const handle = (m: AgentMessage): void => {
@@ -334,7 +339,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         const vmlinux = spec.kernel.vmlinux;
         if (vmlinux !== null) setImmediate(() => { try { kernelImage(vmlinux); } catch { /* reported at the read */ } });
       },
-      onConsole: hooks.onConsole,
+      onConsole: dump.onConsole, beforeStop: (end) => dump.beforeStop(live, end),
       onApp: (chunk) => {
         for (const ev of reader.feed(chunk)) {
           if (ev.kind === 'message') handle(ev.message as AgentMessage);
@@ -412,7 +417,9 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
-    (monitor as MonitorSession | null)?.stop();
+    const timeline = (monitor as MonitorSession | null)?.stop();
+    dump.timeline = result.monitor ?? timeline ?? null;
+    dump.keep(result, live); // a failure bundle (policy permitting) while the RAM is still there
     // the VM is gone and its result taken: its RAM goes back now, not at the next GC
     if (live !== undefined) releaseGuestMemory(live.memory);
   }

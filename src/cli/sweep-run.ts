@@ -26,6 +26,8 @@ import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
 import { stageKernels } from '../host/stage-kernels.js';
 import { KernelNotFoundError } from '../kernel/resolve.js';
+import type { KeepDumps } from '../cell/cell-dump.js';
+import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
 
 export interface SweepFlags {
   scheduler?: string[];
@@ -41,6 +43,11 @@ export interface SweepFlags {
   list?: boolean;
   testHost: boolean;
   verbose?: boolean;
+  /** Failure bundles: for which cells, and where (one directory per cell). */
+  keepDumps?: KeepDumps;
+  out?: string;
+  /** Hidden: print each bundle as blocks on stdout, then delete it (the test host's inner run). */
+  bundleBlocks?: boolean;
   /** Hidden: print the JSON result between markers on stdout (the test host's inner sweep). */
   resultBlock?: boolean;
   /** Hidden: draw the live status although stderr is no terminal (the outer sweep's is). */
@@ -110,6 +117,7 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   }
   for (const c of cells) if (c.binary !== null && isAbsolute(c.binary)) { const d = shareDirFor(c.binary); if (d) share.push(d); }
   if (flags.raw) args.push('--raw');
+  args.push(...bundleDelegateArgs(flags));
   if (flags.shard !== undefined) args.push('--shard', flags.shard);
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.verbose) args.push('--verbose');
@@ -180,6 +188,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const run = new SweepRun({
     cells, matrix: all.map((c) => c.id), shard, jobs, raw: flags.raw === true, tool: packageVersion(),
     timeouts: { cellMs: flags.timeout * 1000 },
+    dumps: dumpPolicy(flags),
     events: {
       cellStarted: (id, job) => live?.cellStarted(id, job),
       cellPhase: (id, phase) => live?.cellPhase(id, phase),
@@ -189,6 +198,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
           err.write(live.clear());
         }
         err.write(progressLine(r, done, total, paint(err)) + '\n');
+        if (flags.bundleBlocks) sendBundle(r);
         if (flags.verbose) {
           const ph = Object.entries(r.phases).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`).join(', ');
           err.write(paint(err).dim(`    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`) + '\n');

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { isHardwareKvm, probeKvm, type KvmProbe } from '../doctor/kvm-kind.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
 import { paint } from './colour.js';
+import { BundleBlockFilter, BundleReceiver } from './bundle-transfer.js';
 
 export const RESULT_BEGIN = '@@KTSTR_RESULT_BEGIN@@';
 export const RESULT_END = '@@KTSTR_RESULT_END@@';
@@ -116,7 +117,9 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
   process.on('SIGTERM', onSignal);
   const utf8 = new StringDecoder('utf8');
   const out = o.output ?? process.stdout;
-  const filter = new ResultBlockFilter((t) => { if (t !== '') out.write(t); });
+  // failure bundles the inner command prints as blocks are rebuilt here (bundle-transfer.ts)
+  const bundles = new BundleBlockFilter(new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')), (t) => { if (t !== '') out.write(t); });
+  const filter = new ResultBlockFilter((t) => bundles.push(t));
   try {
     const r = await runInTestHost({
       argv: [process.execPath, bin, ...o.args],
@@ -131,6 +134,7 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
       onProgress: (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'),
     });
     filter.end();
+    bundles.end();
     if (filter.result !== undefined) o.onResult?.(filter.result);
     if (r.timedOut) throw new CliError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`, EXIT_FAILED);
     return r.exitCode;
@@ -139,6 +143,7 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
     if (e instanceof TestHostError) throw new CliError(e.message, EXIT_FAILED, { cause: e });
     throw e;
   } finally {
+    bundles.end(); // a cut-off bundle's temporary directory goes
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -27,6 +27,8 @@ import { writeAtomically } from './output.js';
 import { stopOnInterrupt } from './interrupt.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
+import type { KeepDumps } from '../cell/cell-dump.js';
+import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
 
 export interface TestFlags {
@@ -44,6 +46,11 @@ export interface TestFlags {
   testHost: boolean;
   verbose?: boolean;
   resultBlock?: boolean;
+  /** Failure bundles: for which cells, and where (one directory per cell). */
+  keepDumps?: KeepDumps;
+  out?: string;
+  /** Hidden: print each bundle as blocks on stdout, then delete it (the test host's inner run). */
+  bundleBlocks?: boolean;
   /** Hidden: payload binaries staged by the outer run (test host). */
   payloadStage?: string;
 }
@@ -110,6 +117,7 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.compareEevdf) args.push('--compare-eevdf');
   if (flags.verbose) args.push('--verbose');
+  args.push(...bundleDelegateArgs(flags));
   const maxCell = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? 1;
   const total = cells.reduce((a, c) => a + c.timeoutMs, 0);
@@ -166,11 +174,12 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const run = new TestRun({
-    cells, matrix: all.map((c) => c.id), shard, jobs, tool: packageVersion(),
+    cells, matrix: all.map((c) => c.id), shard, jobs, tool: packageVersion(), dumps: dumpPolicy(flags),
     events: {
       phase: (id, phase) => { if (flags.verbose) err.write(paint(err).dim(`  ${id}: ${phase}`) + '\n'); },
       finished: (r, done, total) => {
         err.write(progressLine(r, done, total, paint(err)) + '\n');
+        if (flags.bundleBlocks) sendBundle(r);
         if (flags.verbose) {
           const ph = Object.entries(r.phases).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`).join(', ');
           const spawn = r.runs.map((x) => `${x.workers.length} workers in ${x.spawnMs.toFixed(0)} ms`).join(', ');

@@ -14,6 +14,7 @@ export { loadKernelImage, KernelImageError, type KernelImage, type KernelImageOp
 export { parseSystemMap, SystemMapError } from './system-map.js';
 export { Vmcoreinfo, VmcoreinfoError } from './vmcoreinfo.js';
 export { readCoreDump, type CoreDump, type DumpSegment, type DumpCpu } from './core-dump.js';
+export { writeCore, coreNotes, guestVmcoreinfo, CoreWriteError, CORE_PAGE, type CoreInput, type CoreCpu, type CoreRegion, type CoreSegment, type CoreSink, type CoreWriteStats } from './core-writer.js';
 export { deriveLayout, findKernelTextPa, KaslrError, START_KERNEL_MAP, type KernelLayout, type LayoutHints } from './kaslr.js';
 export { inspectKernel, inspectGuest, reportJson, programJson, type InspectReport } from './inspect.js';
 export { GuestKernel, GuestReadError } from './guest-kernel.js';

@@ -213,6 +213,8 @@ export function failureBlock(c: CellResult, p: Painter = PLAIN): string {
   if (c.exitMessage) out.push('', `  ${oneLine(c.exitMessage)}`);
   if (c.schedulerLog.trim() !== '') out.push('', '--- scheduler log ---', terminalSafe(c.schedulerLog).replace(/\n$/, ''));
   if (c.consoleTail.trim() !== '') out.push('', '--- guest console (tail) ---', terminalSafe(c.consoleTail).replace(/\n$/, ''));
+  if (c.bundle !== undefined) out.push('', `  bundle: ${terminalSafe(c.bundle)}`);
+  if (c.bundleError !== undefined) out.push('', p.red(`  bundle not written: ${terminalSafe(oneLine(c.bundleError))}`));
   return out.join('\n') + '\n';
 }
 

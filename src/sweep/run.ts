@@ -5,6 +5,7 @@
 
 import { bootImage } from '../kernel/resolve.js';
 import type { CellSpec, CellTimeouts } from '../cell/run-cell.js';
+import type { KeepDumps } from '../cell/cell-dump.js';
 import type { CellResult } from '../cell/result.js';
 import { CellPool } from './pool.js';
 import type { MatrixCell } from './matrix.js';
@@ -24,6 +25,8 @@ export interface SweepRunOptions {
   jobs: number;
   raw: boolean;
   timeouts?: Partial<CellTimeouts>;
+  /** Failure bundles: where, and for which cells (src/cell/failure-bundle.ts). */
+  dumps?: CellDumpPolicy;
   tool: string;
   events?: SweepEvents;
 }
@@ -35,7 +38,10 @@ export function cellKernel(k: MatrixCell['kernel']): CellSpec['kernel'] {
   return { label: k.label, image, vmlinux: k.vmlinux ?? null };
 }
 
-export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>): CellSpec {
+/** Where failure bundles go and for which cells (CellSpec.bundleDir / keepDumps). */
+export interface CellDumpPolicy { bundleDir?: string; keepDumps?: KeepDumps }
+
+export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>, dumps: CellDumpPolicy = {}): CellSpec {
   return {
     id: c.id,
     scheduler: { name: c.scheduler.name, binary: c.binary, args: c.scheduler.args },
@@ -46,6 +52,7 @@ export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTim
     setupProblem: c.setupProblem,
     raw,
     timeouts,
+    ...dumps,
   };
 }
 
@@ -71,7 +78,7 @@ export class SweepRun {
     const free = Array.from({ length: this.pool.jobs }, (_, i) => this.pool.jobs - i);
     try {
       await Promise.all(this.o.cells.map(async (cell) => {
-        const spec = cellSpec(cell, this.o.raw, this.o.timeouts);
+        const spec = cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps);
         let job = 0;
         let result: CellResult | null;
         try {

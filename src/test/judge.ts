@@ -42,6 +42,10 @@ export interface TestResult {
   wallMs: number;
   /** The host process's resident set size after the test's VM was torn down, bytes (null: unknown). */
   hostRssBytes: number | null;
+  /** The failure bundle's directory (src/cell/failure-bundle.ts), when one was kept. */
+  bundle?: string;
+  /** Why the bundle asked for could not be written. */
+  bundleError?: string;
 }
 
 /** `true`/`false` as `{ enabled }` (the API's shorthand). */
@@ -92,6 +96,7 @@ export function judgeTest(i: JudgeInput): TestResult {
     logs: c.test?.logs ?? [], schedulerStatus: c.schedulerStatus,
     schedulerLog: log.length > SCHEDULER_LOG_TAIL ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}` : log,
     consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs, hostRssBytes: c.hostRssBytes,
+    ...(c.bundle === undefined ? {} : { bundle: c.bundle }), ...(c.bundleError === undefined ? {} : { bundleError: c.bundleError }),
   };
   if (c.monitor !== undefined) base.monitor = summarizeTimeline(c.monitor);
   // the host monitor's stall check holds whatever became of the guest (a frozen or dead one too)

@@ -84,6 +84,8 @@ export function failureBlock(r: TestResult, p: Painter = PLAIN): string {
   if (r.consoleTail.trim() !== '' && !['check', 'body'].includes(r.failure?.kind ?? '')) {
     out.push('  console (tail):', ...tail(terminalSafe(r.consoleTail), 15).split('\n').map((l) => `    ${l}`));
   }
+  if (r.bundle !== undefined) out.push(`  bundle: ${terminalSafe(r.bundle)}`);
+  if (r.bundleError !== undefined) out.push(p.red(`  bundle not written: ${terminalSafe(oneLine(r.bundleError))}`));
   return out.join('\n') + '\n';
 }
 

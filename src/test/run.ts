@@ -3,10 +3,12 @@
 // comes out as events; interrupt() ends running VMs and drops queued cells. Printing is the
 // caller's (src/cli/test-run.ts).
 
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CellSpec } from '../cell/run-cell.js';
 import type { CellResult } from '../cell/result.js';
 import { CellPool } from '../sweep/pool.js';
-import { cellKernel } from '../sweep/run.js';
+import { cellKernel, type CellDumpPolicy } from '../sweep/run.js';
 import type { SweepShard } from '../sweep/result.js';
 import type { ThresholdOverrides } from './checks/index.js';
 import { judgeTest, type TestResult } from './judge.js';
@@ -34,7 +36,7 @@ export interface TestRunEvents {
   finished?(result: TestResult, done: number, total: number): void;
 }
 
-export function testCellSpec(c: TestCell): CellSpec {
+export function testCellSpec(c: TestCell, dumps: CellDumpPolicy = {}): CellSpec {
   return {
     id: c.id,
     scheduler: { name: c.scheduler?.name ?? 'eevdf', binary: c.scheduler === null ? null : c.binary, args: c.scheduler?.args ?? [] },
@@ -45,11 +47,35 @@ export function testCellSpec(c: TestCell): CellSpec {
     setupProblem: c.setupProblem,
     raw: false,
     timeouts: { cellMs: c.timeoutMs },
+    ...dumps,
     test: {
       bundle: c.test.bundle, file: c.test.fileName, name: c.test.name, durationMs: c.durationMs, schedulers: c.switchable,
       ...(c.payload === undefined ? {} : { payload: c.payload }),
     },
   };
+}
+
+/**
+ * A test cell's bundle is written before its checks are judged (the cell engine cannot judge
+ * them): once judged, a passed or skipped test's bundle goes (policy failures); a kept one gets
+ * the judged TestResult as test-result.json.
+ */
+export function settleTestBundle(result: TestResult, dumps: CellDumpPolicy | undefined): void {
+  const dir = result.bundle;
+  if (dir === undefined) return;
+  if (result.status !== 'fail' && (dumps?.keepDumps ?? 'failures') === 'failures') {
+    rmSync(dir, { recursive: true, force: true });
+    delete result.bundle;
+    return;
+  }
+  const tmp = join(dir, `.test-result.json.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, JSON.stringify(result, null, 2) + '\n');
+    renameSync(tmp, join(dir, 'test-result.json'));
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    result.bundleError = `the bundle ${dir} lacks test-result.json: ${e instanceof Error ? e.message : String(e)}`;
+  }
 }
 
 function threadFailure(c: TestCell, e: unknown): CellResult {
@@ -64,7 +90,7 @@ export class TestRun {
   private readonly pool: CellPool;
   private interrupted = false;
 
-  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents }) {
+  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents; dumps?: CellDumpPolicy }) {
     this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
   }
 
@@ -83,7 +109,7 @@ export class TestRun {
         let started = false;
         let cellResult: CellResult | null;
         try {
-          cellResult = await this.pool.run(testCellSpec(cell), (phase) => {
+          cellResult = await this.pool.run(testCellSpec(cell, this.o.dumps), (phase) => {
             if (!started) { started = true; this.o.events?.started?.(cell.id); }
             this.o.events?.phase?.(cell.id, phase);
           });
@@ -96,6 +122,7 @@ export class TestRun {
           registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined, testChecks: cell.test.options.checks, timeoutMs: cell.timeoutMs,
           payloadMustSucceed: cell.test.options.payload?.mustSucceed,
         });
+        settleTestBundle(result, this.o.dumps);
         results.set(cell.id, result);
         done++;
         this.o.events?.finished?.(result, done, this.o.cells.length);

@@ -12,9 +12,9 @@
 import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry, type InitrdInput } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
-import { Machine, type VcpuControlRegs, type VmEvent } from './vm.js';
+import { Machine, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
 import { watchOutput } from './devices/serial.js';
-export type { VcpuControlRegs } from './vm.js';
+export type { VcpuControlRegs, VcpuRegisters } from './vm.js';
 import { GuestMemory, type RamRegion } from './memory.js';
 import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
@@ -72,7 +72,16 @@ export interface BootVmOptions {
    * guest physical range is LiveVm.sharedRegion. A multiple of 2.
    */
   sharedRegionMiB?: number;
+  /**
+   * Called once when the run has ended, before the vCPU threads are stopped: LiveVm.readRegs
+   * still reaches every vCPU (a failure dump takes the registers here). At most
+   * BEFORE_STOP_MS is waited for it; its errors are ignored.
+   */
+  beforeStop?: (end: { reason: BootReason; detail: string }) => Promise<void> | void;
 }
+
+/** The longest bootVm waits for `beforeStop`. */
+export const BEFORE_STOP_MS = 30_000;
 
 /** The running VM, handed to `onStart`: guest input, guest RAM, vCPU registers, and an end. */
 export interface LiveVm {
@@ -86,6 +95,10 @@ export interface LiveVm {
   readonly sharedRegion: { guestPhysAddr: number; size: number } | null;
   /** Control registers of the vCPU at `index` (0 = boot CPU), read between two KVM_RUNs. */
   readSregs(index: number): Promise<VcpuControlRegs>;
+  /** All registers of the vCPU at `index` (KVM_GET_REGS + KVM_GET_SREGS); rejects after `timeoutMs` (default 2000) when its thread is stuck. */
+  readRegs(index: number, timeoutMs?: number): Promise<VcpuRegisters>;
+  /** How many vCPUs the VM has. */
+  readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
   end(detail?: string): void;
 }
@@ -247,12 +260,22 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       memory,
       sharedRegion,
       readSregs: (index) => machine.readSregs(index),
+      readRegs: (index, timeoutMs) => machine.readRegs(index, timeoutMs),
+      vcpus,
       end: (detail = 'ended by the host') => settle('stopped', 0, detail),
     });
     tVm = performance.now();
     const timeoutMs = o.timeoutMs ?? 60_000;
     timeout = setTimeout(() => settle('timeout', 0, `no end of the run within ${timeoutMs} ms`), timeoutMs);
     const end = await finished;
+    if (o.beforeStop !== undefined) {
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.resolve().then(() => o.beforeStop!({ reason: end.reason, detail: end.detail })).catch(() => undefined),
+        new Promise<void>((res) => { bound = setTimeout(res, BEFORE_STOP_MS); }),
+      ]);
+      clearTimeout(bound);
+    }
     await machine.stop();
     drain();
     consoleTail += decoder.decode();

@@ -2,7 +2,7 @@
 // (vcpu-worker.ts).
 
 /** Int32 slots of a vCPU's control buffer (`go`: 0 holds the thread before its first KVM_RUN). */
-export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4 } as const;
+export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4, regsRequest: 5 } as const;
 export const VCPU_CTL_BYTES = 32;
 export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
 
@@ -12,5 +12,7 @@ export const EV = { exit: 1, reset: 2, tripleFault: 3, poweroff: 4, error: 5, hl
 export type VcpuMessage =
   | { type: 'running'; vcpu: number }
   | { type: 'sregs'; vcpu: number; rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
+  /** kvm_regs and kvm_sregs as KVM_GET_REGS / KVM_GET_SREGS filled them (copies). */
+  | { type: 'regs'; vcpu: number; regs: Uint8Array; sregs: Uint8Array }
   | { type: 'event'; kind: number; value: number; vcpu: number; detail: string }
   | { type: 'done'; vcpu: number; runs: number; ioExits: number; mmioExits: number; dropped: number; ports: Record<string, number> };

@@ -50,6 +50,14 @@ function postSregs(vcpu: Vcpu): void {
   post({ type: 'sregs', vcpu: input.vcpuId, rip: r.get('rip'), rsp: r.get('rsp'), cr0: s.get('cr0'), cr3: s.get('cr3'), cr4: s.get('cr4'), efer: s.get('efer') });
 }
 
+/** Answers the main thread's request for all of this vCPU's general and special registers (a failure dump). */
+function postRegs(vcpu: Vcpu): void {
+  const regs = vcpu.getRegs().bytes.slice();
+  const sregs = vcpu.getSregs().bytes.slice();
+  Atomics.store(ctl, VCPU_CTL.regsRequest, 0);
+  post({ type: 'regs', vcpu: input.vcpuId, regs, sregs });
+}
+
 /** Where the vCPU stood, for the reason of a failed run: ` at rip=... cr0=... cr3=...` (empty if unreadable). */
 function where(vcpu: Vcpu): string {
   try {
@@ -84,6 +92,7 @@ function main(): void {
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
       if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
+      if (Atomics.load(ctl, VCPU_CTL.regsRequest) !== 0) postRegs(vcpu);
       try {
         runs++;
         vcpu.runOnce();

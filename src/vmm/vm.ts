@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
-import { KvmRegs } from '../kvm/structs.js';
+import { KvmRegs, KvmSregs, SEGMENT_NAMES, type KvmDtable, type KvmSegment, type RegName, type SegmentName } from '../kvm/structs.js';
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
@@ -22,6 +22,13 @@ import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setId
 import type { GuestMemory } from './memory.js';
 import { EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
+
+/** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
+function copyBuffer(bytes: Uint8Array): ArrayBuffer {
+  const b = new ArrayBuffer(bytes.length);
+  new Uint8Array(b).set(bytes);
+  return b;
+}
 
 const WORKER_BUNDLE = new URL('./vcpu-worker.bundle.cjs', import.meta.url);
 const WORKER_MODULE = new URL('./vcpu-worker.js', import.meta.url);
@@ -42,6 +49,28 @@ export interface VmEvent { kind: number; value: number; vcpu: number; detail: st
 
 /** A vCPU's instruction and stack pointers and control registers, read between two KVM_RUNs. */
 export interface VcpuControlRegs { rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
+
+/** All of a vCPU's general registers and its special registers (a failure dump's CPU state). */
+export interface VcpuRegisters {
+  gprs: Record<RegName, bigint>;
+  segments: Record<SegmentName, KvmSegment>;
+  gdt: KvmDtable;
+  idt: KvmDtable;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  efer: bigint;
+}
+
+function vcpuRegisters(regs: KvmRegs, sregs: KvmSregs): VcpuRegisters {
+  return {
+    gprs: regs.toObject(),
+    segments: Object.fromEntries(SEGMENT_NAMES.map((n) => [n, sregs.segment(n)])) as Record<SegmentName, KvmSegment>,
+    gdt: sregs.dtable('gdt'), idt: sregs.dtable('idt'),
+    cr0: sregs.get('cr0'), cr2: sregs.get('cr2'), cr3: sregs.get('cr3'), cr4: sregs.get('cr4'), efer: sregs.get('efer'),
+  };
+}
 
 export interface MachineOptions {
   memory: GuestMemory;
@@ -80,8 +109,12 @@ interface VcpuThread {
   ctl: Int32Array;
   exited: Promise<void>;
   /** Callers waiting for this vCPU's next control-register answer. */
-  sregsWaiters: { resolve: (r: VcpuControlRegs) => void; reject: (e: Error) => void }[];
+  sregsWaiters: Waiter<VcpuControlRegs>[];
+  /** Callers waiting for this vCPU's next full register answer. */
+  regsWaiters: Waiter<VcpuRegisters>[];
 }
+
+interface Waiter<T> { resolve: (r: T) => void; reject: (e: Error) => void }
 
 export class Machine {
   readonly kvm: Kvm;
@@ -130,7 +163,7 @@ export class Machine {
         }
         const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
-        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [] });
+        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [], regsWaiters: [] });
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
@@ -174,6 +207,9 @@ export class Machine {
       else if (m.type === 'sregs') {
         const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
         for (const w of t.sregsWaiters.splice(0)) w.resolve(regs);
+      } else if (m.type === 'regs') {
+        const regs = vcpuRegisters(new KvmRegs(copyBuffer(m.regs)), new KvmSregs(copyBuffer(m.sregs)));
+        for (const w of t.regsWaiters.splice(0)) w.resolve(regs);
       }
       else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
       else if (m.type === 'done') {
@@ -185,7 +221,7 @@ export class Machine {
     t.exited = new Promise<void>((res) => {
       w.on('exit', () => {
         released(); // a thread that ends before it runs releases start() too
-        for (const waiter of t.sregsWaiters.splice(0)) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0)]) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
         res();
       });
     });
@@ -198,28 +234,52 @@ export class Machine {
    * answers. Rejects when the vCPU stops first or does not answer within `timeoutMs`.
    */
   readSregs(index: number, timeoutMs = 2000): Promise<VcpuControlRegs> {
+    return this.request(index, VCPU_CTL.sregsRequest, (t) => t.sregsWaiters, timeoutMs);
+  }
+
+  /**
+   * All general and special registers of the vCPU at `index` (KVM_GET_REGS + KVM_GET_SREGS),
+   * asked of its thread like readSregs. A vCPU whose thread has already left its run loop
+   * (it ended the run: power-off, reset) is read here, on its still-open fd, while the VM is
+   * not stopping. Rejects when neither works within `timeoutMs` (a stuck thread).
+   */
+  readRegs(index: number, timeoutMs = 2000): Promise<VcpuRegisters> {
+    const t = this.threads[index];
+    if (t !== undefined && this.stopping === undefined && t.worker && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.done) {
+      try {
+        return Promise.resolve(vcpuRegisters(t.vcpu.getRegs(), t.vcpu.getSregs()));
+      } catch (e) {
+        return Promise.reject(new Error(`vCPU ${t.vcpu.id}: its thread has ended and its registers are unreadable: ${(e as Error).message}`));
+      }
+    }
+    return this.request(index, VCPU_CTL.regsRequest, (th) => th.regsWaiters, timeoutMs);
+  }
+
+  /** Sets a request flag of one vCPU thread and kicks it until it answers (to `waiters`) or `timeoutMs` passes. */
+  private request<T>(index: number, flag: number, waiters: (t: VcpuThread) => Waiter<T>[], timeoutMs: number): Promise<T> {
     const t = this.threads[index];
     if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
     if (!t.worker || Atomics.load(t.ctl, VCPU_CTL.state) !== VCPU_STATE.running) {
       return Promise.reject(new Error(`vCPU ${t.vcpu.id} is not running`));
     }
-    return new Promise<VcpuControlRegs>((resolve, reject) => {
+    const list = waiters(t);
+    return new Promise<T>((resolve, reject) => {
       const started = performance.now();
-      const waiter = {
-        resolve: (r: VcpuControlRegs): void => { clearInterval(kicker); resolve(r); },
+      const waiter: Waiter<T> = {
+        resolve: (r: T): void => { clearInterval(kicker); resolve(r); },
         reject: (e: Error): void => { clearInterval(kicker); reject(e); },
       };
       const kicker = setInterval(() => {
         if (performance.now() - started > timeoutMs) {
-          const i = t.sregsWaiters.indexOf(waiter);
-          if (i >= 0) t.sregsWaiters.splice(i, 1);
+          const i = list.indexOf(waiter);
+          if (i >= 0) list.splice(i, 1);
           waiter.reject(new Error(`vCPU ${t.vcpu.id} did not answer a register read within ${timeoutMs} ms`));
         } else if (Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running) {
           kick(Atomics.load(t.ctl, VCPU_CTL.tid));
         }
       }, 2);
-      t.sregsWaiters.push(waiter);
-      Atomics.store(t.ctl, VCPU_CTL.sregsRequest, 1);
+      list.push(waiter);
+      Atomics.store(t.ctl, flag, 1);
       kick(Atomics.load(t.ctl, VCPU_CTL.tid));
     });
   }

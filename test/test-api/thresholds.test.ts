@@ -76,7 +76,7 @@ test('docs/checks.md names every check and every threshold field with its defaul
 test('every failure line shown in docs/checks.md is one the tests expect, verbatim', () => {
   const root = packageRoot();
   const doc = readFileSync(join(root, 'docs', 'checks.md'), 'utf8');
-  const tests = ['checks.test.ts', 'hostile.test.ts', 'temporal.test.ts'].map((f) => readFileSync(join(root, 'test', 'test-api', f), 'utf8')).join('\n');
+  const tests = ['checks.test.ts', 'hostile.test.ts', 'temporal.test.ts', 'stall.test.ts'].map((f) => readFileSync(join(root, 'test', 'test-api', f), 'utf8')).join('\n');
   const shown = doc.split('\n').filter((l) => new RegExp(`^(${CHECK_NAMES.join('|')}): `).test(l));
   assert.ok(shown.length >= 10, `${shown.length} example lines`);
   for (const l of shown) assert.ok(tests.includes(`'${l}'`), `not in a test: ${l}`);
