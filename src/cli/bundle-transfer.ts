@@ -1,8 +1,9 @@
 // Failure bundles out of the emulated test host. Its shared directories are copies (files
-// written inside stay inside), and the one way back is the command's output over L1's serial
-// line; so the inner sweep/test prints each bundle as a block as soon as its cell finishes
-// (then deletes its copy, which lives in L1's RAM), and the outer command takes the blocks
-// out of the output stream and rebuilds the bundle at the same absolute path here. A block:
+// written inside stay inside): the way back is L1's virtio serial port (src/host/run.ts
+// outputFile; ~150 MB/s) or, without it, the command's output over L1's serial console
+// (~0.15 MB/s of core data). The inner sweep/test writes each bundle as blocks as soon as its
+// cell finishes (then deletes its copy, which lives in L1's RAM), and the outer command
+// rebuilds the bundle at the same absolute path here. A block:
 //   @@KTSTR_FILE@@ {"bundle":DIR,"name":FILE,"size":N}
 //   D <offset hex> <base64 of raw-deflated bytes>      (non-zero 1 MiB pieces only: holes stay holes)
 //   @@KTSTR_FILE_END@@ <sha256 hex of the D lines' text>
