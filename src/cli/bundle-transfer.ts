@@ -15,7 +15,7 @@
 // damaged or cut-off block removes it and says so.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
@@ -136,6 +136,7 @@ export class BundleReceiver {
     if (this.dir !== dir || this.tmp === null) throw new Error(`an end for ${dir}, which did not begin`);
     if (this.broken === null) {
       this.closeFile();
+      chmodSync(this.tmp, 0o755);
       const old = existsSync(dir) ? `${this.tmp}.old` : null;
       if (old !== null) renameSync(dir, old);
       renameSync(this.tmp, dir);
