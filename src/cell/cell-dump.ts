@@ -66,6 +66,7 @@ export class CellDump {
   /** After the verdict, before the RAM goes: the bundle when the policy wants one; its path (or why not) in `result`. */
   keep(result: CellResult, live: LiveVm | undefined): void {
     if (!this.active || (this.o.keepDumps !== 'all' && result.passed && this.o.judgedLater !== true)) return;
+    if (result.failure?.message.startsWith('interrupted') === true) return; // Ctrl-C: tear down now, keep nothing
     try {
       const { core, notes } = live === undefined ? { core: null, notes: undefined } : this.coreInput(live);
       result.bundle = writeFailureBundle(this.o.bundleDir!, { result, console: this.console, monitor: this.timeline, core, coreNotes: notes }).path;

@@ -7,7 +7,7 @@
 // temporary directory next to it and renamed into place at the end; on any error the
 // temporary directory is removed and the error thrown — never a half-written bundle.
 
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CoreInput } from '../monitor/core-writer.js';
 import { writeCoreFile, type CoreFileStats } from './core-file.js';
@@ -103,6 +103,7 @@ export function writeFailureBundle(dir: string, parts: BundleParts): BundleWritt
       vmEnd: parts.coreNotes?.vmEnd ?? null,
     });
     json('result.json', { ...r, bundle: final });
+    chmodSync(tmp, 0o755); // mkdtemp's 0700 is for the temporary name only
     let old: string | null = null;
     if (existsSync(final)) {
       old = `${tmp}.old`;

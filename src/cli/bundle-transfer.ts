@@ -1,8 +1,9 @@
 // Failure bundles out of the emulated test host. Its shared directories are copies (files
-// written inside stay inside), and the one way back is the command's output over L1's serial
-// line; so the inner sweep/test prints each bundle as a block as soon as its cell finishes
-// (then deletes its copy, which lives in L1's RAM), and the outer command takes the blocks
-// out of the output stream and rebuilds the bundle at the same absolute path here. A block:
+// written inside stay inside): the way back is L1's virtio serial port (src/host/run.ts
+// outputFile; ~150 MB/s) or, without it, the command's output over L1's serial console
+// (~0.15 MB/s of core data). The inner sweep/test writes each bundle as blocks as soon as its
+// cell finishes (then deletes its copy, which lives in L1's RAM), and the outer command
+// rebuilds the bundle at the same absolute path here. A block:
 //   @@KTSTR_FILE@@ {"bundle":DIR,"name":FILE,"size":N}
 //   D <offset hex> <base64 of raw-deflated bytes>      (non-zero 1 MiB pieces only: holes stay holes)
 //   @@KTSTR_FILE_END@@ <sha256 hex of the D lines' text>
@@ -14,7 +15,7 @@
 // damaged or cut-off block removes it and says so.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
@@ -23,6 +24,9 @@ export const FILE_END = '@@KTSTR_FILE_END@@';
 export const BUNDLE_END = '@@KTSTR_BUNDLE_END@@';
 const PIECE = 1024 * 1024;
 const PAGE = 4096;
+const MARKERS = [FILE_BEGIN, FILE_END, BUNDLE_END];
+/** Characters that tell a block line from another (the longest marker). */
+const HEAD = Math.max(...MARKERS.map((m) => m.length));
 
 function allZero(b: Uint8Array, n: number): boolean {
   if (b.byteOffset % 4 !== 0) { for (let i = 0; i < n; i++) if (b[i] !== 0) return false; return true; }
@@ -132,6 +136,7 @@ export class BundleReceiver {
     if (this.dir !== dir || this.tmp === null) throw new Error(`an end for ${dir}, which did not begin`);
     if (this.broken === null) {
       this.closeFile();
+      chmodSync(this.tmp, 0o755);
       const old = existsSync(dir) ? `${this.tmp}.old` : null;
       if (old !== null) renameSync(dir, old);
       renameSync(this.tmp, dir);
@@ -163,43 +168,76 @@ export class BundleReceiver {
 
 /**
  * A text filter for the inner command's output: whole lines that belong to bundle blocks go
- * to `receiver`, everything else to `forward` at once (a partial line is held back only while
- * it could be the start of a block line).
+ * to `receiver`, everything else to `forward` at once. A line is held back only while its
+ * first characters are too few to tell and could start a block line, and a block line is gathered
+ * in pieces (linear in its length: data lines are ~1.4 MB and arrive in small chunks).
  */
 export class BundleBlockFilter {
-  private pending = '';
+  /** The current line: 'start' (undecided, its head in `parts`), 'forward' (not ours), 'block' (gathered in `parts`). */
+  private state: 'start' | 'forward' | 'block' = 'start';
+  private parts: string[] = [];
+  private headLen = 0;
 
   constructor(private readonly receiver: BundleReceiver, private readonly forward: (text: string) => void) {}
 
+  private isBlock(head: string): boolean {
+    return this.receiver.accepts(head);
+  }
+
+  private couldBeBlock(head: string): boolean {
+    return MARKERS.some((m) => m.startsWith(head)) || (this.receiver.inFile && (head === 'D' || head.startsWith('D ')));
+  }
+
   push(text: string): void {
-    this.pending += text;
     let out = '';
-    let nl: number;
-    while ((nl = this.pending.indexOf('\n')) >= 0) {
-      const line = this.pending.slice(0, nl).replace(/\r$/, '');
-      if (this.receiver.accepts(line)) {
-        if (out !== '') { this.forward(out); out = ''; }
-        this.receiver.line(line);
+    for (let i = 0; i < text.length;) {
+      const nl = text.indexOf('\n', i);
+      const end = nl < 0 ? text.length : nl + 1;
+      const piece = text.slice(i, end);
+      i = end;
+      const lineEnds = nl >= 0;
+      if (this.state === 'start') {
+        this.parts.push(piece);
+        this.headLen += piece.length;
+        if (this.headLen < HEAD && !lineEnds) {
+          const head = this.parts.join('');
+          if (this.couldBeBlock(head)) { this.parts = [head]; continue; }
+        }
+        const head = this.parts.join('');
+        this.parts = [];
+        this.headLen = 0;
+        if (this.isBlock(head)) {
+          this.parts.push(head);
+          this.state = 'block';
+        } else {
+          out += head;
+          this.state = 'forward';
+        }
+      } else if (this.state === 'forward') {
+        out += piece;
       } else {
-        out += this.pending.slice(0, nl + 1);
+        this.parts.push(piece);
       }
-      this.pending = this.pending.slice(nl + 1);
+      if (lineEnds) {
+        if (this.state === 'block') {
+          if (out !== '') { this.forward(out); out = ''; }
+          const line = this.parts.join('');
+          this.parts = [];
+          this.receiver.line(line.slice(0, line.endsWith('\r\n') ? -2 : -1));
+        }
+        this.state = 'start';
+      }
     }
-    if (!this.mayBeBlock(this.pending)) { out += this.pending; this.pending = ''; }
     if (out !== '') this.forward(out);
   }
 
-  private mayBeBlock(partial: string): boolean {
-    if (partial === '') return false;
-    const marker = partial.length < 8 ? '@@KTSTR_'.startsWith(partial) : partial.startsWith('@@KTSTR_');
-    return marker || (this.receiver.inFile && (partial === 'D' || partial.startsWith('D ')));
-  }
-
   end(): void {
-    if (this.pending !== '') {
-      if (this.receiver.accepts(this.pending)) this.receiver.line(this.pending); else this.forward(this.pending);
+    const rest = this.parts.join('');
+    this.parts = [];
+    if (rest !== '') {
+      if (this.state === 'block' || (this.state === 'start' && this.isBlock(rest))) this.receiver.line(rest); else this.forward(rest);
     }
-    this.pending = '';
+    this.state = 'start';
     this.receiver.end();
   }
 }

@@ -4,10 +4,13 @@
 // test host; the inner command's output streams through; a result block the inner command
 // prints between markers (see RESULT_BEGIN) is taken out of the stream and handed back, so
 // files the user asked for (--json, --junit) are written on this machine, at the paths given.
+// Failure bundles come back as blocks (bundle-transfer.ts) through L1's virtio serial port
+// (a file here, read when the run ends) or, failing that, through the output stream.
 
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isHardwareKvm, probeKvm, type KvmProbe } from '../doctor/kvm-kind.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
@@ -104,6 +107,22 @@ export class ResultBlockFilter {
   }
 }
 
+/** Rebuilds the bundles the inner command wrote to the test host's output port (`file`: what QEMU received). */
+function receivePort(file: string, forward: (text: string) => void): void {
+  if (!existsSync(file)) return;
+  const blocks = new BundleBlockFilter(new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')), forward);
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(4 * 1024 * 1024);
+    const text = new StringDecoder('utf8');
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) blocks.push(text.write(buf.subarray(0, n)));
+    blocks.push(text.end());
+  } finally {
+    closeSync(fd);
+    blocks.end();
+  }
+}
+
 /** Runs `ktstr-wasm <args>` inside the test host; returns its exit status. */
 export async function runInTestHostInstead(o: DelegateOptions, why: string): Promise<number> {
   const { runInTestHost, testHostAvailable, TestHostError } = await import('../host/index.js');
@@ -120,6 +139,9 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
   // failure bundles the inner command prints as blocks are rebuilt here (bundle-transfer.ts)
   const bundles = new BundleBlockFilter(new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')), (t) => { if (t !== '') out.write(t); });
   const filter = new ResultBlockFilter((t) => bundles.push(t));
+  // the fast way out: L1's virtio serial port, received into a file here and read at the end
+  const portDir = mkdtempSync(join(tmpdir(), 'ktstr-port-'));
+  const portFile = join(portDir, 'port.out');
   try {
     const r = await runInTestHost({
       argv: [process.execPath, bin, ...o.args],
@@ -130,6 +152,7 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
       shareDirs: [...new Set(o.shareDirs)],
       exclude: ['node_modules/typescript', 'node_modules/assemblyscript', 'node_modules/binaryen'],
       signal: controller.signal,
+      outputFile: portFile,
       onOutput: (chunk) => filter.push(utf8.write(chunk)),
       onProgress: (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'),
     });
@@ -144,6 +167,8 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
     throw e;
   } finally {
     bundles.end(); // a cut-off bundle's temporary directory goes
+    receivePort(portFile, (t) => out.write(t));
+    rmSync(portDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -72,7 +72,16 @@ export interface RunInTestHostOptions {
   kernelsDir?: string | null;
   /** Default hostCacheDir(). */
   cacheDir?: string;
+  /**
+   * A host file that receives what the command writes to L1's virtio serial port named
+   * OUTPUT_PORT (a fast channel out of L1; the command finds the port's device through
+   * KTSTR_HOST_PORT, see hostPortDevice()). Files written inside L1 stay there otherwise.
+   */
+  outputFile?: string;
 }
+
+/** The name of the virtio serial port that `outputFile` receives. */
+export const OUTPUT_PORT = 'ktstr.out';
 
 export interface TestHostResult {
   /** The command's exit status (128+n when killed by signal n), or 124 on timeout. */
@@ -130,7 +139,7 @@ export function testHostAvailable(env: NodeJS.ProcessEnv = process.env): TestHos
 }
 
 /** QEMU's command line for L1 (the initrd is passed as fd 3). */
-export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz: number | null = measureHostTscKhz() ?? null): string[] {
+export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz: number | null = measureHostTscKhz() ?? null, outputFile?: string): string[] {
   // KTSTR_HOST_CMDLINE_EXTRA: appended to L1's kernel command line (debugging: loglevel=7)
   const extra = env.KTSTR_HOST_CMDLINE_EXTRA?.trim() ?? '';
   const cmdline = [L1_CMDLINE, ...l1ClockCmdline(tscKhz), ...(extra === '' ? [] : [extra])].join(' ');
@@ -138,11 +147,18 @@ export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, 
   // `echo 'info registers' | socat - UNIX-CONNECT:PATH`)
   const monitor = env.KTSTR_HOST_MONITOR;
   const debug = monitor !== undefined && monitor !== '' ? ['-monitor', `unix:${monitor},server=on,wait=off`] : [];
+  // outputFile: a virtio serial port on microvm's PCIe bus (L1's kernel has virtio-pci and
+  // virtio-console built in; its virtio-mmio is a module the image does not carry)
+  const port = outputFile === undefined ? [] : [
+    '-device', 'virtio-serial-pci,id=ktvs', '-chardev', `file,id=ktout,path=${outputFile}`,
+    '-device', `virtserialport,bus=ktvs.0,chardev=ktout,name=${OUTPUT_PORT}`,
+  ];
   return [
     ...debug,
     '-accel', 'tcg', '-cpu', 'EPYC,+svm,+npt',
     // pit=on: without a PIT the kernel cannot calibrate the TSC under TCG and hangs
-    '-M', 'microvm,isa-serial=on,rtc=on,acpi=on,pit=on',
+    '-M', `microvm,isa-serial=on,rtc=on,acpi=on,pit=on${outputFile === undefined ? '' : ',pcie=on'}`,
+    ...port,
     '-smp', String(cpus), '-m', String(memoryMiB),
     '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
     '-kernel', image.kernel.bootImage, '-initrd', '/dev/fd/3', '-append', cmdline,
@@ -202,6 +218,7 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
     PATH: [L1_PATH, ...new Set(extra)].join(':'),
     HOME: '/root',
     KTSTR_IN_TEST_HOST: '1',
+    ...(options.outputFile === undefined ? {} : { KTSTR_HOST_PORT: OUTPUT_PORT }),
   };
   const line = specLine({ nonce, cwd, env, argv: options.argv });
   // open the image now: QEMU gets this open file (as /dev/fd/3), so a concurrent run that
@@ -220,7 +237,7 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
 
   let child: ChildProcess;
   const spawnedAt = performance.now();
-  const args = qemuArgs(image, memoryMiB, cpus, sourceEnv);
+  const args = qemuArgs(image, memoryMiB, cpus, sourceEnv, undefined, options.outputFile);
   // setpriv --pdeathsig: QEMU gets SIGKILL if this process dies without cleaning up
   // (SIGKILL, a crash), so L1 never outlives its owner
   const setpriv = findOnPath('setpriv', sourceEnv);

@@ -42,6 +42,10 @@ test('a bundle crosses as blocks amid other output and is rebuilt sparse, byte f
   emitBundle(src, (t) => { text += t; });
   text += 'FAIL [ 2.0s] (2/2) sweep/x\n@@KTSTR_ partial lookalike\nstatus without newline';
   rmSync(src, { recursive: true });
+  const small = transfer(text, 333); // chunks smaller than a marker: lines split anywhere
+  assert.equal(small.problems, []);
+  assert.equal(small.receiver.received, [src]);
+  rmSync(src, { recursive: true });
   const r = transfer(text, 4093);
   assert.equal(r.problems, []);
   assert.is(r.forwarded, 'PASS [ 1.0s] (1/2) sweep/a\nDo not eat this line\nFAIL [ 2.0s] (2/2) sweep/x\n@@KTSTR_ partial lookalike\nstatus without newline', 'the other output untouched');

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { guestEnvironment, shQuote, specLine, specScript } from '../../src/host/env.js';
 import { testHostAvailable } from '../../src/host/index.js';
 import { initScript } from '../../src/host/init-script.js';
-import { holdback, L1_CMDLINE, qemuArgs } from '../../src/host/run.js';
+import { holdback, L1_CMDLINE, OUTPUT_PORT, qemuArgs } from '../../src/host/run.js';
 import { measureHostTscKhz } from '../../src/host/clock.js';
 import type { TestHostImage } from '../../src/host/image.js';
 
@@ -90,6 +90,17 @@ test('qemuArgs: TCG with emulated SVM, microvm with a PIT, initrd from fd 3', ()
   assert.is(after('-append'), `${L1_CMDLINE} tsc_early_khz=2999987`);
   assert.ok(args.includes('-no-reboot'));
   assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, null)[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
+});
+
+test('qemuArgs with an output file: a virtio serial port named ktstr.out on microvm\'s PCIe bus; none without', () => {
+  const image = { kernel: { bootImage: '/c/vmlinux' } } as unknown as TestHostImage;
+  const plain = qemuArgs(image, 2048, 2, {}, null);
+  assert.not.ok(plain.some((a) => a.includes('virtserialport')));
+  assert.not.match(plain[plain.indexOf('-M') + 1], /pcie=on/);
+  const args = qemuArgs(image, 2048, 2, {}, null, '/tmp/x/port.out');
+  assert.match(args[args.indexOf('-M') + 1], /,pcie=on$/);
+  assert.ok(args.includes('file,id=ktout,path=/tmp/x/port.out'));
+  assert.ok(args.some((a) => a.startsWith('virtserialport,') && a.endsWith(`name=${OUTPUT_PORT}`)));
 });
 
 test('measureHostTscKhz: a plausible rate that agrees with itself', () => {
