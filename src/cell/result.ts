@@ -4,6 +4,7 @@
 
 import type { TestFacts } from '../guest/plan.js';
 import type { MonitorTimeline } from './monitor-session.js';
+import type { ReproReport } from './repro.js';
 
 /** Why a cell failed, by kind (the sweep's reporters group and print these). */
 export type FailureKind =
@@ -102,6 +103,8 @@ export interface CellResult {
   wallMs: number;
   /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */
   hostRssBytes: number | null;
+  /** The auto-repro run of a crashed cell (src/cell/repro.ts). */
+  repro?: ReproReport;
   /** The host monitor's timeline: runqueue samples, sched domains and their topology check, sched_ext exit info. */
   monitor?: MonitorTimeline;
   /** A test cell's facts from the guest (checked), for the test's judge (src/test/judge.ts). */

@@ -43,6 +43,8 @@ export interface CellSpec {
   timeouts?: Partial<CellTimeouts>;
   /** The host monitor's sampling interval, ms (default 100); 0 turns the monitor off. */
   monitorIntervalMs?: number;
+  /** Read the struct_ops programs' run counts on every n-th sample (default 10; a repro run: 1). */
+  monitorProgramEvery?: number;
   /** A scheduler test to run in this cell (`ktstr-wasm test`) instead of the dispatch probe; absent: a sweep cell. */
   test?: CellTestSpec;
   /** Where failure bundles go (src/cell/failure-bundle.ts); absent: none. `keepDumps`: for which cells (default failures). */
@@ -245,7 +247,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       case 'hello':
         phaseAt.hello = now;
         if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
-          monitor = new MonitorSession(monitorInterval, places);
+          monitor = new MonitorSession(monitorInterval, places, spec.monitorProgramEvery);
           monitor.schedulerView = schedulerView;
           monitor.varWriter = writeSchedulerVar;
           try {

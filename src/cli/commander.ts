@@ -18,6 +18,15 @@ export type Option = CommanderModule.Option;
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Commander option parser: an integer from 1 to `max`, else a usage error naming the option. */
+/** A parser for an integer option from 0 to `max`. */
+export function nonNegativeInt(what: string, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n > max) throw new InvalidArgumentError(`${what} must be an integer from 0 to ${max}.`);
+    return n;
+  };
+}
+
 export function positiveInt(what: string, max: number) {
   return (value: string): number => {
     const n = Number(value);

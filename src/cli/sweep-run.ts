@@ -28,8 +28,9 @@ import { stageKernels } from '../host/stage-kernels.js';
 import { KernelNotFoundError } from '../kernel/resolve.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
 import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
+import { monitorDelegateArgs, type MonitorFlags } from './monitor-flags.js';
 
-export interface SweepFlags {
+export interface SweepFlags extends MonitorFlags {
   scheduler?: string[];
   kernel?: string[];
   topology?: string[];
@@ -117,7 +118,7 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   }
   for (const c of cells) if (c.binary !== null && isAbsolute(c.binary)) { const d = shareDirFor(c.binary); if (d) share.push(d); }
   if (flags.raw) args.push('--raw');
-  args.push(...bundleDelegateArgs(flags));
+  args.push(...bundleDelegateArgs(flags), ...monitorDelegateArgs(flags));
   if (flags.shard !== undefined) args.push('--shard', flags.shard);
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.verbose) args.push('--verbose');
@@ -188,7 +189,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const run = new SweepRun({
     cells, matrix: all.map((c) => c.id), shard, jobs, raw: flags.raw === true, tool: packageVersion(),
     timeouts: { cellMs: flags.timeout * 1000 },
-    dumps: dumpPolicy(flags),
+    dumps: dumpPolicy(flags), repro: flags.repro !== false, monitorIntervalMs: flags.monitorInterval,
     events: {
       cellStarted: (id, job) => live?.cellStarted(id, job),
       cellPhase: (id, phase) => live?.cellPhase(id, phase),

@@ -3,7 +3,7 @@
 // `test merge FILE...` prints several shards' JSON results as one run. The implementation
 // (test-run.ts) is loaded only when the command runs.
 
-import { collect, Command, Option, positiveInt } from './commander.js';
+import { collect, Command, nonNegativeInt, Option, positiveInt } from './commander.js';
 import type { TestFlags } from './test-run.js';
 
 
@@ -44,6 +44,8 @@ export function testCommand(parent: Command): Command {
     .option('-j, --jobs <N>', 'tests in parallel (default: host CPUs, bounded by memory)', positiveInt('--jobs', 256))
     .addOption(new Option('--keep-dumps <WHICH>', 'failure bundles (logs, results, guest.core) for which cells').choices(['failures', 'all', 'none']).default('failures'))
     .option('--out <DIR>', 'where failure bundles go, one directory per cell', './ktstr-out')
+    .option('--monitor-interval <MS>', 'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)', nonNegativeInt('--monitor-interval', 60_000), 100)
+    .option('--no-repro', 'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)')
     .option('--list', 'print the tests and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', 'print each test\'s phases and worker start-up time')

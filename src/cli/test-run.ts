@@ -29,9 +29,10 @@ import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { packageVersion } from './version.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
 import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
+import { monitorDelegateArgs, type MonitorFlags } from './monitor-flags.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
 
-export interface TestFlags {
+export interface TestFlags extends MonitorFlags {
   dir?: string;
   filter?: string;
   scheduler?: string[];
@@ -117,7 +118,7 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.compareEevdf) args.push('--compare-eevdf');
   if (flags.verbose) args.push('--verbose');
-  args.push(...bundleDelegateArgs(flags));
+  args.push(...bundleDelegateArgs(flags), ...monitorDelegateArgs(flags));
   const maxCell = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? 1;
   const total = cells.reduce((a, c) => a + c.timeoutMs, 0);
@@ -174,7 +175,7 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const run = new TestRun({
-    cells, matrix: all.map((c) => c.id), shard, jobs, tool: packageVersion(), dumps: dumpPolicy(flags),
+    cells, matrix: all.map((c) => c.id), shard, jobs, tool: packageVersion(), dumps: dumpPolicy(flags), repro: flags.repro !== false, monitorIntervalMs: flags.monitorInterval,
     events: {
       phase: (id, phase) => { if (flags.verbose) err.write(paint(err).dim(`  ${id}: ${phase}`) + '\n'); },
       finished: (r, done, total) => {

@@ -3,6 +3,8 @@
 // the counts line and the failing combinations. Pure functions of CellResults returning
 // text; colour only through the painter passed in.
 
+import { monitorLines, summarizeTimeline } from '../cell/monitor-summary.js';
+import { reproLines } from '../cell/repro.js';
 import type { CellResult } from '../cell/result.js';
 
 /** The part of kleur the reporters use (tests pass a plain one). */
@@ -213,6 +215,8 @@ export function failureBlock(c: CellResult, p: Painter = PLAIN): string {
   if (c.exitMessage) out.push('', `  ${oneLine(c.exitMessage)}`);
   if (c.schedulerLog.trim() !== '') out.push('', '--- scheduler log ---', terminalSafe(c.schedulerLog).replace(/\n$/, ''));
   if (c.consoleTail.trim() !== '') out.push('', '--- guest console (tail) ---', terminalSafe(c.consoleTail).replace(/\n$/, ''));
+  if (c.monitor !== undefined && c.monitor.samples.length > 0) out.push('', '  monitor:', ...monitorLines(summarizeTimeline(c.monitor)).map((l) => `    ${terminalSafe(l)}`));
+  if (c.repro !== undefined) out.push('', ...reproLines(c.repro).map((l) => `  ${terminalSafe(l)}`));
   if (c.bundle !== undefined) out.push('', `  bundle: ${terminalSafe(c.bundle)}`);
   if (c.bundleError !== undefined) out.push('', p.red(`  bundle not written: ${terminalSafe(oneLine(c.bundleError))}`));
   return out.join('\n') + '\n';

@@ -3,6 +3,7 @@
 // cells end their VMs and report `interrupted`, queued cells never start). Printing is the
 // caller's (src/cli/sweep-run.ts); this module only runs and collects.
 
+import { reproReport, reproSpec, wantsRepro } from '../cell/repro.js';
 import { bootImage } from '../kernel/resolve.js';
 import type { CellSpec, CellTimeouts } from '../cell/run-cell.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
@@ -27,6 +28,10 @@ export interface SweepRunOptions {
   timeouts?: Partial<CellTimeouts>;
   /** Failure bundles: where, and for which cells (src/cell/failure-bundle.ts). */
   dumps?: CellDumpPolicy;
+  /** Rerun a cell whose scheduler crashed once, probing the crash path (default true; --no-repro). */
+  repro?: boolean;
+  /** The host monitor's interval for every cell, ms (default 100; 0: off). */
+  monitorIntervalMs?: number;
   tool: string;
   events?: SweepEvents;
 }
@@ -78,7 +83,7 @@ export class SweepRun {
     const free = Array.from({ length: this.pool.jobs }, (_, i) => this.pool.jobs - i);
     try {
       await Promise.all(this.o.cells.map(async (cell) => {
-        const spec = cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps);
+        const spec = { ...cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs };
         let job = 0;
         let result: CellResult | null;
         try {
@@ -96,6 +101,12 @@ export class SweepRun {
             failure: { kind: 'setup', message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}` },
             schedulerStatus: 'unknown', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
           };
+        }
+        if (this.o.repro !== false && !this.interrupted && result !== null && wantsRepro(result)) {
+          try {
+            const again = await this.pool.run(reproSpec(spec), () => {});
+            if (again !== null) result.repro = reproReport(again);
+          } catch { /* the repro is extra: its own failure does not change the cell's */ }
         }
         if (job !== 0) free.push(job);
         if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;

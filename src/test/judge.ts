@@ -8,6 +8,7 @@ import { exitMessage } from '../cell/verdict.js';
 import type { CheckOverrides } from './api/options.js';
 import { judgeRun, mergeResults, mergeThresholds, stall, type AssertResult, type ThresholdOverrides } from './checks/index.js';
 import { summarizeTimeline, type MonitorSummary } from '../cell/monitor-summary.js';
+import type { ReproReport } from '../cell/repro.js';
 import type { RunRecord, SchedulerLiveness } from './record.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
@@ -31,6 +32,8 @@ export interface TestResult {
   runs: RunRecord[];
   /** The host monitor's summary of the run (absent when the monitor was off). */
   monitor?: MonitorSummary;
+  /** The auto-repro run, when the scheduler crashed. */
+  repro?: ReproReport;
   /** The body's exception, when it threw. */
   error: { message: string; stack: string } | null;
   logs: string[];
@@ -99,6 +102,7 @@ export function judgeTest(i: JudgeInput): TestResult {
     ...(c.bundle === undefined ? {} : { bundle: c.bundle }), ...(c.bundleError === undefined ? {} : { bundleError: c.bundleError }),
   };
   if (c.monitor !== undefined) base.monitor = summarizeTimeline(c.monitor);
+  if (c.repro !== undefined) base.repro = c.repro;
   // the host monitor's stall check holds whatever became of the guest (a frozen or dead one too)
   let stallJudged: ReturnType<typeof stall> | null = null;
   try {

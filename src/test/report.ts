@@ -10,6 +10,7 @@ import type { TestResult } from './judge.js';
 import { displayName } from './discover.js';
 import { cpuRanges } from './api/ops.js';
 import { monitorLines } from '../cell/monitor-summary.js';
+import { reproLines } from '../cell/repro.js';
 
 export function label(r: TestResult): string {
   return `${r.file} › ${r.name} [${r.scheduler}/${r.kernel}/${r.topology}]`;
@@ -84,6 +85,7 @@ export function failureBlock(r: TestResult, p: Painter = PLAIN): string {
   if (r.consoleTail.trim() !== '' && !['check', 'body'].includes(r.failure?.kind ?? '')) {
     out.push('  console (tail):', ...tail(terminalSafe(r.consoleTail), 15).split('\n').map((l) => `    ${l}`));
   }
+  if (r.repro !== undefined) out.push(...reproLines(r.repro).map((l) => `  ${terminalSafe(l)}`));
   if (r.bundle !== undefined) out.push(`  bundle: ${terminalSafe(r.bundle)}`);
   if (r.bundleError !== undefined) out.push(p.red(`  bundle not written: ${terminalSafe(oneLine(r.bundleError))}`));
   return out.join('\n') + '\n';

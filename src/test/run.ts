@@ -3,6 +3,7 @@
 // comes out as events; interrupt() ends running VMs and drops queued cells. Printing is the
 // caller's (src/cli/test-run.ts).
 
+import { reproReport, reproSpec, wantsRepro } from '../cell/repro.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CellSpec } from '../cell/run-cell.js';
@@ -90,7 +91,7 @@ export class TestRun {
   private readonly pool: CellPool;
   private interrupted = false;
 
-  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents; dumps?: CellDumpPolicy }) {
+  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents; dumps?: CellDumpPolicy; repro?: boolean; monitorIntervalMs?: number }) {
     this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
   }
 
@@ -109,7 +110,7 @@ export class TestRun {
         let started = false;
         let cellResult: CellResult | null;
         try {
-          cellResult = await this.pool.run(testCellSpec(cell, this.o.dumps), (phase) => {
+          cellResult = await this.pool.run({ ...testCellSpec(cell, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs }, (phase) => {
             if (!started) { started = true; this.o.events?.started?.(cell.id); }
             this.o.events?.phase?.(cell.id, phase);
           });
@@ -117,6 +118,12 @@ export class TestRun {
           cellResult = threadFailure(cell, e);
         }
         if (cellResult === null || (this.interrupted && cellResult.failure?.message.startsWith('interrupted'))) return;
+        if (this.o.repro !== false && !this.interrupted && wantsRepro(cellResult)) {
+          try {
+            const again = await this.pool.run(reproSpec(testCellSpec(cell, undefined)), () => {});
+            if (again !== null) cellResult.repro = reproReport(again);
+          } catch { /* the repro is extra: its own failure does not change the test's */ }
+        }
         const result = judgeTest({
           cell: cellResult, file: cell.test.fileName, name: cell.test.name, scheduler: cell.scheduler?.name ?? null,
           registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined, testChecks: cell.test.options.checks, timeoutMs: cell.timeoutMs,

@@ -31,7 +31,7 @@ interface Run { code: number; stdout: string; stderr: string }
 
 function sweep(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'sweep', '--jobs', '1', ...args], {
+    const child = spawn(process.execPath, [bin, 'sweep', '--jobs', '1', '--keep-dumps', 'none', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env },
     });
     let stdout = '';
