@@ -72,11 +72,13 @@ export function reproReport(repro: CellResult): ReproReport {
     const before = samples.slice(from, end + 1);
     const ran = new Map<string, number>();
     for (let i = 1; i < before.length; i++) for (const [n, d] of deltas(before[i - 1], before[i])) ran.set(n, (ran.get(n) ?? 0) + d);
-    const dispatch = [...ran.keys()].find((n) => /dispatch$/.test(n)) ?? [...ran.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+    // the scheduler's dispatch callback (it decides what runs), whether or not it ran in the window
+    const known = Object.keys([...samples.slice(0, end + 1)].reverse().find((s) => s.progs !== undefined)?.progs ?? {});
+    const dispatch = known.find((n) => /dispatch$/.test(n)) ?? [...ran.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? null;
     const wait = before.flatMap((s) => s.cpus).filter((c) => c.waitMs !== null).sort((a, b) => b.waitMs! - a.waitMs!)[0];
     if (dispatch !== null) {
       callback = dispatch;
-      how = `it ran ${ran.get(dispatch)} times in the ${secs((before.at(-1)?.t ?? 0) - (before[0]?.t ?? 0))} before the watchdog`
+      how = `it ran ${ran.get(dispatch) ?? 0} times in the ${secs((before.at(-1)?.t ?? 0) - (before[0]?.t ?? 0))} before the watchdog`
         + `${wait === undefined ? '' : ` while pid ${wait.waitPid} waited ${secs(wait.waitMs!)} on cpu ${wait.cpu}`} and never dispatched it`;
     }
   }

@@ -101,6 +101,14 @@ test('2. every check fails when its knob is on, naming the cgroup, and passes wh
   assert.is(stall.status, 'fail');
   assert.ok(stall.failure!.kind === 'dispatch' || (stall.failure!.kind === 'check' && failuresOf(stall, 'liveness').length > 0), `stall: ${stall.failure!.kind} ${stall.failure!.message}`);
   assert.match(stall.failure!.message + failuresOf(stall, 'liveness').join(' '), /stall|1026/);
+  // from the host monitor: the stall check names the waiting task, the exit info read from guest
+  // memory gives the watchdog's reason, and the auto-repro names the callback that never dispatched
+  assert.ok(failuresOf(stall, 'stall').some((l) => /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s/.test(l)), `stall check: ${JSON.stringify(stall.assert?.checks)}`);
+  assert.is(stall.monitor?.exit?.kindName, 'ERROR_STALL');
+  assert.match(stall.monitor?.exit?.reason ?? '', /runnable task stall/);
+  assert.is(stall.repro?.failingCallback, 'ktstr_dispatch', JSON.stringify(stall.repro));
+  assert.match(run.stdout, /auto-repro \(test\/[^\n]*stall[^\n]*\(repro\)[^\n]*\): reproduced\n {2}failing callback: ktstr_dispatch/);
+  assert.match(run.stdout, /sched_ext exit \(guest memory\): kind 1026 ERROR_STALL, code \d+: runnable task stall/);
 });
 
 test('3. a throwing body points at its line; a test past its timeout fails `timeout`; the one beside them passes', () => {

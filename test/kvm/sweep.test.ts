@@ -160,6 +160,19 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   assert.is(by.get('ktstr_panic')?.failure?.kind, 'guest', detail);
   assert.match(by.get('ktstr_panic')!.failure!.message, /panic/i);
   assert.ok(by.get('scx-ktstr')?.passed, detail);
+  // auto-repro: the crashed schedulers' cells ran again, the failing callback named from guest memory
+  const crash = by.get('ktstr_crash')!;
+  assert.ok(crash.repro?.reproduced, `crash reproduced: ${JSON.stringify(crash.repro)}`);
+  assert.match(crash.repro!.failingCallback ?? '', /^ktstr_[a-z_]+$/, 'the BPF callback that called scx_bpf_error');
+  assert.match(crash.repro!.exit?.backtrace.join(' ') ?? '', /scx_bpf_error_bstr\+0x[0-9a-f]+ ktstr_[a-z_]+\+0x[0-9a-f]+ \[bpf\]/);
+  assert.is(crash.monitor?.exit?.kindName, 'ERROR_BPF');
+  const stall = by.get('ktstr_stall')!;
+  assert.ok(stall.repro?.reproduced, `stall reproduced: ${JSON.stringify(stall.repro)}`);
+  assert.is(stall.repro!.failingCallback, 'ktstr_dispatch');
+  assert.match(stall.repro!.exit?.reason ?? '', /runnable task stall/);
+  assert.ok(stall.repro!.sequence.length >= 3, 'the samples before the exit');
+  assert.is(by.get('ktstr_panic')!.repro, undefined, 'a kernel panic is no scheduler error exit: no repro');
+  assert.is(by.get('scx-ktstr')!.repro, undefined);
   await new Promise((r) => setTimeout(r, 1500)); // piscina's idle threads exit
   assert.is(threads(), before.threads, 'no extra thread');
   assert.is(fds(), before.fds, 'no extra fd');
