@@ -91,6 +91,7 @@ export class MonitorSession {
   /** JIT images of the attached scheduler's programs (symbolizing exit backtraces), and for which ops. */
   private jit: JitImage[] = [];
   private jitOps: string | null = null;
+  private last: MonitorSample | undefined;
 
   /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
   constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[], private readonly programEvery = 10) {
@@ -162,6 +163,7 @@ export class MonitorSession {
     this.totalMicros += us;
     this.count++;
     this.timeline.sampleMicros = { mean: this.totalMicros / this.count, max: Math.max(this.timeline.sampleMicros.max, us) };
+    this.last = s;
     if (this.timeline.samples.length < MAX_SAMPLES) this.timeline.samples.push(s);
     else this.timeline.dropped++;
     return s;
@@ -201,11 +203,15 @@ export class MonitorSession {
   schedulerView?: (guest: GuestKernel) => Pick<SnapshotData, 'globals' | 'maps' | 'notes'>;
   varWriter?: (guest: GuestKernel, name: string, value: number | string) => string;
 
+  /** The newest sample kept (undefined before the first). */
+  latest(): MonitorSample | undefined { return this.last; }
+
   /** The located guest kernel (null before start or when it failed). */
   get kernel(): GuestKernel | null { return this.guest; }
 
   /** Stops sampling (idempotent); call before the guest's memory is released. */
   stop(): MonitorTimeline {
+    if (this.stopped) return this.timeline;
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -23,6 +23,8 @@ Examples:
   $ ktstr-wasm shell --kernel bzImage --exec 'uname -r; nproc'
   $ ktstr-wasm shell --kernel vmlinux --memory 512 --exec 'cat /proc/cmdline' -v
   $ ktstr-wasm shell --kernel bzImage            interactive shell on the console
+  $ ktstr-wasm shell --topology tiny-2llc --monitor --exec 'for i in 1 2 3; do (while :; do :; done) & done; sleep 10'
+                                                   each CPU's runqueue, read from guest memory, once a second
 
 Where /dev/kvm is absent, PVM or not accessible, --exec runs inside the emulated KVM test
 host (QEMU TCG) on its own; --no-test-host refuses instead.
@@ -42,6 +44,7 @@ export function shellCommand(parent: Command): Command {
     .option('--timeout <SECONDS>', 'stop the guest after this long', intIn('--timeout', 1, 86400), 300)
     .option('--append <ARGS>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'print the kernel console on stderr (with --exec), and where the boot time went')
+    .option('--monitor', 'show the host monitor: each CPU\'s runqueue read from guest memory (a live table on a terminal, q quits; once a second otherwise)')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm shell --help' for usage)")

@@ -2,6 +2,9 @@
 // initramfs, boots the guest in this process's VMM (src/vmm) and returns the guest
 // command's exit status. Loaded by shell-command.ts only when the command runs.
 
+import { MonitorView } from './monitor-view.js';
+import { loadKernelImage } from '../monitor/kernel-image.js';
+import { bytesSource } from '../elf/file.js';
 import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../vmm/initramfs.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
@@ -21,6 +24,8 @@ export interface ShellFlags {
   append?: string;
   verbose?: boolean;
   testHost: boolean;
+  /** Show the host monitor's per-CPU table (live on a terminal, q quits). */
+  monitor?: boolean;
 }
 
 /** Runs the same shell command inside the test host, the kernel path made absolute and shared. */
@@ -31,6 +36,7 @@ async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why:
   if (flags.topology !== undefined) args.push('--topology', flags.topology);
   if (flags.append !== undefined) args.push('--append', flags.append);
   if (flags.verbose) args.push('--verbose');
+  if (flags.monitor) args.push('--monitor');
   try {
     return await runInTestHostInstead({ args, shareDirs: staged.shareDirs, memoryMiB: Math.max(3072, flags.memory + 1536), timeoutMs: (flags.timeout + 600) * 1000 }, why);
   } finally {
@@ -72,6 +78,13 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   let shown = 0;
   let com2 = '';
   const stdin = process.stdin;
+  let view: MonitorView | null = null;
+  if (flags.monitor) {
+    if (resolved.vmlinux === undefined) throw new CliError(`--monitor needs the kernel's vmlinux (with .symtab and .BTF); kernel ${resolved.label} has none`, EXIT_USAGE);
+    const places = (topology?.cpus ?? [{ cpu: 0, node: 0, llc: 0, core: 0, thread: 0 }]).map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread }));
+    const liveTable = process.stderr.isTTY === true && interactive;
+    view = new MonitorView({ intervalMs: 100, places, kernel: loadKernelImage(bytesSource(readFileSync(resolved.vmlinux))), out: process.stderr, live: liveTable });
+  }
   let r: BootVmResult;
   try {
     r = await bootVm({
@@ -82,7 +95,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
       topology,
       timeoutMs: flags.timeout * 1000,
       onConsole: (c) => {
-        if (interactive) process.stdout.write(c);
+        if (interactive && view === null) process.stdout.write(c);
         else if (flags.verbose) process.stderr.write(c);
       },
       onApp: (c) => {
@@ -91,16 +104,23 @@ export async function runShell(flags: ShellFlags): Promise<number> {
         if (out.length > shown) { process.stdout.write(Buffer.from(out.slice(shown), 'latin1')); shown = out.length; }
       },
       markers: [INIT_MARKER],
-      onStart: interactive ? (io) => {
+      onStart: (io) => {
+        view?.start(io);
+        if (!interactive) return;
         if (stdin.isTTY) stdin.setRawMode(true);
-        stdin.on('data', (d: Buffer) => io.console(d));
+        stdin.on('data', (d: Buffer) => {
+          // with the monitor's table on screen, keys do not go to the guest: q (or Ctrl-C) ends it
+          if (view !== null) { if (d.includes(0x71) || d.includes(0x03)) io.end('quit from the monitor'); return; }
+          io.console(d);
+        });
         stdin.resume();
-      } : undefined,
+      },
     });
   } catch (e) {
     if (e instanceof BootImageError) throw new CliError(e.message, 2, { cause: e });
     throw e;
   } finally {
+    view?.stop();
     if (interactive) {
       if (stdin.isTTY) stdin.setRawMode(false);
       stdin.pause();
@@ -115,7 +135,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
   const printed = printedExitCode(r.consoleTail);
   if (r.reason === 'poweroff' && printed !== undefined) return printed; // no /dev/port in the guest kernel
-  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot')) return 0;
+  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot' || (view !== null && r.reason === 'stopped'))) return 0;
   const tail = r.consoleTail.split('\n').slice(-15).join('\n');
   throw new CliError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`, EXIT_FAILED);
 }
