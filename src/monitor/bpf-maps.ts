@@ -129,8 +129,13 @@ export class BpfMap {
   section(): string | null {
     const v = this.valueType();
     if (v === null || this.type !== 'array') return null;
-    const t = v.btf.resolve(v.id);
-    return t.kind === BTF_KIND.DATASEC ? t.name : null;
+    try {
+      const t = v.btf.resolve(v.id);
+      return t.kind === BTF_KIND.DATASEC ? t.name : null;
+    } catch (err) {
+      if (err instanceof BtfError) return null; // a typedef chain into nowhere
+      throw err;
+    }
   }
 
   /** Reads the elements (at most `limit`). */
@@ -176,7 +181,12 @@ export class BpfMap {
     const { btf, loc } = this.locate(path);
     const value = this.readElementValue(index);
     const bytes = value.subarray(loc.offset, loc.offset + loc.size);
-    if (loc.bitSize === 0) return new BtfRenderer(btf).render(loc.type, bytes);
+    if (loc.bitSize === 0) {
+      try { return new BtfRenderer(btf).render(loc.type, bytes); } catch (err) {
+        if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
+        throw err;
+      }
+    }
     const copy = new Uint8Array(8);
     copy.set(bytes);
     const raw = new DataView(copy.buffer).getBigUint64(0, true) >> BigInt(loc.bitOffset) & ((1n << BigInt(loc.bitSize)) - 1n);
@@ -297,9 +307,6 @@ export class BpfMap {
     const keySize = this.info.keySize;
     // the value (per-CPU maps: its __percpu pointer) follows the key rounded up to 8 bytes
     const valueAt = BigInt(h.elemKey + Math.ceil(keySize / 8) * 8);
-    const budget = Math.min(limit, this.info.maxEntries);
-    // every element is in one chain; a chain longer than the map is a cycle or garbage
-    let steps = this.info.maxEntries + nBuckets;
     let truncated = false;
     for (let b0 = 0; b0 < nBuckets && !truncated; b0 += BUCKET_CHUNK) {
       const count = Math.min(BUCKET_CHUNK, nBuckets - b0);
@@ -311,7 +318,13 @@ export class BpfMap {
         let node: bigint | null = view.getBigUint64(i * stride + h.bucketHead, true);
         while (node !== null && (node & 1n) === 0n) {
           if (node === 0n) { problems.push(`bucket ${b0 + i}: a NULL link (not a nulls marker)`); break; }
-          if (entries.length >= budget || --steps < 0) { truncated = true; break; }
+          if (entries.length >= limit) { truncated = true; break; }
+          if (entries.length >= this.info.maxEntries) {
+            // every element is in one chain: more than max_entries is a cycle or garbage
+            problems.push(`more elements than max_entries (${this.info.maxEntries}): a cycle or garbage`);
+            truncated = true;
+            break;
+          }
           const elem = node - BigInt(h.elemNode);
           const key = this.guest.readBytes(elem + BigInt(h.elemKey), keySize);
           if (key === null) { problems.push(`bucket ${b0 + i}: element at ${hex(elem)} is unreadable`); break; }
@@ -333,7 +346,6 @@ export class BpfMap {
         else if ((node & 1n) === 1n && node >> 1n !== BigInt(b0 + i)) problems.push(`bucket ${b0 + i}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
       }
     }
-    if (steps < 0) problems.push(`more chain links than max_entries + n_buckets (${this.info.maxEntries + nBuckets}): a cycle?`);
     return { entries, truncated, problems };
   }
 }
