@@ -72,6 +72,9 @@ export function formatReport(r: InspectReport): string {
 export async function runInspect(flags: InspectFlags): Promise<void> {
   if ((flags.core === undefined) === (flags.memory === undefined)) throw new CliError('give exactly one of --core FILE and --memory FILE', EXIT_USAGE);
   if (flags.cr3 !== undefined && flags.memory === undefined) throw new CliError('--cr3 goes with --memory', EXIT_USAGE);
+  const limit = flags.limit === undefined ? 64 : Number(flags.limit);
+  if (!/^\d+$/.test(flags.limit ?? '0') || !Number.isSafeInteger(limit)) throw new CliError(`--limit ${flags.limit} is not a count`, EXIT_USAGE);
+  if (flags.limit !== undefined && flags.maps !== true) throw new CliError('--limit goes with --maps', EXIT_USAGE);
   const vmlinuxBytes = readInput(flags.vmlinux, 'vmlinux');
   const systemMap = flags.systemMap !== undefined ? readInput(flags.systemMap, 'System.map').toString('latin1') : undefined;
   let kernel: KernelImage;
@@ -88,8 +91,6 @@ export async function runInspect(flags: InspectFlags): Promise<void> {
   if (cpu0 !== undefined && (cpu0.cr0 & 0x8000_0000n) !== 0n) { hints.cr3 = cpu0.cr3; hints.cr4 = cpu0.cr4; }
   if (flags.cr3 !== undefined) hints.cr3 = parseCr3(flags.cr3);
   if (flags.la57 === true) hints.cr4 = (hints.cr4 ?? 0n) | (1n << 12n);
-  const limit = flags.limit === undefined ? 64 : Number(flags.limit);
-  if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit ${flags.limit} is not a count`, EXIT_USAGE);
   let report: InspectReport;
   let maps: BpfMaps | undefined;
   try {
