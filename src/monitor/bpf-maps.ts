@@ -306,7 +306,11 @@ export class BpfMap {
     }
     const keySize = this.info.keySize;
     // the value (per-CPU maps: its __percpu pointer) follows the key rounded up to 8 bytes
-    const valueAt = BigInt(h.elemKey + Math.ceil(keySize / 8) * 8);
+    const valueAt = h.elemKey + Math.ceil(keySize / 8) * 8;
+    const span = {
+      start: Math.min(h.elemNode + h.nodeNext, h.elemKey),
+      end: Math.max(h.elemNode + h.nodeNext + 8, valueAt + (this.isPerCpu() ? 8 : this.info.valueSize)),
+    };
     let truncated = false;
     for (let b0 = 0; b0 < nBuckets && !truncated; b0 += BUCKET_CHUNK) {
       const count = Math.min(BUCKET_CHUNK, nBuckets - b0);
@@ -325,24 +329,28 @@ export class BpfMap {
             truncated = true;
             break;
           }
+          // one read per element: link, key and value (or __percpu pointer) together
           const elem = node - BigInt(h.elemNode);
-          const key = this.guest.readBytes(elem + BigInt(h.elemKey), keySize);
-          if (key === null) { problems.push(`bucket ${b0 + i}: element at ${hex(elem)} is unreadable`); break; }
+          const whole = this.guest.readBytes(elem + BigInt(span.start), span.end - span.start);
+          if (whole === null) { problems.push(`bucket ${b0 + i}: element at ${hex(elem)} is unreadable`); node = null; break; }
+          const at = (o: number): number => o - span.start;
+          const key = whole.slice(at(h.elemKey), at(h.elemKey) + keySize);
+          const words = new DataView(whole.buffer, whole.byteOffset, whole.byteLength);
           if (this.isPerCpu()) {
-            const pptr = this.guest.read64(elem + valueAt);
+            const pptr = words.getBigUint64(at(valueAt), true);
             const perCpu: (Uint8Array | null)[] = [];
             for (let cpu = 0; cpu < this.guest.nrCpuIds; cpu++) {
               const off = this.guest.perCpuOffsets[cpu];
-              perCpu.push(pptr === null || off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
+              perCpu.push(off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
             }
             entries.push({ key, value: null, perCpu });
           } else {
-            entries.push({ key, value: this.guest.readBytes(elem + valueAt, this.info.valueSize) });
+            entries.push({ key, value: whole.slice(at(valueAt), at(valueAt) + this.info.valueSize) });
           }
-          node = this.guest.read64(node + BigInt(h.nodeNext));
+          node = words.getBigUint64(at(h.elemNode + h.nodeNext), true);
         }
         if (truncated) break;
-        if (node === null) problems.push(`bucket ${b0 + i}: a link is unreadable`);
+        if (node === null) { if (!problems.some((p) => p.startsWith(`bucket ${b0 + i}:`))) problems.push(`bucket ${b0 + i}: a link is unreadable`); }
         else if ((node & 1n) === 1n && node >> 1n !== BigInt(b0 + i)) problems.push(`bucket ${b0 + i}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
       }
     }
