@@ -206,6 +206,17 @@ test('a bad map BTF: reported, values fall back to hex, paths refuse', () => {
   assert.throws(() => m.field('x'), /no BTF value type to find "x" in \(.*outside/);
 });
 
+test('a hostile max_entries x value_size x CPUs stops at the byte budget, flagged', () => {
+  const mg = new MapsGuest(3);
+  mg.percpuArray({ id: 1, name: 'huge', type: 'percpu_array', keySize: 4, valueSize: 1 << 20, maxEntries: 100_000 }, []);
+  const t0 = performance.now();
+  const d = openMaps(mg.open()).map('huge').entries();
+  assert.is(d.entries.length, 21, '64 MiB / (3 CPUs x 1 MiB + 4)');
+  assert.is(d.truncated, true);
+  assert.match(d.problems.join(';'), /stopped at 21 elements: 67108864 bytes of values/);
+  assert.ok(performance.now() - t0 < 2000);
+});
+
 test('idr_base: ids are index + idr_base', () => {
   const mg = new MapsGuest(1);
   mg.array({ id: 5, name: 'a', type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 });

@@ -170,12 +170,12 @@ export class MapsGuest {
     return { ptr: this.g.kva(this.pcpu.areaPa[0] + at), pas: this.pcpu.areaPa.map((a) => a + at) };
   }
 
-  /** A PERCPU_ARRAY; `values[i][cpu]` fills element i on each CPU. */
+  /** A PERCPU_ARRAY; `values[i][cpu]` fills element i on each CPU (no values: NULL pptrs). */
   percpuArray(s: MapSpec, values: Uint8Array[][]): void {
     const pa = this.g.alloc(K.array.value + 8 * s.maxEntries, 64);
     this.header(pa, s);
     this.g.w32(pa + K.array.elemSize, Math.ceil(s.valueSize / 8) * 8);
-    for (let i = 0; i < s.maxEntries; i++) {
+    for (let i = 0; i < s.maxEntries && values.length > 0; i++) {
       const p = this.percpu(s.valueSize);
       this.g.w64(pa + K.array.value + i * 8, p.ptr);
       values[i]?.forEach((v, cpu) => this.g.bytes.set(v, 4 * 1024 * 1024 + p.pas[cpu]));
