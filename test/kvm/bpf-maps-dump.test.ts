@@ -100,8 +100,14 @@ for (const scheduler of ['qmap', 'ktstr'] as const) {
 
       // rendered fields through the map BTF
       const ro = maps.map('.rodata');
-      if (scheduler === 'qmap') assert.is(ro.field('slice_ns'), 20_000_000, 'scx_qmap .rodata slice_ns is its default');
-      else assert.is(ro.field('nr_llcs'), Number(/attached \((\d+) LLCs?\)/.exec(run.output)?.[1] ?? -1), 'scx_ktstr .rodata nr_llcs is what it printed');
+      const [knob, want] = scheduler === 'qmap'
+        ? ['slice_ns', 20_000_000] // scx_qmap's default
+        : ['nr_llcs', Number(/attached \((\d+) LLCs?\)/.exec(run.output)?.[1] ?? -1)]; // what scx_ktstr printed
+      assert.is(ro.field(knob), want, `${ro.name}: ${knob}`);
+
+      progress('the same through examples/introspect/maps-dump.mjs');
+      const example = execFileSync(process.execPath, [repoPath('examples', 'introspect', 'maps-dump.mjs'), join(kernelDir, 'vmlinux'), core], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      assert.ok(example.includes(`\n  .rodata.${knob} = ${want}\n`), `the example prints .rodata.${knob} = ${want}:\n${example.slice(0, 2000)}`);
 
       progress('the same through ktstr-wasm inspect --maps --json');
       const json = execFileSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), 'inspect', '--maps', '--vmlinux', join(kernelDir, 'vmlinux'), '--core', core, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
