@@ -82,6 +82,7 @@ export class BpfMap {
     if (btfKva === null) { this.btfProblem = 'bpf_map.btf is unreadable'; return null; }
     if (btfKva === 0n) return null;
     const base = l.baseBtf === null ? 0n : this.guest.read64(btfKva + BigInt(l.baseBtf));
+    if (base === null) { this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`; return null; }
     if (base !== 0n) { this.btfProblem = 'the map BTF is split BTF (on a base), which is not supported'; return null; }
     const data = this.guest.read64(btfKva + BigInt(l.data));
     const size = this.guest.read32(btfKva + BigInt(l.dataSize));
@@ -218,7 +219,11 @@ export class BpfMap {
     const v = this.valueType();
     if (v === null) throw new BpfMapError(`${this.name}: no BTF value type to find "${path}" in${this.btfError() !== null ? ` (${this.btfError()})` : ''}`);
     try {
-      return { btf: v.btf, loc: fieldLocation(v.btf, v.id, path, this.name) };
+      const loc = fieldLocation(v.btf, v.id, path, this.name);
+      if (loc.offset + loc.size > this.info.valueSize) {
+        throw new BpfMapError(`${this.name}: ${loc.path} (bytes ${loc.offset}..${loc.offset + loc.size - 1}) lies outside the ${this.info.valueSize}-byte value`);
+      }
+      return { btf: v.btf, loc };
     } catch (err) {
       if (err instanceof BtfError) throw new BpfMapError(err.message);
       throw err;

@@ -217,6 +217,17 @@ test('a hostile max_entries x value_size x CPUs stops at the byte budget, flagge
   assert.ok(performance.now() - t0 < 2000);
 });
 
+test('a BTF type larger than the map value: fields inside read, fields past it refuse', () => {
+  const mg = new MapsGuest(1);
+  const pb = progBtf();
+  mg.array({ id: 1, name: 'short.bss', type: 'array', keySize: 4, valueSize: 16, maxEntries: 1, btf: { kva: mg.btfObject(pb.bytes), valueTid: pb.rodata } }, [RODATA.slice(0, 16)]);
+  const m = openMaps(mg.open()).map('short.bss');
+  assert.is(m.field('nr_cpus'), 4);
+  assert.throws(() => m.field('label'), /short\.bss: label \(bytes 4\.\.19\) lies outside the 16-byte value/);
+  assert.throws(() => m.setField('knobs.cpus[1]', 1), /knobs\.cpus\[1\] \(bytes 44\.\.47\) lies outside/);
+  assert.is(m.render(m.lookup(0) as Uint8Array), Buffer.from(RODATA.slice(0, 16)).toString('hex'), 'the whole value falls back to hex');
+});
+
 test('idr_base: ids are index + idr_base', () => {
   const mg = new MapsGuest(1);
   mg.array({ id: 5, name: 'a', type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 });
