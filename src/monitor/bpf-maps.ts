@@ -137,6 +137,7 @@ export class BpfMap {
     const k = key instanceof Uint8Array ? key : le(key, this.info.keySize, `${this.name}: key`);
     if (k.length !== this.info.keySize) throw new BpfMapError(`${this.name}: the key is ${this.info.keySize} bytes, not ${k.length}`);
     if (this.isArray()) {
+      if (k.length !== 4) throw new BpfMapError(`${this.name}: an array map with a ${k.length}-byte key`);
       const index = new DataView(k.buffer, k.byteOffset, 4).getUint32(0, true);
       if (index >= this.info.maxEntries) return null;
       const e = arrayElement(this.walk(), index);
@@ -166,20 +167,12 @@ export class BpfMap {
   field(path: string, index = 0): BtfValue {
     const { btf, loc } = this.locate(path);
     const value = this.readElementValue(index);
-    const bytes = value.subarray(loc.offset, loc.offset + loc.size);
-    if (loc.bitSize === 0) {
-      try { return new BtfRenderer(btf).render(loc.type, bytes); } catch (err) {
-        if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
-        throw err;
-      }
+    try {
+      return new BtfRenderer(btf).field(loc, value);
+    } catch (err) {
+      if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
+      throw err;
     }
-    const copy = new Uint8Array(8);
-    copy.set(bytes);
-    const raw = new DataView(copy.buffer).getBigUint64(0, true) >> BigInt(loc.bitOffset) & ((1n << BigInt(loc.bitSize)) - 1n);
-    const t = btf.resolve(loc.type);
-    const signed = t.kind === BTF_KIND.INT && (t.int!.encoding & 1) !== 0;
-    const v = signed ? BigInt.asIntN(loc.bitSize, raw) : raw;
-    return Number(v);
   }
 
   /** Sets a field of element `index` (default 0) of a writable ARRAY map (`.bss`, `.data`). */

@@ -6,7 +6,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BpfMapError, BtfRenderer, Btf, mapsJson, openMaps, type BpfMaps } from '../../src/monitor/index.js';
+import { BpfMapError, BtfError, BtfRenderer, Btf, fieldLocation, mapsJson, openMaps, type BpfMaps } from '../../src/monitor/index.js';
 import { BtfWriter } from './btf-writer.js';
 import { MapsGuest, MAP_TYPE, K, cat, le, progBtf } from './synthetic-maps.js';
 import { IMAGE_BASE, rng } from './synthetic-guest.js';
@@ -269,6 +269,18 @@ test('the renderer is bounded: a huge nested BTF value renders with a budget, no
   assert.ok(JSON.stringify(v).includes('truncated'), '2^21 leaves cut at the budget');
   assert.throws(() => new BtfRenderer(btf).render(big, new Uint8Array(64)), /is 67108864 bytes, the value only 64/);
   assert.ok(performance.now() - t0 < 2000);
+});
+
+test('a hostile bitfield wider than its struct: rendered within the bytes, a field read refuses', () => {
+  const w = new BtfWriter();
+  const u32 = w.int('unsigned int', 4);
+  const s = w.struct('s', 4, [{ name: 'x', type: u32, offset: 3, bits: 200 }]);
+  const btf = new Btf(w.bytes());
+  const r = new BtfRenderer(btf);
+  assert.equal(r.render(s, new Uint8Array([0xff, 0, 0, 0])), { x: 0x1f });
+  const loc = fieldLocation(btf, s, 'x');
+  assert.is(loc.size, 26);
+  assert.throws(() => r.field(loc, new Uint8Array(4)), (e: Error) => e instanceof BtfError && /x lies outside the value's 4 bytes/.test(e.message));
 });
 
 test('random garbage in and around the maps: no trap, bounded, only BpfMapError', () => {
