@@ -6,7 +6,11 @@ import { readFileSync } from 'node:fs';
 import { bytesSource } from '../elf/file.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { loadCoreFile, loadRawFile, type LoadedImage } from '../monitor/dump-file.js';
-import { inspectKernel, reportJson, type InspectReport } from '../monitor/inspect.js';
+import { inspectGuest, reportJson, type InspectReport } from '../monitor/inspect.js';
+import { GuestKernel } from '../monitor/guest-kernel.js';
+import { openMaps, type BpfMaps } from '../monitor/bpf-maps.js';
+import { mapsJson } from '../monitor/bpf-maps-json.js';
+import { formatMaps } from './inspect-maps.js';
 import { missRate, nsPerCall } from '../monitor/introspector.js';
 import type { LayoutHints } from '../monitor/kaslr.js';
 import { CliError, errorCode, EXIT_USAGE } from './errors.js';
@@ -20,6 +24,9 @@ export interface InspectFlags {
   la57?: boolean;
   systemMap?: string;
   json?: boolean;
+  maps?: boolean;
+  /** Elements shown per map with --maps (a string from the command line). */
+  limit?: string;
 }
 
 function readInput(path: string, what: string): Buffer {
@@ -65,6 +72,9 @@ export function formatReport(r: InspectReport): string {
 export async function runInspect(flags: InspectFlags): Promise<void> {
   if ((flags.core === undefined) === (flags.memory === undefined)) throw new CliError('give exactly one of --core FILE and --memory FILE', EXIT_USAGE);
   if (flags.cr3 !== undefined && flags.memory === undefined) throw new CliError('--cr3 goes with --memory', EXIT_USAGE);
+  const limit = flags.limit === undefined ? 64 : Number(flags.limit);
+  if (!/^\d+$/.test(flags.limit ?? '0') || !Number.isSafeInteger(limit)) throw new CliError(`--limit ${flags.limit} is not a count`, EXIT_USAGE);
+  if (flags.limit !== undefined && flags.maps !== true) throw new CliError('--limit goes with --maps', EXIT_USAGE);
   const vmlinuxBytes = readInput(flags.vmlinux, 'vmlinux');
   const systemMap = flags.systemMap !== undefined ? readInput(flags.systemMap, 'System.map').toString('latin1') : undefined;
   let kernel: KernelImage;
@@ -82,8 +92,22 @@ export async function runInspect(flags: InspectFlags): Promise<void> {
   if (flags.cr3 !== undefined) hints.cr3 = parseCr3(flags.cr3);
   if (flags.la57 === true) hints.cr4 = (hints.cr4 ?? 0n) | (1n << 12n);
   let report: InspectReport;
+  let maps: BpfMaps | undefined;
   try {
-    report = inspectKernel(image.intro, kernel, hints);
+    const guest = GuestKernel.open(image.intro, kernel, hints);
+    report = inspectGuest(guest);
+    if (flags.maps === true) maps = openMaps(guest);
   } catch (err) { fail(err, dumpPath); }
-  await write(process.stdout, flags.json === true ? JSON.stringify(reportJson(report), null, 2) + '\n' : formatReport(report));
+  if (flags.json === true) {
+    const json = reportJson(report);
+    if (maps !== undefined) {
+      const m = mapsJson(maps, { limit });
+      json.maps = m.maps;
+      if (m.truncated !== undefined) json.maps_truncated = m.truncated;
+      if (m.problems !== undefined) json.maps_problems = m.problems;
+    }
+    await write(process.stdout, JSON.stringify(json, null, 2) + '\n');
+  } else {
+    await write(process.stdout, formatReport(report) + (maps === undefined ? '' : '\n' + formatMaps(maps, limit)));
+  }
 }

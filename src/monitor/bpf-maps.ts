@@ -1,8 +1,7 @@
 // The guest's BPF maps, read from the host: `openMaps(guest)` walks `map_idr` (the IDR every
 // map is registered in) and gives each map's identity (id, name, type, sizes, flags, BTF type
-// ids, address). A `BpfMap` reads its elements straight out of the kernel's own structures --
-// ARRAY (`bpf_array.value`), PERCPU_ARRAY (`bpf_array.pptrs`, every possible CPU), the hash
-// family (`bpf_htab` buckets -> hlist_nulls chains of `htab_elem`) -- decodes them with the
+// ids, address). A `BpfMap` reads its elements straight out of the kernel's own structures
+// (ARRAY, PERCPU_ARRAY and the hash family: bpf-map-walk.ts), decodes them with the
 // map's own BTF (the blob the loader gave, kept at `bpf_map.btf->data`), so a `.rodata`
 // variable reads as `nr_cpus = 4`, and writes ARRAY elements and `.bss`/`.data` fields back.
 // Guest memory is hostile: every walk is bounded and a torn structure is a flagged partial
@@ -13,6 +12,9 @@ import { BtfRenderer, encodeField, fieldLocation, type BtfValue, type ScalarInpu
 import { bpfMapLayout, type BpfMapLayout } from './bpf-map-layout.js';
 import type { GuestKernel } from './guest-kernel.js';
 import { NOT_MAPPED } from './introspector.js';
+import { arrayElement, arrayElementKva, arrayWalk, hashWalk, type MapDump, type MapEntry, type MapWalk } from './bpf-map-walk.js';
+
+export type { MapDump, MapEntry } from './bpf-map-walk.js';
 
 export class BpfMapError extends Error {}
 
@@ -22,7 +24,6 @@ const MAX_BTF_BYTES = 16 << 20;
 const MAX_KEY_OR_VALUE = 1 << 20;
 /** Elements read by `entries()` unless told otherwise. */
 export const DEFAULT_ENTRY_LIMIT = 100_000;
-const BUCKET_CHUNK = 4096;
 const BPF_F_RDONLY_PROG = 1 << 7;
 
 export interface BpfMapInfo {
@@ -41,22 +42,6 @@ export interface BpfMapInfo {
   btfVmlinuxValueTypeId: number;
   frozen: boolean;
   kva: bigint;
-}
-
-export interface MapEntry {
-  key: Uint8Array;
-  /** The value; null for a per-CPU map (see perCpu) or when it could not be read. */
-  value: Uint8Array | null;
-  /** Per-CPU maps: one value per possible CPU (null where unreadable). */
-  perCpu?: (Uint8Array | null)[];
-}
-
-export interface MapDump {
-  entries: MapEntry[];
-  /** The limit, max_entries or a broken structure ended the walk early. */
-  truncated: boolean;
-  /** What was torn or unreadable, in words. */
-  problems: string[];
 }
 
 const hex = (v: bigint): string => '0x' + v.toString(16);
@@ -97,6 +82,7 @@ export class BpfMap {
     if (btfKva === null) { this.btfProblem = 'bpf_map.btf is unreadable'; return null; }
     if (btfKva === 0n) return null;
     const base = l.baseBtf === null ? 0n : this.guest.read64(btfKva + BigInt(l.baseBtf));
+    if (base === null) { this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`; return null; }
     if (base !== 0n) { this.btfProblem = 'the map BTF is split BTF (on a base), which is not supported'; return null; }
     const data = this.guest.read64(btfKva + BigInt(l.data));
     const size = this.guest.read32(btfKva + BigInt(l.dataSize));
@@ -129,14 +115,19 @@ export class BpfMap {
   section(): string | null {
     const v = this.valueType();
     if (v === null || this.type !== 'array') return null;
-    const t = v.btf.resolve(v.id);
-    return t.kind === BTF_KIND.DATASEC ? t.name : null;
+    try {
+      const t = v.btf.resolve(v.id);
+      return t.kind === BTF_KIND.DATASEC ? t.name : null;
+    } catch (err) {
+      if (err instanceof BtfError) return null; // a typedef chain into nowhere
+      throw err;
+    }
   }
 
   /** Reads the elements (at most `limit`). */
   entries(limit = DEFAULT_ENTRY_LIMIT): MapDump {
-    if (this.isArray()) return this.arrayEntries(limit);
-    if (this.isHash()) return this.hashEntries(limit);
+    if (this.isArray()) return arrayWalk(this.walk(), limit);
+    if (this.isHash()) return hashWalk(this.walk(), limit);
     return { entries: [], truncated: false, problems: [`${this.type} maps are listed, not read`] };
   }
 
@@ -146,13 +137,14 @@ export class BpfMap {
     const k = key instanceof Uint8Array ? key : le(key, this.info.keySize, `${this.name}: key`);
     if (k.length !== this.info.keySize) throw new BpfMapError(`${this.name}: the key is ${this.info.keySize} bytes, not ${k.length}`);
     if (this.isArray()) {
+      if (k.length !== 4) throw new BpfMapError(`${this.name}: an array map with a ${k.length}-byte key`);
       const index = new DataView(k.buffer, k.byteOffset, 4).getUint32(0, true);
       if (index >= this.info.maxEntries) return null;
-      const e = this.arrayElement(index);
+      const e = arrayElement(this.walk(), index);
       return this.isPerCpu() ? e.perCpu! : e.value;
     }
     if (!this.isHash()) throw new BpfMapError(`${this.name}: lookup in ${this.type} maps is not supported`);
-    const dump = this.hashEntries(this.info.maxEntries + 1);
+    const dump = hashWalk(this.walk(), this.info.maxEntries);
     const hit = dump.entries.find((e) => e.key.length === k.length && e.key.every((b, i) => b === k[i]));
     return hit === undefined ? null : hit.perCpu ?? hit.value;
   }
@@ -175,15 +167,12 @@ export class BpfMap {
   field(path: string, index = 0): BtfValue {
     const { btf, loc } = this.locate(path);
     const value = this.readElementValue(index);
-    const bytes = value.subarray(loc.offset, loc.offset + loc.size);
-    if (loc.bitSize === 0) return new BtfRenderer(btf).render(loc.type, bytes);
-    const copy = new Uint8Array(8);
-    copy.set(bytes);
-    const raw = new DataView(copy.buffer).getBigUint64(0, true) >> BigInt(loc.bitOffset) & ((1n << BigInt(loc.bitSize)) - 1n);
-    const t = btf.resolve(loc.type);
-    const signed = t.kind === BTF_KIND.INT && (t.int!.encoding & 1) !== 0;
-    const v = signed ? BigInt.asIntN(loc.bitSize, raw) : raw;
-    return Number(v);
+    try {
+      return new BtfRenderer(btf).field(loc, value);
+    } catch (err) {
+      if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
+      throw err;
+    }
   }
 
   /** Sets a field of element `index` (default 0) of a writable ARRAY map (`.bss`, `.data`). */
@@ -223,7 +212,11 @@ export class BpfMap {
     const v = this.valueType();
     if (v === null) throw new BpfMapError(`${this.name}: no BTF value type to find "${path}" in${this.btfError() !== null ? ` (${this.btfError()})` : ''}`);
     try {
-      return { btf: v.btf, loc: fieldLocation(v.btf, v.id, path, this.name) };
+      const loc = fieldLocation(v.btf, v.id, path, this.name);
+      if (loc.offset + loc.size > this.info.valueSize) {
+        throw new BpfMapError(`${this.name}: ${loc.path} (bytes ${loc.offset}..${loc.offset + loc.size - 1}) lies outside the ${this.info.valueSize}-byte value`);
+      }
+      return { btf: v.btf, loc };
     } catch (err) {
       if (err instanceof BtfError) throw new BpfMapError(err.message);
       throw err;
@@ -239,10 +232,14 @@ export class BpfMap {
   }
 
   private elementKva(index: number): bigint {
-    const a = this.layout.array!;
-    const elemSize = this.maps.guest.read32(this.info.kva + BigInt(a.elemSize));
-    if (elemSize === null || elemSize < this.info.valueSize) throw new BpfMapError(`${this.name}: bpf_array.elem_size is ${elemSize === null ? 'unreadable' : elemSize}`);
-    return this.info.kva + BigInt(a.value) + BigInt(index) * BigInt(elemSize);
+    const kva = arrayElementKva(this.walk(), index);
+    if (kva === null) throw new BpfMapError(`${this.name}: bpf_array.elem_size is unreadable or smaller than the value`);
+    return kva;
+  }
+
+  private walk(): MapWalk {
+    const i = this.info;
+    return { guest: this.guest, layout: this.layout, kva: i.kva, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries, perCpu: this.isPerCpu() };
   }
 
   private readElementValue(index: number): Uint8Array {
@@ -251,90 +248,6 @@ export class BpfMap {
     const bytes = this.guest.readBytes(this.elementKva(index), this.info.valueSize);
     if (bytes === null) throw new BpfMapError(`${this.name}: element ${index} is unreadable`);
     return bytes;
-  }
-
-  private arrayElement(index: number): MapEntry {
-    const a = this.layout.array!;
-    const key = le(index, 4, 'index');
-    if (!this.isPerCpu()) return { key, value: this.guest.readBytes(this.elementKva(index), this.info.valueSize) };
-    const pptr = this.guest.read64(this.info.kva + BigInt(a.pptrs) + BigInt(index) * 8n);
-    const perCpu: (Uint8Array | null)[] = [];
-    for (let cpu = 0; cpu < this.guest.nrCpuIds; cpu++) {
-      const off = this.guest.perCpuOffsets[cpu];
-      perCpu.push(pptr === null || off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
-    }
-    return { key, value: null, perCpu };
-  }
-
-  private arrayEntries(limit: number): MapDump {
-    if (this.layout.array === null) return { entries: [], truncated: true, problems: ['no struct bpf_array in the kernel BTF'] };
-    const n = Math.min(this.info.maxEntries, limit);
-    const entries: MapEntry[] = [];
-    const problems: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = this.arrayElement(i);
-      if (e.value === null && (e.perCpu === undefined || e.perCpu.some((v) => v === null))) {
-        if (problems.length === 0) problems.push(`element ${i} is unreadable`);
-      }
-      entries.push(e);
-    }
-    return { entries, truncated: n < this.info.maxEntries, problems };
-  }
-
-  private hashEntries(limit: number): MapDump {
-    const h = this.layout.htab;
-    if (h === null) return { entries: [], truncated: true, problems: ['no struct bpf_htab in the kernel BTF'] };
-    const problems: string[] = [];
-    const entries: MapEntry[] = [];
-    const kva = this.info.kva;
-    const buckets = this.guest.read64(kva + BigInt(h.buckets));
-    const nBuckets = this.guest.read32(kva + BigInt(h.nBuckets));
-    if (buckets === null || nBuckets === null) return { entries, truncated: true, problems: ['bpf_htab.buckets/n_buckets are unreadable'] };
-    // n_buckets is max_entries rounded up to a power of two
-    if (nBuckets === 0 || nBuckets > 2 * Math.max(this.info.maxEntries, 1) || (nBuckets & (nBuckets - 1)) !== 0) {
-      return { entries, truncated: true, problems: [`n_buckets ${nBuckets} does not fit max_entries ${this.info.maxEntries}`] };
-    }
-    const keySize = this.info.keySize;
-    // the value (per-CPU maps: its __percpu pointer) follows the key rounded up to 8 bytes
-    const valueAt = BigInt(h.elemKey + Math.ceil(keySize / 8) * 8);
-    const budget = Math.min(limit, this.info.maxEntries);
-    // every element is in one chain; a chain longer than the map is a cycle or garbage
-    let steps = this.info.maxEntries + nBuckets;
-    let truncated = false;
-    for (let b0 = 0; b0 < nBuckets && !truncated; b0 += BUCKET_CHUNK) {
-      const count = Math.min(BUCKET_CHUNK, nBuckets - b0);
-      const stride = h.bucketSize;
-      const chunk = this.guest.readBytes(buckets + BigInt(b0 * stride), count * stride);
-      if (chunk === null) { problems.push(`buckets ${b0}..${b0 + count - 1} are unreadable`); truncated = true; break; }
-      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      for (let i = 0; i < count; i++) {
-        let node: bigint | null = view.getBigUint64(i * stride + h.bucketHead, true);
-        while (node !== null && (node & 1n) === 0n) {
-          if (node === 0n) { problems.push(`bucket ${b0 + i}: a NULL link (not a nulls marker)`); break; }
-          if (entries.length >= budget || --steps < 0) { truncated = true; break; }
-          const elem = node - BigInt(h.elemNode);
-          const key = this.guest.readBytes(elem + BigInt(h.elemKey), keySize);
-          if (key === null) { problems.push(`bucket ${b0 + i}: element at ${hex(elem)} is unreadable`); break; }
-          if (this.isPerCpu()) {
-            const pptr = this.guest.read64(elem + valueAt);
-            const perCpu: (Uint8Array | null)[] = [];
-            for (let cpu = 0; cpu < this.guest.nrCpuIds; cpu++) {
-              const off = this.guest.perCpuOffsets[cpu];
-              perCpu.push(pptr === null || off === undefined ? null : this.guest.readBytes(BigInt.asUintN(64, pptr + off), this.info.valueSize));
-            }
-            entries.push({ key, value: null, perCpu });
-          } else {
-            entries.push({ key, value: this.guest.readBytes(elem + valueAt, this.info.valueSize) });
-          }
-          node = this.guest.read64(node + BigInt(h.nodeNext));
-        }
-        if (truncated) break;
-        if (node === null) problems.push(`bucket ${b0 + i}: a link is unreadable`);
-        else if ((node & 1n) === 1n && node >> 1n !== BigInt(b0 + i)) problems.push(`bucket ${b0 + i}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
-      }
-    }
-    if (steps < 0) problems.push(`more chain links than max_entries + n_buckets (${this.info.maxEntries + nBuckets}): a cycle?`);
-    return { entries, truncated, problems };
   }
 }
 

@@ -62,6 +62,19 @@ export class BtfRenderer {
     }
   }
 
+  /** The field at `loc` (from fieldLocation) inside `bytes`, the whole value it was found in;
+   * bitfields (integer or enum) are extracted. */
+  field(loc: FieldLocation, bytes: Uint8Array, budget = DEFAULT_BUDGET): BtfValue {
+    this.budget = budget;
+    if (loc.offset + loc.size > bytes.length) throw new BtfError(`${loc.path} lies outside the value's ${bytes.length} bytes`);
+    try {
+      return this.value(loc.type, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), loc.offset, loc.bitOffset, loc.bitSize, 0);
+    } catch (err) {
+      if (err instanceof RangeError) throw new BtfError(`${this.btf.label}: ${loc.path} has a member outside the value's ${bytes.length} bytes`);
+      throw err;
+    }
+  }
+
   private value(id: number, view: DataView, at: number, bitShift: number, bitSize: number, depth: number): BtfValue {
     if (depth > MAX_DEPTH) throw new BtfError(`${this.btf.label}: type ${id} nests deeper than ${MAX_DEPTH}`);
     this.budget--;

@@ -34,7 +34,7 @@ export interface BtfType {
   array?: { type: number; indexType: number; nelems: number };
   /** DATASEC: its variables (VAR type id, byte offset in the section, size). */
   vars?: { type: number; offset: number; size: number }[];
-  /** INT: encoding (1 signed, 2 char, 4 bool), bit offset and width; VAR: linkage in `bits`. */
+  /** INT: encoding (1 signed, 2 char, 4 bool), bit offset and width in bits. */
   int?: { encoding: number; bitOffset: number; bits: number };
   /** ENUM/ENUM64: the kind flag (signed values). */
   signed?: boolean;

@@ -96,7 +96,8 @@ export function compareWithBpftool(maps: BpfMaps, show: Record<string, unknown>[
     const s = byId.get(m.id);
     if (s === undefined) { out.failures.push(`map ${m.id} ${m.name} is not in bpftool's list`); continue; }
     const want = [s.name, s.type, s.bytes_key, s.bytes_value, s.max_entries, s.flags ?? 0, Boolean(s.frozen)];
-    const got = [m.name, m.type, m.info.keySize, m.info.valueSize, m.info.maxEntries, m.info.flags, m.info.frozen];
+    // bpftool 7.1 prints types newer than itself (cgrp_storage) as their number
+    const got = [m.name, typeof s.type === 'number' ? m.info.typeId : m.type, m.info.keySize, m.info.valueSize, m.info.maxEntries, m.info.flags, m.info.frozen];
     if (JSON.stringify(want) !== JSON.stringify(got)) out.failures.push(`map ${m.id}: ${JSON.stringify(got)} != bpftool ${JSON.stringify(want)}`);
     const d = dumps.get(m.id);
     if (d === undefined || d.exit !== 0 || !Array.isArray(d.json) || !m.readable()) continue;

@@ -1,14 +1,15 @@
 // The guest side of test/kvm/bpf-maps-dump.test.ts: an initramfs with busybox, Debian's
 // bpftool (with its shared-library closure), scx_qmap and scx_ktstr, whose /init creates a
 // few maps of its own with bpftool (hash, lru_hash, percpu_hash, array and a 5000-element
-// hash filled by `bpftool batch`), then runs each scheduler in turn: attach, let it work,
+// hash filled by `bpftool batch`), then runs one scheduler: attach, let it work,
 // `bpftool -j map show` and `bpftool -j map dump id N` for every map (gzip+base64 on one
 // console line each), then waits on the console until the host has dumped guest memory over
 // QMP. The host side runs QEMU (any accelerator) and collects the bpftool output per phase.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createConnection } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { CpioWriter, FileSink } from '../../../src/guest/cpio.js';
@@ -83,31 +84,62 @@ phase() {
   echo "PHASE$n.exit=$?"
   tail -5 /tmp/sched$n.log
 }
-phase 0 /sched/scx_qmap
-phase 1 /sched/scx_ktstr
+phase 0 "$SCHED"
 echo "@@DONE"
 sleep 600
 `;
 
-export async function buildInitramfs(path: string, files: { qmap: string; ktstr: string; bpftool: string }): Promise<void> {
+/** Where the host stages the guest's dynamically linked tools: the test host (L1) has
+ * neither bpftool nor its libraries, only the project tree. */
+export const STAGE_DIR = join('build', 'bpf-maps-guest', 'root');
+
+/**
+ * Copies each `guestPath -> hostPath` tool and the shared libraries it needs (at their own
+ * absolute paths) under `root`, which is emptied first. Returns the staged guest paths.
+ */
+export function stageTools(root: string, tools: Record<string, string>): string[] {
+  rmSync(root, { recursive: true, force: true });
+  const closure = sharedLibraryClosure(Object.values(tools));
+  if (closure.missing.length > 0) throw new Error(`missing libraries: ${closure.missing.join(', ')}`);
+  const files = new Map<string, string>(Object.entries(tools));
+  for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) files.set(f, f);
+  for (const [guest, host] of files) {
+    mkdirSync(dirname(join(root, guest)), { recursive: true });
+    copyFileSync(host, join(root, guest)); // dereferences library symlinks
+  }
+  return [...files.keys()];
+}
+
+function* walk(dir: string, prefix = ''): Generator<string> {
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) yield* walk(path, `${prefix}/${name}`);
+    else yield `${prefix}/${name}`;
+  }
+}
+
+/** An initramfs whose /init runs `scheduler`: the staged tree (bpftool, scx_qmap and their
+ * libraries), busybox, the static scx_ktstr. One scheduler per boot, so none is detached
+ * while the guest runs. */
+export async function buildInitramfs(path: string, files: { stage: string; ktstr: string }, scheduler: 'qmap' | 'ktstr'): Promise<void> {
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
   if (busybox === undefined) throw new Error('busybox not found');
-  const closure = sharedLibraryClosure([busybox, files.qmap, files.ktstr, files.bpftool]);
-  if (closure.missing.length > 0) throw new Error(`missing libraries: ${closure.missing.join(', ')}`);
+  const staged = [...walk(files.stage)];
+  for (const need of ['/usr/sbin/bpftool', '/sched/scx_qmap']) if (!staged.includes(need)) throw new Error(`${need} is not staged in ${files.stage}`);
   const handle = await open(path, 'w');
   try {
     const sink = new FileSink(handle);
     const w = new CpioWriter(sink);
-    for (const d of ['/proc', '/sys', '/dev', '/tmp', '/usr', '/usr/sbin', '/sched']) await w.directory(d);
+    const dirs = new Set(['/proc', '/sys', '/dev', '/tmp', '/bin', '/sched']);
+    for (const f of staged) for (let d = dirname(f); d !== '/'; d = dirname(d)) dirs.add(d);
+    for (const d of [...dirs].sort()) await w.directory(d);
     await w.charDevice('/dev/console', 5, 1);
     await w.charDevice('/dev/null', 1, 3, { mode: 0o666 });
-    for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) await w.hostPath(f);
-    await w.hostFile('/bin/busybox', busybox);
-    await w.hostFile('/usr/sbin/bpftool', files.bpftool, { mode: 0o755 });
-    await w.hostFile('/sched/scx_qmap', files.qmap, { mode: 0o755 });
+    for (const f of staged) await w.hostFile(f, join(files.stage, f), { mode: 0o755 });
+    await w.hostFile('/bin/busybox', busybox, { mode: 0o755 });
     await w.hostFile('/sched/scx_ktstr', files.ktstr, { mode: 0o755 });
     await w.file('/maps.batch', batchFile());
-    await w.file('/init', GUEST_INIT, { mode: 0o755 });
+    await w.file('/init', GUEST_INIT.replace('"$SCHED"', `/sched/scx_${scheduler}`), { mode: 0o755 });
     await w.finish();
     await sink.flush();
   } finally {
@@ -155,10 +187,10 @@ export interface GuestRun {
 
 function unpack(b64: string): string { return gunzipSync(Buffer.from(b64, 'base64')).toString('utf8'); }
 
-/** Boots QEMU, dumps guest memory to cores[n] at each phase's @@READY, then quits. */
-export async function runGuest(o: { qemu: string; accel: string; cpu: string; bzImage: string; initrd: string; cores: string[]; socket: string; timeoutMs: number; onProgress?: (what: string) => void }): Promise<GuestRun> {
+/** Boots QEMU, dumps guest memory to cores[n] at phase n's @@READY, then quits. */
+export async function runGuest(o: { qemu: string; accel: string; cpu: string; bzImage: string; initrd: string; cores: string[]; socket: string; timeoutMs: number; smp?: number; onProgress?: (what: string) => void }): Promise<GuestRun> {
   const args = [
-    '-accel', o.accel, '-cpu', o.cpu, '-M', 'microvm,isa-serial=on,rtc=on', '-smp', '2', '-m', '256',
+    '-accel', o.accel, '-cpu', o.cpu, '-M', 'microvm,isa-serial=on,rtc=on', '-smp', String(o.smp ?? 2), '-m', '256',
     '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
     '-qmp', `unix:${o.socket},server=on,wait=off`,
     '-kernel', o.bzImage, '-initrd', o.initrd, '-append', 'console=ttyS0 quiet loglevel=4 panic=-1',
@@ -172,6 +204,7 @@ export async function runGuest(o: { qemu: string; accel: string; cpu: string; bz
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`guest did not finish within ${o.timeoutMs / 1000} s\n${output.slice(-3000)}`)); }, o.timeoutMs);
     const onLine = (line: string): void => {
+      if (line.includes('Kernel panic - not syncing')) { failure ??= new Error('the guest kernel panicked'); setTimeout(() => child.kill('SIGKILL'), 500); }
       const m = /^@@(SHOW|DUMP|READY|DONE)\s*(.*)$/.exec(line);
       if (m === null) return;
       const [kind, rest] = [m[1], m[2].split(' ')];
