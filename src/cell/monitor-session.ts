@@ -14,7 +14,7 @@ import { nodeIntrospector } from '../monitor/wasm-file.js';
 import { inspectGuest } from '../monitor/inspect.js';
 import { jitImages, type JitImage } from '../monitor/symbolize.js';
 import type { LiveVm } from '../vmm/index.js';
-import type { HostRequest, SnapshotData } from '../guest/plan.js';
+import type { CapturedCpu, HostRequest, SnapshotData } from '../guest/plan.js';
 import { native } from '../kvm/native.js';
 
 const threadCpuMicros = (): number => Number(native().threadCpuTimeNs()) / 1000;
@@ -23,25 +23,8 @@ export const DEFAULT_MONITOR_INTERVAL_MS = 100;
 /** Samples kept per cell (a 100 ms interval: 10 minutes); later ones are counted, not kept. */
 const MAX_SAMPLES = 6000;
 
-/** One CPU in one sample (short keys: a long test has many). */
-export interface CpuTick {
-  cpu: number;
-  /** rq->nr_running, cfs and sched_ext parts. */
-  nr: number;
-  cfs: number;
-  scx: number;
-  /** Local DSQ depth. */
-  dsq: number;
-  /** rq clock, ms. */
-  clockMs: number;
-  /** The running task (pid 0: idle). */
-  pid: number | null;
-  comm: string | null;
-  /** Tasks waiting on the sched_ext runnable list, and the longest wait (ms) with its pid. */
-  runnable: number;
-  waitMs: number | null;
-  waitPid: number | null;
-}
+/** One CPU in one sample (short keys: a long test has many); the same shape a capture hands a test. */
+export type CpuTick = CapturedCpu;
 
 export interface MonitorSample {
   /** ms since the monitor started. */

@@ -131,7 +131,7 @@ export type AgentMessage =
   | { type: 'request'; id: number; request: HostRequest };
 
 // ---- a capture: the host's view of guest memory, as it crosses to the guest (src/test/api/snapshot.ts views it)
-/** One CPU as the host sampled it . */
+/** One CPU as the host monitor sampled it: rq->nr_running and its CFS and sched_ext parts, the local DSQ depth, rq->clock (ms), the running task (pid 0: idle), and the sched_ext runnable list (tasks waiting, the longest wait in ms and its pid). */
 export interface CapturedCpu {
   cpu: number;
   nr: number;

@@ -7,35 +7,24 @@
 // ktstr_crash (scx_bpf_error) gets its exit parsed into exit-info.json. Every bundle has its
 // files, a sparse core (disk < apparent size) with the guest's VMCOREINFO.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
+import { runKtstr, type CliRun } from '../helpers/ktstr-cli.js';
 import * as assert from 'uvu/assert';
 import { packageRoot } from '../../src/paths.js';
 import type { SweepResult } from '../../src/sweep/result.js';
 
-const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
 // bundles are hundreds of MiB (sparse): inside the test host /tmp is its initramfs, /dev/shm a tmpfs of its own
 const tmp = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ktstr-bundle-kvm-'));
 const out = join(tmp, 'out');
 const vmlinux = join(process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'), '6.12.117-sched_ext', 'vmlinux');
 const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
 
-interface Run { code: number; stdout: string; stderr: string }
+type Run = CliRun;
 
-function ktstr(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); if (verbose) process.stderr.write(d); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const ktstr = (args: string[]): Promise<Run> => runKtstr([...args], { verbose });
 
 const show = (r: Run): string => `\n--- stdout ---\n${r.stdout.slice(-5000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 const json = (p: string): Record<string, any> => JSON.parse(readFileSync(p, 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

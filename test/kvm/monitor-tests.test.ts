@@ -6,34 +6,20 @@
 //     rendered value goes 0 -> 1 and the workers' CPU shares change (asserted in the body,
 //     reported in its log).
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packageRoot } from '../../src/paths.js';
+import { runKtstr, showRun } from '../helpers/ktstr-cli.js';
 import type { TestRunResult } from '../../src/test/run.js';
 
-const root = packageRoot();
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-monitor-'));
-
-function ktstr(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bin', 'ktstr-wasm'), ...args, '--keep-dumps', 'none'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
 
 test('a frozen guest\'s stall from host samples; captures around a host-written knob', async () => {
   const json = join(tmp, 'monitor.json');
-  const r = await ktstr(['test', 'test/fixtures/ktstr/monitor.ktstr-fixture.ts', '--jobs', '1', '--json', json]);
-  const show = `\n--- stdout ---\n${r.stdout.slice(-6000)}\n--- stderr ---\n${r.stderr.slice(-2000)}`;
+  const r = await runKtstr(['test', 'test/fixtures/ktstr/monitor.ktstr-fixture.ts', '--jobs', '1', '--json', json, '--keep-dumps', 'none']);
+  const show = showRun(r);
   assert.is(r.code, 1, `exit 1 (the frozen test fails)${show}`);
   const res = JSON.parse(readFileSync(json, 'utf8')) as TestRunResult;
   const frozen = res.tests.find((t) => t.name.startsWith('frozen'))!;

@@ -12,35 +12,22 @@
 //  5. rt-app as a payload runs beside the workers; its exit status and output are reported;
 //  6. the JUnit file has one testcase per test; shards cover the whole run.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
+import { runKtstr, type CliRun } from '../helpers/ktstr-cli.js';
 import * as assert from 'uvu/assert';
-import { packageRoot } from '../../src/paths.js';
 import type { TestRunResult } from '../../src/test/run.js';
 import type { TestResult } from '../../src/test/judge.js';
 
-const root = packageRoot();
-const bin = join(root, 'bin', 'ktstr-wasm');
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-test-api-'));
 const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
 const FILES = ['tests/sched.ktstr.ts', ...['checks', 'body', 'scenarios', 'payload'].map((f) => `test/fixtures/ktstr/${f}.ktstr-fixture.ts`)];
 
-interface Run { code: number; stdout: string; stderr: string }
+type Run = CliRun;
 
-function ktstr(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args, '--keep-dumps', 'none'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); if (verbose) process.stderr.write(d); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const ktstr = (args: string[]): Promise<Run> => runKtstr([...args, '--keep-dumps', 'none'], { verbose });
 
 const show = (r: Run): string => `\n--- stdout ---\n${r.stdout.slice(-8000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 let run: Run;
