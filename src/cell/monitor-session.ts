@@ -153,13 +153,13 @@ export class MonitorSession {
   }
 
   /** Answers a test body's request (hostile input: checked here): a capture, or a write of a scheduler global. */
-  answer(request: unknown): SnapshotData | { written: string } {
+  answer(request: unknown, pauseMs: number | null = null): SnapshotData | { written: string } {
     const r = request as Partial<HostRequest> | null;
     if (typeof r !== 'object' || r === null) throw new Error('malformed request');
     if (this.guest === null) throw new Error(this.timeline.error ?? 'the host monitor has not located the guest kernel yet');
     if (r.kind === 'capture') {
       if (typeof r.label !== 'string' || r.label.length > 128) throw new Error('capture: malformed label');
-      return this.capture(r.label);
+      return this.capture(r.label, pauseMs);
     }
     if (r.kind === 'write-var') {
       if (typeof r.name !== 'string' || r.name.length > 128 || (typeof r.value !== 'number' && typeof r.value !== 'string')) throw new Error('write-var: malformed request');
@@ -169,11 +169,11 @@ export class MonitorSession {
   }
 
   /** The host's view now: a sample (kept in the timeline too), sched_ext state, the scheduler's maps and globals. */
-  capture(label: string): SnapshotData {
+  capture(label: string, pauseMs: number | null = null): SnapshotData {
     const s = this.sample();
     if (s === null) throw new Error(this.timeline.error ?? 'the monitor is stopped');
     const view = this.schedulerView?.(this.guest!) ?? { globals: {}, maps: [], notes: ['maps are not rendered by this build'] };
-    return { label, atMs: s.t, cpus: s.cpus, scx: { state: s.scx, ops: s.ops }, globals: view.globals, maps: view.maps, notes: view.notes };
+    return { label, atMs: s.t, pauseMs, cpus: s.cpus, scx: { state: s.scx, ops: s.ops }, globals: view.globals, maps: view.maps, notes: view.notes };
   }
 
   /** Writes a global of the attached scheduler; returns what was written, for the log. */

@@ -294,14 +294,27 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         const box = plan.mailbox;
         if (live === undefined || box == null) { reply('no host mailbox in this cell'); break; }
         if (monitor === null) { reply('the host monitor is not running in this cell (no vmlinux, or --monitor-interval 0)'); break; }
-        try {
-          const answer = Buffer.from(JSON.stringify(monitor.answer(m.request)), 'utf8');
-          if (answer.length > box.size) throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
-          live.memory.slice(box.guestPhysAddr, box.size).set(answer, 0);
-          reply(null, answer);
-        } catch (e) {
-          reply((e instanceof Error ? e.message : String(e)).slice(0, 2000));
-        }
+        const vm = live;
+        const mon = monitor;
+        void (async () => {
+          try {
+            // a capture holds every vCPU for the moment of the read, so the view is of one instant
+            const capture = (m.request as { kind?: unknown } | null)?.kind === 'capture';
+            const pauseMs = capture ? await vm.pause() : null;
+            let json: string;
+            try {
+              json = JSON.stringify(mon.answer(m.request, pauseMs));
+            } finally {
+              if (capture) vm.resume();
+            }
+            const answer = Buffer.from(json, 'utf8');
+            if (answer.length > box.size) throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
+            vm.memory.slice(box.guestPhysAddr, box.size).set(answer, 0);
+            reply(null, answer);
+          } catch (e) {
+            reply((e instanceof Error ? e.message : String(e)).slice(0, 2000));
+          }
+        })();
         break;
       }
       case 'agent-error':

@@ -157,6 +157,8 @@ export interface SnapshotData {
   label: string;
   /** ms since the monitor started. */
   atMs: number;
+  /** How long holding every vCPU for the read took to take hold, ms (null: read while the guest ran). */
+  pauseMs: number | null;
   cpus: CapturedCpu[];
   scx: { state: string | null; ops: string | null } | null;
   /** The scheduler's global variables (.bss, .data, .rodata) by name. */

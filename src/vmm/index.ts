@@ -97,6 +97,9 @@ export interface LiveVm {
   readSregs(index: number): Promise<VcpuControlRegs>;
   /** All registers of the vCPU at `index` (KVM_GET_REGS + KVM_GET_SREGS); rejects after `timeoutMs` (default 2000) when its thread is stuck. */
   readRegs(index: number, timeoutMs?: number): Promise<VcpuRegisters>;
+  /** Holds every vCPU between two KVM_RUNs until resume() (guest memory stands still); resolves with the ms it took. */
+  pause(timeoutMs?: number): Promise<number>;
+  resume(): void;
   /** How many vCPUs the VM has. */
   readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
@@ -261,6 +264,8 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       sharedRegion,
       readSregs: (index) => machine.readSregs(index),
       readRegs: (index, timeoutMs) => machine.readRegs(index, timeoutMs),
+      pause: (timeoutMs) => machine.pause(timeoutMs),
+      resume: () => machine.resume(),
       vcpus,
       end: (detail = 'ended by the host') => settle('stopped', 0, detail),
     });

@@ -2,7 +2,8 @@
 // (vcpu-worker.ts).
 
 /** Int32 slots of a vCPU's control buffer (`go`: 0 holds the thread before its first KVM_RUN). */
-export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4, regsRequest: 5 } as const;
+/** `pause`: the main thread holds the vCPU between two KVM_RUNs; `paused`: the thread says it is held. */
+export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4, regsRequest: 5, pause: 6, paused: 7 } as const;
 export const VCPU_CTL_BYTES = 32;
 export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
 

@@ -93,6 +93,13 @@ function main(): void {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
       if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
       if (Atomics.load(ctl, VCPU_CTL.regsRequest) !== 0) postRegs(vcpu);
+      if (Atomics.load(ctl, VCPU_CTL.pause) !== 0) {
+        // held between two KVM_RUNs while the host reads guest memory (vm.ts pause())
+        Atomics.store(ctl, VCPU_CTL.paused, 1);
+        while (Atomics.load(ctl, VCPU_CTL.pause) !== 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.pause, 1, 50);
+        Atomics.store(ctl, VCPU_CTL.paused, 0);
+        continue;
+      }
       try {
         runs++;
         vcpu.runOnce();

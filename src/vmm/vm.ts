@@ -284,6 +284,36 @@ export class Machine {
     });
   }
 
+  /**
+   * Holds every running vCPU between two KVM_RUNs (pause flag + kicks) and resolves once each
+   * one says it is held, so guest memory stands still for a read; `resume()` lets them go.
+   * Rejects (after resuming) when a vCPU does not stop within `timeoutMs`. Returns how long
+   * the pause took to take hold, ms.
+   */
+  async pause(timeoutMs = 2000): Promise<number> {
+    const started = performance.now();
+    for (const t of this.threads) Atomics.store(t.ctl, VCPU_CTL.pause, 1);
+    const running = (t: VcpuThread): boolean => Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running;
+    for (;;) {
+      const waiting = this.threads.filter((t) => running(t) && Atomics.load(t.ctl, VCPU_CTL.paused) === 0);
+      if (waiting.length === 0) return performance.now() - started;
+      if (performance.now() - started > timeoutMs) {
+        this.resume();
+        throw new Error(`vCPU ${waiting[0].vcpu.id} did not pause within ${timeoutMs} ms`);
+      }
+      for (const t of waiting) kick(Atomics.load(t.ctl, VCPU_CTL.tid));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Lets every vCPU held by pause() run again. */
+  resume(): void {
+    for (const t of this.threads) {
+      Atomics.store(t.ctl, VCPU_CTL.pause, 0);
+      Atomics.notify(t.ctl, VCPU_CTL.pause);
+    }
+  }
+
   /** Stops every vCPU thread (stop flag + kicks), waits for all to exit, closes every fd. Idempotent. */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {

@@ -57,7 +57,7 @@ test('the summary: imbalance, DSQ depth, longest wait, exit info and topology li
 
 test('a capture view: globals and maps by dotted path; a missing component is named with what exists', () => {
   const snap = new Snapshot({
-    label: 'x', atMs: 5, cpus: [], scx: { state: 'enabled', ops: 'ktstr' }, notes: [],
+    label: 'x', atMs: 5, pauseMs: 0.4, cpus: [], scx: { state: 'enabled', ops: 'ktstr' }, notes: [],
     globals: { nr_cpus: 4, stats: { dispatched: 10, per_llc: [1, 2] } },
     maps: [{ name: 'task_ctx', type: 'hash', entries: [{ key: 7, value: { tid: 7, weight: 100 } }, { key: 9, value: { tid: 9, weight: 400 } }] }],
   });
