@@ -58,6 +58,19 @@ export interface MonitorTimeline {
   error: string | null;
 }
 
+/**
+ * A passed cell's timeline with at most `max` samples kept, evenly spread (first and last
+ * kept; `dropped` counts the rest): a sweep of many cells stays small in its JSON and through
+ * the test host, while a failed cell keeps every sample.
+ */
+export function thinTimeline(t: MonitorTimeline, max = 120): MonitorTimeline {
+  const n = t.samples.length;
+  if (n <= max) return t;
+  const keep = new Set<number>();
+  for (let i = 0; i < max; i++) keep.add(Math.round((i * (n - 1)) / (max - 1)));
+  return { ...t, samples: t.samples.filter((_, i) => keep.has(i)), dropped: t.dropped + n - keep.size };
+}
+
 export function emptyTimeline(intervalMs: number, error: string | null): MonitorTimeline {
   return { intervalMs, hz: null, samples: [], dropped: 0, domains: null, topology: null, exit: null, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
 }

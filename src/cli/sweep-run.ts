@@ -223,7 +223,8 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   // with --json - the JSON owns stdout; the report goes to stderr
   printReport(result, flags.json === '-' ? process.stderr : process.stdout);
   writeOutputs(result, flags);
-  if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${serializeSweepResult(result)}\n${RESULT_END}\n`);
+  // compact: the block crosses the test host's serial console
+  if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${JSON.stringify(result)}\n${RESULT_END}\n`);
   return result.interrupted ? 130 : exitStatus(result, true);
 }
 

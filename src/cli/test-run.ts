@@ -200,7 +200,8 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   }
   printReport(result, flags.json === '-' ? process.stderr : process.stdout, { compare: flags.compareEevdf });
   writeOutputs(result, flags);
-  if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${serializeTestRun(result)}\n${RESULT_END}\n`);
+  // compact: the block crosses the test host's serial console
+  if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${JSON.stringify(result)}\n${RESULT_END}\n`);
   if (result.interrupted) return 130;
   return result.tests.length === cells.length && result.tests.every((t) => t.status !== 'fail') ? EXIT_OK : EXIT_FAILED;
 }

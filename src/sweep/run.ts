@@ -4,6 +4,7 @@
 // caller's (src/cli/sweep-run.ts); this module only runs and collects.
 
 import { reproReport, reproSpec, wantsRepro } from '../cell/repro.js';
+import { thinTimeline } from '../cell/monitor-session.js';
 import { bootImage } from '../kernel/resolve.js';
 import type { CellSpec, CellTimeouts } from '../cell/run-cell.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
@@ -108,6 +109,7 @@ export class SweepRun {
             if (again !== null) result.repro = reproReport(again);
           } catch { /* the repro is extra: its own failure does not change the cell's */ }
         }
+        if (result !== null && result.passed && result.monitor !== undefined) result.monitor = thinTimeline(result.monitor);
         if (job !== 0) free.push(job);
         if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;
         results.set(cell.id, result);
