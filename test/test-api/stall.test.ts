@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mergeThresholds, stall } from '../../src/test/checks/index.js';
-import { emptyTimeline, type CpuTick, type MonitorTimeline } from '../../src/cell/monitor-session.js';
+import { emptyTimeline, thinTimeline, type CpuTick, type MonitorTimeline } from '../../src/cell/monitor-session.js';
 import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
 import { Snapshot, SnapshotPathError } from '../../src/test/api/snapshot.js';
 
@@ -69,6 +69,17 @@ test('a capture view: globals and maps by dotted path; a missing component is na
   assert.throws(() => snap.var('nr_cpus.x'), /globals\.nr_cpus is number, not a struct/);
   assert.throws(() => snap.var('stats.per_llc.5'), /has no element "5"/);
   assert.throws(() => snap.map('nope'), /no map "nope" in the capture \(maps: task_ctx\)/);
+});
+
+test('a passed cell\'s timeline thinned evenly: first and last kept, the rest counted as dropped', () => {
+  const tl = timeline(Array.from({ length: 1000 }, (_, i) => ({ t: i * 100, cpus: [cpu(0)] })));
+  const thin = thinTimeline(tl, 120);
+  assert.is(thin.samples.length, 120);
+  assert.is(thin.samples[0].t, 0);
+  assert.is(thin.samples.at(-1)!.t, 99_900);
+  assert.is(thin.dropped, 880);
+  assert.ok(thin.samples.every((s, i) => i === 0 || s.t > thin.samples[i - 1].t), 'in order');
+  assert.is(thinTimeline(thin, 120), thin, 'a short timeline stays as it is');
 });
 
 test.run();
