@@ -145,7 +145,7 @@ export class MonitorSession {
         cpus: this.sampler.sample().map((r) => ({
           cpu: r.cpu, nr: r.nrRunning, cfs: r.cfsNrRunning, scx: r.scxNrRunning, dsq: r.localDsqDepth,
           clockMs: Number(r.clockNs / 1000n) / 1000,
-          pid: r.curr?.pid ?? null, comm: r.curr?.comm ?? null, runnable: r.runnable,
+          pid: r.curr?.pid ?? null, comm: r.curr?.comm ?? null, policy: r.curr?.policy ?? null, runnable: r.runnable,
           waitMs: r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies ? null : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
           waitPid: r.oldest?.pid ?? null,
         })),

@@ -51,7 +51,7 @@ export function monitorLines(m: MonitorSummary): string[] {
     + ` cost=${m.sampleMicros.mean.toFixed(0)}us/sample (${m.cpuPercent.toFixed(2)}% of a CPU)`];
   if (m.exit !== null) {
     out.push(`sched_ext exit (guest memory): kind ${m.exit.kind}${m.exit.kindName ? ` ${m.exit.kindName}` : ''}, code ${m.exit.exitCode}: ${m.exit.reason ?? '(no reason)'}${m.exit.message ? ` — ${m.exit.message}` : ''}`);
-    const cb = failingCallback(m.exit.backtrace);
+    const cb = m.exit.kindName === 'ERROR_STALL' ? null : failingCallback(m.exit.backtrace);
     if (cb !== null) out.push(`failing callback: ${cb} (from the exit's backtrace: ${m.exit.backtrace.slice(0, 6).join(' <- ')})`);
     else if (m.exit.backtrace.length > 0) out.push(`exit backtrace: ${m.exit.backtrace.slice(0, 6).join(' <- ')}`);
     if (m.exit.dump) out.push('sched_ext dump (head):', ...m.exit.dump.split('\n').slice(0, 12).map((l) => `  ${l}`));

@@ -65,9 +65,12 @@ export function reproReport(repro: CellResult): ReproReport {
   if (end < 0) end = samples.length - 1;
   const from = Math.max(0, end - SEQUENCE_SAMPLES);
   const sequence = samples.slice(from, end + 1).map((s, i) => sampleLine(samples[from + i - 1], s));
-  let callback = exit === null ? null : failingCallback(exit.backtrace);
+  // the backtrace names the culprit when BPF code raised the error; a watchdog stall's stack is
+  // only the tick or the watchdog that noticed it (a BPF frame there is a bystander)
+  const stalled = exit?.kindName === 'ERROR_STALL';
+  let callback = exit === null || stalled ? null : failingCallback(exit.backtrace);
   let how = callback === null ? '' : 'the innermost BPF program in the backtrace the kernel saved with the exit';
-  if (callback === null && exit?.kindName === 'ERROR_STALL') {
+  if (callback === null && stalled) {
     // a stall: which callback kept running while a task waited -- the one that should have dispatched it
     const before = samples.slice(from, end + 1);
     const ran = new Map<string, number>();

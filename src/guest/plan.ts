@@ -141,6 +141,8 @@ export interface CapturedCpu {
   clockMs: number;
   pid: number | null;
   comm: string | null;
+  /** The running task's scheduling policy (7: SCHED_EXT), null when unread. */
+  policy: number | null;
   runnable: number;
   waitMs: number | null;
   waitPid: number | null;

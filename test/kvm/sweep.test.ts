@@ -84,8 +84,9 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
     assert.ok(m.topology?.ok, `${c.id}: sched domains match ${c.topology}: ${m.topology?.problems.join('; ')}`);
     const tids = new Map(c.workers.map((w) => [w.tid, w.cpu]));
     const seenOn = new Map<number, Set<number>>();
-    for (const s of m.samples) for (const t of s.cpus) if (t.pid !== null && tids.has(t.pid)) seenOn.set(t.pid, (seenOn.get(t.pid) ?? new Set()).add(t.cpu));
-    assert.ok(seenOn.size >= Math.ceil(c.workers.length / 2), `${c.id}: the host saw most probe workers running (${seenOn.size}/${c.workers.length})`);
+    // a worker pins itself, then switches to SCHED_EXT (policy 7): seen running with policy 7, it is pinned
+    for (const s of m.samples) for (const t of s.cpus) if (t.pid !== null && t.policy === 7 && tids.has(t.pid)) seenOn.set(t.pid, (seenOn.get(t.pid) ?? new Set()).add(t.cpu));
+    assert.ok(seenOn.size >= Math.ceil(c.workers.length / 2), `${c.id}: the host saw most probe workers running as SCHED_EXT (${seenOn.size}/${c.workers.length})`);
     for (const [tid, cpus] of seenOn) assert.equal([...cpus], [tids.get(tid)], `${c.id}: pinned worker ${tid} seen only on its CPU ${tids.get(tid)}`);
     const scxSamples = m.samples.filter((s) => s.scx === 'enabled' && s.ops === 'ktstr');
     assert.ok(scxSamples.length > 0, `${c.id}: samples with ktstr enabled`);

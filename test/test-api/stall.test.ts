@@ -8,7 +8,7 @@ import { emptyTimeline, thinTimeline, type CpuTick, type MonitorTimeline } from 
 import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
 import { Snapshot, SnapshotPathError } from '../../src/test/api/snapshot.js';
 
-const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({ cpu: c, nr: 1, cfs: 0, scx: 1, dsq: 0, clockMs: 1, pid: 10 + c, comm: 'w', runnable: 0, waitMs: null, waitPid: null, ...o });
+const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({ cpu: c, nr: 1, cfs: 0, scx: 1, dsq: 0, clockMs: 1, pid: 10 + c, comm: 'w', policy: 7, runnable: 0, waitMs: null, waitPid: null, ...o });
 
 function timeline(samples: { t: number; cpus: CpuTick[] }[]): MonitorTimeline {
   const tl = emptyTimeline(100, null);
