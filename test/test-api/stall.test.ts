@@ -41,7 +41,7 @@ test('no sched_ext tasks, no samples, no monitor: skipped with the reason', () =
 
 test('the summary: imbalance, DSQ depth, longest wait, exit info and topology lines', () => {
   const tl = timeline([{ t: 0, cpus: [cpu(0, { nr: 4, dsq: 7 }), cpu(1, { nr: 1, runnable: 2, waitMs: 300, waitPid: 5 })] }]);
-  tl.exit = { kind: 1026, kindName: 'ERROR_STALL', exitCode: 0, reason: 'runnable task stall', message: 'ktstr[83] failed to run for 5.1s', dump: 'line one\nline two', backtrace: ['scx_bpf_error_bstr+0x5a', 'ktstr_dispatch+0x4c [bpf]', 'bpf__sched_ext_ops_dispatch+0x4b'] };
+  tl.exit = { kind: 1025, kindName: 'ERROR_BPF', exitCode: 0, reason: 'scx_bpf_error', message: 'dispatch: invalid DSQ 0x42', dump: 'line one\nline two', backtrace: ['scx_bpf_error_bstr+0x5a', 'ktstr_dispatch+0x4c [bpf]', 'bpf__sched_ext_ops_dispatch+0x4b'] };
   tl.topology = { ok: false, problems: ['cpu 0: no sched domain spans its LLC 0-1'] };
   const m = summarizeTimeline(tl);
   assert.is(m.maxImbalance, 4);
@@ -49,9 +49,12 @@ test('the summary: imbalance, DSQ depth, longest wait, exit info and topology li
   assert.equal(m.longestWait, { pid: 5, cpu: 1, ms: 300 });
   const lines = monitorLines(m).join('\n');
   assert.match(lines, /max_imbalance=4\.0 max_dsq_depth=7 longest_runnable_wait=0\.30s \(pid 5, cpu 1\)/);
-  assert.match(lines, /kind 1026 ERROR_STALL, code 0: runnable task stall — ktstr\[83\] failed to run for 5\.1s/);
+  assert.match(lines, /kind 1025 ERROR_BPF, code 0: scx_bpf_error — dispatch: invalid DSQ 0x42/);
   assert.match(lines, /sched_ext dump \(head\):\n {2}line one\n {2}line two/);
   assert.match(lines, /topology: cpu 0: no sched domain spans its LLC 0-1/);
+  const stalled = monitorLines({ ...m, exit: { ...m.exit!, kind: 1026, kindName: 'ERROR_STALL' } }).join('\n');
+  assert.not.match(stalled, /failing callback/, 'a stall\'s backtrace names no culprit');
+  assert.match(stalled, /exit backtrace: scx_bpf_error_bstr/);
   assert.match(lines, /failing callback: ktstr_dispatch \(from the exit's backtrace: scx_bpf_error_bstr\+0x5a <- ktstr_dispatch\+0x4c \[bpf\] <- bpf__sched_ext_ops_dispatch\+0x4b\)/);
 });
 
