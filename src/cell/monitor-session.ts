@@ -47,6 +47,8 @@ export interface MonitorTimeline {
   /** Each CPU's sched domains as read after boot, and their check against the declared topology. */
   domains: CpuDomains[] | null;
   topology: DomainCheck | null;
+  /** The attached scheduler's struct_ops programs by name, as last enumerated (whether or not BPF stats are on). */
+  programs: string[];
   /** The last sched_ext exit info seen (the kernel may free it once the scheduler is gone). */
   exit: ScxExitInfo | null;
   watchdogTimeoutMs: number | null;
@@ -72,7 +74,7 @@ export function thinTimeline(t: MonitorTimeline, max = 120): MonitorTimeline {
 }
 
 export function emptyTimeline(intervalMs: number, error: string | null): MonitorTimeline {
-  return { intervalMs, hz: null, samples: [], dropped: 0, domains: null, topology: null, exit: null, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
+  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
 }
 
 export class MonitorSession {
@@ -131,6 +133,7 @@ export class MonitorSession {
         if (scx!.opsName !== this.jitOps) {
           this.jit = jitImages(this.guest, programs);
           this.jitOps = scx!.opsName;
+          this.timeline.programs = programs.map((p) => p.name);
         }
         progs = Object.fromEntries(programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]));
       }

@@ -76,7 +76,7 @@ export function reproReport(repro: CellResult): ReproReport {
     const ran = new Map<string, number>();
     for (let i = 1; i < before.length; i++) for (const [n, d] of deltas(before[i - 1], before[i])) ran.set(n, (ran.get(n) ?? 0) + d);
     // the scheduler's dispatch callback (it decides what runs), whether or not it ran in the window
-    const known = Object.keys([...samples.slice(0, end + 1)].reverse().find((s) => s.progs !== undefined)?.progs ?? {});
+    const known = [...(repro.monitor?.programs ?? []), ...Object.keys([...samples.slice(0, end + 1)].reverse().find((s) => s.progs !== undefined)?.progs ?? {})];
     const dispatch = known.find((n) => /dispatch$/.test(n)) ?? [...ran.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? null;
     const wait = before.flatMap((s) => s.cpus).filter((c) => c.waitMs !== null).sort((a, b) => b.waitMs! - a.waitMs!)[0];
     if (dispatch !== null) {
