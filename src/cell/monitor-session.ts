@@ -90,6 +90,7 @@ export class MonitorSession {
   private jit: JitImage[] = [];
   private jitOps: string | null = null;
   private last: MonitorSample | undefined;
+  private exitJitTried = false;
 
   /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
   constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[], private readonly programEvery = 10) {
@@ -125,7 +126,16 @@ export class MonitorSession {
     let s: MonitorSample;
     try {
       const { jiffies, hz } = readJiffies(this.guest);
-      const scx = readScxState(this.guest, hz, this.jit);
+      let scx = readScxState(this.guest, hz, this.jit);
+      if (scx?.exit != null && scx.exit.backtrace.some((f) => f.startsWith('0x')) && !this.exitJitTried) {
+        // an exit whose backtrace has unnamed frames (the scheduler died before a sample saw it
+        // enabled): its programs are still loaded while its process reports the exit: name them now
+        this.exitJitTried = true;
+        const programs = inspectGuest(this.guest).enumeration.programs;
+        this.jit = jitImages(this.guest, programs);
+        if (this.timeline.programs.length === 0) this.timeline.programs = programs.map((p) => p.name);
+        scx = readScxState(this.guest, hz, this.jit);
+      }
       let progs: MonitorSample['progs'];
       const enabled = scx?.state === 'enabled' && (scx.opsName ?? '') !== '';
       if (enabled && (scx!.opsName !== this.jitOps || this.count % this.programEvery === 0)) {
