@@ -126,18 +126,9 @@ function readExitInfo(guest: GuestKernel, ei: bigint, jit: readonly JitImage[]):
   let dump: string | null = null;
   if (dumpOff !== null) {
     const p = guest.read64(ei + BigInt(dumpOff));
-    if (p !== null && p !== 0n) {
-      const chunks: string[] = [];
-      for (let at = 0; at < EXIT_DUMP_MAX; at += 4096) { // page by page: the buffer may end early
-        const bytes = guest.readBytes(p + BigInt(at), 4096);
-        if (bytes === null) break;
-        const z = bytes.indexOf(0);
-        chunks.push(new TextDecoder('latin1').decode(z >= 0 ? bytes.subarray(0, z) : bytes));
-        if (z >= 0) break;
-      }
-      const text = chunks.join('').trimEnd();
-      dump = text === '' ? null : text;
-    }
+    // up to the NUL, the bound or the first unmapped page (the buffer may end early)
+    const text = p === null || p === 0n ? null : guest.readCString(p, EXIT_DUMP_MAX)?.trimEnd() ?? null;
+    dump = text === '' ? null : text;
   }
   const backtrace: string[] = [];
   const btOff = off('bt');
