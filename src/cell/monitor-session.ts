@@ -12,6 +12,7 @@ import { readJiffies, readScxState, type ScxExitInfo } from '../monitor/sched-ex
 import { checkSchedDomains, readSchedDomains, type CpuDomains, type CpuPlace, type DomainCheck } from '../monitor/sched-domains.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
 import { inspectGuest } from '../monitor/inspect.js';
+import type { StructOpsProgram } from '../monitor/introspector.js';
 import { jitImages, type JitImage } from '../monitor/symbolize.js';
 import type { LiveVm } from '../vmm/index.js';
 import type { CapturedCpu, HostRequest, SnapshotData } from '../guest/plan.js';
@@ -22,6 +23,8 @@ const threadCpuMicros = (): number => Number(native().threadCpuTimeNs()) / 1000;
 export const DEFAULT_MONITOR_INTERVAL_MS = 100;
 /** Samples kept per cell (a 100 ms interval: 10 minutes); later ones are counted, not kept. */
 const MAX_SAMPLES = 6000;
+/** Failed samples in a row that stop the monitor (one torn read fails one sample, not the monitor). */
+const MAX_FAILURES_IN_A_ROW = 20;
 
 /** One CPU in one sample (short keys: a long test has many); the same shape a capture hands a test. */
 export type CpuTick = CapturedCpu;
@@ -56,7 +59,7 @@ export interface MonitorTimeline {
   sampleMicros: { mean: number; max: number };
   /** The monitor's CPU time over its run as a share of one host CPU, percent. */
   cpuPercent: number;
-  /** Why the monitor could not start or stopped early. */
+  /** Why the monitor could not start or stopped early, or the last sample that failed. */
   error: string | null;
 }
 
@@ -91,6 +94,8 @@ export class MonitorSession {
   private jitOps: string | null = null;
   private last: MonitorSample | undefined;
   private exitJitTried = false;
+  /** Samples failed in a row (a torn read fails one; MAX_FAILURES_IN_A_ROW stop the monitor). */
+  private failures = 0;
 
   /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
   constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[], private readonly programEvery = 10) {
@@ -118,56 +123,23 @@ export class MonitorSession {
     this.timer = setInterval(() => this.sample(), this.intervalMs);
   }
 
-  /** One sample now (also what a capture takes). */
+  /** One sample now (also what a capture takes); null when stopped or when this read failed. */
   sample(): MonitorSample | null {
     if (this.guest === null || this.sampler === null || this.stopped) return null;
     const t = performance.now();
     const cpu0 = threadCpuMicros();
     let s: MonitorSample;
     try {
-      const { jiffies, hz } = readJiffies(this.guest);
-      let scx = readScxState(this.guest, hz, this.jit);
-      if (scx?.exit != null && scx.exit.backtrace.some((f) => f.startsWith('0x')) && !this.exitJitTried) {
-        // an exit whose backtrace has unnamed frames (the scheduler died before a sample saw it
-        // enabled): its programs are still loaded while its process reports the exit: name them now
-        this.exitJitTried = true;
-        const programs = inspectGuest(this.guest).enumeration.programs;
-        this.jit = jitImages(this.guest, programs);
-        if (this.timeline.programs.length === 0) this.timeline.programs = programs.map((p) => p.name);
-        scx = readScxState(this.guest, hz, this.jit);
-      }
-      let progs: MonitorSample['progs'];
-      const enabled = scx?.state === 'enabled' && (scx.opsName ?? '') !== '';
-      if (enabled && (scx!.opsName !== this.jitOps || this.count % this.programEvery === 0)) {
-        const programs = inspectGuest(this.guest).enumeration.programs;
-        if (scx!.opsName !== this.jitOps) {
-          this.jit = jitImages(this.guest, programs);
-          this.jitOps = scx!.opsName;
-          this.timeline.programs = programs.map((p) => p.name);
-        }
-        progs = Object.fromEntries(programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]));
-      }
-      if (scx?.exit != null) this.timeline.exit = scx.exit;
-      if (scx?.watchdogTimeoutMs != null) this.timeline.watchdogTimeoutMs = scx.watchdogTimeoutMs;
-      const msPerJiffy = hz === null ? null : 1000 / hz;
-      s = {
-        t: Math.round(t - this.t0),
-        ...(progs === undefined ? {} : { progs }),
-        scx: scx?.state ?? null,
-        ops: scx?.opsName ?? null,
-        cpus: this.sampler.sample().map((r) => ({
-          cpu: r.cpu, nr: r.nrRunning, cfs: r.cfsNrRunning, scx: r.scxNrRunning, dsq: r.localDsqDepth,
-          clockMs: Number(r.clockNs / 1000n) / 1000,
-          pid: r.curr?.pid ?? null, comm: r.curr?.comm ?? null, policy: r.curr?.policy ?? null, runnable: r.runnable,
-          waitMs: r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies ? null : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
-          waitPid: r.oldest?.pid ?? null,
-        })),
-      };
+      s = this.read(t);
     } catch (e) {
-      this.timeline.error = `sampling failed: ${e instanceof Error ? e.message : String(e)}`;
-      this.stop();
+      // the guest changes what we read while we read it: a torn structure fails one sample;
+      // only a run of failures (a layout we cannot read at all) stops the monitor
+      this.failures++;
+      this.timeline.error = `sampling failed${this.failures > 1 ? ` (${this.failures} in a row)` : ''}: ${e instanceof Error ? e.message : String(e)}`;
+      if (this.failures >= MAX_FAILURES_IN_A_ROW) this.halt();
       return null;
     }
+    this.failures = 0;
     const us = threadCpuMicros() - cpu0;
     this.totalMicros += us;
     this.count++;
@@ -176,6 +148,61 @@ export class MonitorSession {
     if (this.timeline.samples.length < MAX_SAMPLES) this.timeline.samples.push(s);
     else this.timeline.dropped++;
     return s;
+  }
+
+  /** The struct_ops programs now; null when the enumeration failed (programs come and go as we walk). */
+  private programs(): StructOpsProgram[] | null {
+    try {
+      return inspectGuest(this.guest!).enumeration.programs;
+    } catch {
+      return null;
+    }
+  }
+
+  private read(t: number): MonitorSample {
+    const guest = this.guest!;
+    const { jiffies, hz } = readJiffies(guest);
+    let scx = readScxState(guest, hz, this.jit);
+    if (scx?.exit != null && scx.exit.backtrace.some((f) => f.startsWith('0x')) && !this.exitJitTried) {
+      // an exit whose backtrace has unnamed frames (the scheduler died before a sample saw it
+      // enabled): its programs are still loaded while its process reports the exit: name them now
+      const programs = this.programs();
+      if (programs !== null) {
+        this.exitJitTried = true;
+        this.jit = jitImages(guest, programs);
+        if (this.timeline.programs.length === 0) this.timeline.programs = programs.map((p) => p.name);
+        scx = readScxState(guest, hz, this.jit);
+      }
+    }
+    let progs: MonitorSample['progs'];
+    const enabled = scx?.state === 'enabled' && (scx.opsName ?? '') !== '';
+    if (enabled && (scx!.opsName !== this.jitOps || this.count % this.programEvery === 0)) {
+      const programs = this.programs();
+      if (programs !== null) {
+        if (scx!.opsName !== this.jitOps) {
+          this.jit = jitImages(guest, programs);
+          this.jitOps = scx!.opsName;
+          this.timeline.programs = programs.map((p) => p.name);
+        }
+        progs = Object.fromEntries(programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]));
+      }
+    }
+    if (scx?.exit != null) this.timeline.exit = scx.exit;
+    if (scx?.watchdogTimeoutMs != null) this.timeline.watchdogTimeoutMs = scx.watchdogTimeoutMs;
+    const msPerJiffy = hz === null ? null : 1000 / hz;
+    return {
+      t: Math.round(t - this.t0),
+      ...(progs === undefined ? {} : { progs }),
+      scx: scx?.state ?? null,
+      ops: scx?.opsName ?? null,
+      cpus: this.sampler!.sample().map((r) => ({
+        cpu: r.cpu, nr: r.nrRunning, cfs: r.cfsNrRunning, scx: r.scxNrRunning, dsq: r.localDsqDepth,
+        clockMs: Number(r.clockNs / 1000n) / 1000,
+        pid: r.curr?.pid ?? null, comm: r.curr?.comm ?? null, policy: r.curr?.policy ?? null, runnable: r.runnable,
+        waitMs: r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies ? null : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
+        waitPid: r.oldest?.pid ?? null,
+      })),
+    };
   }
 
   /** Answers a test body's request (hostile input: checked here): a capture, or a write of a scheduler global. */
@@ -218,9 +245,19 @@ export class MonitorSession {
   /** The located guest kernel (null before start or when it failed). */
   get kernel(): GuestKernel | null { return this.guest; }
 
-  /** Stops sampling (idempotent); call before the guest's memory is released. */
+  /**
+   * Stops sampling (idempotent); call before the guest's memory is released. Takes a last
+   * sample first, so an exit the guest wrote after the last tick is still seen.
+   */
   stop(): MonitorTimeline {
     if (this.stopped) return this.timeline;
+    if (this.timer !== null) this.sample();
+    this.halt();
+    return this.timeline;
+  }
+
+  private halt(): void {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
@@ -228,6 +265,5 @@ export class MonitorSession {
     if (this.count > 0 && elapsedMicros > 0) this.timeline.cpuPercent = Math.round((this.totalMicros / elapsedMicros) * 100 * 1000) / 1000;
     this.timeline.sampleMicros.mean = Math.round(this.timeline.sampleMicros.mean * 10) / 10;
     this.timeline.sampleMicros.max = Math.round(this.timeline.sampleMicros.max * 10) / 10;
-    return this.timeline;
   }
 }
