@@ -93,6 +93,8 @@ u64 nr_direct;
 u64 nr_dispatched;
 u64 nr_starved_dispatched;
 u64 nr_starve_releases;
+/* cgroup cpu.weight changes seen (ktstr_cgroup_set_weight): a test's ctx.watch target */
+u64 nr_weight_sets;
 bool crashed;
 /* the global vtime: the highest vtime of a task that started running from the shared DSQ */
 u64 vtime_now;
@@ -399,6 +401,7 @@ void BPF_PROG(ktstr_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 	cctx = bpf_cgrp_storage_get(&cgroup_ctxs, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (cctx)
 		cctx->weight = weight;
+	nr_weight_sets++;
 }
 
 SEC("struct_ops/ktstr_tick")

@@ -13,8 +13,10 @@ import { checkSchedDomains, readSchedDomains, type CpuDomains, type CpuPlace, ty
 import { nodeIntrospector } from '../monitor/wasm-file.js';
 import { inspectGuest } from '../monitor/inspect.js';
 import type { StructOpsProgram } from '../monitor/introspector.js';
-import { jitImages, type JitImage } from '../monitor/symbolize.js';
+import { jitImages, symbolize, type JitImage } from '../monitor/symbolize.js';
 import type { LiveVm } from '../vmm/index.js';
+import { watchFor, watchpointProblem } from '../vmm/watchpoints.js';
+import type { DebugSlots } from './debug-slots.js';
 import type { CapturedCpu, HostRequest, SnapshotData } from '../guest/plan.js';
 import { native } from '../kvm/native.js';
 
@@ -23,6 +25,8 @@ const threadCpuMicros = (): number => Number(native().threadCpuTimeNs()) / 1000;
 export const DEFAULT_MONITOR_INTERVAL_MS = 100;
 /** Samples kept per cell (a 100 ms interval: 10 minutes); later ones are counted, not kept. */
 const MAX_SAMPLES = 6000;
+/** sched_ext's enable state (atomic_t): 6.12's name, then later kernels'. */
+const ENABLE_STATE_SYMBOLS = ['scx_ops_enable_state_var', 'scx_enable_state_var'];
 /** Failed samples in a row that stop the monitor (one torn read fails one sample, not the monitor). */
 const MAX_FAILURES_IN_A_ROW = 20;
 
@@ -52,8 +56,10 @@ export interface MonitorTimeline {
   topology: DomainCheck | null;
   /** The attached scheduler's struct_ops programs by name, as last enumerated (whether or not BPF stats are on). */
   programs: string[];
-  /** The last sched_ext exit info seen (the kernel may free it once the scheduler is gone). */
+  /** The last sched_ext exit info seen (the kernel frees it once the scheduler is gone). */
   exit: ScxExitInfo | null;
+  /** A hardware watchpoint on sched_ext's enable state took a sample at each change (so the exit was read when it happened). */
+  stateWatched: boolean;
   watchdogTimeoutMs: number | null;
   /** Host CPU time of one sample (the cell thread's, so vCPU preemption does not count), µs: mean and max. */
   sampleMicros: { mean: number; max: number };
@@ -77,7 +83,7 @@ export function thinTimeline(t: MonitorTimeline, max = 120): MonitorTimeline {
 }
 
 export function emptyTimeline(intervalMs: number, error: string | null): MonitorTimeline {
-  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
+  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, stateWatched: false, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
 }
 
 export class MonitorSession {
@@ -102,8 +108,13 @@ export class MonitorSession {
     this.timeline = emptyTimeline(intervalMs, null);
   }
 
-  /** Locates the guest kernel (CR3 from vCPU 0), reads and checks the domains, starts sampling. */
-  async start(vm: LiveVm, kernel: KernelImage): Promise<void> {
+  /**
+   * Locates the guest kernel (CR3 from vCPU 0), reads and checks the domains, starts sampling;
+   * with `slots`, also watches sched_ext's enable state (one hardware watchpoint) and samples
+   * at each change of it: the exit info lives only from the error until the disable work
+   * frees it, and the change to DISABLING comes after it is complete.
+   */
+  async start(vm: LiveVm, kernel: KernelImage, slots?: DebugSlots): Promise<void> {
     try {
       const sregs = await vm.readSregs(0);
       if (this.stopped) return;
@@ -121,6 +132,19 @@ export class MonitorSession {
     this.t0 = performance.now();
     this.sample();
     this.timer = setInterval(() => this.sample(), this.intervalMs);
+    if (slots !== undefined) await this.watchEnableState(slots);
+  }
+
+  private async watchEnableState(slots: DebugSlots): Promise<void> {
+    const guest = this.guest!;
+    const symbol = ENABLE_STATE_SYMBOLS.find((s) => guest.hasSymbol(s));
+    if (symbol === undefined || this.stopped || watchpointProblem() !== null) return;
+    try {
+      await slots.take('the monitor (sched_ext enable state)', watchFor(guest.symbolKva(symbol), 4, 'write', symbol), () => { this.sample(); });
+      this.timeline.stateWatched = true;
+    } catch {
+      // no hardware watchpoints here: the interval alone finds the exit (when a sample falls in its window)
+    }
   }
 
   /** One sample now (also what a capture takes); null when stopped or when this read failed. */
@@ -205,22 +229,6 @@ export class MonitorSession {
     };
   }
 
-  /** Answers a test body's request (hostile input: checked here): a capture, or a write of a scheduler global. */
-  answer(request: unknown, pauseMs: number | null = null): SnapshotData | { written: string } {
-    const r = request as Partial<HostRequest> | null;
-    if (typeof r !== 'object' || r === null) throw new Error('malformed request');
-    if (this.guest === null) throw new Error(this.timeline.error ?? 'the host monitor has not located the guest kernel yet');
-    if (r.kind === 'capture') {
-      if (typeof r.label !== 'string' || r.label.length > 128) throw new Error('capture: malformed label');
-      return this.capture(r.label, pauseMs);
-    }
-    if (r.kind === 'write-var') {
-      if (typeof r.name !== 'string' || r.name.length > 128 || (typeof r.value !== 'number' && typeof r.value !== 'string')) throw new Error('write-var: malformed request');
-      return { written: this.writeVar(r.name, r.value) };
-    }
-    throw new Error(`unknown request kind ${JSON.stringify(r.kind)?.slice(0, 40)}`);
-  }
-
   /** The host's view now: a sample (kept in the timeline too), sched_ext state, the scheduler's maps and globals. */
   capture(label: string, pauseMs: number | null = null): SnapshotData {
     const s = this.sample();
@@ -244,6 +252,22 @@ export class MonitorSession {
 
   /** The located guest kernel (null before start or when it failed). */
   get kernel(): GuestKernel | null { return this.guest; }
+
+  /** Why the monitor could not start or stopped, or the last failed sample (null: none). */
+  get error(): string | null { return this.timeline.error; }
+
+  /**
+   * `name+0xoff` for a guest code address: kernel text, or a BPF program of the attached
+   * scheduler (its JIT images enumerated again when the address is in none we know).
+   */
+  symbolize(addr: bigint): string {
+    if (this.guest === null) return `0x${addr.toString(16)}`;
+    const known = symbolize(this.guest, addr, this.jit);
+    if (!known.startsWith('0x')) return known;
+    const programs = this.programs();
+    if (programs !== null) this.jit = jitImages(this.guest, programs);
+    return symbolize(this.guest, addr, this.jit);
+  }
 
   /**
    * Stops sampling (idempotent); call before the guest's memory is released. Takes a last

@@ -18,6 +18,8 @@ export interface MonitorSummary {
   sampleMicros: { mean: number; max: number };
   cpuPercent: number;
   error: string | null;
+  /** Whether a hardware watchpoint on sched_ext's enable state sampled each change of it. */
+  stateWatched: boolean;
 }
 
 export function summarizeTimeline(t: MonitorTimeline): MonitorSummary {
@@ -35,6 +37,7 @@ export function summarizeTimeline(t: MonitorTimeline): MonitorSummary {
   return {
     samples: t.samples.length + t.dropped, intervalMs: t.intervalMs, maxImbalance, maxLocalDsqDepth: maxDsq, longestWait: longest,
     exit: t.exit, topologyProblems: t.topology?.problems ?? [], sampleMicros: t.sampleMicros, cpuPercent: t.cpuPercent, error: t.error,
+    stateWatched: t.stateWatched === true,
   };
 }
 

@@ -2,7 +2,7 @@
 // probe, stop), as the sweep's reporters, its JSON file and `sweep merge` read it. Nothing
 // here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
 
-import type { TestFacts } from '../guest/plan.js';
+import type { TestFacts, WatchSummary } from '../guest/plan.js';
 import type { MonitorTimeline } from './monitor-session.js';
 import type { ReproReport } from './repro.js';
 
@@ -107,6 +107,8 @@ export interface CellResult {
   repro?: ReproReport;
   /** The host monitor's timeline: runqueue samples, sched domains and their topology check, sched_ext exit info. */
   monitor?: MonitorTimeline;
+  /** The hardware watches the test body set (ctx.watch), with their first hits. */
+  watches?: WatchSummary[];
   /** A test cell's facts from the guest (checked), for the test's judge (src/test/judge.ts). */
   test?: TestFacts;
   /** The failure bundle's directory (src/cell/failure-bundle.ts), when one was written. */

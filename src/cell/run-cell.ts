@@ -25,6 +25,8 @@ import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 import { schedulerView, writeSchedulerVar } from './scheduler-view.js';
 import { DEFAULT_MONITOR_INTERVAL_MS, MonitorSession, emptyTimeline } from './monitor-session.js';
+import { HostRequestHandler } from './host-request-handler.js';
+import { DebugSlots } from './debug-slots.js';
 import { CellDump, type KeepDumps } from './cell-dump.js';
 
 /** What a cell needs; plain data, so it crosses to a worker thread. */
@@ -238,6 +240,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   const monitorInterval = spec.monitorIntervalMs ?? DEFAULT_MONITOR_INTERVAL_MS;
   const places = cellPlaces(spec.topology);
   let monitor: MonitorSession | null = null;
+  /** The test body's requests (captures, writes, watches), once it makes one. */
+  let requests: HostRequestHandler | null = null;
+  /** The VM's hardware watchpoints, shared by the monitor and the body's ctx.watch. */
+  let debugSlots: DebugSlots | null = null;
   const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole, judgedLater: spec.test !== undefined });
   hooks.signal?.addEventListener('abort', onAbort);
 
@@ -251,7 +257,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           monitor.schedulerView = schedulerView;
           monitor.varWriter = writeSchedulerVar;
           try {
-            void monitor.start(live, kernelImage(spec.kernel.vmlinux));
+            debugSlots ??= new DebugSlots(live);
+            void monitor.start(live, kernelImage(spec.kernel.vmlinux), debugSlots);
           } catch (e) {
             monitor.stop();
             result.monitor = emptyTimeline(monitorInterval, `monitor not started: ${e instanceof Error ? e.message : String(e)}`);
@@ -295,18 +302,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         if (live === undefined || box == null) { reply('no host mailbox in this cell'); break; }
         if (monitor === null) { reply('the host monitor is not running in this cell (no vmlinux, or --monitor-interval 0)'); break; }
         const vm = live;
-        const mon = monitor;
+        requests ??= new HostRequestHandler(live, monitor, debugSlots!);
+        const handler = requests;
         void (async () => {
           try {
-            // a capture holds every vCPU for the moment of the read, so the view is of one instant
-            const capture = (m.request as { kind?: unknown } | null)?.kind === 'capture';
-            const pauseMs = capture ? await vm.pause() : null;
-            let json: string;
-            try {
-              json = JSON.stringify(mon.answer(m.request, pauseMs));
-            } finally {
-              if (capture) vm.resume();
-            }
+            const json = JSON.stringify(await handler.answer(m.request));
             const answer = Buffer.from(json, 'utf8');
             if (answer.length > box.size) throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
             vm.memory.slice(box.guestPhysAddr, box.size).set(answer, 0);
@@ -370,6 +370,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     }
     await reading;
     if (monitor !== null) result.monitor = (monitor as MonitorSession).stop();
+    const watches = (requests as HostRequestHandler | null)?.watchSummary() ?? [];
+    if (watches.length > 0) result.watches = watches;
     const tEnd = performance.now();
     const consoleLines = vm.consoleTail.split('\n');
     const panicLine = consoleLines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;

@@ -17,7 +17,7 @@ function activePrefix(guest: GuestKernel): string | null {
   try { return inspectGuest(guest).enumeration.activeObj; } catch { return null; }
 }
 
-function sectionMaps(guest: GuestKernel): { globals: BpfMap[]; others: BpfMap[]; prefix: string | null } {
+export function sectionMaps(guest: GuestKernel): { globals: BpfMap[]; others: BpfMap[]; prefix: string | null } {
   const all = openMaps(guest).maps();
   const prefix = activePrefix(guest);
   const mine = (m: BpfMap): boolean => prefix === null || m.name.startsWith(prefix);

@@ -170,10 +170,57 @@ export interface SnapshotData {
   notes: string[];
 }
 
+/** What happens when a watched variable is written: a capture of the whole guest at that moment, or the writer's context only. */
+export type WatchMode = 'capture' | 'record';
+
+/** A watch as the host set it (ctx.watch's answer, and the test result's summary). */
+export interface WatchData {
+  id: number;
+  target: string;
+  /** Where it was found: `scx_ktstr.bss.nr_weight_sets`, `kernel.jiffies_64`. */
+  resolved: string;
+  /** Kernel virtual address, hex. */
+  address: string;
+  size: number;
+  onWrite: WatchMode;
+  /** Writes seen so far (all of them, also those beyond the ones kept). */
+  hits: number;
+  /** Why the host took the watchpoint off (too many hits), or null. */
+  disarmed: string | null;
+}
+
+/** One write a hardware watchpoint caught, with the writer's context (a copy crosses to the guest). */
+export interface WatchHitData {
+  /** 1-based, in the order the host saw them. */
+  n: number;
+  /** ms since the monitor started. */
+  atMs: number;
+  /** The CPU that wrote (the vCPU index, which is the guest's CPU number). */
+  cpu: number;
+  /** The instruction after the write (data watchpoints trap after it), hex, and symbolized: `ktstr_cgroup_set_weight+0x5c [bpf]`. */
+  rip: string;
+  where: string;
+  /** The task running on that CPU: the writer (null when rq->curr was unreadable). */
+  pid: number | null;
+  comm: string | null;
+  /** The watched bytes after the write, as an unsigned little-endian integer (decimal). */
+  value: string;
+  /** The guest at that moment (onWrite 'capture', for the first captures of a watch). */
+  snapshot?: SnapshotData;
+  /** What could not be read about this hit. */
+  problem?: string;
+}
+
+/** A watch in a cell's result: what it is, and its first hits (without their captures). */
+export type WatchSummary = WatchData & { firstHits: Omit<WatchHitData, 'snapshot'>[] };
+
 /** What a test body may ask of the host. */
 export type HostRequest =
   | { kind: 'capture'; label: string }
-  | { kind: 'write-var'; name: string; value: number | string };
+  | { kind: 'write-var'; name: string; value: number | string }
+  | { kind: 'watch'; target: string; onWrite: WatchMode }
+  | { kind: 'watch-hits'; id: number }
+  | { kind: 'unwatch'; id: number };
 
 /** Host -> agent message types. */
 /** `done`: the host has the result; the agent may power off (its tty output is not lost in flight). */

@@ -5,7 +5,7 @@
 // QEMU is always killed and reaped before runInTestHost returns or throws (timeout, abort,
 // error); the only files used are the cached images.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { guestEnvironment, L1_PATH, newNonce, specLine } from './env.js';
@@ -182,6 +182,17 @@ class TailLog {
   }
 }
 
+const qemuVersions = new Map<string, string | null>();
+/** `10.0.2` from `qemu-system-x86_64 --version` (null when it does not say): what the guest may rely on of TCG. */
+function qemuVersion(qemu: string): string | null {
+  if (!qemuVersions.has(qemu)) {
+    let v: string | null = null;
+    try { v = /version (\d+\.\d+(?:\.\d+)?)/.exec(execFileSync(qemu, ['--version'], { encoding: 'utf8', timeout: 10_000 }))?.[1] ?? null; } catch { /* unknown */ }
+    qemuVersions.set(qemu, v);
+  }
+  return qemuVersions.get(qemu)!;
+}
+
 /** Runs `argv` inside a fresh L1 and resolves with its exit status (see TestHostResult). */
 export async function runInTestHost(options: RunInTestHostOptions): Promise<TestHostResult> {
   if (options.argv.length === 0) throw new TestHostError('no command given');
@@ -218,6 +229,7 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
     PATH: [L1_PATH, ...new Set(extra)].join(':'),
     HOME: '/root',
     KTSTR_IN_TEST_HOST: '1',
+    ...(qemuVersion(image.qemu) === null ? {} : { KTSTR_TEST_HOST_QEMU: qemuVersion(image.qemu)! }),
     ...(options.outputFile === undefined ? {} : { KTSTR_HOST_PORT: OUTPUT_PORT }),
   };
   const line = specLine({ nonce, cwd, env, argv: options.argv });

@@ -4,9 +4,10 @@
 // of a shared WebAssembly.Memory -- whose backing-store address goes to
 // KVM_SET_USER_MEMORY_REGION, so JS and WASM see guest memory zero-copy.
 
-import { KVM_API_VERSION } from './constants.js';
+import { KVM_API_VERSION, KVM_GUESTDBG } from './constants.js';
 import { KVM_IOCTL } from './ioctl.js';
 import { isErrnoError, native, type NativeBinding } from './native.js';
+import { KVM_GUEST_DEBUG } from './layout.js';
 import { KvmRun } from './run.js';
 import { KvmCpuid2, KvmRegs, KvmSregs, UserspaceMemoryRegion } from './structs.js';
 
@@ -251,6 +252,23 @@ export class Vcpu {
     return into;
   }
   setSregs(sregs: KvmSregs): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_SREGS, sregs.bytes); }
+
+  /**
+   * KVM_SET_GUEST_DEBUG with hardware breakpoints: DR0-DR3 are guest linear addresses, DR7
+   * their enables, kinds and lengths (see vmm/watchpoints.ts); a hit exits with
+   * KVM_EXIT_DEBUG. `dr7` 0 turns guest debugging off. Between two KVM_RUNs of this vCPU.
+   */
+  setHardwareBreakpoints(addresses: readonly bigint[], dr7: bigint): void {
+    if (addresses.length > 4) throw new RangeError(`x86 has 4 debug address registers, not ${addresses.length}`);
+    const b = new Uint8Array(KVM_GUEST_DEBUG.size);
+    const v = new DataView(b.buffer);
+    const on = dr7 !== 0n;
+    v.setUint32(KVM_GUEST_DEBUG.offsets.control, on ? KVM_GUESTDBG.KVM_GUESTDBG_ENABLE | KVM_GUESTDBG.KVM_GUESTDBG_USE_HW_BP : 0, true);
+    const regs = KVM_GUEST_DEBUG.offsets['arch.debugreg'];
+    addresses.forEach((a, i) => v.setBigUint64(regs + 8 * i, BigInt.asUintN(64, a), true));
+    v.setBigUint64(regs + 8 * 7, dr7, true);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_GUEST_DEBUG, b);
+  }
 
   /**
    * KVM_RUN: blocks until the next exit to userspace, then read `run.exitReason`. Throws an

@@ -50,6 +50,7 @@ export const KVM_RUN = layout('kvm_run', 2352, {
   'internal.suberror': 32, 'internal.ndata': 36, 'internal.data': 40,
   'emulation_failure.flags': 40, 'emulation_failure.insn_size': 48, 'emulation_failure.insn_bytes': 49,
   'system_event.type': 32, 'system_event.ndata': 36, 'system_event.data': 40,
+  'debug.arch.exception': 32, 'debug.arch.pc': 40, 'debug.arch.dr6': 48, 'debug.arch.dr7': 56,
   'msr.error': 32, 'msr.reason': 40, 'msr.index': 44, 'msr.data': 48,
   kvm_valid_regs: 288, kvm_dirty_regs: 296, s: 304,
 });
@@ -84,11 +85,13 @@ export const KVM_FPU = layout('kvm_fpu', 416, {
   xmm: 152, mxcsr: 408, pad2: 412,
 });
 export const KVM_LAPIC_STATE = layout('kvm_lapic_state', 1024, { regs: 0 });
+/** KVM_SET_GUEST_DEBUG's argument: control flags (KVM_GUESTDBG_*) and DR0-DR7 (DR4/DR5 unused). */
+export const KVM_GUEST_DEBUG = layout('kvm_guest_debug', 72, { control: 0, pad: 4, 'arch.debugreg': 8 });
 
 /** Every layout above, for the header cross-check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_USERSPACE_MEMORY_REGION, KVM_REGS, KVM_SEGMENT, KVM_DTABLE, KVM_SREGS, KVM_RUN,
   KVM_CPUID_ENTRY2, KVM_CPUID2, KVM_MSR_ENTRY, KVM_MSRS, KVM_MSR_LIST, KVM_IRQ_LEVEL, KVM_PIT_CONFIG,
   KVM_IRQFD, KVM_IOEVENTFD, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_ENABLE_CAP, KVM_CLOCK_DATA, KVM_MP_STATE,
-  KVM_SIGNAL_MASK, KVM_FPU, KVM_LAPIC_STATE,
+  KVM_SIGNAL_MASK, KVM_FPU, KVM_LAPIC_STATE, KVM_GUEST_DEBUG,
 ];

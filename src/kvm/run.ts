@@ -30,6 +30,14 @@ export interface InternalErrorExit {
   data: bigint[];
 }
 
+/** KVM_EXIT_DEBUG: the exception (1: #DB, 3: #BP), the guest RIP, and DR6/DR7 at the exit. */
+export interface DebugExit {
+  exception: number;
+  pc: bigint;
+  dr6: bigint;
+  dr7: bigint;
+}
+
 export interface SystemEventExit {
   type: number;
   data: bigint[];
@@ -114,6 +122,17 @@ export class KvmRun {
     const data: bigint[] = [];
     for (let i = 0; i < n; i++) data.push(this.view.getBigUint64(R['system_event.data'] + 8 * i, true));
     return { type: this.view.getUint32(R['system_event.type'], true), data };
+  }
+
+  /** debug.arch (valid for KVM_EXIT_DEBUG). For a data breakpoint `pc` is the instruction after the access. */
+  debug(): DebugExit {
+    const v = this.view;
+    return {
+      exception: v.getUint32(R['debug.arch.exception'], true),
+      pc: v.getBigUint64(R['debug.arch.pc'], true),
+      dr6: v.getBigUint64(R['debug.arch.dr6'], true),
+      dr7: v.getBigUint64(R['debug.arch.dr7'], true),
+    };
   }
 
   /** One line naming the exit and its details, for error messages. */

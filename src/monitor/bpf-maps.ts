@@ -189,6 +189,15 @@ export class BpfMap {
     this.guest.writeBytes(this.elementKva(index) + BigInt(loc.offset), bytes.subarray(loc.offset, loc.offset + loc.size));
   }
 
+  /** Where a field of element `index` of an ARRAY map lives in guest memory (a watchpoint's target). */
+  fieldAddress(path: string, index = 0): { kva: bigint; size: number; path: string } {
+    if (this.type !== 'array') throw new BpfMapError(`${this.name}: fields are located in ARRAY maps, this is ${this.type}`);
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
+    const { loc } = this.locate(path);
+    if (loc.bitSize !== 0) throw new BpfMapError(`${this.name}: ${loc.path} is a bitfield; a watch needs whole bytes`);
+    return { kva: this.elementKva(index) + BigInt(loc.offset), size: loc.size, path: loc.path };
+  }
+
   /** Elements rendered through the map BTF where there is one (hex bytes otherwise). */
   render(value: Uint8Array): BtfValue {
     const v = this.valueType();

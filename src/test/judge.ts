@@ -10,6 +10,7 @@ import { judgeRun, mergeResults, mergeThresholds, stall, type AssertResult, type
 import { summarizeTimeline, type MonitorSummary } from '../cell/monitor-summary.js';
 import type { ReproReport } from '../cell/repro.js';
 import type { RunRecord, SchedulerLiveness } from './record.js';
+import type { WatchSummary } from '../guest/plan.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
 /** Why a test failed: a check, the body (threw), its timeout, or the cell engine's kinds. */
@@ -34,6 +35,8 @@ export interface TestResult {
   monitor?: MonitorSummary;
   /** The auto-repro run, when the scheduler crashed. */
   repro?: ReproReport;
+  /** The body's hardware watches (ctx.watch) and their first hits. */
+  watches?: WatchSummary[];
   /** The body's exception, when it threw. */
   error: { message: string; stack: string } | null;
   logs: string[];
@@ -103,6 +106,7 @@ export function judgeTest(i: JudgeInput): TestResult {
   };
   if (c.monitor !== undefined) base.monitor = summarizeTimeline(c.monitor);
   if (c.repro !== undefined) base.repro = c.repro;
+  if (c.watches !== undefined) base.watches = c.watches;
   // the host monitor's stall check holds whatever became of the guest (a frozen or dead one too)
   let stallJudged: ReturnType<typeof stall> | null = null;
   try {

@@ -12,9 +12,11 @@
 import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry, type InitrdInput } from './boot/index.js';
 import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
-import { Machine, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
+import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
+import { encodeWatchpoints, type HardwareWatch } from './watchpoints.js';
 import { watchOutput } from './devices/serial.js';
-export type { VcpuControlRegs, VcpuRegisters } from './vm.js';
+export type { DebugHit, VcpuControlRegs, VcpuRegisters } from './vm.js';
+export type { HardwareWatch } from './watchpoints.js';
 import { GuestMemory, type RamRegion } from './memory.js';
 import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
@@ -100,6 +102,10 @@ export interface LiveVm {
   /** Holds every vCPU between two KVM_RUNs until resume() (guest memory stands still); resolves with the ms it took. */
   pause(timeoutMs?: number): Promise<number>;
   resume(): void;
+  /** Sets hardware watchpoints (slots 0-3, null: unused; [] clears them) on every vCPU; a hit goes to the onDebugHit handler. */
+  setWatchpoints(watches: readonly (HardwareWatch | null)[]): Promise<void>;
+  /** The handler of watchpoint hits: the vCPU that hit holds until it settles (at most 10 s). */
+  onDebugHit(handler: ((hit: DebugHit) => Promise<void> | void) | undefined): void;
   /** How many vCPUs the VM has. */
   readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
@@ -266,6 +272,11 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
       readRegs: (index, timeoutMs) => machine.readRegs(index, timeoutMs),
       pause: (timeoutMs) => machine.pause(timeoutMs),
       resume: () => machine.resume(),
+      setWatchpoints: (watches) => {
+        const { addresses, dr7 } = encodeWatchpoints(watches);
+        return machine.setWatchpoints(addresses, dr7);
+      },
+      onDebugHit: (handler) => { machine.onDebugHit = handler; },
       vcpus,
       end: (detail = 'ended by the host') => settle('stopped', 0, detail),
     });

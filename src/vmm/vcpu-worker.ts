@@ -1,6 +1,7 @@
 // One vCPU thread: maps kvm_run, loops on KVM_RUN and handles the exits in TypeScript --
 // port I/O through the PortBus (UARTs with their state in shared memory, see
-// devices/serial.ts), MMIO to nothing (reads 0xff), and the ends of a run: the exit
+// devices/serial.ts), MMIO to nothing (reads 0xff), a hardware watchpoint's hit (held
+// until the main thread has looked), and the ends of a run: the exit
 // port, a reset (i8042), a triple fault (KVM_EXIT_SHUTDOWN), a KVM system event, HLT
 // without an in-kernel irqchip, or a failure. The first end posts a VM-wide event (first
 // one wins through the shared event word), and the main thread then stops every vCPU
@@ -14,14 +15,14 @@ import { Vcpu } from '../kvm/kvm.js';
 import { isErrnoError } from '../kvm/native.js';
 import { PortBus, type PortEvent } from './devices/ports.js';
 import { Serial, type SerialShared } from './devices/serial.js';
-import { EV, VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 
 export interface VcpuWorkerInput {
   vcpuId: number;
   vcpuFd: number;
   vmFd: number;
   mmapSize: number;
-  /** Int32 [stop, tid, state] for this vCPU. */
+  /** VCPU_CTL words and the debug registers to set (vcpu-protocol.ts). */
   control: SharedArrayBuffer;
   /** VM-wide Int32 [kind, value, vcpu]: the first end of the run. */
   events: SharedArrayBuffer;
@@ -31,6 +32,7 @@ export interface VcpuWorkerInput {
 const input = workerData as VcpuWorkerInput;
 const ctl = new Int32Array(input.control);
 const ev = new Int32Array(input.events);
+const debugRegs = new BigUint64Array(input.control, DEBUG_REGS_OFFSET, 5);
 const post = (m: VcpuMessage): void => parentPort!.postMessage(m);
 
 function end(kind: number, value: number, detail: string): void {
@@ -56,6 +58,41 @@ function postRegs(vcpu: Vcpu): void {
   const sregs = vcpu.getSregs().bytes.slice();
   Atomics.store(ctl, VCPU_CTL.regsRequest, 0);
   post({ type: 'regs', vcpu: input.vcpuId, regs, sregs });
+}
+
+/** The main thread's requests, answered between two KVM_RUNs (also while held). */
+function answerRequests(vcpu: Vcpu): void {
+  if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
+  if (Atomics.load(ctl, VCPU_CTL.regsRequest) !== 0) postRegs(vcpu);
+  if (Atomics.load(ctl, VCPU_CTL.debugRequest) !== 0) applyDebugRegs(vcpu);
+}
+
+/** Sets this vCPU's hardware watchpoints from the control buffer (Machine.setWatchpoints). */
+function applyDebugRegs(vcpu: Vcpu): void {
+  let error: string | null = null;
+  try {
+    vcpu.setHardwareBreakpoints([debugRegs[0], debugRegs[1], debugRegs[2], debugRegs[3]], debugRegs[4]);
+  } catch (e) {
+    error = `KVM_SET_GUEST_DEBUG on vCPU ${input.vcpuId}: ${(e as Error).message}`;
+  }
+  Atomics.store(ctl, VCPU_CTL.debugRequest, 0);
+  post({ type: 'debug-set', vcpu: input.vcpuId, error });
+}
+
+/**
+ * A watchpoint fired (KVM_EXIT_DEBUG): tell the main thread and hold here, counted as paused,
+ * until it releases us (it reads guest memory meanwhile); register reads are still answered.
+ */
+function holdAtDebugExit(vcpu: Vcpu): void {
+  const d = vcpu.run.debug();
+  Atomics.store(ctl, VCPU_CTL.hold, 1);
+  Atomics.store(ctl, VCPU_CTL.paused, 1);
+  post({ type: 'debug-hit', vcpu: input.vcpuId, exception: d.exception, pc: d.pc, dr6: d.dr6 });
+  while (Atomics.load(ctl, VCPU_CTL.hold) !== 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) {
+    answerRequests(vcpu);
+    Atomics.wait(ctl, VCPU_CTL.hold, 1, 20);
+  }
+  Atomics.store(ctl, VCPU_CTL.paused, 0);
 }
 
 /** Where the vCPU stood, for the reason of a failed run: ` at rip=... cr0=... cr3=...` (empty if unreadable). */
@@ -91,12 +128,14 @@ function main(): void {
     while (Atomics.load(ctl, VCPU_CTL.go) === 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.go, 0, 50);
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
-      if (Atomics.load(ctl, VCPU_CTL.sregsRequest) !== 0) postSregs(vcpu);
-      if (Atomics.load(ctl, VCPU_CTL.regsRequest) !== 0) postRegs(vcpu);
+      answerRequests(vcpu);
       if (Atomics.load(ctl, VCPU_CTL.pause) !== 0) {
         // held between two KVM_RUNs while the host reads guest memory (vm.ts pause())
         Atomics.store(ctl, VCPU_CTL.paused, 1);
-        while (Atomics.load(ctl, VCPU_CTL.pause) !== 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.pause, 1, 50);
+        while (Atomics.load(ctl, VCPU_CTL.pause) !== 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) {
+          answerRequests(vcpu);
+          Atomics.wait(ctl, VCPU_CTL.pause, 1, 20);
+        }
         Atomics.store(ctl, VCPU_CTL.paused, 0);
         continue;
       }
@@ -132,6 +171,9 @@ function main(): void {
           continue;
         }
         case KVM_EXIT.KVM_EXIT_INTR:
+          continue;
+        case KVM_EXIT.KVM_EXIT_DEBUG:
+          holdAtDebugExit(vcpu);
           continue;
         case KVM_EXIT.KVM_EXIT_SHUTDOWN:
           // no registers: on AMD, KVM resets the vCPU on a shutdown intercept before it returns

@@ -20,7 +20,7 @@ import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
 import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
-import { EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
@@ -112,7 +112,23 @@ interface VcpuThread {
   sregsWaiters: Waiter<VcpuControlRegs>[];
   /** Callers waiting for this vCPU's next full register answer. */
   regsWaiters: Waiter<VcpuRegisters>[];
+  /** Callers waiting for this vCPU to say its debug registers are set. */
+  debugWaiters: Waiter<string | null>[];
 }
+
+/** A hardware watchpoint's hit, as the vCPU that made the access reported it. */
+export interface DebugHit {
+  /** Index of the vCPU (0 = boot CPU). */
+  vcpu: number;
+  /** 1 for #DB. */
+  exception: number;
+  /** Guest RIP after the access (data watchpoints trap after the instruction). */
+  pc: bigint;
+  dr6: bigint;
+}
+
+/** The longest a watchpoint's handler holds the vCPU that hit it. */
+const DEBUG_HOLD_MS = 10_000;
 
 interface Waiter<T> { resolve: (r: T) => void; reject: (e: Error) => void }
 
@@ -127,6 +143,8 @@ export class Machine {
   private readonly threads: VcpuThread[] = [];
   private stopping: Promise<void> | undefined;
   private eventListener: ((e: VmEvent) => void) | undefined;
+  /** Called on a watchpoint hit while that vCPU holds; it is released when this settles (or after DEBUG_HOLD_MS). */
+  onDebugHit: ((hit: DebugHit) => Promise<void> | void) | undefined;
   private errors: Error[] = [];
   stats = { runs: 0, ioExits: 0, mmioExits: 0, dropped: 0, ports: {} as Record<string, number> };
 
@@ -163,7 +181,7 @@ export class Machine {
         }
         const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
-        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [], regsWaiters: [] });
+        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [], regsWaiters: [], debugWaiters: [] });
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
@@ -211,6 +229,11 @@ export class Machine {
         const regs = vcpuRegisters(new KvmRegs(copyBuffer(m.regs)), new KvmSregs(copyBuffer(m.sregs)));
         for (const w of t.regsWaiters.splice(0)) w.resolve(regs);
       }
+      else if (m.type === 'debug-set') {
+        for (const w of t.debugWaiters.splice(0)) w.resolve(m.error);
+      } else if (m.type === 'debug-hit') {
+        this.debugHit(t, { vcpu: this.threads.indexOf(t), exception: m.exception, pc: m.pc, dr6: m.dr6 });
+      }
       else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
       else if (m.type === 'done') {
         this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
@@ -221,7 +244,7 @@ export class Machine {
     t.exited = new Promise<void>((res) => {
       w.on('exit', () => {
         released(); // a thread that ends before it runs releases start() too
-        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0)]) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0), ...t.debugWaiters.splice(0)]) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
         res();
       });
     });
@@ -282,6 +305,34 @@ export class Machine {
       Atomics.store(t.ctl, flag, 1);
       kick(Atomics.load(t.ctl, VCPU_CTL.tid));
     });
+  }
+
+  /**
+   * Sets the same hardware watchpoints on every running vCPU (DR0-DR3 and DR7, see
+   * watchpoints.ts; dr7 0 clears them), each by its own thread between two KVM_RUNs.
+   * Rejects with KVM's reason when a vCPU refuses them or does not answer within `timeoutMs`.
+   */
+  async setWatchpoints(addresses: readonly bigint[], dr7: bigint, timeoutMs = 2000): Promise<void> {
+    const running = this.threads.map((t, i) => [t, i] as const).filter(([t]) => Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running);
+    const answers = running.map(([t, i]) => {
+      const regs = new BigUint64Array(t.ctl.buffer, DEBUG_REGS_OFFSET, 5);
+      for (let s = 0; s < 4; s++) regs[s] = addresses[s] ?? 0n;
+      regs[4] = dr7;
+      return this.request(i, VCPU_CTL.debugRequest, (th) => th.debugWaiters, timeoutMs);
+    });
+    const errors = (await Promise.all(answers)).filter((e): e is string => e !== null);
+    if (errors.length > 0) throw new Error(errors[0]);
+  }
+
+  /** Hands a watchpoint hit to onDebugHit while the vCPU holds, then lets it go. */
+  private debugHit(t: VcpuThread, hit: DebugHit): void {
+    const release = (): void => {
+      clearTimeout(timer);
+      Atomics.store(t.ctl, VCPU_CTL.hold, 0);
+      Atomics.notify(t.ctl, VCPU_CTL.hold);
+    };
+    const timer = setTimeout(release, DEBUG_HOLD_MS);
+    Promise.resolve().then(() => this.onDebugHit?.(hit)).catch(() => undefined).finally(release);
   }
 
   /**

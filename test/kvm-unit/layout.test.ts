@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_INTERNAL_ERROR, KVM_MEM, KVM_SYSTEM_EVENT,
+  KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_GUESTDBG, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_INTERNAL_ERROR, KVM_MEM, KVM_SYSTEM_EVENT,
 } from '../../src/kvm/constants.js';
 import { io, ior, iow, iowr, KVM_IOCTL } from '../../src/kvm/ioctl.js';
 import { ALL_LAYOUTS } from '../../src/kvm/layout.js';
@@ -20,7 +20,7 @@ const hasGcc = spawnSync('gcc', ['--version']).status === 0;
 /** Every macro whose value we define, by name. */
 const MACROS: Record<string, number> = {
   KVM_API_VERSION, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT,
-  ...KVM_EXIT, ...KVM_INTERNAL_ERROR, ...KVM_SYSTEM_EVENT, ...KVM_MEM, ...KVM_CAP, ...KVM_IOCTL,
+  ...KVM_EXIT, ...KVM_INTERNAL_ERROR, ...KVM_SYSTEM_EVENT, ...KVM_MEM, ...KVM_GUESTDBG, ...KVM_CAP, ...KVM_IOCTL,
 };
 
 interface CValues { sizes: Map<string, number>; offsets: Map<string, number>; macros: Map<string, number> }

@@ -12,7 +12,7 @@ import { TopologyView } from '../../test/api/topology.js';
 import type { TestFacts, TestPlan } from '../plan.js';
 import { WorkloadRunner, type SchedulerControl } from './workload/run-workers.js';
 import type { HostRequests } from './host-requests.js';
-import type { SnapshotData } from '../plan.js';
+import type { SnapshotData, WatchData, WatchHitData, WatchMode } from '../plan.js';
 
 export const RUN_DIR = '/tmp/ktstr-run';
 
@@ -48,6 +48,11 @@ export async function runTest(plan: TestPlan, o: { online: number[]; schedExt: b
         ...(o.host === undefined ? {} : {
           capture: async (label: string) => (await o.host!.ask({ kind: 'capture', label })) as SnapshotData,
           writeVar: async (name: string, value: number | string) => { await o.host!.ask({ kind: 'write-var', name, value }); },
+          watch: async (target: string, onWrite: WatchMode) => (await o.host!.ask({ kind: 'watch', target, onWrite })) as WatchData,
+          watches: {
+            hits: async (id: number) => (await o.host!.ask({ kind: 'watch-hits', id })) as { watch: WatchData; hits: WatchHitData[] },
+            unwatch: async (id: number) => (await o.host!.ask({ kind: 'unwatch', id })) as WatchData,
+          },
         }),
       },
     });

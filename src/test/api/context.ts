@@ -3,6 +3,7 @@
 // bundle carries only these thin wrappers and the builders.
 
 import { Snapshot, type SnapshotData } from './snapshot.js';
+import { Watch, type WatchChannel, type WatchData, type WatchMode, type WatchOptions } from './watch.js';
 import type { RunRecord } from '../record.js';
 import type { CgroupDef, CgroupSpec } from './cgroup.js';
 import { toMs, type Duration } from './duration.js';
@@ -38,6 +39,9 @@ export interface GuestRuntime {
   capture?(label: string): Promise<SnapshotData>;
   /** Asks the host to write a global variable of the attached scheduler. */
   writeVar?(name: string, value: number | string): Promise<void>;
+  /** Asks the host for a hardware watchpoint; its hits and removal go through `watches`. */
+  watch?(target: string, onWrite: WatchMode): Promise<WatchData>;
+  watches?: WatchChannel;
 }
 
 /** Thrown by ctx.skip(): the test is reported as skipped with the reason, never as passed. */
@@ -63,6 +67,12 @@ export interface TestContext {
   capture(label: string): Promise<Snapshot>;
   /** Writes a global variable (.bss/.data) of the attached scheduler from the host, into the running guest. */
   writeVar(name: string, value: number | bigint): Promise<void>;
+  /**
+   * A hardware watchpoint on a variable: a global of the attached scheduler (`nr_weight_sets`,
+   * `bss.x`, `scx_ktstr.bss.x`, `stats.cnt`) or of the kernel (`kernel.jiffies_64`); 1, 2, 4
+   * or 8 aligned bytes; at most 4 at a time. Each write is caught with the writer's context.
+   */
+  watch(target: string, options?: WatchOptions): Promise<Watch>;
 }
 
 export function makeContext(o: { name: string; topo: TopologyView; scheduler: string | null; durationMs: number; runtime: GuestRuntime }): TestContext {
@@ -99,6 +109,13 @@ export function makeContext(o: { name: string; topo: TopologyView; scheduler: st
       if (typeof value !== 'bigint' && !Number.isSafeInteger(value)) throw new TypeError(`writeVar: ${String(value)} is not an integer`);
       if (o.runtime.writeVar === undefined) throw new Error('writeVar: the host monitor is not available in this run');
       await o.runtime.writeVar(name, typeof value === 'bigint' ? value.toString() : value);
+    },
+    async watch(target, options = {}) {
+      if (typeof target !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(target)) throw new TypeError(`watch: "${String(target)}" is not a variable name`);
+      const onWrite = options.onWrite ?? 'capture';
+      if (onWrite !== 'capture' && onWrite !== 'record') throw new TypeError(`watch: onWrite is 'capture' or 'record', not ${JSON.stringify(onWrite)}`);
+      if (o.runtime.watch === undefined || o.runtime.watches === undefined) throw new Error('watch: the host monitor is not available in this run');
+      return new Watch(await o.runtime.watch(target, onWrite), o.runtime.watches);
     },
   };
 }

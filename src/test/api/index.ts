@@ -12,3 +12,4 @@ export type { TopologyView } from './topology.js';
 export type { Duration } from './duration.js';
 export type { RunRecord, WorkerReport, RunPhase, CgroupRecord, WorkKind } from '../record.js';
 export { Snapshot, MapView, MapEntry, SnapshotPathError, getPath, type SnapshotData, type CapturedCpu, type CapturedMap } from './snapshot.js';
+export { Watch, type WatchOptions, type WatchHit, type WatchMode } from './watch.js';
