@@ -11,7 +11,7 @@ import { sectionMaps } from './scheduler-view.js';
 export interface WatchTarget {
   /** As the test wrote it. */
   target: string;
-  /** Where it was found: `scx_ktstr.bss.nr_weight_sets`, `kernel.jiffies_64`. */
+  /** Where it was found: `scx_ktst.bss.nr_weight_sets` (map name, path), `kernel.jiffies_64`. */
   resolved: string;
   kva: bigint;
   size: number;

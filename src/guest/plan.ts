@@ -177,7 +177,7 @@ export type WatchMode = 'capture' | 'record';
 export interface WatchData {
   id: number;
   target: string;
-  /** Where it was found: `scx_ktstr.bss.nr_weight_sets`, `kernel.jiffies_64`. */
+  /** Where it was found: `scx_ktst.bss.nr_weight_sets` (map name, path), `kernel.jiffies_64`. */
   resolved: string;
   /** Kernel virtual address, hex. */
   address: string;

@@ -41,9 +41,27 @@ export function jitImages(guest: GuestKernel, programs: readonly { name: string;
   for (const p of programs) {
     const start = guest.read64(p.progKva + BigInt(funcOff));
     const length = guest.read32(p.progKva + BigInt(lenOff));
-    if (start !== null && length !== null && start !== 0n && length > 0 && length < 1 << 24) out.push({ name: p.name, start, length });
+    if (start !== null && length !== null && start !== 0n && length > 0 && length < 1 << 24) out.push({ name: fullName(guest, p.progKva, p.name), start, length });
   }
   return out;
+}
+
+/**
+ * A program's whole name: bpf_prog_aux.name holds 15 characters (`ktstr_cgroup_se`), its
+ * kallsyms entry (aux->ksym.name, `bpf_prog_<tag>_<name>`) the BTF function name in full.
+ * The short name when that is unreadable or does not extend it.
+ */
+function fullName(guest: GuestKernel, progKva: bigint, short: string): string {
+  try {
+    const btf = guest.kernel.btf;
+    const aux = guest.read64(progKva + BigInt(btf.member('bpf_prog', 'aux').offset));
+    if (aux === null || aux === 0n) return short;
+    const at = aux + BigInt(btf.member('bpf_prog_aux', 'ksym').offset + btf.member('bpf_ksym', 'name').offset);
+    const m = /^bpf_prog_[0-9a-f]{16}_(\w+)$/.exec(guest.readCString(at, 128) ?? '');
+    return m !== null && m[1].startsWith(short) ? m[1] : short;
+  } catch {
+    return short;
+  }
 }
 
 /** `name+0xoff` for a runtime address: a BPF program's image first, then kernel text; hex when unknown. */

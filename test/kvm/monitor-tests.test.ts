@@ -55,7 +55,7 @@ test('a frozen guest\'s stall from host samples; captures around a host-written 
   for (const l of watched.logs) console.log(`  ${l}`);
   const w = watched.watches?.[0];
   assert.ok(w !== undefined, `the result lists the watch${show}`);
-  assert.is(w!.resolved, 'scx_ktstr.bss.nr_weight_sets');
+  assert.is(w!.resolved, 'scx_ktst.bss.nr_weight_sets', 'found in the .bss map (libbpf names it from the object name, cut to 15 characters)');
   assert.is(w!.hits, 2, JSON.stringify(w));
   assert.equal(w!.firstHits.map((h) => h.value), ['1', '2']);
   for (const h of w!.firstHits) assert.match(h.where, /^ktstr_cgroup_set_weight\+0x[0-9a-f]+ \[bpf\]$/);

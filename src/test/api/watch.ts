@@ -28,7 +28,7 @@ export class Watch {
 
   /** As the test named it. */
   get target(): string { return this.data.target; }
-  /** Where the host found it: `scx_ktstr.bss.nr_weight_sets`. */
+  /** Where the host found it: `scx_ktst.bss.nr_weight_sets` (map name, path). */
   get resolved(): string { return this.data.resolved; }
   /** Kernel virtual address, hex. */
   get address(): string { return this.data.address; }
