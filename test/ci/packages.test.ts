@@ -84,7 +84,8 @@ function readList(text = readFileSync(join(root, '.ci', 'debian-packages'), 'utf
   return text.split('\n')
     .map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '')
     .map((l) => {
-      const [pkg = '', provides = '', ...rest] = l.split(/\s+/);
+      const [entry = '', provides = '', ...rest] = l.split(/\s+/);
+      const pkg = entry.replace(/\/.*/, ''); // pkg/suite: installed from that suite
       return { pkg, provides: [provides, ...rest].join('').split(',').filter(Boolean) };
     });
 }
@@ -321,7 +322,7 @@ test('.ci/run installs what the list names, after apt-get update, then runs npm 
   try {
     mkdirSync(join(tmp, '.ci'));
     copyFileSync(join(root, '.ci', 'run'), join(tmp, '.ci', 'run'));
-    writeFileSync(join(tmp, '.ci', 'debian-packages'), '# x\nzz-one  a   # why\n\nzz-two  /b\n');
+    writeFileSync(join(tmp, '.ci', 'debian-packages'), '# x\nzz-one  a   # why\n\nzz-two/zz-suite  /b\n');
     const other = spawnSync('bash', [join(tmp, '.ci', 'run'), '--packages'], { encoding: 'utf8' });
     assert.equal(other.stdout.trim().split('\n'), ['zz-one', 'zz-two']);
   } finally {
@@ -332,6 +333,7 @@ test('.ci/run installs what the list names, after apt-get update, then runs npm 
   assert.ok(update > 0 && install > update, 'apt-get update, then apt-get install');
   assert.match(run, /apt-get install[^\n]*"\$\{need\[@\]\}"/, 'it installs the missing packages of the list');
   assert.match(run, /need\+=\("\$p"\)/);
+  assert.match(run, /apt-get install[^\n]*-t "\$suite"/, 'a pkg/suite entry is installed from its suite');
   assert.equal(run.trim().split('\n').slice(-2), ['npm ci', 'npm test']);
 });
 
