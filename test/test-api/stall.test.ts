@@ -32,6 +32,21 @@ test('a task waiting past the bound fails stall once, with its pid, CPU and long
   assert.match(off.verdict.skipped ?? '', /off/);
 });
 
+test('samples taken while the scheduler is switched on or off are not judged', () => {
+  const tl = timeline([
+    { t: 5000, cpus: [cpu(0), cpu(3, { nr: 2, runnable: 1, waitMs: 2400, waitPid: 1 })] },
+    { t: 5100, cpus: [cpu(0), cpu(3, { nr: 2, runnable: 1, waitMs: 2450, waitPid: 1 })] },
+    { t: 5200, cpus: [cpu(0, { runnable: 1, waitMs: 120, waitPid: 40 }), cpu(3)] },
+  ]);
+  tl.samples[0].scx = 'disabling';
+  tl.samples[1].scx = 'enabling';
+  const j = stall(tl, mergeThresholds());
+  assert.is(j.verdict.passed, true, JSON.stringify(j.verdict.failures));
+  assert.is(j.verdict.figures.longestWaitMs, 120);
+  tl.samples[1].scx = 'enabled';
+  assert.is(stall(tl, mergeThresholds()).verdict.passed, false, 'the same wait while enabled fails');
+});
+
 test('no sched_ext tasks, no samples, no monitor: skipped with the reason', () => {
   const eevdf = timeline([{ t: 0, cpus: [cpu(0, { scx: 0 }), cpu(1, { scx: 0 })] }]);
   assert.match(stall(eevdf, mergeThresholds()).verdict.skipped ?? '', /no sched_ext tasks/);

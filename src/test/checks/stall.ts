@@ -1,7 +1,8 @@
 // stall: judged from the host monitor's samples, not from anything the guest reports -- so it
 // holds even when the guest's userspace is frozen. A task on a CPU's sched_ext runnable list
 // (runnable, not running) that waited longer than stall.maxRunnableMs fails it, once per task,
-// with the task's pid, its CPU and how long it waited. Without sched_ext samples (EEVDF, the
+// with the task's pid, its CPU and how long it waited, from samples taken while the scheduler
+// was enabled (not while it was being switched on or off). Without sched_ext samples (EEVDF, the
 // monitor off) it is skipped with the reason.
 
 import type { MonitorTimeline } from '../../cell/monitor-session.js';
@@ -14,6 +15,9 @@ interface Wait { pid: number; cpu: number; ms: number; atMs: number; }
 export function longestWaits(timeline: MonitorTimeline): Wait[] {
   const byPid = new Map<number, Wait>();
   for (const s of timeline.samples) {
+    // only while a scheduler is enabled: a sample taken as one enables or disables (the monitor
+    // samples at each change of the state) sees runnable_at stamps the switch has not renewed yet
+    if (s.scx !== null && s.scx !== 'enabled') continue;
     for (const c of s.cpus) {
       if (c.waitMs === null || c.waitPid === null) continue;
       const seen = byPid.get(c.waitPid);
