@@ -11,7 +11,8 @@ import { AgentImageCache, AGENT_START_MARKER, GUEST_TEST_DIR, schedulerGuestPath
 import { crc32, encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
-import { inspectKernel } from '../monitor/inspect.js';
+import { inspectGuest, inspectKernel, type InspectReport } from '../monitor/inspect.js';
+import type { GuestKernel } from '../monitor/guest-kernel.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
 import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, ramLayout, releaseGuestMemory, type BootVmResult, type LiveVm } from '../vmm/index.js';
@@ -133,12 +134,17 @@ function baseResult(spec: CellSpec): CellResult {
   };
 }
 
-/** Reads the scheduler's programs from the live guest's RAM. */
-async function readPrograms(vm: LiveVm, vmlinux: string): Promise<ProgramReport[]> {
-  const sregs = await vm.readSregs(0);
-  const intro = nodeIntrospector(vm.memory.memory);
-  for (const r of vm.memory.regions) intro.addRegion(r.guestPhysAddr, r.size, r.offset);
-  const report = inspectKernel(intro, kernelImage(vmlinux), { cr3: sregs.cr3, cr4: sregs.cr4 });
+/** Reads the scheduler's programs from the live guest's RAM (through the monitor's located kernel when it runs). */
+async function readPrograms(vm: LiveVm, vmlinux: string, located: GuestKernel | null): Promise<ProgramReport[]> {
+  let report: InspectReport;
+  if (located !== null) {
+    report = inspectGuest(located);
+  } else {
+    const sregs = await vm.readSregs(0);
+    const intro = nodeIntrospector(vm.memory.memory);
+    for (const r of vm.memory.regions) intro.addRegion(r.guestPhysAddr, r.size, r.offset);
+    report = inspectKernel(intro, kernelImage(vmlinux), { cr3: sregs.cr3, cr4: sregs.cr4 });
+  }
   return report.enumeration.programs.map((p) => ({
     id: p.id, name: p.name, verifiedInsns: p.verifiedInsns,
     runCount: p.stats === null ? null : Number(p.stats.cnt),
@@ -276,7 +282,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' }));
           break;
         }
-        reading = readPrograms(live, spec.kernel.vmlinux)
+        reading = readPrograms(live, spec.kernel.vmlinux, (monitor as MonitorSession | null)?.kernel ?? null)
           .then((p) => { result.programs = p; })
           .catch((e: unknown) => { hostReadError = e instanceof Error ? e.message : String(e); })
           .finally(() => { live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' })); });
