@@ -15,6 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUNDLES, CLI, GUEST_AGENT, VCPU_WORKER, buildBundle } from '../../src/build/bundles.js';
 import { repoPath } from '../helpers/repo.js';
+import { VCPU_CTL_BYTES } from '../../src/vmm/vcpu-protocol.js';
 
 const relativeImport = /^\s*(import|export)\b[^\n]*from\s*["']\.{1,2}\//m;
 const rel = (m: string): string => m.slice(repoPath('dist', 'src').length + 1, -'.js'.length);
@@ -81,7 +82,7 @@ interface WorkerOutcome {
 
 /** Runs a vCPU worker file with a bogus vCPU fd until it exits (terminated after 20 s). */
 function runWorker(file: string, vcpuFd: number): Promise<WorkerOutcome> {
-  const control = new SharedArrayBuffer(32);
+  const control = new SharedArrayBuffer(VCPU_CTL_BYTES);
   const workerData = { vcpuId: 0, vcpuFd, vmFd: -1, mmapSize: 4096, control, events: new SharedArrayBuffer(12), serials: [] };
   const env: Record<string, string | undefined> = { ...process.env };
   delete env.KTSTR_NATIVE_ADDON; // the addon must be found from native.js's own import.meta.url
