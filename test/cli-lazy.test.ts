@@ -59,10 +59,11 @@ function traced(args: string[], input = ''): Traced {
   };
 }
 
-/** What defining the program may load: commander, kleur, the two defaults modules, src/cli minus the *-run.js implementations. */
+/** What defining the program may load: commander, kleur, the two defaults modules, the error base, src/cli minus the *-run.js implementations. */
 function isLight(path: string): boolean {
   if (path.startsWith('node_modules/commander/') || path.startsWith('node_modules/kleur/')) return true;
   if (path === 'dist/src/host/defaults.js' || path === 'dist/src/kernel/defaults.js') return true; // option defaults
+  if (path === 'dist/src/errors.js') return true; // KtstrError, which main's exit-status mapping knows (no imports)
   return /^dist\/src\/cli\/[a-z-]+\.js$/.test(path) && !path.endsWith('-run.js');
 }
 

@@ -5,7 +5,7 @@
 
 import { Command, Option } from './commander.js';
 import type { CollapseFlags } from './collapse-run.js';
-import { CliError } from './errors.js';
+import { UsageError } from './errors.js';
 
 const EXAMPLES = `
 Examples:
@@ -56,8 +56,8 @@ export function collapseCommand(parent: Command): Command {
 /** Modes that cannot be combined: --raw, --stats, --expand are exclusive; --json goes with collapse or --stats. */
 function checkCombination(flags: CollapseFlags): void {
   const modes = (['raw', 'stats', 'expand'] as const).filter((m) => flags[m] === true);
-  if (modes.length > 1) throw new CliError(`options --${modes[0]} and --${modes[1]} cannot be used together`, 2);
+  if (modes.length > 1) throw new UsageError(`options --${modes[0]} and --${modes[1]} cannot be used together`);
   if (flags.json === true && (flags.raw === true || flags.expand === true)) {
-    throw new CliError(`option --json cannot be used with --${flags.raw === true ? 'raw' : 'expand'}`, 2);
+    throw new UsageError(`option --json cannot be used with --${flags.raw === true ? 'raw' : 'expand'}`);
   }
 }

@@ -9,7 +9,7 @@ import {
 } from '../collapse/index.js';
 import { formatStats, formatStatsJson, StatsScanner } from '../collapse/stats.js';
 import { paint } from './colour.js';
-import { CliError, errorCode, EXIT_FAILED } from './errors.js';
+import { errorCode, KtstrError } from './errors.js';
 import { openInput, type Input } from './input.js';
 import { write } from './output.js';
 
@@ -45,7 +45,7 @@ export async function runCollapse(file: string | undefined, flags: CollapseFlags
 function translateReadError(input: Input, err: unknown): unknown {
   const code = errorCode(err);
   if (code !== undefined && code.startsWith('Z_')) {
-    return new CliError(`${input.name}: not valid gzip data (${(err as Error).message})`, EXIT_FAILED, { cause: err });
+    return new KtstrError(`${input.name}: not valid gzip data (${(err as Error).message})`, 'failed', { cause: err });
   }
   return err;
 }
@@ -69,7 +69,7 @@ async function printStats(input: Input, json: boolean): Promise<void> {
   const text = json ? formatStatsJson(programs) : formatStats(programs, paint(process.stdout).bold);
   if (programs.length > 0 || json) await write(process.stdout, text);
   if (programs.length === 0) {
-    throw new CliError(`${input.name}: no verifier summary ("processed N insns ...") found`, EXIT_FAILED);
+    throw new KtstrError(`${input.name}: no verifier summary ("processed N insns ...") found`);
   }
 }
 
@@ -81,7 +81,7 @@ async function expand(input: Input): Promise<void> {
     text = expandCollapsed(Buffer.concat(parts).toString('latin1'));
   } catch (err) {
     if (err instanceof ExpandError) {
-      throw new CliError(`${input.name}: unbalanced repeat markers: ${err.message}`, EXIT_FAILED, { cause: err });
+      throw new KtstrError(`${input.name}: unbalanced repeat markers: ${err.message}`, 'failed', { cause: err });
     }
     throw err;
   }

@@ -4,10 +4,10 @@
 
 import { constants } from 'node:os';
 import {
-  ensureImage, findProjectDir, runInTestHost, TestHostError, TIMEOUT_EXIT_CODE, type TestHostResult,
+  ensureImage, findProjectDir, runInTestHost, TIMEOUT_EXIT_CODE, type TestHostResult,
 } from '../host/index.js';
 import { paint } from './colour.js';
-import { CliError, EXIT_FAILED } from './errors.js';
+import { KtstrError } from './errors.js';
 import { write } from './output.js';
 
 export interface RunFlags {
@@ -79,8 +79,7 @@ export async function runCommandInHost(argv: string[], flags: RunFlags): Promise
       await new Promise((r) => setTimeout(r, 1000));
       await exitWith(128 + (constants.signals[received] ?? 2));
     }
-    if (err instanceof TestHostError) throw new CliError(err.message, EXIT_FAILED, { cause: err });
-    throw err;
+    throw err; // a TestHostError: the test host could not run the command, a failure
   } finally {
     for (const s of SIGNALS) process.off(s, onSignal);
   }
@@ -92,38 +91,34 @@ export async function runCommandInHost(argv: string[], flags: RunFlags): Promise
       + `command ${result.commandSeconds.toFixed(2)} s; QEMU ${result.vmSeconds.toFixed(2)} s; exit ${result.exitCode}\n`);
   }
   if (result.timedOut) {
-    throw new CliError(
+    throw new KtstrError(
       `the command did not finish within ${flags.timeout} s inside the test host; QEMU was killed (exit ${TIMEOUT_EXIT_CODE})`,
-      TIMEOUT_EXIT_CODE);
+      'failed', { status: TIMEOUT_EXIT_CODE });
   }
   if (result.exitCode !== 0) await exitWith(result.exitCode);
 }
 
+/** Builds (or finds) the test host image; a TestHostError is a failure. */
 export async function buildHostImage(flags: BuildFlags): Promise<void> {
-  try {
-    const image = await ensureImage({
-      projectDir: flags.project ?? findProjectDir(process.cwd()),
-      shareDirs: flags.share,
-      exclude: flags.exclude,
-      onProgress: progressPrinter(flags.quiet),
-    });
-    const info = {
-      path: image.path, bytes: image.bytes, baseBytes: image.baseBytes, cached: image.cached,
-      baseCached: image.baseCached, seconds: Number(image.seconds.toFixed(3)),
-      kernel: image.kernel.release, bootImage: image.kernel.bootImage, qemu: image.qemu, node: image.node,
-    };
-    if (flags.json === true) {
-      await write(process.stdout, JSON.stringify(info, null, 2) + '\n');
-    } else {
-      const mib = (n: number): string => `${(n / 1024 ** 2).toFixed(1)} MiB`;
-      await write(process.stdout,
-        `image   ${info.path}\n`
-        + `size    ${mib(info.bytes)} (base ${mib(info.baseBytes)})\n`
-        + `kernel  ${info.kernel} (${info.bootImage})\n`
-        + `time    ${info.seconds.toFixed(2)} s (${info.cached ? 'cached' : info.baseCached ? 'project part rebuilt' : 'built'})\n`);
-    }
-  } catch (err) {
-    if (err instanceof TestHostError) throw new CliError(err.message, EXIT_FAILED, { cause: err });
-    throw err;
+  const image = await ensureImage({
+    projectDir: flags.project ?? findProjectDir(process.cwd()),
+    shareDirs: flags.share,
+    exclude: flags.exclude,
+    onProgress: progressPrinter(flags.quiet),
+  });
+  const info = {
+    path: image.path, bytes: image.bytes, baseBytes: image.baseBytes, cached: image.cached,
+    baseCached: image.baseCached, seconds: Number(image.seconds.toFixed(3)),
+    kernel: image.kernel.release, bootImage: image.kernel.bootImage, qemu: image.qemu, node: image.node,
+  };
+  if (flags.json === true) {
+    await write(process.stdout, JSON.stringify(info, null, 2) + '\n');
+  } else {
+    const mib = (n: number): string => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+    await write(process.stdout,
+      `image   ${info.path}\n`
+      + `size    ${mib(info.bytes)} (base ${mib(info.baseBytes)})\n`
+      + `kernel  ${info.kernel} (${info.bootImage})\n`
+      + `time    ${info.seconds.toFixed(2)} s (${info.cached ? 'cached' : info.baseCached ? 'project part rebuilt' : 'built'})\n`);
   }
 }

@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { isRegularFile } from '../collapse/fd-io.js';
-import { CliError, errorCode, EXIT_USAGE } from './errors.js';
+import { errorCode, UsageError } from './errors.js';
 
 /** Read size for files: large reads keep the collapse core busy. */
 const READ_CHUNK = 1 << 20;
@@ -31,13 +31,13 @@ function describeOpenError(file: string, err: unknown): string {
 }
 
 /**
- * Opens `file` ('-' or undefined = stdin). Throws CliError(exit 2) if it cannot be read,
+ * Opens `file` ('-' or undefined = stdin). Throws a UsageError if it cannot be read,
  * or if no file is named and stdin is a terminal (almost always a forgotten argument;
  * '-' reads the terminal on purpose).
  */
 export async function openInput(file: string | undefined): Promise<Input> {
   if (file === undefined && process.stdin.isTTY === true) {
-    throw new CliError('no input: name a FILE, pipe a log into stdin, or use - to read the terminal', EXIT_USAGE);
+    throw new UsageError('no input: name a FILE, pipe a log into stdin, or use - to read the terminal');
   }
   if (file === undefined || file === '-') {
     return { name: '<stdin>', stream: process.stdin, fd: isRegularFile(0) ? 0 : undefined };
@@ -46,14 +46,14 @@ export async function openInput(file: string | undefined): Promise<Input> {
   try {
     handle = await open(file, 'r');
   } catch (err) {
-    throw new CliError(describeOpenError(file, err), EXIT_USAGE, { cause: err });
+    throw new UsageError(describeOpenError(file, err), { cause: err });
   }
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
   } catch (err) {
     await handle.close();
-    throw new CliError(describeOpenError(file, err), EXIT_USAGE, { cause: err });
+    throw new UsageError(describeOpenError(file, err), { cause: err });
   }
   const raw = handle.createReadStream({ highWaterMark: READ_CHUNK });
   if (!file.endsWith('.gz')) return { name: file, stream: raw, fd: handle.fd };

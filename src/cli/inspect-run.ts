@@ -13,7 +13,7 @@ import { mapsJson } from '../monitor/bpf-maps-json.js';
 import { formatMaps } from './inspect-maps.js';
 import { missRate, nsPerCall } from '../monitor/introspector.js';
 import type { LayoutHints } from '../monitor/kaslr.js';
-import { CliError, errorCode, EXIT_USAGE } from './errors.js';
+import { errorCode, KtstrError, UsageError } from './errors.js';
 import { write } from './output.js';
 
 export interface InspectFlags {
@@ -33,20 +33,21 @@ function readInput(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new CliError(`cannot read ${what} ${path}: ${errorCode(err) ?? (err as Error).message}`, EXIT_USAGE, { cause: err });
+    throw new UsageError(`cannot read ${what} ${path}: ${errorCode(err) ?? (err as Error).message}`, { cause: err });
   }
 }
 
 function parseCr3(text: string): bigint {
-  if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(text)) throw new CliError(`--cr3 ${text} is not a hex number`, EXIT_USAGE);
+  if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(text)) throw new UsageError(`--cr3 ${text} is not a hex number`);
   return BigInt(text.startsWith('0x') ? text : '0x' + text);
 }
 
+/** An error reading `what`: a file that cannot be read is a usage error, anything else a failure named after the file. */
 function fail(err: unknown, what: string): never {
-  if (err instanceof CliError) throw err;
+  if (err instanceof KtstrError) throw err;
   const code = errorCode(err);
-  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw new CliError(`cannot read ${what}: ${code}`, EXIT_USAGE, { cause: err });
-  throw new CliError(`${what}: ${(err as Error).message}`, 1, { cause: err });
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw new UsageError(`cannot read ${what}: ${code}`, { cause: err });
+  throw new KtstrError(`${what}: ${(err as Error).message}`, 'failed', { cause: err });
 }
 
 export function formatReport(r: InspectReport): string {
@@ -70,11 +71,11 @@ export function formatReport(r: InspectReport): string {
 }
 
 export async function runInspect(flags: InspectFlags): Promise<void> {
-  if ((flags.core === undefined) === (flags.memory === undefined)) throw new CliError('give exactly one of --core FILE and --memory FILE', EXIT_USAGE);
-  if (flags.cr3 !== undefined && flags.memory === undefined) throw new CliError('--cr3 goes with --memory', EXIT_USAGE);
+  if ((flags.core === undefined) === (flags.memory === undefined)) throw new UsageError('give exactly one of --core FILE and --memory FILE');
+  if (flags.cr3 !== undefined && flags.memory === undefined) throw new UsageError('--cr3 goes with --memory');
   const limit = flags.limit === undefined ? 64 : Number(flags.limit);
-  if (!/^\d+$/.test(flags.limit ?? '0') || !Number.isSafeInteger(limit)) throw new CliError(`--limit ${flags.limit} is not a count`, EXIT_USAGE);
-  if (flags.limit !== undefined && flags.maps !== true) throw new CliError('--limit goes with --maps', EXIT_USAGE);
+  if (!/^\d+$/.test(flags.limit ?? '0') || !Number.isSafeInteger(limit)) throw new UsageError(`--limit ${flags.limit} is not a count`);
+  if (flags.limit !== undefined && flags.maps !== true) throw new UsageError('--limit goes with --maps');
   const vmlinuxBytes = readInput(flags.vmlinux, 'vmlinux');
   const systemMap = flags.systemMap !== undefined ? readInput(flags.systemMap, 'System.map').toString('latin1') : undefined;
   let kernel: KernelImage;

@@ -4,15 +4,14 @@
 
 import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline/promises';
-import { buildKernel, KernelBuildError } from '../kernel/build.js';
-import { CacheError, KernelCache } from '../kernel/cache.js';
-import { KconfigError } from '../kernel/kconfig.js';
+import { buildKernel } from '../kernel/build.js';
+import { KernelCache } from '../kernel/cache.js';
 import { LabelError, sanitizeLabel } from '../kernel/label.js';
-import { knownKernels, KernelNotFoundError, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
-import { aptInstallCommand, missingPackages, SourceError, sourceSpec } from '../kernel/source.js';
+import { knownKernels, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
+import { aptInstallCommand, missingPackages, sourceSpec } from '../kernel/source.js';
 import { formatDuration } from '../kernel/progress.js';
 import { paint } from './colour.js';
-import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { KtstrError, UsageError } from './errors.js';
 
 export interface BuildFlags {
   source?: string;
@@ -39,24 +38,26 @@ async function ensurePackages(packages: string[], missing: string[], yes: boolea
   process.stderr.write(`missing for the build: ${missing.join(', ')}\n`);
   if (!yes) {
     if (!process.stdin.isTTY || !process.stderr.isTTY) {
-      throw new CliError(`install them first: ${text}\n(or run kernel build with --yes to let it run apt-get)`, EXIT_FAILED);
+      throw new KtstrError(`install them first: ${text}\n(or run kernel build with --yes to let it run apt-get)`);
     }
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     const answer = (await rl.question(`run \`${text}\` now? [y/N] `)).trim().toLowerCase();
     rl.close();
-    if (answer !== 'y' && answer !== 'yes') throw new CliError(`not installed; to build, run first: ${text}`, EXIT_FAILED);
+    if (answer !== 'y' && answer !== 'yes') throw new KtstrError(`not installed; to build, run first: ${text}`);
   }
   const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit' });
-  if (r.status !== 0) throw new CliError(`${text} failed (exit ${r.status ?? r.signal}); run it yourself and try again`, EXIT_FAILED);
+  if (r.status !== 0) throw new KtstrError(`${text} failed (exit ${r.status ?? r.signal}); run it yourself and try again`);
 }
 
+const INTERRUPTED = 'kernel build interrupted; nothing was added to the cache';
+
 export async function runBuild(flags: BuildFlags): Promise<void> {
-  let spec;
+  const spec = sourceSpec(flags.source, flags.version); // a bad --source or --version: SourceError, a usage error
   try {
-    spec = sourceSpec(flags.source, flags.version);
     if (flags.label !== undefined) sanitizeLabel(flags.label);
   } catch (e) {
-    if (e instanceof SourceError || e instanceof LabelError) throw new CliError(e.message, EXIT_USAGE);
+    // a label that cannot be made from --label; during the build it is a failure
+    if (e instanceof LabelError) throw new UsageError(e.message);
     throw e;
   }
   const need = missingPackages(spec, flags.schedulers && !flags.configOnly);
@@ -81,15 +82,13 @@ export async function runBuild(flags: BuildFlags): Promise<void> {
       process.stdout.write(`config checked in ${formatDuration(r.seconds * 1000)}: every ktstr.kconfig option is in the final .config\n`);
     }
   } catch (e) {
-    if (e instanceof KernelBuildError || e instanceof CacheError || e instanceof KconfigError || e instanceof LabelError) {
-      throw new CliError(abort.signal.aborted ? 'kernel build interrupted; nothing was added to the cache' : e.message, EXIT_FAILED, { cause: e });
-    }
+    if (abort.signal.aborted) throw new KtstrError(INTERRUPTED, 'failed', { cause: e });
     throw e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  if (abort.signal.aborted) throw new CliError('kernel build interrupted; nothing was added to the cache', EXIT_FAILED);
+  if (abort.signal.aborted) throw new KtstrError(INTERRUPTED);
 }
 
 function kernelJson(k: ResolvedKernel): Record<string, unknown> {
@@ -127,15 +126,10 @@ export function runRemove(label: string): void {
   const cache = new KernelCache();
   if (cache.get(label) === undefined) {
     const labels = cache.list().map((e) => e.label);
-    throw new CliError(`no cached kernel '${label}'; cached: ${labels.length ? labels.join(', ') : 'none'}`, EXIT_FAILED);
+    // like an unknown --kernel: a usage error
+    throw new UsageError(`no cached kernel '${label}'; cached: ${labels.length ? labels.join(', ') : 'none'}`);
   }
-  let lock;
-  try {
-    lock = cache.lock();
-  } catch (e) {
-    if (e instanceof CacheError) throw new CliError(e.message, EXIT_FAILED);
-    throw e;
-  }
+  const lock = cache.lock();
   try {
     lock.remove(label);
   } finally {
@@ -145,13 +139,7 @@ export function runRemove(label: string): void {
 }
 
 export function runResolve(spec: string | undefined, flags: JsonFlag): void {
-  let k: ResolvedKernel;
-  try {
-    k = resolveKernel(spec);
-  } catch (e) {
-    if (e instanceof KernelNotFoundError) throw new CliError(e.message, EXIT_FAILED);
-    throw e;
-  }
+  const k = resolveKernel(spec); // a spec that names nothing: KernelNotFoundError, a usage error as in every command
   if (flags.json) process.stdout.write(JSON.stringify({ ...kernelJson(k), via: k.via }, null, 2) + '\n');
   else process.stdout.write(`${k.label} (${k.origin}, via ${k.via}${k.version ? ', ' + k.version : ''}): ${k.bzImage}\n`);
 }

@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { CliError, errorCode, EXIT_FAILED } from './errors.js';
+import { errorCode, EXIT_OK, KtstrError } from './errors.js';
 
 /** Writes `chunk`, waiting for 'drain' when the stream asks us to (rejects on 'error' meanwhile). */
 export function write(out: Writable, chunk: Uint8Array | string): Promise<void> | undefined {
@@ -19,7 +19,7 @@ export function isBrokenPipe(err: unknown): boolean {
 /** Makes EPIPE on `out` end the process at once with status 0; other errors go to `onError`. */
 export function exitQuietlyOnBrokenPipe(out: Writable, onError: (err: Error) => void): void {
   out.on('error', (err: Error) => {
-    if (isBrokenPipe(err)) process.exit(0);
+    if (isBrokenPipe(err)) process.exit(EXIT_OK);
     onError(err);
   });
 }
@@ -32,6 +32,6 @@ export function writeAtomically(path: string, text: string): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, EXIT_FAILED);
+    throw new KtstrError(`cannot write ${path}: ${(e as Error).message}`);
   }
 }

@@ -5,15 +5,15 @@
 import { MonitorView } from './monitor-view.js';
 import { loadKernelImage } from '../monitor/kernel-image.js';
 import { bytesSource } from '../elf/file.js';
-import { bootVm, BootImageError, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
+import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../vmm/initramfs.js';
-import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { EXIT_OK, KtstrError, UsageError } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';
 import { runInTestHostInstead, unusableKvm } from './test-host-delegate.js';
 import { stageKernels } from '../host/stage-kernels.js';
 import { parseKconfig, topologyConfigProblems } from '../kernel/kconfig.js';
-import { bootImage, KernelNotFoundError, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
+import { bootImage, resolveKernel, type ResolvedKernel } from '../kernel/resolve.js';
 
 export interface ShellFlags {
   kernel?: string;
@@ -30,7 +30,7 @@ export interface ShellFlags {
 
 /** Runs the same shell command inside the test host, the kernel path made absolute and shared. */
 async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why: string): Promise<number> {
-  if (flags.exec === undefined) throw new CliError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`, EXIT_USAGE);
+  if (flags.exec === undefined) throw new UsageError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`);
   const staged = stageKernels([resolved]);
   const args = ['shell', '--no-test-host', '--kernel', staged.specs[0], '--memory', String(flags.memory), '--timeout', String(flags.timeout), '--exec', flags.exec];
   if (flags.topology !== undefined) args.push('--topology', flags.topology);
@@ -44,31 +44,18 @@ async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why:
   }
 }
 
-/** Exit status when the guest did not report one (panic, timeout, triple fault, ...). */
-export const EXIT_GUEST_FAILED = 1;
-
 export async function runShell(flags: ShellFlags): Promise<number> {
   const interactive = flags.exec === undefined;
-  let topology: Topology | undefined;
-  try {
-    topology = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
-  }
-  let resolved: ResolvedKernel;
-  try {
-    resolved = resolveKernel(flags.kernel);
-  } catch (err) {
-    if (err instanceof KernelNotFoundError) throw new CliError(err.message, EXIT_USAGE);
-    throw err;
-  }
+  // an unknown topology or kernel is a usage error (TopologyError, KernelNotFoundError)
+  const topology: Topology | undefined = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
+  const resolved = resolveKernel(flags.kernel);
   if (topology && resolved.config !== undefined) {
     const problems = topologyConfigProblems(parseKconfig(readFileSync(resolved.config, 'latin1'), resolved.config), topology.numCpus, topology.needsX2apic);
-    if (problems.length > 0) throw new CliError(`kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`, EXIT_USAGE);
+    if (problems.length > 0) throw new UsageError(`kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`);
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
-    if (!flags.testHost) throw new CliError(`${kvm.why}; --no-test-host was given (run \`ktstr-wasm doctor\`)`, EXIT_USAGE);
+    if (!flags.testHost) throw new UsageError(`${kvm.why}; --no-test-host was given (run \`ktstr-wasm doctor\`)`);
     return shellInTestHost(flags, resolved, kvm.why);
   }
   const kernel = bootImage(resolved);
@@ -80,13 +67,14 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   const stdin = process.stdin;
   let view: MonitorView | null = null;
   if (flags.monitor) {
-    if (resolved.vmlinux === undefined) throw new CliError(`--monitor needs the kernel's vmlinux (with .symtab and .BTF); kernel ${resolved.label} has none`, EXIT_USAGE);
+    if (resolved.vmlinux === undefined) throw new UsageError(`--monitor needs the kernel's vmlinux (with .symtab and .BTF); kernel ${resolved.label} has none`);
     const places = (topology?.cpus ?? [{ cpu: 0, node: 0, llc: 0, core: 0, thread: 0 }]).map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread }));
     const liveTable = process.stderr.isTTY === true && interactive;
     view = new MonitorView({ intervalMs: 100, places, kernel: loadKernelImage(bytesSource(readFileSync(resolved.vmlinux))), out: process.stderr, live: liveTable });
   }
   let r: BootVmResult;
   try {
+    // an unusable kernel or initrd is refused before any VM exists: BootImageError, a usage error
     r = await bootVm({
       kernel,
       initrd,
@@ -116,9 +104,6 @@ export async function runShell(flags: ShellFlags): Promise<number> {
         stdin.resume();
       },
     });
-  } catch (e) {
-    if (e instanceof BootImageError) throw new CliError(e.message, 2, { cause: e });
-    throw e;
   } finally {
     view?.stop();
     if (interactive) {
@@ -135,7 +120,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
   const printed = printedExitCode(r.consoleTail);
   if (r.reason === 'poweroff' && printed !== undefined) return printed; // no /dev/port in the guest kernel
-  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot' || (view !== null && r.reason === 'stopped'))) return 0;
+  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot' || (view !== null && r.reason === 'stopped'))) return EXIT_OK;
   const tail = r.consoleTail.split('\n').slice(-15).join('\n');
-  throw new CliError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`, EXIT_FAILED);
+  throw new KtstrError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`);
 }

@@ -5,9 +5,9 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { loadRegistry, RegistryError, REGISTRY_FILE } from '../scheduler/registry.js';
+import { loadRegistry, REGISTRY_FILE } from '../scheduler/registry.js';
 import { packageRoot } from '../paths.js';
-import { buildMatrix, listMatrixText, MatrixError, type MatrixCell } from '../sweep/matrix.js';
+import { buildMatrix, listMatrixText, type MatrixCell } from '../sweep/matrix.js';
 import { parseShard, shardCells } from '../sweep/shard.js';
 import { SweepRun } from '../sweep/run.js';
 import type { SweepResult } from '../sweep/result.js';
@@ -21,11 +21,10 @@ import { failureBlock, failingCombinations, LiveStatus, programRuns, progressLin
 import { paint } from './colour.js';
 import { writeAtomically } from './output.js';
 import { stopOnInterrupt } from './interrupt.js';
-import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError } from './errors.js';
 import { packageVersion } from './version.js';
 import { RESULT_BEGIN, RESULT_END, runInTestHostInstead, shareDirFor, unusableKvm } from './test-host-delegate.js';
 import { stageKernels } from '../host/stage-kernels.js';
-import { KernelNotFoundError } from '../kernel/resolve.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
 import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
 import { monitorDelegateArgs, type MonitorFlags } from './monitor-flags.js';
@@ -54,9 +53,6 @@ export interface SweepFlags extends MonitorFlags {
   /** Hidden: draw the live status although stderr is no terminal (the outer sweep's is). */
   ttyStatus?: boolean;
 }
-
-const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
-
 
 function writeOutputs(result: SweepResult, flags: { json?: string; junit?: string }): void {
   if (flags.json !== undefined && flags.json !== '-') writeAtomically(flags.json, serializeSweepResult(result));
@@ -89,16 +85,12 @@ function configPath(flags: SweepFlags): string {
   return flags.config === undefined ? resolve(packageRoot(), REGISTRY_FILE) : resolve(flags.config);
 }
 
+/** The cells asked for; a bad config, scheduler, kernel or topology is a usage error (RegistryError, MatrixError). */
 function matrixFor(presets: string[], flags: SweepFlags, onSkip?: (id: string, why: string) => void): MatrixCell[] {
-  try {
-    const registry = loadRegistry(configPath(flags));
-    return buildMatrix({
-      registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [], onSkip,
-    });
-  } catch (e) {
-    if (e instanceof MatrixError || e instanceof RegistryError || e instanceof KernelNotFoundError) throw usage(e.message);
-    throw e;
-  }
+  const registry = loadRegistry(configPath(flags));
+  return buildMatrix({
+    registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [], onSkip,
+  });
 }
 
 /** Runs the same sweep inside the test host: paths made absolute and shared, kernels pinned. */
@@ -147,9 +139,7 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
 }
 
 export async function runSweepCommand(presets: string[], flags: SweepFlags): Promise<number> {
-  const shard = flags.shard === undefined ? null : (() => {
-    try { return parseShard(flags.shard!); } catch (e) { throw usage((e as Error).message); }
-  })();
+  const shard = flags.shard === undefined ? null : parseShard(flags.shard); // ShardError: a usage error
   const skipped = new Map<string, string>();
   let all = matrixFor(presets, flags, (id, why) => skipped.set(id, why));
   if (!flags.list && (await buildMissingFixtures(all, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) {
@@ -171,7 +161,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
-    if (!flags.testHost) throw usage(`${kvm.why}; --no-test-host was given, so the sweep cannot run here (run \`ktstr-wasm doctor\`)`);
+    if (!flags.testHost) throw new UsageError(`${kvm.why}; --no-test-host was given, so the sweep cannot run here (run \`ktstr-wasm doctor\`)`);
     return delegate(presets, flags, kvm.why, all);
   }
   const cells = shard === null ? all : shardCells(all, shard);
@@ -225,17 +215,17 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   writeOutputs(result, flags);
   // compact: the block crosses the test host's serial console
   if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${JSON.stringify(result)}\n${RESULT_END}\n`);
-  return result.interrupted ? 130 : exitStatus(result, true);
+  return result.interrupted ? EXIT_INTERRUPTED : exitStatus(result, true);
 }
 
 export async function runSweepMerge(files: string[], flags: { json?: string; junit?: string }): Promise<number> {
   const results = files.map((f) => {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (e) { throw usage(`cannot read ${f}: ${(e as Error).message}`); }
-    try { return parseSweepResult(text, f); } catch (e) { throw usage((e as Error).message); }
+    try { text = readFileSync(f, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${f}: ${(e as Error).message}`); }
+    // a file named on the command line that is no sweep result is a usage error (the test host's own result, a failure)
+    try { return parseSweepResult(text, f); } catch (e) { throw new UsageError((e as Error).message); }
   });
-  let merged: ReturnType<typeof mergeResults>;
-  try { merged = mergeResults(results, files); } catch (e) { throw usage((e as Error).message); }
+  const merged = mergeResults(results, files); // MergeError: a usage error
   printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, merged.missing);
   writeOutputs(merged.result, flags);
   return merged.exitStatus;

@@ -13,7 +13,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isHardwareKvm, probeKvm, type KvmProbe } from '../doctor/kvm-kind.js';
-import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.js';
+import { EXIT_INTERRUPTED, KtstrError, UsageError } from './errors.js';
 import { paint } from './colour.js';
 import { BundleBlockFilter, BundleReceiver } from './bundle-transfer.js';
 
@@ -125,9 +125,9 @@ function receivePort(file: string, forward: (text: string) => void): void {
 
 /** Runs `ktstr-wasm <args>` inside the test host; returns its exit status. */
 export async function runInTestHostInstead(o: DelegateOptions, why: string): Promise<number> {
-  const { runInTestHost, testHostAvailable, TestHostError } = await import('../host/index.js');
+  const { runInTestHost, testHostAvailable } = await import('../host/index.js');
   const available = testHostAvailable();
-  if (!available.ok) throw new CliError(`${why}, and the emulated test host is unavailable: ${available.reason}`, EXIT_USAGE);
+  if (!available.ok) throw new UsageError(`${why}, and the emulated test host is unavailable: ${available.reason}`);
   process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${why}: running inside the emulated KVM test host (QEMU TCG; slower, real KVM)`) + '\n');
   const bin = fileURLToPath(new URL('../../../bin/ktstr-wasm', import.meta.url));
   const controller = new AbortController();
@@ -159,11 +159,11 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
     filter.end();
     bundles.end();
     if (filter.result !== undefined) o.onResult?.(filter.result);
-    if (r.timedOut) throw new CliError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`, EXIT_FAILED);
+    if (r.timedOut) throw new KtstrError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`);
     return r.exitCode;
   } catch (e) {
-    if (controller.signal.aborted) return 130;
-    if (e instanceof TestHostError) throw new CliError(e.message, EXIT_FAILED, { cause: e });
+    // a TestHostError (the test host could not run the command) is a failure, as any error is
+    if (controller.signal.aborted) return EXIT_INTERRUPTED;
     throw e;
   } finally {
     bundles.end(); // a cut-off bundle's temporary directory goes

@@ -1,20 +1,18 @@
 // What `ktstr-wasm test` and `test merge` do: find the test files, bundle and collect their
 // tests, build the matrix (test x scheduler x kernel), run it here or inside the emulated
 // test host, print a line per test and a block per failure, write --json / --junit, and
-// return the exit status (0 all passed or skipped, 1 a test failed, 2 usage).
+// return the exit status (0 all passed or skipped, 1 a test failed; usage errors are thrown).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadRegistry, RegistryError, REGISTRY_FILE } from '../scheduler/registry.js';
+import { loadRegistry, REGISTRY_FILE } from '../scheduler/registry.js';
 import { packageRoot } from '../paths.js';
-import { MatrixError } from '../sweep/matrix.js';
 import { parseShard, shardCells } from '../sweep/shard.js';
 import { defaultJobs } from '../sweep/pool.js';
 import { buildMissingFixtures } from '../sweep/fixtures.js';
 import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
-import { KernelNotFoundError } from '../kernel/resolve.js';
 import { stageKernels } from '../host/stage-kernels.js';
-import { bundleTestFile, TestFileError } from '../test/bundle.js';
+import { bundleTestFile } from '../test/bundle.js';
 import { collectTests, type CollectedTest } from '../test/collect.js';
 import { selectTestFiles } from '../test/discover.js';
 import { buildTestMatrix, type TestCell } from '../test/matrix.js';
@@ -25,7 +23,7 @@ import { mergeTestRuns, parseTestRun, serializeTestRun, testJunit, TestJsonError
 import { paint } from './colour.js';
 import { writeAtomically } from './output.js';
 import { stopOnInterrupt } from './interrupt.js';
-import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError } from './errors.js';
 import { packageVersion } from './version.js';
 import type { KeepDumps } from '../cell/cell-dump.js';
 import { bundleDelegateArgs, dumpPolicy, sendBundle } from './bundle-flags.js';
@@ -55,9 +53,6 @@ export interface TestFlags extends MonitorFlags {
   /** Hidden: payload binaries staged by the outer run (test host). */
   payloadStage?: string;
 }
-
-const usage = (message: string): CliError => new CliError(message, EXIT_USAGE);
-
 
 function writeOutputs(r: TestRunResult, flags: { json?: string; junit?: string }): void {
   if (flags.json !== undefined && flags.json !== '-') writeAtomically(flags.json, serializeTestRun(r));
@@ -146,20 +141,13 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
 }
 
 export async function runTestCommand(files: string[], flags: TestFlags): Promise<number> {
-  const shard = flags.shard === undefined ? null : (() => {
-    try { return parseShard(flags.shard!); } catch (e) { throw usage((e as Error).message); }
-  })();
-  let all: TestCell[];
-  try {
-    const tests = await collectAll(files, flags);
-    all = matrixFor(tests, flags);
-    if (!flags.list) {
-      const fixtures = all.map((c) => ({ scheduler: c.scheduler, kernel: c.kernel, binary: c.binary }));
-      if ((await buildMissingFixtures(fixtures, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) all = matrixFor(tests, flags);
-    }
-  } catch (e) {
-    if (e instanceof MatrixError || e instanceof RegistryError || e instanceof KernelNotFoundError || e instanceof TestFileError) throw usage(e.message);
-    throw e;
+  const shard = flags.shard === undefined ? null : parseShard(flags.shard); // ShardError: a usage error
+  // bad test files, config, scheduler or kernel are usage errors (TestFileError, RegistryError, MatrixError)
+  const tests = await collectAll(files, flags);
+  let all = matrixFor(tests, flags);
+  if (!flags.list) {
+    const fixtures = all.map((c) => ({ scheduler: c.scheduler, kernel: c.kernel, binary: c.binary }));
+    if ((await buildMissingFixtures(fixtures, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) all = matrixFor(tests, flags);
   }
   const cells = shard === null ? all : shardCells(all, shard);
   if (flags.list) {
@@ -168,7 +156,7 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
-    if (!flags.testHost) throw usage(`${kvm.why}; --no-test-host was given, so the tests cannot run here (run \`ktstr-wasm doctor\`)`);
+    if (!flags.testHost) throw new UsageError(`${kvm.why}; --no-test-host was given, so the tests cannot run here (run \`ktstr-wasm doctor\`)`);
     return delegate(files, flags, kvm.why, all);
   }
   const maxGuest = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
@@ -202,18 +190,19 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   writeOutputs(result, flags);
   // compact: the block crosses the test host's serial console
   if (flags.resultBlock) process.stdout.write(`${RESULT_BEGIN}\n${JSON.stringify(result)}\n${RESULT_END}\n`);
-  if (result.interrupted) return 130;
+  if (result.interrupted) return EXIT_INTERRUPTED;
   return result.tests.length === cells.length && result.tests.every((t) => t.status !== 'fail') ? EXIT_OK : EXIT_FAILED;
 }
 
 export async function runTestMerge(files: string[], flags: { json?: string; junit?: string }): Promise<number> {
   const results = files.map((f) => {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (e) { throw usage(`cannot read ${f}: ${(e as Error).message}`); }
-    try { return parseTestRun(text, f); } catch (e) { throw usage((e as Error).message); }
+    try { text = readFileSync(f, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${f}: ${(e as Error).message}`); }
+    // a file named on the command line that is no test run is a usage error (the test host's own result, a failure)
+    try { return parseTestRun(text, f); } catch (e) { throw new UsageError((e as Error).message); }
   });
   let merged: ReturnType<typeof mergeTestRuns>;
-  try { merged = mergeTestRuns(results, files); } catch (e) { if (e instanceof TestJsonError) throw usage(e.message); throw e; }
+  try { merged = mergeTestRuns(results, files); } catch (e) { if (e instanceof TestJsonError) throw new UsageError(e.message); throw e; }
   printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, { missing: merged.missing });
   writeOutputs(merged.result, flags);
   return merged.missing.length === 0 && merged.result.tests.every((t) => t.status !== 'fail') ? EXIT_OK : EXIT_FAILED;

@@ -19,8 +19,9 @@ import { describeDropped, droppedOptions, mergeKconfig, parseKconfig } from './k
 import { sanitizeLabel } from './label.js';
 import { BuildProgress, formatDuration, type ProgressSink } from './progress.js';
 import { sourceInfo, type SourceSpec } from './source.js';
+import { KtstrError } from '../errors.js';
 
-export class KernelBuildError extends Error {}
+export class KernelBuildError extends KtstrError {}
 
 export interface KernelBuildOptions {
   source: SourceSpec;

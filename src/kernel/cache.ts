@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.js';
 import { isSanitizedLabel } from './label.js';
+import { KtstrError } from '../errors.js';
 
 export const METADATA_FILE = 'metadata.json';
 const LOCK_FILE = '.lock';
@@ -59,7 +60,7 @@ export interface CacheEntry {
   metadata: KernelMetadata;
 }
 
-export class CacheError extends Error {}
+export class CacheError extends KtstrError {}
 export class CacheLockedError extends CacheError {
   constructor(message: string, readonly ownerPid: number) {
     super(message);

@@ -3,12 +3,14 @@
 // that a final .config (after `make olddefconfig`) still holds every value the fragment asked
 // for. Kconfig silently drops options whose dependencies are unmet; this is how we notice.
 
+import { KtstrError } from '../errors.js';
+
 export type KconfigValues = Map<string, string>;
 
 const SET_RE = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/;
 const UNSET_RE = /^# (CONFIG_[A-Za-z0-9_]+) is not set\s*$/;
 
-export class KconfigError extends Error {}
+export class KconfigError extends KtstrError {}
 
 /** Parses .config / fragment text. Later lines win. Bad lines throw KconfigError with the line number. */
 export function parseKconfig(text: string, what = 'config'): KconfigValues {

@@ -11,6 +11,7 @@ import { KernelCache, readMetadata } from './cache.js';
 import { defaultKernelsDir } from './discover.js';
 import { configKernelVersion } from './kconfig.js';
 import { compareVersions, formatVersion, parseVersion, sanitizeLabel, versionHasPrefix, versionOfLabel, type Version } from './label.js';
+import { UsageError } from '../errors.js';
 
 export interface ResolvedKernel {
   label: string;
@@ -29,7 +30,7 @@ export interface ResolvedKernel {
   via: 'spec' | 'KTSTR_KERNEL' | 'auto';
 }
 
-export class KernelNotFoundError extends Error {}
+export class KernelNotFoundError extends UsageError {}
 
 export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;

@@ -10,6 +10,7 @@ import { findOnPath } from '../host/paths.js';
 import type { KernelSourceInfo } from './cache.js';
 
 import { DEFAULT_KERNEL_SERIES } from './defaults.js';
+import { UsageError } from '../errors.js';
 export { DEFAULT_KERNEL_SERIES };
 
 export type SourceSpec =
@@ -17,7 +18,7 @@ export type SourceSpec =
   | { kind: 'tarball'; path: string }
   | { kind: 'debian-package'; package: string; tarball: string; series: string };
 
-export class SourceError extends Error {}
+export class SourceError extends UsageError {}
 
 /** The Debian package and tarball for a series ("6.12" -> linux-source-6.12). */
 export function debianSource(series: string): SourceSpec {

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { packageRoot } from '../paths.js';
 import { KernelSpecError, parseKernelSpec, type KernelSpec } from './kernel-match.js';
+import { UsageError } from '../errors.js';
 
 export const REGISTRY_FILE = 'ktstr.config.json';
 
@@ -40,7 +41,7 @@ export interface Registry {
   schedulers: SchedulerDecl[];
 }
 
-export class RegistryError extends Error {}
+export class RegistryError extends UsageError {}
 
 const CONSTRAINT_KEYS = ['minLlcs', 'maxLlcs', 'minCpus', 'maxCpus', 'minNumaNodes', 'maxNumaNodes'] as const;
 const ENTRY_KEYS = new Set(['name', 'binary', 'args', 'kernels', 'topology', 'description', 'fixture', 'checks']);

@@ -13,6 +13,7 @@ import { kernelAccepted } from '../scheduler/kernel-match.js';
 import { RegistryError, schedulerBinary, topologyRejections, type Registry, type SchedulerDecl, type TopologyFacts } from '../scheduler/registry.js';
 import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
 import { defaultMemoryMiB, formatTopology, loadPresets, parseTopology, Topology, TopologyError } from '../vmm/topology/index.js';
+import { UsageError } from '../errors.js';
 
 export interface MatrixRequest {
   /** Loaded by the caller (ktstr.config.json or --config). */
@@ -52,8 +53,8 @@ export interface MatrixCell {
   cost: number;
 }
 
-/** A usage error: the caller exits 2 with the message. */
-export class MatrixError extends Error {
+/** A matrix that cannot be built as asked (unknown scheduler, kernel or topology, nothing to run): a usage error. */
+export class MatrixError extends UsageError {
   override name = 'MatrixError';
 }
 

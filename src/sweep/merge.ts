@@ -4,9 +4,10 @@
 
 import { SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, type SweepResult } from './result.js';
 import type { CellResult } from '../cell/result.js';
+import { UsageError } from '../errors.js';
 
-/** Files that cannot be merged; the CLI turns it into a usage error. */
-export class MergeError extends Error {
+/** Files that cannot be merged: a usage error. */
+export class MergeError extends UsageError {
   override name = 'MergeError';
 }
 

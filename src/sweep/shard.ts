@@ -3,14 +3,16 @@
 // with the least cost so far (ties: the lower index); the same matrix gives the same shards on
 // every machine whatever order the cells come in, and each shard keeps the input order.
 
+import { UsageError } from '../errors.js';
+
 export interface Shard {
   /** 1-based. */
   index: number;
   count: number;
 }
 
-/** A bad --shard text or shard request; the CLI turns it into a usage error. */
-export class ShardError extends Error {
+/** A bad --shard text or shard request: a usage error. */
+export class ShardError extends UsageError {
   override name = 'ShardError';
 }
 

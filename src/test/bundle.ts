@@ -9,8 +9,9 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cacheRoot, packageRoot } from '../paths.js';
+import { UsageError } from '../errors.js';
 
-export class TestFileError extends Error {
+export class TestFileError extends UsageError {
   override name = 'TestFileError';
 }
 

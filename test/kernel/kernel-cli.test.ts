@@ -1,6 +1,7 @@
 // Issue 6: the `kernel` command end to end on a stand-in source tree: build (config merged
-// and checked, entry written), list (table and --json), resolve, remove; errors exit 1 and
-// name what exists; bad usage exits 2.
+// and checked, entry written), list (table and --json), resolve, remove; a kernel that names
+// nothing exits 2 (a usage error, as --kernel in every command) and the message names what
+// exists; a failed build exits 1; bad usage exits 2.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,10 +55,10 @@ test('kernel build --source TREE, then list, resolve and remove', () => {
 
 test('errors: unknown label, unknown spec, bad source, bad --jobs', () => {
   const rm = cli('kernel', 'remove', 'nope');
-  assert.is(rm.status, 1);
+  assert.is(rm.status, 2);
   assert.match(rm.stderr, /no cached kernel 'nope'; cached: none/, rm.stderr);
   const res = cli('kernel', 'resolve', 'nope');
-  assert.is(res.status, 1);
+  assert.is(res.status, 2);
   assert.match(res.stderr, /unknown kernel 'nope'.*no kernels are known/);
   const src = cli('kernel', 'build', '--source', join(tmp, 'missing'));
   assert.is(src.status, 2);

@@ -1,7 +1,9 @@
 // Errors of kernel/initrd loading. Raised while the images are parsed and validated,
 // before any VM exists, so a bad file never leaves KVM state behind.
 
-export class BootImageError extends Error {
+import { UsageError } from '../../errors.js';
+
+export class BootImageError extends UsageError {
   constructor(message: string, readonly path?: string) {
     super(path === undefined ? message : `${path}: ${message}`);
     this.name = 'BootImageError';

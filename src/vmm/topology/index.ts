@@ -24,13 +24,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../paths.js';
+import { UsageError } from '../../errors.js';
 
 /** Most vCPUs a topology may declare (the gauntlet's max-cpu preset). */
 export const MAX_CPUS = 252;
 /** Highest APIC ID accepted: KVM_MAX_VCPU_IDS is 4096 on x86 (KVM_CAP_MAX_VCPU_ID). */
 export const MAX_APIC_ID = 4095;
 
-export class TopologyError extends Error {
+export class TopologyError extends UsageError {
   override name = 'TopologyError';
 }
 
