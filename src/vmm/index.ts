@@ -14,7 +14,7 @@ import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
 import { encodeWatchpoints, type HardwareWatch } from './watchpoints.js';
-import { watchOutput } from './devices/serial.js';
+import { watchOutput, type SerialState } from './devices/serial.js';
 export type { DebugHit, VcpuControlRegs, VcpuRegisters } from './vm.js';
 export type { HardwareWatch } from './watchpoints.js';
 import { GuestMemory, type RamRegion } from './memory.js';
@@ -106,6 +106,8 @@ export interface LiveVm {
   setWatchpoints(watches: readonly (HardwareWatch | null)[]): Promise<void>;
   /** The handler of watchpoint hits: the vCPU that hit holds until it settles (at most 10 s). */
   onDebugHit(handler: ((hit: DebugHit) => Promise<void> | void) | undefined): void;
+  /** The UARTs as plain data (Serial.state(): registers, unread and undrained bytes), taken while the guest runs or is paused. */
+  serialState(): { com1: SerialState; com2: SerialState };
   /** How many vCPUs the VM has. */
   readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
@@ -277,6 +279,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
         return machine.setWatchpoints(addresses, dr7);
       },
       onDebugHit: (handler) => { machine.onDebugHit = handler; },
+      serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
       vcpus,
       end: (detail = 'ended by the host') => settle('stopped', 0, detail),
     });

@@ -10,6 +10,7 @@ import { KVM_IOCTL } from '../kvm/ioctl.js';
 import { KVM_ENABLE_CAP, KVM_FPU, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_LAPIC_STATE } from '../kvm/layout.js';
 import { native } from '../kvm/native.js';
 import { KvmCpuid2 as Cpuid2, type CpuidEntry, type KvmCpuid2 } from '../kvm/structs.js';
+import type { IrqTrigger } from './devices/irq.js';
 
 /** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
 export const KVM_TSS_ADDR = 0xfffbd000;
@@ -102,6 +103,12 @@ export function irqLine(vmFd: number, irq: number, level: 0 | 1, scratch = new U
   scratch[0] = irq;
   scratch[1] = level;
   native().ioctl(vmFd, KVM_IOCTL.KVM_IRQ_LINE, scratch);
+}
+
+/** A device's interrupt trigger (devices/irq.ts) on KVM_IRQ_LINE: one per device handle and thread (it owns its scratch). */
+export function irqLineTrigger(vmFd: number, irq: number): IrqTrigger {
+  const scratch = new Uint32Array(2);
+  return (level) => irqLine(vmFd, irq, level, scratch);
 }
 
 export const MSR = {

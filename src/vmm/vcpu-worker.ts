@@ -15,6 +15,7 @@ import { Vcpu } from '../kvm/kvm.js';
 import { isErrnoError } from '../kvm/native.js';
 import { PortBus, type PortEvent } from './devices/ports.js';
 import { Serial, type SerialShared } from './devices/serial.js';
+import { irqLineTrigger } from './kvm-setup.js';
 import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 
 export interface VcpuWorkerInput {
@@ -109,7 +110,7 @@ function where(vcpu: Vcpu): string {
 
 function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
-  const serials = input.serials.map((s) => new Serial(s, input.vmFd));
+  const serials = input.serials.map((s) => new Serial(s, irqLineTrigger(input.vmFd, s.irq)));
   const bus = new PortBus(serials, (e: PortEvent) => {
     if (e.kind === 'exit') end(EV.exit, e.code, `exit port: code ${e.code}`);
     else if (e.kind === 'poweroff') end(EV.poweroff, 0, e.why);

@@ -18,7 +18,7 @@ import { KvmRegs, KvmSregs, SEGMENT_NAMES, type KvmDtable, type KvmSegment, type
 import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
 import { BOOT_SELECTORS, type BootState } from './boot/index.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
+import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, irqLineTrigger, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
@@ -185,8 +185,8 @@ export class Machine {
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
-      this.com1 = new Serial(this.serialShared[0], fd);
-      this.com2 = new Serial(this.serialShared[1], fd);
+      this.com1 = new Serial(this.serialShared[0], irqLineTrigger(fd, COM1.irq));
+      this.com2 = new Serial(this.serialShared[1], irqLineTrigger(fd, COM2.irq));
     } catch (e) {
       this.kvm.close();
       throw e;

@@ -1,6 +1,5 @@
 // 16550 register model, CMOS, MSR encoding and the CPUID hook on the host (no KVM: the
-// IRQ line ioctl is only called when the line changes, which these tests avoid or expect
-// to fail on a bad fd).
+// UARTs get an interrupt trigger that drives nothing; device-state.test.ts records it).
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,9 +10,10 @@ import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID
 import { KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
+const noIrq = (): void => {};
 
 test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
-  const s = new Serial(createSerialShared(COM1), -1);
+  const s = new Serial(createSerialShared(COM1), noIrq);
   for (const c of Buffer.from('hi\n')) s.write(B, c);
   assert.equal(Buffer.from(s.drainOutput()).toString(), 'hi\n');
   assert.is(s.read(B + 5) & 0x60, 0x60, 'THRE and TEMT');
@@ -36,7 +36,7 @@ test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
 });
 
 test('16550: received bytes', () => {
-  const s = new Serial(createSerialShared(COM1), -1);
+  const s = new Serial(createSerialShared(COM1), noIrq);
   assert.is(s.inject(Buffer.from('ab')), 2);
   assert.is(s.read(B + 5) & 1, 1);
   assert.is(s.read(B), 0x61);
@@ -48,7 +48,7 @@ test('output signal: a burst from another thread wakes the host once; silence co
   const pending = createOutputSignal();
   const com1 = createSerialShared(COM1, pending);
   const com2 = createSerialShared(COM2, pending);
-  const host = [new Serial(com1, -1), new Serial(com2, -1)];
+  const host = [new Serial(com1, noIrq), new Serial(com2, noIrq)];
   let calls = 0;
   let text = '';
   const watch = watchOutput(pending, () => { calls++; for (const s of host) text += Buffer.from(s.drainOutput()).toString(); }, 50);
@@ -58,7 +58,7 @@ test('output signal: a burst from another thread wakes the host once; silence co
     // A worker (like a vCPU thread) transmits a burst on each UART.
     const url = new URL('../../src/vmm/devices/serial.js', import.meta.url).href;
     const code = `import(${JSON.stringify(url)}).then(({ Serial }) => { const { workerData: w } = require('node:worker_threads');
-      const a = new Serial(w.com1, -1), b = new Serial(w.com2, -1);
+      const a = new Serial(w.com1, () => {}), b = new Serial(w.com2, () => {});
       for (const c of Buffer.from('hello ')) a.write(${COM1.base}, c);
       for (const c of Buffer.from('world')) b.write(${COM2.base}, c); });`;
     await new Promise((res, rej) => { const w = new Worker(code, { eval: true, workerData: { com1, com2 } }); w.on('error', rej); w.on('exit', res); });

@@ -2,10 +2,12 @@
 // port 0x61 and the IOAPIC/LAPIC are in the kernel): the UARTs, the exit port, the i8042
 // reset line, a minimal CMOS/RTC, the POST/delay port 0x80, and "nothing here" (reads float
 // to 0xff, writes are dropped) for everything else, including PCI config 0xcf8/0xcfc.
-// Runs on the vCPU threads.
+// Runs on the vCPU threads, one bus per thread. state() / fromState() save and restore the
+// bus's own registers (the CMOS index, PM1_EN) as plain data; the UARTs it routes to are
+// shared by all threads and saved on their own (Serial.state()).
 
 import { isPowerOffWrite, PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_SCI_EN } from '../acpi/pm.js';
-import { Serial } from './serial.js';
+import type { Serial } from './serial.js';
 
 /**
  * An "isa-debug-exit"-style port: a byte written here ends the VM with that byte as the
@@ -42,11 +44,32 @@ export function cmosRegister(index: number, now = new Date()): number {
   }
 }
 
+/** A PortBus's own registers as plain data (PortBus.state()). The CMOS clock is the host's: only its index register is state. */
+export interface PortBusState {
+  /** The CMOS register selected through port 0x70 (NMI-disable bit dropped). */
+  cmosIndex: number;
+  /** PM1_EN, 16 bits. */
+  pm1Enable: number;
+}
+
 export class PortBus {
   private cmosIndex = 0;
   /** PM1_EN (fixed-event enables): kept as written, since ACPICA reads back what it enables. */
   private pm1Enable = 0;
   constructor(readonly serials: Serial[], private readonly onEvent: (e: PortEvent) => void) {}
+
+  /** A bus restored from `state`, routing to `serials` (handles on UARTs restored on their own). */
+  static fromState(state: PortBusState, serials: Serial[], onEvent: (e: PortEvent) => void): PortBus {
+    const ok = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+    if (!ok(state.cmosIndex, 0x7f)) throw new RangeError(`port bus state: cmosIndex ${String(state.cmosIndex)} is not 0..0x7f`);
+    if (!ok(state.pm1Enable, 0xffff)) throw new RangeError(`port bus state: pm1Enable ${String(state.pm1Enable)} is not 16 bits`);
+    const bus = new PortBus(serials, onEvent);
+    bus.cmosIndex = state.cmosIndex;
+    bus.pm1Enable = state.pm1Enable;
+    return bus;
+  }
+
+  state(): PortBusState { return { cmosIndex: this.cmosIndex, pm1Enable: this.pm1Enable }; }
 
   in(port: number, data: Uint8Array): void {
     for (const s of this.serials) {

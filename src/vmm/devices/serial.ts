@@ -1,5 +1,6 @@
 // A 16550A UART (THR/RBR, IER, IIR/FCR, LCR, MCR, LSR, MSR, SCR, the DLAB divisor latch)
-// whose interrupt goes to the in-kernel irqchip with KVM_IRQ_LINE.
+// whose interrupt is a trigger it is handed (devices/irq.ts; the VMM wires it to
+// KVM_IRQ_LINE): the UART knows nothing of KVM.
 //
 // Threading -- why the state is in shared memory: port I/O exits arrive on the vCPU
 // threads (worker_threads blocked in KVM_RUN). Handling them right there, with the
@@ -11,13 +12,19 @@
 // thread, which only (a) drains transmitted bytes from a lock-free single-consumer ring and
 // (b) feeds received bytes into a lock-free single-producer ring, then re-evaluates the IRQ
 // under the lock (or leaves a "dirty" mark the current lock holder handles on unlock).
-// The interrupt line is driven by whoever changes the state: KVM_IRQ_LINE on the VM fd is
-// thread-safe. The host learns of transmitted bytes through a shared "output pending" word
-// (one for all UARTs of a VM): the transmitting thread raises it and wakes the host only on
-// its 0 -> 1 edge, and watchOutput() (below) drains after that, so an idle console costs the
-// host nothing (no polling timer competing with the vCPUs for the CPU).
+// The interrupt line is driven by whoever changes the state, through its own handle's
+// trigger (KVM_IRQ_LINE on the VM fd is thread-safe). The host learns of transmitted bytes
+// through a shared "output pending" word (one for all UARTs of a VM): the transmitting
+// thread raises it and wakes the host only on its 0 -> 1 edge, and watchOutput() (below)
+// drains after that, so an idle console costs the host nothing (no polling timer competing
+// with the vCPUs for the CPU).
+//
+// Save and restore: state() is the UART as plain data (SerialState: registers, the bytes
+// waiting in both rings, the line level), read under the lock so no vCPU changes it halfway;
+// restoreSerialShared() builds fresh shared buffers from it, and Serial.fromState() a handle
+// on them.
 
-import { irqLine } from '../kvm-setup.js';
+import type { IrqTrigger } from './irq.js';
 
 export const COM1 = { base: 0x3f8, irq: 4 } as const;
 export const COM2 = { base: 0x2f8, irq: 3 } as const;
@@ -56,6 +63,36 @@ export interface SerialShared {
   irq: number;
 }
 
+/**
+ * A UART as plain data (numbers and arrays: JSON- and structuredClone-safe), from
+ * Serial.state(). The port and IRQ number are the machine's, not the UART's: restoring takes them apart.
+ */
+export interface SerialState {
+  /** Interrupt enable (IER), as masked on write. */
+  ier: number;
+  /** Line control (LCR), DLAB included. */
+  lcr: number;
+  /** Modem control (MCR). */
+  mcr: number;
+  /** Scratch (SCR). */
+  scr: number;
+  /** Divisor latch, low and high byte (DLL, DLM). */
+  dll: number;
+  dlm: number;
+  /** FIFO control as kept: its enable bit. */
+  fcr: number;
+  /** 1 while a THR-empty interrupt is pending (until IIR reports it or IER drops it). */
+  thrPending: 0 | 1;
+  /** The level last driven on the interrupt line. */
+  irqLevel: 0 | 1;
+  /** A byte sent in loopback mode (MCR LOOP) and not yet read, else null. */
+  loopback: number | null;
+  /** Transmitted bytes the host has not drained yet, oldest first. */
+  tx: number[];
+  /** Received bytes the guest has not read yet, oldest first. */
+  rx: number[];
+}
+
 /** The "output pending" word for createSerialShared: pass one to every UART of a VM. */
 export function createOutputSignal(): SharedArrayBuffer { return new SharedArrayBuffer(4); }
 
@@ -66,6 +103,43 @@ export function createSerialShared(port: { base: number; irq: number }, pending 
   s[S.lcr] = 0x03;
   s[S.mcr] = 0x08; // OUT2
   return { state, out: new SharedArrayBuffer(RING_HDR + OUT_RING_BYTES), in: new SharedArrayBuffer(RING_HDR + IN_RING_BYTES), pending, base: port.base, irq: port.irq };
+}
+
+const isByte = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff;
+const isBit = (v: unknown): v is 0 | 1 => v === 0 || v === 1;
+
+/**
+ * Fresh shared buffers holding a saved UART (Serial.state()) at `port`: hand them to every
+ * thread as createSerialShared's are. Transmitted bytes still waiting raise `pending`, so the
+ * host drains them. The interrupt line is not driven: the level is restored as data (the
+ * interrupt controller is restored with its own state).
+ */
+export function restoreSerialShared(port: { base: number; irq: number }, st: SerialState, pending = createOutputSignal()): SerialShared {
+  for (const k of ['ier', 'lcr', 'mcr', 'scr', 'dll', 'dlm', 'fcr'] as const) {
+    if (!isByte(st[k])) throw new RangeError(`serial state: ${k} ${String(st[k])} is not a byte`);
+  }
+  if (!isBit(st.thrPending) || !isBit(st.irqLevel)) throw new RangeError('serial state: thrPending and irqLevel are 0 or 1');
+  if (st.loopback !== null && !isByte(st.loopback)) throw new RangeError(`serial state: loopback ${String(st.loopback)} is not a byte or null`);
+  if (!Array.isArray(st.tx) || st.tx.length > OUT_RING_BYTES || !st.tx.every(isByte)) throw new RangeError(`serial state: tx must be at most ${OUT_RING_BYTES} bytes`);
+  if (!Array.isArray(st.rx) || st.rx.length > IN_RING_BYTES || !st.rx.every(isByte)) throw new RangeError(`serial state: rx must be at most ${IN_RING_BYTES} bytes`);
+  const shared = createSerialShared(port, pending);
+  const s = new Int32Array(shared.state);
+  s[S.ier] = st.ier; s[S.lcr] = st.lcr; s[S.mcr] = st.mcr; s[S.scr] = st.scr;
+  s[S.dll] = st.dll; s[S.dlm] = st.dlm; s[S.fcr] = st.fcr;
+  s[S.thrPending] = st.thrPending;
+  s[S.irq] = st.irqLevel;
+  s[S.loopRx] = st.loopback === null ? 0 : 0x100 | st.loopback;
+  const out = new Ring(shared.out);
+  for (const b of st.tx) out.push(b);
+  const rx = new Ring(shared.in);
+  for (const b of st.rx) rx.push(b);
+  if (st.tx.length > 0) signalOutput(new Int32Array(pending));
+  return shared;
+}
+
+/** After a byte went into an output ring: raise the pending word, waking the host on its edge. */
+function signalOutput(pending: Int32Array): void {
+  if (Atomics.load(pending, 0) === 0 && Atomics.exchange(pending, 0, 1) === 0) Atomics.notify(pending, 0);
 }
 
 /**
@@ -130,6 +204,14 @@ class Ring {
     return b;
   }
   clear(): void { Atomics.store(this.idx, 1, Atomics.load(this.idx, 0)); }
+  /** What is in the ring, oldest first, consuming nothing. */
+  peek(): number[] {
+    const r = Atomics.load(this.idx, 1);
+    const n = (Atomics.load(this.idx, 0) - r) | 0;
+    const bytes = new Array<number>(Math.max(n, 0));
+    for (let i = 0; i < n; i++) bytes[i] = this.data[((r + i) >>> 0) % this.cap];
+    return bytes;
+  }
   /** Consumer side: everything available. */
   drain(): Uint8Array {
     const r = Atomics.load(this.idx, 1);
@@ -151,11 +233,11 @@ export class Serial {
   private readonly out: Ring;
   private readonly rx: Ring;
   private readonly pending: Int32Array;
-  private readonly scratch = new Uint32Array(2);
   /** Bytes dropped because the host did not drain the output ring in time. */
   dropped = 0;
 
-  constructor(readonly shared: SerialShared, private readonly vmFd: number) {
+  /** `raiseIrq` drives this UART's interrupt line from this thread. */
+  constructor(readonly shared: SerialShared, private readonly raiseIrq: IrqTrigger) {
     this.base = shared.base;
     this.irq = shared.irq;
     this.s = new Int32Array(shared.state);
@@ -164,9 +246,9 @@ export class Serial {
     this.pending = new Int32Array(shared.pending);
   }
 
-  /** After a byte went into the output ring: raise the pending word, waking the host on its edge. */
-  private signalOutput(): void {
-    if (Atomics.load(this.pending, 0) === 0 && Atomics.exchange(this.pending, 0, 1) === 0) Atomics.notify(this.pending, 0);
+  /** A handle on a fresh UART restored from `state` (restoreSerialShared; `pending` as there). */
+  static fromState(port: { base: number; irq: number }, state: SerialState, raiseIrq: IrqTrigger, pending?: SharedArrayBuffer): Serial {
+    return new Serial(restoreSerialShared(port, state, pending), raiseIrq);
   }
 
   handles(port: number): boolean { return port >= this.base && port < this.base + 8; }
@@ -200,7 +282,7 @@ export class Serial {
     const level = (this.iir() & UART_IIR_NO_INT) === 0 ? 1 : 0;
     if (this.s[S.irq] !== level) {
       this.s[S.irq] = level;
-      irqLine(this.vmFd, this.irq, level, this.scratch);
+      this.raiseIrq(level);
     }
   }
 
@@ -253,7 +335,7 @@ export class Serial {
         case 0:
           if (dlab) { s[S.dll] = value; break; }
           if (s[S.mcr] & UART_MCR_LOOP) s[S.loopRx] = 0x100 | value;
-          else if (this.out.push(value)) this.signalOutput();
+          else if (this.out.push(value)) signalOutput(this.pending);
           else this.dropped++;
           s[S.thrPending] = 1; // transmitted at once: THR is empty again
           break;
@@ -272,6 +354,29 @@ export class Serial {
         default: break; // LSR/MSR writes are ignored
       }
       this.updateIrq();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * The UART as plain data, taken under the lock (any thread; it waits for a vCPU in the
+   * middle of an access). A received byte whose interrupt is not yet evaluated (inject()'s
+   * dirty mark) is evaluated first, so the saved line level matches the saved registers.
+   */
+  state(): SerialState {
+    const s = this.s;
+    this.lock();
+    try {
+      if (Atomics.exchange(s, S.dirty, 0) !== 0) this.updateIrq();
+      return {
+        ier: s[S.ier], lcr: s[S.lcr], mcr: s[S.mcr], scr: s[S.scr], dll: s[S.dll], dlm: s[S.dlm], fcr: s[S.fcr],
+        thrPending: s[S.thrPending] ? 1 : 0,
+        irqLevel: s[S.irq] ? 1 : 0,
+        loopback: s[S.loopRx] >= 0x100 ? s[S.loopRx] & 0xff : null,
+        tx: this.out.peek(),
+        rx: this.rx.peek(),
+      };
     } finally {
       this.unlock();
     }
