@@ -15,6 +15,13 @@ import {
   RQ_LOCAL_DSQ_NR, RQ_CURR_PID, RQ_CURR_POLICY, RQ_SCX_FLAGS, RQ_OLDEST_PID, RQ_RUNNABLE_COUNT, RQ_FLAGS, RQ_COMM, RQ_CPU,
   RQ_OUT_RECORDS, RQ_STEP_BUDGET, RQF_READ, RQF_CURR, RQF_SCX, RQF_LIST_TRUNCATED, RQF_LIST_BROKEN, RQF_NO_CPU,
 } from './monitor-abi';
+import {
+  OFF_XA_HEAD, OFF_XA_NODE_SHIFT, OFF_XA_NODE_SLOTS, OFF_IDR_RT, OFF_IDR_BASE, OFF_PROG_TYPE, OFF_PROG_AUX, OFF_PROG_STATS,
+  OFF_AUX_ID, OFF_AUX_VERIFIED_INSNS, OFF_AUX_NAME, OFF_AUX_USED_MAPS, OFF_AUX_USED_MAP_CNT, OFF_STATS_CNT, OFF_STATS_NSECS,
+  OFF_STATS_MISSES, OFF_MAP_NAME, OFF_PROG_TYPE_STRUCT_OPS, OFF_COUNT, RECORD_SIZE, REC_PROG_KVA, REC_AUX_KVA, REC_CNT, REC_NSECS,
+  REC_MISSES, REC_ID, REC_VERIFIED, REC_FLAGS, REC_USED_MAPS, REC_NAME, REC_OBJ, REC_CPUS, NAME_LEN, OUT_RECORDS, FLAG_STATS,
+  FLAG_OBJ, FLAG_SATURATED, FLAG_NAME_FAULT,
+} from './introspect-abi';
 
 // ---- constants -----------------------------------------------------------------------------------
 /** Returned by every translation that fails (not mapped, outside guest RAM, non-canonical). */
@@ -36,51 +43,14 @@ const ENUM_FIND_BUDGET: i32 = 1 << 18; // node visits per whole enumeration
 const MAX_IDR_ID: u64 = 65536;
 const MAX_USED_MAPS: u32 = 64;
 const MAX_CPUS: i32 = 8192;
-const NAME_LEN: i32 = 16; // BPF_OBJ_NAME_LEN
 
-/** One output record of enumStructOps (bytes); field offsets are REC_* below. */
-export const RECORD_SIZE: i32 = 96;
-const REC_PROG_KVA: usize = 0;
-const REC_AUX_KVA: usize = 8;
-const REC_CNT: usize = 16;
-const REC_NSECS: usize = 24;
-const REC_MISSES: usize = 32;
-const REC_ID: usize = 40;
-const REC_VERIFIED: usize = 44;
-const REC_FLAGS: usize = 48;
-const REC_USED_MAPS: usize = 52;
-const REC_NAME: usize = 56;
-const REC_OBJ: usize = 72;
-const REC_CPUS: usize = 88;
-/** REC_FLAGS bits. */
-const FLAG_STATS: u32 = 1; // stats pointer read and summed
-const FLAG_OBJ: u32 = 2; // obj name found in used_maps
-const FLAG_SATURATED: u32 = 4; // a per-CPU sum saturated at u64 max
-const FLAG_NAME_FAULT: u32 = 8; // aux->name could not be read
-
-const OUT_RECORDS: i32 = 512;
-
-// ---- offsets table (set by the host from BTF; index = OFF_*) ----------------------------------------
-export const OFF_XA_HEAD: i32 = 0;
-export const OFF_XA_NODE_SHIFT: i32 = 1;
-export const OFF_XA_NODE_SLOTS: i32 = 2;
-export const OFF_IDR_RT: i32 = 3;
-export const OFF_IDR_BASE: i32 = 4;
-export const OFF_IDR_NEXT: i32 = 5;
-export const OFF_PROG_TYPE: i32 = 6;
-export const OFF_PROG_AUX: i32 = 7;
-export const OFF_PROG_STATS: i32 = 8;
-export const OFF_AUX_ID: i32 = 9;
-export const OFF_AUX_VERIFIED_INSNS: i32 = 10;
-export const OFF_AUX_NAME: i32 = 11;
-export const OFF_AUX_USED_MAPS: i32 = 12;
-export const OFF_AUX_USED_MAP_CNT: i32 = 13;
-export const OFF_STATS_CNT: i32 = 14;
-export const OFF_STATS_NSECS: i32 = 15;
-export const OFF_STATS_MISSES: i32 = 16;
-export const OFF_MAP_NAME: i32 = 17;
-export const OFF_PROG_TYPE_STRUCT_OPS: i32 = 18; // enum value, not an offset
-const OFF_COUNT: i32 = 19;
+// The offset table (OFF_*), the program record (RECORD_SIZE, REC_*, FLAG_*) and OUT_RECORDS are
+// the ABI in assembly/introspect-abi.ts. RECORD_SIZE and OFF_* stay exported as module globals.
+export {
+  RECORD_SIZE, OFF_XA_HEAD, OFF_XA_NODE_SHIFT, OFF_XA_NODE_SLOTS, OFF_IDR_RT, OFF_IDR_BASE, OFF_IDR_NEXT, OFF_PROG_TYPE,
+  OFF_PROG_AUX, OFF_PROG_STATS, OFF_AUX_ID, OFF_AUX_VERIFIED_INSNS, OFF_AUX_NAME, OFF_AUX_USED_MAPS, OFF_AUX_USED_MAP_CNT,
+  OFF_STATS_CNT, OFF_STATS_NSECS, OFF_STATS_MISSES, OFF_MAP_NAME, OFF_PROG_TYPE_STRUCT_OPS,
+} from './introspect-abi';
 
 // ---- static blocks: laid out after the module's data (__heap_base), never emitted as data ----
 @inline function align16(x: usize): usize { return (x + 15) & ~<usize>15; }

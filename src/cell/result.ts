@@ -2,9 +2,12 @@
 // probe, stop), as the sweep's reporters, its JSON file and `sweep merge` read it. Nothing
 // here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
 
-import type { TestFacts, WatchSummary } from '../guest/plan.js';
+import type { ProgramReport, ProbeWorkerReport, TestFacts, WatchSummary } from '../guest/plan.js';
 import type { MonitorTimeline } from './monitor-session.js';
 import type { ReproReport } from './repro.js';
+
+/** Reported by the guest agent; defined with the rest of its messages (src/guest/plan.ts). */
+export type { ProgramReport, ProbeWorkerReport };
 
 /** Why a cell failed, by kind (the sweep's reporters group and print these). */
 export type FailureKind =
@@ -22,30 +25,6 @@ export interface CellFailure {
   kind: FailureKind;
   /** One line: what went wrong (the verifier's message, the exit text, the panic line). */
   message: string;
-}
-
-/** One struct_ops BPF program of the scheduler, as the host read it from guest memory. */
-export interface ProgramReport {
-  id: number;
-  name: string;
-  verifiedInsns: number;
-  /** Run count and total run time summed over CPUs (bpf_stats_enabled); null when not read. */
-  runCount: number | null;
-  runTimeNs: number | null;
-}
-
-/** One probe worker (one per online CPU, SCHED_EXT). */
-export interface ProbeWorkerReport {
-  /** The CPU it was pinned to. */
-  cpu: number;
-  /** Spin iterations counted after attach, within the probe window. */
-  iterations: number;
-  /** Its thread's CPU time over the probe window, ns. */
-  cpuTimeNs: number;
-  /** Its scheduling policy as the kernel reported it after the switch (7 = SCHED_EXT). */
-  policy: number;
-  /** Its thread id in the guest (the host monitor sees it as the running task of its CPU); absent from older agents. */
-  tid?: number;
 }
 
 /** The verifier's summary line of a rejected load (from the forwarded log). */

@@ -21,7 +21,7 @@ import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
 import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } from './verdict.js';
-import { checkTestFacts } from '../test/facts-check.js';
+import { checkTestFacts } from './test-facts-check.js';
 import { checkFacts } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 import { schedulerView, writeSchedulerVar } from './scheduler-view.js';

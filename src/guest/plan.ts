@@ -2,11 +2,34 @@
 // what the agent reports back (the messages of docs/guest-protocol.md). Plain data on both
 // sides; the host judges the facts (src/cell/verdict.ts), the agent only observes.
 
-import type { ProgramReport, ProbeWorkerReport } from '../cell/result.js';
 import type { BulkRecord } from './ring.js';
 import type { CheckOverrides } from '../test/api/options.js';
 import type { CpuPlaceData } from '../test/api/topology.js';
 import type { RunRecord } from '../test/record.js';
+
+/** One struct_ops BPF program of the scheduler, as read from guest memory (by the agent or by the host). */
+export interface ProgramReport {
+  id: number;
+  name: string;
+  verifiedInsns: number;
+  /** Run count and total run time summed over CPUs (bpf_stats_enabled); null when not read. */
+  runCount: number | null;
+  runTimeNs: number | null;
+}
+
+/** One probe worker (one per online CPU, SCHED_EXT). */
+export interface ProbeWorkerReport {
+  /** The CPU it was pinned to. */
+  cpu: number;
+  /** Spin iterations counted after attach, within the probe window. */
+  iterations: number;
+  /** Its thread's CPU time over the probe window, ns. */
+  cpuTimeNs: number;
+  /** Its scheduling policy as the kernel reported it after the switch (7 = SCHED_EXT). */
+  policy: number;
+  /** Its thread id in the guest (the host monitor sees it as the running task of its CPU); absent from older agents. */
+  tid?: number;
+}
 
 export const PLAN_VERSION = 1;
 /** Where the plan sits in the guest. */

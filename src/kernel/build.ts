@@ -13,7 +13,7 @@ import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, rea
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
-import { buildScxKtstr, SCX_KTSTR_BINARY } from '../scheduler/scx-ktstr.js';
+import { buildScxKtstr, SCX_KTSTR_BINARY } from './scx-ktstr.js';
 import { KernelCache, WORK_PREFIX, type CacheEntry, type CacheLock, type FileFacts, type KernelMetadata } from './cache.js';
 import { describeDropped, droppedOptions, mergeKconfig, parseKconfig } from './kconfig.js';
 import { sanitizeLabel } from './label.js';

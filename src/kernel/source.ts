@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { findOnPath } from '../host/paths.js';
+import { findOnPath } from '../paths.js';
 import type { KernelSourceInfo } from './cache.js';
 
 import { DEFAULT_KERNEL_SERIES } from './defaults.js';

@@ -9,7 +9,7 @@ export {
 } from './introspector.js';
 export { ElfFile, ElfError, bytesSource, type ByteSource, type ElfSymbol } from '../elf/file.js';
 export { Btf, BtfError, BTF_KIND, type MemberLocation } from './btf.js';
-export { kernelOffsets, OFFSET_ORDER, type KernelOffsets } from './kernel-offsets.js';
+export { kernelOffsets, OFFSET_INDEX, OFFSET_ORDER, type KernelOffsets } from './kernel-offsets.js';
 export { loadKernelImage, KernelImageError, type KernelImage, type KernelImageOptions } from './kernel-image.js';
 export { parseSystemMap, SystemMapError } from './system-map.js';
 export { Vmcoreinfo, VmcoreinfoError } from './vmcoreinfo.js';

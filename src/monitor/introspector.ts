@@ -4,7 +4,8 @@
 // offsets, and decodes the core's records into objects. Browser-safe: no Node APIs; the
 // caller supplies the module bytes (Node: src/monitor/wasm-file.ts; browser: fetch()).
 
-import { OFFSET_ORDER, type KernelOffsets } from './kernel-offsets.js';
+import * as abi from '../../assembly/introspect-abi.js';
+import { OFFSET_INDEX, OFFSET_ORDER, type KernelOffsets } from './kernel-offsets.js';
 
 export class IntrospectError extends Error {}
 
@@ -47,11 +48,8 @@ export interface IntrospectExports {
 }
 
 export const NOT_MAPPED = 0xffff_ffff_ffff_ffffn;
-export const RECORD_SIZE = 96;
-const FLAG_STATS = 1;
-const FLAG_OBJ = 2;
-const FLAG_SATURATED = 4;
-const FLAG_NAME_FAULT = 8;
+/** Bytes per struct_ops program record (the ABI: assembly/introspect-abi.ts). */
+export const RECORD_SIZE = abi.RECORD_SIZE;
 
 /** One struct_ops program as read from guest memory. */
 export interface StructOpsProgram {
@@ -169,11 +167,11 @@ export class Introspector {
   }
 
   setOffsets(offsets: KernelOffsets): void {
-    OFFSET_ORDER.forEach((key, i) => {
+    for (const key of OFFSET_ORDER) {
       const v = offsets[key];
       if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new IntrospectError(`offset ${key} = ${v} is not a u32`);
-      this.core.setOffset(i, v);
-    });
+      if (this.core.setOffset(OFFSET_INDEX[key], v) !== 0) throw new IntrospectError(`the core has no offset-table slot ${OFFSET_INDEX[key]} (${key}): a stale build/introspect*.wasm?`);
+    }
   }
 
   setPerCpu(arrayKva: bigint, slots: number): void { this.core.setPerCpu(arrayKva, slots); }
@@ -236,20 +234,20 @@ export class Introspector {
     const programs: StructOpsProgram[] = [];
     for (let i = 0; i < n; i++) {
       const o = i * RECORD_SIZE;
-      const flags = v.getUint32(o + 48, true);
+      const flags = v.getUint32(o + abi.REC_FLAGS, true);
       programs.push({
-        progKva: v.getBigUint64(o, true), // records are read from memory: already unsigned
-        auxKva: v.getBigUint64(o + 8, true),
-        stats: (flags & FLAG_STATS) !== 0 ? {
-          cnt: v.getBigUint64(o + 16, true), nsecs: v.getBigUint64(o + 24, true), misses: v.getBigUint64(o + 32, true),
-          cpus: v.getUint32(o + 88, true), saturated: (flags & FLAG_SATURATED) !== 0,
+        progKva: v.getBigUint64(o + abi.REC_PROG_KVA, true), // records are read from memory: already unsigned
+        auxKva: v.getBigUint64(o + abi.REC_AUX_KVA, true),
+        stats: (flags & abi.FLAG_STATS) !== 0 ? {
+          cnt: v.getBigUint64(o + abi.REC_CNT, true), nsecs: v.getBigUint64(o + abi.REC_NSECS, true), misses: v.getBigUint64(o + abi.REC_MISSES, true),
+          cpus: v.getUint32(o + abi.REC_CPUS, true), saturated: (flags & abi.FLAG_SATURATED) !== 0,
         } : null,
-        id: v.getUint32(o + 40, true),
-        verifiedInsns: v.getUint32(o + 44, true),
-        usedMapCount: v.getUint32(o + 52, true),
-        name: decodeName(bytes.subarray(o + 56, o + 72)),
-        obj: (flags & FLAG_OBJ) !== 0 ? decodeName(bytes.subarray(o + 72, o + 88)) : null,
-        nameReadable: (flags & FLAG_NAME_FAULT) === 0,
+        id: v.getUint32(o + abi.REC_ID, true),
+        verifiedInsns: v.getUint32(o + abi.REC_VERIFIED, true),
+        usedMapCount: v.getUint32(o + abi.REC_USED_MAPS, true),
+        name: decodeName(bytes.subarray(o + abi.REC_NAME, o + abi.REC_NAME + abi.NAME_LEN)),
+        obj: (flags & abi.FLAG_OBJ) !== 0 ? decodeName(bytes.subarray(o + abi.REC_OBJ, o + abi.REC_OBJ + abi.NAME_LEN)) : null,
+        nameReadable: (flags & abi.FLAG_NAME_FAULT) === 0,
       });
     }
     return { programs, structOpsCount: count, idrEntries: this.core.programsSeen(), activeObj: activeObject(programs) };

@@ -4,6 +4,7 @@
 // Widths are checked too, so a kernel whose layout the core cannot read is refused here with
 // a clear message instead of being read wrongly. Browser-safe.
 
+import * as abi from '../../assembly/introspect-abi.js';
 import { Btf, BtfError, BTF_KIND } from './btf.js';
 
 export interface KernelOffsets {
@@ -29,12 +30,32 @@ export interface KernelOffsets {
   progTypeStructOps: number;
 }
 
-/** Order of the core's offset table (assembly/introspect.ts OFF_*). */
-export const OFFSET_ORDER: readonly (keyof KernelOffsets)[] = [
-  'xaHead', 'xaNodeShift', 'xaNodeSlots', 'idrRt', 'idrBase', 'idrNext', 'progType', 'progAux', 'progStats',
-  'auxId', 'auxVerifiedInsns', 'auxName', 'auxUsedMaps', 'auxUsedMapCnt', 'statsCnt', 'statsNsecs', 'statsMisses',
-  'mapName', 'progTypeStructOps',
-];
+/** Each field's index in the core's offset table (setOffset), from the ABI both sides import. */
+export const OFFSET_INDEX: Readonly<Record<keyof KernelOffsets, number>> = {
+  xaHead: abi.OFF_XA_HEAD,
+  xaNodeShift: abi.OFF_XA_NODE_SHIFT,
+  xaNodeSlots: abi.OFF_XA_NODE_SLOTS,
+  idrRt: abi.OFF_IDR_RT,
+  idrBase: abi.OFF_IDR_BASE,
+  idrNext: abi.OFF_IDR_NEXT,
+  progType: abi.OFF_PROG_TYPE,
+  progAux: abi.OFF_PROG_AUX,
+  progStats: abi.OFF_PROG_STATS,
+  auxId: abi.OFF_AUX_ID,
+  auxVerifiedInsns: abi.OFF_AUX_VERIFIED_INSNS,
+  auxName: abi.OFF_AUX_NAME,
+  auxUsedMaps: abi.OFF_AUX_USED_MAPS,
+  auxUsedMapCnt: abi.OFF_AUX_USED_MAP_CNT,
+  statsCnt: abi.OFF_STATS_CNT,
+  statsNsecs: abi.OFF_STATS_NSECS,
+  statsMisses: abi.OFF_STATS_MISSES,
+  mapName: abi.OFF_MAP_NAME,
+  progTypeStructOps: abi.OFF_PROG_TYPE_STRUCT_OPS,
+};
+
+/** The fields in offset-table order (index i of the table is OFFSET_ORDER[i]). */
+export const OFFSET_ORDER: readonly (keyof KernelOffsets)[] = (Object.keys(OFFSET_INDEX) as (keyof KernelOffsets)[])
+  .sort((a, b) => OFFSET_INDEX[a] - OFFSET_INDEX[b]);
 
 /** [struct, member path, field, expected byte width] */
 const FIELDS: readonly [string, string, keyof KernelOffsets, number][] = [

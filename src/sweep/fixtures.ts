@@ -6,8 +6,8 @@
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { findOnPath } from '../host/paths.js';
-import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrSourceDir, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
+import { findOnPath } from '../paths.js';
+import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrSourceDir, scxKtstrTestBuildDir } from '../kernel/scx-ktstr.js';
 import type { MatrixCell } from './matrix.js';
 
 /** When scx-ktstr's sources last changed (a build older than that is rebuilt). */

@@ -11,7 +11,7 @@ import { formatVersion, LabelError, parseVersion } from '../kernel/label.js';
 import { KernelNotFoundError, resolveKernel, resolveKernelSpec, type ResolvedKernel, type ResolveOptions } from '../kernel/resolve.js';
 import { kernelAccepted } from '../scheduler/kernel-match.js';
 import { RegistryError, schedulerBinary, topologyRejections, type Registry, type SchedulerDecl, type TopologyFacts } from '../scheduler/registry.js';
-import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../scheduler/scx-ktstr.js';
+import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../kernel/scx-ktstr.js';
 import { defaultMemoryMiB, formatTopology, loadPresets, parseTopology, Topology, TopologyError } from '../vmm/topology/index.js';
 import { UsageError } from '../errors.js';
 
@@ -224,7 +224,7 @@ export function findBinary(s: SchedulerDecl, k: ResolvedKernel): { binary: strin
     return { binary: null, problem: `${s.name}: ${path} not found` };
   } catch (e) {
     if (!(e instanceof RegistryError)) throw e;
-    // the fixture scheduler: a copy the tests built for this kernel (src/scheduler/scx-ktstr.ts)
+    // the fixture scheduler: a copy the tests built for this kernel (src/kernel/scx-ktstr.ts)
     if (s.binary === SCX_KTSTR_BINARY) {
       const built = join(scxKtstrTestBuildDir(k.label), SCX_KTSTR_BINARY);
       if (existsSync(built)) return { binary: built, problem: null };

@@ -13,7 +13,7 @@ import { toMs } from './api/duration.js';
 import type { CollectedTest } from './collect.js';
 import { basename, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { findOnPath } from '../host/paths.js';
+import { findOnPath } from '../paths.js';
 import { PAYLOAD_STAGE_ENV } from './payload-stage.js';
 
 export const EEVDF = 'eevdf';

@@ -9,12 +9,15 @@
 // inputs in a worker thread with a watchdog, test/bench/fuzz-introspect.ts).
 
 import * as abi from '../../assembly/monitor-abi.js';
+import * as progAbi from '../../assembly/introspect-abi.js';
 import { NOT_MAPPED, type Introspector, type KernelOffsets } from '../../src/monitor/index.js';
 import { IMAGE_BASE, SyntheticGuest, TEST_OFFSETS, rng } from './synthetic-guest.js';
 import { RQ_TEST_OFFSETS, RUNQUEUES_SYM, SyntheticRunqueues, rqSpec } from './synthetic-runqueues.js';
 
 export const CALLS = ['walk', 'kvaToPa', 'xaLoad', 'xaFind', 'enumStructOps', 'sampleRunqueues', 'readers'] as const;
 export type CallName = typeof CALLS[number];
+
+const PROG_FLAGS = progAbi.FLAG_STATS | progAbi.FLAG_OBJ | progAbi.FLAG_SATURATED | progAbi.FLAG_NAME_FAULT;
 
 /** Inputs per image; the image is rebuilt (and re-seeded) at each epoch. */
 export const EPOCH = 4096;
@@ -243,8 +246,8 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
       if (n > 0) report.structOps += n;
       const v = new DataView(intro.memory.buffer, core.outPtr());
       for (let r = 0; r < Math.min(n, Math.max(0, Math.min(max, core.outCapacity()))); r++) {
-        const flags = v.getUint32(r * 96 + 48, true);
-        if ((flags & ~15) !== 0 || v.getUint32(r * 96 + 52, true) > 64) return `enumStructOps record ${r}: flags ${flags}`;
+        const flags = v.getUint32(r * progAbi.RECORD_SIZE + progAbi.REC_FLAGS, true);
+        if ((flags & ~PROG_FLAGS) !== 0 || v.getUint32(r * progAbi.RECORD_SIZE + progAbi.REC_USED_MAPS, true) > 64) return `enumStructOps record ${r}: flags ${flags}`;
       }
       return null;
     }

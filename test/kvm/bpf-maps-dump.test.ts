@@ -16,7 +16,7 @@ import * as assert from 'uvu/assert';
 import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
 import { loadCoreFile } from '../../src/monitor/dump-file.js';
 import { GuestKernel, openMaps, bytesSource, loadKernelImage } from '../../src/monitor/index.js';
-import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/scheduler/scx-ktstr.js';
+import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/kernel/scx-ktstr.js';
 import { repoPath } from '../helpers/repo.js';
 import { compareWithBpftool } from './bpf-maps-guest/compare.js';
 import { BIG_ENTRIES, CREATED, STAGE_DIR, bigValue, buildInitramfs, runGuest } from './bpf-maps-guest/guest-run.js';

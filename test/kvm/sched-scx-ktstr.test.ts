@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert';
 import { collapseBytes, createCollapser } from '../../src/collapse/index.js';
 import { resolveKernel } from '../../src/kernel/resolve.js';
 import { buildSchedulerInitramfs } from '../../src/scheduler/guest-initramfs.js';
-import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/scheduler/scx-ktstr.js';
+import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/kernel/scx-ktstr.js';
 import { bootVm, DEFAULT_CMDLINE } from '../../src/vmm/index.js';
 import { appOutput } from '../../src/vmm/initramfs.js';
 

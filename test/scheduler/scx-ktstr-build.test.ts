@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultKernelsDir } from '../../src/kernel/discover.js';
 import { resolveKernel } from '../../src/kernel/resolve.js';
-import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/scheduler/scx-ktstr.js';
+import { buildScxKtstr, SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/kernel/scx-ktstr.js';
 
 const PREBUILT = '6.12.117-sched_ext';
 let binary = '';

@@ -5,7 +5,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkTestFacts } from '../../src/test/facts-check.js';
+import { checkTestFacts } from '../../src/cell/test-facts-check.js';
 import { RunBuilder } from './run-builder.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -8,7 +8,7 @@
 
 import { closeSync } from 'node:fs';
 import type { NativeBinding } from '../../kvm/native.js';
-import type { ProgramReport } from '../../cell/result.js';
+import type { ProgramReport } from '../plan.js';
 
 export const BPF_PROG_GET_NEXT_ID = 11;
 export const BPF_PROG_GET_FD_BY_ID = 13;

@@ -4,7 +4,7 @@
 // the probe window, so only progress made while the scheduler is attached counts.
 
 import { Worker } from 'node:worker_threads';
-import type { ProbeWorkerReport } from '../../cell/result.js';
+import type { ProbeWorkerReport } from '../plan.js';
 
 export const SCHED_EXT_POLICY = 7;
 

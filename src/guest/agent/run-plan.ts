@@ -4,8 +4,7 @@
 // every wait is bounded by the plan's timeouts.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { ProgramReport } from '../../cell/result.js';
-import type { AgentFacts, AgentPlan } from '../plan.js';
+import type { AgentFacts, AgentPlan, ProgramReport } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 import { parseCpuList, ProbeWorkers } from './probe.js';
 import { schedExtAvailable, schedExtEnableSeq, schedExtOps, schedExtState } from './sched-ext.js';

@@ -1,6 +1,8 @@
 // Builds scx-ktstr, the project's fixture scheduler (scx-ktstr/: BPF C, a C loader, a
 // Makefile), against one kernel's vmlinux BTF, and says where a built copy lives: in a kernel
 // cache entry (schedulers/scx_ktstr) or, for the tests, under build/scx-ktstr/<label>/.
+// It lives with the kernel code because a kernel build (build.ts) builds it into the entry;
+// src/scheduler (the registry) sits above src/kernel and may import it from here.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
