@@ -60,6 +60,8 @@ export interface MonitorTimeline {
   exit: ScxExitInfo | null;
   /** A hardware watchpoint on sched_ext's enable state took a sample at each change (so the exit was read when it happened). */
   stateWatched: boolean;
+  /** Writes of the enable state the watchpoint caught (each a VM exit and a sample). */
+  stateChanges: number;
   watchdogTimeoutMs: number | null;
   /** Host CPU time of one sample (the cell thread's, so vCPU preemption does not count), µs: mean and max. */
   sampleMicros: { mean: number; max: number };
@@ -83,7 +85,7 @@ export function thinTimeline(t: MonitorTimeline, max = 120): MonitorTimeline {
 }
 
 export function emptyTimeline(intervalMs: number, error: string | null): MonitorTimeline {
-  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, stateWatched: false, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
+  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, stateWatched: false, stateChanges: 0, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
 }
 
 export class MonitorSession {
@@ -110,9 +112,9 @@ export class MonitorSession {
 
   /**
    * Locates the guest kernel (CR3 from vCPU 0), reads and checks the domains, starts sampling;
-   * with `slots`, also watches sched_ext's enable state (one hardware watchpoint) and samples
-   * at each change of it: the exit info lives only from the error until the disable work
-   * frees it, and the change to DISABLING comes after it is complete.
+   * with `slots`, also watches sched_ext's enable state (one hardware watchpoint) and reads
+   * the exit info at each change of it: that info lives only from the error until the disable
+   * work frees it, and the change to DISABLING comes after it is complete.
    */
   async start(vm: LiveVm, kernel: KernelImage, slots?: DebugSlots): Promise<void> {
     try {
@@ -135,12 +137,27 @@ export class MonitorSession {
     if (slots !== undefined) await this.watchEnableState(slots);
   }
 
+  /**
+   * The enable state changed (the writing vCPU holds until this returns, so keep it short):
+   * the exit info only, which the kernel frees soon after the change to DISABLING.
+   */
+  private readExitNow(): void {
+    this.timeline.stateChanges++;
+    if (this.guest === null || this.stopped) return;
+    try {
+      const scx = readScxState(this.guest, this.timeline.hz, this.jit);
+      if (scx?.exit != null) this.timeline.exit = scx.exit;
+    } catch {
+      // a torn read: the interval's samples go on
+    }
+  }
+
   private async watchEnableState(slots: DebugSlots): Promise<void> {
     const guest = this.guest!;
     const symbol = ENABLE_STATE_SYMBOLS.find((s) => guest.hasSymbol(s));
     if (symbol === undefined || this.stopped || watchpointProblem() !== null) return;
     try {
-      await slots.take('the monitor (sched_ext enable state)', watchFor(guest.symbolKva(symbol), 4, 'write', symbol), () => { this.sample(); });
+      await slots.take('the monitor (sched_ext enable state)', watchFor(guest.symbolKva(symbol), 4, 'write', symbol), () => this.readExitNow());
       this.timeline.stateWatched = true;
     } catch {
       // no hardware watchpoints here: the interval alone finds the exit (when a sample falls in its window)

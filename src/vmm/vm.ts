@@ -127,8 +127,8 @@ export interface DebugHit {
   dr6: bigint;
 }
 
-/** The longest a watchpoint's handler holds the vCPU that hit it. */
-const DEBUG_HOLD_MS = 10_000;
+/** The longest a watchpoint's handler holds the vCPU that hit it (well inside the guest's lockup and RCU stall timeouts). */
+const DEBUG_HOLD_MS = 2_000;
 
 interface Waiter<T> { resolve: (r: T) => void; reject: (e: Error) => void }
 
