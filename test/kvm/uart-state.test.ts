@@ -141,8 +141,6 @@ test('a UART saved mid-boot restores into a fresh device with identical output',
   assert.is(got.iir & 0x0f, 0x04, 'IIR: received data');
   assert.is(got.byte, 0x0a, 'RBR: the byte');
   assert.is(got.lsrAfter & LSR_DR, 0, 'LSR: nothing more');
-  const thrInterrupt = (tty.state.ier & 0x02) !== 0 && tty.state.thrPending === 1;
-  assert.equal(tty.irq, thrInterrupt ? [] : [0], 'the fresh device lowers the line once the byte is read (unless THR empty is pending)');
   assert.ok(Buffer.from(consoleBytes).toString('latin1').includes(lines[19]), 'the guest wrote its last console line');
 });
 
