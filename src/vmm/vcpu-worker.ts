@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYSTEM_EVENT } from '../kvm/constants.js';
 import { prepareVcpuThread } from '../kvm/kick.js';
-import { Vcpu } from '../kvm/kvm.js';
+import { Vcpu, Vm } from '../kvm/kvm.js';
 import { isErrnoError } from '../kvm/native.js';
 import { PortBus, type PortEvent } from './devices/ports.js';
 import { Serial, type SerialShared } from './devices/serial.js';
@@ -109,7 +109,8 @@ function where(vcpu: Vcpu): string {
 
 function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
-  const serials = input.serials.map((s) => new Serial(s, input.vmFd));
+  const vm = Vm.attach(input.vmFd);
+  const serials = input.serials.map((s) => new Serial(s, (irq, level) => vm.irqLine(irq, level)));
   const bus = new PortBus(serials, (e: PortEvent) => {
     if (e.kind === 'exit') end(EV.exit, e.code, `exit port: code ${e.code}`);
     else if (e.kind === 'poweroff') end(EV.poweroff, 0, e.why);

@@ -1,5 +1,5 @@
-// One KVM virtual machine for a Linux boot: the VM fd with its TSS/identity-map pages,
-// in-kernel irqchip and PIT, guest RAM slots (memory.ts), the vCPUs (CPUID from
+// One KVM virtual machine for a Linux boot (or a raw code image): the VM fd with its
+// TSS/identity-map pages, in-kernel irqchip and PIT (a raw image may go without), guest RAM slots (memory.ts), the vCPUs (CPUID from
 // KVM_GET_SUPPORTED_CPUID through the cpuid hook, boot MSRs, FPU, LAPIC LINTs, and on the
 // BSP the 64-bit boot state from boot/), and one worker thread per vCPU running KVM_RUN
 // (vcpu-worker.ts, started from its one-file bundle). APs stay in KVM's wait-for-SIPI state until the guest starts them.
@@ -15,10 +15,11 @@ import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import { KvmRegs, KvmSregs, SEGMENT_NAMES, type KvmDtable, type KvmSegment, type RegName, type SegmentName } from '../kvm/structs.js';
-import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
-import { BOOT_SELECTORS, type BootState } from './boot/index.js';
+import { bootRegs, bootSregs, type BootEntry } from './boot/entry-state.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
+import {
+  bootFpu, bootMsrs, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, pcGsiRoutes, vcpuCpuid, withBootLints, X2APIC_API_FLAGS, x2apicBaseMsr, type CpuidHook,
+} from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
 import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
@@ -77,30 +78,27 @@ export interface MachineOptions {
   vcpus: number;
   /** KVM vCPU ids (= APIC IDs), one per vCPU, the boot CPU first; default 0..vcpus-1. */
   vcpuIds?: readonly number[];
-  boot: BootState;
+  /** Where the boot CPU starts: Linux's BootState, or a raw code image's entry. */
+  boot: BootEntry;
   device?: string;
   /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
   cpuid?: CpuidHook;
   /** APIC IDs above 254: KVM's x2APIC API and MSI extended destination IDs (kvm-setup.ts). */
   x2apic?: boolean;
+  /**
+   * The in-kernel PICs, I/O APIC, LAPICs and PIT (default true). Without them a HLT with
+   * interrupts off leaves KVM_RUN (KVM_EXIT_HLT), which ends a raw code image's run.
+   */
+  irqchip?: boolean;
 }
 
-function setBootSregs(vcpu: Vcpu, boot: BootState): void {
-  const s = vcpu.getSregs();
-  s.setSegment('cs', code64Segment(BOOT_SELECTORS.code));
-  for (const r of ['ds', 'es', 'fs', 'gs', 'ss'] as const) s.setSegment(r, dataSegment(BOOT_SELECTORS.data));
-  s.setSegment('tr', tssSegment(BOOT_SELECTORS.tss, 0n));
-  s.setSegment('ldt', unusableLdt());
-  s.setDtable('gdt', { base: BigInt(boot.gdt), limit: boot.gdtLimit });
-  s.setDtable('idt', { base: 0n, limit: 0 });
-  s.set('cr0', CR0_PE | CR0_ET | CR0_NE | CR0_PG);
-  s.set('cr3', BigInt(boot.cr3));
-  s.set('cr4', CR4_PAE);
-  s.set('efer', EFER_LME | EFER_LMA);
-  vcpu.setSregs(s);
-  const regs = new KvmRegs();
-  regs.set('rip', boot.entry).set('rsi', boot.bootParams).set('rsp', boot.stackTop).set('rflags', 2n);
-  vcpu.setRegs(regs);
+/** KVM_CAP_X2APIC_API with X2APIC_API_FLAGS, before any vCPU exists; throws with the reason when KVM lacks it. */
+function enableX2apicApi(vm: Vm): void {
+  const supported = vm.checkExtension(KVM_CAP.KVM_CAP_X2APIC_API);
+  if ((supported & X2APIC_API_FLAGS) !== X2APIC_API_FLAGS) {
+    throw new Error(`KVM_CAP_X2APIC_API: this KVM offers flags 0x${supported.toString(16)}, APIC IDs above 254 need 0x${X2APIC_API_FLAGS.toString(16)}`);
+  }
+  vm.enableCap(KVM_CAP.KVM_CAP_X2APIC_API, [BigInt(X2APIC_API_FLAGS)]);
 }
 
 interface VcpuThread {
@@ -151,18 +149,21 @@ export class Machine {
   constructor(private readonly o: MachineOptions) {
     this.kvm = Kvm.open(o.device ?? '/dev/kvm');
     try {
-      this.vm = this.kvm.createVm();
-      const fd = this.vm.fd;
-      setTssAddr(fd);
-      setIdentityMapAddr(fd);
-      createIrqchip(fd);
-      setPcGsiRouting(fd);
-      createPit2(fd);
+      const vm = this.kvm.createVm();
+      this.vm = vm;
+      const irqchip = o.irqchip ?? true;
+      vm.setTssAddr(KVM_TSS_ADDR);
+      vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      if (irqchip) {
+        vm.createIrqchip();
+        vm.setGsiRouting(pcGsiRoutes());
+        vm.createPit2();
+      }
       const vcpuIds = Array.from({ length: o.vcpus }, (_, i) => o.vcpuIds?.[i] ?? i);
       const maxVcpuId = this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPU_ID) || this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS);
       const highest = Math.max(...vcpuIds);
       if (highest >= maxVcpuId) throw new RangeError(`APIC ID ${highest} is beyond this KVM's largest vCPU id (${maxVcpuId - 1})`);
-      if (o.x2apic) enableX2apicApi(fd);
+      if (o.x2apic) enableX2apicApi(vm);
       o.memory.regions.forEach((r, slot) => {
         this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
       });
@@ -173,11 +174,12 @@ export class Machine {
         const id = vcpuIds[index];
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid, features));
-        setMsrs(vcpu.fd, o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
-        setBootFpu(vcpu.fd);
+        vcpu.setMsrs(o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
+        vcpu.setFpu(bootFpu());
         if (index === 0) {
-          setLapicLints(vcpu.fd);
-          setBootSregs(vcpu, o.boot);
+          if (irqchip) vcpu.setLapic(withBootLints(vcpu.getLapic()));
+          vcpu.setSregs(bootSregs(vcpu.getSregs(), o.boot));
+          vcpu.setRegs(bootRegs(o.boot));
         }
         const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
@@ -185,8 +187,9 @@ export class Machine {
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
-      this.com1 = new Serial(this.serialShared[0], fd);
-      this.com2 = new Serial(this.serialShared[1], fd);
+      const raiseIrq = (irq: number, level: 0 | 1): void => vm.irqLine(irq, level);
+      this.com1 = new Serial(this.serialShared[0], raiseIrq);
+      this.com2 = new Serial(this.serialShared[1], raiseIrq);
     } catch (e) {
       this.kvm.close();
       throw e;

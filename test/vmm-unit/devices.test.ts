@@ -7,13 +7,15 @@ import * as assert from 'uvu/assert';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, watchOutput } from '../../src/vmm/devices/serial.js';
 import { Worker } from 'node:worker_threads';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
-import { KvmCpuid2 } from '../../src/kvm/structs.js';
+import { bootMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
+import { encodeMsrs, KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
+/** The UARTs' interrupt line, unconnected: no VM here. */
+const noIrq = (): void => {};
 
 test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
-  const s = new Serial(createSerialShared(COM1), -1);
+  const s = new Serial(createSerialShared(COM1), noIrq);
   for (const c of Buffer.from('hi\n')) s.write(B, c);
   assert.equal(Buffer.from(s.drainOutput()).toString(), 'hi\n');
   assert.is(s.read(B + 5) & 0x60, 0x60, 'THRE and TEMT');
@@ -36,7 +38,7 @@ test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
 });
 
 test('16550: received bytes', () => {
-  const s = new Serial(createSerialShared(COM1), -1);
+  const s = new Serial(createSerialShared(COM1), noIrq);
   assert.is(s.inject(Buffer.from('ab')), 2);
   assert.is(s.read(B + 5) & 1, 1);
   assert.is(s.read(B), 0x61);
@@ -48,7 +50,7 @@ test('output signal: a burst from another thread wakes the host once; silence co
   const pending = createOutputSignal();
   const com1 = createSerialShared(COM1, pending);
   const com2 = createSerialShared(COM2, pending);
-  const host = [new Serial(com1, -1), new Serial(com2, -1)];
+  const host = [new Serial(com1, noIrq), new Serial(com2, noIrq)];
   let calls = 0;
   let text = '';
   const watch = watchOutput(pending, () => { calls++; for (const s of host) text += Buffer.from(s.drainOutput()).toString(); }, 50);
@@ -58,7 +60,7 @@ test('output signal: a burst from another thread wakes the host once; silence co
     // A worker (like a vCPU thread) transmits a burst on each UART.
     const url = new URL('../../src/vmm/devices/serial.js', import.meta.url).href;
     const code = `import(${JSON.stringify(url)}).then(({ Serial }) => { const { workerData: w } = require('node:worker_threads');
-      const a = new Serial(w.com1, -1), b = new Serial(w.com2, -1);
+      const a = new Serial(w.com1, () => {}), b = new Serial(w.com2, () => {});
       for (const c of Buffer.from('hello ')) a.write(${COM1.base}, c);
       for (const c of Buffer.from('world')) b.write(${COM2.base}, c); });`;
     await new Promise((res, rej) => { const w = new Worker(code, { eval: true, workerData: { com1, com2 } }); w.on('error', rej); w.on('exit', res); });

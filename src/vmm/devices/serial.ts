@@ -1,5 +1,5 @@
 // A 16550A UART (THR/RBR, IER, IIR/FCR, LCR, MCR, LSR, MSR, SCR, the DLAB divisor latch)
-// whose interrupt goes to the in-kernel irqchip with KVM_IRQ_LINE.
+// whose interrupt line it is handed (KVM_IRQ_LINE on the in-kernel irqchip, through Vm).
 //
 // Threading -- why the state is in shared memory: port I/O exits arrive on the vCPU
 // threads (worker_threads blocked in KVM_RUN). Handling them right there, with the
@@ -17,7 +17,8 @@
 // its 0 -> 1 edge, and watchOutput() (below) drains after that, so an idle console costs the
 // host nothing (no polling timer competing with the vCPUs for the CPU).
 
-import { irqLine } from '../kvm-setup.js';
+/** Drives an interrupt line (Vm.irqLine: callable from any thread, each with its own Vm). */
+export type IrqLine = (irq: number, level: 0 | 1) => void;
 
 export const COM1 = { base: 0x3f8, irq: 4 } as const;
 export const COM2 = { base: 0x2f8, irq: 3 } as const;
@@ -151,11 +152,10 @@ export class Serial {
   private readonly out: Ring;
   private readonly rx: Ring;
   private readonly pending: Int32Array;
-  private readonly scratch = new Uint32Array(2);
   /** Bytes dropped because the host did not drain the output ring in time. */
   dropped = 0;
 
-  constructor(readonly shared: SerialShared, private readonly vmFd: number) {
+  constructor(readonly shared: SerialShared, private readonly raiseIrq: IrqLine) {
     this.base = shared.base;
     this.irq = shared.irq;
     this.s = new Int32Array(shared.state);
@@ -200,7 +200,7 @@ export class Serial {
     const level = (this.iir() & UART_IIR_NO_INT) === 0 ? 1 : 0;
     if (this.s[S.irq] !== level) {
       this.s[S.irq] = level;
-      irqLine(this.vmFd, this.irq, level, this.scratch);
+      this.raiseIrq(this.irq, level);
     }
   }
 
