@@ -21,7 +21,7 @@ import {
   bootFpu, bootMsrs, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, pcGsiRoutes, vcpuCpuid, withBootLints, X2APIC_API_FLAGS, x2apicBaseMsr, type CpuidHook,
 } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
-import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { DEBUG_REGS_OFFSET, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage, type VmEventKind } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
@@ -46,7 +46,8 @@ function vcpuWorkerUrl(): URL {
   return mtime(WORKER_BUNDLE) >= module ? WORKER_BUNDLE : WORKER_MODULE;
 }
 
-export interface VmEvent { kind: number; value: number; vcpu: number; detail: string }
+/** The first end of a run (vcpu-protocol.ts): its kind, the exit code for `exit`, the vCPU id that saw it, and why. */
+export interface VmEvent { kind: VmEventKind; value: number; vcpu: number; detail: string }
 
 /** A vCPU's instruction and stack pointers and control registers, read between two KVM_RUNs. */
 export interface VcpuControlRegs { rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
@@ -145,6 +146,8 @@ export class Machine {
   onDebugHit: ((hit: DebugHit) => Promise<void> | void) | undefined;
   private errors: Error[] = [];
   stats = { runs: 0, ioExits: 0, mmioExits: 0, dropped: 0, ports: {} as Record<string, number> };
+  /** Time the vCPU threads spent in their run loops (from the go signal to the loop's end), summed; complete once stop() has resolved. */
+  runNanoseconds = 0;
 
   constructor(private readonly o: MachineOptions) {
     this.kvm = Kvm.open(o.device ?? '/dev/kvm');
@@ -240,10 +243,11 @@ export class Machine {
       else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
       else if (m.type === 'done') {
         this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
+        this.runNanoseconds += m.nanoseconds;
         for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
       }
     });
-    w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: EV.error, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
+    w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 'error', value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
     t.exited = new Promise<void>((res) => {
       w.on('exit', () => {
         released(); // a thread that ends before it runs releases start() too
