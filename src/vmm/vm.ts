@@ -258,6 +258,13 @@ export class Machine {
     return running;
   }
 
+  /** Resolves when the thread of the vCPU at `index` has exited (its fd stays open until stop()). */
+  exited(index: number): Promise<void> {
+    const t = this.threads[index];
+    if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
+    return t.exited;
+  }
+
   /**
    * The control registers (CR0, CR3, CR4, EFER) of the vCPU at `index` (0 = boot CPU), read by
    * its own thread between two KVM_RUNs: the request flag is set and the thread kicked until it
