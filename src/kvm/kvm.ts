@@ -324,6 +324,19 @@ export class Vcpu {
   /** KVM_SET_CPUID2: the CPUID the guest sees (set before KVM_SET_SREGS and the first KVM_RUN). */
   setCpuid(cpuid: KvmCpuid2): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_CPUID2, cpuid.bytes); }
 
+  /** KVM_GET_CPUID2: the CPUID this vCPU was given. Grows the buffer while KVM answers E2BIG. */
+  getCpuid(): KvmCpuid2 {
+    for (let capacity = 64; ; capacity *= 2) {
+      const c = new KvmCpuid2(capacity);
+      try {
+        native().ioctl(this.fd, KVM_IOCTL.KVM_GET_CPUID2, c.bytes);
+        return c;
+      } catch (e) {
+        if (!isErrnoError(e, 'E2BIG') || capacity >= 4096) throw e;
+      }
+    }
+  }
+
   getRegs(into = new KvmRegs()): KvmRegs {
     native().ioctl(this.fd, KVM_IOCTL.KVM_GET_REGS, into.bytes);
     return into;
@@ -351,7 +364,10 @@ export class Vcpu {
     }
   }
 
-  /** KVM_GET_FPU: struct kvm_fpu (x87, XMM, MXCSR; offsets in layout.ts). */
+  /**
+   * KVM_GET_FPU: struct kvm_fpu (x87 and XMM registers; offsets in layout.ts). KVM does not
+   * fill in `mxcsr` here (it reads as 0; KVM_SET_FPU does set it): KVM_GET_XSAVE carries it.
+   */
   getFpu(): Uint8Array {
     const b = new Uint8Array(KVM_FPU.size);
     native().ioctl(this.fd, KVM_IOCTL.KVM_GET_FPU, b);

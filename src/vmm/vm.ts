@@ -1,8 +1,10 @@
 // One KVM virtual machine for a Linux boot (or a raw code image): the VM fd with its
-// TSS/identity-map pages, in-kernel irqchip and PIT (a raw image may go without), guest RAM slots (memory.ts), the vCPUs (CPUID from
-// KVM_GET_SUPPORTED_CPUID through the cpuid hook, boot MSRs, FPU, LAPIC LINTs, and on the
-// BSP the 64-bit boot state from boot/), and one worker thread per vCPU running KVM_RUN
-// (vcpu-worker.ts, started from its one-file bundle). APs stay in KVM's wait-for-SIPI state until the guest starts them.
+// TSS/identity-map pages, in-kernel irqchip and PIT (a raw image may go without), guest RAM
+// slots (memory.ts), the vCPUs (CPUID from KVM_GET_SUPPORTED_CPUID through the cpuid hook,
+// boot MSRs, FPU, LAPIC LINTs, and on the BSP the 64-bit entry state from boot/), and one
+// worker thread per vCPU running KVM_RUN (vcpu-worker.ts, started from its one-file bundle).
+// APs stay in KVM's wait-for-SIPI state until the guest starts them. Every KVM call goes
+// through src/kvm's Vm and Vcpu; kvm-setup.ts supplies the values.
 //
 // Teardown (stop()): the stop flag of every vCPU is set and its thread kicked with the kick
 // signal until it has left KVM_RUN and exited; only then are the vCPU, VM and /dev/kvm fds
