@@ -42,7 +42,7 @@ function probeQemu(path = 'qemu-system-x86_64'): QemuInfo {
 async function calibrate(kvm: KvmProbe): Promise<Calibration> {
   if (kvm.kind === 'absent' || kvm.kind === 'no-access') return { ok: false, error: kvm.detail };
   try {
-    const { calibrateGuestLoop } = await import('../kvm/guest-loop.js');
+    const { calibrateGuestLoop } = await import('./calibration.js');
     const run = await calibrateGuestLoop({ targetMs: 250, timeoutMs: 20_000 });
     if (run.exit.kind !== 'hlt') return { ok: false, error: `calibration guest did not halt: ${run.exit.detail}` };
     return { ok: true, instructionsPerSecond: run.instructionsPerSecond, instructions: run.instructions, seconds: run.seconds };

@@ -1,5 +1,5 @@
 // src/kvm: KVM ioctl numbers, struct layouts and a minimal Kvm/Vm/Vcpu wrapper over the
-// native syscall binding, plus the guest-loop calibration. Imported by src/vmm and doctor.
+// native syscall binding. Imported by src/vmm and doctor.
 
 export * from './constants.js';
 export * from './ioctl.js';
@@ -10,4 +10,3 @@ export * from './x86.js';
 export * from './kick.js';
 export { Kvm, Vm, Vcpu, type MapMemoryOptions, type MemorySlot } from './kvm.js';
 export { native, isErrnoError, type NativeBinding, type NativeConstants, type ErrnoError, type IoctlArg } from './native.js';
-export { runGuestLoop, calibrateGuestLoop, type CalibrateOptions, type GuestLoopOptions, type GuestLoopResult, type GuestLoopExit, type GuestLoopExitKind } from './guest-loop.js';

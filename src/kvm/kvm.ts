@@ -2,14 +2,18 @@
 // its children and then its own fd; close() is idempotent, and a constructor that fails
 // part-way closes what it opened. Guest RAM is a SharedArrayBuffer -- typically the buffer
 // of a shared WebAssembly.Memory -- whose backing-store address goes to
-// KVM_SET_USER_MEMORY_REGION, so JS and WASM see guest memory zero-copy.
+// KVM_SET_USER_MEMORY_REGION, so JS and WASM see guest memory zero-copy. Every KVM call
+// is a method of the object that owns its fd; VM and vCPU state KVM can set it can also
+// get (irqchip, PIT, MSRs, FPU, LAPIC), as a snapshot needs.
 
 import { KVM_API_VERSION, KVM_GUESTDBG } from './constants.js';
 import { KVM_IOCTL } from './ioctl.js';
 import { isErrnoError, native, type NativeBinding } from './native.js';
-import { KVM_GUEST_DEBUG } from './layout.js';
+import { KVM_ENABLE_CAP, KVM_FPU, KVM_GUEST_DEBUG, KVM_IRQCHIP, KVM_LAPIC_STATE, KVM_PIT_CONFIG, KVM_PIT_STATE2 } from './layout.js';
 import { KvmRun } from './run.js';
-import { KvmCpuid2, KvmRegs, KvmSregs, UserspaceMemoryRegion } from './structs.js';
+import {
+  decodeMsrs, encodeIrqRouting, encodeMsrs, KvmCpuid2, KvmRegs, KvmSregs, UserspaceMemoryRegion, type IrqchipRoute, type MsrEntry,
+} from './structs.js';
 
 /** Open flags for KVM device fds: read-write, close-on-exec. */
 function rwCloexec(n: NativeBinding): number {
@@ -149,9 +153,19 @@ export class Vm {
   readonly #vcpus = new Set<Vcpu>();
   readonly #slots = new Map<number, MemorySlot>();
 
-  /** @internal use Kvm.createVm */
-  constructor(fd: number, readonly vcpuMmapSize: number, private readonly onClose: (vm: Vm) => void = () => {}) {
-    this.#fd = new OwnedFd(fd);
+  readonly #irqScratch = new Uint32Array(2);
+
+  /** @internal use Kvm.createVm or Vm.attach */
+  constructor(fd: number, readonly vcpuMmapSize: number, private readonly onClose: (vm: Vm) => void = () => {}, owned = true) {
+    this.#fd = new OwnedFd(fd, owned);
+  }
+
+  /**
+   * A Vm over an fd owned elsewhere -- e.g. in a vCPU thread, which raises IRQ lines on the
+   * VM the main thread created. close() then leaves the fd open.
+   */
+  static attach(fd: number): Vm {
+    return new Vm(fd, 0, () => {}, false);
   }
 
   get fd(): number { return this.#fd.fd; }
@@ -160,6 +174,74 @@ export class Vm {
 
   /** KVM_CHECK_EXTENSION on the VM fd (per-VM answers, e.g. KVM_CAP_MAX_VCPUS). */
   checkExtension(cap: number): number { return native().ioctl(this.fd, KVM_IOCTL.KVM_CHECK_EXTENSION, cap); }
+
+  /** KVM_ENABLE_CAP on the VM: `cap` (KVM_CAP_*) with up to 4 argument words. */
+  enableCap(cap: number, args: readonly bigint[] = [], flags = 0): void {
+    if (args.length > 4) throw new RangeError(`kvm_enable_cap has 4 argument words, not ${args.length}`);
+    const b = new Uint8Array(KVM_ENABLE_CAP.size);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(KVM_ENABLE_CAP.offsets.cap, cap, true);
+    dv.setUint32(KVM_ENABLE_CAP.offsets.flags, flags, true);
+    args.forEach((a, i) => dv.setBigUint64(KVM_ENABLE_CAP.offsets.args + 8 * i, BigInt.asUintN(64, a), true));
+    native().ioctl(this.fd, KVM_IOCTL.KVM_ENABLE_CAP, b);
+  }
+
+  /** KVM_SET_TSS_ADDR: the 3 guest-physical pages KVM uses for the real-mode TSS (Intel). No get: KVM keeps it write-only. */
+  setTssAddr(addr: number): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_TSS_ADDR, addr); }
+
+  /** KVM_SET_IDENTITY_MAP_ADDR: the EPT identity-map page (before the first vCPU). No get: KVM keeps it write-only. */
+  setIdentityMapAddr(addr: number): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_IDENTITY_MAP_ADDR, new BigUint64Array([BigInt(addr)]));
+  }
+
+  /** KVM_CREATE_IRQCHIP: the in-kernel PICs, I/O APIC and (per vCPU) local APICs. */
+  createIrqchip(): void { native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_IRQCHIP); }
+
+  /** KVM_GET_IRQCHIP: struct kvm_irqchip of one chip (0: master PIC, 1: slave PIC, 2: I/O APIC). */
+  getIrqchip(chipId: number): Uint8Array {
+    const b = new Uint8Array(KVM_IRQCHIP.size);
+    new DataView(b.buffer).setUint32(KVM_IRQCHIP.offsets.chip_id, chipId, true);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_IRQCHIP, b);
+    return b;
+  }
+
+  /** KVM_SET_IRQCHIP: a struct kvm_irqchip as getIrqchip returned it (its chip_id says which chip). */
+  setIrqchip(state: Uint8Array): void {
+    if (state.length !== KVM_IRQCHIP.size) throw new RangeError(`kvm_irqchip is ${KVM_IRQCHIP.size} bytes, not ${state.length}`);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_IRQCHIP, state);
+  }
+
+  /** KVM_SET_GSI_ROUTING: the whole GSI table (after KVM_CREATE_IRQCHIP). No get: the caller keeps its routes. */
+  setGsiRouting(routes: readonly IrqchipRoute[]): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_GSI_ROUTING, encodeIrqRouting(routes));
+  }
+
+  /** KVM_CREATE_PIT2 with kvm_pit_config.flags (KVM_PIT_SPEAKER_DUMMY or 0). */
+  createPit2(flags = 0): void {
+    const b = new Uint8Array(KVM_PIT_CONFIG.size);
+    new DataView(b.buffer).setUint32(KVM_PIT_CONFIG.offsets.flags, flags, true);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_PIT2, b);
+  }
+
+  /** KVM_GET_PIT2: struct kvm_pit_state2 (the three channels and flags). */
+  getPit2(): Uint8Array {
+    const b = new Uint8Array(KVM_PIT_STATE2.size);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_PIT2, b);
+    return b;
+  }
+
+  /** KVM_SET_PIT2: a struct kvm_pit_state2 as getPit2 returned it. */
+  setPit2(state: Uint8Array): void {
+    if (state.length !== KVM_PIT_STATE2.size) throw new RangeError(`kvm_pit_state2 is ${KVM_PIT_STATE2.size} bytes, not ${state.length}`);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_PIT2, state);
+  }
+
+  /** KVM_IRQ_LINE on the in-kernel irqchip (GSI = ISA IRQ for 0..15). Thread-safe in KVM; one Vm object per thread. */
+  irqLine(gsi: number, level: 0 | 1): void {
+    this.#irqScratch[0] = gsi;
+    this.#irqScratch[1] = level;
+    native().ioctl(this.fd, KVM_IOCTL.KVM_IRQ_LINE, this.#irqScratch);
+  }
 
   /** Raw KVM_SET_USER_MEMORY_REGION. Prefer mapMemory, which keeps the backing buffer alive. */
   setUserMemoryRegion(region: UserspaceMemoryRegion): void {
@@ -242,6 +324,19 @@ export class Vcpu {
   /** KVM_SET_CPUID2: the CPUID the guest sees (set before KVM_SET_SREGS and the first KVM_RUN). */
   setCpuid(cpuid: KvmCpuid2): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_CPUID2, cpuid.bytes); }
 
+  /** KVM_GET_CPUID2: the CPUID this vCPU was given. Grows the buffer while KVM answers E2BIG. */
+  getCpuid(): KvmCpuid2 {
+    for (let capacity = 64; ; capacity *= 2) {
+      const c = new KvmCpuid2(capacity);
+      try {
+        native().ioctl(this.fd, KVM_IOCTL.KVM_GET_CPUID2, c.bytes);
+        return c;
+      } catch (e) {
+        if (!isErrnoError(e, 'E2BIG') || capacity >= 4096) throw e;
+      }
+    }
+  }
+
   getRegs(into = new KvmRegs()): KvmRegs {
     native().ioctl(this.fd, KVM_IOCTL.KVM_GET_REGS, into.bytes);
     return into;
@@ -252,6 +347,51 @@ export class Vcpu {
     return into;
   }
   setSregs(sregs: KvmSregs): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_SREGS, sregs.bytes); }
+
+  /** KVM_GET_MSRS: the values of these MSRs (throws when KVM reads fewer). */
+  getMsrs(indices: readonly number[]): MsrEntry[] {
+    const b = encodeMsrs(indices.map((i): MsrEntry => [i, 0n]));
+    const n = native().ioctl(this.fd, KVM_IOCTL.KVM_GET_MSRS, b);
+    if (n !== indices.length) throw new Error(`KVM_GET_MSRS read ${n} of ${indices.length} MSRs; refused: 0x${indices[n].toString(16)}`);
+    return decodeMsrs(b, n);
+  }
+
+  /** KVM_SET_MSRS: throws, naming the first refused MSR, when KVM sets fewer than all. */
+  setMsrs(msrs: readonly MsrEntry[]): void {
+    const n = native().ioctl(this.fd, KVM_IOCTL.KVM_SET_MSRS, encodeMsrs(msrs));
+    if (n !== msrs.length) {
+      throw new Error(`KVM_SET_MSRS set ${n} of ${msrs.length} MSRs; refused: 0x${msrs[n][0].toString(16)}`);
+    }
+  }
+
+  /**
+   * KVM_GET_FPU: struct kvm_fpu (x87 and XMM registers; offsets in layout.ts). KVM does not
+   * fill in `mxcsr` here (it reads as 0; KVM_SET_FPU does set it): KVM_GET_XSAVE carries it.
+   */
+  getFpu(): Uint8Array {
+    const b = new Uint8Array(KVM_FPU.size);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_FPU, b);
+    return b;
+  }
+
+  /** KVM_SET_FPU with a struct kvm_fpu. */
+  setFpu(fpu: Uint8Array): void {
+    if (fpu.length !== KVM_FPU.size) throw new RangeError(`kvm_fpu is ${KVM_FPU.size} bytes, not ${fpu.length}`);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_FPU, fpu);
+  }
+
+  /** KVM_GET_LAPIC: the in-kernel local APIC's register page (struct kvm_lapic_state). */
+  getLapic(): Uint8Array {
+    const b = new Uint8Array(KVM_LAPIC_STATE.size);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_LAPIC, b);
+    return b;
+  }
+
+  /** KVM_SET_LAPIC with a struct kvm_lapic_state. */
+  setLapic(lapic: Uint8Array): void {
+    if (lapic.length !== KVM_LAPIC_STATE.size) throw new RangeError(`kvm_lapic_state is ${KVM_LAPIC_STATE.size} bytes, not ${lapic.length}`);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_LAPIC, lapic);
+  }
 
   /**
    * KVM_SET_GUEST_DEBUG with hardware breakpoints: DR0-DR3 are guest linear addresses, DR7

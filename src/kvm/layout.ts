@@ -69,6 +69,10 @@ export const KVM_MSR_LIST = layout('kvm_msr_list', 4, { nmsrs: 0, indices: 4 });
 
 export const KVM_IRQ_LEVEL = layout('kvm_irq_level', 8, { irq: 0, status: 0, level: 4 });
 export const KVM_PIT_CONFIG = layout('kvm_pit_config', 64, { flags: 0, pad: 4 });
+/** KVM_GET/SET_PIT2: the three PIT channels (kvm_pit_channel_state, 24 bytes each) and flags. */
+export const KVM_PIT_STATE2 = layout('kvm_pit_state2', 112, { channels: 0, flags: 72, reserved: 76 });
+/** KVM_GET/SET_IRQCHIP: one chip (chip_id 0: master PIC, 1: slave PIC, 2: I/O APIC) and its state. */
+export const KVM_IRQCHIP = layout('kvm_irqchip', 520, { chip_id: 0, pad: 4, chip: 8 });
 export const KVM_IRQFD = layout('kvm_irqfd', 32, { fd: 0, gsi: 4, flags: 8, resamplefd: 12, pad: 16 });
 export const KVM_IOEVENTFD = layout('kvm_ioeventfd', 64, { datamatch: 0, addr: 8, len: 16, fd: 20, flags: 24, pad: 28 });
 /** Header only; `nr` routing entries follow. */
@@ -91,7 +95,7 @@ export const KVM_GUEST_DEBUG = layout('kvm_guest_debug', 72, { control: 0, pad: 
 /** Every layout above, for the header cross-check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_USERSPACE_MEMORY_REGION, KVM_REGS, KVM_SEGMENT, KVM_DTABLE, KVM_SREGS, KVM_RUN,
-  KVM_CPUID_ENTRY2, KVM_CPUID2, KVM_MSR_ENTRY, KVM_MSRS, KVM_MSR_LIST, KVM_IRQ_LEVEL, KVM_PIT_CONFIG,
+  KVM_CPUID_ENTRY2, KVM_CPUID2, KVM_MSR_ENTRY, KVM_MSRS, KVM_MSR_LIST, KVM_IRQ_LEVEL, KVM_PIT_CONFIG, KVM_PIT_STATE2, KVM_IRQCHIP,
   KVM_IRQFD, KVM_IOEVENTFD, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_ENABLE_CAP, KVM_CLOCK_DATA, KVM_MP_STATE,
   KVM_SIGNAL_MASK, KVM_FPU, KVM_LAPIC_STATE, KVM_GUEST_DEBUG,
 ];

@@ -1,6 +1,7 @@
 // The vCPU's kvm_run page (mmapped from the vCPU fd): the in/out header and the exit
 // union members a VMM reads after KVM_RUN returns -- I/O port and MMIO exits, entry
-// failures, internal errors, system events -- plus a one-line description of any exit.
+// failures, internal errors, system events -- decoded into one discriminated union
+// (VcpuExit, what a run loop switches on), plus a one-line description of any exit.
 
 import { exitReasonName, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_INTERNAL_ERROR } from './constants.js';
 import { KVM_RUN } from './layout.js';
@@ -43,6 +44,26 @@ export interface SystemEventExit {
   data: bigint[];
 }
 
+/**
+ * A KVM exit, decoded. `data` of an I/O or MMIO exit is the bytes in the kvm_run page
+ * (size * count for I/O, 8 for MMIO): fill it for io-in and an MMIO read. `unknown` is any
+ * exit not modelled here, with its KVM_EXIT_* reason (describeExit() names it).
+ */
+export type VcpuExit =
+  | { kind: 'io-out'; port: number; size: number; count: number; data: Uint8Array }
+  | { kind: 'io-in'; port: number; size: number; count: number; data: Uint8Array }
+  | ({ kind: 'mmio'; data: Uint8Array } & MmioExit)
+  | { kind: 'intr' }
+  | { kind: 'hlt' }
+  | { kind: 'shutdown' }
+  | ({ kind: 'system-event' } & SystemEventExit)
+  | ({ kind: 'debug' } & DebugExit)
+  | { kind: 'fail-entry'; reason: bigint; cpu: number }
+  | ({ kind: 'internal-error' } & InternalErrorExit)
+  | { kind: 'unknown'; reason: number };
+
+export type VcpuExitKind = VcpuExit['kind'];
+
 /** A view of the kvm_run page. The buffer is the ArrayBuffer returned by mmap. */
 export class KvmRun {
   readonly view: DataView;
@@ -64,6 +85,27 @@ export class KvmRun {
   get flags(): number { return this.view.getUint16(R.flags, true); }
   get cr8(): bigint { return this.view.getBigUint64(R.cr8, true); }
   get apicBase(): bigint { return this.view.getBigUint64(R.apic_base, true); }
+
+  /** The exit KVM_RUN returned with, decoded. */
+  exit(): VcpuExit {
+    const reason = this.exitReason;
+    switch (reason) {
+      case KVM_EXIT.KVM_EXIT_IO: {
+        const io = this.io();
+        const kind = io.direction === KVM_EXIT_IO_OUT ? 'io-out' : 'io-in';
+        return { kind, port: io.port, size: io.size, count: io.count, data: this.ioData(io) };
+      }
+      case KVM_EXIT.KVM_EXIT_MMIO: return { kind: 'mmio', ...this.mmio() };
+      case KVM_EXIT.KVM_EXIT_INTR: return { kind: 'intr' };
+      case KVM_EXIT.KVM_EXIT_HLT: return { kind: 'hlt' };
+      case KVM_EXIT.KVM_EXIT_SHUTDOWN: return { kind: 'shutdown' };
+      case KVM_EXIT.KVM_EXIT_SYSTEM_EVENT: return { kind: 'system-event', ...this.systemEvent() };
+      case KVM_EXIT.KVM_EXIT_DEBUG: return { kind: 'debug', ...this.debug() };
+      case KVM_EXIT.KVM_EXIT_FAIL_ENTRY: return { kind: 'fail-entry', ...this.failEntry() };
+      case KVM_EXIT.KVM_EXIT_INTERNAL_ERROR: return { kind: 'internal-error', ...this.internal() };
+      default: return { kind: 'unknown', reason };
+    }
+  }
 
   /** The io member (valid for KVM_EXIT_IO). */
   io(): IoExit {

@@ -1,11 +1,15 @@
 // DataView-based views of the KVM structs the vCPU setup passes to ioctl:
 // kvm_userspace_memory_region, kvm_regs, kvm_sregs (with kvm_segment and kvm_dtable),
-// kvm_cpuid2 (with its kvm_cpuid_entry2 array).
+// kvm_cpuid2 (with its kvm_cpuid_entry2 array), and the encoders of the variable-length
+// kvm_msrs and kvm_irq_routing.
 // Each view owns a right-sized ArrayBuffer (or wraps one at an offset) and is passed to
 // `ioctl` as its `bytes`. Offsets come from layout.ts (checked against the C headers).
 // 64-bit fields are bigints.
 
-import { KVM_CPUID2, KVM_CPUID_ENTRY2, KVM_DTABLE, KVM_REGS, KVM_SEGMENT, KVM_SREGS, KVM_USERSPACE_MEMORY_REGION, type StructLayout } from './layout.js';
+import {
+  KVM_CPUID2, KVM_CPUID_ENTRY2, KVM_DTABLE, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_MSR_ENTRY, KVM_MSRS, KVM_REGS, KVM_SEGMENT, KVM_SREGS,
+  KVM_USERSPACE_MEMORY_REGION, type StructLayout,
+} from './layout.js';
 
 /** A fixed-size C struct over bytes: `view` for field access, `bytes` for ioctl. */
 export class StructView {
@@ -220,4 +224,50 @@ export class KvmCpuid2 {
   find(fn: number, index = 0): CpuidEntry | undefined {
     return this.entries().find((e) => e.function === fn && ((e.flags & 1) === 0 || e.index === index));
   }
+}
+
+/** An MSR and its value, as KVM_GET_MSRS / KVM_SET_MSRS take them. */
+export type MsrEntry = [index: number, data: bigint];
+
+/** struct kvm_msrs with the entries (KVM_SET_MSRS; for KVM_GET_MSRS the data is filled in). */
+export function encodeMsrs(msrs: readonly MsrEntry[]): Uint8Array {
+  const b = new Uint8Array(KVM_MSRS.size + KVM_MSR_ENTRY.size * msrs.length);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(KVM_MSRS.offsets.nmsrs, msrs.length, true);
+  msrs.forEach(([index, data], i) => {
+    const o = KVM_MSRS.offsets.entries + KVM_MSR_ENTRY.size * i;
+    dv.setUint32(o + KVM_MSR_ENTRY.offsets.index, index, true);
+    dv.setBigUint64(o + KVM_MSR_ENTRY.offsets.data, BigInt.asUintN(64, data), true);
+  });
+  return b;
+}
+
+/** The first `count` entries of an encoded kvm_msrs. */
+export function decodeMsrs(b: Uint8Array, count: number): MsrEntry[] {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return Array.from({ length: count }, (_, i): MsrEntry => {
+    const o = KVM_MSRS.offsets.entries + KVM_MSR_ENTRY.size * i;
+    return [dv.getUint32(o + KVM_MSR_ENTRY.offsets.index, true), dv.getBigUint64(o + KVM_MSR_ENTRY.offsets.data, true)];
+  });
+}
+
+/** A GSI wired to a pin of an in-kernel interrupt controller (chip 0: master PIC, 1: slave PIC, 2: I/O APIC). */
+export interface IrqchipRoute { gsi: number; chip: number; pin: number }
+
+/** KVM_IRQ_ROUTING_IRQCHIP: a routing entry whose union is { irqchip, pin }. */
+export const KVM_IRQ_ROUTING_IRQCHIP = 1;
+
+/** struct kvm_irq_routing with one KVM_IRQ_ROUTING_IRQCHIP entry per route (KVM_SET_GSI_ROUTING). */
+export function encodeIrqRouting(routes: readonly IrqchipRoute[]): Uint8Array {
+  const b = new Uint8Array(KVM_IRQ_ROUTING.size + routes.length * KVM_IRQ_ROUTING_ENTRY.size);
+  const v = new DataView(b.buffer);
+  v.setUint32(KVM_IRQ_ROUTING.offsets.nr, routes.length, true);
+  routes.forEach((r, i) => {
+    const o = KVM_IRQ_ROUTING.offsets.entries + i * KVM_IRQ_ROUTING_ENTRY.size;
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.gsi, r.gsi, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.type, KVM_IRQ_ROUTING_IRQCHIP, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.u, r.chip, true);
+    v.setUint32(o + KVM_IRQ_ROUTING_ENTRY.offsets.u + 4, r.pin, true);
+  });
+  return b;
 }

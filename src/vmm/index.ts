@@ -10,7 +10,6 @@
 // topology's (or, without one, a single LLC of `vcpus` cores).
 
 import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry, type InitrdInput } from './boot/index.js';
-import { EV } from './vcpu-protocol.js';
 import { native } from '../kvm/native.js';
 import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
 import { encodeWatchpoints, type HardwareWatch } from './watchpoints.js';
@@ -256,12 +255,12 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
     const onEvent = (e: VmEvent): void => {
       const panicLine = (): string => consoleTail.slice(consoleTail.indexOf(PANIC_TEXT)).split('\n')[0].trim();
       switch (e.kind) {
-        case EV.exit: settle('exit', e.value, e.detail); break;
-        case EV.poweroff: settle('poweroff', 0, e.detail); break;
-        case EV.reset: drain(); settle(panicSeen ? 'panic' : 'reboot', 0, panicSeen ? panicLine() : e.detail); break;
-        case EV.tripleFault: drain(); settle(panicSeen ? 'panic' : 'triple-fault', 0, panicSeen ? panicLine() : e.detail); break;
-        case EV.hlt: settle('poweroff', 0, e.detail); break;
-        default: settle('error', 0, e.detail);
+        case 'exit': settle('exit', e.value, e.detail); break;
+        case 'poweroff': settle('poweroff', 0, e.detail); break;
+        case 'reset': drain(); settle(panicSeen ? 'panic' : 'reboot', 0, panicSeen ? panicLine() : e.detail); break;
+        case 'triple-fault': drain(); settle(panicSeen ? 'panic' : 'triple-fault', 0, panicSeen ? panicLine() : e.detail); break;
+        case 'hlt': settle('poweroff', 0, e.detail); break;
+        case 'error': settle('error', 0, e.detail); break;
       }
     };
     await machine.start(onEvent);

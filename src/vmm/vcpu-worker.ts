@@ -1,4 +1,5 @@
-// One vCPU thread: maps kvm_run, loops on KVM_RUN and handles the exits in TypeScript --
+// One vCPU thread: maps kvm_run, loops on KVM_RUN and handles the exits, decoded into
+// kvm/run.ts's VcpuExit union, in TypeScript --
 // port I/O through the PortBus (UARTs with their state in shared memory, see
 // devices/serial.ts), MMIO to nothing (reads 0xff), a hardware watchpoint's hit (held
 // until the main thread has looked), and the ends of a run: the exit
@@ -9,14 +10,14 @@
 // thread has exited.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYSTEM_EVENT } from '../kvm/constants.js';
+import { KVM_SYSTEM_EVENT } from '../kvm/constants.js';
 import { prepareVcpuThread } from '../kvm/kick.js';
-import { Vcpu } from '../kvm/kvm.js';
+import { Vcpu, Vm } from '../kvm/kvm.js';
 import { isErrnoError } from '../kvm/native.js';
+import type { DebugExit } from '../kvm/run.js';
 import { PortBus, type PortEvent } from './devices/ports.js';
 import { Serial, type SerialShared } from './devices/serial.js';
-import { irqLineTrigger } from './kvm-setup.js';
-import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { DEBUG_REGS_OFFSET, eventCode, VCPU_CTL, VCPU_STATE, type VcpuMessage, type VmEventKind } from './vcpu-protocol.js';
 
 export interface VcpuWorkerInput {
   vcpuId: number;
@@ -33,11 +34,10 @@ export interface VcpuWorkerInput {
 const input = workerData as VcpuWorkerInput;
 const ctl = new Int32Array(input.control);
 const ev = new Int32Array(input.events);
-const debugRegs = new BigUint64Array(input.control, DEBUG_REGS_OFFSET, 5);
 const post = (m: VcpuMessage): void => parentPort!.postMessage(m);
 
-function end(kind: number, value: number, detail: string): void {
-  if (Atomics.compareExchange(ev, 0, 0, kind) === 0) {
+function end(kind: VmEventKind, value: number, detail: string): void {
+  if (Atomics.compareExchange(ev, 0, 0, eventCode(kind)) === 0) {
     ev[1] = value;
     ev[2] = input.vcpuId;
     post({ type: 'event', kind, value, vcpu: input.vcpuId, detail });
@@ -72,6 +72,7 @@ function answerRequests(vcpu: Vcpu): void {
 function applyDebugRegs(vcpu: Vcpu): void {
   let error: string | null = null;
   try {
+    const debugRegs = new BigUint64Array(input.control, DEBUG_REGS_OFFSET, 5);
     vcpu.setHardwareBreakpoints([debugRegs[0], debugRegs[1], debugRegs[2], debugRegs[3]], debugRegs[4]);
   } catch (e) {
     error = `KVM_SET_GUEST_DEBUG on vCPU ${input.vcpuId}: ${(e as Error).message}`;
@@ -84,8 +85,7 @@ function applyDebugRegs(vcpu: Vcpu): void {
  * A watchpoint fired (KVM_EXIT_DEBUG): tell the main thread and hold here, counted as paused,
  * until it releases us (it reads guest memory meanwhile); register reads are still answered.
  */
-function holdAtDebugExit(vcpu: Vcpu): void {
-  const d = vcpu.run.debug();
+function holdAtDebugExit(vcpu: Vcpu, d: DebugExit): void {
   Atomics.store(ctl, VCPU_CTL.hold, 1);
   Atomics.store(ctl, VCPU_CTL.paused, 1);
   post({ type: 'debug-hit', vcpu: input.vcpuId, exception: d.exception, pc: d.pc, dr6: d.dr6 });
@@ -110,16 +110,18 @@ function where(vcpu: Vcpu): string {
 
 function main(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
-  const serials = input.serials.map((s) => new Serial(s, irqLineTrigger(input.vmFd, s.irq)));
+  const vm = Vm.attach(input.vmFd);
+  const serials = input.serials.map((s) => new Serial(s, (level) => vm.irqLine(s.irq, level)));
   const bus = new PortBus(serials, (e: PortEvent) => {
-    if (e.kind === 'exit') end(EV.exit, e.code, `exit port: code ${e.code}`);
-    else if (e.kind === 'poweroff') end(EV.poweroff, 0, e.why);
-    else end(EV.reset, 0, e.why);
+    if (e.kind === 'exit') end('exit', e.code, `exit port: code ${e.code}`);
+    else if (e.kind === 'poweroff') end('poweroff', 0, e.why);
+    else end('reset', 0, e.why);
   });
   let runs = 0;
   let ioExits = 0;
   let mmioExits = 0;
   const ports = new Map<number, number>();
+  let started = 0n;
   try {
     Atomics.store(ctl, VCPU_CTL.tid, prepareVcpuThread());
     const run = vcpu.run;
@@ -127,6 +129,7 @@ function main(): void {
     post({ type: 'running', vcpu: input.vcpuId });
     // The boot CPU starts the guest only once every vCPU thread is up (vm.ts start()).
     while (Atomics.load(ctl, VCPU_CTL.go) === 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.go, 0, 50);
+    started = process.hrtime.bigint();
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
       answerRequests(vcpu);
@@ -145,61 +148,58 @@ function main(): void {
         vcpu.runOnce();
       } catch (e) {
         if (isErrnoError(e, 'EINTR') || isErrnoError(e, 'EAGAIN')) continue;
-        end(EV.error, 0, `KVM_RUN on vCPU ${input.vcpuId}: ${(e as Error).message}`);
+        end('error', 0, `KVM_RUN on vCPU ${input.vcpuId}: ${(e as Error).message}`);
         break;
       }
-      const reason = run.exitReason;
-      switch (reason) {
-        case KVM_EXIT.KVM_EXIT_IO: {
+      const exit = run.exit();
+      switch (exit.kind) {
+        case 'io-out':
+        case 'io-in': {
           ioExits++;
-          const io = run.io();
-          ports.set(io.port, (ports.get(io.port) ?? 0) + 1);
-          const data = run.ioData(io);
-          if (io.direction === KVM_EXIT_IO_OUT) {
-            if (io.count === 1 && io.size === 1) bus.out(io.port, data);
-            else for (let i = 0; i < io.count; i++) bus.out(io.port, data.subarray(i * io.size, (i + 1) * io.size));
-          } else if (io.count === 1) {
-            bus.in(io.port, data);
+          const { port, size, count, data } = exit;
+          ports.set(port, (ports.get(port) ?? 0) + 1);
+          if (exit.kind === 'io-out') {
+            if (count === 1 && size === 1) bus.out(port, data);
+            else for (let i = 0; i < count; i++) bus.out(port, data.subarray(i * size, (i + 1) * size));
+          } else if (count === 1) {
+            bus.in(port, data);
           } else {
-            for (let i = 0; i < io.count; i++) bus.in(io.port, data.subarray(i * io.size, (i + 1) * io.size));
+            for (let i = 0; i < count; i++) bus.in(port, data.subarray(i * size, (i + 1) * size));
           }
           continue;
         }
-        case KVM_EXIT.KVM_EXIT_MMIO: {
+        case 'mmio':
           mmioExits++;
-          const m = run.mmio();
-          if (!m.isWrite) m.data.fill(0xff);
+          if (!exit.isWrite) exit.data.fill(0xff);
           continue;
-        }
-        case KVM_EXIT.KVM_EXIT_INTR:
+        case 'intr':
           continue;
-        case KVM_EXIT.KVM_EXIT_DEBUG:
-          holdAtDebugExit(vcpu);
+        case 'debug':
+          holdAtDebugExit(vcpu, exit);
           continue;
-        case KVM_EXIT.KVM_EXIT_SHUTDOWN:
+        case 'shutdown':
           // no registers: on AMD, KVM resets the vCPU on a shutdown intercept before it returns
-          end(EV.tripleFault, 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)`);
+          end('triple-fault', 0, `KVM_EXIT_SHUTDOWN on vCPU ${input.vcpuId} (triple fault)`);
           break;
-        case KVM_EXIT.KVM_EXIT_HLT:
-          end(EV.hlt, 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);
+        case 'hlt':
+          end('hlt', 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);
           break;
-        case KVM_EXIT.KVM_EXIT_SYSTEM_EVENT: {
-          const se = run.systemEvent();
-          if (se.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN) end(EV.poweroff, 0, 'KVM system event: shutdown');
-          else if (se.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_RESET) end(EV.reset, 0, 'KVM system event: reset');
-          else end(EV.error, 0, run.describeExit());
+        case 'system-event':
+          if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN) end('poweroff', 0, 'KVM system event: shutdown');
+          else if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_RESET) end('reset', 0, 'KVM system event: reset');
+          else end('error', 0, run.describeExit());
           break;
-        }
         default:
-          end(EV.error, 0, `vCPU ${input.vcpuId}: ${run.describeExit()}${where(vcpu)}`);
+          end('error', 0, `vCPU ${input.vcpuId}: ${run.describeExit()}${where(vcpu)}`);
           break;
       }
       break;
     }
   } finally {
+    const nanoseconds = started === 0n ? 0 : Number(process.hrtime.bigint() - started);
     Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.done);
     vcpu.close(); // unmaps kvm_run; the fd belongs to the main thread
-    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, mmioExits, ports: Object.fromEntries([...ports].map(([p, n]) => ['0x' + p.toString(16), n])), dropped: serials.reduce((a, s) => a + s.dropped, 0) });
+    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, mmioExits, ports: Object.fromEntries([...ports].map(([p, n]) => ['0x' + p.toString(16), n])), dropped: serials.reduce((a, s) => a + s.dropped, 0), nanoseconds });
   }
 }
 

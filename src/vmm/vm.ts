@@ -1,8 +1,10 @@
-// One KVM virtual machine for a Linux boot: the VM fd with its TSS/identity-map pages,
-// in-kernel irqchip and PIT, guest RAM slots (memory.ts), the vCPUs (CPUID from
-// KVM_GET_SUPPORTED_CPUID through the cpuid hook, boot MSRs, FPU, LAPIC LINTs, and on the
-// BSP the 64-bit boot state from boot/), and one worker thread per vCPU running KVM_RUN
-// (vcpu-worker.ts, started from its one-file bundle). APs stay in KVM's wait-for-SIPI state until the guest starts them.
+// One KVM virtual machine for a Linux boot (or a raw code image): the VM fd with its
+// TSS/identity-map pages, in-kernel irqchip and PIT (a raw image may go without), guest RAM
+// slots (memory.ts), the vCPUs (CPUID from KVM_GET_SUPPORTED_CPUID through the cpuid hook,
+// boot MSRs, FPU, LAPIC LINTs, and on the BSP the 64-bit entry state from boot/), and one
+// worker thread per vCPU running KVM_RUN (vcpu-worker.ts, started from its one-file bundle).
+// APs stay in KVM's wait-for-SIPI state until the guest starts them. Every KVM call goes
+// through src/kvm's Vm and Vcpu; kvm-setup.ts supplies the values.
 //
 // Teardown (stop()): the stop flag of every vCPU is set and its thread kicked with the kick
 // signal until it has left KVM_RUN and exited; only then are the vCPU, VM and /dev/kvm fds
@@ -15,12 +17,13 @@ import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import { KvmRegs, KvmSregs, SEGMENT_NAMES, type KvmDtable, type KvmSegment, type RegName, type SegmentName } from '../kvm/structs.js';
-import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../kvm/x86.js';
-import { BOOT_SELECTORS, type BootState } from './boot/index.js';
+import { bootRegs, bootSregs, type BootEntry } from './boot/entry-state.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
-import { bootMsrs, createIrqchip, createPit2, enableX2apicApi, irqLineTrigger, setBootFpu, setIdentityMapAddr, setLapicLints, setMsrs, setPcGsiRouting, setTssAddr, vcpuCpuid, x2apicBaseMsr, type CpuidHook } from './kvm-setup.js';
+import {
+  bootFpu, bootMsrs, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, pcGsiRoutes, vcpuCpuid, withBootLints, X2APIC_API_FLAGS, x2apicBaseMsr, type CpuidHook,
+} from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
-import { DEBUG_REGS_OFFSET, EV, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage } from './vcpu-protocol.js';
+import { DEBUG_REGS_OFFSET, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage, type VmEventKind } from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
@@ -45,7 +48,8 @@ function vcpuWorkerUrl(): URL {
   return mtime(WORKER_BUNDLE) >= module ? WORKER_BUNDLE : WORKER_MODULE;
 }
 
-export interface VmEvent { kind: number; value: number; vcpu: number; detail: string }
+/** The first end of a run (vcpu-protocol.ts): its kind, the exit code for `exit`, the vCPU id that saw it, and why. */
+export interface VmEvent { kind: VmEventKind; value: number; vcpu: number; detail: string }
 
 /** A vCPU's instruction and stack pointers and control registers, read between two KVM_RUNs. */
 export interface VcpuControlRegs { rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
@@ -77,30 +81,27 @@ export interface MachineOptions {
   vcpus: number;
   /** KVM vCPU ids (= APIC IDs), one per vCPU, the boot CPU first; default 0..vcpus-1. */
   vcpuIds?: readonly number[];
-  boot: BootState;
+  /** Where the boot CPU starts: Linux's BootState, or a raw code image's entry. */
+  boot: BootEntry;
   device?: string;
   /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
   cpuid?: CpuidHook;
   /** APIC IDs above 254: KVM's x2APIC API and MSI extended destination IDs (kvm-setup.ts). */
   x2apic?: boolean;
+  /**
+   * The in-kernel PICs, I/O APIC, LAPICs and PIT (default true). Without them a HLT with
+   * interrupts off leaves KVM_RUN (KVM_EXIT_HLT), which ends a raw code image's run.
+   */
+  irqchip?: boolean;
 }
 
-function setBootSregs(vcpu: Vcpu, boot: BootState): void {
-  const s = vcpu.getSregs();
-  s.setSegment('cs', code64Segment(BOOT_SELECTORS.code));
-  for (const r of ['ds', 'es', 'fs', 'gs', 'ss'] as const) s.setSegment(r, dataSegment(BOOT_SELECTORS.data));
-  s.setSegment('tr', tssSegment(BOOT_SELECTORS.tss, 0n));
-  s.setSegment('ldt', unusableLdt());
-  s.setDtable('gdt', { base: BigInt(boot.gdt), limit: boot.gdtLimit });
-  s.setDtable('idt', { base: 0n, limit: 0 });
-  s.set('cr0', CR0_PE | CR0_ET | CR0_NE | CR0_PG);
-  s.set('cr3', BigInt(boot.cr3));
-  s.set('cr4', CR4_PAE);
-  s.set('efer', EFER_LME | EFER_LMA);
-  vcpu.setSregs(s);
-  const regs = new KvmRegs();
-  regs.set('rip', boot.entry).set('rsi', boot.bootParams).set('rsp', boot.stackTop).set('rflags', 2n);
-  vcpu.setRegs(regs);
+/** KVM_CAP_X2APIC_API with X2APIC_API_FLAGS, before any vCPU exists; throws with the reason when KVM lacks it. */
+function enableX2apicApi(vm: Vm): void {
+  const supported = vm.checkExtension(KVM_CAP.KVM_CAP_X2APIC_API);
+  if ((supported & X2APIC_API_FLAGS) !== X2APIC_API_FLAGS) {
+    throw new Error(`KVM_CAP_X2APIC_API: this KVM offers flags 0x${supported.toString(16)}, APIC IDs above 254 need 0x${X2APIC_API_FLAGS.toString(16)}`);
+  }
+  vm.enableCap(KVM_CAP.KVM_CAP_X2APIC_API, [BigInt(X2APIC_API_FLAGS)]);
 }
 
 interface VcpuThread {
@@ -147,22 +148,27 @@ export class Machine {
   onDebugHit: ((hit: DebugHit) => Promise<void> | void) | undefined;
   private errors: Error[] = [];
   stats = { runs: 0, ioExits: 0, mmioExits: 0, dropped: 0, ports: {} as Record<string, number> };
+  /** Time the vCPU threads spent in their run loops (from the go signal to the loop's end), summed; complete once stop() has resolved. */
+  runNanoseconds = 0;
 
   constructor(private readonly o: MachineOptions) {
     this.kvm = Kvm.open(o.device ?? '/dev/kvm');
     try {
-      this.vm = this.kvm.createVm();
-      const fd = this.vm.fd;
-      setTssAddr(fd);
-      setIdentityMapAddr(fd);
-      createIrqchip(fd);
-      setPcGsiRouting(fd);
-      createPit2(fd);
+      const vm = this.kvm.createVm();
+      this.vm = vm;
+      const irqchip = o.irqchip ?? true;
+      vm.setTssAddr(KVM_TSS_ADDR);
+      vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      if (irqchip) {
+        vm.createIrqchip();
+        vm.setGsiRouting(pcGsiRoutes());
+        vm.createPit2();
+      }
       const vcpuIds = Array.from({ length: o.vcpus }, (_, i) => o.vcpuIds?.[i] ?? i);
       const maxVcpuId = this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPU_ID) || this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS);
       const highest = Math.max(...vcpuIds);
       if (highest >= maxVcpuId) throw new RangeError(`APIC ID ${highest} is beyond this KVM's largest vCPU id (${maxVcpuId - 1})`);
-      if (o.x2apic) enableX2apicApi(fd);
+      if (o.x2apic) enableX2apicApi(vm);
       o.memory.regions.forEach((r, slot) => {
         this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
       });
@@ -173,11 +179,12 @@ export class Machine {
         const id = vcpuIds[index];
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid, features));
-        setMsrs(vcpu.fd, o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
-        setBootFpu(vcpu.fd);
+        vcpu.setMsrs(o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
+        vcpu.setFpu(bootFpu());
         if (index === 0) {
-          setLapicLints(vcpu.fd);
-          setBootSregs(vcpu, o.boot);
+          if (irqchip) vcpu.setLapic(withBootLints(vcpu.getLapic()));
+          vcpu.setSregs(bootSregs(vcpu.getSregs(), o.boot));
+          vcpu.setRegs(bootRegs(o.boot));
         }
         const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
@@ -185,8 +192,8 @@ export class Machine {
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
-      this.com1 = new Serial(this.serialShared[0], irqLineTrigger(fd, COM1.irq));
-      this.com2 = new Serial(this.serialShared[1], irqLineTrigger(fd, COM2.irq));
+      this.com1 = new Serial(this.serialShared[0], (level) => vm.irqLine(COM1.irq, level));
+      this.com2 = new Serial(this.serialShared[1], (level) => vm.irqLine(COM2.irq, level));
     } catch (e) {
       this.kvm.close();
       throw e;
@@ -237,10 +244,11 @@ export class Machine {
       else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
       else if (m.type === 'done') {
         this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
+        this.runNanoseconds += m.nanoseconds;
         for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
       }
     });
-    w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: EV.error, value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
+    w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 'error', value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
     t.exited = new Promise<void>((res) => {
       w.on('exit', () => {
         released(); // a thread that ends before it runs releases start() too
@@ -249,6 +257,13 @@ export class Machine {
       });
     });
     return running;
+  }
+
+  /** Resolves when the thread of the vCPU at `index` has exited (its fd stays open until stop()). */
+  exited(index: number): Promise<void> {
+    const t = this.threads[index];
+    if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
+    return t.exited;
   }
 
   /**

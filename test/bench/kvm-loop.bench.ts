@@ -1,11 +1,11 @@
 // KVM guest-loop calibration bench: instructions/s of the 64-bit guest loop
-// (src/kvm/guest-loop.ts) for growing N, median of 3 runs each. N grows by 10x up to 10^8
+// (src/doctor/calibration.ts, on the VMM's Machine) for growing N, median of 3 runs each. N grows by 10x up to 10^8
 // while the next size is projected to take under 5 s a run (so an emulating /dev/kvm such as
 // PVM stops early).
 // Pass N values as arguments to choose them. Prints a table; asserts nothing.
 
 import { existsSync } from 'node:fs';
-import { runGuestLoop } from '../../src/kvm/guest-loop.js';
+import { runGuestLoop } from '../../src/doctor/calibration.js';
 
 const REPEATS = 3;
 const MAX_PROJECTED_SECONDS = 5;
@@ -33,7 +33,7 @@ for (const n of sizes) {
     seconds.push(r.seconds);
     rates.push(r.instructionsPerSecond);
     instructions = r.instructions;
-    exit = r.exit.exitName;
+    exit = r.exit.kind;
   }
   rows.push([String(n), String(instructions), (median(seconds) * 1e3).toFixed(2), (median(rates) / 1e6).toFixed(2), (Math.max(...rates) / 1e6).toFixed(2), exit]);
   if (fixed.length === 0 && median(seconds) * 10 > MAX_PROJECTED_SECONDS) break;

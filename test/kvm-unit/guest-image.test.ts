@@ -1,7 +1,7 @@
 // The calibration guest's image, checked on the plain host (no KVM): the machine code
 // disassembles (objdump, when present) to the documented loop, the GDT descriptors encode
-// the architectural values, the page tables identity-map with 2 MiB pages, and the
-// long-mode sregs carry the right control bits and segments.
+// the architectural values, the raw image's page tables identity-map with 2 MiB pages, and
+// the long-mode sregs of its entry carry the right control bits and segments.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  guestLoopCode, LOOP_BODY_OFFSET, LOOP_LAYOUT, LOOP_MAGIC, LOOP_SELECTORS, setLongMode, writeGuestImage,
-} from '../../src/kvm/guest-loop.js';
+import { guestLoopCode, LOOP_BODY_OFFSET, LOOP_MAGIC, LOOP_MARKER } from '../../src/doctor/loop-code.js';
 import { KvmSregs } from '../../src/kvm/structs.js';
+import { bootSregs } from '../../src/vmm/boot/entry-state.js';
+import { RAW_LAYOUT, RAW_SELECTORS, writeRawImage } from '../../src/vmm/boot/raw-image.js';
+import { GuestMemory } from '../../src/vmm/memory.js';
 import { code64Segment, CR0_PE, CR0_PG, CR4_PAE, dataSegment, EFER_LMA, EFER_LME, gdtEntry, tssSegment } from '../../src/kvm/x86.js';
 
 test('guest code disassembles to mov rcx, N; dec; jnz; store; out; hlt', () => {
@@ -33,7 +34,7 @@ test('guest code disassembles to mov rcx, N; dec; jnz; store; out; hlt', () => {
       'dec rcx',
       `jne 0x${LOOP_BODY_OFFSET.toString(16)}`,
       `movabs rax,0x${LOOP_MAGIC.toString(16)}`,
-      `movabs ds:0x${LOOP_LAYOUT.marker.toString(16)},rax`,
+      `movabs ds:0x${LOOP_MARKER.toString(16)},rax`,
       'mov dx,0x3f8',
       'mov al,0x4b',
       'out dx,al',
@@ -56,32 +57,33 @@ test('GDT descriptors: flat 64-bit code, flat data, 64-bit TSS', () => {
 });
 
 test('guest image at a guest base: GDT, identity-mapped 2 MiB pages, code', () => {
-  const base = 0x10000;
-  const buf = new SharedArrayBuffer(base + LOOP_LAYOUT.ramSize);
+  const memory = new GuestMemory(RAW_LAYOUT.ramSize);
+  const base = memory.regions[0].offset;
+  const buf = memory.buffer;
   new Uint8Array(buf).fill(0xcc);
-  writeGuestImage(buf, base, 5n);
+  writeRawImage(memory, guestLoopCode(5n));
   const ram = new DataView(buf, base);
   assert.is(new Uint8Array(buf)[base - 1], 0xcc, 'nothing written below the guest base');
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.gdt, true), 0n);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.gdt + LOOP_SELECTORS.code, true), 0x00af9b000000ffffn);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.pml4, true), BigInt(LOOP_LAYOUT.pdpt) | 3n);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.pdpt, true), BigInt(LOOP_LAYOUT.pd) | 3n);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.pd, true), 0x83n);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.pd + 8 * 511, true), (511n << 21n) | 0x83n);
-  assert.equal([...new Uint8Array(buf, base + LOOP_LAYOUT.code, 3)], [0x48, 0xb9, 5]);
-  assert.is(ram.getBigUint64(LOOP_LAYOUT.marker, true), 0n);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.gdt, true), 0n);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.gdt + RAW_SELECTORS.code, true), 0x00af9b000000ffffn);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.pml4, true), BigInt(RAW_LAYOUT.pdpt) | 3n);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.pdpt, true), BigInt(RAW_LAYOUT.pd) | 3n);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.pd, true), 0x83n);
+  assert.is(ram.getBigUint64(RAW_LAYOUT.pd + 8 * 511, true), (511n << 21n) | 0x83n);
+  assert.equal([...new Uint8Array(buf, base + RAW_LAYOUT.code, 3)], [0x48, 0xb9, 5]);
+  assert.is(ram.getBigUint64(LOOP_MARKER, true), 0n);
 });
 
 test('long-mode sregs', () => {
-  const s = setLongMode(new KvmSregs());
+  const s = bootSregs(new KvmSregs(), writeRawImage(new GuestMemory(RAW_LAYOUT.ramSize), guestLoopCode(5n)));
   assert.ok((s.get('cr0') & (CR0_PE | CR0_PG)) === (CR0_PE | CR0_PG));
   assert.is(s.get('cr4') & CR4_PAE, CR4_PAE);
   assert.is(s.get('efer'), EFER_LME | EFER_LMA);
-  assert.is(s.get('cr3'), BigInt(LOOP_LAYOUT.pml4));
-  assert.equal(s.segment('cs'), code64Segment(LOOP_SELECTORS.code));
-  assert.equal(s.segment('ss'), dataSegment(LOOP_SELECTORS.data));
+  assert.is(s.get('cr3'), BigInt(RAW_LAYOUT.pml4));
+  assert.equal(s.segment('cs'), code64Segment(RAW_SELECTORS.code));
+  assert.equal(s.segment('ss'), dataSegment(RAW_SELECTORS.data));
   assert.is(s.segment('ldt').unusable, 1);
-  assert.equal(s.dtable('gdt'), { base: BigInt(LOOP_LAYOUT.gdt), limit: 0x27 });
+  assert.equal(s.dtable('gdt'), { base: BigInt(RAW_LAYOUT.gdt), limit: 0x27 });
 });
 
 test.run();

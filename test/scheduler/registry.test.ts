@@ -84,7 +84,7 @@ test('ktstr.config.json loads: the tree examples and scx-ktstr, all accepting 6.
 test('the failing fixtures: scx_ktstr with one failure knob each, on one-LLC topologies only', () => {
   const reg = loadRegistry();
   const fixtures: Record<string, string[]> = {
-    ktstr_broken: ['--verify-loop'], ktstr_stall: ['--stall'], ktstr_crash: ['--crash-after', '1'], ktstr_panic: ['--panic-after', '1'],
+    ktstr_broken: ['--verify-loop'], ktstr_stall: ['--stall'], ktstr_crash: ['--crash-after', '3'], ktstr_panic: ['--panic-after', '1'],
   };
   const oneLlc = { numaNodes: 1, llcs: 1, cpus: 4, threadsPerCore: 1 };
   const threeLlcs = { numaNodes: 1, llcs: 3, cpus: 9, threadsPerCore: 1 };

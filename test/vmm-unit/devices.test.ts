@@ -6,10 +6,11 @@ import * as assert from 'uvu/assert';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, watchOutput } from '../../src/vmm/devices/serial.js';
 import { Worker } from 'node:worker_threads';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, encodeMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
-import { KvmCpuid2 } from '../../src/kvm/structs.js';
+import { bootMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
+import { encodeMsrs, KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
+/** The UARTs' interrupt line, unconnected: no VM here. */
 const noIrq = (): void => {};
 
 test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
