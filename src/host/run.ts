@@ -2,6 +2,11 @@
 // initramfs, the run spec sent over the serial console, the command's output streamed back
 // between nonce markers, and its exit status read from the end marker.
 //
+// runInTestHost: options checked, the image found or built, the spec line made, QEMU spawned;
+// then supervise (QEMU's stdout read by L1Console and its stderr by QemuStderr, l1-console.ts;
+// limitRun: timeout, abort, process exit) and, when QEMU has closed, collectRun (the result,
+// or the TestHostError that says why there is none).
+//
 // QEMU is always killed and reaped before runInTestHost returns or throws (timeout, abort,
 // error); the only files used are the cached images.
 
@@ -13,11 +18,12 @@ import { TestHostError } from './errors.js';
 import { ensureImage, findHostTools, findProjectDir, type TestHostImage } from './image.js';
 import { cachedHostKernel } from './kernel.js';
 import { findOnPath, hostCacheDir } from './paths.js';
-import { FAIL_MARK, READY_MARK } from './init-script.js';
+import { L1Console, QemuStderr, type L1Event, type L1Phase } from './l1-console.js';
 import { l1ClockCmdline, measureHostTscKhz } from './clock.js';
 
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS, defaultCpus } from './defaults.js';
 export { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS, defaultCpus };
+export { holdback } from './l1-console.js';
 /** Exit status reported for a timeout (as timeout(1) does). */
 export const TIMEOUT_EXIT_CODE = 124;
 
@@ -165,7 +171,6 @@ export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, 
   ];
 }
 
-const TCG_WARNING = /^qemu-system-x86_64: warning: TCG doesn't support requested feature/;
 const MAX_LOG = 64 * 1024;
 
 /** Keeps the last MAX_LOG characters. */
@@ -274,190 +279,145 @@ interface SuperviseArgs {
   options: RunInTestHostOptions;
 }
 
-/** Where the part of `buf` that could be the beginning of `mark` starts (buf.length if none). */
-export function holdback(buf: Buffer, mark: Buffer): number {
-  for (let i = Math.max(0, buf.length - (mark.length - 1)); i < buf.length; i++) {
-    if (buf[i] === mark[0] && buf.subarray(i).equals(mark.subarray(0, buf.length - i))) return i;
-  }
-  return buf.length;
+/** What supervise learns of a run as it goes; collectRun turns it into the result or the error. */
+interface RunRecord {
+  /** L1's uptime at the ready line (NaN before). */
+  guestBoot: number;
+  /** When the command started and ended (performance.now(); NaN before). */
+  startedAt: number;
+  endedAt: number;
+  exitCode?: number;
+  /** Why init could not start the command. */
+  failure?: string;
+  timedOut: boolean;
+  aborted: boolean;
+  spawnError?: Error;
+  consoleLog: TailLog;
+  stderrLog: TailLog;
 }
 
+/**
+ * Runs QEMU to its end: L1's console through L1Console (the spec sent when init is ready, the
+ * command's output passed on, its status kept), QEMU's stderr through QemuStderr, the run's
+ * limits (timeout, abort, this process's exit); on QEMU's close, collectRun.
+ */
 function supervise(child: ChildProcess, a: SuperviseArgs): Promise<TestHostResult> {
-  const { nonce, options } = a;
-  const startMark = Buffer.from(`${nonce}:start\n`, 'latin1');
-  const endMark = Buffer.from(`${nonce}:exit:`, 'latin1');
-  const consoleLog = new TailLog();
-  const stderrLog = new TailLog();
-  let phase: 'boot' | 'run' | 'done' = 'boot';
-  let bootBuf: Buffer = Buffer.alloc(0);
-  let runBuf: Buffer = Buffer.alloc(0);
-  let exitCode: number | undefined;
-  let guestBoot = NaN;
-  let startedAt = NaN;
-  let endedAt = NaN;
-  let failure: string | undefined;
-  let timedOut = false;
-  let aborted = false;
-  let specSent = false;
-
-  const emit = (chunk: Buffer): void => {
-    if (chunk.length > 0) options.onOutput?.(chunk);
+  const { options } = a;
+  const record: RunRecord = {
+    guestBoot: NaN, startedAt: NaN, endedAt: NaN, timedOut: false, aborted: false,
+    consoleLog: new TailLog(), stderrLog: new TailLog(),
   };
-
-  const onRunData = (data: Buffer): void => {
-    runBuf = runBuf.length === 0 ? data : Buffer.concat([runBuf, data]);
-    const at = runBuf.indexOf(endMark);
-    if (at < 0) {
-      const cut = holdback(runBuf, endMark);
-      emit(runBuf.subarray(0, cut));
-      runBuf = runBuf.subarray(cut);
-      return;
-    }
-    const nl = runBuf.indexOf(0x0a, at + endMark.length);
-    if (nl < 0) {
-      emit(runBuf.subarray(0, at));
-      runBuf = runBuf.subarray(at);
-      return;
-    }
-    emit(runBuf.subarray(0, at));
-    const code = Number(runBuf.toString('latin1', at + endMark.length, nl).trim());
-    exitCode = Number.isInteger(code) ? code : 1;
-    endedAt = performance.now();
-    phase = 'done';
-    runBuf = Buffer.alloc(0);
-    // L1 powers off by itself; give it a moment, then stop it
-    setTimeout(() => kill(), 3000).unref();
+  const l1 = new L1Console(a.nonce);
+  const stderr = new QemuStderr();
+  const kill = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
-
-  const onBootData = (data: Buffer): void => {
-    bootBuf = bootBuf.length === 0 ? data : Buffer.concat([bootBuf, data]);
-    const text = bootBuf.toString('latin1');
-    if (!specSent) {
-      const r = text.indexOf(READY_MARK);
-      if (r >= 0) {
-        const eol = text.indexOf('\n', r);
-        if (eol >= 0) {
-          guestBoot = Number(text.slice(r + READY_MARK.length, eol).trim());
-          specSent = true;
-          child.stdin?.write(a.line);
-        }
-      }
-    }
-    const f = text.indexOf(FAIL_MARK);
-    if (f >= 0 && failure === undefined) {
-      const eol = text.indexOf('\n', f);
-      if (eol >= 0) failure = text.slice(f + FAIL_MARK.length, eol).replace(/\r/g, '');
-    }
-    const s = bootBuf.indexOf(startMark);
-    if (s >= 0) {
-      consoleLog.add(bootBuf.toString('latin1', 0, s));
-      options.onConsole?.(bootBuf.toString('latin1', 0, s));
-      startedAt = performance.now();
-      phase = 'run';
-      const rest = bootBuf.subarray(s + startMark.length);
-      bootBuf = Buffer.alloc(0);
-      if (rest.length > 0) onRunData(rest);
-      return;
-    }
-    if (bootBuf.length > 4 * MAX_LOG) {
-      // no start marker yet: keep a bounded tail (markers are short)
-      consoleLog.add(bootBuf.toString('latin1', 0, bootBuf.length - 256));
-      options.onConsole?.(bootBuf.toString('latin1', 0, bootBuf.length - 256));
-      bootBuf = bootBuf.subarray(bootBuf.length - 256);
+  const onL1 = (e: L1Event): void => {
+    switch (e.kind) {
+      case 'ready': record.guestBoot = e.guestBootSeconds; child.stdin?.write(a.line); break;
+      case 'failure': record.failure = e.message; break;
+      case 'console': record.consoleLog.add(e.text); options.onConsole?.(e.text); break;
+      case 'start': record.startedAt = performance.now(); break;
+      case 'output': options.onOutput?.(e.bytes); break;
+      case 'exit':
+        record.exitCode = e.code;
+        record.endedAt = performance.now();
+        // L1 powers off by itself; give it a moment, then stop it
+        setTimeout(kill, 3000).unref();
+        break;
     }
   };
 
   child.stdout?.on('data', (data: Buffer) => {
-    if (phase === 'boot') onBootData(data);
-    else if (phase === 'run') onRunData(data);
+    for (const e of l1.feed(data)) onL1(e);
   });
-  let stderrPartial = '';
   child.stderr?.on('data', (data: Buffer) => {
-    stderrPartial += data.toString('utf8');
-    const lines = stderrPartial.split('\n');
-    stderrPartial = lines.pop() ?? '';
-    for (const l of lines) {
-      if (TCG_WARNING.test(l) || l.trim() === '') continue;
-      stderrLog.add(l + '\n');
-      options.onConsole?.(l + '\n');
+    for (const l of stderr.feed(data)) {
+      record.stderrLog.add(l);
+      options.onConsole?.(l);
     }
   });
   child.stdin?.on('error', () => {}); // QEMU gone: nothing to write to
-
-  function kill(): void {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-
-  const timer = setTimeout(() => {
-    timedOut = true;
-    kill();
-  }, a.timeoutMs);
-  const onAbort = (): void => {
-    aborted = true;
-    kill();
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  // process.exit() elsewhere (e.g. EPIPE on stdout): kill QEMU on the way out
-  process.on('exit', kill);
+  const release = limitRun(a, record, kill);
 
   return new Promise<TestHostResult>((resolvePromise, reject) => {
-    let spawnError: Error | undefined;
     child.once('error', (err) => {
-      spawnError = err;
+      record.spawnError = err;
       if (child.pid === undefined) { // never started: no 'close' to wait for
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        process.off('exit', kill);
+        release();
         reject(new TestHostError(`cannot start ${a.image.qemu}: ${err.message}`, 'failed', { cause: err }));
       }
     });
     child.once('close', (code, sig) => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      process.off('exit', kill);
+      release();
       const vmSeconds = (performance.now() - a.spawnedAt) / 1000;
-      if (phase === 'run') emit(runBuf); // output before an unexpected end
-      if (phase === 'boot') {
-        consoleLog.add(bootBuf.toString('latin1'));
-        options.onConsole?.(bootBuf.toString('latin1'));
-      }
-      if (stderrPartial.trim() !== '' && !TCG_WARNING.test(stderrPartial)) stderrLog.add(stderrPartial);
-      const base = {
-        bootSeconds: Number.isNaN(startedAt) ? NaN : (startedAt - a.spawnedAt) / 1000,
-        guestBootSeconds: guestBoot,
-        commandSeconds: Number.isNaN(startedAt) ? 0 : ((Number.isNaN(endedAt) ? performance.now() : endedAt) - startedAt) / 1000,
-        vmSeconds,
-        imageSeconds: a.image.seconds,
-        imageCached: a.image.cached,
-        imageBytes: a.image.bytes,
-        imagePath: a.image.path,
-        kernelRelease: a.image.kernel.release,
-      };
-      if (exitCode !== undefined) {
-        resolvePromise({ exitCode, timedOut: false, ...base });
-        return;
-      }
-      if (timedOut) {
-        resolvePromise({ exitCode: TIMEOUT_EXIT_CODE, timedOut: true, ...base });
-        return;
-      }
-      const qemuSaid = stderrLog.tail(5);
-      if (aborted || /terminating on signal/.test(qemuSaid)) {
-        reject(new TestHostError(`test host stopped (${aborted ? 'aborted' : qemuSaid.split('\n').pop()})`, 'aborted'));
-        return;
-      }
-      if (spawnError !== undefined) {
-        reject(new TestHostError(`cannot start ${a.image.qemu}: ${spawnError.message}`, 'failed', { cause: spawnError }));
-        return;
-      }
-      const how = sig !== null ? `killed by ${sig}` : `exit status ${code}`;
-      let message: string;
-      if (failure !== undefined) message = `the test host could not start the command: ${failure}`;
-      else if (phase === 'run') message = `the test host stopped before the command finished (QEMU ${how})`;
-      else message = `the test host (L1) did not boot (QEMU ${how}); KTSTR_HOST_CMDLINE_EXTRA=loglevel=7 shows its kernel messages with --verbose`;
-      const details = [qemuSaid && `QEMU: ${qemuSaid}`, phase === 'boot' && `last L1 console lines:\n${consoleLog.tail(15)}`]
-        .filter((s): s is string => typeof s === 'string' && s !== '').join('\n');
-      reject(new TestHostError(details === '' ? message : `${message}\n${details}`, 'failed'));
+      for (const e of l1.finish()) onL1(e); // output before an unexpected end, or L1's last console text
+      const last = stderr.finish();
+      if (last !== undefined) record.stderrLog.add(last);
+      const outcome = collectRun(record, a, { phase: l1.phase, code, sig, vmSeconds, now: performance.now() });
+      if (outcome instanceof TestHostError) reject(outcome);
+      else resolvePromise(outcome);
     });
   });
+}
+
+/** The run's limits: the timeout and the abort signal kill QEMU, and so does this process's exit. Returns their release. */
+function limitRun(a: SuperviseArgs, record: RunRecord, kill: () => void): () => void {
+  const timer = setTimeout(() => {
+    record.timedOut = true;
+    kill();
+  }, a.timeoutMs);
+  const onAbort = (): void => {
+    record.aborted = true;
+    kill();
+  };
+  a.options.signal?.addEventListener('abort', onAbort, { once: true });
+  // process.exit() elsewhere (e.g. EPIPE on stdout): kill QEMU on the way out
+  process.on('exit', kill);
+  return () => {
+    clearTimeout(timer);
+    a.options.signal?.removeEventListener('abort', onAbort);
+    process.off('exit', kill);
+  };
+}
+
+/** How QEMU ended: where L1 was, its exit status or signal, its lifetime, and the time now. */
+interface QemuEnd {
+  phase: L1Phase;
+  code: number | null;
+  sig: NodeJS.Signals | null;
+  vmSeconds: number;
+  now: number;
+}
+
+/** Collect: the result of a run whose QEMU has ended, or the error that says why there is none. */
+function collectRun(r: RunRecord, a: SuperviseArgs, q: QemuEnd): TestHostResult | TestHostError {
+  const base = {
+    bootSeconds: Number.isNaN(r.startedAt) ? NaN : (r.startedAt - a.spawnedAt) / 1000,
+    guestBootSeconds: r.guestBoot,
+    commandSeconds: Number.isNaN(r.startedAt) ? 0 : ((Number.isNaN(r.endedAt) ? q.now : r.endedAt) - r.startedAt) / 1000,
+    vmSeconds: q.vmSeconds,
+    imageSeconds: a.image.seconds,
+    imageCached: a.image.cached,
+    imageBytes: a.image.bytes,
+    imagePath: a.image.path,
+    kernelRelease: a.image.kernel.release,
+  };
+  if (r.exitCode !== undefined) return { exitCode: r.exitCode, timedOut: false, ...base };
+  if (r.timedOut) return { exitCode: TIMEOUT_EXIT_CODE, timedOut: true, ...base };
+  const qemuSaid = r.stderrLog.tail(5);
+  if (r.aborted || /terminating on signal/.test(qemuSaid)) {
+    return new TestHostError(`test host stopped (${r.aborted ? 'aborted' : qemuSaid.split('\n').pop()})`, 'aborted');
+  }
+  if (r.spawnError !== undefined) {
+    return new TestHostError(`cannot start ${a.image.qemu}: ${r.spawnError.message}`, 'failed', { cause: r.spawnError });
+  }
+  const how = q.sig !== null ? `killed by ${q.sig}` : `exit status ${q.code}`;
+  let message: string;
+  if (r.failure !== undefined) message = `the test host could not start the command: ${r.failure}`;
+  else if (q.phase === 'run') message = `the test host stopped before the command finished (QEMU ${how})`;
+  else message = `the test host (L1) did not boot (QEMU ${how}); KTSTR_HOST_CMDLINE_EXTRA=loglevel=7 shows its kernel messages with --verbose`;
+  const details = [qemuSaid && `QEMU: ${qemuSaid}`, q.phase === 'boot' && `last L1 console lines:\n${r.consoleLog.tail(15)}`]
+    .filter((s): s is string => typeof s === 'string' && s !== '').join('\n');
+  return new TestHostError(details === '' ? message : `${message}\n${details}`, 'failed');
 }

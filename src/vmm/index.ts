@@ -4,12 +4,19 @@
 // Everything is validated before the VM exists (boot/), and the VM is torn down on every
 // path (every vCPU thread joined, every fd closed; bootVm creates no temp files).
 //
+// bootVm reads as four steps (bottom of this file): planBoot (options checked and completed,
+// kernel and initrd read), prepareGuest (guest RAM, ACPI tables, boot_params), runGuest (vCPUs
+// started, onStart, the first end wins: the guest's -- endOfEvent -- the timeout, the panic
+// grace, LiveVm.end()) and collect (the result). What the console says (markers, the panic
+// message) is read by ConsoleScan (console-scan.ts), which knows nothing of the VM.
+//
 // Integration hooks (`platform`): `cpuid` rewrites each vCPU's CPUID entries (the topology
 // leaves; src/vmm/cpuid/), `acpi` writes ACPI tables into guest RAM inside ACPI_REGION and
 // returns the RSDP address for boot_params (src/vmm/acpi/). Both default to the declared
 // topology's (or, without one, a single LLC of `vcpus` cores).
 
-import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type E820Entry, type InitrdInput } from './boot/index.js';
+import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type BootFiles, type BootState, type E820Entry, type InitrdInput } from './boot/index.js';
+import { ConsoleScan } from './console-scan.js';
 import { native } from '../kvm/native.js';
 import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
 import { encodeWatchpoints, type HardwareWatch } from './watchpoints.js';
@@ -150,8 +157,7 @@ export function topologyAcpi(topology: Topology): NonNullable<PlatformHooks['acp
 
 /** `pci=off`: the machine has no PCI bus (devices are ISA ports and, later, virtio-mmio). */
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=t panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp';
-export const PANIC_TEXT = 'Kernel panic - not syncing';
-const CONSOLE_TAIL = 64 * 1024;
+export { PANIC_TEXT } from './console-scan.js';
 
 /**
  * Asks for transparent huge pages on guest RAM, as QEMU does: where THP is `madvise` (Debian's
@@ -178,8 +184,28 @@ export function releaseGuestMemory(memory: GuestMemory): void {
   }
 }
 
-export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
-  const t0 = performance.now();
+// ---- bootVm, step by step: plan -> prepare the guest -> run -> collect ----
+
+/** How a run ended: its reason, the guest's exit code (reason 'exit'; else 0) and a detail line. */
+interface RunEnd { reason: BootReason; value: number; detail: string }
+
+/** What bootVm runs: the options checked and completed, the kernel and initrd read. */
+interface BootPlan {
+  topology: Topology;
+  vcpus: number;
+  memoryMiB: number;
+  platform: PlatformHooks;
+  files: BootFiles;
+  /** Bytes kept from the guest kernel at the top of RAM below 3 GiB (sharedRegionMiB), if any. */
+  reserveTop: number | undefined;
+}
+
+/**
+ * Plan: checks the options and fills in what they leave out (the topology, the platform
+ * hooks, the command line), and reads the kernel and initrd. Throws before any VM or guest
+ * RAM exists.
+ */
+function planBoot(o: BootVmOptions): BootPlan {
   if (o.topology && o.vcpus !== undefined && o.vcpus !== o.topology.numCpus) {
     throw new RangeError(`vcpus ${o.vcpus} disagrees with topology ${o.topology} (${o.topology.numCpus} CPUs)`);
   }
@@ -187,129 +213,226 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   if (!o.topology && (!Number.isInteger(wanted) || wanted < 1 || wanted > 255)) throw new RangeError(`vcpus must be 1..255, got ${wanted}`);
   // Without a declared topology: one LLC of `vcpus` cores, so ACPI and CPUID are always there.
   const topology = o.topology ?? new Topology(`1n1l${wanted}c1t`);
-  const vcpus = topology.numCpus;
-  const memoryMiB = o.memoryMiB ?? 256;
   const platform: PlatformHooks = { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform };
   // APIC IDs above 254: the in-kernel I/O APIC delivers only to 8-bit destinations, so legacy
   // IRQs (the UARTs) stay on CPU 0 (APIC ID 0) rather than follow the default affinity.
   const cmdline = `${o.cmdline ?? DEFAULT_CMDLINE}${topology.needsX2apic ? ' irqaffinity=0' : ''}`;
   const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline });
-  const memory = new GuestMemory(memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
+  return {
+    topology,
+    vcpus: topology.numCpus,
+    memoryMiB: o.memoryMiB ?? 256,
+    platform,
+    files,
+    reserveTop: o.sharedRegionMiB ? o.sharedRegionMiB * 1024 * 1024 : undefined,
+  };
+}
+
+/** The guest before its first instruction: RAM holding the kernel, initrd, boot_params and ACPI tables. */
+interface PreparedGuest {
+  memory: GuestMemory;
+  boot: BootState;
+  sharedRegion: LiveVm['sharedRegion'];
+}
+
+/** Prepare the guest: guest RAM (huge pages asked for), the ACPI tables, then the kernel, initrd and boot_params. */
+function prepareGuest(plan: BootPlan): PreparedGuest {
+  const memory = new GuestMemory(plan.memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
   adviseHugePages(memory);
-  const acpi = platform.acpi?.({ memory, vcpus, ram: memory.regions, region: ACPI_REGION });
-  const reserveTop = o.sharedRegionMiB ? o.sharedRegionMiB * 1024 * 1024 : undefined;
-  const boot = writeBoot(memory, files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820, reserveTop });
-  const sharedRegion = reserveTop === undefined ? null : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, reserveTop));
+  const acpi = plan.platform.acpi?.({ memory, vcpus: plan.vcpus, ram: memory.regions, region: ACPI_REGION });
+  const boot = writeBoot(memory, plan.files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820, reserveTop: plan.reserveTop });
+  const sharedRegion = plan.reserveTop === undefined ? null : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, plan.reserveTop));
+  return { memory, boot, sharedRegion };
+}
+
+/** The end of the run: the first of the guest's own end, a timer (the timeout, the panic grace) or LiveVm.end() wins. */
+class RunEnding {
+  readonly ended: Promise<RunEnd>;
+  private resolve!: (end: RunEnd) => void;
+  private settled = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor() {
+    this.ended = new Promise<RunEnd>((res) => { this.resolve = res; });
+  }
+
+  /** Ends the run, unless it has already ended. */
+  end(end: RunEnd): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(end);
+  }
+
+  /** Ends the run in `ms`, unless it has ended by then. */
+  endAfter(ms: number, end: RunEnd): void {
+    this.timers.push(setTimeout(() => this.end(end), ms));
+  }
+
+  clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+  }
+}
+
+/**
+ * The guest's serial output as it is drained: COM1 to onConsole and through ConsoleScan (the
+ * first byte's time, the markers' times, the panic message), COM2 to onApp and kept as text.
+ */
+class GuestOutput {
+  readonly console: ConsoleScan;
+  firstConsoleMs: number | undefined;
+  readonly markers: Record<string, number> = {};
+  private readonly appDecoder = new TextDecoder();
+  private app = '';
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly t0: number,
+    private readonly o: Pick<BootVmOptions, 'markers' | 'onConsole' | 'onApp'>,
+    private readonly onPanic: (line: string) => void,
+  ) {
+    this.console = new ConsoleScan(o.markers);
+  }
+
+  drain(): void {
+    const c = this.machine.com1.drainOutput();
+    if (c.length > 0) {
+      this.firstConsoleMs ??= performance.now() - this.t0;
+      this.o.onConsole?.(c);
+      for (const e of this.console.feed(c)) {
+        if (e.kind === 'marker') this.markers[e.marker] = performance.now() - this.t0;
+        else this.onPanic(e.line);
+      }
+    }
+    const a = this.machine.com2.drainOutput();
+    if (a.length > 0) {
+      this.o.onApp?.(a);
+      this.app += this.appDecoder.decode(a, { stream: true });
+    }
+  }
+
+  /** The whole text of both channels once nothing more comes. */
+  finish(): { consoleTail: string; app: string } {
+    const consoleTail = this.console.finish();
+    return { consoleTail, app: this.app + this.appDecoder.decode() };
+  }
+}
+
+/**
+ * How a VM event ends the run. A reset or a triple fault after the panic message is the
+ * panic's own reboot (panic=-1, reboot=t): the run ends as 'panic' with the message's line,
+ * the console drained first so that line is whole.
+ */
+function endOfEvent(e: VmEvent, output: GuestOutput): RunEnd {
+  const panicOr = (reason: BootReason): RunEnd => {
+    output.drain();
+    return output.console.panicSeen
+      ? { reason: 'panic', value: 0, detail: output.console.panicLine() }
+      : { reason, value: 0, detail: e.detail };
+  };
+  switch (e.kind) {
+    case 'exit': return { reason: 'exit', value: e.value, detail: e.detail };
+    case 'poweroff': return { reason: 'poweroff', value: 0, detail: e.detail };
+    case 'reset': return panicOr('reboot');
+    case 'triple-fault': return panicOr('triple-fault');
+    case 'hlt': return { reason: 'poweroff', value: 0, detail: e.detail };
+    case 'error': return { reason: 'error', value: 0, detail: e.detail };
+  }
+}
+
+/** The running VM as onStart sees it. */
+function liveVm(machine: Machine, guest: PreparedGuest, vcpus: number, ending: RunEnding): LiveVm {
+  return {
+    console: (b) => machine.com1.inject(b),
+    app: (b) => machine.com2.inject(b),
+    memory: guest.memory,
+    sharedRegion: guest.sharedRegion,
+    readSregs: (index) => machine.readSregs(index),
+    readRegs: (index, timeoutMs) => machine.readRegs(index, timeoutMs),
+    pause: (timeoutMs) => machine.pause(timeoutMs),
+    resume: () => machine.resume(),
+    setWatchpoints: (watches) => {
+      const { addresses, dr7 } = encodeWatchpoints(watches);
+      return machine.setWatchpoints(addresses, dr7);
+    },
+    onDebugHit: (handler) => { machine.onDebugHit = handler; },
+    serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
+    vcpus,
+    end: (detail = 'ended by the host') => ending.end({ reason: 'stopped', value: 0, detail }),
+  };
+}
+
+/** o.beforeStop, waited for at most BEFORE_STOP_MS; its errors are ignored. */
+async function beforeStop(o: BootVmOptions, end: RunEnd): Promise<void> {
+  if (o.beforeStop === undefined) return;
+  const hook = o.beforeStop;
+  let bound: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.resolve().then(() => hook({ reason: end.reason, detail: end.detail })).catch(() => undefined),
+    new Promise<void>((res) => { bound = setTimeout(res, BEFORE_STOP_MS); }),
+  ]);
+  clearTimeout(bound);
+}
+
+/**
+ * Run: starts the vCPUs, hands the live VM to onStart, and waits for the end (the guest's,
+ * the timeout, the panic grace, LiveVm.end()); then beforeStop, and every vCPU stopped.
+ * Returns the end and when the VM was up (after onStart).
+ */
+async function runGuest(machine: Machine, guest: PreparedGuest, output: GuestOutput, ending: RunEnding, o: BootVmOptions, vcpus: number): Promise<{ end: RunEnd; tVm: number }> {
+  await machine.start((e) => ending.end(endOfEvent(e, output)));
+  o.onStart?.(liveVm(machine, guest, vcpus, ending));
+  const tVm = performance.now();
+  const timeoutMs = o.timeoutMs ?? 60_000;
+  ending.endAfter(timeoutMs, { reason: 'timeout', value: 0, detail: `no end of the run within ${timeoutMs} ms` });
+  const end = await ending.ended;
+  await beforeStop(o, end);
+  await machine.stop();
+  return { end, tVm };
+}
+
+/** Collect: the output the stopped vCPUs left, and the result. */
+function collect(end: RunEnd, output: GuestOutput, machine: Machine, t: { t0: number; tSetup: number; tVm: number }): BootVmResult {
+  output.drain();
+  const { consoleTail, app } = output.finish();
+  return {
+    reason: end.reason,
+    exitCode: end.reason === 'exit' ? end.value : null,
+    detail: end.detail,
+    consoleTail,
+    app,
+    stats: machine.stats,
+    timings: {
+      setupMs: t.tSetup - t.t0,
+      vmCreateMs: t.tVm - t.tSetup,
+      firstConsoleMs: output.firstConsoleMs,
+      markers: output.markers,
+      totalMs: performance.now() - t.t0,
+    },
+  };
+}
+
+/** Boots the kernel and runs it to its end (see the header); rejects when the options are wrong, the VM cannot be set up, or onStart throws. */
+export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
+  const t0 = performance.now();
+  const plan = planBoot(o);
+  const guest = prepareGuest(plan);
   const tSetup = performance.now();
 
-  let consoleTail = '';
-  let app = '';
-  let panicSeen = false;
-  let firstConsoleMs: number | undefined;
-  const markers: Record<string, number> = {};
-  const pendingMarkers = new Set(o.markers ?? []);
-  let scan = ''; // recent console text for marker/panic detection across chunk boundaries
-  const decoder = new TextDecoder();
-  const appDecoder = new TextDecoder();
-
-  let finish!: (r: { reason: BootReason; value: number; detail: string }) => void;
-  const finished = new Promise<{ reason: BootReason; value: number; detail: string }>((res) => { finish = res; });
-  let settled = false;
-  const settle = (reason: BootReason, value: number, detail: string): void => {
-    if (settled) return;
-    settled = true;
-    finish({ reason, value, detail });
-  };
-
-  const vcpuIds = topology.cpus.map((c) => c.apicId);
-  const machine = new Machine({ memory, vcpus, vcpuIds, boot, device: o.device, cpuid: platform.cpuid, x2apic: topology.needsX2apic });
+  const { topology, vcpus, platform } = plan;
+  const machine = new Machine({
+    memory: guest.memory, vcpus, vcpuIds: topology.cpus.map((c) => c.apicId), boot: guest.boot,
+    device: o.device, cpuid: platform.cpuid, x2apic: topology.needsX2apic,
+  });
+  const ending = new RunEnding();
+  const output = new GuestOutput(machine, t0, o, (line) => ending.endAfter(o.panicGraceMs ?? 2000, { reason: 'panic', value: 0, detail: line }));
   let outputWatch: { stop(): void } | undefined;
-  let timeout: NodeJS.Timeout | undefined;
-  let panicTimer: NodeJS.Timeout | undefined;
-  let tVm = performance.now();
-  const drain = (): void => {
-    const c = machine.com1.drainOutput();
-    if (c.length > 0) {
-      firstConsoleMs ??= performance.now() - t0;
-      o.onConsole?.(c);
-      const text = decoder.decode(c, { stream: true });
-      consoleTail = (consoleTail + text).slice(-CONSOLE_TAIL);
-      scan = (scan + text).slice(-4096);
-      for (const m of pendingMarkers) {
-        if (scan.includes(m)) { markers[m] = performance.now() - t0; pendingMarkers.delete(m); }
-      }
-      if (!panicSeen && scan.includes(PANIC_TEXT)) {
-        panicSeen = true;
-        const line = scan.slice(scan.indexOf(PANIC_TEXT)).split('\n')[0].trim();
-        panicTimer = setTimeout(() => settle('panic', 0, line), o.panicGraceMs ?? 2000);
-      }
-    }
-    const a = machine.com2.drainOutput();
-    if (a.length > 0) {
-      o.onApp?.(a);
-      app += appDecoder.decode(a, { stream: true });
-    }
-  };
   try {
-    outputWatch = watchOutput(machine.serialShared[0].pending, drain);
-    const onEvent = (e: VmEvent): void => {
-      const panicLine = (): string => consoleTail.slice(consoleTail.indexOf(PANIC_TEXT)).split('\n')[0].trim();
-      switch (e.kind) {
-        case 'exit': settle('exit', e.value, e.detail); break;
-        case 'poweroff': settle('poweroff', 0, e.detail); break;
-        case 'reset': drain(); settle(panicSeen ? 'panic' : 'reboot', 0, panicSeen ? panicLine() : e.detail); break;
-        case 'triple-fault': drain(); settle(panicSeen ? 'panic' : 'triple-fault', 0, panicSeen ? panicLine() : e.detail); break;
-        case 'hlt': settle('poweroff', 0, e.detail); break;
-        case 'error': settle('error', 0, e.detail); break;
-      }
-    };
-    await machine.start(onEvent);
-    o.onStart?.({
-      console: (b) => machine.com1.inject(b),
-      app: (b) => machine.com2.inject(b),
-      memory,
-      sharedRegion,
-      readSregs: (index) => machine.readSregs(index),
-      readRegs: (index, timeoutMs) => machine.readRegs(index, timeoutMs),
-      pause: (timeoutMs) => machine.pause(timeoutMs),
-      resume: () => machine.resume(),
-      setWatchpoints: (watches) => {
-        const { addresses, dr7 } = encodeWatchpoints(watches);
-        return machine.setWatchpoints(addresses, dr7);
-      },
-      onDebugHit: (handler) => { machine.onDebugHit = handler; },
-      serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
-      vcpus,
-      end: (detail = 'ended by the host') => settle('stopped', 0, detail),
-    });
-    tVm = performance.now();
-    const timeoutMs = o.timeoutMs ?? 60_000;
-    timeout = setTimeout(() => settle('timeout', 0, `no end of the run within ${timeoutMs} ms`), timeoutMs);
-    const end = await finished;
-    if (o.beforeStop !== undefined) {
-      let bound: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.resolve().then(() => o.beforeStop!({ reason: end.reason, detail: end.detail })).catch(() => undefined),
-        new Promise<void>((res) => { bound = setTimeout(res, BEFORE_STOP_MS); }),
-      ]);
-      clearTimeout(bound);
-    }
-    await machine.stop();
-    drain();
-    consoleTail += decoder.decode();
-    return {
-      reason: end.reason,
-      exitCode: end.reason === 'exit' ? end.value : null,
-      detail: end.detail,
-      consoleTail,
-      app: app + appDecoder.decode(),
-      stats: machine.stats,
-      timings: { setupMs: tSetup - t0, vmCreateMs: tVm - tSetup, firstConsoleMs, markers, totalMs: performance.now() - t0 },
-    };
+    outputWatch = watchOutput(machine.serialShared[0].pending, () => output.drain());
+    const { end, tVm } = await runGuest(machine, guest, output, ending, o, vcpus);
+    return collect(end, output, machine, { t0, tSetup, tVm });
   } finally {
     outputWatch?.stop();
-    clearTimeout(timeout);
-    clearTimeout(panicTimer);
+    ending.clearTimers();
     await machine.stop();
   }
 }
