@@ -17,6 +17,7 @@
 // 0x20000. [0x9fc00, 0x100000) is reserved (EBDA, VGA, BIOS); ACPI tables, when the acpi
 // hook provides them, go in [0xe0000, 0x100000) (ACPI_REGION).
 
+import type { BootEntry } from './entry-state.js';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { GuestMemory } from '../memory.js';
 import { HIGH_RAM_START } from '../memory.js';
@@ -207,14 +208,8 @@ export function placeBoot(files: BootFiles, lowRam: number): BootPlacement {
   return p;
 }
 
-export interface BootState {
-  entry: number;
-  bootParams: number;
-  /** The identity-mapped page tables' root (CR3). */
-  cr3: number;
-  gdt: number;
-  gdtLimit: number;
-  stackTop: number;
+/** A Linux boot written into guest RAM: where the boot CPU starts, and the memory map it was given. */
+export interface BootState extends BootEntry {
   e820: E820Entry[];
   placement: BootPlacement;
 }
