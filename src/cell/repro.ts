@@ -67,7 +67,9 @@ export function reproReport(repro: CellResult): ReproReport {
   const sequence = samples.slice(from, end + 1).map((s, i) => sampleLine(samples[from + i - 1], s));
   // the backtrace names the culprit when BPF code raised the error; a watchdog stall's stack is
   // only the tick or the watchdog that noticed it (a BPF frame there is a bystander)
-  const stalled = exit?.kindName === 'ERROR_STALL';
+  // (the exit info read from guest memory; else the kind on the scheduler's EXIT line, when no
+  // sample fell in the short life of the kernel's copy)
+  const stalled = exit !== null ? exit.kindName === 'ERROR_STALL' : /\(kind 1026\)/.test(repro.exitMessage ?? '');
   let callback = exit === null || stalled ? null : failingCallback(exit.backtrace);
   let how = callback === null ? '' : 'the innermost BPF program in the backtrace the kernel saved with the exit';
   if (callback === null && stalled) {

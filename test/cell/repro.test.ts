@@ -37,6 +37,15 @@ test('a stall: the dispatch callback, although no sample had run counts, not a b
   assert.match(r.how, /^it ran 0 times in the 0\.06s before the watchdog while pid 83 waited 4\.06s on cpu 0 and never dispatched it$/);
 });
 
+test('a stall whose exit info no sample caught: the EXIT line\'s kind says stall', () => {
+  const c = cell(1026, 'ERROR_STALL', [], ['enabled', 'enabled', 'enabled', 'disabled']);
+  c.monitor!.exit = null;
+  c.exitMessage = 'EXIT: runnable task stall: watchdog failed to check in for 5.004s (kind 1026)';
+  assert.is(reproReport(c).failingCallback, 'ktstr_dispatch');
+  c.exitMessage = 'EXIT: scx_bpf_error: boom (kind 1025)';
+  assert.is(reproReport(c).failingCallback, null, 'another error without its exit info names nothing');
+});
+
 test('which cells get a repro, and the repro cell', () => {
   assert.is(wantsRepro(cell(1025, 'ERROR_BPF', [], ['enabled'])), true);
   const clean = cell(64, 'UNREG', [], ['enabled']);
