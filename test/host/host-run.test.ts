@@ -128,7 +128,12 @@ test('host run: SIGTERM to ktstr-wasm kills QEMU and ends with the signal', asyn
   while (qemuWith(marker).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   assert.ok(qemuWith(marker).length > 0, 'QEMU started');
   await new Promise((r) => setTimeout(r, 1500));
-  process.kill(pid, 'SIGTERM');
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch (e) {
+    const early = await done; // it ended by itself before the signal: say how
+    assert.unreachable(`ktstr-wasm ended before the signal (${(e as Error).message}): status ${early.status} signal ${early.signal}: ${early.stderr}`);
+  }
   const r = await done;
   assert.ok(r.signal === 'SIGTERM' || r.status === 143, `status ${r.status} signal ${r.signal}: ${r.stderr}`);
   assert.equal(qemuWith(marker), []);
