@@ -176,12 +176,12 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   // the kernel's exit info lives only until the disable work frees it: when a sample caught it,
   // it is the BPF error; the EXIT line says so either way
   if (crash.monitor?.exit != null) assert.is(crash.monitor.exit.kindName, 'ERROR_BPF');
-  assert.match(crash.exitMessage ?? '', /\(kind 1025\)/);
+  assert.match(`${crash.exitMessage ?? ''} ${crash.failure?.message ?? ''}`, /\(kind 1025\)/);
   const stall = by.get('ktstr_stall')!;
   assert.ok(stall.repro?.reproduced, `stall reproduced: ${JSON.stringify(stall.repro)}`);
   assert.is(stall.repro!.failingCallback, 'ktstr_dispatch');
   if (stall.repro!.exit !== null) assert.match(stall.repro!.exit.reason ?? '', /runnable task stall/);
-  assert.match(stall.exitMessage ?? '', /\(kind 1026\)/);
+  assert.match(`${stall.exitMessage ?? ''} ${stall.failure?.message ?? ''}`, /\(kind 1026\)/);
   assert.ok(stall.repro!.sequence.length >= 3, 'the samples before the exit');
   assert.is(by.get('ktstr_panic')!.repro, undefined, 'a kernel panic is no scheduler error exit: no repro');
   assert.is(by.get('scx-ktstr')!.repro, undefined);
