@@ -98,12 +98,14 @@ export class WatchSession {
     }
     if (w.kept.length >= MAX_KEPT) return;
     const capture = w.data.onWrite === 'capture' && w.kept.length < MAX_CAPTURES;
+    // this hit's number and place, fixed now (another hit may count while a capture waits its turn)
+    const n = w.data.hits;
+    const at = { n, cpu: hit.vcpu, rip: `0x${hit.pc.toString(16)}`, where: this.monitor.symbolize(hit.pc) };
     const read = (pauseMs: number | null): WatchHitData => {
-      const snapshot: SnapshotData | undefined = capture ? this.monitor.capture(`watch ${w.data.target} #${w.data.hits}`, pauseMs) : undefined;
+      const snapshot: SnapshotData | undefined = capture ? this.monitor.capture(`watch ${w.data.target} #${n}`, pauseMs) : undefined;
       const cpu = snapshot?.cpus.find((c) => c.cpu === hit.vcpu) ?? this.monitor.sample()?.cpus.find((c) => c.cpu === hit.vcpu);
       return {
-        n: w.data.hits, atMs: snapshot?.atMs ?? this.monitor.latest()?.t ?? 0, cpu: hit.vcpu,
-        rip: `0x${hit.pc.toString(16)}`, where: this.monitor.symbolize(hit.pc),
+        ...at, atMs: snapshot?.atMs ?? this.monitor.latest()?.t ?? 0,
         pid: cpu?.pid ?? null, comm: cpu?.comm ?? null, value: this.value(w),
         ...(snapshot === undefined ? {} : { snapshot }),
       };
@@ -112,8 +114,8 @@ export class WatchSession {
       w.kept.push(capture ? await this.exclusive((pauseMs) => read(pauseMs)) : read(null));
     } catch (e) {
       w.kept.push({
-        n: w.data.hits, atMs: this.monitor.latest()?.t ?? 0, cpu: hit.vcpu, rip: `0x${hit.pc.toString(16)}`, where: this.monitor.symbolize(hit.pc),
-        pid: null, comm: null, value: this.value(w), problem: `the writer's context was not read: ${e instanceof Error ? e.message : String(e)}`,
+        ...at, atMs: this.monitor.latest()?.t ?? 0, pid: null, comm: null, value: this.value(w),
+        problem: `the writer's context was not read: ${e instanceof Error ? e.message : String(e)}`,
       });
     }
   }
