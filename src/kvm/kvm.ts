@@ -9,7 +9,7 @@
 import { KVM_API_VERSION, KVM_GUESTDBG } from './constants.js';
 import { KVM_IOCTL } from './ioctl.js';
 import { isErrnoError, native, type NativeBinding } from './native.js';
-import { KVM_ENABLE_CAP, KVM_FPU, KVM_GUEST_DEBUG, KVM_IRQCHIP, KVM_LAPIC_STATE, KVM_PIT_CONFIG, KVM_PIT_STATE2 } from './layout.js';
+import { KVM_ENABLE_CAP, KVM_FPU, KVM_GUEST_DEBUG, KVM_IRQCHIP, KVM_LAPIC_STATE, KVM_PIT_CONFIG, KVM_PIT_STATE2, type StructLayout } from './layout.js';
 import { KvmRun } from './run.js';
 import {
   decodeMsrs, encodeIrqRouting, encodeMsrs, KvmCpuid2, KvmRegs, KvmSregs, UserspaceMemoryRegion, type IrqchipRoute, type MsrEntry,
@@ -52,6 +52,20 @@ function closeAll(items: Iterable<{ close(): void }>): void {
 }
 
 /** The KVM system fd (/dev/kvm). */
+/** An ioctl that fills a whole struct `layout` (a KVM_GET_*); `prepare` sets its inputs first. */
+function readStruct(fd: number, request: number, layout: StructLayout, prepare?: (v: DataView) => void): Uint8Array {
+  const b = new Uint8Array(layout.size);
+  prepare?.(new DataView(b.buffer));
+  native().ioctl(fd, request, b);
+  return b;
+}
+
+/** An ioctl that takes a whole struct `layout` (a KVM_SET_*), its size checked. */
+function writeStruct(fd: number, request: number, layout: StructLayout, bytes: Uint8Array): void {
+  if (bytes.length !== layout.size) throw new RangeError(`${layout.name} is ${layout.size} bytes, not ${bytes.length}`);
+  native().ioctl(fd, request, bytes);
+}
+
 export class Kvm {
   readonly #fd: OwnedFd;
   readonly #vms = new Set<Vm>();
@@ -199,16 +213,12 @@ export class Vm {
 
   /** KVM_GET_IRQCHIP: struct kvm_irqchip of one chip (0: master PIC, 1: slave PIC, 2: I/O APIC). */
   getIrqchip(chipId: number): Uint8Array {
-    const b = new Uint8Array(KVM_IRQCHIP.size);
-    new DataView(b.buffer).setUint32(KVM_IRQCHIP.offsets.chip_id, chipId, true);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_IRQCHIP, b);
-    return b;
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_IRQCHIP, KVM_IRQCHIP, (v) => v.setUint32(KVM_IRQCHIP.offsets.chip_id, chipId, true));
   }
 
   /** KVM_SET_IRQCHIP: a struct kvm_irqchip as getIrqchip returned it (its chip_id says which chip). */
   setIrqchip(state: Uint8Array): void {
-    if (state.length !== KVM_IRQCHIP.size) throw new RangeError(`kvm_irqchip is ${KVM_IRQCHIP.size} bytes, not ${state.length}`);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_IRQCHIP, state);
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_IRQCHIP, KVM_IRQCHIP, state);
   }
 
   /** KVM_SET_GSI_ROUTING: the whole GSI table (after KVM_CREATE_IRQCHIP). No get: the caller keeps its routes. */
@@ -225,15 +235,12 @@ export class Vm {
 
   /** KVM_GET_PIT2: struct kvm_pit_state2 (the three channels and flags). */
   getPit2(): Uint8Array {
-    const b = new Uint8Array(KVM_PIT_STATE2.size);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_PIT2, b);
-    return b;
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_PIT2, KVM_PIT_STATE2);
   }
 
   /** KVM_SET_PIT2: a struct kvm_pit_state2 as getPit2 returned it. */
   setPit2(state: Uint8Array): void {
-    if (state.length !== KVM_PIT_STATE2.size) throw new RangeError(`kvm_pit_state2 is ${KVM_PIT_STATE2.size} bytes, not ${state.length}`);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_PIT2, state);
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_PIT2, KVM_PIT_STATE2, state);
   }
 
   /** KVM_IRQ_LINE on the in-kernel irqchip (GSI = ISA IRQ for 0..15). Thread-safe in KVM; one Vm object per thread. */
@@ -369,28 +376,22 @@ export class Vcpu {
    * fill in `mxcsr` here (it reads as 0; KVM_SET_FPU does set it): KVM_GET_XSAVE carries it.
    */
   getFpu(): Uint8Array {
-    const b = new Uint8Array(KVM_FPU.size);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_FPU, b);
-    return b;
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_FPU, KVM_FPU);
   }
 
   /** KVM_SET_FPU with a struct kvm_fpu. */
   setFpu(fpu: Uint8Array): void {
-    if (fpu.length !== KVM_FPU.size) throw new RangeError(`kvm_fpu is ${KVM_FPU.size} bytes, not ${fpu.length}`);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_FPU, fpu);
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_FPU, KVM_FPU, fpu);
   }
 
   /** KVM_GET_LAPIC: the in-kernel local APIC's register page (struct kvm_lapic_state). */
   getLapic(): Uint8Array {
-    const b = new Uint8Array(KVM_LAPIC_STATE.size);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_GET_LAPIC, b);
-    return b;
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_LAPIC, KVM_LAPIC_STATE);
   }
 
   /** KVM_SET_LAPIC with a struct kvm_lapic_state. */
   setLapic(lapic: Uint8Array): void {
-    if (lapic.length !== KVM_LAPIC_STATE.size) throw new RangeError(`kvm_lapic_state is ${KVM_LAPIC_STATE.size} bytes, not ${lapic.length}`);
-    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_LAPIC, lapic);
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_LAPIC, KVM_LAPIC_STATE, lapic);
   }
 
   /**
