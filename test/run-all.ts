@@ -15,12 +15,35 @@ const BUILD_ONLY = ['node_modules/binaryen', 'node_modules/typescript', 'node_mo
 /** The KVM suite runs in about twenty-five minutes in the test host; past this it has hung. */
 const SUITE_TIMEOUT_MS = 40 * 60_000;
 
+/** Everything both parts printed, kept for the recap of failures at the end. */
+const printed: string[] = [];
+
+function echo(chunk: Uint8Array): void {
+  process.stdout.write(chunk);
+  printed.push(Buffer.from(chunk).toString('utf8'));
+}
+
 function run(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: 'inherit' });
+    const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] });
+    child.stdout.on('data', echo);
     child.on('error', reject);
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
+}
+
+/**
+ * uvu's failure blocks (`FAIL  suite  "name"` and the assertion under it), ANSI colours
+ * removed: printed again at the very end, where a CI log that keeps only its tail shows them.
+ */
+function failureRecap(text: string, linesPerFailure = 14): string[] {
+  // eslint-disable-next-line no-control-regex
+  const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (/^\s*FAIL\s/.test(line)) out.push(lines.slice(i, i + linesPerFailure).join('\n').trimEnd());
+  });
+  return out;
 }
 
 async function kvmTests(): Promise<{ status: number; path: string }> {
@@ -58,7 +81,7 @@ async function kvmTests(): Promise<{ status: number; path: string }> {
     shareDirs: [...(stock === undefined ? [] : [stock.dir]), ...(payloads === null ? [] : [payloads.dir])],
     exclude: BUILD_ONLY,
     timeoutMs: SUITE_TIMEOUT_MS,
-    onOutput: (chunk: Uint8Array) => process.stdout.write(chunk),
+    onOutput: echo,
   });
   let result = await runOnce();
   if (result.timedOut) {
@@ -77,4 +100,6 @@ const hostStatus = await run([process.execPath, uvuBin, 'dist/test', '.test.js$'
 const kvm = await kvmTests();
 console.log(`\nhost tests: ${hostStatus === 0 ? 'passed' : `FAILED (exit ${hostStatus})`}; ` +
   `KVM tests (${kvm.path}): ${kvm.status === 0 ? (kvm.path === 'skipped' ? 'skipped' : 'passed') : `FAILED (exit ${kvm.status})`}`);
+const failures = failureRecap(printed.join(''));
+if (failures.length > 0) console.log(`\nfailures (${failures.length}), again:\n${failures.join('\n\n')}`);
 process.exitCode = hostStatus !== 0 ? hostStatus : kvm.status;

