@@ -39,7 +39,10 @@ test('a KtstrError exits by its kind, with its message', () => {
 });
 
 test('a status passed on wins over the kind (a command timed out in the test host: 124)', () => {
-  assert.equal(outcomeOf(new KtstrError('timed out', 'failed', { status: 124 })), { status: 124, message: 'timed out' });
+  assert.equal(outcomeOf(new KtstrError('timed out', 'failed', { status: 124 })), {
+    status: 124,
+    message: 'timed out',
+  });
 });
 
 test('the cause is kept, not printed', () => {
@@ -52,7 +55,9 @@ test('the cause is kept, not printed', () => {
 test("commander's errors: help and version exit 0, the rest are usage errors; commander printed them", () => {
   assert.equal(outcomeOf(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)')), { status: 0 });
   assert.equal(outcomeOf(new CommanderError(0, 'commander.version', '0.1.0')), { status: 0 });
-  assert.equal(outcomeOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")), { status: 2 });
+  assert.equal(outcomeOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")), {
+    status: 2,
+  });
   assert.equal(outcomeOf(new CommanderError(1, 'commander.help', '(outputHelp)')), { status: 2 });
 });
 
@@ -65,8 +70,15 @@ test('any other error is a failure, its message printed', () => {
 
 test('domain errors carry their kind where they are declared', () => {
   const usage = [
-    new KernelNotFoundError('k'), new SourceError('s'), new MatrixError('m'), new MergeError('g'), new ShardError('h'),
-    new RegistryError('r'), new TestFileError('t'), new TopologyError('p'), new BootImageError('b', '/x'),
+    new KernelNotFoundError('k'),
+    new SourceError('s'),
+    new MatrixError('m'),
+    new MergeError('g'),
+    new ShardError('h'),
+    new RegistryError('r'),
+    new TestFileError('t'),
+    new TopologyError('p'),
+    new BootImageError('b', '/x'),
   ];
   for (const e of usage) assert.is(outcomeOf(e).status, 2, e.constructor.name);
   const failed = [new KernelBuildError('b'), new CacheError('c'), new CacheLockedError('l', 1), new KconfigError('k')];
@@ -80,14 +92,29 @@ test('domain errors carry their kind where they are declared', () => {
 // --- the CLI: an unknown kernel -------------------------------------------------------
 
 let tmp: string;
-test.before(() => { tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-errors-')); });
-test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-errors-'));
+});
+test.after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 function cli(args: string[], extra: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: join(tmp, 'xdg'), KTSTR_KERNELS_DIR: join(tmp, 'no-shared'), NO_COLOR: '1', ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    XDG_CACHE_HOME: join(tmp, 'xdg'),
+    KTSTR_KERNELS_DIR: join(tmp, 'no-shared'),
+    NO_COLOR: '1',
+    ...extra,
+  };
   delete env.KTSTR_DEBUG;
   if (!('KTSTR_KERNEL' in extra)) delete env.KTSTR_KERNEL;
-  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), ...args], { cwd: repoRoot(), env, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), ...args], {
+    cwd: repoRoot(),
+    env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -103,7 +130,10 @@ test('an unknown kernel is a usage error (exit 2) in every command that takes on
     [['test', TEST_FILE, '--kernel', 'nope', '--list'], /unknown kernel 'nope'/],
     [['shell', '--kernel', join(tmp, 'missing', 'bzImage'), '--exec', 'true'], /no such file or directory/],
     [['kernel', 'resolve', join(tmp, 'missing', 'bzImage')], /no such file or directory/],
-    [['inspect', '--vmlinux', join(tmp, 'missing', 'vmlinux'), '--core', join(tmp, 'core')], /cannot read vmlinux .*: ENOENT/],
+    [
+      ['inspect', '--vmlinux', join(tmp, 'missing', 'vmlinux'), '--core', join(tmp, 'core')],
+      /cannot read vmlinux .*: ENOENT/,
+    ],
   ];
   for (const [args, message] of runs) {
     const r = cli(args);
@@ -115,7 +145,12 @@ test('an unknown kernel is a usage error (exit 2) in every command that takes on
 });
 
 test('no kernel at all, or KTSTR_KERNEL naming nothing: the same usage error everywhere', () => {
-  for (const args of [['shell', '--exec', 'true'], ['kernel', 'resolve'], ['sweep', '--list'], ['test', TEST_FILE, '--list']]) {
+  for (const args of [
+    ['shell', '--exec', 'true'],
+    ['kernel', 'resolve'],
+    ['sweep', '--list'],
+    ['test', TEST_FILE, '--list'],
+  ]) {
     const none = cli(args);
     assert.is(none.status, EXIT_USAGE, `${args.join(' ')}: ${none.stderr}`);
     assert.match(none.stderr, /no kernels are known/, args.join(' '));

@@ -38,23 +38,40 @@ test.before(() => {
   tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-lazy-'));
   writeFileSync(join(tmp, 'ktstr-wasm.mjs'), RUN_MODULES);
 });
-test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
+test.after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
-interface Traced { status: number | null; stdout: string; stderr: string; modules: string[] }
+interface Traced {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  modules: string[];
+}
 
 /** Runs `ktstr-wasm ...args` from the modules; `modules`: the project's files it loaded, relative to the repo. */
 function traced(args: string[], input = ''): Traced {
   const log = join(tmp, `modules-${runs++}.txt`);
   const env: NodeJS.ProcessEnv = { ...process.env, [LOG_ENV]: log, NO_COLOR: '1' };
   delete env.KTSTR_DEBUG;
-  const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(REGISTER), join(tmp, 'ktstr-wasm.mjs'), ...args], {
-    cwd: repoRoot(), env, input,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'data:text/javascript,' + encodeURIComponent(REGISTER), join(tmp, 'ktstr-wasm.mjs'), ...args],
+    {
+      cwd: repoRoot(),
+      env,
+      input,
+    },
+  );
   if (r.error) throw r.error;
   const root = pathToFileURL(repoRoot()).href + '/';
-  const urls = readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith(root));
+  const urls = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((u) => u.startsWith(root));
   return {
-    status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(),
+    status: r.status,
+    stdout: r.stdout.toString(),
+    stderr: r.stderr.toString(),
     modules: [...new Set(urls.map((u) => u.slice(root.length)))].sort(),
   };
 }
@@ -68,16 +85,27 @@ function isLight(path: string): boolean {
 }
 
 function assertLight(args: string[], r: Traced): void {
-  assert.ok(r.modules.includes('dist/src/cli/program.js'), `${args.join(' ')}: the trace saw program.js (${r.modules.join(', ')})`);
+  assert.ok(
+    r.modules.includes('dist/src/cli/program.js'),
+    `${args.join(' ')}: the trace saw program.js (${r.modules.join(', ')})`,
+  );
   const heavy = r.modules.filter((m) => !isLight(m));
   assert.equal(heavy, [], `\`ktstr-wasm ${args.join(' ')}\` loaded implementation modules: ${heavy.join(', ')}`);
 }
 
-test('--version, --help and every command\'s help load no implementation module', () => {
+test("--version, --help and every command's help load no implementation module", () => {
   const cases = [
-    ['--version'], ['--help'], ['help', 'shell'], ['collapse', '--help'], ['doctor', '--help'],
-    ['host', 'run', '--help'], ['host', 'build', '--help'], ['kernel', 'build', '--help'],
-    ['kernel', 'list', '--help'], ['shell', '--help'], ['inspect', '--help'],
+    ['--version'],
+    ['--help'],
+    ['help', 'shell'],
+    ['collapse', '--help'],
+    ['doctor', '--help'],
+    ['host', 'run', '--help'],
+    ['host', 'build', '--help'],
+    ['kernel', 'build', '--help'],
+    ['kernel', 'list', '--help'],
+    ['shell', '--help'],
+    ['inspect', '--help'],
   ];
   for (const args of cases) {
     const r = traced(args);
@@ -108,14 +136,23 @@ test('running a command loads its implementation (the trace sees dynamic imports
   assert.is(collapse.status, 0, collapse.stderr);
   assert.is(collapse.stdout, 'one line\n');
   assert.ok(collapse.modules.includes('dist/src/cli/collapse-run.js'), collapse.modules.join(', '));
-  assert.ok(collapse.modules.some((m) => m.startsWith('dist/src/collapse/')), collapse.modules.join(', '));
-  assert.not.ok(collapse.modules.some((m) => m.startsWith('dist/src/vmm/') || m.endsWith('shell-run.js')), collapse.modules.join(', '));
+  assert.ok(
+    collapse.modules.some((m) => m.startsWith('dist/src/collapse/')),
+    collapse.modules.join(', '),
+  );
+  assert.not.ok(
+    collapse.modules.some((m) => m.startsWith('dist/src/vmm/') || m.endsWith('shell-run.js')),
+    collapse.modules.join(', '),
+  );
 
   const inspect = traced(['inspect', '--vmlinux', join(tmp, 'no-such-vmlinux'), '--core', join(tmp, 'no-such-core')]);
   assert.is(inspect.status, 2);
   assert.match(inspect.stderr, /cannot read vmlinux .*no-such-vmlinux: ENOENT/);
   assert.ok(inspect.modules.includes('dist/src/cli/inspect-run.js'), inspect.modules.join(', '));
-  assert.ok(inspect.modules.some((m) => m.startsWith('dist/src/monitor/')), inspect.modules.join(', '));
+  assert.ok(
+    inspect.modules.some((m) => m.startsWith('dist/src/monitor/')),
+    inspect.modules.join(', '),
+  );
 });
 
 test.run();

@@ -23,11 +23,18 @@ function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-interface Run { status: number | null; stdout: Buffer; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
 
 function run(args: string[], options: { input?: Buffer | string; env?: Record<string, string> } = {}): Run {
   const r: SpawnSyncReturns<Buffer> = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: repoRoot(), input: options.input, env: baseEnv(options.env), maxBuffer: 256 << 20,
+    cwd: repoRoot(),
+    input: options.input,
+    env: baseEnv(options.env),
+    maxBuffer: 256 << 20,
   });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
@@ -36,8 +43,12 @@ function run(args: string[], options: { input?: Buffer | string; env?: Record<st
 const LOG = 'test/fixtures/logs/bounded_loop_40.log';
 
 let tmp: string;
-test.before(() => { tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-')); });
-test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ktstr-cli-'));
+});
+test.after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 test('--help: exit 0, lists collapse, examples, nothing on stderr', () => {
   const r = run(['--help']);
@@ -50,7 +61,10 @@ test('--help: exit 0, lists collapse, examples, nothing on stderr', () => {
 });
 
 test('collapse --help and help collapse: options, examples, exit codes', () => {
-  for (const args of [['collapse', '--help'], ['help', 'collapse']]) {
+  for (const args of [
+    ['collapse', '--help'],
+    ['help', 'collapse'],
+  ]) {
     const r = run(args);
     assert.is(r.status, 0, args.join(' '));
     const out = r.stdout.toString();
@@ -115,7 +129,11 @@ test('KTSTR_DEBUG=1 adds the stack trace', () => {
 
 test('collapse FILE: stdout is the expected collapsed log (wasm and ts engines)', () => {
   const expected = expectedCollapsed('bounded_loop_40');
-  for (const args of [['collapse', LOG], ['collapse', '--engine', 'wasm', LOG], ['collapse', '--engine', 'ts', LOG]]) {
+  for (const args of [
+    ['collapse', LOG],
+    ['collapse', '--engine', 'wasm', LOG],
+    ['collapse', '--engine', 'ts', LOG],
+  ]) {
     const r = run(args);
     assert.is(r.status, 0, args.join(' '));
     assert.ok(r.stdout.equals(expected), `${args.join(' ')}: output differs from expected`);
@@ -205,7 +223,8 @@ test('--json: the collapsed structure as valid JSON', () => {
   assert.is(r.status, 0);
   const doc = JSON.parse(r.stdout.toString()) as {
     blocks: Array<{ iterations: number; linesPerIteration: number; startLine: number; endLine: number }>;
-    inputLines: number; outputLines: number;
+    inputLines: number;
+    outputLines: number;
   };
   assert.is(doc.inputLines, 2820);
   assert.is(doc.outputLines, 156);
@@ -238,7 +257,13 @@ test('--expand on unbalanced markers: exit 1 with a clear message', () => {
 
 test('no ANSI escapes when stdout is not a TTY, or with NO_COLOR', () => {
   for (const env of [{}, { NO_COLOR: '1' }, { NO_COLOR: '1', FORCE_COLOR: '1' }] as Array<Record<string, string>>) {
-    for (const args of [['--help'], ['collapse', '--stats', LOG], ['collapse', LOG], ['collapse', 'missing.log'], ['--bogus']]) {
+    for (const args of [
+      ['--help'],
+      ['collapse', '--stats', LOG],
+      ['collapse', LOG],
+      ['collapse', 'missing.log'],
+      ['--bogus'],
+    ]) {
       const r = run(args, { env });
       assert.not.match(r.stdout.toString('latin1'), ANSI, `stdout of ${args.join(' ')} ${JSON.stringify(env)}`);
       assert.not.match(r.stderr, ANSI, `stderr of ${args.join(' ')} ${JSON.stringify(env)}`);
@@ -251,19 +276,27 @@ test('no ANSI escapes when stdout is not a TTY, or with NO_COLOR', () => {
 if (existsSync('/usr/bin/script')) {
   test('on a terminal: bold stats labels and a red error; NO_COLOR turns them off', () => {
     const tty = (cmd: string, env: Record<string, string> = {}): string => {
-      const r = spawnSync('/usr/bin/script', ['-qec', cmd, '/dev/null'], { cwd: repoRoot(), env: baseEnv({ TERM: 'xterm', ...env }) });
+      const r = spawnSync('/usr/bin/script', ['-qec', cmd, '/dev/null'], {
+        cwd: repoRoot(),
+        env: baseEnv({ TERM: 'xterm', ...env }),
+      });
       return r.stdout.toString('latin1');
     };
     const node = JSON.stringify(process.execPath);
     assert.ok(tty(`${node} bin/ktstr-wasm collapse --stats ${LOG}`).includes('\x1b[1mprocessed insns'));
-    assert.ok(tty(`${node} bin/ktstr-wasm collapse missing.log`).includes('\x1b[31mktstr-wasm: error: cannot read missing.log'));
+    assert.ok(
+      tty(`${node} bin/ktstr-wasm collapse missing.log`).includes('\x1b[31mktstr-wasm: error: cannot read missing.log'),
+    );
     assert.not.match(tty(`${node} bin/ktstr-wasm collapse --stats ${LOG}`, { NO_COLOR: '1' }), ANSI);
     assert.not.match(tty(`${node} bin/ktstr-wasm collapse missing.log`, { NO_COLOR: '1' }), ANSI);
   });
 
   test('on a terminal, collapse without FILE does not wait for typed input: exit 2', () => {
-    const r = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} bin/ktstr-wasm collapse; echo "rc=$?"`, '/dev/null'],
-      { cwd: repoRoot(), env: baseEnv({ NO_COLOR: '1' }), timeout: 20_000 });
+    const r = spawnSync(
+      '/usr/bin/script',
+      ['-qec', `${JSON.stringify(process.execPath)} bin/ktstr-wasm collapse; echo "rc=$?"`, '/dev/null'],
+      { cwd: repoRoot(), env: baseEnv({ NO_COLOR: '1' }), timeout: 20_000 },
+    );
     const out = r.stdout.toString();
     assert.match(out, /ktstr-wasm: error: no input: name a FILE/);
     assert.match(out, /rc=2/);
@@ -273,11 +306,20 @@ if (existsSync('/usr/bin/script')) {
 /** Runs the CLI writing to a pipe we close after the first chunk; resolves with status and stderr. */
 function runAndCloseEarly(args: string[]): Promise<{ status: number | null; stderr: string; got: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: repoRoot(), env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: repoRoot(),
+      env: baseEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let got = 0;
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.stdout.once('data', (d: Buffer) => { got = d.length; child.stdout.destroy(); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdout.once('data', (d: Buffer) => {
+      got = d.length;
+      child.stdout.destroy();
+    });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stderr, got }));
   });
@@ -288,7 +330,11 @@ test('reader closes the pipe early (| head): exit 0, no message', async () => {
   const lines: string[] = [];
   for (let i = 0; i < 400_000; i++) lines.push(`${i}: (b7) r1 = ${i}`.padEnd(38) + `; R1=${i}`);
   writeFileSync(big, lines.join('\n') + '\n'); // ~20 MB of unique lines: all of it is output
-  for (const args of [['collapse', big], ['collapse', '--raw', big], ['collapse', '--engine', 'ts', big]]) {
+  for (const args of [
+    ['collapse', big],
+    ['collapse', '--raw', big],
+    ['collapse', '--engine', 'ts', big],
+  ]) {
     const r = await runAndCloseEarly(args);
     assert.ok(r.got > 0, 'read something first');
     assert.is(r.status, 0, `${args.join(' ')}: ${r.stderr}`);

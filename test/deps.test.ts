@@ -13,9 +13,24 @@ import { packageRoot } from '../src/paths.js';
 test('imports follow the layers of DESIGN.md (npm run lint:deps)', () => {
   const root = packageRoot();
   const bin = join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs');
-  const r = spawnSync(process.execPath, [bin, '--config', '.dependency-cruiser.cjs', '--ignore-known', '.dependency-cruiser-known-violations.json', 'src', 'assembly'], {
-    cwd: root, encoding: 'utf8', timeout: 180_000, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      bin,
+      '--config',
+      '.dependency-cruiser.cjs',
+      '--ignore-known',
+      '.dependency-cruiser-known-violations.json',
+      'src',
+      'assembly',
+    ],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 180_000,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    },
+  );
   assert.is(r.error, undefined, `dependency-cruiser did not run: ${r.error?.message}`);
   const report = `${r.stdout}${r.stderr}`.trim();
   assert.ok(r.status === 0, `dependency-cruiser exit ${r.status}:\n${report}`);

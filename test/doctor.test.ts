@@ -29,7 +29,10 @@ test('doctor --json carries the KVM kind, a measured calibration and where VMs r
     assert.ok(report.calibration.ok, `calibration failed: ${report.calibration.error}`);
     assert.ok(report.calibration.instructionsPerSecond > 1e5, 'the calibration guest ran');
     assert.ok(report.calibration.instructionsPerSecond < 1e8, 'PVM is far below hardware speed');
-    assert.ok(report.advice.some((a: string) => /PVM/.test(a) && /test host/.test(a)), 'recommends the test host');
+    assert.ok(
+      report.advice.some((a: string) => /PVM/.test(a) && /test host/.test(a)),
+      'recommends the test host',
+    );
     if (report.qemu.found) assert.is(report.path, 'test-host');
   }
 });

@@ -41,7 +41,13 @@ function failureRecap(text: string, linesPerFailure = 14): string[] {
   const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
   const out: string[] = [];
   lines.forEach((line, i) => {
-    if (/^\s*FAIL\s/.test(line)) out.push(lines.slice(i, i + linesPerFailure).join('\n').trimEnd());
+    if (/^\s*FAIL\s/.test(line))
+      out.push(
+        lines
+          .slice(i, i + linesPerFailure)
+          .join('\n')
+          .trimEnd(),
+      );
   });
   return out;
 }
@@ -73,33 +79,40 @@ async function kvmTests(): Promise<{ status: number; path: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (stock !== undefined) env.KTSTR_STOCK_KERNEL = stock.vmlinuz;
   if (payloads !== null) env[PAYLOAD_STAGE_ENV] = payloads.dir;
-  const runOnce = () => runInTestHost({
-    argv: ['node', uvuBin, 'dist/test/kvm', '.test.js$'],
-    cwd: root,
-    env,
-    keepEnv: ['KTSTR_STOCK_KERNEL', PAYLOAD_STAGE_ENV],
-    shareDirs: [...(stock === undefined ? [] : [stock.dir]), ...(payloads === null ? [] : [payloads.dir])],
-    exclude: BUILD_ONLY,
-    timeoutMs: SUITE_TIMEOUT_MS,
-    onOutput: echo,
-  });
+  const runOnce = () =>
+    runInTestHost({
+      argv: ['node', uvuBin, 'dist/test/kvm', '.test.js$'],
+      cwd: root,
+      env,
+      keepEnv: ['KTSTR_STOCK_KERNEL', PAYLOAD_STAGE_ENV],
+      shareDirs: [...(stock === undefined ? [] : [stock.dir]), ...(payloads === null ? [] : [payloads.dir])],
+      exclude: BUILD_ONLY,
+      timeoutMs: SUITE_TIMEOUT_MS,
+      onOutput: echo,
+    });
   let result = await runOnce();
   if (result.timedOut) {
     // the suite takes about four minutes; a run that hits the limit has hung (seen rarely under
     // TCG): say so, and give it one more chance rather than failing CI on an emulator stall
-    console.log(`KVM tests: the test host hung (no end within ${SUITE_TIMEOUT_MS / 60_000} min); running the suite once more`);
+    console.log(
+      `KVM tests: the test host hung (no end within ${SUITE_TIMEOUT_MS / 60_000} min); running the suite once more`,
+    );
     result = await runOnce();
   }
   payloads?.cleanup();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`KVM tests: test host exit ${result.exitCode}, L1 boot ${result.bootSeconds?.toFixed(1) ?? '?'} s, ${seconds} s in all`);
+  console.log(
+    `KVM tests: test host exit ${result.exitCode}, L1 boot ${result.bootSeconds?.toFixed(1) ?? '?'} s, ${seconds} s in all`,
+  );
   return { status: result.exitCode, path: 'test host' };
 }
 
 const hostStatus = await run([process.execPath, uvuBin, 'dist/test', '.test.js$', '-i', 'kvm/']);
 const kvm = await kvmTests();
-console.log(`\nhost tests: ${hostStatus === 0 ? 'passed' : `FAILED (exit ${hostStatus})`}; ` +
-  `KVM tests (${kvm.path}): ${kvm.status === 0 ? (kvm.path === 'skipped' ? 'skipped' : 'passed') : `FAILED (exit ${kvm.status})`}`);
+console.log(
+  `\nhost tests: ${hostStatus === 0 ? 'passed' : `FAILED (exit ${hostStatus})`}; ` +
+    `KVM tests (${kvm.path}): ${kvm.status === 0 ? (kvm.path === 'skipped' ? 'skipped' : 'passed') : `FAILED (exit ${kvm.status})`}`,
+);
 const failures = failureRecap(printed.join(''));
 if (failures.length > 0) console.log(`\nfailures (${failures.length}), again:\n${failures.join('\n\n')}`);
 process.exitCode = hostStatus !== 0 ? hostStatus : kvm.status;

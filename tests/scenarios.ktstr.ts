@@ -4,11 +4,29 @@
 import { ktstrTest, scenarios, type ScenarioName } from 'ktstr-wasm/test';
 
 const ALL: ScenarioName[] = [
-  'steady', 'steadyLlc', 'oversubscribed', 'cpusetApply', 'cpusetClear', 'cpusetResize', 'cgroupAdd', 'cgroupRemove',
-  'affinityChange', 'affinityPinned', 'hostContention', 'mixedWorkloads', 'nestedSteady', 'nestedTaskMove',
-  'weights', 'wakeupStorm', 'forkStorm', 'idleMostly', 'schedulerSwap',
+  'steady',
+  'steadyLlc',
+  'oversubscribed',
+  'cpusetApply',
+  'cpusetClear',
+  'cpusetResize',
+  'cgroupAdd',
+  'cgroupRemove',
+  'affinityChange',
+  'affinityPinned',
+  'hostContention',
+  'mixedWorkloads',
+  'nestedSteady',
+  'nestedTaskMove',
+  'weights',
+  'wakeupStorm',
+  'forkStorm',
+  'idleMostly',
+  'schedulerSwap',
 ];
 
 for (const name of ALL) {
-  ktstrTest(`scenario ${name}`, { llcs: 2, cores: 2, scheduler: 'scx-ktstr', duration: '6s' }, (ctx) => scenarios[name](ctx));
+  ktstrTest(`scenario ${name}`, { llcs: 2, cores: 2, scheduler: 'scx-ktstr', duration: '6s' }, (ctx) =>
+    scenarios[name](ctx),
+  );
 }

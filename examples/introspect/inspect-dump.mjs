@@ -5,7 +5,14 @@
 // browser-safe; only the file reads below use Node.
 
 import { readFileSync } from 'node:fs';
-import { Introspector, bytesSource, inspectKernel, introspectWasmName, loadKernelImage, reportJson } from 'ktstr-wasm/introspect';
+import {
+  Introspector,
+  bytesSource,
+  inspectKernel,
+  introspectWasmName,
+  loadKernelImage,
+  reportJson,
+} from 'ktstr-wasm/introspect';
 
 const [vmlinuxPath, rawPath] = process.argv.slice(2);
 if (rawPath === undefined) {
@@ -17,6 +24,9 @@ const raw = readFileSync(rawPath);
 const base = 4 << 20;
 const memory = new WebAssembly.Memory({ initial: Math.ceil((base + raw.length) / 65536) });
 new Uint8Array(memory.buffer).set(raw, base);
-const intro = await Introspector.create(readFileSync(new URL(`../../build/${introspectWasmName(memory)}`, import.meta.url)), memory);
+const intro = await Introspector.create(
+  readFileSync(new URL(`../../build/${introspectWasmName(memory)}`, import.meta.url)),
+  memory,
+);
 intro.addRegion(0, raw.length, base);
 console.log(JSON.stringify(reportJson(inspectKernel(intro, kernel)), null, 2));

@@ -5,7 +5,15 @@
 // Everything but the file reads is browser-safe.
 
 import { readFileSync } from 'node:fs';
-import { GuestKernel, Introspector, bytesSource, introspectWasmName, loadKernelImage, openMaps, readCoreDump } from 'ktstr-wasm/introspect';
+import {
+  GuestKernel,
+  Introspector,
+  bytesSource,
+  introspectWasmName,
+  loadKernelImage,
+  openMaps,
+  readCoreDump,
+} from 'ktstr-wasm/introspect';
 
 const [vmlinuxPath, corePath] = process.argv.slice(2);
 if (corePath === undefined) {
@@ -17,7 +25,10 @@ const core = readFileSync(corePath);
 const dump = readCoreDump(bytesSource(core));
 const base = 4 << 20;
 const memory = new WebAssembly.Memory({ initial: Math.ceil((base + dump.totalBytes) / 65536) });
-const intro = await Introspector.create(readFileSync(new URL(`../../build/${introspectWasmName(memory)}`, import.meta.url)), memory);
+const intro = await Introspector.create(
+  readFileSync(new URL(`../../build/${introspectWasmName(memory)}`, import.meta.url)),
+  memory,
+);
 let at = base;
 for (const s of dump.segments) {
   new Uint8Array(memory.buffer).set(core.subarray(s.fileOffset, s.fileOffset + s.size), at);
@@ -28,9 +39,12 @@ const cpu0 = dump.cpus[0];
 const guest = GuestKernel.open(intro, kernel, { vmcoreinfo: dump.vmcoreinfo, cr3: cpu0?.cr3, cr4: cpu0?.cr4 });
 const maps = openMaps(guest);
 for (const m of maps.maps()) {
-  console.log(`${m.id}: ${m.type} ${m.name} key ${m.info.keySize} value ${m.info.valueSize} max_entries ${m.info.maxEntries}`);
+  console.log(
+    `${m.id}: ${m.type} ${m.name} key ${m.info.keySize} value ${m.info.valueSize} max_entries ${m.info.maxEntries}`,
+  );
   const section = m.section();
   if (section === null) continue;
   const value = m.lookup(0);
-  for (const [name, v] of Object.entries(m.render(value))) console.log(`  ${section}.${name} = ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+  for (const [name, v] of Object.entries(m.render(value)))
+    console.log(`  ${section}.${name} = ${typeof v === 'object' ? JSON.stringify(v) : v}`);
 }

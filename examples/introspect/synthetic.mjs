@@ -17,9 +17,24 @@ const w32 = (pa, v) => view.setUint32(GUEST_BASE + pa, v, true);
 // the kernel's layout and the offsets a real kernel's BTF would give (see kernelOffsets())
 const PAGE_OFFSET = 0xffff888000000000n;
 const offsets = {
-  xaHead: 8, xaNodeShift: 0, xaNodeSlots: 40, idrRt: 0, idrBase: 16, idrNext: 20,
-  progType: 4, progAux: 56, progStats: 32, auxId: 32, auxVerifiedInsns: 944, auxName: 968,
-  auxUsedMaps: 872, auxUsedMapCnt: 8, statsCnt: 0, statsNsecs: 8, statsMisses: 16, mapName: 88,
+  xaHead: 8,
+  xaNodeShift: 0,
+  xaNodeSlots: 40,
+  idrRt: 0,
+  idrBase: 16,
+  idrNext: 20,
+  progType: 4,
+  progAux: 56,
+  progStats: 32,
+  auxId: 32,
+  auxVerifiedInsns: 944,
+  auxName: 968,
+  auxUsedMaps: 872,
+  auxUsedMapCnt: 8,
+  statsCnt: 0,
+  statsNsecs: 8,
+  statsMisses: 16,
+  mapName: 88,
   progTypeStructOps: 27,
 };
 
@@ -51,4 +66,5 @@ intro.setOffsets(offsets);
 
 console.log(`walk(0x${vmalloc.toString(16)}) = 0x${intro.walk(vmalloc).toString(16)}`);
 const result = intro.structOpsPrograms(PAGE_OFFSET + BigInt(idrPa));
-for (const p of result.programs) console.log(`struct_ops program id ${p.id} ${p.name}: verified_insns ${p.verifiedInsns}`);
+for (const p of result.programs)
+  console.log(`struct_ops program id ${p.id} ${p.name}: verified_insns ${p.verifiedInsns}`);

@@ -47,7 +47,9 @@ export class CellDump {
 
   constructor(private readonly o: CellDumpOptions) {}
 
-  private get active(): boolean { return this.o.bundleDir !== undefined && (this.o.keepDumps ?? 'failures') !== 'none'; }
+  private get active(): boolean {
+    return this.o.bundleDir !== undefined && (this.o.keepDumps ?? 'failures') !== 'none';
+  }
 
   /** bootVm's onConsole: keeps a tail, passes the bytes on. */
   readonly onConsole = (chunk: Uint8Array): void => {
@@ -59,8 +61,11 @@ export class CellDump {
   async beforeStop(live: LiveVm | undefined, end: { reason: BootReason; detail: string }): Promise<void> {
     this.vmEnd = end;
     if (!this.active || live === undefined) return;
-    this.registers = await Promise.all(Array.from({ length: live.vcpus }, (_, i) => live.readRegs(i, REGISTER_READ_MS)
-      .catch((e: unknown) => (e instanceof Error ? e.message : String(e)))));
+    this.registers = await Promise.all(
+      Array.from({ length: live.vcpus }, (_, i) =>
+        live.readRegs(i, REGISTER_READ_MS).catch((e: unknown) => (e instanceof Error ? e.message : String(e))),
+      ),
+    );
   }
 
   /** After the verdict, before the RAM goes: the bundle when the policy wants one; its path (or why not) in `result`. */
@@ -69,22 +74,35 @@ export class CellDump {
     if (result.failure?.message.startsWith('interrupted') === true) return; // Ctrl-C: tear down now, keep nothing
     try {
       const { core, notes } = live === undefined ? { core: null, notes: undefined } : this.coreInput(live);
-      result.bundle = writeFailureBundle(this.o.bundleDir!, { result, console: this.console, monitor: this.timeline, core, coreNotes: notes }).path;
+      result.bundle = writeFailureBundle(this.o.bundleDir!, {
+        result,
+        console: this.console,
+        monitor: this.timeline,
+        core,
+        coreNotes: notes,
+      }).path;
     } catch (e) {
       result.bundleError = e instanceof Error ? e.message : String(e);
     }
   }
 
   private coreInput(live: LiveVm): { core: CoreInput; notes: CoreNotes } {
-    const regions = live.memory.regions.map((r) => ({ pa: r.guestPhysAddr, bytes: new Uint8Array(live.memory.buffer, r.offset, r.size) }));
+    const regions = live.memory.regions.map((r) => ({
+      pa: r.guestPhysAddr,
+      bytes: new Uint8Array(live.memory.buffer, r.offset, r.size),
+    }));
     const cpus: (CoreCpu | null)[] = [];
     const registerProblems: (string | null)[] = [];
     for (let i = 0; i < live.vcpus; i++) {
       const r = this.registers[i];
       cpus.push(typeof r === 'object' ? r : null);
-      registerProblems.push(typeof r === 'object'
-        ? ((r.cr0 & CR0_PG) === 0n ? 'CR0.PG is clear: the vCPU was reset (a triple fault resets it) or never started; its registers are as read' : null)
-        : r ?? 'registers not read (the run ended before they could be)');
+      registerProblems.push(
+        typeof r === 'object'
+          ? (r.cr0 & CR0_PG) === 0n
+            ? 'CR0.PG is clear: the vCPU was reset (a triple fault resets it) or never started; its registers are as read'
+            : null
+          : (r ?? 'registers not read (the run ended before they could be)'),
+      );
     }
     let vmcoreinfo: string | null = null;
     let vmcoreinfoProblem: string | null = null;
@@ -93,7 +111,11 @@ export class CellDump {
       const intro = nodeIntrospector(live.memory.memory);
       for (const r of live.memory.regions) intro.addRegion(r.guestPhysAddr, r.size, r.offset);
       const paging = cpus.find((c) => c !== null && (c.cr0 & CR0_PG) !== 0n);
-      const guest = GuestKernel.open(intro, this.o.kernelImage(this.o.vmlinux), paging == null ? {} : { cr3: paging.cr3, cr4: paging.cr4 });
+      const guest = GuestKernel.open(
+        intro,
+        this.o.kernelImage(this.o.vmlinux),
+        paging == null ? {} : { cr3: paging.cr3, cr4: paging.cr4 },
+      );
       vmcoreinfo = guestVmcoreinfo(guest);
     } catch (e) {
       vmcoreinfoProblem = e instanceof Error ? e.message : String(e);

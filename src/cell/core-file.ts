@@ -19,7 +19,8 @@ export function writeCoreFile(path: string, input: CoreInput): CoreFileStats {
   try {
     const stats = writeCore(input, {
       write: (bytes, position) => {
-        for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+        for (let done = 0; done < bytes.length;)
+          done += writeSync(fd, bytes, done, bytes.length - done, position + done);
       },
     });
     ftruncateSync(fd, stats.fileBytes);
@@ -30,7 +31,11 @@ export function writeCoreFile(path: string, input: CoreInput): CoreFileStats {
     return { ...stats, diskBytes: st.blocks * 512 };
   } finally {
     if (!ok) {
-      try { closeSync(fd); } catch { /* closed already */ }
+      try {
+        closeSync(fd);
+      } catch {
+        /* closed already */
+      }
       rmSync(tmp, { force: true });
     }
   }

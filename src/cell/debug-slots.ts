@@ -9,7 +9,11 @@ import { DEBUG_SLOTS, firedSlots, type HardwareWatch } from '../vmm/watchpoints.
 
 export type DebugSlotHandler = (hit: DebugHit) => Promise<void> | void;
 
-interface Slot { owner: string; watch: HardwareWatch; onHit: DebugSlotHandler }
+interface Slot {
+  owner: string;
+  watch: HardwareWatch;
+  onHit: DebugSlotHandler;
+}
 
 export class DebugSlots {
   private readonly slots: (Slot | null)[] = Array.from({ length: DEBUG_SLOTS }, () => null);
@@ -24,10 +28,14 @@ export class DebugSlots {
   }
 
   /** Slots free now. */
-  get free(): number { return this.slots.filter((s) => s === null).length; }
+  get free(): number {
+    return this.slots.filter((s) => s === null).length;
+  }
 
   /** Who holds the taken slots (for an error message). */
-  owners(): string[] { return this.slots.flatMap((s) => (s === null ? [] : [s.owner])); }
+  owners(): string[] {
+    return this.slots.flatMap((s) => (s === null ? [] : [s.owner]));
+  }
 
   /** Takes a free slot for `watch` and arms it on every vCPU; returns the slot. */
   async take(owner: string, watch: HardwareWatch, onHit: DebugSlotHandler): Promise<number> {

@@ -12,7 +12,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
 const numOrNull = (v: unknown): boolean => v === null || num(v);
 const str = (v: unknown): boolean => typeof v === 'string';
-const end = (v: unknown): boolean => v === null || (isObj(v) && numOrNull(v.code) && (v.signal === null || str(v.signal)));
+const end = (v: unknown): boolean =>
+  v === null || (isObj(v) && numOrNull(v.code) && (v.signal === null || str(v.signal)));
 
 /** The facts, or why they are not acceptable. */
 export function checkFacts(v: unknown): AgentFacts | string {
@@ -26,14 +27,39 @@ export function checkFacts(v: unknown): AgentFacts | string {
   if (!end(v.endedBeforeAttach)) return 'endedBeforeAttach';
   if (v.probe !== null) {
     const p = v.probe;
-    if (!isObj(p) || !Array.isArray(p.workers) || p.workers.length > MAX_WORKERS || !num(p.ms) || !str(p.stateAfter) || typeof p.schedulerAlive !== 'boolean') return 'probe';
-    if (!p.workers.every((w) => isObj(w) && num(w.cpu) && num(w.iterations) && num(w.cpuTimeNs) && num(w.policy) && (w.tid === undefined || num(w.tid)))) return 'probe.workers';
+    if (
+      !isObj(p) ||
+      !Array.isArray(p.workers) ||
+      p.workers.length > MAX_WORKERS ||
+      !num(p.ms) ||
+      !str(p.stateAfter) ||
+      typeof p.schedulerAlive !== 'boolean'
+    )
+      return 'probe';
+    if (
+      !p.workers.every(
+        (w) =>
+          isObj(w) &&
+          num(w.cpu) &&
+          num(w.iterations) &&
+          num(w.cpuTimeNs) &&
+          num(w.policy) &&
+          (w.tid === undefined || num(w.tid)),
+      )
+    )
+      return 'probe.workers';
   }
   if (v.stop !== null) {
     const s = v.stop;
     if (!isObj(s) || !end(s.end) || typeof s.timedOut !== 'boolean' || !str(s.stateAfter) || !num(s.ms)) return 'stop';
   }
   if (!Array.isArray(v.guestPrograms) || v.guestPrograms.length > MAX_PROGRAMS) return 'guestPrograms';
-  if (!v.guestPrograms.every((p) => isObj(p) && num(p.id) && str(p.name) && num(p.verifiedInsns) && numOrNull(p.runCount) && numOrNull(p.runTimeNs))) return 'guestPrograms[]';
+  if (
+    !v.guestPrograms.every(
+      (p) =>
+        isObj(p) && num(p.id) && str(p.name) && num(p.verifiedInsns) && numOrNull(p.runCount) && numOrNull(p.runTimeNs),
+    )
+  )
+    return 'guestPrograms[]';
   return v as unknown as AgentFacts;
 }

@@ -43,7 +43,11 @@ export interface BundleWritten {
 
 /** A cell id as one file name: `sweep/ktstr_crash/6.12/tiny-1llc` -> `sweep__ktstr_crash__6.12__tiny-1llc`. */
 export function safeCellName(id: string): string {
-  const s = id.split('/').map((p) => p.replace(/[^A-Za-z0-9._+-]/g, '_')).join('__').replace(/^\.+/, '_');
+  const s = id
+    .split('/')
+    .map((p) => p.replace(/[^A-Za-z0-9._+-]/g, '_'))
+    .join('__')
+    .replace(/^\.+/, '_');
   if (s === '') throw new Error('a cell id is empty');
   return s.slice(0, 200);
 }
@@ -58,12 +62,15 @@ function exitInfo(r: CellResult, notes: CoreNotes | undefined): Record<string, u
     schedulerStatus: r.schedulerStatus,
     /** scx_exit_info as the host read it from guest memory (kind, reason, message, dump, symbolized backtrace). */
     guestMemory: r.monitor?.exit ?? null,
-    exit: r.exitMessage === undefined ? null : {
-      kind: kind === null ? null : Number(kind[1]),
-      reason: text === undefined ? null : colon >= 0 ? text.slice(0, colon) : text,
-      message: text === undefined || colon < 0 ? null : text.slice(colon + 2),
-      line: r.exitMessage,
-    },
+    exit:
+      r.exitMessage === undefined
+        ? null
+        : {
+            kind: kind === null ? null : Number(kind[1]),
+            reason: text === undefined ? null : colon >= 0 ? text.slice(0, colon) : text,
+            message: text === undefined || colon < 0 ? null : text.slice(colon + 2),
+            line: r.exitMessage,
+          },
     vmEnd: notes?.vmEnd ?? null,
   };
 }
@@ -79,7 +86,8 @@ export function writeFailureBundle(dir: string, parts: BundleParts): BundleWritt
   const final = join(out, name);
   const tmp = mkdtempSync(join(out, `.${name}.tmp-`));
   try {
-    const json = (file: string, value: unknown): void => writeFileSync(join(tmp, file), JSON.stringify(value, null, 2) + '\n');
+    const json = (file: string, value: unknown): void =>
+      writeFileSync(join(tmp, file), JSON.stringify(value, null, 2) + '\n');
     const r = parts.result;
     writeFileSync(join(tmp, 'console.log'), parts.console);
     writeFileSync(join(tmp, 'scheduler.log'), r.schedulerLog);
@@ -93,11 +101,25 @@ export function writeFailureBundle(dir: string, parts: BundleParts): BundleWritt
     let core: CoreFileStats | null = null;
     if (parts.core !== null) core = writeCoreFile(join(tmp, CORE_FILE), parts.core);
     json('dump.json', {
-      core: core === null ? null : {
-        file: CORE_FILE, apparentBytes: core.fileBytes, diskBytes: core.diskBytes, memoryBytes: core.memoryBytes,
-        zeroPages: core.zeroPages, pages: core.pages,
-      },
-      vcpus: parts.core === null ? [] : parts.core.cpus.map((c, i) => ({ index: i, registers: c !== null, problem: parts.coreNotes?.registerProblems[i] ?? null })),
+      core:
+        core === null
+          ? null
+          : {
+              file: CORE_FILE,
+              apparentBytes: core.fileBytes,
+              diskBytes: core.diskBytes,
+              memoryBytes: core.memoryBytes,
+              zeroPages: core.zeroPages,
+              pages: core.pages,
+            },
+      vcpus:
+        parts.core === null
+          ? []
+          : parts.core.cpus.map((c, i) => ({
+              index: i,
+              registers: c !== null,
+              problem: parts.coreNotes?.registerProblems[i] ?? null,
+            })),
       vmcoreinfo: parts.core === null ? null : parts.core.vmcoreinfo !== null,
       vmcoreinfoProblem: parts.coreNotes?.vmcoreinfoProblem ?? null,
       vmEnd: parts.coreNotes?.vmEnd ?? null,

@@ -15,22 +15,29 @@ export class HostRequestHandler {
   private watches: WatchSession | null = null;
   private held: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly live: LiveVm, private readonly monitor: MonitorSession, private readonly slots: DebugSlots) {}
+  constructor(
+    private readonly live: LiveVm,
+    private readonly monitor: MonitorSession,
+    private readonly slots: DebugSlots,
+  ) {}
 
   /** The answer to `request` (JSON-able); throws with a message for the test body. */
   async answer(request: unknown): Promise<unknown> {
     const r = request as Partial<HostRequest> | null;
     if (typeof r !== 'object' || r === null) throw new Error('malformed request');
-    if (this.monitor.kernel === null) throw new Error(this.monitor.error ?? 'the host monitor has not located the guest kernel yet');
+    if (this.monitor.kernel === null)
+      throw new Error(this.monitor.error ?? 'the host monitor has not located the guest kernel yet');
     switch (r.kind) {
       case 'capture':
         if (typeof r.label !== 'string' || r.label.length > 128) throw new Error('capture: malformed label');
         return this.exclusive((pauseMs) => this.monitor.capture(r.label!, pauseMs));
       case 'write-var':
-        if (!isName(r.name) || (typeof r.value !== 'number' && typeof r.value !== 'string')) throw new Error('write-var: malformed request');
+        if (!isName(r.name) || (typeof r.value !== 'number' && typeof r.value !== 'string'))
+          throw new Error('write-var: malformed request');
         return { written: this.monitor.writeVar(r.name, r.value) };
       case 'watch':
-        if (!isName(r.target) || (r.onWrite !== 'capture' && r.onWrite !== 'record')) throw new Error('watch: malformed request');
+        if (!isName(r.target) || (r.onWrite !== 'capture' && r.onWrite !== 'record'))
+          throw new Error('watch: malformed request');
         return this.watchSession().add(r.target, r.onWrite as WatchMode);
       case 'watch-hits':
         if (!Number.isSafeInteger(r.id)) throw new Error('watch-hits: malformed request');

@@ -9,7 +9,13 @@ import type { KernelImage } from '../monitor/kernel-image.js';
 import { GuestKernel } from '../monitor/guest-kernel.js';
 import { RunqueueSampler } from '../monitor/runqueues.js';
 import { readJiffies, readScxState, type ScxExitInfo } from '../monitor/sched-ext-state.js';
-import { checkSchedDomains, readSchedDomains, type CpuDomains, type CpuPlace, type DomainCheck } from '../monitor/sched-domains.js';
+import {
+  checkSchedDomains,
+  readSchedDomains,
+  type CpuDomains,
+  type CpuPlace,
+  type DomainCheck,
+} from '../monitor/sched-domains.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
 import { inspectGuest } from '../monitor/inspect.js';
 import type { StructOpsProgram } from '../monitor/introspector.js';
@@ -85,7 +91,22 @@ export function thinTimeline(t: MonitorTimeline, max = 120): MonitorTimeline {
 }
 
 export function emptyTimeline(intervalMs: number, error: string | null): MonitorTimeline {
-  return { intervalMs, hz: null, samples: [], dropped: 0, programs: [], domains: null, topology: null, exit: null, stateWatched: false, stateChanges: 0, watchdogTimeoutMs: null, sampleMicros: { mean: 0, max: 0 }, cpuPercent: 0, error };
+  return {
+    intervalMs,
+    hz: null,
+    samples: [],
+    dropped: 0,
+    programs: [],
+    domains: null,
+    topology: null,
+    exit: null,
+    stateWatched: false,
+    stateChanges: 0,
+    watchdogTimeoutMs: null,
+    sampleMicros: { mean: 0, max: 0 },
+    cpuPercent: 0,
+    error,
+  };
 }
 
 export class MonitorSession {
@@ -106,7 +127,11 @@ export class MonitorSession {
   private failures = 0;
 
   /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
-  constructor(private readonly intervalMs: number, private readonly places: readonly CpuPlace[], private readonly programEvery = 10) {
+  constructor(
+    private readonly intervalMs: number,
+    private readonly places: readonly CpuPlace[],
+    private readonly programEvery = 10,
+  ) {
     this.timeline = emptyTimeline(intervalMs, null);
   }
 
@@ -126,7 +151,8 @@ export class MonitorSession {
       this.sampler = new RunqueueSampler(this.guest);
       this.timeline.hz = readJiffies(this.guest).hz;
       this.timeline.domains = readSchedDomains(this.guest);
-      this.timeline.topology = this.timeline.domains.length === 0 ? null : checkSchedDomains(this.timeline.domains, this.places);
+      this.timeline.topology =
+        this.timeline.domains.length === 0 ? null : checkSchedDomains(this.timeline.domains, this.places);
     } catch (e) {
       this.timeline.error = `monitor not started: ${e instanceof Error ? e.message : String(e)}`;
       return;
@@ -158,7 +184,11 @@ export class MonitorSession {
     const symbol = ENABLE_STATE_SYMBOLS.find((s) => guest.hasSymbol(s));
     if (symbol === undefined || this.stopped || watchpointProblem() !== null) return;
     try {
-      await slots.take('the monitor (sched_ext enable state)', watchFor(guest.symbolKva(symbol), 4, 'write', symbol), () => this.readExitNow());
+      await slots.take(
+        'the monitor (sched_ext enable state)',
+        watchFor(guest.symbolKva(symbol), 4, 'write', symbol),
+        () => this.readExitNow(),
+      );
       this.timeline.stateWatched = true;
     } catch {
       // no hardware watchpoints here: the interval alone finds the exit (when a sample falls in its window)
@@ -185,7 +215,10 @@ export class MonitorSession {
     const us = threadCpuMicros() - cpu0;
     this.totalMicros += us;
     this.count++;
-    this.timeline.sampleMicros = { mean: this.totalMicros / this.count, max: Math.max(this.timeline.sampleMicros.max, us) };
+    this.timeline.sampleMicros = {
+      mean: this.totalMicros / this.count,
+      max: Math.max(this.timeline.sampleMicros.max, us),
+    };
     this.last = s;
     if (this.timeline.samples.length < MAX_SAMPLES) this.timeline.samples.push(s);
     else this.timeline.dropped++;
@@ -226,7 +259,9 @@ export class MonitorSession {
           this.jitOps = scx!.opsName;
           this.timeline.programs = programs.map((p) => p.name);
         }
-        progs = Object.fromEntries(programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]));
+        progs = Object.fromEntries(
+          programs.filter((p) => p.stats !== null).map((p) => [p.name, [Number(p.stats!.cnt), Number(p.stats!.nsecs)]]),
+        );
       }
     }
     if (scx?.exit != null) this.timeline.exit = scx.exit;
@@ -238,10 +273,20 @@ export class MonitorSession {
       scx: scx?.state ?? null,
       ops: scx?.opsName ?? null,
       cpus: this.sampler!.sample().map((r) => ({
-        cpu: r.cpu, nr: r.nrRunning, cfs: r.cfsNrRunning, scx: r.scxNrRunning, dsq: r.localDsqDepth,
+        cpu: r.cpu,
+        nr: r.nrRunning,
+        cfs: r.cfsNrRunning,
+        scx: r.scxNrRunning,
+        dsq: r.localDsqDepth,
         clockMs: Number(r.clockNs / 1000n) / 1000,
-        pid: r.curr?.pid ?? null, comm: r.curr?.comm ?? null, policy: r.curr?.policy ?? null, runnable: r.runnable,
-        waitMs: r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies ? null : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
+        pid: r.curr?.pid ?? null,
+        comm: r.curr?.comm ?? null,
+        policy: r.curr?.policy ?? null,
+        runnable: r.runnable,
+        waitMs:
+          r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies
+            ? null
+            : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
         waitPid: r.oldest?.pid ?? null,
       })),
     };
@@ -251,8 +296,21 @@ export class MonitorSession {
   capture(label: string, pauseMs: number | null = null): SnapshotData {
     const s = this.sample();
     if (s === null) throw new Error(this.timeline.error ?? 'the monitor is stopped');
-    const view = this.schedulerView?.(this.guest!) ?? { globals: {}, maps: [], notes: ['maps are not rendered by this build'] };
-    return { label, atMs: s.t, pauseMs, cpus: s.cpus, scx: { state: s.scx, ops: s.ops }, globals: view.globals, maps: view.maps, notes: view.notes };
+    const view = this.schedulerView?.(this.guest!) ?? {
+      globals: {},
+      maps: [],
+      notes: ['maps are not rendered by this build'],
+    };
+    return {
+      label,
+      atMs: s.t,
+      pauseMs,
+      cpus: s.cpus,
+      scx: { state: s.scx, ops: s.ops },
+      globals: view.globals,
+      maps: view.maps,
+      notes: view.notes,
+    };
   }
 
   /** Writes a global of the attached scheduler; returns what was written, for the log. */
@@ -266,13 +324,19 @@ export class MonitorSession {
   varWriter?: (guest: GuestKernel, name: string, value: number | string) => string;
 
   /** The newest sample kept (undefined before the first). */
-  latest(): MonitorSample | undefined { return this.last; }
+  latest(): MonitorSample | undefined {
+    return this.last;
+  }
 
   /** The located guest kernel (null before start or when it failed). */
-  get kernel(): GuestKernel | null { return this.guest; }
+  get kernel(): GuestKernel | null {
+    return this.guest;
+  }
 
   /** Why the monitor could not start or stopped, or the last failed sample (null: none). */
-  get error(): string | null { return this.timeline.error; }
+  get error(): string | null {
+    return this.timeline.error;
+  }
 
   /**
    * `name+0xoff` for a guest code address: kernel text, or a BPF program of the attached
@@ -304,7 +368,8 @@ export class MonitorSession {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     const elapsedMicros = (performance.now() - this.t0) * 1000;
-    if (this.count > 0 && elapsedMicros > 0) this.timeline.cpuPercent = Math.round((this.totalMicros / elapsedMicros) * 100 * 1000) / 1000;
+    if (this.count > 0 && elapsedMicros > 0)
+      this.timeline.cpuPercent = Math.round((this.totalMicros / elapsedMicros) * 100 * 1000) / 1000;
     this.timeline.sampleMicros.mean = Math.round(this.timeline.sampleMicros.mean * 10) / 10;
     this.timeline.sampleMicros.max = Math.round(this.timeline.sampleMicros.max * 10) / 10;
   }

@@ -31,15 +31,24 @@ export interface ReproReport {
   wallMs: number;
 }
 
-const errorExit = (r: CellResult): boolean => (r.monitor?.exit?.kind ?? 0) >= SCX_EXIT_ERROR
-  || ((r.failure?.kind === 'crash' || r.failure?.kind === 'dispatch') && /\(kind (10\d\d)\)/.test(r.exitMessage ?? ''));
+const errorExit = (r: CellResult): boolean =>
+  (r.monitor?.exit?.kind ?? 0) >= SCX_EXIT_ERROR ||
+  ((r.failure?.kind === 'crash' || r.failure?.kind === 'dispatch') && /\(kind (10\d\d)\)/.test(r.exitMessage ?? ''));
 
 /** Whether a cell's scheduler crashed (and the cell is worth a repro run). */
-export function wantsRepro(r: CellResult): boolean { return !r.passed && errorExit(r); }
+export function wantsRepro(r: CellResult): boolean {
+  return !r.passed && errorExit(r);
+}
 
 /** The same cell, marked as a repro, with the monitor probing closely and no failure bundle of its own. */
 export function reproSpec(spec: CellSpec): CellSpec {
-  return { ...spec, id: `${spec.id} (repro)`, monitorIntervalMs: REPRO_INTERVAL_MS, monitorProgramEvery: 1, bundleDir: undefined };
+  return {
+    ...spec,
+    id: `${spec.id} (repro)`,
+    monitorIntervalMs: REPRO_INTERVAL_MS,
+    monitorProgramEvery: 1,
+    bundleDir: undefined,
+  };
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`;
@@ -47,14 +56,26 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`;
 /** The struct_ops run-count deltas between two samples, busiest first. */
 function deltas(prev: MonitorSample | undefined, cur: MonitorSample): [string, number][] {
   if (prev?.progs === undefined || cur.progs === undefined) return [];
-  return Object.entries(cur.progs).map(([name, [cnt]]): [string, number] => [name, cnt - (prev.progs![name]?.[0] ?? 0)]).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
+  return Object.entries(cur.progs)
+    .map(([name, [cnt]]): [string, number] => [name, cnt - (prev.progs![name]?.[0] ?? 0)])
+    .filter(([, d]) => d > 0)
+    .sort((a, b) => b[1] - a[1]);
 }
 
 function sampleLine(prev: MonitorSample | undefined, s: MonitorSample): string {
   const d = deltas(prev, s);
   const wait = s.cpus.filter((c) => c.waitMs !== null).sort((a, b) => b.waitMs! - a.waitMs!)[0];
-  return `+${secs(s.t)} ${s.scx ?? '-'}  ${d.length === 0 ? 'no callback ran' : d.slice(0, 5).map(([n, c]) => `${n} +${c}`).join(', ')}`
-    + `  ${wait === undefined ? 'no task waiting' : `longest wait: pid ${wait.waitPid} on cpu ${wait.cpu} ${secs(wait.waitMs!)}`}`;
+  return (
+    `+${secs(s.t)} ${s.scx ?? '-'}  ${
+      d.length === 0
+        ? 'no callback ran'
+        : d
+            .slice(0, 5)
+            .map(([n, c]) => `${n} +${c}`)
+            .join(', ')
+    }` +
+    `  ${wait === undefined ? 'no task waiting' : `longest wait: pid ${wait.waitPid} on cpu ${wait.cpu} ${secs(wait.waitMs!)}`}`
+  );
 }
 
 export function reproReport(repro: CellResult): ReproReport {
@@ -76,29 +97,50 @@ export function reproReport(repro: CellResult): ReproReport {
     // a stall: which callback kept running while a task waited -- the one that should have dispatched it
     const before = samples.slice(from, end + 1);
     const ran = new Map<string, number>();
-    for (let i = 1; i < before.length; i++) for (const [n, d] of deltas(before[i - 1], before[i])) ran.set(n, (ran.get(n) ?? 0) + d);
+    for (let i = 1; i < before.length; i++)
+      for (const [n, d] of deltas(before[i - 1], before[i])) ran.set(n, (ran.get(n) ?? 0) + d);
     // the scheduler's dispatch callback (it decides what runs), whether or not it ran in the window
-    const known = [...(repro.monitor?.programs ?? []), ...Object.keys([...samples.slice(0, end + 1)].reverse().find((s) => s.progs !== undefined)?.progs ?? {})];
-    const dispatch = known.find((n) => /dispatch$/.test(n)) ?? [...ran.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? null;
-    const wait = before.flatMap((s) => s.cpus).filter((c) => c.waitMs !== null).sort((a, b) => b.waitMs! - a.waitMs!)[0];
+    const known = [
+      ...(repro.monitor?.programs ?? []),
+      ...Object.keys([...samples.slice(0, end + 1)].reverse().find((s) => s.progs !== undefined)?.progs ?? {}),
+    ];
+    const dispatch =
+      known.find((n) => /dispatch$/.test(n)) ?? [...ran.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? null;
+    const wait = before
+      .flatMap((s) => s.cpus)
+      .filter((c) => c.waitMs !== null)
+      .sort((a, b) => b.waitMs! - a.waitMs!)[0];
     if (dispatch !== null) {
       callback = dispatch;
-      how = `it ran ${ran.get(dispatch) ?? 0} times in the ${secs((before.at(-1)?.t ?? 0) - (before[0]?.t ?? 0))} before the watchdog`
-        + `${wait === undefined ? '' : ` while pid ${wait.waitPid} waited ${secs(wait.waitMs!)} on cpu ${wait.cpu}`} and never dispatched it`;
+      how =
+        `it ran ${ran.get(dispatch) ?? 0} times in the ${secs((before.at(-1)?.t ?? 0) - (before[0]?.t ?? 0))} before the watchdog` +
+        `${wait === undefined ? '' : ` while pid ${wait.waitPid} waited ${secs(wait.waitMs!)} on cpu ${wait.cpu}`} and never dispatched it`;
     }
   }
   return {
-    id: repro.id, reproduced: errorExit(repro), failingCallback: callback, how: how || 'not found (no BPF frame in the backtrace, no stall)',
-    exit, sequence, failure: repro.failure ?? null, wallMs: repro.wallMs,
+    id: repro.id,
+    reproduced: errorExit(repro),
+    failingCallback: callback,
+    how: how || 'not found (no BPF frame in the backtrace, no stall)',
+    exit,
+    sequence,
+    failure: repro.failure ?? null,
+    wallMs: repro.wallMs,
   };
 }
 
 /** The repro section of a failure block. */
 export function reproLines(r: ReproReport): string[] {
-  const out = [`auto-repro (${r.id}, the monitor every ${REPRO_INTERVAL_MS} ms, ${secs(r.wallMs)}): ${r.reproduced ? 'reproduced' : `NOT reproduced${r.failure ? ` (${r.failure.kind}: ${r.failure.message})` : ''}`}`];
+  const out = [
+    `auto-repro (${r.id}, the monitor every ${REPRO_INTERVAL_MS} ms, ${secs(r.wallMs)}): ${r.reproduced ? 'reproduced' : `NOT reproduced${r.failure ? ` (${r.failure.kind}: ${r.failure.message})` : ''}`}`,
+  ];
   if (r.failingCallback !== null) out.push(`failing callback: ${r.failingCallback} — ${r.how}`);
-  if (r.exit !== null) out.push(`exit: kind ${r.exit.kind}${r.exit.kindName ? ` ${r.exit.kindName}` : ''}: ${r.exit.reason ?? ''}${r.exit.message ? ` — ${r.exit.message}` : ''}`);
-  if (r.exit !== null && r.exit.backtrace.length > 0) out.push(`backtrace: ${r.exit.backtrace.slice(0, 8).join(' <- ')}`);
+  if (r.exit !== null)
+    out.push(
+      `exit: kind ${r.exit.kind}${r.exit.kindName ? ` ${r.exit.kindName}` : ''}: ${r.exit.reason ?? ''}${r.exit.message ? ` — ${r.exit.message}` : ''}`,
+    );
+  if (r.exit !== null && r.exit.backtrace.length > 0)
+    out.push(`backtrace: ${r.exit.backtrace.slice(0, 8).join(' <- ')}`);
   if (r.sequence.length > 0) out.push('before the exit:', ...r.sequence.map((l) => `  ${l}`));
   return out;
 }

@@ -11,15 +11,23 @@ export type { ProgramReport, ProbeWorkerReport };
 
 /** Why a cell failed, by kind (the sweep's reporters group and print these). */
 export type FailureKind =
-  | 'verify'   // the verifier rejected a program: its message
-  | 'attach'   // the scheduler died or never reached `enabled` within its window
+  | 'verify' // the verifier rejected a program: its message
+  | 'attach' // the scheduler died or never reached `enabled` within its window
   | 'dispatch' // attached, but no worker made forward progress (the watchdog's message when it fired)
-  | 'crash'    // scx_bpf_error / the scheduler's exit kind and text after attach
-  | 'guest'    // the guest kernel panicked, triple-faulted, hung or ended early: console tail
-  | 'setup'    // kernel or binary missing, kernel without sched_ext, bad plan
+  | 'crash' // scx_bpf_error / the scheduler's exit kind and text after attach
+  | 'guest' // the guest kernel panicked, triple-faulted, hung or ended early: console tail
+  | 'setup' // kernel or binary missing, kernel without sched_ext, bad plan
   | 'topology'; // the guest kernel's sched domains do not match the declared topology (a VMM bug)
 
-export const FAILURE_KINDS: readonly FailureKind[] = ['verify', 'attach', 'dispatch', 'crash', 'guest', 'setup', 'topology'];
+export const FAILURE_KINDS: readonly FailureKind[] = [
+  'verify',
+  'attach',
+  'dispatch',
+  'crash',
+  'guest',
+  'setup',
+  'topology',
+];
 
 export interface CellFailure {
   kind: FailureKind;

@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { sharedLibraryClosure } from '../guest/elf-deps.js';
-import { AgentImageCache, AGENT_START_MARKER, GUEST_TEST_DIR, schedulerGuestPath, type CellFile } from '../guest/agent-initramfs.js';
+import {
+  AgentImageCache,
+  AGENT_START_MARKER,
+  GUEST_TEST_DIR,
+  schedulerGuestPath,
+  type CellFile,
+} from '../guest/agent-initramfs.js';
 import { crc32, encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
@@ -15,7 +21,15 @@ import { inspectGuest, inspectKernel, type InspectReport } from '../monitor/insp
 import type { GuestKernel } from '../monitor/guest-kernel.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
 import { nodeIntrospector } from '../monitor/wasm-file.js';
-import { bootVm, DEFAULT_CMDLINE, PANIC_TEXT, ramLayout, releaseGuestMemory, type BootVmResult, type LiveVm } from '../vmm/index.js';
+import {
+  bootVm,
+  DEFAULT_CMDLINE,
+  PANIC_TEXT,
+  ramLayout,
+  releaseGuestMemory,
+  type BootVmResult,
+  type LiveVm,
+} from '../vmm/index.js';
 import { reservedTop } from '../vmm/boot/index.js';
 import { readRecord } from '../guest/ring.js';
 import { Topology } from '../vmm/topology/index.js';
@@ -66,7 +80,13 @@ export interface CellTestSpec {
   /** Schedulers the body may switch to, by registry name: host binary and registry arguments. */
   schedulers: Record<string, { binary: string; args: string[] }>;
   /** A host executable run alongside the workers, with its arguments and its files (name relative to its directory -> content). */
-  payload?: { binary: string; args: string[]; files: Record<string, string>; cgroup: string | null; libraryPath?: string };
+  payload?: {
+    binary: string;
+    args: string[];
+    files: Record<string, string>;
+    cgroup: string | null;
+    libraryPath?: string;
+  };
 }
 
 /** Where a payload's binary and files land in the guest (its working directory). */
@@ -115,8 +135,16 @@ let imageCache: AgentImageCache | undefined;
 /** A `bulk` message as the guest sent it: checked before its numbers are used. */
 function isBulk(m: { record?: unknown; total?: unknown }): boolean {
   const r = m.record as Record<string, unknown> | undefined;
-  return typeof r === 'object' && r !== null && typeof r.key === 'string' && r.key.length <= 64
-    && Number.isSafeInteger(r.offset) && Number.isSafeInteger(r.length) && Number.isSafeInteger(r.crc) && Number.isSafeInteger(m.total);
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.key === 'string' &&
+    r.key.length <= 64 &&
+    Number.isSafeInteger(r.offset) &&
+    Number.isSafeInteger(r.length) &&
+    Number.isSafeInteger(r.crc) &&
+    Number.isSafeInteger(m.total)
+  );
 }
 
 /** The shared bulk region: its size, and where bootVm puts it for a RAM size (the top of low RAM). */
@@ -128,9 +156,20 @@ function ringRange(memoryMiB: number): { guestPhysAddr: number; size: number } {
 
 function baseResult(spec: CellSpec): CellResult {
   return {
-    id: spec.id, scheduler: spec.scheduler.name, kernel: spec.kernel.label, topology: spec.topologyName,
-    passed: false, schedulerStatus: '', programs: [], guestPrograms: [], schedulerLog: '', workers: [],
-    consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+    id: spec.id,
+    scheduler: spec.scheduler.name,
+    kernel: spec.kernel.label,
+    topology: spec.topologyName,
+    passed: false,
+    schedulerStatus: '',
+    programs: [],
+    guestPrograms: [],
+    schedulerLog: '',
+    workers: [],
+    consoleTail: '',
+    phases: {},
+    wallMs: 0,
+    hostRssBytes: null,
   };
 }
 
@@ -146,7 +185,9 @@ async function readPrograms(vm: LiveVm, vmlinux: string, located: GuestKernel | 
     report = inspectKernel(intro, kernelImage(vmlinux), { cr3: sregs.cr3, cr4: sregs.cr4 });
   }
   return report.enumeration.programs.map((p) => ({
-    id: p.id, name: p.name, verifiedInsns: p.verifiedInsns,
+    id: p.id,
+    name: p.name,
+    verifiedInsns: p.verifiedInsns,
     runCount: p.stats === null ? null : Number(p.stats.cnt),
     runTimeNs: p.stats === null ? null : Number(p.stats.nsecs),
   }));
@@ -154,33 +195,64 @@ async function readPrograms(vm: LiveVm, vmlinux: string, located: GuestKernel | 
 
 function collapseLog(text: string, raw: boolean): string {
   if (raw || text === '') return text;
-  return Buffer.from(collapseBytes(Buffer.from(text, 'utf8'), (sink) => createCollapser('wasm', sink))).toString('utf8');
+  return Buffer.from(collapseBytes(Buffer.from(text, 'utf8'), (sink) => createCollapser('wasm', sink))).toString(
+    'utf8',
+  );
 }
 
 /** Where each CPU of a topology spec sits (node, LLC, core, thread). */
 function cellPlaces(topology: string): { cpu: number; node: number; llc: number; core: number; thread: number }[] {
-  return new Topology(topology).cpus.map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread }));
+  return new Topology(topology).cpus.map((c) => ({
+    cpu: c.cpu,
+    node: c.node,
+    llc: c.llc,
+    core: c.core,
+    thread: c.thread,
+  }));
 }
 
 /** The agent's plan for a cell (its scheduler at its guest path, the cell's timeouts); `ring`: the shared region, null without one. */
 export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring']): AgentPlan {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   return {
-    version: PLAN_VERSION, nonce, cell: spec.id,
-    scheduler: spec.scheduler.binary === null ? null : { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
-    attachTimeoutMs: timeouts.attachMs, probeMs: timeouts.probeMs, stopTimeoutMs: timeouts.stopMs,
+    version: PLAN_VERSION,
+    nonce,
+    cell: spec.id,
+    scheduler:
+      spec.scheduler.binary === null
+        ? null
+        : { name: spec.scheduler.name, path: schedulerGuestPath(spec.scheduler.binary), args: spec.scheduler.args },
+    attachTimeoutMs: timeouts.attachMs,
+    probeMs: timeouts.probeMs,
+    stopTimeoutMs: timeouts.stopMs,
     hostReadTimeoutMs: 30_000,
     // the shared region's lower half carries the agent's records, its upper half the host's replies
     ring: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr, size: ring.size / 2 },
     mailbox: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr + ring.size / 2, size: ring.size / 2 },
-    test: spec.test === undefined ? null : {
-      bundle: GUEST_TEST_BUNDLE, file: spec.test.file, name: spec.test.name,
-      scheduler: spec.scheduler.binary === null ? null : spec.scheduler.name,
-      durationMs: spec.test.durationMs,
-      places: cellPlaces(spec.topology),
-      schedulers: Object.fromEntries(Object.entries(spec.test.schedulers).map(([name, e]) => [name, { path: schedulerGuestPath(e.binary), args: e.args }])),
-      payload: spec.test.payload === undefined ? null : { argv: [`${GUEST_PAYLOAD_DIR}/${basename(spec.test.payload.binary)}`, ...spec.test.payload.args], cgroup: spec.test.payload.cgroup },
-    },
+    test:
+      spec.test === undefined
+        ? null
+        : {
+            bundle: GUEST_TEST_BUNDLE,
+            file: spec.test.file,
+            name: spec.test.name,
+            scheduler: spec.scheduler.binary === null ? null : spec.scheduler.name,
+            durationMs: spec.test.durationMs,
+            places: cellPlaces(spec.topology),
+            schedulers: Object.fromEntries(
+              Object.entries(spec.test.schedulers).map(([name, e]) => [
+                name,
+                { path: schedulerGuestPath(e.binary), args: e.args },
+              ]),
+            ),
+            payload:
+              spec.test.payload === undefined
+                ? null
+                : {
+                    argv: [`${GUEST_PAYLOAD_DIR}/${basename(spec.test.payload.binary)}`, ...spec.test.payload.args],
+                    cgroup: spec.test.payload.cgroup,
+                  },
+          },
   };
 }
 
@@ -189,11 +261,20 @@ function payloadFiles(p: CellTestSpec['payload']): CellFile[] {
   if (p === undefined) return [];
   const closure = sharedLibraryClosure([p.binary], p.libraryPath === undefined ? {} : { libraryPath: [p.libraryPath] });
   // staged libraries go where the guest's loader looks
-  const guestPath = (f: string): string => (p.libraryPath !== undefined && f.startsWith(`${p.libraryPath}/`) ? `/lib/x86_64-linux-gnu/${basename(f)}` : f);
-  if (closure.missing.length > 0) throw new Error(`payload ${p.binary}: shared libraries not found: ${closure.missing.map((m) => m.name).join(', ')}`);
-  const out: CellFile[] = [{ guestPath: GUEST_PAYLOAD_DIR, data: '', directory: true }, { guestPath: `${GUEST_PAYLOAD_DIR}/${basename(p.binary)}`, data: readFileSync(p.binary), mode: 0o755 }];
-  for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)]) out.push({ guestPath: guestPath(f), data: readFileSync(f), mode: 0o755 });
-  for (const [name, text] of Object.entries(p.files)) out.push({ guestPath: `${GUEST_PAYLOAD_DIR}/${name}`, data: text });
+  const guestPath = (f: string): string =>
+    p.libraryPath !== undefined && f.startsWith(`${p.libraryPath}/`) ? `/lib/x86_64-linux-gnu/${basename(f)}` : f;
+  if (closure.missing.length > 0)
+    throw new Error(
+      `payload ${p.binary}: shared libraries not found: ${closure.missing.map((m) => m.name).join(', ')}`,
+    );
+  const out: CellFile[] = [
+    { guestPath: GUEST_PAYLOAD_DIR, data: '', directory: true },
+    { guestPath: `${GUEST_PAYLOAD_DIR}/${basename(p.binary)}`, data: readFileSync(p.binary), mode: 0o755 },
+  ];
+  for (const f of [...closure.interpreters, ...closure.libraries.map((l) => l.path)])
+    out.push({ guestPath: guestPath(f), data: readFileSync(f), mode: 0o755 });
+  for (const [name, text] of Object.entries(p.files))
+    out.push({ guestPath: `${GUEST_PAYLOAD_DIR}/${name}`, data: text });
   return out;
 }
 
@@ -213,7 +294,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return result;
   };
   if (spec.setupProblem !== null || (spec.scheduler.binary === null && spec.test === undefined)) {
-    result.failure = { kind: 'setup', message: spec.setupProblem ?? `${spec.scheduler.name}: no scheduler binary for kernel ${spec.kernel.label}` };
+    result.failure = {
+      kind: 'setup',
+      message: spec.setupProblem ?? `${spec.scheduler.name}: no scheduler binary for kernel ${spec.kernel.label}`,
+    };
     result.schedulerStatus = 'NOT STARTED';
     return finish();
   }
@@ -224,10 +308,16 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let initrd: [string, Buffer];
   try {
     imageCache ??= new AgentImageCache();
-    const files: CellFile[] = spec.test === undefined ? [] : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
+    const files: CellFile[] =
+      spec.test === undefined
+        ? []
+        : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
     initrd = await imageCache.initrd(cellBinaries(spec), plan, files);
   } catch (e) {
-    result.failure = { kind: 'setup', message: `cannot build the guest image: ${e instanceof Error ? e.message : String(e)}` };
+    result.failure = {
+      kind: 'setup',
+      message: `cannot build the guest image: ${e instanceof Error ? e.message : String(e)}`,
+    };
     result.schedulerStatus = 'NOT STARTED';
     return finish();
   }
@@ -250,7 +340,14 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let requests: HostRequestHandler | null = null;
   /** The VM's hardware watchpoints, shared by the monitor and the body's ctx.watch. */
   let debugSlots: DebugSlots | null = null;
-  const dump = new CellDump({ bundleDir: spec.bundleDir, keepDumps: spec.keepDumps, vmlinux: spec.kernel.vmlinux, kernelImage, onConsole: hooks.onConsole, judgedLater: spec.test !== undefined });
+  const dump = new CellDump({
+    bundleDir: spec.bundleDir,
+    keepDumps: spec.keepDumps,
+    vmlinux: spec.kernel.vmlinux,
+    kernelImage,
+    onConsole: hooks.onConsole,
+    judgedLater: spec.test !== undefined,
+  });
   hooks.signal?.addEventListener('abort', onAbort);
 
   const handle = (m: AgentMessage): void => {
@@ -267,7 +364,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
             void monitor.start(live, kernelImage(spec.kernel.vmlinux), debugSlots);
           } catch (e) {
             monitor.stop();
-            result.monitor = emptyTimeline(monitorInterval, `monitor not started: ${e instanceof Error ? e.message : String(e)}`);
+            result.monitor = emptyTimeline(
+              monitorInterval,
+              `monitor not started: ${e instanceof Error ? e.message : String(e)}`,
+            );
             monitor = null;
           }
         }
@@ -283,9 +383,15 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           break;
         }
         reading = readPrograms(live, spec.kernel.vmlinux, (monitor as MonitorSession | null)?.kernel ?? null)
-          .then((p) => { result.programs = p; })
-          .catch((e: unknown) => { hostReadError = e instanceof Error ? e.message : String(e); })
-          .finally(() => { live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' })); });
+          .then((p) => {
+            result.programs = p;
+          })
+          .catch((e: unknown) => {
+            hostReadError = e instanceof Error ? e.message : String(e);
+          })
+          .finally(() => {
+            live?.app(encodeFrame(nonce, hostSeq++, { type: 'continue' }));
+          });
         break;
       case 'result': {
         phaseAt.result = now;
@@ -294,7 +400,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           agentError = `the agent's report is malformed (${checked})`;
         } else {
           facts = checked;
-          if (checked.outputBulk !== null) checked.output = bulk.get(checked.outputBulk) ?? `[ktstr: the scheduler output (bulk record ${checked.outputBulk}) never arrived]`;
+          if (checked.outputBulk !== null)
+            checked.output =
+              bulk.get(checked.outputBulk) ??
+              `[ktstr: the scheduler output (bulk record ${checked.outputBulk}) never arrived]`;
         }
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
@@ -302,11 +411,19 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       case 'request': {
         const id = Number.isSafeInteger(m.id) ? m.id : -1;
         const reply = (error: string | null, bytes: Uint8Array = new Uint8Array(0)): void => {
-          live?.app(encodeFrame(nonce, hostSeq++, { type: 'reply', id, length: bytes.length, crc: crc32(bytes), error }));
+          live?.app(
+            encodeFrame(nonce, hostSeq++, { type: 'reply', id, length: bytes.length, crc: crc32(bytes), error }),
+          );
         };
         const box = plan.mailbox;
-        if (live === undefined || box == null) { reply('no host mailbox in this cell'); break; }
-        if (monitor === null) { reply('the host monitor is not running in this cell (no vmlinux, or --monitor-interval 0)'); break; }
+        if (live === undefined || box == null) {
+          reply('no host mailbox in this cell');
+          break;
+        }
+        if (monitor === null) {
+          reply('the host monitor is not running in this cell (no vmlinux, or --monitor-interval 0)');
+          break;
+        }
         const vm = live;
         requests ??= new HostRequestHandler(live, monitor, debugSlots!);
         const handler = requests;
@@ -314,7 +431,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           try {
             const json = JSON.stringify(await handler.answer(m.request));
             const answer = Buffer.from(json, 'utf8');
-            if (answer.length > box.size) throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
+            if (answer.length > box.size)
+              throw new Error(`the answer is ${answer.length} bytes, more than the mailbox's ${box.size}`);
             vm.memory.slice(box.guestPhysAddr, box.size).set(answer, 0);
             reply(null, answer);
           } catch (e) {
@@ -332,9 +450,15 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         if (!isBulk(m)) break;
         try {
           if (!ring) throw new Error('no shared region');
-          bulk.set(m.record.key, Buffer.from(readRecord(live!.memory.slice(ring.guestPhysAddr, ring.size), m.record)).toString('utf8'));
+          bulk.set(
+            m.record.key,
+            Buffer.from(readRecord(live!.memory.slice(ring.guestPhysAddr, ring.size), m.record)).toString('utf8'),
+          );
         } catch (e) {
-          bulk.set(m.record.key, `[ktstr: bulk record ${m.record.key} unreadable: ${e instanceof Error ? e.message : String(e)}]`);
+          bulk.set(
+            m.record.key,
+            `[ktstr: bulk record ${m.record.key} unreadable: ${e instanceof Error ? e.message : String(e)}]`,
+          );
         }
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'bulk-ack', total: m.total }));
         break;
@@ -350,23 +474,36 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     let vm: BootVmResult;
     try {
       vm = await bootVm({
-      kernel: spec.kernel.image, initrd, cmdline: CELL_CMDLINE,
-      topology: new Topology(spec.topology), memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
-      timeoutMs: timeouts.cellMs, markers: [AGENT_START_MARKER], sharedRegionMiB: RING_MIB,
-      onStart: (v) => {
-        live = v;
-        if (hooks.signal?.aborted) v.end('interrupted');
-        // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
-        const vmlinux = spec.kernel.vmlinux;
-        if (vmlinux !== null) setImmediate(() => { try { kernelImage(vmlinux); } catch { /* reported at the read */ } });
-      },
-      onConsole: dump.onConsole, beforeStop: (end) => dump.beforeStop(live, end),
-      onApp: (chunk) => {
-        for (const ev of reader.feed(chunk)) {
-          if (ev.kind === 'message') handle(ev.message as AgentMessage);
-          else if (ev.kind === 'corrupt') corrupt++;
-        }
-      },
+        kernel: spec.kernel.image,
+        initrd,
+        cmdline: CELL_CMDLINE,
+        topology: new Topology(spec.topology),
+        memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
+        timeoutMs: timeouts.cellMs,
+        markers: [AGENT_START_MARKER],
+        sharedRegionMiB: RING_MIB,
+        onStart: (v) => {
+          live = v;
+          if (hooks.signal?.aborted) v.end('interrupted');
+          // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
+          const vmlinux = spec.kernel.vmlinux;
+          if (vmlinux !== null)
+            setImmediate(() => {
+              try {
+                kernelImage(vmlinux);
+              } catch {
+                /* reported at the read */
+              }
+            });
+        },
+        onConsole: dump.onConsole,
+        beforeStop: (end) => dump.beforeStop(live, end),
+        onApp: (chunk) => {
+          for (const ev of reader.feed(chunk)) {
+            if (ev.kind === 'message') handle(ev.message as AgentMessage);
+            else if (ev.kind === 'corrupt') corrupt++;
+          }
+        },
       });
     } catch (e) {
       // refused before the guest ran: an unusable kernel image, no /dev/kvm, too little memory
@@ -383,8 +520,16 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     const panicLine = consoleLines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;
     const observed = facts as AgentFacts | null;
     const observation = {
-      facts: observed, vmEnd: { reason: vm.reason, detail: vm.detail }, agentError,
-      consoleLine: panicLine ?? (consoleLines.filter((l) => l.trim() !== '').slice(-1)[0]?.trim() ?? null),
+      facts: observed,
+      vmEnd: { reason: vm.reason, detail: vm.detail },
+      agentError,
+      consoleLine:
+        panicLine ??
+        consoleLines
+          .filter((l) => l.trim() !== '')
+          .slice(-1)[0]
+          ?.trim() ??
+        null,
     };
     if (spec.test === undefined) {
       const verdict = judgeCell(observation);
@@ -405,7 +550,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       } else {
         const checked = checkTestFacts(observed.test);
         result.passed = typeof checked !== 'string';
-        if (typeof checked === 'string') result.failure = { kind: 'guest', message: `the agent's test report is malformed (${checked})` };
+        if (typeof checked === 'string')
+          result.failure = { kind: 'guest', message: `the agent's test report is malformed (${checked})` };
         else result.test = checked;
         result.schedulerStatus = early.status;
       }
@@ -421,16 +567,21 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     const topology = result.monitor?.topology;
     if (topology != null && !topology.ok && (result.passed || result.failure?.kind === 'dispatch')) {
       result.passed = false;
-      result.failure = { kind: 'topology', message: `the guest kernel's sched domains do not match topology ${spec.topology}: ${topology.problems[0]}${topology.problems.length > 1 ? ` (and ${topology.problems.length - 1} more)` : ''}` };
+      result.failure = {
+        kind: 'topology',
+        message: `the guest kernel's sched domains do not match topology ${spec.topology}: ${topology.problems[0]}${topology.problems.length > 1 ? ` (and ${topology.problems.length - 1} more)` : ''}`,
+      };
     }
     if (hostReadError !== null) result.schedulerStatus += ` (host read of guest memory failed: ${hostReadError})`;
     if (corrupt > 0) result.schedulerStatus += ` (${corrupt} damaged frames ignored)`;
     if (!result.passed) result.consoleTail = consoleLines.slice(-40).join('\n');
     const p: CellPhases = result.phases;
-    const span = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : b - a);
+    const span = (a: number | undefined, b: number | undefined): number | undefined =>
+      a === undefined || b === undefined ? undefined : b - a;
     p.boot = span(t0, phaseAt.hello);
     const agentStart = vm.timings.markers[AGENT_START_MARKER];
-    p.agentReady = agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (t0 + agentStart);
+    p.agentReady =
+      agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (t0 + agentStart);
     p.verify = span(phaseAt.verify, phaseAt.attach ?? phaseAt.probe ?? phaseAt.result);
     p.attach = span(phaseAt.attach ?? phaseAt.verify, phaseAt.probe ?? phaseAt.result);
     p.probe = span(phaseAt.probe, phaseAt.stop ?? phaseAt.result);

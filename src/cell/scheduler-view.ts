@@ -14,35 +14,55 @@ const CAPTURE_ENTRY_LIMIT = 4096;
 
 /** The active scheduler's object-name prefix (libbpf truncates `<obj>.bss` to 15 bytes), or null. */
 function activePrefix(guest: GuestKernel): string | null {
-  try { return inspectGuest(guest).enumeration.activeObj; } catch { return null; }
+  try {
+    return inspectGuest(guest).enumeration.activeObj;
+  } catch {
+    return null;
+  }
 }
 
 export function sectionMaps(guest: GuestKernel): { globals: BpfMap[]; others: BpfMap[]; prefix: string | null } {
   const all = openMaps(guest).maps();
   const prefix = activePrefix(guest);
   const mine = (m: BpfMap): boolean => prefix === null || m.name.startsWith(prefix);
-  return { globals: all.filter((m) => m.section() !== null && mine(m)), others: all.filter((m) => m.section() === null), prefix };
+  return {
+    globals: all.filter((m) => m.section() !== null && mine(m)),
+    others: all.filter((m) => m.section() === null),
+    prefix,
+  };
 }
 
 export function schedulerView(guest: GuestKernel): Pick<SnapshotData, 'globals' | 'maps' | 'notes'> {
   const notes: string[] = [];
   const { globals: sections, others, prefix } = sectionMaps(guest);
-  if (prefix === null) notes.push('no struct_ops scheduler attached: every object\'s globals are shown');
+  if (prefix === null) notes.push("no struct_ops scheduler attached: every object's globals are shown");
   const globals: Record<string, unknown> = {};
   for (const m of sections) {
     const e = m.entries(1).entries[0];
     const value = e?.value == null ? null : jsonValue(m.render(e.value));
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) { notes.push(`${m.name}: not rendered by name (no BTF DATASEC)`); continue; }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      notes.push(`${m.name}: not rendered by name (no BTF DATASEC)`);
+      continue;
+    }
     for (const [k, v] of Object.entries(value)) {
-      if (Object.prototype.hasOwnProperty.call(globals, k)) notes.push(`${m.name}: ${k} is also in another section; the first is kept`);
+      if (Object.prototype.hasOwnProperty.call(globals, k))
+        notes.push(`${m.name}: ${k} is also in another section; the first is kept`);
       else globals[k] = v;
     }
   }
   const maps: CapturedMap[] = others.map((m) => {
-    const j = mapJson(m, { limit: CAPTURE_ENTRY_LIMIT }) as { entries?: { key: unknown; value?: unknown; values?: unknown }[]; truncated?: boolean; problems?: string[] };
+    const j = mapJson(m, { limit: CAPTURE_ENTRY_LIMIT }) as {
+      entries?: { key: unknown; value?: unknown; values?: unknown }[];
+      truncated?: boolean;
+      problems?: string[];
+    };
     if (j.truncated) notes.push(`${m.name}: only the first ${CAPTURE_ENTRY_LIMIT} elements`);
     for (const p of j.problems ?? []) notes.push(`${m.name}: ${p}`);
-    return { name: m.name, type: m.type, entries: (j.entries ?? []).map((e) => ({ key: e.key, value: e.values ?? e.value ?? null })) };
+    return {
+      name: m.name,
+      type: m.type,
+      entries: (j.entries ?? []).map((e) => ({ key: e.key, value: e.values ?? e.value ?? null })),
+    };
   });
   return { globals, maps, notes };
 }
@@ -57,9 +77,12 @@ export function writeSchedulerVar(guest: GuestKernel, name: string, value: numbe
     const e = m.entries(1).entries[0];
     const rendered = e?.value == null ? null : m.render(e.value);
     if (rendered === null || typeof rendered !== 'object' || Array.isArray(rendered) || !(top in rendered)) continue;
-    if (!writable.includes(m)) throw new Error(`${name} is in ${m.name} (read-only once loaded); only .bss and .data globals can be written`);
+    if (!writable.includes(m))
+      throw new Error(`${name} is in ${m.name} (read-only once loaded); only .bss and .data globals can be written`);
     m.setField(name, v);
     return `${m.name}.${name} = ${String(value)}`;
   }
-  throw new Error(`the attached scheduler has no global "${top}" in ${sections.map((m) => m.name).join(', ') || '(no .bss/.data/.rodata maps)'}`);
+  throw new Error(
+    `the attached scheduler has no global "${top}" in ${sections.map((m) => m.name).join(', ') || '(no .bss/.data/.rodata maps)'}`,
+  );
 }

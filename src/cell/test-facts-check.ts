@@ -16,22 +16,53 @@ const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v)
 const int = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const str = (v: unknown, max = 16384): boolean => typeof v === 'string' && v.length <= max;
 const arr = (v: unknown, max: number): v is unknown[] => Array.isArray(v) && v.length <= max;
-const cpuTimes = (v: unknown): boolean => arr(v, MAX_CPUS) && v.every((c) => isObj(c) && int(c.cpu) && (c.cpu as number) < MAX_CPUS && int(c.ns));
+const cpuTimes = (v: unknown): boolean =>
+  arr(v, MAX_CPUS) && v.every((c) => isObj(c) && int(c.cpu) && (c.cpu as number) < MAX_CPUS && int(c.ns));
 const cpuList = (v: unknown): boolean => arr(v, MAX_CPUS) && v.every((c) => int(c) && (c as number) < MAX_CPUS);
 
 function workerProblem(w: unknown): string | null {
   if (!isObj(w)) return 'not an object';
-  for (const k of ['index', 'pid', 'nice', 'iterations', 'cpuTimeNs', 'wallNs', 'voluntarySwitches', 'involuntarySwitches', 'migrations', 'maxGapNs', 'maxGapAtNs', 'wakeups', 'startPhase']) {
-    if (k === 'nice' ? !(typeof w.nice === 'number' && Number.isSafeInteger(w.nice) && Math.abs(w.nice) <= 20) : !int(w[k])) return k;
+  for (const k of [
+    'index',
+    'pid',
+    'nice',
+    'iterations',
+    'cpuTimeNs',
+    'wallNs',
+    'voluntarySwitches',
+    'involuntarySwitches',
+    'migrations',
+    'maxGapNs',
+    'maxGapAtNs',
+    'wakeups',
+    'startPhase',
+  ]) {
+    if (
+      k === 'nice'
+        ? !(typeof w.nice === 'number' && Number.isSafeInteger(w.nice) && Math.abs(w.nice) <= 20)
+        : !int(w[k])
+    )
+      return k;
   }
   if (!(typeof w.policy === 'number' && Number.isSafeInteger(w.policy))) return 'policy';
-  if (!(typeof w.maxGapCpu === 'number' && Number.isSafeInteger(w.maxGapCpu) && w.maxGapCpu >= -1 && w.maxGapCpu < MAX_CPUS)) return 'maxGapCpu';
+  if (!(
+    typeof w.maxGapCpu === 'number' &&
+    Number.isSafeInteger(w.maxGapCpu) &&
+    w.maxGapCpu >= -1 &&
+    w.maxGapCpu < MAX_CPUS
+  ))
+    return 'maxGapCpu';
   if (!str(w.cgroup, 300) || !str(w.work, 20)) return 'cgroup/work';
   if (!(w.stopPhase === null || int(w.stopPhase))) return 'stopPhase';
   if (!(w.error === null || str(w.error, 2000))) return 'error';
   if (!cpuTimes(w.cpus)) return 'cpus';
-  if (!arr(w.phases, MAX_PHASES) || !w.phases.every((p) => isObj(p) && int(p.phase) && int(p.iterations) && cpuTimes(p.cpus))) return 'phases';
-  if (!arr(w.allowed, MAX_PHASES) || !w.allowed.every((a) => isObj(a) && int(a.phase) && cpuList(a.cpus))) return 'allowed';
+  if (
+    !arr(w.phases, MAX_PHASES) ||
+    !w.phases.every((p) => isObj(p) && int(p.phase) && int(p.iterations) && cpuTimes(p.cpus))
+  )
+    return 'phases';
+  if (!arr(w.allowed, MAX_PHASES) || !w.allowed.every((a) => isObj(a) && int(a.phase) && cpuList(a.cpus)))
+    return 'allowed';
   const l = w.wakeLatencyNs;
   if (!(l === null || (isObj(l) && int(l.samples) && int(l.p50) && int(l.p99) && int(l.max)))) return 'wakeLatencyNs';
   return null;
@@ -42,13 +73,46 @@ function runProblem(r: unknown): string | null {
   if (!str(r.label, 200) || !num(r.durationMs) || !num(r.spawnMs)) return 'label/durationMs/spawnMs';
   if (!cpuList(r.cpus)) return 'cpus';
   const pl = r.payload;
-  if (!(pl === null || (isObj(pl) && arr(pl.cmd, 256) && pl.cmd.every((c) => str(c, 4096)) && ['exit', 'stopped', 'failed'].includes(pl.ended as string)
-    && (pl.exitCode === null || typeof pl.exitCode === 'number') && (pl.signal === null || str(pl.signal, 20)) && str(pl.output, 20000) && num(pl.ms)))) return 'payload';
+  if (!(
+    pl === null ||
+    (isObj(pl) &&
+      arr(pl.cmd, 256) &&
+      pl.cmd.every((c) => str(c, 4096)) &&
+      ['exit', 'stopped', 'failed'].includes(pl.ended as string) &&
+      (pl.exitCode === null || typeof pl.exitCode === 'number') &&
+      (pl.signal === null || str(pl.signal, 20)) &&
+      str(pl.output, 20000) &&
+      num(pl.ms))
+  ))
+    return 'payload';
   const st = r.cpuStat;
-  if (!(st === null || (isObj(st) && num(st.busyMs) && num(st.idleMs) && num(st.stealMs) && num(st.windowMs)))) return 'cpuStat';
-  if (!arr(r.phases, MAX_PHASES) || !r.phases.every((p) => isObj(p) && int(p.phase) && str(p.label, 2000) && num(p.atMs) && (p.transitionMs === undefined || num(p.transitionMs)))) return 'phases';
-  if (!arr(r.cgroups, MAX_WORKERS) || !r.cgroups.every((c) => isObj(c) && str(c.name, 300) && (c.weight === null || int(c.weight))
-    && (c.max === null || (isObj(c.max) && int(c.max.quotaUs) && int(c.max.periodUs))) && arr(c.workers, MAX_WORKERS) && c.workers.every(int))) return 'cgroups';
+  if (!(st === null || (isObj(st) && num(st.busyMs) && num(st.idleMs) && num(st.stealMs) && num(st.windowMs))))
+    return 'cpuStat';
+  if (
+    !arr(r.phases, MAX_PHASES) ||
+    !r.phases.every(
+      (p) =>
+        isObj(p) &&
+        int(p.phase) &&
+        str(p.label, 2000) &&
+        num(p.atMs) &&
+        (p.transitionMs === undefined || num(p.transitionMs)),
+    )
+  )
+    return 'phases';
+  if (
+    !arr(r.cgroups, MAX_WORKERS) ||
+    !r.cgroups.every(
+      (c) =>
+        isObj(c) &&
+        str(c.name, 300) &&
+        (c.weight === null || int(c.weight)) &&
+        (c.max === null || (isObj(c.max) && int(c.max.quotaUs) && int(c.max.periodUs))) &&
+        arr(c.workers, MAX_WORKERS) &&
+        c.workers.every(int),
+    )
+  )
+    return 'cgroups';
   if (!arr(r.workers, MAX_WORKERS)) return 'workers';
   for (let i = 0; i < r.workers.length; i++) {
     const p = workerProblem(r.workers[i]);
@@ -73,6 +137,7 @@ export function checkTestFacts(v: unknown): TestFacts | string {
   if (!num(v.bodyMs)) return 'test.bodyMs';
   if (!arr(v.logs, MAX_LOGS) || !v.logs.every((l) => str(l, 4000))) return 'test.logs';
   if (!(v.stateAtEnd === undefined || str(v.stateAtEnd, 40))) return 'test.stateAtEnd';
-  for (const k of ['schedulerAlive', 'detachedOnPurpose']) if (!(v[k] === undefined || typeof v[k] === 'boolean')) return `test.${k}`;
+  for (const k of ['schedulerAlive', 'detachedOnPurpose'])
+    if (!(v[k] === undefined || typeof v[k] === 'boolean')) return `test.${k}`;
   return v as unknown as TestFacts;
 }

@@ -68,7 +68,8 @@ export function verifierMessage(log: string): string {
   if (end < 0) end = lines.length;
   for (let i = end - 1; i >= 0; i--) {
     const l = lines[i].trim();
-    if (l === '' || /^\d+: /.test(l) || l.startsWith(';') || /^(from|mark_precise|last_idx|regs=|\.\.\.)/.test(l)) continue;
+    if (l === '' || /^\d+: /.test(l) || l.startsWith(';') || /^(from|mark_precise|last_idx|regs=|\.\.\.)/.test(l))
+      continue;
     return l;
   }
   return 'the verifier rejected the program (no message in the log)';
@@ -93,34 +94,66 @@ function describeEnd(end: { code: number | null; signal: string | null } | null)
 export function judgeUntilAttach(o: Observation, eevdf = false, workload = 'the probe'): Verdict | { status: string } {
   const f = o.facts;
   if (f === null) {
-    const how = o.agentError !== null
-      ? `the guest agent failed: ${o.agentError.split('\n')[0]}`
-      : guestEnd(o.vmEnd.reason, o.vmEnd.detail, o.consoleLine);
-    return { passed: false, failure: { kind: o.agentError !== null ? 'setup' : 'guest', message: how }, schedulerStatus: 'unknown — the guest ended before the agent reported' };
+    const how =
+      o.agentError !== null
+        ? `the guest agent failed: ${o.agentError.split('\n')[0]}`
+        : guestEnd(o.vmEnd.reason, o.vmEnd.detail, o.consoleLine);
+    return {
+      passed: false,
+      failure: { kind: o.agentError !== null ? 'setup' : 'guest', message: how },
+      schedulerStatus: 'unknown — the guest ended before the agent reported',
+    };
   }
-  if (f.setupError !== null) return { passed: false, failure: { kind: 'setup', message: f.setupError }, schedulerStatus: 'NOT STARTED' };
+  if (f.setupError !== null)
+    return { passed: false, failure: { kind: 'setup', message: f.setupError }, schedulerStatus: 'NOT STARTED' };
   if (eevdf) return { status: 'no sched_ext scheduler (EEVDF)' };
   const exit = exitMessage(f.output);
   if (f.attachMs === null) {
     const log = loadLog(f.output);
     const ended = f.endedBeforeAttach;
     if (log !== null) {
-      return { passed: false, failure: { kind: 'verify', message: verifierMessage(log) }, schedulerStatus: `NOT ATTACHED — scheduler process exited during BPF load (${describeEnd(ended)})` };
+      return {
+        passed: false,
+        failure: { kind: 'verify', message: verifierMessage(log) },
+        schedulerStatus: `NOT ATTACHED — scheduler process exited during BPF load (${describeEnd(ended)})`,
+      };
     }
     if (exit !== undefined && STALL_RE.test(exit)) {
       // the watchdog ended it: it was enabled, but nothing ran (the agent too was starved, so it
       // never read "enabled")
-      return { passed: false, failure: { kind: 'dispatch', message: exit }, schedulerStatus: 'attached, then ENDED by the sched_ext watchdog before the agent could run' };
+      return {
+        passed: false,
+        failure: { kind: 'dispatch', message: exit },
+        schedulerStatus: 'attached, then ENDED by the sched_ext watchdog before the agent could run',
+      };
     }
     if (ended !== null) {
-      return { passed: false, failure: { kind: 'attach', message: `the scheduler ended before attaching (${describeEnd(ended)})${exit ? `: ${exit}` : ''}` }, schedulerStatus: `NOT ATTACHED — scheduler process ended (${describeEnd(ended)})` };
+      return {
+        passed: false,
+        failure: {
+          kind: 'attach',
+          message: `the scheduler ended before attaching (${describeEnd(ended)})${exit ? `: ${exit}` : ''}`,
+        },
+        schedulerStatus: `NOT ATTACHED — scheduler process ended (${describeEnd(ended)})`,
+      };
     }
-    return { passed: false, failure: { kind: 'attach', message: `sched_ext state stayed "${f.stateAtAttach || 'unreadable'}" within the attach window` }, schedulerStatus: 'NOT ATTACHED — never enabled' };
+    return {
+      passed: false,
+      failure: {
+        kind: 'attach',
+        message: `sched_ext state stayed "${f.stateAtAttach || 'unreadable'}" within the attach window`,
+      },
+      schedulerStatus: 'NOT ATTACHED — never enabled',
+    };
   }
   if (f.stateAtAttach !== 'enabled') {
     // enable_seq says it attached, but it was gone before the agent could look
     const text = exit ?? `the scheduler ended right after attaching (${describeEnd(f.endedBeforeAttach)})`;
-    return { passed: false, failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text }, schedulerStatus: `attached, then ENDED before ${workload} could start` };
+    return {
+      passed: false,
+      failure: { kind: STALL_RE.test(text) ? 'dispatch' : 'crash', message: text },
+      schedulerStatus: `attached, then ENDED before ${workload} could start`,
+    };
   }
   return { status: `attached (state enabled, ops ${f.ops || '?'})` };
 }
@@ -132,30 +165,66 @@ export function judgeCell(o: Observation): Verdict {
   const exit = exitMessage(f.output);
   const status = early.status;
   const probe = f.probe;
-  if (probe === null) return { passed: false, failure: { kind: 'dispatch', message: 'the dispatch probe did not run' }, schedulerStatus: status };
+  if (probe === null)
+    return {
+      passed: false,
+      failure: { kind: 'dispatch', message: 'the dispatch probe did not run' },
+      schedulerStatus: status,
+    };
   if (probe.stateAfter !== 'enabled' || !probe.schedulerAlive) {
-    const text = exit ?? `state "${probe.stateAfter}" after the probe, scheduler ${probe.schedulerAlive ? 'alive' : 'gone'}`;
+    const text =
+      exit ?? `state "${probe.stateAfter}" after the probe, scheduler ${probe.schedulerAlive ? 'alive' : 'gone'}`;
     const kind = STALL_RE.test(text) ? 'dispatch' : 'crash';
-    return { passed: false, failure: { kind, message: text }, schedulerStatus: `${status}, then ENDED during the probe` };
+    return {
+      passed: false,
+      failure: { kind, message: text },
+      schedulerStatus: `${status}, then ENDED during the probe`,
+    };
   }
   const idle = probe.workers.filter((w) => w.iterations <= 0);
   if (probe.workers.length === 0 || idle.length > 0) {
-    const which = probe.workers.length === 0 ? 'no probe worker started' : `no forward progress on CPU ${idle.map((w) => w.cpu).join(', ')} in ${Math.round(probe.ms)} ms`;
+    const which =
+      probe.workers.length === 0
+        ? 'no probe worker started'
+        : `no forward progress on CPU ${idle.map((w) => w.cpu).join(', ')} in ${Math.round(probe.ms)} ms`;
     return { passed: false, failure: { kind: 'dispatch', message: which }, schedulerStatus: status };
   }
   const stop = f.stop;
-  if (stop === null) return { passed: false, failure: { kind: 'crash', message: 'the scheduler was not stopped' }, schedulerStatus: status };
-  if (stop.timedOut) return { passed: false, failure: { kind: 'crash', message: 'the scheduler did not exit within the stop window after SIGINT' }, schedulerStatus: status };
-  if (stop.stateAfter !== 'disabled') return { passed: false, failure: { kind: 'crash', message: `state "${stop.stateAfter}" after the scheduler exited (not unregistered)` }, schedulerStatus: status };
-  return { passed: true, schedulerStatus: `${status}; dispatched on ${probe.workers.length} CPUs; unregistered on SIGINT (${describeEnd(stop.end)})` };
+  if (stop === null)
+    return {
+      passed: false,
+      failure: { kind: 'crash', message: 'the scheduler was not stopped' },
+      schedulerStatus: status,
+    };
+  if (stop.timedOut)
+    return {
+      passed: false,
+      failure: { kind: 'crash', message: 'the scheduler did not exit within the stop window after SIGINT' },
+      schedulerStatus: status,
+    };
+  if (stop.stateAfter !== 'disabled')
+    return {
+      passed: false,
+      failure: { kind: 'crash', message: `state "${stop.stateAfter}" after the scheduler exited (not unregistered)` },
+      schedulerStatus: status,
+    };
+  return {
+    passed: true,
+    schedulerStatus: `${status}; dispatched on ${probe.workers.length} CPUs; unregistered on SIGINT (${describeEnd(stop.end)})`,
+  };
 }
 
 function guestEnd(reason: string, detail: string, consoleLine: string | null): string {
   switch (reason) {
-    case 'panic': return `guest kernel panic: ${consoleLine ?? detail}`;
-    case 'triple-fault': return `guest triple fault: ${detail}`;
-    case 'timeout': return `guest hang: ${detail}${consoleLine ? ` (console: ${consoleLine})` : ''}`;
-    case 'stopped': return `stopped: ${detail}`;
-    default: return `the guest ended (${reason}: ${detail}) before the agent reported${consoleLine ? ` (console: ${consoleLine})` : ''}`;
+    case 'panic':
+      return `guest kernel panic: ${consoleLine ?? detail}`;
+    case 'triple-fault':
+      return `guest triple fault: ${detail}`;
+    case 'timeout':
+      return `guest hang: ${detail}${consoleLine ? ` (console: ${consoleLine})` : ''}`;
+    case 'stopped':
+      return `stopped: ${detail}`;
+    default:
+      return `the guest ended (${reason}: ${detail}) before the agent reported${consoleLine ? ` (console: ${consoleLine})` : ''}`;
   }
 }

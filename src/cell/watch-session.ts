@@ -47,10 +47,24 @@ export class WatchSession {
     const found = locateWatchTarget(guest, target);
     const hardware = watchFor(found.kva, found.size, 'write', `${found.resolved} (${found.size} bytes)`);
     const w: Watch = {
-      data: { id: this.nextId++, target, resolved: found.resolved, address: `0x${found.kva.toString(16)}`, size: found.size, onWrite, hits: 0, disarmed: null },
-      hardware, kept: [], slot: null,
+      data: {
+        id: this.nextId++,
+        target,
+        resolved: found.resolved,
+        address: `0x${found.kva.toString(16)}`,
+        size: found.size,
+        onWrite,
+        hits: 0,
+        disarmed: null,
+      },
+      hardware,
+      kept: [],
+      slot: null,
     };
-    if (this.slots.free === 0) throw new Error(`watch ${target}: all hardware watchpoints are taken (${this.slots.owners().join(', ')}); stop one first`);
+    if (this.slots.free === 0)
+      throw new Error(
+        `watch ${target}: all hardware watchpoints are taken (${this.slots.owners().join(', ')}); stop one first`,
+      );
     w.slot = await this.slots.take(`watch ${target}`, hardware, (hit) => this.onHit(w, hit));
     this.all.push(w);
     return { ...w.data };
@@ -75,7 +89,10 @@ export class WatchSession {
 
   /** Every watch of the cell, for its result: the first SUMMARY_HITS hits of each, without captures. */
   summary(): WatchSummary[] {
-    return this.all.map((w) => ({ ...w.data, firstHits: w.kept.slice(0, SUMMARY_HITS).map(({ snapshot: _, ...hit }) => hit) }));
+    return this.all.map((w) => ({
+      ...w.data,
+      firstHits: w.kept.slice(0, SUMMARY_HITS).map(({ snapshot: _, ...hit }) => hit),
+    }));
   }
 
   private find(id: number): Watch {
@@ -102,11 +119,17 @@ export class WatchSession {
     const n = w.data.hits;
     const at = { n, cpu: hit.vcpu, rip: `0x${hit.pc.toString(16)}`, where: this.monitor.symbolize(hit.pc) };
     const read = (pauseMs: number | null): WatchHitData => {
-      const snapshot: SnapshotData | undefined = capture ? this.monitor.capture(`watch ${w.data.target} #${n}`, pauseMs) : undefined;
-      const cpu = snapshot?.cpus.find((c) => c.cpu === hit.vcpu) ?? this.monitor.sample()?.cpus.find((c) => c.cpu === hit.vcpu);
+      const snapshot: SnapshotData | undefined = capture
+        ? this.monitor.capture(`watch ${w.data.target} #${n}`, pauseMs)
+        : undefined;
+      const cpu =
+        snapshot?.cpus.find((c) => c.cpu === hit.vcpu) ?? this.monitor.sample()?.cpus.find((c) => c.cpu === hit.vcpu);
       return {
-        ...at, atMs: snapshot?.atMs ?? this.monitor.latest()?.t ?? 0,
-        pid: cpu?.pid ?? null, comm: cpu?.comm ?? null, value: this.value(w),
+        ...at,
+        atMs: snapshot?.atMs ?? this.monitor.latest()?.t ?? 0,
+        pid: cpu?.pid ?? null,
+        comm: cpu?.comm ?? null,
+        value: this.value(w),
         ...(snapshot === undefined ? {} : { snapshot }),
       };
     };
@@ -114,7 +137,11 @@ export class WatchSession {
       w.kept.push(capture ? await this.exclusive((pauseMs) => read(pauseMs)) : read(null));
     } catch (e) {
       w.kept.push({
-        ...at, atMs: this.monitor.latest()?.t ?? 0, pid: null, comm: null, value: this.value(w),
+        ...at,
+        atMs: this.monitor.latest()?.t ?? 0,
+        pid: null,
+        comm: null,
+        value: this.value(w),
         problem: `the writer's context was not read: ${e instanceof Error ? e.message : String(e)}`,
       });
     }

@@ -13,7 +13,10 @@ import { emitBundle } from './bundle-transfer.js';
 
 export const DEFAULT_OUT = './ktstr-out';
 
-export interface BundleFlags { keepDumps?: KeepDumps; out?: string }
+export interface BundleFlags {
+  keepDumps?: KeepDumps;
+  out?: string;
+}
 
 export function dumpPolicy(flags: BundleFlags): CellDumpPolicy {
   return { bundleDir: resolve(flags.out ?? DEFAULT_OUT), keepDumps: flags.keepDumps ?? 'failures' };
@@ -32,7 +35,9 @@ export function hostPortDevice(env: NodeJS.ProcessEnv = process.env): string | n
     for (const d of readdirSync('/sys/class/virtio-ports')) {
       if (readFileSync(`/sys/class/virtio-ports/${d}/name`, 'utf8').trim() === name) return `/dev/${d}`;
     }
-  } catch { /* no virtio ports */ }
+  } catch {
+    /* no virtio ports */
+  }
   return null;
 }
 

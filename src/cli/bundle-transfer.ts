@@ -15,7 +15,21 @@
 // damaged or cut-off block removes it and says so.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
@@ -29,7 +43,10 @@ const MARKERS = [FILE_BEGIN, FILE_END, BUNDLE_END];
 const HEAD = Math.max(...MARKERS.map((m) => m.length));
 
 function allZero(b: Uint8Array, n: number): boolean {
-  if (b.byteOffset % 4 !== 0) { for (let i = 0; i < n; i++) if (b[i] !== 0) return false; return true; }
+  if (b.byteOffset % 4 !== 0) {
+    for (let i = 0; i < n; i++) if (b[i] !== 0) return false;
+    return true;
+  }
   const w = new Int32Array(b.buffer, b.byteOffset, n >> 2);
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
   for (let i = n & ~3; i < n; i++) if (b[i] !== 0) return false;
@@ -71,18 +88,26 @@ export class BundleReceiver {
   readonly received: string[] = [];
 
   /** Inside a file's block (its data lines are coming). */
-  get inFile(): boolean { return this.file !== null; }
+  get inFile(): boolean {
+    return this.file !== null;
+  }
 
   constructor(private readonly report: (message: string) => void) {}
 
   /** Whether `line` belongs to a block (it is then consumed). */
   accepts(line: string): boolean {
-    return line.startsWith(FILE_BEGIN) || line.startsWith(FILE_END) || line.startsWith(BUNDLE_END) || (this.file !== null && line.startsWith('D '));
+    return (
+      line.startsWith(FILE_BEGIN) ||
+      line.startsWith(FILE_END) ||
+      line.startsWith(BUNDLE_END) ||
+      (this.file !== null && line.startsWith('D '))
+    );
   }
 
   line(line: string): void {
     try {
-      if (line.startsWith(FILE_BEGIN)) this.begin(JSON.parse(line.slice(FILE_BEGIN.length)) as { bundle: unknown; name: unknown; size: unknown });
+      if (line.startsWith(FILE_BEGIN))
+        this.begin(JSON.parse(line.slice(FILE_BEGIN.length)) as { bundle: unknown; name: unknown; size: unknown });
       else if (line.startsWith(FILE_END)) this.endFile(line.slice(FILE_END.length).trim());
       else if (line.startsWith(BUNDLE_END)) this.endBundle(line.slice(BUNDLE_END.length).trim());
       else this.data(line);
@@ -92,8 +117,16 @@ export class BundleReceiver {
   }
 
   private begin(h: { bundle: unknown; name: unknown; size: unknown }): void {
-    if (typeof h.bundle !== 'string' || !isAbsolute(h.bundle) || typeof h.name !== 'string' || h.name !== basename(h.name) || h.name.startsWith('.')
-      || !Number.isSafeInteger(h.size) || (h.size as number) < 0) throw new Error('a malformed file header');
+    if (
+      typeof h.bundle !== 'string' ||
+      !isAbsolute(h.bundle) ||
+      typeof h.name !== 'string' ||
+      h.name !== basename(h.name) ||
+      h.name.startsWith('.') ||
+      !Number.isSafeInteger(h.size) ||
+      (h.size as number) < 0
+    )
+      throw new Error('a malformed file header');
     if (this.dir !== h.bundle) {
       if (this.dir !== null) this.fail('a bundle ended without its end line');
       this.dir = h.bundle;
@@ -103,7 +136,11 @@ export class BundleReceiver {
     }
     if (this.broken !== null) return;
     this.closeFile();
-    this.file = { fd: openSync(join(this.tmp!, h.name), 'wx', 0o644), size: h.size as number, hash: createHash('sha256') };
+    this.file = {
+      fd: openSync(join(this.tmp!, h.name), 'wx', 0o644),
+      size: h.size as number,
+      hash: createHash('sha256'),
+    };
   }
 
   private data(line: string): void {
@@ -116,9 +153,16 @@ export class BundleReceiver {
     // only the non-zero 4 KiB pages: the rest stays a hole, as in the core that was sent
     for (let p = 0; p < bytes.length;) {
       const end = Math.min(p + PAGE, bytes.length);
-      if (allZero(bytes.subarray(p, end), end - p)) { p = end; continue; }
+      if (allZero(bytes.subarray(p, end), end - p)) {
+        p = end;
+        continue;
+      }
       let runEnd = end;
-      while (runEnd < bytes.length && !allZero(bytes.subarray(runEnd, Math.min(runEnd + PAGE, bytes.length)), Math.min(PAGE, bytes.length - runEnd))) runEnd = Math.min(runEnd + PAGE, bytes.length);
+      while (
+        runEnd < bytes.length &&
+        !allZero(bytes.subarray(runEnd, Math.min(runEnd + PAGE, bytes.length)), Math.min(PAGE, bytes.length - runEnd))
+      )
+        runEnd = Math.min(runEnd + PAGE, bytes.length);
       for (let done = p; done < runEnd;) done += writeSync(this.file.fd, bytes, done, runEnd - done, at + done);
       p = runEnd;
     }
@@ -148,13 +192,17 @@ export class BundleReceiver {
   }
 
   private closeFile(): void {
-    if (this.file !== null) { closeSync(this.file.fd); this.file = null; }
+    if (this.file !== null) {
+      closeSync(this.file.fd);
+      this.file = null;
+    }
   }
 
   private fail(why: string): void {
     this.closeFile();
     if (this.tmp !== null) rmSync(this.tmp, { recursive: true, force: true });
-    if (this.dir !== null && this.broken === null) this.report(`the failure bundle ${this.dir} could not be brought out of the test host: ${why}`);
+    if (this.dir !== null && this.broken === null)
+      this.report(`the failure bundle ${this.dir} could not be brought out of the test host: ${why}`);
     this.broken = why;
   }
 
@@ -178,7 +226,10 @@ export class BundleBlockFilter {
   private parts: string[] = [];
   private headLen = 0;
 
-  constructor(private readonly receiver: BundleReceiver, private readonly forward: (text: string) => void) {}
+  constructor(
+    private readonly receiver: BundleReceiver,
+    private readonly forward: (text: string) => void,
+  ) {}
 
   private isBlock(head: string): boolean {
     return this.receiver.accepts(head);
@@ -201,7 +252,10 @@ export class BundleBlockFilter {
         this.headLen += piece.length;
         if (this.headLen < HEAD && !lineEnds) {
           const head = this.parts.join('');
-          if (this.couldBeBlock(head)) { this.parts = [head]; continue; }
+          if (this.couldBeBlock(head)) {
+            this.parts = [head];
+            continue;
+          }
         }
         const head = this.parts.join('');
         this.parts = [];
@@ -220,7 +274,10 @@ export class BundleBlockFilter {
       }
       if (lineEnds) {
         if (this.state === 'block') {
-          if (out !== '') { this.forward(out); out = ''; }
+          if (out !== '') {
+            this.forward(out);
+            out = '';
+          }
           const line = this.parts.join('');
           this.parts = [];
           this.receiver.line(line.slice(0, line.endsWith('\r\n') ? -2 : -1));
@@ -235,7 +292,8 @@ export class BundleBlockFilter {
     const rest = this.parts.join('');
     this.parts = [];
     if (rest !== '') {
-      if (this.state === 'block' || (this.state === 'start' && this.isBlock(rest))) this.receiver.line(rest); else this.forward(rest);
+      if (this.state === 'block' || (this.state === 'start' && this.isBlock(rest))) this.receiver.line(rest);
+      else this.forward(rest);
     }
     this.state = 'start';
     this.receiver.end();

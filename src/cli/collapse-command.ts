@@ -42,8 +42,11 @@ export function collapseCommand(parent: Command): Command {
     .option('--stats', "print the verifier's summary parsed from the log instead of the log")
     .option('--json', 'print the collapsed structure as JSON (with --stats: the summary as JSON)')
     .option('--expand', 'read collapsed text and print it with every repeat expanded')
-    .addOption(new Option('--engine <name>', 'collapse engine: wasm (fast core) or ts (TypeScript oracle)')
-      .choices(['wasm', 'ts']).default('wasm'))
+    .addOption(
+      new Option('--engine <name>', 'collapse engine: wasm (fast core) or ts (TypeScript oracle)')
+        .choices(['wasm', 'ts'])
+        .default('wasm'),
+    )
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm collapse --help' for usage)")
     .action(async (file: string | undefined, flags: CollapseFlags) => {

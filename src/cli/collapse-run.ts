@@ -4,8 +4,16 @@
 
 import type { Readable, Writable } from 'node:stream';
 import {
-  collapseFd, collapseStream, createCollapser, expandCollapsed, ExpandError, isSyncWritable, statsFd,
-  type CollapseEngine, type EngineName, type OutputSink,
+  collapseFd,
+  collapseStream,
+  createCollapser,
+  expandCollapsed,
+  ExpandError,
+  isSyncWritable,
+  statsFd,
+  type CollapseEngine,
+  type EngineName,
+  type OutputSink,
 } from '../collapse/index.js';
 import { formatStats, formatStatsJson, StatsScanner } from '../collapse/stats.js';
 import { paint } from './colour.js';

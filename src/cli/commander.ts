@@ -30,7 +30,8 @@ export function nonNegativeInt(what: string, max: number) {
 export function positiveInt(what: string, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`${what} must be an integer from 1 to ${max}.`);
+    if (!/^\d+$/.test(value) || n < 1 || n > max)
+      throw new InvalidArgumentError(`${what} must be an integer from 1 to ${max}.`);
     return n;
   };
 }

@@ -15,7 +15,7 @@ Exit status: 0 when VMs can run here (hardware KVM or the test host), 1 when nei
 export function doctorCommand(parent: Command): Command {
   return new Command('doctor')
     .copyInheritedSettings(parent)
-    .description('report what this machine\'s KVM is and where VMs will run')
+    .description("report what this machine's KVM is and where VMs will run")
     .option('--json', 'print the report as JSON')
     .addHelpText('after', EXAMPLES)
     .action(async (flags: DoctorFlags) => {

@@ -23,7 +23,7 @@ export function formatDoctor(report: DoctorReport, colour = paint(process.stdout
     `${colour.bold('qemu')}          ${ok(report.qemu.found)}${report.qemu.version ? ` (${report.qemu.version})` : ''}`,
     `${colour.bold('test host')}     ${ok(report.testHost.available)} — ${report.testHost.reason}`,
     `${colour.bold('kernels')}       ${report.kernels.length === 0 ? colour.yellow('none found') : report.kernels.map((k) => `${k.label} (${k.source})`).join(', ')}`,
-    `${colour.bold('VMs run on')}    ${report.path === 'kvm' ? 'this machine\'s KVM' : report.path === 'test-host' ? 'the emulated KVM test host' : colour.red('nothing available')}`,
+    `${colour.bold('VMs run on')}    ${report.path === 'kvm' ? "this machine's KVM" : report.path === 'test-host' ? 'the emulated KVM test host' : colour.red('nothing available')}`,
     '',
     ...report.advice.map((a) => `- ${a}`),
   ];

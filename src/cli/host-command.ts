@@ -44,7 +44,8 @@ function positiveInt(what: string, min: number, max: number) {
 }
 
 function envName(value: string, previous: string[] | undefined): string[] {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new InvalidArgumentError(`not an environment variable name: ${value}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value))
+    throw new InvalidArgumentError(`not an environment variable name: ${value}`);
   return [...(previous ?? []), value];
 }
 
@@ -59,38 +60,47 @@ export function hostCommand(parent: Command): Command {
     .description('the emulated KVM test host (QEMU TCG with AMD SVM; a real /dev/kvm inside)')
     .enablePositionalOptions()
     .showHelpAfterError("(run 'ktstr-wasm host --help' for usage)");
-  host.addCommand(new Command('run')
-    .copyInheritedSettings(host)
-    .description('run a command inside the test host and exit with its exit status')
-    .argument('<command...>', 'the command and its arguments (put -- before it)')
-    .option('--memory <MiB>', 'L1 memory in MiB', positiveInt('--memory', 256, 65536), DEFAULT_MEMORY_MIB)
-    .option('--cpus <N>', 'L1 vCPUs', positiveInt('--cpus', 1, 64), defaultCpus())
-    .option('--timeout <SECONDS>', 'kill L1 after this long (boot included): exit 124', positiveInt('--timeout', 1, 86400 * 7), DEFAULT_TIMEOUT_MS / 1000)
-    .option('--keep-env <NAME...>', 'also pass these environment variables in', envName)
-    .option('--project <DIR>', 'tree copied into L1 at the same path (default: package/git root around the cwd)')
-    .option('--share <DIR>', 'also copy this host directory in at the same path (repeatable)', collect)
-    .option('--exclude <PATH>', 'leave this path of the project tree out (relative to it; repeatable)', collect)
-    .option('-v, --verbose', "show L1's boot console and timings (boot, command, image) on stderr")
-    .option('-q, --quiet', 'no progress messages')
-    .passThroughOptions()
-    .addHelpText('after', RUN_EXAMPLES)
-    .showHelpAfterError("(run 'ktstr-wasm host run --help' for usage)")
-    .action(async (argv: string[], flags: RunFlags) => {
-      const { runCommandInHost } = await import('./host-run.js');
-      await runCommandInHost(argv, flags);
-    }));
-  host.addCommand(new Command('build')
-    .copyInheritedSettings(host)
-    .description('build (or find in the cache) the test host image and print its path, size and build time')
-    .option('--project <DIR>', 'tree copied into L1 (default: package/git root around the cwd)')
-    .option('--share <DIR>', 'also copy this host directory in (repeatable)', collect)
-    .option('--exclude <PATH>', 'leave this path of the project tree out (repeatable)', collect)
-    .option('--json', 'print the result as JSON')
-    .option('-q, --quiet', 'no progress messages')
-    .addHelpText('after', BUILD_EXAMPLES)
-    .action(async (flags: BuildFlags) => {
-      const { buildHostImage } = await import('./host-run.js');
-      await buildHostImage(flags);
-    }));
+  host.addCommand(
+    new Command('run')
+      .copyInheritedSettings(host)
+      .description('run a command inside the test host and exit with its exit status')
+      .argument('<command...>', 'the command and its arguments (put -- before it)')
+      .option('--memory <MiB>', 'L1 memory in MiB', positiveInt('--memory', 256, 65536), DEFAULT_MEMORY_MIB)
+      .option('--cpus <N>', 'L1 vCPUs', positiveInt('--cpus', 1, 64), defaultCpus())
+      .option(
+        '--timeout <SECONDS>',
+        'kill L1 after this long (boot included): exit 124',
+        positiveInt('--timeout', 1, 86400 * 7),
+        DEFAULT_TIMEOUT_MS / 1000,
+      )
+      .option('--keep-env <NAME...>', 'also pass these environment variables in', envName)
+      .option('--project <DIR>', 'tree copied into L1 at the same path (default: package/git root around the cwd)')
+      .option('--share <DIR>', 'also copy this host directory in at the same path (repeatable)', collect)
+      .option('--exclude <PATH>', 'leave this path of the project tree out (relative to it; repeatable)', collect)
+      .option('-v, --verbose', "show L1's boot console and timings (boot, command, image) on stderr")
+      .option('-q, --quiet', 'no progress messages')
+      .passThroughOptions()
+      .addHelpText('after', RUN_EXAMPLES)
+      .showHelpAfterError("(run 'ktstr-wasm host run --help' for usage)")
+      .action(async (argv: string[], flags: RunFlags) => {
+        const { runCommandInHost } = await import('./host-run.js');
+        await runCommandInHost(argv, flags);
+      }),
+  );
+  host.addCommand(
+    new Command('build')
+      .copyInheritedSettings(host)
+      .description('build (or find in the cache) the test host image and print its path, size and build time')
+      .option('--project <DIR>', 'tree copied into L1 (default: package/git root around the cwd)')
+      .option('--share <DIR>', 'also copy this host directory in (repeatable)', collect)
+      .option('--exclude <PATH>', 'leave this path of the project tree out (repeatable)', collect)
+      .option('--json', 'print the result as JSON')
+      .option('-q, --quiet', 'no progress messages')
+      .addHelpText('after', BUILD_EXAMPLES)
+      .action(async (flags: BuildFlags) => {
+        const { buildHostImage } = await import('./host-run.js');
+        await buildHostImage(flags);
+      }),
+  );
   return host;
 }

@@ -3,9 +3,7 @@
 // the test host image. Loaded by host-command.ts only when a subcommand runs.
 
 import { constants } from 'node:os';
-import {
-  ensureImage, findProjectDir, runInTestHost, TIMEOUT_EXIT_CODE, type TestHostResult,
-} from '../host/index.js';
+import { ensureImage, findProjectDir, runInTestHost, TIMEOUT_EXIT_CODE, type TestHostResult } from '../host/index.js';
 import { paint } from './colour.js';
 import { KtstrError } from './errors.js';
 import { write } from './output.js';
@@ -67,9 +65,13 @@ export async function runCommandInHost(argv: string[], flags: RunFlags): Promise
       shareDirs: flags.share,
       exclude: flags.exclude,
       signal: controller.signal,
-      onOutput: (chunk) => { process.stdout.write(chunk); },
+      onOutput: (chunk) => {
+        process.stdout.write(chunk);
+      },
       onProgress: progressPrinter(flags.quiet),
-      onConsole: verbose ? (text) => process.stderr.write(paint(process.stderr).dim(text.replace(/\r/g, ''))) : undefined,
+      onConsole: verbose
+        ? (text) => process.stderr.write(paint(process.stderr).dim(text.replace(/\r/g, '')))
+        : undefined,
     });
   } catch (err) {
     if (received !== undefined) {
@@ -86,14 +88,17 @@ export async function runCommandInHost(argv: string[], flags: RunFlags): Promise
   if (verbose) {
     const mib = (result.imageBytes / 1024 ** 2).toFixed(0);
     process.stderr.write(
-      `ktstr-wasm: test host: image ${mib} MiB (${result.imageCached ? 'cached' : 'built'}, ${result.imageSeconds.toFixed(2)} s); `
-      + `L1 boot ${result.bootSeconds.toFixed(2)} s (guest ${result.guestBootSeconds.toFixed(2)} s to init); `
-      + `command ${result.commandSeconds.toFixed(2)} s; QEMU ${result.vmSeconds.toFixed(2)} s; exit ${result.exitCode}\n`);
+      `ktstr-wasm: test host: image ${mib} MiB (${result.imageCached ? 'cached' : 'built'}, ${result.imageSeconds.toFixed(2)} s); ` +
+        `L1 boot ${result.bootSeconds.toFixed(2)} s (guest ${result.guestBootSeconds.toFixed(2)} s to init); ` +
+        `command ${result.commandSeconds.toFixed(2)} s; QEMU ${result.vmSeconds.toFixed(2)} s; exit ${result.exitCode}\n`,
+    );
   }
   if (result.timedOut) {
     throw new KtstrError(
       `the command did not finish within ${flags.timeout} s inside the test host; QEMU was killed (exit ${TIMEOUT_EXIT_CODE})`,
-      'failed', { status: TIMEOUT_EXIT_CODE });
+      'failed',
+      { status: TIMEOUT_EXIT_CODE },
+    );
   }
   if (result.exitCode !== 0) await exitWith(result.exitCode);
 }
@@ -107,18 +112,27 @@ export async function buildHostImage(flags: BuildFlags): Promise<void> {
     onProgress: progressPrinter(flags.quiet),
   });
   const info = {
-    path: image.path, bytes: image.bytes, baseBytes: image.baseBytes, cached: image.cached,
-    baseCached: image.baseCached, seconds: Number(image.seconds.toFixed(3)),
-    kernel: image.kernel.release, bootImage: image.kernel.bootImage, qemu: image.qemu, node: image.node,
+    path: image.path,
+    bytes: image.bytes,
+    baseBytes: image.baseBytes,
+    cached: image.cached,
+    baseCached: image.baseCached,
+    seconds: Number(image.seconds.toFixed(3)),
+    kernel: image.kernel.release,
+    bootImage: image.kernel.bootImage,
+    qemu: image.qemu,
+    node: image.node,
   };
   if (flags.json === true) {
     await write(process.stdout, JSON.stringify(info, null, 2) + '\n');
   } else {
     const mib = (n: number): string => `${(n / 1024 ** 2).toFixed(1)} MiB`;
-    await write(process.stdout,
-      `image   ${info.path}\n`
-      + `size    ${mib(info.bytes)} (base ${mib(info.baseBytes)})\n`
-      + `kernel  ${info.kernel} (${info.bootImage})\n`
-      + `time    ${info.seconds.toFixed(2)} s (${info.cached ? 'cached' : info.baseCached ? 'project part rebuilt' : 'built'})\n`);
+    await write(
+      process.stdout,
+      `image   ${info.path}\n` +
+        `size    ${mib(info.bytes)} (base ${mib(info.baseBytes)})\n` +
+        `kernel  ${info.kernel} (${info.bootImage})\n` +
+        `time    ${info.seconds.toFixed(2)} s (${info.cached ? 'cached' : info.baseCached ? 'project part rebuilt' : 'built'})\n`,
+    );
   }
 }

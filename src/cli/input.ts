@@ -22,11 +22,15 @@ export interface Input {
 
 function describeOpenError(file: string, err: unknown): string {
   switch (errorCode(err)) {
-    case 'ENOENT': return `cannot read ${file}: no such file`;
+    case 'ENOENT':
+      return `cannot read ${file}: no such file`;
     case 'EACCES':
-    case 'EPERM': return `cannot read ${file}: permission denied`;
-    case 'EISDIR': return `cannot read ${file}: is a directory`;
-    default: return `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`;
+    case 'EPERM':
+      return `cannot read ${file}: permission denied`;
+    case 'EISDIR':
+      return `cannot read ${file}: is a directory`;
+    default:
+      return `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`;
   }
 }
 

@@ -15,9 +15,13 @@ function short(v: Json): string {
 
 function mapLines(m: BpfMap, limit: number): string[] {
   const i = m.info;
-  const flags = [i.flags !== 0 ? `flags 0x${i.flags.toString(16)}` : '', i.frozen ? 'frozen' : ''].filter((x) => x !== '').join(' ');
+  const flags = [i.flags !== 0 ? `flags 0x${i.flags.toString(16)}` : '', i.frozen ? 'frozen' : '']
+    .filter((x) => x !== '')
+    .join(' ');
   const arena = i.type === 'arena' ? `  (${i.maxEntries * 4096} bytes)` : '';
-  const lines = [`${String(i.id).padStart(5)}: ${i.type} ${i.name}  key ${i.keySize}B value ${i.valueSize}B max_entries ${i.maxEntries}${flags !== '' ? '  ' + flags : ''}${arena}`];
+  const lines = [
+    `${String(i.id).padStart(5)}: ${i.type} ${i.name}  key ${i.keySize}B value ${i.valueSize}B max_entries ${i.maxEntries}${flags !== '' ? '  ' + flags : ''}${arena}`,
+  ];
   if (limit === 0 || !m.readable()) return lines;
   const dump = m.entries(limit);
   const section = m.section();
@@ -25,13 +29,16 @@ function mapLines(m: BpfMap, limit: number): string[] {
     if (section !== null && e.value !== null) {
       const vars = m.render(e.value);
       if (vars !== null && typeof vars === 'object' && !Array.isArray(vars)) {
-        for (const [name, v] of Object.entries(vars)) lines.push(`         ${section.replace(/^\./, '')}.${name} = ${short(jsonValue(v))}`);
+        for (const [name, v] of Object.entries(vars))
+          lines.push(`         ${section.replace(/^\./, '')}.${name} = ${short(jsonValue(v))}`);
         continue;
       }
     }
     const key = short(jsonValue(m.renderKey(e.key)));
     if (e.perCpu !== undefined) {
-      e.perCpu.forEach((v, cpu) => lines.push(`         [${key}] cpu${cpu}: ${v === null ? '(unreadable)' : short(jsonValue(m.render(v)))}`));
+      e.perCpu.forEach((v, cpu) =>
+        lines.push(`         [${key}] cpu${cpu}: ${v === null ? '(unreadable)' : short(jsonValue(m.render(v)))}`),
+      );
     } else {
       lines.push(`         [${key}] ${e.value === null ? '(unreadable)' : short(jsonValue(m.render(e.value)))}`);
     }

@@ -4,7 +4,11 @@
 import { EXIT_INTERRUPTED } from './errors.js';
 
 /** Installs the handlers; returns the function that removes them. `what`: "every cell", "every test". */
-export function stopOnInterrupt(what: string, interrupt: () => void, err: NodeJS.WritableStream = process.stderr): () => void {
+export function stopOnInterrupt(
+  what: string,
+  interrupt: () => void,
+  err: NodeJS.WritableStream = process.stderr,
+): () => void {
   let interrupts = 0;
   const onSignal = (): void => {
     interrupts++;

@@ -21,7 +21,8 @@ Exit status: 0 built; 1 the build failed (nothing is left in the cache); 2 usage
 function positiveInt(what: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\d+$/.test(v) || n < 1 || n > 1024) throw new InvalidArgumentError(`${what} must be an integer from 1 to 1024.`);
+    if (!/^\d+$/.test(v) || n < 1 || n > 1024)
+      throw new InvalidArgumentError(`${what} must be an integer from 1 to 1024.`);
     return n;
   };
 }
@@ -30,47 +31,55 @@ export function kernelCommand(parent: Command): Command {
   const kernel = new Command('kernel')
     .copyInheritedSettings(parent)
     .description('build, list, remove and resolve sched_ext kernels (the kernel cache)');
-  kernel.addCommand(new Command('build')
-    .copyInheritedSettings(parent)
-    .description('build a sched_ext kernel (ktstr.kconfig) and its schedulers into the cache')
-    .option('--source <DIR|TARBALL>', 'kernel source tree or tarball (default: Debian\'s linux-source-<version>)')
-    .option('--version <SERIES>', 'kernel series of the Debian source package', DEFAULT_KERNEL_SERIES)
-    .option('--label <LABEL>', 'cache label (default <kernelversion>-sched_ext)')
-    .option('--fragment <FILE>', 'config fragment (default the package\'s ktstr.kconfig)')
-    .option('-j, --jobs <N>', 'parallel make jobs (default: host CPUs)', positiveInt('--jobs'))
-    .option('--no-schedulers', 'skip tools/sched_ext and scx-ktstr')
-    .option('--force', 'replace a cached kernel of the same label')
-    .option('-y, --yes', 'install missing Debian packages without asking')
-    .option('--config-only', 'stop after merging and checking the config')
-    .addHelpText('after', BUILD_EXAMPLES)
-    .action(async (flags: BuildFlags) => {
-      const { runBuild } = await import('./kernel-run.js');
-      await runBuild(flags);
-    }));
-  kernel.addCommand(new Command('list')
-    .copyInheritedSettings(parent)
-    .description('list cached and prebuilt kernels (auto-discovery order)')
-    .option('--json', 'machine-readable output')
-    .action(async (flags: JsonFlag) => {
-      const { runList } = await import('./kernel-run.js');
-      runList(flags);
-    }));
-  kernel.addCommand(new Command('remove')
-    .copyInheritedSettings(parent)
-    .description('remove a cached kernel')
-    .argument('<LABEL>', 'cache label (see kernel list)')
-    .action(async (label: string) => {
-      const { runRemove } = await import('./kernel-run.js');
-      runRemove(label);
-    }));
-  kernel.addCommand(new Command('resolve')
-    .copyInheritedSettings(parent)
-    .description('show which kernel a --kernel spec (or KTSTR_KERNEL, or auto-discovery) picks')
-    .argument('[SPEC]', 'bzImage path, kernel dir, source tree, cache label or version')
-    .option('--json', 'machine-readable output')
-    .action(async (spec: string | undefined, flags: JsonFlag) => {
-      const { runResolve } = await import('./kernel-run.js');
-      runResolve(spec, flags);
-    }));
+  kernel.addCommand(
+    new Command('build')
+      .copyInheritedSettings(parent)
+      .description('build a sched_ext kernel (ktstr.kconfig) and its schedulers into the cache')
+      .option('--source <DIR|TARBALL>', "kernel source tree or tarball (default: Debian's linux-source-<version>)")
+      .option('--version <SERIES>', 'kernel series of the Debian source package', DEFAULT_KERNEL_SERIES)
+      .option('--label <LABEL>', 'cache label (default <kernelversion>-sched_ext)')
+      .option('--fragment <FILE>', "config fragment (default the package's ktstr.kconfig)")
+      .option('-j, --jobs <N>', 'parallel make jobs (default: host CPUs)', positiveInt('--jobs'))
+      .option('--no-schedulers', 'skip tools/sched_ext and scx-ktstr')
+      .option('--force', 'replace a cached kernel of the same label')
+      .option('-y, --yes', 'install missing Debian packages without asking')
+      .option('--config-only', 'stop after merging and checking the config')
+      .addHelpText('after', BUILD_EXAMPLES)
+      .action(async (flags: BuildFlags) => {
+        const { runBuild } = await import('./kernel-run.js');
+        await runBuild(flags);
+      }),
+  );
+  kernel.addCommand(
+    new Command('list')
+      .copyInheritedSettings(parent)
+      .description('list cached and prebuilt kernels (auto-discovery order)')
+      .option('--json', 'machine-readable output')
+      .action(async (flags: JsonFlag) => {
+        const { runList } = await import('./kernel-run.js');
+        runList(flags);
+      }),
+  );
+  kernel.addCommand(
+    new Command('remove')
+      .copyInheritedSettings(parent)
+      .description('remove a cached kernel')
+      .argument('<LABEL>', 'cache label (see kernel list)')
+      .action(async (label: string) => {
+        const { runRemove } = await import('./kernel-run.js');
+        runRemove(label);
+      }),
+  );
+  kernel.addCommand(
+    new Command('resolve')
+      .copyInheritedSettings(parent)
+      .description('show which kernel a --kernel spec (or KTSTR_KERNEL, or auto-discovery) picks')
+      .argument('[SPEC]', 'bzImage path, kernel dir, source tree, cache label or version')
+      .option('--json', 'machine-readable output')
+      .action(async (spec: string | undefined, flags: JsonFlag) => {
+        const { runResolve } = await import('./kernel-run.js');
+        runResolve(spec, flags);
+      }),
+  );
   return kernel;
 }

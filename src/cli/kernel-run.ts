@@ -46,7 +46,8 @@ async function ensurePackages(packages: string[], missing: string[], yes: boolea
     if (answer !== 'y' && answer !== 'yes') throw new KtstrError(`not installed; to build, run first: ${text}`);
   }
   const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit' });
-  if (r.status !== 0) throw new KtstrError(`${text} failed (exit ${r.status ?? r.signal}); run it yourself and try again`);
+  if (r.status !== 0)
+    throw new KtstrError(`${text} failed (exit ${r.status ?? r.signal}); run it yourself and try again`);
 }
 
 const INTERRUPTED = 'kernel build interrupted; nothing was added to the cache';
@@ -63,23 +64,39 @@ export async function runBuild(flags: BuildFlags): Promise<void> {
   const need = missingPackages(spec, flags.schedulers && !flags.configOnly);
   await ensurePackages(need.packages, need.missing, flags.yes === true);
   const abort = new AbortController();
-  const onSignal = (): void => { process.stderr.write('\ninterrupted: cleaning up\n'); abort.abort(); };
+  const onSignal = (): void => {
+    process.stderr.write('\ninterrupted: cleaning up\n');
+    abort.abort();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const stderr = process.stderr;
   try {
     const r = await buildKernel({
-      source: spec, label: flags.label, fragment: flags.fragment, jobs: flags.jobs, schedulers: flags.schedulers,
-      force: flags.force, configOnly: flags.configOnly, signal: abort.signal,
+      source: spec,
+      label: flags.label,
+      fragment: flags.fragment,
+      jobs: flags.jobs,
+      schedulers: flags.schedulers,
+      force: flags.force,
+      configOnly: flags.configOnly,
+      signal: abort.signal,
       out: { write: (s) => stderr.write(s), isTTY: stderr.isTTY, columns: stderr.columns },
     });
     if (r.entry) {
       const m = r.entry.metadata;
-      process.stdout.write(`${paint(process.stdout).green('built')} ${m.label} (${m.version}) in ${formatDuration(r.seconds * 1000)}: ${r.entry.dir}\n`);
-      for (const [f, facts] of Object.entries(m.files)) process.stdout.write(`  ${f.padEnd(8)} ${(facts.bytes / 1024 ** 2).toFixed(1).padStart(6)} MiB  sha256 ${facts.sha256}\n`);
+      process.stdout.write(
+        `${paint(process.stdout).green('built')} ${m.label} (${m.version}) in ${formatDuration(r.seconds * 1000)}: ${r.entry.dir}\n`,
+      );
+      for (const [f, facts] of Object.entries(m.files))
+        process.stdout.write(
+          `  ${f.padEnd(8)} ${(facts.bytes / 1024 ** 2).toFixed(1).padStart(6)} MiB  sha256 ${facts.sha256}\n`,
+        );
       if (m.schedulers.length > 0) process.stdout.write(`  schedulers: ${m.schedulers.join(', ')}\n`);
     } else {
-      process.stdout.write(`config checked in ${formatDuration(r.seconds * 1000)}: every ktstr.kconfig option is in the final .config\n`);
+      process.stdout.write(
+        `config checked in ${formatDuration(r.seconds * 1000)}: every ktstr.kconfig option is in the final .config\n`,
+      );
     }
   } catch (e) {
     if (abort.signal.aborted) throw new KtstrError(INTERRUPTED, 'failed', { cause: e });
@@ -92,7 +109,16 @@ export async function runBuild(flags: BuildFlags): Promise<void> {
 }
 
 function kernelJson(k: ResolvedKernel): Record<string, unknown> {
-  return { label: k.label, origin: k.origin, version: k.version ?? null, bzImage: k.bzImage, vmlinux: k.vmlinux ?? null, config: k.config ?? null, schedulersDir: k.schedulersDir ?? null, dir: k.dir ?? null };
+  return {
+    label: k.label,
+    origin: k.origin,
+    version: k.version ?? null,
+    bzImage: k.bzImage,
+    vmlinux: k.vmlinux ?? null,
+    config: k.config ?? null,
+    schedulersDir: k.schedulersDir ?? null,
+    dir: k.dir ?? null,
+  };
 }
 
 export function runList(flags: JsonFlag): void {
@@ -102,7 +128,13 @@ export function runList(flags: JsonFlag): void {
   if (flags.json) {
     const rows = kernels.map((k) => {
       const m = k.origin === 'cache' ? byLabel.get(k.label) : undefined;
-      return { ...kernelJson(k), builtAt: m?.builtAt ?? null, configHash: m?.configHash ?? null, source: m?.source ?? null, schedulers: m?.schedulers ?? null };
+      return {
+        ...kernelJson(k),
+        builtAt: m?.builtAt ?? null,
+        configHash: m?.configHash ?? null,
+        source: m?.source ?? null,
+        schedulers: m?.schedulers ?? null,
+      };
     });
     process.stdout.write(JSON.stringify({ cacheDir: cache.root, kernels: rows }, null, 2) + '\n');
     return;
@@ -113,11 +145,19 @@ export function runList(flags: JsonFlag): void {
   }
   const rows = kernels.map((k) => {
     const m = k.origin === 'cache' ? byLabel.get(k.label) : undefined;
-    return [k.label, k.version ?? '?', k.origin, m ? m.builtAt.replace(/\.\d+Z$/, 'Z') : '-', m ? m.configHash.slice(0, 12) : '-', k.dir ?? k.bzImage];
+    return [
+      k.label,
+      k.version ?? '?',
+      k.origin,
+      m ? m.builtAt.replace(/\.\d+Z$/, 'Z') : '-',
+      m ? m.configHash.slice(0, 12) : '-',
+      k.dir ?? k.bzImage,
+    ];
   });
   const head = ['LABEL', 'VERSION', 'ORIGIN', 'BUILT', 'CONFIG', 'PATH'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n';
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n';
   process.stdout.write(paint(process.stdout).bold(line(head)));
   for (const r of rows) process.stdout.write(line(r));
 }
@@ -141,5 +181,6 @@ export function runRemove(label: string): void {
 export function runResolve(spec: string | undefined, flags: JsonFlag): void {
   const k = resolveKernel(spec); // a spec that names nothing: KernelNotFoundError, a usage error as in every command
   if (flags.json) process.stdout.write(JSON.stringify({ ...kernelJson(k), via: k.via }, null, 2) + '\n');
-  else process.stdout.write(`${k.label} (${k.origin}, via ${k.via}${k.version ? ', ' + k.version : ''}): ${k.bzImage}\n`);
+  else
+    process.stdout.write(`${k.label} (${k.origin}, via ${k.via}${k.version ? ', ' + k.version : ''}): ${k.bzImage}\n`);
 }

@@ -2,7 +2,10 @@
 // interval for every cell and whether a crashed scheduler's cell gets its auto-repro run, as
 // the inner run inside the test host gets them.
 
-export interface MonitorFlags { monitorInterval?: number; repro?: boolean }
+export interface MonitorFlags {
+  monitorInterval?: number;
+  repro?: boolean;
+}
 
 export function monitorDelegateArgs(flags: MonitorFlags): string[] {
   const args = ['--monitor-interval', String(flags.monitorInterval ?? 100)];

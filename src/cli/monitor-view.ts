@@ -17,7 +17,9 @@ export function monitorTable(s: MonitorSample, intervalMs: number): string {
   for (const c of s.cpus) {
     const running = c.pid === null ? '?' : c.pid === 0 ? '(idle)' : `${c.comm ?? ''} [${c.pid}]`;
     const wait = c.waitMs === null ? '-' : `${c.waitMs.toFixed(0)} ms (pid ${c.waitPid})`;
-    rows.push(`${String(c.cpu).padStart(4)} ${String(c.nr).padStart(4)} ${String(c.cfs).padStart(4)} ${String(c.scx).padStart(4)} ${String(c.dsq).padStart(4)}  ${running.slice(0, 26).padEnd(26)} ${String(c.runnable).padStart(8)}  ${wait}`);
+    rows.push(
+      `${String(c.cpu).padStart(4)} ${String(c.nr).padStart(4)} ${String(c.cfs).padStart(4)} ${String(c.scx).padStart(4)} ${String(c.dsq).padStart(4)}  ${running.slice(0, 26).padEnd(26)} ${String(c.runnable).padStart(8)}  ${wait}`,
+    );
   }
   return [head, ...rows].join('\n') + '\n';
 }
@@ -28,7 +30,15 @@ export class MonitorView {
   private draw: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
 
-  constructor(private readonly o: { intervalMs: number; places: CpuPlace[]; kernel: KernelImage; out: NodeJS.WriteStream; live: boolean }) {}
+  constructor(
+    private readonly o: {
+      intervalMs: number;
+      places: CpuPlace[];
+      kernel: KernelImage;
+      out: NodeJS.WriteStream;
+      live: boolean;
+    },
+  ) {}
 
   /** Starts locating the guest kernel (retrying until it has booted), then draws. */
   start(vm: LiveVm): void {
@@ -36,8 +46,15 @@ export class MonitorView {
       if (this.stopped) return;
       const s = new MonitorSession(this.o.intervalMs, this.o.places);
       await s.start(vm, this.o.kernel);
-      if (this.stopped) { s.stop(); return; }
-      if (s.kernel === null) { s.stop(); this.timer = setTimeout(() => void attempt(), RETRY_MS); return; }
+      if (this.stopped) {
+        s.stop();
+        return;
+      }
+      if (s.kernel === null) {
+        s.stop();
+        this.timer = setTimeout(() => void attempt(), RETRY_MS);
+        return;
+      }
       this.session = s;
       this.draw = setInterval(() => this.redraw(), this.o.live ? Math.max(this.o.intervalMs, 200) : 1000);
     };

@@ -39,7 +39,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, writeErr) => writeErr(formatCommanderError(text)) })
     .configureHelp({ styleTitle: (s) => paint(process.stdout).bold(s) });
   program
-    .description('Test harness for Linux schedulers: BPF verifier log collapse, KVM checks, the emulated KVM test host.')
+    .description(
+      'Test harness for Linux schedulers: BPF verifier log collapse, KVM checks, the emulated KVM test host.',
+    )
     .version(packageVersion(), '-V, --version', 'print the version')
     .enablePositionalOptions() // -V/--version only before the command: `kernel build --version 6.12` is the build's
     .helpOption('-h, --help', 'print help')

@@ -11,7 +11,8 @@ import type { ShellFlags } from './shell-run.js';
 function intIn(what: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}.`);
+    if (!/^\d+$/.test(value) || n < min || n > max)
+      throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}.`);
     return n;
   };
 }
@@ -37,14 +38,23 @@ export function shellCommand(parent: Command): Command {
   return new Command('shell')
     .copyInheritedSettings(parent)
     .description('boot a kernel in the built-in VMM and run a command (or a shell) in it')
-    .option('--kernel <SPEC>', 'kernel: a bzImage or vmlinux path, a kernel directory, a cache label or a version (default: KTSTR_KERNEL, then the newest cached or prebuilt kernel); a kernel found by directory, label or version boots from its vmlinux when it has one (no decompression)')
-    .option('--topology <SPEC>', 'CPU topology: a preset (tiny-2llc, smt-2llc, ...) or {numa}n{llcs}l{cores}c{threads}t; default one vCPU')
+    .option(
+      '--kernel <SPEC>',
+      'kernel: a bzImage or vmlinux path, a kernel directory, a cache label or a version (default: KTSTR_KERNEL, then the newest cached or prebuilt kernel); a kernel found by directory, label or version boots from its vmlinux when it has one (no decompression)',
+    )
+    .option(
+      '--topology <SPEC>',
+      'CPU topology: a preset (tiny-2llc, smt-2llc, ...) or {numa}n{llcs}l{cores}c{threads}t; default one vCPU',
+    )
     .option('--memory <MiB>', 'guest RAM in MiB', intIn('--memory', 64, 4092), 256)
     .option('--exec <CMD>', 'run CMD with /bin/sh in the guest; exit with its status')
     .option('--timeout <SECONDS>', 'stop the guest after this long', intIn('--timeout', 1, 86400), 300)
     .option('--append <ARGS>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'print the kernel console on stderr (with --exec), and where the boot time went')
-    .option('--monitor', 'show the host monitor: each CPU\'s runqueue read from guest memory (a live table on a terminal, q quits; once a second otherwise)')
+    .option(
+      '--monitor',
+      "show the host monitor: each CPU's runqueue read from guest memory (a live table on a terminal, q quits; once a second otherwise)",
+    )
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm shell --help' for usage)")

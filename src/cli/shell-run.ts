@@ -30,15 +30,35 @@ export interface ShellFlags {
 
 /** Runs the same shell command inside the test host, the kernel path made absolute and shared. */
 async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why: string): Promise<number> {
-  if (flags.exec === undefined) throw new UsageError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`);
+  if (flags.exec === undefined)
+    throw new UsageError(`${why}: an interactive shell cannot run inside the emulated test host; give --exec CMD`);
   const staged = stageKernels([resolved]);
-  const args = ['shell', '--no-test-host', '--kernel', staged.specs[0], '--memory', String(flags.memory), '--timeout', String(flags.timeout), '--exec', flags.exec];
+  const args = [
+    'shell',
+    '--no-test-host',
+    '--kernel',
+    staged.specs[0],
+    '--memory',
+    String(flags.memory),
+    '--timeout',
+    String(flags.timeout),
+    '--exec',
+    flags.exec,
+  ];
   if (flags.topology !== undefined) args.push('--topology', flags.topology);
   if (flags.append !== undefined) args.push('--append', flags.append);
   if (flags.verbose) args.push('--verbose');
   if (flags.monitor) args.push('--monitor');
   try {
-    return await runInTestHostInstead({ args, shareDirs: staged.shareDirs, memoryMiB: Math.max(3072, flags.memory + 1536), timeoutMs: (flags.timeout + 600) * 1000 }, why);
+    return await runInTestHostInstead(
+      {
+        args,
+        shareDirs: staged.shareDirs,
+        memoryMiB: Math.max(3072, flags.memory + 1536),
+        timeoutMs: (flags.timeout + 600) * 1000,
+      },
+      why,
+    );
   } finally {
     staged.cleanup();
   }
@@ -47,11 +67,19 @@ async function shellInTestHost(flags: ShellFlags, resolved: ResolvedKernel, why:
 export async function runShell(flags: ShellFlags): Promise<number> {
   const interactive = flags.exec === undefined;
   // an unknown topology or kernel is a usage error (TopologyError, KernelNotFoundError)
-  const topology: Topology | undefined = flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
+  const topology: Topology | undefined =
+    flags.topology === undefined ? undefined : resolveTopology(flags.topology).topology;
   const resolved = resolveKernel(flags.kernel);
   if (topology && resolved.config !== undefined) {
-    const problems = topologyConfigProblems(parseKconfig(readFileSync(resolved.config, 'latin1'), resolved.config), topology.numCpus, topology.needsX2apic);
-    if (problems.length > 0) throw new UsageError(`kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`);
+    const problems = topologyConfigProblems(
+      parseKconfig(readFileSync(resolved.config, 'latin1'), resolved.config),
+      topology.numCpus,
+      topology.needsX2apic,
+    );
+    if (problems.length > 0)
+      throw new UsageError(
+        `kernel ${resolved.label} cannot run topology ${topology} (${topology.numCpus} CPUs): ${problems.join('; ')}`,
+      );
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
@@ -67,10 +95,25 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   const stdin = process.stdin;
   let view: MonitorView | null = null;
   if (flags.monitor) {
-    if (resolved.vmlinux === undefined) throw new UsageError(`--monitor needs the kernel's vmlinux (with .symtab and .BTF); kernel ${resolved.label} has none`);
-    const places = (topology?.cpus ?? [{ cpu: 0, node: 0, llc: 0, core: 0, thread: 0 }]).map((c) => ({ cpu: c.cpu, node: c.node, llc: c.llc, core: c.core, thread: c.thread }));
+    if (resolved.vmlinux === undefined)
+      throw new UsageError(
+        `--monitor needs the kernel's vmlinux (with .symtab and .BTF); kernel ${resolved.label} has none`,
+      );
+    const places = (topology?.cpus ?? [{ cpu: 0, node: 0, llc: 0, core: 0, thread: 0 }]).map((c) => ({
+      cpu: c.cpu,
+      node: c.node,
+      llc: c.llc,
+      core: c.core,
+      thread: c.thread,
+    }));
     const liveTable = process.stderr.isTTY === true && interactive;
-    view = new MonitorView({ intervalMs: 100, places, kernel: loadKernelImage(bytesSource(readFileSync(resolved.vmlinux))), out: process.stderr, live: liveTable });
+    view = new MonitorView({
+      intervalMs: 100,
+      places,
+      kernel: loadKernelImage(bytesSource(readFileSync(resolved.vmlinux))),
+      out: process.stderr,
+      live: liveTable,
+    });
   }
   let r: BootVmResult;
   try {
@@ -89,7 +132,10 @@ export async function runShell(flags: ShellFlags): Promise<number> {
       onApp: (c) => {
         com2 += Buffer.from(c).toString('latin1');
         const out = appOutput(com2);
-        if (out.length > shown) { process.stdout.write(Buffer.from(out.slice(shown), 'latin1')); shown = out.length; }
+        if (out.length > shown) {
+          process.stdout.write(Buffer.from(out.slice(shown), 'latin1'));
+          shown = out.length;
+        }
       },
       markers: [INIT_MARKER],
       onStart: (io) => {
@@ -98,7 +144,10 @@ export async function runShell(flags: ShellFlags): Promise<number> {
         if (stdin.isTTY) stdin.setRawMode(true);
         stdin.on('data', (d: Buffer) => {
           // with the monitor's table on screen, keys do not go to the guest: q (or Ctrl-C) ends it
-          if (view !== null) { if (d.includes(0x71) || d.includes(0x03)) io.end('quit from the monitor'); return; }
+          if (view !== null) {
+            if (d.includes(0x71) || d.includes(0x03)) io.end('quit from the monitor');
+            return;
+          }
           io.console(d);
         });
         stdin.resume();
@@ -115,12 +164,17 @@ export async function runShell(flags: ShellFlags): Promise<number> {
   if (flags.verbose) {
     // where the time went, in ms since this process started (performance.now()'s origin)
     const at = (ms: number | undefined): string => (ms === undefined ? '-' : (tBoot + ms).toFixed(0));
-    process.stderr.write(`ktstr-wasm: timings (ms since process start): boot call ${tBoot.toFixed(0)}, VM and vCPU threads ready ${at(r.timings.setupMs + r.timings.vmCreateMs)}, first console byte ${at(r.timings.firstConsoleMs)}, /init ${at(r.timings.markers[INIT_MARKER])}, end ${at(r.timings.totalMs)}\n`);
+    process.stderr.write(
+      `ktstr-wasm: timings (ms since process start): boot call ${tBoot.toFixed(0)}, VM and vCPU threads ready ${at(r.timings.setupMs + r.timings.vmCreateMs)}, first console byte ${at(r.timings.firstConsoleMs)}, /init ${at(r.timings.markers[INIT_MARKER])}, end ${at(r.timings.totalMs)}\n`,
+    );
   }
   if (r.reason === 'exit' && r.exitCode !== null) return r.exitCode;
   const printed = printedExitCode(r.consoleTail);
   if (r.reason === 'poweroff' && printed !== undefined) return printed; // no /dev/port in the guest kernel
-  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot' || (view !== null && r.reason === 'stopped'))) return EXIT_OK;
+  if (interactive && (r.reason === 'poweroff' || r.reason === 'reboot' || (view !== null && r.reason === 'stopped')))
+    return EXIT_OK;
   const tail = r.consoleTail.split('\n').slice(-15).join('\n');
-  throw new KtstrError(`guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`);
+  throw new KtstrError(
+    `guest ended without an exit code: ${r.reason} (${r.detail})${flags.verbose || interactive ? '' : `\n--- console tail ---\n${tail}`}`,
+  );
 }

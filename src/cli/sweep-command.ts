@@ -6,7 +6,6 @@
 import { collect, Command, nonNegativeInt, Option, positiveInt } from './commander.js';
 import type { SweepFlags } from './sweep-run.js';
 
-
 const EXAMPLES = `
 Examples:
   $ ktstr-wasm sweep                                  every declared scheduler, the discovered kernel, every accepted preset
@@ -35,10 +34,16 @@ Exit status: 0 every cell passed; 1 a cell failed (or was interrupted); 2 usage 
 export function sweepCommand(parent: Command): Command {
   const sweep = new Command('sweep')
     .copyInheritedSettings(parent)
-    .description('verify, attach and dispatch every scheduler x kernel x topology in VMs; print verified_insns and a pass/fail grid')
+    .description(
+      'verify, attach and dispatch every scheduler x kernel x topology in VMs; print verified_insns and a pass/fail grid',
+    )
     .argument('[presets...]', 'topology presets to run (default: every preset each scheduler accepts)')
     .option('--scheduler <NAME>', 'a declared scheduler (repeatable; default all)', collect)
-    .option('--kernel <SPEC>', 'a kernel: path, kernel directory, source tree, cache label or version (repeatable)', collect)
+    .option(
+      '--kernel <SPEC>',
+      'a kernel: path, kernel directory, source tree, cache label or version (repeatable)',
+      collect,
+    )
     .option('--topology <SPEC>', 'a topology spec {numa}n{llcs}l{cores}c{threads}t or preset (repeatable)', collect)
     .option('--config <FILE>', 'scheduler registry (default: ktstr.config.json of the package)')
     .option('--raw', 'print verifier logs uncollapsed')
@@ -47,23 +52,48 @@ export function sweepCommand(parent: Command): Command {
     .option('--shard <I/N>', 'run only shard I of N (balanced by expected cost; merge the JSON files with sweep merge)')
     .option('-j, --jobs <N>', 'cells in parallel (default: host CPUs, bounded by memory)', positiveInt('--jobs', 256))
     .option('--timeout <SECONDS>', 'longest run of one cell', positiveInt('--timeout', 86400), 300)
-    .addOption(new Option('--keep-dumps <WHICH>', 'failure bundles (logs, results, guest.core) for which cells').choices(['failures', 'all', 'none']).default('failures'))
+    .addOption(
+      new Option('--keep-dumps <WHICH>', 'failure bundles (logs, results, guest.core) for which cells')
+        .choices(['failures', 'all', 'none'])
+        .default('failures'),
+    )
     .option('--out <DIR>', 'where failure bundles go, one directory per cell', './ktstr-out')
-    .option('--monitor-interval <MS>', 'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)', nonNegativeInt('--monitor-interval', 60_000), 100)
-    .option('--no-repro', 'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)')
+    .option(
+      '--monitor-interval <MS>',
+      'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)',
+      nonNegativeInt('--monitor-interval', 60_000),
+      100,
+    )
+    .option(
+      '--no-repro',
+      'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)',
+    )
     .option('--list', 'print the cells and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
-    .option('-v, --verbose', 'print each cell\'s phase timings and host RSS')
-    .addOption(new Option('--result-block', 'print the JSON result between markers (the test host\'s inner sweep)').hideHelp())
-    .addOption(new Option('--bundle-blocks', 'print each bundle as blocks on stdout and delete it (the test host\'s inner run)').hideHelp())
-    .addOption(new Option('--tty-status', 'draw the live status although stderr is no terminal (the test host\'s inner sweep)').hideHelp())
+    .option('-v, --verbose', "print each cell's phase timings and host RSS")
+    .addOption(
+      new Option('--result-block', "print the JSON result between markers (the test host's inner sweep)").hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--bundle-blocks',
+        "print each bundle as blocks on stdout and delete it (the test host's inner run)",
+      ).hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--tty-status',
+        "draw the live status although stderr is no terminal (the test host's inner sweep)",
+      ).hideHelp(),
+    )
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm sweep --help' for usage)")
     .action(async (presets: string[], flags: SweepFlags) => {
       const { runSweepCommand } = await import('./sweep-run.js');
       process.exitCode = await runSweepCommand(presets, flags);
     });
-  sweep.command('merge')
+  sweep
+    .command('merge')
     .description('merge the JSON results of several shards and print the tables of the whole run')
     .argument('<files...>', 'sweep --json files')
     .option('--json <FILE>', 'write the merged result as JSON')

@@ -17,7 +17,17 @@ import { mergeResults } from '../sweep/merge.js';
 import { defaultJobs } from '../sweep/pool.js';
 import { buildMissingFixtures } from '../sweep/fixtures.js';
 import { AGENT_MEMORY_MIB } from '../cell/run-cell.js';
-import { failureBlock, failingCombinations, LiveStatus, programRuns, progressLine, summaryGrid, summaryCounts, verifiedInsnsTables, wantsPlainGlyphs } from '../sweep/report.js';
+import {
+  failureBlock,
+  failingCombinations,
+  LiveStatus,
+  programRuns,
+  progressLine,
+  summaryGrid,
+  summaryCounts,
+  verifiedInsnsTables,
+  wantsPlainGlyphs,
+} from '../sweep/report.js';
 import { paint } from './colour.js';
 import { writeAtomically } from './output.js';
 import { stopOnInterrupt } from './interrupt.js';
@@ -73,7 +83,12 @@ function printReport(result: SweepResult, out: NodeJS.WriteStream, missing: stri
   if (failing !== '') parts.push(failing);
   if (missing.length > 0) parts.push(`not run (${missing.length}):\n${missing.map((m) => `  ${m}`).join('\n')}\n`);
   if (result.interrupted) parts.push('interrupted: the cells above finished; the rest did not run\n');
-  out.write(parts.filter((s) => s !== '').map((s) => (s.endsWith('\n') ? s : s + '\n')).join('\n'));
+  out.write(
+    parts
+      .filter((s) => s !== '')
+      .map((s) => (s.endsWith('\n') ? s : s + '\n'))
+      .join('\n'),
+  );
 }
 
 function exitStatus(result: SweepResult, complete: boolean): number {
@@ -89,7 +104,12 @@ function configPath(flags: SweepFlags): string {
 function matrixFor(presets: string[], flags: SweepFlags, onSkip?: (id: string, why: string) => void): MatrixCell[] {
   const registry = loadRegistry(configPath(flags));
   return buildMatrix({
-    registry, schedulers: flags.scheduler ?? [], kernels: flags.kernel ?? [], presets, topologies: flags.topology ?? [], onSkip,
+    registry,
+    schedulers: flags.scheduler ?? [],
+    kernels: flags.kernel ?? [],
+    presets,
+    topologies: flags.topology ?? [],
+    onSkip,
   });
 }
 
@@ -108,7 +128,11 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
     const d = shareDirFor(flags.config);
     if (d) share.push(d);
   }
-  for (const c of cells) if (c.binary !== null && isAbsolute(c.binary)) { const d = shareDirFor(c.binary); if (d) share.push(d); }
+  for (const c of cells)
+    if (c.binary !== null && isAbsolute(c.binary)) {
+      const d = shareDirFor(c.binary);
+      if (d) share.push(d);
+    }
   if (flags.raw) args.push('--raw');
   args.push(...bundleDelegateArgs(flags), ...monitorDelegateArgs(flags));
   if (flags.shard !== undefined) args.push('--shard', flags.shard);
@@ -120,19 +144,30 @@ async function delegate(presets: string[], flags: SweepFlags, why: string, cells
   let resultText: string | undefined;
   let code: number;
   try {
-    code = await runInTestHostInstead({
-      args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
-      timeoutMs: (flags.timeout * cells.length / Math.max(1, jobs) + 600) * 1000,
-      onResult: (t) => { resultText = t; },
-      output: flags.json === '-' ? process.stderr : process.stdout,
-    }, why);
+    code = await runInTestHostInstead(
+      {
+        args,
+        shareDirs: share,
+        memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
+        timeoutMs: ((flags.timeout * cells.length) / Math.max(1, jobs) + 600) * 1000,
+        onResult: (t) => {
+          resultText = t;
+        },
+        output: flags.json === '-' ? process.stderr : process.stdout,
+      },
+      why,
+    );
   } finally {
     staged.cleanup();
   }
   if (resultText !== undefined && (flags.json !== undefined || flags.junit !== undefined)) {
-    writeOutputs(parseSweepResult(resultText, 'the test host\'s result'), flags);
+    writeOutputs(parseSweepResult(resultText, "the test host's result"), flags);
   } else if (resultText === undefined && (flags.json !== undefined || flags.junit !== undefined)) {
-    process.stderr.write(paint(process.stderr).red('ktstr-wasm: error: the sweep inside the test host returned no result; --json/--junit not written') + '\n');
+    process.stderr.write(
+      paint(process.stderr).red(
+        'ktstr-wasm: error: the sweep inside the test host returned no result; --json/--junit not written',
+      ) + '\n',
+    );
     return code === 0 ? EXIT_FAILED : code;
   }
   return code;
@@ -142,7 +177,11 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const shard = flags.shard === undefined ? null : parseShard(flags.shard); // ShardError: a usage error
   const skipped = new Map<string, string>();
   let all = matrixFor(presets, flags, (id, why) => skipped.set(id, why));
-  if (!flags.list && (await buildMissingFixtures(all, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) {
+  if (
+    !flags.list &&
+    (await buildMissingFixtures(all, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n')))
+      .length > 0
+  ) {
     all = matrixFor(presets, flags);
   }
   if (skipped.size > 0 && !flags.resultBlock) {
@@ -152,7 +191,11 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
       byKernel.set(kernel, (byKernel.get(kernel) ?? new Set()).add(topology));
     }
     const list = [...byKernel].map(([k, ts]) => `${k}: ${[...ts].join(', ')}`).join('; ');
-    process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${skipped.size} cells left out, their kernel's config cannot run the topology (NR_CPUS, x2APIC) — ${list}; name a preset to run it anyway`) + '\n');
+    process.stderr.write(
+      paint(process.stderr).dim(
+        `ktstr-wasm: ${skipped.size} cells left out, their kernel's config cannot run the topology (NR_CPUS, x2APIC) — ${list}; name a preset to run it anyway`,
+      ) + '\n',
+    );
   }
 
   if (flags.list) {
@@ -161,7 +204,10 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
-    if (!flags.testHost) throw new UsageError(`${kvm.why}; --no-test-host was given, so the sweep cannot run here (run \`ktstr-wasm doctor\`)`);
+    if (!flags.testHost)
+      throw new UsageError(
+        `${kvm.why}; --no-test-host was given, so the sweep cannot run here (run \`ktstr-wasm doctor\`)`,
+      );
     return delegate(presets, flags, kvm.why, all);
   }
   const cells = shard === null ? all : shardCells(all, shard);
@@ -169,7 +215,12 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const tty = flags.ttyStatus === true || (err.isTTY === true && process.env.TERM !== 'dumb');
-  const live = tty ? new LiveStatus(cells.map((c) => c.id), { plain: wantsPlainGlyphs(process.env), columns: err.columns }) : undefined;
+  const live = tty
+    ? new LiveStatus(
+        cells.map((c) => c.id),
+        { plain: wantsPlainGlyphs(process.env), columns: err.columns },
+      )
+    : undefined;
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   if (live) {
@@ -177,9 +228,16 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
     timer = setInterval(() => err.write(live.render(performance.now() - t0)), flags.ttyStatus ? 1000 : 250);
   }
   const run = new SweepRun({
-    cells, matrix: all.map((c) => c.id), shard, jobs, raw: flags.raw === true, tool: packageVersion(),
+    cells,
+    matrix: all.map((c) => c.id),
+    shard,
+    jobs,
+    raw: flags.raw === true,
+    tool: packageVersion(),
     timeouts: { cellMs: flags.timeout * 1000 },
-    dumps: dumpPolicy(flags), repro: flags.repro !== false, monitorIntervalMs: flags.monitorInterval,
+    dumps: dumpPolicy(flags),
+    repro: flags.repro !== false,
+    monitorIntervalMs: flags.monitorInterval,
     events: {
       cellStarted: (id, job) => live?.cellStarted(id, job),
       cellPhase: (id, phase) => live?.cellPhase(id, phase),
@@ -191,11 +249,22 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
         err.write(progressLine(r, done, total, paint(err)) + '\n');
         if (flags.bundleBlocks) sendBundle(r);
         if (flags.verbose) {
-          const ph = Object.entries(r.phases).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`).join(', ');
-          err.write(paint(err).dim(`    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`) + '\n');
+          const ph = Object.entries(r.phases)
+            .map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`)
+            .join(', ');
+          err.write(
+            paint(err).dim(
+              `    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`,
+            ) + '\n',
+          );
           const runs = programRuns(r);
           if (runs !== '') err.write(paint(err).dim(`    programs: ${runs}`) + '\n');
-          if (r.workers.length > 0) err.write(paint(err).dim(`    workers: ${r.workers.map((w) => `cpu${w.cpu} ${w.iterations} it/${(w.cpuTimeNs / 1e6).toFixed(0)} ms`).join(', ')}`) + '\n');
+          if (r.workers.length > 0)
+            err.write(
+              paint(err).dim(
+                `    workers: ${r.workers.map((w) => `cpu${w.cpu} ${w.iterations} it/${(w.cpuTimeNs / 1e6).toFixed(0)} ms`).join(', ')}`,
+              ) + '\n',
+            );
         }
       },
     },
@@ -203,7 +272,9 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
   const release = stopOnInterrupt('every cell', () => run.interrupt(), err);
   let result: SweepResult;
   try {
-    err.write(`ktstr-wasm sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`);
+    err.write(
+      `ktstr-wasm sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`,
+    );
     result = await run.run();
   } finally {
     clearInterval(timer);
@@ -221,13 +292,20 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
 export async function runSweepMerge(files: string[], flags: { json?: string; junit?: string }): Promise<number> {
   const results = files.map((f) => {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${f}: ${(e as Error).message}`); }
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${f}: ${(e as Error).message}`);
+    }
     // a file named on the command line that is no sweep result is a usage error (the test host's own result, a failure)
-    try { return parseSweepResult(text, f); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      return parseSweepResult(text, f);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
   });
   const merged = mergeResults(results, files); // MergeError: a usage error
   printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, merged.missing);
   writeOutputs(merged.result, flags);
   return merged.exitStatus;
 }
-

@@ -6,7 +6,6 @@
 import { collect, Command, nonNegativeInt, Option, positiveInt } from './commander.js';
 import type { TestFlags } from './test-run.js';
 
-
 const EXAMPLES = `
 Examples:
   $ ktstr-wasm test                                   every *.ktstr.ts / *.ktstr.js under the current directory
@@ -34,31 +33,64 @@ export function testCommand(parent: Command): Command {
     .argument('[files...]', 'test files (default: every *.ktstr.ts / *.ktstr.js under --dir)')
     .option('--dir <DIR>', 'where to look for test files (default: the current directory)')
     .option('--filter <TEXT>', 'only the tests whose "file › name" contains TEXT')
-    .option('--scheduler <NAME>', 'run every test under this scheduler instead of its own (repeatable; eevdf: none)', collect)
-    .option('--kernel <SPEC>', 'a kernel: path, kernel directory, source tree, cache label or version (repeatable)', collect)
+    .option(
+      '--scheduler <NAME>',
+      'run every test under this scheduler instead of its own (repeatable; eevdf: none)',
+      collect,
+    )
+    .option(
+      '--kernel <SPEC>',
+      'a kernel: path, kernel directory, source tree, cache label or version (repeatable)',
+      collect,
+    )
     .option('--config <FILE>', 'scheduler registry (default: ktstr.config.json of the package)')
     .option('--compare-eevdf', 'also run each test under EEVDF and print the figures side by side')
     .option('--json <FILE>', 'write the results as JSON (- for stdout; schema: docs/test-api.md)')
     .option('--junit <FILE>', 'write a JUnit XML report (one testcase per test)')
     .option('--shard <I/N>', 'run only shard I of N (merge the JSON files with test merge)')
     .option('-j, --jobs <N>', 'tests in parallel (default: host CPUs, bounded by memory)', positiveInt('--jobs', 256))
-    .addOption(new Option('--keep-dumps <WHICH>', 'failure bundles (logs, results, guest.core) for which cells').choices(['failures', 'all', 'none']).default('failures'))
+    .addOption(
+      new Option('--keep-dumps <WHICH>', 'failure bundles (logs, results, guest.core) for which cells')
+        .choices(['failures', 'all', 'none'])
+        .default('failures'),
+    )
     .option('--out <DIR>', 'where failure bundles go, one directory per cell', './ktstr-out')
-    .option('--monitor-interval <MS>', 'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)', nonNegativeInt('--monitor-interval', 60_000), 100)
-    .option('--no-repro', 'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)')
+    .option(
+      '--monitor-interval <MS>',
+      'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)',
+      nonNegativeInt('--monitor-interval', 60_000),
+      100,
+    )
+    .option(
+      '--no-repro',
+      'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)',
+    )
     .option('--list', 'print the tests and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
-    .option('-v, --verbose', 'print each test\'s phases and worker start-up time')
-    .addOption(new Option('--result-block', 'print the JSON result between markers (the test host\'s inner run)').hideHelp())
-    .addOption(new Option('--bundle-blocks', 'print each bundle as blocks on stdout and delete it (the test host\'s inner run)').hideHelp())
-    .addOption(new Option('--payload-stage <DIR>', 'payload binaries staged by the outer run (the test host\'s inner run)').hideHelp())
+    .option('-v, --verbose', "print each test's phases and worker start-up time")
+    .addOption(
+      new Option('--result-block', "print the JSON result between markers (the test host's inner run)").hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--bundle-blocks',
+        "print each bundle as blocks on stdout and delete it (the test host's inner run)",
+      ).hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--payload-stage <DIR>',
+        "payload binaries staged by the outer run (the test host's inner run)",
+      ).hideHelp(),
+    )
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError("(run 'ktstr-wasm test --help' for usage)")
     .action(async (files: string[], flags: TestFlags) => {
       const { runTestCommand } = await import('./test-run.js');
       process.exitCode = await runTestCommand(files, flags);
     });
-  test.command('merge')
+  test
+    .command('merge')
     .description('merge the JSON results of several shards and print them as one run')
     .argument('<files...>', 'test --json files')
     .option('--json <FILE>', 'write the merged result as JSON')

@@ -25,10 +25,14 @@ export function unusableKvm(env: NodeJS.ProcessEnv = process.env): { probe: KvmP
   const probe = probeKvm();
   if (isHardwareKvm(probe)) return null;
   if (env.KTSTR_IN_TEST_HOST === '1') return null; // L1's KVM is what there is; let it fail loudly if it does
-  const why = probe.kind === 'absent' ? '/dev/kvm is absent'
-    : probe.kind === 'no-access' ? '/dev/kvm is not accessible to this user'
-      : probe.kind === 'pvm' ? '/dev/kvm is PVM, which cannot run Linux guests'
-        : `/dev/kvm is ${probe.kind} (${probe.detail})`;
+  const why =
+    probe.kind === 'absent'
+      ? '/dev/kvm is absent'
+      : probe.kind === 'no-access'
+        ? '/dev/kvm is not accessible to this user'
+        : probe.kind === 'pvm'
+          ? '/dev/kvm is PVM, which cannot run Linux guests'
+          : `/dev/kvm is ${probe.kind} (${probe.detail})`;
   return { probe, why };
 }
 
@@ -110,7 +114,10 @@ export class ResultBlockFilter {
 /** Rebuilds the bundles the inner command wrote to the test host's output port (`file`: what QEMU received). */
 function receivePort(file: string, forward: (text: string) => void): void {
   if (!existsSync(file)) return;
-  const blocks = new BundleBlockFilter(new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')), forward);
+  const blocks = new BundleBlockFilter(
+    new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')),
+    forward,
+  );
   const fd = openSync(file, 'r');
   try {
     const buf = Buffer.alloc(4 * 1024 * 1024);
@@ -128,7 +135,11 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
   const { runInTestHost, testHostAvailable } = await import('../host/index.js');
   const available = testHostAvailable();
   if (!available.ok) throw new UsageError(`${why}, and the emulated test host is unavailable: ${available.reason}`);
-  process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${why}: running inside the emulated KVM test host (QEMU TCG; slower, real KVM)`) + '\n');
+  process.stderr.write(
+    paint(process.stderr).dim(
+      `ktstr-wasm: ${why}: running inside the emulated KVM test host (QEMU TCG; slower, real KVM)`,
+    ) + '\n',
+  );
   const bin = fileURLToPath(new URL('../../../bin/ktstr-wasm', import.meta.url));
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
@@ -137,7 +148,12 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
   const utf8 = new StringDecoder('utf8');
   const out = o.output ?? process.stdout;
   // failure bundles the inner command prints as blocks are rebuilt here (bundle-transfer.ts)
-  const bundles = new BundleBlockFilter(new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')), (t) => { if (t !== '') out.write(t); });
+  const bundles = new BundleBlockFilter(
+    new BundleReceiver((m) => process.stderr.write(paint(process.stderr).red(`ktstr-wasm: ${m}`) + '\n')),
+    (t) => {
+      if (t !== '') out.write(t);
+    },
+  );
   const filter = new ResultBlockFilter((t) => bundles.push(t));
   // the fast way out: L1's virtio serial port, received into a file here and read at the end
   const portDir = mkdtempSync(join(tmpdir(), 'ktstr-port-'));
@@ -159,7 +175,8 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
     filter.end();
     bundles.end();
     if (filter.result !== undefined) o.onResult?.(filter.result);
-    if (r.timedOut) throw new KtstrError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`);
+    if (r.timedOut)
+      throw new KtstrError(`the test host did not finish within ${Math.round(o.timeoutMs / 1000)} s; it was stopped`);
     return r.exitCode;
   } catch (e) {
     // a TestHostError (the test host could not run the command) is a failure, as any error is

@@ -60,19 +60,25 @@ function writeOutputs(r: TestRunResult, flags: { json?: string; junit?: string }
   if (flags.junit !== undefined) writeAtomically(flags.junit, testJunit(r));
 }
 
-function printReport(r: TestRunResult, out: NodeJS.WriteStream, o: { compare?: boolean; missing?: string[] } = {}): void {
+function printReport(
+  r: TestRunResult,
+  out: NodeJS.WriteStream,
+  o: { compare?: boolean; missing?: string[] } = {},
+): void {
   const p = paint(out);
   const parts = r.tests.filter((t) => t.status === 'fail').map((t) => failureBlock(t, p));
   if (o.compare) parts.push(`EEVDF beside the schedulers under test:\n${compareEevdf(r.tests)}`);
   parts.push(countsLine(r.tests, r.wallMs, p));
-  if ((o.missing ?? []).length > 0) parts.push(`not run (${o.missing!.length}):\n${o.missing!.map((m) => `  ${m}`).join('\n')}\n`);
+  if ((o.missing ?? []).length > 0)
+    parts.push(`not run (${o.missing!.length}):\n${o.missing!.map((m) => `  ${m}`).join('\n')}\n`);
   if (r.interrupted) parts.push('interrupted: the tests above finished; the rest did not run\n');
   out.write(parts.join('\n'));
 }
 
 async function collectAll(files: string[], flags: TestFlags): Promise<CollectedTest[]> {
   const tests: CollectedTest[] = [];
-  for (const f of selectTestFiles(files, resolve(flags.dir ?? '.'))) tests.push(...collectTests(await bundleTestFile(f)));
+  for (const f of selectTestFiles(files, resolve(flags.dir ?? '.')))
+    tests.push(...collectTests(await bundleTestFile(f)));
   return tests;
 }
 
@@ -81,10 +87,24 @@ function matrixFor(tests: CollectedTest[], flags: TestFlags): TestCell[] {
   const registry = loadRegistry(config);
   const schedulers = [...(flags.scheduler ?? [])];
   if (flags.compareEevdf && schedulers.length > 0 && !schedulers.includes('eevdf')) schedulers.push('eevdf');
-  let cells = buildTestMatrix({ tests, registry, schedulers, kernels: flags.kernel ?? [], filter: flags.filter, payloadStage: flags.payloadStage });
+  let cells = buildTestMatrix({
+    tests,
+    registry,
+    schedulers,
+    kernels: flags.kernel ?? [],
+    filter: flags.filter,
+    payloadStage: flags.payloadStage,
+  });
   if (flags.compareEevdf && schedulers.length === 0) {
     // each test under its own scheduler and under EEVDF
-    const eevdf = buildTestMatrix({ tests, registry, schedulers: ['eevdf'], kernels: flags.kernel ?? [], filter: flags.filter, payloadStage: flags.payloadStage });
+    const eevdf = buildTestMatrix({
+      tests,
+      registry,
+      schedulers: ['eevdf'],
+      kernels: flags.kernel ?? [],
+      filter: flags.filter,
+      payloadStage: flags.payloadStage,
+    });
     const ids = new Set(cells.map((c) => c.id));
     cells = [...cells, ...eevdf.filter((c) => !ids.has(c.id))];
   }
@@ -92,23 +112,47 @@ function matrixFor(tests: CollectedTest[], flags: TestFlags): TestCell[] {
 }
 
 function listText(cells: TestCell[]): string {
-  return cells.map((c) => `${c.test.fileName} › ${c.test.name}  [${c.scheduler?.name ?? 'eevdf'}/${c.kernel.label}/${c.topologyName}]  ${c.topology.numCpus} vCPUs, ${c.memoryMiB} MiB, ${c.durationMs / 1000} s${c.setupProblem === null ? '' : `  setup: ${c.setupProblem}`}\n`).join('');
+  return cells
+    .map(
+      (c) =>
+        `${c.test.fileName} › ${c.test.name}  [${c.scheduler?.name ?? 'eevdf'}/${c.kernel.label}/${c.topologyName}]  ${c.topology.numCpus} vCPUs, ${c.memoryMiB} MiB, ${c.durationMs / 1000} s${c.setupProblem === null ? '' : `  setup: ${c.setupProblem}`}\n`,
+    )
+    .join('');
 }
 
 async function delegate(files: string[], flags: TestFlags, why: string, cells: TestCell[]): Promise<number> {
   const share = [process.cwd()];
   const args = ['test', ...files.map((f) => resolve(f)), '--no-test-host', '--result-block'];
-  if (flags.dir !== undefined) { args.push('--dir', resolve(flags.dir)); share.push(resolve(flags.dir)); }
-  for (const f of files) { const d = shareDirFor(f); if (d) share.push(d); }
+  if (flags.dir !== undefined) {
+    args.push('--dir', resolve(flags.dir));
+    share.push(resolve(flags.dir));
+  }
+  for (const f of files) {
+    const d = shareDirFor(f);
+    if (d) share.push(d);
+  }
   if (flags.filter !== undefined) args.push('--filter', flags.filter);
   for (const s of flags.scheduler ?? []) args.push('--scheduler', s);
   const staged = stageKernels([...new Map(cells.map((c) => [c.kernel.label, c.kernel])).values()]);
   const payloads = stagePayloads(cells);
-  if (payloads !== null) { args.push('--payload-stage', payloads.dir); share.push(payloads.dir); }
+  if (payloads !== null) {
+    args.push('--payload-stage', payloads.dir);
+    share.push(payloads.dir);
+  }
   for (const spec of staged.specs) args.push('--kernel', spec);
   share.push(...staged.shareDirs);
-  for (const c of cells) for (const b of [c.binary, ...Object.values(c.switchable).map((s) => s.binary)]) { if (b !== null) { const d = shareDirFor(b); if (d) share.push(d); } }
-  if (flags.config !== undefined) { args.push('--config', resolve(flags.config)); const d = shareDirFor(flags.config); if (d) share.push(d); }
+  for (const c of cells)
+    for (const b of [c.binary, ...Object.values(c.switchable).map((s) => s.binary)]) {
+      if (b !== null) {
+        const d = shareDirFor(b);
+        if (d) share.push(d);
+      }
+    }
+  if (flags.config !== undefined) {
+    args.push('--config', resolve(flags.config));
+    const d = shareDirFor(flags.config);
+    if (d) share.push(d);
+  }
   if (flags.shard !== undefined) args.push('--shard', flags.shard);
   if (flags.jobs !== undefined) args.push('--jobs', String(flags.jobs));
   if (flags.compareEevdf) args.push('--compare-eevdf');
@@ -120,22 +164,33 @@ async function delegate(files: string[], flags: TestFlags, why: string, cells: T
   let resultText: string | undefined;
   let code: number;
   try {
-    code = await runInTestHostInstead({
-      args, shareDirs: share, memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
-      timeoutMs: total / Math.max(1, jobs) + 600_000,
-      onResult: (t) => { resultText = t; },
-      output: flags.json === '-' ? process.stderr : process.stdout,
-    }, why);
+    code = await runInTestHostInstead(
+      {
+        args,
+        shareDirs: share,
+        memoryMiB: Math.max(3072, jobs * (maxCell + 700) + 1024),
+        timeoutMs: total / Math.max(1, jobs) + 600_000,
+        onResult: (t) => {
+          resultText = t;
+        },
+        output: flags.json === '-' ? process.stderr : process.stdout,
+      },
+      why,
+    );
   } finally {
     staged.cleanup();
     payloads?.cleanup();
   }
   if (flags.json !== undefined || flags.junit !== undefined) {
     if (resultText === undefined) {
-      process.stderr.write(paint(process.stderr).red('ktstr-wasm: error: the run inside the test host returned no result; --json/--junit not written') + '\n');
+      process.stderr.write(
+        paint(process.stderr).red(
+          'ktstr-wasm: error: the run inside the test host returned no result; --json/--junit not written',
+        ) + '\n',
+      );
       return code === 0 ? EXIT_FAILED : code;
     }
-    writeOutputs(parseTestRun(resultText, 'the test host\'s result'), flags);
+    writeOutputs(parseTestRun(resultText, "the test host's result"), flags);
   }
   return code;
 }
@@ -147,7 +202,14 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   let all = matrixFor(tests, flags);
   if (!flags.list) {
     const fixtures = all.map((c) => ({ scheduler: c.scheduler, kernel: c.kernel, binary: c.binary }));
-    if ((await buildMissingFixtures(fixtures, (m) => process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'))).length > 0) all = matrixFor(tests, flags);
+    if (
+      (
+        await buildMissingFixtures(fixtures, (m) =>
+          process.stderr.write(paint(process.stderr).dim(`ktstr-wasm: ${m}`) + '\n'),
+        )
+      ).length > 0
+    )
+      all = matrixFor(tests, flags);
   }
   const cells = shard === null ? all : shardCells(all, shard);
   if (flags.list) {
@@ -156,21 +218,36 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   }
   const kvm = unusableKvm();
   if (kvm !== null) {
-    if (!flags.testHost) throw new UsageError(`${kvm.why}; --no-test-host was given, so the tests cannot run here (run \`ktstr-wasm doctor\`)`);
+    if (!flags.testHost)
+      throw new UsageError(
+        `${kvm.why}; --no-test-host was given, so the tests cannot run here (run \`ktstr-wasm doctor\`)`,
+      );
     return delegate(files, flags, kvm.why, all);
   }
   const maxGuest = Math.max(...cells.map((c) => c.memoryMiB), 256) + AGENT_MEMORY_MIB;
   const jobs = flags.jobs ?? defaultJobs(maxGuest);
   const err = process.stderr;
   const run = new TestRun({
-    cells, matrix: all.map((c) => c.id), shard, jobs, tool: packageVersion(), dumps: dumpPolicy(flags), repro: flags.repro !== false, monitorIntervalMs: flags.monitorInterval,
+    cells,
+    matrix: all.map((c) => c.id),
+    shard,
+    jobs,
+    tool: packageVersion(),
+    dumps: dumpPolicy(flags),
+    repro: flags.repro !== false,
+    monitorIntervalMs: flags.monitorInterval,
     events: {
-      phase: (id, phase) => { if (flags.verbose) err.write(paint(err).dim(`  ${id}: ${phase}`) + '\n'); },
+      phase: (id, phase) => {
+        if (flags.verbose) err.write(paint(err).dim(`  ${id}: ${phase}`) + '\n');
+      },
       finished: (r, done, total) => {
         err.write(progressLine(r, done, total, paint(err)) + '\n');
         if (flags.bundleBlocks) sendBundle(r);
         if (flags.verbose) {
-          const ph = Object.entries(r.phases).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`).join(', ');
+          const ph = Object.entries(r.phases)
+            .filter((e): e is [string, number] => typeof e[1] === 'number')
+            .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`)
+            .join(', ');
           const spawn = r.runs.map((x) => `${x.workers.length} workers in ${x.spawnMs.toFixed(0)} ms`).join(', ');
           const rss = r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`;
           err.write(paint(err).dim(`    phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`) + '\n');
@@ -181,7 +258,9 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
   const release = stopOnInterrupt('every test', () => run.interrupt(), err);
   let result: TestRunResult;
   try {
-    err.write(`ktstr-wasm test: ${cells.length} test${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`);
+    err.write(
+      `ktstr-wasm test: ${cells.length} test${cells.length === 1 ? '' : 's'}${shard ? ` (shard ${shard.index}/${shard.count} of ${all.length})` : ''}, ${Math.min(jobs, cells.length)} at a time\n`,
+    );
     result = await run.run();
   } finally {
     release();
@@ -197,12 +276,25 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
 export async function runTestMerge(files: string[], flags: { json?: string; junit?: string }): Promise<number> {
   const results = files.map((f) => {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${f}: ${(e as Error).message}`); }
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${f}: ${(e as Error).message}`);
+    }
     // a file named on the command line that is no test run is a usage error (the test host's own result, a failure)
-    try { return parseTestRun(text, f); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      return parseTestRun(text, f);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
   });
   let merged: ReturnType<typeof mergeTestRuns>;
-  try { merged = mergeTestRuns(results, files); } catch (e) { if (e instanceof TestJsonError) throw new UsageError(e.message); throw e; }
+  try {
+    merged = mergeTestRuns(results, files);
+  } catch (e) {
+    if (e instanceof TestJsonError) throw new UsageError(e.message);
+    throw e;
+  }
   printReport(merged.result, flags.json === '-' ? process.stderr : process.stdout, { missing: merged.missing });
   writeOutputs(merged.result, flags);
   return merged.missing.length === 0 && merged.result.tests.every((t) => t.status !== 'fail') ? EXIT_OK : EXIT_FAILED;

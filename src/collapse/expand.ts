@@ -65,7 +65,8 @@ function expandLines(lines: string[], from: number, to: number, memo: Map<string
       const top = stack.pop();
       if (top === undefined || !top.inLast) throw new ExpandError('end marker without a repeat');
       if (top.lastIsFirst) {
-        if (top.last.length > 0) throw new ExpandError('lines after an omission marker that counted the last iteration');
+        if (top.last.length > 0)
+          throw new ExpandError('lines after an omission marker that counted the last iteration');
         top.last = top.first;
       }
       const dest = target();

@@ -29,7 +29,7 @@ const BOOKKEEPING_PREFIXES = [
   'mark_precise:',
   'propagating ',
   'last_idx ',
-  'parent didn\'t have ',
+  "parent didn't have ",
   'parent already had ',
   'regs=',
   'SCC ',

@@ -109,8 +109,10 @@ export class OracleCollapser implements CollapseEngine {
 
   private addLine(bytes: Uint8Array, newline: boolean): void {
     const { segmentBytes, segmentLines } = this.limits;
-    if (this.lines.length > 0 &&
-        (this.segmentByteCount + bytes.length + 1 > segmentBytes || this.lines.length + 1 > segmentLines)) {
+    if (
+      this.lines.length > 0 &&
+      (this.segmentByteCount + bytes.length + 1 > segmentBytes || this.lines.length + 1 > segmentLines)
+    ) {
       this.processSegment(false);
     }
     let end = bytes.length;
@@ -129,7 +131,15 @@ export class OracleCollapser implements CollapseEngine {
     for (let i = 0; i < lines.length; i++) {
       const key = lines[i].key;
       if (key !== null) {
-        items.push({ kind: 'line', first: i, last: i, key: this.intern(key), weight: 1, pop: lines[i].pop, tail: null });
+        items.push({
+          kind: 'line',
+          first: i,
+          last: i,
+          key: this.intern(key),
+          weight: 1,
+          pop: lines[i].pop,
+          tail: null,
+        });
       } else if (items.length === 0) {
         items.push({ kind: 'line', first: i, last: i, key: 0, weight: 0, pop: false, tail: null });
       } else {
@@ -483,20 +493,26 @@ export class OracleCollapser implements CollapseEngine {
 
   private iterationJson(seq: Item[]): string {
     const blocks = this.blocksOf(seq).map((it) => this.blockJson(it));
-    return `{"startLine":${this.lineNumber(this.firstLine(seq[0]))},` +
-      `"endLine":${this.lineNumber(this.lastLine(seq[seq.length - 1]))},"blocks":[${blocks.join(',')}]}`;
+    return (
+      `{"startLine":${this.lineNumber(this.firstLine(seq[0]))},` +
+      `"endLine":${this.lineNumber(this.lastLine(seq[seq.length - 1]))},"blocks":[${blocks.join(',')}]}`
+    );
   }
 
   private blockJson(run: RunItem): string {
-    return `{"iterations":${run.reps},"linesPerIteration":${run.iterWeight},` +
+    return (
+      `{"iterations":${run.reps},"linesPerIteration":${run.iterWeight},` +
       `"startLine":${this.lineNumber(this.firstLine(run))},"endLine":${this.lineNumber(this.lastLine(run))},` +
-      `"first":${this.iterationJson(run.first)},"last":${this.iterationJson(run.last)}}`;
+      `"first":${this.iterationJson(run.first)},"last":${this.iterationJson(run.last)}}`
+    );
   }
 
   private refJson(ref: RefItem): string {
-    return `{"sameAs":{"startLine":${this.lineNumber(this.firstLine(this.topSeqItem(ref.target)))},` +
+    return (
+      `{"sameAs":{"startLine":${this.lineNumber(this.firstLine(this.topSeqItem(ref.target)))},` +
       `"endLine":${this.lineNumber(this.lastLine(this.topSeqItem(ref.target + ref.count - 1)))}},` +
       `"lines":${ref.weight},"startLine":${this.lineNumber(this.firstLine(ref))},` +
-      `"endLine":${this.lineNumber(this.lastLine(ref))}}`;
+      `"endLine":${this.lineNumber(this.lastLine(ref))}}`
+    );
   }
 }

@@ -24,7 +24,10 @@ export interface References {
  * start item's key, nearest first, at most candidatesPerStart; the target must end
  * before the reference starts and be printed (not itself inside a reference).
  */
-export function findReferences(seq: Item[], limits: Pick<CollapseLimits, 'minReferenceLines' | 'candidatesPerStart'>): References {
+export function findReferences(
+  seq: Item[],
+  limits: Pick<CollapseLimits, 'minReferenceLines' | 'candidatesPerStart'>,
+): References {
   const { minReferenceLines, candidatesPerStart } = limits;
   const n = seq.length;
   const prev = new Int32Array(n).fill(-1);
@@ -52,8 +55,13 @@ export function findReferences(seq: Item[], limits: Pick<CollapseLimits, 'minRef
         tried++;
         let len = 0;
         let weight = 0;
-        while (j + len < s && s + len < n && printed[j + len] === 1 && seq[j + len].key !== 0 &&
-               seq[j + len].key === seq[s + len].key) {
+        while (
+          j + len < s &&
+          s + len < n &&
+          printed[j + len] === 1 &&
+          seq[j + len].key !== 0 &&
+          seq[j + len].key === seq[s + len].key
+        ) {
           weight += seq[s + len].weight;
           len++;
         }
@@ -66,7 +74,14 @@ export function findReferences(seq: Item[], limits: Pick<CollapseLimits, 'minRef
     }
     const afterReference = out.length > 0 && out[out.length - 1].kind === 'ref';
     if (bestWeight >= (afterReference ? Math.min(JOINED_REFERENCE_LINES, minReferenceLines) : minReferenceLines)) {
-      out.push({ kind: 'ref', key: 0, weight: bestWeight, items: seq.slice(s, s + bestLen), target: bestTarget, count: bestLen });
+      out.push({
+        kind: 'ref',
+        key: 0,
+        weight: bestWeight,
+        items: seq.slice(s, s + bestLen),
+        target: bestTarget,
+        count: bestLen,
+      });
       s += bestLen;
     } else {
       printed[s] = 1;

@@ -10,8 +10,14 @@ export type EngineFactory = (sink: OutputSink) => CollapseEngine;
 /** Resolves on the stream's next 'drain' (rejects on 'error'): backpressure for writers. */
 export function drained(out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onDrain = (): void => { out.off('error', onError); resolve(); };
-    const onError = (err: Error): void => { out.off('drain', onDrain); reject(err); };
+    const onDrain = (): void => {
+      out.off('error', onError);
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      out.off('drain', onDrain);
+      reject(err);
+    };
     out.once('drain', onDrain);
     out.once('error', onError);
   });
@@ -28,7 +34,9 @@ function writeAll(out: Writable, chunks: Uint8Array[]): Promise<void> | undefine
 export async function collapseStream(input: Readable, output: Writable, makeEngine: EngineFactory): Promise<void> {
   const pending: Uint8Array[] = [];
   // engines reuse their output buffers, so keep a copy until it is written
-  const engine = makeEngine((bytes) => { pending.push(Uint8Array.prototype.slice.call(bytes)); });
+  const engine = makeEngine((bytes) => {
+    pending.push(Uint8Array.prototype.slice.call(bytes));
+  });
   for await (const chunk of input) {
     engine.feed(chunk as Uint8Array);
     const wait = writeAll(output, pending);
@@ -43,11 +51,17 @@ export async function collapseStream(input: Readable, output: Writable, makeEngi
 export function collapseBytes(input: Uint8Array, makeEngine: EngineFactory, chunkSize = 1 << 20): Uint8Array {
   const parts: Uint8Array[] = [];
   let total = 0;
-  const engine = makeEngine((bytes) => { parts.push(bytes.slice()); total += bytes.length; });
+  const engine = makeEngine((bytes) => {
+    parts.push(bytes.slice());
+    total += bytes.length;
+  });
   for (let at = 0; at < input.length; at += chunkSize) engine.feed(input.subarray(at, at + chunkSize));
   engine.finish();
   const out = new Uint8Array(total);
   let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }

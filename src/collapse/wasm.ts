@@ -10,9 +10,18 @@ import { resolveLimits } from './limits.js';
 
 interface CollapseExports {
   memory: WebAssembly.Memory;
-  init(minPeriodLines: number, minRepetitions: number, maxPeriodItems: number, candidatesPerStart: number,
-    segmentBytes: number, segmentLines: number, longLineBytes: number, maxDepth: number, json: number,
-    minReferenceLines: number): number;
+  init(
+    minPeriodLines: number,
+    minRepetitions: number,
+    maxPeriodItems: number,
+    candidatesPerStart: number,
+    segmentBytes: number,
+    segmentLines: number,
+    longLineBytes: number,
+    maxDepth: number,
+    json: number,
+    minReferenceLines: number,
+  ): number;
   inputBuffer(): number;
   inputCapacity(): number;
   feed(length: number): void;
@@ -32,7 +41,9 @@ function collapseModule(): WebAssembly.Module {
     try {
       bytes = readFileSync(collapseWasmPath());
     } catch (err) {
-      throw new Error(`collapse core not built (${collapseWasmPath()}): run npm install or npm run build`, { cause: err });
+      throw new Error(`collapse core not built (${collapseWasmPath()}): run npm install or npm run build`, {
+        cause: err,
+      });
     }
     compiled = new WebAssembly.Module(new Uint8Array(bytes));
   }
@@ -73,9 +84,18 @@ export class WasmCollapser implements CollapseEngine, StagedInput {
     const slot = idle.pop() ?? newCoreInstance();
     slot.sink = sink;
     const core = slot.core;
-    const status = core.init(limits.minPeriodLines, limits.minRepetitions, limits.maxPeriodItems,
-      limits.candidatesPerStart, limits.segmentBytes, limits.segmentLines, limits.longLineBytes, limits.maxDepth,
-      options.json === true ? 1 : 0, limits.minReferenceLines);
+    const status = core.init(
+      limits.minPeriodLines,
+      limits.minRepetitions,
+      limits.maxPeriodItems,
+      limits.candidatesPerStart,
+      limits.segmentBytes,
+      limits.segmentLines,
+      limits.longLineBytes,
+      limits.maxDepth,
+      options.json === true ? 1 : 0,
+      limits.minReferenceLines,
+    );
     if (status !== 0) throw new Error(`collapse core could not reserve memory for these limits (status ${status})`);
     this.slot = slot;
     this.staging = core.inputBuffer();
@@ -94,7 +114,8 @@ export class WasmCollapser implements CollapseEngine, StagedInput {
 
   /** Consumes `length` bytes written at the start of stagingArea(). */
   feedStaged(length: number): void {
-    if (length < 0 || length > this.capacity) throw new RangeError(`staged length ${length} out of 0..${this.capacity}`);
+    if (length < 0 || length > this.capacity)
+      throw new RangeError(`staged length ${length} out of 0..${this.capacity}`);
     this.core.feed(length);
   }
 

@@ -62,16 +62,26 @@ export interface GuestLoopResult {
 /** A timer to race against, cleared when the race is over. */
 function deadline(ms: number): { expired: Promise<undefined>; clear(): void } {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<undefined>((res) => { timer = setTimeout(() => res(undefined), ms); });
+  const expired = new Promise<undefined>((res) => {
+    timer = setTimeout(() => res(undefined), ms);
+  });
   return { expired, clear: () => clearTimeout(timer) };
 }
 
 /** Starts the Machine and waits for its first event, or says which limit ran out. */
-async function runToEnd(machine: Machine, startTimeoutMs: number, timeoutMs: number): Promise<{ event: VmEvent } | { stoppedWhy: string }> {
+async function runToEnd(
+  machine: Machine,
+  startTimeoutMs: number,
+  timeoutMs: number,
+): Promise<{ event: VmEvent } | { stoppedWhy: string }> {
   let onEvent!: (e: VmEvent) => void;
-  const ended = new Promise<VmEvent>((res) => { onEvent = res; });
+  const ended = new Promise<VmEvent>((res) => {
+    onEvent = res;
+  });
   const startLimit = deadline(startTimeoutMs);
-  const started = await Promise.race([machine.start(onEvent).then(() => true), startLimit.expired]).finally(startLimit.clear);
+  const started = await Promise.race([machine.start(onEvent).then(() => true), startLimit.expired]).finally(
+    startLimit.clear,
+  );
   if (started !== true) return { stoppedWhy: `the vCPU thread did not start within ${startTimeoutMs} ms` };
   const runLimit = deadline(timeoutMs);
   const event = await Promise.race([ended, runLimit.expired]).finally(runLimit.clear);
@@ -93,7 +103,13 @@ export async function runGuestLoop(options: GuestLoopOptions): Promise<GuestLoop
   const iterations = BigInt(options.iterations);
   const code = guestLoopCode(iterations);
   const memory = new GuestMemory(RAW_LAYOUT.ramSize, (b) => native().sharedBufferAddress(b));
-  const machine = new Machine({ memory, vcpus: 1, boot: writeRawImage(memory, code), device: options.device, irqchip: false });
+  const machine = new Machine({
+    memory,
+    vcpus: 1,
+    boot: writeRawImage(memory, code),
+    device: options.device,
+    irqchip: false,
+  });
   try {
     const end = await runToEnd(machine, options.startTimeoutMs ?? 30_000, options.timeoutMs ?? 30_000);
     // A halted vCPU's registers are read on its fd once its thread has left the run loop; a

@@ -34,21 +34,31 @@ export function probeKvm(device = '/dev/kvm', sysModule = '/sys/module'): KvmPro
   const cpuFlag = cpuVirtFlag();
   const base = { device, modules, cpuFlag };
   if (!existsSync(device)) {
-    return { ...base, kind: 'absent', detail: `${device} does not exist (no KVM module loaded, or a container without the device)` };
+    return {
+      ...base,
+      kind: 'absent',
+      detail: `${device} does not exist (no KVM module loaded, or a container without the device)`,
+    };
   }
   try {
     accessSync(device, constants.R_OK | constants.W_OK);
   } catch {
-    return { ...base, kind: 'no-access', detail: `${device} exists but this user cannot open it read-write (add the user to the kvm group)` };
+    return {
+      ...base,
+      kind: 'no-access',
+      detail: `${device} exists but this user cannot open it read-write (add the user to the kvm group)`,
+    };
   }
   if (modules.includes('kvm_pvm')) {
     return {
       ...base,
       kind: 'pvm',
-      detail: 'kvm_pvm: PVM emulates guests that are not PVM-enabled instruction by instruction; Linux guests fail in early boot',
+      detail:
+        'kvm_pvm: PVM emulates guests that are not PVM-enabled instruction by instruction; Linux guests fail in early boot',
     };
   }
-  if (modules.includes('kvm_intel')) return { ...base, kind: 'intel', detail: 'kvm_intel: hardware virtualisation (VMX)' };
+  if (modules.includes('kvm_intel'))
+    return { ...base, kind: 'intel', detail: 'kvm_intel: hardware virtualisation (VMX)' };
   if (modules.includes('kvm_amd')) return { ...base, kind: 'amd', detail: 'kvm_amd: hardware virtualisation (SVM)' };
   return { ...base, kind: 'unknown', detail: `${device} exists but no known vendor module is loaded` };
 }

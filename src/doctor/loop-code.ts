@@ -29,13 +29,26 @@ function u64le(v: bigint): number[] {
 export function guestLoopCode(iterations: bigint, marker: bigint = BigInt(LOOP_MARKER)): Uint8Array {
   if (iterations < 1n || iterations >= 1n << 64n) throw new RangeError('iterations must be in [1, 2^64)');
   return Uint8Array.from([
-    0x48, 0xb9, ...u64le(iterations), //       mov rcx, imm64
-    0x48, 0xff, 0xc9, //                        1: dec rcx
-    0x75, 0xfb, //                              jnz 1b
-    0x48, 0xb8, ...u64le(LOOP_MAGIC), //        mov rax, imm64
-    0x48, 0xa3, ...u64le(marker), //            mov [moffs64], rax
-    0x66, 0xba, LOOP_SERIAL_PORT & 0xff, LOOP_SERIAL_PORT >> 8, // mov dx, 0x3f8
-    0xb0, LOOP_SERIAL_BYTE, //                  mov al, 'K'
+    0x48,
+    0xb9,
+    ...u64le(iterations), //       mov rcx, imm64
+    0x48,
+    0xff,
+    0xc9, //                        1: dec rcx
+    0x75,
+    0xfb, //                              jnz 1b
+    0x48,
+    0xb8,
+    ...u64le(LOOP_MAGIC), //        mov rax, imm64
+    0x48,
+    0xa3,
+    ...u64le(marker), //            mov [moffs64], rax
+    0x66,
+    0xba,
+    LOOP_SERIAL_PORT & 0xff,
+    LOOP_SERIAL_PORT >> 8, // mov dx, 0x3f8
+    0xb0,
+    LOOP_SERIAL_BYTE, //                  mov al, 'K'
     0xee, //                                    out dx, al
     0xf4, //                                    hlt
   ]);

@@ -45,7 +45,12 @@ async function calibrate(kvm: KvmProbe): Promise<Calibration> {
     const { calibrateGuestLoop } = await import('./calibration.js');
     const run = await calibrateGuestLoop({ targetMs: 250, timeoutMs: 20_000 });
     if (run.exit.kind !== 'hlt') return { ok: false, error: `calibration guest did not halt: ${run.exit.detail}` };
-    return { ok: true, instructionsPerSecond: run.instructionsPerSecond, instructions: run.instructions, seconds: run.seconds };
+    return {
+      ok: true,
+      instructionsPerSecond: run.instructionsPerSecond,
+      instructions: run.instructions,
+      seconds: run.seconds,
+    };
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
   }
@@ -71,16 +76,28 @@ export async function doctorReport(): Promise<DoctorReport> {
   const path = fast ? 'kvm' : testHost.available ? 'test-host' : 'none';
   const advice: string[] = [];
   if (kvm.kind === 'pvm') {
-    advice.push('This /dev/kvm is PVM: it cannot boot Linux guests. VM commands and KVM tests run inside the emulated KVM test host (QEMU TCG with AMD SVM): `ktstr-wasm host run -- CMD`; `npm test` does this automatically.');
+    advice.push(
+      'This /dev/kvm is PVM: it cannot boot Linux guests. VM commands and KVM tests run inside the emulated KVM test host (QEMU TCG with AMD SVM): `ktstr-wasm host run -- CMD`; `npm test` does this automatically.',
+    );
   } else if (kvm.kind === 'absent') {
-    advice.push('No /dev/kvm: load kvm_intel or kvm_amd if the CPU has vmx/svm, or use the emulated KVM test host (`ktstr-wasm host run -- CMD`).');
+    advice.push(
+      'No /dev/kvm: load kvm_intel or kvm_amd if the CPU has vmx/svm, or use the emulated KVM test host (`ktstr-wasm host run -- CMD`).',
+    );
   } else if (kvm.kind === 'no-access') {
     advice.push('Grant access to /dev/kvm (e.g. `sudo usermod -aG kvm $USER`, then log in again).');
   } else if (isHardwareKvm(kvm) && !fast) {
-    advice.push('KVM is loaded but the calibration guest did not reach hardware speed; check nested virtualisation settings.');
+    advice.push(
+      'KVM is loaded but the calibration guest did not reach hardware speed; check nested virtualisation settings.',
+    );
   }
   if (!qemu.found) advice.push('Install QEMU for the test host: `sudo apt-get install qemu-system-x86`.');
-  if (kernels.length === 0) advice.push('No kernel found: set KTSTR_KERNEL to a bzImage (a sched_ext kernel built with ktstr.kconfig).');
-  if (path !== 'none' && kernels.length > 0) advice.push(path === 'kvm' ? 'Ready: VM commands run on this machine\'s KVM.' : 'Ready: VM commands run in the test host (slower, functionally real).');
+  if (kernels.length === 0)
+    advice.push('No kernel found: set KTSTR_KERNEL to a bzImage (a sched_ext kernel built with ktstr.kconfig).');
+  if (path !== 'none' && kernels.length > 0)
+    advice.push(
+      path === 'kvm'
+        ? "Ready: VM commands run on this machine's KVM."
+        : 'Ready: VM commands run in the test host (slower, functionally real).',
+    );
   return { kvm, calibration, qemu, testHost, kernels, path, advice };
 }

@@ -15,7 +15,8 @@ export function fileSource(fd: number, label = 'file'): ByteSource {
   return {
     size,
     read(offset, len) {
-      if (offset < 0 || len < 0 || offset + len > size) throw new ElfError(`${label}: read [${offset}, +${len}) past the end of the file (${size} bytes)`);
+      if (offset < 0 || len < 0 || offset + len > size)
+        throw new ElfError(`${label}: read [${offset}, +${len}) past the end of the file (${size} bytes)`);
       if (len > MAX_READ) throw new ElfError(`${label}: a read of ${len} bytes is larger than ${MAX_READ}`);
       const out = new Uint8Array(len);
       for (let done = 0; done < len;) {

@@ -27,7 +27,8 @@ export function bytesSource(input: Uint8Array): ByteSource {
   return {
     size: bytes.length,
     read(offset, len) {
-      if (offset < 0 || len < 0 || offset + len > bytes.length) throw new ElfError(`read [${offset}, +${len}) past the end (${bytes.length} bytes)`);
+      if (offset < 0 || len < 0 || offset + len > bytes.length)
+        throw new ElfError(`read [${offset}, +${len}) past the end (${bytes.length} bytes)`);
       return bytes.subarray(offset, offset + len);
     },
   };
@@ -124,7 +125,8 @@ function readChecked(source: ByteSource, offset: number, len: number, message: (
 export function readElfIdent(source: ByteSource, label = 'ELF file'): ElfIdent {
   if (source.size < 20) throw new ElfError(`${label}: too short for an ELF header (${source.size} bytes)`);
   const h = source.read(0, 20);
-  if (h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46) throw new ElfError(`${label}: not an ELF file (bad magic)`);
+  if (h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46)
+    throw new ElfError(`${label}: not an ELF file (bad magic)`);
   const v = new DataView(h.buffer, h.byteOffset, 20);
   const little = h[5] !== 2;
   return { elfClass: h[4], data: h[5], type: v.getUint16(16, little), machine: v.getUint16(18, little) };
@@ -157,12 +159,19 @@ export class ElfFile {
   private shCache: SectionHeader[] | undefined;
   private symbolTable: Map<string, ElfSymbol> | undefined;
 
-  constructor(readonly source: ByteSource, readonly label = 'ELF file') {
+  constructor(
+    readonly source: ByteSource,
+    readonly label = 'ELF file',
+  ) {
     this.header = readElfHeader(source, label);
   }
 
-  get type(): number { return this.header.type; }
-  get machine(): number { return this.header.machine; }
+  get type(): number {
+    return this.header.type;
+  }
+  get machine(): number {
+    return this.header.machine;
+  }
 
   /** Section header 0, which holds the real counts when the header fields overflow (extended numbering). */
   private extendedCounts(): { phnum: number; shnum: number; shstrndx: number } {
@@ -170,7 +179,9 @@ export class ElfFile {
     let { phnum, shnum, shstrndx } = this.header;
     if (shoff !== 0 && (shnum === 0 || phnum === 0xffff || shstrndx === 0xffff)) {
       if (shentsize < 64) throw new ElfError(`${this.label}: section header 0 is out of the file`);
-      const s0 = new DataView(readChecked(this.source, shoff, 64, () => `${this.label}: section header 0 is out of the file`).buffer);
+      const s0 = new DataView(
+        readChecked(this.source, shoff, 64, () => `${this.label}: section header 0 is out of the file`).buffer,
+      );
       if (shnum === 0) shnum = Math.min(safeNumber(s0.getBigUint64(32, true), 'sh_size', this.label), MAX_HEADERS);
       if (phnum === 0xffff) phnum = Math.min(s0.getUint32(44, true), MAX_HEADERS);
       if (shstrndx === 0xffff) shstrndx = s0.getUint32(40, true);
@@ -193,7 +204,12 @@ export class ElfFile {
     const count = this.extendedCounts().phnum;
     if (count === 0) return [];
     if (entsize < 56) throw new ElfError(`${this.label}: program header size ${entsize} < 56`);
-    const raw = readChecked(this.source, phoff, entsize * count, () => `${this.label}: program headers run past the end of the file`);
+    const raw = readChecked(
+      this.source,
+      phoff,
+      entsize * count,
+      () => `${this.label}: program headers run past the end of the file`,
+    );
     const v = new DataView(raw.buffer);
     const out: ProgramHeader[] = [];
     for (let i = 0; i < count; i++) {
@@ -216,7 +232,12 @@ export class ElfFile {
     const { shnum: count, shstrndx: strndx } = this.extendedCounts();
     if (count === 0) return [];
     if (entsize < 64) throw new ElfError(`${this.label}: section header size ${entsize} < 64`);
-    const raw = readChecked(this.source, shoff, entsize * count, () => `${this.label}: section headers run past the end of the file`);
+    const raw = readChecked(
+      this.source,
+      shoff,
+      entsize * count,
+      () => `${this.label}: section headers run past the end of the file`,
+    );
     const v = new DataView(raw.buffer);
     const rows = [];
     for (let i = 0; i < count; i++) {
@@ -232,11 +253,18 @@ export class ElfFile {
       });
     }
     const strtab = rows[strndx];
-    const names = strtab !== undefined && strtab.offset + strtab.size <= this.source.size
-      ? this.source.read(strtab.offset, strtab.size).slice() : new Uint8Array(0);
+    const names =
+      strtab !== undefined && strtab.offset + strtab.size <= this.source.size
+        ? this.source.read(strtab.offset, strtab.size).slice()
+        : new Uint8Array(0);
     return rows.map((r) => ({
       name: r.nameOff < names.length ? cString(names, r.nameOff) : '',
-      type: r.type, addr: r.addr, offset: r.offset, size: r.size, link: r.link, entsize: r.entsize,
+      type: r.type,
+      addr: r.addr,
+      offset: r.offset,
+      size: r.size,
+      link: r.link,
+      entsize: r.entsize,
     }));
   }
 
@@ -246,7 +274,12 @@ export class ElfFile {
 
   /** A section's bytes (copied). */
   sectionBytes(section: SectionHeader): Uint8Array {
-    return readChecked(this.source, section.offset, section.size, () => `${this.label}: section ${section.name} runs past the end of the file`);
+    return readChecked(
+      this.source,
+      section.offset,
+      section.size,
+      () => `${this.label}: section ${section.name} runs past the end of the file`,
+    );
   }
 
   /** A segment's file bytes (p_filesz, copied). */
@@ -269,10 +302,15 @@ export class ElfFile {
         const nameStart = o + 12;
         const descStart = nameStart + ((namesz + 3) & ~3);
         const next = descStart + ((descsz + 3) & ~3);
-        if (descStart > raw.length || descStart + descsz > raw.length) throw new ElfError(`${this.label}: truncated note at segment offset ${o}`);
+        if (descStart > raw.length || descStart + descsz > raw.length)
+          throw new ElfError(`${this.label}: truncated note at segment offset ${o}`);
         const nameBytes = raw.subarray(nameStart, nameStart + namesz);
         const zero = nameBytes.indexOf(0);
-        out.push({ name: latin1.decode(zero >= 0 ? nameBytes.subarray(0, zero) : nameBytes), type, desc: raw.slice(descStart, descStart + descsz) });
+        out.push({
+          name: latin1.decode(zero >= 0 ? nameBytes.subarray(0, zero) : nameBytes),
+          type,
+          desc: raw.slice(descStart, descStart + descsz),
+        });
         o = next;
       }
     }
@@ -298,7 +336,12 @@ export class ElfFile {
         if (table.has(name)) continue;
         const shndx = v.getUint16(o + 6, true);
         if (shndx === 0) continue; // undefined
-        table.set(name, { name, value: v.getBigUint64(o + 8, true), size: safeNumber(v.getBigUint64(o + 16, true), 'st_size', this.label), type: raw[o + 4] & 0xf });
+        table.set(name, {
+          name,
+          value: v.getBigUint64(o + 8, true),
+          size: safeNumber(v.getBigUint64(o + 16, true), 'st_size', this.label),
+          type: raw[o + 4] & 0xf,
+        });
       }
     }
     this.symbolTable = table;

@@ -54,7 +54,8 @@ export function agentHostFiles(): AgentHostFiles {
   if (addon === undefined) throw new AgentImageError('the native addon is not built (npm install builds it)');
   // written by the build next to the agent's compiled entry (src/build/bundles.ts GUEST_AGENT)
   const agent = fileURLToPath(new URL('./agent/main.bundle.cjs', import.meta.url));
-  if (!existsSync(agent)) throw new AgentImageError(`the guest agent bundle ${agent} is missing (npm run build writes it)`);
+  if (!existsSync(agent))
+    throw new AgentImageError(`the guest agent bundle ${agent} is missing (npm run build writes it)`);
   return { node: process.execPath, addon, agent, busybox: findBusybox(), worker: workerBinary() };
 }
 
@@ -76,15 +77,21 @@ exec ${GUEST_NODE} --max-old-space-size=96 ${GUEST_AGENT_SCRIPT}
 
 /** Scheduler binaries as the cache takes them: one, several (a test's), or none. */
 export type SchedulerBinaries = string | readonly string[] | null;
-const asList = (s: SchedulerBinaries): string[] => (s === null ? [] : typeof s === 'string' ? [s] : [...new Set(s)].sort());
+const asList = (s: SchedulerBinaries): string[] =>
+  s === null ? [] : typeof s === 'string' ? [s] : [...new Set(s)].sort();
 
 /** The base archive (no trailer-dependent state: a complete cpio) for the scheduler binaries (or none). */
-export async function buildAgentBase(scheduler: SchedulerBinaries, files: AgentHostFiles = agentHostFiles()): Promise<Buffer> {
+export async function buildAgentBase(
+  scheduler: SchedulerBinaries,
+  files: AgentHostFiles = agentHostFiles(),
+): Promise<Buffer> {
   const schedulers = asList(scheduler);
   const binaries = [files.busybox, files.node, files.addon, ...schedulers];
   const closure = sharedLibraryClosure(binaries);
   if (closure.missing.length > 0) {
-    throw new AgentImageError(`shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`);
+    throw new AgentImageError(
+      `shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`,
+    );
   }
   const sink = new MemorySink();
   const w = new CpioWriter(sink);
@@ -106,7 +113,12 @@ export function schedulerGuestPath(hostPath: string): string {
 }
 
 /** A file of a cell's own (a test bundle): its guest path and bytes. */
-export interface CellFile { guestPath: string; data: string | Buffer; mode?: number; directory?: boolean }
+export interface CellFile {
+  guestPath: string;
+  data: string | Buffer;
+  mode?: number;
+  directory?: boolean;
+}
 
 /** The per-cell archive: the plan, and the cell's own files. */
 export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile[] = []): Promise<Buffer> {
@@ -120,7 +132,10 @@ export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile
     const parts = f.guestPath.split('/').filter((x) => x !== '');
     for (let i = 1; i < parts.length + (f.directory ? 1 : 0); i++) {
       const d = `/${parts.slice(0, i).join('/')}`;
-      if (!dirs.has(d)) { dirs.add(d); await w.directory(d); }
+      if (!dirs.has(d)) {
+        dirs.add(d);
+        await w.directory(d);
+      }
     }
     if (!f.directory) await w.file(f.guestPath, f.data, { mode: f.mode ?? 0o644 });
   }
@@ -139,11 +154,22 @@ export class AgentImageCache {
   private readonly pending = new Map<string, Promise<string>>();
   static readonly KEEP = 6;
 
-  constructor(private readonly files: AgentHostFiles = agentHostFiles(), private readonly dir = join(cacheRoot(), 'agent')) {}
+  constructor(
+    private readonly files: AgentHostFiles = agentHostFiles(),
+    private readonly dir = join(cacheRoot(), 'agent'),
+  ) {}
 
   private key(scheduler: SchedulerBinaries): string {
-    const stamp = (p: string | null): string => { if (p === null) return '-'; const st = statSync(p); return `${p}:${st.size}:${st.mtimeMs}`; };
-    const inputs = [asList(scheduler).map(stamp).join(',') || '-', ...Object.values(this.files).map(stamp), agentInitScript()];
+    const stamp = (p: string | null): string => {
+      if (p === null) return '-';
+      const st = statSync(p);
+      return `${p}:${st.size}:${st.mtimeMs}`;
+    };
+    const inputs = [
+      asList(scheduler).map(stamp).join(',') || '-',
+      ...Object.values(this.files).map(stamp),
+      agentInitScript(),
+    ];
     return createHash('sha256').update(inputs.join('|')).digest('hex').slice(0, 24);
   }
 
@@ -176,14 +202,23 @@ export class AgentImageCache {
   /** Drops the oldest entries beyond KEEP (never `keep`). */
   private prune(keep: string): void {
     try {
-      const entries = readdirSync(this.dir).filter((n) => n.endsWith('.cpio')).map((n) => join(this.dir, n))
-        .map((p) => ({ p, t: statSync(p).mtimeMs })).sort((a, b) => b.t - a.t);
+      const entries = readdirSync(this.dir)
+        .filter((n) => n.endsWith('.cpio'))
+        .map((n) => join(this.dir, n))
+        .map((p) => ({ p, t: statSync(p).mtimeMs }))
+        .sort((a, b) => b.t - a.t);
       for (const e of entries.slice(AgentImageCache.KEEP)) if (e.p !== keep) rmSync(e.p, { force: true });
-    } catch { /* another process pruned first */ }
+    } catch {
+      /* another process pruned first */
+    }
   }
 
   /** The cell's initrd: the base archive (a file) and the plan archive (bytes), for bootVm. */
-  async initrd(scheduler: SchedulerBinaries, plan: AgentPlan, files: readonly CellFile[] = []): Promise<[string, Buffer]> {
+  async initrd(
+    scheduler: SchedulerBinaries,
+    plan: AgentPlan,
+    files: readonly CellFile[] = [],
+  ): Promise<[string, Buffer]> {
     const [base, planArchive] = await Promise.all([this.base(scheduler), buildPlanArchive(plan, files)]);
     return [base, planArchive];
   }

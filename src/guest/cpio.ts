@@ -59,7 +59,10 @@ export class FileSink implements CpioSink {
   private pendingSize = 0;
   private written = 0;
 
-  constructor(private readonly handle: FileHandle, private position = 0) {}
+  constructor(
+    private readonly handle: FileHandle,
+    private position = 0,
+  ) {}
 
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length >= 1 << 16) {
@@ -161,7 +164,10 @@ export class CpioWriter {
   private bytes = 0;
   private finished = false;
 
-  constructor(private readonly sink: CpioSink, options: { firstInode?: number } = {}) {
+  constructor(
+    private readonly sink: CpioSink,
+    options: { firstInode?: number } = {},
+  ) {
     this.ino = options.firstInode ?? 721;
   }
 
@@ -227,7 +233,7 @@ export class CpioWriter {
       if (!st.isFile()) throw new Error(`${hostPath}: not a regular file`);
       if (st.size > MAX_FILE_SIZE) throw new Error(`${hostPath}: too large for a newc archive (${st.size} bytes)`);
       await this.parents(p);
-      const mode = options.mode ?? (st.mode & 0o7777);
+      const mode = options.mode ?? st.mode & 0o7777;
       await this.entry(p, S_IFREG | mode, { mtime: Math.floor(st.mtimeMs / 1000), ...options }, st.size, 1);
       let position = 0;
       const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(st.size, 1)));
@@ -284,7 +290,10 @@ export class CpioWriter {
   async finish(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    await this.entryRaw({ name: TRAILER, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdevMajor: 0, rdevMinor: 0 }, 0);
+    await this.entryRaw(
+      { name: TRAILER, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdevMajor: 0, rdevMinor: 0 },
+      0,
+    );
   }
 
   private async walk(hostDir: string, archiveDir: string, options: HostTreeOptions): Promise<void> {
@@ -347,21 +356,49 @@ export class CpioWriter {
   }
 
   private async entry(
-    p: string, mode: number, options: EntryOptions, size: number, nlink: number, rdevMajor = 0, rdevMinor = 0,
+    p: string,
+    mode: number,
+    options: EntryOptions,
+    size: number,
+    nlink: number,
+    rdevMajor = 0,
+    rdevMinor = 0,
   ): Promise<void> {
     if (this.finished) throw new Error('cpio archive already finished');
     this.seen.set(p, mode & S_IFMT);
-    await this.entryRaw({
-      name: p.slice(1), mode, uid: options.uid ?? 0, gid: options.gid ?? 0, nlink,
-      mtime: options.mtime ?? 0, size, rdevMajor, rdevMinor,
-    }, this.ino++);
+    await this.entryRaw(
+      {
+        name: p.slice(1),
+        mode,
+        uid: options.uid ?? 0,
+        gid: options.gid ?? 0,
+        nlink,
+        mtime: options.mtime ?? 0,
+        size,
+        rdevMajor,
+        rdevMinor,
+      },
+      this.ino++,
+    );
   }
 
   private async entryRaw(h: Header, ino: number): Promise<void> {
     const name = Buffer.from(h.name + '\0', 'utf8');
-    const header = MAGIC + hex8(ino) + hex8(h.mode) + hex8(h.uid) + hex8(h.gid) + hex8(h.nlink)
-      + hex8(h.mtime) + hex8(h.size) + hex8(0) + hex8(0) + hex8(h.rdevMajor) + hex8(h.rdevMinor)
-      + hex8(name.length) + hex8(0);
+    const header =
+      MAGIC +
+      hex8(ino) +
+      hex8(h.mode) +
+      hex8(h.uid) +
+      hex8(h.gid) +
+      hex8(h.nlink) +
+      hex8(h.mtime) +
+      hex8(h.size) +
+      hex8(0) +
+      hex8(0) +
+      hex8(h.rdevMajor) +
+      hex8(h.rdevMinor) +
+      hex8(name.length) +
+      hex8(0);
     const head = Buffer.alloc(HEADER_SIZE + name.length + pad4(HEADER_SIZE + name.length));
     head.write(header, 0, 'latin1');
     name.copy(head, HEADER_SIZE);
@@ -402,7 +439,10 @@ export function readCpio(buf: Buffer): CpioEntry[] {
   const entries: CpioEntry[] = [];
   let off = 0;
   while (off < buf.length) {
-    if (buf[off] === 0) { off++; continue; } // padding between concatenated archives
+    if (buf[off] === 0) {
+      off++;
+      continue;
+    } // padding between concatenated archives
     if (off + HEADER_SIZE > buf.length) throw new Error(`truncated cpio header at ${off}`);
     const magic = buf.toString('latin1', off, off + 6);
     if (magic !== MAGIC) throw new Error(`bad cpio magic ${JSON.stringify(magic)} at ${off}`);
@@ -417,8 +457,16 @@ export function readCpio(buf: Buffer): CpioEntry[] {
     off = dataStart + size + pad4(size);
     if (name === TRAILER) continue;
     entries.push({
-      path: '/' + name, ino: field(0), mode: field(1), uid: field(2), gid: field(3), nlink: field(4),
-      mtime: field(5), rdevMajor: field(9), rdevMinor: field(10), data: buf.subarray(dataStart, dataStart + size),
+      path: '/' + name,
+      ino: field(0),
+      mode: field(1),
+      uid: field(2),
+      gid: field(3),
+      nlink: field(4),
+      mtime: field(5),
+      rdevMajor: field(9),
+      rdevMinor: field(10),
+      data: buf.subarray(dataStart, dataStart + size),
     });
   }
   return entries;

@@ -91,7 +91,8 @@ export function readElf(path: string): ElfInfo {
     }
     if (strtab === undefined || strsz === undefined) return info;
     const strings = elf.readVirtual(strtab, Number(strsz));
-    if (strings === undefined) throw new ElfError(`${path}: DT_STRTAB 0x${strtab.toString(16)} (+${strsz} bytes) is in no PT_LOAD segment`);
+    if (strings === undefined)
+      throw new ElfError(`${path}: DT_STRTAB 0x${strtab.toString(16)} (+${strsz} bytes) is in no PT_LOAD segment`);
     for (const { tag, value } of entries) {
       const text = cString(strings, Number(value)); // '' past the end of the table
       if (tag === DT_NEEDED) info.needed.push(text);
@@ -177,7 +178,10 @@ export function sharedLibraryClosure(paths: readonly string[], options: ClosureO
   const queue: Loaded[] = [];
   const files = new Set<string>();
   const addFile = (p: string): void => {
-    if (!files.has(p)) { files.add(p); closure.files.push(p); }
+    if (!files.has(p)) {
+      files.add(p);
+      closure.files.push(p);
+    }
   };
 
   for (const given of paths) {
@@ -196,7 +200,12 @@ export function sharedLibraryClosure(paths: readonly string[], options: ClosureO
           bySoname.set(posix.basename(info.interpreter), info.interpreter);
           const interpInfo = readElf(info.interpreter);
           if (interpInfo.soname !== undefined) bySoname.set(interpInfo.soname, info.interpreter);
-          closure.libraries.push({ name: info.interpreter, path: info.interpreter, realPath: interpReal, neededBy: path });
+          closure.libraries.push({
+            name: info.interpreter,
+            path: info.interpreter,
+            realPath: interpReal,
+            neededBy: path,
+          });
         }
         addFile(info.interpreter);
       } else {
@@ -205,7 +214,11 @@ export function sharedLibraryClosure(paths: readonly string[], options: ClosureO
     }
     // $ORIGIN of an executable is the directory of its real path (the kernel resolves
     // /proc/self/exe); for libraries it is the directory of the path they were found as
-    queue.push({ path: real === path ? path : real, info, inheritedRpath: info.runpath.length === 0 ? expandAll(info.rpath, dirname(real), options) : [] });
+    queue.push({
+      path: real === path ? path : real,
+      info,
+      inheritedRpath: info.runpath.length === 0 ? expandAll(info.rpath, dirname(real), options) : [],
+    });
   }
 
   const accepts = (candidate: ElfInfo, wanted: ElfInfo): boolean =>
@@ -252,7 +265,8 @@ export function sharedLibraryClosure(paths: readonly string[], options: ClosureO
       bySoname.set(name, found.path);
       if (byReal.has(real)) continue;
       byReal.set(real, found.path);
-      if (found.info.soname !== undefined && !bySoname.has(found.info.soname)) bySoname.set(found.info.soname, found.path);
+      if (found.info.soname !== undefined && !bySoname.has(found.info.soname))
+        bySoname.set(found.info.soname, found.path);
       closure.libraries.push({ name, path: found.path, realPath: real, neededBy: obj.path });
       addFile(found.path);
       const inherited = obj.info.runpath.length === 0 ? [...ownRpath, ...obj.inheritedRpath] : [];

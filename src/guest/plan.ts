@@ -248,5 +248,8 @@ export type HostRequest =
 /** Host -> agent message types. */
 /** `done`: the host has the result; the agent may power off (its tty output is not lost in flight). */
 /** `reply`: the answer to request `id`: `length` bytes of JSON at the start of the mailbox (CRC-32 `crc`), or `error`. */
-export type HostMessage = { type: 'continue' } | { type: 'bulk-ack'; total: number } | { type: 'done' }
+export type HostMessage =
+  | { type: 'continue' }
+  | { type: 'bulk-ack'; total: number }
+  | { type: 'done' }
   | { type: 'reply'; id: number; length: number; crc: number; error: string | null };

@@ -48,8 +48,13 @@ export function newNonce(): string {
 /** One message as its frame line (newline included). */
 export function encodeFrame(nonce: string, seq: number, message: Message): Uint8Array {
   const json = encoder.encode(JSON.stringify(message));
-  if (json.length > MAX_FRAME_BYTES) throw new RangeError(`message ${message.type} is ${json.length} bytes (max ${MAX_FRAME_BYTES}): send it by the ring`);
-  const head = encoder.encode(`${FRAME_TAG} ${nonce} ${seq} ${json.length} ${crc32(json).toString(16).padStart(8, '0')} `);
+  if (json.length > MAX_FRAME_BYTES)
+    throw new RangeError(
+      `message ${message.type} is ${json.length} bytes (max ${MAX_FRAME_BYTES}): send it by the ring`,
+    );
+  const head = encoder.encode(
+    `${FRAME_TAG} ${nonce} ${seq} ${json.length} ${crc32(json).toString(16).padStart(8, '0')} `,
+  );
   const out = new Uint8Array(head.length + json.length + 1);
   out.set(head, 0);
   out.set(json, head.length);
@@ -131,8 +136,10 @@ export class FrameReader {
     const seq = Number(m[2]);
     const length = Number(m[3]);
     const json = bytes.subarray(m[0].length);
-    if (json.length !== length) return { kind: 'corrupt', reason: `frame ${seq}: ${json.length} bytes of JSON, header says ${length}` };
-    if (crc32(json).toString(16).padStart(8, '0') !== m[4]) return { kind: 'corrupt', reason: `frame ${seq}: CRC mismatch` };
+    if (json.length !== length)
+      return { kind: 'corrupt', reason: `frame ${seq}: ${json.length} bytes of JSON, header says ${length}` };
+    if (crc32(json).toString(16).padStart(8, '0') !== m[4])
+      return { kind: 'corrupt', reason: `frame ${seq}: CRC mismatch` };
     if (seq !== this.nextSeq) return { kind: 'corrupt', reason: `frame ${seq}: expected frame ${this.nextSeq}` };
     let message: unknown;
     try {
@@ -140,7 +147,12 @@ export class FrameReader {
     } catch {
       return { kind: 'corrupt', reason: `frame ${seq}: not JSON` };
     }
-    if (typeof message !== 'object' || message === null || Array.isArray(message) || typeof (message as Message).type !== 'string') {
+    if (
+      typeof message !== 'object' ||
+      message === null ||
+      Array.isArray(message) ||
+      typeof (message as Message).type !== 'string'
+    ) {
       return { kind: 'corrupt', reason: `frame ${seq}: not a message object` };
     }
     this.nextSeq++;
@@ -158,7 +170,10 @@ function safeText(bytes: Uint8Array): string {
 export class FrameWriter {
   private seq = 0;
 
-  constructor(private readonly nonce: string, private readonly write: (bytes: Uint8Array) => void) {}
+  constructor(
+    private readonly nonce: string,
+    private readonly write: (bytes: Uint8Array) => void,
+  ) {}
 
   send(message: Message): void {
     this.write(encodeFrame(this.nonce, this.seq++, message));

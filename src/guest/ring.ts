@@ -48,7 +48,8 @@ export class RingWriter {
 
   /** Where `length` bytes would go, or null when that would overwrite unacknowledged bytes. */
   private place(length: number): number | null {
-    if (length > this.capacity) throw new RingError(`a record of ${length} bytes exceeds the ring (${this.capacity} bytes)`);
+    if (length > this.capacity)
+      throw new RingError(`a record of ${length} bytes exceeds the ring (${this.capacity} bytes)`);
     const start = this.cursor + length <= this.region.length ? this.cursor : RING_DATA_START;
     const skipped = start === this.cursor ? 0 : this.region.length - this.cursor;
     // unacknowledged bytes are the last (written - acked) bytes before the cursor, in ring order
@@ -77,8 +78,15 @@ export class RingWriter {
 /** The host's reader: checks the header once, then each record's bounds and CRC. */
 export function readRecord(region: Uint8Array, r: BulkRecord): Uint8Array {
   const dv = new DataView(region.buffer, region.byteOffset, 16);
-  if (dv.getUint32(0, true) !== RING_MAGIC || dv.getUint32(4, true) !== RING_VERSION) throw new RingError('the shared region holds no ring header');
-  if (!Number.isSafeInteger(r.offset) || !Number.isSafeInteger(r.length) || r.offset < RING_DATA_START || r.length < 0 || r.offset + r.length > region.length) {
+  if (dv.getUint32(0, true) !== RING_MAGIC || dv.getUint32(4, true) !== RING_VERSION)
+    throw new RingError('the shared region holds no ring header');
+  if (
+    !Number.isSafeInteger(r.offset) ||
+    !Number.isSafeInteger(r.length) ||
+    r.offset < RING_DATA_START ||
+    r.length < 0 ||
+    r.offset + r.length > region.length
+  ) {
     throw new RingError(`bulk record ${r.key} at ${r.offset}+${r.length} lies outside the ring`);
   }
   const copy = new Uint8Array(r.length);

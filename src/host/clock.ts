@@ -21,7 +21,7 @@ export function measureHostTscKhz(windowMs = 20, samples = 3): number | undefine
     while (t1 < end) t1 = process.hrtime.bigint();
     const c1 = n.rdtsc();
     if (c0 === 0n || c1 <= c0) return undefined;
-    rates.push(Number((c1 - c0) * 1_000_000n / (t1 - t0)));
+    rates.push(Number(((c1 - c0) * 1_000_000n) / (t1 - t0)));
   }
   rates.sort((a, b) => a - b);
   const khz = rates[Math.floor(rates.length / 2)];

@@ -4,7 +4,14 @@ import { randomBytes } from 'node:crypto';
 
 /** Variables passed into L1 by default (besides every KTSTR_* variable). */
 export const DEFAULT_KEPT_ENV: readonly string[] = [
-  'CI', 'NO_COLOR', 'FORCE_COLOR', 'NODE_OPTIONS', 'NODE_ENV', 'TZ', 'LANG', 'LC_ALL',
+  'CI',
+  'NO_COLOR',
+  'FORCE_COLOR',
+  'NODE_OPTIONS',
+  'NODE_ENV',
+  'TZ',
+  'LANG',
+  'LC_ALL',
 ];
 
 /** PATH inside L1 (directories of node and qemu are added when elsewhere). */

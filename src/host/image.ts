@@ -14,7 +14,19 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CpioWriter, FileSink, type CpioSink } from '../guest/cpio.js';
@@ -76,17 +88,24 @@ export interface HostTools {
 export function findHostTools(env: NodeJS.ProcessEnv = process.env): HostTools {
   const qemu = findOnPath('qemu-system-x86_64', env);
   if (qemu === undefined) {
-    throw new TestHostError(`qemu-system-x86_64 not found: install it with \`apt-get install qemu-system-x86\` (all the test host needs: \`${INSTALL_HINT}\`)`, 'missing');
+    throw new TestHostError(
+      `qemu-system-x86_64 not found: install it with \`apt-get install qemu-system-x86\` (all the test host needs: \`${INSTALL_HINT}\`)`,
+      'missing',
+    );
   }
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p)) ?? findOnPath('busybox', env);
   if (busybox === undefined) {
     throw new TestHostError('busybox not found: install it with `apt-get install busybox-static`', 'missing');
   }
   const qemuBin = dirname(realpathSync(qemu));
-  const firmwareDirs = [resolve(qemuBin, '..', 'share', 'qemu'), resolve(qemuBin, '..', 'share', 'seabios')]
-    .filter((d) => existsSync(d));
+  const firmwareDirs = [resolve(qemuBin, '..', 'share', 'qemu'), resolve(qemuBin, '..', 'share', 'seabios')].filter(
+    (d) => existsSync(d),
+  );
   if (!firmwareDirs.some((d) => existsSync(join(d, 'bios-microvm.bin')))) {
-    throw new TestHostError(`QEMU's microvm firmware (bios-microvm.bin) not found in ${resolve(qemuBin, '..', 'share', 'qemu')}: reinstall qemu-system-x86 / qemu-system-data`, 'missing');
+    throw new TestHostError(
+      `QEMU's microvm firmware (bios-microvm.bin) not found in ${resolve(qemuBin, '..', 'share', 'qemu')}: reinstall qemu-system-x86 / qemu-system-data`,
+      'missing',
+    );
   }
   return { qemu, busybox, node: process.execPath, firmwareDirs };
 }
@@ -155,7 +174,9 @@ function planBase(tools: HostTools, kernel: HostKernel, kernelsDir: string | und
   try {
     const c = sharedLibraryClosure([tools.busybox, tools.node, tools.qemu]);
     if (c.missing.length > 0) {
-      throw new TestHostError(`shared libraries not found: ${c.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`);
+      throw new TestHostError(
+        `shared libraries not found: ${c.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`,
+      );
     }
     closure = c.files;
   } catch (err) {
@@ -195,7 +216,10 @@ const ETC_FILES: Record<string, string> = {
 };
 
 class AbortableSink implements CpioSink {
-  constructor(private readonly inner: CpioSink, private readonly signal: AbortSignal | undefined) {}
+  constructor(
+    private readonly inner: CpioSink,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
 
   write(chunk: Uint8Array): Promise<void> | void {
     if (this.signal?.aborted === true) throw new TestHostError('image build aborted', 'aborted');
@@ -217,8 +241,18 @@ async function writeBase(plan: BasePlan, target: string, signal: AbortSignal | u
         await w.directory(resolve(dirname(p), target), { mode: 0o755 });
       }
     }
-    for (const [p, mode] of [['/proc', 0o555], ['/sys', 0o555], ['/dev', 0o755], ['/tmp', 0o1777], ['/run', 0o755],
-      ['/root', 0o700], ['/etc', 0o755], ['/mnt', 0o755], ['/home', 0o755], ['/var/tmp', 0o1777]] as const) {
+    for (const [p, mode] of [
+      ['/proc', 0o555],
+      ['/sys', 0o555],
+      ['/dev', 0o755],
+      ['/tmp', 0o1777],
+      ['/run', 0o755],
+      ['/root', 0o700],
+      ['/etc', 0o755],
+      ['/mnt', 0o755],
+      ['/home', 0o755],
+      ['/var/tmp', 0o1777],
+    ] as const) {
       await w.directory(p, { mode });
     }
     await w.charDevice('/dev/console', 5, 1, { mode: 0o600 });
@@ -252,7 +286,12 @@ interface ProjectPlan {
   bytes: number;
 }
 
-function planProject(baseKey: string, projectDir: string | undefined, shareDirs: readonly string[], excluded: readonly string[]): ProjectPlan {
+function planProject(
+  baseKey: string,
+  projectDir: string | undefined,
+  shareDirs: readonly string[],
+  excluded: readonly string[],
+): ProjectPlan {
   const fp = new Fingerprint();
   fp.line(BUILDER_VERSION);
   fp.line(baseKey);
@@ -261,10 +300,22 @@ function planProject(baseKey: string, projectDir: string | undefined, shareDirs:
   if (projectDir !== undefined) fp.tree(projectDir, exclude);
   for (const d of shareDirs) fp.tree(d);
   if (fp.bytes > MAX_PROJECT_BYTES) {
-    throw new TestHostError(`the project tree ${projectDir ?? ''} holds ${(fp.bytes / 1024 ** 3).toFixed(1)} GiB: too large to copy into the test host (limit 4 GiB)`);
+    throw new TestHostError(
+      `the project tree ${projectDir ?? ''} holds ${(fp.bytes / 1024 ** 3).toFixed(1)} GiB: too large to copy into the test host (limit 4 GiB)`,
+    );
   }
-  const id = createHash('sha256').update(JSON.stringify([projectDir, shareDirs])).digest('hex').slice(0, 12);
-  return { key: fp.digest().slice(0, 20), id, projectDir, shareDirs: [...shareDirs], exclude: [...excluded], bytes: fp.bytes };
+  const id = createHash('sha256')
+    .update(JSON.stringify([projectDir, shareDirs]))
+    .digest('hex')
+    .slice(0, 12);
+  return {
+    key: fp.digest().slice(0, 20),
+    id,
+    projectDir,
+    shareDirs: [...shareDirs],
+    exclude: [...excluded],
+    bytes: fp.bytes,
+  };
 }
 
 function projectExclude(projectDir: string, excluded: readonly string[]): (p: string) => boolean {
@@ -272,13 +323,21 @@ function projectExclude(projectDir: string, excluded: readonly string[]): (p: st
   return (p) => paths.has(p);
 }
 
-async function appendProject(plan: ProjectPlan, target: string, position: number, basePaths: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<void> {
+async function appendProject(
+  plan: ProjectPlan,
+  target: string,
+  position: number,
+  basePaths: ReadonlySet<string>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const handle = await open(target, 'r+');
   try {
     const sink = new FileSink(handle, position);
     const w = new CpioWriter(new AbortableSink(sink, signal), { firstInode: 5_000_000 });
     const addons: string[] = [];
-    const onFile = (p: string): void => { if (p.endsWith('.node')) addons.push(p); };
+    const onFile = (p: string): void => {
+      if (p.endsWith('.node')) addons.push(p);
+    };
     if (plan.projectDir !== undefined) {
       const exclude = projectExclude(plan.projectDir, plan.exclude);
       await w.hostTree(plan.projectDir, { exclude: (p) => exclude(p), onFile });
@@ -349,7 +408,8 @@ export async function ensureImage(options: ImageOptions = {}): Promise<TestHostI
   const kernel = await ensureHostKernel(cacheDir, progress, env);
   const kernelsDir = options.kernelsDir === null ? undefined : (options.kernelsDir ?? defaultKernelsDir(env));
   const projectDir = options.projectDir === undefined ? undefined : resolve(options.projectDir);
-  const shareDirs = (options.shareDirs ?? []).map((d) => resolve(d))
+  const shareDirs = (options.shareDirs ?? [])
+    .map((d) => resolve(d))
     .filter((d) => d !== kernelsDir && d !== projectDir);
 
   const base = planBase(tools, kernel, kernelsDir);
@@ -360,7 +420,14 @@ export async function ensureImage(options: ImageOptions = {}): Promise<TestHostI
   await mkdir(cacheDir, { recursive: true });
 
   const result = (cached: boolean, baseCached: boolean, bytes: number, baseBytes: number): TestHostImage => ({
-    path: imagePath, kernel, qemu: tools.qemu, node: tools.node, bytes, baseBytes, cached, baseCached,
+    path: imagePath,
+    kernel,
+    qemu: tools.qemu,
+    node: tools.node,
+    bytes,
+    baseBytes,
+    cached,
+    baseCached,
     seconds: (performance.now() - started) / 1000,
   });
 
@@ -378,7 +445,9 @@ export async function ensureImage(options: ImageOptions = {}): Promise<TestHostI
   if (baseCached) {
     basePaths = JSON.parse(await readFile(baseManifest, 'utf8')) as string[];
   } else {
-    progress(`building the test host base image (busybox, node, qemu, kvm modules${kernelsDir !== undefined ? `, ${kernelsDir}` : ''})`);
+    progress(
+      `building the test host base image (busybox, node, qemu, kvm modules${kernelsDir !== undefined ? `, ${kernelsDir}` : ''})`,
+    );
     const tmp = tmpName(cacheDir, 'base');
     try {
       basePaths = await writeBase(base, tmp, options.signal);
@@ -406,8 +475,11 @@ export async function ensureImage(options: ImageOptions = {}): Promise<TestHostI
   const baseName = `base-${base.key}`;
   const imagePrefix = `image-${project.id}-`;
   const imageName = `image-${project.id}-${project.key}.cpio`;
-  await removeStale(cacheDir, (name) =>
-    name.startsWith(baseName) || (name.startsWith('image-') && (!name.startsWith(imagePrefix) || name === imageName)));
+  await removeStale(
+    cacheDir,
+    (name) =>
+      name.startsWith(baseName) || (name.startsWith('image-') && (!name.startsWith(imagePrefix) || name === imageName)),
+  );
   await removeOldImages(cacheDir, imageName);
   return result(false, baseCached, bytes, baseBytes);
 }

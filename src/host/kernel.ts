@@ -63,13 +63,25 @@ function loadCached(dir: string): HostKernel | undefined {
   try {
     const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
     const kernel: HostKernel = {
-      version: m.version, release: m.release, dir, vmlinuz: join(dir, 'vmlinuz'),
+      version: m.version,
+      release: m.release,
+      dir,
+      vmlinuz: join(dir, 'vmlinuz'),
       bootImage: ensureVmlinux(dir) ?? join(dir, 'vmlinuz'),
-      modules: L1_MODULES.map((mod) => ({ name: mod.name, file: join(dir, 'modules', `${mod.name}.ko`), tree: mod.tree })),
+      modules: L1_MODULES.map((mod) => ({
+        name: mod.name,
+        file: join(dir, 'modules', `${mod.name}.ko`),
+        tree: mod.tree,
+      })),
     };
     // the config too (kept since the sweep's mixed cells use this kernel as a stock, non-sched_ext
     // one): a cache entry from before is unpacked again
-    if (!existsSync(kernel.vmlinuz) || !existsSync(join(dir, 'config')) || kernel.modules.some((mod) => !existsSync(mod.file))) return undefined;
+    if (
+      !existsSync(kernel.vmlinuz) ||
+      !existsSync(join(dir, 'config')) ||
+      kernel.modules.some((mod) => !existsSync(mod.file))
+    )
+      return undefined;
     return kernel;
   } catch {
     return undefined;
@@ -114,7 +126,11 @@ function ensureVmlinux(dir: string): string | undefined {
     elf = undefined;
   }
   if (elf === undefined || !hasPvhNote(elf)) {
-    try { writeFileSync(none, 'no usable PVH vmlinux in vmlinuz\n'); } catch { /* read-only cache */ }
+    try {
+      writeFileSync(none, 'no usable PVH vmlinux in vmlinuz\n');
+    } catch {
+      /* read-only cache */
+    }
     return undefined;
   }
   const tmp = `${out}.tmp-${process.pid}`;
@@ -177,16 +193,31 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    const detail = (e.stderr ?? '').trim().split('\n').filter((l) => !l.startsWith('W: ')).slice(-3).join('; ');
-    throw new TestHostError(`${cmd} ${args.join(' ')} failed${detail !== '' ? `: ${detail}` : ''}`, 'failed', { cause: err });
+    const detail = (e.stderr ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('W: '))
+      .slice(-3)
+      .join('; ');
+    throw new TestHostError(`${cmd} ${args.join(' ')} failed${detail !== '' ? `: ${detail}` : ''}`, 'failed', {
+      cause: err,
+    });
   }
 }
 
 /** The newest linux-image-6.12.*+deb12-cloud-amd64-unsigned apt knows; runs apt-get update once if none. */
 async function newestAvailableVersion(onProgress: (m: string) => void): Promise<string> {
   const search = async (): Promise<string[]> => {
-    const out = await run('apt-cache', ['search', '--names-only', '^linux-image-6\\.12\\.[0-9]+\\+deb12-cloud-amd64-unsigned$']);
-    return out.split('\n').map((l) => l.split(' ')[0] ?? '').map((n) => PACKAGE_RE.exec(n)?.[1]).filter((v): v is string => v !== undefined);
+    const out = await run('apt-cache', [
+      'search',
+      '--names-only',
+      '^linux-image-6\\.12\\.[0-9]+\\+deb12-cloud-amd64-unsigned$',
+    ]);
+    return out
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .map((n) => PACKAGE_RE.exec(n)?.[1])
+      .filter((v): v is string => v !== undefined);
   };
   let versions = await search();
   if (versions.length === 0 && process.getuid?.() === 0) {
@@ -196,8 +227,10 @@ async function newestAvailableVersion(onProgress: (m: string) => void): Promise<
   }
   if (versions.length === 0) {
     throw new TestHostError(
-      'no linux-image-6.12.*+deb12-cloud-amd64-unsigned package is known to apt: run `apt-get update` '
-      + '(needs Debian 12 bookworm or bookworm-security sources)', 'missing');
+      'no linux-image-6.12.*+deb12-cloud-amd64-unsigned package is known to apt: run `apt-get update` ' +
+        '(needs Debian 12 bookworm or bookworm-security sources)',
+      'missing',
+    );
   }
   versions.sort((a, b) => patchOf(b) - patchOf(a));
   return versions[0]!;
@@ -208,15 +241,19 @@ async function newestAvailableVersion(onProgress: (m: string) => void): Promise<
  * Needs apt-get, dpkg-deb and xz for the first download.
  */
 export async function ensureHostKernel(
-  cacheDir: string, onProgress: (m: string) => void = () => {}, env: NodeJS.ProcessEnv = process.env,
+  cacheDir: string,
+  onProgress: (m: string) => void = () => {},
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<HostKernel> {
   const cached = cachedHostKernel(cacheDir, env);
   if (cached !== undefined) return cached;
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'xz']) {
     if (findOnPath(tool, env) === undefined) {
       throw new TestHostError(
-        `${tool} not found: the test host downloads its kernel with apt-get (Debian) and unpacks it with dpkg-deb and xz`
-        + (tool === 'xz' ? ' (apt-get install xz-utils)' : ''), 'missing');
+        `${tool} not found: the test host downloads its kernel with apt-get (Debian) and unpacks it with dpkg-deb and xz` +
+          (tool === 'xz' ? ' (apt-get install xz-utils)' : ''),
+        'missing',
+      );
     }
   }
   const wanted = env.KTSTR_HOST_KERNEL_VERSION;

@@ -27,7 +27,6 @@ export { holdback } from './l1-console.js';
 /** Exit status reported for a timeout (as timeout(1) does). */
 export const TIMEOUT_EXIT_CODE = 124;
 
-
 /**
  * The kernel command line of L1. `nohz=off highres=off`: a periodic local APIC timer. Under
  * QEMU 7.2 TCG with nested SVM an L1 timer interrupt is sometimes left pending in the APIC
@@ -37,9 +36,19 @@ export const TIMEOUT_EXIT_CODE = 124;
  * topology suite went from hanging on most runs to passing, and 4-vCPU guests boot 3x faster.
  */
 export const L1_CMDLINE = [
-  'console=ttyS0', 'quiet', 'loglevel=1', 'panic=-1', 'mitigations=off', 'tsc=reliable',
-  'no_timer_check', 'random.trust_cpu=on', '8250.nr_uarts=1', 'i8042.noaux', 'i8042.nokbd',
-  'nohz=off', 'highres=off',
+  'console=ttyS0',
+  'quiet',
+  'loglevel=1',
+  'panic=-1',
+  'mitigations=off',
+  'tsc=reliable',
+  'no_timer_check',
+  'random.trust_cpu=on',
+  '8250.nr_uarts=1',
+  'i8042.noaux',
+  'i8042.nokbd',
+  'nohz=off',
+  'highres=off',
 ].join(' ');
 
 export interface RunInTestHostOptions {
@@ -135,17 +144,37 @@ export function testHostAvailable(env: NodeJS.ProcessEnv = process.env): TestHos
   }
   const kernel = cachedHostKernel(hostCacheDir(env), env);
   if (kernel !== undefined) {
-    return { ok: true, reason: `QEMU TCG (${qemu}) with the cached L1 kernel ${kernel.release}`, qemu, kernelRelease: kernel.release };
+    return {
+      ok: true,
+      reason: `QEMU TCG (${qemu}) with the cached L1 kernel ${kernel.release}`,
+      qemu,
+      kernelRelease: kernel.release,
+    };
   }
   const missing = ['apt-get', 'apt-cache', 'dpkg-deb', 'xz'].filter((t) => findOnPath(t, env) === undefined);
   if (missing.length > 0) {
-    return { ok: false, qemu, reason: `the L1 kernel is not cached and ${missing.join(', ')} (to download it from Debian) ${missing.length > 1 ? 'are' : 'is'} missing` };
+    return {
+      ok: false,
+      qemu,
+      reason: `the L1 kernel is not cached and ${missing.join(', ')} (to download it from Debian) ${missing.length > 1 ? 'are' : 'is'} missing`,
+    };
   }
-  return { ok: true, qemu, reason: `QEMU TCG (${qemu}); the L1 kernel (Debian linux-image-6.12.*-cloud-amd64-unsigned) is downloaded on first use` };
+  return {
+    ok: true,
+    qemu,
+    reason: `QEMU TCG (${qemu}); the L1 kernel (Debian linux-image-6.12.*-cloud-amd64-unsigned) is downloaded on first use`,
+  };
 }
 
 /** QEMU's command line for L1 (the initrd is passed as fd 3). */
-export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, env: NodeJS.ProcessEnv = process.env, tscKhz: number | null = measureHostTscKhz() ?? null, outputFile?: string): string[] {
+export function qemuArgs(
+  image: TestHostImage,
+  memoryMiB: number,
+  cpus: number,
+  env: NodeJS.ProcessEnv = process.env,
+  tscKhz: number | null = measureHostTscKhz() ?? null,
+  outputFile?: string,
+): string[] {
   // KTSTR_HOST_CMDLINE_EXTRA: appended to L1's kernel command line (debugging: loglevel=7)
   const extra = env.KTSTR_HOST_CMDLINE_EXTRA?.trim() ?? '';
   const cmdline = [L1_CMDLINE, ...l1ClockCmdline(tscKhz), ...(extra === '' ? [] : [extra])].join(' ');
@@ -155,19 +184,43 @@ export function qemuArgs(image: TestHostImage, memoryMiB: number, cpus: number, 
   const debug = monitor !== undefined && monitor !== '' ? ['-monitor', `unix:${monitor},server=on,wait=off`] : [];
   // outputFile: a virtio serial port on microvm's PCIe bus (L1's kernel has virtio-pci and
   // virtio-console built in; its virtio-mmio is a module the image does not carry)
-  const port = outputFile === undefined ? [] : [
-    '-device', 'virtio-serial-pci,id=ktvs', '-chardev', `file,id=ktout,path=${outputFile}`,
-    '-device', `virtserialport,bus=ktvs.0,chardev=ktout,name=${OUTPUT_PORT}`,
-  ];
+  const port =
+    outputFile === undefined
+      ? []
+      : [
+          '-device',
+          'virtio-serial-pci,id=ktvs',
+          '-chardev',
+          `file,id=ktout,path=${outputFile}`,
+          '-device',
+          `virtserialport,bus=ktvs.0,chardev=ktout,name=${OUTPUT_PORT}`,
+        ];
   return [
     ...debug,
-    '-accel', 'tcg', '-cpu', 'EPYC,+svm,+npt',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'EPYC,+svm,+npt',
     // pit=on: without a PIT the kernel cannot calibrate the TSC under TCG and hangs
-    '-M', `microvm,isa-serial=on,rtc=on,acpi=on,pit=on${outputFile === undefined ? '' : ',pcie=on'}`,
+    '-M',
+    `microvm,isa-serial=on,rtc=on,acpi=on,pit=on${outputFile === undefined ? '' : ',pcie=on'}`,
     ...port,
-    '-smp', String(cpus), '-m', String(memoryMiB),
-    '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
-    '-kernel', image.kernel.bootImage, '-initrd', '/dev/fd/3', '-append', cmdline,
+    '-smp',
+    String(cpus),
+    '-m',
+    String(memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    image.kernel.bootImage,
+    '-initrd',
+    '/dev/fd/3',
+    '-append',
+    cmdline,
   ];
 }
 
@@ -183,7 +236,12 @@ class TailLog {
   }
 
   tail(lines: number): string {
-    return this.text.replace(/\r/g, '').split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n');
+    return this.text
+      .replace(/\r/g, '')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-lines)
+      .join('\n');
   }
 }
 
@@ -192,7 +250,14 @@ const qemuVersions = new Map<string, string | null>();
 function qemuVersion(qemu: string): string | null {
   if (!qemuVersions.has(qemu)) {
     let v: string | null = null;
-    try { v = /version (\d+\.\d+(?:\.\d+)?)/.exec(execFileSync(qemu, ['--version'], { encoding: 'utf8', timeout: 10_000 }))?.[1] ?? null; } catch { /* unknown */ }
+    try {
+      v =
+        /version (\d+\.\d+(?:\.\d+)?)/.exec(
+          execFileSync(qemu, ['--version'], { encoding: 'utf8', timeout: 10_000 }),
+        )?.[1] ?? null;
+    } catch {
+      /* unknown */
+    }
     qemuVersions.set(qemu, v);
   }
   return qemuVersions.get(qemu)!;
@@ -206,24 +271,28 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
   const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB;
   const cpus = options.cpus ?? defaultCpus();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 256) throw new TestHostError(`memory must be an integer >= 256 MiB (got ${memoryMiB})`);
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new TestHostError(`cpus must be an integer from 1 to 64 (got ${cpus})`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 256)
+    throw new TestHostError(`memory must be an integer >= 256 MiB (got ${memoryMiB})`);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64)
+    throw new TestHostError(`cpus must be an integer from 1 to 64 (got ${cpus})`);
   const progress = options.onProgress ?? (() => {});
   options.signal?.throwIfAborted();
 
-  const build = (): Promise<TestHostImage> => ensureImage({
-    projectDir: options.projectDir ?? findProjectDir(cwd),
-    shareDirs: options.shareDirs,
-    exclude: options.exclude,
-    kernelsDir: options.kernelsDir,
-    cacheDir: options.cacheDir,
-    env: sourceEnv,
-    onProgress: progress,
-    signal: options.signal,
-  }).catch((err: unknown) => {
-    if (options.signal?.aborted === true) throw new TestHostError('aborted while building the test host image', 'aborted', { cause: err });
-    throw err;
-  });
+  const build = (): Promise<TestHostImage> =>
+    ensureImage({
+      projectDir: options.projectDir ?? findProjectDir(cwd),
+      shareDirs: options.shareDirs,
+      exclude: options.exclude,
+      kernelsDir: options.kernelsDir,
+      cacheDir: options.cacheDir,
+      env: sourceEnv,
+      onProgress: progress,
+      signal: options.signal,
+    }).catch((err: unknown) => {
+      if (options.signal?.aborted === true)
+        throw new TestHostError('aborted while building the test host image', 'aborted', { cause: err });
+      throw err;
+    });
   let image = await build();
   options.signal?.throwIfAborted();
   const nonce = newNonce();
@@ -259,14 +328,20 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
   // (SIGKILL, a crash), so L1 never outlives its owner
   const setpriv = findOnPath('setpriv', sourceEnv);
   try {
-    child = setpriv !== undefined
-      ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', image.qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe', fd] })
-      : spawn(image.qemu, args, { stdio: ['pipe', 'pipe', 'pipe', fd] });
+    child =
+      setpriv !== undefined
+        ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', image.qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe', fd] })
+        : spawn(image.qemu, args, { stdio: ['pipe', 'pipe', 'pipe', fd] });
   } finally {
     closeSync(fd);
   }
   return supervise(child, {
-    nonce, line, timeoutMs, spawnedAt, image, options,
+    nonce,
+    line,
+    timeoutMs,
+    spawnedAt,
+    image,
+    options,
   });
 }
 
@@ -304,8 +379,13 @@ interface RunRecord {
 function supervise(child: ChildProcess, a: SuperviseArgs): Promise<TestHostResult> {
   const { options } = a;
   const record: RunRecord = {
-    guestBoot: NaN, startedAt: NaN, endedAt: NaN, timedOut: false, aborted: false,
-    consoleLog: new TailLog(), stderrLog: new TailLog(),
+    guestBoot: NaN,
+    startedAt: NaN,
+    endedAt: NaN,
+    timedOut: false,
+    aborted: false,
+    consoleLog: new TailLog(),
+    stderrLog: new TailLog(),
   };
   const l1 = new L1Console(a.nonce);
   const stderr = new QemuStderr();
@@ -314,11 +394,23 @@ function supervise(child: ChildProcess, a: SuperviseArgs): Promise<TestHostResul
   };
   const onL1 = (e: L1Event): void => {
     switch (e.kind) {
-      case 'ready': record.guestBoot = e.guestBootSeconds; child.stdin?.write(a.line); break;
-      case 'failure': record.failure = e.message; break;
-      case 'console': record.consoleLog.add(e.text); options.onConsole?.(e.text); break;
-      case 'start': record.startedAt = performance.now(); break;
-      case 'output': options.onOutput?.(e.bytes); break;
+      case 'ready':
+        record.guestBoot = e.guestBootSeconds;
+        child.stdin?.write(a.line);
+        break;
+      case 'failure':
+        record.failure = e.message;
+        break;
+      case 'console':
+        record.consoleLog.add(e.text);
+        options.onConsole?.(e.text);
+        break;
+      case 'start':
+        record.startedAt = performance.now();
+        break;
+      case 'output':
+        options.onOutput?.(e.bytes);
+        break;
       case 'exit':
         record.exitCode = e.code;
         record.endedAt = performance.now();
@@ -343,7 +435,8 @@ function supervise(child: ChildProcess, a: SuperviseArgs): Promise<TestHostResul
   return new Promise<TestHostResult>((resolvePromise, reject) => {
     child.once('error', (err) => {
       record.spawnError = err;
-      if (child.pid === undefined) { // never started: no 'close' to wait for
+      if (child.pid === undefined) {
+        // never started: no 'close' to wait for
         release();
         reject(new TestHostError(`cannot start ${a.image.qemu}: ${err.message}`, 'failed', { cause: err }));
       }
@@ -395,7 +488,9 @@ function collectRun(r: RunRecord, a: SuperviseArgs, q: QemuEnd): TestHostResult 
   const base = {
     bootSeconds: Number.isNaN(r.startedAt) ? NaN : (r.startedAt - a.spawnedAt) / 1000,
     guestBootSeconds: r.guestBoot,
-    commandSeconds: Number.isNaN(r.startedAt) ? 0 : ((Number.isNaN(r.endedAt) ? q.now : r.endedAt) - r.startedAt) / 1000,
+    commandSeconds: Number.isNaN(r.startedAt)
+      ? 0
+      : ((Number.isNaN(r.endedAt) ? q.now : r.endedAt) - r.startedAt) / 1000,
     vmSeconds: q.vmSeconds,
     imageSeconds: a.image.seconds,
     imageCached: a.image.cached,
@@ -410,14 +505,21 @@ function collectRun(r: RunRecord, a: SuperviseArgs, q: QemuEnd): TestHostResult 
     return new TestHostError(`test host stopped (${r.aborted ? 'aborted' : qemuSaid.split('\n').pop()})`, 'aborted');
   }
   if (r.spawnError !== undefined) {
-    return new TestHostError(`cannot start ${a.image.qemu}: ${r.spawnError.message}`, 'failed', { cause: r.spawnError });
+    return new TestHostError(`cannot start ${a.image.qemu}: ${r.spawnError.message}`, 'failed', {
+      cause: r.spawnError,
+    });
   }
   const how = q.sig !== null ? `killed by ${q.sig}` : `exit status ${q.code}`;
   let message: string;
   if (r.failure !== undefined) message = `the test host could not start the command: ${r.failure}`;
   else if (q.phase === 'run') message = `the test host stopped before the command finished (QEMU ${how})`;
-  else message = `the test host (L1) did not boot (QEMU ${how}); KTSTR_HOST_CMDLINE_EXTRA=loglevel=7 shows its kernel messages with --verbose`;
-  const details = [qemuSaid && `QEMU: ${qemuSaid}`, q.phase === 'boot' && `last L1 console lines:\n${r.consoleLog.tail(15)}`]
-    .filter((s): s is string => typeof s === 'string' && s !== '').join('\n');
+  else
+    message = `the test host (L1) did not boot (QEMU ${how}); KTSTR_HOST_CMDLINE_EXTRA=loglevel=7 shows its kernel messages with --verbose`;
+  const details = [
+    qemuSaid && `QEMU: ${qemuSaid}`,
+    q.phase === 'boot' && `last L1 console lines:\n${r.consoleLog.tail(15)}`,
+  ]
+    .filter((s): s is string => typeof s === 'string' && s !== '')
+    .join('\n');
   return new TestHostError(details === '' ? message : `${message}\n${details}`, 'failed');
 }

@@ -83,5 +83,11 @@ export function stageKernels(kernels: ResolvedKernel[], env: NodeJS.ProcessEnv =
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
     throw e;
   }
-  return { specs, shareDirs: [...shareDirs], cleanup: () => { if (root !== undefined) rmSync(root, { recursive: true, force: true }); } };
+  return {
+    specs,
+    shareDirs: [...shareDirs],
+    cleanup: () => {
+      if (root !== undefined) rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

@@ -9,12 +9,29 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
 import { buildScxKtstr, SCX_KTSTR_BINARY } from './scx-ktstr.js';
-import { KernelCache, WORK_PREFIX, type CacheEntry, type CacheLock, type FileFacts, type KernelMetadata } from './cache.js';
+import {
+  KernelCache,
+  WORK_PREFIX,
+  type CacheEntry,
+  type CacheLock,
+  type FileFacts,
+  type KernelMetadata,
+} from './cache.js';
 import { describeDropped, droppedOptions, mergeKconfig, parseKconfig } from './kconfig.js';
 import { sanitizeLabel } from './label.js';
 import { BuildProgress, formatDuration, type ProgressSink } from './progress.js';
@@ -67,8 +84,16 @@ interface RunOptions {
 /** Runs a command in its own process group; rejects with the output tail on failure. */
 function run(cmd: string, args: string[], o: RunOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    if (o.signal?.aborted) { reject(new KernelBuildError('interrupted')); return; }
-    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (o.signal?.aborted) {
+      reject(new KernelBuildError('interrupted'));
+      return;
+    }
+    const child = spawn(cmd, args, {
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const tail: string[] = [];
     let stdout = '';
     let partial = { out: '', err: '' };
@@ -85,15 +110,33 @@ function run(cmd: string, args: string[], o: RunOptions): Promise<string> {
     };
     child.stdout.on('data', (d: Buffer) => feed('out', d));
     child.stderr.on('data', (d: Buffer) => feed('err', d));
-    const kill = (): void => { try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* gone */ } };
+    const kill = (): void => {
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    };
     o.signal?.addEventListener('abort', kill, { once: true });
-    child.once('error', (e) => { o.signal?.removeEventListener('abort', kill); reject(new KernelBuildError(`${cmd}: ${e.message}`)); });
+    child.once('error', (e) => {
+      o.signal?.removeEventListener('abort', kill);
+      reject(new KernelBuildError(`${cmd}: ${e.message}`));
+    });
     child.once('close', (code, sig) => {
       o.signal?.removeEventListener('abort', kill);
-      for (const w of ['out', 'err'] as const) if (partial[w] !== '') { tail.push(partial[w]); if (w === 'out') stdout += partial[w]; }
+      for (const w of ['out', 'err'] as const)
+        if (partial[w] !== '') {
+          tail.push(partial[w]);
+          if (w === 'out') stdout += partial[w];
+        }
       if (o.signal?.aborted) reject(new KernelBuildError('interrupted'));
       else if (code === 0) resolve(stdout);
-      else reject(new KernelBuildError(`${cmd} ${args.join(' ')} failed (${sig ?? `exit ${code}`}) in ${o.cwd}\n${tail.slice(-40).join('\n')}`));
+      else
+        reject(
+          new KernelBuildError(
+            `${cmd} ${args.join(' ')} failed (${sig ?? `exit ${code}`}) in ${o.cwd}\n${tail.slice(-40).join('\n')}`,
+          ),
+        );
     });
   });
 }
@@ -111,8 +154,11 @@ async function facts(path: string): Promise<FileFacts> {
 /** The single top directory a tarball unpacked into. */
 function unpackedTree(dir: string): string {
   const tops = readdirSync(dir).filter((n) => !n.startsWith('.'));
-  const tree = tops.map((n) => join(dir, n)).find((p) => existsSync(join(p, 'Makefile')) && existsSync(join(p, 'Kconfig')));
-  if (tree === undefined) throw new KernelBuildError(`the tarball holds no kernel tree (top entries: ${tops.slice(0, 5).join(', ')})`);
+  const tree = tops
+    .map((n) => join(dir, n))
+    .find((p) => existsSync(join(p, 'Makefile')) && existsSync(join(p, 'Kconfig')));
+  if (tree === undefined)
+    throw new KernelBuildError(`the tarball holds no kernel tree (top entries: ${tops.slice(0, 5).join(', ')})`);
   return tree;
 }
 
@@ -164,7 +210,9 @@ export async function buildKernel(o: KernelBuildOptions): Promise<KernelBuildRes
     if (!/^\d+\.\d+/.test(version)) throw new KernelBuildError(`make kernelversion said '${version}'`);
     const label = sanitizeLabel(o.label ?? `${version}-sched_ext`);
     if (cache.get(label) !== undefined && !o.force && !o.configOnly) {
-      throw new KernelBuildError(`the cache already has ${label}: use it (--kernel ${label}), remove it (ktstr-wasm kernel remove ${label}) or rebuild with --force`);
+      throw new KernelBuildError(
+        `the cache already has ${label}: use it (--kernel ${label}), remove it (ktstr-wasm kernel remove ${label}) or rebuild with --force`,
+      );
     }
     say(`kernel ${version} -> ${label} (make -j${jobs})`);
 
@@ -176,7 +224,9 @@ export async function buildKernel(o: KernelBuildOptions): Promise<KernelBuildRes
     const finalConfig = readFileSync(configPath, 'utf8');
     const dropped = droppedOptions(fragment, parseKconfig(finalConfig, '.config'));
     if (dropped.length > 0) {
-      throw new KernelBuildError(`Kconfig dropped ${dropped.length} option(s) of ${fragmentPath} (unmet dependencies or unknown in ${version}):\n${describeDropped(dropped)}`);
+      throw new KernelBuildError(
+        `Kconfig dropped ${dropped.length} option(s) of ${fragmentPath} (unmet dependencies or unknown in ${version}):\n${describeDropped(dropped)}`,
+      );
     }
     say(`config: all ${fragment.size} fragment options present`);
     step('configured');
@@ -194,7 +244,10 @@ export async function buildKernel(o: KernelBuildOptions): Promise<KernelBuildRes
     step('built');
     staging = lock.stage(label);
     copyFileSync(join(objDir, 'arch', 'x86', 'boot', 'bzImage'), join(staging, 'bzImage'));
-    await run('objcopy', ['--strip-debug', join(objDir, 'vmlinux'), join(staging, 'vmlinux')], { cwd: work, signal: o.signal });
+    await run('objcopy', ['--strip-debug', join(objDir, 'vmlinux'), join(staging, 'vmlinux')], {
+      cwd: work,
+      signal: o.signal,
+    });
     copyFileSync(configPath, join(staging, 'config'));
     writeFileSync(join(staging, 'fragment.config'), fragmentText);
 
@@ -205,8 +258,20 @@ export async function buildKernel(o: KernelBuildOptions): Promise<KernelBuildRes
       mkdirSync(schedDir);
       say('building tools/sched_ext ...');
       const scxOut = outOfTree ? join(work, 'sched_ext') : undefined;
-      await run('make', ['-C', join(tree, 'tools', 'sched_ext'), `-j${jobs}`, 'CC=gcc', 'CLANG=clang-16', 'LLVM_STRIP=llvm-strip-16',
-        ...(scxOut ? [`O=${scxOut}`] : []), `VMLINUX_BTF=${join(objDir, 'vmlinux')}`], { cwd: tree, signal: o.signal });
+      await run(
+        'make',
+        [
+          '-C',
+          join(tree, 'tools', 'sched_ext'),
+          `-j${jobs}`,
+          'CC=gcc',
+          'CLANG=clang-16',
+          'LLVM_STRIP=llvm-strip-16',
+          ...(scxOut ? [`O=${scxOut}`] : []),
+          `VMLINUX_BTF=${join(objDir, 'vmlinux')}`,
+        ],
+        { cwd: tree, signal: o.signal },
+      );
       const binDir = scxOut ? join(scxOut, 'build', 'bin') : join(tree, 'tools', 'sched_ext', 'build', 'bin');
       for (const name of existsSync(binDir) ? readdirSync(binDir).sort() : []) {
         if (!name.startsWith('scx_')) continue;
@@ -226,13 +291,15 @@ export async function buildKernel(o: KernelBuildOptions): Promise<KernelBuildRes
     const files: Record<string, FileFacts> = {};
     for (const f of ['bzImage', 'vmlinux', 'config']) files[f] = await facts(join(staging, f));
     const metadata: KernelMetadata = {
-      label, version,
+      label,
+      version,
       configHash: files.config.sha256,
       fragmentHash: createHash('sha256').update(fragmentText).digest('hex'),
       source: sourceInfo(o.source),
       builtAt: new Date().toISOString(),
       buildSeconds: Math.round((Date.now() - started) / 100) / 10,
-      files, schedulers,
+      files,
+      schedulers,
       buildSteps: progress.steps,
       builtBy: `ktstr-wasm ${JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')).version as string}`,
     };

@@ -5,7 +5,18 @@
 // entry, only a staging directory that the next locker removes. One lock file (O_EXCL,
 // holding the owner's pid) keeps two builders apart; a lock whose pid is gone is stale.
 
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.js';
@@ -62,7 +73,10 @@ export interface CacheEntry {
 
 export class CacheError extends KtstrError {}
 export class CacheLockedError extends CacheError {
-  constructor(message: string, readonly ownerPid: number) {
+  constructor(
+    message: string,
+    readonly ownerPid: number,
+  ) {
     super(message);
   }
 }
@@ -87,8 +101,15 @@ export function readMetadata(dir: string): KernelMetadata | undefined {
   }
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Partial<KernelMetadata>;
-  if (typeof m.label !== 'string' || typeof m.version !== 'string' || typeof m.configHash !== 'string'
-    || typeof m.builtAt !== 'string' || typeof m.source !== 'object' || m.source === null) return undefined;
+  if (
+    typeof m.label !== 'string' ||
+    typeof m.version !== 'string' ||
+    typeof m.configHash !== 'string' ||
+    typeof m.builtAt !== 'string' ||
+    typeof m.source !== 'object' ||
+    m.source === null
+  )
+    return undefined;
   return { files: {}, schedulers: [], fragmentHash: '', buildSeconds: 0, builtBy: '', ...m } as KernelMetadata;
 }
 
@@ -139,9 +160,14 @@ export class KernelCache {
       let owner = NaN;
       try {
         owner = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      } catch { /* vanished in between: retry */ }
+      } catch {
+        /* vanished in between: retry */
+      }
       if (pidAlive(owner) && owner !== process.pid) {
-        throw new CacheLockedError(`the kernel cache ${this.root} is locked by process ${owner} (a build in progress); wait for it or stop it`, owner);
+        throw new CacheLockedError(
+          `the kernel cache ${this.root} is locked by process ${owner} (a build in progress); wait for it or stop it`,
+          owner,
+        );
       }
       if (owner === process.pid) throw new CacheError('this process already holds the kernel cache lock');
       rmSync(path, { force: true }); // stale
@@ -168,7 +194,10 @@ export function defaultKernelCacheDir(env: NodeJS.ProcessEnv = process.env): str
 export class CacheLock {
   private held = true;
 
-  constructor(readonly cache: KernelCache, private readonly path: string) {}
+  constructor(
+    readonly cache: KernelCache,
+    private readonly path: string,
+  ) {}
 
   private check(): void {
     if (!this.held) throw new CacheError('the kernel cache lock was released');
@@ -194,7 +223,8 @@ export class CacheLock {
     if (!existsSync(join(staging, 'bzImage'))) throw new CacheError(`${staging}: no bzImage to commit`);
     writeFileSync(join(staging, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
     if (existsSync(target)) {
-      if (!o.replace) throw new CacheError(`the cache already has ${metadata.label} (remove it first, or build with --force)`);
+      if (!o.replace)
+        throw new CacheError(`the cache already has ${metadata.label} (remove it first, or build with --force)`);
       const trash = join(this.cache.root, `${TRASH_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
       renameSync(target, trash);
       renameSync(staging, target);

@@ -21,13 +21,17 @@ export function parseKconfig(text: string, what = 'config'): KconfigValues {
     const trimmed = line.trim();
     if (trimmed === '') continue;
     const unset = UNSET_RE.exec(trimmed);
-    if (unset) { values.set(unset[1], 'n'); continue; }
+    if (unset) {
+      values.set(unset[1], 'n');
+      continue;
+    }
     if (trimmed.startsWith('#')) continue;
     const set = SET_RE.exec(trimmed);
     if (!set) throw new KconfigError(`${what}:${i + 1}: not a Kconfig line: ${trimmed.slice(0, 80)}`);
     const value = set[2].trim();
     if (value === '') throw new KconfigError(`${what}:${i + 1}: ${set[1]} has no value`);
-    if (value.startsWith('"') && !/^"(?:[^"\\]|\\.)*"$/.test(value)) throw new KconfigError(`${what}:${i + 1}: ${set[1]}: unterminated string`);
+    if (value.startsWith('"') && !/^"(?:[^"\\]|\\.)*"$/.test(value))
+      throw new KconfigError(`${what}:${i + 1}: ${set[1]}: unterminated string`);
     values.set(set[1], value === 'n' ? 'n' : value);
   }
   return values;
@@ -86,7 +90,11 @@ export function droppedOptions(fragment: KconfigValues, final: KconfigValues): D
 }
 
 export function describeDropped(d: DroppedOption[]): string {
-  return d.map((o) => `  ${o.name}: wanted ${o.wanted === 'n' ? 'off' : o.wanted}, got ${o.got === 'n' ? 'off/absent' : o.got}`).join('\n');
+  return d
+    .map(
+      (o) => `  ${o.name}: wanted ${o.wanted === 'n' ? 'off' : o.wanted}, got ${o.got === 'n' ? 'off/absent' : o.got}`,
+    )
+    .join('\n');
 }
 
 /** The kernel version a .config header names ("# Linux/x86 6.12.117 Kernel Configuration"). */
@@ -102,7 +110,9 @@ export function configKernelVersion(text: string): string | undefined {
 export function topologyConfigProblems(config: KconfigValues, cpus: number, x2apic: boolean): string[] {
   const problems: string[] = [];
   const nrCpus = Number(config.get('CONFIG_NR_CPUS'));
-  if (Number.isInteger(nrCpus) && nrCpus < cpus) problems.push(`CONFIG_NR_CPUS=${nrCpus} is below the ${cpus} CPUs of the topology`);
-  if (x2apic && config.get('CONFIG_X86_X2APIC') !== 'y') problems.push('CONFIG_X86_X2APIC is off, and APIC IDs above 254 need x2APIC mode');
+  if (Number.isInteger(nrCpus) && nrCpus < cpus)
+    problems.push(`CONFIG_NR_CPUS=${nrCpus} is below the ${cpus} CPUs of the topology`);
+  if (x2apic && config.get('CONFIG_X86_X2APIC') !== 'y')
+    problems.push('CONFIG_X86_X2APIC is off, and APIC IDs above 254 need x2APIC mode');
   return problems;
 }

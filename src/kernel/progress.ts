@@ -28,7 +28,11 @@ export class BuildProgress {
   private lastDrawn = 0;
   private drawnLine = false;
 
-  constructor(private readonly out: ProgressSink, private readonly phase: string, private readonly estimate?: number) {}
+  constructor(
+    private readonly out: ProgressSink,
+    private readonly phase: string,
+    private readonly estimate?: number,
+  ) {}
 
   /** Feeds one make output line; returns true when it was a build step. */
   line(text: string): boolean {
@@ -37,9 +41,14 @@ export class BuildProgress {
     this.steps++;
     const now = Date.now();
     if (this.out.isTTY) {
-      if (now - this.lastDrawn >= 100) { this.draw(`${step.kind} ${step.target}`); this.lastDrawn = now; }
+      if (now - this.lastDrawn >= 100) {
+        this.draw(`${step.kind} ${step.target}`);
+        this.lastDrawn = now;
+      }
     } else if (this.steps % PLAIN_EVERY === 0) {
-      this.out.write(`${this.phase}: ${this.counter()} steps, ${formatDuration(now - this.started)} (${step.kind} ${step.target})\n`);
+      this.out.write(
+        `${this.phase}: ${this.counter()} steps, ${formatDuration(now - this.started)} (${step.kind} ${step.target})\n`,
+      );
     }
     return true;
   }
@@ -60,6 +69,8 @@ export class BuildProgress {
   /** Ends the display with a summary line. */
   finish(ok: boolean): void {
     if (this.drawnLine) this.out.write('\r\x1b[K');
-    this.out.write(`${this.phase}: ${ok ? 'done' : 'FAILED'}, ${this.steps} steps in ${formatDuration(Date.now() - this.started)}\n`);
+    this.out.write(
+      `${this.phase}: ${ok ? 'done' : 'FAILED'}, ${this.steps} steps in ${formatDuration(Date.now() - this.started)}\n`,
+    );
   }
 }

@@ -10,7 +10,15 @@ import { join, resolve } from 'node:path';
 import { KernelCache, readMetadata } from './cache.js';
 import { defaultKernelsDir } from './discover.js';
 import { configKernelVersion } from './kconfig.js';
-import { compareVersions, formatVersion, parseVersion, sanitizeLabel, versionHasPrefix, versionOfLabel, type Version } from './label.js';
+import {
+  compareVersions,
+  formatVersion,
+  parseVersion,
+  sanitizeLabel,
+  versionHasPrefix,
+  versionOfLabel,
+  type Version,
+} from './label.js';
 import { UsageError } from '../errors.js';
 
 export interface ResolvedKernel {
@@ -59,16 +67,32 @@ function versionFromConfig(config: string | undefined): string | undefined {
 }
 
 /** A kernel directory (cache entry or prebuilt): bzImage plus optional vmlinux, config, schedulers/. */
-function fromKernelDir(dir: string, label: string, origin: ResolvedKernel['origin'], via: ResolvedKernel['via']): ResolvedKernel | undefined {
+function fromKernelDir(
+  dir: string,
+  label: string,
+  origin: ResolvedKernel['origin'],
+  via: ResolvedKernel['via'],
+): ResolvedKernel | undefined {
   const bzImage = join(dir, 'bzImage');
   if (!isFile(bzImage)) return undefined;
   const vmlinux = join(dir, 'vmlinux');
   const config = join(dir, 'config');
   const schedulers = join(dir, 'schedulers');
   const meta = readMetadata(dir);
-  const version = meta?.version ?? versionFromConfig(config) ?? (() => { const v = versionOfLabel(label); return v && formatVersion(v); })();
+  const version =
+    meta?.version ??
+    versionFromConfig(config) ??
+    (() => {
+      const v = versionOfLabel(label);
+      return v && formatVersion(v);
+    })();
   return {
-    label, bzImage, origin, via, dir, version,
+    label,
+    bzImage,
+    origin,
+    via,
+    dir,
+    version,
     vmlinux: isFile(vmlinux) ? vmlinux : undefined,
     config: isFile(config) ? config : undefined,
     schedulersDir: isDir(schedulers) ? schedulers : undefined,
@@ -79,14 +103,21 @@ function fromKernelDir(dir: string, label: string, origin: ResolvedKernel['origi
 function fromSourceTree(dir: string, via: ResolvedKernel['via']): ResolvedKernel {
   const bzImage = join(dir, 'arch', 'x86', 'boot', 'bzImage');
   if (!isFile(bzImage)) {
-    throw new KernelNotFoundError(`${dir} is a kernel source tree without arch/x86/boot/bzImage: build it first (ktstr-wasm kernel build --source ${dir})`);
+    throw new KernelNotFoundError(
+      `${dir} is a kernel source tree without arch/x86/boot/bzImage: build it first (ktstr-wasm kernel build --source ${dir})`,
+    );
   }
   const vmlinux = join(dir, 'vmlinux');
   const config = join(dir, '.config');
   const schedulers = join(dir, 'tools', 'sched_ext', 'build', 'bin');
   const version = versionFromConfig(config);
   return {
-    label: sanitizeLabel(`${version ?? 'tree'}-${dir.split('/').filter(Boolean).pop() ?? 'tree'}`), bzImage, origin: 'tree', via, dir, version,
+    label: sanitizeLabel(`${version ?? 'tree'}-${dir.split('/').filter(Boolean).pop() ?? 'tree'}`),
+    bzImage,
+    origin: 'tree',
+    via,
+    dir,
+    version,
     vmlinux: isFile(vmlinux) ? vmlinux : undefined,
     config: isFile(config) ? config : undefined,
     schedulersDir: isDir(schedulers) ? schedulers : undefined,
@@ -119,7 +150,8 @@ export function knownKernels(o: ResolveOptions = {}): ResolvedKernel[] {
 }
 
 function describeKnown(known: ResolvedKernel[]): string {
-  if (known.length === 0) return 'no kernels are known: build one with `ktstr-wasm kernel build` or point KTSTR_KERNEL at a bzImage';
+  if (known.length === 0)
+    return 'no kernels are known: build one with `ktstr-wasm kernel build` or point KTSTR_KERNEL at a bzImage';
   return `known kernels: ${known.map((k) => `${k.label} (${k.origin}${k.version ? ', ' + k.version : ''})`).join(', ')}`;
 }
 
@@ -130,7 +162,10 @@ function newest(kernels: ResolvedKernel[]): ResolvedKernel | undefined {
   for (const k of kernels) {
     const v = k.version === undefined ? undefined : parseVersion(k.version);
     if (v === undefined) continue;
-    if (bestV === undefined || compareVersions(v, bestV) > 0) { best = k; bestV = v; }
+    if (bestV === undefined || compareVersions(v, bestV) > 0) {
+      best = k;
+      bestV = v;
+    }
   }
   return best;
 }
@@ -142,9 +177,15 @@ export function resolveKernelSpec(spec: string, via: ResolvedKernel['via'], o: R
   const looksLikePath = s.includes('/') || s.startsWith('.');
   const path = resolve(s);
   if (existsSync(path) && (looksLikePath || isFile(path) || isDir(path))) {
-    if (isFile(path)) return { label: sanitizeLabel(path.split('/').slice(-2).join('-')), bzImage: path, origin: 'path', via };
+    if (isFile(path))
+      return { label: sanitizeLabel(path.split('/').slice(-2).join('-')), bzImage: path, origin: 'path', via };
     if (isDir(path)) {
-      const asEntry = fromKernelDir(path, sanitizeLabel(path.split('/').filter(Boolean).pop() ?? 'kernel'), 'path', via);
+      const asEntry = fromKernelDir(
+        path,
+        sanitizeLabel(path.split('/').filter(Boolean).pop() ?? 'kernel'),
+        'path',
+        via,
+      );
       if (asEntry) return asEntry;
       if (isSourceTree(path)) return fromSourceTree(path, via);
       throw new KernelNotFoundError(`${path}: neither a kernel directory (with bzImage) nor a kernel source tree`);
@@ -153,7 +194,11 @@ export function resolveKernelSpec(spec: string, via: ResolvedKernel['via'], o: R
   const known = knownKernels(o);
   if (looksLikePath) throw new KernelNotFoundError(`${s}: no such file or directory; ${describeKnown(known)}`);
   let label: string | undefined;
-  try { label = sanitizeLabel(s); } catch { /* not a label */ }
+  try {
+    label = sanitizeLabel(s);
+  } catch {
+    /* not a label */
+  }
   const byLabel = known.find((k) => k.label === s || k.label === label);
   if (byLabel) return { ...byLabel, via };
   const version = parseVersion(s);

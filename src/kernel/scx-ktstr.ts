@@ -35,7 +35,10 @@ export class SchedulerBuildError extends Error {}
 
 /** Runs `make -C scx-ktstr VMLINUX=... O=...`; resolves to the binary's path. */
 export function buildScxKtstr(o: BuildScxKtstrOptions): Promise<string> {
-  if (!existsSync(o.vmlinux)) return Promise.reject(new SchedulerBuildError(`${o.vmlinux}: no such file (scx-ktstr needs the kernel's vmlinux for its BTF)`));
+  if (!existsSync(o.vmlinux))
+    return Promise.reject(
+      new SchedulerBuildError(`${o.vmlinux}: no such file (scx-ktstr needs the kernel's vmlinux for its BTF)`),
+    );
   mkdirSync(o.outDir, { recursive: true });
   const args = ['-C', scxKtstrSourceDir(), `VMLINUX=${o.vmlinux}`, `O=${o.outDir}`];
   if (o.clang) args.push(`CLANG=${o.clang}`);
@@ -52,7 +55,12 @@ export function buildScxKtstr(o: BuildScxKtstrOptions): Promise<string> {
     child.once('close', (code) => {
       const bin = join(o.outDir, SCX_KTSTR_BINARY);
       if (code === 0 && existsSync(bin)) resolve(bin);
-      else reject(new SchedulerBuildError(`building scx-ktstr failed (make exit ${code}); needs clang-16, llvm-16, bpftool, libbpf-dev, libelf-dev, zlib1g-dev\n${tail}`));
+      else
+        reject(
+          new SchedulerBuildError(
+            `building scx-ktstr failed (make exit ${code}); needs clang-16, llvm-16, bpftool, libbpf-dev, libelf-dev, zlib1g-dev\n${tail}`,
+          ),
+        );
     });
   });
 }

@@ -23,7 +23,12 @@ export class SourceError extends UsageError {}
 /** The Debian package and tarball for a series ("6.12" -> linux-source-6.12). */
 export function debianSource(series: string): SourceSpec {
   if (!/^\d+\.\d+$/.test(series)) throw new SourceError(`--version takes a kernel series like 6.12, not '${series}'`);
-  return { kind: 'debian-package', package: `linux-source-${series}`, tarball: `/usr/src/linux-source-${series}.tar.xz`, series };
+  return {
+    kind: 'debian-package',
+    package: `linux-source-${series}`,
+    tarball: `/usr/src/linux-source-${series}.tar.xz`,
+    series,
+  };
 }
 
 /** --source DIR|TARBALL, or the Debian package of `series`. */
@@ -31,7 +36,11 @@ export function sourceSpec(source: string | undefined, series = DEFAULT_KERNEL_S
   if (source === undefined) return debianSource(series);
   const path = resolve(source);
   let st;
-  try { st = statSync(path); } catch { st = undefined; }
+  try {
+    st = statSync(path);
+  } catch {
+    st = undefined;
+  }
   if (st === undefined) throw new SourceError(`${source}: no such file or directory`);
   if (st.isDirectory()) {
     if (!existsSync(join(path, 'Makefile')) || !existsSync(join(path, 'Kconfig'))) {
@@ -39,7 +48,8 @@ export function sourceSpec(source: string | undefined, series = DEFAULT_KERNEL_S
     }
     return { kind: 'tree', path };
   }
-  if (!/\.tar(\.(xz|gz|bz2|zst))?$|\.tgz$/.test(path)) throw new SourceError(`${source}: expected a kernel tree or a .tar[.xz|.gz|.bz2|.zst] tarball`);
+  if (!/\.tar(\.(xz|gz|bz2|zst))?$|\.tgz$/.test(path))
+    throw new SourceError(`${source}: expected a kernel tree or a .tar[.xz|.gz|.bz2|.zst] tarball`);
   return { kind: 'tarball', path };
 }
 
@@ -52,7 +62,8 @@ export function debianPackageVersion(pkg: string): string | undefined {
 }
 
 export function sourceInfo(s: SourceSpec): KernelSourceInfo {
-  if (s.kind === 'debian-package') return { kind: s.kind, path: s.tarball, package: s.package, packageVersion: debianPackageVersion(s.package) };
+  if (s.kind === 'debian-package')
+    return { kind: s.kind, path: s.tarball, package: s.package, packageVersion: debianPackageVersion(s.package) };
   return { kind: s.kind, path: s.path };
 }
 
@@ -62,20 +73,39 @@ interface Requirement {
   present: () => boolean;
 }
 
-const tool = (name: string, pkg: string): Requirement => ({ what: name, package: pkg, present: () => findOnPath(name) !== undefined });
-const header = (path: string, pkg: string): Requirement => ({ what: path, package: pkg, present: () => existsSync(path) });
+const tool = (name: string, pkg: string): Requirement => ({
+  what: name,
+  package: pkg,
+  present: () => findOnPath(name) !== undefined,
+});
+const header = (path: string, pkg: string): Requirement => ({
+  what: path,
+  package: pkg,
+  present: () => existsSync(path),
+});
 
 /** What a kernel build needs (kernel proper), with the Debian package providing each. */
 export const KERNEL_BUILD_REQUIREMENTS: Requirement[] = [
-  tool('make', 'make'), tool('gcc', 'gcc'), tool('flex', 'flex'), tool('bison', 'bison'), tool('bc', 'bc'),
-  tool('perl', 'perl'), tool('pahole', 'dwarves'), tool('objcopy', 'binutils'), tool('xz', 'xz-utils'),
-  header('/usr/include/libelf.h', 'libelf-dev'), header('/usr/include/openssl/ssl.h', 'libssl-dev'),
+  tool('make', 'make'),
+  tool('gcc', 'gcc'),
+  tool('flex', 'flex'),
+  tool('bison', 'bison'),
+  tool('bc', 'bc'),
+  tool('perl', 'perl'),
+  tool('pahole', 'dwarves'),
+  tool('objcopy', 'binutils'),
+  tool('xz', 'xz-utils'),
+  header('/usr/include/libelf.h', 'libelf-dev'),
+  header('/usr/include/openssl/ssl.h', 'libssl-dev'),
 ];
 
 /** What the schedulers (tools/sched_ext and scx-ktstr) need in addition. */
 export const SCHEDULER_BUILD_REQUIREMENTS: Requirement[] = [
-  tool('clang-16', 'clang-16'), tool('llvm-strip-16', 'llvm-16'), tool('bpftool', 'bpftool'),
-  header('/usr/include/bpf/libbpf.h', 'libbpf-dev'), header('/usr/include/zlib.h', 'zlib1g-dev'),
+  tool('clang-16', 'clang-16'),
+  tool('llvm-strip-16', 'llvm-16'),
+  tool('bpftool', 'bpftool'),
+  header('/usr/include/bpf/libbpf.h', 'libbpf-dev'),
+  header('/usr/include/zlib.h', 'zlib1g-dev'),
 ];
 
 /** Debian packages to install before building: missing tools and headers, and the source package. */
@@ -84,9 +114,15 @@ export function missingPackages(s: SourceSpec, withSchedulers: boolean): { packa
   const missing: string[] = [];
   const packages = new Set<string>();
   for (const r of reqs) {
-    if (!r.present()) { missing.push(r.what); packages.add(r.package); }
+    if (!r.present()) {
+      missing.push(r.what);
+      packages.add(r.package);
+    }
   }
-  if (s.kind === 'debian-package' && !existsSync(s.tarball)) { missing.push(s.tarball); packages.add(s.package); }
+  if (s.kind === 'debian-package' && !existsSync(s.tarball)) {
+    missing.push(s.tarball);
+    packages.add(s.package);
+  }
   return { packages: [...packages].sort(), missing };
 }
 

@@ -9,4 +9,11 @@ export * from './run.js';
 export * from './x86.js';
 export * from './kick.js';
 export { Kvm, Vm, Vcpu, type MapMemoryOptions, type MemorySlot } from './kvm.js';
-export { native, isErrnoError, type NativeBinding, type NativeConstants, type ErrnoError, type IoctlArg } from './native.js';
+export {
+  native,
+  isErrnoError,
+  type NativeBinding,
+  type NativeConstants,
+  type ErrnoError,
+  type IoctlArg,
+} from './native.js';

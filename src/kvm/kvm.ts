@@ -9,10 +9,27 @@
 import { KVM_API_VERSION, KVM_GUESTDBG } from './constants.js';
 import { KVM_IOCTL } from './ioctl.js';
 import { isErrnoError, native, type NativeBinding } from './native.js';
-import { KVM_ENABLE_CAP, KVM_FPU, KVM_GUEST_DEBUG, KVM_IRQCHIP, KVM_LAPIC_STATE, KVM_PIT_CONFIG, KVM_PIT_STATE2, type StructLayout } from './layout.js';
+import {
+  KVM_ENABLE_CAP,
+  KVM_FPU,
+  KVM_GUEST_DEBUG,
+  KVM_IRQCHIP,
+  KVM_LAPIC_STATE,
+  KVM_PIT_CONFIG,
+  KVM_PIT_STATE2,
+  type StructLayout,
+} from './layout.js';
 import { KvmRun } from './run.js';
 import {
-  decodeMsrs, encodeIrqRouting, encodeMsrs, KvmCpuid2, KvmRegs, KvmSregs, UserspaceMemoryRegion, type IrqchipRoute, type MsrEntry,
+  decodeMsrs,
+  encodeIrqRouting,
+  encodeMsrs,
+  KvmCpuid2,
+  KvmRegs,
+  KvmSregs,
+  UserspaceMemoryRegion,
+  type IrqchipRoute,
+  type MsrEntry,
 } from './structs.js';
 
 /** Open flags for KVM device fds: read-write, close-on-exec. */
@@ -23,12 +40,19 @@ function rwCloexec(n: NativeBinding): number {
 /** An fd that is closed exactly once. */
 class OwnedFd {
   #fd: number;
-  constructor(fd: number, private readonly owned = true) { this.#fd = fd; }
+  constructor(
+    fd: number,
+    private readonly owned = true,
+  ) {
+    this.#fd = fd;
+  }
   get fd(): number {
     if (this.#fd < 0) throw new Error('KVM fd used after close()');
     return this.#fd;
   }
-  get closed(): boolean { return this.#fd < 0; }
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
@@ -45,7 +69,10 @@ function closeAll(items: Iterable<{ close(): void }>): void {
     try {
       it.close();
     } catch (e) {
-      if (!failed) { first = e; failed = true; }
+      if (!failed) {
+        first = e;
+        failed = true;
+      }
     }
   }
   if (failed) throw first;
@@ -71,7 +98,9 @@ export class Kvm {
   readonly #vms = new Set<Vm>();
   #mmapSize = 0;
 
-  private constructor(fd: number) { this.#fd = new OwnedFd(fd); }
+  private constructor(fd: number) {
+    this.#fd = new OwnedFd(fd);
+  }
 
   /** Opens /dev/kvm and checks KVM_GET_API_VERSION == 12. */
   static open(path = '/dev/kvm'): Kvm {
@@ -87,13 +116,21 @@ export class Kvm {
     }
   }
 
-  get fd(): number { return this.#fd.fd; }
-  get closed(): boolean { return this.#fd.closed; }
+  get fd(): number {
+    return this.#fd.fd;
+  }
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
 
-  apiVersion(): number { return native().ioctl(this.fd, KVM_IOCTL.KVM_GET_API_VERSION); }
+  apiVersion(): number {
+    return native().ioctl(this.fd, KVM_IOCTL.KVM_GET_API_VERSION);
+  }
 
   /** KVM_CHECK_EXTENSION on the system fd: 0 when the capability is absent. */
-  checkExtension(cap: number): number { return native().ioctl(this.fd, KVM_IOCTL.KVM_CHECK_EXTENSION, cap); }
+  checkExtension(cap: number): number {
+    return native().ioctl(this.fd, KVM_IOCTL.KVM_CHECK_EXTENSION, cap);
+  }
 
   /** Size of the kvm_run mapping of each vCPU. */
   vcpuMmapSize(): number {
@@ -170,7 +207,12 @@ export class Vm {
   readonly #irqScratch = new Uint32Array(2);
 
   /** @internal use Kvm.createVm or Vm.attach */
-  constructor(fd: number, readonly vcpuMmapSize: number, private readonly onClose: (vm: Vm) => void = () => {}, owned = true) {
+  constructor(
+    fd: number,
+    readonly vcpuMmapSize: number,
+    private readonly onClose: (vm: Vm) => void = () => {},
+    owned = true,
+  ) {
     this.#fd = new OwnedFd(fd, owned);
   }
 
@@ -182,12 +224,20 @@ export class Vm {
     return new Vm(fd, 0, () => {}, false);
   }
 
-  get fd(): number { return this.#fd.fd; }
-  get closed(): boolean { return this.#fd.closed; }
-  get slots(): ReadonlyMap<number, MemorySlot> { return this.#slots; }
+  get fd(): number {
+    return this.#fd.fd;
+  }
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
+  get slots(): ReadonlyMap<number, MemorySlot> {
+    return this.#slots;
+  }
 
   /** KVM_CHECK_EXTENSION on the VM fd (per-VM answers, e.g. KVM_CAP_MAX_VCPUS). */
-  checkExtension(cap: number): number { return native().ioctl(this.fd, KVM_IOCTL.KVM_CHECK_EXTENSION, cap); }
+  checkExtension(cap: number): number {
+    return native().ioctl(this.fd, KVM_IOCTL.KVM_CHECK_EXTENSION, cap);
+  }
 
   /** KVM_ENABLE_CAP on the VM: `cap` (KVM_CAP_*) with up to 4 argument words. */
   enableCap(cap: number, args: readonly bigint[] = [], flags = 0): void {
@@ -201,7 +251,9 @@ export class Vm {
   }
 
   /** KVM_SET_TSS_ADDR: the 3 guest-physical pages KVM uses for the real-mode TSS (Intel). No get: KVM keeps it write-only. */
-  setTssAddr(addr: number): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_TSS_ADDR, addr); }
+  setTssAddr(addr: number): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_TSS_ADDR, addr);
+  }
 
   /** KVM_SET_IDENTITY_MAP_ADDR: the EPT identity-map page (before the first vCPU). No get: KVM keeps it write-only. */
   setIdentityMapAddr(addr: number): void {
@@ -209,11 +261,15 @@ export class Vm {
   }
 
   /** KVM_CREATE_IRQCHIP: the in-kernel PICs, I/O APIC and (per vCPU) local APICs. */
-  createIrqchip(): void { native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_IRQCHIP); }
+  createIrqchip(): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_IRQCHIP);
+  }
 
   /** KVM_GET_IRQCHIP: struct kvm_irqchip of one chip (0: master PIC, 1: slave PIC, 2: I/O APIC). */
   getIrqchip(chipId: number): Uint8Array {
-    return readStruct(this.fd, KVM_IOCTL.KVM_GET_IRQCHIP, KVM_IRQCHIP, (v) => v.setUint32(KVM_IRQCHIP.offsets.chip_id, chipId, true));
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_IRQCHIP, KVM_IRQCHIP, (v) =>
+      v.setUint32(KVM_IRQCHIP.offsets.chip_id, chipId, true),
+    );
   }
 
   /** KVM_SET_IRQCHIP: a struct kvm_irqchip as getIrqchip returned it (its chip_id says which chip). */
@@ -264,14 +320,20 @@ export class Vm {
     const size = o.size ?? buffer.byteLength - offset;
     const gpa = BigInt(o.guestPhysAddr);
     if (offset % page !== 0 || size % page !== 0 || gpa % BigInt(page) !== 0n) {
-      throw new RangeError(`memory slot ${o.slot}: offset ${offset}, size ${size} and guest address 0x${gpa.toString(16)} must be multiples of ${page}`);
+      throw new RangeError(
+        `memory slot ${o.slot}: offset ${offset}, size ${size} and guest address 0x${gpa.toString(16)} must be multiples of ${page}`,
+      );
     }
     if (size <= 0 || offset < 0 || offset + size > buffer.byteLength) {
-      throw new RangeError(`memory slot ${o.slot}: [${offset}, ${offset + size}) is outside the ${buffer.byteLength}-byte memory`);
+      throw new RangeError(
+        `memory slot ${o.slot}: [${offset}, ${offset + size}) is outside the ${buffer.byteLength}-byte memory`,
+      );
     }
     const userspaceAddr = n.sharedBufferAddress(buffer) + BigInt(offset);
     const flags = o.flags ?? 0;
-    this.setUserMemoryRegion(new UserspaceMemoryRegion({ slot: o.slot, flags, guestPhysAddr: gpa, memorySize: BigInt(size), userspaceAddr }));
+    this.setUserMemoryRegion(
+      new UserspaceMemoryRegion({ slot: o.slot, flags, guestPhysAddr: gpa, memorySize: BigInt(size), userspaceAddr }),
+    );
     const slot: MemorySlot = { slot: o.slot, guestPhysAddr: gpa, size, offset, buffer, userspaceAddr, flags };
     this.#slots.set(o.slot, slot);
     return slot;
@@ -279,7 +341,9 @@ export class Vm {
 
   /** KVM_CREATE_VCPU with this vCPU id (the APIC ID on x86). */
   createVcpu(id: number): Vcpu {
-    const vcpu = new Vcpu(native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_VCPU, id), id, this.vcpuMmapSize, true, (v) => this.#vcpus.delete(v));
+    const vcpu = new Vcpu(native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_VCPU, id), id, this.vcpuMmapSize, true, (v) =>
+      this.#vcpus.delete(v),
+    );
     this.#vcpus.add(vcpu);
     return vcpu;
   }
@@ -303,7 +367,13 @@ export class Vcpu {
   #run: KvmRun | undefined;
 
   /** @internal use Vm.createVcpu or Vcpu.attach */
-  constructor(fd: number, readonly id: number, readonly mmapSize: number, owned = true, private readonly onClose: (v: Vcpu) => void = () => {}) {
+  constructor(
+    fd: number,
+    readonly id: number,
+    readonly mmapSize: number,
+    owned = true,
+    private readonly onClose: (v: Vcpu) => void = () => {},
+  ) {
     this.#fd = new OwnedFd(fd, owned);
   }
 
@@ -315,21 +385,33 @@ export class Vcpu {
     return new Vcpu(fd, id, mmapSize, false);
   }
 
-  get fd(): number { return this.#fd.fd; }
-  get closed(): boolean { return this.#fd.closed; }
+  get fd(): number {
+    return this.#fd.fd;
+  }
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
 
   /** The kvm_run page, mapped on first use (in the calling thread). */
   get run(): KvmRun {
     if (this.#run === undefined) {
       const n = native();
-      const buf = n.mmap(this.fd, this.mmapSize, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED, 0);
+      const buf = n.mmap(
+        this.fd,
+        this.mmapSize,
+        n.constants.PROT_READ | n.constants.PROT_WRITE,
+        n.constants.MAP_SHARED,
+        0,
+      );
       this.#run = new KvmRun(buf);
     }
     return this.#run;
   }
 
   /** KVM_SET_CPUID2: the CPUID the guest sees (set before KVM_SET_SREGS and the first KVM_RUN). */
-  setCpuid(cpuid: KvmCpuid2): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_CPUID2, cpuid.bytes); }
+  setCpuid(cpuid: KvmCpuid2): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_CPUID2, cpuid.bytes);
+  }
 
   /** KVM_GET_CPUID2: the CPUID this vCPU was given. Grows the buffer while KVM answers E2BIG. */
   getCpuid(): KvmCpuid2 {
@@ -348,18 +430,23 @@ export class Vcpu {
     native().ioctl(this.fd, KVM_IOCTL.KVM_GET_REGS, into.bytes);
     return into;
   }
-  setRegs(regs: KvmRegs): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_REGS, regs.bytes); }
+  setRegs(regs: KvmRegs): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_REGS, regs.bytes);
+  }
   getSregs(into = new KvmSregs()): KvmSregs {
     native().ioctl(this.fd, KVM_IOCTL.KVM_GET_SREGS, into.bytes);
     return into;
   }
-  setSregs(sregs: KvmSregs): void { native().ioctl(this.fd, KVM_IOCTL.KVM_SET_SREGS, sregs.bytes); }
+  setSregs(sregs: KvmSregs): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_SREGS, sregs.bytes);
+  }
 
   /** KVM_GET_MSRS: the values of these MSRs (throws when KVM reads fewer). */
   getMsrs(indices: readonly number[]): MsrEntry[] {
     const b = encodeMsrs(indices.map((i): MsrEntry => [i, 0n]));
     const n = native().ioctl(this.fd, KVM_IOCTL.KVM_GET_MSRS, b);
-    if (n !== indices.length) throw new Error(`KVM_GET_MSRS read ${n} of ${indices.length} MSRs; refused: 0x${indices[n].toString(16)}`);
+    if (n !== indices.length)
+      throw new Error(`KVM_GET_MSRS read ${n} of ${indices.length} MSRs; refused: 0x${indices[n].toString(16)}`);
     return decodeMsrs(b, n);
   }
 
@@ -404,7 +491,11 @@ export class Vcpu {
     const b = new Uint8Array(KVM_GUEST_DEBUG.size);
     const v = new DataView(b.buffer);
     const on = dr7 !== 0n;
-    v.setUint32(KVM_GUEST_DEBUG.offsets.control, on ? KVM_GUESTDBG.KVM_GUESTDBG_ENABLE | KVM_GUESTDBG.KVM_GUESTDBG_USE_HW_BP : 0, true);
+    v.setUint32(
+      KVM_GUEST_DEBUG.offsets.control,
+      on ? KVM_GUESTDBG.KVM_GUESTDBG_ENABLE | KVM_GUESTDBG.KVM_GUESTDBG_USE_HW_BP : 0,
+      true,
+    );
     const regs = KVM_GUEST_DEBUG.offsets['arch.debugreg'];
     addresses.forEach((a, i) => v.setBigUint64(regs + 8 * i, BigInt.asUintN(64, a), true));
     v.setBigUint64(regs + 8 * 7, dr7, true);

@@ -91,8 +91,12 @@ export interface ErrnoError extends Error {
 
 /** True when `e` is an error from the binding (optionally with the given errno name). */
 export function isErrnoError(e: unknown, code?: string): e is ErrnoError {
-  return e instanceof Error && typeof (e as Partial<ErrnoError>).code === 'string'
-    && typeof (e as Partial<ErrnoError>).syscall === 'string' && (code === undefined || (e as ErrnoError).code === code);
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<ErrnoError>).code === 'string' &&
+    typeof (e as Partial<ErrnoError>).syscall === 'string' &&
+    (code === undefined || (e as ErrnoError).code === code)
+  );
 }
 
 export const ADDON_NAME = 'ktstr_native.node';
@@ -122,15 +126,17 @@ export function native(): NativeBinding {
   if (path === undefined) {
     throw new Error(
       `ktstr-wasm native binding is not built (looked for ${candidates.slice(0, 2).join(', ')}, ...). ` +
-      'Build it with `npm install` (runs `node-gyp rebuild -C native`; needs g++, make, python3 and the Node headers), ' +
-      'or point KTSTR_NATIVE_ADDON at a built ktstr_native.node.',
+        'Build it with `npm install` (runs `node-gyp rebuild -C native`; needs g++, make, python3 and the Node headers), ' +
+        'or point KTSTR_NATIVE_ADDON at a built ktstr_native.node.',
     );
   }
   const require = createRequire(import.meta.url);
   try {
     cached = require(path) as NativeBinding;
   } catch (e) {
-    throw new Error(`ktstr-wasm native binding ${path} failed to load (rebuild it with \`npm rebuild\`): ${(e as Error).message}`);
+    throw new Error(
+      `ktstr-wasm native binding ${path} failed to load (rebuild it with \`npm rebuild\`): ${(e as Error).message}`,
+    );
   }
   return cached;
 }

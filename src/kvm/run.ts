@@ -70,21 +70,42 @@ export class KvmRun {
   readonly bytes: Uint8Array;
 
   constructor(readonly buffer: ArrayBuffer) {
-    if (buffer.byteLength < KVM_RUN.size) throw new RangeError(`kvm_run mapping is ${buffer.byteLength} bytes, need ${KVM_RUN.size}`);
+    if (buffer.byteLength < KVM_RUN.size)
+      throw new RangeError(`kvm_run mapping is ${buffer.byteLength} bytes, need ${KVM_RUN.size}`);
     this.view = new DataView(buffer);
     this.bytes = new Uint8Array(buffer);
   }
 
-  get exitReason(): number { return this.view.getUint32(R.exit_reason, true); }
-  get immediateExit(): number { return this.view.getUint8(R.immediate_exit); }
-  set immediateExit(v: number) { this.view.setUint8(R.immediate_exit, v); }
-  get requestInterruptWindow(): number { return this.view.getUint8(R.request_interrupt_window); }
-  set requestInterruptWindow(v: number) { this.view.setUint8(R.request_interrupt_window, v); }
-  get readyForInterruptInjection(): number { return this.view.getUint8(R.ready_for_interrupt_injection); }
-  get ifFlag(): number { return this.view.getUint8(R.if_flag); }
-  get flags(): number { return this.view.getUint16(R.flags, true); }
-  get cr8(): bigint { return this.view.getBigUint64(R.cr8, true); }
-  get apicBase(): bigint { return this.view.getBigUint64(R.apic_base, true); }
+  get exitReason(): number {
+    return this.view.getUint32(R.exit_reason, true);
+  }
+  get immediateExit(): number {
+    return this.view.getUint8(R.immediate_exit);
+  }
+  set immediateExit(v: number) {
+    this.view.setUint8(R.immediate_exit, v);
+  }
+  get requestInterruptWindow(): number {
+    return this.view.getUint8(R.request_interrupt_window);
+  }
+  set requestInterruptWindow(v: number) {
+    this.view.setUint8(R.request_interrupt_window, v);
+  }
+  get readyForInterruptInjection(): number {
+    return this.view.getUint8(R.ready_for_interrupt_injection);
+  }
+  get ifFlag(): number {
+    return this.view.getUint8(R.if_flag);
+  }
+  get flags(): number {
+    return this.view.getUint16(R.flags, true);
+  }
+  get cr8(): bigint {
+    return this.view.getBigUint64(R.cr8, true);
+  }
+  get apicBase(): bigint {
+    return this.view.getBigUint64(R.apic_base, true);
+  }
 
   /** The exit KVM_RUN returned with, decoded. */
   exit(): VcpuExit {
@@ -95,15 +116,24 @@ export class KvmRun {
         const kind = io.direction === KVM_EXIT_IO_OUT ? 'io-out' : 'io-in';
         return { kind, port: io.port, size: io.size, count: io.count, data: this.ioData(io) };
       }
-      case KVM_EXIT.KVM_EXIT_MMIO: return { kind: 'mmio', ...this.mmio() };
-      case KVM_EXIT.KVM_EXIT_INTR: return { kind: 'intr' };
-      case KVM_EXIT.KVM_EXIT_HLT: return { kind: 'hlt' };
-      case KVM_EXIT.KVM_EXIT_SHUTDOWN: return { kind: 'shutdown' };
-      case KVM_EXIT.KVM_EXIT_SYSTEM_EVENT: return { kind: 'system-event', ...this.systemEvent() };
-      case KVM_EXIT.KVM_EXIT_DEBUG: return { kind: 'debug', ...this.debug() };
-      case KVM_EXIT.KVM_EXIT_FAIL_ENTRY: return { kind: 'fail-entry', ...this.failEntry() };
-      case KVM_EXIT.KVM_EXIT_INTERNAL_ERROR: return { kind: 'internal-error', ...this.internal() };
-      default: return { kind: 'unknown', reason };
+      case KVM_EXIT.KVM_EXIT_MMIO:
+        return { kind: 'mmio', ...this.mmio() };
+      case KVM_EXIT.KVM_EXIT_INTR:
+        return { kind: 'intr' };
+      case KVM_EXIT.KVM_EXIT_HLT:
+        return { kind: 'hlt' };
+      case KVM_EXIT.KVM_EXIT_SHUTDOWN:
+        return { kind: 'shutdown' };
+      case KVM_EXIT.KVM_EXIT_SYSTEM_EVENT:
+        return { kind: 'system-event', ...this.systemEvent() };
+      case KVM_EXIT.KVM_EXIT_DEBUG:
+        return { kind: 'debug', ...this.debug() };
+      case KVM_EXIT.KVM_EXIT_FAIL_ENTRY:
+        return { kind: 'fail-entry', ...this.failEntry() };
+      case KVM_EXIT.KVM_EXIT_INTERNAL_ERROR:
+        return { kind: 'internal-error', ...this.internal() };
+      default:
+        return { kind: 'unknown', reason };
     }
   }
 
@@ -122,7 +152,8 @@ export class KvmRun {
   /** The bytes an I/O exit reads or writes (size * count), inside the kvm_run page: fill them for IN. */
   ioData(io: IoExit = this.io()): Uint8Array {
     const len = io.size * io.count;
-    if (io.dataOffset + len > this.buffer.byteLength) throw new RangeError(`io data ${io.dataOffset}+${len} is outside the kvm_run mapping`);
+    if (io.dataOffset + len > this.buffer.byteLength)
+      throw new RangeError(`io data ${io.dataOffset}+${len} is outside the kvm_run mapping`);
     return new Uint8Array(this.buffer, io.dataOffset, len);
   }
 
@@ -138,7 +169,10 @@ export class KvmRun {
 
   /** fail_entry: the hardware entry failure reason and the CPU it happened on. */
   failEntry(): { reason: bigint; cpu: number } {
-    return { reason: this.view.getBigUint64(R['fail_entry.hardware_entry_failure_reason'], true), cpu: this.view.getUint32(R['fail_entry.cpu'], true) };
+    return {
+      reason: this.view.getBigUint64(R['fail_entry.hardware_entry_failure_reason'], true),
+      cpu: this.view.getUint32(R['fail_entry.cpu'], true),
+    };
   }
 
   /** internal: suberror and up to 16 data words (ndata is clamped to 16). */
@@ -196,8 +230,10 @@ export class KvmRun {
       }
       case KVM_EXIT.KVM_EXIT_INTERNAL_ERROR: {
         const i = this.internal();
-        const sub = Object.entries(KVM_INTERNAL_ERROR).find(([, v]) => v === i.suberror)?.[0] ?? `suberror ${i.suberror}`;
-        const insn = i.suberror === KVM_INTERNAL_ERROR.KVM_INTERNAL_ERROR_EMULATION ? this.emulationFailureBytes() : undefined;
+        const sub =
+          Object.entries(KVM_INTERNAL_ERROR).find(([, v]) => v === i.suberror)?.[0] ?? `suberror ${i.suberror}`;
+        const insn =
+          i.suberror === KVM_INTERNAL_ERROR.KVM_INTERNAL_ERROR_EMULATION ? this.emulationFailureBytes() : undefined;
         const bytes = insn ? ` insn ${Buffer.from(insn).toString('hex')}` : '';
         return `${name}: ${sub}${bytes} data [${i.data.map((d) => '0x' + d.toString(16)).join(', ')}]`;
       }

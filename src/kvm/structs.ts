@@ -7,8 +7,18 @@
 // 64-bit fields are bigints.
 
 import {
-  KVM_CPUID2, KVM_CPUID_ENTRY2, KVM_DTABLE, KVM_IRQ_ROUTING, KVM_IRQ_ROUTING_ENTRY, KVM_MSR_ENTRY, KVM_MSRS, KVM_REGS, KVM_SEGMENT, KVM_SREGS,
-  KVM_USERSPACE_MEMORY_REGION, type StructLayout,
+  KVM_CPUID2,
+  KVM_CPUID_ENTRY2,
+  KVM_DTABLE,
+  KVM_IRQ_ROUTING,
+  KVM_IRQ_ROUTING_ENTRY,
+  KVM_MSR_ENTRY,
+  KVM_MSRS,
+  KVM_REGS,
+  KVM_SEGMENT,
+  KVM_SREGS,
+  KVM_USERSPACE_MEMORY_REGION,
+  type StructLayout,
 } from './layout.js';
 
 /** A fixed-size C struct over bytes: `view` for field access, `bytes` for ioctl. */
@@ -16,16 +26,28 @@ export class StructView {
   readonly view: DataView;
   readonly bytes: Uint8Array;
 
-  constructor(readonly layout: StructLayout, buffer?: ArrayBufferLike, byteOffset = 0) {
+  constructor(
+    readonly layout: StructLayout,
+    buffer?: ArrayBufferLike,
+    byteOffset = 0,
+  ) {
     const buf = buffer ?? new ArrayBuffer(layout.size);
     this.view = new DataView(buf, byteOffset, layout.size);
     this.bytes = new Uint8Array(buf, byteOffset, layout.size);
   }
 
-  protected u64(off: number): bigint { return this.view.getBigUint64(off, true); }
-  protected setU64(off: number, v: bigint | number): void { this.view.setBigUint64(off, BigInt.asUintN(64, BigInt(v)), true); }
-  protected u32(off: number): number { return this.view.getUint32(off, true); }
-  protected setU32(off: number, v: number): void { this.view.setUint32(off, v >>> 0, true); }
+  protected u64(off: number): bigint {
+    return this.view.getBigUint64(off, true);
+  }
+  protected setU64(off: number, v: bigint | number): void {
+    this.view.setBigUint64(off, BigInt.asUintN(64, BigInt(v)), true);
+  }
+  protected u32(off: number): number {
+    return this.view.getUint32(off, true);
+  }
+  protected setU32(off: number, v: number): void {
+    this.view.setUint32(off, v >>> 0, true);
+  }
 }
 
 export interface MemoryRegionFields {
@@ -50,16 +72,36 @@ export class UserspaceMemoryRegion extends StructView {
     if (f.userspaceAddr !== undefined) this.userspaceAddr = f.userspaceAddr;
     return this;
   }
-  get slot(): number { return this.u32(KVM_USERSPACE_MEMORY_REGION.offsets.slot); }
-  set slot(v: number) { this.setU32(KVM_USERSPACE_MEMORY_REGION.offsets.slot, v); }
-  get flags(): number { return this.u32(KVM_USERSPACE_MEMORY_REGION.offsets.flags); }
-  set flags(v: number) { this.setU32(KVM_USERSPACE_MEMORY_REGION.offsets.flags, v); }
-  get guestPhysAddr(): bigint { return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.guest_phys_addr); }
-  set guestPhysAddr(v: bigint) { this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.guest_phys_addr, v); }
-  get memorySize(): bigint { return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.memory_size); }
-  set memorySize(v: bigint) { this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.memory_size, v); }
-  get userspaceAddr(): bigint { return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.userspace_addr); }
-  set userspaceAddr(v: bigint) { this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.userspace_addr, v); }
+  get slot(): number {
+    return this.u32(KVM_USERSPACE_MEMORY_REGION.offsets.slot);
+  }
+  set slot(v: number) {
+    this.setU32(KVM_USERSPACE_MEMORY_REGION.offsets.slot, v);
+  }
+  get flags(): number {
+    return this.u32(KVM_USERSPACE_MEMORY_REGION.offsets.flags);
+  }
+  set flags(v: number) {
+    this.setU32(KVM_USERSPACE_MEMORY_REGION.offsets.flags, v);
+  }
+  get guestPhysAddr(): bigint {
+    return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.guest_phys_addr);
+  }
+  set guestPhysAddr(v: bigint) {
+    this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.guest_phys_addr, v);
+  }
+  get memorySize(): bigint {
+    return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.memory_size);
+  }
+  set memorySize(v: bigint) {
+    this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.memory_size, v);
+  }
+  get userspaceAddr(): bigint {
+    return this.u64(KVM_USERSPACE_MEMORY_REGION.offsets.userspace_addr);
+  }
+  set userspaceAddr(v: bigint) {
+    this.setU64(KVM_USERSPACE_MEMORY_REGION.offsets.userspace_addr, v);
+  }
 }
 
 export type RegName = keyof typeof KVM_REGS.offsets;
@@ -67,9 +109,16 @@ export const REG_NAMES = Object.keys(KVM_REGS.offsets) as RegName[];
 
 /** struct kvm_regs (KVM_GET_REGS / KVM_SET_REGS). */
 export class KvmRegs extends StructView {
-  constructor(buffer?: ArrayBufferLike, byteOffset = 0) { super(KVM_REGS, buffer, byteOffset); }
-  get(name: RegName): bigint { return this.u64(KVM_REGS.offsets[name]); }
-  set(name: RegName, value: bigint | number): this { this.setU64(KVM_REGS.offsets[name], value); return this; }
+  constructor(buffer?: ArrayBufferLike, byteOffset = 0) {
+    super(KVM_REGS, buffer, byteOffset);
+  }
+  get(name: RegName): bigint {
+    return this.u64(KVM_REGS.offsets[name]);
+  }
+  set(name: RegName, value: bigint | number): this {
+    this.setU64(KVM_REGS.offsets[name], value);
+    return this;
+  }
   toObject(): Record<RegName, bigint> {
     return Object.fromEntries(REG_NAMES.map((n) => [n, this.get(n)])) as Record<RegName, bigint>;
   }
@@ -107,7 +156,9 @@ const SEG_BYTES = ['type', 'present', 'dpl', 'db', 's', 'l', 'g', 'avl', 'unusab
 
 /** struct kvm_sregs (KVM_GET_SREGS / KVM_SET_SREGS). */
 export class KvmSregs extends StructView {
-  constructor(buffer?: ArrayBufferLike, byteOffset = 0) { super(KVM_SREGS, buffer, byteOffset); }
+  constructor(buffer?: ArrayBufferLike, byteOffset = 0) {
+    super(KVM_SREGS, buffer, byteOffset);
+  }
 
   segment(name: SegmentName): KvmSegment {
     const o = KVM_SREGS.offsets[name];
@@ -141,7 +192,10 @@ export class KvmSregs extends StructView {
 
   dtable(name: DtableName): KvmDtable {
     const o = KVM_SREGS.offsets[name];
-    return { base: this.view.getBigUint64(o + KVM_DTABLE.offsets.base, true), limit: this.view.getUint16(o + KVM_DTABLE.offsets.limit, true) };
+    return {
+      base: this.view.getBigUint64(o + KVM_DTABLE.offsets.base, true),
+      limit: this.view.getUint16(o + KVM_DTABLE.offsets.limit, true),
+    };
   }
 
   setDtable(name: DtableName, t: KvmDtable): this {
@@ -151,8 +205,13 @@ export class KvmSregs extends StructView {
     return this;
   }
 
-  get(name: ControlName): bigint { return this.u64(KVM_SREGS.offsets[name]); }
-  set(name: ControlName, value: bigint | number): this { this.setU64(KVM_SREGS.offsets[name], value); return this; }
+  get(name: ControlName): bigint {
+    return this.u64(KVM_SREGS.offsets[name]);
+  }
+  set(name: ControlName, value: bigint | number): this {
+    this.setU64(KVM_SREGS.offsets[name], value);
+    return this;
+  }
 
   /** One 64-bit word of the pending-interrupt bitmap (4 words, 256 vectors). */
   interruptBitmap(word: number): bigint {
@@ -195,7 +254,9 @@ export class KvmCpuid2 {
     return c;
   }
 
-  get nent(): number { return this.view.getUint32(KVM_CPUID2.offsets.nent, true); }
+  get nent(): number {
+    return this.view.getUint32(KVM_CPUID2.offsets.nent, true);
+  }
   set nent(n: number) {
     if (n < 0 || n > this.capacity) throw new RangeError(`nent ${n} exceeds the capacity ${this.capacity}`);
     this.view.setUint32(KVM_CPUID2.offsets.nent, n, true);
@@ -252,7 +313,11 @@ export function decodeMsrs(b: Uint8Array, count: number): MsrEntry[] {
 }
 
 /** A GSI wired to a pin of an in-kernel interrupt controller (chip 0: master PIC, 1: slave PIC, 2: I/O APIC). */
-export interface IrqchipRoute { gsi: number; chip: number; pin: number }
+export interface IrqchipRoute {
+  gsi: number;
+  chip: number;
+  pin: number;
+}
 
 /** KVM_IRQ_ROUTING_IRQCHIP: a routing entry whose union is { irqchip, pin }. */
 export const KVM_IRQ_ROUTING_IRQCHIP = 1;

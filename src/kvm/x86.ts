@@ -46,26 +46,84 @@ export function gdtEntry(seg: KvmSegment): bigint {
   const limit = BigInt(seg.g ? seg.limit >>> 12 : seg.limit) & 0xfffffn;
   const access = BigInt(seg.type | (seg.s << 4) | (seg.dpl << 5) | (seg.present << 7));
   const flags = BigInt(seg.avl | (seg.l << 1) | (seg.db << 2) | (seg.g << 3));
-  return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (access << 40n) | (((limit >> 16n) & 0xfn) << 48n)
-    | (flags << 52n) | (((base >> 24n) & 0xffn) << 56n);
+  return (
+    (limit & 0xffffn) |
+    ((base & 0xffffffn) << 16n) |
+    (access << 40n) |
+    (((limit >> 16n) & 0xfn) << 48n) |
+    (flags << 52n) |
+    (((base >> 24n) & 0xffn) << 56n)
+  );
 }
 
 /** The flat 64-bit code segment (L=1, D=0), ring 0. */
 export function code64Segment(selector: number): KvmSegment {
-  return { base: 0n, limit: 0xffffffff, selector, type: SEG_TYPE_CODE_XR_ACCESSED, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
+  return {
+    base: 0n,
+    limit: 0xffffffff,
+    selector,
+    type: SEG_TYPE_CODE_XR_ACCESSED,
+    present: 1,
+    dpl: 0,
+    db: 0,
+    s: 1,
+    l: 1,
+    g: 1,
+    avl: 0,
+    unusable: 0,
+  };
 }
 
 /** A flat read/write data segment, ring 0. */
 export function dataSegment(selector: number): KvmSegment {
-  return { base: 0n, limit: 0xffffffff, selector, type: SEG_TYPE_DATA_RW_ACCESSED, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 };
+  return {
+    base: 0n,
+    limit: 0xffffffff,
+    selector,
+    type: SEG_TYPE_DATA_RW_ACCESSED,
+    present: 1,
+    dpl: 0,
+    db: 1,
+    s: 1,
+    l: 0,
+    g: 1,
+    avl: 0,
+    unusable: 0,
+  };
 }
 
 /** A busy 64-bit TSS (VMX requires a usable TR on entry). */
 export function tssSegment(selector: number, base: bigint, limit = 0x67): KvmSegment {
-  return { base, limit, selector, type: SEG_TYPE_TSS64_BUSY, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 };
+  return {
+    base,
+    limit,
+    selector,
+    type: SEG_TYPE_TSS64_BUSY,
+    present: 1,
+    dpl: 0,
+    db: 0,
+    s: 0,
+    l: 0,
+    g: 0,
+    avl: 0,
+    unusable: 0,
+  };
 }
 
 /** An unusable LDT (selector 0). */
 export function unusableLdt(): KvmSegment {
-  return { base: 0n, limit: 0, selector: 0, type: SEG_TYPE_LDT, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+  return {
+    base: 0n,
+    limit: 0,
+    selector: 0,
+    type: SEG_TYPE_LDT,
+    present: 0,
+    dpl: 0,
+    db: 0,
+    s: 0,
+    l: 0,
+    g: 0,
+    avl: 0,
+    unusable: 1,
+  };
 }

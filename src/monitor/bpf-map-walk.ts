@@ -54,7 +54,11 @@ export function perCpuValues(w: MapWalk, pptr: bigint | null): (Uint8Array | nul
   for (let cpu = 0; cpu < w.guest.nrCpuIds; cpu++) {
     const off = w.guest.perCpuOffsets[cpu];
     // a 0 offset past CPU 0 is a slot GuestKernel could not read, not CPU 0's copy
-    out.push(pptr === null || off === undefined || (off === 0n && cpu !== 0) ? null : w.guest.readBytes(BigInt.asUintN(64, pptr + off), w.valueSize));
+    out.push(
+      pptr === null || off === undefined || (off === 0n && cpu !== 0)
+        ? null
+        : w.guest.readBytes(BigInt.asUintN(64, pptr + off), w.valueSize),
+    );
   }
   return out;
 }
@@ -84,11 +88,13 @@ export function arrayElement(w: MapWalk, index: number): MapEntry {
 }
 
 export function arrayWalk(w: MapWalk, limit: number): MapDump {
-  if (w.layout.array === null) return { entries: [], truncated: true, problems: ['no struct bpf_array in the kernel BTF'] };
+  if (w.layout.array === null)
+    return { entries: [], truncated: true, problems: ['no struct bpf_array in the kernel BTF'] };
   const problems: string[] = [];
   const budget = byteLimit(w);
   const n = Math.min(w.maxEntries, limit, budget);
-  if (n < w.maxEntries && n === budget && budget < limit) problems.push(`stopped at ${n} elements: ${MAX_WALK_BYTES} bytes of values`);
+  if (n < w.maxEntries && n === budget && budget < limit)
+    problems.push(`stopped at ${n} elements: ${MAX_WALK_BYTES} bytes of values`);
   const entries: MapEntry[] = [];
   for (let i = 0; i < n; i++) {
     const e = arrayElement(w, i);
@@ -107,7 +113,8 @@ export function hashWalk(w: MapWalk, limit: number): MapDump {
   const entries: MapEntry[] = [];
   const buckets = w.guest.read64(w.kva + BigInt(h.buckets));
   const nBuckets = w.guest.read32(w.kva + BigInt(h.nBuckets));
-  if (buckets === null || nBuckets === null) return { entries, truncated: true, problems: ['bpf_htab.buckets/n_buckets are unreadable'] };
+  if (buckets === null || nBuckets === null)
+    return { entries, truncated: true, problems: ['bpf_htab.buckets/n_buckets are unreadable'] };
   // n_buckets is max_entries rounded up to a power of two
   if (nBuckets === 0 || nBuckets > 2 * Math.max(w.maxEntries, 1) || (nBuckets & (nBuckets - 1)) !== 0) {
     return { entries, truncated: true, problems: [`n_buckets ${nBuckets} does not fit max_entries ${w.maxEntries}`] };
@@ -124,31 +131,50 @@ export function hashWalk(w: MapWalk, limit: number): MapDump {
     const count = Math.min(BUCKET_CHUNK, nBuckets - b0);
     const stride = h.bucketSize;
     const chunk = w.guest.readBytes(buckets + BigInt(b0 * stride), count * stride);
-    if (chunk === null) { problems.push(`buckets ${b0}..${b0 + count - 1} are unreadable`); truncated = true; break; }
+    if (chunk === null) {
+      problems.push(`buckets ${b0}..${b0 + count - 1} are unreadable`);
+      truncated = true;
+      break;
+    }
     const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let i = 0; i < count && !truncated; i++) {
       const bucket = b0 + i;
       let node: bigint | null = view.getBigUint64(i * stride + h.bucketHead, true);
       while (node !== null && (node & 1n) === 0n) {
-        if (node === 0n) { problems.push(`bucket ${bucket}: a NULL link (not a nulls marker)`); break; }
-        if (entries.length >= limit) { truncated = true; break; }
+        if (node === 0n) {
+          problems.push(`bucket ${bucket}: a NULL link (not a nulls marker)`);
+          break;
+        }
+        if (entries.length >= limit) {
+          truncated = true;
+          break;
+        }
         if (entries.length >= w.maxEntries) {
           // every element is in one chain: more than max_entries is a cycle or garbage
           problems.push(`more elements than max_entries (${w.maxEntries}): a cycle or garbage`);
           truncated = true;
           break;
         }
-        if (entries.length >= budget) { problems.push(`stopped at ${budget} elements: ${MAX_WALK_BYTES} bytes of values`); truncated = true; break; }
+        if (entries.length >= budget) {
+          problems.push(`stopped at ${budget} elements: ${MAX_WALK_BYTES} bytes of values`);
+          truncated = true;
+          break;
+        }
         const elem = node - BigInt(h.elemNode);
         const bytes = w.guest.readBytes(elem + BigInt(span.start), span.end - span.start);
-        if (bytes === null) { problems.push(`bucket ${bucket}: element at ${hex(elem)} is unreadable`); break; }
+        if (bytes === null) {
+          problems.push(`bucket ${bucket}: element at ${hex(elem)} is unreadable`);
+          break;
+        }
         const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const key = bytes.slice(at(h.elemKey), at(h.elemKey) + w.keySize);
-        if (w.perCpu) entries.push({ key, value: null, perCpu: perCpuValues(w, words.getBigUint64(at(valueAt), true)) });
+        if (w.perCpu)
+          entries.push({ key, value: null, perCpu: perCpuValues(w, words.getBigUint64(at(valueAt), true)) });
         else entries.push({ key, value: bytes.slice(at(valueAt), at(valueAt) + w.valueSize) });
         node = words.getBigUint64(at(next), true);
       }
-      if (node !== null && (node & 1n) === 1n && node >> 1n !== BigInt(bucket)) problems.push(`bucket ${bucket}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
+      if (node !== null && (node & 1n) === 1n && node >> 1n !== BigInt(bucket))
+        problems.push(`bucket ${bucket}: the chain ends in bucket ${node >> 1n}'s nulls marker`);
     }
   }
   return { entries, truncated, problems };

@@ -17,15 +17,24 @@ export type Json = number | string | boolean | null | Json[] | { [k: string]: Js
 export function jsonValue(v: BtfValue): Json {
   if (typeof v === 'bigint') return v.toString();
   if (Array.isArray(v)) return v.map(jsonValue);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x)]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x)]));
   return v;
 }
 
 export function mapJson(m: BpfMap, options: MapsJsonOptions = {}): { [k: string]: Json } {
   const i = m.info;
   const out: { [k: string]: Json } = {
-    id: i.id, name: i.name, type: i.type, key_size: i.keySize, value_size: i.valueSize, max_entries: i.maxEntries,
-    flags: i.flags, frozen: i.frozen, btf_key_type_id: i.btfKeyTypeId, btf_value_type_id: i.btfValueTypeId,
+    id: i.id,
+    name: i.name,
+    type: i.type,
+    key_size: i.keySize,
+    value_size: i.valueSize,
+    max_entries: i.maxEntries,
+    flags: i.flags,
+    frozen: i.frozen,
+    btf_key_type_id: i.btfKeyTypeId,
+    btf_value_type_id: i.btfValueTypeId,
     kva: '0x' + i.kva.toString(16),
   };
   if (i.btfVmlinuxValueTypeId !== 0) out.btf_vmlinux_value_type_id = i.btfVmlinuxValueTypeId;
@@ -40,7 +49,11 @@ export function mapJson(m: BpfMap, options: MapsJsonOptions = {}): { [k: string]
   out.entries = dump.entries.map((e) => {
     const entry: { [k: string]: Json } = { key: jsonValue(m.renderKey(e.key)), key_hex: hexBytes(e.key) };
     if (e.perCpu !== undefined) {
-      entry.values = e.perCpu.map((v, cpu) => ({ cpu, value: v === null ? null : jsonValue(m.render(v)), value_hex: v === null ? null : hexBytes(v) }));
+      entry.values = e.perCpu.map((v, cpu) => ({
+        cpu,
+        value: v === null ? null : jsonValue(m.render(v)),
+        value_hex: v === null ? null : hexBytes(v),
+      }));
     } else {
       entry.value = e.value === null ? null : jsonValue(m.render(e.value));
       entry.value_hex = e.value === null ? null : hexBytes(e.value);

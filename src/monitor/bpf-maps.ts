@@ -12,7 +12,15 @@ import { BtfRenderer, encodeField, fieldLocation, type BtfValue, type ScalarInpu
 import { bpfMapLayout, type BpfMapLayout } from './bpf-map-layout.js';
 import type { GuestKernel } from './guest-kernel.js';
 import { NOT_MAPPED } from './introspector.js';
-import { arrayElement, arrayElementKva, arrayWalk, hashWalk, type MapDump, type MapEntry, type MapWalk } from './bpf-map-walk.js';
+import {
+  arrayElement,
+  arrayElementKva,
+  arrayWalk,
+  hashWalk,
+  type MapDump,
+  type MapEntry,
+  type MapWalk,
+} from './bpf-map-walk.js';
 
 export type { MapDump, MapEntry } from './bpf-map-walk.js';
 
@@ -48,7 +56,8 @@ const hex = (v: bigint): string => '0x' + v.toString(16);
 
 function le(n: number | bigint, size: number, what: string): Uint8Array {
   const v = BigInt(n);
-  if (v < 0n || (size < 8 && v >= 1n << BigInt(size * 8))) throw new BpfMapError(`${what} ${n} does not fit in ${size} bytes`);
+  if (v < 0n || (size < 8 && v >= 1n << BigInt(size * 8)))
+    throw new BpfMapError(`${what} ${n} does not fit in ${size} bytes`);
   const out = new Uint8Array(size);
   for (let i = 0; i < size && i < 8; i++) out[i] = Number((v >> BigInt(8 * i)) & 0xffn);
   return out;
@@ -58,20 +67,43 @@ export class BpfMap {
   private btfCache: Btf | null | undefined;
   private btfProblem: string | null = null;
 
-  constructor(readonly maps: BpfMaps, readonly info: BpfMapInfo) {}
+  constructor(
+    readonly maps: BpfMaps,
+    readonly info: BpfMapInfo,
+  ) {}
 
-  get id(): number { return this.info.id; }
-  get name(): string { return this.info.name; }
-  get type(): string { return this.info.type; }
+  get id(): number {
+    return this.info.id;
+  }
+  get name(): string {
+    return this.info.name;
+  }
+  get type(): string {
+    return this.info.type;
+  }
 
-  private get guest(): GuestKernel { return this.maps.guest; }
-  private get layout(): BpfMapLayout { return this.maps.layout; }
+  private get guest(): GuestKernel {
+    return this.maps.guest;
+  }
+  private get layout(): BpfMapLayout {
+    return this.maps.layout;
+  }
 
-  isPerCpu(): boolean { return this.type === 'percpu_array' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash'; }
-  isArray(): boolean { return this.type === 'array' || this.type === 'percpu_array'; }
-  isHash(): boolean { return this.type === 'hash' || this.type === 'lru_hash' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash'; }
+  isPerCpu(): boolean {
+    return this.type === 'percpu_array' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash';
+  }
+  isArray(): boolean {
+    return this.type === 'array' || this.type === 'percpu_array';
+  }
+  isHash(): boolean {
+    return (
+      this.type === 'hash' || this.type === 'lru_hash' || this.type === 'percpu_hash' || this.type === 'lru_percpu_hash'
+    );
+  }
   /** Whether `entries()` can read this map's elements. */
-  readable(): boolean { return (this.isArray() && this.layout.array !== null) || (this.isHash() && this.layout.htab !== null); }
+  readable(): boolean {
+    return (this.isArray() && this.layout.array !== null) || (this.isHash() && this.layout.htab !== null);
+  }
 
   /** The map's own BTF (the loader's blob), or null without one; `btfError()` says why not. */
   btf(): Btf | null {
@@ -79,17 +111,35 @@ export class BpfMap {
     this.btfCache = null;
     const l = this.layout.btf;
     const btfKva = this.guest.read64(this.info.kva + BigInt(this.layout.map.btf));
-    if (btfKva === null) { this.btfProblem = 'bpf_map.btf is unreadable'; return null; }
+    if (btfKva === null) {
+      this.btfProblem = 'bpf_map.btf is unreadable';
+      return null;
+    }
     if (btfKva === 0n) return null;
     const base = l.baseBtf === null ? 0n : this.guest.read64(btfKva + BigInt(l.baseBtf));
-    if (base === null) { this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`; return null; }
-    if (base !== 0n) { this.btfProblem = 'the map BTF is split BTF (on a base), which is not supported'; return null; }
+    if (base === null) {
+      this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`;
+      return null;
+    }
+    if (base !== 0n) {
+      this.btfProblem = 'the map BTF is split BTF (on a base), which is not supported';
+      return null;
+    }
     const data = this.guest.read64(btfKva + BigInt(l.data));
     const size = this.guest.read32(btfKva + BigInt(l.dataSize));
-    if (data === null || size === null) { this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`; return null; }
-    if (size > MAX_BTF_BYTES) { this.btfProblem = `the map BTF claims ${size} bytes (more than ${MAX_BTF_BYTES})`; return null; }
+    if (data === null || size === null) {
+      this.btfProblem = `struct btf at ${hex(btfKva)} is unreadable`;
+      return null;
+    }
+    if (size > MAX_BTF_BYTES) {
+      this.btfProblem = `the map BTF claims ${size} bytes (more than ${MAX_BTF_BYTES})`;
+      return null;
+    }
     const bytes = this.guest.readBytes(data, size);
-    if (bytes === null) { this.btfProblem = `the map BTF data at ${hex(data)} is unreadable`; return null; }
+    if (bytes === null) {
+      this.btfProblem = `the map BTF data at ${hex(data)} is unreadable`;
+      return null;
+    }
     try {
       this.btfCache = new Btf(bytes, `map ${this.name} BTF`);
     } catch (err) {
@@ -100,11 +150,18 @@ export class BpfMap {
   }
 
   /** Why `btf()` is null despite a BTF pointer, or null. */
-  btfError(): string | null { this.btf(); return this.btfProblem; }
+  btfError(): string | null {
+    this.btf();
+    return this.btfProblem;
+  }
 
   /** The map BTF's value type id, when the map has BTF and the id is in it. */
-  valueType(): { btf: Btf; id: number } | null { return this.typeOf(this.info.btfValueTypeId); }
-  keyType(): { btf: Btf; id: number } | null { return this.typeOf(this.info.btfKeyTypeId); }
+  valueType(): { btf: Btf; id: number } | null {
+    return this.typeOf(this.info.btfValueTypeId);
+  }
+  keyType(): { btf: Btf; id: number } | null {
+    return this.typeOf(this.info.btfKeyTypeId);
+  }
 
   private typeOf(id: number): { btf: Btf; id: number } | null {
     const btf = id === 0 ? null : this.btf();
@@ -135,7 +192,8 @@ export class BpfMap {
    * per CPU; null when absent. */
   lookup(key: number | bigint | Uint8Array): Uint8Array | (Uint8Array | null)[] | null {
     const k = key instanceof Uint8Array ? key : le(key, this.info.keySize, `${this.name}: key`);
-    if (k.length !== this.info.keySize) throw new BpfMapError(`${this.name}: the key is ${this.info.keySize} bytes, not ${k.length}`);
+    if (k.length !== this.info.keySize)
+      throw new BpfMapError(`${this.name}: the key is ${this.info.keySize} bytes, not ${k.length}`);
     if (this.isArray()) {
       if (k.length !== 4) throw new BpfMapError(`${this.name}: an array map with a ${k.length}-byte key`);
       const index = new DataView(k.buffer, k.byteOffset, 4).getUint32(0, true);
@@ -146,19 +204,23 @@ export class BpfMap {
     if (!this.isHash()) throw new BpfMapError(`${this.name}: lookup in ${this.type} maps is not supported`);
     const dump = hashWalk(this.walk(), this.info.maxEntries);
     const hit = dump.entries.find((e) => e.key.length === k.length && e.key.every((b, i) => b === k[i]));
-    return hit === undefined ? null : hit.perCpu ?? hit.value;
+    return hit === undefined ? null : (hit.perCpu ?? hit.value);
   }
 
   /** Writes element `index` of an ARRAY map. */
   update(key: number | bigint | Uint8Array, value: Uint8Array): void {
     this.checkWritable();
-    const index = key instanceof Uint8Array
-      ? (key.length === 4 ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true) : -1)
-      : Number(key);
+    const index =
+      key instanceof Uint8Array
+        ? key.length === 4
+          ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true)
+          : -1
+        : Number(key);
     if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) {
       throw new BpfMapError(`${this.name}: index ${String(key)} is out of range (max_entries ${this.info.maxEntries})`);
     }
-    if (value.length !== this.info.valueSize) throw new BpfMapError(`${this.name}: the value is ${this.info.valueSize} bytes, not ${value.length}`);
+    if (value.length !== this.info.valueSize)
+      throw new BpfMapError(`${this.name}: the value is ${this.info.valueSize} bytes, not ${value.length}`);
     this.guest.writeBytes(this.elementKva(index), value);
   }
 
@@ -186,13 +248,18 @@ export class BpfMap {
       if (err instanceof BtfError) throw new BpfMapError(`${this.name}: ${err.message}`);
       throw err;
     }
-    this.guest.writeBytes(this.elementKva(index) + BigInt(loc.offset), bytes.subarray(loc.offset, loc.offset + loc.size));
+    this.guest.writeBytes(
+      this.elementKva(index) + BigInt(loc.offset),
+      bytes.subarray(loc.offset, loc.offset + loc.size),
+    );
   }
 
   /** Where a field of element `index` of an ARRAY map lives in guest memory (a watchpoint's target). */
   fieldAddress(path: string, index = 0): { kva: bigint; size: number; path: string } {
-    if (this.type !== 'array') throw new BpfMapError(`${this.name}: fields are located in ARRAY maps, this is ${this.type}`);
-    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
+    if (this.type !== 'array')
+      throw new BpfMapError(`${this.name}: fields are located in ARRAY maps, this is ${this.type}`);
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries)
+      throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
     const { loc } = this.locate(path);
     if (loc.bitSize !== 0) throw new BpfMapError(`${this.name}: ${loc.path} is a bitfield; a watch needs whole bytes`);
     return { kva: this.elementKva(index) + BigInt(loc.offset), size: loc.size, path: loc.path };
@@ -202,7 +269,9 @@ export class BpfMap {
   render(value: Uint8Array): BtfValue {
     const v = this.valueType();
     if (v === null) return hexBytes(value);
-    try { return new BtfRenderer(v.btf).render(v.id, value); } catch (err) {
+    try {
+      return new BtfRenderer(v.btf).render(v.id, value);
+    } catch (err) {
       if (err instanceof BtfError) return hexBytes(value);
       throw err;
     }
@@ -210,8 +279,13 @@ export class BpfMap {
 
   renderKey(key: Uint8Array): BtfValue {
     const k = this.keyType();
-    if (k === null) return this.isArray() && key.length === 4 ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true) : hexBytes(key);
-    try { return new BtfRenderer(k.btf).render(k.id, key); } catch (err) {
+    if (k === null)
+      return this.isArray() && key.length === 4
+        ? new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true)
+        : hexBytes(key);
+    try {
+      return new BtfRenderer(k.btf).render(k.id, key);
+    } catch (err) {
       if (err instanceof BtfError) return hexBytes(key);
       throw err;
     }
@@ -219,11 +293,16 @@ export class BpfMap {
 
   private locate(path: string): { btf: Btf; loc: ReturnType<typeof fieldLocation> } {
     const v = this.valueType();
-    if (v === null) throw new BpfMapError(`${this.name}: no BTF value type to find "${path}" in${this.btfError() !== null ? ` (${this.btfError()})` : ''}`);
+    if (v === null)
+      throw new BpfMapError(
+        `${this.name}: no BTF value type to find "${path}" in${this.btfError() !== null ? ` (${this.btfError()})` : ''}`,
+      );
     try {
       const loc = fieldLocation(v.btf, v.id, path, this.name);
       if (loc.offset + loc.size > this.info.valueSize) {
-        throw new BpfMapError(`${this.name}: ${loc.path} (bytes ${loc.offset}..${loc.offset + loc.size - 1}) lies outside the ${this.info.valueSize}-byte value`);
+        throw new BpfMapError(
+          `${this.name}: ${loc.path} (bytes ${loc.offset}..${loc.offset + loc.size - 1}) lies outside the ${this.info.valueSize}-byte value`,
+        );
       }
       return { btf: v.btf, loc };
     } catch (err) {
@@ -233,27 +312,41 @@ export class BpfMap {
   }
 
   private checkWritable(): void {
-    if (this.type !== 'array') throw new BpfMapError(`${this.name}: writes go to ARRAY maps only, this is ${this.type}`);
+    if (this.type !== 'array')
+      throw new BpfMapError(`${this.name}: writes go to ARRAY maps only, this is ${this.type}`);
     if (this.layout.array === null) throw new BpfMapError('this kernel has no struct bpf_array in its BTF');
     if (this.info.frozen || (this.info.flags & BPF_F_RDONLY_PROG) !== 0) {
-      throw new BpfMapError(`${this.name}: the map is frozen (read-only to programs${this.section() === '.rodata' ? ': .rodata' : ''}); refusing to write`);
+      throw new BpfMapError(
+        `${this.name}: the map is frozen (read-only to programs${this.section() === '.rodata' ? ': .rodata' : ''}); refusing to write`,
+      );
     }
   }
 
   private elementKva(index: number): bigint {
     const kva = arrayElementKva(this.walk(), index);
-    if (kva === null) throw new BpfMapError(`${this.name}: bpf_array.elem_size is unreadable or smaller than the value`);
+    if (kva === null)
+      throw new BpfMapError(`${this.name}: bpf_array.elem_size is unreadable or smaller than the value`);
     return kva;
   }
 
   private walk(): MapWalk {
     const i = this.info;
-    return { guest: this.guest, layout: this.layout, kva: i.kva, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries, perCpu: this.isPerCpu() };
+    return {
+      guest: this.guest,
+      layout: this.layout,
+      kva: i.kva,
+      keySize: i.keySize,
+      valueSize: i.valueSize,
+      maxEntries: i.maxEntries,
+      perCpu: this.isPerCpu(),
+    };
   }
 
   private readElementValue(index: number): Uint8Array {
-    if (this.type !== 'array') throw new BpfMapError(`${this.name}: fields are read from ARRAY maps, this is ${this.type}`);
-    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries) throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
+    if (this.type !== 'array')
+      throw new BpfMapError(`${this.name}: fields are read from ARRAY maps, this is ${this.type}`);
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.maxEntries)
+      throw new BpfMapError(`${this.name}: index ${index} is out of range (max_entries ${this.info.maxEntries})`);
     const bytes = this.guest.readBytes(this.elementKva(index), this.info.valueSize);
     if (bytes === null) throw new BpfMapError(`${this.name}: element ${index} is unreadable`);
     return bytes;
@@ -278,7 +371,8 @@ export class BpfMaps {
     try {
       this.layout = bpfMapLayout(guest.kernel.btf);
     } catch (err) {
-      if (err instanceof BtfError) throw new BpfMapError(`this kernel's BTF lacks what the map walk needs: ${err.message}`);
+      if (err instanceof BtfError)
+        throw new BpfMapError(`this kernel's BTF lacks what the map walk needs: ${err.message}`);
       throw err;
     }
     this.enumerate();
@@ -289,11 +383,15 @@ export class BpfMaps {
     const idr = this.guest.symbolKva('map_idr');
     const head = this.guest.read64(idr + BigInt(l.idrRt + l.xaHead));
     const base = this.guest.read32(idr + BigInt(l.idrBase));
-    if (head === null || base === null) throw new BpfMapError(`map_idr at ${hex(idr)} is unreadable (wrong KASLR layout or memory image?)`);
+    if (head === null || base === null)
+      throw new BpfMapError(`map_idr at ${hex(idr)} is unreadable (wrong KASLR layout or memory image?)`);
     const core = this.guest.intro.core;
     let index = 0n;
     for (let n = 0; ; n++) {
-      if (n >= MAX_MAPS) { this.truncated = true; break; }
+      if (n >= MAX_MAPS) {
+        this.truncated = true;
+        break;
+      }
       const found = BigInt.asUintN(64, core.xaFind(head, index, BigInt(MAX_ID)));
       if (found === NOT_MAPPED) break;
       const entry = BigInt.asUintN(64, core.foundEntry());
@@ -310,23 +408,48 @@ export class BpfMaps {
     const m = this.layout.map;
     const g = this.guest;
     const at = (o: number): bigint => kva + BigInt(o);
-    const u32 = [m.id, m.type, m.keySize, m.valueSize, m.maxEntries, m.flags, m.btfKeyTypeId, m.btfValueTypeId, m.btfVmlinuxValueTypeId].map((o) => g.read32(at(o)));
+    const u32 = [
+      m.id,
+      m.type,
+      m.keySize,
+      m.valueSize,
+      m.maxEntries,
+      m.flags,
+      m.btfKeyTypeId,
+      m.btfValueTypeId,
+      m.btfVmlinuxValueTypeId,
+    ].map((o) => g.read32(at(o)));
     const nameBytes = g.readBytes(at(m.name), 16);
     const mapExtra = g.read64(at(m.mapExtra));
-    const frozen = m.frozen === null ? 0 : g.readBytes(at(m.frozen), 1)?.[0] ?? null;
-    if (u32.some((v) => v === null) || nameBytes === null || mapExtra === null || frozen === null) return `struct bpf_map at ${hex(kva)} is unreadable`;
+    const frozen = m.frozen === null ? 0 : (g.readBytes(at(m.frozen), 1)?.[0] ?? null);
+    if (u32.some((v) => v === null) || nameBytes === null || mapExtra === null || frozen === null)
+      return `struct bpf_map at ${hex(kva)} is unreadable`;
     const [ownId, typeId, keySize, valueSize, maxEntries, flags, keyTid, valueTid, vmlinuxTid] = u32 as number[];
     if (ownId !== id) return `struct bpf_map at ${hex(kva)} has id ${ownId}, not ${id}`;
-    if (keySize > MAX_KEY_OR_VALUE || valueSize > MAX_KEY_OR_VALUE) return `struct bpf_map at ${hex(kva)}: key/value size ${keySize}/${valueSize} is implausible`;
+    if (keySize > MAX_KEY_OR_VALUE || valueSize > MAX_KEY_OR_VALUE)
+      return `struct bpf_map at ${hex(kva)}: key/value size ${keySize}/${valueSize} is implausible`;
     const z = nameBytes.indexOf(0);
     return {
-      id, name: new TextDecoder('latin1').decode(z >= 0 ? nameBytes.subarray(0, z) : nameBytes),
-      type: this.layout.typeNames.get(typeId) ?? `type ${typeId}`, typeId, keySize, valueSize, maxEntries, flags, mapExtra,
-      btfKeyTypeId: keyTid, btfValueTypeId: valueTid, btfVmlinuxValueTypeId: vmlinuxTid, frozen: frozen !== 0, kva,
+      id,
+      name: new TextDecoder('latin1').decode(z >= 0 ? nameBytes.subarray(0, z) : nameBytes),
+      type: this.layout.typeNames.get(typeId) ?? `type ${typeId}`,
+      typeId,
+      keySize,
+      valueSize,
+      maxEntries,
+      flags,
+      mapExtra,
+      btfKeyTypeId: keyTid,
+      btfValueTypeId: valueTid,
+      btfVmlinuxValueTypeId: vmlinuxTid,
+      frozen: frozen !== 0,
+      kva,
     };
   }
 
-  maps(): readonly BpfMap[] { return this.list; }
+  maps(): readonly BpfMap[] {
+    return this.list;
+  }
 
   /** A map by its exact name, else the one map whose name ends with `name` (".rodata"). */
   map(name: string): BpfMap {
@@ -335,7 +458,10 @@ export class BpfMaps {
     const suffix = exact.length === 0 ? this.list.filter((m) => m.name.endsWith(name)) : exact;
     if (suffix.length === 1) return suffix[0];
     const names = this.list.map((m) => m.name).join(', ') || '(none)';
-    if (suffix.length > 1) throw new BpfMapError(`${suffix.length} maps match "${name}" (${suffix.map((m) => `${m.name} id ${m.id}`).join(', ')}): use mapById()`);
+    if (suffix.length > 1)
+      throw new BpfMapError(
+        `${suffix.length} maps match "${name}" (${suffix.map((m) => `${m.name} id ${m.id}`).join(', ')}): use mapById()`,
+      );
     throw new BpfMapError(`no BPF map named "${name}"; the guest has: ${names}`);
   }
 
@@ -347,4 +473,6 @@ export class BpfMaps {
 }
 
 /** Walks `map_idr` of an opened guest kernel. */
-export function openMaps(guest: GuestKernel): BpfMaps { return new BpfMaps(guest); }
+export function openMaps(guest: GuestKernel): BpfMaps {
+  return new BpfMaps(guest);
+}

@@ -52,12 +52,14 @@ export class BtfRenderer {
   render(id: number, bytes: Uint8Array, budget = DEFAULT_BUDGET): BtfValue {
     this.budget = budget;
     const size = this.btf.sizeOf(id);
-    if (size > bytes.length) throw new BtfError(`${this.btf.label}: type ${id} is ${size} bytes, the value only ${bytes.length}`);
+    if (size > bytes.length)
+      throw new BtfError(`${this.btf.label}: type ${id} is ${size} bytes, the value only ${bytes.length}`);
     try {
       return this.value(id, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, 0, 0, 0);
     } catch (err) {
       // a member placed past its struct's end by a torn or hostile BTF
-      if (err instanceof RangeError) throw new BtfError(`${this.btf.label}: type ${id} has a member outside the value's ${bytes.length} bytes`);
+      if (err instanceof RangeError)
+        throw new BtfError(`${this.btf.label}: type ${id} has a member outside the value's ${bytes.length} bytes`);
       throw err;
     }
   }
@@ -66,11 +68,20 @@ export class BtfRenderer {
    * bitfields (integer or enum) are extracted. */
   field(loc: FieldLocation, bytes: Uint8Array, budget = DEFAULT_BUDGET): BtfValue {
     this.budget = budget;
-    if (loc.offset + loc.size > bytes.length) throw new BtfError(`${loc.path} lies outside the value's ${bytes.length} bytes`);
+    if (loc.offset + loc.size > bytes.length)
+      throw new BtfError(`${loc.path} lies outside the value's ${bytes.length} bytes`);
     try {
-      return this.value(loc.type, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), loc.offset, loc.bitOffset, loc.bitSize, 0);
+      return this.value(
+        loc.type,
+        new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        loc.offset,
+        loc.bitOffset,
+        loc.bitSize,
+        0,
+      );
     } catch (err) {
-      if (err instanceof RangeError) throw new BtfError(`${this.btf.label}: ${loc.path} has a member outside the value's ${bytes.length} bytes`);
+      if (err instanceof RangeError)
+        throw new BtfError(`${this.btf.label}: ${loc.path} has a member outside the value's ${bytes.length} bytes`);
       throw err;
     }
   }
@@ -80,20 +91,25 @@ export class BtfRenderer {
     this.budget--;
     const t = this.btf.resolve(id);
     switch (t.kind) {
-      case BTF_KIND.INT: return this.int(t, view, at, bitShift, bitSize);
-      case BTF_KIND.ENUM: case BTF_KIND.ENUM64: {
+      case BTF_KIND.INT:
+        return this.int(t, view, at, bitShift, bitSize);
+      case BTF_KIND.ENUM:
+      case BTF_KIND.ENUM64: {
         let raw = bitSize > 0 ? this.bits(view, at, bitShift, bitSize, t.sizeOrType) : readUint(view, at, t.sizeOrType);
         if (t.signed === true) raw = BigInt.asIntN(t.sizeOrType * 8, raw);
         const hit = t.enumValues!.find((e) => e.value === raw || BigInt.asUintN(64, e.value) === raw);
         return hit !== undefined ? hit.name : narrow(raw);
       }
-      case BTF_KIND.PTR: return '0x' + view.getBigUint64(at, true).toString(16);
+      case BTF_KIND.PTR:
+        return '0x' + view.getBigUint64(at, true).toString(16);
       case BTF_KIND.FLOAT:
         if (t.sizeOrType === 4) return view.getFloat32(at, true);
         if (t.sizeOrType === 8) return view.getFloat64(at, true);
         return this.hex(view, at, t.sizeOrType);
-      case BTF_KIND.ARRAY: return this.array(t, view, at, depth);
-      case BTF_KIND.STRUCT: case BTF_KIND.UNION: {
+      case BTF_KIND.ARRAY:
+        return this.array(t, view, at, depth);
+      case BTF_KIND.STRUCT:
+      case BTF_KIND.UNION: {
         const out: { [name: string]: BtfValue } = {};
         this.members(t, view, at, depth, out);
         return out;
@@ -101,17 +117,26 @@ export class BtfRenderer {
       case BTF_KIND.DATASEC: {
         const out: { [name: string]: BtfValue } = {};
         for (const v of t.vars!) {
-          if (this.budget <= 0) { out['…'] = 'truncated'; break; }
+          if (this.budget <= 0) {
+            out['…'] = 'truncated';
+            break;
+          }
           const variable = this.btf.type(v.type);
-          if (v.offset + v.size > view.byteLength - at) { out[variable.name] = null; continue; }
-          out[variable.name] = variable.kind === BTF_KIND.VAR
-            ? this.value(variable.sizeOrType, view, at + v.offset, 0, 0, depth + 1)
-            : this.hex(view, at + v.offset, v.size);
+          if (v.offset + v.size > view.byteLength - at) {
+            out[variable.name] = null;
+            continue;
+          }
+          out[variable.name] =
+            variable.kind === BTF_KIND.VAR
+              ? this.value(variable.sizeOrType, view, at + v.offset, 0, 0, depth + 1)
+              : this.hex(view, at + v.offset, v.size);
         }
         return out;
       }
-      case BTF_KIND.VAR: return this.value(t.sizeOrType, view, at, bitShift, bitSize, depth + 1);
-      default: return null;
+      case BTF_KIND.VAR:
+        return this.value(t.sizeOrType, view, at, bitShift, bitSize, depth + 1);
+      default:
+        return null;
     }
   }
 
@@ -142,7 +167,10 @@ export class BtfRenderer {
     }
     const out: BtfValue[] = [];
     for (let i = 0; i < nelems; i++) {
-      if (this.budget <= 0) { out.push(`…${nelems - i} more`); break; }
+      if (this.budget <= 0) {
+        out.push(`…${nelems - i} more`);
+        break;
+      }
       out.push(this.value(type, view, at + i * elemSize, 0, 0, depth + 1));
     }
     return out;
@@ -150,11 +178,17 @@ export class BtfRenderer {
 
   private members(t: BtfType, view: DataView, at: number, depth: number, out: { [name: string]: BtfValue }): void {
     for (const m of t.members!) {
-      if (this.budget <= 0) { out['…'] = 'truncated'; return; }
+      if (this.budget <= 0) {
+        out['…'] = 'truncated';
+        return;
+      }
       const byte = at + Math.floor(m.bitOffset / 8);
       if (m.name === '') {
         const inner = this.btf.resolve(m.type);
-        if (inner.kind === BTF_KIND.STRUCT || inner.kind === BTF_KIND.UNION) { this.members(inner, view, byte, depth + 1, out); continue; }
+        if (inner.kind === BTF_KIND.STRUCT || inner.kind === BTF_KIND.UNION) {
+          this.members(inner, view, byte, depth + 1, out);
+          continue;
+        }
       }
       out[m.name] = this.value(m.type, view, byte, m.bitOffset % 8, m.bitSize, depth + 1);
     }
@@ -162,7 +196,11 @@ export class BtfRenderer {
 
   private hex(view: DataView, at: number, size: number): string {
     let s = '0x';
-    for (let i = size - 1; i >= 0; i--) s += view.getUint8(at + i).toString(16).padStart(2, '0');
+    for (let i = size - 1; i >= 0; i--)
+      s += view
+        .getUint8(at + i)
+        .toString(16)
+        .padStart(2, '0');
     return s;
   }
 }
@@ -183,13 +221,20 @@ function childNames(btf: Btf, id: number): string[] {
   return [];
 }
 
-function findChild(btf: Btf, t: BtfType, name: string, bitBase: number, depth: number): { type: number; bit: number; bitSize: number } | undefined {
+function findChild(
+  btf: Btf,
+  t: BtfType,
+  name: string,
+  bitBase: number,
+  depth: number,
+): { type: number; bit: number; bitSize: number } | undefined {
   if (depth > MAX_DEPTH) return undefined;
   if (t.kind === BTF_KIND.DATASEC) {
     const v = t.vars!.find((x) => btf.type(x.type).name === name);
     return v === undefined ? undefined : { type: btf.type(v.type).sizeOrType, bit: bitBase + v.offset * 8, bitSize: 0 };
   }
-  for (const m of t.members ?? []) if (m.name === name) return { type: m.type, bit: bitBase + m.bitOffset, bitSize: m.bitSize };
+  for (const m of t.members ?? [])
+    if (m.name === name) return { type: m.type, bit: bitBase + m.bitOffset, bitSize: m.bitSize };
   for (const m of t.members ?? []) {
     if (m.name !== '') continue;
     const inner = btf.resolve(m.type);
@@ -225,28 +270,41 @@ export function fieldLocation(btf: Btf, id: number, path: string, what = 'value'
     const t = btf.resolve(type);
     const here = done === '' ? what : `${what}.${done}`;
     if (t.kind === BTF_KIND.ARRAY) {
-      if (!/^\d+$/.test(part)) throw new BtfError(`${here} is an array of ${t.array!.nelems}: "${part}" is not an index`);
+      if (!/^\d+$/.test(part))
+        throw new BtfError(`${here} is an array of ${t.array!.nelems}: "${part}" is not an index`);
       const i = Number(part);
-      if (i >= t.array!.nelems) throw new BtfError(`${here}[${i}] is out of range: the array has ${t.array!.nelems} elements`);
+      if (i >= t.array!.nelems)
+        throw new BtfError(`${here}[${i}] is out of range: the array has ${t.array!.nelems} elements`);
       bit += i * btf.sizeOf(t.array!.type) * 8;
       type = t.array!.type;
       done += `[${i}]`;
       continue;
     }
-    const hit = t.kind === BTF_KIND.STRUCT || t.kind === BTF_KIND.UNION || t.kind === BTF_KIND.DATASEC
-      ? findChild(btf, t, part, bit, 0) : undefined;
+    const hit =
+      t.kind === BTF_KIND.STRUCT || t.kind === BTF_KIND.UNION || t.kind === BTF_KIND.DATASEC
+        ? findChild(btf, t, part, bit, 0)
+        : undefined;
     if (hit === undefined) {
       const names = childNames(btf, type);
-      throw new BtfError(names.length === 0
-        ? `${here} is a scalar: it has no field "${part}"`
-        : `${here} has no field "${part}"; it has: ${names.join(', ')}`);
+      throw new BtfError(
+        names.length === 0
+          ? `${here} is a scalar: it has no field "${part}"`
+          : `${here} has no field "${part}"; it has: ${names.join(', ')}`,
+      );
     }
     type = hit.type;
     bit = hit.bit;
     bitSize = hit.bitSize;
     done += done === '' ? part : `.${part}`;
   }
-  return { offset: Math.floor(bit / 8), bitOffset: bit % 8, bitSize, size: bitSize !== 0 ? Math.ceil((bit % 8 + bitSize) / 8) : btf.sizeOf(type), type, path: done };
+  return {
+    offset: Math.floor(bit / 8),
+    bitOffset: bit % 8,
+    bitSize,
+    size: bitSize !== 0 ? Math.ceil(((bit % 8) + bitSize) / 8) : btf.sizeOf(type),
+    type,
+    path: done,
+  };
 }
 
 export type ScalarInput = number | bigint | boolean | string | Uint8Array;
@@ -267,7 +325,8 @@ export function encodeField(btf: Btf, loc: FieldLocation, value: ScalarInput, by
   }
   if (t.kind === BTF_KIND.ARRAY && isChar(btf, t.array!.type) && typeof value === 'string') {
     const enc = new TextEncoder().encode(value);
-    if (enc.length > loc.size) throw new BtfError(`${loc.path} holds ${loc.size} chars, "${value}" is ${enc.length} bytes`);
+    if (enc.length > loc.size)
+      throw new BtfError(`${loc.path} holds ${loc.size} chars, "${value}" is ${enc.length} bytes`);
     bytes.fill(0, loc.offset, loc.offset + loc.size);
     bytes.set(enc, loc.offset);
     return;
@@ -285,7 +344,10 @@ export function encodeField(btf: Btf, loc: FieldLocation, value: ScalarInput, by
     signed = t.signed === true;
     if (typeof value === 'string') {
       const hit = t.enumValues!.find((e) => e.name === value);
-      if (hit === undefined) throw new BtfError(`${loc.path}: no enumerator ${value}; it has: ${t.enumValues!.map((e) => e.name).join(', ')}`);
+      if (hit === undefined)
+        throw new BtfError(
+          `${loc.path}: no enumerator ${value}; it has: ${t.enumValues!.map((e) => e.name).join(', ')}`,
+        );
       raw = hit.value;
     } else {
       raw = typeof value === 'boolean' ? (value ? 1n : 0n) : toBigInt(value, loc.path);
@@ -295,7 +357,8 @@ export function encodeField(btf: Btf, loc: FieldLocation, value: ScalarInput, by
   }
   const min = signed ? -(1n << BigInt(bits - 1)) : 0n;
   const max = signed ? (1n << BigInt(bits - 1)) - 1n : (1n << BigInt(bits)) - 1n;
-  if (raw < min || raw > max) throw new BtfError(`${loc.path}: ${raw} does not fit in ${signed ? 'signed' : 'unsigned'} ${bits} bits`);
+  if (raw < min || raw > max)
+    throw new BtfError(`${loc.path}: ${raw} does not fit in ${signed ? 'signed' : 'unsigned'} ${bits} bits`);
   const unsigned = BigInt.asUintN(bits, raw);
   if (loc.bitSize === 0) {
     for (let i = 0; i < loc.size; i++) view.setUint8(loc.offset + i, Number((unsigned >> BigInt(8 * i)) & 0xffn));

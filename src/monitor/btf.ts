@@ -6,9 +6,25 @@
 export class BtfError extends Error {}
 
 export const BTF_KIND = {
-  INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9,
-  CONST: 10, RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16,
-  DECL_TAG: 17, TYPE_TAG: 18, ENUM64: 19,
+  INT: 1,
+  PTR: 2,
+  ARRAY: 3,
+  STRUCT: 4,
+  UNION: 5,
+  ENUM: 6,
+  FWD: 7,
+  TYPEDEF: 8,
+  VOLATILE: 9,
+  CONST: 10,
+  RESTRICT: 11,
+  FUNC: 12,
+  FUNC_PROTO: 13,
+  VAR: 14,
+  DATASEC: 15,
+  FLOAT: 16,
+  DECL_TAG: 17,
+  TYPE_TAG: 18,
+  ENUM64: 19,
 } as const;
 
 const BTF_MAGIC = 0xeb9f;
@@ -55,10 +71,16 @@ export class Btf {
   readonly types: BtfType[] = [];
   private readonly byName = new Map<string, number[]>();
 
-  constructor(bytes: Uint8Array, readonly label = 'BTF') {
+  constructor(
+    bytes: Uint8Array,
+    readonly label = 'BTF',
+  ) {
     if (bytes.length < 24) throw new BtfError(`${label}: too short for a BTF header`);
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (v.getUint16(0, true) !== BTF_MAGIC) throw new BtfError(`${label}: bad magic 0x${v.getUint16(0, true).toString(16)} (big-endian BTF is not supported)`);
+    if (v.getUint16(0, true) !== BTF_MAGIC)
+      throw new BtfError(
+        `${label}: bad magic 0x${v.getUint16(0, true).toString(16)} (big-endian BTF is not supported)`,
+      );
     const hdrLen = v.getUint32(4, true);
     const typeOff = v.getUint32(8, true);
     const typeLen = v.getUint32(12, true);
@@ -87,10 +109,12 @@ export class Btf {
       const sizeOrType = v.getUint32(o + 8, true);
       const kind = (info >>> 24) & 0x1f;
       const vlen = info & 0xffff;
-      const kindFlag = (info >>> 31) === 1;
+      const kindFlag = info >>> 31 === 1;
       o += 12;
       const t: BtfType = { id: this.types.length, kind, name: str(nameOff), sizeOrType };
-      const need = (n: number): void => { if (o + n > end) throw new BtfError(`${label}: type ${t.id} runs past the type section`); };
+      const need = (n: number): void => {
+        if (o + n > end) throw new BtfError(`${label}: type ${t.id} runs past the type section`);
+      };
       switch (kind) {
         case BTF_KIND.INT: {
           need(4);
@@ -99,22 +123,41 @@ export class Btf {
           o += 4;
           break;
         }
-        case BTF_KIND.VAR: case BTF_KIND.DECL_TAG: need(4); o += 4; break;
-        case BTF_KIND.PTR: case BTF_KIND.FWD: case BTF_KIND.TYPEDEF: case BTF_KIND.VOLATILE: case BTF_KIND.CONST:
-        case BTF_KIND.RESTRICT: case BTF_KIND.FUNC: case BTF_KIND.FLOAT: case BTF_KIND.TYPE_TAG: break;
+        case BTF_KIND.VAR:
+        case BTF_KIND.DECL_TAG:
+          need(4);
+          o += 4;
+          break;
+        case BTF_KIND.PTR:
+        case BTF_KIND.FWD:
+        case BTF_KIND.TYPEDEF:
+        case BTF_KIND.VOLATILE:
+        case BTF_KIND.CONST:
+        case BTF_KIND.RESTRICT:
+        case BTF_KIND.FUNC:
+        case BTF_KIND.FLOAT:
+        case BTF_KIND.TYPE_TAG:
+          break;
         case BTF_KIND.ARRAY:
           need(12);
-          t.array = { type: v.getUint32(o, true), indexType: v.getUint32(o + 4, true), nelems: v.getUint32(o + 8, true) };
+          t.array = {
+            type: v.getUint32(o, true),
+            indexType: v.getUint32(o + 4, true),
+            nelems: v.getUint32(o + 8, true),
+          };
           o += 12;
           break;
-        case BTF_KIND.STRUCT: case BTF_KIND.UNION: {
+        case BTF_KIND.STRUCT:
+        case BTF_KIND.UNION: {
           need(12 * vlen);
           t.members = [];
           for (let i = 0; i < vlen; i++, o += 12) {
             const raw = v.getUint32(o + 8, true);
             t.members.push({
-              name: str(v.getUint32(o, true)), type: v.getUint32(o + 4, true),
-              bitOffset: kindFlag ? raw & 0xffffff : raw, bitSize: kindFlag ? raw >>> 24 : 0,
+              name: str(v.getUint32(o, true)),
+              type: v.getUint32(o + 4, true),
+              bitOffset: kindFlag ? raw & 0xffffff : raw,
+              bitSize: kindFlag ? raw >>> 24 : 0,
             });
           }
           break;
@@ -140,20 +183,29 @@ export class Btf {
           }
           break;
         }
-        case BTF_KIND.FUNC_PROTO: need(8 * vlen); o += 8 * vlen; break;
+        case BTF_KIND.FUNC_PROTO:
+          need(8 * vlen);
+          o += 8 * vlen;
+          break;
         case BTF_KIND.DATASEC:
           need(12 * vlen);
           t.vars = [];
           for (let i = 0; i < vlen; i++, o += 12) {
-            t.vars.push({ type: v.getUint32(o, true), offset: v.getUint32(o + 4, true), size: v.getUint32(o + 8, true) });
+            t.vars.push({
+              type: v.getUint32(o, true),
+              offset: v.getUint32(o + 4, true),
+              size: v.getUint32(o + 8, true),
+            });
           }
           break;
-        default: throw new BtfError(`${label}: unknown BTF kind ${kind} (type ${t.id})`);
+        default:
+          throw new BtfError(`${label}: unknown BTF kind ${kind} (type ${t.id})`);
       }
       this.types.push(t);
       if (t.name !== '') {
         const ids = this.byName.get(t.name);
-        if (ids === undefined) this.byName.set(t.name, [t.id]); else ids.push(t.id);
+        if (ids === undefined) this.byName.set(t.name, [t.id]);
+        else ids.push(t.id);
       }
     }
   }
@@ -168,8 +220,14 @@ export class Btf {
   resolve(id: number): BtfType {
     let t = this.type(id);
     for (let i = 0; i < MAX_RESOLVE_DEPTH; i++) {
-      if (t.kind !== BTF_KIND.TYPEDEF && t.kind !== BTF_KIND.VOLATILE && t.kind !== BTF_KIND.CONST
-        && t.kind !== BTF_KIND.RESTRICT && t.kind !== BTF_KIND.TYPE_TAG) return t;
+      if (
+        t.kind !== BTF_KIND.TYPEDEF &&
+        t.kind !== BTF_KIND.VOLATILE &&
+        t.kind !== BTF_KIND.CONST &&
+        t.kind !== BTF_KIND.RESTRICT &&
+        t.kind !== BTF_KIND.TYPE_TAG
+      )
+        return t;
       t = this.type(t.sizeOrType);
     }
     throw new BtfError(`${this.label}: typedef/modifier chain from type ${id} is too deep`);
@@ -180,12 +238,22 @@ export class Btf {
     if (depth > MAX_RESOLVE_DEPTH) throw new BtfError(`${this.label}: type ${id} nests too deeply`);
     const t = this.resolve(id);
     switch (t.kind) {
-      case BTF_KIND.INT: case BTF_KIND.STRUCT: case BTF_KIND.UNION: case BTF_KIND.ENUM:
-      case BTF_KIND.ENUM64: case BTF_KIND.FLOAT: case BTF_KIND.DATASEC: return t.sizeOrType;
-      case BTF_KIND.PTR: return 8;
-      case BTF_KIND.VAR: return this.sizeOf(t.sizeOrType, depth + 1);
-      case BTF_KIND.ARRAY: return t.array!.nelems * this.sizeOf(t.array!.type, depth + 1);
-      default: throw new BtfError(`${this.label}: type ${id} (kind ${t.kind}) has no size`);
+      case BTF_KIND.INT:
+      case BTF_KIND.STRUCT:
+      case BTF_KIND.UNION:
+      case BTF_KIND.ENUM:
+      case BTF_KIND.ENUM64:
+      case BTF_KIND.FLOAT:
+      case BTF_KIND.DATASEC:
+        return t.sizeOrType;
+      case BTF_KIND.PTR:
+        return 8;
+      case BTF_KIND.VAR:
+        return this.sizeOf(t.sizeOrType, depth + 1);
+      case BTF_KIND.ARRAY:
+        return t.array!.nelems * this.sizeOf(t.array!.type, depth + 1);
+      default:
+        throw new BtfError(`${this.label}: type ${id} (kind ${t.kind}) has no size`);
     }
   }
 
@@ -199,7 +267,9 @@ export class Btf {
   }
 
   hasStruct(name: string): boolean {
-    return (this.byName.get(name) ?? []).some((id) => this.types[id].kind === BTF_KIND.STRUCT || this.types[id].kind === BTF_KIND.UNION);
+    return (this.byName.get(name) ?? []).some(
+      (id) => this.types[id].kind === BTF_KIND.STRUCT || this.types[id].kind === BTF_KIND.UNION,
+    );
   }
 
   /** Location of `path` ("a" or "a.b.c") inside struct `structName`. Anonymous struct/union
@@ -211,12 +281,15 @@ export class Btf {
     let found: { m: BtfMember; bit: number } | undefined;
     for (let p = 0; p < parts.length; p++) {
       found = this.findMember(t, parts[p], bitBase, 0);
-      if (found === undefined) throw new BtfError(`${this.label}: struct ${structName} has no member ${parts.slice(0, p + 1).join('.')}`);
+      if (found === undefined)
+        throw new BtfError(`${this.label}: struct ${structName} has no member ${parts.slice(0, p + 1).join('.')}`);
       bitBase = found.bit;
       if (p < parts.length - 1) {
         const inner = this.resolve(found.m.type);
         if (inner.kind !== BTF_KIND.STRUCT && inner.kind !== BTF_KIND.UNION) {
-          throw new BtfError(`${this.label}: ${structName}.${parts.slice(0, p + 1).join('.')} is not a struct or union`);
+          throw new BtfError(
+            `${this.label}: ${structName}.${parts.slice(0, p + 1).join('.')} is not a struct or union`,
+          );
         }
         t = inner;
       }
@@ -234,11 +307,17 @@ export class Btf {
   /** Byte offset of a non-bitfield member; throws on bitfields. */
   offsetOf(structName: string, path: string): number {
     const loc = this.member(structName, path);
-    if (loc.bitSize !== 0 || loc.bitOffset % 8 !== 0) throw new BtfError(`${this.label}: ${structName}.${path} is a bitfield`);
+    if (loc.bitSize !== 0 || loc.bitOffset % 8 !== 0)
+      throw new BtfError(`${this.label}: ${structName}.${path} is a bitfield`);
     return loc.offset;
   }
 
-  private findMember(t: BtfType, name: string, bitBase: number, depth: number): { m: BtfMember; bit: number } | undefined {
+  private findMember(
+    t: BtfType,
+    name: string,
+    bitBase: number,
+    depth: number,
+  ): { m: BtfMember; bit: number } | undefined {
     if (depth > MAX_RESOLVE_DEPTH) throw new BtfError(`${this.label}: anonymous members nest too deeply in ${t.name}`);
     for (const m of t.members ?? []) {
       if (m.name === name) return { m, bit: bitBase + m.bitOffset };
@@ -255,13 +334,15 @@ export class Btf {
 
   /** The value of enumerator `valueName` (searched in every enum, or in `enumName` only). */
   enumValue(valueName: string, enumName?: string): bigint {
-    const candidates = enumName !== undefined ? this.byName.get(enumName) ?? [] : undefined;
+    const candidates = enumName !== undefined ? (this.byName.get(enumName) ?? []) : undefined;
     const pool = candidates ?? this.types.map((t) => t.id);
     for (const id of pool) {
       const t = this.types[id];
       const hit = t.enumValues?.find((e) => e.name === valueName);
       if (hit !== undefined) return hit.value;
     }
-    throw new BtfError(`${this.label}: no enumerator ${valueName}${enumName !== undefined ? ` in enum ${enumName}` : ''}`);
+    throw new BtfError(
+      `${this.label}: no enumerator ${valueName}${enumName !== undefined ? ` in enum ${enumName}` : ''}`,
+    );
   }
 }

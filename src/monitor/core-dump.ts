@@ -44,9 +44,13 @@ export function readCoreDump(source: ByteSource, label = 'core dump'): CoreDump 
   const sorted = [...loads].sort((a, b) => (a.paddr < b.paddr ? -1 : a.paddr > b.paddr ? 1 : b.filesz - a.filesz));
   let covered = -1;
   for (const p of sorted) {
-    if (p.paddr > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError(`${label}: segment physical address 0x${p.paddr.toString(16)} is too large`);
+    if (p.paddr > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new ElfError(`${label}: segment physical address 0x${p.paddr.toString(16)} is too large`);
     const pa = Number(p.paddr);
-    if (p.offset + p.filesz > source.size) throw new ElfError(`${label}: segment at physical 0x${pa.toString(16)} runs past the end of the file (truncated dump?)`);
+    if (p.offset + p.filesz > source.size)
+      throw new ElfError(
+        `${label}: segment at physical 0x${pa.toString(16)} runs past the end of the file (truncated dump?)`,
+      );
     if (pa + p.filesz <= covered) continue;
     if (pa < covered) throw new ElfError(`${label}: segments overlap partly at physical 0x${pa.toString(16)}`);
     segments.push({ pa, fileOffset: p.offset, size: p.filesz });
@@ -58,7 +62,11 @@ export function readCoreDump(source: ByteSource, label = 'core dump'): CoreDump 
     if (note.name === 'VMCOREINFO' && vmcoreinfo === null) vmcoreinfo = Vmcoreinfo.fromNote(note.desc);
     if (note.name === 'QEMU' && note.desc.length >= QEMU_CPU_CR0 + 40) {
       const v = new DataView(note.desc.buffer, note.desc.byteOffset, note.desc.byteLength);
-      cpus.push({ cr0: v.getBigUint64(QEMU_CPU_CR0, true), cr3: v.getBigUint64(QEMU_CPU_CR0 + 24, true), cr4: v.getBigUint64(QEMU_CPU_CR0 + 32, true) });
+      cpus.push({
+        cr0: v.getBigUint64(QEMU_CPU_CR0, true),
+        cr3: v.getBigUint64(QEMU_CPU_CR0 + 24, true),
+        cr4: v.getBigUint64(QEMU_CPU_CR0 + 32, true),
+      });
     }
   }
   return { segments, vmcoreinfo, cpus, totalBytes: segments.reduce((s, x) => s + x.size, 0) };

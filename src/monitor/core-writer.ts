@@ -51,8 +51,25 @@ export interface CoreSegment {
   g: number;
 }
 
-export type CoreGpr = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi' | 'rsp' | 'rbp'
-  | 'r8' | 'r9' | 'r10' | 'r11' | 'r12' | 'r13' | 'r14' | 'r15' | 'rip' | 'rflags';
+export type CoreGpr =
+  | 'rax'
+  | 'rbx'
+  | 'rcx'
+  | 'rdx'
+  | 'rsi'
+  | 'rdi'
+  | 'rsp'
+  | 'rbp'
+  | 'r8'
+  | 'r9'
+  | 'r10'
+  | 'r11'
+  | 'r12'
+  | 'r13'
+  | 'r14'
+  | 'r15'
+  | 'rip'
+  | 'rflags';
 
 /** One vCPU's registers at dump time (the shape of src/vmm's VcpuRegisters). */
 export interface CoreCpu {
@@ -110,17 +127,55 @@ function note(name: string, type: number, desc: Uint8Array): Uint8Array {
 }
 
 /** user_regs_struct order (x86-64). */
-const USER_REGS = ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
-  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs'] as const;
+const USER_REGS = [
+  'r15',
+  'r14',
+  'r13',
+  'r12',
+  'rbp',
+  'rbx',
+  'r11',
+  'r10',
+  'r9',
+  'r8',
+  'rax',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'orig_rax',
+  'rip',
+  'cs',
+  'eflags',
+  'rsp',
+  'ss',
+  'fs_base',
+  'gs_base',
+  'ds',
+  'es',
+  'fs',
+  'gs',
+] as const;
 
 function userReg(cpu: CoreCpu, name: (typeof USER_REGS)[number]): bigint {
   switch (name) {
-    case 'orig_rax': return BigInt.asUintN(64, -1n);
-    case 'eflags': return cpu.gprs.rflags;
-    case 'cs': case 'ss': case 'ds': case 'es': case 'fs': case 'gs': return BigInt(cpu.segments[name].selector);
-    case 'fs_base': return cpu.segments.fs.base;
-    case 'gs_base': return cpu.segments.gs.base;
-    default: return cpu.gprs[name];
+    case 'orig_rax':
+      return BigInt.asUintN(64, -1n);
+    case 'eflags':
+      return cpu.gprs.rflags;
+    case 'cs':
+    case 'ss':
+    case 'ds':
+    case 'es':
+    case 'fs':
+    case 'gs':
+      return BigInt(cpu.segments[name].selector);
+    case 'fs_base':
+      return cpu.segments.fs.base;
+    case 'gs_base':
+      return cpu.segments.gs.base;
+    default:
+      return cpu.gprs[name];
   }
 }
 
@@ -129,14 +184,23 @@ export function prstatus(index: number, cpu: CoreCpu | null): Uint8Array {
   const d = new Uint8Array(PRSTATUS_SIZE);
   const v = new DataView(d.buffer);
   v.setUint32(PRSTATUS_PID, index + 1, true);
-  if (cpu !== null) USER_REGS.forEach((r, i) => v.setBigUint64(PRSTATUS_REGS + i * 8, BigInt.asUintN(64, userReg(cpu, r)), true));
+  if (cpu !== null)
+    USER_REGS.forEach((r, i) => v.setBigUint64(PRSTATUS_REGS + i * 8, BigInt.asUintN(64, userReg(cpu, r)), true));
   return d;
 }
 
 /** Descriptor attribute bits as in the high dword of a segment descriptor (QEMU's segment flags). */
 function segmentFlags(s: CoreSegment): number {
-  return ((s.type & 0xf) << 8) | ((s.s & 1) << 12) | ((s.dpl & 3) << 13) | ((s.present & 1) << 15)
-    | ((s.avl & 1) << 20) | ((s.l & 1) << 21) | ((s.db & 1) << 22) | ((s.g & 1) << 23);
+  return (
+    ((s.type & 0xf) << 8) |
+    ((s.s & 1) << 12) |
+    ((s.dpl & 3) << 13) |
+    ((s.present & 1) << 15) |
+    ((s.avl & 1) << 20) |
+    ((s.l & 1) << 21) |
+    ((s.db & 1) << 22) |
+    ((s.g & 1) << 23)
+  );
 }
 
 /** QEMUCPUState descriptor (the "QEMU" note) for one vCPU. */
@@ -147,8 +211,31 @@ export function qemuCpuState(cpu: CoreCpu | null): Uint8Array {
   v.setUint32(4, QEMU_CPU_STATE_SIZE, true);
   if (cpu === null) return d;
   let o = 8;
-  const u64 = (x: bigint): void => { v.setBigUint64(o, BigInt.asUintN(64, x), true); o += 8; };
-  for (const r of ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const) u64(cpu.gprs[r]);
+  const u64 = (x: bigint): void => {
+    v.setBigUint64(o, BigInt.asUintN(64, x), true);
+    o += 8;
+  };
+  for (const r of [
+    'rax',
+    'rbx',
+    'rcx',
+    'rdx',
+    'rsi',
+    'rdi',
+    'rsp',
+    'rbp',
+    'r8',
+    'r9',
+    'r10',
+    'r11',
+    'r12',
+    'r13',
+    'r14',
+    'r15',
+    'rip',
+    'rflags',
+  ] as const)
+    u64(cpu.gprs[r]);
   const seg = (selector: number, limit: number, flags: number, base: bigint): void => {
     v.setUint32(o, selector, true);
     v.setUint32(o + 4, limit >>> 0, true);
@@ -175,26 +262,41 @@ export function coreNotes(input: Pick<CoreInput, 'cpus' | 'vmcoreinfo'>): Uint8A
   if (input.vmcoreinfo !== null) parts.push(note('VMCOREINFO', 0, new TextEncoder().encode(input.vmcoreinfo)));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
 /** Where each region's bytes go in the file; throws on input a core cannot describe. */
-function plan(input: CoreInput, notesSize: number): { headerBytes: number; dataStart: number; offsets: number[]; fileBytes: number } {
+function plan(
+  input: CoreInput,
+  notesSize: number,
+): { headerBytes: number; dataStart: number; offsets: number[]; fileBytes: number } {
   if (input.regions.length === 0) throw new CoreWriteError('no memory region to write');
-  if (input.regions.length + 1 >= 0xffff) throw new CoreWriteError(`${input.regions.length} regions: more program headers than an ELF header counts`);
+  if (input.regions.length + 1 >= 0xffff)
+    throw new CoreWriteError(`${input.regions.length} regions: more program headers than an ELF header counts`);
   const sorted = [...input.regions].sort((a, b) => a.pa - b.pa);
   for (let i = 0; i < sorted.length; i++) {
     const r = sorted[i];
-    if (!Number.isSafeInteger(r.pa) || r.pa < 0 || r.pa % CORE_PAGE !== 0) throw new CoreWriteError(`region at 0x${r.pa.toString(16)}: not a page-aligned guest physical address`);
-    if (r.bytes.length === 0 || r.bytes.length % CORE_PAGE !== 0) throw new CoreWriteError(`region at 0x${r.pa.toString(16)}: size ${r.bytes.length} is not a non-zero multiple of ${CORE_PAGE}`);
-    if (i > 0 && sorted[i - 1].pa + sorted[i - 1].bytes.length > r.pa) throw new CoreWriteError(`regions at 0x${sorted[i - 1].pa.toString(16)} and 0x${r.pa.toString(16)} overlap`);
+    if (!Number.isSafeInteger(r.pa) || r.pa < 0 || r.pa % CORE_PAGE !== 0)
+      throw new CoreWriteError(`region at 0x${r.pa.toString(16)}: not a page-aligned guest physical address`);
+    if (r.bytes.length === 0 || r.bytes.length % CORE_PAGE !== 0)
+      throw new CoreWriteError(
+        `region at 0x${r.pa.toString(16)}: size ${r.bytes.length} is not a non-zero multiple of ${CORE_PAGE}`,
+      );
+    if (i > 0 && sorted[i - 1].pa + sorted[i - 1].bytes.length > r.pa)
+      throw new CoreWriteError(`regions at 0x${sorted[i - 1].pa.toString(16)} and 0x${r.pa.toString(16)} overlap`);
   }
   const headerBytes = EHDR + PHDR * (input.regions.length + 1);
   const dataStart = Math.ceil((headerBytes + notesSize) / CORE_PAGE) * CORE_PAGE;
   const offsets: number[] = [];
   let at = dataStart;
-  for (const r of input.regions) { offsets.push(at); at += r.bytes.length; }
+  for (const r of input.regions) {
+    offsets.push(at);
+    at += r.bytes.length;
+  }
   return { headerBytes, dataStart, offsets, fileBytes: at };
 }
 
@@ -273,7 +375,13 @@ export function writeCore(input: CoreInput, sink: CoreSink): CoreWriteStats {
     }
     flush(b.length);
   });
-  return { fileBytes: p.fileBytes, memoryBytes: input.regions.reduce((n, r) => n + r.bytes.length, 0), writtenBytes: written, zeroPages, pages };
+  return {
+    fileBytes: p.fileBytes,
+    memoryBytes: input.regions.reduce((n, r) => n + r.bytes.length, 0),
+    writtenBytes: written,
+    zeroPages,
+    pages,
+  };
 }
 
 /**
@@ -288,13 +396,17 @@ export function guestVmcoreinfo(guest: GuestKernel): string {
   }
   const data = guest.read64(guest.symbolKva('vmcoreinfo_data'));
   const size = guest.read64(guest.symbolKva('vmcoreinfo_size'));
-  if (data === null || size === null) throw new CoreWriteError('vmcoreinfo_data/vmcoreinfo_size are not readable in guest memory');
-  if (data === 0n || size === 0n) throw new CoreWriteError('the guest has not filled its VMCOREINFO yet (vmcoreinfo_data or vmcoreinfo_size is 0)');
-  if (size > BigInt(MAX_VMCOREINFO)) throw new CoreWriteError(`vmcoreinfo_size ${size} is larger than a page: not believed`);
+  if (data === null || size === null)
+    throw new CoreWriteError('vmcoreinfo_data/vmcoreinfo_size are not readable in guest memory');
+  if (data === 0n || size === 0n)
+    throw new CoreWriteError('the guest has not filled its VMCOREINFO yet (vmcoreinfo_data or vmcoreinfo_size is 0)');
+  if (size > BigInt(MAX_VMCOREINFO))
+    throw new CoreWriteError(`vmcoreinfo_size ${size} is larger than a page: not believed`);
   const bytes = guest.readBytes(data, Number(size));
   if (bytes === null) throw new CoreWriteError(`the VMCOREINFO text at 0x${data.toString(16)} is not mapped`);
   const z = bytes.indexOf(0);
   const text = new TextDecoder('latin1').decode(z >= 0 ? bytes.subarray(0, z) : bytes);
-  if (!/^OSRELEASE=/m.test(text)) throw new CoreWriteError('the text at vmcoreinfo_data is not VMCOREINFO (no OSRELEASE= line)');
+  if (!/^OSRELEASE=/m.test(text))
+    throw new CoreWriteError('the text at vmcoreinfo_data is not VMCOREINFO (no OSRELEASE= line)');
   return text;
 }

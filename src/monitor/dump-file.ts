@@ -33,7 +33,10 @@ export interface LoadedImage {
 
 function makeMemory(total: number, label: string): WebAssembly.Memory {
   const bytes = IMAGE_BASE + total;
-  if (bytes > MAX_MEMORY) throw new DumpFileError(`${label}: ${(total / 2 ** 20).toFixed(0)} MiB of guest memory does not fit a 4 GiB WebAssembly memory`);
+  if (bytes > MAX_MEMORY)
+    throw new DumpFileError(
+      `${label}: ${(total / 2 ** 20).toFixed(0)} MiB of guest memory does not fit a 4 GiB WebAssembly memory`,
+    );
   const pages = Math.ceil(bytes / WASM_PAGE);
   return new WebAssembly.Memory({ initial: pages, maximum: pages });
 }

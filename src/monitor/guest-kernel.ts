@@ -20,7 +20,11 @@ export class GuestKernel {
   /** Per-CPU offsets (`__per_cpu_offset[cpu]`); 0n for a slot that could not be read. */
   readonly perCpuOffsets: bigint[];
 
-  constructor(readonly intro: Introspector, readonly kernel: KernelImage, readonly layout: KernelLayout) {
+  constructor(
+    readonly intro: Introspector,
+    readonly kernel: KernelImage,
+    readonly layout: KernelLayout,
+  ) {
     let nr = 1;
     if (kernel.symbols.has('nr_cpu_ids')) {
       const v = intro.readKva32(this.symbolKva('nr_cpu_ids'));
@@ -45,10 +49,14 @@ export class GuestKernel {
     return new GuestKernel(intro, kernel, deriveLayout(intro, kernel, hints));
   }
 
-  hasSymbol(name: string): boolean { return this.kernel.symbols.has(name); }
+  hasSymbol(name: string): boolean {
+    return this.kernel.symbols.has(name);
+  }
 
   /** Runtime address of a kernel symbol (KASLR applied). Throws when the build has no such symbol. */
-  symbolKva(name: string): bigint { return symbol(this.kernel, name) + this.layout.kaslrOffset; }
+  symbolKva(name: string): bigint {
+    return symbol(this.kernel, name) + this.layout.kaslrOffset;
+  }
 
   /** This CPU's instance of a per-CPU variable (e.g. `runqueues`), or null when its offset is unknown. */
   perCpuPtr(name: string, cpu: number): bigint | null {
@@ -57,8 +65,12 @@ export class GuestKernel {
     return BigInt.asUintN(64, symbol(this.kernel, name) + off);
   }
 
-  read64(kva: bigint): bigint | null { return this.intro.readKva64(kva); }
-  read32(kva: bigint): number | null { return this.intro.readKva32(kva); }
+  read64(kva: bigint): bigint | null {
+    return this.intro.readKva64(kva);
+  }
+  read32(kva: bigint): number | null {
+    return this.intro.readKva32(kva);
+  }
 
   /** Exactly `len` bytes at `kva`, or null when any of them is unmapped. */
   readBytes(kva: bigint, len: number): Uint8Array | null {

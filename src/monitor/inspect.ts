@@ -34,18 +34,34 @@ export function inspectGuest(guest: GuestKernel): InspectReport {
   const t0 = performance.now();
   const enumeration = guest.intro.structOpsPrograms(guest.symbolKva('prog_idr'));
   const enumerateMicros = (performance.now() - t0) * 1000;
-  return { layout: guest.layout, release: runningRelease(guest.intro, guest.kernel, guest.layout), nrCpuIds: guest.nrCpuIds, enumeration, enumerateMicros };
+  return {
+    layout: guest.layout,
+    release: runningRelease(guest.intro, guest.kernel, guest.layout),
+    nrCpuIds: guest.nrCpuIds,
+    enumeration,
+    enumerateMicros,
+  };
 }
 
 /** A program as plain JSON (bigints as decimal strings where they can exceed 2^53). */
 export function programJson(p: StructOpsProgram): Record<string, unknown> {
   return {
-    id: p.id, name: p.name, verified_insns: p.verifiedInsns, obj: p.obj,
-    runtime: p.stats === null ? null : {
-      cnt: p.stats.cnt.toString(), nsecs: p.stats.nsecs.toString(), misses: p.stats.misses.toString(),
-      ns_per_call: Number(nsPerCall(p.stats).toFixed(3)), miss_rate: Number(missRate(p.stats).toFixed(6)),
-      cpus: p.stats.cpus, saturated: p.stats.saturated,
-    },
+    id: p.id,
+    name: p.name,
+    verified_insns: p.verifiedInsns,
+    obj: p.obj,
+    runtime:
+      p.stats === null
+        ? null
+        : {
+            cnt: p.stats.cnt.toString(),
+            nsecs: p.stats.nsecs.toString(),
+            misses: p.stats.misses.toString(),
+            ns_per_call: Number(nsPerCall(p.stats).toFixed(3)),
+            miss_rate: Number(missRate(p.stats).toFixed(6)),
+            cpus: p.stats.cpus,
+            saturated: p.stats.saturated,
+          },
     prog_kva: '0x' + p.progKva.toString(16),
   };
 }
@@ -55,8 +71,13 @@ export function reportJson(r: InspectReport): Record<string, unknown> {
   return {
     release: r.release,
     layout: {
-      source: r.layout.source, kaslr_offset: hex(r.layout.kaslrOffset), phys_base: hex(r.layout.physBase),
-      page_offset_base: hex(r.layout.pageOffsetBase), cr3: hex(r.layout.cr3), la57: r.layout.la57, text_pa: hex(r.layout.textPa),
+      source: r.layout.source,
+      kaslr_offset: hex(r.layout.kaslrOffset),
+      phys_base: hex(r.layout.physBase),
+      page_offset_base: hex(r.layout.pageOffsetBase),
+      cr3: hex(r.layout.cr3),
+      la57: r.layout.la57,
+      text_pa: hex(r.layout.textPa),
       checks: r.layout.checks,
     },
     nr_cpu_ids: r.nrCpuIds,

@@ -127,11 +127,16 @@ export class Introspector {
   private readonly regionList: PhysRegion[] = [];
 
   /** Instantiates the core over `memory`; `module` must be the matching build (introspectWasmName). */
-  constructor(module: WebAssembly.Module, readonly memory: WebAssembly.Memory) {
+  constructor(
+    module: WebAssembly.Module,
+    readonly memory: WebAssembly.Memory,
+  ) {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory,
-        abort: (_m: number, _f: number, line: number, col: number) => { throw new IntrospectError(`introspection core aborted at ${line}:${col}`); },
+        abort: (_m: number, _f: number, line: number, col: number) => {
+          throw new IntrospectError(`introspection core aborted at ${line}:${col}`);
+        },
       },
     });
     this.core = instance.exports as unknown as IntrospectExports;
@@ -143,9 +148,13 @@ export class Introspector {
   }
 
   /** First memory offset a guest image may use. */
-  get dataEnd(): number { return this.core.dataEnd(); }
+  get dataEnd(): number {
+    return this.core.dataEnd();
+  }
 
-  get regions(): readonly PhysRegion[] { return this.regionList; }
+  get regions(): readonly PhysRegion[] {
+    return this.regionList;
+  }
 
   clearRegions(): void {
     this.core.clearRegions();
@@ -155,12 +164,23 @@ export class Introspector {
   /** Guest physical [pa, pa+size) lives at memory offset `offset`. */
   addRegion(pa: number, size: number, offset: number): void {
     const status = this.core.addRegion(BigInt(pa), BigInt(size), BigInt(offset));
-    const why = ['', 'too many regions (64)', 'the range is empty or leaves the memory', `it overlaps the core's own data (below ${this.dataEnd})`, 'it overlaps another region'];
-    if (status !== 0) throw new IntrospectError(`cannot map guest physical 0x${pa.toString(16)}+0x${size.toString(16)} at offset 0x${offset.toString(16)}: ${why[-status] ?? status}`);
+    const why = [
+      '',
+      'too many regions (64)',
+      'the range is empty or leaves the memory',
+      `it overlaps the core's own data (below ${this.dataEnd})`,
+      'it overlaps another region',
+    ];
+    if (status !== 0)
+      throw new IntrospectError(
+        `cannot map guest physical 0x${pa.toString(16)}+0x${size.toString(16)} at offset 0x${offset.toString(16)}: ${why[-status] ?? status}`,
+      );
     this.regionList.push({ pa, size, offset });
   }
 
-  setPaging(cr3: bigint, la57: boolean): void { this.core.setPaging(cr3, la57 ? 1 : 0); }
+  setPaging(cr3: bigint, la57: boolean): void {
+    this.core.setPaging(cr3, la57 ? 1 : 0);
+  }
 
   setKernel(layout: { pageOffsetBase: bigint; physBase: bigint; directMapBytes?: bigint }): void {
     this.core.setKernel(layout.pageOffsetBase, layout.physBase, layout.directMapBytes ?? 0n);
@@ -169,12 +189,18 @@ export class Introspector {
   setOffsets(offsets: KernelOffsets): void {
     for (const key of OFFSET_ORDER) {
       const v = offsets[key];
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new IntrospectError(`offset ${key} = ${v} is not a u32`);
-      if (this.core.setOffset(OFFSET_INDEX[key], v) !== 0) throw new IntrospectError(`the core has no offset-table slot ${OFFSET_INDEX[key]} (${key}): a stale build/introspect*.wasm?`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+        throw new IntrospectError(`offset ${key} = ${v} is not a u32`);
+      if (this.core.setOffset(OFFSET_INDEX[key], v) !== 0)
+        throw new IntrospectError(
+          `the core has no offset-table slot ${OFFSET_INDEX[key]} (${key}): a stale build/introspect*.wasm?`,
+        );
     }
   }
 
-  setPerCpu(arrayKva: bigint, slots: number): void { this.core.setPerCpu(arrayKva, slots); }
+  setPerCpu(arrayKva: bigint, slots: number): void {
+    this.core.setPerCpu(arrayKva, slots);
+  }
 
   /** Physical address through the page tables, or null. */
   walk(va: bigint): bigint | null {
@@ -203,7 +229,8 @@ export class Introspector {
   /** Up to scratchSize bytes at `kva`; shorter when a page is unmapped. */
   readKvaBytes(kva: bigint, len: number): Uint8Array {
     const n = this.core.readKvaBytes(BigInt.asUintN(64, kva), len);
-    if (n < 0) throw new IntrospectError(`readKvaBytes: length ${len} exceeds the scratch block (${this.core.scratchSize()})`);
+    if (n < 0)
+      throw new IntrospectError(`readKvaBytes: length ${len} exceeds the scratch block (${this.core.scratchSize()})`);
     return new Uint8Array(this.memory.buffer, this.core.scratchPtr(), n).slice();
   }
 
@@ -216,17 +243,23 @@ export class Introspector {
   /** Bytes at guest physical `pa` (copied), or null when not inside one region. */
   readPhysBytes(pa: number, len: number): Uint8Array | null {
     for (const r of this.regionList) {
-      if (pa >= r.pa && pa + len <= r.pa + r.size) return new Uint8Array(this.memory.buffer, r.offset + pa - r.pa, len).slice();
+      if (pa >= r.pa && pa + len <= r.pa + r.size)
+        return new Uint8Array(this.memory.buffer, r.offset + pa - r.pa, len).slice();
     }
     return null;
   }
 
-  xaLoad(head: bigint, index: bigint): bigint { return BigInt.asUintN(64, this.core.xaLoad(BigInt.asUintN(64, head), index)); }
+  xaLoad(head: bigint, index: bigint): bigint {
+    return BigInt.asUintN(64, this.core.xaLoad(BigInt.asUintN(64, head), index));
+  }
 
   /** Enumerates the struct_ops programs of `prog_idr` (kernel virtual address of the idr). */
   structOpsPrograms(progIdrKva: bigint): Enumeration {
     const count = this.core.enumStructOps(BigInt.asUintN(64, progIdrKva), this.core.outCapacity());
-    if (count < 0) throw new IntrospectError(`prog_idr at 0x${progIdrKva.toString(16)} is not readable (wrong KASLR layout or memory image?)`);
+    if (count < 0)
+      throw new IntrospectError(
+        `prog_idr at 0x${progIdrKva.toString(16)} is not readable (wrong KASLR layout or memory image?)`,
+      );
     const n = Math.min(count, this.core.outCapacity());
     const base = this.core.outPtr();
     const bytes = new Uint8Array(this.memory.buffer, base, n * RECORD_SIZE).slice();
@@ -238,15 +271,24 @@ export class Introspector {
       programs.push({
         progKva: v.getBigUint64(o + abi.REC_PROG_KVA, true), // records are read from memory: already unsigned
         auxKva: v.getBigUint64(o + abi.REC_AUX_KVA, true),
-        stats: (flags & abi.FLAG_STATS) !== 0 ? {
-          cnt: v.getBigUint64(o + abi.REC_CNT, true), nsecs: v.getBigUint64(o + abi.REC_NSECS, true), misses: v.getBigUint64(o + abi.REC_MISSES, true),
-          cpus: v.getUint32(o + abi.REC_CPUS, true), saturated: (flags & abi.FLAG_SATURATED) !== 0,
-        } : null,
+        stats:
+          (flags & abi.FLAG_STATS) !== 0
+            ? {
+                cnt: v.getBigUint64(o + abi.REC_CNT, true),
+                nsecs: v.getBigUint64(o + abi.REC_NSECS, true),
+                misses: v.getBigUint64(o + abi.REC_MISSES, true),
+                cpus: v.getUint32(o + abi.REC_CPUS, true),
+                saturated: (flags & abi.FLAG_SATURATED) !== 0,
+              }
+            : null,
         id: v.getUint32(o + abi.REC_ID, true),
         verifiedInsns: v.getUint32(o + abi.REC_VERIFIED, true),
         usedMapCount: v.getUint32(o + abi.REC_USED_MAPS, true),
         name: decodeName(bytes.subarray(o + abi.REC_NAME, o + abi.REC_NAME + abi.NAME_LEN)),
-        obj: (flags & abi.FLAG_OBJ) !== 0 ? decodeName(bytes.subarray(o + abi.REC_OBJ, o + abi.REC_OBJ + abi.NAME_LEN)) : null,
+        obj:
+          (flags & abi.FLAG_OBJ) !== 0
+            ? decodeName(bytes.subarray(o + abi.REC_OBJ, o + abi.REC_OBJ + abi.NAME_LEN))
+            : null,
         nameReadable: (flags & abi.FLAG_NAME_FAULT) === 0,
       });
     }

@@ -54,7 +54,11 @@ export function findKernelTextPa(intro: Introspector, kernel: KernelImage): bigi
   let tried = 0;
   for (const r of intro.regions) {
     const first = Math.ceil(r.pa / KERNEL_ALIGN) * KERNEL_ALIGN;
-    for (let pa = first; pa + bannerOff + kernel.banner.length <= r.pa + r.size && tried < MAX_BANNER_CANDIDATES; pa += KERNEL_ALIGN, tried++) {
+    for (
+      let pa = first;
+      pa + bannerOff + kernel.banner.length <= r.pa + r.size && tried < MAX_BANNER_CANDIDATES;
+      pa += KERNEL_ALIGN, tried++
+    ) {
       const got = intro.readPhysBytes(pa + bannerOff, kernel.banner.length);
       if (got !== null && equalBytes(got, kernel.banner)) return BigInt(pa);
     }
@@ -72,7 +76,11 @@ function findTextVa(intro: Introspector, cr3: bigint, la57: boolean, textPa: big
   return null;
 }
 
-function finish(intro: Introspector, kernel: KernelImage, partial: Omit<KernelLayout, 'pageOffsetBase' | 'checks'>): KernelLayout {
+function finish(
+  intro: Introspector,
+  kernel: KernelImage,
+  partial: Omit<KernelLayout, 'pageOffsetBase' | 'checks'>,
+): KernelLayout {
   const checks: string[] = [];
   intro.setPaging(partial.cr3, partial.la57);
   intro.setKernel({ pageOffsetBase: 0n, physBase: partial.physBase });
@@ -85,26 +93,32 @@ function finish(intro: Introspector, kernel: KernelImage, partial: Omit<KernelLa
   if (pobVar !== undefined) {
     const v = intro.readKva64(pobVar);
     if (v === null) throw new KaslrError('page_offset_base is not readable at the derived layout');
-    if ((v & 0xfff_ffffn) !== 0n || v < 0xff00_0000_0000_0000n) throw new KaslrError(`page_offset_base reads 0x${v.toString(16)}: the derived layout is wrong`);
+    if ((v & 0xfff_ffffn) !== 0n || v < 0xff00_0000_0000_0000n)
+      throw new KaslrError(`page_offset_base reads 0x${v.toString(16)}: the derived layout is wrong`);
     pageOffsetBase = v;
     checks.push('page_offset_base read from the kernel');
   }
   const physVar = rt('phys_base');
   if (physVar !== undefined) {
     const v = intro.readKva64(physVar);
-    if (v !== partial.physBase) throw new KaslrError(`the kernel's phys_base (0x${v?.toString(16)}) differs from the derived 0x${partial.physBase.toString(16)}`);
+    if (v !== partial.physBase)
+      throw new KaslrError(
+        `the kernel's phys_base (0x${v?.toString(16)}) differs from the derived 0x${partial.physBase.toString(16)}`,
+      );
     checks.push('phys_base matches the kernel variable');
   }
   const l5Var = rt('__pgtable_l5_enabled');
   if (l5Var !== undefined) {
     const v = intro.readKva32(l5Var);
-    if (v !== null && (v !== 0) !== partial.la57) throw new KaslrError(`__pgtable_l5_enabled=${v} but the layout says ${partial.la57 ? '5' : '4'}-level paging`);
+    if (v !== null && (v !== 0) !== partial.la57)
+      throw new KaslrError(`__pgtable_l5_enabled=${v} but the layout says ${partial.la57 ? '5' : '4'}-level paging`);
     if (v !== null) checks.push('paging mode matches __pgtable_l5_enabled');
   }
   const bannerVa = rt('linux_banner');
   if (bannerVa !== undefined && kernel.banner !== null) {
     const pa = intro.walk(bannerVa);
-    if (pa !== null && pa === partial.textPa + (symbol(kernel, 'linux_banner') - symbol(kernel, '_text'))) checks.push('linux_banner page-walks to the kernel image');
+    if (pa !== null && pa === partial.textPa + (symbol(kernel, 'linux_banner') - symbol(kernel, '_text')))
+      checks.push('linux_banner page-walks to the kernel image');
   }
   intro.setKernel({ pageOffsetBase, physBase: partial.physBase });
   return { ...partial, pageOffsetBase, checks };
@@ -121,14 +135,17 @@ export function deriveLayout(intro: Introspector, kernel: KernelImage, hints: La
     const kaslrOffset = info.kernelOffset;
     const physBase = info.number('phys_base')!;
     const l5 = info.number('pgtable_l5_enabled');
-    const la57 = l5 !== undefined ? l5 !== 0n : la57Hint ?? false;
+    const la57 = l5 !== undefined ? l5 !== 0n : (la57Hint ?? false);
     const cr3 = BigInt.asUintN(64, topLink + kaslrOffset - START_KERNEL_MAP + physBase);
     const textPa = BigInt.asUintN(64, textLink + kaslrOffset - START_KERNEL_MAP + physBase);
     return finish(intro, kernel, { kaslrOffset, physBase, cr3, la57, textPa, source: 'vmcoreinfo' });
   }
 
   const textPa = findKernelTextPa(intro, kernel);
-  if (textPa === null) throw new KaslrError('the kernel image (linux_banner) was not found in guest memory: wrong vmlinux for this memory image?');
+  if (textPa === null)
+    throw new KaslrError(
+      'the kernel image (linux_banner) was not found in guest memory: wrong vmlinux for this memory image?',
+    );
   const modes = la57Hint !== undefined ? [la57Hint] : [false, true];
   const attempts: { cr3: bigint; source: KernelLayout['source'] }[] = [];
   if (hints.cr3 !== undefined) attempts.push({ cr3: hints.cr3, source: 'registers' });
@@ -143,5 +160,7 @@ export function deriveLayout(intro: Introspector, kernel: KernelImage, hints: La
       return finish(intro, kernel, { kaslrOffset, physBase, cr3: a.cr3, la57, textPa, source: a.source });
     }
   }
-  throw new KaslrError(`the kernel is at physical 0x${textPa.toString(16)} but no kernel-map page maps it (page tables unreadable?)`);
+  throw new KaslrError(
+    `the kernel is at physical 0x${textPa.toString(16)} but no kernel-map page maps it (page tables unreadable?)`,
+  );
 }

@@ -37,7 +37,8 @@ export function loadKernelImage(source: ByteSource, options: KernelImageOptions 
     symbols.set(name, s.value);
     symbolSizes.set(name, s.size);
   }
-  if (options.systemMap !== undefined) for (const [name, addr] of parseSystemMap(options.systemMap)) symbols.set(name, addr);
+  if (options.systemMap !== undefined)
+    for (const [name, addr] of parseSystemMap(options.systemMap)) symbols.set(name, addr);
   if (symbols.size === 0) throw new KernelImageError(`${label} has no .symtab: pass a System.map`);
   for (const need of ['_text', 'prog_idr', 'init_top_pgt']) {
     if (!symbols.has(need)) throw new KernelImageError(`${label}: symbol ${need} not found`);
@@ -45,7 +46,10 @@ export function loadKernelImage(source: ByteSource, options: KernelImageOptions 
   let btfBytes = options.btf;
   if (btfBytes === undefined) {
     const section = elf.section('.BTF');
-    if (section === undefined) throw new KernelImageError(`${label} has no .BTF section (build with CONFIG_DEBUG_INFO_BTF=y or pass the BTF separately)`);
+    if (section === undefined)
+      throw new KernelImageError(
+        `${label} has no .BTF section (build with CONFIG_DEBUG_INFO_BTF=y or pass the BTF separately)`,
+      );
     btfBytes = elf.sectionBytes(section);
   }
   let btf: Btf;

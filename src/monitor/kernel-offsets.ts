@@ -54,8 +54,9 @@ export const OFFSET_INDEX: Readonly<Record<keyof KernelOffsets, number>> = {
 };
 
 /** The fields in offset-table order (index i of the table is OFFSET_ORDER[i]). */
-export const OFFSET_ORDER: readonly (keyof KernelOffsets)[] = (Object.keys(OFFSET_INDEX) as (keyof KernelOffsets)[])
-  .sort((a, b) => OFFSET_INDEX[a] - OFFSET_INDEX[b]);
+export const OFFSET_ORDER: readonly (keyof KernelOffsets)[] = (
+  Object.keys(OFFSET_INDEX) as (keyof KernelOffsets)[]
+).sort((a, b) => OFFSET_INDEX[a] - OFFSET_INDEX[b]);
 
 /** [struct, member path, field, expected byte width] */
 const FIELDS: readonly [string, string, keyof KernelOffsets, number][] = [
@@ -84,8 +85,10 @@ export function kernelOffsets(btf: Btf): KernelOffsets {
   const out: Partial<KernelOffsets> = {};
   for (const [struct, path, key, width] of FIELDS) {
     const loc = btf.member(struct, path);
-    if (loc.bitSize !== 0 || loc.bitOffset % 8 !== 0) throw new BtfError(`${struct}.${path} is a bitfield; the core reads whole fields`);
-    if (width > 0 && loc.size !== width) throw new BtfError(`${struct}.${path} is ${loc.size} bytes; the core reads ${width}`);
+    if (loc.bitSize !== 0 || loc.bitOffset % 8 !== 0)
+      throw new BtfError(`${struct}.${path} is a bitfield; the core reads whole fields`);
+    if (width > 0 && loc.size !== width)
+      throw new BtfError(`${struct}.${path} is ${loc.size} bytes; the core reads ${width}`);
     out[key] = loc.offset;
   }
   // idr_rt must be an xarray (radix_tree_root is a typedef-free alias of it in 6.x)
@@ -94,7 +97,8 @@ export function kernelOffsets(btf: Btf): KernelOffsets {
     throw new BtfError(`idr.idr_rt is ${rt.name}, not an xarray`);
   }
   const structOps = btf.enumValue('BPF_PROG_TYPE_STRUCT_OPS', 'bpf_prog_type');
-  if (structOps < 0n || structOps > 0xffffn) throw new BtfError(`BPF_PROG_TYPE_STRUCT_OPS = ${structOps} is out of range`);
+  if (structOps < 0n || structOps > 0xffffn)
+    throw new BtfError(`BPF_PROG_TYPE_STRUCT_OPS = ${structOps} is out of range`);
   out.progTypeStructOps = Number(structOps);
   return out as KernelOffsets;
 }

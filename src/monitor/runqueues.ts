@@ -32,19 +32,62 @@ export interface RunqueueSample {
 /** [index, struct, member path] chains: the offset is the sum along the chain. */
 const FIELDS: readonly [number, [string, string][]][] = [
   [abi.MON_RQ_NR_RUNNING, [['rq', 'nr_running']]],
-  [abi.MON_RQ_CFS_NR_RUNNING, [['rq', 'cfs'], ['cfs_rq', 'nr_running']]],
-  [abi.MON_RQ_SCX_NR_RUNNING, [['rq', 'scx'], ['scx_rq', 'nr_running']]],
-  [abi.MON_RQ_SCX_FLAGS, [['rq', 'scx'], ['scx_rq', 'flags']]],
-  [abi.MON_RQ_LOCAL_DSQ_NR, [['rq', 'scx'], ['scx_rq', 'local_dsq'], ['scx_dispatch_q', 'nr']]],
-  [abi.MON_RQ_RUNNABLE_LIST, [['rq', 'scx'], ['scx_rq', 'runnable_list']]],
+  [
+    abi.MON_RQ_CFS_NR_RUNNING,
+    [
+      ['rq', 'cfs'],
+      ['cfs_rq', 'nr_running'],
+    ],
+  ],
+  [
+    abi.MON_RQ_SCX_NR_RUNNING,
+    [
+      ['rq', 'scx'],
+      ['scx_rq', 'nr_running'],
+    ],
+  ],
+  [
+    abi.MON_RQ_SCX_FLAGS,
+    [
+      ['rq', 'scx'],
+      ['scx_rq', 'flags'],
+    ],
+  ],
+  [
+    abi.MON_RQ_LOCAL_DSQ_NR,
+    [
+      ['rq', 'scx'],
+      ['scx_rq', 'local_dsq'],
+      ['scx_dispatch_q', 'nr'],
+    ],
+  ],
+  [
+    abi.MON_RQ_RUNNABLE_LIST,
+    [
+      ['rq', 'scx'],
+      ['scx_rq', 'runnable_list'],
+    ],
+  ],
   [abi.MON_RQ_CURR, [['rq', 'curr']]],
   [abi.MON_RQ_CLOCK, [['rq', 'clock']]],
   [abi.MON_RQ_CPU, [['rq', 'cpu']]],
   [abi.MON_TASK_PID, [['task_struct', 'pid']]],
   [abi.MON_TASK_COMM, [['task_struct', 'comm']]],
   [abi.MON_TASK_POLICY, [['task_struct', 'policy']]],
-  [abi.MON_TASK_RUNNABLE_NODE, [['task_struct', 'scx'], ['sched_ext_entity', 'runnable_node']]],
-  [abi.MON_TASK_RUNNABLE_AT, [['task_struct', 'scx'], ['sched_ext_entity', 'runnable_at']]],
+  [
+    abi.MON_TASK_RUNNABLE_NODE,
+    [
+      ['task_struct', 'scx'],
+      ['sched_ext_entity', 'runnable_node'],
+    ],
+  ],
+  [
+    abi.MON_TASK_RUNNABLE_AT,
+    [
+      ['task_struct', 'scx'],
+      ['sched_ext_entity', 'runnable_at'],
+    ],
+  ],
 ];
 
 /** The monitor offset table from BTF: index -> offset, abi.MON_ABSENT where the kernel lacks a field. */
@@ -73,7 +116,10 @@ export class RunqueueSampler {
   /** The kernel has sched_ext's runqueue fields. */
   readonly hasSchedExt: boolean;
 
-  constructor(private readonly guest: GuestKernel, private readonly listLimit = 4096) {
+  constructor(
+    private readonly guest: GuestKernel,
+    private readonly listLimit = 4096,
+  ) {
     const table = monitorOffsets(guest.kernel.btf);
     table.forEach((v, i) => guest.intro.core.setMonitorOffset(i, v));
     this.hasSchedExt = table[abi.MON_RQ_SCX_NR_RUNNING] !== abi.MON_ABSENT;
@@ -101,7 +147,8 @@ function decodeRecord(v: DataView, o: number, cpu: number): RunqueueSample {
   const u32 = (at: number): number => v.getUint32(o + at, true);
   let comm = '';
   if ((flags & abi.RQF_CURR) !== 0) {
-    for (let i = 0; i < 16; i++) { // latin1, to the first NUL
+    for (let i = 0; i < 16; i++) {
+      // latin1, to the first NUL
       const c = v.getUint8(o + abi.RQ_COMM + i);
       if (c === 0) break;
       comm += String.fromCharCode(c);
@@ -119,7 +166,10 @@ function decodeRecord(v: DataView, o: number, cpu: number): RunqueueSample {
     clockNs: v.getBigUint64(o + abi.RQ_CLOCK, true),
     curr: (flags & abi.RQF_CURR) !== 0 ? { pid: u32(abi.RQ_CURR_PID), comm, policy: u32(abi.RQ_CURR_POLICY) } : null,
     runnable,
-    oldest: runnable > 0 ? { pid: u32(abi.RQ_OLDEST_PID), runnableAt: v.getBigUint64(o + abi.RQ_OLDEST_RUNNABLE_AT, true) } : null,
+    oldest:
+      runnable > 0
+        ? { pid: u32(abi.RQ_OLDEST_PID), runnableAt: v.getBigUint64(o + abi.RQ_OLDEST_RUNNABLE_AT, true) }
+        : null,
     listTruncated: (flags & abi.RQF_LIST_TRUNCATED) !== 0,
     listBroken: (flags & abi.RQF_LIST_BROKEN) !== 0,
   };

@@ -54,7 +54,11 @@ export function enumeratorName(btf: Btf, enumName: string, value: bigint): strin
 }
 
 function memberOffset(btf: Btf, struct: string, path: string): number | null {
-  try { return btf.member(struct, path).offset; } catch { return null; }
+  try {
+    return btf.member(struct, path).offset;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads jiffies and the tick length: HZ from `tick_nsec` (ns per tick), null when unknown. */
@@ -76,15 +80,21 @@ export function readScxState(guest: GuestKernel, hz: number | null, jit: readonl
   const stateSym = ['scx_ops_enable_state_var', 'scx_enable_state_var'].find((s) => guest.hasSymbol(s));
   if (stateSym !== undefined) {
     const v = guest.read32(guest.symbolKva(stateSym));
-    const name = v === null ? null : enumeratorName(btf, 'scx_ops_enable_state', BigInt(v)) ?? enumeratorName(btf, 'scx_enable_state', BigInt(v));
+    const name =
+      v === null
+        ? null
+        : (enumeratorName(btf, 'scx_ops_enable_state', BigInt(v)) ??
+          enumeratorName(btf, 'scx_enable_state', BigInt(v)));
     out.state = name === null ? null : name.replace(/^SCX_(OPS_)?/, '').toLowerCase();
   }
   const nameOff = memberOffset(btf, 'sched_ext_ops', 'name');
   let exitPtrKva: bigint | null = null;
-  if (guest.hasSymbol('scx_ops')) { // 6.12: a static ops copy and a static exit-info pointer
+  if (guest.hasSymbol('scx_ops')) {
+    // 6.12: a static ops copy and a static exit-info pointer
     if (nameOff !== null) out.opsName = guest.readCString(guest.symbolKva('scx_ops') + BigInt(nameOff), 128);
     if (guest.hasSymbol('scx_exit_info')) exitPtrKva = guest.symbolKva('scx_exit_info');
-  } else if (guest.hasSymbol('scx_root')) { // later kernels: struct scx_sched *scx_root
+  } else if (guest.hasSymbol('scx_root')) {
+    // later kernels: struct scx_sched *scx_root
     const root = guest.read64(guest.symbolKva('scx_root'));
     const opsOff = memberOffset(btf, 'scx_sched', 'ops');
     const exitOff = memberOffset(btf, 'scx_sched', 'exit_info');
@@ -96,7 +106,7 @@ export function readScxState(guest: GuestKernel, hz: number | null, jit: readonl
   }
   if (guest.hasSymbol('scx_watchdog_timeout') && hz !== null) {
     const t = guest.read64(guest.symbolKva('scx_watchdog_timeout'));
-    if (t !== null && t < 1n << 40n) out.watchdogTimeoutMs = Number(t) * 1000 / hz;
+    if (t !== null && t < 1n << 40n) out.watchdogTimeoutMs = (Number(t) * 1000) / hz;
   }
   if (exitPtrKva !== null) {
     const ei = guest.read64(exitPtrKva);
@@ -127,7 +137,7 @@ function readExitInfo(guest: GuestKernel, ei: bigint, jit: readonly JitImage[]):
   if (dumpOff !== null) {
     const p = guest.read64(ei + BigInt(dumpOff));
     // up to the NUL, the bound or the first unmapped page (the buffer may end early)
-    const text = p === null || p === 0n ? null : guest.readCString(p, EXIT_DUMP_MAX)?.trimEnd() ?? null;
+    const text = p === null || p === 0n ? null : (guest.readCString(p, EXIT_DUMP_MAX)?.trimEnd() ?? null);
     dump = text === '' ? null : text;
   }
   const backtrace: string[] = [];
@@ -146,8 +156,12 @@ function readExitInfo(guest: GuestKernel, ei: bigint, jit: readonly JitImage[]):
   }
   const kindName = enumeratorName(btf, 'scx_exit_kind', BigInt(kind));
   return {
-    kind, kindName: kindName === null ? null : kindName.replace(/^SCX_EXIT_/, ''),
+    kind,
+    kindName: kindName === null ? null : kindName.replace(/^SCX_EXIT_/, ''),
     exitCode: codeOff === null ? 0 : Number(BigInt.asIntN(64, guest.read64(ei + BigInt(codeOff)) ?? 0n)),
-    reason: str('reason', EXIT_REASON_MAX), message: str('msg', EXIT_MSG_MAX), dump, backtrace,
+    reason: str('reason', EXIT_REASON_MAX),
+    message: str('msg', EXIT_MSG_MAX),
+    dump,
+    backtrace,
   };
 }

@@ -6,7 +6,11 @@
 import type { GuestKernel } from './guest-kernel.js';
 import type { KernelImage } from './kernel-image.js';
 
-interface SymbolTable { addrs: bigint[]; sizes: number[]; names: string[]; }
+interface SymbolTable {
+  addrs: bigint[];
+  sizes: number[];
+  names: string[];
+}
 
 const tables = new WeakMap<KernelImage, SymbolTable>();
 
@@ -25,7 +29,11 @@ function kernelTable(kernel: KernelImage): SymbolTable {
   return t;
 }
 
-export interface JitImage { name: string; start: bigint; length: number; }
+export interface JitImage {
+  name: string;
+  start: bigint;
+  length: number;
+}
 
 /** The JIT images of programs (by their struct bpf_prog addresses), unreadable ones left out. */
 export function jitImages(guest: GuestKernel, programs: readonly { name: string; progKva: bigint }[]): JitImage[] {
@@ -41,7 +49,8 @@ export function jitImages(guest: GuestKernel, programs: readonly { name: string;
   for (const p of programs) {
     const start = guest.read64(p.progKva + BigInt(funcOff));
     const length = guest.read32(p.progKva + BigInt(lenOff));
-    if (start !== null && length !== null && start !== 0n && length > 0 && length < 1 << 24) out.push({ name: fullName(guest, p.progKva, p.name), start, length });
+    if (start !== null && length !== null && start !== 0n && length > 0 && length < 1 << 24)
+      out.push({ name: fullName(guest, p.progKva, p.name), start, length });
   }
   return out;
 }
@@ -67,17 +76,23 @@ function fullName(guest: GuestKernel, progKva: bigint, short: string): string {
 /** `name+0xoff` for a runtime address: a BPF program's image first, then kernel text; hex when unknown. */
 export function symbolize(guest: GuestKernel, addr: bigint, jit: readonly JitImage[] = []): string {
   for (const j of jit) {
-    if (addr >= j.start && addr < j.start + BigInt(j.length)) return `${j.name}+0x${(addr - j.start).toString(16)} [bpf]`;
+    if (addr >= j.start && addr < j.start + BigInt(j.length))
+      return `${j.name}+0x${(addr - j.start).toString(16)} [bpf]`;
   }
   const t = kernelTable(guest.kernel);
   const link = addr - guest.layout.kaslrOffset;
   let lo = 0;
   let hi = t.addrs.length - 1;
   let hit = -1;
-  while (lo <= hi) { // last symbol at or below `link`
+  while (lo <= hi) {
+    // last symbol at or below `link`
     const mid = (lo + hi) >> 1;
-    if (t.addrs[mid] <= link) { hit = mid; lo = mid + 1; } else hi = mid - 1;
+    if (t.addrs[mid] <= link) {
+      hit = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
   }
-  if (hit >= 0 && link < t.addrs[hit] + BigInt(t.sizes[hit])) return `${t.names[hit]}+0x${(link - t.addrs[hit]).toString(16)}`;
+  if (hit >= 0 && link < t.addrs[hit] + BigInt(t.sizes[hit]))
+    return `${t.names[hit]}+0x${(link - t.addrs[hit]).toString(16)}`;
   return `0x${addr.toString(16)}`;
 }

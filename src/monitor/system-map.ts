@@ -11,7 +11,8 @@ export function parseSystemMap(text: string): Map<string, bigint> {
     const line = lines[i].trim();
     if (line === '') continue;
     const m = /^([0-9a-fA-F]{1,16})\s+([A-Za-z?-])\s+(\S+)/.exec(line);
-    if (m === null) throw new SystemMapError(`System.map line ${i + 1} is not "<hex address> <type> <name>": ${line.slice(0, 80)}`);
+    if (m === null)
+      throw new SystemMapError(`System.map line ${i + 1} is not "<hex address> <type> <name>": ${line.slice(0, 80)}`);
     if (!out.has(m[3])) out.set(m[3], BigInt('0x' + m[1]));
   }
   if (out.size === 0) throw new SystemMapError('System.map holds no symbols');

@@ -28,7 +28,10 @@ export class DataViewWalker {
   /** Set by a failing readU64/readU32, as the core's fault flag (sticky until cleared). */
   fault = false;
 
-  constructor(private readonly view: DataView, private readonly regions: readonly PhysRegion[]) {
+  constructor(
+    private readonly view: DataView,
+    private readonly regions: readonly PhysRegion[],
+  ) {
     this.last = regions[0] ?? { pa: 1, size: 0, offset: 0 };
     this.span = regions.reduce((m, r) => Math.max(m, r.pa + r.size), 0);
   }
@@ -71,11 +74,20 @@ export class DataViewWalker {
     for (let level = this.la57 ? 5 : 4; level >= 1; level--) {
       let index: number;
       switch (level) {
-        case 5: index = (hi >>> 16) & 511; break;
-        case 4: index = (hi >>> 7) & 511; break;
-        case 3: index = ((hi & 0x7f) << 2) | (lo >>> 30); break;
-        case 2: index = (lo >>> 21) & 511; break;
-        default: index = (lo >>> 12) & 511;
+        case 5:
+          index = (hi >>> 16) & 511;
+          break;
+        case 4:
+          index = (hi >>> 7) & 511;
+          break;
+        case 3:
+          index = ((hi & 0x7f) << 2) | (lo >>> 30);
+          break;
+        case 2:
+          index = (lo >>> 21) & 511;
+          break;
+        default:
+          index = (lo >>> 12) & 511;
       }
       const o = this.offset(table + index * 8, 8);
       if (o < 0) return -1;
@@ -118,7 +130,10 @@ export class DataViewWalker {
   private read64(hi: number, lo: number, add: number): boolean {
     let l = lo + add;
     let h = hi;
-    if (l >= TWO32) { l -= TWO32; h = (h + 1) >>> 0; }
+    if (l >= TWO32) {
+      l -= TWO32;
+      h = (h + 1) >>> 0;
+    }
     const pa = this.kvaToPaParts(h, l);
     if (pa < 0) return false;
     const o = this.offset(pa, 8);
@@ -134,7 +149,8 @@ export class DataViewWalker {
     let lo = headLo;
     const isNode = (h: number, l: number): boolean => (l & 3) === 2 && (h !== 0 || l > 4096);
     if (!isNode(hi, lo)) {
-      this.entryHi = hi; this.entryLo = lo;
+      this.entryHi = hi;
+      this.entryLo = lo;
       return index === 0 && (lo & 3) !== 2 && (hi !== 0 || lo !== 0);
     }
     let nodeHi = hi;
@@ -144,17 +160,21 @@ export class DataViewWalker {
     for (let depth = 0; depth < 11; depth++) {
       let slot = Math.floor(index / 2 ** shift) & 63;
       if (!this.read64(nodeHi, nodeLo, this.slotsOff + slot * 8)) return false;
-      hi = this.entryHi; lo = this.entryLo;
+      hi = this.entryHi;
+      lo = this.entryLo;
       if ((lo & 3) === 2 && hi === 0 && lo < 254) {
         slot = lo >>> 2;
         if (!this.read64(nodeHi, nodeLo, this.slotsOff + slot * 8)) return false;
-        hi = this.entryHi; lo = this.entryLo;
+        hi = this.entryHi;
+        lo = this.entryLo;
       }
       if (!isNode(hi, lo)) return (lo & 3) !== 2 && (hi !== 0 || lo !== 0);
       if (shift === 0) return false;
       const childShift = this.u8(hi, lo - 2 + this.shiftOff);
       if (childShift !== shift - 6) return false;
-      nodeHi = hi; nodeLo = lo - 2; shift = childShift;
+      nodeHi = hi;
+      nodeLo = lo - 2;
+      shift = childShift;
     }
     return false;
   }
@@ -168,7 +188,10 @@ export class DataViewWalker {
   private byteAt(hi: number, lo: number, add: number): number {
     let l = lo + add;
     let h = hi;
-    if (l >= TWO32) { l -= TWO32; h = (h + 1) >>> 0; }
+    if (l >= TWO32) {
+      l -= TWO32;
+      h = (h + 1) >>> 0;
+    }
     return this.u8(h, l);
   }
 
@@ -180,7 +203,12 @@ export class DataViewWalker {
     if ((lo & 0xfff) <= 0xff8) {
       const pa = this.kvaToPaParts(hi, lo);
       const o = pa < 0 ? -1 : this.offset(pa, 8);
-      if (o < 0) { this.fault = true; this.entryHi = 0; this.entryLo = 0; return; }
+      if (o < 0) {
+        this.fault = true;
+        this.entryHi = 0;
+        this.entryLo = 0;
+        return;
+      }
       this.entryLo = this.view.getUint32(o, true);
       this.entryHi = this.view.getUint32(o + 4, true);
       return;
@@ -189,8 +217,12 @@ export class DataViewWalker {
     let h = 0;
     for (let i = 0; i < 8; i++) {
       let b = this.byteAt(hi, lo, i);
-      if (b < 0) { this.fault = true; b = 0; }
-      if (i < 4) l += b * 2 ** (8 * i); else h += b * 2 ** (8 * (i - 4));
+      if (b < 0) {
+        this.fault = true;
+        b = 0;
+      }
+      if (i < 4) l += b * 2 ** (8 * i);
+      else h += b * 2 ** (8 * (i - 4));
     }
     this.entryLo = l;
     this.entryHi = h;
@@ -201,13 +233,17 @@ export class DataViewWalker {
     if ((lo & 0xfff) <= 0xffc) {
       const pa = this.kvaToPaParts(hi, lo);
       const o = pa < 0 ? -1 : this.offset(pa, 4);
-      if (o < 0) { this.fault = true; return 0; }
+      if (o < 0) {
+        this.fault = true;
+        return 0;
+      }
       return this.view.getUint32(o, true);
     }
     let v = 0;
     for (let i = 0; i < 4; i++) {
       const b = this.byteAt(hi, lo, i);
-      if (b < 0) this.fault = true; else v += b * 2 ** (8 * i);
+      if (b < 0) this.fault = true;
+      else v += b * 2 ** (8 * i);
     }
     return v;
   }
@@ -243,7 +279,10 @@ export function loadPerCpuTs(walker: DataViewWalker, config: RunqueueConfig): Ui
     add64(Number(config.perCpuKva >> 32n) >>> 0, Number(config.perCpuKva & 0xffff_ffffn), 0, i * 8, t);
     walker.fault = false;
     walker.readU64(t[0] >>> 0, t[1] >>> 0);
-    if (!walker.fault) { out[2 * i] = walker.entryHi; out[2 * i + 1] = walker.entryLo; }
+    if (!walker.fault) {
+      out[2 * i] = walker.entryHi;
+      out[2 * i + 1] = walker.entryLo;
+    }
   }
   walker.fault = false;
   return out;
@@ -254,8 +293,15 @@ export function loadPerCpuTs(walker: DataViewWalker, config: RunqueueConfig): Ui
  * (at most abi.RQ_OUT_RECORDS, at most the loaded slots) written to `out` at offset 0 in the
  * core's record layout; returns how many. `perCpu` is loadPerCpuTs' result.
  */
-export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig, perCpu: Uint32Array,
-  firstCpu: number, count: number, listLimit: number, out: DataView): number {
+export function sampleRunqueuesTs(
+  walker: DataViewWalker,
+  config: RunqueueConfig,
+  perCpu: Uint32Array,
+  firstCpu: number,
+  count: number,
+  listLimit: number,
+  out: DataView,
+): number {
   const cpus = perCpu.length / 2;
   if (firstCpu < 0 || count <= 0 || firstCpu >= cpus) return 0;
   const n = Math.min(count, abi.RQ_OUT_RECORDS, cpus - firstCpu);
@@ -265,7 +311,18 @@ export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig
   const symLo = Number(config.runqueues & 0xffff_ffffn);
   for (let i = 0; i < n; i++) {
     const cpu = firstCpu + i;
-    sampleOneTs(walker, config.offsets, perCpu[2 * cpu], perCpu[2 * cpu + 1], symHi, symLo, cpu, limit, out, i * abi.RQ_RECORD_SIZE);
+    sampleOneTs(
+      walker,
+      config.offsets,
+      perCpu[2 * cpu],
+      perCpu[2 * cpu + 1],
+      symHi,
+      symLo,
+      cpu,
+      limit,
+      out,
+      i * abi.RQ_RECORD_SIZE,
+    );
   }
   walker.fault = false;
   return n;
@@ -274,10 +331,23 @@ export function sampleRunqueuesTs(walker: DataViewWalker, config: RunqueueConfig
 const tmp = new Int32Array(2);
 const steps = { left: 0 };
 
-function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pLo: number, symHi: number, symLo: number,
-  cpu: number, limit: number, out: DataView, rec: number): void {
+function sampleOneTs(
+  w: DataViewWalker,
+  offs: readonly number[],
+  pHi: number,
+  pLo: number,
+  symHi: number,
+  symLo: number,
+  cpu: number,
+  limit: number,
+  out: DataView,
+  rec: number,
+): void {
   for (let i = 0; i < abi.RQ_RECORD_SIZE; i += 4) out.setUint32(rec + i, 0, true);
-  if (pHi === 0 && pLo === 0 && cpu !== 0) { out.setUint32(rec + abi.RQ_FLAGS, abi.RQF_NO_CPU, true); return; }
+  if (pHi === 0 && pLo === 0 && cpu !== 0) {
+    out.setUint32(rec + abi.RQ_FLAGS, abi.RQF_NO_CPU, true);
+    return;
+  }
   const put64 = (at: number, hi: number, lo: number): void => {
     out.setUint32(rec + at, lo >>> 0, true);
     out.setUint32(rec + at + 4, hi >>> 0, true);
@@ -307,7 +377,8 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
     at64(rqHi, rqLo, offs[abi.MON_RQ_CLOCK]);
     put64(abi.RQ_CLOCK, w.entryHi, w.entryLo);
   }
-  if (w.fault) { // unreadable: every count 0, flags 0
+  if (w.fault) {
+    // unreadable: every count 0, flags 0
     for (let i = 0; i < abi.RQ_RECORD_SIZE; i += 4) out.setUint32(rec + i, 0, true);
     put64(abi.RQ_KVA, rqHi, rqLo);
     return;
@@ -326,9 +397,11 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
         out.setUint32(rec + abi.RQ_CURR_PID, pid, true);
         out.setUint32(rec + abi.RQ_CURR_POLICY, policy, true);
         flags |= abi.RQF_CURR;
-        if (commOff >= 0) { // an unreadable comm stays empty; pid and policy stand
+        if (commOff >= 0) {
+          // an unreadable comm stays empty; pid and policy stand
           at64(cHi, cLo, commOff);
-          const c0Hi = w.entryHi, c0Lo = w.entryLo;
+          const c0Hi = w.entryHi,
+            c0Lo = w.entryLo;
           at64(cHi, cLo, commOff + 8);
           if (!w.fault) {
             put64(abi.RQ_COMM, c0Hi, c0Lo);
@@ -363,7 +436,10 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
       const negHi = nodeOff === 0 ? 0 : 0xffffffff;
       const negLo = nodeOff === 0 ? 0 : TWO32 - nodeOff;
       while (!w.fault && (nHi !== headHi || nLo !== headLo)) {
-        if (count >= limit || steps.left <= 0) { flags |= abi.RQF_LIST_TRUNCATED; break; }
+        if (count >= limit || steps.left <= 0) {
+          flags |= abi.RQF_LIST_TRUNCATED;
+          break;
+        }
         steps.left--;
         add64(nHi, nLo, negHi, negLo, tmp);
         const tHi = tmp[0] >>> 0;
@@ -374,7 +450,8 @@ function sampleOneTs(w: DataViewWalker, offs: readonly number[], pHi: number, pL
         const pid = field32(tHi, tLo, abi.MON_TASK_PID);
         if (w.fault) break; // a task read only in part is not counted
         if (aHi < oldHi || (aHi === oldHi && aLo < oldLo)) {
-          oldHi = aHi; oldLo = aLo;
+          oldHi = aHi;
+          oldLo = aLo;
           oldestPid = pid;
         }
         count++;

@@ -39,8 +39,14 @@ export class Vmcoreinfo {
     return BigInt.asUintN(64, BigInt(v));
   }
 
-  symbol(name: string): bigint | undefined { return this.hex(`SYMBOL(${name})`); }
+  symbol(name: string): bigint | undefined {
+    return this.hex(`SYMBOL(${name})`);
+  }
 
-  get kernelOffset(): bigint | undefined { return this.hex('KERNELOFFSET'); }
-  get osRelease(): string | undefined { return this.entries.get('OSRELEASE'); }
+  get kernelOffset(): bigint | undefined {
+    return this.hex('KERNELOFFSET');
+  }
+  get osRelease(): string | undefined {
+    return this.entries.get('OSRELEASE');
+  }
 }

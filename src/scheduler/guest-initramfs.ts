@@ -28,7 +28,9 @@ export async function buildSchedulerInitramfs(o: SchedulerInitramfsOptions): Pro
   }
   const closure = sharedLibraryClosure([busybox, ...o.schedulers]);
   if (closure.missing.length > 0) {
-    throw new Error(`shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`);
+    throw new Error(
+      `shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`,
+    );
   }
   const sink = new MemorySink();
   const w = new CpioWriter(sink);

@@ -19,14 +19,20 @@ export function parseKernelSpec(text: string): KernelSpec {
   if (range && !t.includes('/')) {
     const from = parseVersion(range[1]);
     const to = parseVersion(range[3]);
-    if (from === undefined || to === undefined) throw new KernelSpecError(`kernel range '${t}': both ends must be versions (6.14..6.16 or 6.14..=6.16)`);
-    if (compareVersions(from, to) > 0) throw new KernelSpecError(`kernel range '${t}' is empty: ${range[1]} is above ${range[3]}`);
+    if (from === undefined || to === undefined)
+      throw new KernelSpecError(`kernel range '${t}': both ends must be versions (6.14..6.16 or 6.14..=6.16)`);
+    if (compareVersions(from, to) > 0)
+      throw new KernelSpecError(`kernel range '${t}' is empty: ${range[1]} is above ${range[3]}`);
     return { kind: 'range', from, to, inclusive: range[2] === '=', text: t };
   }
   const version = parseVersion(t);
   if (version !== undefined && /^v?\d+\.\d+(\.\d+)?$/.test(t)) return { kind: 'version', version, text: t };
   try {
-    return { kind: 'label', label: sanitizeLabel(t.includes('/') ? t.split('/').filter(Boolean).pop() ?? t : t), text: t };
+    return {
+      kind: 'label',
+      label: sanitizeLabel(t.includes('/') ? (t.split('/').filter(Boolean).pop() ?? t) : t),
+      text: t,
+    };
   } catch (e) {
     throw new KernelSpecError(`kernel spec '${t}': ${(e as Error).message}`);
   }
@@ -56,7 +62,11 @@ export function kernelSpecMatches(spec: KernelSpec, k: KernelIdentity): boolean 
       return v !== undefined && inRange(v, spec.from, spec.to, spec.inclusive);
     case 'label': {
       let label: string;
-      try { label = sanitizeLabel(k.label); } catch { return false; }
+      try {
+        label = sanitizeLabel(k.label);
+      } catch {
+        return false;
+      }
       return label === spec.label;
     }
   }

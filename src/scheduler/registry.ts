@@ -59,14 +59,22 @@ function parseConstraints(v: unknown, where: string): TopologyConstraints {
       if (typeof value !== 'boolean') throw new RegistryError(`${where}.requiresSmt: must be true or false`);
       out.requiresSmt = value;
     } else if ((CONSTRAINT_KEYS as readonly string[]).includes(key)) {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 4096) throw new RegistryError(`${where}.${key}: must be an integer from 1 to 4096`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 4096)
+        throw new RegistryError(`${where}.${key}: must be an integer from 1 to 4096`);
       out[key as (typeof CONSTRAINT_KEYS)[number]] = value;
     } else {
-      throw new RegistryError(`${where}: unknown key '${key}' (known: ${[...CONSTRAINT_KEYS, 'requiresSmt'].join(', ')})`);
+      throw new RegistryError(
+        `${where}: unknown key '${key}' (known: ${[...CONSTRAINT_KEYS, 'requiresSmt'].join(', ')})`,
+      );
     }
   }
-  for (const [lo, hi] of [['minLlcs', 'maxLlcs'], ['minCpus', 'maxCpus'], ['minNumaNodes', 'maxNumaNodes']] as const) {
-    if (out[lo] !== undefined && out[hi] !== undefined && out[lo]! > out[hi]!) throw new RegistryError(`${where}: ${lo} ${out[lo]} is above ${hi} ${out[hi]}`);
+  for (const [lo, hi] of [
+    ['minLlcs', 'maxLlcs'],
+    ['minCpus', 'maxCpus'],
+    ['minNumaNodes', 'maxNumaNodes'],
+  ] as const) {
+    if (out[lo] !== undefined && out[hi] !== undefined && out[lo]! > out[hi]!)
+      throw new RegistryError(`${where}: ${lo} ${out[lo]} is above ${hi} ${out[hi]}`);
   }
   return out;
 }
@@ -74,22 +82,30 @@ function parseConstraints(v: unknown, where: string): TopologyConstraints {
 /** Validates the registry document (already parsed JSON). `base` resolves relative binary paths. */
 export function parseRegistry(doc: unknown, path: string): Registry {
   const base = dirname(path);
-  if (!isObject(doc) || !Array.isArray(doc.schedulers)) throw new RegistryError(`${path}: expected {"schedulers": [...]}`);
+  if (!isObject(doc) || !Array.isArray(doc.schedulers))
+    throw new RegistryError(`${path}: expected {"schedulers": [...]}`);
   const seen = new Set<string>();
   const schedulers = doc.schedulers.map((raw, i): SchedulerDecl => {
     const where = `${path}: schedulers[${i}]`;
     if (!isObject(raw)) throw new RegistryError(`${where}: must be an object`);
     for (const k of Object.keys(raw)) if (!ENTRY_KEYS.has(k)) throw new RegistryError(`${where}: unknown key '${k}'`);
     const { name, binary, args, kernels, description } = raw;
-    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) throw new RegistryError(`${where}.name: 1-64 letters, digits, '_', '.', '-'`);
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name))
+      throw new RegistryError(`${where}.name: 1-64 letters, digits, '_', '.', '-'`);
     if (seen.has(name)) throw new RegistryError(`${where}.name: '${name}' is declared twice`);
     seen.add(name);
-    if (typeof binary !== 'string' || binary === '') throw new RegistryError(`${where}.binary: must be a non-empty string`);
-    if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))) throw new RegistryError(`${where}.args: must be an array of strings`);
-    if (kernels !== undefined && (!Array.isArray(kernels) || !kernels.every((k) => typeof k === 'string'))) throw new RegistryError(`${where}.kernels: must be an array of strings`);
-    if (description !== undefined && typeof description !== 'string') throw new RegistryError(`${where}.description: must be a string`);
-    if (raw.fixture !== undefined && typeof raw.fixture !== 'boolean') throw new RegistryError(`${where}.fixture: must be true or false`);
-    if (raw.checks !== undefined && !isObject(raw.checks)) throw new RegistryError(`${where}.checks: must be an object of check thresholds (docs/checks.md)`);
+    if (typeof binary !== 'string' || binary === '')
+      throw new RegistryError(`${where}.binary: must be a non-empty string`);
+    if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === 'string')))
+      throw new RegistryError(`${where}.args: must be an array of strings`);
+    if (kernels !== undefined && (!Array.isArray(kernels) || !kernels.every((k) => typeof k === 'string')))
+      throw new RegistryError(`${where}.kernels: must be an array of strings`);
+    if (description !== undefined && typeof description !== 'string')
+      throw new RegistryError(`${where}.description: must be a string`);
+    if (raw.fixture !== undefined && typeof raw.fixture !== 'boolean')
+      throw new RegistryError(`${where}.fixture: must be true or false`);
+    if (raw.checks !== undefined && !isObject(raw.checks))
+      throw new RegistryError(`${where}.checks: must be an object of check thresholds (docs/checks.md)`);
     let specs: KernelSpec[];
     try {
       specs = ((kernels ?? []) as string[]).map(parseKernelSpec);
@@ -147,7 +163,8 @@ export function topologyRejections(c: TopologyConstraints, t: TopologyFacts): st
 /** The scheduler binary for a kernel: a path as declared, else <schedulersDir>/<binary>. */
 export function schedulerBinary(s: SchedulerDecl, schedulersDir: string | undefined): string {
   if (s.binary.includes('/')) return s.binary;
-  if (schedulersDir === undefined) throw new RegistryError(`${s.name}: the kernel has no schedulers/ directory to find ${s.binary} in`);
+  if (schedulersDir === undefined)
+    throw new RegistryError(`${s.name}: the kernel has no schedulers/ directory to find ${s.binary} in`);
   const p = join(schedulersDir, s.binary);
   if (!existsSync(p)) throw new RegistryError(`${s.name}: ${p} not found (was the kernel built with its schedulers?)`);
   return p;

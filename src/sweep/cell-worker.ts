@@ -15,7 +15,9 @@ export type CellPortMessage = { type: 'phase'; phase: string } | { type: 'consol
 
 export default async function runCellTask({ spec, port }: CellTask): Promise<CellResult> {
   const ac = new AbortController();
-  port.on('message', (m: { type?: string }) => { if (m?.type === 'abort') ac.abort(); });
+  port.on('message', (m: { type?: string }) => {
+    if (m?.type === 'abort') ac.abort();
+  });
   try {
     return await runCell(spec, {
       signal: ac.signal,

@@ -18,16 +18,24 @@ function sourcesChangedMs(): number {
 
 /** Builds scx-ktstr for every kernel that needs it; resolves to the labels built (empty: none needed). */
 /** What the builder reads of a cell (sweep and test cells both have it). */
-export type FixtureCell = { scheduler: Pick<MatrixCell['scheduler'], 'binary'> | null; kernel: MatrixCell['kernel']; binary: string | null };
+export type FixtureCell = {
+  scheduler: Pick<MatrixCell['scheduler'], 'binary'> | null;
+  kernel: MatrixCell['kernel'];
+  binary: string | null;
+};
 
-export async function buildMissingFixtures(cells: FixtureCell[], onProgress: (message: string) => void): Promise<string[]> {
+export async function buildMissingFixtures(
+  cells: FixtureCell[],
+  onProgress: (message: string) => void,
+): Promise<string[]> {
   const kernels = new Map<string, string>();
   for (const c of cells) {
     if (c.scheduler?.binary !== SCX_KTSTR_BINARY || c.kernel.vmlinux === undefined) continue;
     const ours = join(scxKtstrTestBuildDir(c.kernel.label), SCX_KTSTR_BINARY);
     if (c.binary !== null && c.binary !== ours) continue; // the kernel's own build
     // an older build is rebuilt where it can be (not inside the test host, which has no make)
-    if (existsSync(ours) && (statSync(ours).mtimeMs >= sourcesChangedMs() || findOnPath('make') === undefined)) continue;
+    if (existsSync(ours) && (statSync(ours).mtimeMs >= sourcesChangedMs() || findOnPath('make') === undefined))
+      continue;
     kernels.set(c.kernel.label, c.kernel.vmlinux);
   }
   const built: string[] = [];

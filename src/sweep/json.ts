@@ -16,7 +16,10 @@ export function serializeSweepResult(r: SweepResult): string {
 }
 
 type Json = Record<string, unknown>;
-interface Check { ok(v: unknown): boolean; what: string }
+interface Check {
+  ok(v: unknown): boolean;
+  what: string;
+}
 
 const STRING: Check = { ok: (v) => typeof v === 'string', what: 'a string' };
 const NUMBER: Check = { ok: (v) => typeof v === 'number' && Number.isFinite(v), what: 'a number' };
@@ -70,7 +73,8 @@ function checkWorker(v: unknown, where: string): void {
 
 function checkCell(v: unknown, where: string): CellResult {
   const c = objectAt(v, where);
-  for (const k of ['id', 'scheduler', 'kernel', 'topology', 'schedulerStatus', 'schedulerLog', 'consoleTail']) need(c, k, STRING, where);
+  for (const k of ['id', 'scheduler', 'kernel', 'topology', 'schedulerStatus', 'schedulerLog', 'consoleTail'])
+    need(c, k, STRING, where);
   need(c, 'passed', BOOL, where);
   need(c, 'wallMs', NUMBER, where);
   need(c, 'hostRssBytes', nullable(NUMBER), where);
@@ -83,19 +87,25 @@ function checkCell(v: unknown, where: string): CellResult {
   if (c.verifier !== undefined) {
     const v = objectAt(c.verifier, `${where}.verifier`);
     need(v, 'processedInsns', NUMBER, `${where}.verifier`);
-    for (const k of ['insnLimit', 'totalStates', 'peakStates', 'maxStatesPerInsn', 'markRead']) need(v, k, nullable(NUMBER), `${where}.verifier`);
+    for (const k of ['insnLimit', 'totalStates', 'peakStates', 'maxStatesPerInsn', 'markRead'])
+      need(v, k, nullable(NUMBER), `${where}.verifier`);
   }
   if (c.failure !== undefined) {
     const f = objectAt(c.failure, `${where}.failure`);
     if (!FAILURE_KINDS.includes(f.kind as never)) {
-      throw new SweepJsonError(`${where}.failure.kind: expected one of ${FAILURE_KINDS.join(', ')}, found ${typeOf(f.kind)}`);
+      throw new SweepJsonError(
+        `${where}.failure.kind: expected one of ${FAILURE_KINDS.join(', ')}, found ${typeOf(f.kind)}`,
+      );
     }
     need(f, 'message', STRING, `${where}.failure`);
   }
   if (!c.passed && c.failure === undefined) throw new SweepJsonError(`${where}.failure: missing on a cell that failed`);
   if (c.passed && c.failure !== undefined) throw new SweepJsonError(`${where}.failure: present on a cell that passed`);
   const expectedId = `sweep/${c.scheduler}/${c.kernel}/${c.topology}`;
-  if (c.id !== expectedId) throw new SweepJsonError(`${where}.id: ${JSON.stringify(c.id)} does not name its cell (expected ${JSON.stringify(expectedId)})`);
+  if (c.id !== expectedId)
+    throw new SweepJsonError(
+      `${where}.id: ${JSON.stringify(c.id)} does not name its cell (expected ${JSON.stringify(expectedId)})`,
+    );
   return c as unknown as CellResult;
 }
 
@@ -107,12 +117,17 @@ export function parseSweepResult(text: string, source: string): SweepResult {
   } catch (e) {
     throw new SweepJsonError(`${source}: not JSON (${(e as Error).message})`);
   }
-  if (!isObject(doc)) throw new SweepJsonError(`${source}: not a sweep result (expected a JSON object, found ${typeOf(doc)})`);
+  if (!isObject(doc))
+    throw new SweepJsonError(`${source}: not a sweep result (expected a JSON object, found ${typeOf(doc)})`);
   if (doc.schema !== SWEEP_SCHEMA) {
-    throw new SweepJsonError(`${source}.schema: not a sweep result (schema is ${JSON.stringify(doc.schema) ?? 'missing'}, expected "${SWEEP_SCHEMA}")`);
+    throw new SweepJsonError(
+      `${source}.schema: not a sweep result (schema is ${JSON.stringify(doc.schema) ?? 'missing'}, expected "${SWEEP_SCHEMA}")`,
+    );
   }
   if (doc.version !== SWEEP_SCHEMA_VERSION) {
-    throw new SweepJsonError(`${source}.version: sweep result version ${JSON.stringify(doc.version) ?? 'missing'}; this ktstr-wasm reads version ${SWEEP_SCHEMA_VERSION}`);
+    throw new SweepJsonError(
+      `${source}.version: sweep result version ${JSON.stringify(doc.version) ?? 'missing'}; this ktstr-wasm reads version ${SWEEP_SCHEMA_VERSION}`,
+    );
   }
   need(doc, 'tool', STRING, source);
   need(doc, 'startedAt', STRING, source);
@@ -123,12 +138,14 @@ export function parseSweepResult(text: string, source: string): SweepResult {
     need(shard, 'count', COUNT, `${source}.shard`);
     need(shard, 'index', COUNT, `${source}.shard`);
     const { index, count } = shard as { index: number; count: number };
-    if (index < 1 || index > count) throw new SweepJsonError(`${source}.shard: index ${index} is not from 1 to count ${count}`);
+    if (index < 1 || index > count)
+      throw new SweepJsonError(`${source}.shard: index ${index} is not from 1 to count ${count}`);
   }
   const matrix = arrayAt(doc, 'matrix', source);
   const inMatrix = new Set<string>();
   matrix.forEach((id, i) => {
-    if (typeof id !== 'string') throw new SweepJsonError(`${source}.matrix[${i}]: expected a cell id string, found ${typeOf(id)}`);
+    if (typeof id !== 'string')
+      throw new SweepJsonError(`${source}.matrix[${i}]: expected a cell id string, found ${typeOf(id)}`);
     if (inMatrix.has(id)) throw new SweepJsonError(`${source}.matrix[${i}]: cell ${id} is listed twice`);
     inMatrix.add(id);
   });

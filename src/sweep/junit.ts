@@ -9,11 +9,17 @@ import { failureBlock } from './report.js';
 
 /** Text safe in XML 1.0 content and attribute values. */
 export function xmlEscape(s: string): string {
-  return s
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd')
-    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
-    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  return (
+    s
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd')
+      .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      .replace(/'/g, '&apos;')
+  );
 }
 
 /** An attribute value: xmlEscape, and tab, newline and CR as references (a parser turns literal ones into spaces). */
@@ -30,9 +36,11 @@ function testcase(c: CellResult): string {
 
 export function sweepJunit(r: SweepResult): string {
   const failures = r.cells.filter((c) => !c.passed).length;
-  return '<?xml version="1.0" encoding="UTF-8"?>\n'
-    + `<testsuites name="ktstr-wasm sweep" tests="${r.cells.length}" failures="${failures}" time="${(r.wallMs / 1000).toFixed(3)}">\n`
-    + `<testsuite name="ktstr-wasm sweep" tests="${r.cells.length}" failures="${failures}" errors="0" skipped="0" time="${(r.wallMs / 1000).toFixed(3)}" timestamp="${xmlAttribute(r.startedAt)}">\n`
-    + r.cells.map(testcase).join('')
-    + '</testsuite>\n</testsuites>\n';
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<testsuites name="ktstr-wasm sweep" tests="${r.cells.length}" failures="${failures}" time="${(r.wallMs / 1000).toFixed(3)}">\n` +
+    `<testsuite name="ktstr-wasm sweep" tests="${r.cells.length}" failures="${failures}" errors="0" skipped="0" time="${(r.wallMs / 1000).toFixed(3)}" timestamp="${xmlAttribute(r.startedAt)}">\n` +
+    r.cells.map(testcase).join('') +
+    '</testsuite>\n</testsuites>\n'
+  );
 }

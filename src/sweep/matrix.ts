@@ -8,11 +8,31 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync }
 import { dirname, join } from 'node:path';
 import { KconfigError, parseKconfig, topologyConfigProblems, type KconfigValues } from '../kernel/kconfig.js';
 import { formatVersion, LabelError, parseVersion } from '../kernel/label.js';
-import { KernelNotFoundError, resolveKernel, resolveKernelSpec, type ResolvedKernel, type ResolveOptions } from '../kernel/resolve.js';
+import {
+  KernelNotFoundError,
+  resolveKernel,
+  resolveKernelSpec,
+  type ResolvedKernel,
+  type ResolveOptions,
+} from '../kernel/resolve.js';
 import { kernelAccepted } from '../scheduler/kernel-match.js';
-import { RegistryError, schedulerBinary, topologyRejections, type Registry, type SchedulerDecl, type TopologyFacts } from '../scheduler/registry.js';
+import {
+  RegistryError,
+  schedulerBinary,
+  topologyRejections,
+  type Registry,
+  type SchedulerDecl,
+  type TopologyFacts,
+} from '../scheduler/registry.js';
 import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../kernel/scx-ktstr.js';
-import { defaultMemoryMiB, formatTopology, loadPresets, parseTopology, Topology, TopologyError } from '../vmm/topology/index.js';
+import {
+  defaultMemoryMiB,
+  formatTopology,
+  loadPresets,
+  parseTopology,
+  Topology,
+  TopologyError,
+} from '../vmm/topology/index.js';
 import { UsageError } from '../errors.js';
 
 export interface MatrixRequest {
@@ -82,7 +102,8 @@ function selectSchedulers(registry: Registry, names: string[]): SchedulerDecl[] 
   if (names.length === 0) return registry.schedulers.filter((s) => !s.fixture);
   const declared = registry.schedulers.map((s) => s.name);
   for (const n of names) {
-    if (!declared.includes(n)) throw new MatrixError(`unknown scheduler '${n}'; ${registry.path} declares: ${declared.join(', ')}`);
+    if (!declared.includes(n))
+      throw new MatrixError(`unknown scheduler '${n}'; ${registry.path} declares: ${declared.join(', ')}`);
   }
   return registry.schedulers.filter((s) => names.includes(s.name));
 }
@@ -119,8 +140,12 @@ function completeKernel(k: ResolvedKernel): ResolvedKernel {
   const release = imageRelease(k.bzImage);
   const v = release === undefined ? undefined : parseVersion(release);
   const dir = dirname(k.bzImage);
-  const config = k.config ?? [release === undefined ? undefined : `config-${release}`, 'config']
-    .filter((n): n is string => n !== undefined).map((n) => join(dir, n)).find((p) => existsSync(p));
+  const config =
+    k.config ??
+    [release === undefined ? undefined : `config-${release}`, 'config']
+      .filter((n): n is string => n !== undefined)
+      .map((n) => join(dir, n))
+      .find((p) => existsSync(p));
   return { ...k, version: k.version ?? (v === undefined ? undefined : formatVersion(v)), config };
 }
 
@@ -131,18 +156,32 @@ function kernelInfo(k: ResolvedKernel): KernelInfo {
   try {
     text = readFileSync(kernel.config, 'latin1');
   } catch (e) {
-    return { kernel, config: undefined, configProblem: `kernel ${kernel.label}: cannot read its config: ${(e as Error).message}` };
+    return {
+      kernel,
+      config: undefined,
+      configProblem: `kernel ${kernel.label}: cannot read its config: ${(e as Error).message}`,
+    };
   }
   try {
     return { kernel, config: parseKconfig(text, kernel.config), configProblem: null };
   } catch (e) {
     if (!(e instanceof KconfigError)) throw e;
-    return { kernel, config: undefined, configProblem: `kernel ${kernel.label}: its config is not a kernel .config: ${e.message}` };
+    return {
+      kernel,
+      config: undefined,
+      configProblem: `kernel ${kernel.label}: its config is not a kernel .config: ${e.message}`,
+    };
   }
 }
 
 function samePath(a: string, b: string): boolean {
-  const real = (p: string): string => { try { return realpathSync(p); } catch { return p; } };
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
   return a === b || real(a) === real(b);
 }
 
@@ -164,7 +203,9 @@ export function resolveKernels(specs: string[], o: ResolveOptions): KernelInfo[]
       resolved.push(k);
       given.set(k.label, spec ?? 'auto-discovery');
     } else if (!samePath(first.bzImage, k.bzImage)) {
-      throw new MatrixError(`--kernel ${given.get(k.label)} (${first.bzImage}) and --kernel ${spec} (${k.bzImage}) are different kernels with the same label '${k.label}'; their cells would share names: pass one of them, or rename its directory`);
+      throw new MatrixError(
+        `--kernel ${given.get(k.label)} (${first.bzImage}) and --kernel ${spec} (${k.bzImage}) are different kernels with the same label '${k.label}'; their cells would share names: pass one of them, or rename its directory`,
+      );
     }
   }
   return resolved.map(kernelInfo);
@@ -176,7 +217,12 @@ function describeKernel(k: ResolvedKernel): string {
 
 function choice(name: string, topology: Topology, memoryMiB: number): TopologyChoice {
   const s = topology.spec;
-  return { name, topology, memoryMiB, facts: { numaNodes: s.numaNodes, llcs: s.llcs, cpus: topology.numCpus, threadsPerCore: s.threadsPerCore } };
+  return {
+    name,
+    topology,
+    memoryMiB,
+    facts: { numaNodes: s.numaNodes, llcs: s.llcs, cpus: topology.numCpus, threadsPerCore: s.threadsPerCore },
+  };
 }
 
 /**
@@ -190,8 +236,14 @@ function selectTopologies(positional: string[], flagged: string[]): TopologyChoi
   const presetNames = new Set<string>();
   const specs: string[] = [];
   for (const w of wanted) {
-    if (presets.some((p) => p.name === w)) { presetNames.add(w); continue; }
-    if (!/^\d/.test(w)) throw new MatrixError(`unknown topology preset '${w}'; presets: ${presets.map((p) => p.name).join(', ')} (or a spec such as 1n2l2c1t)`);
+    if (presets.some((p) => p.name === w)) {
+      presetNames.add(w);
+      continue;
+    }
+    if (!/^\d/.test(w))
+      throw new MatrixError(
+        `unknown topology preset '${w}'; presets: ${presets.map((p) => p.name).join(', ')} (or a spec such as 1n2l2c1t)`,
+      );
     let spec: string;
     try {
       spec = formatTopology(parseTopology(w));
@@ -205,7 +257,10 @@ function selectTopologies(positional: string[], flagged: string[]): TopologyChoi
   }
   return [
     ...presets.filter((p) => presetNames.has(p.name)).map((p) => choice(p.name, new Topology(p.topology), p.memoryMiB)),
-    ...specs.map((s) => { const t = new Topology(s); return choice(s, t, defaultMemoryMiB(t)); }),
+    ...specs.map((s) => {
+      const t = new Topology(s);
+      return choice(s, t, defaultMemoryMiB(t));
+    }),
   ];
 }
 
@@ -249,7 +304,9 @@ export function kernelProblems(info: KernelInfo, t: { topology: Topology }): str
 function topologyProblem(info: KernelInfo, t: { topology: Topology }): string | null {
   if (info.config === undefined) return null;
   const topo = topologyConfigProblems(info.config, t.topology.numCpus, t.topology.needsX2apic);
-  return topo.length === 0 ? null : `kernel ${info.kernel.label} cannot run topology ${t.topology} (${t.topology.numCpus} CPUs): ${topo.join('; ')}`;
+  return topo.length === 0
+    ? null
+    : `kernel ${info.kernel.label} cannot run topology ${t.topology} (${t.topology.numCpus} CPUs): ${topo.join('; ')}`;
 }
 
 export function buildMatrix(req: MatrixRequest): MatrixCell[] {
@@ -261,9 +318,13 @@ export function buildMatrix(req: MatrixRequest): MatrixCell[] {
   const cells: MatrixCell[] = [];
   const noTopology: string[] = [];
   for (const s of schedulers) {
-    const accepted = kernels.filter((k) => kernelAccepted(s.kernels, { label: k.kernel.label, version: k.kernel.version }));
+    const accepted = kernels.filter((k) =>
+      kernelAccepted(s.kernels, { label: k.kernel.label, version: k.kernel.version }),
+    );
     if (accepted.length === 0) {
-      throw new MatrixError(`scheduler ${s.name} declares kernels [${s.kernels.map((k) => k.text).join(', ')}] and none of the resolved kernels matches: ${kernels.map((k) => describeKernel(k.kernel)).join(', ')}; pass a matching --kernel (or narrow with --scheduler)`);
+      throw new MatrixError(
+        `scheduler ${s.name} declares kernels [${s.kernels.map((k) => k.text).join(', ')}] and none of the resolved kernels matches: ${kernels.map((k) => describeKernel(k.kernel)).join(', ')}; pass a matching --kernel (or narrow with --scheduler)`,
+      );
     }
     const fits = topologies.filter((t) => topologyRejections(s.topology, t.facts).length === 0);
     if (fits.length === 0) {
@@ -283,15 +344,23 @@ export function buildMatrix(req: MatrixRequest): MatrixCell[] {
         const setupProblem = problems.length === 0 ? null : problems.join('; ');
         cells.push({
           id: `sweep/${s.name}/${k.kernel.label}/${t.name}`,
-          scheduler: s, kernel: k.kernel, topologyName: t.name, topology: t.topology, memoryMiB: t.memoryMiB,
-          binary, setupProblem, cost: setupProblem === null ? t.topology.numCpus + BOOT_COST : 0,
+          scheduler: s,
+          kernel: k.kernel,
+          topologyName: t.name,
+          topology: t.topology,
+          memoryMiB: t.memoryMiB,
+          binary,
+          setupProblem,
+          cost: setupProblem === null ? t.topology.numCpus + BOOT_COST : 0,
         });
       }
     }
   }
   if (cells.length === 0) {
     // every selected scheduler was skipped for its topology constraints
-    throw new MatrixError(noTopology.length === 1 ? noTopology[0] : `no scheduler accepts any of the topologies: ${noTopology.join('; ')}`);
+    throw new MatrixError(
+      noTopology.length === 1 ? noTopology[0] : `no scheduler accepts any of the topologies: ${noTopology.join('; ')}`,
+    );
   }
   return cells;
 }
@@ -301,9 +370,11 @@ export function listMatrixText(cells: readonly MatrixCell[]): string {
   const idWidth = Math.max(0, ...cells.map((c) => c.id.length));
   const cpuWidth = Math.max(0, ...cells.map((c) => String(c.topology.numCpus).length));
   const memWidth = Math.max(0, ...cells.map((c) => String(c.memoryMiB).length));
-  return cells.map((c) => {
-    const cpus = c.topology.numCpus;
-    const line = `${c.id.padEnd(idWidth)}  ${String(cpus).padStart(cpuWidth)} vCPU${cpus === 1 ? ' ' : 's'}  ${String(c.memoryMiB).padStart(memWidth)} MiB`;
-    return (c.setupProblem === null ? line.trimEnd() : `${line}  setup: ${c.setupProblem}`) + '\n';
-  }).join('');
+  return cells
+    .map((c) => {
+      const cpus = c.topology.numCpus;
+      const line = `${c.id.padEnd(idWidth)}  ${String(cpus).padStart(cpuWidth)} vCPU${cpus === 1 ? ' ' : 's'}  ${String(c.memoryMiB).padStart(memWidth)} MiB`;
+      return (c.setupProblem === null ? line.trimEnd() : `${line}  setup: ${c.setupProblem}`) + '\n';
+    })
+    .join('');
 }

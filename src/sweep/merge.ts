@@ -42,19 +42,27 @@ export function mergeResults(results: SweepResult[], names: string[] = []): Merg
   const matrix = results[0].matrix;
   results.forEach((r, i) => {
     if (r.matrix.length === matrix.length && r.matrix.every((id, j) => id === matrix[j])) return;
-    throw new MergeError(`${nameOf(i)} comes from another matrix than ${nameOf(0)} (${r.matrix.length} cells vs ${matrix.length}; `
-      + `${matrixDifference(matrix, r.matrix, nameOf(0), nameOf(i))}): merge the shards of one sweep`);
+    throw new MergeError(
+      `${nameOf(i)} comes from another matrix than ${nameOf(0)} (${r.matrix.length} cells vs ${matrix.length}; ` +
+        `${matrixDifference(matrix, r.matrix, nameOf(0), nameOf(i))}): merge the shards of one sweep`,
+    );
   });
   const cells = new Map<string, { cell: CellResult; file: number }>();
   results.forEach((r, i) => {
     for (const c of r.cells) {
       const first = cells.get(c.id);
-      if (first !== undefined) throw new MergeError(`cell ${c.id} is in two of the files (${nameOf(first.file)} and ${nameOf(i)}): each cell must come from one shard`);
+      if (first !== undefined)
+        throw new MergeError(
+          `cell ${c.id} is in two of the files (${nameOf(first.file)} and ${nameOf(i)}): each cell must come from one shard`,
+        );
       cells.set(c.id, { cell: c, file: i });
     }
   });
   const missing = matrix.filter((id) => !cells.has(id));
-  const ordered = matrix.flatMap((id) => { const c = cells.get(id); return c === undefined ? [] : [c.cell]; });
+  const ordered = matrix.flatMap((id) => {
+    const c = cells.get(id);
+    return c === undefined ? [] : [c.cell];
+  });
   const result: SweepResult = {
     schema: SWEEP_SCHEMA,
     version: SWEEP_SCHEMA_VERSION,

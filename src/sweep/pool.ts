@@ -15,7 +15,11 @@ const WORKER_FILE = fileURLToPath(new URL('./cell-worker.js', import.meta.url));
 export const CELL_HOST_OVERHEAD_MIB = 640;
 
 /** Default --jobs: one cell per host CPU, no more than host memory holds. */
-export function defaultJobs(cellGuestMiB: number, cpus = availableParallelism(), memBytes = Math.min(totalmem(), freemem() * 1.5)): number {
+export function defaultJobs(
+  cellGuestMiB: number,
+  cpus = availableParallelism(),
+  memBytes = Math.min(totalmem(), freemem() * 1.5),
+): number {
   const byMemory = Math.floor(memBytes / ((cellGuestMiB + CELL_HOST_OVERHEAD_MIB) * 2 ** 20));
   return Math.max(1, Math.min(cpus, byMemory));
 }
@@ -26,7 +30,13 @@ export class CellPool {
   private aborted = false;
 
   constructor(readonly jobs: number) {
-    this.pool = new Piscina<CellTask, CellResult>({ filename: WORKER_FILE, minThreads: 0, maxThreads: jobs, idleTimeout: 500, atomics: 'disabled' });
+    this.pool = new Piscina<CellTask, CellResult>({
+      filename: WORKER_FILE,
+      minThreads: 0,
+      maxThreads: jobs,
+      idleTimeout: 500,
+      atomics: 'disabled',
+    });
   }
 
   /** Runs a cell; `onPhase` gets its phases. Resolves null when the pool was aborted before it started. */
@@ -36,7 +46,10 @@ export class CellPool {
     this.ports.add(port1);
     let started = false;
     port1.on('message', (m: CellPortMessage) => {
-      if (m.type === 'phase') { started = true; onPhase(m.phase); }
+      if (m.type === 'phase') {
+        started = true;
+        onPhase(m.phase);
+      }
     });
     try {
       const result = await this.pool.run({ spec, port: port2 }, { transferList: [port2] });
@@ -57,4 +70,3 @@ export class CellPool {
     await this.pool.close();
   }
 }
-

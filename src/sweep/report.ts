@@ -18,7 +18,11 @@ export interface Painter {
 
 export const PLAIN: Painter = { green: (s) => s, red: (s) => s, yellow: (s) => s, dim: (s) => s, bold: (s) => s };
 
-export interface Glyphs { pass: string; fail: string; mixed: string }
+export interface Glyphs {
+  pass: string;
+  fail: string;
+  mixed: string;
+}
 export const EMOJI: Glyphs = { pass: '✅', fail: '❌', mixed: '🇽' };
 export const WORDS: Glyphs = { pass: 'PASS', fail: 'FAIL', mixed: 'MIXED' };
 
@@ -54,7 +58,9 @@ export function terminalSafe(s: string): string {
 
 /** One line of guest text: terminal-safe, newlines and tabs folded into single spaces. */
 export function oneLine(s: string): string {
-  return terminalSafe(s).replace(/\s*[\n\t]\s*/g, ' ').trim();
+  return terminalSafe(s)
+    .replace(/\s*[\n\t]\s*/g, ' ')
+    .trim();
 }
 
 /** `<kind>: <message>` of a failed cell, on one line. */
@@ -78,7 +84,10 @@ export function progressLine(r: CellResult, done: number, total: number, p: Pain
 /** "4 CPUs progressed (>= 5767 iterations each); struct_ops programs ran 2174 times, 1.9 us/call". */
 export function dispatchEvidence(r: CellResult): string {
   const parts: string[] = [];
-  if (r.workers.length > 0) parts.push(`${r.workers.length} CPUs progressed (>= ${Math.min(...r.workers.map((w) => w.iterations))} iterations each)`);
+  if (r.workers.length > 0)
+    parts.push(
+      `${r.workers.length} CPUs progressed (>= ${Math.min(...r.workers.map((w) => w.iterations))} iterations each)`,
+    );
   const runs = r.programs.reduce((a, p) => a + (p.runCount ?? 0), 0);
   const ns = r.programs.reduce((a, p) => a + (p.runTimeNs ?? 0), 0);
   if (runs > 0) parts.push(`struct_ops programs ran ${runs} times, ${(ns / runs / 1000).toFixed(1)} us/call`);
@@ -87,15 +96,31 @@ export function dispatchEvidence(r: CellResult): string {
 
 /** Per program of a cell: run count and ns per call (for -v). */
 export function programRuns(r: CellResult): string {
-  return r.programs.filter((p) => p.runCount !== null)
-    .map((p) => `${p.name} ${p.runCount}x${p.runCount ? ` ${Math.round((p.runTimeNs ?? 0) / p.runCount)} ns/call` : ''}`).join(', ');
+  return r.programs
+    .filter((p) => p.runCount !== null)
+    .map(
+      (p) => `${p.name} ${p.runCount}x${p.runCount ? ` ${Math.round((p.runTimeNs ?? 0) / p.runCount)} ns/call` : ''}`,
+    )
+    .join(', ');
 }
 
 /** Pads columns to their widest cell, all left-aligned (numbers read fine), two spaces apart; no trailing blanks. */
 export function alignColumns(rows: string[][], indent = ' '): string {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, displayWidth(c)); });
-  return rows.map((row) => (indent + row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat(widths[i] - displayWidth(c)))).join('  ')).trimEnd()).join('\n') + '\n';
+  for (const row of rows)
+    row.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, displayWidth(c));
+    });
+  return (
+    rows
+      .map((row) =>
+        (
+          indent +
+          row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat(widths[i] - displayWidth(c)))).join('  ')
+        ).trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** Terminal width of a string: emoji count as two columns, ANSI escapes as none. */
@@ -105,7 +130,8 @@ export function displayWidth(s: string): number {
   let w = 0;
   for (const ch of plain) {
     const cp = ch.codePointAt(0)!;
-    if (cp >= 0x1f1e6 && cp <= 0x1f1ff) w += 1; // regional indicators: a flag is two of them
+    if (cp >= 0x1f1e6 && cp <= 0x1f1ff)
+      w += 1; // regional indicators: a flag is two of them
     else if (cp >= 0x2600 && cp <= 0x27bf) w += 2;
     else if (cp >= 0x1f300) w += 2;
     else if (cp === 0xfe0f || cp === 0x200d) w += 0;
@@ -131,7 +157,9 @@ function unique<T>(xs: T[]): T[] {
 export function verifiedInsnsTables(cells: CellResult[], matrix: string[] = []): string {
   const sorted = ordered(cells, (c) => c.id, matrix);
   const schedulers = unique(sorted.map((c) => c.scheduler));
-  const out: string[] = ['verified_insns (per scheduler; rows: kernel, columns: BPF program; a range across topologies):\n'];
+  const out: string[] = [
+    'verified_insns (per scheduler; rows: kernel, columns: BPF program; a range across topologies):\n',
+  ];
   for (const s of schedulers) {
     const mine = sorted.filter((c) => c.scheduler === s);
     const programs = unique(mine.flatMap((c) => c.programs.map((p) => p.name))).sort();
@@ -143,13 +171,16 @@ export function verifiedInsnsTables(cells: CellResult[], matrix: string[] = []):
     const rows: string[][] = [['kernel', ...programs]];
     for (const k of unique(mine.map((c) => c.kernel))) {
       const onKernel = mine.filter((c) => c.kernel === k);
-      rows.push([k, ...programs.map((name) => {
-        const values = onKernel.flatMap((c) => c.programs.filter((p) => p.name === name).map((p) => p.verifiedInsns));
-        if (values.length === 0) return '-';
-        const lo = Math.min(...values);
-        const hi = Math.max(...values);
-        return lo === hi ? String(lo) : `${lo}..${hi}`;
-      })]);
+      rows.push([
+        k,
+        ...programs.map((name) => {
+          const values = onKernel.flatMap((c) => c.programs.filter((p) => p.name === name).map((p) => p.verifiedInsns));
+          if (values.length === 0) return '-';
+          const lo = Math.min(...values);
+          const hi = Math.max(...values);
+          return lo === hi ? String(lo) : `${lo}..${hi}`;
+        }),
+      ]);
     }
     out.push(alignColumns(rows));
   }
@@ -185,7 +216,14 @@ export function summaryGrid(cells: CellResult[], o: { plain?: boolean } = {}): s
   const schedulers = unique(cells.map((c) => c.scheduler));
   const topologies = [...grid.keys()].sort();
   const rows: string[][] = [['topology', ...schedulers]];
-  for (const t of topologies) rows.push([t, ...schedulers.map((s) => { const v = grid.get(t)!.get(s); return v === undefined ? '' : g[v]; })]);
+  for (const t of topologies)
+    rows.push([
+      t,
+      ...schedulers.map((s) => {
+        const v = grid.get(t)!.get(s);
+        return v === undefined ? '' : g[v];
+      }),
+    ]);
   return alignColumns(rows);
 }
 
@@ -193,8 +231,10 @@ export function summaryGrid(cells: CellResult[], o: { plain?: boolean } = {}): s
 export function failingCombinations(cells: CellResult[]): string {
   const failed = cells.filter((c) => !c.passed);
   if (failed.length === 0) return '';
-  return 'failing combinations (scheduler / kernel / topology):\n'
-    + failed.map((c) => `  ${c.scheduler} / ${c.kernel} / ${c.topology}: ${failureText(c)}\n`).join('');
+  return (
+    'failing combinations (scheduler / kernel / topology):\n' +
+    failed.map((c) => `  ${c.scheduler} / ${c.kernel} / ${c.topology}: ${failureText(c)}\n`).join('')
+  );
 }
 
 /**
@@ -208,14 +248,21 @@ export function failureBlock(c: CellResult, p: Painter = PLAIN): string {
   out.push(p.red(`  failed: ${failureText(c)}`));
   if (c.verifier) {
     const v = c.verifier;
-    out.push('', '--- verifier stats ---', `  processed=${v.processedInsns}  states=${v.totalStates ?? '?'}/${v.peakStates ?? '?'}${v.insnLimit !== null ? `  limit=${v.insnLimit}` : ''}`);
+    out.push(
+      '',
+      '--- verifier stats ---',
+      `  processed=${v.processedInsns}  states=${v.totalStates ?? '?'}/${v.peakStates ?? '?'}${v.insnLimit !== null ? `  limit=${v.insnLimit}` : ''}`,
+    );
   }
   if (c.programs.length > 0) out.push('', '--- programs (verified_insns) ---', `  ${programsSummary(c)}`);
   if (c.workers.length > 0) out.push('', '--- dispatch probe ---', ...workersSummary(c).map((l) => `  ${l}`));
   if (c.exitMessage) out.push('', `  ${oneLine(c.exitMessage)}`);
-  if (c.schedulerLog.trim() !== '') out.push('', '--- scheduler log ---', terminalSafe(c.schedulerLog).replace(/\n$/, ''));
-  if (c.consoleTail.trim() !== '') out.push('', '--- guest console (tail) ---', terminalSafe(c.consoleTail).replace(/\n$/, ''));
-  if (c.monitor !== undefined && c.monitor.samples.length > 0) out.push('', '  monitor:', ...monitorLines(summarizeTimeline(c.monitor)).map((l) => `    ${terminalSafe(l)}`));
+  if (c.schedulerLog.trim() !== '')
+    out.push('', '--- scheduler log ---', terminalSafe(c.schedulerLog).replace(/\n$/, ''));
+  if (c.consoleTail.trim() !== '')
+    out.push('', '--- guest console (tail) ---', terminalSafe(c.consoleTail).replace(/\n$/, ''));
+  if (c.monitor !== undefined && c.monitor.samples.length > 0)
+    out.push('', '  monitor:', ...monitorLines(summarizeTimeline(c.monitor)).map((l) => `    ${terminalSafe(l)}`));
   if (c.repro !== undefined) out.push('', ...reproLines(c.repro).map((l) => `  ${terminalSafe(l)}`));
   if (c.bundle !== undefined) out.push('', `  bundle: ${terminalSafe(c.bundle)}`);
   if (c.bundleError !== undefined) out.push('', p.red(`  bundle not written: ${terminalSafe(oneLine(c.bundleError))}`));
@@ -224,8 +271,10 @@ export function failureBlock(c: CellResult, p: Painter = PLAIN): string {
 
 /** "ktstr_dispatch 23, ktstr_init 140": each loaded program and its verified_insns, by name. */
 export function programsSummary(c: CellResult): string {
-  return [...c.programs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((prog) => `${prog.name} ${prog.verifiedInsns}`).join(', ');
+  return [...c.programs]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((prog) => `${prog.name} ${prog.verifiedInsns}`)
+    .join(', ');
 }
 
 /**
@@ -235,11 +284,14 @@ export function programsSummary(c: CellResult): string {
 export function workersSummary(c: CellResult): string[] {
   const moved = c.workers.filter((w) => w.iterations > 0);
   const stuck = c.workers.filter((w) => w.iterations === 0);
-  const lines = [`${c.workers.length} worker${c.workers.length === 1 ? '' : 's'} (one per CPU): ${moved.length} made progress`
-    + (moved.length > 0 ? ` (>= ${Math.min(...moved.map((w) => w.iterations))} iterations)` : '')
-    + (stuck.length > 0 ? `, ${stuck.length} did not: cpu ${stuck.map((w) => w.cpu).join(', ')}` : '')];
+  const lines = [
+    `${c.workers.length} worker${c.workers.length === 1 ? '' : 's'} (one per CPU): ${moved.length} made progress` +
+      (moved.length > 0 ? ` (>= ${Math.min(...moved.map((w) => w.iterations))} iterations)` : '') +
+      (stuck.length > 0 ? `, ${stuck.length} did not: cpu ${stuck.map((w) => w.cpu).join(', ')}` : ''),
+  ];
   const notExt = c.workers.filter((w) => w.policy !== SCHED_EXT);
-  if (notExt.length > 0) lines.push(`not SCHED_EXT: ${notExt.map((w) => `cpu ${w.cpu} (policy ${w.policy})`).join(', ')}`);
+  if (notExt.length > 0)
+    lines.push(`not SCHED_EXT: ${notExt.map((w) => `cpu ${w.cpu} (policy ${w.policy})`).join(', ')}`);
   return lines;
 }
 
@@ -273,7 +325,10 @@ export class LiveStatus {
   private lastDrawMs = -Infinity;
   private stopped = false;
 
-  constructor(private readonly ids: string[], private readonly o: LiveStatusOptions = {}) {}
+  constructor(
+    private readonly ids: string[],
+    private readonly o: LiveStatusOptions = {},
+  ) {}
 
   cellStarted(id: string, job: number): void {
     if (!this.finished.has(id)) this.running.set(id, { job, phase: 'boot' });
@@ -296,9 +351,11 @@ export class LiveStatus {
     const done = this.finished.size;
     const queued = Math.max(0, this.ids.length - done - this.running.size);
     const dash = this.o.plain ? '-' : '—';
-    const head = `sweep: ${done}/${this.ids.length} done${this.failed > 0 ? ` (${this.failed} failed)` : ''}, `
-      + `${this.running.size} running, ${queued} queued ${dash} ${secs(nowMs - (this.o.startMs ?? 0))}`;
-    const jobs = [...this.running.entries()].sort((a, b) => a[1].job - b[1].job)
+    const head =
+      `sweep: ${done}/${this.ids.length} done${this.failed > 0 ? ` (${this.failed} failed)` : ''}, ` +
+      `${this.running.size} running, ${queued} queued ${dash} ${secs(nowMs - (this.o.startMs ?? 0))}`;
+    const jobs = [...this.running.entries()]
+      .sort((a, b) => a[1].job - b[1].job)
       .map(([id, r]) => `  [${r.job}] ${id}: ${oneLine(r.phase)}`);
     return [head, ...jobs].map((l) => this.fit(l)).join('\n') + '\n';
   }

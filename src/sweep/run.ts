@@ -40,14 +40,26 @@ export interface SweepRunOptions {
 /** A resolved kernel as a cell takes it: the image to boot (the bzImage when unresolvable) and the vmlinux. */
 export function cellKernel(k: MatrixCell['kernel']): CellSpec['kernel'] {
   let image = '';
-  try { image = bootImage(k); } catch { image = k.bzImage; }
+  try {
+    image = bootImage(k);
+  } catch {
+    image = k.bzImage;
+  }
   return { label: k.label, image, vmlinux: k.vmlinux ?? null };
 }
 
 /** Where failure bundles go and for which cells (CellSpec.bundleDir / keepDumps). */
-export interface CellDumpPolicy { bundleDir?: string; keepDumps?: KeepDumps }
+export interface CellDumpPolicy {
+  bundleDir?: string;
+  keepDumps?: KeepDumps;
+}
 
-export function cellSpec(c: MatrixCell, raw: boolean, timeouts?: Partial<CellTimeouts>, dumps: CellDumpPolicy = {}): CellSpec {
+export function cellSpec(
+  c: MatrixCell,
+  raw: boolean,
+  timeouts?: Partial<CellTimeouts>,
+  dumps: CellDumpPolicy = {},
+): CellSpec {
   return {
     id: c.id,
     scheduler: { name: c.scheduler.name, binary: c.binary, args: c.scheduler.args },
@@ -83,39 +95,62 @@ export class SweepRun {
     let done = 0;
     const free = Array.from({ length: this.pool.jobs }, (_, i) => this.pool.jobs - i);
     try {
-      await Promise.all(this.o.cells.map(async (cell) => {
-        const spec = { ...cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs };
-        let job = 0;
-        let result: CellResult | null;
-        try {
-          result = await this.pool.run(spec, (phase) => {
-            if (phase === 'boot' && job === 0) {
-              job = free.pop() ?? 0;
-              this.o.events?.cellStarted?.(cell.id, job);
-            }
-            this.o.events?.cellPhase?.(cell.id, phase);
-          });
-        } catch (e) {
-          // the cell's thread itself failed (not the guest): the cell fails, the sweep goes on
-          result = {
-            id: cell.id, scheduler: cell.scheduler.name, kernel: cell.kernel.label, topology: cell.topologyName, passed: false,
-            failure: { kind: 'setup', message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}` },
-            schedulerStatus: 'unknown', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+      await Promise.all(
+        this.o.cells.map(async (cell) => {
+          const spec = {
+            ...cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps),
+            monitorIntervalMs: this.o.monitorIntervalMs,
           };
-        }
-        if (this.o.repro !== false && !this.interrupted && result !== null && wantsRepro(result)) {
+          let job = 0;
+          let result: CellResult | null;
           try {
-            const again = await this.pool.run(reproSpec(spec), () => {});
-            if (again !== null) result.repro = reproReport(again);
-          } catch { /* the repro is extra: its own failure does not change the cell's */ }
-        }
-        if (result !== null && result.passed && result.monitor !== undefined) result.monitor = thinTimeline(result.monitor);
-        if (job !== 0) free.push(job);
-        if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;
-        results.set(cell.id, result);
-        done++;
-        this.o.events?.cellFinished?.(result, done, this.o.cells.length);
-      }));
+            result = await this.pool.run(spec, (phase) => {
+              if (phase === 'boot' && job === 0) {
+                job = free.pop() ?? 0;
+                this.o.events?.cellStarted?.(cell.id, job);
+              }
+              this.o.events?.cellPhase?.(cell.id, phase);
+            });
+          } catch (e) {
+            // the cell's thread itself failed (not the guest): the cell fails, the sweep goes on
+            result = {
+              id: cell.id,
+              scheduler: cell.scheduler.name,
+              kernel: cell.kernel.label,
+              topology: cell.topologyName,
+              passed: false,
+              failure: {
+                kind: 'setup',
+                message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}`,
+              },
+              schedulerStatus: 'unknown',
+              programs: [],
+              guestPrograms: [],
+              schedulerLog: '',
+              workers: [],
+              consoleTail: '',
+              phases: {},
+              wallMs: 0,
+              hostRssBytes: null,
+            };
+          }
+          if (this.o.repro !== false && !this.interrupted && result !== null && wantsRepro(result)) {
+            try {
+              const again = await this.pool.run(reproSpec(spec), () => {});
+              if (again !== null) result.repro = reproReport(again);
+            } catch {
+              /* the repro is extra: its own failure does not change the cell's */
+            }
+          }
+          if (result !== null && result.passed && result.monitor !== undefined)
+            result.monitor = thinTimeline(result.monitor);
+          if (job !== 0) free.push(job);
+          if (result === null || (this.interrupted && result.failure?.message.startsWith('interrupted'))) return;
+          results.set(cell.id, result);
+          done++;
+          this.o.events?.cellFinished?.(result, done, this.o.cells.length);
+        }),
+      );
     } finally {
       await this.pool.close();
     }

@@ -34,12 +34,14 @@ const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0
 
 /** Which shard (1-based) each cell id goes to. Costs must be finite and >= 0; ids unique. */
 export function assignShards(cells: { id: string; cost: number }[], count: number): Map<string, number> {
-  if (!Number.isSafeInteger(count) || count < 1) throw new ShardError(`shard count must be a whole number >= 1, got ${count}`);
+  if (!Number.isSafeInteger(count) || count < 1)
+    throw new ShardError(`shard count must be a whole number >= 1, got ${count}`);
   const ids = new Set<string>();
   for (const c of cells) {
     if (ids.has(c.id)) throw new ShardError(`cell ${c.id} is in the matrix twice`);
     ids.add(c.id);
-    if (!Number.isFinite(c.cost) || c.cost < 0) throw new ShardError(`cell ${c.id}: cost ${c.cost} is not a finite number >= 0`);
+    if (!Number.isFinite(c.cost) || c.cost < 0)
+      throw new ShardError(`cell ${c.id}: cost ${c.cost} is not a finite number >= 0`);
   }
   const load = new Array<number>(count).fill(0);
   const owner = new Map<string, number>();
@@ -65,6 +67,9 @@ export function shardCells<T extends { id: string }>(cells: T[], shard: Shard, c
     throw new ShardError(`shard ${shard.index}/${shard.count}: the index must be from 1 to ${shard.count}`);
   }
   const costOf = cost ?? ((c: T) => (c as unknown as { cost: number }).cost);
-  const owner = assignShards(cells.map((c) => ({ id: c.id, cost: costOf(c) })), shard.count);
+  const owner = assignShards(
+    cells.map((c) => ({ id: c.id, cost: costOf(c) })),
+    shard.count,
+  );
   return cells.filter((c) => owner.get(c.id) === shard.index);
 }

@@ -36,17 +36,28 @@ export async function bundleTestFile(file: string, cacheDir = join(cacheRoot(), 
   let out;
   try {
     out = await build({
-      entryPoints: [abs], bundle: true, platform: 'node', format: 'cjs', target: 'node20',
-      write: false, outfile: join(cacheDir, 'out.cjs'), sourcemap: 'external', logLevel: 'silent',
-      plugins: [{
-        name: 'ktstr-wasm-test',
-        setup(b) {
-          b.onResolve({ filter: /^ktstr-wasm\/test$/ }, () => ({ path: api }));
+      entryPoints: [abs],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      write: false,
+      outfile: join(cacheDir, 'out.cjs'),
+      sourcemap: 'external',
+      logLevel: 'silent',
+      plugins: [
+        {
+          name: 'ktstr-wasm-test',
+          setup(b) {
+            b.onResolve({ filter: /^ktstr-wasm\/test$/ }, () => ({ path: api }));
+          },
         },
-      }],
+      ],
     });
   } catch (e) {
-    const errors = (e as { errors?: { text: string; location?: { file: string; line: number; column: number } | null }[] }).errors;
+    const errors = (
+      e as { errors?: { text: string; location?: { file: string; line: number; column: number } | null }[] }
+    ).errors;
     const first = errors?.[0];
     const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : '';
     throw new TestFileError(`${file}: cannot be compiled: ${where}${first?.text ?? (e as Error).message}`);
@@ -58,8 +69,9 @@ export async function bundleTestFile(file: string, cacheDir = join(cacheRoot(), 
   const sourceMap = JSON.parse(map.text) as { sources: string[]; sourceRoot?: string };
   sourceMap.sources = sourceMap.sources.map((s) => pathToFileURL(resolve(cacheDir, s)).href);
   delete sourceMap.sourceRoot;
-  const code = js.text.replace(/\/\/# sourceMappingURL=.*\s*$/, '')
-    + `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(sourceMap)).toString('base64')}\n`;
+  const code =
+    js.text.replace(/\/\/# sourceMappingURL=.*\s*$/, '') +
+    `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(sourceMap)).toString('base64')}\n`;
   const key = createHash('sha256').update(code).digest('hex').slice(0, 24);
   const path = join(cacheDir, `${key}.cjs`);
   if (!existsSync(path)) {

@@ -30,6 +30,13 @@ export function collectTests(b: TestBundle): CollectedTest[] {
   } finally {
     delete requireHere.cache[b.path];
   }
-  if (registry.length === 0) throw new TestFileError(`${displayName(b.file)} declares no tests (call ktstrTest from 'ktstr-wasm/test')`);
-  return registry.map((t) => ({ file: b.file, bundle: b.path, fileName: displayName(b.file), name: t.name, options: t.options }));
+  if (registry.length === 0)
+    throw new TestFileError(`${displayName(b.file)} declares no tests (call ktstrTest from 'ktstr-wasm/test')`);
+  return registry.map((t) => ({
+    file: b.file,
+    bundle: b.path,
+    fileName: displayName(b.file),
+    name: t.name,
+    options: t.options,
+  }));
 }

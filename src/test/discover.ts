@@ -16,12 +16,17 @@ export function findTestFiles(dir: string): string[] {
   const walk = (d: string, depth: number): void => {
     if (depth > MAX_DEPTH || out.length >= MAX_FILES) return;
     let entries;
-    try { entries = readdirSync(d, { withFileTypes: true }); } catch { return; }
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       if (e.name.startsWith('.')) continue;
       const p = join(d, e.name);
-      if (e.isDirectory()) { if (!SKIP_DIRS.has(e.name)) walk(p, depth + 1); }
-      else if (e.isFile() && TEST_FILE_RE.test(e.name)) out.push(p);
+      if (e.isDirectory()) {
+        if (!SKIP_DIRS.has(e.name)) walk(p, depth + 1);
+      } else if (e.isFile() && TEST_FILE_RE.test(e.name)) out.push(p);
     }
   };
   walk(dir, 0);
@@ -32,12 +37,17 @@ export function findTestFiles(dir: string): string[] {
 export function selectTestFiles(given: string[], dir: string): string[] {
   if (given.length === 0) {
     const found = findTestFiles(dir);
-    if (found.length === 0) throw new TestFileError(`no test files (*.ktstr.ts, *.ktstr.js) under ${dir}; name files or pass --dir`);
+    if (found.length === 0)
+      throw new TestFileError(`no test files (*.ktstr.ts, *.ktstr.js) under ${dir}; name files or pass --dir`);
     return found;
   }
   for (const f of given) {
     let st;
-    try { st = statSync(f); } catch { throw new TestFileError(`${f}: no such file`); }
+    try {
+      st = statSync(f);
+    } catch {
+      throw new TestFileError(`${f}: no such file`);
+    }
     if (st.isDirectory()) throw new TestFileError(`${f} is a directory: pass it as --dir ${f}`);
   }
   return given;

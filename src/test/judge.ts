@@ -6,7 +6,14 @@
 import type { CellResult, FailureKind } from '../cell/result.js';
 import { exitMessage } from '../cell/verdict.js';
 import type { CheckOverrides } from './api/options.js';
-import { judgeRun, mergeResults, mergeThresholds, stall, type AssertResult, type ThresholdOverrides } from './checks/index.js';
+import {
+  judgeRun,
+  mergeResults,
+  mergeThresholds,
+  stall,
+  type AssertResult,
+  type ThresholdOverrides,
+} from './checks/index.js';
 import { summarizeTimeline, type MonitorSummary } from '../cell/monitor-summary.js';
 import type { ReproReport } from '../cell/repro.js';
 import type { RunRecord, SchedulerLiveness } from './record.js';
@@ -97,12 +104,28 @@ export function judgeTest(i: JudgeInput): TestResult {
   const c = i.cell;
   const log = c.schedulerLog;
   const base: TestResult = {
-    id: c.id, file: i.file, name: i.name, scheduler: i.scheduler ?? 'eevdf', kernel: c.kernel, topology: c.topology,
-    status: 'fail', assert: null, runs: c.test?.runs.map((r) => r.record) ?? [], error: c.test?.error ?? null,
-    logs: c.test?.logs ?? [], schedulerStatus: c.schedulerStatus,
-    schedulerLog: log.length > SCHEDULER_LOG_TAIL ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}` : log,
-    consoleTail: c.consoleTail, phases: c.phases, wallMs: c.wallMs, hostRssBytes: c.hostRssBytes,
-    ...(c.bundle === undefined ? {} : { bundle: c.bundle }), ...(c.bundleError === undefined ? {} : { bundleError: c.bundleError }),
+    id: c.id,
+    file: i.file,
+    name: i.name,
+    scheduler: i.scheduler ?? 'eevdf',
+    kernel: c.kernel,
+    topology: c.topology,
+    status: 'fail',
+    assert: null,
+    runs: c.test?.runs.map((r) => r.record) ?? [],
+    error: c.test?.error ?? null,
+    logs: c.test?.logs ?? [],
+    schedulerStatus: c.schedulerStatus,
+    schedulerLog:
+      log.length > SCHEDULER_LOG_TAIL
+        ? `[ktstr: ${log.length - SCHEDULER_LOG_TAIL} bytes before]\n${log.slice(-SCHEDULER_LOG_TAIL)}`
+        : log,
+    consoleTail: c.consoleTail,
+    phases: c.phases,
+    wallMs: c.wallMs,
+    hostRssBytes: c.hostRssBytes,
+    ...(c.bundle === undefined ? {} : { bundle: c.bundle }),
+    ...(c.bundleError === undefined ? {} : { bundleError: c.bundleError }),
   };
   if (c.monitor !== undefined) base.monitor = summarizeTimeline(c.monitor);
   if (c.repro !== undefined) base.repro = c.repro;
@@ -111,13 +134,24 @@ export function judgeTest(i: JudgeInput): TestResult {
   let stallJudged: ReturnType<typeof stall> | null = null;
   try {
     stallJudged = stall(c.monitor, mergeThresholds(i.registryChecks, toOverrides(i.testChecks)));
-  } catch { /* bad thresholds: reported below */ }
+  } catch {
+    /* bad thresholds: reported below */
+  }
   const stallFailures = stallJudged?.verdict.passed === false ? stallJudged.verdict.failures : [];
   if (c.failure !== undefined) {
-    if (stallFailures.length > 0) base.assert = { passed: false, checks: [stallJudged!.verdict], notes: stallJudged!.notes, thresholds: mergeThresholds(i.registryChecks, toOverrides(i.testChecks)) };
+    if (stallFailures.length > 0)
+      base.assert = {
+        passed: false,
+        checks: [stallJudged!.verdict],
+        notes: stallJudged!.notes,
+        thresholds: mergeThresholds(i.registryChecks, toOverrides(i.testChecks)),
+      };
     const hang = c.failure.kind === 'guest' && /^guest hang/.test(c.failure.message);
     base.failure = hang
-      ? { kind: 'timeout', message: `the test did not finish within its timeout (${(i.timeoutMs / 1000).toFixed(0)} s); its VM was ended` }
+      ? {
+          kind: 'timeout',
+          message: `the test did not finish within its timeout (${(i.timeoutMs / 1000).toFixed(0)} s); its VM was ended`,
+        }
       : { kind: c.failure.kind, message: c.failure.message };
     return base;
   }
@@ -138,9 +172,12 @@ export function judgeTest(i: JudgeInput): TestResult {
   const alive = facts.schedulerAlive ?? false;
   const stateAtEnd = facts.stateAtEnd ?? '';
   const liveness: SchedulerLiveness = {
-    name: i.scheduler, stateAtEnd, processAlive: alive,
+    name: i.scheduler,
+    stateAtEnd,
+    processAlive: alive,
     // the EXIT line the scheduler prints when the agent stops it after the body is no kick-out
-    exit: alive && stateAtEnd === 'enabled' ? null : exitFromMonitor(c) ?? exitInfo(log), detachedOnPurpose: facts.detachedOnPurpose ?? false,
+    exit: alive && stateAtEnd === 'enabled' ? null : (exitFromMonitor(c) ?? exitInfo(log)),
+    detachedOnPurpose: facts.detachedOnPurpose ?? false,
   };
   const results: AssertResult[] = [];
   for (const run of facts.runs) {
@@ -153,8 +190,21 @@ export function judgeTest(i: JudgeInput): TestResult {
   }
   base.assert = results.length === 0 ? null : mergeResults(results);
   if (stallJudged !== null) {
-    if (base.assert === null) { if (!stallJudged.verdict.passed) base.assert = { passed: false, checks: [stallJudged.verdict], notes: stallJudged.notes, thresholds: thresholdsFor(null) }; }
-    else base.assert = { ...base.assert, passed: base.assert.passed && stallJudged.verdict.passed, checks: [...base.assert.checks, stallJudged.verdict], notes: [...base.assert.notes, ...stallJudged.notes] };
+    if (base.assert === null) {
+      if (!stallJudged.verdict.passed)
+        base.assert = {
+          passed: false,
+          checks: [stallJudged.verdict],
+          notes: stallJudged.notes,
+          thresholds: thresholdsFor(null),
+        };
+    } else
+      base.assert = {
+        ...base.assert,
+        passed: base.assert.passed && stallJudged.verdict.passed,
+        checks: [...base.assert.checks, stallJudged.verdict],
+        notes: [...base.assert.notes, ...stallJudged.notes],
+      };
   }
   if (facts.error !== null) {
     base.failure = { kind: 'body', message: facts.error.message.split('\n')[0] };
@@ -167,7 +217,10 @@ export function judgeTest(i: JudgeInput): TestResult {
       const bad = p.ended === 'failed' || (p.ended === 'exit' && (p.exitCode !== 0 || p.signal !== null));
       if (bad) {
         const last = p.output.trim().split('\n').slice(-1)[0] ?? '';
-        base.failure = { kind: 'payload', message: `${run.record.label}: payload ${p.cmd[0]} ${p.ended === 'failed' ? 'could not start' : p.signal !== null ? `was killed by ${p.signal}` : `exited ${p.exitCode}`}${last ? `: ${last}` : ''}` };
+        base.failure = {
+          kind: 'payload',
+          message: `${run.record.label}: payload ${p.cmd[0]} ${p.ended === 'failed' ? 'could not start' : p.signal !== null ? `was killed by ${p.signal}` : `exited ${p.exitCode}`}${last ? `: ${last}` : ''}`,
+        };
         return base;
       }
     }

@@ -36,7 +36,13 @@ export interface TestCell {
   /** Schedulers the body may switch to: registry name -> binary and arguments (those with a binary on this kernel). */
   switchable: Record<string, { binary: string; args: string[] }>;
   /** The payload's host binary and its arguments, files and cgroup (from the test's options). */
-  payload?: { binary: string; args: string[]; files: Record<string, string>; cgroup: string | null; libraryPath?: string };
+  payload?: {
+    binary: string;
+    args: string[];
+    files: Record<string, string>;
+    cgroup: string | null;
+    libraryPath?: string;
+  };
   setupProblem: string | null;
   /** Relative cost for sharding: vCPUs plus a boot's fixed part, scaled by the duration. */
   cost: number;
@@ -64,7 +70,11 @@ function topologyFor(t: CollectedTest): { name: string; topology: Topology; memo
     }
     const topology = new Topology(o.spec);
     const preset = loadPresets().find((x) => x.topology === topology.toString());
-    return { name: preset?.name ?? topology.toString(), topology, memoryMiB: t.options.memory ?? defaultMemoryMiB(topology) };
+    return {
+      name: preset?.name ?? topology.toString(),
+      topology,
+      memoryMiB: t.options.memory ?? defaultMemoryMiB(topology),
+    };
   } catch (e) {
     if (e instanceof TopologyError) throw new MatrixError(`${t.fileName} › ${t.name}: ${e.message}`);
     throw e;
@@ -79,11 +89,22 @@ function payloadFor(t: CollectedTest, stage: string | undefined): TestCell['payl
   if (p === undefined) return undefined;
   // staged by the outer run for the test host (src/test/payload-stage.ts): binary and libraries
   const staged = stage === undefined ? undefined : join(stage, 'bin', basename(p.cmd[0]));
-  if (staged !== undefined && existsSync(staged)) return { binary: staged, args: p.cmd.slice(1), files: { ...(p.files ?? {}) }, cgroup: p.cgroup ?? null, libraryPath: join(stage!, 'lib') };
+  if (staged !== undefined && existsSync(staged))
+    return {
+      binary: staged,
+      args: p.cmd.slice(1),
+      files: { ...(p.files ?? {}) },
+      cgroup: p.cgroup ?? null,
+      libraryPath: join(stage!, 'lib'),
+    };
   const binary = findOnPath(p.cmd[0]);
-  if (binary === undefined) return `payload ${p.cmd[0]}: not found on this machine's PATH (e.g. apt-get install ${basename(p.cmd[0])})`;
+  if (binary === undefined)
+    return `payload ${p.cmd[0]}: not found on this machine's PATH (e.g. apt-get install ${basename(p.cmd[0])})`;
   for (const name of Object.keys(p.files ?? {})) {
-    if (!FILE_NAME_RE.test(name)) throw new MatrixError(`${t.fileName} › ${t.name}: payload file name "${name}": a plain file name (it lands in the payload's directory in the guest)`);
+    if (!FILE_NAME_RE.test(name))
+      throw new MatrixError(
+        `${t.fileName} › ${t.name}: payload file name "${name}": a plain file name (it lands in the payload's directory in the guest)`,
+      );
   }
   return { binary, args: p.cmd.slice(1), files: { ...(p.files ?? {}) }, cgroup: p.cgroup ?? null };
 }
@@ -91,16 +112,24 @@ function payloadFor(t: CollectedTest, stage: string | undefined): TestCell['payl
 export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
   const byName = new Map(req.registry.schedulers.map((s) => [s.name, s]));
   const known = (n: string): void => {
-    if (n !== EEVDF && !byName.has(n)) throw new MatrixError(`unknown scheduler '${n}'; ${req.registry.path} declares: ${[...byName.keys()].join(', ')} (or ${EEVDF})`);
+    if (n !== EEVDF && !byName.has(n))
+      throw new MatrixError(
+        `unknown scheduler '${n}'; ${req.registry.path} declares: ${[...byName.keys()].join(', ')} (or ${EEVDF})`,
+      );
   };
   for (const n of req.schedulers) known(n);
-  const tests = req.filter === undefined ? req.tests : req.tests.filter((t) => `${t.fileName} › ${t.name}`.includes(req.filter!));
-  if (tests.length === 0) throw new MatrixError(req.filter === undefined ? 'no tests declared' : `no test matches --filter '${req.filter}'`);
+  const tests =
+    req.filter === undefined ? req.tests : req.tests.filter((t) => `${t.fileName} › ${t.name}`.includes(req.filter!));
+  if (tests.length === 0)
+    throw new MatrixError(req.filter === undefined ? 'no tests declared' : `no test matches --filter '${req.filter}'`);
   const kernelCache = new Map<string, KernelInfo[]>();
   const kernelsFor = (specs: string[]): KernelInfo[] => {
     const key = specs.join('\0');
     let k = kernelCache.get(key);
-    if (k === undefined) { k = resolveKernels(specs, req.resolveOptions ?? {}); kernelCache.set(key, k); }
+    if (k === undefined) {
+      k = resolveKernels(specs, req.resolveOptions ?? {});
+      kernelCache.set(key, k);
+    }
     return k;
   };
   const cells: TestCell[] = [];
@@ -117,7 +146,7 @@ export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
       throw new MatrixError(`${t.fileName} › ${t.name}: ${(e as Error).message}`);
     }
     const payload = payloadFor(t, req.payloadStage ?? process.env[PAYLOAD_STAGE_ENV]);
-    const kernels = kernelsFor(req.kernels.length > 0 ? req.kernels : t.options.kernels ?? []);
+    const kernels = kernelsFor(req.kernels.length > 0 ? req.kernels : (t.options.kernels ?? []));
     for (const name of names) {
       const decl = name === EEVDF ? null : byName.get(name)!;
       for (const k of kernels) {
@@ -141,8 +170,18 @@ export function buildTestMatrix(req: TestMatrixRequest): TestCell[] {
         const setupProblem = problems.length === 0 ? null : problems.join('; ');
         cells.push({
           id: `test/${t.fileName}/${t.name}/${name}/${k.kernel.label}/${topo.name}`,
-          test: t, scheduler, binary, kernel: k.kernel, topologyName: topo.name, topology: topo.topology, memoryMiB: topo.memoryMiB,
-          durationMs, timeoutMs, switchable, setupProblem, ...(payload === undefined || typeof payload === 'string' ? {} : { payload }),
+          test: t,
+          scheduler,
+          binary,
+          kernel: k.kernel,
+          topologyName: topo.name,
+          topology: topo.topology,
+          memoryMiB: topo.memoryMiB,
+          durationMs,
+          timeoutMs,
+          switchable,
+          setupProblem,
+          ...(payload === undefined || typeof payload === 'string' ? {} : { payload }),
           cost: setupProblem === null ? topo.topology.numCpus + 4 + durationMs / 1000 : 0,
         });
       }

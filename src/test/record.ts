@@ -5,7 +5,16 @@
 
 /** Work types of ktstr-worker (native/worker/). */
 export type WorkKind = 'spin' | 'yield' | 'sleepy' | 'burst' | 'pingpong' | 'forkexec' | 'futex' | 'mixed';
-export const WORK_KINDS: readonly WorkKind[] = ['spin', 'yield', 'sleepy', 'burst', 'pingpong', 'forkexec', 'futex', 'mixed'];
+export const WORK_KINDS: readonly WorkKind[] = [
+  'spin',
+  'yield',
+  'sleepy',
+  'burst',
+  'pingpong',
+  'forkexec',
+  'futex',
+  'mixed',
+];
 
 /** Time a worker spent on one CPU, from its per-iteration samples, ns. */
 export interface CpuTime {

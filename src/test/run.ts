@@ -40,7 +40,11 @@ export interface TestRunEvents {
 export function testCellSpec(c: TestCell, dumps: CellDumpPolicy = {}): CellSpec {
   return {
     id: c.id,
-    scheduler: { name: c.scheduler?.name ?? 'eevdf', binary: c.scheduler === null ? null : c.binary, args: c.scheduler?.args ?? [] },
+    scheduler: {
+      name: c.scheduler?.name ?? 'eevdf',
+      binary: c.scheduler === null ? null : c.binary,
+      args: c.scheduler?.args ?? [],
+    },
     kernel: cellKernel(c.kernel),
     topologyName: c.topologyName,
     topology: c.topology.toString(),
@@ -50,7 +54,11 @@ export function testCellSpec(c: TestCell, dumps: CellDumpPolicy = {}): CellSpec 
     timeouts: { cellMs: c.timeoutMs },
     ...dumps,
     test: {
-      bundle: c.test.bundle, file: c.test.fileName, name: c.test.name, durationMs: c.durationMs, schedulers: c.switchable,
+      bundle: c.test.bundle,
+      file: c.test.fileName,
+      name: c.test.name,
+      durationMs: c.durationMs,
+      schedulers: c.switchable,
       ...(c.payload === undefined ? {} : { payload: c.payload }),
     },
   };
@@ -81,9 +89,24 @@ export function settleTestBundle(result: TestResult, dumps: CellDumpPolicy | und
 
 function threadFailure(c: TestCell, e: unknown): CellResult {
   return {
-    id: c.id, scheduler: c.scheduler?.name ?? 'eevdf', kernel: c.kernel.label, topology: c.topologyName, passed: false,
-    failure: { kind: 'setup', message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}` },
-    schedulerStatus: 'unknown', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '', phases: {}, wallMs: 0, hostRssBytes: null,
+    id: c.id,
+    scheduler: c.scheduler?.name ?? 'eevdf',
+    kernel: c.kernel.label,
+    topology: c.topologyName,
+    passed: false,
+    failure: {
+      kind: 'setup',
+      message: `the cell's worker thread failed: ${e instanceof Error ? e.message : String(e)}`,
+    },
+    schedulerStatus: 'unknown',
+    programs: [],
+    guestPrograms: [],
+    schedulerLog: '',
+    workers: [],
+    consoleTail: '',
+    phases: {},
+    wallMs: 0,
+    hostRssBytes: null,
   };
 }
 
@@ -91,7 +114,19 @@ export class TestRun {
   private readonly pool: CellPool;
   private interrupted = false;
 
-  constructor(private readonly o: { cells: TestCell[]; matrix: string[]; shard: SweepShard | null; jobs: number; tool: string; events?: TestRunEvents; dumps?: CellDumpPolicy; repro?: boolean; monitorIntervalMs?: number }) {
+  constructor(
+    private readonly o: {
+      cells: TestCell[];
+      matrix: string[];
+      shard: SweepShard | null;
+      jobs: number;
+      tool: string;
+      events?: TestRunEvents;
+      dumps?: CellDumpPolicy;
+      repro?: boolean;
+      monitorIntervalMs?: number;
+    },
+  ) {
     this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
   }
 
@@ -106,40 +141,61 @@ export class TestRun {
     const results = new Map<string, TestResult>();
     let done = 0;
     try {
-      await Promise.all(this.o.cells.map(async (cell) => {
-        let started = false;
-        let cellResult: CellResult | null;
-        try {
-          cellResult = await this.pool.run({ ...testCellSpec(cell, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs }, (phase) => {
-            if (!started) { started = true; this.o.events?.started?.(cell.id); }
-            this.o.events?.phase?.(cell.id, phase);
-          });
-        } catch (e) {
-          cellResult = threadFailure(cell, e);
-        }
-        if (cellResult === null || (this.interrupted && cellResult.failure?.message.startsWith('interrupted'))) return;
-        if (this.o.repro !== false && !this.interrupted && wantsRepro(cellResult)) {
+      await Promise.all(
+        this.o.cells.map(async (cell) => {
+          let started = false;
+          let cellResult: CellResult | null;
           try {
-            const again = await this.pool.run(reproSpec(testCellSpec(cell, undefined)), () => {});
-            if (again !== null) cellResult.repro = reproReport(again);
-          } catch { /* the repro is extra: its own failure does not change the test's */ }
-        }
-        const result = judgeTest({
-          cell: cellResult, file: cell.test.fileName, name: cell.test.name, scheduler: cell.scheduler?.name ?? null,
-          registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined, testChecks: cell.test.options.checks, timeoutMs: cell.timeoutMs,
-          payloadMustSucceed: cell.test.options.payload?.mustSucceed,
-        });
-        settleTestBundle(result, this.o.dumps);
-        results.set(cell.id, result);
-        done++;
-        this.o.events?.finished?.(result, done, this.o.cells.length);
-      }));
+            cellResult = await this.pool.run(
+              { ...testCellSpec(cell, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs },
+              (phase) => {
+                if (!started) {
+                  started = true;
+                  this.o.events?.started?.(cell.id);
+                }
+                this.o.events?.phase?.(cell.id, phase);
+              },
+            );
+          } catch (e) {
+            cellResult = threadFailure(cell, e);
+          }
+          if (cellResult === null || (this.interrupted && cellResult.failure?.message.startsWith('interrupted')))
+            return;
+          if (this.o.repro !== false && !this.interrupted && wantsRepro(cellResult)) {
+            try {
+              const again = await this.pool.run(reproSpec(testCellSpec(cell, undefined)), () => {});
+              if (again !== null) cellResult.repro = reproReport(again);
+            } catch {
+              /* the repro is extra: its own failure does not change the test's */
+            }
+          }
+          const result = judgeTest({
+            cell: cellResult,
+            file: cell.test.fileName,
+            name: cell.test.name,
+            scheduler: cell.scheduler?.name ?? null,
+            registryChecks: cell.scheduler?.checks as ThresholdOverrides | undefined,
+            testChecks: cell.test.options.checks,
+            timeoutMs: cell.timeoutMs,
+            payloadMustSucceed: cell.test.options.payload?.mustSucceed,
+          });
+          settleTestBundle(result, this.o.dumps);
+          results.set(cell.id, result);
+          done++;
+          this.o.events?.finished?.(result, done, this.o.cells.length);
+        }),
+      );
     } finally {
       await this.pool.close();
     }
     return {
-      schema: TEST_SCHEMA, version: TEST_SCHEMA_VERSION, tool: this.o.tool, startedAt, wallMs: performance.now() - t0,
-      shard: this.o.shard, matrix: this.o.matrix,
+      schema: TEST_SCHEMA,
+      version: TEST_SCHEMA_VERSION,
+      tool: this.o.tool,
+      startedAt,
+      wallMs: performance.now() - t0,
+      shard: this.o.shard,
+      matrix: this.o.matrix,
       tests: this.o.cells.map((c) => results.get(c.id)).filter((r): r is TestResult => r !== undefined),
       interrupted: this.interrupted,
     };

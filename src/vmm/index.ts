@@ -15,7 +15,16 @@
 // returns the RSDP address for boot_params (src/vmm/acpi/). Both default to the declared
 // topology's (or, without one, a single LLC of `vcpus` cores).
 
-import { ACPI_REGION, loadBootFiles, reservedTop, writeBoot, type BootFiles, type BootState, type E820Entry, type InitrdInput } from './boot/index.js';
+import {
+  ACPI_REGION,
+  loadBootFiles,
+  reservedTop,
+  writeBoot,
+  type BootFiles,
+  type BootState,
+  type E820Entry,
+  type InitrdInput,
+} from './boot/index.js';
 import { ConsoleScan } from './console-scan.js';
 import { native } from '../kvm/native.js';
 import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
@@ -120,7 +129,6 @@ export interface LiveVm {
   end(detail?: string): void;
 }
 
-
 export interface BootVmResult {
   reason: BootReason;
   /** The guest's exit code (reason 'exit'), else null. */
@@ -167,7 +175,11 @@ export { PANIC_TEXT } from './console-scan.js';
 function adviseHugePages(memory: GuestMemory): void {
   const n = native();
   for (const r of memory.regions) {
-    try { n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_HUGEPAGE); } catch { /* THP unavailable: 4 KiB pages */ }
+    try {
+      n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_HUGEPAGE);
+    } catch {
+      /* THP unavailable: 4 KiB pages */
+    }
   }
 }
 
@@ -180,14 +192,22 @@ function adviseHugePages(memory: GuestMemory): void {
 export function releaseGuestMemory(memory: GuestMemory): void {
   const n = native();
   for (const r of memory.regions) {
-    try { n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_DONTNEED); } catch { /* kept until GC */ }
+    try {
+      n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_DONTNEED);
+    } catch {
+      /* kept until GC */
+    }
   }
 }
 
 // ---- bootVm, step by step: plan -> prepare the guest -> run -> collect ----
 
 /** How a run ended: its reason, the guest's exit code (reason 'exit'; else 0) and a detail line. */
-interface RunEnd { reason: BootReason; value: number; detail: string }
+interface RunEnd {
+  reason: BootReason;
+  value: number;
+  detail: string;
+}
 
 /** What bootVm runs: the options checked and completed, the kernel and initrd read. */
 interface BootPlan {
@@ -210,7 +230,8 @@ function planBoot(o: BootVmOptions): BootPlan {
     throw new RangeError(`vcpus ${o.vcpus} disagrees with topology ${o.topology} (${o.topology.numCpus} CPUs)`);
   }
   const wanted = o.vcpus ?? 1;
-  if (!o.topology && (!Number.isInteger(wanted) || wanted < 1 || wanted > 255)) throw new RangeError(`vcpus must be 1..255, got ${wanted}`);
+  if (!o.topology && (!Number.isInteger(wanted) || wanted < 1 || wanted > 255))
+    throw new RangeError(`vcpus must be 1..255, got ${wanted}`);
   // Without a declared topology: one LLC of `vcpus` cores, so ACPI and CPUID are always there.
   const topology = o.topology ?? new Topology(`1n1l${wanted}c1t`);
   const platform: PlatformHooks = { cpuid: cpuidHook(topology), acpi: topologyAcpi(topology), ...o.platform };
@@ -240,8 +261,15 @@ function prepareGuest(plan: BootPlan): PreparedGuest {
   const memory = new GuestMemory(plan.memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
   adviseHugePages(memory);
   const acpi = plan.platform.acpi?.({ memory, vcpus: plan.vcpus, ram: memory.regions, region: ACPI_REGION });
-  const boot = writeBoot(memory, plan.files, { acpiRsdp: acpi?.rsdp, extraE820: acpi?.e820, reserveTop: plan.reserveTop });
-  const sharedRegion = plan.reserveTop === undefined ? null : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, plan.reserveTop));
+  const boot = writeBoot(memory, plan.files, {
+    acpiRsdp: acpi?.rsdp,
+    extraE820: acpi?.e820,
+    reserveTop: plan.reserveTop,
+  });
+  const sharedRegion =
+    plan.reserveTop === undefined
+      ? null
+      : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, plan.reserveTop));
   return { memory, boot, sharedRegion };
 }
 
@@ -253,7 +281,9 @@ class RunEnding {
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor() {
-    this.ended = new Promise<RunEnd>((res) => { this.resolve = res; });
+    this.ended = new Promise<RunEnd>((res) => {
+      this.resolve = res;
+    });
   }
 
   /** Ends the run, unless it has already ended. */
@@ -330,12 +360,18 @@ function endOfEvent(e: VmEvent, output: GuestOutput): RunEnd {
       : { reason, value: 0, detail: e.detail };
   };
   switch (e.kind) {
-    case 'exit': return { reason: 'exit', value: e.value, detail: e.detail };
-    case 'poweroff': return { reason: 'poweroff', value: 0, detail: e.detail };
-    case 'reset': return panicOr('reboot');
-    case 'triple-fault': return panicOr('triple-fault');
-    case 'hlt': return { reason: 'poweroff', value: 0, detail: e.detail };
-    case 'error': return { reason: 'error', value: 0, detail: e.detail };
+    case 'exit':
+      return { reason: 'exit', value: e.value, detail: e.detail };
+    case 'poweroff':
+      return { reason: 'poweroff', value: 0, detail: e.detail };
+    case 'reset':
+      return panicOr('reboot');
+    case 'triple-fault':
+      return panicOr('triple-fault');
+    case 'hlt':
+      return { reason: 'poweroff', value: 0, detail: e.detail };
+    case 'error':
+      return { reason: 'error', value: 0, detail: e.detail };
   }
 }
 
@@ -354,7 +390,9 @@ function liveVm(machine: Machine, guest: PreparedGuest, vcpus: number, ending: R
       const { addresses, dr7 } = encodeWatchpoints(watches);
       return machine.setWatchpoints(addresses, dr7);
     },
-    onDebugHit: (handler) => { machine.onDebugHit = handler; },
+    onDebugHit: (handler) => {
+      machine.onDebugHit = handler;
+    },
     serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
     vcpus,
     end: (detail = 'ended by the host') => ending.end({ reason: 'stopped', value: 0, detail }),
@@ -367,8 +405,12 @@ async function beforeStop(o: BootVmOptions, end: RunEnd): Promise<void> {
   const hook = o.beforeStop;
   let bound: NodeJS.Timeout | undefined;
   await Promise.race([
-    Promise.resolve().then(() => hook({ reason: end.reason, detail: end.detail })).catch(() => undefined),
-    new Promise<void>((res) => { bound = setTimeout(res, BEFORE_STOP_MS); }),
+    Promise.resolve()
+      .then(() => hook({ reason: end.reason, detail: end.detail }))
+      .catch(() => undefined),
+    new Promise<void>((res) => {
+      bound = setTimeout(res, BEFORE_STOP_MS);
+    }),
   ]);
   clearTimeout(bound);
 }
@@ -378,7 +420,14 @@ async function beforeStop(o: BootVmOptions, end: RunEnd): Promise<void> {
  * the timeout, the panic grace, LiveVm.end()); then beforeStop, and every vCPU stopped.
  * Returns the end and when the VM was up (after onStart).
  */
-async function runGuest(machine: Machine, guest: PreparedGuest, output: GuestOutput, ending: RunEnding, o: BootVmOptions, vcpus: number): Promise<{ end: RunEnd; tVm: number }> {
+async function runGuest(
+  machine: Machine,
+  guest: PreparedGuest,
+  output: GuestOutput,
+  ending: RunEnding,
+  o: BootVmOptions,
+  vcpus: number,
+): Promise<{ end: RunEnd; tVm: number }> {
   await machine.start((e) => ending.end(endOfEvent(e, output)));
   o.onStart?.(liveVm(machine, guest, vcpus, ending));
   const tVm = performance.now();
@@ -391,7 +440,12 @@ async function runGuest(machine: Machine, guest: PreparedGuest, output: GuestOut
 }
 
 /** Collect: the output the stopped vCPUs left, and the result. */
-function collect(end: RunEnd, output: GuestOutput, machine: Machine, t: { t0: number; tSetup: number; tVm: number }): BootVmResult {
+function collect(
+  end: RunEnd,
+  output: GuestOutput,
+  machine: Machine,
+  t: { t0: number; tSetup: number; tVm: number },
+): BootVmResult {
   output.drain();
   const { consoleTail, app } = output.finish();
   return {
@@ -420,11 +474,18 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
 
   const { topology, vcpus, platform } = plan;
   const machine = new Machine({
-    memory: guest.memory, vcpus, vcpuIds: topology.cpus.map((c) => c.apicId), boot: guest.boot,
-    device: o.device, cpuid: platform.cpuid, x2apic: topology.needsX2apic,
+    memory: guest.memory,
+    vcpus,
+    vcpuIds: topology.cpus.map((c) => c.apicId),
+    boot: guest.boot,
+    device: o.device,
+    cpuid: platform.cpuid,
+    x2apic: topology.needsX2apic,
   });
   const ending = new RunEnding();
-  const output = new GuestOutput(machine, t0, o, (line) => ending.endAfter(o.panicGraceMs ?? 2000, { reason: 'panic', value: 0, detail: line }));
+  const output = new GuestOutput(machine, t0, o, (line) =>
+    ending.endAfter(o.panicGraceMs ?? 2000, { reason: 'panic', value: 0, detail: line }),
+  );
   let outputWatch: { stop(): void } | undefined;
   try {
     outputWatch = watchOutput(machine.serialShared[0].pending, () => output.drain());

@@ -38,7 +38,8 @@ export const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 
 export function findBusybox(): string {
   const p = BUSYBOX_CANDIDATES.find((c) => existsSync(c));
-  if (p === undefined) throw new Error(`busybox not found (looked at ${BUSYBOX_CANDIDATES.join(', ')}; apt-get install busybox-static)`);
+  if (p === undefined)
+    throw new Error(`busybox not found (looked at ${BUSYBOX_CANDIDATES.join(', ')}; apt-get install busybox-static)`);
   return p;
 }
 

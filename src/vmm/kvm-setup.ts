@@ -4,7 +4,13 @@
 
 // Imports name src/kvm's modules one by one, not its index (the index pulls in far more).
 import { KVM_FPU } from '../kvm/layout.js';
-import { KvmCpuid2 as Cpuid2, type CpuidEntry, type IrqchipRoute, type KvmCpuid2, type MsrEntry } from '../kvm/structs.js';
+import {
+  KvmCpuid2 as Cpuid2,
+  type CpuidEntry,
+  type IrqchipRoute,
+  type KvmCpuid2,
+  type MsrEntry,
+} from '../kvm/structs.js';
 
 /** Where KVM keeps the 3 pages of the real-mode TSS and the EPT identity-map page (in the PCI hole, as QEMU does). */
 export const KVM_TSS_ADDR = 0xfffbd000;
@@ -62,8 +68,14 @@ export const MTRR_DEF_TYPE_WB_ENABLED = (1n << 11n) | 6n;
 /** The boot MSRs: syscall/sysenter cleared, TSC 0, fast strings, MTRRs on with WB default. Vendor-neutral. */
 export function bootMsrs(): MsrEntry[] {
   return [
-    [MSR.IA32_SYSENTER_CS, 0n], [MSR.IA32_SYSENTER_ESP, 0n], [MSR.IA32_SYSENTER_EIP, 0n],
-    [MSR.STAR, 0n], [MSR.CSTAR, 0n], [MSR.KERNEL_GS_BASE, 0n], [MSR.SYSCALL_MASK, 0n], [MSR.LSTAR, 0n],
+    [MSR.IA32_SYSENTER_CS, 0n],
+    [MSR.IA32_SYSENTER_ESP, 0n],
+    [MSR.IA32_SYSENTER_EIP, 0n],
+    [MSR.STAR, 0n],
+    [MSR.CSTAR, 0n],
+    [MSR.KERNEL_GS_BASE, 0n],
+    [MSR.SYSCALL_MASK, 0n],
+    [MSR.LSTAR, 0n],
     [MSR.IA32_TSC, 0n],
     [MSR.IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING],
     [MSR.IA32_MTRR_DEF_TYPE, MTRR_DEF_TYPE_WB_ENABLED],
@@ -144,7 +156,12 @@ const KVM_CPUID_FEATURES = 0x40000001;
  * VMM has it) set in 0x1 ECX, MSI extended destination IDs when asked for, then handed to the `cpuid` hook when given (the topology
  * rewrite in src/vmm/cpuid/ plugs in there).
  */
-export function vcpuCpuid(supported: KvmCpuid2, vcpuId: number, hook?: CpuidHook, features: VmmCpuFeatures = { tscDeadline: false }): KvmCpuid2 {
+export function vcpuCpuid(
+  supported: KvmCpuid2,
+  vcpuId: number,
+  hook?: CpuidHook,
+  features: VmmCpuFeatures = { tscDeadline: false },
+): KvmCpuid2 {
   let entries = supported.entries().map((e) => ({ ...e }));
   for (const e of entries) {
     if (e.function === 1) {

@@ -36,7 +36,9 @@ export function ramLayout(ramBytes: number, base = GUEST_BASE): RamRegion[] {
     throw new GuestMemoryError(`guest RAM size ${ramBytes} must be a positive multiple of 64 KiB`);
   }
   if (ramBytes > MAX_WASM_PAGES * WASM_PAGE - base) {
-    throw new GuestMemoryError(`guest RAM ${ramBytes / 2 ** 20} MiB exceeds the ${MAX_GUEST_RAM / 2 ** 20} MiB a wasm32 memory can hold after GUEST_BASE`);
+    throw new GuestMemoryError(
+      `guest RAM ${ramBytes / 2 ** 20} MiB exceeds the ${MAX_GUEST_RAM / 2 ** 20} MiB a wasm32 memory can hold after GUEST_BASE`,
+    );
   }
   const low = Math.min(ramBytes, PCI_HOLE_START);
   const regions: RamRegion[] = [{ guestPhysAddr: 0, size: low, offset: base }];
@@ -59,20 +61,28 @@ export class GuestMemory {
    * addresses agree modulo 2 MiB. Then guest physical 0 is at GUEST_BASE plus up to 2 MiB
    * (`regions[0].offset`); without it, at GUEST_BASE exactly.
    */
-  constructor(readonly ramBytes: number, addressOf?: (buffer: SharedArrayBuffer) => bigint) {
+  constructor(
+    readonly ramBytes: number,
+    addressOf?: (buffer: SharedArrayBuffer) => bigint,
+  ) {
     const pad = addressOf === undefined || ramBytes + HUGE_PAGE > MAX_GUEST_RAM ? 0 : HUGE_PAGE;
     const pages = (GUEST_BASE + pad + ramBytes) / WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     let base = GUEST_BASE;
-    if (pad > 0) base += Number((BigInt(HUGE_PAGE) - (addressOf!(this.buffer) + BigInt(GUEST_BASE)) % BigInt(HUGE_PAGE)) % BigInt(HUGE_PAGE));
+    if (pad > 0)
+      base += Number(
+        (BigInt(HUGE_PAGE) - ((addressOf!(this.buffer) + BigInt(GUEST_BASE)) % BigInt(HUGE_PAGE))) % BigInt(HUGE_PAGE),
+      );
     this.regions = ramLayout(ramBytes, base);
     this.bytes = new Uint8Array(this.buffer);
     this.view = new DataView(this.buffer);
   }
 
   /** Size of low RAM (below the PCI hole). */
-  get lowSize(): number { return this.regions[0].size; }
+  get lowSize(): number {
+    return this.regions[0].size;
+  }
 
   /** Memory offset of guest physical `pa`, for `len` bytes that must not cross a region end. */
   paToOffset(pa: number, len = 1): number {
@@ -87,11 +97,25 @@ export class GuestMemory {
     return new Uint8Array(this.buffer, this.paToOffset(pa, len), len);
   }
 
-  write(pa: number, data: Uint8Array): void { this.bytes.set(data, this.paToOffset(pa, data.length)); }
-  read(pa: number, len: number): Uint8Array { return this.slice(pa, len).slice(); }
-  fill(pa: number, len: number, value = 0): void { this.slice(pa, len).fill(value); }
-  readU32(pa: number): number { return this.view.getUint32(this.paToOffset(pa, 4), true); }
-  writeU32(pa: number, v: number): void { this.view.setUint32(this.paToOffset(pa, 4), v >>> 0, true); }
-  readU64(pa: number): bigint { return this.view.getBigUint64(this.paToOffset(pa, 8), true); }
-  writeU64(pa: number, v: bigint): void { this.view.setBigUint64(this.paToOffset(pa, 8), BigInt.asUintN(64, v), true); }
+  write(pa: number, data: Uint8Array): void {
+    this.bytes.set(data, this.paToOffset(pa, data.length));
+  }
+  read(pa: number, len: number): Uint8Array {
+    return this.slice(pa, len).slice();
+  }
+  fill(pa: number, len: number, value = 0): void {
+    this.slice(pa, len).fill(value);
+  }
+  readU32(pa: number): number {
+    return this.view.getUint32(this.paToOffset(pa, 4), true);
+  }
+  writeU32(pa: number, v: number): void {
+    this.view.setUint32(this.paToOffset(pa, 4), v >>> 0, true);
+  }
+  readU64(pa: number): bigint {
+    return this.view.getBigUint64(this.paToOffset(pa, 8), true);
+  }
+  writeU64(pa: number, v: bigint): void {
+    this.view.setBigUint64(this.paToOffset(pa, 8), BigInt.asUintN(64, v), true);
+  }
 }

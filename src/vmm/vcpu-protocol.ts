@@ -5,7 +5,18 @@
 /** `pause`: the main thread holds the vCPU between two KVM_RUNs; `paused`: the thread says it is held. */
 /** `debugRequest`: set the debug registers from DEBUG_REGS (answered by a `debug-set` message). */
 /** `hold`: the thread stopped itself at a watchpoint hit until the main thread has looked (released to 0). */
-export const VCPU_CTL = { stop: 0, tid: 1, state: 2, sregsRequest: 3, go: 4, regsRequest: 5, pause: 6, paused: 7, debugRequest: 8, hold: 9 } as const;
+export const VCPU_CTL = {
+  stop: 0,
+  tid: 1,
+  state: 2,
+  sregsRequest: 3,
+  go: 4,
+  regsRequest: 5,
+  pause: 6,
+  paused: 7,
+  debugRequest: 8,
+  hold: 9,
+} as const;
 /** Byte offset of the BigUint64 [DR0, DR1, DR2, DR3, DR7] a `debugRequest` applies. */
 export const DEBUG_REGS_OFFSET = 64;
 export const VCPU_CTL_BYTES = 104;
@@ -19,14 +30,25 @@ export const VCPU_STATE = { starting: 0, running: 1, done: 2 } as const;
 export type VmEventKind = 'exit' | 'reset' | 'triple-fault' | 'poweroff' | 'error' | 'hlt';
 
 /** Each kind's code in slot 0 of the event word (0 = still running): the one place kinds meet numbers. */
-const EVENT_CODES: Readonly<Record<VmEventKind, number>> = { exit: 1, reset: 2, 'triple-fault': 3, poweroff: 4, error: 5, hlt: 6 };
+const EVENT_CODES: Readonly<Record<VmEventKind, number>> = {
+  exit: 1,
+  reset: 2,
+  'triple-fault': 3,
+  poweroff: 4,
+  error: 5,
+  hlt: 6,
+};
 const EVENT_KINDS = new Map(Object.entries(EVENT_CODES).map(([kind, code]) => [code, kind as VmEventKind]));
 
 /** The event word's code for a kind. */
-export function eventCode(kind: VmEventKind): number { return EVENT_CODES[kind]; }
+export function eventCode(kind: VmEventKind): number {
+  return EVENT_CODES[kind];
+}
 
 /** The kind of an event word's code; undefined for 0 (still running) or a code no kind has. */
-export function eventKind(code: number): VmEventKind | undefined { return EVENT_KINDS.get(code); }
+export function eventKind(code: number): VmEventKind | undefined {
+  return EVENT_KINDS.get(code);
+}
 
 export type VcpuMessage =
   | { type: 'running'; vcpu: number }
@@ -39,4 +61,13 @@ export type VcpuMessage =
   /** KVM_EXIT_DEBUG: the thread holds itself (`hold`) until the main thread releases it. */
   | { type: 'debug-hit'; vcpu: number; exception: number; pc: bigint; dr6: bigint }
   /** The thread's totals; `nanoseconds`: time in its run loop, from the go signal to the loop's end. */
-  | { type: 'done'; vcpu: number; runs: number; ioExits: number; mmioExits: number; dropped: number; ports: Record<string, number>; nanoseconds: number };
+  | {
+      type: 'done';
+      vcpu: number;
+      runs: number;
+      ioExits: number;
+      mmioExits: number;
+      dropped: number;
+      ports: Record<string, number>;
+      nanoseconds: number;
+    };

@@ -17,7 +17,14 @@ import { isErrnoError } from '../kvm/native.js';
 import type { DebugExit } from '../kvm/run.js';
 import { PortBus, type PortEvent } from './devices/ports.js';
 import { Serial, type SerialShared } from './devices/serial.js';
-import { DEBUG_REGS_OFFSET, eventCode, VCPU_CTL, VCPU_STATE, type VcpuMessage, type VmEventKind } from './vcpu-protocol.js';
+import {
+  DEBUG_REGS_OFFSET,
+  eventCode,
+  VCPU_CTL,
+  VCPU_STATE,
+  type VcpuMessage,
+  type VmEventKind,
+} from './vcpu-protocol.js';
 
 export interface VcpuWorkerInput {
   vcpuId: number;
@@ -50,7 +57,16 @@ function postSregs(vcpu: Vcpu): void {
   const s = vcpu.getSregs();
   const r = vcpu.getRegs();
   Atomics.store(ctl, VCPU_CTL.sregsRequest, 0);
-  post({ type: 'sregs', vcpu: input.vcpuId, rip: r.get('rip'), rsp: r.get('rsp'), cr0: s.get('cr0'), cr3: s.get('cr3'), cr4: s.get('cr4'), efer: s.get('efer') });
+  post({
+    type: 'sregs',
+    vcpu: input.vcpuId,
+    rip: r.get('rip'),
+    rsp: r.get('rsp'),
+    cr0: s.get('cr0'),
+    cr3: s.get('cr3'),
+    cr4: s.get('cr4'),
+    efer: s.get('efer'),
+  });
 }
 
 /** Answers the main thread's request for all of this vCPU's general and special registers (a failure dump). */
@@ -128,7 +144,8 @@ function main(): void {
     Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.running);
     post({ type: 'running', vcpu: input.vcpuId });
     // The boot CPU starts the guest only once every vCPU thread is up (vm.ts start()).
-    while (Atomics.load(ctl, VCPU_CTL.go) === 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) Atomics.wait(ctl, VCPU_CTL.go, 0, 50);
+    while (Atomics.load(ctl, VCPU_CTL.go) === 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0)
+      Atomics.wait(ctl, VCPU_CTL.go, 0, 50);
     started = process.hrtime.bigint();
     for (;;) {
       if (Atomics.load(ctl, VCPU_CTL.stop) !== 0) break;
@@ -185,7 +202,8 @@ function main(): void {
           end('hlt', 0, `KVM_EXIT_HLT on vCPU ${input.vcpuId}`);
           break;
         case 'system-event':
-          if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN) end('poweroff', 0, 'KVM system event: shutdown');
+          if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN)
+            end('poweroff', 0, 'KVM system event: shutdown');
           else if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_RESET) end('reset', 0, 'KVM system event: reset');
           else end('error', 0, run.describeExit());
           break;
@@ -199,7 +217,16 @@ function main(): void {
     const nanoseconds = started === 0n ? 0 : Number(process.hrtime.bigint() - started);
     Atomics.store(ctl, VCPU_CTL.state, VCPU_STATE.done);
     vcpu.close(); // unmaps kvm_run; the fd belongs to the main thread
-    post({ type: 'done', vcpu: input.vcpuId, runs, ioExits, mmioExits, ports: Object.fromEntries([...ports].map(([p, n]) => ['0x' + p.toString(16), n])), dropped: serials.reduce((a, s) => a + s.dropped, 0), nanoseconds });
+    post({
+      type: 'done',
+      vcpu: input.vcpuId,
+      runs,
+      ioExits,
+      mmioExits,
+      ports: Object.fromEntries([...ports].map(([p, n]) => ['0x' + p.toString(16), n])),
+      dropped: serials.reduce((a, s) => a + s.dropped, 0),
+      nanoseconds,
+    });
   }
 }
 

@@ -16,14 +16,38 @@ import { Worker } from 'node:worker_threads';
 import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
-import { KvmRegs, KvmSregs, SEGMENT_NAMES, type KvmDtable, type KvmSegment, type RegName, type SegmentName } from '../kvm/structs.js';
+import {
+  KvmRegs,
+  KvmSregs,
+  SEGMENT_NAMES,
+  type KvmDtable,
+  type KvmSegment,
+  type RegName,
+  type SegmentName,
+} from '../kvm/structs.js';
 import { bootRegs, bootSregs, type BootEntry } from './boot/entry-state.js';
 import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
 import {
-  bootFpu, bootMsrs, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, pcGsiRoutes, vcpuCpuid, withBootLints, X2APIC_API_FLAGS, x2apicBaseMsr, type CpuidHook,
+  bootFpu,
+  bootMsrs,
+  KVM_IDENTITY_MAP_ADDR,
+  KVM_TSS_ADDR,
+  pcGsiRoutes,
+  vcpuCpuid,
+  withBootLints,
+  X2APIC_API_FLAGS,
+  x2apicBaseMsr,
+  type CpuidHook,
 } from './kvm-setup.js';
 import type { GuestMemory } from './memory.js';
-import { DEBUG_REGS_OFFSET, VCPU_CTL, VCPU_CTL_BYTES, VCPU_STATE, type VcpuMessage, type VmEventKind } from './vcpu-protocol.js';
+import {
+  DEBUG_REGS_OFFSET,
+  VCPU_CTL,
+  VCPU_CTL_BYTES,
+  VCPU_STATE,
+  type VcpuMessage,
+  type VmEventKind,
+} from './vcpu-protocol.js';
 import type { VcpuWorkerInput } from './vcpu-worker.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
@@ -42,17 +66,35 @@ const WORKER_MODULE = new URL('./vcpu-worker.js', import.meta.url);
  * while that is at least as new as the compiled module — after a bare `tsc`, the module itself.
  */
 function vcpuWorkerUrl(): URL {
-  const mtime = (u: URL): number => { try { return statSync(u).mtimeMs; } catch { return -1; } };
+  const mtime = (u: URL): number => {
+    try {
+      return statSync(u).mtimeMs;
+    } catch {
+      return -1;
+    }
+  };
   const module = mtime(WORKER_MODULE);
   if (module < 0) throw new Error(`the vCPU worker ${fileURLToPath(WORKER_MODULE)} is missing: run \`npm run build\``);
   return mtime(WORKER_BUNDLE) >= module ? WORKER_BUNDLE : WORKER_MODULE;
 }
 
 /** The first end of a run (vcpu-protocol.ts): its kind, the exit code for `exit`, the vCPU id that saw it, and why. */
-export interface VmEvent { kind: VmEventKind; value: number; vcpu: number; detail: string }
+export interface VmEvent {
+  kind: VmEventKind;
+  value: number;
+  vcpu: number;
+  detail: string;
+}
 
 /** A vCPU's instruction and stack pointers and control registers, read between two KVM_RUNs. */
-export interface VcpuControlRegs { rip: bigint; rsp: bigint; cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint }
+export interface VcpuControlRegs {
+  rip: bigint;
+  rsp: bigint;
+  cr0: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  efer: bigint;
+}
 
 /** All of a vCPU's general registers and its special registers (a failure dump's CPU state). */
 export interface VcpuRegisters {
@@ -71,8 +113,13 @@ function vcpuRegisters(regs: KvmRegs, sregs: KvmSregs): VcpuRegisters {
   return {
     gprs: regs.toObject(),
     segments: Object.fromEntries(SEGMENT_NAMES.map((n) => [n, sregs.segment(n)])) as Record<SegmentName, KvmSegment>,
-    gdt: sregs.dtable('gdt'), idt: sregs.dtable('idt'),
-    cr0: sregs.get('cr0'), cr2: sregs.get('cr2'), cr3: sregs.get('cr3'), cr4: sregs.get('cr4'), efer: sregs.get('efer'),
+    gdt: sregs.dtable('gdt'),
+    idt: sregs.dtable('idt'),
+    cr0: sregs.get('cr0'),
+    cr2: sregs.get('cr2'),
+    cr3: sregs.get('cr3'),
+    cr4: sregs.get('cr4'),
+    efer: sregs.get('efer'),
   };
 }
 
@@ -99,7 +146,9 @@ export interface MachineOptions {
 function enableX2apicApi(vm: Vm): void {
   const supported = vm.checkExtension(KVM_CAP.KVM_CAP_X2APIC_API);
   if ((supported & X2APIC_API_FLAGS) !== X2APIC_API_FLAGS) {
-    throw new Error(`KVM_CAP_X2APIC_API: this KVM offers flags 0x${supported.toString(16)}, APIC IDs above 254 need 0x${X2APIC_API_FLAGS.toString(16)}`);
+    throw new Error(
+      `KVM_CAP_X2APIC_API: this KVM offers flags 0x${supported.toString(16)}, APIC IDs above 254 need 0x${X2APIC_API_FLAGS.toString(16)}`,
+    );
   }
   vm.enableCap(KVM_CAP.KVM_CAP_X2APIC_API, [BigInt(X2APIC_API_FLAGS)]);
 }
@@ -131,7 +180,10 @@ export interface DebugHit {
 /** The longest a watchpoint's handler holds the vCPU that hit it (well inside the guest's lockup and RCU stall timeouts). */
 const DEBUG_HOLD_MS = 2_000;
 
-interface Waiter<T> { resolve: (r: T) => void; reject: (e: Error) => void }
+interface Waiter<T> {
+  resolve: (r: T) => void;
+  reject: (e: Error) => void;
+}
 
 export class Machine {
   readonly kvm: Kvm;
@@ -165,15 +217,26 @@ export class Machine {
         vm.createPit2();
       }
       const vcpuIds = Array.from({ length: o.vcpus }, (_, i) => o.vcpuIds?.[i] ?? i);
-      const maxVcpuId = this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPU_ID) || this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS);
+      const maxVcpuId =
+        this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPU_ID) || this.kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS);
       const highest = Math.max(...vcpuIds);
-      if (highest >= maxVcpuId) throw new RangeError(`APIC ID ${highest} is beyond this KVM's largest vCPU id (${maxVcpuId - 1})`);
+      if (highest >= maxVcpuId)
+        throw new RangeError(`APIC ID ${highest} is beyond this KVM's largest vCPU id (${maxVcpuId - 1})`);
       if (o.x2apic) enableX2apicApi(vm);
       o.memory.regions.forEach((r, slot) => {
-        this.vm.mapMemory({ slot, guestPhysAddr: r.guestPhysAddr, memory: o.memory.memory, offset: r.offset, size: r.size });
+        this.vm.mapMemory({
+          slot,
+          guestPhysAddr: r.guestPhysAddr,
+          memory: o.memory.memory,
+          offset: r.offset,
+          size: r.size,
+        });
       });
       const supported = this.kvm.supportedCpuid();
-      const features = { tscDeadline: this.kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0, msiExtDestId: o.x2apic === true };
+      const features = {
+        tscDeadline: this.kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+        msiExtDestId: o.x2apic === true,
+      };
       for (let index = 0; index < o.vcpus; index++) {
         // KVM takes the vCPU id as the APIC ID: a topology's APIC IDs need not be contiguous
         const id = vcpuIds[index];
@@ -188,7 +251,14 @@ export class Machine {
         }
         const ctl = new Int32Array(new SharedArrayBuffer(VCPU_CTL_BYTES));
         ctl[VCPU_CTL.go] = index === 0 ? 0 : 1; // APs wait for a SIPI in KVM anyway
-        this.threads.push({ vcpu, ctl, exited: Promise.resolve(), sregsWaiters: [], regsWaiters: [], debugWaiters: [] });
+        this.threads.push({
+          vcpu,
+          ctl,
+          exited: Promise.resolve(),
+          sregsWaiters: [],
+          regsWaiters: [],
+          debugWaiters: [],
+        });
       }
       const pending = createOutputSignal();
       this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
@@ -220,13 +290,20 @@ export class Machine {
   /** Spawns the worker of one vCPU; resolves when it runs (or has ended before that). */
   private startWorker(t: VcpuThread, workerUrl: URL): Promise<void> {
     const workerData: VcpuWorkerInput = {
-      vcpuId: t.vcpu.id, vcpuFd: t.vcpu.fd, vmFd: this.vm.fd, mmapSize: t.vcpu.mmapSize,
-      control: t.ctl.buffer as SharedArrayBuffer, events: this.events, serials: this.serialShared,
+      vcpuId: t.vcpu.id,
+      vcpuFd: t.vcpu.fd,
+      vmFd: this.vm.fd,
+      mmapSize: t.vcpu.mmapSize,
+      control: t.ctl.buffer as SharedArrayBuffer,
+      events: this.events,
+      serials: this.serialShared,
     };
     const w = new Worker(workerUrl, { workerData });
     t.worker = w;
     let released!: () => void;
-    const running = new Promise<void>((res) => { released = res; });
+    const running = new Promise<void>((res) => {
+      released = res;
+    });
     w.on('message', (m: VcpuMessage) => {
       if (m.type === 'running') released();
       else if (m.type === 'sregs') {
@@ -235,24 +312,35 @@ export class Machine {
       } else if (m.type === 'regs') {
         const regs = vcpuRegisters(new KvmRegs(copyBuffer(m.regs)), new KvmSregs(copyBuffer(m.sregs)));
         for (const w of t.regsWaiters.splice(0)) w.resolve(regs);
-      }
-      else if (m.type === 'debug-set') {
+      } else if (m.type === 'debug-set') {
         for (const w of t.debugWaiters.splice(0)) w.resolve(m.error);
       } else if (m.type === 'debug-hit') {
         this.debugHit(t, { vcpu: this.threads.indexOf(t), exception: m.exception, pc: m.pc, dr6: m.dr6 });
-      }
-      else if (m.type === 'event') this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
+      } else if (m.type === 'event')
+        this.eventListener?.({ kind: m.kind, value: m.value, vcpu: m.vcpu, detail: m.detail });
       else if (m.type === 'done') {
-        this.stats.runs += m.runs; this.stats.ioExits += m.ioExits; this.stats.mmioExits += m.mmioExits; this.stats.dropped += m.dropped;
+        this.stats.runs += m.runs;
+        this.stats.ioExits += m.ioExits;
+        this.stats.mmioExits += m.mmioExits;
+        this.stats.dropped += m.dropped;
         this.runNanoseconds += m.nanoseconds;
         for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
       }
     });
-    w.on('error', (e) => { this.errors.push(e); this.eventListener?.({ kind: 'error', value: 0, vcpu: t.vcpu.id, detail: `vCPU thread ${t.vcpu.id}: ${e.message}` }); });
+    w.on('error', (e) => {
+      this.errors.push(e);
+      this.eventListener?.({
+        kind: 'error',
+        value: 0,
+        vcpu: t.vcpu.id,
+        detail: `vCPU thread ${t.vcpu.id}: ${e.message}`,
+      });
+    });
     t.exited = new Promise<void>((res) => {
       w.on('exit', () => {
         released(); // a thread that ends before it runs releases start() too
-        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0), ...t.debugWaiters.splice(0)]) waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0), ...t.debugWaiters.splice(0)])
+          waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
         res();
       });
     });
@@ -262,7 +350,8 @@ export class Machine {
   /** Resolves when the thread of the vCPU at `index` has exited (its fd stays open until stop()). */
   exited(index: number): Promise<void> {
     const t = this.threads[index];
-    if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
+    if (t === undefined)
+      return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
     return t.exited;
   }
 
@@ -283,20 +372,35 @@ export class Machine {
    */
   readRegs(index: number, timeoutMs = 2000): Promise<VcpuRegisters> {
     const t = this.threads[index];
-    if (t !== undefined && this.stopping === undefined && t.worker && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.done) {
+    if (
+      t !== undefined &&
+      this.stopping === undefined &&
+      t.worker &&
+      Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.done
+    ) {
       try {
         return Promise.resolve(vcpuRegisters(t.vcpu.getRegs(), t.vcpu.getSregs()));
       } catch (e) {
-        return Promise.reject(new Error(`vCPU ${t.vcpu.id}: its thread has ended and its registers are unreadable: ${(e as Error).message}`));
+        return Promise.reject(
+          new Error(
+            `vCPU ${t.vcpu.id}: its thread has ended and its registers are unreadable: ${(e as Error).message}`,
+          ),
+        );
       }
     }
     return this.request(index, VCPU_CTL.regsRequest, (th) => th.regsWaiters, timeoutMs);
   }
 
   /** Sets a request flag of one vCPU thread and kicks it until it answers (to `waiters`) or `timeoutMs` passes. */
-  private request<T>(index: number, flag: number, waiters: (t: VcpuThread) => Waiter<T>[], timeoutMs: number): Promise<T> {
+  private request<T>(
+    index: number,
+    flag: number,
+    waiters: (t: VcpuThread) => Waiter<T>[],
+    timeoutMs: number,
+  ): Promise<T> {
     const t = this.threads[index];
-    if (t === undefined) return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
+    if (t === undefined)
+      return Promise.reject(new RangeError(`no vCPU at index ${index} (${this.threads.length} vCPUs)`));
     if (!t.worker || Atomics.load(t.ctl, VCPU_CTL.state) !== VCPU_STATE.running) {
       return Promise.reject(new Error(`vCPU ${t.vcpu.id} is not running`));
     }
@@ -304,8 +408,14 @@ export class Machine {
     return new Promise<T>((resolve, reject) => {
       const started = performance.now();
       const waiter: Waiter<T> = {
-        resolve: (r: T): void => { clearInterval(kicker); resolve(r); },
-        reject: (e: Error): void => { clearInterval(kicker); reject(e); },
+        resolve: (r: T): void => {
+          clearInterval(kicker);
+          resolve(r);
+        },
+        reject: (e: Error): void => {
+          clearInterval(kicker);
+          reject(e);
+        },
       };
       const kicker = setInterval(() => {
         if (performance.now() - started > timeoutMs) {
@@ -328,7 +438,9 @@ export class Machine {
    * Rejects with KVM's reason when a vCPU refuses them or does not answer within `timeoutMs`.
    */
   async setWatchpoints(addresses: readonly bigint[], dr7: bigint, timeoutMs = 2000): Promise<void> {
-    const running = this.threads.map((t, i) => [t, i] as const).filter(([t]) => Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running);
+    const running = this.threads
+      .map((t, i) => [t, i] as const)
+      .filter(([t]) => Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running);
     const answers = running.map(([t, i]) => {
       const regs = new BigUint64Array(t.ctl.buffer, DEBUG_REGS_OFFSET, 5);
       for (let s = 0; s < 4; s++) regs[s] = addresses[s] ?? 0n;
@@ -347,7 +459,10 @@ export class Machine {
       Atomics.notify(t.ctl, VCPU_CTL.hold);
     };
     const timer = setTimeout(release, DEBUG_HOLD_MS);
-    Promise.resolve().then(() => this.onDebugHit?.(hit)).catch(() => undefined).finally(release);
+    Promise.resolve()
+      .then(() => this.onDebugHit?.(hit))
+      .catch(() => undefined)
+      .finally(release);
   }
 
   /**
@@ -359,7 +474,8 @@ export class Machine {
   async pause(timeoutMs = 2000): Promise<number> {
     const started = performance.now();
     for (const t of this.threads) Atomics.store(t.ctl, VCPU_CTL.pause, 1);
-    const running = (t: VcpuThread): boolean => Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running;
+    const running = (t: VcpuThread): boolean =>
+      Boolean(t.worker) && Atomics.load(t.ctl, VCPU_CTL.state) === VCPU_STATE.running;
     for (;;) {
       const waiting = this.threads.filter((t) => running(t) && Atomics.load(t.ctl, VCPU_CTL.paused) === 0);
       if (waiting.length === 0) return performance.now() - started;
@@ -394,7 +510,12 @@ export class Machine {
       let timer: NodeJS.Timeout | undefined;
       try {
         const all = Promise.all(this.threads.map((t) => t.exited));
-        const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); })]);
+        const timedOut = await Promise.race([
+          all.then(() => false),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(true), graceMs);
+          }),
+        ]);
         if (timedOut) {
           await Promise.all(this.threads.map((t) => t.worker?.terminate()));
           await all;
@@ -408,5 +529,7 @@ export class Machine {
     return this.stopping;
   }
 
-  get workerErrors(): readonly Error[] { return this.errors; }
+  get workerErrors(): readonly Error[] {
+    return this.errors;
+  }
 }

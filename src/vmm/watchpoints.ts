@@ -27,14 +27,19 @@ const DR7_FIXED = 1n << 10n;
 
 /** The DR0-DR3 values and DR7 for `watches` (slot i = watches[i], null: slot unused); DR7 0 when none is set. */
 export function encodeWatchpoints(watches: readonly (HardwareWatch | null)[]): { addresses: bigint[]; dr7: bigint } {
-  if (watches.length > DEBUG_SLOTS) throw new WatchpointError(`x86 has ${DEBUG_SLOTS} hardware watchpoints; ${watches.length} were asked for`);
+  if (watches.length > DEBUG_SLOTS)
+    throw new WatchpointError(`x86 has ${DEBUG_SLOTS} hardware watchpoints; ${watches.length} were asked for`);
   if (watches.every((w) => w === null)) return { addresses: [], dr7: 0n };
   let dr7 = DR7_GE | DR7_FIXED;
   const addresses: bigint[] = [];
   watches.forEach((w, i) => {
-    if (w === null) { addresses.push(0n); return; }
+    if (w === null) {
+      addresses.push(0n);
+      return;
+    }
     if (!(w.length in LEN_BITS)) throw new WatchpointError(`a watchpoint covers 1, 2, 4 or 8 bytes, not ${w.length}`);
-    if (w.address % BigInt(w.length) !== 0n) throw new WatchpointError(`0x${w.address.toString(16)} is not aligned to the watch length ${w.length}`);
+    if (w.address % BigInt(w.length) !== 0n)
+      throw new WatchpointError(`0x${w.address.toString(16)} is not aligned to the watch length ${w.length}`);
     const slot = BigInt(i);
     dr7 |= 1n << (2n * slot + 1n); // Gi: enabled in every task
     dr7 |= RW_BITS[w.kind] << (16n + 4n * slot);
@@ -57,9 +62,14 @@ export function firedSlots(dr6: bigint): number[] {
  */
 export function watchFor(address: bigint, size: number, kind: WatchKind, what: string): HardwareWatch {
   if (size !== 1 && size !== 2 && size !== 4 && size !== 8) {
-    throw new WatchpointError(`${what} is ${size} bytes; a hardware watchpoint covers 1, 2, 4 or 8 aligned bytes: watch one of its fields`);
+    throw new WatchpointError(
+      `${what} is ${size} bytes; a hardware watchpoint covers 1, 2, 4 or 8 aligned bytes: watch one of its fields`,
+    );
   }
-  if (address % BigInt(size) !== 0n) throw new WatchpointError(`${what} at 0x${address.toString(16)} is not aligned to its size (${size}); a hardware watchpoint needs that`);
+  if (address % BigInt(size) !== 0n)
+    throw new WatchpointError(
+      `${what} at 0x${address.toString(16)} is not aligned to its size (${size}); a hardware watchpoint needs that`,
+    );
   return { address, length: size, kind };
 }
 

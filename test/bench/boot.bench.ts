@@ -19,7 +19,8 @@ import { bootVm, DEFAULT_CMDLINE, EXIT_PORT } from '../../src/vmm/index.js';
 import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
 import { resolveTopology } from '../../src/vmm/topology/index.js';
 
-const kernel = process.env.KTSTR_KERNEL ?? join(defaultKernelsDir() ?? '/work/shared/kernels', '6.12.117-sched_ext', 'bzImage');
+const kernel =
+  process.env.KTSTR_KERNEL ?? join(defaultKernelsDir() ?? '/work/shared/kernels', '6.12.117-sched_ext', 'bzImage');
 const vmlinux = join(dirname(kernel), 'vmlinux');
 const PRESET = 'tiny-1llc';
 const topology = resolveTopology(PRESET).topology;
@@ -27,12 +28,27 @@ const RUNS = Number(process.env.KTSTR_BENCH_RUNS ?? 3);
 const CMDLINE = `${DEFAULT_CMDLINE} quiet`;
 const EXEC = 'echo hello; exit 3';
 
-interface Sample { init: number; exit: number; ok: boolean }
+interface Sample {
+  init: number;
+  exit: number;
+  ok: boolean;
+}
 
 async function ours(image: string, initrd: Uint8Array): Promise<Sample> {
-  const r = await bootVm({ kernel: image, initrd, cmdline: CMDLINE, memoryMiB: 256, topology, timeoutMs: 120_000, markers: [INIT_MARKER] });
+  const r = await bootVm({
+    kernel: image,
+    initrd,
+    cmdline: CMDLINE,
+    memoryMiB: 256,
+    topology,
+    timeoutMs: 120_000,
+    markers: [INIT_MARKER],
+  });
   const ok = r.reason === 'exit' && r.exitCode === 3;
-  if (!ok) process.stderr.write(`bootVm ${image}: ${r.reason} ${r.exitCode ?? ''} (${r.detail})\n${r.consoleTail.split('\n').slice(-12).join('\n')}\n`);
+  if (!ok)
+    process.stderr.write(
+      `bootVm ${image}: ${r.reason} ${r.exitCode ?? ''} (${r.detail})\n${r.consoleTail.split('\n').slice(-12).join('\n')}\n`,
+    );
   return { init: r.timings.markers[INIT_MARKER] ?? NaN, exit: r.timings.totalMs, ok };
 }
 
@@ -45,7 +61,23 @@ async function ours(image: string, initrd: Uint8Array): Promise<Sample> {
 function shellProcess(): Promise<Sample> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'ktstr-wasm'), 'shell', '--kernel', dirname(kernel), '--topology', PRESET, '--memory', '256', '-v', '--exec', EXEC], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        join(packageRoot(), 'bin', 'ktstr-wasm'),
+        'shell',
+        '--kernel',
+        dirname(kernel),
+        '--topology',
+        PRESET,
+        '--memory',
+        '256',
+        '-v',
+        '--exec',
+        EXEC,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let init = NaN;
     let err = '';
     child.stderr.on('data', (d: Buffer) => {
@@ -65,12 +97,34 @@ function shellProcess(): Promise<Sample> {
 function qemu(bin: string, initrdPath: string): Promise<Sample> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [
-      '-enable-kvm', '-cpu', 'host', '-smp', `${topology.numCpus},sockets=1,cores=${topology.numCpus},threads=1`, '-m', '256',
-      '-M', 'microvm,isa-serial=on,rtc=on,pit=on', '-nodefaults', '-nographic', '-no-reboot',
-      '-serial', 'stdio', '-device', `isa-debug-exit,iobase=0x${EXIT_PORT.toString(16)},iosize=1`,
-      '-kernel', kernel, '-initrd', initrdPath, '-append', CMDLINE,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      bin,
+      [
+        '-enable-kvm',
+        '-cpu',
+        'host',
+        '-smp',
+        `${topology.numCpus},sockets=1,cores=${topology.numCpus},threads=1`,
+        '-m',
+        '256',
+        '-M',
+        'microvm,isa-serial=on,rtc=on,pit=on',
+        '-nodefaults',
+        '-nographic',
+        '-no-reboot',
+        '-serial',
+        'stdio',
+        '-device',
+        `isa-debug-exit,iobase=0x${EXIT_PORT.toString(16)},iosize=1`,
+        '-kernel',
+        kernel,
+        '-initrd',
+        initrdPath,
+        '-append',
+        CMDLINE,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let init = NaN;
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -78,7 +132,9 @@ function qemu(bin: string, initrdPath: string): Promise<Sample> {
       if (Number.isNaN(init) && out.includes(INIT_MARKER)) init = performance.now() - t0;
     });
     let err = '';
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('error', reject);
     child.on('exit', (code) => {
@@ -97,7 +153,10 @@ function rangeRss(start: bigint, end: bigint): number {
   let total = 0;
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
     const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (range) { inside = BigInt('0x' + range[1]) < end && start < BigInt('0x' + range[2]); continue; }
+    if (range) {
+      inside = BigInt('0x' + range[1]) < end && start < BigInt('0x' + range[2]);
+      continue;
+    }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
     if (inside && rss) total += Number(rss[1]) * 1024;
   }
@@ -111,7 +170,12 @@ function rangeRss(start: bigint, end: bigint): number {
 async function vmmRss(initrd: Uint8Array, vcpus: number): Promise<number> {
   let rss = NaN;
   await bootVm({
-    kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, vcpus, timeoutMs: 60_000,
+    kernel,
+    initrd,
+    cmdline: CMDLINE,
+    memoryMiB: 256,
+    vcpus,
+    timeoutMs: 60_000,
     onStart: (vm) => {
       const at = native().sharedBufferAddress(vm.memory.buffer);
       const guest = rangeRss(at, at + BigInt(vm.memory.buffer.byteLength));
@@ -148,8 +212,14 @@ if (!existsSync(kernel)) {
       if (qemuBin) b.push(await qemu(qemuBin, initrdPath));
     }
     const row = (name: string, s: Sample[]): string =>
-      `${name.padEnd(28)} ${median(s.map((x) => x.init)).toFixed(0).padStart(8)} ms ${median(s.map((x) => x.exit)).toFixed(0).padStart(8)} ms   ${s.filter((x) => x.ok).length}/${s.length} ok`;
-    console.log(`kernel ${kernel}\ncmdline ${CMDLINE}\n${PRESET} (${topology}, ${topology.numCpus} vCPUs), 256 MiB, ${RUNS} runs, medians\n`);
+      `${name.padEnd(28)} ${median(s.map((x) => x.init))
+        .toFixed(0)
+        .padStart(8)} ms ${median(s.map((x) => x.exit))
+        .toFixed(0)
+        .padStart(8)} ms   ${s.filter((x) => x.ok).length}/${s.length} ok`;
+    console.log(
+      `kernel ${kernel}\ncmdline ${CMDLINE}\n${PRESET} (${topology}, ${topology.numCpus} vCPUs), 256 MiB, ${RUNS} runs, medians\n`,
+    );
     console.log(`${''.padEnd(28)} ${'first /init'.padStart(11)} ${'clean exit'.padStart(11)}`);
     console.log(row('ktstr-wasm bootVm bzImage', a));
     if (haveVmlinux) console.log(row('ktstr-wasm bootVm vmlinux', v));
@@ -158,7 +228,9 @@ if (!existsSync(kernel)) {
       console.log(row('QEMU -M microvm (KVM)', b));
       const ri = median(a.map((x) => x.init)) / median(b.map((x) => x.init));
       const re = median(a.map((x) => x.exit)) / median(b.map((x) => x.exit));
-      console.log(`\nratio ours/QEMU: first /init ${ri.toFixed(2)}, clean exit ${re.toFixed(2)} (bootVm bzImage call vs QEMU spawn; < 1: faster than QEMU)`);
+      console.log(
+        `\nratio ours/QEMU: first /init ${ri.toFixed(2)}, clean exit ${re.toFixed(2)} (bootVm bzImage call vs QEMU spawn; < 1: faster than QEMU)`,
+      );
       if (haveVmlinux) {
         const vi = median(v.map((x) => x.init)) / median(b.map((x) => x.init));
         const ve = median(v.map((x) => x.exit)) / median(b.map((x) => x.exit));
@@ -166,7 +238,9 @@ if (!existsSync(kernel)) {
       }
       const pi = median(c.map((x) => x.init)) / median(b.map((x) => x.init));
       const pe = median(c.map((x) => x.exit)) / median(b.map((x) => x.exit));
-      console.log(`ratio shell process/QEMU process: first /init ${pi.toFixed(2)}, clean exit ${pe.toFixed(2)} (both from process start)`);
+      console.log(
+        `ratio shell process/QEMU process: first /init ${pi.toFixed(2)}, clean exit ${pe.toFixed(2)} (both from process start)`,
+      );
     } else {
       console.log('QEMU: not found (qemu-system-x86_64), no comparison');
     }
@@ -174,7 +248,9 @@ if (!existsSync(kernel)) {
       const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
       const r4 = await vmmRss(initrd, 4);
       const r64 = await vmmRss(initrd, 64);
-      console.log(`\nVMM RSS excluding guest RAM, all vCPU threads running: 4 vCPUs ${mib(r4)} MiB, 64 vCPUs ${mib(r64)} MiB (${mib((r64 - r4) / 60)} MiB per extra vCPU)`);
+      console.log(
+        `\nVMM RSS excluding guest RAM, all vCPU threads running: 4 vCPUs ${mib(r4)} MiB, 64 vCPUs ${mib(r64)} MiB (${mib((r64 - r4) / 60)} MiB per extra vCPU)`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -15,13 +15,23 @@ import { packageRoot } from '../../src/paths.js';
 const RUNS = Math.max(1, Number(process.env.KTSTR_BENCH_RUNS ?? 15));
 const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
 
-interface Case { name: string; argv: string[] }
+interface Case {
+  name: string;
+  argv: string[];
+}
 
 const CASES: Case[] = [
   { name: 'node -e 0 (baseline)', argv: ['-e', '0'] },
   { name: 'ktstr-wasm --version', argv: [bin, '--version'] },
   // the same from the compiled modules instead of the one-file bundle bin/ktstr-wasm loads
-  { name: '--version from the modules', argv: ['--input-type=module', '-e', `await (await import(${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist', 'src', 'cli', 'main.js')).href)})).main([process.argv[0], 'ktstr-wasm', '--version'])`] },
+  {
+    name: '--version from the modules',
+    argv: [
+      '--input-type=module',
+      '-e',
+      `await (await import(${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist', 'src', 'cli', 'main.js')).href)})).main([process.argv[0], 'ktstr-wasm', '--version'])`,
+    ],
+  },
   { name: 'ktstr-wasm shell --help', argv: [bin, 'shell', '--help'] },
 ];
 
@@ -34,7 +44,10 @@ function median(xs: number[]): number {
 /** Milliseconds from spawn to exit of one run; throws when the command does not exit 0. */
 function timeOnce(c: Case): number {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, c.argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, c.argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   const ms = performance.now() - t0;
   if (r.error !== undefined) throw r.error;
   if (r.status !== 0) throw new Error(`${c.name}: exit ${r.status ?? r.signal}\n${r.stderr.toString().slice(-1000)}`);
@@ -57,9 +70,12 @@ const rows = CASES.map((c, k) => {
   const m = median(samples[k]);
   return [c.name, m.toFixed(1), Math.min(...samples[k]).toFixed(1), (m - base).toFixed(1), (m / base).toFixed(2)];
 });
-console.log(`CLI start-up, spawn to exit: median of ${RUNS} runs each (${process.version}, ${process.env.KTSTR_IN_TEST_HOST === '1' ? 'inside the test host' : 'this machine'})\n`);
+console.log(
+  `CLI start-up, spawn to exit: median of ${RUNS} runs each (${process.version}, ${process.env.KTSTR_IN_TEST_HOST === '1' ? 'inside the test host' : 'this machine'})\n`,
+);
 const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+const line = (cells: string[]): string =>
+  cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
 console.log(line(header));
 console.log(width.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));

@@ -22,7 +22,8 @@ const CLI_MB = 110;
 
 function table(header: string[], rows: string[][]): void {
   const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
   console.log(line(header));
   console.log(width.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
@@ -65,16 +66,29 @@ function benchFixtures(): void {
     const out = collapse('wasm', bytes);
     const same = out.equals(collapse('ts', bytes));
     const [w, t] = ENGINES.map((e) => timeCollapse(e, bytes));
-    rows.push([name, fmt(bytes.length / 1e3), `${lines(bytes)} -> ${lines(out)}`, fmt(mbps(bytes.length, w)),
-      fmt(mbps(bytes.length, t)), fmt(t / w, 2), same ? 'yes' : 'NO']);
+    rows.push([
+      name,
+      fmt(bytes.length / 1e3),
+      `${lines(bytes)} -> ${lines(out)}`,
+      fmt(mbps(bytes.length, w)),
+      fmt(mbps(bytes.length, t)),
+      fmt(t / w, 2),
+      same ? 'yes' : 'NO',
+    ]);
   }
   table(['fixture', 'KB', 'lines in -> out', 'wasm MB/s', 'ts MB/s', 'wasm/ts', 'same'], rows);
 }
 
 function child(engine: EngineName, megabytes: number): ChildResult {
-  const out = execFileSync(process.execPath, [repoPath('dist', 'test', 'helpers', 'stream-child.js'), engine, String(megabytes)], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20,
-  });
+  const out = execFileSync(
+    process.execPath,
+    [repoPath('dist', 'test', 'helpers', 'stream-child.js'), engine, String(megabytes)],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 20,
+    },
+  );
   return JSON.parse(out) as ChildResult;
 }
 
@@ -87,8 +101,14 @@ function benchGenerated(): void {
     for (const engine of ENGINES) {
       const r = child(engine, size);
       results.set(`${engine}:${size}`, r);
-      rows.push([`${engine}`, String(size), fmt(r.outputBytes / 1e6), fmt(r.seconds, 2), fmt(mbps(r.inputBytes, r.seconds)),
-        fmt(r.maxRssMiB, 0)]);
+      rows.push([
+        `${engine}`,
+        String(size),
+        fmt(r.outputBytes / 1e6),
+        fmt(r.seconds, 2),
+        fmt(mbps(r.inputBytes, r.seconds)),
+        fmt(r.maxRssMiB, 0),
+      ]);
     }
   }
   table(['engine', 'MB in', 'MB out', 'seconds', 'MB/s', 'peak RSS MiB'], rows);
@@ -99,7 +119,9 @@ function benchGenerated(): void {
     return `${s} MB: wasm/ts = ${fmt(t.seconds / w.seconds, 2)}x (${same})`;
   });
   console.log(ratio.join('\n'));
-  const rss = ENGINES.map((e) => `${e} ${SIZES_MB.map((s) => fmt(results.get(`${e}:${s}`)!.maxRssMiB, 0)).join(' -> ')} MiB`);
+  const rss = ENGINES.map(
+    (e) => `${e} ${SIZES_MB.map((s) => fmt(results.get(`${e}:${s}`)!.maxRssMiB, 0)).join(' -> ')} MiB`,
+  );
   console.log(`peak RSS ${SIZES_MB.join(' MB -> ')} MB: ${rss.join('; ')}\n`);
 }
 
@@ -117,7 +139,13 @@ function writeRealLog(file: string, megabytes: number): number {
   return bytes;
 }
 
-interface CliRun { status: number | null; wall: number; cpu: number; rssMiB: number; outBytes: number }
+interface CliRun {
+  status: number | null;
+  wall: number;
+  cpu: number;
+  rssMiB: number;
+  outBytes: number;
+}
 
 /** bin/ktstr-wasm with `args`, stdout redirected to a file; CPU time and peak RSS from inside the process. */
 function runCli(args: string[], outFile: string): CliRun {
@@ -133,7 +161,10 @@ await import(${JSON.stringify(pathToFileURL(bin).href)});`;
   closeSync(out);
   const m = /rusage (\d+) (\d+) (\d+)/.exec(r.stderr.toString());
   return {
-    status: r.status, wall, cpu: m ? (Number(m[1]) + Number(m[2])) / 1e6 : NaN, rssMiB: m ? Number(m[3]) / 1024 : NaN,
+    status: r.status,
+    wall,
+    cpu: m ? (Number(m[1]) + Number(m[2])) / 1e6 : NaN,
+    rssMiB: m ? Number(m[3]) / 1024 : NaN,
     outBytes: statSync(outFile).size,
   };
 }
@@ -145,8 +176,12 @@ function benchCli(): void {
     const file = join(dir, 'real.log');
     const outFile = join(dir, 'out.txt');
     const bytes = writeRealLog(file, CLI_MB);
-    console.log(`CLI end to end: ktstr-wasm collapse FILE > out.txt (${fmt(bytes / 1e6, 0)} MB of real logs, the fixtures`);
-    console.log('concatenated; page-cached). MB/s by wall clock and by the CLI process\'s own CPU time (user + system),');
+    console.log(
+      `CLI end to end: ktstr-wasm collapse FILE > out.txt (${fmt(bytes / 1e6, 0)} MB of real logs, the fixtures`,
+    );
+    console.log(
+      "concatenated; page-cached). MB/s by wall clock and by the CLI process's own CPU time (user + system),",
+    );
     console.log('which is what a busy machine does not distort; median of 3 runs.\n');
     const cases: Array<[string, string[]]> = [
       ['collapse (wasm)', ['collapse', file]],
@@ -158,8 +193,16 @@ function benchCli(): void {
     for (const [name, args] of cases) {
       const runs = [0, 1, 2].map(() => runCli(args, outFile));
       const r = runs.sort((x, y) => x.wall - y.wall)[1];
-      rows.push([name, r.status === 0 ? 'ok' : `exit ${r.status}`, fmt(r.outBytes / 1e6, 2), fmt(r.wall, 2), fmt(mbps(bytes, r.wall)),
-        fmt(r.cpu, 2), fmt(mbps(bytes, r.cpu)), fmt(r.rssMiB, 0)]);
+      rows.push([
+        name,
+        r.status === 0 ? 'ok' : `exit ${r.status}`,
+        fmt(r.outBytes / 1e6, 2),
+        fmt(r.wall, 2),
+        fmt(mbps(bytes, r.wall)),
+        fmt(r.cpu, 2),
+        fmt(mbps(bytes, r.cpu)),
+        fmt(r.rssMiB, 0),
+      ]);
     }
     table(['command', 'status', 'MB out', 'wall s', 'MB/s wall', 'cpu s', 'MB/s cpu', 'peak RSS MiB'], rows);
     const bigMb = Number(process.env.KTSTR_BENCH_BIG_MB ?? 2000);
@@ -167,9 +210,11 @@ function benchCli(): void {
       const big = join(dir, 'big.log');
       const bigBytes = writeRealLog(big, bigMb);
       const r = runCli(['collapse', big], outFile);
-      console.log(`Bounded memory: ${fmt(bigBytes / 1e9, 2)} GB of real logs (KTSTR_BENCH_BIG_MB=${bigMb}): ` +
-        `${r.status === 0 ? 'ok' : `exit ${r.status}`}, ${fmt(r.wall, 1)} s wall (${fmt(mbps(bigBytes, r.wall))} MB/s), ` +
-        `${fmt(r.cpu, 1)} s cpu (${fmt(mbps(bigBytes, r.cpu))} MB/s), peak RSS ${fmt(r.rssMiB, 0)} MiB\n`);
+      console.log(
+        `Bounded memory: ${fmt(bigBytes / 1e9, 2)} GB of real logs (KTSTR_BENCH_BIG_MB=${bigMb}): ` +
+          `${r.status === 0 ? 'ok' : `exit ${r.status}`}, ${fmt(r.wall, 1)} s wall (${fmt(mbps(bigBytes, r.wall))} MB/s), ` +
+          `${fmt(r.cpu, 1)} s cpu (${fmt(mbps(bigBytes, r.cpu))} MB/s), peak RSS ${fmt(r.rssMiB, 0)} MiB\n`,
+      );
       rmSync(big, { force: true });
     }
   } finally {

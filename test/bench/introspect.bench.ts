@@ -33,7 +33,11 @@ function rate(opsPerCall: number, call: () => void): number {
     let calls = 0;
     const t0 = performance.now();
     let t = t0;
-    while (t - t0 < MIN_MS) { call(); calls++; t = performance.now(); }
+    while (t - t0 < MIN_MS) {
+      call();
+      calls++;
+      t = performance.now();
+    }
     rates.push((calls * opsPerCall) / ((t - t0) / 1000));
   }
   return median(rates);
@@ -45,13 +49,17 @@ function translations(la57: boolean): { wasm: number; ts: number } {
   const base = la57 ? 0xff7f_0000_0000_0000n : 0xffff_c900_0000_0000n;
   const pages = 8192;
   for (let i = 0; i < pages; i++) g.map(base + BigInt(i) * 0x1000n, (rand() % 32768) * 4096 + 0x400_0000);
-  for (let i = 0; i < 64; i++) g.map(base + 0x4000_0000n + BigInt(i) * 0x20_0000n, 0x200_0000 + i * 0x20_0000, 0x20_0000);
+  for (let i = 0; i < 64; i++)
+    g.map(base + 0x4000_0000n + BigInt(i) * 0x20_0000n, 0x200_0000 + i * 0x20_0000, 0x20_0000);
   const inPa = g.alloc(ADDRESSES * 8);
   const outPa = g.alloc(ADDRESSES * 8);
   const hi = new Uint32Array(ADDRESSES);
   const lo = new Uint32Array(ADDRESSES);
   for (let i = 0; i < ADDRESSES; i++) {
-    const va = i % 8 === 7 ? base + 0x4000_0000n + BigInt(rand() % (64 * 0x20_0000)) : base + BigInt(rand() % pages) * 0x1000n + BigInt(rand() % 4096);
+    const va =
+      i % 8 === 7
+        ? base + 0x4000_0000n + BigInt(rand() % (64 * 0x20_0000))
+        : base + BigInt(rand() % pages) * 0x1000n + BigInt(rand() % 4096);
     g.w64(inPa + i * 8, va);
     hi[i] = Number(va >> 32n);
     lo[i] = Number(va & 0xffff_ffffn);
@@ -63,10 +71,15 @@ function translations(la57: boolean): { wasm: number; ts: number } {
   const ok = intro.core.walkBatch(IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa);
   let tsOk = 0;
   for (let i = 0; i < ADDRESSES; i++) if (ts.walkParts(hi[i], lo[i]) >= 0) tsOk++;
-  if (ok !== ADDRESSES || tsOk !== ADDRESSES) throw new Error(`translations disagree: wasm ${ok}, ts ${tsOk} of ${ADDRESSES}`);
+  if (ok !== ADDRESSES || tsOk !== ADDRESSES)
+    throw new Error(`translations disagree: wasm ${ok}, ts ${tsOk} of ${ADDRESSES}`);
   let sink = 0;
-  const wasm = rate(ADDRESSES, () => { sink += intro.core.walkBatch(IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa); });
-  const tsRate = rate(ADDRESSES, () => { for (let i = 0; i < ADDRESSES; i++) sink += ts.walkParts(hi[i], lo[i]); });
+  const wasm = rate(ADDRESSES, () => {
+    sink += intro.core.walkBatch(IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa);
+  });
+  const tsRate = rate(ADDRESSES, () => {
+    for (let i = 0; i < ADDRESSES; i++) sink += ts.walkParts(hi[i], lo[i]);
+  });
   if (sink === 0.5) console.log(sink);
   return { wasm, ts: tsRate };
 }
@@ -75,13 +88,19 @@ function xaLoads(): { wasm: number; ts: number } {
   const g = new SyntheticGuest({ ramBytes: 128 << 20 });
   const rand = rng(7);
   const entries = new Map<number, bigint>();
-  while (entries.size < 20_000) { const i = rand() % 200_000; entries.set(i, g.kva(0x10_0000 + i * 8)); }
+  while (entries.size < 20_000) {
+    const i = rand() % 200_000;
+    entries.set(i, g.kva(0x10_0000 + i * 8));
+  }
   const head = g.xarray(entries);
   const keys = [...entries.keys()];
   const inPa = g.alloc(ADDRESSES * 8);
   const outPa = g.alloc(ADDRESSES * 8);
   const idx = new Float64Array(ADDRESSES);
-  for (let i = 0; i < ADDRESSES; i++) { idx[i] = keys[rand() % keys.length]; g.w64(inPa + i * 8, BigInt(idx[i])); }
+  for (let i = 0; i < ADDRESSES; i++) {
+    idx[i] = keys[rand() % keys.length];
+    g.w64(inPa + i * 8, BigInt(idx[i]));
+  }
   const intro = g.introspector();
   const ts = new DataViewWalker(g.view, intro.regions);
   ts.setKernel(g.pageOffset, 0n);
@@ -93,8 +112,12 @@ function xaLoads(): { wasm: number; ts: number } {
   for (let i = 0; i < ADDRESSES; i++) if (ts.xaLoadParts(headHi, headLo, idx[i])) tsFound++;
   if (found !== ADDRESSES || tsFound !== ADDRESSES) throw new Error(`xa_load disagrees: wasm ${found}, ts ${tsFound}`);
   let sink = 0;
-  const wasm = rate(ADDRESSES, () => { sink += intro.core.xaLoadBatch(head, IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa); });
-  const tsRate = rate(ADDRESSES, () => { for (let i = 0; i < ADDRESSES; i++) if (ts.xaLoadParts(headHi, headLo, idx[i])) sink++; });
+  const wasm = rate(ADDRESSES, () => {
+    sink += intro.core.xaLoadBatch(head, IMAGE_BASE + inPa, ADDRESSES, IMAGE_BASE + outPa);
+  });
+  const tsRate = rate(ADDRESSES, () => {
+    for (let i = 0; i < ADDRESSES; i++) if (ts.xaLoadParts(headHi, headLo, idx[i])) sink++;
+  });
   if (sink === 0.5) console.log(sink);
   return { wasm, ts: tsRate };
 }
@@ -105,12 +128,25 @@ function enumeration(): number {
   const statsBase = pcpu.areaPa[0] + 0x80;
   const bss = g.bpfMap('scx_simple.bss');
   const progs = new Map<number, bigint>();
-  for (let i = 0; i < 40; i++) progs.set(i + 1, g.bpfProg({ type: i < 30 ? 26 : 27, id: i + 1, name: `prog_${i}`, verifiedInsns: 100 + i, usedMaps: [g.bpfMap('x'), bss], stats: { perCpuBasePa: statsBase, values: [] } }));
+  for (let i = 0; i < 40; i++)
+    progs.set(
+      i + 1,
+      g.bpfProg({
+        type: i < 30 ? 26 : 27,
+        id: i + 1,
+        name: `prog_${i}`,
+        verifiedInsns: 100 + i,
+        usedMaps: [g.bpfMap('x'), bss],
+        stats: { perCpuBasePa: statsBase, values: [] },
+      }),
+    );
   const idr = g.idr(progs);
   const intro = g.introspector();
   intro.setPerCpu(pcpu.arrayKva, 8);
   if (intro.structOpsPrograms(idr).programs.length !== 10) throw new Error('enumeration found the wrong programs');
-  const perSecond = rate(1, () => { intro.structOpsPrograms(idr); });
+  const perSecond = rate(1, () => {
+    intro.structOpsPrograms(idr);
+  });
   return 1e6 / perSecond;
 }
 
@@ -118,7 +154,13 @@ function enumeration(): number {
 const INTERVAL_MS = 100;
 const MAX_RUNNABLE = 8; // a loaded sched_ext test: 0-8 tasks waiting per CPU
 
-interface RqTimes { cpus: number; tasks: number; core: number; sampler: number; ts: number }
+interface RqTimes {
+  cpus: number;
+  tasks: number;
+  core: number;
+  sampler: number;
+  ts: number;
+}
 
 /** One full sample of `cpus` runqueues (us): the core's call, RunqueueSampler.sample(), the TS sampler. */
 function runqueueSample(cpus: number): RqTimes {
@@ -141,16 +183,29 @@ function runqueueSample(cpus: number): RqTimes {
   const out = new DataView(new ArrayBuffer(abi.RQ_OUT_RECORDS * abi.RQ_RECORD_SIZE));
   // all three must agree before they are timed
   const samples = sampler.sample();
-  if (samples.length !== cpus || samples.reduce((n, r) => n + r.runnable, 0) !== tasks) throw new Error(`runqueue sample of ${cpus} CPUs is wrong`);
+  if (samples.length !== cpus || samples.reduce((n, r) => n + r.runnable, 0) !== tasks)
+    throw new Error(`runqueue sample of ${cpus} CPUs is wrong`);
   intro.core.sampleRunqueues(0, cpus, 4096);
   sampleRunqueuesTs(walker, config, perCpu, 0, cpus, 4096, out);
   const wasmBytes = new Uint8Array(intro.memory.buffer, intro.core.rqOutPtr(), cpus * abi.RQ_RECORD_SIZE);
   const tsBytes = new Uint8Array(out.buffer, 0, cpus * abi.RQ_RECORD_SIZE);
   if (!wasmBytes.every((b, i) => b === tsBytes[i])) throw new Error(`runqueue records disagree at ${cpus} CPUs`);
   let sink = 0;
-  const core = 1e6 / rate(1, () => { sink += intro.core.sampleRunqueues(0, cpus, 4096); });
-  const whole = 1e6 / rate(1, () => { sink += sampler.sample().length; });
-  const ts = 1e6 / rate(1, () => { sink += sampleRunqueuesTs(walker, config, perCpu, 0, cpus, 4096, out); });
+  const core =
+    1e6 /
+    rate(1, () => {
+      sink += intro.core.sampleRunqueues(0, cpus, 4096);
+    });
+  const whole =
+    1e6 /
+    rate(1, () => {
+      sink += sampler.sample().length;
+    });
+  const ts =
+    1e6 /
+    rate(1, () => {
+      sink += sampleRunqueuesTs(walker, config, perCpu, 0, cpus, 4096, out);
+    });
   if (sink === 0.5) console.log(sink);
   return { cpus, tasks, core, sampler: whole, ts };
 }
@@ -184,22 +239,38 @@ console.log(`${'M ops/s'.padEnd(26)}${'wasm'.padStart(10)}${'ts'.padStart(10)}${
 console.log(row('translations, 4-level', t4));
 console.log(row('translations, 5-level', t5));
 console.log(row('xa_load, 3-level tree', xa));
-console.log(`\nstruct_ops enumeration (40 programs in prog_idr, 10 struct_ops, 8 CPUs): ${enumMicros.toFixed(1)} us per call`);
+console.log(
+  `\nstruct_ops enumeration (40 programs in prog_idr, 10 struct_ops, 8 CPUs): ${enumMicros.toFixed(1)} us per call`,
+);
 console.log(`\nrunqueue sample, all CPUs (0-${MAX_RUNNABLE} runnable tasks each), us per sample:`);
-console.log(`${'vCPUs'.padEnd(8)}${'tasks'.padStart(7)}${'wasm core'.padStart(11)}${'sampler'.padStart(10)}${'ts'.padStart(10)}${'ts/core'.padStart(9)}${'ts/sampler'.padStart(12)}${`CPU @${INTERVAL_MS}ms`.padStart(13)}`);
+console.log(
+  `${'vCPUs'.padEnd(8)}${'tasks'.padStart(7)}${'wasm core'.padStart(11)}${'sampler'.padStart(10)}${'ts'.padStart(10)}${'ts/core'.padStart(9)}${'ts/sampler'.padStart(12)}${`CPU @${INTERVAL_MS}ms`.padStart(13)}`,
+);
 for (const r of rq) {
-  console.log(`${String(r.cpus).padEnd(8)}${String(r.tasks).padStart(7)}${r.core.toFixed(1).padStart(11)}${r.sampler.toFixed(1).padStart(10)}${r.ts.toFixed(1).padStart(10)}`
-    + `${(r.ts / r.core).toFixed(2).padStart(9)}${(r.ts / r.sampler).toFixed(2).padStart(12)}${`${((r.sampler / 1000 / INTERVAL_MS) * 100).toFixed(3)}%`.padStart(13)}`);
+  console.log(
+    `${String(r.cpus).padEnd(8)}${String(r.tasks).padStart(7)}${r.core.toFixed(1).padStart(11)}${r.sampler.toFixed(1).padStart(10)}${r.ts.toFixed(1).padStart(10)}` +
+      `${(r.ts / r.core).toFixed(2).padStart(9)}${(r.ts / r.sampler).toFixed(2).padStart(12)}${`${((r.sampler / 1000 / INTERVAL_MS) * 100).toFixed(3)}%`.padStart(13)}`,
+  );
 }
-console.log('  (sampler = RunqueueSampler.sample(): the core call plus decoding into objects; CPU = sampler us per interval, % of one CPU)');
-console.log(`\nhash map read (openMaps(...).map('big').entries()): ${big.entries} entries in ${big.ms.toFixed(1)} ms, ${(big.perSec / 1e6).toFixed(2)} M entries/s`);
+console.log(
+  '  (sampler = RunqueueSampler.sample(): the core call plus decoding into objects; CPU = sampler us per interval, % of one CPU)',
+);
+console.log(
+  `\nhash map read (openMaps(...).map('big').entries()): ${big.entries} entries in ${big.ms.toFixed(1)} ms, ${(big.perSec / 1e6).toFixed(2)} M entries/s`,
+);
 const rq64 = rq.find((r) => r.cpus === 64)!;
 const goals = [
   [`>= 20 M translations/s (4-level: ${(t4.wasm / 1e6).toFixed(1)} M)`, t4.wasm >= 20e6],
-  [`WASM >= 3x TS on translations (${(t4.wasm / t4.ts).toFixed(2)}x / ${(t5.wasm / t5.ts).toFixed(2)}x)`, t4.wasm >= 3 * t4.ts && t5.wasm >= 3 * t5.ts],
+  [
+    `WASM >= 3x TS on translations (${(t4.wasm / t4.ts).toFixed(2)}x / ${(t5.wasm / t5.ts).toFixed(2)}x)`,
+    t4.wasm >= 3 * t4.ts && t5.wasm >= 3 * t5.ts,
+  ],
   [`WASM >= 3x TS on xa_load (${(xa.wasm / xa.ts).toFixed(2)}x)`, xa.wasm >= 3 * xa.ts],
   [`enumeration < 100 us (${enumMicros.toFixed(1)} us)`, enumMicros < 100],
-  [`64-vCPU runqueue sample < 200 us (${rq64.sampler.toFixed(1)} us with decoding, ${rq64.core.toFixed(1)} us in the core)`, rq64.sampler < 200],
+  [
+    `64-vCPU runqueue sample < 200 us (${rq64.sampler.toFixed(1)} us with decoding, ${rq64.core.toFixed(1)} us in the core)`,
+    rq64.sampler < 200,
+  ],
 ] as const;
 console.log('\ngoals:');
 for (const [what, met] of goals) console.log(`  ${met ? 'met    ' : 'MISSED '} ${what}`);

@@ -15,10 +15,14 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-const vendor = ['kvm_intel', 'kvm_amd', 'kvm_pvm'].filter((m) => existsSync(`/sys/module/${m}`)).join(', ') || 'unknown';
+const vendor =
+  ['kvm_intel', 'kvm_amd', 'kvm_pvm'].filter((m) => existsSync(`/sys/module/${m}`)).join(', ') || 'unknown';
 console.log(`/dev/kvm: ${existsSync('/dev/kvm') ? 'present' : 'absent'}; vendor module: ${vendor}\n`);
 
-const fixed = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const fixed = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
 const sizes = fixed.length > 0 ? fixed : [1e4, 1e5, 1e6, 1e7, 1e8];
 
 const header = ['N', 'instructions', 'ms (median)', 'M instr/s (median)', 'M instr/s (best)', 'exit'];
@@ -35,12 +39,20 @@ for (const n of sizes) {
     instructions = r.instructions;
     exit = r.exit.kind;
   }
-  rows.push([String(n), String(instructions), (median(seconds) * 1e3).toFixed(2), (median(rates) / 1e6).toFixed(2), (Math.max(...rates) / 1e6).toFixed(2), exit]);
+  rows.push([
+    String(n),
+    String(instructions),
+    (median(seconds) * 1e3).toFixed(2),
+    (median(rates) / 1e6).toFixed(2),
+    (Math.max(...rates) / 1e6).toFixed(2),
+    exit,
+  ]);
   if (fixed.length === 0 && median(seconds) * 10 > MAX_PROJECTED_SECONDS) break;
 }
 
 const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+const line = (cells: string[]): string =>
+  cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
 console.log(line(header));
 console.log(width.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));

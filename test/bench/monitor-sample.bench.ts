@@ -21,10 +21,16 @@ import { packageRoot } from '../../src/paths.js';
 
 const core = process.argv[2];
 if (core === undefined) {
-  process.stderr.write('usage: npm run bench:monitor -- CORE [VMLINUX]  (a failure bundle\'s guest.core)\n');
+  process.stderr.write("usage: npm run bench:monitor -- CORE [VMLINUX]  (a failure bundle's guest.core)\n");
   process.exit(2);
 }
-const vmlinux = process.argv[3] ?? join(process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'), '6.12.117-sched_ext', 'vmlinux');
+const vmlinux =
+  process.argv[3] ??
+  join(
+    process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'),
+    '6.12.117-sched_ext',
+    'vmlinux',
+  );
 const kernel = loadKernelImage(bytesSource(readFileSync(vmlinux)));
 const image = loadCoreFile(core);
 const cpu0 = image.dump?.cpus[0];
@@ -40,17 +46,25 @@ function measure(label: string, n: number, f: (i: number) => void): number {
   const t0 = cpuUs();
   for (let i = 0; i < n; i++) f(i);
   const us = (cpuUs() - t0) / n;
-  process.stdout.write(`${label.padEnd(48)} ${us.toFixed(1).padStart(8)} µs   ${(us / 1000).toFixed(3)} % of a CPU at 100 ms\n`);
+  process.stdout.write(
+    `${label.padEnd(48)} ${us.toFixed(1).padStart(8)} µs   ${(us / 1000).toFixed(3)} % of a CPU at 100 ms\n`,
+  );
   return us;
 }
 
-process.stdout.write(`bench:monitor on ${core}: ${sampler.cpus} CPUs, sched_ext ${sampler.hasSchedExt ? 'yes' : 'no'}, ${inspectGuest(guest).enumeration.programs.length} struct_ops programs\n`);
-const walk = measure('runqueue walk (RunqueueSampler.sample)', 5000, () => { sampler.sample(); });
+process.stdout.write(
+  `bench:monitor on ${core}: ${sampler.cpus} CPUs, sched_ext ${sampler.hasSchedExt ? 'yes' : 'no'}, ${inspectGuest(guest).enumeration.programs.length} struct_ops programs\n`,
+);
+const walk = measure('runqueue walk (RunqueueSampler.sample)', 5000, () => {
+  sampler.sample();
+});
 const full = measure('full sample (jiffies, sched_ext, runqueues, progs/10)', 5000, (i) => {
   const { hz } = readJiffies(guest);
   readScxState(guest, hz);
   sampler.sample();
   if (i % 10 === 0) inspectGuest(guest);
 });
-measure('sched domains (once per cell)', 200, () => { readSchedDomains(guest); });
+measure('sched domains (once per cell)', 200, () => {
+  readSchedDomains(guest);
+});
 process.stdout.write(`full sample / runqueue walk: ${(full / walk).toFixed(2)}x\n`);

@@ -102,7 +102,9 @@ export function qemuKernelImage(image: string): string {
   if (!elf || hasPvhEntry(image)) return image;
   const bz = join(dirname(image), 'bzImage');
   if (existsSync(bz)) return bz;
-  throw new Error(`${image} is a vmlinux without a PVH entry note (CONFIG_PVH unset), which QEMU cannot boot, and there is no bzImage beside it`);
+  throw new Error(
+    `${image} is a vmlinux without a PVH entry note (CONFIG_PVH unset), which QEMU cannot boot, and there is no bzImage beside it`,
+  );
 }
 
 /** -smp for a topology: one socket, every core of every LLC, threads per core. */
@@ -138,10 +140,23 @@ let images: AgentImageCache | undefined;
 export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Promise<QemuCellResult> {
   const marks: QemuCellMarks = {};
   const out: QemuCellResult = {
-    passed: false, wallMs: 0, reason: '', facts: null, prepareMs: 0, phases: {}, marks,
-    end: { reason: 'not-started', detail: '', guestStatus: null }, qemuRssBytes: null, kernel: '', argv: [], consoleTail: '',
+    passed: false,
+    wallMs: 0,
+    reason: '',
+    facts: null,
+    prepareMs: 0,
+    phases: {},
+    marks,
+    end: { reason: 'not-started', detail: '', guestStatus: null },
+    qemuRssBytes: null,
+    kernel: '',
+    argv: [],
+    consoleTail: '',
   };
-  const fail = (kind: string, message: string): QemuCellResult => { out.reason = `${kind}: ${message}`; return out; };
+  const fail = (kind: string, message: string): QemuCellResult => {
+    out.reason = `${kind}: ${message}`;
+    return out;
+  };
   if (spec.setupProblem !== null) return fail('setup', spec.setupProblem);
   if (spec.scheduler.binary === null) return fail('setup', `${spec.scheduler.name}: no scheduler binary`);
   const qemu = findOnPath(o.qemu ?? 'qemu-system-x86_64');
@@ -161,7 +176,9 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
   let child: ChildProcess | undefined;
   let server: Server | undefined;
   let conn: Socket | undefined;
-  const killChild = (): void => { if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); };
+  const killChild = (): void => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
   process.on('exit', killChild);
   try {
     // the one initrd file: the cached base archive, then the plan archive
@@ -183,17 +200,26 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
     let hostSeq = 0;
     let agentError: string | null = null;
     let corrupt = 0;
-    const send = (m: Message): void => { conn?.write(encodeFrame(nonce, hostSeq++, m)); };
+    const send = (m: Message): void => {
+      conn?.write(encodeFrame(nonce, hostSeq++, m));
+    };
     let t0 = 0;
     const since = (): number => performance.now() - t0;
     const handle = (m: AgentMessage): void => {
       switch (m.type) {
-        case 'hello': marks.hello ??= since(); break;
-        case 'phase':
-          if (m.phase === 'verify' || m.phase === 'attach' || m.phase === 'probe' || m.phase === 'stop') marks[m.phase] ??= since();
+        case 'hello':
+          marks.hello ??= since();
           break;
-        case 'probed': send({ type: 'continue' }); break; // nothing to read from guest RAM here
-        case 'bulk': send({ type: 'bulk-ack', total: typeof m.total === 'number' ? m.total : 0 }); break;
+        case 'phase':
+          if (m.phase === 'verify' || m.phase === 'attach' || m.phase === 'probe' || m.phase === 'stop')
+            marks[m.phase] ??= since();
+          break;
+        case 'probed':
+          send({ type: 'continue' });
+          break; // nothing to read from guest RAM here
+        case 'bulk':
+          send({ type: 'bulk-ack', total: typeof m.total === 'number' ? m.total : 0 });
+          break;
         case 'result': {
           marks.result ??= since();
           out.qemuRssBytes = peakRss(child?.pid) ?? out.qemuRssBytes;
@@ -210,7 +236,10 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
       }
     };
     server = createServer((s) => {
-      if (conn !== undefined) { s.destroy(); return; }
+      if (conn !== undefined) {
+        s.destroy();
+        return;
+      }
       conn = s;
       s.on('data', (chunk: Buffer) => {
         for (const ev of reader.feed(chunk)) {
@@ -218,19 +247,40 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
           else if (ev.kind === 'corrupt') corrupt++;
         }
       });
-      s.on('error', () => { /* QEMU went away */ });
+      s.on('error', () => {
+        /* QEMU went away */
+      });
     });
-    await new Promise<void>((resolve, reject) => { server!.once('error', reject); server!.listen(sock, () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(sock, () => resolve());
+    });
 
     const args = [
-      '-M', `microvm,isa-serial=on,rtc=on,pit=on${o.machine ? `,${o.machine}` : ''}`,
+      '-M',
+      `microvm,isa-serial=on,rtc=on,pit=on${o.machine ? `,${o.machine}` : ''}`,
       ...(o.accel === 'tcg' ? ['-accel', 'tcg', '-cpu', 'max'] : ['-enable-kvm', '-cpu', 'host']),
-      '-smp', qemuSmp(spec.topology), '-m', String(spec.memoryMiB + AGENT_MEMORY_MIB),
-      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
-      '-serial', 'stdio',
-      '-chardev', `socket,id=com2,path=${sock}`, '-device', 'isa-serial,chardev=com2,iobase=0x2f8,irq=3',
+      '-smp',
+      qemuSmp(spec.topology),
+      '-m',
+      String(spec.memoryMiB + AGENT_MEMORY_MIB),
+      '-nodefaults',
+      '-no-user-config',
+      '-nographic',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+      '-chardev',
+      `socket,id=com2,path=${sock}`,
+      '-device',
+      'isa-serial,chardev=com2,iobase=0x2f8,irq=3',
       ...(o.debugExit === false ? [] : ['-device', `isa-debug-exit,iobase=0x${EXIT_PORT.toString(16)},iosize=1`]),
-      '-kernel', out.kernel, '-initrd', initrd, '-append', CELL_CMDLINE,
+      '-kernel',
+      out.kernel,
+      '-initrd',
+      initrd,
+      '-append',
+      CELL_CMDLINE,
     ];
     // QEMU dies with this process even on SIGKILL where util-linux setpriv exists
     const setpriv = pdeathsigWrapper();
@@ -243,21 +293,39 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
     t0 = performance.now();
     const proc = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     child = proc;
-    proc.stdin!.on('error', () => { /* gone */ });
+    proc.stdin!.on('error', () => {
+      /* gone */
+    });
     proc.stdout!.on('data', (chunk: Buffer) => {
       o.onConsole?.(chunk);
       consoleTail = (consoleTail + chunk.toString('latin1')).slice(-16384);
       if (marks.agentStart === undefined && consoleTail.includes(AGENT_START_MARKER)) marks.agentStart = since();
     });
-    proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4096); });
-    const rssTimer = setInterval(() => { out.qemuRssBytes = peakRss(proc.pid) ?? out.qemuRssBytes; }, 1000);
-    const onAbort = (): void => { aborted = true; killChild(); };
+    proc.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-4096);
+    });
+    const rssTimer = setInterval(() => {
+      out.qemuRssBytes = peakRss(proc.pid) ?? out.qemuRssBytes;
+    }, 1000);
+    const onAbort = (): void => {
+      aborted = true;
+      killChild();
+    };
     o.signal?.addEventListener('abort', onAbort);
     if (o.signal?.aborted) onAbort();
     const ended = await new Promise<{ code: number | null; sig: string | null; error?: string }>((resolve) => {
-      const timer = setTimeout(() => { timedOut = true; killChild(); }, o.timeoutMs ?? timeouts.cellMs);
-      proc.once('error', (e) => { clearTimeout(timer); resolve({ code: null, sig: null, error: e.message }); });
-      proc.once('close', (code, sig) => { clearTimeout(timer); resolve({ code, sig }); });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killChild();
+      }, o.timeoutMs ?? timeouts.cellMs);
+      proc.once('error', (e) => {
+        clearTimeout(timer);
+        resolve({ code: null, sig: null, error: e.message });
+      });
+      proc.once('close', (code, sig) => {
+        clearTimeout(timer);
+        resolve({ code, sig });
+      });
     });
     marks.exit = since();
     clearInterval(rssTimer);
@@ -266,30 +334,54 @@ export async function runCellInQemu(spec: CellSpec, o: QemuCellOptions = {}): Pr
     out.helloMs = marks.hello;
     out.attachMs = marks.probe;
 
-    const lastErr = stderr.trim().split('\n').filter((l) => l !== '').pop() ?? '';
+    const lastErr =
+      stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .pop() ?? '';
     const end = out.end;
-    if (ended.error !== undefined) Object.assign(end, { reason: 'error', detail: `cannot run ${qemu}: ${ended.error}` });
-    else if (timedOut) Object.assign(end, { reason: 'timeout', detail: `no end within ${Math.round((o.timeoutMs ?? timeouts.cellMs) / 1000)} s` });
+    if (ended.error !== undefined)
+      Object.assign(end, { reason: 'error', detail: `cannot run ${qemu}: ${ended.error}` });
+    else if (timedOut)
+      Object.assign(end, {
+        reason: 'timeout',
+        detail: `no end within ${Math.round((o.timeoutMs ?? timeouts.cellMs) / 1000)} s`,
+      });
     else if (aborted) Object.assign(end, { reason: 'stopped', detail: 'interrupted' });
     else if (ended.sig !== null) Object.assign(end, { reason: 'killed', detail: `QEMU killed by ${ended.sig}` });
-    else if (ended.code === 0) Object.assign(end, { reason: 'poweroff', detail: 'the guest powered off or rebooted (-no-reboot)' });
+    else if (ended.code === 0)
+      Object.assign(end, { reason: 'poweroff', detail: 'the guest powered off or rebooted (-no-reboot)' });
     else if (ended.code !== null && ended.code % 2 === 1 && marks.hello !== undefined) {
-      Object.assign(end, { reason: 'exit', detail: `exit port status ${(ended.code - 1) / 2}`, guestStatus: (ended.code - 1) / 2 });
+      Object.assign(end, {
+        reason: 'exit',
+        detail: `exit port status ${(ended.code - 1) / 2}`,
+        guestStatus: (ended.code - 1) / 2,
+      });
     } else Object.assign(end, { reason: 'error', detail: `QEMU exit ${ended.code}${lastErr ? `: ${lastErr}` : ''}` });
 
     const lines = consoleTail.split('\n');
     const panicLine = lines.find((l) => l.includes(PANIC_TEXT))?.trim() ?? null;
     if (panicLine !== null && out.facts === null) end.reason = 'panic';
     const verdict = judgeCell({
-      facts: out.facts, vmEnd: { reason: end.reason, detail: end.detail }, agentError,
-      consoleLine: panicLine ?? (lines.filter((l) => l.trim() !== '').slice(-1)[0]?.trim() ?? null),
+      facts: out.facts,
+      vmEnd: { reason: end.reason, detail: end.detail },
+      agentError,
+      consoleLine:
+        panicLine ??
+        lines
+          .filter((l) => l.trim() !== '')
+          .slice(-1)[0]
+          ?.trim() ??
+        null,
     });
     out.passed = verdict.passed;
     out.reason = verdict.failure ? `${verdict.failure.kind}: ${verdict.failure.message}` : 'passed';
     if (corrupt > 0) out.reason += ` (${corrupt} damaged frames ignored)`;
     out.consoleTail = lines.slice(-40).join('\n');
 
-    const span = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : b - a);
+    const span = (a: number | undefined, b: number | undefined): number | undefined =>
+      a === undefined || b === undefined ? undefined : b - a;
     const p = out.phases;
     p.boot = marks.hello;
     p.agentReady = span(marks.agentStart, marks.hello);

@@ -28,7 +28,9 @@ function transfer(text: string, chunk: number): { forwarded: string; problems: s
   const problems: string[] = [];
   let forwarded = '';
   const receiver = new BundleReceiver((m) => problems.push(m));
-  const f = new BundleBlockFilter(receiver, (t) => { forwarded += t; });
+  const f = new BundleBlockFilter(receiver, (t) => {
+    forwarded += t;
+  });
   for (let i = 0; i < text.length; i += chunk) f.push(text.slice(i, i + chunk));
   f.end();
   return { forwarded, problems, receiver };
@@ -39,7 +41,9 @@ test('a bundle crosses as blocks amid other output and is rebuilt sparse, byte f
   makeBundle(src);
   const want = Object.fromEntries(readdirSync(src).map((n) => [n, readFileSync(join(src, n))]));
   let text = 'PASS [ 1.0s] (1/2) sweep/a\nDo not eat this line\n';
-  emitBundle(src, (t) => { text += t; });
+  emitBundle(src, (t) => {
+    text += t;
+  });
   text += 'FAIL [ 2.0s] (2/2) sweep/x\n@@KTSTR_ partial lookalike\nstatus without newline';
   rmSync(src, { recursive: true });
   const small = transfer(text, 333); // chunks smaller than a marker: lines split anywhere
@@ -48,11 +52,18 @@ test('a bundle crosses as blocks amid other output and is rebuilt sparse, byte f
   rmSync(src, { recursive: true });
   const r = transfer(text, 4093);
   assert.equal(r.problems, []);
-  assert.is(r.forwarded, 'PASS [ 1.0s] (1/2) sweep/a\nDo not eat this line\nFAIL [ 2.0s] (2/2) sweep/x\n@@KTSTR_ partial lookalike\nstatus without newline', 'the other output untouched');
+  assert.is(
+    r.forwarded,
+    'PASS [ 1.0s] (1/2) sweep/a\nDo not eat this line\nFAIL [ 2.0s] (2/2) sweep/x\n@@KTSTR_ partial lookalike\nstatus without newline',
+    'the other output untouched',
+  );
   assert.equal(r.receiver.received, [src]);
   for (const [n, bytes] of Object.entries(want)) assert.ok(readFileSync(join(src, n)).equals(bytes), `${n} identical`);
   const core = statSync(join(src, 'guest.core'));
-  assert.ok(core.blocks * 512 < 4 * MiB, `the rebuilt core is sparse (${core.blocks * 512} bytes on disk of ${core.size})`);
+  assert.ok(
+    core.blocks * 512 < 4 * MiB,
+    `the rebuilt core is sparse (${core.blocks * 512} bytes on disk of ${core.size})`,
+  );
   assert.ok(text.length < 2 * MiB, `the transfer is compressed (${text.length} characters for 2 MiB of data)`);
   assert.equal(readdirSync(join(tmp, 'inner', 'out')), ['sweep__x__k__tiny-1llc'], 'no temporary directory left');
 });
@@ -61,7 +72,9 @@ test('a damaged or cut-off bundle is not left behind, and is reported', () => {
   const src = join(tmp, 'inner2', 'sweep__y');
   makeBundle(src);
   let text = '';
-  emitBundle(src, (t) => { text += t; });
+  emitBundle(src, (t) => {
+    text += t;
+  });
   rmSync(src, { recursive: true });
   const damaged = text.replace(/^(D [0-9a-f]+ )(.)/m, (_m, a: string, c: string) => a + (c === 'A' ? 'B' : 'A'));
   const r1 = transfer(damaged, 65536);

@@ -8,7 +8,11 @@ import * as assert from 'uvu/assert';
 import { DebugSlots } from '../../src/cell/debug-slots.js';
 import type { DebugHit, HardwareWatch, LiveVm } from '../../src/vmm/index.js';
 
-function fakeVm(refuse = false): { vm: LiveVm; armed: (HardwareWatch | null)[][]; hit: (h: DebugHit) => Promise<void> } {
+function fakeVm(refuse = false): {
+  vm: LiveVm;
+  armed: (HardwareWatch | null)[][];
+  hit: (h: DebugHit) => Promise<void>;
+} {
   const armed: (HardwareWatch | null)[][] = [];
   let handler: ((h: DebugHit) => Promise<void> | void) | undefined;
   const vm = {
@@ -16,9 +20,17 @@ function fakeVm(refuse = false): { vm: LiveVm; armed: (HardwareWatch | null)[][]
       if (refuse) throw new Error('KVM_SET_GUEST_DEBUG on vCPU 0: EINVAL');
       armed.push([...w]);
     },
-    onDebugHit: (h: typeof handler) => { handler = h; },
+    onDebugHit: (h: typeof handler) => {
+      handler = h;
+    },
   } as unknown as LiveVm;
-  return { vm, armed, hit: async (h) => { await handler?.(h); } };
+  return {
+    vm,
+    armed,
+    hit: async (h) => {
+      await handler?.(h);
+    },
+  };
 }
 
 async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
@@ -62,8 +74,12 @@ test('a hit goes to the handler of each fired slot', async () => {
   const { vm, hit } = fakeVm();
   const slots = new DebugSlots(vm);
   const seen: string[] = [];
-  await slots.take('monitor', w(0x10n), (h) => { seen.push(`monitor@${h.vcpu}`); });
-  await slots.take('watch', w(0x20n), (h) => { seen.push(`watch@${h.vcpu}`); });
+  await slots.take('monitor', w(0x10n), (h) => {
+    seen.push(`monitor@${h.vcpu}`);
+  });
+  await slots.take('watch', w(0x20n), (h) => {
+    seen.push(`watch@${h.vcpu}`);
+  });
   await hit({ vcpu: 1, exception: 1, pc: 0n, dr6: 0xffff0ff2n });
   await hit({ vcpu: 0, exception: 1, pc: 0n, dr6: 0xffff0ff3n });
   await hit({ vcpu: 0, exception: 1, pc: 0n, dr6: 0xffff0ff8n }); // slot 3: nobody's

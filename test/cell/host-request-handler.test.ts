@@ -9,7 +9,14 @@ import { HostRequestHandler } from '../../src/cell/host-request-handler.js';
 import type { MonitorSession } from '../../src/cell/monitor-session.js';
 import type { LiveVm } from '../../src/vmm/index.js';
 
-const vm = { setWatchpoints: async () => { throw new Error('the VM must not be touched'); }, onDebugHit: () => {}, pause: async () => 0, resume: () => {} } as unknown as LiveVm;
+const vm = {
+  setWatchpoints: async () => {
+    throw new Error('the VM must not be touched');
+  },
+  onDebugHit: () => {},
+  pause: async () => 0,
+  resume: () => {},
+} as unknown as LiveVm;
 const located = { kernel: {}, error: null } as unknown as MonitorSession;
 
 async function refusal(handler: HostRequestHandler, request: unknown): Promise<string> {
@@ -29,7 +36,10 @@ test('malformed requests are refused by name', async () => {
   assert.is(await refusal(h, { kind: 'write-var', name: '', value: 1 }), 'write-var: malformed request');
   assert.is(await refusal(h, { kind: 'write-var', name: 'knob', value: {} }), 'write-var: malformed request');
   assert.is(await refusal(h, { kind: 'watch', target: 'knob', onWrite: 'explode' }), 'watch: malformed request');
-  assert.is(await refusal(h, { kind: 'watch', target: 'k'.repeat(300), onWrite: 'capture' }), 'watch: malformed request');
+  assert.is(
+    await refusal(h, { kind: 'watch', target: 'k'.repeat(300), onWrite: 'capture' }),
+    'watch: malformed request',
+  );
   assert.is(await refusal(h, { kind: 'watch-hits', id: 'one' }), 'watch-hits: malformed request');
   assert.is(await refusal(h, { kind: 'unwatch', id: 1.5 }), 'unwatch: malformed request');
   assert.is(await refusal(h, { kind: 'watch-hits', id: 7 }), 'no watch 7 in this cell');
@@ -37,7 +47,11 @@ test('malformed requests are refused by name', async () => {
 });
 
 test('before the monitor has found the guest kernel, every request says so', async () => {
-  const h = new HostRequestHandler(vm, { kernel: null, error: 'monitor not started: no CR3' } as unknown as MonitorSession, new DebugSlots(vm));
+  const h = new HostRequestHandler(
+    vm,
+    { kernel: null, error: 'monitor not started: no CR3' } as unknown as MonitorSession,
+    new DebugSlots(vm),
+  );
   assert.is(await refusal(h, { kind: 'capture', label: 'x' }), 'monitor not started: no CR3');
 });
 

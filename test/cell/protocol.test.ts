@@ -3,10 +3,19 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { crc32, encodeFrame, FrameReader, FrameWriter, MAX_FRAME_BYTES, newNonce, type FrameEvent } from '../../src/guest/protocol.js';
+import {
+  crc32,
+  encodeFrame,
+  FrameReader,
+  FrameWriter,
+  MAX_FRAME_BYTES,
+  newNonce,
+  type FrameEvent,
+} from '../../src/guest/protocol.js';
 
 const enc = new TextEncoder();
-const messages = (evs: FrameEvent[]) => evs.filter((e) => e.kind === 'message').map((e) => (e as { message: unknown }).message);
+const messages = (evs: FrameEvent[]) =>
+  evs.filter((e) => e.kind === 'message').map((e) => (e as { message: unknown }).message);
 
 test('crc32 matches the IEEE check value', () => {
   assert.is(crc32(enc.encode('123456789')), 0xcbf43926);
@@ -20,11 +29,24 @@ test('frames survive being split at every offset, with stray output around them'
   const w = new FrameWriter(nonce, (b) => out.push(b));
   w.send({ type: 'hello', text: 'ünïcode \n and "quotes"' });
   w.send({ type: 'result', n: [1, 2, 3] });
-  const stream = Buffer.concat([Buffer.from('\xff\r\nkernel noise\n'), out[0], Buffer.from('more noise'), Buffer.from('\n'), out[1]]);
+  const stream = Buffer.concat([
+    Buffer.from('\xff\r\nkernel noise\n'),
+    out[0],
+    Buffer.from('more noise'),
+    Buffer.from('\n'),
+    out[1],
+  ]);
   for (let cut = 0; cut <= stream.length; cut++) {
     const r = new FrameReader(nonce);
     const evs = [...r.feed(stream.subarray(0, cut)), ...r.feed(stream.subarray(cut))];
-    assert.equal(messages(evs), [{ type: 'hello', text: 'ünïcode \n and "quotes"' }, { type: 'result', n: [1, 2, 3] }], `cut at ${cut}`);
+    assert.equal(
+      messages(evs),
+      [
+        { type: 'hello', text: 'ünïcode \n and "quotes"' },
+        { type: 'result', n: [1, 2, 3] },
+      ],
+      `cut at ${cut}`,
+    );
   }
 });
 
@@ -34,7 +56,10 @@ test('a frame with another nonce, a bad CRC, a bad length or out of sequence is 
   const r1 = new FrameReader(nonce);
   assert.equal(messages(r1.feed(encodeFrame('0000000000000000', 0, { type: 'forged' }))), []);
   const text = Buffer.from(good).toString('latin1');
-  const badCrc = Buffer.from(text.replace(/ ([0-9a-f]{8}) /, (_, c: string) => ` ${(parseInt(c, 16) ^ 1).toString(16).padStart(8, '0')} `), 'latin1');
+  const badCrc = Buffer.from(
+    text.replace(/ ([0-9a-f]{8}) /, (_, c: string) => ` ${(parseInt(c, 16) ^ 1).toString(16).padStart(8, '0')} `),
+    'latin1',
+  );
   const evs = new FrameReader(nonce).feed(badCrc);
   assert.is(evs[0].kind, 'corrupt');
   const badLen = Buffer.from(text.replace(' 0 12 ', ' 0 13 '), 'latin1');

@@ -11,7 +11,9 @@ test('the result block is removed and returned, at every split, emoji intact', (
   for (let cut = 0; cut <= text.length; cut++) {
     for (const cut2 of [cut, Math.min(text.length, cut + 7)]) {
       let out = '';
-      const f = new ResultBlockFilter((t) => { out += t; });
+      const f = new ResultBlockFilter((t) => {
+        out += t;
+      });
       f.push(text.slice(0, cut));
       f.push(text.slice(cut, cut2));
       f.push(text.slice(cut2));
@@ -25,7 +27,9 @@ test('the result block is removed and returned, at every split, emoji intact', (
 
 test('without a block everything passes and there is no result', () => {
   let out = '';
-  const f = new ResultBlockFilter((t) => { out += t; });
+  const f = new ResultBlockFilter((t) => {
+    out += t;
+  });
   f.push('@@KTSTR_RES');
   f.push('ULT nothing\n');
   f.end();

@@ -17,13 +17,29 @@ function result(status: TestResult['status'], name: string): TestResult {
   mkdirSync(bundle);
   writeFileSync(join(bundle, 'result.json'), '{}');
   return {
-    id: `test/f/${name}/eevdf/k/t`, file: 'f', name, scheduler: 'eevdf', kernel: 'k', topology: 't', status,
+    id: `test/f/${name}/eevdf/k/t`,
+    file: 'f',
+    name,
+    scheduler: 'eevdf',
+    kernel: 'k',
+    topology: 't',
+    status,
     ...(status === 'fail' ? { failure: { kind: 'check', message: 'fairness: spread 40% > 25%' } } : {}),
-    assert: null, runs: [], error: null, logs: [], schedulerStatus: '', schedulerLog: '', consoleTail: '', phases: {}, wallMs: 1, hostRssBytes: null, bundle,
+    assert: null,
+    runs: [],
+    error: null,
+    logs: [],
+    schedulerStatus: '',
+    schedulerLog: '',
+    consoleTail: '',
+    phases: {},
+    wallMs: 1,
+    hostRssBytes: null,
+    bundle,
   } as TestResult;
 }
 
-test('failures: a passed or skipped test\'s bundle is removed, a failed one gets test-result.json', () => {
+test("failures: a passed or skipped test's bundle is removed, a failed one gets test-result.json", () => {
   const pass = result('pass', 'p');
   const skip = result('skip', 's');
   const fail = result('fail', 'f');

@@ -6,7 +6,17 @@
 // present, it must agree that each listed command or file comes from its line's package.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { test } from 'uvu';
@@ -68,7 +78,18 @@ const TOOLS: Record<string, string> = {
 };
 
 /** Priority: required in Debian 12: in every installation, even a minimal one. */
-const BASE_PACKAGES = new Set(['bash', 'tar', 'mount', 'util-linux', 'bsdutils', 'libc-bin', 'apt', 'dpkg', 'coreutils', 'diffutils']);
+const BASE_PACKAGES = new Set([
+  'bash',
+  'tar',
+  'mount',
+  'util-linux',
+  'bsdutils',
+  'libc-bin',
+  'apt',
+  'dpkg',
+  'coreutils',
+  'diffutils',
+]);
 
 /** What node-gyp (package.json's install script) runs: its documented Linux requirements. */
 const NODE_GYP_TOOLS = ['python3', 'make', 'g++'];
@@ -78,11 +99,16 @@ const SHELL_BUILTINS = new Set(['echo', 'printf', 'cd', 'test', '[', 'true', 'fa
 
 const MULTIARCH_LIB = '/usr/lib/x86_64-linux-gnu';
 
-interface Line { pkg: string; provides: string[] }
+interface Line {
+  pkg: string;
+  provides: string[];
+}
 
 function readList(text = readFileSync(join(root, '.ci', 'debian-packages'), 'utf8')): Line[] {
-  return text.split('\n')
-    .map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '')
+  return text
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter((l) => l !== '')
     .map((l) => {
       const [entry = '', provides = '', ...rest] = l.split(/\s+/);
       const pkg = entry.replace(/\/.*/, ''); // pkg/suite: installed from that suite
@@ -109,22 +135,35 @@ function scanScript(source: string): string[] {
   const found: string[] = [];
   const spawnish = String.raw`(?<![\w.])(?:spawnSync|spawn|execFileSync|execFileP|execFile|execSync|findOnPath|run|tool)\(`;
   // a literal program: spawn('x', ...), findOnPath('x'), spawn(o.qemu ?? 'x', ...), run('x', ...)
-  for (const m of text.matchAll(new RegExp(`${spawnish}\\s*(?:[\\w.]+\\s*\\?\\?\\s*)?'([^'\\s]+)'`, 'g'))) found.push(toolName(m[1]!));
+  for (const m of text.matchAll(new RegExp(`${spawnish}\\s*(?:[\\w.]+\\s*\\?\\?\\s*)?'([^'\\s]+)'`, 'g')))
+    found.push(toolName(m[1]!));
   // Node itself: spawn(process.execPath, ...)
   if (new RegExp(`${spawnish}\\s*process\\.execPath\\b`).test(text)) found.push('node');
   // a program by absolute path: existsSync('/usr/bin/x')
-  for (const m of text.matchAll(/(?<![\w.])existsSync\(\s*'(\/(?:usr\/)?s?bin\/[^'\s]+)'/g)) found.push(toolName(m[1]!));
+  for (const m of text.matchAll(/(?<![\w.])existsSync\(\s*'(\/(?:usr\/)?s?bin\/[^'\s]+)'/g))
+    found.push(toolName(m[1]!));
   // candidate paths: ['/bin/x', '/usr/bin/x']
-  for (const m of text.matchAll(/\[\s*'\/(?:usr\/)?s?bin\/[^'\s]+'(?:\s*,\s*'\/(?:usr\/)?s?bin\/[^'\s]+')+\s*,?\s*\]/g)) found.push(...stringItems(m[0]).map(toolName));
+  for (const m of text.matchAll(/\[\s*'\/(?:usr\/)?s?bin\/[^'\s]+'(?:\s*,\s*'\/(?:usr\/)?s?bin\/[^'\s]+')+\s*,?\s*\]/g))
+    found.push(...stringItems(m[0]).map(toolName));
   // lists checked one by one: ['a', 'b'].filter((t) => findOnPath(t ...)), for (const t of ['a', 'b']) { if (findOnPath(t ...
-  for (const m of text.matchAll(/\[((?:\s*'[^']*'\s*,?)+)\]\s*\.(?:filter|find|some|every)\(\s*\(?\s*(\w+)\s*\)?\s*=>\s*!?\s*(?:findOnPath|existsSync)\(\s*\2\b/g)) found.push(...stringItems(m[1]!).map(toolName));
-  for (const m of text.matchAll(/for\s*\(\s*const\s+(\w+)\s+of\s+\[((?:\s*'[^']*'\s*,?)+)\]\s*\)\s*\{?\s*if\s*\(\s*!?\s*findOnPath\(\s*\1\b/g)) found.push(...stringItems(m[2]!).map(toolName));
+  for (const m of text.matchAll(
+    /\[((?:\s*'[^']*'\s*,?)+)\]\s*\.(?:filter|find|some|every)\(\s*\(?\s*(\w+)\s*\)?\s*=>\s*!?\s*(?:findOnPath|existsSync)\(\s*\2\b/g,
+  ))
+    found.push(...stringItems(m[1]!).map(toolName));
+  for (const m of text.matchAll(
+    /for\s*\(\s*const\s+(\w+)\s+of\s+\[((?:\s*'[^']*'\s*,?)+)\]\s*\)\s*\{?\s*if\s*\(\s*!?\s*findOnPath\(\s*\1\b/g,
+  ))
+    found.push(...stringItems(m[2]!).map(toolName));
   // a program in a variable given a literal: path = 'x' ... spawnSync(path, ...)
-  for (const m of text.matchAll(/(?<![\w.])(?:spawnSync|spawn|execFileSync|execFileP|execFile)\(\s*([A-Za-z_]\w*)\s*,/g)) {
-    for (const d of text.matchAll(new RegExp(`\\b${m[1]}\\s*(?::\\s*string\\s*)?=\\s*'([^'\\s]+)'`, 'g'))) found.push(toolName(d[1]!));
+  for (const m of text.matchAll(
+    /(?<![\w.])(?:spawnSync|spawn|execFileSync|execFileP|execFile)\(\s*([A-Za-z_]\w*)\s*,/g,
+  )) {
+    for (const d of text.matchAll(new RegExp(`\\b${m[1]}\\s*(?::\\s*string\\s*)?=\\s*'([^'\\s]+)'`, 'g')))
+      found.push(toolName(d[1]!));
   }
   // tools handed to make: 'CC=gcc', 'CLANG=clang-16'
-  for (const m of text.matchAll(/'(?:CC|CXX|HOSTCC|LD|AR|CLANG|LLC|LLVM_STRIP|BPFTOOL|OBJCOPY|PAHOLE)=([\w.+-]+)'/g)) found.push(m[1]!);
+  for (const m of text.matchAll(/'(?:CC|CXX|HOSTCC|LD|AR|CLANG|LLC|LLVM_STRIP|BPFTOOL|OBJCOPY|PAHOLE)=([\w.+-]+)'/g))
+    found.push(m[1]!);
   return found;
 }
 
@@ -138,7 +177,11 @@ function scanMakefile(text: string): { tools: string[]; libs: string[] } {
   for (const m of joined.matchAll(/\$\(shell\s+([\w.+-]+)/g)) tools.push(m[1]!);
   for (const line of joined.split('\n').filter((l) => l.startsWith('\t'))) {
     for (const segment of line.split(/&&|\|\||;|\|/)) {
-      const first = segment.trim().replace(/^[@-]+/, '').split(/\s+/)[0] ?? '';
+      const first =
+        segment
+          .trim()
+          .replace(/^[@-]+/, '')
+          .split(/\s+/)[0] ?? '';
       const v = /^\$\((\w+)\)$/.exec(first);
       const cmd = v ? vars.get(v[1]!) : first;
       if (cmd !== undefined && cmd !== '' && !SHELL_BUILTINS.has(cmd) && !cmd.startsWith('$')) tools.push(cmd);
@@ -148,13 +191,18 @@ function scanMakefile(text: string): { tools: string[]; libs: string[] } {
   return { tools, libs };
 }
 
-interface Scan { tools: Map<string, string>; files: Map<string, string> }
+interface Scan {
+  tools: Map<string, string>;
+  files: Map<string, string>;
+}
 
 /** Every program the project runs (name -> first place seen) and every file its builds need. */
 function scanProject(): Scan {
   const tools = new Map<string, string>();
   const files = new Map<string, string>();
-  const add = (map: Map<string, string>, key: string, where: string): void => { if (!map.has(key)) map.set(key, where); };
+  const add = (map: Map<string, string>, key: string, where: string): void => {
+    if (!map.has(key)) map.set(key, where);
+  };
   const scripts = [
     ...walk(join(root, 'src'), (n) => /\.[cm]?ts$/.test(n) && !n.endsWith('.d.ts')),
     ...walk(join(root, 'test'), (n) => /\.[cm]?ts$/.test(n) && !n.endsWith('.d.ts')),
@@ -171,7 +219,8 @@ function scanProject(): Scan {
   for (const t of mk.tools) add(tools, t, 'scx-ktstr/Makefile');
   for (const l of mk.libs) add(files, `${MULTIARCH_LIB}/lib${l}.a`, 'scx-ktstr/Makefile');
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  if (Object.values(pkg.scripts ?? {}).some((s) => /\bnode-gyp\b/.test(s))) for (const t of NODE_GYP_TOOLS) add(tools, t, 'package.json (node-gyp)');
+  if (Object.values(pkg.scripts ?? {}).some((s) => /\bnode-gyp\b/.test(s)))
+    for (const t of NODE_GYP_TOOLS) add(tools, t, 'package.json (node-gyp)');
   for (const r of [...KERNEL_BUILD_REQUIREMENTS, ...SCHEDULER_BUILD_REQUIREMENTS]) {
     if (r.what.startsWith('/')) add(files, r.what, 'src/kernel/source.ts');
   }
@@ -193,14 +242,26 @@ function dpkg(paths: string[], packages: string[]): Dpkg | undefined {
   for (const line of s.stdout.split('\n')) {
     const m = /^(.+?): (\/.*)$/.exec(line);
     if (m === null || m[1]!.startsWith('diversion by')) continue;
-    owners.set(m[2]!, m[1]!.split(', ').map((p) => p.replace(/:.*/, '')));
+    owners.set(
+      m[2]!,
+      m[1]!.split(', ').map((p) => p.replace(/:.*/, '')),
+    );
   }
-  const w = spawnSync('dpkg-query', ['-W', '-f=${Package}\t${Status}\t${Priority}\t${Pre-Depends}, ${Depends}\n', ...packages], { encoding: 'utf8' });
+  const w = spawnSync(
+    'dpkg-query',
+    ['-W', '-f=${Package}\t${Status}\t${Priority}\t${Pre-Depends}, ${Depends}\n', ...packages],
+    { encoding: 'utf8' },
+  );
   const installed = new Map<string, { priority: string; depends: Set<string> }>();
   for (const line of w.stdout.split('\n')) {
     const [name, status, priority, deps] = line.split('\t');
     if (name === undefined || deps === undefined || !/ ok installed$/.test(status ?? '')) continue;
-    const depends = new Set(deps.split(/[,|]/).map((d) => d.trim().split(/[\s:]/)[0]!).filter((d) => d !== ''));
+    const depends = new Set(
+      deps
+        .split(/[,|]/)
+        .map((d) => d.trim().split(/[\s:]/)[0]!)
+        .filter((d) => d !== ''),
+    );
     installed.set(name, { priority: priority ?? '', depends });
   }
   return { owners, installed };
@@ -208,7 +269,8 @@ function dpkg(paths: string[], packages: string[]): Dpkg | undefined {
 
 /** Where a command or file of the list may be on disk (merged /usr: dpkg knows one of them). */
 const candidates = (entry: string): string[] =>
-  entry.startsWith('/') ? [...new Set([entry, entry.replace(/^\/usr\//, '/'), entry.replace(/^\/(?!usr\/)/, '/usr/')])]
+  entry.startsWith('/')
+    ? [...new Set([entry, entry.replace(/^\/usr\//, '/'), entry.replace(/^\/(?!usr\/)/, '/usr/')])]
     : ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => `${d}/${entry}`);
 
 test('the list parses: a package per line, each with what the tests use from it', () => {
@@ -220,21 +282,46 @@ test('the list parses: a package per line, each with what the tests use from it'
   }
   assert.is(new Set(list.map((l) => l.pkg)).size, list.length, 'no package twice');
   // the reader is not fooled by comments and extra spaces
-  assert.equal(readList('# c\n\n  a   b,/c/d   # why\nx y#z\n'), [{ pkg: 'a', provides: ['b', '/c/d'] }, { pkg: 'x', provides: ['y'] }]);
+  assert.equal(readList('# c\n\n  a   b,/c/d   # why\nx y#z\n'), [
+    { pkg: 'a', provides: ['b', '/c/d'] },
+    { pkg: 'x', provides: ['y'] },
+  ]);
 });
 
 test('the scan finds spawns in every form the sources use', () => {
   // written with " for ' so that the project scan does not take these samples for spawns
-  const found = scanScript([
-    'spawnSync("iasl", ["-v"]); findOnPath("pahole"); spawn(o.qemu ?? "qemu-x", []); re.exec("not-a-tool");',
-    'if (existsSync("/usr/bin/script")) {} const B = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));',
-    '["apt-get", "xz"].filter((t) => findOnPath(t, env) === undefined);',
-    'for (const tool of ["dpkg-deb"]) {\n  if (findOnPath(tool, env) === undefined) {}\n}',
-    'function probe(path = "qemu-y") { spawnSync(path, ["--version"]); }',
-    'run("make", ["CC=gcc", "CLANG=clang-16"]);',
-  ].join('\n').replace(/"/g, "'"));
-  assert.equal(new Set(found), new Set(['iasl', 'pahole', 'qemu-x', 'script', 'busybox', 'apt-get', 'xz', 'dpkg-deb', 'qemu-y', 'make', 'gcc', 'clang-16']));
-  const mk = scanMakefile('CLANG ?= clang-16\nO ?= build\nID = $(shell stat -c %s x)\na: b\n\t@echo x | cmp -s - $@ || echo y > $@\n\t$(CLANG) -c a.c \\\n\t\t-o a.o && mv a.o b.o\n\t$(CC) a.c -o a -static -lbpf -lz\n');
+  const found = scanScript(
+    [
+      'spawnSync("iasl", ["-v"]); findOnPath("pahole"); spawn(o.qemu ?? "qemu-x", []); re.exec("not-a-tool");',
+      'if (existsSync("/usr/bin/script")) {} const B = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));',
+      '["apt-get", "xz"].filter((t) => findOnPath(t, env) === undefined);',
+      'for (const tool of ["dpkg-deb"]) {\n  if (findOnPath(tool, env) === undefined) {}\n}',
+      'function probe(path = "qemu-y") { spawnSync(path, ["--version"]); }',
+      'run("make", ["CC=gcc", "CLANG=clang-16"]);',
+    ]
+      .join('\n')
+      .replace(/"/g, "'"),
+  );
+  assert.equal(
+    new Set(found),
+    new Set([
+      'iasl',
+      'pahole',
+      'qemu-x',
+      'script',
+      'busybox',
+      'apt-get',
+      'xz',
+      'dpkg-deb',
+      'qemu-y',
+      'make',
+      'gcc',
+      'clang-16',
+    ]),
+  );
+  const mk = scanMakefile(
+    'CLANG ?= clang-16\nO ?= build\nID = $(shell stat -c %s x)\na: b\n\t@echo x | cmp -s - $@ || echo y > $@\n\t$(CLANG) -c a.c \\\n\t\t-o a.o && mv a.o b.o\n\t$(CC) a.c -o a -static -lbpf -lz\n',
+  );
   assert.equal(new Set(mk.tools), new Set(['stat', 'cmp', 'clang-16', 'mv']));
   assert.equal(mk.libs, ['bpf', 'z']);
 });
@@ -243,21 +330,31 @@ test('every program the sources run is in TOOLS, and every TOOLS entry is still 
   const { tools } = scanProject();
   assert.ok(tools.size >= 20, `the scan finds the spawns (${[...tools.keys()].join(', ')})`);
   for (const [tool, where] of tools) {
-    assert.ok(tool in TOOLS, `${where} runs ${tool}: say in TOOLS (test/ci/packages.test.ts) which Debian package provides it, and list that package in .ci/debian-packages`);
+    assert.ok(
+      tool in TOOLS,
+      `${where} runs ${tool}: say in TOOLS (test/ci/packages.test.ts) which Debian package provides it, and list that package in .ci/debian-packages`,
+    );
   }
-  for (const tool of Object.keys(TOOLS)) assert.ok(tools.has(tool), `TOOLS has ${tool}, which no source runs any more: remove it`);
+  for (const tool of Object.keys(TOOLS))
+    assert.ok(tools.has(tool), `TOOLS has ${tool}, which no source runs any more: remove it`);
 });
 
 test('every program comes from a line of .ci/debian-packages, from every Debian 12 system or from Node', () => {
   const list = readList();
   for (const [tool, pkg] of Object.entries(TOOLS)) {
     if (pkg === NODE || BASE_PACKAGES.has(pkg)) {
-      assert.not.ok(list.some((l) => l.pkg === pkg), `${pkg} is part of every Debian 12 system: it need not be listed`);
+      assert.not.ok(
+        list.some((l) => l.pkg === pkg),
+        `${pkg} is part of every Debian 12 system: it need not be listed`,
+      );
       continue;
     }
     const line = list.find((l) => l.pkg === pkg);
     assert.ok(line !== undefined, `${tool} comes from ${pkg}, which is not in .ci/debian-packages`);
-    assert.ok(line.provides.some((p) => toolName(p) === tool), `the line of ${pkg} in .ci/debian-packages does not name ${tool}`);
+    assert.ok(
+      line.provides.some((p) => toolName(p) === tool),
+      `the line of ${pkg} in .ci/debian-packages does not name ${tool}`,
+    );
   }
   const fromTools = new Set(Object.values(TOOLS));
   for (const l of list) {
@@ -270,7 +367,8 @@ test('every file the builds need (headers, static libraries) is named by a line'
   const { files } = scanProject();
   const named = new Set(readList().flatMap((l) => l.provides));
   assert.ok(files.size >= 5, `found ${[...files.keys()].join(', ')}`);
-  for (const [file, where] of files) assert.ok(named.has(file), `${where} needs ${file}: name it on the line of its package in .ci/debian-packages`);
+  for (const [file, where] of files)
+    assert.ok(named.has(file), `${where} needs ${file}: name it on the line of its package in .ci/debian-packages`);
 });
 
 test('every package the kernel and scheduler builds ask for is listed, with what they check', () => {
@@ -285,7 +383,9 @@ test('every package the kernel and scheduler builds ask for is listed, with what
 test("this machine's dpkg agrees: each listed command or file belongs to its package (or a package it depends on)", () => {
   const list = readList();
   const base = Object.entries(TOOLS).filter(([, p]) => BASE_PACKAGES.has(p));
-  const paths = [...new Set([...list.flatMap((l) => l.provides), ...base.map(([t]) => t)].flatMap(candidates))].filter((p) => existsSync(p));
+  const paths = [...new Set([...list.flatMap((l) => l.provides), ...base.map(([t]) => t)].flatMap(candidates))].filter(
+    (p) => existsSync(p),
+  );
   const d = dpkg(paths, [...list.map((l) => l.pkg), ...BASE_PACKAGES]);
   if (d === undefined) {
     console.log('  (no dpkg-query here: the package check is left to a Debian machine)');
@@ -298,15 +398,28 @@ test("this machine's dpkg agrees: each listed command or file belongs to its pac
     if (info === undefined) continue; // not installed here: .ci/run installs it
     for (const entry of l.provides) {
       const owners = ownersOf(entry);
-      assert.ok(owners.length > 0, `${l.pkg} is installed, yet dpkg knows no ${entry}: the line names the wrong command or file`);
-      assert.ok(owners.some((o) => o === l.pkg || info.depends.has(o)), `${entry} comes from ${owners.join(', ')}, not from ${l.pkg} (or what it depends on)`);
+      assert.ok(
+        owners.length > 0,
+        `${l.pkg} is installed, yet dpkg knows no ${entry}: the line names the wrong command or file`,
+      );
+      assert.ok(
+        owners.some((o) => o === l.pkg || info.depends.has(o)),
+        `${entry} comes from ${owners.join(', ')}, not from ${l.pkg} (or what it depends on)`,
+      );
       checked++;
     }
   }
   for (const [tool, pkg] of base) {
     const owners = ownersOf(tool);
-    assert.ok(owners.includes(pkg), `${tool} comes from ${owners.join(', ') || 'no package'} here, not ${pkg} as TOOLS says`);
-    assert.is(d.installed.get(pkg)?.priority, 'required', `${pkg} (${tool}) is Priority: required, so on every Debian 12 system`);
+    assert.ok(
+      owners.includes(pkg),
+      `${tool} comes from ${owners.join(', ') || 'no package'} here, not ${pkg} as TOOLS says`,
+    );
+    assert.is(
+      d.installed.get(pkg)?.priority,
+      'required',
+      `${pkg} (${tool}) is Priority: required, so on every Debian 12 system`,
+    );
   }
   console.log(`  (dpkg: ${checked} listed commands and files checked)`);
 });

@@ -47,7 +47,11 @@ test('file to file: the expected output on both engines, and the same as through
 });
 
 test('--json and --stats: the same bytes by file and by pipe', () => {
-  for (const args of [['collapse', '--json', LOG], ['collapse', '--stats', LOG], ['collapse', '--stats', '--json', LOG]]) {
+  for (const args of [
+    ['collapse', '--json', LOG],
+    ['collapse', '--stats', LOG],
+    ['collapse', '--stats', '--json', LOG],
+  ]) {
     assert.ok(toFile(args).equals(toPipe(args)), args.join(' '));
   }
   assert.match(toFile(['collapse', '--stats', LOG]).toString(), /processed insns\s+1349/);

@@ -23,8 +23,10 @@ function firstDifference(a: Buffer, b: Buffer): string {
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   const line = a.subarray(0, i).toString('latin1').split('\n').length;
   const show = (x: Buffer): string => JSON.stringify(x.subarray(Math.max(0, i - 40), i + 40).toString('latin1'));
-  return `outputs differ at byte ${i} (output line ${line}; wasm ${a.length} bytes, ts ${b.length}):\n` +
-    `  wasm: ${show(a)}\n  ts:   ${show(b)}`;
+  return (
+    `outputs differ at byte ${i} (output line ${line}; wasm ${a.length} bytes, ts ${b.length}):\n` +
+    `  wasm: ${show(a)}\n  ts:   ${show(b)}`
+  );
 }
 
 function assertSame(input: Uint8Array, label: string): void {
@@ -32,7 +34,8 @@ function assertSame(input: Uint8Array, label: string): void {
     for (const json of [false, true]) {
       const wasm = collapse('wasm', input, { limits, json });
       const ts = collapse('ts', input, { limits, json });
-      if (!wasm.equals(ts)) assert.unreachable(`${label}, ${what} limits, ${json ? 'json' : 'text'}: ${firstDifference(wasm, ts)}`);
+      if (!wasm.equals(ts))
+        assert.unreachable(`${label}, ${what} limits, ${json ? 'json' : 'text'}: ${firstDifference(wasm, ts)}`);
     }
   }
 }

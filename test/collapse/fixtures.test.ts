@@ -15,7 +15,8 @@ function lines(text: string): string[] {
 
 /** Blocks of instructions (not of mark_precise backtracking), nested ones likewise. */
 function loopBlocks(blocks: readonly TextBlock[]): TextBlock[] {
-  return blocks.filter((b) => b.firstLine === undefined || lineKey(b.firstLine) !== null)
+  return blocks
+    .filter((b) => b.firstLine === undefined || lineKey(b.firstLine) !== null)
     .map((b) => ({ ...b, first: loopBlocks(b.first), last: loopBlocks(b.last) }));
 }
 
@@ -23,7 +24,8 @@ function loopBlocks(blocks: readonly TextBlock[]): TextBlock[] {
 function chainBlocks(blocks: readonly TextBlock[]): TextBlock[] {
   return blocks.flatMap((b) => [
     ...(b.firstLine !== undefined && lineKey(b.firstLine) === null ? [b] : []),
-    ...chainBlocks(b.first), ...chainBlocks(b.last),
+    ...chainBlocks(b.first),
+    ...chainBlocks(b.last),
   ]);
 }
 
@@ -74,7 +76,10 @@ test('branching_loop_40: the else-arm re-walks are references, the backtracking 
   assert.ok(pops(out) > 0 && out.some((l) => /^--- same \d+ lines as output lines \d+-\d+/.test(l)));
   // the counter's precision backtracked through earlier iterations: blocks of mark_precise lines
   assert.ok(chainBlocks(parseBlocks(out.join('\n'))).length >= 3);
-  assert.ok(input.filter((l) => l.startsWith('mark_precise:')).length > 10 * out.filter((l) => l.startsWith('mark_precise:')).length);
+  assert.ok(
+    input.filter((l) => l.startsWith('mark_precise:')).length >
+      10 * out.filter((l) => l.startsWith('mark_precise:')).length,
+  );
   assert.is(out[out.length - 1], input[input.length - 1]);
 });
 
@@ -113,14 +118,20 @@ test('bounded_loop_400: 400 walks of the loop become one 399x block plus the exi
   assert.ok(out.slice(end).includes('16: (95) exit'));
   // the precision backtracking through the earlier iterations is a block of its own
   assert.ok(chainBlocks(parseBlocks(out.join('\n'))).length >= 1);
-  assert.is(out[out.length - 1],
-    'processed 4804 insns (limit 1000000) max_states_per_insn 4 total_states 60 peak_states 60 mark_read 0');
+  assert.is(
+    out[out.length - 1],
+    'processed 4804 insns (limit 1000000) max_states_per_insn 4 total_states 60 peak_states 60 mark_read 0',
+  );
 });
 
 test('bounded_loop_40 and its failing twin: 39x block, the rejection stays visible', () => {
   for (const name of ['bounded_loop_40', 'bounded_loop_40_fail', 'bounded_loop_40_fail_level1']) {
     const out = expected(name);
-    assert.equal(loopBlocks(parseBlocks(out)).map((b) => [b.iterations, b.linesPerIteration]), [[39, 14]], name);
+    assert.equal(
+      loopBlocks(parseBlocks(out)).map((b) => [b.iterations, b.linesPerIteration]),
+      [[39, 14]],
+      name,
+    );
   }
   assert.ok(lines(expected('bounded_loop_40_fail')).includes("R2 invalid mem access 'scalar'"));
 });
@@ -131,7 +142,11 @@ test('verify_loop: the 8 unrolled iterations collapse to one block of 8 x 4 line
   for (const name of ['verify_loop', 'verify_loop_level1']) {
     const out = lines(expected(name));
     const blocks = parseBlocks(out.join('\n'));
-    assert.equal(blocks.map((b) => [b.iterations, b.linesPerIteration]), [[8, 4]], name);
+    assert.equal(
+      blocks.map((b) => [b.iterations, b.linesPerIteration]),
+      [[8, 4]],
+      name,
+    );
     assert.ok(out.includes('--- 6 identical iterations omitted ---'), name);
     const b = blocks[0];
     assert.ok(b.firstLine?.startsWith('3: (85) call bpf_ktime_get_ns#5'), `${name}: block starts at the first call`);
@@ -150,18 +165,36 @@ test('nested_loops: the outer loop block contains the inner loop blocks', () => 
   const blocks = loopBlocks(parseBlocks(out));
   assert.is(blockDepth(blocks), 2);
   // outer: 6 iterations = 5x block + the last outer iteration printed after it
-  assert.equal(blocks.map((b) => [b.iterations, b.linesPerIteration]), [[5, 88], [4, 15]]);
-  assert.equal(blocks[0].first.map((b) => [b.iterations, b.linesPerIteration]), [[4, 15]]);
-  assert.equal(blocks[0].last.map((b) => [b.iterations, b.linesPerIteration]), [[4, 15]]);
+  assert.equal(
+    blocks.map((b) => [b.iterations, b.linesPerIteration]),
+    [
+      [5, 88],
+      [4, 15],
+    ],
+  );
+  assert.equal(
+    blocks[0].first.map((b) => [b.iterations, b.linesPerIteration]),
+    [[4, 15]],
+  );
+  assert.equal(
+    blocks[0].last.map((b) => [b.iterations, b.linesPerIteration]),
+    [[4, 15]],
+  );
   const l = lines(out);
   const outer = l.indexOf('--- 5x of the following 88 lines ---');
-  assert.ok(outer >= 0 && l[outer + 2] === '--- 4x of the following 15 lines ---', 'inner header right inside the outer one');
+  assert.ok(
+    outer >= 0 && l[outer + 2] === '--- 4x of the following 15 lines ---',
+    'inner header right inside the outer one',
+  );
   assert.ok(l.length < 1000 && lines(fixture('nested_loops').bytes.toString('latin1')).length === 2376);
 });
 
 test('subprog_calls: the loop with the call into frame1 collapses (9x + exit walk)', () => {
   const out = expected('subprog_calls');
-  assert.equal(loopBlocks(parseBlocks(out)).map((b) => [b.iterations, b.linesPerIteration]), [[9, 28]]);
+  assert.equal(
+    loopBlocks(parseBlocks(out)).map((b) => [b.iterations, b.linesPerIteration]),
+    [[9, 28]],
+  );
   const l = lines(out);
   const end = l.indexOf('--- end repeat ---');
   assert.ok(l.slice(l.indexOf('--- 9x of the following 28 lines ---'), end).includes('to caller at 5:'));

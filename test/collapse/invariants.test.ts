@@ -8,7 +8,11 @@ import * as assert from 'uvu/assert';
 import { collapse, collapseChunked, collapseText, ENGINES, SMALL_LIMITS, wasmBuilt } from '../helpers/engines.js';
 import { fixture, fixtures } from '../helpers/fixtures.js';
 import {
-  assertInvariants, assertJsonMatchesText, blockDepth, countBlocks, parseBlocks,
+  assertInvariants,
+  assertJsonMatchesText,
+  blockDepth,
+  countBlocks,
+  parseBlocks,
 } from '../helpers/invariants.js';
 import { randomLog, Rng } from '../helpers/random-log.js';
 
@@ -22,9 +26,11 @@ function uniqueLines(seed: number, n: number): string {
   const rng = new Rng(seed);
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
-    lines.push(rng.chance(0.5)
-      ? `${i}: (b7) r${rng.int(0, 9)} = ${i * 7919}`.padEnd(38) + `; R1=${rng.int(0, 99)}`
-      : `; stmt_${i}(); @ unique.c:${i}`);
+    lines.push(
+      rng.chance(0.5)
+        ? `${i}: (b7) r${rng.int(0, 9)} = ${i * 7919}`.padEnd(38) + `; R1=${rng.int(0, 99)}`
+        : `; stmt_${i}(); @ unique.c:${i}`,
+    );
     if (rng.chance(0.2)) lines.push(`mark_precise: frame0: regs=r${rng.int(0, 9)} stack= before ${i}`);
   }
   return lines.join('\n') + '\n';
@@ -46,7 +52,10 @@ function nestedLog(outer: number, inner: number): string {
     }
     lines.push('; acc ^= i; @ nest.c:13', `9: (07) r7 += 1`.padEnd(38) + `; R7=${i + 1}`);
   }
-  lines.push('10: (95) exit', 'processed 99 insns (limit 1000000) max_states_per_insn 1 total_states 3 peak_states 3 mark_read 0');
+  lines.push(
+    '10: (95) exit',
+    'processed 99 insns (limit 1000000) max_states_per_insn 1 total_states 3 peak_states 3 mark_read 0',
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -55,7 +64,11 @@ function requireEngine(engine: string): void {
 }
 
 for (const engine of ENGINES) {
-  const t = (name: string, fn: () => void): void => test(`${engine}: ${name}`, () => { requireEngine(engine); fn(); });
+  const t = (name: string, fn: () => void): void =>
+    test(`${engine}: ${name}`, () => {
+      requireEngine(engine);
+      fn();
+    });
 
   // (a) + (b) on real and random logs, text and json
   t('real fixtures: lines come from input, expand gives normalised input, JSON matches text', () => {
@@ -100,8 +113,17 @@ for (const engine of ENGINES) {
     const outLf = collapseText(engine, lf);
     const outCrlf = collapseText(engine, crlf);
     assertInvariants(crlf, outCrlf, 'crlf');
-    assert.equal(parseBlocks(outCrlf).map((b) => b.iterations), [39]);
-    assert.is(outCrlf, outLf.split('\n').map((l) => (l.startsWith('--- ') || l === '' ? l : l + '\r')).join('\n'));
+    assert.equal(
+      parseBlocks(outCrlf).map((b) => b.iterations),
+      [39],
+    );
+    assert.is(
+      outCrlf,
+      outLf
+        .split('\n')
+        .map((l) => (l.startsWith('--- ') || l === '' ? l : l + '\r'))
+        .join('\n'),
+    );
   });
 
   t('no final newline: last line kept without one', () => {
@@ -155,8 +177,10 @@ for (const engine of ENGINES) {
       for (const c of ['a', 'b', 'c']) assert.ok(out.includes('\n' + big(c) + '\n'), `${what}: 1 MB line ${c} intact`);
     }
     // a loop whose body carries a 1 MB line collapses with default limits
-    const loop = Array.from({ length: 4 }, (_, i) => [big('q'), `1: (07) r6 += 1 ; R6=${i}`, 'p', 'q', 'r'].join('\n'))
-      .join('\n') + '\n';
+    const loop =
+      Array.from({ length: 4 }, (_, i) => [big('q'), `1: (07) r6 += 1 ; R6=${i}`, 'p', 'q', 'r'].join('\n')).join(
+        '\n',
+      ) + '\n';
     const outLoop = collapseText(engine, loop);
     assert.is(parseBlocks(outLoop).length, 1);
     assert.ok(outLoop.length < loop.length / 1.5);
@@ -164,14 +188,26 @@ for (const engine of ENGINES) {
   });
 
   t('non-UTF-8 bytes: handled as bytes, loops still collapse', () => {
-    const line = (i: number): Buffer => Buffer.concat([Buffer.from(`${i}: (bf) r1 = r6 `), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]),
-      Buffer.from(` ; R1=${i}\n`)]);
-    const iter = (i: number): Buffer => Buffer.concat([Buffer.from([0xe2, 0x82, 0x0a]), line(i), Buffer.from('; \xe9t\xe9 @ x.c:1\n', 'latin1'),
-      Buffer.from('a\nb\n')]);
+    const line = (i: number): Buffer =>
+      Buffer.concat([
+        Buffer.from(`${i}: (bf) r1 = r6 `),
+        Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]),
+        Buffer.from(` ; R1=${i}\n`),
+      ]);
+    const iter = (i: number): Buffer =>
+      Buffer.concat([
+        Buffer.from([0xe2, 0x82, 0x0a]),
+        line(i),
+        Buffer.from('; \xe9t\xe9 @ x.c:1\n', 'latin1'),
+        Buffer.from('a\nb\n'),
+      ]);
     const input = Buffer.concat(Array.from({ length: 10 }, (_, i) => iter(i)));
     const out = collapse(engine, input);
     assertInvariants(input, out, 'non-utf8');
-    assert.equal(parseBlocks(out.toString('latin1')).map((b) => b.iterations), [10]);
+    assert.equal(
+      parseBlocks(out.toString('latin1')).map((b) => b.iterations),
+      [10],
+    );
     assert.ok(out.includes(Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80])), 'raw bytes kept');
   });
 
@@ -180,7 +216,10 @@ for (const engine of ENGINES) {
     const random = Buffer.from(randomLog(5, { lines: 1500, longLines: true }), 'latin1');
     const inputs = [
       ['bounded_loop_40', fixture('bounded_loop_40').bytes],
-      ['nested_loops crlf', Buffer.from(fixture('nested_loops').bytes.toString('latin1').replace(/\n/g, '\r\n'), 'latin1')],
+      [
+        'nested_loops crlf',
+        Buffer.from(fixture('nested_loops').bytes.toString('latin1').replace(/\n/g, '\r\n'), 'latin1'),
+      ],
       ['random', random],
     ] as const;
     for (const [name, input] of inputs) {
@@ -189,7 +228,10 @@ for (const engine of ENGINES) {
           const whole = collapse(engine, input, { limits, json, chunkSize: input.length + 1 });
           for (const sizes of [[1], [7], [64 * 1024], [3, 1, 4096, 1, 5, 9]]) {
             const out = collapseChunked(engine, input, sizes, { limits, json });
-            assert.ok(out.equals(whole), `${name} ${what} json=${json}: chunks of ${sizes.join(',')} differ from one chunk`);
+            assert.ok(
+              out.equals(whole),
+              `${name} ${what} json=${json}: chunks of ${sizes.join(',')} differ from one chunk`,
+            );
           }
         }
       }
@@ -205,8 +247,14 @@ for (const engine of ENGINES) {
     assert.is(blocks.length, 1);
     assert.is(blocks[0].iterations, 6);
     assert.is(blocks[0].linesPerIteration, 2 + 5 * 6 + 2);
-    assert.equal(blocks[0].first.map((b) => [b.iterations, b.linesPerIteration]), [[5, 6]]);
-    assert.equal(blocks[0].last.map((b) => [b.iterations, b.linesPerIteration]), [[5, 6]]);
+    assert.equal(
+      blocks[0].first.map((b) => [b.iterations, b.linesPerIteration]),
+      [[5, 6]],
+    );
+    assert.equal(
+      blocks[0].last.map((b) => [b.iterations, b.linesPerIteration]),
+      [[5, 6]],
+    );
     assert.is(blockDepth(blocks), 2);
     const lines = out.split('\n');
     const outer = lines.indexOf('--- 6x of the following 34 lines ---');
@@ -217,11 +265,27 @@ for (const engine of ENGINES) {
   });
 
   t('three levels of nesting collapse to depth 3', () => {
-    const inner = (k: number): string[] => Array.from({ length: 4 }, (_, j) =>
-      [`; inner @ n.c:3`, `3: (07) r8 += 1 ; R8=${k + j}`, '4: (bf) r1 = r8', '5: (15) if r1 == 0x4 goto pc+1', '6: (05) goto pc-4']).flat();
-    const middle = (k: number): string[] => Array.from({ length: 3 }, (_, m) =>
-      ['; middle @ n.c:2', `2: (b7) r8 = 0 ; R7=${k + m}`, ...inner(m), '7: (07) r7 += 1']).flat();
-    const lines = Array.from({ length: 3 }, (_, o) => ['; outer @ n.c:1', `1: (b7) r7 = 0 ; R6=${o}`, ...middle(o), '8: (07) r6 += 1']).flat();
+    const inner = (k: number): string[] =>
+      Array.from({ length: 4 }, (_, j) => [
+        `; inner @ n.c:3`,
+        `3: (07) r8 += 1 ; R8=${k + j}`,
+        '4: (bf) r1 = r8',
+        '5: (15) if r1 == 0x4 goto pc+1',
+        '6: (05) goto pc-4',
+      ]).flat();
+    const middle = (k: number): string[] =>
+      Array.from({ length: 3 }, (_, m) => [
+        '; middle @ n.c:2',
+        `2: (b7) r8 = 0 ; R7=${k + m}`,
+        ...inner(m),
+        '7: (07) r7 += 1',
+      ]).flat();
+    const lines = Array.from({ length: 3 }, (_, o) => [
+      '; outer @ n.c:1',
+      `1: (b7) r7 = 0 ; R6=${o}`,
+      ...middle(o),
+      '8: (07) r6 += 1',
+    ]).flat();
     const input = lines.join('\n') + '\n';
     const out = collapseText(engine, input);
     assertInvariants(input, out, 'depth 3');

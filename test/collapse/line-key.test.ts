@@ -23,11 +23,12 @@ function realLine(name: string, line: string): string {
 }
 
 test('instruction with state: address and state stripped', () => {
-  const line = realLine('bounded_loop_40',
-    '8: (07) r6 += 1                       ; R6=1');
+  const line = realLine('bounded_loop_40', '8: (07) r6 += 1                       ; R6=1');
   assert.is(lineKey(line), 'I(07) r6 += 1');
-  const long = realLine('verify_loop',
-    '8: (61) r1 = *(u32 *)(r10 -4)         ; R1=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff)) R10=fp0 fp-8=mmmm????');
+  const long = realLine(
+    'verify_loop',
+    '8: (61) r1 = *(u32 *)(r10 -4)         ; R1=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff)) R10=fp0 fp-8=mmmm????',
+  );
   assert.is(lineKey(long), 'I(61) r1 = *(u32 *)(r10 -4)');
 });
 
@@ -48,7 +49,10 @@ test('instruction without state keeps its text, address dropped', () => {
 test('source anchor is kept whole', () => {
   const line = realLine('bounded_loop_40', '; acc += (__u32)bpf_ktime_get_ns() ^ i; @ bounded_loop_40.c:27');
   assert.is(lineKey(line), 'S' + line);
-  const tab = realLine('verify_loop', '; *nullp = acc;\t/* rejected here, after the unrolled loop */ @ verify_loop.c:28');
+  const tab = realLine(
+    'verify_loop',
+    '; *nullp = acc;\t/* rejected here, after the unrolled loop */ @ verify_loop.c:28',
+  );
   assert.is(lineKey(tab), 'S' + tab);
   // anchors at different source lines differ
   assert.is.not(lineKey('; x @ a.c:1'), lineKey('; x @ a.c:2'));
@@ -65,9 +69,16 @@ test('state dumps are bookkeeping', () => {
 
 test('mark_precise backtracking is bookkeeping', () => {
   assert.is(lineKey(realLine('bounded_loop_40', 'mark_precise: frame0: last_idx 12 first_idx 0 subseq_idx -1 ')), null);
-  assert.is(lineKey(realLine('bounded_loop_40', 'mark_precise: frame0: regs=r1 stack= before 11: (77) r1 >>= 32')), null);
-  assert.is(lineKey(realLine('subprog_calls',
-    'mark_precise: frame0: parent state regs=r6 stack=:  R6=P0 R10=fp0 fp-8=0000????')), null);
+  assert.is(
+    lineKey(realLine('bounded_loop_40', 'mark_precise: frame0: regs=r1 stack= before 11: (77) r1 >>= 32')),
+    null,
+  );
+  assert.is(
+    lineKey(
+      realLine('subprog_calls', 'mark_precise: frame0: parent state regs=r6 stack=:  R6=P0 R10=fp0 fp-8=0000????'),
+    ),
+    null,
+  );
 });
 
 test('SCC and (0) liveness notes are bookkeeping', () => {
@@ -105,8 +116,15 @@ test('error line is content, not state', () => {
 test('other verifier text is content, kept whole', () => {
   assert.is(lineKey(realLine('subprog_calls', 'caller:')), 'Vcaller:');
   assert.is(lineKey(realLine('subprog_calls', 'returning from callee:')), 'Vreturning from callee:');
-  assert.is(lineKey(realLine('verify_loop', 'processed 38 insns (limit 1000000) max_states_per_insn 0 total_states 4 peak_states 4 mark_read 0')),
-    'Vprocessed 38 insns (limit 1000000) max_states_per_insn 0 total_states 4 peak_states 4 mark_read 0');
+  assert.is(
+    lineKey(
+      realLine(
+        'verify_loop',
+        'processed 38 insns (limit 1000000) max_states_per_insn 0 total_states 4 peak_states 4 mark_read 0',
+      ),
+    ),
+    'Vprocessed 38 insns (limit 1000000) max_states_per_insn 0 total_states 4 peak_states 4 mark_read 0',
+  );
   // liveness listing lines start with spaces: kept whole, address included
   const live = realLine('verify_loop', '      3: .......... (85) call bpf_ktime_get_ns#5');
   assert.is(lineKey(live), 'V' + live);
@@ -136,32 +154,66 @@ test('chain keys: a backtracking step keeps its instruction, drops its address',
 test('chain keys: standalone numbers become #, state dumps are cut, blank lines have none', () => {
   const idx = realLine('branching_loop_40', 'mark_precise: frame0: last_idx 9 first_idx 4 subseq_idx -1 ');
   assert.is(chainKey(idx), 'Bmark_precise: frame0: last_idx # first_idx # subseq_idx -1');
-  const parent = realLine('branching_loop_40',
-    'mark_precise: frame0: parent state regs= stack=:  R0=scalar(id=39) R1=scalar(id=39) R2=P3 R3=1 R10=fp0');
+  const parent = realLine(
+    'branching_loop_40',
+    'mark_precise: frame0: parent state regs= stack=:  R0=scalar(id=39) R1=scalar(id=39) R2=P3 R3=1 R10=fp0',
+  );
   assert.is(chainKey(parent), 'Bmark_precise: frame0: parent state regs= stack=:');
   assert.is(chainKey(realLine('branching_loop_40', '9: R3=0')), 'B#:');
   assert.is(chainKey('   '), null);
 });
 
 test('reference markers: parsed with every range; expand replays earlier output lines', () => {
-  const marker = referenceMarker(7, [[2, 3], [5, 5]]);
+  const marker = referenceMarker(7, [
+    [2, 3],
+    [5, 5],
+  ]);
   assert.is(marker, '--- same 7 lines as output lines 2-3, 5-5 ---');
-  assert.equal(parseMarker(marker), { kind: 'reference', lines: 7, ranges: [[2, 3], [5, 5]] });
+  assert.equal(parseMarker(marker), {
+    kind: 'reference',
+    lines: 7,
+    ranges: [
+      [2, 3],
+      [5, 5],
+    ],
+  });
   const text = ['a', 'b', 'c', 'd', 'e', marker, 'f'].join('\n') + '\n';
   assert.is(expandCollapsed(text), ['a', 'b', 'c', 'd', 'e', 'b', 'c', 'e', 'f'].join('\n') + '\n');
   // a reference expands what it names, markers included; one that does not point back is an error
-  const nested = ['--- 3x of the following 1 line ---', 'x', '--- 2 identical iterations omitted ---',
-    '--- end repeat ---', referenceMarker(3, [[1, 4]])].join('\n') + '\n';
+  const nested =
+    [
+      '--- 3x of the following 1 line ---',
+      'x',
+      '--- 2 identical iterations omitted ---',
+      '--- end repeat ---',
+      referenceMarker(3, [[1, 4]]),
+    ].join('\n') + '\n';
   assert.is(expandCollapsed(nested), 'x\nx\nx\nx\nx\nx\n');
-  assert.throws(() => expandCollapsed(['a', referenceMarker(1, [[2, 2]])].join('\n')), (e: unknown) => e instanceof ExpandError);
+  assert.throws(
+    () => expandCollapsed(['a', referenceMarker(1, [[2, 2]])].join('\n')),
+    (e: unknown) => e instanceof ExpandError,
+  );
 });
 
 test('an omission marker counting iterations - 1: the last iteration is the first again', () => {
-  const text = ['--- 4x of the following 1 line ---', 'x', '--- 3 identical iterations omitted ---',
-    '--- end repeat ---'].join('\n') + '\n';
+  const text =
+    ['--- 4x of the following 1 line ---', 'x', '--- 3 identical iterations omitted ---', '--- end repeat ---'].join(
+      '\n',
+    ) + '\n';
   assert.is(expandCollapsed(text), 'x\nx\nx\nx\n');
-  assert.throws(() => expandCollapsed(['--- 4x of the following 1 line ---', 'x',
-    '--- 3 identical iterations omitted ---', 'y', '--- end repeat ---'].join('\n')), (e: unknown) => e instanceof ExpandError);
+  assert.throws(
+    () =>
+      expandCollapsed(
+        [
+          '--- 4x of the following 1 line ---',
+          'x',
+          '--- 3 identical iterations omitted ---',
+          'y',
+          '--- end repeat ---',
+        ].join('\n'),
+      ),
+    (e: unknown) => e instanceof ExpandError,
+  );
 });
 
 test.run();

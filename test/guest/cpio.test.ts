@@ -4,37 +4,74 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildCpio, CpioWriter, FileSink, readCpio, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../src/guest/cpio.js';
+import {
+  buildCpio,
+  CpioWriter,
+  FileSink,
+  readCpio,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from '../../src/guest/cpio.js';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 
 let tmp: string;
-test.before(() => { tmp = mkdtempSync(join(tmpdir(), 'ktstr-cpio-')); });
-test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
-
-const sample = (): Promise<Buffer> => buildCpio(async (w) => {
-  await w.directory('/etc', { mode: 0o755, mtime: 1_700_000_000 });
-  await w.file('/etc/hostname', 'ktstr\n', { mode: 0o644, mtime: 1_700_000_001 });
-  await w.file('/usr/bin/tool', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]), { mode: 0o755 });
-  await w.symlink('/bin', 'usr/bin');
-  await w.charDevice('/dev/console', 5, 1);
-  await w.file('/a/b/c/odd name-ü.txt', 'x'); // parents a, a/b, a/b/c created
-  await w.file('/etc/hostname', 'second write is ignored\n');
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ktstr-cpio-'));
 });
+test.after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const sample = (): Promise<Buffer> =>
+  buildCpio(async (w) => {
+    await w.directory('/etc', { mode: 0o755, mtime: 1_700_000_000 });
+    await w.file('/etc/hostname', 'ktstr\n', { mode: 0o644, mtime: 1_700_000_001 });
+    await w.file('/usr/bin/tool', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]), { mode: 0o755 });
+    await w.symlink('/bin', 'usr/bin');
+    await w.charDevice('/dev/console', 5, 1);
+    await w.file('/a/b/c/odd name-ü.txt', 'x'); // parents a, a/b, a/b/c created
+    await w.file('/etc/hostname', 'second write is ignored\n');
+  });
 
 test('round trip through readCpio: types, modes, data, parents first, each path once', async () => {
   const buf = await sample();
   assert.is(buf.length % 4, 0);
   const entries = readCpio(buf);
   const paths = entries.map((e) => e.path);
-  assert.equal(paths, ['/etc', '/etc/hostname', '/usr', '/usr/bin', '/usr/bin/tool', '/bin', '/dev', '/dev/console',
-    '/a', '/a/b', '/a/b/c', '/a/b/c/odd name-ü.txt']);
+  assert.equal(paths, [
+    '/etc',
+    '/etc/hostname',
+    '/usr',
+    '/usr/bin',
+    '/usr/bin/tool',
+    '/bin',
+    '/dev',
+    '/dev/console',
+    '/a',
+    '/a/b',
+    '/a/b/c',
+    '/a/b/c/odd name-ü.txt',
+  ]);
   const by = new Map(entries.map((e) => [e.path, e]));
   assert.is(by.get('/etc')!.mode, S_IFDIR | 0o755);
   assert.is(by.get('/etc')!.mtime, 1_700_000_000);
@@ -54,7 +91,10 @@ test('round trip through readCpio: types, modes, data, parents first, each path 
 });
 
 test('busybox cpio lists and extracts what we write', async () => {
-  if (BUSYBOX === undefined) { console.log('  (busybox not installed: skipped)'); return; }
+  if (BUSYBOX === undefined) {
+    console.log('  (busybox not installed: skipped)');
+    return;
+  }
   const buf = await buildCpio(async (w) => {
     await w.file('/etc/hostname', 'ktstr\n', { mode: 0o640 });
     await w.file('/usr/bin/tool', 'exe', { mode: 0o755 });
@@ -67,7 +107,18 @@ test('busybox cpio lists and extracts what we write', async () => {
   writeFileSync(archive, buf);
   const list = spawnSync(BUSYBOX, ['cpio', '-t', '-F', archive], { encoding: 'utf8' });
   assert.is(list.status, 0, list.stderr);
-  assert.equal(list.stdout.trim().split('\n'), ['etc', 'etc/hostname', 'usr', 'usr/bin', 'usr/bin/tool', 'empty', 'three', 'bin', 'var', 'var/tmp']);
+  assert.equal(list.stdout.trim().split('\n'), [
+    'etc',
+    'etc/hostname',
+    'usr',
+    'usr/bin',
+    'usr/bin/tool',
+    'empty',
+    'three',
+    'bin',
+    'var',
+    'var/tmp',
+  ]);
   const out = join(tmp, 'extract');
   mkdirSync(out);
   const x = spawnSync(BUSYBOX, ['cpio', '-i', '-d', '-m', '-F', archive], { cwd: out, encoding: 'utf8' });
@@ -139,7 +190,10 @@ test('FileSink streams large host files; archives concatenate', async () => {
   const buf = readFileSync(archive);
   assert.is(firstSize % 4, 0);
   const entries = readCpio(buf);
-  assert.equal(entries.map((e) => e.path), ['/big.bin', '/second', '/big.bin']);
+  assert.equal(
+    entries.map((e) => e.path),
+    ['/big.bin', '/second', '/big.bin'],
+  );
   assert.ok(entries[0]!.data.equals(big));
   assert.is(entries[2]!.data.toString(), 'replaced in the second archive');
 });

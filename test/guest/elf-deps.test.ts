@@ -18,7 +18,10 @@ function lddPaths(path: string, env: NodeJS.ProcessEnv = process.env): string[] 
   const out: string[] = [];
   for (const line of r.stdout.split('\n')) {
     const arrow = /=>\s+(\/\S+)\s+\(0x/.exec(line);
-    if (arrow) { out.push(arrow[1]!); continue; }
+    if (arrow) {
+      out.push(arrow[1]!);
+      continue;
+    }
     const bare = /^\s+(\/\S+)\s+\(0x/.exec(line);
     if (bare) out.push(bare[1]!);
   }
@@ -46,7 +49,10 @@ test('readElf: a non-ELF file throws ElfError; static busybox has an empty closu
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-elf-'));
   try {
     writeFileSync(join(dir, 'script'), '#!/bin/sh\necho hi\n');
-    assert.throws(() => readElf(join(dir, 'script')), (e: unknown) => e instanceof ElfError);
+    assert.throws(
+      () => readElf(join(dir, 'script')),
+      (e: unknown) => e instanceof ElfError,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -65,7 +71,10 @@ test('closure of node equals ldd', () => {
 
 test('closure of qemu-system-x86_64 (50 libraries) equals ldd', () => {
   const qemu = findOnPath('qemu-system-x86_64');
-  if (!haveLdd || qemu === undefined) { console.log('  (qemu or ldd missing: skipped)'); return; }
+  if (!haveLdd || qemu === undefined) {
+    console.log('  (qemu or ldd missing: skipped)');
+    return;
+  }
   const ours = closurePaths(qemu);
   assert.ok(ours.length > 30, `${ours.length} libraries`);
   assert.equal(ours, lddPaths(qemu));
@@ -74,7 +83,10 @@ test('closure of qemu-system-x86_64 (50 libraries) equals ldd', () => {
 test('closure of scx_simple equals ldd: libelf, libz, libc and the interpreter', () => {
   const kernels = defaultKernelsDir();
   const scx = kernels === undefined ? undefined : join(kernels, '6.12.117-sched_ext', 'schedulers', 'scx_simple');
-  if (!haveLdd || scx === undefined || !existsSync(scx)) { console.log('  (scx_simple or ldd missing: skipped)'); return; }
+  if (!haveLdd || scx === undefined || !existsSync(scx)) {
+    console.log('  (scx_simple or ldd missing: skipped)');
+    return;
+  }
   const ours = closurePaths(scx);
   assert.equal(ours, lddPaths(scx));
   const names = sharedLibraryClosure([scx]).libraries.map((l) => l.name);
@@ -86,7 +98,10 @@ test('closure of scx_simple equals ldd: libelf, libz, libc and the interpreter',
 
 test('RUNPATH with $ORIGIN, and RPATH inherited by dependencies (built with gcc)', () => {
   const gcc = findOnPath('gcc');
-  if (gcc === undefined || !haveLdd) { console.log('  (gcc or ldd missing: skipped)'); return; }
+  if (gcc === undefined || !haveLdd) {
+    console.log('  (gcc or ldd missing: skipped)');
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-elf-'));
   try {
     for (const d of ['lib', 'lib2', 'rlib']) mkdirSync(join(dir, d));
@@ -100,18 +115,58 @@ test('RUNPATH with $ORIGIN, and RPATH inherited by dependencies (built with gcc)
     cc(['-shared', '-fPIC', '-o', 'rlib/libb.so', 'b.c']);
     // lib/liba.so has no search path of its own; lib2/liba.so has RUNPATH $ORIGIN/../rlib
     cc(['-shared', '-fPIC', '-o', 'lib/liba.so', 'a.c', '-Lrlib', '-lb']);
-    cc(['-shared', '-fPIC', '-o', 'lib2/liba.so', 'a.c', '-Lrlib', '-lb', '-Wl,--enable-new-dtags', '-Wl,-rpath,$ORIGIN/../rlib']);
+    cc([
+      '-shared',
+      '-fPIC',
+      '-o',
+      'lib2/liba.so',
+      'a.c',
+      '-Lrlib',
+      '-lb',
+      '-Wl,--enable-new-dtags',
+      '-Wl,-rpath,$ORIGIN/../rlib',
+    ]);
     // RUNPATH: the executable's applies to its own DT_NEEDED only; liba brings its own
-    cc(['-o', 'prog-runpath', 'main.c', '-Llib2', '-la', '-Wl,-rpath-link,rlib', '-Wl,--enable-new-dtags', '-Wl,-rpath,$ORIGIN/lib2']);
+    cc([
+      '-o',
+      'prog-runpath',
+      'main.c',
+      '-Llib2',
+      '-la',
+      '-Wl,-rpath-link,rlib',
+      '-Wl,--enable-new-dtags',
+      '-Wl,-rpath,$ORIGIN/lib2',
+    ]);
     // RPATH (no RUNPATH): inherited, so liba finds libb through the executable's RPATH
-    cc(['-o', 'prog-rpath', 'main.c', '-Llib', '-la', '-Wl,-rpath-link,rlib', '-Wl,--disable-new-dtags', '-Wl,-rpath,$ORIGIN/lib:$ORIGIN/rlib']);
+    cc([
+      '-o',
+      'prog-rpath',
+      'main.c',
+      '-Llib',
+      '-la',
+      '-Wl,-rpath-link,rlib',
+      '-Wl,--disable-new-dtags',
+      '-Wl,-rpath,$ORIGIN/lib:$ORIGIN/rlib',
+    ]);
     // RUNPATH is not inherited: libb, needed by lib/liba.so, is not found (ldd agrees)
-    cc(['-o', 'prog-lost', 'main.c', '-Llib', '-la', '-Wl,-rpath-link,rlib', '-Wl,--enable-new-dtags', '-Wl,-rpath,$ORIGIN/lib:$ORIGIN/rlib']);
+    cc([
+      '-o',
+      'prog-lost',
+      'main.c',
+      '-Llib',
+      '-la',
+      '-Wl,-rpath-link,rlib',
+      '-Wl,--enable-new-dtags',
+      '-Wl,-rpath,$ORIGIN/lib:$ORIGIN/rlib',
+    ]);
 
     assert.equal(readElf(join(dir, 'prog-runpath')).runpath, ['$ORIGIN/lib2']);
     assert.equal(readElf(join(dir, 'lib2', 'liba.so')).runpath, ['$ORIGIN/../rlib']);
     const runpath = closurePaths(join(dir, 'prog-runpath'));
-    assert.ok(runpath.includes(join(dir, 'lib2', 'liba.so')) && runpath.includes(join(dir, 'rlib', 'libb.so')), runpath.join(' '));
+    assert.ok(
+      runpath.includes(join(dir, 'lib2', 'liba.so')) && runpath.includes(join(dir, 'rlib', 'libb.so')),
+      runpath.join(' '),
+    );
     assert.equal(runpath, lddPaths(join(dir, 'prog-runpath')));
 
     const rpath = readElf(join(dir, 'prog-rpath'));

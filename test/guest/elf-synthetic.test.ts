@@ -94,17 +94,19 @@ test('readElf: a broken section table does not matter (sections are never read)'
 });
 
 test('readElf: ELF32 and big-endian files give class and machine only', () => {
-  const elf32 = fakeSharedObject(); elf32[4] = 1;
+  const elf32 = fakeSharedObject();
+  elf32[4] = 1;
   const i32 = withFile(elf32, readElf);
   assert.is(i32.elfClass, 1);
   assert.is(i32.machine, 62);
   assert.equal(i32.needed, []);
   assert.is(i32.interpreter, undefined);
-  const big = fakeSharedObject(); big[5] = 2;
+  const big = fakeSharedObject();
+  big[5] = 2;
   new DataView(big.buffer).setUint16(18, 62, false);
   new DataView(big.buffer).setUint16(16, 3, false);
   const ibe = withFile(big, readElf);
-  assert.is(ibe.machine, 62, 'machine read in the file\'s byte order');
+  assert.is(ibe.machine, 62, "machine read in the file's byte order");
   assert.is(ibe.type, 3);
   assert.ok(!ibe.dynamic);
   // a 24-byte ELF32 stub still has an identification
@@ -114,10 +116,17 @@ test('readElf: ELF32 and big-endian files give class and machine only', () => {
 test('readElf: truncated and hostile files are refused with ElfError', () => {
   throwsElf(() => withFile(new TextEncoder().encode('#!/bin/sh\n'), readElf), /too short for an ELF header/);
   throwsElf(() => withFile(new Uint8Array(64).fill(0x41), readElf), /not an ELF file/);
-  throwsElf(() => withFile(fakeSharedObject().subarray(0, 0x2a0), readElf), /obj\.so: PT_DYNAMIC runs past the end of the file/);
+  throwsElf(
+    () => withFile(fakeSharedObject().subarray(0, 0x2a0), readElf),
+    /obj\.so: PT_DYNAMIC runs past the end of the file/,
+  );
   throwsElf(() => withFile(fakeSharedObject().subarray(0, 100), readElf), /program headers run past the end/);
-  throwsElf(() => withFile(fakeSharedObject({ strsz: 1n << 62n }), readElf), /DT_STRTAB 0x10280 .* is in no PT_LOAD segment/);
-  const manyHeaders = fakeSharedObject(); new DataView(manyHeaders.buffer).setUint16(56, 0xffff, true);
+  throwsElf(
+    () => withFile(fakeSharedObject({ strsz: 1n << 62n }), readElf),
+    /DT_STRTAB 0x10280 .* is in no PT_LOAD segment/,
+  );
+  const manyHeaders = fakeSharedObject();
+  new DataView(manyHeaders.buffer).setUint16(56, 0xffff, true);
   throwsElf(() => withFile(manyHeaders, readElf), /program headers run past the end/);
 });
 

@@ -14,19 +14,25 @@ function boundedLoop(rng: Rng, out: string[], file: string, base: number, iterat
     out.push(`; ${stmt} @ ${file}:${base + 27}`);
     for (let k = 0; k < body; k++) {
       const addr = base + 2 + k;
-      out.push(k % 3 === 0 ? `${addr}: (85) call bpf_ktime_get_ns#5`.padEnd(38) + '; R0=scalar()'
-        : pad(`${addr}: (bf) r${k % 9 + 1} = r6`) + `; R${k % 9 + 1}=${i} R6=${i}`);
+      out.push(
+        k % 3 === 0
+          ? `${addr}: (85) call bpf_ktime_get_ns#5`.padEnd(38) + '; R0=scalar()'
+          : pad(`${addr}: (bf) r${(k % 9) + 1} = r6`) + `; R${(k % 9) + 1}=${i} R6=${i}`,
+      );
     }
     out.push(`; for (int i = 0; i < NITER; i++) @ ${file}:${base + 26}`);
     out.push(pad(`${base + body + 2}: (07) r6 += 1`) + `; R6=${i + 1}`);
     out.push(pad(`${base + body + 3}: (bf) r1 = r6`) + `; R1=${i + 1} R6=${i + 1}`);
     out.push(`${base + body + 4}: (15) if r1 == 0x${iterations.toString(16)} goto pc+1`);
     if (i === iterations - 1) break; // the last walk falls out of the loop
-    out.push(`mark_precise: frame0: last_idx ${base + body + 4} first_idx ${i % 3 === 0 ? 0 : base + 2} subseq_idx -1 `);
+    out.push(
+      `mark_precise: frame0: last_idx ${base + body + 4} first_idx ${i % 3 === 0 ? 0 : base + 2} subseq_idx -1 `,
+    );
     for (let k = body + 3; k >= 2; k--) {
       out.push(`mark_precise: frame0: regs=r${k > body + 2 ? 1 : 6} stack= before ${base + k}: (bf) r1 = r6`);
     }
-    if (i % 4 === 1) out.push(`mark_precise: frame0: parent state regs= stack=:  R0=scalar() R1=${i} R6=P${i} R10=fp0 fp-8=mmmm????`);
+    if (i % 4 === 1)
+      out.push(`mark_precise: frame0: parent state regs= stack=:  R0=scalar() R1=${i} R6=P${i} R10=fp0 fp-8=mmmm????`);
     out.push(`${base + body + 4}: R1=${i + 1}`);
     out.push(`${base + body + 5}: (05) goto pc-${body + 4}`);
     if (i === 0) out.push('SCC enter (1)');
@@ -37,7 +43,10 @@ function uniqueStretch(rng: Rng, out: string[], file: string, serial: number, n:
   for (let k = 0; k < n; k++) {
     const id = serial + k;
     if (k % 5 === 0) out.push(`; val_${id} = lookup(map_${rng.int(0, 1 << 20)}); @ ${file}:${id}`);
-    out.push(pad(`${id % 4096}: (b7) r${rng.int(0, 9)} = ${rng.int(0, 1 << 30)}`) + `; R${rng.int(0, 9)}=${rng.int(0, 1 << 16)}`);
+    out.push(
+      pad(`${id % 4096}: (b7) r${rng.int(0, 9)} = ${rng.int(0, 1 << 30)}`) +
+        `; R${rng.int(0, 9)}=${rng.int(0, 1 << 16)}`,
+    );
   }
 }
 
@@ -60,9 +69,12 @@ function program(rng: Rng, out: string[], n: number): void {
       }
     } else uniqueStretch(rng, out, file, n * 100_000 + p * 10_000, rng.int(200, 3000));
   }
-  out.push(`verification time ${rng.int(100, 90_000)} usec`, `stack depth ${rng.int(0, 64)}`,
+  out.push(
+    `verification time ${rng.int(100, 90_000)} usec`,
+    `stack depth ${rng.int(0, 64)}`,
     `processed ${rng.int(100, 900_000)} insns (limit 1000000) max_states_per_insn ${rng.int(0, 9)} ` +
-    `total_states ${rng.int(0, 999)} peak_states ${rng.int(0, 999)} mark_read 0`);
+      `total_states ${rng.int(0, 999)} peak_states ${rng.int(0, 999)} mark_read 0`,
+  );
 }
 
 /** A pool of ~`poolBytes` of generated log, as ~1 MiB chunks (not aligned to lines). */

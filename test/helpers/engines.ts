@@ -4,7 +4,11 @@
 
 import { existsSync } from 'node:fs';
 import {
-  collapseBytes, createCollapser, type CollapseLimits, type EngineName, type OutputSink,
+  collapseBytes,
+  createCollapser,
+  type CollapseLimits,
+  type EngineName,
+  type OutputSink,
 } from '../../src/collapse/index.js';
 import { collapseWasmPath } from '../../src/collapse/wasm.js';
 
@@ -44,11 +48,16 @@ export function collapseText(engine: EngineName, input: Uint8Array | string, opt
 }
 
 /** Feeds `input` in the given chunk sizes (cycled), for chunking-independence checks. */
-export function collapseChunked(engine: EngineName, input: Uint8Array, sizes: readonly number[],
-  options: RunOptions = {}): Buffer {
+export function collapseChunked(
+  engine: EngineName,
+  input: Uint8Array,
+  sizes: readonly number[],
+  options: RunOptions = {},
+): Buffer {
   const parts: Buffer[] = [];
   const engineInstance = createCollapser(engine, (b) => parts.push(Buffer.from(b)), {
-    json: options.json, limits: options.limits,
+    json: options.json,
+    limits: options.limits,
   });
   let at = 0;
   let k = 0;

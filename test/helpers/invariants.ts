@@ -8,7 +8,9 @@ import { expandCollapsed, normaliseLog, splitLogLines } from '../../src/collapse
 import { parseMarker } from '../../src/collapse/markers.js';
 
 function latin1(bytes: Uint8Array | string): string {
-  return typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  return typeof bytes === 'string'
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
 }
 
 /** Output lines without markers form a subsequence of the input lines. */
@@ -21,8 +23,10 @@ export function assertLinesFromInput(input: Uint8Array | string, output: Uint8Ar
     if (parseMarker(line) !== null) continue;
     while (at < inLines.length && inLines[at] !== line) at++;
     if (at === inLines.length) {
-      assert.unreachable(`${label}: output line ${n} ${JSON.stringify(line.slice(0, 120))} is not a marker ` +
-        'and not the next matching input line');
+      assert.unreachable(
+        `${label}: output line ${n} ${JSON.stringify(line.slice(0, 120))} is not a marker ` +
+          'and not the next matching input line',
+      );
     }
     at++;
   }
@@ -37,8 +41,10 @@ export function assertExpandsToInput(input: Uint8Array | string, output: Uint8Ar
   }
   for (let i = 0; i < original.length; i++) {
     if (expanded[i] !== original[i]) {
-      assert.unreachable(`${label}: normalised line ${i + 1} differs after expand: ` +
-        `${JSON.stringify(expanded[i].slice(0, 120))} vs input ${JSON.stringify(original[i].slice(0, 120))}`);
+      assert.unreachable(
+        `${label}: normalised line ${i + 1} differs after expand: ` +
+          `${JSON.stringify(expanded[i].slice(0, 120))} vs input ${JSON.stringify(original[i].slice(0, 120))}`,
+      );
     }
   }
 }
@@ -86,16 +92,28 @@ export function parseBlocks(text: string): TextBlock[] {
       continue;
     }
     if (m.kind === 'header') {
-      const block: TextBlock = { iterations: m.iterations, linesPerIteration: m.linesPerIteration, first: [], last: [],
-        firstLine: undefined, lastLine: undefined, firstIteration: [], hasReference: false, firstIsReference: false, lastIsFirst: false };
+      const block: TextBlock = {
+        iterations: m.iterations,
+        linesPerIteration: m.linesPerIteration,
+        first: [],
+        last: [],
+        firstLine: undefined,
+        lastLine: undefined,
+        firstIteration: [],
+        hasReference: false,
+        firstIsReference: false,
+        lastIsFirst: false,
+      };
       const parent = stack[stack.length - 1];
       (parent === undefined ? top : parent.inLast ? parent.block.last : parent.block.first).push(block);
       stack.push({ block, inLast: false });
     } else if (m.kind === 'omitted') {
       const f = stack[stack.length - 1];
       assert.ok(f !== undefined && !f.inLast, 'omission marker outside a block');
-      assert.ok(m.omitted === f.block.iterations - 2 || m.omitted === f.block.iterations - 1,
-        'omitted count = iterations - 2 (or - 1 when the last iteration is the first again)');
+      assert.ok(
+        m.omitted === f.block.iterations - 2 || m.omitted === f.block.iterations - 1,
+        'omitted count = iterations - 2 (or - 1 when the last iteration is the first again)',
+      );
       f.block.lastIsFirst = m.omitted === f.block.iterations - 1;
       f.inLast = true;
     } else {
@@ -116,21 +134,40 @@ export function blockDepth(blocks: readonly TextBlock[]): number {
 
 /** Blocks whose first iteration is shown as a reference to an earlier block's. */
 function countBodyReferences(blocks: readonly TextBlock[]): number {
-  return blocks.reduce((n, b) => n + (b.firstIsReference ? 1 : 0) +
-    countBodyReferences(b.first) + countBodyReferences(b.last), 0);
+  return blocks.reduce(
+    (n, b) => n + (b.firstIsReference ? 1 : 0) + countBodyReferences(b.first) + countBodyReferences(b.last),
+    0,
+  );
 }
 
 export function countBlocks(blocks: readonly TextBlock[]): number {
   return blocks.reduce((n, b) => n + 1 + countBlocks(b.first) + countBlocks(b.last), 0);
 }
 
-interface JsonIteration { startLine: number; endLine: number; blocks: JsonBlock[] }
-interface JsonBlock {
-  iterations: number; linesPerIteration: number; startLine: number; endLine: number;
-  first: JsonIteration; last: JsonIteration;
+interface JsonIteration {
+  startLine: number;
+  endLine: number;
+  blocks: JsonBlock[];
 }
-interface JsonReference { sameAs: { startLine: number; endLine: number }; lines: number; startLine: number; endLine: number }
-interface JsonDoc { blocks: Array<JsonBlock | JsonReference>; inputLines: number; outputLines: number }
+interface JsonBlock {
+  iterations: number;
+  linesPerIteration: number;
+  startLine: number;
+  endLine: number;
+  first: JsonIteration;
+  last: JsonIteration;
+}
+interface JsonReference {
+  sameAs: { startLine: number; endLine: number };
+  lines: number;
+  startLine: number;
+  endLine: number;
+}
+interface JsonDoc {
+  blocks: Array<JsonBlock | JsonReference>;
+  inputLines: number;
+  outputLines: number;
+}
 
 function checkBlocks(json: JsonBlock[], text: TextBlock[], inLines: string[], where: string): void {
   assert.is(json.length, text.length, `${where}: number of blocks`);
@@ -140,8 +177,10 @@ function checkBlocks(json: JsonBlock[], text: TextBlock[], inLines: string[], wh
     const at = `${where}[${i}]`;
     assert.is(jb.iterations, tb.iterations, `${at}.iterations`);
     assert.is(jb.linesPerIteration, tb.linesPerIteration, `${at}.linesPerIteration`);
-    assert.ok(jb.startLine > prevEnd && jb.startLine <= jb.endLine && jb.endLine <= inLines.length,
-      `${at}: line range ${jb.startLine}..${jb.endLine} out of order`);
+    assert.ok(
+      jb.startLine > prevEnd && jb.startLine <= jb.endLine && jb.endLine <= inLines.length,
+      `${at}: line range ${jb.startLine}..${jb.endLine} out of order`,
+    );
     assert.ok(jb.first.startLine === jb.startLine && jb.last.endLine === jb.endLine, `${at}: iteration ranges`);
     assert.ok(jb.first.endLine < jb.last.startLine, `${at}: first iteration ends before the last starts`);
     if (!tb.hasReference) {
@@ -156,8 +195,11 @@ function checkBlocks(json: JsonBlock[], text: TextBlock[], inLines: string[], wh
 }
 
 /** The JSON document describes exactly the blocks of the text output, with true line numbers. */
-export function assertJsonMatchesText(input: Uint8Array | string, text: Uint8Array | string,
-  jsonText: Uint8Array | string): void {
+export function assertJsonMatchesText(
+  input: Uint8Array | string,
+  text: Uint8Array | string,
+  jsonText: Uint8Array | string,
+): void {
   const doc = JSON.parse(latin1(jsonText)) as JsonDoc;
   const inLines = splitLogLines(latin1(input));
   const outText = latin1(text);

@@ -38,9 +38,21 @@ export class Rng {
   }
 }
 
-const OPS = ['(bf) r1 = r6', '(07) r6 += 1', '(67) r1 <<= 32', '(77) r1 >>= 32', '(85) call bpf_ktime_get_ns#5',
-  '(61) r2 = *(u32 *)(r10 -4)', '(0f) r1 += r2', '(63) *(u32 *)(r10 -4) = r1', '(af) r1 ^= r0', '(05) goto pc-12',
-  '(15) if r1 == 0x28 goto pc+1', '(b7) r0 = 0', '(79) r2 = *(u64 *)(r10 -16)'];
+const OPS = [
+  '(bf) r1 = r6',
+  '(07) r6 += 1',
+  '(67) r1 <<= 32',
+  '(77) r1 >>= 32',
+  '(85) call bpf_ktime_get_ns#5',
+  '(61) r2 = *(u32 *)(r10 -4)',
+  '(0f) r1 += r2',
+  '(63) *(u32 *)(r10 -4) = r1',
+  '(af) r1 ^= r0',
+  '(05) goto pc-12',
+  '(15) if r1 == 0x28 goto pc+1',
+  '(b7) r0 = 0',
+  '(79) r2 = *(u64 *)(r10 -16)',
+];
 const WORDS = ['acc', 'tmp', 'ctx', 'len', 'skb', 'val', 'idx', 'map', 'key', 'ptr'];
 
 export interface RandomLogOptions {
@@ -68,31 +80,43 @@ function bodyTemplate(rng: Rng, addr: number, longLines: boolean): Template {
   const op = rng.pick(OPS);
   const reg = rng.int(0, 9);
   const stateful = rng.chance(0.7);
-  return (it) => stateful
-    ? `${addr}: ${op}`.padEnd(38) + `; R${reg}=${it} R10=fp0`
-    : `${addr}: ${op}`;
+  return (it) => (stateful ? `${addr}: ${op}`.padEnd(38) + `; R${reg}=${it} R10=fp0` : `${addr}: ${op}`);
 }
 
 function bookkeeping(rng: Rng, addr: number, it: number): string[] {
   switch (rng.int(0, 6)) {
-    case 0: return [`mark_precise: frame0: last_idx ${addr} first_idx ${it} subseq_idx -1 `,
-      `mark_precise: frame0: regs=r1 stack= before ${addr - 1}: (77) r1 >>= 32`];
-    case 1: return [`${addr}: R1=${it} R6=${it}`];
-    case 2: return [''];
-    case 3: return [`SCC enter (${rng.int(1, 3)})`];
-    case 4: return [`(0) frame 0 insn ${addr} +live -8 `];
-    case 5: return [` frame1: R1=${it} R2=0 R10=fp0`];
-    default: return [`from ${addr} to ${addr + 2}: R0=scalar() R1=${it} R10=fp0`];
+    case 0:
+      return [
+        `mark_precise: frame0: last_idx ${addr} first_idx ${it} subseq_idx -1 `,
+        `mark_precise: frame0: regs=r1 stack= before ${addr - 1}: (77) r1 >>= 32`,
+      ];
+    case 1:
+      return [`${addr}: R1=${it} R6=${it}`];
+    case 2:
+      return [''];
+    case 3:
+      return [`SCC enter (${rng.int(1, 3)})`];
+    case 4:
+      return [`(0) frame 0 insn ${addr} +live -8 `];
+    case 5:
+      return [` frame1: R1=${it} R2=0 R10=fp0`];
+    default:
+      return [`from ${addr} to ${addr + 2}: R0=scalar() R1=${it} R10=fp0`];
   }
 }
 
 function noiseLine(rng: Rng, serial: number): string {
   switch (rng.int(0, 4)) {
-    case 0: return `${serial}: (b7) r${rng.int(0, 9)} = ${rng.int(0, 1 << 30)}`.padEnd(38) + `; R1=${rng.int(0, 99)}`;
-    case 1: return `; ${rng.pick(WORDS)} = ${rng.pick(WORDS)}(${rng.int(0, 1e6)}); @ prog.c:${serial}`;
-    case 2: return `R${rng.int(0, 9)} invalid mem access '${rng.pick(WORDS)}' #${serial}`;
-    case 3: return `func#${serial} @${rng.int(0, 999)}`;
-    default: return `to caller at ${rng.int(1, 99)}:`;
+    case 0:
+      return `${serial}: (b7) r${rng.int(0, 9)} = ${rng.int(0, 1 << 30)}`.padEnd(38) + `; R1=${rng.int(0, 99)}`;
+    case 1:
+      return `; ${rng.pick(WORDS)} = ${rng.pick(WORDS)}(${rng.int(0, 1e6)}); @ prog.c:${serial}`;
+    case 2:
+      return `R${rng.int(0, 9)} invalid mem access '${rng.pick(WORDS)}' #${serial}`;
+    case 3:
+      return `func#${serial} @${rng.int(0, 999)}`;
+    default:
+      return `to caller at ${rng.int(1, 99)}:`;
   }
 }
 
@@ -127,8 +151,10 @@ export function randomLog(seed: number, options: RandomLogOptions = {}): string 
     if (r < 0.45) loop(rng, out, 0, options.longLines === true);
     else if (r < 0.75) for (let n = rng.int(1, 10); n > 0; n--) out.push(noiseLine(rng, serial++));
     else if (r < 0.9) out.push(...bookkeeping(rng, rng.int(1, 99), rng.int(0, 9)));
-    else if (options.longLines === true && r < 0.95) out.push(`; ${'x'.repeat(rng.int(900, 5000))} @ long.c:${serial++}`);
-    else if (options.binary === true && r < 0.98) out.push(rng.bytes(rng.int(1, 80)).toString('latin1').replace(/\n/g, ' '));
+    else if (options.longLines === true && r < 0.95)
+      out.push(`; ${'x'.repeat(rng.int(900, 5000))} @ long.c:${serial++}`);
+    else if (options.binary === true && r < 0.98)
+      out.push(rng.bytes(rng.int(1, 80)).toString('latin1').replace(/\n/g, ' '));
     else out.push(noiseLine(rng, serial++));
   }
   const crlf = rng.chance(0.15);

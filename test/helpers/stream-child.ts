@@ -29,20 +29,28 @@ async function main(): Promise<void> {
   const total = Math.round(megabytes * 1e6);
   let inputBytes = 0;
   let outputBytes = 0;
-  const input = Readable.from((function* () {
-    for (const chunk of logChunks(total, pool)) {
-      inputBytes += chunk.length;
-      yield chunk;
-    }
-  })());
+  const input = Readable.from(
+    (function* () {
+      for (const chunk of logChunks(total, pool)) {
+        inputBytes += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
   const sink = new Writable({
-    write(chunk: Buffer, _enc, done) { outputBytes += chunk.length; done(); },
+    write(chunk: Buffer, _enc, done) {
+      outputBytes += chunk.length;
+      done();
+    },
   });
   const start = process.hrtime.bigint();
   await collapseStream(input, sink, (emit) => createCollapser(engine, emit));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const result: ChildResult = {
-    engine, inputBytes, outputBytes, seconds,
+    engine,
+    inputBytes,
+    outputBytes,
+    seconds,
     maxRssMiB: process.resourceUsage().maxRSS / 1024, // maxRSS is in KiB
     poolMiB: poolBytes / (1 << 20),
   };

@@ -35,11 +35,16 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /** Runs the CLI; `marker` goes on L1's kernel command line so its QEMU can be found. */
-function cli(args: string[], marker: string, options: { env?: Record<string, string>; cwd?: string; onStart?: (pid: number) => void } = {}): Promise<CliRun> {
+function cli(
+  args: string[],
+  marker: string,
+  options: { env?: Record<string, string>; cwd?: string; onStart?: (pid: number) => void } = {},
+): Promise<CliRun> {
   const started = performance.now();
   // a run here takes seconds: bound each one well below the CLI's 900 s default, so an
   // emulator stall fails this test in minutes instead of stalling the suite
-  if (args[0] === 'host' && args[1] === 'run' && !args.includes('--timeout')) args = ['host', 'run', '--timeout', '120', ...args.slice(2)];
+  if (args[0] === 'host' && args[1] === 'run' && !args.includes('--timeout'))
+    args = ['host', 'run', '--timeout', '120', ...args.slice(2)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? repoRoot(),
@@ -47,14 +52,24 @@ function cli(args: string[], marker: string, options: { env?: Record<string, str
     });
     const chunks: { at: number; text: string }[] = [];
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => chunks.push({ at: (performance.now() - started) / 1000, text: d.toString('utf8') }));
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.stdout.on('data', (d: Buffer) =>
+      chunks.push({ at: (performance.now() - started) / 1000, text: d.toString('utf8') }),
+    );
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
     child.once('error', reject);
     child.once('spawn', () => options.onStart?.(child.pid!));
-    child.once('close', (status, signal) => resolve({
-      status, signal, stdout: chunks.map((c) => c.text).join(''), stderr, chunks,
-      seconds: (performance.now() - started) / 1000,
-    }));
+    child.once('close', (status, signal) =>
+      resolve({
+        status,
+        signal,
+        stdout: chunks.map((c) => c.text).join(''),
+        stderr,
+        chunks,
+        seconds: (performance.now() - started) / 1000,
+      }),
+    );
   });
 }
 
@@ -68,7 +83,9 @@ function tempLeftovers(): string[] {
   let inCache: string[] = [];
   try {
     inCache = readdirSync(hostCacheDir()).filter((n) => n.startsWith('.tmp-'));
-  } catch { /* no cache yet */ }
+  } catch {
+    /* no cache yet */
+  }
   return [...inTmp, ...inCache];
 }
 
@@ -92,7 +109,8 @@ test('host run: output streams as it comes, stdout+stderr merged, exit status, e
     'exit 7',
   ].join('; ');
   const r = await cli(['host', 'run', '--keep-env', 'FOO', '--', 'sh', '-c', script], marker, {
-    cwd: repoPath('test'), env: { FOO: 'foo', KTSTR_X: 'x', BAR: 'bar' },
+    cwd: repoPath('test'),
+    env: { FOO: 'foo', KTSTR_X: 'x', BAR: 'bar' },
   });
   assert.is(r.status, 7, r.stderr);
   assert.is(r.stdout, `${repoPath('test')}\nenv:foo|x||1\nkvm:yes\nto-stderr\nno newline at the end`);
@@ -101,7 +119,10 @@ test('host run: output streams as it comes, stdout+stderr merged, exit status, e
   // the first chunk by which the output so far holds the line (serial output may split it anywhere)
   let soFar = '';
   const first = r.chunks.find((c) => (soFar += c.text).includes('kvm:yes'));
-  assert.ok(first !== undefined && r.seconds - first.at > 2, `early output arrived before the end (${first?.at.toFixed(1)} s of ${r.seconds.toFixed(1)} s)`);
+  assert.ok(
+    first !== undefined && r.seconds - first.at > 2,
+    `early output arrived before the end (${first?.at.toFixed(1)} s of ${r.seconds.toFixed(1)} s)`,
+  );
   assert.match(r.stderr, /booting the test host/);
   assert.equal(qemuWith(marker), []);
   assert.equal(tempLeftovers(), []);
@@ -122,7 +143,11 @@ test('host run: SIGTERM to ktstr-wasm kills QEMU and ends with the signal', asyn
   if (!available) return;
   const marker = newMarker();
   let pid = 0;
-  const done = cli(['host', 'run', '--', 'sleep', '1000'], marker, { onStart: (p) => { pid = p; } });
+  const done = cli(['host', 'run', '--', 'sleep', '1000'], marker, {
+    onStart: (p) => {
+      pid = p;
+    },
+  });
   // wait until L1's QEMU is up, then signal only the CLI process
   const deadline = Date.now() + 60_000;
   while (qemuWith(marker).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
@@ -132,7 +157,9 @@ test('host run: SIGTERM to ktstr-wasm kills QEMU and ends with the signal', asyn
     process.kill(pid, 'SIGTERM');
   } catch (e) {
     const early = await done; // it ended by itself before the signal: say how
-    assert.unreachable(`ktstr-wasm ended before the signal (${(e as Error).message}): status ${early.status} signal ${early.signal}: ${early.stderr}`);
+    assert.unreachable(
+      `ktstr-wasm ended before the signal (${(e as Error).message}): status ${early.status} signal ${early.signal}: ${early.stderr}`,
+    );
   }
   const r = await done;
   assert.ok(r.signal === 'SIGTERM' || r.status === 143, `status ${r.status} signal ${r.signal}: ${r.stderr}`);
@@ -156,8 +183,10 @@ test('runInTestHost API: node runs inside with /dev/kvm; exit code and timings r
   assert.ok(r.bootSeconds > 0.5 && r.bootSeconds < 180, `boot ${r.bootSeconds}`);
   assert.ok(r.guestBootSeconds > 0 && r.guestBootSeconds < r.bootSeconds, `guest ${r.guestBootSeconds}`);
   assert.ok(r.imageBytes > 50 * 1024 ** 2);
-  console.log(`  L1 boot ${r.bootSeconds.toFixed(2)} s (guest ${r.guestBootSeconds.toFixed(2)} s), image ${(r.imageBytes / 1024 ** 2).toFixed(0)} MiB `
-    + `(${r.imageCached ? 'cached' : 'built'} in ${r.imageSeconds.toFixed(2)} s), node -e ran ${r.commandSeconds.toFixed(2)} s`);
+  console.log(
+    `  L1 boot ${r.bootSeconds.toFixed(2)} s (guest ${r.guestBootSeconds.toFixed(2)} s), image ${(r.imageBytes / 1024 ** 2).toFixed(0)} MiB ` +
+      `(${r.imageCached ? 'cached' : 'built'} in ${r.imageSeconds.toFixed(2)} s), node -e ran ${r.commandSeconds.toFixed(2)} s`,
+  );
   assert.equal(tempLeftovers(), []);
 });
 

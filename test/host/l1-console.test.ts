@@ -28,8 +28,14 @@ function feedPieces(text: string, cuts: number[]): { events: L1Event[][]; l1: L1
 
 const of = <K extends L1Event['kind']>(events: L1Event[], kind: K): Extract<L1Event, { kind: K }>[] =>
   events.filter((e): e is Extract<L1Event, { kind: K }> => e.kind === kind);
-const outputOf = (events: L1Event[]): string => of(events, 'output').map((e) => e.bytes.toString('latin1')).join('');
-const consoleOf = (events: L1Event[]): string => of(events, 'console').map((e) => e.text).join('');
+const outputOf = (events: L1Event[]): string =>
+  of(events, 'output')
+    .map((e) => e.bytes.toString('latin1'))
+    .join('');
+const consoleOf = (events: L1Event[]): string =>
+  of(events, 'console')
+    .map((e) => e.text)
+    .join('');
 /** Which piece holds byte `end - 1` when the text is cut at `cuts`. */
 const pieceOf = (end: number, cuts: number[]): number => cuts.filter((c) => c < end).length;
 
@@ -38,23 +44,45 @@ function checkRun(cuts: number[]): void {
   const { events, l1 } = feedPieces(RUN, cuts);
   const flat = events.flat();
   assert.equal(of(flat, 'ready'), [{ kind: 'ready', guestBootSeconds: 1.25 }], where);
-  assert.is(events.findIndex((es) => es.some((e) => e.kind === 'ready')), pieceOf(RUN.indexOf('\n', RUN.indexOf(READY_MARK)) + 1, cuts), `ready piece: ${where}`);
+  assert.is(
+    events.findIndex((es) => es.some((e) => e.kind === 'ready')),
+    pieceOf(RUN.indexOf('\n', RUN.indexOf(READY_MARK)) + 1, cuts),
+    `ready piece: ${where}`,
+  );
   assert.is(consoleOf(flat), BOOT, where);
   assert.is(of(flat, 'start').length, 1, where);
-  assert.is(events.findIndex((es) => es.some((e) => e.kind === 'start')), pieceOf(BOOT.length + NONCE.length + 7, cuts), `start piece: ${where}`);
-  assert.ok(of(flat, 'output').every((e) => e.bytes.length > 0), where);
+  assert.is(
+    events.findIndex((es) => es.some((e) => e.kind === 'start')),
+    pieceOf(BOOT.length + NONCE.length + 7, cuts),
+    `start piece: ${where}`,
+  );
+  assert.ok(
+    of(flat, 'output').every((e) => e.bytes.length > 0),
+    where,
+  );
   assert.is(outputOf(flat), OUTPUT, where);
   assert.equal(of(flat, 'exit'), [{ kind: 'exit', code: 3 }], where);
   const exitNl = RUN.indexOf('\n', RUN.indexOf(`${NONCE}:exit:`)) + 1;
-  assert.is(events.findIndex((es) => es.some((e) => e.kind === 'exit')), pieceOf(exitNl, cuts), `exit piece: ${where}`);
-  assert.equal(flat.map((e) => e.kind).filter((k) => k !== 'output' && k !== 'console'), ['ready', 'start', 'exit'], where);
+  assert.is(
+    events.findIndex((es) => es.some((e) => e.kind === 'exit')),
+    pieceOf(exitNl, cuts),
+    `exit piece: ${where}`,
+  );
+  assert.equal(
+    flat.map((e) => e.kind).filter((k) => k !== 'output' && k !== 'console'),
+    ['ready', 'start', 'exit'],
+    where,
+  );
   assert.is(l1.phase, 'done');
   assert.equal(l1.finish(), []);
 }
 
 test('one piece: ready, the console before the command, start, output, exit', () => {
   const { events } = feedPieces(RUN, []);
-  assert.equal(events[0].map((e) => e.kind), ['ready', 'console', 'start', 'output', 'exit']);
+  assert.equal(
+    events[0].map((e) => e.kind),
+    ['ready', 'console', 'start', 'output', 'exit'],
+  );
   checkRun([]);
 });
 
@@ -111,8 +139,9 @@ test('a long boot without the start marker: all but the last 256 bytes passed on
 });
 
 test('QemuStderr: lines kept at every cut, TCG warnings and blank lines dropped, the unfinished last line by finish()', () => {
-  const text = "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]\n\n"
-    + 'qemu-system-x86_64: -m 99999: cannot set up guest memory\n  \nqemu-system-x86_64: terminating on signal 15';
+  const text =
+    "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]\n\n" +
+    'qemu-system-x86_64: -m 99999: cannot set up guest memory\n  \nqemu-system-x86_64: terminating on signal 15';
   for (let i = 0; i <= text.length; i++) {
     const s = new QemuStderr();
     const lines = [...s.feed(Buffer.from(text.slice(0, i))), ...s.feed(Buffer.from(text.slice(i)))];

@@ -16,12 +16,28 @@ import type { TestHostImage } from '../../src/host/image.js';
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 
 test('guestEnvironment: KTSTR_*, the default names and --keep-env names only', () => {
-  const env = guestEnvironment({
-    KTSTR_DEBUG: '1', KTSTR_KERNEL: '/k', CI: 'true', NO_COLOR: '1', HOME: '/home/x', PATH: '/x', SECRET: 's',
-    MY_VAR: 'm', TERM: 'xterm', NODE_OPTIONS: '--max-old-space-size=100',
-  }, ['MY_VAR', 'ABSENT']);
+  const env = guestEnvironment(
+    {
+      KTSTR_DEBUG: '1',
+      KTSTR_KERNEL: '/k',
+      CI: 'true',
+      NO_COLOR: '1',
+      HOME: '/home/x',
+      PATH: '/x',
+      SECRET: 's',
+      MY_VAR: 'm',
+      TERM: 'xterm',
+      NODE_OPTIONS: '--max-old-space-size=100',
+    },
+    ['MY_VAR', 'ABSENT'],
+  );
   assert.equal(env, {
-    KTSTR_DEBUG: '1', KTSTR_KERNEL: '/k', CI: 'true', NO_COLOR: '1', MY_VAR: 'm', NODE_OPTIONS: '--max-old-space-size=100',
+    KTSTR_DEBUG: '1',
+    KTSTR_KERNEL: '/k',
+    CI: 'true',
+    NO_COLOR: '1',
+    MY_VAR: 'm',
+    NODE_OPTIONS: '--max-old-space-size=100',
   });
 });
 
@@ -31,8 +47,11 @@ test('shQuote and specScript reject what sh cannot carry', () => {
   assert.throws(() => specScript({ nonce: 'n', cwd: '/', env: {}, argv: ['a\0b'] }), /NUL/);
 });
 
-test("the run spec survives base64 + eval in busybox sh: argv, env, cwd byte for byte", () => {
-  if (BUSYBOX === undefined) { console.log('  (busybox not installed: skipped)'); return; }
+test('the run spec survives base64 + eval in busybox sh: argv, env, cwd byte for byte', () => {
+  if (BUSYBOX === undefined) {
+    console.log('  (busybox not installed: skipped)');
+    return;
+  }
   const argv = ['printf', '%s|', "it's", 'two words', '$HOME', '`id`', '"quoted"', 'back\\slash', 'new\nline', '', 'ü'];
   const env = { KTSTR_X: "a'b c$d", FOO: '' };
   const line = specLine({ nonce: 'ktstr0123', cwd: '/work/some dir', env, argv });
@@ -49,8 +68,14 @@ echo "KTSTR_X=$KTSTR_X FOO=[$FOO] exported=$(env | grep -c '^KTSTR_X=')"
   const [first, second, third] = r.stdout.split('\n');
   assert.is(first, 'nonce=ktstr0123 cwd=/work/some dir');
   assert.is(second, "KTSTR_X=a'b c$d FOO=[] exported=1");
-  assert.is(r.stdout.slice(first!.length + second!.length + 2), argv.slice(2).map((a) => `${a}|`).join(''));
-  assert.is(third, "it's|two words|$HOME|`id`|\"quoted\"|back\\slash|new");
+  assert.is(
+    r.stdout.slice(first!.length + second!.length + 2),
+    argv
+      .slice(2)
+      .map((a) => `${a}|`)
+      .join(''),
+  );
+  assert.is(third, 'it\'s|two words|$HOME|`id`|"quoted"|back\\slash|new');
 });
 
 test('the generated /init is valid sh and loads the modules in order', () => {
@@ -89,10 +114,13 @@ test('qemuArgs: TCG with emulated SVM, microvm with a PIT, initrd from fd 3', ()
   // a fixed TSC rate: L1 does not calibrate it against the PIT
   assert.is(after('-append'), `${L1_CMDLINE} tsc_early_khz=2999987`);
   assert.ok(args.includes('-no-reboot'));
-  assert.is(qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, null)[args.indexOf('-append') + 1], `${L1_CMDLINE} loglevel=7`);
+  assert.is(
+    qemuArgs(image, 2048, 2, { KTSTR_HOST_CMDLINE_EXTRA: 'loglevel=7' }, null)[args.indexOf('-append') + 1],
+    `${L1_CMDLINE} loglevel=7`,
+  );
 });
 
-test('qemuArgs with an output file: a virtio serial port named ktstr.out on microvm\'s PCIe bus; none without', () => {
+test("qemuArgs with an output file: a virtio serial port named ktstr.out on microvm's PCIe bus; none without", () => {
   const image = { kernel: { bootImage: '/c/vmlinux' } } as unknown as TestHostImage;
   const plain = qemuArgs(image, 2048, 2, {}, null);
   assert.not.ok(plain.some((a) => a.includes('virtserialport')));
@@ -105,7 +133,10 @@ test('qemuArgs with an output file: a virtio serial port named ktstr.out on micr
 
 test('measureHostTscKhz: a plausible rate that agrees with itself', () => {
   const a = measureHostTscKhz();
-  if (a === undefined) { console.log('  (no TSC on this host: skipped)'); return; }
+  if (a === undefined) {
+    console.log('  (no TSC on this host: skipped)');
+    return;
+  }
   const b = measureHostTscKhz();
   assert.ok(a > 100_000 && a < 20_000_000, `${a} kHz`);
   assert.ok(Math.abs(a - b!) / a < 0.02, `${a} vs ${b} kHz`);

@@ -15,7 +15,8 @@ test('tree, lone file and kernel directory keep their labels; cleanup removes th
   const env = { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') };
   try {
     const tree = join(tmp, 'linux');
-    for (const d of ['arch/x86/boot', 'kernel', 'tools/sched_ext/build/bin']) mkdirSync(join(tree, d), { recursive: true });
+    for (const d of ['arch/x86/boot', 'kernel', 'tools/sched_ext/build/bin'])
+      mkdirSync(join(tree, d), { recursive: true });
     writeFileSync(join(tree, 'Makefile'), 'x');
     writeFileSync(join(tree, 'Kconfig'), 'x');
     writeFileSync(join(tree, 'arch/x86/boot/bzImage'), 'bz');
@@ -31,16 +32,29 @@ test('tree, lone file and kernel directory keep their labels; cleanup removes th
     mkdirSync(dir);
     writeFileSync(join(dir, 'bzImage'), 'bz');
 
-    const kernels = [resolveKernelSpec(tree, 'spec'), resolveKernelSpec(join(lone, 'vmlinuz'), 'spec'), resolveKernelSpec(dir, 'spec')];
+    const kernels = [
+      resolveKernelSpec(tree, 'spec'),
+      resolveKernelSpec(join(lone, 'vmlinuz'), 'spec'),
+      resolveKernelSpec(dir, 'spec'),
+    ];
     const staged = stageKernels(kernels, env);
     assert.is(staged.specs.length, 3);
-    staged.specs.forEach((spec, i) => assert.is(resolveKernelSpec(spec, 'spec').label, kernels[i].label, `${spec} keeps label ${kernels[i].label}`));
+    staged.specs.forEach((spec, i) =>
+      assert.is(resolveKernelSpec(spec, 'spec').label, kernels[i].label, `${spec} keeps label ${kernels[i].label}`),
+    );
     assert.equal(readdirSync(staged.specs[0]).sort(), ['bzImage', 'config', 'schedulers', 'vmlinux']);
     assert.ok(existsSync(join(staged.specs[0], 'schedulers', 'scx_simple')));
-    assert.equal(readdirSync(join(staged.specs[1], '..')).sort(), ['config', 'vmlinuz'], 'only the image and its config, not the whole directory');
+    assert.equal(
+      readdirSync(join(staged.specs[1], '..')).sort(),
+      ['config', 'vmlinuz'],
+      'only the image and its config, not the whole directory',
+    );
     assert.is(staged.specs[2], dir, 'a kernel directory is shared as it is');
     assert.ok(staged.shareDirs.includes(dir));
-    assert.ok(staged.shareDirs.every((d) => !d.startsWith('/tmp/') || d.startsWith(tmp)), 'staging lives under the cache');
+    assert.ok(
+      staged.shareDirs.every((d) => !d.startsWith('/tmp/') || d.startsWith(tmp)),
+      'staging lives under the cache',
+    );
     staged.cleanup();
     assert.equal(readdirSync(join(tmp, 'cache', 'ktstr-wasm', 'stage')), [], 'nothing left');
   } finally {

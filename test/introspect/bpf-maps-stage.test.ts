@@ -16,9 +16,15 @@ const BPFTOOL = '/usr/sbin/bpftool';
 test('bpftool and scx_qmap are staged with their libraries for the KVM maps test', () => {
   const kernels = defaultKernelsDir();
   const qmap = kernels === undefined ? undefined : join(kernels, '6.12.117-sched_ext', 'schedulers', 'scx_qmap');
-  if (!existsSync(BPFTOOL) || qmap === undefined || !existsSync(qmap)) { console.log('  skipped: bpftool (apt-get install bpftool) or the prebuilt scx_qmap is missing'); return; }
+  if (!existsSync(BPFTOOL) || qmap === undefined || !existsSync(qmap)) {
+    console.log('  skipped: bpftool (apt-get install bpftool) or the prebuilt scx_qmap is missing');
+    return;
+  }
   const staged = stageTools(repoPath(STAGE_DIR), { '/usr/sbin/bpftool': BPFTOOL, '/sched/scx_qmap': qmap });
-  assert.ok(staged.some((p) => /\/libelf\.so\.1$/.test(p)), `libelf staged: ${staged.join(' ')}`);
+  assert.ok(
+    staged.some((p) => /\/libelf\.so\.1$/.test(p)),
+    `libelf staged: ${staged.join(' ')}`,
+  );
   for (const p of staged) assert.ok(existsSync(repoPath(STAGE_DIR, p)), `${p} is in the stage`);
 });
 

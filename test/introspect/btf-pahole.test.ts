@@ -17,11 +17,20 @@ const kernelsDir = defaultKernelsDir();
 const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.117-sched_ext', 'vmlinux');
 const HOST_BTF = '/sys/kernel/btf/vmlinux';
 
-interface PaholeMember { name: string; offset: number; bit: number | null; size: number }
+interface PaholeMember {
+  name: string;
+  offset: number;
+  bit: number | null;
+  size: number;
+}
 
 /** Named members pahole prints for struct `name` (offsets from the outermost struct). */
 function paholeMembers(args: string[], name: string): PaholeMember[] {
-  const text = execFileSync(pahole!, [...args, '-C', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 << 20 });
+  const text = execFileSync(pahole!, [...args, '-C', name], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 16 << 20,
+  });
   const out: PaholeMember[] = [];
   for (const line of text.split('\n')) {
     const m = /^\s+(.*?);\s*\/\*\s*(\d+)(?::\s*(\d+))?\s+(\d+)\s*\*\/\s*$/.exec(line);
@@ -32,7 +41,12 @@ function paholeMembers(args: string[], name: string): PaholeMember[] {
     const plain = /(\w+)\s*(\[[^\]]*\])*\s*(:\s*\d+)?\s*$/.exec(decl);
     const memberName = fn?.[1] ?? plain?.[1];
     if (memberName === undefined) continue;
-    out.push({ name: memberName, offset: Number(m[2]), bit: m[3] === undefined ? null : Number(m[3]), size: Number(m[4]) });
+    out.push({
+      name: memberName,
+      offset: Number(m[2]),
+      bit: m[3] === undefined ? null : Number(m[3]),
+      size: Number(m[4]),
+    });
   }
   return out;
 }
@@ -62,8 +76,14 @@ function compare(btf: Btf, args: string[], label: string): number {
 }
 
 test('sched_ext kernel: member offsets match pahole (anonymous members and bitfields included)', () => {
-  if (pahole === undefined) { console.log('  skipped: pahole not installed (apt-get install dwarves)'); return; }
-  if (vmlinux === undefined || !existsSync(vmlinux)) { console.log('  skipped: the shared sched_ext vmlinux is missing'); return; }
+  if (pahole === undefined) {
+    console.log('  skipped: pahole not installed (apt-get install dwarves)');
+    return;
+  }
+  if (vmlinux === undefined || !existsSync(vmlinux)) {
+    console.log('  skipped: the shared sched_ext vmlinux is missing');
+    return;
+  }
   const elf = new ElfFile(bytesSource(readFileSync(vmlinux)), vmlinux);
   const btf = new Btf(elf.sectionBytes(elf.section('.BTF')!));
   const checked = compare(btf, [vmlinux], 'sched_ext');
@@ -75,8 +95,14 @@ test('sched_ext kernel: member offsets match pahole (anonymous members and bitfi
 });
 
 test('host kernel BTF (/sys/kernel/btf/vmlinux): member offsets match pahole', () => {
-  if (pahole === undefined) { console.log('  skipped: pahole not installed'); return; }
-  if (!existsSync(HOST_BTF)) { console.log(`  skipped: ${HOST_BTF} is missing (kernel without CONFIG_DEBUG_INFO_BTF)`); return; }
+  if (pahole === undefined) {
+    console.log('  skipped: pahole not installed');
+    return;
+  }
+  if (!existsSync(HOST_BTF)) {
+    console.log(`  skipped: ${HOST_BTF} is missing (kernel without CONFIG_DEBUG_INFO_BTF)`);
+    return;
+  }
   const btf = new Btf(readFileSync(HOST_BTF), HOST_BTF);
   const checked = compare(btf, ['-F', 'btf', HOST_BTF], 'host');
   assert.ok(checked > 100, `compared ${checked} members`);
@@ -87,7 +113,9 @@ test('BTF errors: bad magic, truncated sections, unknown struct and member', () 
   assert.throws(() => new Btf(new Uint8Array(24)), /bad magic/);
   const hdr = new Uint8Array(24);
   const v = new DataView(hdr.buffer);
-  v.setUint16(0, 0xeb9f, true); v.setUint32(4, 24, true); v.setUint32(12, 100, true);
+  v.setUint16(0, 0xeb9f, true);
+  v.setUint32(4, 24, true);
+  v.setUint32(12, 100, true);
   assert.throws(() => new Btf(hdr), /outside/);
   if (vmlinux !== undefined && existsSync(vmlinux)) {
     const elf = new ElfFile(bytesSource(readFileSync(vmlinux)));

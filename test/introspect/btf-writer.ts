@@ -2,7 +2,19 @@
 // can give the monitor a kernel BTF with deliberately unusual struct layouts and a map BTF
 // with DATASECs, structs, bitfields, enums and arrays, and know exactly what must come out.
 
-const KIND = { INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, TYPEDEF: 8, CONST: 10, VAR: 14, DATASEC: 15, FLOAT: 16 } as const;
+const KIND = {
+  INT: 1,
+  PTR: 2,
+  ARRAY: 3,
+  STRUCT: 4,
+  UNION: 5,
+  ENUM: 6,
+  TYPEDEF: 8,
+  CONST: 10,
+  VAR: 14,
+  DATASEC: 15,
+  FLOAT: 16,
+} as const;
 
 export interface MemberSpec {
   name: string;
@@ -29,25 +41,49 @@ export class BtfWriter {
     return off;
   }
 
-  private type(name: string, kind: number, vlen: number, sizeOrType: number, kindFlag = false, extra: number[] = []): number {
-    this.words.push(this.str(name), ((kindFlag ? 1 : 0) << 31 | kind << 24 | vlen) >>> 0, sizeOrType >>> 0, ...extra.map((w) => w >>> 0));
+  private type(
+    name: string,
+    kind: number,
+    vlen: number,
+    sizeOrType: number,
+    kindFlag = false,
+    extra: number[] = [],
+  ): number {
+    this.words.push(
+      this.str(name),
+      (((kindFlag ? 1 : 0) << 31) | (kind << 24) | vlen) >>> 0,
+      sizeOrType >>> 0,
+      ...extra.map((w) => w >>> 0),
+    );
     return this.nextId++;
   }
 
   /** encoding: 1 signed, 2 char, 4 bool */
-  int(name: string, size: number, encoding = 0): number { return this.type(name, KIND.INT, 0, size, false, [(encoding << 24) | (size * 8)]); }
-  ptr(target: number): number { return this.type('', KIND.PTR, 0, target); }
-  typedef(name: string, target: number): number { return this.type(name, KIND.TYPEDEF, 0, target); }
-  constOf(target: number): number { return this.type('', KIND.CONST, 0, target); }
-  float(name: string, size: number): number { return this.type(name, KIND.FLOAT, 0, size); }
-  array(elem: number, nelems: number, indexType = 0): number { return this.type('', KIND.ARRAY, 0, 0, false, [elem, indexType, nelems]); }
+  int(name: string, size: number, encoding = 0): number {
+    return this.type(name, KIND.INT, 0, size, false, [(encoding << 24) | (size * 8)]);
+  }
+  ptr(target: number): number {
+    return this.type('', KIND.PTR, 0, target);
+  }
+  typedef(name: string, target: number): number {
+    return this.type(name, KIND.TYPEDEF, 0, target);
+  }
+  constOf(target: number): number {
+    return this.type('', KIND.CONST, 0, target);
+  }
+  float(name: string, size: number): number {
+    return this.type(name, KIND.FLOAT, 0, size);
+  }
+  array(elem: number, nelems: number, indexType = 0): number {
+    return this.type('', KIND.ARRAY, 0, 0, false, [elem, indexType, nelems]);
+  }
 
   struct(name: string, size: number, members: MemberSpec[], union = false): number {
     const bitfields = members.some((m) => m.bits !== undefined);
     const extra: number[] = [];
     for (const m of members) {
       const bitOffset = m.bits !== undefined ? m.offset : m.offset * 8;
-      extra.push(this.str(m.name), m.type, bitfields ? ((m.bits ?? 0) << 24 | bitOffset) : bitOffset);
+      extra.push(this.str(m.name), m.type, bitfields ? ((m.bits ?? 0) << 24) | bitOffset : bitOffset);
     }
     return this.type(name, union ? KIND.UNION : KIND.STRUCT, members.length, size, bitfields, extra);
   }
@@ -58,7 +94,9 @@ export class BtfWriter {
     return this.type(name, KIND.ENUM, values.length, size, signed, extra);
   }
 
-  variable(name: string, target: number): number { return this.type(name, KIND.VAR, 0, target, false, [1]); }
+  variable(name: string, target: number): number {
+    return this.type(name, KIND.VAR, 0, target, false, [1]);
+  }
 
   datasec(name: string, size: number, vars: [number, number, number][]): number {
     return this.type(name, KIND.DATASEC, vars.length, size, false, vars.flat());

@@ -25,13 +25,45 @@ function seg(selector: number, base: bigint): CoreSegment {
 
 function cpu(i: number): CoreCpu {
   const n = BigInt(i);
-  const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const;
+  const names = [
+    'rax',
+    'rbx',
+    'rcx',
+    'rdx',
+    'rsi',
+    'rdi',
+    'rsp',
+    'rbp',
+    'r8',
+    'r9',
+    'r10',
+    'r11',
+    'r12',
+    'r13',
+    'r14',
+    'r15',
+    'rip',
+    'rflags',
+  ] as const;
   const gprs = Object.fromEntries(names.map((r, k) => [r, 0x1000n * n + BigInt(k + 1)])) as CoreCpu['gprs'];
   return {
     gprs,
-    segments: { cs: seg(0x10, 0n), ds: seg(0x18, 0n), es: seg(0, 0n), fs: seg(0, 0x7f00_0000n + n), gs: seg(0, 0xffff_8880_1f00_0000n + n * 0x4_0000n), ss: seg(0x18, 0n), tr: seg(0x40, 0xfffffe0000003000n), ldt: seg(0, 0n) },
-    gdt: { base: 0xfffffe0000001000n, limit: 127 }, idt: { base: 0xfffffe0000000000n, limit: 4095 },
-    cr0: 0x8005_0033n, cr2: 0x1234n, cr3: 0x0100_0000n + n * 0x1000n, cr4: 0x0037_06f0n,
+    segments: {
+      cs: seg(0x10, 0n),
+      ds: seg(0x18, 0n),
+      es: seg(0, 0n),
+      fs: seg(0, 0x7f00_0000n + n),
+      gs: seg(0, 0xffff_8880_1f00_0000n + n * 0x4_0000n),
+      ss: seg(0x18, 0n),
+      tr: seg(0x40, 0xfffffe0000003000n),
+      ldt: seg(0, 0n),
+    },
+    gdt: { base: 0xfffffe0000001000n, limit: 127 },
+    idt: { base: 0xfffffe0000000000n, limit: 4095 },
+    cr0: 0x8005_0033n,
+    cr2: 0x1234n,
+    cr3: 0x0100_0000n + n * 0x1000n,
+    cr4: 0x0037_06f0n,
   };
 }
 
@@ -41,11 +73,20 @@ function image(): { regions: { pa: number; bytes: Uint8Array }[]; nonZero: numbe
   const high = new Uint8Array(4 * MiB);
   let nonZero = 0;
   for (let p = 0; p < 4 * MiB; p += 4096) {
-    if ((p / 4096) % 7 === 0) { low.fill(0xa5 ^ (p >> 12), p, p + 4096); nonZero++; }
+    if ((p / 4096) % 7 === 0) {
+      low.fill(0xa5 ^ (p >> 12), p, p + 4096);
+      nonZero++;
+    }
   }
   high[3 * 4096 + 17] = 1; // one byte makes the page non-zero
   nonZero++;
-  return { regions: [{ pa: 0, bytes: low }, { pa: 16 * MiB, bytes: high }], nonZero };
+  return {
+    regions: [
+      { pa: 0, bytes: low },
+      { pa: 16 * MiB, bytes: high },
+    ],
+    nonZero,
+  };
 }
 
 test('a written core reads back: segments, bytes, VMCOREINFO, per-CPU control registers', () => {
@@ -59,8 +100,17 @@ test('a written core reads back: segments, bytes, VMCOREINFO, per-CPU control re
   const fd = openSync(path, 'r');
   try {
     const dump = readCoreDump(fileSource(fd, path), path);
-    assert.equal(dump.segments.map((s) => [s.pa, s.size]), [[0, 4 * MiB], [16 * MiB, 4 * MiB]]);
-    assert.ok(dump.segments.every((s) => s.fileOffset % 4096 === 0), 'segment data is page-aligned in the file');
+    assert.equal(
+      dump.segments.map((s) => [s.pa, s.size]),
+      [
+        [0, 4 * MiB],
+        [16 * MiB, 4 * MiB],
+      ],
+    );
+    assert.ok(
+      dump.segments.every((s) => s.fileOffset % 4096 === 0),
+      'segment data is page-aligned in the file',
+    );
     assert.is(dump.vmcoreinfo?.osRelease, '6.12.117');
     assert.is(dump.vmcoreinfo?.kernelOffset, 0x1a000000n);
     assert.is(dump.cpus.length, 3, 'one QEMU note per vCPU');
@@ -70,7 +120,10 @@ test('a written core reads back: segments, bytes, VMCOREINFO, per-CPU control re
     assert.is(dump.cpus[2].cr3, 0n, 'an unknown vCPU has zeros');
     const file = readFileSync(path);
     for (const [i, s] of dump.segments.entries()) {
-      assert.ok(Buffer.from(img.regions[i].bytes).equals(file.subarray(s.fileOffset, s.fileOffset + s.size)), `segment ${i}: the bytes`);
+      assert.ok(
+        Buffer.from(img.regions[i].bytes).equals(file.subarray(s.fileOffset, s.fileOffset + s.size)),
+        `segment ${i}: the bytes`,
+      );
     }
   } finally {
     closeSync(fd);
@@ -83,7 +136,11 @@ test('NT_PRSTATUS per vCPU: pid index + 1, user_regs_struct order, fs/gs bases; 
   const file = readFileSync(path);
   const elf = new ElfFile(bytesSource(new Uint8Array(file.buffer, file.byteOffset, file.length)), path);
   const notes = elf.notes();
-  assert.equal(notes.map((n) => `${n.name}/${n.type}`), ['CORE/1', 'CORE/1', 'QEMU/0', 'QEMU/0'], 'no VMCOREINFO note when there is none');
+  assert.equal(
+    notes.map((n) => `${n.name}/${n.type}`),
+    ['CORE/1', 'CORE/1', 'QEMU/0', 'QEMU/0'],
+    'no VMCOREINFO note when there is none',
+  );
   const pr = notes[1].desc;
   assert.is(pr.length, 336);
   const v = new DataView(pr.buffer, pr.byteOffset, pr.length);
@@ -108,7 +165,7 @@ test('NT_PRSTATUS per vCPU: pid index + 1, user_regs_struct order, fs/gs bases; 
   assert.is(qv.getUint32(gsAt + 8, true) & (1 << 21), 1 << 21, 'the L bit in the segment flags');
 });
 
-test('all-zero pages are holes: the disk holds about the non-zero pages; inspect\'s loader reads zeros there', () => {
+test("all-zero pages are holes: the disk holds about the non-zero pages; inspect's loader reads zeros there", () => {
   const big = new Uint8Array(64 * MiB);
   for (let p = 0; p < 4 * MiB; p += 4096) big[p + 100] = 7; // 4 MiB of 64 touched
   const path = join(tmp, 'sparse.core');
@@ -117,10 +174,17 @@ test('all-zero pages are holes: the disk holds about the non-zero pages; inspect
   assert.is(st.size, stats.fileBytes);
   assert.ok(st.size > 64 * MiB, 'apparent size covers all of memory');
   assert.is(stats.diskBytes, st.blocks * 512);
-  assert.ok(st.blocks * 512 < 6 * MiB, `on disk ${st.blocks * 512} bytes for 4 MiB of non-zero pages (holes elsewhere)`);
+  assert.ok(
+    st.blocks * 512 < 6 * MiB,
+    `on disk ${st.blocks * 512} bytes for 4 MiB of non-zero pages (holes elsewhere)`,
+  );
   assert.ok(st.blocks * 512 >= 4 * MiB, 'the non-zero pages are really there');
   const loaded = loadCoreFile(path);
-  assert.equal([...(loaded.intro.readPhysBytes(4 * 4096 + 99, 3) ?? [])], [0, 7, 0], 'a written byte reads back through the introspector');
+  assert.equal(
+    [...(loaded.intro.readPhysBytes(4 * 4096 + 99, 3) ?? [])],
+    [0, 7, 0],
+    'a written byte reads back through the introspector',
+  );
   assert.equal([...(loaded.intro.readPhysBytes(40 * MiB, 4) ?? [9])], [0, 0, 0, 0], 'a hole reads as zero');
 });
 
@@ -128,8 +192,27 @@ test('bad input is refused and leaves no file behind', () => {
   const before = readdirSync(tmp).sort();
   const cases: [string, () => void][] = [
     ['no region', () => writeCoreFile(join(tmp, 'bad1.core'), { regions: [], cpus: [], vmcoreinfo: null })],
-    ['unaligned size', () => writeCoreFile(join(tmp, 'bad2.core'), { regions: [{ pa: 0, bytes: new Uint8Array(5000) }], cpus: [], vmcoreinfo: null })],
-    ['overlap', () => writeCoreFile(join(tmp, 'bad3.core'), { regions: [{ pa: 0, bytes: new Uint8Array(8192) }, { pa: 4096, bytes: new Uint8Array(4096) }], cpus: [], vmcoreinfo: null })],
+    [
+      'unaligned size',
+      () =>
+        writeCoreFile(join(tmp, 'bad2.core'), {
+          regions: [{ pa: 0, bytes: new Uint8Array(5000) }],
+          cpus: [],
+          vmcoreinfo: null,
+        }),
+    ],
+    [
+      'overlap',
+      () =>
+        writeCoreFile(join(tmp, 'bad3.core'), {
+          regions: [
+            { pa: 0, bytes: new Uint8Array(8192) },
+            { pa: 4096, bytes: new Uint8Array(4096) },
+          ],
+          cpus: [],
+          vmcoreinfo: null,
+        }),
+    ],
   ];
   for (const [what, f] of cases) assert.throws(f, (e: unknown) => e instanceof CoreWriteError, what);
   assert.equal(readdirSync(tmp).sort(), before, 'no core and no temporary file');
@@ -137,18 +220,42 @@ test('bad input is refused and leaves no file behind', () => {
 
 test('guestVmcoreinfo: the text at vmcoreinfo_data, vmcoreinfo_size long; clear errors otherwise', () => {
   const text = 'OSRELEASE=6.12.117-sched_ext\nPAGESIZE=4096\nKERNELOFFSET=2e000000\n';
-  const mem = new Map<bigint, bigint>([[0xffffffff83166f60n, 0xffff888004000000n], [0xffffffff83166f58n, BigInt(text.length)]]);
-  const stub = (symbols: string[], m: Map<bigint, bigint>, bytes: Uint8Array | null): GuestKernel => ({
-    hasSymbol: (s: string) => symbols.includes(s),
-    symbolKva: (s: string) => (s === 'vmcoreinfo_data' ? 0xffffffff83166f60n : 0xffffffff83166f58n),
-    read64: (k: bigint) => m.get(k) ?? null,
-    readBytes: (k: bigint, n: number) => (k === 0xffff888004000000n && bytes !== null ? bytes.subarray(0, n) : null),
-  }) as unknown as GuestKernel;
+  const mem = new Map<bigint, bigint>([
+    [0xffffffff83166f60n, 0xffff888004000000n],
+    [0xffffffff83166f58n, BigInt(text.length)],
+  ]);
+  const stub = (symbols: string[], m: Map<bigint, bigint>, bytes: Uint8Array | null): GuestKernel =>
+    ({
+      hasSymbol: (s: string) => symbols.includes(s),
+      symbolKva: (s: string) => (s === 'vmcoreinfo_data' ? 0xffffffff83166f60n : 0xffffffff83166f58n),
+      read64: (k: bigint) => m.get(k) ?? null,
+      readBytes: (k: bigint, n: number) => (k === 0xffff888004000000n && bytes !== null ? bytes.subarray(0, n) : null),
+    }) as unknown as GuestKernel;
   const both = ['vmcoreinfo_data', 'vmcoreinfo_size'];
   assert.is(guestVmcoreinfo(stub(both, mem, new TextEncoder().encode(text + '\0junk'))), text);
-  const err = (g: GuestKernel): string => { try { guestVmcoreinfo(g); return 'no error'; } catch (e) { assert.instance(e, CoreWriteError); return (e as Error).message; } };
+  const err = (g: GuestKernel): string => {
+    try {
+      guestVmcoreinfo(g);
+      return 'no error';
+    } catch (e) {
+      assert.instance(e, CoreWriteError);
+      return (e as Error).message;
+    }
+  };
   assert.match(err(stub(['vmcoreinfo_size'], mem, null)), /no vmcoreinfo_data/);
-  assert.match(err(stub(both, new Map([[0xffffffff83166f60n, 0n], [0xffffffff83166f58n, 0n]]), null)), /not filled/);
+  assert.match(
+    err(
+      stub(
+        both,
+        new Map([
+          [0xffffffff83166f60n, 0n],
+          [0xffffffff83166f58n, 0n],
+        ]),
+        null,
+      ),
+    ),
+    /not filled/,
+  );
   assert.match(err(stub(both, mem, null)), /not mapped/);
   assert.match(err(stub(both, mem, new TextEncoder().encode('x'.repeat(text.length)))), /not VMCOREINFO/);
 });

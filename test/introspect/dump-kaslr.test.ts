@@ -5,19 +5,31 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ElfError, KaslrError, Vmcoreinfo, bytesSource, deriveLayout, inspectKernel, readCoreDump, type KernelImage,
+  ElfError,
+  KaslrError,
+  Vmcoreinfo,
+  bytesSource,
+  deriveLayout,
+  inspectKernel,
+  readCoreDump,
+  type KernelImage,
 } from '../../src/monitor/index.js';
 import { SyntheticGuest, TEST_OFFSETS, START_KERNEL_MAP } from './synthetic-guest.js';
 
 // ---- a synthetic ELF core ------------------------------------------------------------------
-interface Seg { pa: number; data: Uint8Array }
+interface Seg {
+  pa: number;
+  data: Uint8Array;
+}
 
 function note(name: string, type: number, desc: Uint8Array): Uint8Array {
   const nameBytes = new TextEncoder().encode(name + '\0');
   const pad = (n: number): number => (n + 3) & ~3;
   const out = new Uint8Array(12 + pad(nameBytes.length) + pad(desc.length));
   const v = new DataView(out.buffer);
-  v.setUint32(0, nameBytes.length, true); v.setUint32(4, desc.length, true); v.setUint32(8, type, true);
+  v.setUint32(0, nameBytes.length, true);
+  v.setUint32(4, desc.length, true);
+  v.setUint32(8, type, true);
   out.set(nameBytes, 12);
   out.set(desc, 12 + pad(nameBytes.length));
   return out;
@@ -26,9 +38,12 @@ function note(name: string, type: number, desc: Uint8Array): Uint8Array {
 function qemuCpuNote(cr0: bigint, cr3: bigint, cr4: bigint): Uint8Array {
   const desc = new Uint8Array(8 + 18 * 8 + 10 * 24 + 5 * 8 + 8);
   const v = new DataView(desc.buffer);
-  v.setUint32(0, 1, true); v.setUint32(4, desc.length, true);
+  v.setUint32(0, 1, true);
+  v.setUint32(4, desc.length, true);
   const cr = 8 + 18 * 8 + 10 * 24;
-  v.setBigUint64(cr, cr0, true); v.setBigUint64(cr + 24, cr3, true); v.setBigUint64(cr + 32, cr4, true);
+  v.setBigUint64(cr, cr0, true);
+  v.setBigUint64(cr + 24, cr3, true);
+  v.setBigUint64(cr + 32, cr4, true);
   return note('QEMU', 0, desc);
 }
 
@@ -38,32 +53,64 @@ function elfCore(segs: Seg[], notes: Uint8Array[], opts: { type?: number; machin
   let offset = 64 + 56 * phnum;
   const noteOff = offset;
   offset += notesLen;
-  const segOffs = segs.map((s) => { const o = offset; offset += s.data.length; return o; });
+  const segOffs = segs.map((s) => {
+    const o = offset;
+    offset += s.data.length;
+    return o;
+  });
   const out = new Uint8Array(offset);
   const v = new DataView(out.buffer);
   out.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
-  v.setUint16(16, opts.type ?? 4, true); v.setUint16(18, opts.machine ?? 62, true);
-  v.setBigUint64(32, 64n, true); v.setUint16(54, 56, true); v.setUint16(56, phnum, true); v.setUint16(58, 64, true);
+  v.setUint16(16, opts.type ?? 4, true);
+  v.setUint16(18, opts.machine ?? 62, true);
+  v.setBigUint64(32, 64n, true);
+  v.setUint16(54, 56, true);
+  v.setUint16(56, phnum, true);
+  v.setUint16(58, 64, true);
   const ph = (i: number, type: number, off: number, pa: number, size: number): void => {
     const o = 64 + i * 56;
-    v.setUint32(o, type, true); v.setBigUint64(o + 8, BigInt(off), true); v.setBigUint64(o + 24, BigInt(pa), true);
-    v.setBigUint64(o + 32, BigInt(size), true); v.setBigUint64(o + 40, BigInt(size), true);
+    v.setUint32(o, type, true);
+    v.setBigUint64(o + 8, BigInt(off), true);
+    v.setBigUint64(o + 24, BigInt(pa), true);
+    v.setBigUint64(o + 32, BigInt(size), true);
+    v.setBigUint64(o + 40, BigInt(size), true);
   };
   ph(0, 4, noteOff, 0, notesLen);
   let at = noteOff;
-  for (const n of notes) { out.set(n, at); at += n.length; }
-  segs.forEach((s, i) => { ph(1 + i, 1, segOffs[i], s.pa, s.data.length); out.set(s.data, segOffs[i]); });
+  for (const n of notes) {
+    out.set(n, at);
+    at += n.length;
+  }
+  segs.forEach((s, i) => {
+    ph(1 + i, 1, segOffs[i], s.pa, s.data.length);
+    out.set(s.data, segOffs[i]);
+  });
   return out;
 }
 
 test('core dumps: segments by physical address (contained duplicates dropped), VMCOREINFO and QEMU registers', () => {
-  const info = 'OSRELEASE=6.12.117\nKERNELOFFSET=1e00000\nNUMBER(phys_base)=-31457280\nNUMBER(pgtable_l5_enabled)=1\nSYMBOL(init_top_pgt)=ffffffff82e1c000\n';
+  const info =
+    'OSRELEASE=6.12.117\nKERNELOFFSET=1e00000\nNUMBER(phys_base)=-31457280\nNUMBER(pgtable_l5_enabled)=1\nSYMBOL(init_top_pgt)=ffffffff82e1c000\n';
   const core = elfCore(
-    [{ pa: 0x10_0000, data: new Uint8Array(0x2000).fill(7) }, { pa: 0, data: new Uint8Array(0x1000).fill(1) }, { pa: 0x10_1000, data: new Uint8Array(0x800) }],
-    [note('CORE', 1, new Uint8Array(336)), note('VMCOREINFO', 0, new TextEncoder().encode(info)), qemuCpuNote(0x8005_0033n, 0x1c0_2000n, 0x1000n | 0x20n)],
+    [
+      { pa: 0x10_0000, data: new Uint8Array(0x2000).fill(7) },
+      { pa: 0, data: new Uint8Array(0x1000).fill(1) },
+      { pa: 0x10_1000, data: new Uint8Array(0x800) },
+    ],
+    [
+      note('CORE', 1, new Uint8Array(336)),
+      note('VMCOREINFO', 0, new TextEncoder().encode(info)),
+      qemuCpuNote(0x8005_0033n, 0x1c0_2000n, 0x1000n | 0x20n),
+    ],
   );
   const dump = readCoreDump(bytesSource(core));
-  assert.equal(dump.segments.map((s) => [s.pa, s.size]), [[0, 0x1000], [0x10_0000, 0x2000]]);
+  assert.equal(
+    dump.segments.map((s) => [s.pa, s.size]),
+    [
+      [0, 0x1000],
+      [0x10_0000, 0x2000],
+    ],
+  );
   assert.is(dump.totalBytes, 0x3000);
   assert.is(dump.vmcoreinfo!.osRelease, '6.12.117');
   assert.is(dump.vmcoreinfo!.kernelOffset, 0x1e0_0000n);
@@ -73,14 +120,27 @@ test('core dumps: segments by physical address (contained duplicates dropped), V
 });
 
 test('core dumps: bad files get clear errors', () => {
-  assert.throws(() => readCoreDump(bytesSource(new Uint8Array(10))), (e: unknown) => e instanceof ElfError && /too short/.test(String(e)));
+  assert.throws(
+    () => readCoreDump(bytesSource(new Uint8Array(10))),
+    (e: unknown) => e instanceof ElfError && /too short/.test(String(e)),
+  );
   assert.throws(() => readCoreDump(bytesSource(new Uint8Array(64))), /not an ELF file/);
   const good = elfCore([{ pa: 0, data: new Uint8Array(4096) }], []);
-  const c32 = good.slice(); c32[4] = 1;
+  const c32 = good.slice();
+  c32[4] = 1;
   assert.throws(() => readCoreDump(bytesSource(c32)), /not a 64-bit/);
-  assert.throws(() => readCoreDump(bytesSource(elfCore([{ pa: 0, data: new Uint8Array(16) }], [], { type: 2 }))), /not a core dump/);
-  assert.throws(() => readCoreDump(bytesSource(elfCore([{ pa: 0, data: new Uint8Array(16) }], [], { machine: 183 }))), /not x86-64/);
-  assert.throws(() => readCoreDump(bytesSource(good.subarray(0, good.length - 100))), /past the end of the file \(truncated/);
+  assert.throws(
+    () => readCoreDump(bytesSource(elfCore([{ pa: 0, data: new Uint8Array(16) }], [], { type: 2 }))),
+    /not a core dump/,
+  );
+  assert.throws(
+    () => readCoreDump(bytesSource(elfCore([{ pa: 0, data: new Uint8Array(16) }], [], { machine: 183 }))),
+    /not x86-64/,
+  );
+  assert.throws(
+    () => readCoreDump(bytesSource(good.subarray(0, good.length - 100))),
+    /past the end of the file \(truncated/,
+  );
   assert.throws(() => readCoreDump(bytesSource(elfCore([], []))), /no PT_LOAD/);
   const badNote = elfCore([{ pa: 0, data: new Uint8Array(16) }], [note('X', 0, new Uint8Array(8))]);
   new DataView(badNote.buffer).setUint32(64 + 56 * 2 + 4, 1 << 30, true); // descsz of the note
@@ -91,16 +151,25 @@ test('core dumps: bad files get clear errors', () => {
 // ---- a synthetic kernel in memory ------------------------------------------------------------
 const TEXT = 0xffff_ffff_8100_0000n;
 const SYM = {
-  _text: TEXT, linux_banner: TEXT + 0x3000n, init_top_pgt: TEXT + 0x10_0000n, page_offset_base: TEXT + 0x4000n,
-  phys_base: TEXT + 0x4008n, __pgtable_l5_enabled: TEXT + 0x4010n, nr_cpu_ids: TEXT + 0x4018n,
-  __per_cpu_offset: TEXT + 0x5000n, prog_idr: TEXT + 0x6000n,
+  _text: TEXT,
+  linux_banner: TEXT + 0x3000n,
+  init_top_pgt: TEXT + 0x10_0000n,
+  page_offset_base: TEXT + 0x4000n,
+  phys_base: TEXT + 0x4008n,
+  __pgtable_l5_enabled: TEXT + 0x4010n,
+  nr_cpu_ids: TEXT + 0x4018n,
+  __per_cpu_offset: TEXT + 0x5000n,
+  prog_idr: TEXT + 0x6000n,
 };
 const BANNER = new TextEncoder().encode('Linux version 6.12.117-synthetic (test) #1 SMP');
 
 function syntheticKernel(): KernelImage {
   return {
-    symbols: new Map(Object.entries(SYM)), symbolSizes: new Map([['__per_cpu_offset', 64 * 8]]),
-    btf: undefined as never, offsets: TEST_OFFSETS, banner: BANNER,
+    symbols: new Map(Object.entries(SYM)),
+    symbolSizes: new Map([['__per_cpu_offset', 64 * 8]]),
+    btf: undefined as never,
+    offsets: TEST_OFFSETS,
+    banner: BANNER,
   };
 }
 
@@ -119,7 +188,14 @@ function bootedGuest(la57: boolean, kaslr: bigint) {
   const pcpu = g.perCpu(2);
   for (let cpu = 0; cpu < 2; cpu++) g.w64(at(SYM.__per_cpu_offset) + cpu * 8, pcpu.offsets[cpu]);
   const statsBase = pcpu.areaPa[0] + 0x40;
-  const prog = g.bpfProg({ type: 27, id: 9, name: 'simple_init', verifiedInsns: 4321, usedMaps: [g.bpfMap('scx_simple.data')], stats: { perCpuBasePa: statsBase, values: [] } });
+  const prog = g.bpfProg({
+    type: 27,
+    id: 9,
+    name: 'simple_init',
+    verifiedInsns: 4321,
+    usedMaps: [g.bpfMap('scx_simple.data')],
+    stats: { perCpuBasePa: statsBase, values: [] },
+  });
   g.writeStats(statsBase, pcpu.offsets[1], [5n, 50n, 0n]);
   g.w64(at(SYM.prog_idr) + TEST_OFFSETS.idrRt + TEST_OFFSETS.xaHead, g.xarray(new Map([[9, prog]])));
   return { g, physBase };
@@ -131,8 +207,14 @@ for (const la57 of [false, true]) {
     const { g, physBase } = bootedGuest(la57, kaslr);
     const kernel = syntheticKernel();
     const cr4 = la57 ? 1n << 12n : 0n;
-    const info = new Vmcoreinfo(`KERNELOFFSET=${kaslr.toString(16)}\nNUMBER(phys_base)=${BigInt.asIntN(64, physBase)}\nNUMBER(pgtable_l5_enabled)=${la57 ? 1 : 0}\n`);
-    for (const [hints, source] of [[{}, 'memory'], [{ cr3: BigInt(g.cr3), cr4 }, 'registers'], [{ vmcoreinfo: info }, 'vmcoreinfo']] as const) {
+    const info = new Vmcoreinfo(
+      `KERNELOFFSET=${kaslr.toString(16)}\nNUMBER(phys_base)=${BigInt.asIntN(64, physBase)}\nNUMBER(pgtable_l5_enabled)=${la57 ? 1 : 0}\n`,
+    );
+    for (const [hints, source] of [
+      [{}, 'memory'],
+      [{ cr3: BigInt(g.cr3), cr4 }, 'registers'],
+      [{ vmcoreinfo: info }, 'vmcoreinfo'],
+    ] as const) {
       const intro = g.introspector();
       intro.setPaging(0n, false);
       intro.setKernel({ pageOffsetBase: 0n, physBase: 0n });
@@ -146,7 +228,10 @@ for (const la57 of [false, true]) {
       const report = inspectKernel(intro, kernel, hints);
       assert.is(report.release, '6.12.117-synthetic');
       assert.is(report.nrCpuIds, 2);
-      assert.equal(report.enumeration.programs.map((p) => [p.id, p.name, p.verifiedInsns, p.obj, p.stats?.cnt]), [[9, 'simple_init', 4321, 'scx_simple', 5n]]);
+      assert.equal(
+        report.enumeration.programs.map((p) => [p.id, p.name, p.verifiedInsns, p.obj, p.stats?.cnt]),
+        [[9, 'simple_init', 4321, 'scx_simple', 5n]],
+      );
     }
   });
 }
@@ -154,7 +239,10 @@ for (const la57 of [false, true]) {
 test('KASLR: a vmlinux whose banner is not in memory, and a wrong register CR3, give clear answers', () => {
   const { g } = bootedGuest(false, 0x20_0000n);
   const other = { ...syntheticKernel(), banner: new TextEncoder().encode('Linux version 9.9.9 (someone else) #1') };
-  assert.throws(() => deriveLayout(g.introspector(), other), (e: unknown) => e instanceof KaslrError && /not found in guest memory/.test(String(e)));
+  assert.throws(
+    () => deriveLayout(g.introspector(), other),
+    (e: unknown) => e instanceof KaslrError && /not found in guest memory/.test(String(e)),
+  );
   // a bogus CR3 from "registers" falls back to init_top_pgt
   const layout = deriveLayout(g.introspector(), syntheticKernel(), { cr3: 0x3f0_0000n, cr4: 0n });
   assert.is(layout.source, 'memory');

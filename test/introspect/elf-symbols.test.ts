@@ -15,26 +15,44 @@ const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.11
 const present = vmlinux !== undefined && existsSync(vmlinux);
 
 test('vmlinux: headers, .symtab against nm, the banner; System.map overrides .symtab', () => {
-  if (!present) { console.log('  skipped: the shared sched_ext vmlinux is missing'); return; }
+  if (!present) {
+    console.log('  skipped: the shared sched_ext vmlinux is missing');
+    return;
+  }
   const bytes = readFileSync(vmlinux!);
   const elf = new ElfFile(bytesSource(bytes), vmlinux);
   assert.is(elf.type, 2);
   assert.is(elf.machine, 62);
-  assert.ok(elf.programHeaders.some((p) => p.type === 1), 'PT_LOAD segments');
+  assert.ok(
+    elf.programHeaders.some((p) => p.type === 1),
+    'PT_LOAD segments',
+  );
   assert.ok(elf.section('.BTF') !== undefined && elf.section('.symtab') !== undefined);
   const syms = elf.symbols();
-  for (const name of ['_text', 'prog_idr', 'init_top_pgt', 'page_offset_base', 'phys_base', '__per_cpu_offset', 'nr_cpu_ids', 'linux_banner']) {
+  for (const name of [
+    '_text',
+    'prog_idr',
+    'init_top_pgt',
+    'page_offset_base',
+    'phys_base',
+    '__per_cpu_offset',
+    'nr_cpu_ids',
+    'linux_banner',
+  ]) {
     assert.ok(syms.has(name), `symbol ${name}`);
   }
   assert.is(syms.get('_text')!.value, 0xffff_ffff_8100_0000n);
   const nm = findOnPath('nm');
   if (nm !== undefined) {
     const map = parseSystemMap(execFileSync(nm, [vmlinux!], { encoding: 'latin1', maxBuffer: 64 << 20 }));
-    for (const name of ['_text', 'prog_idr', 'init_top_pgt', 'linux_banner', '__per_cpu_offset']) assert.is(map.get(name), syms.get(name)!.value, `nm agrees on ${name}`);
+    for (const name of ['_text', 'prog_idr', 'init_top_pgt', 'linux_banner', '__per_cpu_offset'])
+      assert.is(map.get(name), syms.get(name)!.value, `nm agrees on ${name}`);
   } else {
     console.log('  (nm not installed: the cross-check with nm is skipped)');
   }
-  const kernel = loadKernelImage(bytesSource(bytes), { systemMap: 'ffffffff81000000 T _text\nffffffff99999000 D prog_idr\n' });
+  const kernel = loadKernelImage(bytesSource(bytes), {
+    systemMap: 'ffffffff81000000 T _text\nffffffff99999000 D prog_idr\n',
+  });
   assert.is(kernel.symbols.get('prog_idr'), 0xffff_ffff_9999_9000n, 'System.map wins over .symtab');
   assert.match(new TextDecoder().decode(kernel.banner!), /^Linux version 6\.12\.117 /);
 });

@@ -19,7 +19,9 @@ test('the modules behind ktstr-wasm/introspect import no Node APIs', () => {
     if (seen.has(file)) continue;
     seen.add(file);
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    for (const m of text.matchAll(
+      /(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
+    )) {
       const spec = m[1] ?? m[2];
       assert.ok(spec.startsWith('.'), `${file} imports ${spec}: only relative, browser-safe modules are allowed`);
       queue.push(resolve(dirname(file), spec));
@@ -30,7 +32,9 @@ test('the modules behind ktstr-wasm/introspect import no Node APIs', () => {
 });
 
 test('examples/introspect/synthetic.mjs runs and reads its program back', () => {
-  const out = execFileSync(process.execPath, [join(repoRoot(), 'examples', 'introspect', 'synthetic.mjs')], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [join(repoRoot(), 'examples', 'introspect', 'synthetic.mjs')], {
+    encoding: 'utf8',
+  });
   assert.match(out, /walk\(0xffffc90000000000\) = 0x20000/);
   assert.match(out, /struct_ops program id 5 example_enqueue: verified_insns 812/);
 });

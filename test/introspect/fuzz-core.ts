@@ -15,7 +15,7 @@ import { IMAGE_BASE, SyntheticGuest, TEST_OFFSETS, rng } from './synthetic-guest
 import { RQ_TEST_OFFSETS, RUNQUEUES_SYM, SyntheticRunqueues, rqSpec } from './synthetic-runqueues.js';
 
 export const CALLS = ['walk', 'kvaToPa', 'xaLoad', 'xaFind', 'enumStructOps', 'sampleRunqueues', 'readers'] as const;
-export type CallName = typeof CALLS[number];
+export type CallName = (typeof CALLS)[number];
 
 const PROG_FLAGS = progAbi.FLAG_STATS | progAbi.FLAG_OBJ | progAbi.FLAG_SATURATED | progAbi.FLAG_NAME_FAULT;
 
@@ -63,17 +63,25 @@ export interface FuzzOptions {
   beforeInput?: (input: number) => void;
 }
 
-function big(rand: () => number): bigint { return (BigInt(rand()) << 32n) | BigInt(rand()); }
+function big(rand: () => number): bigint {
+  return (BigInt(rand()) << 32n) | BigInt(rand());
+}
 
 /** An address that often lands in the image: direct map, xa_node-like, kernel text, list-ish, or anything. */
 function plausibleKva(g: SyntheticGuest, rand: () => number, known: bigint[]): bigint {
   switch (rand() % 6) {
-    case 0: return g.kva(rand() % g.ramBytes);
-    case 1: return g.kva(rand() % g.ramBytes) | 2n;
-    case 2: return 0xffff_ffff_8000_0000n + BigInt(rand() % g.ramBytes);
-    case 3: return known.length > 0 ? known[rand() % known.length] + BigInt((rand() % 64) - 32) : 0n;
-    case 4: return [0n, NOT_MAPPED, 0xdead_0000_0000_0100n, g.kva(g.ramBytes - 1 - (rand() % 16))][rand() % 4];
-    default: return big(rand);
+    case 0:
+      return g.kva(rand() % g.ramBytes);
+    case 1:
+      return g.kva(rand() % g.ramBytes) | 2n;
+    case 2:
+      return 0xffff_ffff_8000_0000n + BigInt(rand() % g.ramBytes);
+    case 3:
+      return known.length > 0 ? known[rand() % known.length] + BigInt((rand() % 64) - 32) : 0n;
+    case 4:
+      return [0n, NOT_MAPPED, 0xdead_0000_0000_0100n, g.kva(g.ramBytes - 1 - (rand() % 16))][rand() % 4];
+    default:
+      return big(rand);
   }
 }
 
@@ -100,7 +108,10 @@ function garbage(g: SyntheticGuest, rand: () => number, known: bigint[]): void {
   for (let i = 0; i < words.length; i++) words[i] = rand();
   for (let i = 0; i < 20_000; i++) g.w64((rand() % (RAM / 8)) * 8, plausibleKva(g, rand, known));
   for (let i = 0; i < 2_000; i++) g.w64((rand() % (RAM / 8)) * 8, BigInt(rand() % RAM) | 0x83n);
-  for (let i = 0; i < 500; i++) { const at = (rand() % (RAM / 8)) * 8; g.w64(at, g.kva(at)); } // self-loops
+  for (let i = 0; i < 500; i++) {
+    const at = (rand() % (RAM / 8)) * 8;
+    g.w64(at, g.kva(at));
+  } // self-loops
 }
 
 /** Random monitor offsets: the test layout, perturbed, absent or anywhere. */
@@ -134,15 +145,18 @@ function buildImage(seed: number, epoch: number): Image {
   const idrs: bigint[] = [];
   const heads: bigint[] = [];
   let mon = monitorOffsets(rand, kind);
-  let perCpu: { kva: bigint; slots: number } = { kva: plausibleKva(g, rand, known), slots: rand() % 2 === 0 ? rand() % 64 : rand() % 9000 };
+  let perCpu: { kva: bigint; slots: number } = {
+    kva: plausibleKva(g, rand, known),
+    slots: rand() % 2 === 0 ? rand() % 64 : rand() % 9000,
+  };
   let listLimit = [0, 1, 16, 4096][rand() % 4];
   let sym = kind === 0 ? big(rand) : RUNQUEUES_SYM;
   if (kind !== 0) {
     // well-formed runqueues and an IDR of programs first, then damage
     const cpus = 1 + (kind === 3 ? rand() % 128 : rand() % 48);
-    const rqs = new SyntheticRunqueues(g, cpus, RQ_TEST_OFFSETS, cpus + rand() % 4);
+    const rqs = new SyntheticRunqueues(g, cpus, RQ_TEST_OFFSETS, cpus + (rand() % 4));
     for (let cpu = 0; cpu < cpus; cpu++) {
-      const made = rqs.setRq(cpu, rqSpec(cpu, rand() % (kind === 3 ? 24 : 12), 1 + rand() % 50_000, BigInt(rand())));
+      const made = rqs.setRq(cpu, rqSpec(cpu, rand() % (kind === 3 ? 24 : 12), 1 + (rand() % 50_000), BigInt(rand())));
       known.push(rqs.rqKva[cpu], rqs.listHeadKva(cpu));
       for (const t of made.runnable) known.push(rqs.nodeKva(t), t.kva);
       if (kind === 3 && made.runnable.length > 0) {
@@ -156,10 +170,17 @@ function buildImage(seed: number, epoch: number): Image {
     const nProgs = rand() % 24;
     const pcpu = g.perCpu(4);
     for (let i = 0; i < nProgs; i++) {
-      progs.set(1 + rand() % 4000, g.bpfProg({
-        type: rand() % 2 === 0 ? TEST_OFFSETS.progTypeStructOps : 1, id: i + 1, name: `p${i}`, verifiedInsns: rand() % 1000,
-        usedMaps: [g.bpfMap('obj.bss'), g.bpfMap('x')], stats: { perCpuBasePa: pcpu.areaPa[0] + 0x40, values: [] },
-      }));
+      progs.set(
+        1 + (rand() % 4000),
+        g.bpfProg({
+          type: rand() % 2 === 0 ? TEST_OFFSETS.progTypeStructOps : 1,
+          id: i + 1,
+          name: `p${i}`,
+          verifiedInsns: rand() % 1000,
+          usedMaps: [g.bpfMap('obj.bss'), g.bpfMap('x')],
+          stats: { perCpuBasePa: pcpu.areaPa[0] + 0x40, values: [] },
+        }),
+      );
     }
     const idr = g.idr(progs, rand() % 3 === 0 ? rand() % 100 : 0);
     idrs.push(idr);
@@ -173,17 +194,26 @@ function buildImage(seed: number, epoch: number): Image {
   } else {
     garbage(g, rand, known);
     // a per-CPU table somewhere in the garbage, most of its offsets landing in the image
-    const slots = 1 + rand() % 600;
+    const slots = 1 + (rand() % 600);
     const at = (rand() % ((g.ramBytes - slots * 8) / 8)) * 8;
     sym = BigInt(rand() % 0x40000);
-    for (let s = 0; s < slots; s++) g.w64(at + s * 8, rand() % 4 === 0 ? plausibleKva(g, rand, known) : g.kva(rand() % g.ramBytes) - sym);
+    for (let s = 0; s < slots; s++)
+      g.w64(at + s * 8, rand() % 4 === 0 ? plausibleKva(g, rand, known) : g.kva(rand() % g.ramBytes) - sym);
     perCpu = { kva: g.kva(at), slots };
   }
   const intro = g.introspector();
-  const offsets: KernelOffsets = kind === 0 && rand() % 2 === 0 ? {
-    ...TEST_OFFSETS, xaNodeSlots: rand() % 4096, progAux: rand() % 8192, auxUsedMaps: rand() % 4096, auxName: rand() % 5000,
-    statsNsecs: rand() % 100_000, progTypeStructOps: rand() % 2 === 0 ? TEST_OFFSETS.progTypeStructOps : rand(),
-  } : TEST_OFFSETS;
+  const offsets: KernelOffsets =
+    kind === 0 && rand() % 2 === 0
+      ? {
+          ...TEST_OFFSETS,
+          xaNodeSlots: rand() % 4096,
+          progAux: rand() % 8192,
+          auxUsedMaps: rand() % 4096,
+          auxName: rand() % 5000,
+          statsNsecs: rand() % 100_000,
+          progTypeStructOps: rand() % 2 === 0 ? TEST_OFFSETS.progTypeStructOps : rand(),
+        }
+      : TEST_OFFSETS;
   intro.setOffsets(offsets);
   if (kind === 0) intro.setPaging(BigInt(rand() % g.ramBytes), g.la57);
   intro.setPerCpu(perCpu.kva, perCpu.slots);
@@ -195,12 +225,16 @@ function buildImage(seed: number, epoch: number): Image {
 /** Between inputs: a few words rewritten and sometimes a new configuration. */
 function mutate(im: Image): void {
   const { g, rand, intro } = im;
-  corrupt(g, rand, im.known, 1 + rand() % 8, g.ramBytes);
+  corrupt(g, rand, im.known, 1 + (rand() % 8), g.ramBytes);
   const mon = rand() % 4 === 0 ? monitorOffsets(rand, rand() % 3) : im.mon; // perturbed, else restored
   mon.forEach((v, i) => intro.core.setMonitorOffset(i, v));
   if (rand() % 8 === 0) intro.setPerCpu(plausibleKva(g, rand, im.known), rand() % 9000);
   else intro.setPerCpu(im.perCpu.kva, im.perCpu.slots);
-  if (rand() % 16 === 0) intro.setPaging(rand() % 4 === 0 ? BigInt(rand() % g.ramBytes) : BigInt(g.cr3), rand() % 8 === 0 ? !g.la57 : g.la57);
+  if (rand() % 16 === 0)
+    intro.setPaging(
+      rand() % 4 === 0 ? BigInt(rand() % g.ramBytes) : BigInt(g.cr3),
+      rand() % 8 === 0 ? !g.la57 : g.la57,
+    );
 }
 
 const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
@@ -235,7 +269,9 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
       const max = rand() % 4 === 0 ? NOT_MAPPED : BigInt(rand() % (1 << 20));
       const found = BigInt.asUintN(64, core.xaFind(head, start, max));
       if (found === NOT_MAPPED) return null;
-      return found >= start && found <= max ? null : `xaFind(${hex(head)}, ${start}, ${max}) = ${found}: outside [start, max]`;
+      return found >= start && found <= max
+        ? null
+        : `xaFind(${hex(head)}, ${start}, ${max}) = ${found}: outside [start, max]`;
     }
     case 'enumStructOps': {
       const idr = rand() % 2 === 0 && im.idrs.length > 0 ? im.idrs[0] : kva();
@@ -247,7 +283,8 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
       const v = new DataView(intro.memory.buffer, core.outPtr());
       for (let r = 0; r < Math.min(n, Math.max(0, Math.min(max, core.outCapacity()))); r++) {
         const flags = v.getUint32(r * progAbi.RECORD_SIZE + progAbi.REC_FLAGS, true);
-        if ((flags & ~PROG_FLAGS) !== 0 || v.getUint32(r * progAbi.RECORD_SIZE + progAbi.REC_USED_MAPS, true) > 64) return `enumStructOps record ${r}: flags ${flags}`;
+        if ((flags & ~PROG_FLAGS) !== 0 || v.getUint32(r * progAbi.RECORD_SIZE + progAbi.REC_USED_MAPS, true) > 64)
+          return `enumStructOps record ${r}: flags ${flags}`;
       }
       return null;
     }
@@ -271,25 +308,31 @@ function runInput(im: Image, call: CallName, report: FuzzReport): string | null 
         for (let b = 0; b < 6; b++) if ((flags & (1 << b)) !== 0) report.rqFlags[b]++;
         report.rqTasks += walked;
         if (walked > cap) return `record ${r}: ${walked} runnable over the bound ${cap}`;
-        if ((flags & abi.RQF_NO_CPU) !== 0 && flags !== abi.RQF_NO_CPU) return `record ${r}: NO_CPU with flags ${flags}`;
-        if ((flags & abi.RQF_READ) === 0 && (flags & ~abi.RQF_NO_CPU) !== 0) return `record ${r}: flags ${flags} on an unreadable rq`;
+        if ((flags & abi.RQF_NO_CPU) !== 0 && flags !== abi.RQF_NO_CPU)
+          return `record ${r}: NO_CPU with flags ${flags}`;
+        if ((flags & abi.RQF_READ) === 0 && (flags & ~abi.RQF_NO_CPU) !== 0)
+          return `record ${r}: flags ${flags} on an unreadable rq`;
         total += walked;
-        if (total > abi.RQ_STEP_BUDGET) return `records 0..${r}: ${total} list steps, over the call's budget ${abi.RQ_STEP_BUDGET}`;
+        if (total > abi.RQ_STEP_BUDGET)
+          return `records 0..${r}: ${total} list steps, over the call's budget ${abi.RQ_STEP_BUDGET}`;
         // truncated: at the per-CPU bound, or where the call's step budget ran out
-        if ((flags & abi.RQF_LIST_TRUNCATED) !== 0 && walked !== cap && total !== abi.RQ_STEP_BUDGET) return `record ${r}: truncated at ${walked}, bound ${cap}, ${total} steps`;
+        if ((flags & abi.RQF_LIST_TRUNCATED) !== 0 && walked !== cap && total !== abi.RQ_STEP_BUDGET)
+          return `record ${r}: truncated at ${walked}, bound ${cap}, ${total} steps`;
       }
       return null;
     }
     case 'readers': {
       const len = [0, 1, 7, 16, 4096, 65536, 65537, -1][rand() % 8];
       const got = core.readKvaBytes(kva(), len);
-      if (len < 0 || len > core.scratchSize() ? got !== -1 : got < 0 || got > len) return `readKvaBytes(len ${len}) = ${got}`;
+      if (len < 0 || len > core.scratchSize() ? got !== -1 : got < 0 || got > len)
+        return `readKvaBytes(len ${len}) = ${got}`;
       const memBytes = intro.memory.buffer.byteLength;
       const ptr = [core.scratchPtr(), memBytes - 8, memBytes + 8, rand(), 0][rand() % 5] >>> 0;
       const cnt = [0, 1, 100, -1, 1 << 30][rand() % 5];
       const w = core.walkBatch(ptr, cnt, core.scratchPtr());
       const x = core.xaLoadBatch(kva(), ptr, cnt, core.scratchPtr());
-      if (w > Math.max(cnt, 0) || x > Math.max(cnt, 0) || w < -1 || x < -1) return `batch readers: ${w}, ${x} of ${cnt}`;
+      if (w > Math.max(cnt, 0) || x > Math.max(cnt, 0) || w < -1 || x < -1)
+        return `batch readers: ${w}, ${x} of ${cnt}`;
       return null;
     }
   }
@@ -307,9 +350,19 @@ export function fuzzCore(options: FuzzOptions): FuzzReport {
   const budget = options.budgetMs ?? 250;
   const maxFindings = options.maxFindings ?? 20;
   const report: FuzzReport = {
-    inputs: 0, traps: 0, violations: 0, slow: 0, perCall: emptyPerCall(), rqFlags: [0, 0, 0, 0, 0, 0], rqTasks: 0, structOps: 0, findings: [],
+    inputs: 0,
+    traps: 0,
+    violations: 0,
+    slow: 0,
+    perCall: emptyPerCall(),
+    rqFlags: [0, 0, 0, 0, 0, 0],
+    rqTasks: 0,
+    structOps: 0,
+    findings: [],
   };
-  const note = (f: FuzzFinding): void => { if (report.findings.length < maxFindings) report.findings.push(f); };
+  const note = (f: FuzzFinding): void => {
+    if (report.findings.length < maxFindings) report.findings.push(f);
+  };
   let im: Image | null = null;
   let epoch = -1;
   for (let i = first; i < first + options.count; i++) {
@@ -337,8 +390,14 @@ export function fuzzCore(options: FuzzOptions): FuzzReport {
     pc.calls++;
     pc.ms += ms;
     if (ms > pc.maxMs) pc.maxMs = ms;
-    if (violation !== null) { report.violations++; note({ kind: 'bound', input: i, call, detail: violation }); }
-    if (ms > budget) { report.slow++; note({ kind: 'slow', input: i, call, detail: `${ms.toFixed(1)} ms` }); }
+    if (violation !== null) {
+      report.violations++;
+      note({ kind: 'bound', input: i, call, detail: violation });
+    }
+    if (ms > budget) {
+      report.slow++;
+      note({ kind: 'slow', input: i, call, detail: `${ms.toFixed(1)} ms` });
+    }
     report.inputs++;
     if (options.progress !== undefined) Atomics.store(options.progress, 0, report.inputs);
   }

@@ -21,10 +21,14 @@ function randomBig(rand: () => number): bigint {
 /** An address that often lands in the image: a direct-map/garbage mix. */
 function plausibleKva(g: SyntheticGuest, rand: () => number): bigint {
   switch (rand() % 4) {
-    case 0: return g.kva(rand() % RAM);
-    case 1: return g.kva(rand() % RAM) | 2n; // looks like an xa_node
-    case 2: return 0xffff_ffff_8000_0000n + BigInt(rand() % RAM);
-    default: return randomBig(rand);
+    case 0:
+      return g.kva(rand() % RAM);
+    case 1:
+      return g.kva(rand() % RAM) | 2n; // looks like an xa_node
+    case 2:
+      return 0xffff_ffff_8000_0000n + BigInt(rand() % RAM);
+    default:
+      return randomBig(rand);
   }
 }
 
@@ -45,9 +49,17 @@ test(`${IMAGES} random images: walk, kvaToPa, xa_load, xaFind and enumeration re
   for (let image = 0; image < IMAGES; image++) {
     fillGarbage(g, rand);
     const intro = g.introspector();
-    const offsets: KernelOffsets = image % 2 === 0 ? TEST_OFFSETS : {
-      ...TEST_OFFSETS, xaNodeSlots: rand() % 4096, progAux: rand() % 8192, auxUsedMaps: rand() % 4096, auxName: rand() % 5000, statsNsecs: rand() % 100_000,
-    };
+    const offsets: KernelOffsets =
+      image % 2 === 0
+        ? TEST_OFFSETS
+        : {
+            ...TEST_OFFSETS,
+            xaNodeSlots: rand() % 4096,
+            progAux: rand() % 8192,
+            auxUsedMaps: rand() % 4096,
+            auxName: rand() % 5000,
+            statsNsecs: rand() % 100_000,
+          };
     intro.setOffsets(offsets);
     intro.setPaging(BigInt(rand() % RAM), image % 3 === 0);
     intro.setPerCpu(plausibleKva(g, rand), image % 5 === 0 ? 8192 : rand() % 64);
@@ -114,7 +126,9 @@ test('the fuzzer, shortly: every walk on garbage and on corrupted runqueue/IDR i
   // lists bounded at 65536 (6 s), so the hostile-list kind is epoch 7 here and fuzz:introspect does the rest
   for (const epoch of [0, 1, 2, 7]) {
     const r = fuzzCore({ seed: 0x5eed, first: epoch * EPOCH, count: 1200 });
-    r.rqFlags.forEach((n, bit) => { flags[bit] += n; });
+    r.rqFlags.forEach((n, bit) => {
+      flags[bit] += n;
+    });
     tasks += r.rqTasks;
     programs += r.structOps;
     assert.is(r.inputs, 1200);
@@ -124,7 +138,10 @@ test('the fuzzer, shortly: every walk on garbage and on corrupted runqueue/IDR i
     for (const c of CALLS) assert.ok(r.perCall[c].calls > 100, `${c} called ${r.perCall[c].calls} times`);
   }
   // the inputs reach deep: rqs read, current tasks, lists walked to their bound and broken, programs found
-  assert.ok(flags.every((n) => n > 0), `records per RQF bit: ${flags.join(' ')}`);
+  assert.ok(
+    flags.every((n) => n > 0),
+    `records per RQF bit: ${flags.join(' ')}`,
+  );
   assert.ok(tasks > 1000, `${tasks} runnable tasks walked`);
   assert.ok(programs > 0, `${programs} struct_ops programs found`);
 });

@@ -14,9 +14,14 @@ export const HELPER_BINARY = 'build/introspect-guest/bpf-prog-info';
 
 test('the bpf_prog_info guest helper builds statically and lists programs', () => {
   const gcc = findOnPath('gcc');
-  if (gcc === undefined) { console.log('  skipped: gcc not installed'); return; }
+  if (gcc === undefined) {
+    console.log('  skipped: gcc not installed');
+    return;
+  }
   mkdirSync(repoPath('build', 'introspect-guest'), { recursive: true });
-  execFileSync(gcc, ['-static', '-O2', '-Wall', '-Werror', '-o', repoPath(HELPER_BINARY), repoPath(HELPER_SOURCE)], { stdio: 'inherit' });
+  execFileSync(gcc, ['-static', '-O2', '-Wall', '-Werror', '-o', repoPath(HELPER_BINARY), repoPath(HELPER_SOURCE)], {
+    stdio: 'inherit',
+  });
   let out: string;
   try {
     out = execFileSync(repoPath(HELPER_BINARY), { encoding: 'utf8' });

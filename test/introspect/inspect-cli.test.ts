@@ -24,8 +24,12 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
 }
 
 let tmp: string;
-test.before(() => { tmp = mkdtempSync(join(tmpdir(), 'ktstr-inspect-')); });
-test.after(() => { rmSync(tmp, { recursive: true, force: true }); });
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ktstr-inspect-'));
+});
+test.after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 test('usage errors exit 2', () => {
   let r = run([]);
@@ -48,7 +52,10 @@ test('a file that is not a vmlinux, a core that is not ELF, memory without the k
   let r = run(['--vmlinux', junk, '--core', junk]);
   assert.is(r.status, 1);
   assert.match(r.stderr, /not an ELF file/);
-  if (vmlinux === undefined || !existsSync(vmlinux)) { console.log('  (vmlinux cases skipped: the shared sched_ext kernel is missing)'); return; }
+  if (vmlinux === undefined || !existsSync(vmlinux)) {
+    console.log('  (vmlinux cases skipped: the shared sched_ext kernel is missing)');
+    return;
+  }
   r = run(['--vmlinux', vmlinux, '--core', junk]);
   assert.is(r.status, 1);
   assert.match(r.stderr, /junk: not an ELF file \(bad magic\)/);

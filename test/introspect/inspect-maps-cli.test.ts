@@ -7,7 +7,10 @@ import * as assert from 'uvu/assert';
 import { repoPath, repoRoot } from '../helpers/repo.js';
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), 'inspect', ...args], { cwd: repoRoot(), encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), 'inspect', ...args], {
+    cwd: repoRoot(),
+    encoding: 'utf8',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -70,8 +70,10 @@ for (const la57 of [false, true]) {
     const ts = new DataViewWalker(g.view, intro.regions);
     ts.setPaging(BigInt(g.cr3), la57);
     for (let i = 0; i < 2000; i++) {
-      const va = i % 3 === 0 ? base + 0x4000_0000n + BigInt(rand() % 0x20_0000)
-        : base + BigInt(rand() % 4096) * 0x1000n + BigInt(rand() % 4096);
+      const va =
+        i % 3 === 0
+          ? base + 0x4000_0000n + BigInt(rand() % 0x20_0000)
+          : base + BigInt(rand() % 4096) * 0x1000n + BigInt(rand() % 4096);
       assert.is(ts.walk(va), intro.walk(va), `va 0x${va.toString(16)}`);
     }
   });
@@ -109,7 +111,10 @@ test('regions: offsets below the core data, overlaps and ranges past the memory 
   assert.throws(() => intro.addRegion(0x80000, 4096, IMAGE_BASE + 0x1000), /overlaps another region/);
   assert.throws(() => intro.addRegion(0x1000_0000, 1 << 30, IMAGE_BASE), /leaves the memory/);
   assert.ok(intro.dataEnd <= IMAGE_BASE, `core data ends at ${intro.dataEnd}, below the 4 MiB guest base`);
-  assert.ok(intro.dataEnd <= 4 * 65536, `core data (${intro.dataEnd}) fits the 4 pages the module declares as its minimum memory`);
+  assert.ok(
+    intro.dataEnd <= 4 * 65536,
+    `core data (${intro.dataEnd}) fits the 4 pages the module declares as its minimum memory`,
+  );
 });
 
 test.run();

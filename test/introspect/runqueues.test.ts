@@ -11,7 +11,14 @@ import * as abi from '../../assembly/monitor-abi.js';
 import type { RunqueueSample } from '../../src/monitor/runqueues.js';
 import { DataViewWalker, loadPerCpuTs, sampleRunqueuesTs } from '../../src/monitor/ts-walker.js';
 import { SyntheticGuest, rng } from './synthetic-guest.js';
-import { RQ_TEST_OFFSETS, RUNQUEUES_SYM, SyntheticRunqueues, rqSpec, runqueueSampler as sampler, taskSpec } from './synthetic-runqueues.js';
+import {
+  RQ_TEST_OFFSETS,
+  RUNQUEUES_SYM,
+  SyntheticRunqueues,
+  rqSpec,
+  runqueueSampler as sampler,
+  taskSpec,
+} from './synthetic-runqueues.js';
 
 test('the fake BTF gives the test offset table through monitorOffsets chains', () => {
   const g = new SyntheticGuest({ ramBytes: 8 << 20 });
@@ -33,7 +40,13 @@ test('four CPUs: counts, clock, current task and the oldest runnable task, exact
   const lists = [0, 1, 5, 3];
   const specs = lists.map((n, cpu) => rqSpec(cpu, n, 100 * (cpu + 1)));
   // CPU 2's oldest task sits in the middle of its list; CPU 3's two oldest tie (the first wins)
-  specs[2].runnable = [taskSpec(300, 9000n), taskSpec(301, 8000n), taskSpec(302, 7000n, 1), taskSpec(303, 7500n), taskSpec(304, 9999n)];
+  specs[2].runnable = [
+    taskSpec(300, 9000n),
+    taskSpec(301, 8000n),
+    taskSpec(302, 7000n, 1),
+    taskSpec(303, 7500n),
+    taskSpec(304, 9999n),
+  ];
   specs[3].runnable = [taskSpec(400, 5000n), taskSpec(401, 4000n), taskSpec(402, 4000n)];
   specs[1].curr = { pid: 4242, comm: 'a-fifteen-char!', policy: 1, runnableAt: 0n };
   specs.forEach((s, cpu) => rqs.setRq(cpu, s));
@@ -42,11 +55,25 @@ test('four CPUs: counts, clock, current task and the oldest runnable task, exact
   assert.is(samples.length, 4);
   const expect = (cpu: number, r: RunqueueSample): void => {
     const s = specs[cpu];
-    assert.equal({ ...r }, {
-      cpu, readable: true, nrRunning: s.nrRunning, cfsNrRunning: s.cfsNr, scxNrRunning: s.scxNr, localDsqDepth: s.localDsqNr,
-      scxFlags: s.scxFlags, clockNs: s.clock, curr: { pid: s.curr!.pid, comm: s.curr!.comm, policy: s.curr!.policy },
-      runnable: s.runnable.length, oldest: r.oldest, listTruncated: false, listBroken: false,
-    }, `cpu ${cpu}`);
+    assert.equal(
+      { ...r },
+      {
+        cpu,
+        readable: true,
+        nrRunning: s.nrRunning,
+        cfsNrRunning: s.cfsNr,
+        scxNrRunning: s.scxNr,
+        localDsqDepth: s.localDsqNr,
+        scxFlags: s.scxFlags,
+        clockNs: s.clock,
+        curr: { pid: s.curr!.pid, comm: s.curr!.comm, policy: s.curr!.policy },
+        runnable: s.runnable.length,
+        oldest: r.oldest,
+        listTruncated: false,
+        listBroken: false,
+      },
+      `cpu ${cpu}`,
+    );
   };
   samples.forEach((r, cpu) => expect(cpu, r));
   assert.is(samples[0].oldest, null);
@@ -93,7 +120,12 @@ test('fields the kernel lacks (MON_ABSENT) read as 0; without sched_ext no list 
   rqs.setRq(1, rqSpec(1, 2, 60));
   const intro = g.introspector();
   // the values are in memory; the table says the kernel has no such fields
-  const s = sampler(intro, rqs, 100, ['cfs_rq.nr_running', 'rq.clock', 'task_struct.policy', 'scx_dispatch_q']).sample();
+  const s = sampler(intro, rqs, 100, [
+    'cfs_rq.nr_running',
+    'rq.clock',
+    'task_struct.policy',
+    'scx_dispatch_q',
+  ]).sample();
   assert.is(s[0].readable, true);
   assert.is(s[0].cfsNrRunning, 0);
   assert.is(s[0].clockNs, 0n);
@@ -132,7 +164,9 @@ test('a runnable list longer than the bound stops there, flagged truncated', () 
 test('a cyclic list that never returns to its head is walked to the bound, flagged truncated', () => {
   const g = new SyntheticGuest({ ramBytes: 8 << 20 });
   const rqs = new SyntheticRunqueues(g, 1);
-  const { runnable: [a, b, c] } = rqs.setRq(0, { ...rqSpec(0, 0, 1), runnable: [taskSpec(7, 30n), taskSpec(8, 20n), taskSpec(9, 25n)] });
+  const {
+    runnable: [a, b, c],
+  } = rqs.setRq(0, { ...rqSpec(0, 0, 1), runnable: [taskSpec(7, 30n), taskSpec(8, 20n), taskSpec(9, 25n)] });
   g.w64(rqs.nodePa(c), rqs.nodeKva(b)); // head -> a -> b -> c -> b -> c ...
   const intro = g.introspector();
   for (const limit of [100, 4096, 1 << 20]) {
@@ -187,7 +221,12 @@ test('more CPUs than one call holds: RunqueueSampler samples 600 in chunks of 51
 // ---- the TS oracle ----------------------------------------------------------------------------------
 
 /** Random runqueues, then random damage: words overwritten with pointers into the image, links cut or redirected. */
-function randomImage(seed: number): { g: SyntheticGuest; rqs: SyntheticRunqueues; rand: () => number; offsets: number[] } {
+function randomImage(seed: number): {
+  g: SyntheticGuest;
+  rqs: SyntheticRunqueues;
+  rand: () => number;
+  offsets: number[];
+} {
   const rand = rng(seed);
   const g = new SyntheticGuest({ ramBytes: 8 << 20 });
   const cpus = 1 + (rand() % 24);
@@ -202,18 +241,27 @@ function randomImage(seed: number): { g: SyntheticGuest; rqs: SyntheticRunqueues
   }
   const tasks: bigint[] = [];
   for (let cpu = 0; cpu < cpus; cpu++) {
-    const spec = rqSpec(cpu, rand() % 9, 1 + rand() % 30000, BigInt(rand()) * 5n);
-    spec.runnable.forEach((t) => { t.runnableAt = BigInt(rand() % 1000); });
+    const spec = rqSpec(cpu, rand() % 9, 1 + (rand() % 30000), BigInt(rand()) * 5n);
+    spec.runnable.forEach((t) => {
+      t.runnableAt = BigInt(rand() % 1000);
+    });
     if (rand() % 8 === 0) spec.curr = null;
     const made = rqs.setRq(cpu, spec);
     for (const t of made.runnable) tasks.push(rqs.nodeKva(t));
   }
-  const damage = seed % 4 === 0 ? 0 : 1 + rand() % 12;
+  const damage = seed % 4 === 0 ? 0 : 1 + (rand() % 12);
   for (let i = 0; i < damage; i++) {
     const cpu = rand() % cpus;
     const where = rand() % 5;
-    const value = [0n, tasks[rand() % Math.max(1, tasks.length)] ?? 0n, g.kva(rand() % g.ramBytes), BigInt(rand()) << 32n, rqs.listHeadKva(cpu)][rand() % 5];
-    if (where === 0) g.w64(rqs.perCpuPa + cpu * 8, value); // a per-CPU offset
+    const value = [
+      0n,
+      tasks[rand() % Math.max(1, tasks.length)] ?? 0n,
+      g.kva(rand() % g.ramBytes),
+      BigInt(rand()) << 32n,
+      rqs.listHeadKva(cpu),
+    ][rand() % 5];
+    if (where === 0)
+      g.w64(rqs.perCpuPa + cpu * 8, value); // a per-CPU offset
     else if (where === 1 && offsets[abi.MON_RQ_CURR] >= 0) g.w64(rqs.rqPa[cpu] + offsets[abi.MON_RQ_CURR], value);
     else if (tasks.length > 0) g.w64(Number(tasks[rand() % tasks.length] - g.pageOffset), value); // a link
   }
@@ -241,14 +289,21 @@ test('the TypeScript sampler writes the same records as the core on random, dama
     const ts = new Uint8Array(out.buffer, 0, n * abi.RQ_RECORD_SIZE);
     for (let cpu = 0; cpu < n; cpu++) {
       const o = cpu * abi.RQ_RECORD_SIZE;
-      assert.equal([...ts.subarray(o, o + abi.RQ_RECORD_SIZE)], [...wasm.subarray(o, o + abi.RQ_RECORD_SIZE)], `seed ${seed} cpu ${cpu}`);
+      assert.equal(
+        [...ts.subarray(o, o + abi.RQ_RECORD_SIZE)],
+        [...wasm.subarray(o, o + abi.RQ_RECORD_SIZE)],
+        `seed ${seed} cpu ${cpu}`,
+      );
       flagsSeen |= out.getUint32(o + abi.RQ_FLAGS, true);
       compared++;
     }
   }
   assert.ok(compared > 300, `${compared} records compared`);
   // the images reach every outcome the flags describe
-  assert.is(flagsSeen, abi.RQF_READ | abi.RQF_CURR | abi.RQF_SCX | abi.RQF_LIST_TRUNCATED | abi.RQF_LIST_BROKEN | abi.RQF_NO_CPU);
+  assert.is(
+    flagsSeen,
+    abi.RQF_READ | abi.RQF_CURR | abi.RQF_SCX | abi.RQF_LIST_TRUNCATED | abi.RQF_LIST_BROKEN | abi.RQF_NO_CPU,
+  );
 });
 
 test.run();

@@ -13,24 +13,33 @@ const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1
 
 function places(nodes: number, llcsPerNode: number, cores: number, threads: number): CpuPlace[] {
   const out: CpuPlace[] = [];
-  for (let n = 0; n < nodes; n++) for (let l = 0; l < llcsPerNode; l++) for (let c = 0; c < cores; c++) for (let t = 0; t < threads; t++) {
-    out.push({ cpu: out.length, node: n, llc: n * llcsPerNode + l, core: c, thread: t });
-  }
+  for (let n = 0; n < nodes; n++)
+    for (let l = 0; l < llcsPerNode; l++)
+      for (let c = 0; c < cores; c++)
+        for (let t = 0; t < threads; t++) {
+          out.push({ cpu: out.length, node: n, llc: n * llcsPerNode + l, core: c, thread: t });
+        }
   return out;
 }
 
 /** tiny-2llc: MC over each LLC pair, PKG over all four. */
-const tiny2: CpuDomains[] = range(0, 3).map((cpu) => ({ cpu, domains: [
-  { level: 2, flags: 0, flagNames: LLC, span: cpu < 2 ? [0, 1] : [2, 3] },
-  { level: 3, flags: 0, flagNames: PKG, span: [0, 1, 2, 3] },
-] }));
+const tiny2: CpuDomains[] = range(0, 3).map((cpu) => ({
+  cpu,
+  domains: [
+    { level: 2, flags: 0, flagNames: LLC, span: cpu < 2 ? [0, 1] : [2, 3] },
+    { level: 3, flags: 0, flagNames: PKG, span: [0, 1, 2, 3] },
+  ],
+}));
 
 /** smt-2llc: SMT pairs, MC over each LLC of 4, PKG over 8. */
-const smt2: CpuDomains[] = range(0, 7).map((cpu) => ({ cpu, domains: [
-  { level: 0, flags: 0, flagNames: SMT, span: cpu % 2 === 0 ? [cpu, cpu + 1] : [cpu - 1, cpu] },
-  { level: 2, flags: 0, flagNames: LLC, span: cpu < 4 ? range(0, 3) : range(4, 7) },
-  { level: 3, flags: 0, flagNames: PKG, span: range(0, 7) },
-] }));
+const smt2: CpuDomains[] = range(0, 7).map((cpu) => ({
+  cpu,
+  domains: [
+    { level: 0, flags: 0, flagNames: SMT, span: cpu % 2 === 0 ? [cpu, cpu + 1] : [cpu - 1, cpu] },
+    { level: 2, flags: 0, flagNames: LLC, span: cpu < 4 ? range(0, 3) : range(4, 7) },
+    { level: 3, flags: 0, flagNames: PKG, span: range(0, 7) },
+  ],
+}));
 
 test('the declared topologies pass', () => {
   assert.equal(checkSchedDomains(tiny2, places(1, 2, 2, 1)), { ok: true, problems: [] });
@@ -40,8 +49,14 @@ test('the declared topologies pass', () => {
 test('a wrong LLC is flagged: one LLC over all, interleaved LLCs, one-CPU LLCs', () => {
   const one = checkSchedDomains(tiny2, places(1, 1, 4, 1));
   assert.is(one.ok, false);
-  assert.match(one.problems[0], /^cpu 0: no sched domain with SD_SHARE_LLC spans its LLC 0-3 \(domains: llc2=0-1 lvl3=0-3\)/);
-  const interleaved = checkSchedDomains(tiny2, range(0, 3).map((cpu) => ({ cpu, node: 0, llc: cpu % 2, core: cpu, thread: 0 })));
+  assert.match(
+    one.problems[0],
+    /^cpu 0: no sched domain with SD_SHARE_LLC spans its LLC 0-3 \(domains: llc2=0-1 lvl3=0-3\)/,
+  );
+  const interleaved = checkSchedDomains(
+    tiny2,
+    range(0, 3).map((cpu) => ({ cpu, node: 0, llc: cpu % 2, core: cpu, thread: 0 })),
+  );
   assert.match(interleaved.problems[0], /^cpu 0: no sched domain with SD_SHARE_LLC spans its LLC 0,2/);
   const singles = checkSchedDomains(tiny2, places(1, 4, 1, 1));
   assert.match(singles.problems.join('\n'), /cpu 0: level 2 shares an LLC over 0-1, beyond its declared LLC 0/);

@@ -15,9 +15,24 @@ export const VMALLOC_5L = 0xffa0_0000_0000_0000n;
 
 /** Offsets deliberately unlike any real kernel's, so nothing can lean on hard-coded numbers. */
 export const TEST_OFFSETS: KernelOffsets = {
-  xaHead: 16, xaNodeShift: 3, xaNodeSlots: 48, idrRt: 8, idrBase: 40, idrNext: 44,
-  progType: 12, progAux: 72, progStats: 96, auxId: 20, auxVerifiedInsns: 300, auxName: 520,
-  auxUsedMaps: 600, auxUsedMapCnt: 612, statsCnt: 8, statsNsecs: 24, statsMisses: 0, mapName: 136,
+  xaHead: 16,
+  xaNodeShift: 3,
+  xaNodeSlots: 48,
+  idrRt: 8,
+  idrBase: 40,
+  idrNext: 44,
+  progType: 12,
+  progAux: 72,
+  progStats: 96,
+  auxId: 20,
+  auxVerifiedInsns: 300,
+  auxName: 520,
+  auxUsedMaps: 600,
+  auxUsedMapCnt: 612,
+  statsCnt: 8,
+  statsNsecs: 24,
+  statsMisses: 0,
+  mapName: 136,
   progTypeStructOps: 27,
 };
 
@@ -45,9 +60,10 @@ export class SyntheticGuest {
     this.la57 = options.la57 ?? false;
     this.offsets = options.offsets ?? TEST_OFFSETS;
     const pages = (IMAGE_BASE + this.ramBytes) / 65536;
-    this.memory = options.shared === true
-      ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
-      : new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.memory =
+      options.shared === true
+        ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+        : new WebAssembly.Memory({ initial: pages, maximum: pages });
     this.view = new DataView(this.memory.buffer);
     this.bytes = new Uint8Array(this.memory.buffer);
     this.nextFree = 0x10_0000; // 1 MiB: page tables and structs from here
@@ -74,14 +90,26 @@ export class SyntheticGuest {
     return pa;
   }
 
-  allocPage(): number { return this.alloc(4096); }
+  allocPage(): number {
+    return this.alloc(4096);
+  }
 
-  kva(pa: number): bigint { return this.pageOffset + BigInt(pa); }
+  kva(pa: number): bigint {
+    return this.pageOffset + BigInt(pa);
+  }
 
-  w64(pa: number, v: bigint): void { this.view.setBigUint64(IMAGE_BASE + pa, BigInt.asUintN(64, v), true); }
-  w32(pa: number, v: number): void { this.view.setUint32(IMAGE_BASE + pa, v >>> 0, true); }
-  w8(pa: number, v: number): void { this.view.setUint8(IMAGE_BASE + pa, v); }
-  r64(pa: number): bigint { return this.view.getBigUint64(IMAGE_BASE + pa, true); }
+  w64(pa: number, v: bigint): void {
+    this.view.setBigUint64(IMAGE_BASE + pa, BigInt.asUintN(64, v), true);
+  }
+  w32(pa: number, v: number): void {
+    this.view.setUint32(IMAGE_BASE + pa, v >>> 0, true);
+  }
+  w8(pa: number, v: number): void {
+    this.view.setUint8(IMAGE_BASE + pa, v);
+  }
+  r64(pa: number): bigint {
+    return this.view.getBigUint64(IMAGE_BASE + pa, true);
+  }
   name(pa: number, s: string): void {
     const b = new TextEncoder().encode(s);
     this.bytes.fill(0, IMAGE_BASE + pa, IMAGE_BASE + pa + 16);
@@ -145,21 +173,26 @@ export class SyntheticGuest {
       for (let s = shift; ; s -= 6) {
         const slot = Math.floor(index / 2 ** s) % 64;
         const slotPa = node + this.offsets.xaNodeSlots + slot * 8;
-        if (s === 0) { this.w64(slotPa, entry); break; }
+        if (s === 0) {
+          this.w64(slotPa, entry);
+          break;
+        }
         let child = this.r64(slotPa);
         if (child === 0n) {
           const pa = this.newNode(s - 6);
           child = this.kva(pa) | 2n;
           this.w64(slotPa, child);
         }
-        node = Number((child - 2n) - this.pageOffset);
+        node = Number(child - 2n - this.pageOffset);
       }
     }
     return this.kva(root) | 2n;
   }
 
   /** Physical address of an xarray node from an internal node entry. */
-  nodePa(entry: bigint): number { return Number((entry - 2n) - this.pageOffset); }
+  nodePa(entry: bigint): number {
+    return Number(entry - 2n - this.pageOffset);
+  }
 
   /** An idr (in the direct map) over `entries`, with idr_base `base`; returns its kva. */
   idr(entries: Map<number, bigint>, base = 0): bigint {
@@ -199,9 +232,13 @@ export class SyntheticGuest {
    * offset, as the kernel's percpu allocator produces.
    */
   bpfProg(p: {
-    type: number; id: number; name: string; verifiedInsns: number;
+    type: number;
+    id: number;
+    name: string;
+    verifiedInsns: number;
     stats?: { perCpuBasePa: number; values: [bigint, bigint, bigint][] } | null;
-    usedMaps?: bigint[]; usedMapCnt?: number;
+    usedMaps?: bigint[];
+    usedMapCnt?: number;
   }): bigint {
     const prog = this.vmalloc(4096 * 2);
     const auxPa = this.alloc(1024, 64);
@@ -236,9 +273,11 @@ export class SyntheticGuest {
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s;
   };
 }

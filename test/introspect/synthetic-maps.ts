@@ -10,11 +10,35 @@ import { BtfWriter } from './btf-writer.js';
 import { SyntheticGuest, TEST_OFFSETS } from './synthetic-guest.js';
 
 /** enum bpf_map_type, shuffled: names must come from the BTF, never from built-in numbers. */
-export const MAP_TYPE = { hash: 21, array: 22, percpu_hash: 23, percpu_array: 24, lru_hash: 25, lru_percpu_hash: 26, arena: 27, queue: 28 } as const;
+export const MAP_TYPE = {
+  hash: 21,
+  array: 22,
+  percpu_hash: 23,
+  percpu_array: 24,
+  lru_hash: 25,
+  lru_percpu_hash: 26,
+  arena: 27,
+  queue: 28,
+} as const;
 
 /** Where each kernel member lives in this synthetic build. */
 export const K = {
-  map: { size: 320, type: 12, valueSize: 4, keySize: 60, id: 100, name: TEST_OFFSETS.mapName, maxEntries: 200, flags: 208, mapExtra: 216, keyTid: 228, valueTid: 232, vmlinuxTid: 236, btf: 240, frozen: 251 },
+  map: {
+    size: 320,
+    type: 12,
+    valueSize: 4,
+    keySize: 60,
+    id: 100,
+    name: TEST_OFFSETS.mapName,
+    maxEntries: 200,
+    flags: 208,
+    mapExtra: 216,
+    keyTid: 228,
+    valueTid: 232,
+    vmlinuxTid: 236,
+    btf: 240,
+    frozen: 251,
+  },
   array: { elemSize: 324, value: 336 },
   htab: { nBuckets: 400, buckets: 520, size: 600 },
   bucket: { size: 24, head: 8 },
@@ -31,30 +55,84 @@ function kernelBtf(): Btf {
   const bool = w.int('_Bool', 1, 4);
   const voidp = w.ptr(0);
   const xarray = w.struct('xarray', 32, [{ name: 'xa_head', type: voidp, offset: TEST_OFFSETS.xaHead }]);
-  w.struct('idr', 48, [{ name: 'idr_rt', type: xarray, offset: TEST_OFFSETS.idrRt }, { name: 'idr_base', type: u32, offset: TEST_OFFSETS.idrBase }, { name: 'idr_next', type: u32, offset: TEST_OFFSETS.idrNext }]);
-  const mapType = w.enum('bpf_map_type', 4, [['BPF_MAP_TYPE_UNSPEC', 0], ...Object.entries(MAP_TYPE).map(([n, v]): [string, number] => [`BPF_MAP_TYPE_${n.toUpperCase()}`, v]), ['BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED', 29], ['BPF_MAP_TYPE_CGROUP_STORAGE', 29], ['__MAX_BPF_MAP_TYPE', 30]]);
+  w.struct('idr', 48, [
+    { name: 'idr_rt', type: xarray, offset: TEST_OFFSETS.idrRt },
+    { name: 'idr_base', type: u32, offset: TEST_OFFSETS.idrBase },
+    { name: 'idr_next', type: u32, offset: TEST_OFFSETS.idrNext },
+  ]);
+  const mapType = w.enum('bpf_map_type', 4, [
+    ['BPF_MAP_TYPE_UNSPEC', 0],
+    ...Object.entries(MAP_TYPE).map(([n, v]): [string, number] => [`BPF_MAP_TYPE_${n.toUpperCase()}`, v]),
+    ['BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED', 29],
+    ['BPF_MAP_TYPE_CGROUP_STORAGE', 29],
+    ['__MAX_BPF_MAP_TYPE', 30],
+  ]);
   const m = K.map;
   const map = w.struct('bpf_map', m.size, [
-    { name: 'map_type', type: mapType, offset: m.type }, { name: 'value_size', type: u32, offset: m.valueSize }, { name: 'key_size', type: u32, offset: m.keySize },
-    { name: 'id', type: u32, offset: m.id }, { name: 'name', type: w.array(w.int('char', 1, 2), 16), offset: m.name },
-    { name: 'max_entries', type: u32, offset: m.maxEntries }, { name: 'map_flags', type: u32, offset: m.flags }, { name: 'map_extra', type: u64, offset: m.mapExtra },
-    { name: 'btf_key_type_id', type: u32, offset: m.keyTid }, { name: 'btf_value_type_id', type: u32, offset: m.valueTid },
-    { name: 'btf_vmlinux_value_type_id', type: u32, offset: m.vmlinuxTid }, { name: 'btf', type: voidp, offset: m.btf }, { name: 'frozen', type: bool, offset: m.frozen },
+    { name: 'map_type', type: mapType, offset: m.type },
+    { name: 'value_size', type: u32, offset: m.valueSize },
+    { name: 'key_size', type: u32, offset: m.keySize },
+    { name: 'id', type: u32, offset: m.id },
+    { name: 'name', type: w.array(w.int('char', 1, 2), 16), offset: m.name },
+    { name: 'max_entries', type: u32, offset: m.maxEntries },
+    { name: 'map_flags', type: u32, offset: m.flags },
+    { name: 'map_extra', type: u64, offset: m.mapExtra },
+    { name: 'btf_key_type_id', type: u32, offset: m.keyTid },
+    { name: 'btf_value_type_id', type: u32, offset: m.valueTid },
+    { name: 'btf_vmlinux_value_type_id', type: u32, offset: m.vmlinuxTid },
+    { name: 'btf', type: voidp, offset: m.btf },
+    { name: 'frozen', type: bool, offset: m.frozen },
   ]);
   // value/pptrs in an anonymous union, as in the kernel
-  const union = w.struct('', 0, [{ name: 'value', type: w.array(u8, 0), offset: 0 }, { name: 'pptrs', type: w.array(voidp, 0), offset: 0 }], true);
-  w.struct('bpf_array', K.array.value, [{ name: 'map', type: map, offset: 0 }, { name: 'elem_size', type: u32, offset: K.array.elemSize }, { name: '', type: union, offset: K.array.value }]);
-  const node = w.struct('hlist_nulls_node', 16, [{ name: 'pprev', type: voidp, offset: 0 }, { name: 'next', type: voidp, offset: K.node.next }]);
+  const union = w.struct(
+    '',
+    0,
+    [
+      { name: 'value', type: w.array(u8, 0), offset: 0 },
+      { name: 'pptrs', type: w.array(voidp, 0), offset: 0 },
+    ],
+    true,
+  );
+  w.struct('bpf_array', K.array.value, [
+    { name: 'map', type: map, offset: 0 },
+    { name: 'elem_size', type: u32, offset: K.array.elemSize },
+    { name: '', type: union, offset: K.array.value },
+  ]);
+  const node = w.struct('hlist_nulls_node', 16, [
+    { name: 'pprev', type: voidp, offset: 0 },
+    { name: 'next', type: voidp, offset: K.node.next },
+  ]);
   const head = w.struct('hlist_nulls_head', 8, [{ name: 'first', type: voidp, offset: 0 }]);
-  w.struct('bucket', K.bucket.size, [{ name: 'raw_lock', type: u32, offset: 0 }, { name: 'head', type: head, offset: K.bucket.head }]);
-  w.struct('htab_elem', K.elem.key, [{ name: 'hash', type: u32, offset: 0 }, { name: 'hash_node', type: node, offset: K.elem.node }, { name: 'key', type: w.array(u8, 0), offset: K.elem.key }]);
-  w.struct('bpf_htab', K.htab.size, [{ name: 'map', type: map, offset: 0 }, { name: 'n_buckets', type: u32, offset: K.htab.nBuckets }, { name: 'buckets', type: voidp, offset: K.htab.buckets }]);
-  w.struct('btf', 200, [{ name: 'base_btf', type: voidp, offset: K.btf.baseBtf }, { name: 'data', type: voidp, offset: K.btf.data }, { name: 'data_size', type: u32, offset: K.btf.dataSize }]);
+  w.struct('bucket', K.bucket.size, [
+    { name: 'raw_lock', type: u32, offset: 0 },
+    { name: 'head', type: head, offset: K.bucket.head },
+  ]);
+  w.struct('htab_elem', K.elem.key, [
+    { name: 'hash', type: u32, offset: 0 },
+    { name: 'hash_node', type: node, offset: K.elem.node },
+    { name: 'key', type: w.array(u8, 0), offset: K.elem.key },
+  ]);
+  w.struct('bpf_htab', K.htab.size, [
+    { name: 'map', type: map, offset: 0 },
+    { name: 'n_buckets', type: u32, offset: K.htab.nBuckets },
+    { name: 'buckets', type: voidp, offset: K.htab.buckets },
+  ]);
+  w.struct('btf', 200, [
+    { name: 'base_btf', type: voidp, offset: K.btf.baseBtf },
+    { name: 'data', type: voidp, offset: K.btf.data },
+    { name: 'data_size', type: u32, offset: K.btf.dataSize },
+  ]);
   return new Btf(w.bytes(), 'synthetic kernel BTF');
 }
 
 /** Type ids of the program BTF below. */
-export interface ProgBtf { bytes: Uint8Array; rodata: number; bss: number; stats: number; knobs: number }
+export interface ProgBtf {
+  bytes: Uint8Array;
+  rodata: number;
+  bss: number;
+  stats: number;
+  knobs: number;
+}
 
 /**
  * A scheduler's BTF: `.rodata` { u32 nr_cpus; char label[16]; struct knobs knobs; },
@@ -70,28 +148,53 @@ export function progBtf(): ProgBtf {
   const char = w.int('char', 1, 2);
   const bool = w.int('_Bool', 1, 4);
   const cv = (t: number): number => w.constOf(t); // const volatile, as .rodata declares it
-  const mode = w.enum('mode', 4, [['MODE_FIFO', 0], ['MODE_WEIGHTED', 1], ['MODE_BOOST', 7]]);
+  const mode = w.enum('mode', 4, [
+    ['MODE_FIFO', 0],
+    ['MODE_WEIGHTED', 1],
+    ['MODE_BOOST', 7],
+  ]);
   const knobs = w.struct('knobs', 24, [
-    { name: 'slice_ns', type: u64, offset: 0 }, { name: 'mode', type: mode, offset: 8 },
-    { name: 'flag', type: u32, offset: 96, bits: 3 }, { name: 'shift', type: u32, offset: 99, bits: 5 },
+    { name: 'slice_ns', type: u64, offset: 0 },
+    { name: 'mode', type: mode, offset: 8 },
+    { name: 'flag', type: u32, offset: 96, bits: 3 },
+    { name: 'shift', type: u32, offset: 99, bits: 5 },
     { name: 'cpus', type: w.array(u32, 2), offset: 16 },
   ]);
-  const stats = w.struct('stats', 16, [{ name: 'cnt', type: u64, offset: 0 }, { name: 'nsecs', type: u64, offset: 8 }]);
+  const stats = w.struct('stats', 16, [
+    { name: 'cnt', type: u64, offset: 0 },
+    { name: 'nsecs', type: u64, offset: 8 },
+  ]);
   const vNr = w.variable('nr_cpus', cv(u32));
   const vLabel = w.variable('label', cv(w.array(char, 16)));
   const vKnobs = w.variable('knobs', cv(knobs));
-  const rodata = w.datasec('.rodata', 48, [[vNr, 0, 4], [vLabel, 4, 16], [vKnobs, 24, 24]]);
+  const rodata = w.datasec('.rodata', 48, [
+    [vNr, 0, 4],
+    [vLabel, 4, 16],
+    [vKnobs, 24, 24],
+  ]);
   const vEnq = w.variable('nr_enqueued', u64);
   const vStats = w.variable('stats', w.array(u32, 4));
   const vEnabled = w.variable('enabled', bool);
   const vLevel = w.variable('level', int);
-  const bss = w.datasec('.bss', 32, [[vEnq, 0, 8], [vStats, 8, 16], [vEnabled, 24, 1], [vLevel, 28, 4]]);
+  const bss = w.datasec('.bss', 32, [
+    [vEnq, 0, 8],
+    [vStats, 8, 16],
+    [vEnabled, 24, 1],
+    [vLevel, 28, 4],
+  ]);
   return { bytes: w.bytes(), rodata, bss, stats, knobs };
 }
 
 export interface MapSpec {
-  id: number; name: string; type: keyof typeof MAP_TYPE; keySize: number; valueSize: number; maxEntries: number;
-  flags?: number; frozen?: boolean; btf?: { kva: bigint; keyTid?: number; valueTid: number };
+  id: number;
+  name: string;
+  type: keyof typeof MAP_TYPE;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags?: number;
+  frozen?: boolean;
+  btf?: { kva: bigint; keyTid?: number; valueTid: number };
 }
 
 export class MapsGuest {
@@ -108,7 +211,11 @@ export class MapsGuest {
     this.nrCpuIdsPa = this.g.alloc(8, 8);
     this.g.w32(this.nrCpuIdsPa, cpus);
     this.kernel = {
-      symbols: new Map(), symbolSizes: new Map([['__per_cpu_offset', cpus * 8]]), btf: kernelBtf(), offsets: TEST_OFFSETS, banner: null,
+      symbols: new Map(),
+      symbolSizes: new Map([['__per_cpu_offset', cpus * 8]]),
+      btf: kernelBtf(),
+      offsets: TEST_OFFSETS,
+      banner: null,
     };
     this.kernel.symbols.set('nr_cpu_ids', this.g.kva(this.nrCpuIdsPa));
     this.kernel.symbols.set('__per_cpu_offset', this.pcpu.arrayKva);
@@ -119,7 +226,16 @@ export class MapsGuest {
     const shifted = new Map([...this.entries].map(([id, e]) => [id - base, e]));
     this.kernel.symbols.set('map_idr', this.g.idr(shifted, base));
     const intro = this.g.introspector();
-    const layout: KernelLayout = { kaslrOffset: 0n, physBase: 0n, pageOffsetBase: this.g.pageOffset, cr3: BigInt(this.g.cr3), la57: false, textPa: 0n, source: 'memory', checks: [] };
+    const layout: KernelLayout = {
+      kaslrOffset: 0n,
+      physBase: 0n,
+      pageOffsetBase: this.g.pageOffset,
+      cr3: BigInt(this.g.cr3),
+      la57: false,
+      textPa: 0n,
+      source: 'memory',
+      checks: [],
+    };
     return new GuestKernel(intro, this.kernel, layout);
   }
 
@@ -187,7 +303,11 @@ export class MapsGuest {
    * values]. Elements of one bucket are chained in order. Returns the bucket array's pa and
    * each element's pa.
    */
-  hash(s: MapSpec, nBuckets: number, items: [number, Uint8Array, Uint8Array | Uint8Array[]][]): { bucketsPa: number; elems: number[] } {
+  hash(
+    s: MapSpec,
+    nBuckets: number,
+    items: [number, Uint8Array, Uint8Array | Uint8Array[]][],
+  ): { bucketsPa: number; elems: number[] } {
     const g = this.g;
     const pa = g.alloc(K.htab.size, 64);
     this.header(pa, s);
@@ -238,6 +358,9 @@ export function le(v: number | bigint, size: number): Uint8Array {
 export function cat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }

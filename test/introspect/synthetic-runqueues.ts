@@ -62,7 +62,10 @@ export interface RqSpec {
   runnable: TaskSpec[];
 }
 
-export interface Task { pa: number; kva: bigint }
+export interface Task {
+  pa: number;
+  kva: bigint;
+}
 
 /** `cpus` runqueues (all empty: curr 0, runnable list pointing at itself) in `g`'s direct map. */
 export class SyntheticRunqueues {
@@ -74,7 +77,12 @@ export class SyntheticRunqueues {
   readonly rqKva: bigint[] = [];
 
   /** `slots` per-CPU offsets are written (default `cpus`); CPUs past `cpus` get offset 0. */
-  constructor(readonly g: SyntheticGuest, readonly cpus: number, offsets: readonly number[] = RQ_TEST_OFFSETS, readonly slots = cpus) {
+  constructor(
+    readonly g: SyntheticGuest,
+    readonly cpus: number,
+    offsets: readonly number[] = RQ_TEST_OFFSETS,
+    readonly slots = cpus,
+  ) {
     this.offsets = [...offsets];
     this.perCpuPa = g.alloc(Math.max(8, slots * 8), 64);
     this.perCpuKva = g.kva(this.perCpuPa);
@@ -94,8 +102,12 @@ export class SyntheticRunqueues {
   }
 
   /** Physical address of the runnable list head of `cpu`. */
-  listHeadPa(cpu: number): number { return this.rqPa[cpu] + this.at(abi.MON_RQ_RUNNABLE_LIST); }
-  listHeadKva(cpu: number): bigint { return this.g.kva(this.listHeadPa(cpu)); }
+  listHeadPa(cpu: number): number {
+    return this.rqPa[cpu] + this.at(abi.MON_RQ_RUNNABLE_LIST);
+  }
+  listHeadKva(cpu: number): bigint {
+    return this.g.kva(this.listHeadPa(cpu));
+  }
 
   private emptyList(cpu: number): void {
     if (this.offsets[abi.MON_RQ_RUNNABLE_LIST] < 0) return;
@@ -116,15 +128,21 @@ export class SyntheticRunqueues {
   }
 
   /** Physical address of a task's runnable_node (a list_head: next, prev). */
-  nodePa(t: Task): number { return t.pa + this.at(abi.MON_TASK_RUNNABLE_NODE); }
-  nodeKva(t: Task): bigint { return this.g.kva(this.nodePa(t)); }
+  nodePa(t: Task): number {
+    return t.pa + this.at(abi.MON_TASK_RUNNABLE_NODE);
+  }
+  nodeKva(t: Task): bigint {
+    return this.g.kva(this.nodePa(t));
+  }
 
   /** Writes `cpu`'s rq fields, its current task and its runnable list (a proper ring). */
   setRq(cpu: number, spec: RqSpec): { curr: Task | null; runnable: Task[] } {
     const g = this.g;
     const rq = this.rqPa[cpu];
     const o = this.offsets;
-    const w32 = (index: number, v: number): void => { if (o[index] >= 0) g.w32(rq + o[index], v); };
+    const w32 = (index: number, v: number): void => {
+      if (o[index] >= 0) g.w32(rq + o[index], v);
+    };
     w32(abi.MON_RQ_NR_RUNNING, spec.nrRunning);
     w32(abi.MON_RQ_CFS_NR_RUNNING, spec.cfsNr);
     w32(abi.MON_RQ_SCX_NR_RUNNING, spec.scxNr);
@@ -175,19 +193,38 @@ export function rqSpec(cpu: number, runnable: number, firstPid: number, jiffies 
   const list: TaskSpec[] = [];
   for (let i = 0; i < runnable; i++) list.push(taskSpec(firstPid + i, jiffies - BigInt((i * 7919) % 97)));
   return {
-    nrRunning: runnable + 1, cfsNr: cpu % 3, scxNr: runnable + 1, scxFlags: 0x5, localDsqNr: runnable % 4,
+    nrRunning: runnable + 1,
+    cfsNr: cpu % 3,
+    scxNr: runnable + 1,
+    scxFlags: 0x5,
+    localDsqNr: runnable % 4,
     clock: 1_000_000_000n * BigInt(cpu + 1) + 12_345n,
-    curr: taskSpec(firstPid + runnable, jiffies), runnable: list,
+    curr: taskSpec(firstPid + runnable, jiffies),
+    runnable: list,
   };
 }
 
 // ---- a RunqueueSampler without a kernel build: BTF members that sum to RQ_TEST_OFFSETS ----
 /** BTF members whose chains (runqueues.ts FIELDS) sum to RQ_TEST_OFFSETS. */
 const MEMBERS: Record<string, number> = {
-  'rq.nr_running': 0x1c4, 'rq.cfs': 0x880, 'cfs_rq.nr_running': 0xc, 'rq.scx': 0xb00, 'scx_rq.nr_running': 0x30,
-  'scx_rq.flags': 0x34, 'scx_rq.local_dsq': 0x50, 'scx_dispatch_q.nr': 0xa, 'scx_rq.runnable_list': 0x78,
-  'rq.curr': 0x9a0, 'rq.clock': 0xefc, 'rq.cpu': 0xd14, 'task_struct.pid': 0x5dc, 'task_struct.comm': 0x7a3,
-  'task_struct.policy': 0x61e, 'task_struct.scx': 0x380, 'sched_ext_entity.runnable_node': 0x28, 'sched_ext_entity.runnable_at': 0x3c,
+  'rq.nr_running': 0x1c4,
+  'rq.cfs': 0x880,
+  'cfs_rq.nr_running': 0xc,
+  'rq.scx': 0xb00,
+  'scx_rq.nr_running': 0x30,
+  'scx_rq.flags': 0x34,
+  'scx_rq.local_dsq': 0x50,
+  'scx_dispatch_q.nr': 0xa,
+  'scx_rq.runnable_list': 0x78,
+  'rq.curr': 0x9a0,
+  'rq.clock': 0xefc,
+  'rq.cpu': 0xd14,
+  'task_struct.pid': 0x5dc,
+  'task_struct.comm': 0x7a3,
+  'task_struct.policy': 0x61e,
+  'task_struct.scx': 0x380,
+  'sched_ext_entity.runnable_node': 0x28,
+  'sched_ext_entity.runnable_at': 0x3c,
 };
 
 /** A Btf stand-in that knows MEMBERS (minus the structs in `without`, as a kernel without sched_ext). */
@@ -195,15 +232,24 @@ export function fakeBtf(without: string[] = []): Btf {
   return {
     member(struct: string, path: string) {
       const offset = MEMBERS[`${struct}.${path}`];
-      if (offset === undefined || without.includes(struct) || without.includes(`${struct}.${path}`)) throw new Error(`no ${struct}.${path}`);
+      if (offset === undefined || without.includes(struct) || without.includes(`${struct}.${path}`))
+        throw new Error(`no ${struct}.${path}`);
       return { offset, bitOffset: offset * 8, bitSize: 0, size: 8, type: 1 };
     },
   } as unknown as Btf;
 }
 
 /** A RunqueueSampler over `intro` with the fake BTF and `runqueues` at RUNQUEUES_SYM. */
-export function runqueueSampler(intro: Introspector, rqs: SyntheticRunqueues, listLimit?: number, without: string[] = []): RunqueueSampler {
+export function runqueueSampler(
+  intro: Introspector,
+  rqs: SyntheticRunqueues,
+  listLimit?: number,
+  without: string[] = [],
+): RunqueueSampler {
   intro.setPerCpu(rqs.perCpuKva, rqs.slots);
-  const guest = { intro, kernel: { btf: fakeBtf(without), symbols: new Map([['runqueues', RUNQUEUES_SYM]]) } } as unknown as GuestKernel;
+  const guest = {
+    intro,
+    kernel: { btf: fakeBtf(without), symbols: new Map([['runqueues', RUNQUEUES_SYM]]) },
+  } as unknown as GuestKernel;
   return new RunqueueSampler(guest, listLimit);
 }

@@ -43,11 +43,15 @@ for (const [label, indexes] of [
     for (const i of [2, 65, 4094, 4097, 262_144, 1 << 30]) {
       if (!entries.has(i)) assert.is(intro.xaLoad(head, BigInt(i)), 0n, `absent index ${i}`);
     }
-    assert.equal(findAll(g, head, 1n << 40n), [...entries].sort((a, b) => a[0] - b[0]));
+    assert.equal(
+      findAll(g, head, 1n << 40n),
+      [...entries].sort((a, b) => a[0] - b[0]),
+    );
     const ts = new DataViewWalker(g.view, intro.regions);
     ts.setKernel(g.pageOffset, 0n);
     ts.setXarrayOffsets(g.offsets.xaNodeShift, g.offsets.xaNodeSlots);
-    for (const i of [...indexes, 2, 65, 4097]) assert.is(ts.xaLoad(head, i), intro.xaLoad(head, BigInt(i)), `TS walker at ${i}`);
+    for (const i of [...indexes, 2, 65, 4097])
+      assert.is(ts.xaLoad(head, i), intro.xaLoad(head, BigInt(i)), `TS walker at ${i}`);
   });
 }
 
@@ -65,7 +69,11 @@ test('sibling entries resolve to their canonical slot; retry/zero/value entries'
   assert.is(intro.xaLoad(head, 11n), 0n);
   assert.is(intro.xaLoad(head, 12n), 0n);
   assert.is(intro.xaLoad(head, 13n), 155n);
-  assert.equal(findAll(g, head, 100n).map(([i]) => i), [0, 8, 9, 13], 'xaFind skips siblings and internal entries');
+  assert.equal(
+    findAll(g, head, 100n).map(([i]) => i),
+    [0, 8, 9, 13],
+    'xaFind skips siblings and internal entries',
+  );
 });
 
 test('corrupt trees: a node pointing at itself, wrong child shift, pointers out of RAM', () => {
@@ -86,7 +94,10 @@ test('corrupt trees: a node pointing at itself, wrong child shift, pointers out 
   assert.is(intro.xaLoad(head, 64n + 5n), 0n);
   // good entries still load, and xaFind walks past the damage
   assert.is(intro.xaLoad(head, 100n), g.kva(0x100_0000 + 100 * 64));
-  assert.equal(findAll(g, head, 1n << 20n).map(([i]) => i), [0, 100, 4000]);
+  assert.equal(
+    findAll(g, head, 1n << 20n).map(([i]) => i),
+    [0, 100, 4000],
+  );
   // the root's own shift is impossible
   g.w8(root + g.offsets.xaNodeShift, 7);
   assert.is(intro.xaLoad(head, 100n), 0n);
@@ -113,7 +124,10 @@ test('random trees: xa_load finds exactly the stored entries (core and TS walker
       assert.is(intro.xaLoad(head, BigInt(i)), want);
       assert.is(ts.xaLoad(head, i), want);
     }
-    assert.equal(findAll(g, head, BigInt(spread)).map(([i]) => i), [...idx].sort((a, b) => a - b));
+    assert.equal(
+      findAll(g, head, BigInt(spread)).map(([i]) => i),
+      [...idx].sort((a, b) => a - b),
+    );
   }
 });
 

@@ -18,7 +18,18 @@ const tmp = mkdtempSync(join(tmpdir(), 'ktstr-cache-test-'));
 const cli = repoPath('bin', 'ktstr-wasm');
 
 function meta(label: string): KernelMetadata {
-  return { label, version: '6.12.1', configHash: 'c', fragmentHash: 'f', source: { kind: 'tree', path: '/x' }, builtAt: new Date().toISOString(), buildSeconds: 1, files: {}, schedulers: [], builtBy: 'test' };
+  return {
+    label,
+    version: '6.12.1',
+    configHash: 'c',
+    fragmentHash: 'f',
+    source: { kind: 'tree', path: '/x' },
+    builtAt: new Date().toISOString(),
+    buildSeconds: 1,
+    files: {},
+    schedulers: [],
+    builtBy: 'test',
+  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -45,7 +56,10 @@ test('commit is atomic: nothing is listed until the rename; replace needs the fl
     writeFileSync(join(staging, 'bzImage'), 'x');
     assert.equal(cache.list(), [], 'a staging directory is not an entry');
     lock.commit(staging, meta('k1'));
-    assert.equal(cache.list().map((e) => e.label), ['k1']);
+    assert.equal(
+      cache.list().map((e) => e.label),
+      ['k1'],
+    );
     assert.is(cache.get('k1')!.metadata.version, '6.12.1');
     const again = lock.stage('k1');
     writeFileSync(join(again, 'bzImage'), 'y');
@@ -57,7 +71,11 @@ test('commit is atomic: nothing is listed until the rename; replace needs the fl
     assert.not.ok(lock.remove('k1'));
     assert.not.ok(lock.remove('../c1'));
     assert.equal(cache.list(), []);
-    assert.equal(readdirSync(cache.root).filter((n) => n !== '.lock'), [], 'no staging or trash left');
+    assert.equal(
+      readdirSync(cache.root).filter((n) => n !== '.lock'),
+      [],
+      'no staging or trash left',
+    );
   } finally {
     lock.release();
   }
@@ -73,22 +91,38 @@ test('entries without metadata.json or with garbage in it are not listed', () =>
   assert.equal(cache.list(), []);
 });
 
-test('the lock: a live holder blocks, a dead holder\'s lock is broken and its staging swept', async () => {
+test("the lock: a live holder blocks, a dead holder's lock is broken and its staging swept", async () => {
   const root = join(tmp, 'c3');
   const cache = new KernelCache(root);
   // a live holder: a child process that takes the lock and waits
-  const holder = spawn(process.execPath, ['--input-type=module', '-e',
-    `import { KernelCache } from ${JSON.stringify(repoPath('dist', 'src', 'kernel', 'cache.js'))};
-     const l = new KernelCache(${JSON.stringify(root)}).lock(); l.stage('dying'); console.log('locked'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const holder = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { KernelCache } from ${JSON.stringify(repoPath('dist', 'src', 'kernel', 'cache.js'))};
+     const l = new KernelCache(${JSON.stringify(root)}).lock(); l.stage('dying'); console.log('locked'); setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
-    assert.throws(() => cache.lock(), (e: unknown) => e instanceof CacheLockedError && e.ownerPid === holder.pid);
+    assert.throws(
+      () => cache.lock(),
+      (e: unknown) => e instanceof CacheLockedError && e.ownerPid === holder.pid,
+    );
     holder.kill('SIGKILL');
     await exited(holder);
-    assert.ok(readdirSync(root).some((n) => n.startsWith('.staging-')), 'the dead builder left a staging directory');
+    assert.ok(
+      readdirSync(root).some((n) => n.startsWith('.staging-')),
+      'the dead builder left a staging directory',
+    );
     const lock = cache.lock(); // stale: broken
     try {
-      assert.not.ok(readdirSync(root).some((n) => n.startsWith('.staging-')), 'swept');
+      assert.not.ok(
+        readdirSync(root).some((n) => n.startsWith('.staging-')),
+        'swept',
+      );
     } finally {
       lock.release();
     }
@@ -108,12 +142,22 @@ test('buildKernel on a stand-in tree: merged config checked, entry complete, wor
   const tree = makeFakeTree(join(dir, 'tree'));
   const cache = new KernelCache(join(dir, 'cache'));
   let log = '';
-  const r = await buildKernel({ source: { kind: 'tree', path: tree }, fragment: fragment(dir, 'CONFIG_WANTED=y\n# CONFIG_BASE is not set\n'),
-    schedulers: false, cache, out: { write: (s) => { log += s; } } });
+  const r = await buildKernel({
+    source: { kind: 'tree', path: tree },
+    fragment: fragment(dir, 'CONFIG_WANTED=y\n# CONFIG_BASE is not set\n'),
+    schedulers: false,
+    cache,
+    out: {
+      write: (s) => {
+        log += s;
+      },
+    },
+  });
   assert.ok(r.entry, log);
   const e = cache.get('6.12.999-sched_ext')!;
   assert.ok(e, 'listed');
-  for (const f of ['bzImage', 'vmlinux', 'config', 'fragment.config', 'metadata.json']) assert.ok(existsSync(join(e.dir, f)), f);
+  for (const f of ['bzImage', 'vmlinux', 'config', 'fragment.config', 'metadata.json'])
+    assert.ok(existsSync(join(e.dir, f)), f);
   const config = readFileSync(join(e.dir, 'config'), 'utf8');
   assert.match(config, /^CONFIG_WANTED=y$/m);
   assert.match(config, /^# CONFIG_BASE is not set$/m);
@@ -121,11 +165,23 @@ test('buildKernel on a stand-in tree: merged config checked, entry complete, wor
   assert.is(e.metadata.buildSteps, 5);
   assert.is(e.metadata.files.bzImage.bytes, 'fake-bzImage\n'.length);
   assert.match(e.metadata.configHash, /^[0-9a-f]{64}$/);
-  assert.equal(readdirSync(cache.root).filter((n) => n.startsWith('.') && n !== '.lock'), [], 'no work or staging directory left');
+  assert.equal(
+    readdirSync(cache.root).filter((n) => n.startsWith('.') && n !== '.lock'),
+    [],
+    'no work or staging directory left',
+  );
   assert.not.ok(existsSync(join(cache.root, '.lock')), 'lock released');
   assert.not.ok(existsSync(join(tree, '.config')), 'the source tree stays clean (out-of-tree build)');
-  await buildKernel({ source: { kind: 'tree', path: tree }, fragment: fragment(dir, 'CONFIG_WANTED=y\n'), schedulers: false, cache, out: { write: () => {} } })
-    .then(() => assert.unreachable('a second build of the same label needs --force'), (err: Error) => assert.match(err.message, /already has 6.12.999-sched_ext/));
+  await buildKernel({
+    source: { kind: 'tree', path: tree },
+    fragment: fragment(dir, 'CONFIG_WANTED=y\n'),
+    schedulers: false,
+    cache,
+    out: { write: () => {} },
+  }).then(
+    () => assert.unreachable('a second build of the same label needs --force'),
+    (err: Error) => assert.match(err.message, /already has 6.12.999-sched_ext/),
+  );
 });
 
 test('buildKernel fails listing the options Kconfig dropped, and leaves nothing', async () => {
@@ -133,7 +189,13 @@ test('buildKernel fails listing the options Kconfig dropped, and leaves nothing'
   const tree = makeFakeTree(join(dir, 'tree'));
   const cache = new KernelCache(join(dir, 'cache'));
   try {
-    await buildKernel({ source: { kind: 'tree', path: tree }, fragment: fragment(dir, 'CONFIG_WANTED=y\nCONFIG_DROPME=y\n'), schedulers: false, cache, out: { write: () => {} } });
+    await buildKernel({
+      source: { kind: 'tree', path: tree },
+      fragment: fragment(dir, 'CONFIG_WANTED=y\nCONFIG_DROPME=y\n'),
+      schedulers: false,
+      cache,
+      out: { write: () => {} },
+    });
     assert.unreachable('dropped option');
   } catch (e) {
     assert.instance(e, KernelBuildError);
@@ -150,17 +212,30 @@ for (const sig of ['SIGKILL', 'SIGINT'] as const) {
     const tree = makeFakeTree(join(dir, 'tree'), { slow: true });
     const env = { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg'), NO_COLOR: '1' };
     const root = join(dir, 'xdg', 'ktstr-wasm', 'kernels');
-    const child = spawn(process.execPath, [cli, 'kernel', 'build', '--source', tree, '--no-schedulers', '--fragment', fragment(dir, 'CONFIG_X=y\n')],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [cli, 'kernel', 'build', '--source', tree, '--no-schedulers', '--fragment', fragment(dir, 'CONFIG_X=y\n')],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
-    child.stdout!.on('data', (d: Buffer) => { output += d; });
-    child.stderr!.on('data', (d: Buffer) => { output += d; });
+    child.stdout!.on('data', (d: Buffer) => {
+      output += d;
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      output += d;
+    });
     const marker = join(tree, 'building');
     let makePid = NaN;
     try {
-      await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '', 'the build to reach make bzImage');
+      await waitFor(
+        () => existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '',
+        'the build to reach make bzImage',
+      );
       makePid = Number(readFileSync(marker, 'utf8').trim());
-      assert.ok(readdirSync(root).some((n) => n.startsWith('.build-')), 'a work directory exists during the build');
+      assert.ok(
+        readdirSync(root).some((n) => n.startsWith('.build-')),
+        'a work directory exists during the build',
+      );
       child.kill(sig);
       const end = await exited(child);
       if (sig === 'SIGINT') {
@@ -173,15 +248,34 @@ for (const sig of ['SIGKILL', 'SIGINT'] as const) {
       assert.equal(new KernelCache(root).list(), [], 'no entry');
     } finally {
       child.kill('SIGKILL');
-      if (Number.isInteger(makePid) && makePid > 0) { try { process.kill(-makePid, 'SIGKILL'); } catch { /* gone */ } }
+      if (Number.isInteger(makePid) && makePid > 0) {
+        try {
+          process.kill(-makePid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     }
     // the next build takes the stale lock, sweeps, and succeeds
     rmSync(join(tree, 'slow'));
     rmSync(marker);
     const cache = new KernelCache(root);
-    await buildKernel({ source: { kind: 'tree', path: tree }, fragment: fragment(dir, 'CONFIG_X=y\n'), schedulers: false, cache, out: { write: () => {} } });
-    assert.equal(cache.list().map((e) => e.label), ['6.12.999-sched_ext']);
-    assert.equal(readdirSync(root).filter((n) => n.startsWith('.')), [], 'the dead build\'s directories are swept');
+    await buildKernel({
+      source: { kind: 'tree', path: tree },
+      fragment: fragment(dir, 'CONFIG_X=y\n'),
+      schedulers: false,
+      cache,
+      out: { write: () => {} },
+    });
+    assert.equal(
+      cache.list().map((e) => e.label),
+      ['6.12.999-sched_ext'],
+    );
+    assert.equal(
+      readdirSync(root).filter((n) => n.startsWith('.')),
+      [],
+      "the dead build's directories are swept",
+    );
   });
 }
 

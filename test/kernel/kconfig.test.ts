@@ -5,17 +5,36 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configKernelVersion, droppedOptions, formatKconfig, KconfigError, mergeKconfig, parseKconfig, topologyConfigProblems } from '../../src/kernel/kconfig.js';
+import {
+  configKernelVersion,
+  droppedOptions,
+  formatKconfig,
+  KconfigError,
+  mergeKconfig,
+  parseKconfig,
+  topologyConfigProblems,
+} from '../../src/kernel/kconfig.js';
 import { repoPath } from '../helpers/repo.js';
 
 test('parseKconfig: set, unset, strings, comments; later lines win', () => {
   const v = parseKconfig('# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_S="a b"\nCONFIG_N=12\n\nCONFIG_A=m\n');
-  assert.equal([...v], [['CONFIG_A', 'm'], ['CONFIG_B', 'n'], ['CONFIG_S', '"a b"'], ['CONFIG_N', '12']]);
+  assert.equal(
+    [...v],
+    [
+      ['CONFIG_A', 'm'],
+      ['CONFIG_B', 'n'],
+      ['CONFIG_S', '"a b"'],
+      ['CONFIG_N', '12'],
+    ],
+  );
   assert.is(formatKconfig(v), 'CONFIG_A=m\n# CONFIG_B is not set\nCONFIG_S="a b"\nCONFIG_N=12\n');
 });
 
 test('parseKconfig: bad lines are errors naming the line', () => {
-  assert.throws(() => parseKconfig('CONFIG_A=y\nFOO=bar\n', 'frag'), (e: unknown) => e instanceof KconfigError && /frag:2/.test((e as Error).message));
+  assert.throws(
+    () => parseKconfig('CONFIG_A=y\nFOO=bar\n', 'frag'),
+    (e: unknown) => e instanceof KconfigError && /frag:2/.test((e as Error).message),
+  );
   assert.throws(() => parseKconfig('CONFIG_A=\n'), /has no value/);
   assert.throws(() => parseKconfig('CONFIG_S="open\n'), /unterminated/);
 });
@@ -38,17 +57,56 @@ test('droppedOptions: what Kconfig changed or left out; unset counts as absent',
 });
 
 test('configKernelVersion reads the .config header', () => {
-  assert.is(configKernelVersion('#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.12.117 Kernel Configuration\n#\n'), '6.12.117');
+  assert.is(
+    configKernelVersion(
+      '#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.12.117 Kernel Configuration\n#\n',
+    ),
+    '6.12.117',
+  );
   assert.is(configKernelVersion('CONFIG_A=y\n'), undefined);
 });
 
 const REQUIRED_ON = [
-  'SCHED_CLASS_EXT', 'BPF_JIT', 'BPF_SYSCALL', 'DEBUG_INFO_BTF', 'KPROBES', 'FTRACE', 'BPF_EVENTS', 'SERIAL_8250_CONSOLE',
-  'VIRTIO_MMIO', 'VIRTIO_MMIO_CMDLINE_DEVICES', 'VIRTIO_CONSOLE', 'VIRTIO_BLK', 'VIRTIO_NET', 'BLK_DEV_INITRD', 'DEVTMPFS',
-  'DEVMEM', 'SMP', 'NUMA', 'SCHED_MC', 'CGROUPS', 'CPUSETS', 'CGROUP_SCHED', 'KVM_GUEST', 'PARAVIRT_TIME_ACCOUNTING',
-  'SCHEDSTATS', 'KALLSYMS_ALL', 'IKCONFIG',
+  'SCHED_CLASS_EXT',
+  'BPF_JIT',
+  'BPF_SYSCALL',
+  'DEBUG_INFO_BTF',
+  'KPROBES',
+  'FTRACE',
+  'BPF_EVENTS',
+  'SERIAL_8250_CONSOLE',
+  'VIRTIO_MMIO',
+  'VIRTIO_MMIO_CMDLINE_DEVICES',
+  'VIRTIO_CONSOLE',
+  'VIRTIO_BLK',
+  'VIRTIO_NET',
+  'BLK_DEV_INITRD',
+  'DEVTMPFS',
+  'DEVMEM',
+  'SMP',
+  'NUMA',
+  'SCHED_MC',
+  'CGROUPS',
+  'CPUSETS',
+  'CGROUP_SCHED',
+  'KVM_GUEST',
+  'PARAVIRT_TIME_ACCOUNTING',
+  'SCHEDSTATS',
+  'KALLSYMS_ALL',
+  'IKCONFIG',
 ];
-const REQUIRED_OFF = ['DEBUG_INFO_REDUCED', 'DEBUG_INFO_BTF_MODULES', 'STRICT_DEVMEM', 'MODULES', 'PROVE_LOCKING', 'PSI', 'SOUND', 'DRM', 'USB_SUPPORT', 'WIRELESS'];
+const REQUIRED_OFF = [
+  'DEBUG_INFO_REDUCED',
+  'DEBUG_INFO_BTF_MODULES',
+  'STRICT_DEVMEM',
+  'MODULES',
+  'PROVE_LOCKING',
+  'PSI',
+  'SOUND',
+  'DRM',
+  'USB_SUPPORT',
+  'WIRELESS',
+];
 
 test('ktstr.kconfig: every group of the issue, each under a comment', () => {
   const text = readFileSync(repoPath('ktstr.kconfig'), 'utf8');

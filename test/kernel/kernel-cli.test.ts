@@ -16,11 +16,20 @@ const tmp = mkdtempSync(join(tmpdir(), 'ktstr-kernel-cli-'));
 const tree = makeFakeTree(join(tmp, 'tree'));
 const frag = join(tmp, 'frag.config');
 writeFileSync(frag, 'CONFIG_X=y\n');
-const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: join(tmp, 'xdg'), KTSTR_KERNELS_DIR: join(tmp, 'no-shared'), NO_COLOR: '1' };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  XDG_CACHE_HOME: join(tmp, 'xdg'),
+  KTSTR_KERNELS_DIR: join(tmp, 'no-shared'),
+  NO_COLOR: '1',
+};
 delete env.KTSTR_KERNEL;
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), ...args], {
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -39,8 +48,13 @@ test('kernel build --source TREE, then list, resolve and remove', () => {
   const table = cli('kernel', 'list');
   assert.match(table.stdout, /^LABEL\s+VERSION\s+ORIGIN/m);
   assert.match(table.stdout, /^fake-one\s+6\.12\.999\s+cache\s/m);
-  const json = JSON.parse(cli('kernel', 'list', '--json').stdout) as { kernels: Array<{ label: string; origin: string; configHash: string; source: { kind: string } }> };
-  assert.equal(json.kernels.map((k) => [k.label, k.origin, k.source.kind]), [['fake-one', 'cache', 'tree']]);
+  const json = JSON.parse(cli('kernel', 'list', '--json').stdout) as {
+    kernels: Array<{ label: string; origin: string; configHash: string; source: { kind: string } }>;
+  };
+  assert.equal(
+    json.kernels.map((k) => [k.label, k.origin, k.source.kind]),
+    [['fake-one', 'cache', 'tree']],
+  );
   assert.match(json.kernels[0].configHash, /^[0-9a-f]{64}$/);
   const res = cli('kernel', 'resolve', '6.12', '--json');
   assert.is(res.status, 0, res.stderr);

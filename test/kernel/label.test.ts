@@ -2,7 +2,16 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compareVersions, isSanitizedLabel, kernelCellName, LabelError, parseVersion, sanitizeLabel, versionHasPrefix, versionOfLabel } from '../../src/kernel/label.js';
+import {
+  compareVersions,
+  isSanitizedLabel,
+  kernelCellName,
+  LabelError,
+  parseVersion,
+  sanitizeLabel,
+  versionHasPrefix,
+  versionOfLabel,
+} from '../../src/kernel/label.js';
 
 test('sanitizeLabel keeps safe labels and rewrites the rest into one path component', () => {
   assert.is(sanitizeLabel('6.12.117-sched_ext'), '6.12.117-sched_ext');
@@ -11,7 +20,11 @@ test('sanitizeLabel keeps safe labels and rewrites the rest into one path compon
   assert.is(sanitizeLabel('.hidden'), 'hidden');
   assert.is(sanitizeLabel('a\u0000b\nc'), 'a-b-c');
   assert.is(sanitizeLabel('x'.repeat(200)).length, 80);
-  for (const bad of ['', '..', '///', '  ', '-.-']) assert.throws(() => sanitizeLabel(bad), (e: unknown) => e instanceof LabelError);
+  for (const bad of ['', '..', '///', '  ', '-.-'])
+    assert.throws(
+      () => sanitizeLabel(bad),
+      (e: unknown) => e instanceof LabelError,
+    );
   assert.ok(isSanitizedLabel('6.12.117-sched_ext'));
   assert.not.ok(isSanitizedLabel('a/b'));
   assert.not.ok(isSanitizedLabel('..'));

@@ -30,7 +30,18 @@ function addCached(label: string, version: string, builtAt: string): void {
   try {
     const s = lock.stage(label);
     kernelDir(s, { schedulers: true });
-    const m: KernelMetadata = { label, version, configHash: 'h', fragmentHash: 'f', source: { kind: 'tarball', path: '/t' }, builtAt, buildSeconds: 1, files: {}, schedulers: [], builtBy: 't' };
+    const m: KernelMetadata = {
+      label,
+      version,
+      configHash: 'h',
+      fragmentHash: 'f',
+      source: { kind: 'tarball', path: '/t' },
+      builtAt,
+      buildSeconds: 1,
+      files: {},
+      schedulers: [],
+      builtBy: 't',
+    };
     lock.commit(s, m);
   } finally {
     lock.release();
@@ -49,7 +60,10 @@ writeFileSync(join(tree, 'Kconfig'), '');
 const o = { cache, sharedDir: shared, env: {} as NodeJS.ProcessEnv };
 
 test('auto-discovery order: cache newest build first, then prebuilt; junk skipped', () => {
-  assert.equal(knownKernels(o).map((k) => `${k.label}:${k.origin}`), ['6.13.2-mine:cache', '6.12.50-sched_ext:cache', '6.12.117-sched_ext:shared']);
+  assert.equal(
+    knownKernels(o).map((k) => `${k.label}:${k.origin}`),
+    ['6.13.2-mine:cache', '6.12.50-sched_ext:cache', '6.12.117-sched_ext:shared'],
+  );
   const auto = resolveKernel(undefined, o);
   assert.is(auto.label, '6.13.2-mine');
   assert.is(auto.via, 'auto');
@@ -62,7 +76,10 @@ test('a spec wins over KTSTR_KERNEL, which wins over auto-discovery', () => {
   assert.is(resolveKernel(undefined, { ...o, env }).via, 'KTSTR_KERNEL');
   assert.is(resolveKernel('6.12.117-sched_ext', { ...o, env }).label, '6.12.117-sched_ext');
   assert.is(resolveKernel('6.12.117-sched_ext', { ...o, env }).via, 'spec');
-  assert.throws(() => resolveKernel(undefined, { ...o, env: { KTSTR_KERNEL: 'nope' } }), /KTSTR_KERNEL=nope: unknown kernel/);
+  assert.throws(
+    () => resolveKernel(undefined, { ...o, env: { KTSTR_KERNEL: 'nope' } }),
+    /KTSTR_KERNEL=nope: unknown kernel/,
+  );
 });
 
 test('spec forms: bzImage path, kernel dir, label, version (newest match), source tree', () => {
@@ -96,24 +113,53 @@ test('bootImage: the vmlinux of a kernel directory or label, exactly the file of
 });
 
 test('unknown specs: errors that list the known kernels', () => {
-  const check = (spec: string, re: RegExp): void => assert.throws(() => resolveKernel(spec, o),
-    (e: unknown) => e instanceof KernelNotFoundError && re.test((e as Error).message) && /6\.12\.117-sched_ext \(shared, 6\.12\.117\)/.test((e as Error).message), spec);
+  const check = (spec: string, re: RegExp): void =>
+    assert.throws(
+      () => resolveKernel(spec, o),
+      (e: unknown) =>
+        e instanceof KernelNotFoundError &&
+        re.test((e as Error).message) &&
+        /6\.12\.117-sched_ext \(shared, 6\.12\.117\)/.test((e as Error).message),
+      spec,
+    );
   check('6.14', /no kernel with version 6.14/);
   check('nonesuch', /unknown kernel 'nonesuch'/);
   check('./missing/bzImage', /no such file or directory/);
-  assert.throws(() => resolveKernel(undefined, { cache: new KernelCache(join(tmp, 'none')), sharedDir: null, env: {} }), /no kernels are known: build one/);
+  assert.throws(
+    () => resolveKernel(undefined, { cache: new KernelCache(join(tmp, 'none')), sharedDir: null, env: {} }),
+    /no kernels are known: build one/,
+  );
 });
 
 test('discoverKernels (doctor) includes cache entries', () => {
   const found = discoverKernels({ XDG_CACHE_HOME: join(tmp, 'xdg'), KTSTR_KERNELS_DIR: shared });
-  assert.equal(found.map((k) => k.source), ['shared']);
+  assert.equal(
+    found.map((k) => k.source),
+    ['shared'],
+  );
   const xdgCache = new KernelCache(join(tmp, 'xdg', 'ktstr-wasm', 'kernels'));
   const lock = xdgCache.lock();
   const s = lock.stage('c1');
   kernelDir(s);
-  lock.commit(s, { label: 'c1', version: '6.12.1', configHash: 'h', fragmentHash: 'f', source: { kind: 'tree', path: '/t' }, builtAt: 'x', buildSeconds: 1, files: {}, schedulers: [], builtBy: 't' });
+  lock.commit(s, {
+    label: 'c1',
+    version: '6.12.1',
+    configHash: 'h',
+    fragmentHash: 'f',
+    source: { kind: 'tree', path: '/t' },
+    builtAt: 'x',
+    buildSeconds: 1,
+    files: {},
+    schedulers: [],
+    builtBy: 't',
+  });
   lock.release();
-  assert.equal(discoverKernels({ XDG_CACHE_HOME: join(tmp, 'xdg'), KTSTR_KERNELS_DIR: shared }).map((k) => `${k.label}:${k.source}`), ['c1:cache', '6.12.117-sched_ext:shared']);
+  assert.equal(
+    discoverKernels({ XDG_CACHE_HOME: join(tmp, 'xdg'), KTSTR_KERNELS_DIR: shared }).map(
+      (k) => `${k.label}:${k.source}`,
+    ),
+    ['c1:cache', '6.12.117-sched_ext:shared'],
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -14,7 +14,17 @@ import { KvmSregs } from '../../src/kvm/structs.js';
 import { bootSregs } from '../../src/vmm/boot/entry-state.js';
 import { RAW_LAYOUT, RAW_SELECTORS, writeRawImage } from '../../src/vmm/boot/raw-image.js';
 import { GuestMemory } from '../../src/vmm/memory.js';
-import { code64Segment, CR0_PE, CR0_PG, CR4_PAE, dataSegment, EFER_LMA, EFER_LME, gdtEntry, tssSegment } from '../../src/kvm/x86.js';
+import {
+  code64Segment,
+  CR0_PE,
+  CR0_PG,
+  CR4_PAE,
+  dataSegment,
+  EFER_LMA,
+  EFER_LME,
+  gdtEntry,
+  tssSegment,
+} from '../../src/kvm/x86.js';
 
 test('guest code disassembles to mov rcx, N; dec; jnz; store; out; hlt', () => {
   const code = guestLoopCode(200_000n);
@@ -26,9 +36,14 @@ test('guest code disassembles to mov rcx, N; dec; jnz; store; out; hlt', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-code-'));
   try {
     writeFileSync(join(dir, 'code.bin'), code);
-    const r = spawnSync('objdump', ['-D', '-b', 'binary', '-mi386:x86-64', '-Mintel', join(dir, 'code.bin')], { encoding: 'utf8' });
+    const r = spawnSync('objdump', ['-D', '-b', 'binary', '-mi386:x86-64', '-Mintel', join(dir, 'code.bin')], {
+      encoding: 'utf8',
+    });
     assert.is(r.status, 0, r.stderr);
-    const insns = r.stdout.split('\n').filter((l) => /^\s+[0-9a-f]+:\t/.test(l) && l.split('\t')[2]).map((l) => l.split('\t')[2].replace(/\s+/g, ' ').trim());
+    const insns = r.stdout
+      .split('\n')
+      .filter((l) => /^\s+[0-9a-f]+:\t/.test(l) && l.split('\t')[2])
+      .map((l) => l.split('\t')[2].replace(/\s+/g, ' ').trim());
     assert.equal(insns, [
       'movabs rcx,0x30d40',
       'dec rcx',

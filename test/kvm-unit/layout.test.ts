@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_GUESTDBG, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_INTERNAL_ERROR, KVM_MEM, KVM_SYSTEM_EVENT,
+  KVM_API_VERSION,
+  KVM_CAP,
+  KVM_EXIT,
+  KVM_GUESTDBG,
+  KVM_EXIT_IO_IN,
+  KVM_EXIT_IO_OUT,
+  KVM_INTERNAL_ERROR,
+  KVM_MEM,
+  KVM_SYSTEM_EVENT,
 } from '../../src/kvm/constants.js';
 import { io, ior, iow, iowr, KVM_IOCTL } from '../../src/kvm/ioctl.js';
 import { ALL_LAYOUTS } from '../../src/kvm/layout.js';
@@ -19,19 +27,29 @@ const hasGcc = spawnSync('gcc', ['--version']).status === 0;
 
 /** Every macro whose value we define, by name. */
 const MACROS: Record<string, number> = {
-  KVM_API_VERSION, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT,
-  ...KVM_EXIT, ...KVM_INTERNAL_ERROR, ...KVM_SYSTEM_EVENT, ...KVM_MEM, ...KVM_GUESTDBG, ...KVM_CAP, ...KVM_IOCTL,
+  KVM_API_VERSION,
+  KVM_EXIT_IO_IN,
+  KVM_EXIT_IO_OUT,
+  ...KVM_EXIT,
+  ...KVM_INTERNAL_ERROR,
+  ...KVM_SYSTEM_EVENT,
+  ...KVM_MEM,
+  ...KVM_GUESTDBG,
+  ...KVM_CAP,
+  ...KVM_IOCTL,
 };
 
-interface CValues { sizes: Map<string, number>; offsets: Map<string, number>; macros: Map<string, number> }
+interface CValues {
+  sizes: Map<string, number>;
+  offsets: Map<string, number>;
+  macros: Map<string, number>;
+}
 
 let c: CValues | undefined;
 let tmp = '';
 
 function cProgram(): string {
-  const lines = [
-    '#include <stdio.h>', '#include <stddef.h>', '#include <linux/kvm.h>', '', 'int main(void) {',
-  ];
+  const lines = ['#include <stdio.h>', '#include <stddef.h>', '#include <linux/kvm.h>', '', 'int main(void) {'];
   for (const l of ALL_LAYOUTS) {
     lines.push(`  printf("size %s %zu\\n", "${l.name}", sizeof(struct ${l.name}));`);
     for (const f of Object.keys(l.offsets)) {
@@ -57,7 +75,9 @@ test.before(() => {
     map.set(name, Number(value));
   }
 });
-test.after(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
+test.after(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
 
 function skipIfNoGcc(): boolean {
   if (!hasGcc) console.log('  skipped: gcc is not installed, so the C headers cannot be compared');

@@ -5,7 +5,17 @@
 // agent's calls: sched_setattr/getattr (SCHED_OTHER with nice; SCHED_EXT taken or EINVAL),
 // affinity round trip, the thread CPU clock, raw bpf(2).
 
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -33,13 +43,32 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function mapped(address: bigint): boolean {
   const hex = address.toString(16);
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').some((l) => l.startsWith(hex + '-') || l.startsWith(hex.padStart(8, '0') + '-'));
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .some((l) => l.startsWith(hex + '-') || l.startsWith(hex.padStart(8, '0') + '-'));
 }
 
 test('exports and constants', () => {
   const n = native();
-  for (const f of ['open', 'close', 'ioctl', 'mmap', 'munmap', 'sharedBufferAddress', 'eventfd', 'gettid', 'tgkill', 'setNoopSignalHandler', 'unblockSignal',
-    'schedSetattr', 'schedGetPolicy', 'schedSetaffinity', 'schedGetaffinity', 'threadCpuTimeNs', 'bpf']) {
+  for (const f of [
+    'open',
+    'close',
+    'ioctl',
+    'mmap',
+    'munmap',
+    'sharedBufferAddress',
+    'eventfd',
+    'gettid',
+    'tgkill',
+    'setNoopSignalHandler',
+    'unblockSignal',
+    'schedSetattr',
+    'schedGetPolicy',
+    'schedSetaffinity',
+    'schedGetaffinity',
+    'threadCpuTimeNs',
+    'bpf',
+  ]) {
     assert.type((n as unknown as Record<string, unknown>)[f], 'function', f);
   }
   assert.is(n.constants.O_RDWR, 2);
@@ -66,7 +95,10 @@ test('open/close and errno errors: .code, .errno, .syscall', () => {
   const fd = n.open(file, n.constants.O_RDONLY | n.constants.O_CLOEXEC);
   assert.ok(fd > 2);
   n.close(fd);
-  assert.throws(() => n.close(fd), (e: unknown) => isErrnoError(e, 'EBADF') && (e as { syscall: string }).syscall === 'close');
+  assert.throws(
+    () => n.close(fd),
+    (e: unknown) => isErrnoError(e, 'EBADF') && (e as { syscall: string }).syscall === 'close',
+  );
   assert.throws(() => n.open(42 as unknown as string, 0), TypeError);
   assert.throws(() => n.close(-1), RangeError);
   assert.throws(() => n.close(1.5), TypeError);
@@ -82,7 +114,11 @@ test('ioctl: views on ArrayBuffer and SharedArrayBuffer (at an offset), DataView
     const again = new Int32Array(1);
     assert.is(n.ioctlInterruptible(fd, FIONREAD, again), 0, 'the interruptible variant issues the same call');
     assert.is(again[0], 1234);
-    assert.throws(() => n.ioctlInterruptible(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(143)), /143 bytes/, 'and checks its argument the same way');
+    assert.throws(
+      () => n.ioctlInterruptible(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(143)),
+      /143 bytes/,
+      'and checks its argument the same way',
+    );
 
     const sab = new SharedArrayBuffer(64);
     const shared = new Int32Array(sab, 16, 4);
@@ -111,10 +147,16 @@ test('ioctl: errors and the _IOC size guard', () => {
   const n = native();
   const fd = n.open('/dev/null', n.constants.O_RDWR | n.constants.O_CLOEXEC);
   try {
-    assert.throws(() => n.ioctl(fd, 0x5401 /* TCGETS */, new Uint8Array(64)), (e: unknown) => isErrnoError(e, 'ENOTTY'));
+    assert.throws(
+      () => n.ioctl(fd, 0x5401 /* TCGETS */, new Uint8Array(64)),
+      (e: unknown) => isErrnoError(e, 'ENOTTY'),
+    );
     // KVM_GET_REGS encodes 144 bytes: a shorter view is refused before the syscall.
     assert.throws(() => n.ioctl(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(143)), /143 bytes; the request encodes 144/);
-    assert.throws(() => n.ioctl(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(144)), (e: unknown) => isErrnoError(e, 'ENOTTY'));
+    assert.throws(
+      () => n.ioctl(fd, KVM_IOCTL.KVM_GET_REGS, new Uint8Array(144)),
+      (e: unknown) => isErrnoError(e, 'ENOTTY'),
+    );
     assert.throws(() => n.ioctl(fd, 2 ** 32, 0), RangeError);
     assert.throws(() => n.ioctl(fd, 0x5401, 'x' as unknown as number), TypeError);
     assert.throws(() => n.ioctl(fd, 0x5401, -1n), RangeError);
@@ -150,7 +192,10 @@ test('mmap returns an ArrayBuffer over the mapping; munmap unmaps at once and de
   new Uint8Array(anon)[8191] = 7;
   assert.is(new Uint8Array(anon)[8191], 7);
   n.munmap(anon);
-  assert.throws(() => n.mmap(-1, 4096, c.PROT_READ, c.MAP_SHARED, 0), (e: unknown) => isErrnoError(e) && (e as { syscall: string }).syscall === 'mmap');
+  assert.throws(
+    () => n.mmap(-1, 4096, c.PROT_READ, c.MAP_SHARED, 0),
+    (e: unknown) => isErrnoError(e) && (e as { syscall: string }).syscall === 'mmap',
+  );
   assert.throws(() => n.munmap(new SharedArrayBuffer(8) as unknown as ArrayBuffer), TypeError);
 });
 
@@ -191,14 +236,21 @@ test('the binding loads and works in worker threads (context-aware), several at 
       n.close(fd);
       parentPort.postMessage({ tid: n.gettid(), fd });
     });`;
-  const results = await Promise.all([0, 1, 2].map(() => new Promise<{ tid: number; fd: number }>((resolve, reject) => {
-    const w = new Worker(src, { eval: true });
-    let got: { tid: number; fd: number } | undefined;
-    w.once('message', (m: { tid: number; fd: number }) => { got = m; });
-    w.once('error', reject);
-    // Wait for the thread to end: its event loop's own fds close with it.
-    w.once('exit', () => (got ? resolve(got) : reject(new Error('worker exited without a message'))));
-  })));
+  const results = await Promise.all(
+    [0, 1, 2].map(
+      () =>
+        new Promise<{ tid: number; fd: number }>((resolve, reject) => {
+          const w = new Worker(src, { eval: true });
+          let got: { tid: number; fd: number } | undefined;
+          w.once('message', (m: { tid: number; fd: number }) => {
+            got = m;
+          });
+          w.once('error', reject);
+          // Wait for the thread to end: its event loop's own fds close with it.
+          w.once('exit', () => (got ? resolve(got) : reject(new Error('worker exited without a message'))));
+        }),
+    ),
+  );
   const tids = new Set(results.map((r) => r.tid));
   assert.is(tids.size, 3);
   assert.not.ok(tids.has(native().gettid()));
@@ -209,7 +261,11 @@ test('schedSetaffinity/schedGetaffinity: round trip on the calling thread (tid 0
   const n = native();
   const cpus = n.schedGetaffinity(0);
   assert.ok(cpus.length >= 1);
-  assert.equal(cpus, [...cpus].sort((a, b) => a - b), 'ascending CPU numbers');
+  assert.equal(
+    cpus,
+    [...cpus].sort((a, b) => a - b),
+    'ascending CPU numbers',
+  );
   assert.equal(n.schedGetaffinity(n.gettid()), cpus);
   const one = cpus[cpus.length - 1];
   try {
@@ -224,10 +280,16 @@ test('schedSetaffinity/schedGetaffinity: round trip on the calling thread (tid 0
     n.schedSetaffinity(0, cpus);
   }
   assert.equal(n.schedGetaffinity(0), cpus);
-  assert.throws(() => n.schedSetaffinity(0, []), (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setaffinity');
+  assert.throws(
+    () => n.schedSetaffinity(0, []),
+    (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setaffinity',
+  );
   assert.throws(() => n.schedSetaffinity(0, [-1]), RangeError);
   assert.throws(() => n.schedSetaffinity(0, 3 as unknown as number[]), TypeError);
-  assert.throws(() => n.schedGetaffinity(2 ** 31 - 1), (e: unknown) => isErrnoError(e, 'ESRCH'));
+  assert.throws(
+    () => n.schedGetaffinity(2 ** 31 - 1),
+    (e: unknown) => isErrnoError(e, 'ESRCH'),
+  );
 });
 
 test('schedSetattr: SCHED_OTHER with nice, read back by schedGetPolicy and getpriority', () => {
@@ -254,8 +316,14 @@ test('schedSetattr: SCHED_OTHER with nice, read back by schedGetPolicy and getpr
   assert.throws(() => n.schedSetattr(0, 0, -21), RangeError);
   assert.throws(() => n.schedSetattr(0, 2 ** 31), RangeError);
   assert.throws(() => n.schedSetattr(0, 0.5), TypeError);
-  assert.throws(() => n.schedSetattr(0, 12345), (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setattr');
-  assert.throws(() => n.schedGetPolicy(2 ** 31 - 1), (e: unknown) => isErrnoError(e, 'ESRCH') && (e as { syscall: string }).syscall === 'sched_getattr');
+  assert.throws(
+    () => n.schedSetattr(0, 12345),
+    (e: unknown) => isErrnoError(e, 'EINVAL') && (e as { syscall: string }).syscall === 'sched_setattr',
+  );
+  assert.throws(
+    () => n.schedGetPolicy(2 ** 31 - 1),
+    (e: unknown) => isErrnoError(e, 'ESRCH') && (e as { syscall: string }).syscall === 'sched_getattr',
+  );
 });
 
 test('schedSetattr: SCHED_EXT is taken on a sched_ext kernel, else refused with EINVAL', () => {
@@ -284,7 +352,7 @@ test('threadCpuTimeNs: a bigint that grows while this thread spins, not while it
   assert.is(typeof t0, 'bigint');
   let x = 0;
   const until = Date.now() + 50;
-  while (Date.now() < until) x += x % 7 + 1;
+  while (Date.now() < until) x += (x % 7) + 1;
   const t1 = n.threadCpuTimeNs();
   assert.ok(x > 0 && t1 - t0 >= 20_000_000n, `spinning 50 ms wall used ${t1 - t0} ns of CPU`);
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
@@ -292,19 +360,32 @@ test('threadCpuTimeNs: a bigint that grows while this thread spins, not while it
   assert.ok(t2 - t1 < 50_000_000n, `sleeping 100 ms used ${t2 - t1} ns of CPU`);
 });
 
-test('bpf: raw bpf(2) with the view\'s pointer (at an offset) and byte length; errno errors', () => {
+test("bpf: raw bpf(2) with the view's pointer (at an offset) and byte length; errno errors", () => {
   const n = native();
   // A bad command: EINVAL from the syscall itself.
-  assert.throws(() => n.bpf(99999, new Uint8Array(16)), (e: unknown) =>
-    isErrnoError(e, 'EINVAL') && (e as { errno: number }).errno === 22 && (e as { syscall: string }).syscall === 'bpf');
+  assert.throws(
+    () => n.bpf(99999, new Uint8Array(16)),
+    (e: unknown) =>
+      isErrnoError(e, 'EINVAL') &&
+      (e as { errno: number }).errno === 22 &&
+      (e as { syscall: string }).syscall === 'bpf',
+  );
   // The byte length is the size: a non-zero byte past union bpf_attr within it is E2BIG,
   // and so is a size over a page, before any command runs.
   const big = new Uint8Array(4096);
   big[4095] = 1;
   // (Node's own errno table has no E2BIG: the binding names it, in .code and the message)
-  assert.throws(() => n.bpf(11, big), (e: unknown) => isErrnoError(e, 'E2BIG') && (e as { errno: number }).errno === 7
-    && /^E2BIG, Argument list too long/.test((e as Error).message));
-  assert.throws(() => n.bpf(11, new Uint8Array(n.constants.PAGE_SIZE + 1)), (e: unknown) => isErrnoError(e, 'E2BIG'));
+  assert.throws(
+    () => n.bpf(11, big),
+    (e: unknown) =>
+      isErrnoError(e, 'E2BIG') &&
+      (e as { errno: number }).errno === 7 &&
+      /^E2BIG, Argument list too long/.test((e as Error).message),
+  );
+  assert.throws(
+    () => n.bpf(11, new Uint8Array(n.constants.PAGE_SIZE + 1)),
+    (e: unknown) => isErrnoError(e, 'E2BIG'),
+  );
   // BPF_PROG_GET_NEXT_ID (11) through a DataView at offset 8: next_id lands at the view's offset 4.
   const buf = new ArrayBuffer(32);
   new Uint8Array(buf).fill(0xee, 0, 8);

@@ -5,13 +5,27 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KVM_EXIT, KVM_EXIT_IO_OUT, KVM_INTERNAL_ERROR } from '../../src/kvm/constants.js';
-import { KVM_CPUID2, KVM_CPUID_ENTRY2, KVM_REGS, KVM_RUN, KVM_SEGMENT, KVM_SREGS, KVM_USERSPACE_MEMORY_REGION } from '../../src/kvm/layout.js';
+import {
+  KVM_CPUID2,
+  KVM_CPUID_ENTRY2,
+  KVM_REGS,
+  KVM_RUN,
+  KVM_SEGMENT,
+  KVM_SREGS,
+  KVM_USERSPACE_MEMORY_REGION,
+} from '../../src/kvm/layout.js';
 import { KvmRun } from '../../src/kvm/run.js';
 import { KvmCpuid2, KvmRegs, KvmSregs, REG_NAMES, UserspaceMemoryRegion } from '../../src/kvm/structs.js';
 import { code64Segment } from '../../src/kvm/x86.js';
 
 test('kvm_userspace_memory_region fields at their offsets', () => {
-  const r = new UserspaceMemoryRegion({ slot: 3, flags: 2, guestPhysAddr: 0x1_0000_0000n, memorySize: 0x20_0000n, userspaceAddr: 0x7f00_1234_5000n });
+  const r = new UserspaceMemoryRegion({
+    slot: 3,
+    flags: 2,
+    guestPhysAddr: 0x1_0000_0000n,
+    memorySize: 0x20_0000n,
+    userspaceAddr: 0x7f00_1234_5000n,
+  });
   assert.is(r.bytes.length, KVM_USERSPACE_MEMORY_REGION.size);
   const v = r.view;
   assert.is(v.getUint32(0, true), 3);
@@ -65,7 +79,9 @@ test('kvm_cpuid2: entries round-trip; find honours significant indexes', () => {
   assert.is(c.find(0, 9)?.eax, 0xd, 'index ignored when not significant');
   assert.is(c.find(0x80000001), undefined);
   assert.throws(() => c.entry(3), RangeError);
-  assert.throws(() => { c.nent = 4; }, RangeError);
+  assert.throws(() => {
+    c.nent = 4;
+  }, RangeError);
 });
 
 test('kvm_run: io exit decode and its data inside the page', () => {

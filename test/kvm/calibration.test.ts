@@ -27,12 +27,18 @@ let probeRate = 0;
 const mips = (r: GuestLoopResult): string => (r.instructionsPerSecond / 1e6).toFixed(1);
 
 function report(label: string, r: GuestLoopResult): void {
-  console.log(`  ${label}: ${mips(r)} M instructions/s (${r.instructions} instructions in ${(r.seconds * 1e3).toFixed(1)} ms, ${r.kvmRuns} KVM_RUN, exit ${r.exit.kind})`);
+  console.log(
+    `  ${label}: ${mips(r)} M instructions/s (${r.instructions} instructions in ${(r.seconds * 1e3).toFixed(1)} ms, ${r.kvmRuns} KVM_RUN, exit ${r.exit.kind})`,
+  );
 }
 
 function assertHalted(r: GuestLoopResult): void {
   assert.is(r.exit.kind, 'hlt', r.exit.detail);
-  assert.equal([...r.serial], [LOOP_SERIAL_BYTE], 'the byte the guest wrote to port 0x3f8 arrived through the kvm_run page');
+  assert.equal(
+    [...r.serial],
+    [LOOP_SERIAL_BYTE],
+    'the byte the guest wrote to port 0x3f8 arrived through the kvm_run page',
+  );
   assert.is(r.ioExits, 1);
   assert.is(r.marker, LOOP_MAGIC, 'the guest store is visible in the shared WASM memory');
   assert.is(r.exit.rcx, 0n);
@@ -53,8 +59,10 @@ test('probe: the loop halts after its serial write and memory store', async () =
 
 test(`guest loop runs at more than ${MIN_RATE / 1e6} M instructions/s`, async () => {
   if (probeRate < PROBE_FLOOR) {
-    assert.unreachable(`this /dev/kvm ran the probe at ${(probeRate / 1e6).toFixed(2)} M instructions/s: it emulates guests (PVM?) -- ` +
-      `run test/kvm/ on hardware KVM or inside the emulated KVM test host`);
+    assert.unreachable(
+      `this /dev/kvm ran the probe at ${(probeRate / 1e6).toFixed(2)} M instructions/s: it emulates guests (PVM?) -- ` +
+        `run test/kvm/ on hardware KVM or inside the emulated KVM test host`,
+    );
   }
   const r = await runGuestLoop({ iterations: MEASURE_ITERATIONS, timeoutMs: 60_000 });
   report(`guest loop (N=${MEASURE_ITERATIONS})`, r);

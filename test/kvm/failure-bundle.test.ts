@@ -19,7 +19,11 @@ import type { SweepResult } from '../../src/sweep/result.js';
 // bundles are hundreds of MiB (sparse): inside the test host /tmp is its initramfs, /dev/shm a tmpfs of its own
 const tmp = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ktstr-bundle-kvm-'));
 const out = join(tmp, 'out');
-const vmlinux = join(process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'), '6.12.117-sched_ext', 'vmlinux');
+const vmlinux = join(
+  process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'),
+  '6.12.117-sched_ext',
+  'vmlinux',
+);
 const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
 
 type Run = CliRun;
@@ -29,11 +33,25 @@ const ktstr = (args: string[]): Promise<Run> => runKtstr([...args], { verbose })
 const show = (r: Run): string => `\n--- stdout ---\n${r.stdout.slice(-5000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 const json = (p: string): Record<string, any> => JSON.parse(readFileSync(p, 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-test('sweep: failure bundles with their files; the panicked guest\'s core lists the live run\'s programs', async () => {
+test("sweep: failure bundles with their files; the panicked guest's core lists the live run's programs", async () => {
   assert.ok(existsSync(vmlinux), `the prebuilt kernel's vmlinux at ${vmlinux}`);
   const resultFile = join(tmp, 'sweep.json');
-  const r = await ktstr(['sweep', '--jobs', '1', '--scheduler', 'scx-ktstr', '--scheduler', 'ktstr_panic', '--scheduler', 'ktstr_crash', 'tiny-1llc',
-    '--out', out, '--json', resultFile]);
+  const r = await ktstr([
+    'sweep',
+    '--jobs',
+    '1',
+    '--scheduler',
+    'scx-ktstr',
+    '--scheduler',
+    'ktstr_panic',
+    '--scheduler',
+    'ktstr_crash',
+    'tiny-1llc',
+    '--out',
+    out,
+    '--json',
+    resultFile,
+  ]);
   assert.is(r.code, 1, `exit 1: cells failed${show(r)}`);
   const res = JSON.parse(readFileSync(resultFile, 'utf8')) as SweepResult;
   const by = new Map(res.cells.map((c) => [c.scheduler, c]));
@@ -50,7 +68,16 @@ test('sweep: failure bundles with their files; the panicked guest\'s core lists 
     assert.ok(c.bundle !== undefined, `${c.id}: a bundle; ${c.bundleError ?? ''}${show(r)}`);
     assert.ok(c.bundle!.startsWith(out + '/'), `${c.id}: under --out`);
     const files = readdirSync(c.bundle!).sort();
-    for (const f of ['console.log', 'dump.json', 'exit-info.json', 'guest.core', 'monitor.json', 'result.json', 'scheduler.log', 'workers.json']) {
+    for (const f of [
+      'console.log',
+      'dump.json',
+      'exit-info.json',
+      'guest.core',
+      'monitor.json',
+      'result.json',
+      'scheduler.log',
+      'workers.json',
+    ]) {
       assert.ok(files.includes(f), `${c.id}: ${f} in ${files.join(', ')}`);
     }
     const dump = json(join(c.bundle!, 'dump.json'));
@@ -58,26 +85,45 @@ test('sweep: failure bundles with their files; the panicked guest\'s core lists 
     assert.is(st.size, dump.core.apparentBytes);
     assert.ok(st.blocks * 512 < st.size, `${c.id}: the core is sparse (${st.blocks * 512} on disk of ${st.size})`);
     assert.ok(dump.vmcoreinfo === true, `${c.id}: the guest's VMCOREINFO is in the core (${dump.vmcoreinfoProblem})`);
-    assert.ok(dump.vcpus.length >= 1 && dump.vcpus.some((v: { registers: boolean }) => v.registers), `${c.id}: some vCPU's registers: ${JSON.stringify(dump.vcpus)}`);
+    assert.ok(
+      dump.vcpus.length >= 1 && dump.vcpus.some((v: { registers: boolean }) => v.registers),
+      `${c.id}: some vCPU's registers: ${JSON.stringify(dump.vcpus)}`,
+    );
     assert.is(json(join(c.bundle!, 'result.json')).id, c.id);
-    console.log(`  ${c.id}: guest.core ${(st.size / 2 ** 20).toFixed(1)} MiB apparent, ${(st.blocks * 512 / 2 ** 20).toFixed(1)} MiB on disk; vCPUs ${JSON.stringify(dump.vcpus)}; end ${JSON.stringify(dump.vmEnd)}`);
+    console.log(
+      `  ${c.id}: guest.core ${(st.size / 2 ** 20).toFixed(1)} MiB apparent, ${((st.blocks * 512) / 2 ** 20).toFixed(1)} MiB on disk; vCPUs ${JSON.stringify(dump.vcpus)}; end ${JSON.stringify(dump.vmEnd)}`,
+    );
   }
   assert.ok(r.stdout.includes(`bundle: ${panic.bundle}`), `the failure block names the bundle${show(r)}`);
   assert.ok(r.stdout.includes(`bundle: ${crash.bundle}`), 'the crash block names its bundle');
-  assert.match(readFileSync(join(panic.bundle!, 'console.log'), 'utf8'), /Kernel panic - not syncing/, 'the console tail has the panic');
+  assert.match(
+    readFileSync(join(panic.bundle!, 'console.log'), 'utf8'),
+    /Kernel panic - not syncing/,
+    'the console tail has the panic',
+  );
   const exit = json(join(crash.bundle!, 'exit-info.json'));
   assert.is(exit.failure.kind, 'crash');
-  assert.match(String(exit.exit?.line ?? ''), /crash-after|scx_bpf_error/, `the scheduler's exit: ${JSON.stringify(exit)}`);
+  assert.match(
+    String(exit.exit?.line ?? ''),
+    /crash-after|scx_bpf_error/,
+    `the scheduler's exit: ${JSON.stringify(exit)}`,
+  );
 
   const inspect = await ktstr(['inspect', '--vmlinux', vmlinux, '--core', join(panic.bundle!, 'guest.core'), '--json']);
   assert.is(inspect.code, 0, show(inspect));
   const report = JSON.parse(inspect.stdout) as { layout: { source: string }; programs: { name: string }[] };
   assert.is(report.layout.source, 'vmcoreinfo', 'inspect located the kernel through the VMCOREINFO note');
   const names = (ps: { name: string }[]): string[] => [...new Set(ps.map((p) => p.name))].sort();
-  assert.equal(names(report.programs), names(healthy.programs), 'the core of the panicked guest lists the programs the live run read');
+  assert.equal(
+    names(report.programs),
+    names(healthy.programs),
+    'the core of the panicked guest lists the programs the live run read',
+  );
   const late = await ktstr(['inspect', '--vmlinux', vmlinux, '--core', join(crash.bundle!, 'guest.core'), '--json']);
   assert.is(late.code, 0, show(late));
-  console.log(`  ktstr_crash's core (dumped after the scheduler exited and the guest powered off) lists ${(JSON.parse(late.stdout) as { programs: unknown[] }).programs.length} programs`);
+  console.log(
+    `  ktstr_crash's core (dumped after the scheduler exited and the guest powered off) lists ${(JSON.parse(late.stdout) as { programs: unknown[] }).programs.length} programs`,
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

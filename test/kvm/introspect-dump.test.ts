@@ -30,7 +30,9 @@ const HELPER_BINARY = 'build/introspect-guest/bpf-prog-info';
 
 const t0 = performance.now();
 /** Progress on stderr with the elapsed time: this test runs slowly inside the emulated test host. */
-function progress(what: string): void { process.stderr.write(`  [${((performance.now() - t0) / 1000).toFixed(1)} s] ${what}\n`); }
+function progress(what: string): void {
+  process.stderr.write(`  [${((performance.now() - t0) / 1000).toFixed(1)} s] ${what}\n`);
+}
 
 const kernelsDir = defaultKernelsDir();
 const kernelDir = kernelsDir === undefined ? undefined : join(kernelsDir, KERNEL_LABEL);
@@ -67,7 +69,10 @@ function guestHelper(tmp: string): string {
     return out;
   }
   const prebuilt = repoPath(HELPER_BINARY);
-  assert.ok(existsSync(prebuilt), `no gcc here and ${HELPER_BINARY} was not prebuilt (the host part of npm test builds it)`);
+  assert.ok(
+    existsSync(prebuilt),
+    `no gcc here and ${HELPER_BINARY} was not prebuilt (the host part of npm test builds it)`,
+  );
   return prebuilt;
 }
 
@@ -102,7 +107,10 @@ async function qmp(socket: string, commands: object[]): Promise<unknown[]> {
   let wake: (() => void) | undefined;
   const conn = createConnection(socket);
   let failure: Error | undefined;
-  conn.on('error', (err) => { failure = err; wake?.(); }); // QEMU closes the socket on quit
+  conn.on('error', (err) => {
+    failure = err;
+    wake?.();
+  }); // QEMU closes the socket on quit
   const replies: unknown[] = [];
   let buffered = '';
   const lines: string[] = [];
@@ -124,7 +132,9 @@ async function qmp(socket: string, commands: object[]): Promise<unknown[]> {
         return msg;
       }
       if (failure !== undefined) throw failure;
-      await new Promise<void>((r) => { wake = r; });
+      await new Promise<void>((r) => {
+        wake = r;
+      });
     }
   };
   await next(); // greeting
@@ -139,18 +149,47 @@ async function qmp(socket: string, commands: object[]): Promise<unknown[]> {
   return replies.slice(1);
 }
 
-async function runAndDump(qemu: string, bzImage: string, initrd: string, core: string, socket: string): Promise<string> {
+async function runAndDump(
+  qemu: string,
+  bzImage: string,
+  initrd: string,
+  core: string,
+  socket: string,
+): Promise<string> {
   const args = [
-    '-accel', 'kvm', '-cpu', 'host', '-M', 'microvm,isa-serial=on,rtc=on', '-smp', '2', '-m', '192',
-    '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
-    '-qmp', `unix:${socket},server=on,wait=off`,
-    '-kernel', bzImage, '-initrd', initrd, '-append', 'console=ttyS0 quiet loglevel=4 panic=-1',
+    '-accel',
+    'kvm',
+    '-cpu',
+    'host',
+    '-M',
+    'microvm,isa-serial=on,rtc=on',
+    '-smp',
+    '2',
+    '-m',
+    '192',
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-qmp',
+    `unix:${socket},server=on,wait=off`,
+    '-kernel',
+    bzImage,
+    '-initrd',
+    initrd,
+    '-append',
+    'console=ttyS0 quiet loglevel=4 panic=-1',
   ];
   const child: ChildProcess = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let dumping = false;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no dump within ${RUN_TIMEOUT_MS / 1000} s\n${output.slice(-3000)}`)); }, RUN_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no dump within ${RUN_TIMEOUT_MS / 1000} s\n${output.slice(-3000)}`));
+    }, RUN_TIMEOUT_MS);
     const onData = (d: Buffer): void => {
       output += d.toString('latin1');
       if (!dumping && output.includes('DUMP_NOW')) {
@@ -159,19 +198,32 @@ async function runAndDump(qemu: string, bzImage: string, initrd: string, core: s
         qmp(socket, [
           { execute: 'dump-guest-memory', arguments: { paging: false, protocol: `file:${core}` } },
           { execute: 'quit' },
-        ]).catch((err: Error) => { clearTimeout(timer); child.kill('SIGKILL'); reject(err); });
+        ]).catch((err: Error) => {
+          clearTimeout(timer);
+          child.kill('SIGKILL');
+          reject(err);
+        });
       }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('error', (err) => { clearTimeout(timer); reject(err); });
-    child.once('close', () => { clearTimeout(timer); resolve(output.replace(/\r/g, '')); });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve(output.replace(/\r/g, ''));
+    });
   });
 }
 
 test('a QEMU dump of a sched_ext guest: the host reads the same struct_ops programs the kernel reports', async () => {
   assert.ok(existsSync('/dev/kvm'), '/dev/kvm is missing: run test/kvm/ inside the test host');
-  assert.ok(kernelDir !== undefined && existsSync(join(kernelDir, 'bzImage')), `the prebuilt kernel ${KERNEL_LABEL} is missing`);
+  assert.ok(
+    kernelDir !== undefined && existsSync(join(kernelDir, 'bzImage')),
+    `the prebuilt kernel ${KERNEL_LABEL} is missing`,
+  );
   const qemu = findOnPath('qemu-system-x86_64');
   assert.ok(qemu !== undefined, 'qemu-system-x86_64 not found');
   const tmp = mkdtempSync(join(tmpdir(), 'ktstr-introspect-'));
@@ -187,37 +239,67 @@ test('a QEMU dump of a sched_ext guest: the host reads the same struct_ops progr
     const guest = parseGuestProgs(output);
     assert.ok(guest.length >= 5, `the guest listed scx_simple's struct_ops programs${tail}`);
     assert.ok(existsSync(core), 'QEMU wrote the dump');
-    console.log(`  guest ran and dumped ${(statSync(core).size / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `  guest ran and dumped ${(statSync(core).size / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
 
     // library path
     progress('reading the dump');
     const vmlinux = readFileSync(join(kernelDir, 'vmlinux'));
     const kernel = loadKernelImage(bytesSource(vmlinux));
     const image = loadCoreFile(core);
-    assert.ok(image.dump!.cpus.length === 2, 'the dump carries both vCPUs\' registers');
+    assert.ok(image.dump!.cpus.length === 2, "the dump carries both vCPUs' registers");
     const report = inspectKernel(image.intro, kernel, { cr3: image.dump!.cpus[0].cr3, cr4: image.dump!.cpus[0].cr4 });
-    console.log(`  layout from ${report.layout.source}: kaslr 0x${report.layout.kaslrOffset.toString(16)}, page_offset_base 0x${report.layout.pageOffsetBase.toString(16)}, ${report.layout.la57 ? 5 : 4}-level; enumeration ${report.enumerateMicros.toFixed(0)} us`);
+    console.log(
+      `  layout from ${report.layout.source}: kaslr 0x${report.layout.kaslrOffset.toString(16)}, page_offset_base 0x${report.layout.pageOffsetBase.toString(16)}, ${report.layout.la57 ? 5 : 4}-level; enumeration ${report.enumerateMicros.toFixed(0)} us`,
+    );
     assert.ok(report.layout.checks.includes('phys_base matches the kernel variable'), report.layout.checks.join('; '));
     assert.is(report.release, '6.12.117');
     const host = report.enumeration.programs;
-    assert.equal(host.map((p) => [p.id, p.name, p.verifiedInsns]), guest.map((g) => [g.id, g.name, g.verifiedInsns]),
-      'ids, names and verified_insns read from memory equal what BPF_OBJ_GET_INFO_BY_FD reported');
+    assert.equal(
+      host.map((p) => [p.id, p.name, p.verifiedInsns]),
+      guest.map((g) => [g.id, g.name, g.verifiedInsns]),
+      'ids, names and verified_insns read from memory equal what BPF_OBJ_GET_INFO_BY_FD reported',
+    );
     const obj = expectedObj(output);
-    assert.ok(obj !== null && 'scx_simple'.startsWith(obj), `the guest's map names give scx_simple's obj (${obj})${tail}`);
-    assert.is(report.enumeration.activeObj, obj, 'the active object name read from memory is the one the guest maps imply');
+    assert.ok(
+      obj !== null && 'scx_simple'.startsWith(obj),
+      `the guest's map names give scx_simple's obj (${obj})${tail}`,
+    );
+    assert.is(
+      report.enumeration.activeObj,
+      obj,
+      'the active object name read from memory is the one the guest maps imply',
+    );
     for (const p of host) {
       const g = guest.find((x) => x.id === p.id)!;
       assert.ok(p.stats !== null, `${p.name}: per-CPU stats readable`);
-      assert.ok(p.stats.cnt >= g.runCnt && p.stats.nsecs >= g.runTimeNs, `${p.name}: counters only grow (guest ${g.runCnt}, dump ${p.stats.cnt})`);
+      assert.ok(
+        p.stats.cnt >= g.runCnt && p.stats.nsecs >= g.runTimeNs,
+        `${p.name}: counters only grow (guest ${g.runCnt}, dump ${p.stats.cnt})`,
+      );
     }
-    assert.ok(host.some((p) => p.stats!.cnt > 0n), 'some program ran');
+    assert.ok(
+      host.some((p) => p.stats!.cnt > 0n),
+      'some program ran',
+    );
 
     // CLI path
     progress('the same through ktstr-wasm inspect --core');
-    const json = execFileSync(process.execPath, [repoPath('bin', 'ktstr-wasm'), 'inspect', '--vmlinux', join(kernelDir, 'vmlinux'), '--core', core, '--json'], { encoding: 'utf8', maxBuffer: 16 << 20 });
-    const parsed = JSON.parse(json) as { active_scheduler: string; programs: { name: string; verified_insns: number }[] };
+    const json = execFileSync(
+      process.execPath,
+      [repoPath('bin', 'ktstr-wasm'), 'inspect', '--vmlinux', join(kernelDir, 'vmlinux'), '--core', core, '--json'],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+    );
+    const parsed = JSON.parse(json) as {
+      active_scheduler: string;
+      programs: { name: string; verified_insns: number }[];
+    };
     assert.is(parsed.active_scheduler, obj);
-    assert.equal(parsed.programs.map((p) => [p.name, p.verified_insns]), guest.map((g) => [g.name, g.verifiedInsns]));
+    assert.equal(
+      parsed.programs.map((p) => [p.name, p.verified_insns]),
+      guest.map((g) => [g.name, g.verifiedInsns]),
+    );
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

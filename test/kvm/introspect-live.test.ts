@@ -69,7 +69,10 @@ function guestHelper(tmp: string): string {
     return out;
   }
   const prebuilt = repoPath('build/introspect-guest/bpf-prog-info');
-  assert.ok(existsSync(prebuilt), 'no gcc and no prebuilt helper (the host part of npm test builds build/introspect-guest/bpf-prog-info)');
+  assert.ok(
+    existsSync(prebuilt),
+    'no gcc and no prebuilt helper (the host part of npm test builds build/introspect-guest/bpf-prog-info)',
+  );
   return prebuilt;
 }
 
@@ -107,8 +110,14 @@ test('live VM: the host reads the struct_ops programs the guest kernel reports, 
       }
     };
     const r = await bootVm({
-      kernel: join(dir, 'bzImage'), initrd, cmdline: `${DEFAULT_CMDLINE} quiet`, memoryMiB: 256, timeoutMs: TIMEOUT_MS,
-      onStart: (vm) => { live = vm; },
+      kernel: join(dir, 'bzImage'),
+      initrd,
+      cmdline: `${DEFAULT_CMDLINE} quiet`,
+      memoryMiB: 256,
+      timeoutMs: TIMEOUT_MS,
+      onStart: (vm) => {
+        live = vm;
+      },
       onApp: (c) => {
         com2 += Buffer.from(c).toString('latin1');
         if (reading === undefined && live !== undefined && com2.includes('LIVE_READY')) reading = read(live);
@@ -119,11 +128,21 @@ test('live VM: the host reads the struct_ops programs the guest kernel reports, 
     assert.ok(reading !== undefined, `the guest reached LIVE_READY (run ended: ${r.reason} ${r.detail})${tail}`);
     const { report, enumMicros } = await reading;
     assert.match(out, /^state=enabled$/m, `scx_simple attached${tail}`);
-    const guest = [...out.matchAll(/^PROG id=(\d+) name=(\S*) verified_insns=(\d+) run_cnt=(\d+)/gm)].map((m) => [Number(m[1]), m[2], Number(m[3])]);
+    const guest = [...out.matchAll(/^PROG id=(\d+) name=(\S*) verified_insns=(\d+) run_cnt=(\d+)/gm)].map((m) => [
+      Number(m[1]),
+      m[2],
+      Number(m[3]),
+    ]);
     assert.ok(guest.length >= 5, `the guest listed scx_simple's programs${tail}`);
-    console.log(`  live: layout from ${report.layout.source} (kaslr 0x${report.layout.kaslrOffset.toString(16)}), `
-      + `${report.enumeration.programs.length} struct_ops programs, enumeration ${enumMicros.toFixed(1)} us (median of ${ENUM_RUNS})`);
-    assert.equal(report.enumeration.programs.map((p) => [p.id, p.name, p.verifiedInsns]), guest, 'host view = guest kernel view');
+    console.log(
+      `  live: layout from ${report.layout.source} (kaslr 0x${report.layout.kaslrOffset.toString(16)}), ` +
+        `${report.enumeration.programs.length} struct_ops programs, enumeration ${enumMicros.toFixed(1)} us (median of ${ENUM_RUNS})`,
+    );
+    assert.equal(
+      report.enumeration.programs.map((p) => [p.id, p.name, p.verifiedInsns]),
+      guest,
+      'host view = guest kernel view',
+    );
     assert.is(report.enumeration.activeObj, expectedObj(out), 'the active object name is the one the guest maps imply');
   } finally {
     rmSync(tmp, { recursive: true, force: true });

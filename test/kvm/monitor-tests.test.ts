@@ -20,9 +20,18 @@ import { watchpointProblem } from '../../src/vmm/watchpoints.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-monitor-'));
 
-test('a frozen guest\'s stall from host samples; captures around a host-written knob', async () => {
+test("a frozen guest's stall from host samples; captures around a host-written knob", async () => {
   const json = join(tmp, 'monitor.json');
-  const r = await runKtstr(['test', 'test/fixtures/ktstr/monitor.ktstr-fixture.ts', '--jobs', '1', '--json', json, '--keep-dumps', 'none']);
+  const r = await runKtstr([
+    'test',
+    'test/fixtures/ktstr/monitor.ktstr-fixture.ts',
+    '--jobs',
+    '1',
+    '--json',
+    json,
+    '--keep-dumps',
+    'none',
+  ]);
   const show = showRun(r);
   assert.is(r.code, 1, `exit 1 (the frozen test fails)${show}`);
   const res = JSON.parse(readFileSync(json, 'utf8')) as TestRunResult;
@@ -32,7 +41,8 @@ test('a frozen guest\'s stall from host samples; captures around a host-written 
   const stall = frozen.assert?.checks.find((c) => c.check === 'stall');
   assert.ok(stall !== undefined && !stall.passed, `stall failed${show}`);
   assert.ok(stall!.failures.length >= 2, `both starved workers named${show}`);
-  for (const line of stall!.failures) assert.match(line, /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s without running/);
+  for (const line of stall!.failures)
+    assert.match(line, /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s without running/);
   assert.ok((frozen.monitor?.samples ?? 0) > 50, 'the host kept sampling while the guest was frozen');
   assert.match(r.stdout, /checks failed:\n {4}stall: pid \d+/, 'the failure block shows the stall lines');
 
@@ -55,9 +65,16 @@ test('a frozen guest\'s stall from host samples; captures around a host-written 
   for (const l of watched.logs) console.log(`  ${l}`);
   const w = watched.watches?.[0];
   assert.ok(w !== undefined, `the result lists the watch${show}`);
-  assert.is(w!.resolved, 'scx_ktst.bss.nr_weight_sets', 'found in the .bss map (libbpf names it from the object name, cut to 15 characters)');
+  assert.is(
+    w!.resolved,
+    'scx_ktst.bss.nr_weight_sets',
+    'found in the .bss map (libbpf names it from the object name, cut to 15 characters)',
+  );
   assert.is(w!.hits, 2, JSON.stringify(w));
-  assert.equal(w!.firstHits.map((h) => h.value), ['1', '2']);
+  assert.equal(
+    w!.firstHits.map((h) => h.value),
+    ['1', '2'],
+  );
   for (const h of w!.firstHits) assert.match(h.where, /^ktstr_cgroup_set_weight\+0x[0-9a-f]+ \[bpf\]$/);
 });
 

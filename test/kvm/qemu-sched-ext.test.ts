@@ -99,23 +99,57 @@ async function buildInitramfs(path: string, scx: string): Promise<number> {
 
 function runGuest(qemu: string, bzImage: string, initrd: string): Promise<GuestRun> {
   const args = [
-    '-accel', 'kvm', '-cpu', 'host', '-M', 'microvm,isa-serial=on,rtc=on', '-smp', '2', '-m', '512',
-    '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
-    '-kernel', bzImage, '-initrd', initrd,
-    '-append', 'console=ttyS0 quiet loglevel=4 panic=-1 nokaslr',
+    '-accel',
+    'kvm',
+    '-cpu',
+    'host',
+    '-M',
+    'microvm,isa-serial=on,rtc=on',
+    '-smp',
+    '2',
+    '-m',
+    '512',
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    bzImage,
+    '-initrd',
+    initrd,
+    '-append',
+    'console=ttyS0 quiet loglevel=4 panic=-1 nokaslr',
   ];
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => { output += d.toString('latin1'); });
-    child.stderr.on('data', (d: Buffer) => { output += d.toString('latin1'); });
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, BOOT_TIMEOUT_MS);
-    child.once('error', (err) => { clearTimeout(timer); reject(err); });
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString('latin1');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString('latin1');
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, BOOT_TIMEOUT_MS);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, output: output.replace(/\r/g, ''), seconds: (performance.now() - started) / 1000, timedOut });
+      resolve({
+        code,
+        signal,
+        output: output.replace(/\r/g, ''),
+        seconds: (performance.now() - started) / 1000,
+        timedOut,
+      });
     });
   });
 }
@@ -125,9 +159,14 @@ function field(output: string, name: string): string | undefined {
 }
 
 test('QEMU with KVM boots the sched_ext kernel and scx_simple reaches state "enabled"', async () => {
-  assert.ok(existsSync('/dev/kvm'), '/dev/kvm is missing: run test/kvm/ where KVM works or inside the test host (ktstr-wasm host run)');
-  assert.ok(kernelDir !== undefined && existsSync(join(kernelDir, 'bzImage')),
-    `the prebuilt kernel ${KERNEL_LABEL} is missing (../shared/kernels or $KTSTR_KERNELS_DIR)`);
+  assert.ok(
+    existsSync('/dev/kvm'),
+    '/dev/kvm is missing: run test/kvm/ where KVM works or inside the test host (ktstr-wasm host run)',
+  );
+  assert.ok(
+    kernelDir !== undefined && existsSync(join(kernelDir, 'bzImage')),
+    `the prebuilt kernel ${KERNEL_LABEL} is missing (../shared/kernels or $KTSTR_KERNELS_DIR)`,
+  );
   const scx = join(kernelDir, 'schedulers', 'scx_simple');
   assert.ok(existsSync(scx), `${scx} is missing`);
   const qemu = findOnPath('qemu-system-x86_64');
@@ -140,8 +179,10 @@ test('QEMU with KVM boots the sched_ext kernel and scx_simple reaches state "ena
     const run = await runGuest(qemu, join(kernelDir, 'bzImage'), initrd);
     const guestBoot = field(run.output, 'GUEST_INIT_UPTIME');
     const enabledAt = field(run.output, 'GUEST_ENABLED_UPTIME');
-    console.log(`  initramfs ${(bytes / 1024 ** 2).toFixed(1)} MiB; guest /init at ${guestBoot ?? '?'} s guest time; `
-      + `scx_simple enabled at ${enabledAt ?? '?'} s; QEMU ran ${run.seconds.toFixed(1)} s wall`);
+    console.log(
+      `  initramfs ${(bytes / 1024 ** 2).toFixed(1)} MiB; guest /init at ${guestBoot ?? '?'} s guest time; ` +
+        `scx_simple enabled at ${enabledAt ?? '?'} s; QEMU ran ${run.seconds.toFixed(1)} s wall`,
+    );
     const tail = `\n--- guest output ---\n${run.output.split('\n').slice(-40).join('\n')}`;
     assert.not.ok(run.timedOut, `the guest did not power off within ${BOOT_TIMEOUT_MS / 1000} s${tail}`);
     assert.is(field(run.output, 'SCHED_EXT_STATE'), 'enabled', `scx_simple did not attach${tail}`);

@@ -82,15 +82,24 @@ test('scx_simple and scx_ktstr attach in our VMM; scx_ktstr --fail-verify/--veri
     join(scxKtstrTestBuildDir(kernel.label), SCX_KTSTR_BINARY),
   ].filter((p): p is string => p !== undefined);
   const ktstr = candidates.find((p) => existsSync(p));
-  assert.ok(ktstr !== undefined, `scx_ktstr not built for ${kernel.label}: looked at ${candidates.join(', ')} `
-    + '(the host test test/scheduler/scx-ktstr-build.test.ts builds it; npm test runs it first)');
+  assert.ok(
+    ktstr !== undefined,
+    `scx_ktstr not built for ${kernel.label}: looked at ${candidates.join(', ')} ` +
+      '(the host test test/scheduler/scx-ktstr-build.test.ts builds it; npm test runs it first)',
+  );
 
   const initrd = await buildSchedulerInitramfs({ exec: GUEST_CMD, schedulers: [simple, ktstr] });
   let com2 = '';
   const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
-  console.log(`  booting ${kernel.label} (${kernel.origin}) with scx_simple and ${ktstr} (initramfs ${(initrd.length / 1024 ** 2).toFixed(1)} MiB)`);
+  console.log(
+    `  booting ${kernel.label} (${kernel.origin}) with scx_simple and ${ktstr} (initramfs ${(initrd.length / 1024 ** 2).toFixed(1)} MiB)`,
+  );
   const r = await bootVm({
-    kernel: kernel.bzImage, initrd, cmdline: `${DEFAULT_CMDLINE} quiet ${NOHZ_OFF}`, memoryMiB: 512, timeoutMs: TIMEOUT_MS,
+    kernel: kernel.bzImage,
+    initrd,
+    cmdline: `${DEFAULT_CMDLINE} quiet ${NOHZ_OFF}`,
+    memoryMiB: 512,
+    timeoutMs: TIMEOUT_MS,
     onApp: (c) => {
       const text = Buffer.from(c).toString('latin1');
       com2 += text;
@@ -100,7 +109,9 @@ test('scx_simple and scx_ktstr attach in our VMM; scx_ktstr --fail-verify/--veri
   });
   const out = appOutput(com2).replace(/\r/g, '');
   const tail = `\n--- guest output ---\n${out.split('\n').slice(-60).join('\n')}\n--- console ---\n${r.consoleTail.split('\n').slice(-20).join('\n')}`;
-  console.log(`  ${kernel.label}: guest ${r.reason} ${r.exitCode ?? ''} after ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+  console.log(
+    `  ${kernel.label}: guest ${r.reason} ${r.exitCode ?? ''} after ${(r.timings.totalMs / 1000).toFixed(1)} s`,
+  );
   assert.is(r.reason, 'exit', `the guest command ran to its end (${r.detail})${tail}`);
 
   assert.is(field(out, 'simple.state'), 'enabled', `scx_simple attached${tail}`);
@@ -111,7 +122,11 @@ test('scx_simple and scx_ktstr attach in our VMM; scx_ktstr --fail-verify/--veri
   assert.is(field(out, 'ktstr.ops'), 'ktstr', tail);
   assert.is(field(out, 'ktstr.exit'), '0', `scx_ktstr exits 0 after SIGINT${tail}`);
   assert.is(field(out, 'ktstr.after'), 'disabled', tail);
-  assert.match(out, /^ktstr\.log: EXIT: .*unregistered from user space/m, `scx_ktstr reports the unregistration${tail}`);
+  assert.match(
+    out,
+    /^ktstr\.log: EXIT: .*unregistered from user space/m,
+    `scx_ktstr reports the unregistration${tail}`,
+  );
 
   for (const knob of ['degrade', 'slow']) {
     assert.is(field(out, `${knob}.state`), 'enabled', `scx_ktstr --${knob} attached${tail}`);
@@ -126,16 +141,31 @@ test('scx_simple and scx_ktstr attach in our VMM; scx_ktstr --fail-verify/--veri
   assert.match(fvLog, /invalid mem access 'scalar'/, `--fail-verify: the verifier rejects the null store${tail}`);
 
   assert.is(field(out, 'vl.exit'), '1', `--verify-loop: the loader exits 1${tail}`);
-  const vlLog = /^-- BEGIN PROG LOAD LOG --\n([\s\S]*?)^-- END PROG LOAD LOG --$/m.exec(section(out, 'verify-loop stderr'))?.[1] ?? '';
+  const vlLog =
+    /^-- BEGIN PROG LOAD LOG --\n([\s\S]*?)^-- END PROG LOAD LOG --$/m.exec(section(out, 'verify-loop stderr'))?.[1] ??
+    '';
   assert.match(vlLog, /invalid mem access 'scalar'/, tail);
   const ktimeCalls = vlLog.split('\n').filter((l) => /call bpf_ktime_get_ns/.test(l)).length;
-  assert.ok(ktimeCalls >= 8, `--verify-loop: the unrolled loop's 8 bpf_ktime_get_ns calls are in the log (saw ${ktimeCalls})${tail}`);
+  assert.ok(
+    ktimeCalls >= 8,
+    `--verify-loop: the unrolled loop's 8 bpf_ktime_get_ns calls are in the log (saw ${ktimeCalls})${tail}`,
+  );
   // the real log feeds cycle collapse: the loop body is shown once, as 8x
-  const collapsed = Buffer.from(collapseBytes(Buffer.from(vlLog, 'latin1'), (sink) => createCollapser('ts', sink))).toString('latin1');
-  assert.match(collapsed, /^--- 8x of the following \d+ lines ---$/m, `--verify-loop: collapse finds the 8 iterations\n${collapsed}`);
+  const collapsed = Buffer.from(
+    collapseBytes(Buffer.from(vlLog, 'latin1'), (sink) => createCollapser('ts', sink)),
+  ).toString('latin1');
+  assert.match(
+    collapsed,
+    /^--- 8x of the following \d+ lines ---$/m,
+    `--verify-loop: collapse finds the 8 iterations\n${collapsed}`,
+  );
 
   assert.is(field(out, 'crash.exit'), '1', `--crash-after 1: the loader exits 1${tail}`);
-  assert.match(out, /^crash\.log: EXIT: .*--crash-after 1 s reached/m, `--crash-after: the scx_bpf_error message comes back${tail}`);
+  assert.match(
+    out,
+    /^crash\.log: EXIT: .*--crash-after 1 s reached/m,
+    `--crash-after: the scx_bpf_error message comes back${tail}`,
+  );
   assert.is(field(out, 'crash.after'), 'disabled', tail);
 
   assert.is(field(out, 'stall.exit'), '1', `--stall: the watchdog ends the scheduler, the loader exits 1${tail}`);

@@ -23,7 +23,10 @@ import type { TestResult } from '../../src/test/judge.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-test-api-'));
 const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
-const FILES = ['tests/sched.ktstr.ts', ...['checks', 'body', 'scenarios', 'payload'].map((f) => `test/fixtures/ktstr/${f}.ktstr-fixture.ts`)];
+const FILES = [
+  'tests/sched.ktstr.ts',
+  ...['checks', 'body', 'scenarios', 'payload'].map((f) => `test/fixtures/ktstr/${f}.ktstr-fixture.ts`),
+];
 
 type Run = CliRun;
 
@@ -37,7 +40,8 @@ const byName = (name: string): TestResult => {
   if (t === undefined) throw new Error(`no test "${name}" in the result${show(run)}`);
   return t;
 };
-const failuresOf = (t: TestResult, check: string): string[] => t.assert?.checks.find((c) => c.check === check)?.failures ?? [];
+const failuresOf = (t: TestResult, check: string): string[] =>
+  t.assert?.checks.find((c) => c.check === check)?.failures ?? [];
 
 test('the whole run: every file, one VM per test, exit 1 (some fail on purpose)', async () => {
   const json = join(tmp, 'all.json');
@@ -48,7 +52,7 @@ test('the whole run: every file, one VM per test, exit 1 (some fail on purpose)'
   assert.match(run.stdout, /\d+ tests: \d+ passed, \d+ failed, 1 skipped/);
 });
 
-test('1. the README\'s three tests pass; a report per worker; steady accounts for every CPU', () => {
+test("1. the README's three tests pass; a report per worker; steady accounts for every CPU", () => {
   for (const name of ['steady', 'two cgroups share the box', 'pinned halves stay home']) {
     const t = byName(name);
     assert.is(t.status, 'pass', `${name}: ${t.failure?.kind} ${t.failure?.message}${show(run)}`);
@@ -66,11 +70,15 @@ test('1. the README\'s three tests pass; a report per worker; steady accounts fo
   const ratio = (cpu + stat.stealMs) / (steady.cpus.length * stat.windowMs);
   // within 8 %: a vCPU thread's time in the VMM handling its exits (serial I/O, the host's
   // reads) is neither the guest's CPU time nor steal, and grows with the host's load
-  assert.ok(Math.abs(ratio - 1) <= 0.08, `steady: workers' CPU time ${cpu.toFixed(0)} ms + steal ${stat.stealMs} ms vs ${steady.cpus.length} CPUs x ${stat.windowMs.toFixed(0)} ms: ratio ${ratio.toFixed(3)}`);
+  assert.ok(
+    Math.abs(ratio - 1) <= 0.08,
+    `steady: workers' CPU time ${cpu.toFixed(0)} ms + steal ${stat.stealMs} ms vs ${steady.cpus.length} CPUs x ${stat.windowMs.toFixed(0)} ms: ratio ${ratio.toFixed(3)}`,
+  );
   const pinned = byName('pinned halves stay home').runs[0];
   for (const w of pinned.workers) {
     const home = w.cgroup === 'a' ? [0, 1] : [2, 3];
-    for (const c of w.cpus) assert.ok(home.includes(c.cpu), `pinned: worker ${w.index} (cg ${w.cgroup}) ran on CPU ${c.cpu}`);
+    for (const c of w.cpus)
+      assert.ok(home.includes(c.cpu), `pinned: worker ${w.index} (cg ${w.cgroup}) ran on CPU ${c.cpu}`);
   }
 });
 
@@ -78,21 +86,36 @@ test('2. every check fails when its knob is on, naming the cgroup, and passes wh
   assert.is(byName('starvation knob off').status, 'pass', `${byName('starvation knob off').failure?.message}`);
   const starved = byName('starvation knob on');
   assert.is(starved.status, 'fail');
-  assert.ok(failuresOf(starved, 'starvation').some((l) => /cg b\b/.test(l)), `starvation names cg b: ${JSON.stringify(failuresOf(starved, 'starvation'))}`);
+  assert.ok(
+    failuresOf(starved, 'starvation').some((l) => /cg b\b/.test(l)),
+    `starvation names cg b: ${JSON.stringify(failuresOf(starved, 'starvation'))}`,
+  );
   const gaps = byName('gaps knob on');
   assert.is(gaps.status, 'fail');
-  assert.ok(failuresOf(gaps, 'gaps').some((l) => /cg b\b/.test(l) && /off-CPU/.test(l)), `gaps names cg b: ${JSON.stringify(failuresOf(gaps, 'gaps'))}`);
+  assert.ok(
+    failuresOf(gaps, 'gaps').some((l) => /cg b\b/.test(l) && /off-CPU/.test(l)),
+    `gaps names cg b: ${JSON.stringify(failuresOf(gaps, 'gaps'))}`,
+  );
   assert.is(byName('weights').status, 'pass', `weights: ${byName('weights').failure?.message}`);
   const ignored = byName('weights ignored');
   assert.is(ignored.status, 'fail');
-  assert.ok(failuresOf(ignored, 'fairness').some((l) => /w\d00/.test(l) && /weight/.test(l)), `fairness names the weighted cgroups: ${JSON.stringify(failuresOf(ignored, 'fairness'))}`);
+  assert.ok(
+    failuresOf(ignored, 'fairness').some((l) => /w\d00/.test(l) && /weight/.test(l)),
+    `fairness names the weighted cgroups: ${JSON.stringify(failuresOf(ignored, 'fairness'))}`,
+  );
   const stall = byName('stall');
   assert.is(stall.status, 'fail');
-  assert.ok(stall.failure!.kind === 'dispatch' || (stall.failure!.kind === 'check' && failuresOf(stall, 'liveness').length > 0), `stall: ${stall.failure!.kind} ${stall.failure!.message}`);
+  assert.ok(
+    stall.failure!.kind === 'dispatch' || (stall.failure!.kind === 'check' && failuresOf(stall, 'liveness').length > 0),
+    `stall: ${stall.failure!.kind} ${stall.failure!.message}`,
+  );
   assert.match(stall.failure!.message + failuresOf(stall, 'liveness').join(' '), /stall|1026/);
   // from the host monitor: the stall check names the waiting task, the exit info read from guest
   // memory gives the watchdog's reason, and the auto-repro names the callback that never dispatched
-  assert.ok(failuresOf(stall, 'stall').some((l) => /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s/.test(l)), `stall check: ${JSON.stringify(stall.assert?.checks)}`);
+  assert.ok(
+    failuresOf(stall, 'stall').some((l) => /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s/.test(l)),
+    `stall check: ${JSON.stringify(stall.assert?.checks)}`,
+  );
   // the exit info lives in guest memory only from the error until the disable work frees it:
   // the 100 ms samples catch it when one falls in that window (KTSTR_MONITOR_STATE_WATCH=1
   // reads it at the state change); when caught it must be the watchdog's
@@ -100,11 +123,15 @@ test('2. every check fails when its knob is on, naming the cgroup, and passes wh
     assert.is(stall.monitor.exit.kindName, 'ERROR_STALL');
     assert.match(stall.monitor.exit.reason ?? '', /runnable task stall/);
   } else {
-    console.log('  stall: no sample fell in the exit info\'s lifetime (read from the EXIT line instead)');
+    console.log("  stall: no sample fell in the exit info's lifetime (read from the EXIT line instead)");
   }
   assert.is(stall.repro?.failingCallback, 'ktstr_dispatch', JSON.stringify(stall.repro));
-  assert.match(run.stdout, /auto-repro \(test\/[^\n]*stall[^\n]*\(repro\)[^\n]*\): reproduced\n {2}failing callback: ktstr_dispatch/);
-  if (stall.monitor?.exit != null) assert.match(run.stdout, /sched_ext exit \(guest memory\): kind 1026 ERROR_STALL, code \d+: runnable task stall/);
+  assert.match(
+    run.stdout,
+    /auto-repro \(test\/[^\n]*stall[^\n]*\(repro\)[^\n]*\): reproduced\n {2}failing callback: ktstr_dispatch/,
+  );
+  if (stall.monitor?.exit != null)
+    assert.match(run.stdout, /sched_ext exit \(guest memory\): kind 1026 ERROR_STALL, code \d+: runnable task stall/);
 });
 
 test('3. a throwing body points at its line; a test past its timeout fails `timeout`; the one beside them passes', () => {
@@ -128,10 +155,18 @@ test('4. dynamic scenarios pass per phase on scx-ktstr; steadyLlc on one LLC is 
     assert.ok(t.assert!.checks.find((c) => c.check === 'isolation')!.skipped === null, `${name}: isolation judged`);
   }
   const resize = byName('cpusetResize').runs[0];
-  const shrunk = resize.workers.filter((w) => w.cgroup === 'a').map((w) => w.allowed.find((a) => a.phase === 2)!.cpus.join(','));
-  assert.ok(shrunk.every((c) => c === '0,1'), `cg a allowed 0-1 in phase 2: ${shrunk.join(' ')}`);
+  const shrunk = resize.workers
+    .filter((w) => w.cgroup === 'a')
+    .map((w) => w.allowed.find((a) => a.phase === 2)!.cpus.join(','));
+  assert.ok(
+    shrunk.every((c) => c === '0,1'),
+    `cg a allowed 0-1 in phase 2: ${shrunk.join(' ')}`,
+  );
   const removed = byName('cgroupRemove').runs[0];
-  assert.ok(removed.workers.filter((w) => w.cgroup === 'b').every((w) => w.stopPhase === 1), 'cg b stopped after phase 1');
+  assert.ok(
+    removed.workers.filter((w) => w.cgroup === 'b').every((w) => w.stopPhase === 1),
+    'cg b stopped after phase 1',
+  );
   const skipped = byName('steadyLlc on one LLC');
   assert.is(skipped.status, 'skip');
   assert.match(skipped.skipReason!, /at least 2 LLCs/);

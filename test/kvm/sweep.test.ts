@@ -27,16 +27,23 @@ const tmp = mkdtempSync(join(tmpdir(), 'ktstr-sweep-test-'));
 const HEALTHY = ['tiny-1llc', 'tiny-2llc', 'odd-3llc', 'smt-2llc'];
 const verbose = process.env.KTSTR_TEST_VERBOSE === '1';
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function sweep(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, 'sweep', '--jobs', '1', '--keep-dumps', 'none', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', ...env },
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+    });
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString('utf8');
       if (verbose) process.stderr.write(d);
@@ -69,15 +76,26 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
     assert.ok(c.programs.length >= 5, `${c.id}: the host read the scheduler's programs`);
     const guest = new Map(c.guestPrograms.map((p) => [p.id, p]));
     for (const p of c.programs) {
-      assert.is(guest.get(p.id)?.verifiedInsns, p.verifiedInsns, `${c.id} ${p.name}: host and guest kernel agree on verified_insns`);
+      assert.is(
+        guest.get(p.id)?.verifiedInsns,
+        p.verifiedInsns,
+        `${c.id} ${p.name}: host and guest kernel agree on verified_insns`,
+      );
       assert.is(guest.get(p.id)?.name, p.name);
     }
-    assert.is(c.workers.length, c.topology === 'odd-3llc' ? 9 : c.topology === 'smt-2llc' ? 8 : 4, `${c.id}: one worker per CPU`);
+    assert.is(
+      c.workers.length,
+      c.topology === 'odd-3llc' ? 9 : c.topology === 'smt-2llc' ? 8 : 4,
+      `${c.id}: one worker per CPU`,
+    );
     for (const w of c.workers) {
       assert.ok(w.iterations > 0, `${c.id}: CPU ${w.cpu} made progress`);
       assert.is(w.policy, 7, `${c.id}: CPU ${w.cpu}'s worker ran as SCHED_EXT`);
     }
-    assert.ok(c.programs.some((p) => (p.runCount ?? 0) > 0), `${c.id}: the host saw the programs run`);
+    assert.ok(
+      c.programs.some((p) => (p.runCount ?? 0) > 0),
+      `${c.id}: the host saw the programs run`,
+    );
     // the host monitor: samples, sched domains = the preset, pinned probe workers seen running on their CPUs only
     const m = c.monitor!;
     assert.ok(m !== undefined && m.error === null && m.samples.length > 10, `${c.id}: monitor samples (${m?.error})`);
@@ -85,12 +103,22 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
     const tids = new Map(c.workers.map((w) => [w.tid, w.cpu]));
     const seenOn = new Map<number, Set<number>>();
     // a worker pins itself, then switches to SCHED_EXT (policy 7): seen running with policy 7, it is pinned
-    for (const s of m.samples) for (const t of s.cpus) if (t.pid !== null && t.policy === 7 && tids.has(t.pid)) seenOn.set(t.pid, (seenOn.get(t.pid) ?? new Set()).add(t.cpu));
-    assert.ok(seenOn.size >= Math.ceil(c.workers.length / 2), `${c.id}: the host saw most probe workers running as SCHED_EXT (${seenOn.size}/${c.workers.length})`);
-    for (const [tid, cpus] of seenOn) assert.equal([...cpus], [tids.get(tid)], `${c.id}: pinned worker ${tid} seen only on its CPU ${tids.get(tid)}`);
+    for (const s of m.samples)
+      for (const t of s.cpus)
+        if (t.pid !== null && t.policy === 7 && tids.has(t.pid))
+          seenOn.set(t.pid, (seenOn.get(t.pid) ?? new Set()).add(t.cpu));
+    assert.ok(
+      seenOn.size >= Math.ceil(c.workers.length / 2),
+      `${c.id}: the host saw most probe workers running as SCHED_EXT (${seenOn.size}/${c.workers.length})`,
+    );
+    for (const [tid, cpus] of seenOn)
+      assert.equal([...cpus], [tids.get(tid)], `${c.id}: pinned worker ${tid} seen only on its CPU ${tids.get(tid)}`);
     const scxSamples = m.samples.filter((s) => s.scx === 'enabled' && s.ops === 'ktstr');
     assert.ok(scxSamples.length > 0, `${c.id}: samples with ktstr enabled`);
-    assert.ok(scxSamples.some((s) => s.cpus.every((t) => t.nr >= 1 && t.scx >= 1)), `${c.id}: a sample with every CPU running sched_ext tasks (the probe)`);
+    assert.ok(
+      scxSamples.some((s) => s.cpus.every((t) => t.nr >= 1 && t.scx >= 1)),
+      `${c.id}: a sample with every CPU running sched_ext tasks (the probe)`,
+    );
   }
   // a declared topology that is not what the guest got is flagged: tiny-2llc's domains against other LLCs
   const { checkSchedDomains } = await import('../../src/monitor/sched-domains.js');
@@ -102,7 +130,9 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
   const names = [...new Set(r.cells.flatMap((c) => c.programs.map((p) => p.name)))];
   const t = tables(healthy.stdout);
   for (const n of names) assert.ok(t.includes(n), `the table has a column for ${n}\n${t}`);
-  const varying = names.filter((n) => new Set(r.cells.map((c) => c.programs.find((p) => p.name === n)?.verifiedInsns)).size > 1);
+  const varying = names.filter(
+    (n) => new Set(r.cells.map((c) => c.programs.find((p) => p.name === n)?.verifiedInsns)).size > 1,
+  );
   assert.ok(varying.length >= 1, `some program's verified_insns varies with topology\n${t}`);
   assert.match(t, /\d+\.\.\d+/, 'the table shows a lo..hi range');
   assert.match(healthy.stderr, /PASS \[ *\d+\.\ds\] \(4\/4\) sweep\/scx-ktstr\//, 'one line per finished cell');
@@ -111,7 +141,7 @@ test('1. the healthy sweep: 4 passes, every program, a topology-dependent range,
   assert.is((xml.match(/<failure/g) ?? []).length, 0);
 });
 
-test('2. the rejection: ktstr_broken fails verify, collapsed, with the verifier\'s message; exit 1', async () => {
+test("2. the rejection: ktstr_broken fails verify, collapsed, with the verifier's message; exit 1", async () => {
   const json = join(tmp, 'broken.json');
   const r = await sweep(['--scheduler', 'ktstr_broken', 'tiny-1llc', '--json', json]);
   assert.is(r.code, 1, `exit 1${show(r)}`);
@@ -125,10 +155,26 @@ test('2. the rejection: ktstr_broken fails verify, collapsed, with the verifier\
 
 test('3. mixed: one scheduler over a sched_ext kernel and a stock kernel -> mixed, the stock kernel named', async () => {
   const stock = process.env.KTSTR_STOCK_KERNEL;
-  assert.ok(stock !== undefined && existsSync(stock), 'KTSTR_STOCK_KERNEL names Debian\'s cloud kernel (test/run-all.ts shares it into the test host)');
-  const prebuilt = join(process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'), '6.12.117-sched_ext');
+  assert.ok(
+    stock !== undefined && existsSync(stock),
+    "KTSTR_STOCK_KERNEL names Debian's cloud kernel (test/run-all.ts shares it into the test host)",
+  );
+  const prebuilt = join(
+    process.env.KTSTR_KERNELS_DIR ?? join(packageRoot(), '..', 'shared', 'kernels'),
+    '6.12.117-sched_ext',
+  );
   const json = join(tmp, 'mixed.json');
-  const r = await sweep(['--scheduler', 'scx-ktstr', '--kernel', prebuilt, '--kernel', stock, 'tiny-1llc', '--json', json]);
+  const r = await sweep([
+    '--scheduler',
+    'scx-ktstr',
+    '--kernel',
+    prebuilt,
+    '--kernel',
+    stock,
+    'tiny-1llc',
+    '--json',
+    json,
+  ]);
   assert.is(r.code, 1, show(r));
   const res = readJson(json);
   assert.is(res.cells.length, 2);
@@ -138,7 +184,10 @@ test('3. mixed: one scheduler over a sched_ext kernel and a stock kernel -> mixe
   assert.is(bad!.failure?.kind, 'setup');
   assert.match(bad!.failure!.message, /no sched_ext/);
   assert.match(r.stdout, /tiny-1llc +(🇽|MIXED)/, `the grid shows mixed${show(r)}`);
-  assert.ok(r.stdout.includes(`scx-ktstr / ${bad!.kernel} / tiny-1llc`), `the failing combination names ${bad!.kernel}`);
+  assert.ok(
+    r.stdout.includes(`scx-ktstr / ${bad!.kernel} / tiny-1llc`),
+    `the failing combination names ${bad!.kernel}`,
+  );
 });
 
 test('4. stall, crash and panic fail their own cells only; no thread, fd or temp file left', async () => {
@@ -148,12 +197,20 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   const temps = (): string[] => readdirSync(tmpdir()).sort();
   const before = { threads: threads(), fds: fds(), temps: temps() };
   const cells = buildMatrix({
-    registry: loadRegistry(), schedulers: ['ktstr_stall', 'ktstr_crash', 'ktstr_panic', 'scx-ktstr'], kernels: [], presets: ['tiny-1llc'], topologies: [],
+    registry: loadRegistry(),
+    schedulers: ['ktstr_stall', 'ktstr_crash', 'ktstr_panic', 'scx-ktstr'],
+    kernels: [],
+    presets: ['tiny-1llc'],
+    topologies: [],
   });
   const run = new SweepRun({ cells, matrix: cells.map((c) => c.id), shard: null, jobs: 2, raw: false, tool: 'test' });
   const res = await run.run();
   const by = new Map(res.cells.map((c) => [c.scheduler, c]));
-  const detail = JSON.stringify(res.cells.map((c) => [c.id, c.failure, c.schedulerStatus, c.consoleTail.slice(-500)]), null, 1);
+  const detail = JSON.stringify(
+    res.cells.map((c) => [c.id, c.failure, c.schedulerStatus, c.consoleTail.slice(-500)]),
+    null,
+    1,
+  );
   assert.is(by.get('ktstr_stall')?.failure?.kind, 'dispatch', detail);
   assert.match(by.get('ktstr_stall')!.failure!.message, /stall/);
   assert.is(by.get('ktstr_crash')?.failure?.kind, 'crash', detail);
@@ -168,10 +225,19 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   if (crash.repro!.exit !== null || crash.monitor?.exit != null) {
     // a sample (100 ms, or the repro's 20 ms) fell in the exit info's short life: it names the callback
     const named = crash.repro!.failingCallback ?? failingCallback(crash.monitor?.exit?.backtrace ?? []);
-    assert.match(named ?? '', /^ktstr_[a-z_]+$/, `the BPF callback that called scx_bpf_error: ${JSON.stringify(crash.repro)} / ${JSON.stringify(crash.monitor?.exit)}`);
-    assert.match([...(crash.repro!.exit?.backtrace ?? []), '|', ...(crash.monitor?.exit?.backtrace ?? [])].join(' '), /scx_bpf_error_bstr\+0x[0-9a-f]+ ktstr_[a-z_]+\+0x[0-9a-f]+ \[bpf\]/);
+    assert.match(
+      named ?? '',
+      /^ktstr_[a-z_]+$/,
+      `the BPF callback that called scx_bpf_error: ${JSON.stringify(crash.repro)} / ${JSON.stringify(crash.monitor?.exit)}`,
+    );
+    assert.match(
+      [...(crash.repro!.exit?.backtrace ?? []), '|', ...(crash.monitor?.exit?.backtrace ?? [])].join(' '),
+      /scx_bpf_error_bstr\+0x[0-9a-f]+ ktstr_[a-z_]+\+0x[0-9a-f]+ \[bpf\]/,
+    );
   } else {
-    console.log('  crash: no sample of either run fell in the exit info\'s lifetime (KTSTR_MONITOR_STATE_WATCH=1 reads it at the state change)');
+    console.log(
+      "  crash: no sample of either run fell in the exit info's lifetime (KTSTR_MONITOR_STATE_WATCH=1 reads it at the state change)",
+    );
   }
   // the kernel's exit info lives only until the disable work frees it: when a sample caught it,
   // it is the BPF error; the EXIT line says so either way
@@ -204,11 +270,17 @@ test('5. --shard 1/2 and 2/2, then merge: the tables of the unsharded run; JUnit
   assert.ok(n1 > 0 && n2 > 0, 'both shards have work');
   const junit = join(tmp, 'merged.xml');
   const merged = await new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'sweep', 'merge', ...parts, '--junit', junit], { env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [bin, 'sweep', 'merge', ...parts, '--junit', junit], {
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
@@ -224,12 +296,27 @@ test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing 
   const { loadRegistry } = await import('../../src/scheduler/registry.js');
   const { SweepRun } = await import('../../src/sweep/run.js');
   const before = { threads: threads(), fds: fds() };
-  const cells = buildMatrix({ registry: loadRegistry(), schedulers: ['scx_simple'], kernels: [], presets: ['tiny-1llc', 'tiny-2llc', 'odd-3llc'], topologies: [] });
+  const cells = buildMatrix({
+    registry: loadRegistry(),
+    schedulers: ['scx_simple'],
+    kernels: [],
+    presets: ['tiny-1llc', 'tiny-2llc', 'odd-3llc'],
+    topologies: [],
+  });
   let run: InstanceType<typeof SweepRun> | undefined;
   const t0 = performance.now();
   run = new SweepRun({
-    cells, matrix: cells.map((c) => c.id), shard: null, jobs: 1, raw: false, tool: 'test',
-    events: { cellPhase: (_id, phase) => { if (phase === 'verify') run!.interrupt(); } },
+    cells,
+    matrix: cells.map((c) => c.id),
+    shard: null,
+    jobs: 1,
+    raw: false,
+    tool: 'test',
+    events: {
+      cellPhase: (_id, phase) => {
+        if (phase === 'verify') run!.interrupt();
+      },
+    },
   });
   const res = await run.run();
   assert.ok(res.interrupted, 'the run says it was interrupted');

@@ -16,8 +16,12 @@ import { bootVm, DEFAULT_CMDLINE, type LiveVm } from '../../src/vmm/index.js';
 import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
 
 const kernel = findTestKernel();
-const THR = COM1.base, IIR = COM1.base + 2, LCR = COM1.base + 3, LSR = COM1.base + 5;
-const LSR_DR = 0x01, LSR_THRE = 0x20;
+const THR = COM1.base,
+  IIR = COM1.base + 2,
+  LCR = COM1.base + 3,
+  LSR = COM1.base + 5;
+const LSR_DR = 0x01,
+  LSR_THRE = 0x20;
 const SAVE_MARK = 'uart-save-point';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -34,14 +38,18 @@ interface Save {
   received?: { lsr: number; iir: number; byte: number; lsrAfter: number };
 }
 
-const append = (to: number[], bytes: Uint8Array): void => { for (const b of bytes) to.push(b); };
+const append = (to: number[], bytes: Uint8Array): void => {
+  for (const b of bytes) to.push(b);
+};
 
 /** The guest's console driver, as far as output goes: wait for THR empty, write the byte. */
 function transmit(s: Serial, bytes: number[]): number[] {
   const out: number[] = [];
   if (s.read(LCR) & 0x80) s.write(LCR, s.read(LCR) & 0x7f); // saved inside a divisor update: the driver ends it
   bytes.forEach((b, i) => {
-    while ((s.read(LSR) & LSR_THRE) === 0) { /* THR is empty at once */ }
+    while ((s.read(LSR) & LSR_THRE) === 0) {
+      /* THR is empty at once */
+    }
     s.write(THR, b);
     if (i % 4096 === 4095) append(out, s.drainOutput());
   });
@@ -50,7 +58,10 @@ function transmit(s: Serial, bytes: number[]): number[] {
 }
 
 test('a UART saved mid-boot restores into a fresh device with identical output', async () => {
-  if (!kernel) { console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)'); return; }
+  if (!kernel) {
+    console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)');
+    return;
+  }
   const lines = Array.from({ length: 20 }, (_, i) => `console line ${i + 1}`);
   const exec = `echo ${SAVE_MARK} >/dev/console; sleep 1; for l in ${lines.map((l) => `'${l}'`).join(' ')}; do echo "$l" >/dev/console; done; exit 0`;
   const initrd = await buildShellInitramfs({ exec });
@@ -76,7 +87,9 @@ test('a UART saved mid-boot restores into a fresh device with identical output',
       const at = consoleBytes.length;
       const state = JSON.parse(JSON.stringify(vm.serialState().com1)) as SerialState;
       const irq: number[] = [];
-      const fresh = Serial.fromState(COM1, state, (level) => { irq.push(level); });
+      const fresh = Serial.fromState(COM1, state, (level) => {
+        irq.push(level);
+      });
       await sleep(200); // the host drains what the guest had sent (the vCPUs are held: nothing new)
       const pendingOut = consoleBytes.slice(at);
       const s: Save = { name: p.name, at, state, fresh, irq, pendingOut };
@@ -93,8 +106,15 @@ test('a UART saved mid-boot restores into a fresh device with identical output',
   };
 
   const r = await bootVm({
-    kernel, initrd, cmdline: DEFAULT_CMDLINE, memoryMiB: 256, timeoutMs: 240_000, markers: [INIT_MARKER],
-    onStart: (vm) => { live = vm; },
+    kernel,
+    initrd,
+    cmdline: DEFAULT_CMDLINE,
+    memoryMiB: 256,
+    timeoutMs: 240_000,
+    markers: [INIT_MARKER],
+    onStart: (vm) => {
+      live = vm;
+    },
     onConsole: (chunk) => {
       append(consoleBytes, chunk);
       text = (text + Buffer.from(chunk).toString('latin1')).slice(-4096);
@@ -104,7 +124,10 @@ test('a UART saved mid-boot restores into a fresh device with identical output',
       // a save while the guest runs: consistent (under the UART's lock) and restorable
       try {
         const { com1, com2 } = live.serialState();
-        for (const [port, st] of [[COM1, com1], [COM2, com2]] as const) {
+        for (const [port, st] of [
+          [COM1, com1],
+          [COM2, com2],
+        ] as const) {
           const copy = structuredClone(st);
           assert.equal(Serial.fromState(port, copy, () => {}).state(), st);
         }
@@ -114,23 +137,39 @@ test('a UART saved mid-boot restores into a fresh device with identical output',
       }
       const next = points[saves.length];
       if (next !== undefined && saving === undefined && next.when()) {
-        saving = save(live, next).catch((e: Error) => { failures.push(`${next.name}: ${e.message}`); }).finally(() => { saving = undefined; });
+        saving = save(live, next)
+          .catch((e: Error) => {
+            failures.push(`${next.name}: ${e.message}`);
+          })
+          .finally(() => {
+            saving = undefined;
+          });
       }
     },
   });
   await saving;
-  console.log(`  ${r.reason}: ${consoleBytes.length} console bytes, ${liveRoundTrips} live round trips, saves at ${saves.map((s) => `${s.at}+${s.pendingOut.length}`).join(', ')}`);
+  console.log(
+    `  ${r.reason}: ${consoleBytes.length} console bytes, ${liveRoundTrips} live round trips, saves at ${saves.map((s) => `${s.at}+${s.pendingOut.length}`).join(', ')}`,
+  );
   assert.equal(failures, []);
   assert.is(r.reason, 'exit', r.consoleTail.slice(-2000));
   assert.is(r.exitCode, 0);
-  assert.equal(saves.map((s) => s.name), points.map((p) => p.name), 'every save point reached');
+  assert.equal(
+    saves.map((s) => s.name),
+    points.map((p) => p.name),
+    'every save point reached',
+  );
   for (const s of saves) {
     const after = consoleBytes.slice(s.at);
     const freshOut = [...s.fresh.drainOutput()];
     assert.equal(freshOut, s.state.tx, `${s.name}: the fresh device's undrained output is the saved one`);
     assert.equal(freshOut, s.pendingOut, `${s.name}: and what the VM delivered after the save`);
     const rest = after.slice(freshOut.length);
-    assert.equal(transmit(s.fresh, rest), rest, `${s.name}: the rest of the boot's console output, sent through the fresh device`);
+    assert.equal(
+      transmit(s.fresh, rest),
+      rest,
+      `${s.name}: the rest of the boot's console output, sent through the fresh device`,
+    );
   }
   const tty = saves[2];
   assert.ok((tty.state.ier & 0x01) !== 0, 'the console tty has receive interrupts on');

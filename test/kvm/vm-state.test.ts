@@ -8,7 +8,15 @@ import * as assert from 'uvu/assert';
 import { Kvm } from '../../src/kvm/kvm.js';
 import { KVM_FPU, KVM_IRQCHIP, KVM_PIT_STATE2 } from '../../src/kvm/layout.js';
 import { native } from '../../src/kvm/native.js';
-import { bootFpu, bootMsrs, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MSR, pcGsiRoutes, withBootLints } from '../../src/vmm/kvm-setup.js';
+import {
+  bootFpu,
+  bootMsrs,
+  KVM_IDENTITY_MAP_ADDR,
+  KVM_TSS_ADDR,
+  MSR,
+  pcGsiRoutes,
+  withBootLints,
+} from '../../src/vmm/kvm-setup.js';
 
 const openFds = (): string[] => readdirSync('/proc/self/fd');
 
@@ -37,11 +45,18 @@ test('every set has a get that returns it', () => {
     const pit = vm.getPit2();
     assert.is(pit.length, KVM_PIT_STATE2.size);
     vm.setPit2(pit);
-    assert.equal(vm.getPit2().subarray(KVM_PIT_STATE2.offsets.flags), pit.subarray(KVM_PIT_STATE2.offsets.flags), 'PIT flags round-trip');
+    assert.equal(
+      vm.getPit2().subarray(KVM_PIT_STATE2.offsets.flags),
+      pit.subarray(KVM_PIT_STATE2.offsets.flags),
+      'PIT flags round-trip',
+    );
 
     vcpu.setMsrs(bootMsrs());
     const msrs = vcpu.getMsrs([MSR.IA32_MISC_ENABLE, MSR.IA32_MTRR_DEF_TYPE, MSR.LSTAR]);
-    assert.equal(msrs.map(([i]) => i), [MSR.IA32_MISC_ENABLE, MSR.IA32_MTRR_DEF_TYPE, MSR.LSTAR]);
+    assert.equal(
+      msrs.map(([i]) => i),
+      [MSR.IA32_MISC_ENABLE, MSR.IA32_MTRR_DEF_TYPE, MSR.LSTAR],
+    );
     assert.is(msrs[1][1], bootMsrs().find(([i]) => i === MSR.IA32_MTRR_DEF_TYPE)![1]);
     vcpu.setMsrs([[MSR.LSTAR, 0xffffffff81000000n]]);
     assert.equal(vcpu.getMsrs([MSR.LSTAR]), [[MSR.LSTAR, 0xffffffff81000000n]]);

@@ -25,9 +25,18 @@ let threadsBefore = 0;
 
 async function run(exec: string, timeoutMs = 120_000): Promise<BootVmResult> {
   const initrd = await buildShellInitramfs({ exec });
-  const r = await bootVm({ kernel: kernel!, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs, markers: [INIT_MARKER] });
+  const r = await bootVm({
+    kernel: kernel!,
+    initrd,
+    cmdline: CMDLINE,
+    memoryMiB: 256,
+    timeoutMs,
+    markers: [INIT_MARKER],
+  });
   const t = r.timings;
-  console.log(`  [${exec}] ${r.reason} ${r.exitCode ?? ''}: vm ${t.vmCreateMs.toFixed(0)} ms, /init ${t.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${t.totalMs.toFixed(0)} ms (${r.detail})`);
+  console.log(
+    `  [${exec}] ${r.reason} ${r.exitCode ?? ''}: vm ${t.vmCreateMs.toFixed(0)} ms, /init ${t.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${t.totalMs.toFixed(0)} ms (${r.detail})`,
+  );
   return r;
 }
 
@@ -38,7 +47,10 @@ test.before(() => {
 });
 
 test('boots to /init, runs a command, returns its exit code; two VMs at once', async () => {
-  if (!kernel) { console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)'); return; }
+  if (!kernel) {
+    console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)');
+    return;
+  }
   const [a, b] = await Promise.all([run('echo hello; exit 3'), run('echo world from $(uname -r); exit 5')]);
   assert.is(a.reason, 'exit', a.consoleTail.slice(-2000));
   assert.is(a.exitCode, 3);
@@ -51,10 +63,22 @@ test('boots to /init, runs a command, returns its exit code; two VMs at once', a
 
 test('boots an uncompressed vmlinux (ELF, 64-bit entry) the same way', async () => {
   const vmlinux = kernel === undefined ? undefined : join(kernel, '..', 'vmlinux');
-  if (!vmlinux || !existsSync(vmlinux)) { console.log('  SKIPPED: no vmlinux next to the bzImage'); return; }
+  if (!vmlinux || !existsSync(vmlinux)) {
+    console.log('  SKIPPED: no vmlinux next to the bzImage');
+    return;
+  }
   const initrd = await buildShellInitramfs({ exec: 'echo vmlinux; exit 4' });
-  const r = await bootVm({ kernel: vmlinux, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs: 120_000, markers: [INIT_MARKER] });
-  console.log(`  [vmlinux] ${r.reason} ${r.exitCode ?? ''}: /init ${r.timings.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${r.timings.totalMs.toFixed(0)} ms`);
+  const r = await bootVm({
+    kernel: vmlinux,
+    initrd,
+    cmdline: CMDLINE,
+    memoryMiB: 256,
+    timeoutMs: 120_000,
+    markers: [INIT_MARKER],
+  });
+  console.log(
+    `  [vmlinux] ${r.reason} ${r.exitCode ?? ''}: /init ${r.timings.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${r.timings.totalMs.toFixed(0)} ms`,
+  );
   assert.is(r.reason, 'exit', r.consoleTail.slice(-2000));
   assert.is(r.exitCode, 4);
   assert.is(appOutput(r.app), 'vmlinux\n');
@@ -65,7 +89,12 @@ test('the live handle: vCPU registers and guest memory while the guest runs, the
   const initrd = await buildShellInitramfs({ exec: 'sleep 1000' });
   let seen: { cr3: bigint; cr0: bigint; efer: bigint; ram: number } | undefined;
   const r = await bootVm({
-    kernel, initrd, cmdline: CMDLINE, memoryMiB: 256, timeoutMs: 120_000, markers: [INIT_MARKER],
+    kernel,
+    initrd,
+    cmdline: CMDLINE,
+    memoryMiB: 256,
+    timeoutMs: 120_000,
+    markers: [INIT_MARKER],
     onStart: (vm) => {
       setTimeout(async () => {
         const s = await vm.readSregs(0);
@@ -84,7 +113,9 @@ test('the live handle: vCPU registers and guest memory while the guest runs, the
 test('ktstr-wasm shell without --exec: an interactive shell on the console', async () => {
   if (!kernel) return;
   const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
-  const child = spawn(process.execPath, [bin, 'shell', '--kernel', kernel, '--timeout', '120'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'shell', '--kernel', kernel, '--timeout', '120'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   let typed = false;
   child.stdout.on('data', (d: Buffer) => {
@@ -95,10 +126,12 @@ test('ktstr-wasm shell without --exec: an interactive shell on the console', asy
       child.stdin.write('echo marker-$((6*7)); exit 6\n');
     }
   });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString('latin1');
+  });
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   assert.ok(out.includes('marker-42'), out.slice(-2000));
-  assert.is(code, 6, 'the shell\'s exit status is the command\'s');
+  assert.is(code, 6, "the shell's exit status is the command's");
 });
 
 test('kernel panic ends the run with reason panic', async () => {

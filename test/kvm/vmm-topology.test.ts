@@ -28,16 +28,28 @@ function parseDump(text: string): Record<string, string> {
 
 for (const name of PRESETS) {
   test(`${name}: guest sysfs topology equals the declared one`, async () => {
-    if (!kernel) { console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)'); return; }
+    if (!kernel) {
+      console.log('  SKIPPED: no kernel (set KTSTR_KERNEL)');
+      return;
+    }
     const { topology } = resolveTopology(name);
     const expected = expectedSysfs(topology);
-    const script = Object.keys(expected).map((p) => `echo '${SEP}${p}'; cat ${p}`).join('; ');
+    const script = Object.keys(expected)
+      .map((p) => `echo '${SEP}${p}'; cat ${p}`)
+      .join('; ');
     const initrd = await buildShellInitramfs({ exec: `${script}; exit 0` });
     const r = await bootVm({
-      kernel, initrd, topology, memoryMiB: 512, timeoutMs: 240_000,
-      cmdline: `${DEFAULT_CMDLINE} quiet`, markers: [INIT_MARKER],
+      kernel,
+      initrd,
+      topology,
+      memoryMiB: 512,
+      timeoutMs: 240_000,
+      cmdline: `${DEFAULT_CMDLINE} quiet`,
+      markers: [INIT_MARKER],
     });
-    console.log(`  ${name} (${topology}, ${topology.numCpus} CPUs): ${r.reason} ${r.exitCode ?? ''}, /init at ${r.timings.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${r.timings.totalMs.toFixed(0)} ms`);
+    console.log(
+      `  ${name} (${topology}, ${topology.numCpus} CPUs): ${r.reason} ${r.exitCode ?? ''}, /init at ${r.timings.markers[INIT_MARKER]?.toFixed(0) ?? '-'} ms, total ${r.timings.totalMs.toFixed(0)} ms`,
+    );
     assert.is(r.reason, 'exit', `${r.detail}\n${r.consoleTail.slice(-3000)}`);
     assert.is(r.exitCode, 0);
     const seen = parseDump(appOutput(r.app));

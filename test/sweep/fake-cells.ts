@@ -35,15 +35,26 @@ export function passedCell(topology: PresetName, over: Partial<CellResult> = {})
   const p = preset(topology);
   const programs = ktstrPrograms(p.llcs);
   return {
-    id: `sweep/scx-ktstr/${KERNEL}/${topology}`, scheduler: 'scx-ktstr', kernel: KERNEL, topology, passed: true,
+    id: `sweep/scx-ktstr/${KERNEL}/${topology}`,
+    scheduler: 'scx-ktstr',
+    kernel: KERNEL,
+    topology,
+    passed: true,
     schedulerStatus: `attached (state enabled, ops ktstr); dispatched on ${p.cpus} CPUs; unregistered on SIGINT (exit code 0)`,
-    programs, guestPrograms: programs.map((g) => ({ ...g })),
+    programs,
+    guestPrograms: programs.map((g) => ({ ...g })),
     schedulerLog: 'ktstr: loaded, nr_cpus=' + p.cpus + '\n',
     exitMessage: 'EXIT: unregistered from user space',
-    workers: Array.from({ length: p.cpus }, (_, cpu) => ({ cpu, iterations: 5767 + cpu * 13, cpuTimeNs: 1.9e9, policy: 7 })),
+    workers: Array.from({ length: p.cpus }, (_, cpu) => ({
+      cpu,
+      iterations: 5767 + cpu * 13,
+      cpuTimeNs: 1.9e9,
+      policy: 7,
+    })),
     consoleTail: '',
     phases: { boot: 2100, agentReady: 640, verify: 180, attach: 95, probe: 2000, teardown: 310 },
-    wallMs: 12_406, hostRssBytes: 412 * 2 ** 20,
+    wallMs: 12_406,
+    hostRssBytes: 412 * 2 ** 20,
     ...over,
   };
 }
@@ -53,13 +64,25 @@ export const healthy: CellResult[] = PRESETS.map((p) => passedCell(p.name));
 
 /** ktstr_broken (--verify-loop) rejected on tiny-1llc, as the seed's "A real rejection". */
 export const rejected: CellResult = {
-  id: `sweep/ktstr_broken/${KERNEL}/tiny-1llc`, scheduler: 'ktstr_broken', kernel: KERNEL, topology: 'tiny-1llc', passed: false,
+  id: `sweep/ktstr_broken/${KERNEL}/tiny-1llc`,
+  scheduler: 'ktstr_broken',
+  kernel: KERNEL,
+  topology: 'tiny-1llc',
+  passed: false,
   failure: { kind: 'verify', message: "R1 invalid mem access 'scalar'" },
   schedulerStatus: 'NOT ATTACHED — scheduler process exited during BPF load/startup',
-  programs: [], guestPrograms: [],
-  verifier: { processedInsns: 186, insnLimit: 1_000_000, totalStates: 7, peakStates: 7, maxStatesPerInsn: 0, markRead: 0 },
+  programs: [],
+  guestPrograms: [],
+  verifier: {
+    processedInsns: 186,
+    insnLimit: 1_000_000,
+    totalStates: 7,
+    peakStates: 7,
+    maxStatesPerInsn: 0,
+    markRead: 0,
+  },
   schedulerLog: [
-    'Global function ktstr_dispatch() doesn\'t return scalar. Only those are supported.',
+    "Global function ktstr_dispatch() doesn't return scalar. Only those are supported.",
     '--- 8x of the following 25 lines ---',
     '; u64 t = bpf_ktime_get_ns(); @ main.bpf.c:453',
     '--- end repeat ---',
@@ -68,20 +91,43 @@ export const rejected: CellResult = {
     'processed 186 insns (limit 1000000) max_states_per_insn 0 total_states 7 peak_states 7 mark_read 0',
     '',
   ].join('\n'),
-  workers: [], consoleTail: '', phases: { boot: 2050, agentReady: 610, verify: 240, teardown: 150 }, wallMs: 3_940, hostRssBytes: null,
+  workers: [],
+  consoleTail: '',
+  phases: { boot: 2050, agentReady: 610, verify: 240, teardown: 150 },
+  wallMs: 3_940,
+  hostRssBytes: null,
 };
 
 /** scx-ktstr on tiny-1llc of the stock kernel: no sched_ext there. */
 export const stockSetupFailure: CellResult = {
-  id: `sweep/scx-ktstr/${STOCK_KERNEL}/tiny-1llc`, scheduler: 'scx-ktstr', kernel: STOCK_KERNEL, topology: 'tiny-1llc', passed: false,
+  id: `sweep/scx-ktstr/${STOCK_KERNEL}/tiny-1llc`,
+  scheduler: 'scx-ktstr',
+  kernel: STOCK_KERNEL,
+  topology: 'tiny-1llc',
+  passed: false,
   failure: { kind: 'setup', message: 'kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set)' },
-  schedulerStatus: 'not started', programs: [], guestPrograms: [], schedulerLog: '', workers: [], consoleTail: '',
-  phases: {}, wallMs: 2, hostRssBytes: null,
+  schedulerStatus: 'not started',
+  programs: [],
+  guestPrograms: [],
+  schedulerLog: '',
+  workers: [],
+  consoleTail: '',
+  phases: {},
+  wallMs: 2,
+  hostRssBytes: null,
 };
 
 export function sweepResult(cells: CellResult[], over: Partial<SweepResult> = {}): SweepResult {
   return {
-    schema: SWEEP_SCHEMA, version: SWEEP_SCHEMA_VERSION, tool: '0.1.0', startedAt: '2026-12-04T03:00:00.000Z', wallMs: 13_100,
-    shard: null, matrix: cells.map((c) => c.id), cells, interrupted: false, ...over,
+    schema: SWEEP_SCHEMA,
+    version: SWEEP_SCHEMA_VERSION,
+    tool: '0.1.0',
+    startedAt: '2026-12-04T03:00:00.000Z',
+    wallMs: 13_100,
+    shard: null,
+    matrix: cells.map((c) => c.id),
+    cells,
+    interrupted: false,
+    ...over,
   };
 }

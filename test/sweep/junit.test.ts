@@ -10,13 +10,25 @@ import * as assert from 'uvu/assert';
 import { sweepJunit, xmlAttribute, xmlEscape } from '../../src/sweep/junit.js';
 import { healthy, rejected, sweepResult } from './fake-cells.js';
 
-interface XmlElement { name: string; attrs: Record<string, string>; children: XmlElement[]; text: string }
+interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlElement[];
+  text: string;
+}
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 /** XML 1.0's Char production, code point by code point (a lone surrogate fails). */
 function allowedChar(cp: number): boolean {
-  return cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
+  return (
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  );
 }
 
 function decode(raw: string, where: string): string {
@@ -33,7 +45,8 @@ function decode(raw: string, where: string): string {
 
 /** Parses `xml` or fails the test saying why it is not well-formed. */
 function parseXml(xml: string): XmlElement {
-  for (const ch of xml) assert.ok(allowedChar(ch.codePointAt(0)!), `forbidden character U+${ch.codePointAt(0)!.toString(16)}`);
+  for (const ch of xml)
+    assert.ok(allowedChar(ch.codePointAt(0)!), `forbidden character U+${ch.codePointAt(0)!.toString(16)}`);
   let rest = xml.replace(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n/, '');
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
@@ -73,8 +86,26 @@ function parseXml(xml: string): XmlElement {
 }
 
 test('the checker itself rejects what is not well-formed', () => {
-  const bad = ['<a>x < y</a>', '<a>x & y</a>', '<a><b></a></b>', '<a>]]></a>', '<a/><b/>', '<a x="1" x="2"/>', '<a>\u0000</a>', '<a>&#0;</a>', '<a>\ud800</a>', '<a x="<"/>'];
-  const refused = (xml: string): boolean => { try { parseXml(xml); return false; } catch { return true; } };
+  const bad = [
+    '<a>x < y</a>',
+    '<a>x & y</a>',
+    '<a><b></a></b>',
+    '<a>]]></a>',
+    '<a/><b/>',
+    '<a x="1" x="2"/>',
+    '<a>\u0000</a>',
+    '<a>&#0;</a>',
+    '<a>\ud800</a>',
+    '<a x="<"/>',
+  ];
+  const refused = (xml: string): boolean => {
+    try {
+      parseXml(xml);
+      return false;
+    } catch {
+      return true;
+    }
+  };
   for (const xml of bad) assert.ok(refused(xml), `accepted ${JSON.stringify(xml)}`);
   assert.is(parseXml('<a x="&lt;&amp;&#x41;">t&gt;&#66;<b/></a>').attrs.x, '<&A');
 });
@@ -87,21 +118,39 @@ test('one testsuite, one testcase per cell with classname, name and time; failur
   assert.is(root.name, 'testsuites');
   assert.is(root.children.length, 1);
   const suite = root.children[0];
-  assert.equal({ name: suite.name, ...suite.attrs }, {
-    name: 'ktstr-wasm sweep', tests: '5', failures: '1', errors: '0', skipped: '0', time: '13.100', timestamp: '2026-12-04T03:00:00.000Z',
-  });
-  assert.equal(suite.children.map((t) => [t.name, t.attrs.classname, t.attrs.name, t.attrs.time]), [
-    ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/tiny-1llc', '12.406'],
-    ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/tiny-2llc', '12.406'],
-    ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/odd-3llc', '12.406'],
-    ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/smt-2llc', '12.406'],
-    ['testcase', 'sweep.ktstr_broken', '6.12.117-sched_ext/tiny-1llc', '3.940'],
-  ]);
-  assert.ok(suite.children.slice(0, 4).every((t) => t.children.length === 0), 'a passed cell has no failure');
+  assert.equal(
+    { name: suite.name, ...suite.attrs },
+    {
+      name: 'ktstr-wasm sweep',
+      tests: '5',
+      failures: '1',
+      errors: '0',
+      skipped: '0',
+      time: '13.100',
+      timestamp: '2026-12-04T03:00:00.000Z',
+    },
+  );
+  assert.equal(
+    suite.children.map((t) => [t.name, t.attrs.classname, t.attrs.name, t.attrs.time]),
+    [
+      ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/tiny-1llc', '12.406'],
+      ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/tiny-2llc', '12.406'],
+      ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/odd-3llc', '12.406'],
+      ['testcase', 'sweep.scx-ktstr', '6.12.117-sched_ext/smt-2llc', '12.406'],
+      ['testcase', 'sweep.ktstr_broken', '6.12.117-sched_ext/tiny-1llc', '3.940'],
+    ],
+  );
+  assert.ok(
+    suite.children.slice(0, 4).every((t) => t.children.length === 0),
+    'a passed cell has no failure',
+  );
   const failure = suite.children[4].children[0];
   assert.is(failure.name, 'failure');
   assert.equal(failure.attrs, { type: 'verify', message: "verify: R1 invalid mem access 'scalar'" });
-  assert.ok(failure.text.startsWith('=== ktstr_broken | kernel 6.12.117-sched_ext | topology tiny-1llc ===\n'), failure.text);
+  assert.ok(
+    failure.text.startsWith('=== ktstr_broken | kernel 6.12.117-sched_ext | topology tiny-1llc ===\n'),
+    failure.text,
+  );
   assert.ok(failure.text.includes('processed=186  states=7/7'));
   assert.ok(failure.text.includes('--- 8x of the following 25 lines ---'));
 });
@@ -110,9 +159,12 @@ test('hostile text in names, message, log and console stays well-formed and read
   const hostile = '<x a="1">]]> & &amp; \'q\'\n\u0000\u0001\u000b\u001b[31m\ud800 \udc00\ufffe\uffff ok \u{1f1fd}';
   const cell = {
     ...rejected,
-    scheduler: 'evil"&<sched>', kernel: '6.12\u0000]]>', topology: 'tiny-1llc',
+    scheduler: 'evil"&<sched>',
+    kernel: '6.12\u0000]]>',
+    topology: 'tiny-1llc',
     failure: { kind: 'crash' as const, message: hostile },
-    schedulerLog: `log ${hostile}\n`, consoleTail: `tail ${hostile}\n`,
+    schedulerLog: `log ${hostile}\n`,
+    consoleTail: `tail ${hostile}\n`,
   };
   const xml = sweepJunit(sweepResult([{ ...cell, id: `sweep/${cell.scheduler}/${cell.kernel}/${cell.topology}` }]));
   const testcase = parseXml(xml).children[0].children[0];
@@ -120,7 +172,10 @@ test('hostile text in names, message, log and console stays well-formed and read
   assert.is(testcase.attrs.name, '6.12\ufffd]]>/tiny-1llc', 'the forbidden NUL replaced, the rest kept');
   const failure = testcase.children[0];
   assert.is(failure.attrs.type, 'crash');
-  assert.is(failure.attrs.message, 'crash: <x a="1">]]> & &amp; \'q\'\n\ufffd\ufffd\ufffd\ufffd[31m\ufffd \ufffd\ufffd\ufffd ok \u{1f1fd}');
+  assert.is(
+    failure.attrs.message,
+    'crash: <x a="1">]]> & &amp; \'q\'\n\ufffd\ufffd\ufffd\ufffd[31m\ufffd \ufffd\ufffd\ufffd ok \u{1f1fd}',
+  );
   assert.ok(failure.text.includes('log <x a="1">]]> & &amp;'), 'the log is there, markup characters intact');
   assert.ok(failure.text.includes('tail <x a="1">]]>'), 'the console tail too');
 });
@@ -128,7 +183,11 @@ test('hostile text in names, message, log and console stays well-formed and read
 test('xmlEscape: the five markup characters, forbidden characters replaced, pairs and allowed controls kept', () => {
   assert.is(xmlEscape('<a&"\'>'), '&lt;a&amp;&quot;&apos;&gt;');
   assert.is(xmlEscape('\t\n\r\u0000\u001f\ud83d\ude00\ud800'), '\t\n\r\ufffd\ufffd\ud83d\ude00\ufffd');
-  assert.is(xmlAttribute('a\tb\nc\r"'), 'a&#9;b&#10;c&#13;&quot;', 'attribute values keep tab, newline and CR through parsing');
+  assert.is(
+    xmlAttribute('a\tb\nc\r"'),
+    'a&#9;b&#10;c&#13;&quot;',
+    'attribute values keep tab, newline and CR through parsing',
+  );
 });
 
 test.run();

@@ -65,12 +65,15 @@ test('text: counts, elapsed, running jobs in job order with their phases; failur
   s.cellStarted(ids[0], 1);
   s.cellPhase(ids[0], 'probe');
   s.cellPhase(ids[1], 'verify');
-  assert.is(s.text(3200), [
-    'sweep: 0/4 done, 2 running, 2 queued — 3.2s',
-    '  [1] sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc: probe',
-    '  [2] sweep/scx-ktstr/6.12.117-sched_ext/tiny-2llc: verify',
-    '',
-  ].join('\n'));
+  assert.is(
+    s.text(3200),
+    [
+      'sweep: 0/4 done, 2 running, 2 queued — 3.2s',
+      '  [1] sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc: probe',
+      '  [2] sweep/scx-ktstr/6.12.117-sched_ext/tiny-2llc: verify',
+      '',
+    ].join('\n'),
+  );
   s.cellFinished({ ...rejected, id: ids[0] });
   s.cellFinished({ ...rejected, id: ids[0] }); // reported twice: counted once
   assert.is(s.text(4000).split('\n')[0], 'sweep: 1/4 done (1 failed), 1 running, 2 queued — 4.0s');
@@ -87,14 +90,18 @@ test('render: redraws in place, at most maxPerSecond times a second', () => {
   const s = new LiveStatus(ids, { maxPerSecond: 4 });
   s.cellStarted(ids[0], 1);
   const first = s.render(0);
-  assert.is(first, 'sweep: 0/4 done, 1 running, 3 queued — 0.0s\n  [1] sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc: boot\n');
+  assert.is(
+    first,
+    'sweep: 0/4 done, 1 running, 3 queued — 0.0s\n  [1] sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc: boot\n',
+  );
   assert.is(s.render(100), '', 'within 250 ms of the last draw: nothing');
   assert.is(s.render(249), '');
   const second = s.render(250);
   assert.ok(second.startsWith('\u001b[2F\u001b[0J'), 'erases the two lines drawn before');
   assert.ok(second.endsWith('0.3s\n  [1] sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc: boot\n'), second);
   const counted = [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 600, 650, 700, 750, 800, 850, 900, 950]
-    .map((t) => 1000 + t).filter((t) => s.render(t) !== '').length;
+    .map((t) => 1000 + t)
+    .filter((t) => s.render(t) !== '').length;
   assert.is(counted, 4, 'four draws in one second at 4 per second');
 });
 
@@ -120,7 +127,10 @@ test('clear and stop: nothing left on the terminal; after stop, render draws not
   assert.is(s.clear(), '', 'nothing drawn: nothing to erase');
   term.write(s.render(1500));
   term.write(s.stop());
-  assert.equal(term.screen(), ['ktstr-wasm sweep: 4 cells, 2 at a time', 'PASS [  12.4s] (1/4) sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc']);
+  assert.equal(term.screen(), [
+    'ktstr-wasm sweep: 4 cells, 2 at a time',
+    'PASS [  12.4s] (1/4) sweep/scx-ktstr/6.12.117-sched_ext/tiny-1llc',
+  ]);
   assert.is(s.render(5000), '', 'stopped');
   assert.is(s.stop(), '');
 });
@@ -138,13 +148,24 @@ test('a line wider than the terminal: cut to fit with columns, so erasing leaves
   drive(new LiveStatus(long.map((c) => c.id)), unaware);
   assert.not.equal(unaware.screen(), ['top'], 'without the width a wrapped line is left behind (why columns exists)');
   const aware = new VirtualTerminal(60);
-  const s = new LiveStatus(long.map((c) => c.id), { columns: 60 });
+  const s = new LiveStatus(
+    long.map((c) => c.id),
+    { columns: 60 },
+  );
   drive(s, aware);
   assert.equal(aware.screen(), ['top']);
   const text = s.text(0).split('\n');
   assert.is(text[1].length, 59, 'one column spare');
   assert.ok(text[1].endsWith('…'));
-  assert.ok(new LiveStatus(long.map((c) => c.id), { columns: 60, plain: true }).text(0).split('\n').every((l) => l.length <= 59));
+  assert.ok(
+    new LiveStatus(
+      long.map((c) => c.id),
+      { columns: 60, plain: true },
+    )
+      .text(0)
+      .split('\n')
+      .every((l) => l.length <= 59),
+  );
 });
 
 test.run();

@@ -6,7 +6,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CellResult } from '../../src/cell/result.js';
-import { failingCombinations, failureBlock, LiveStatus, progressLine, summaryCounts, summaryGrid, verifiedInsnsTables, wantsPlainGlyphs } from '../../src/sweep/report.js';
+import {
+  failingCombinations,
+  failureBlock,
+  LiveStatus,
+  progressLine,
+  summaryCounts,
+  summaryGrid,
+  verifiedInsnsTables,
+  wantsPlainGlyphs,
+} from '../../src/sweep/report.js';
 import { parseSweepResult, serializeSweepResult } from '../../src/sweep/json.js';
 import { sweepJunit, xmlEscape } from '../../src/sweep/junit.js';
 import { assignShards, parseShard, shardCells } from '../../src/sweep/shard.js';
@@ -15,35 +24,88 @@ import { SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, type SweepResult } from '../../src/
 
 const K1 = '6.12.117-sched_ext';
 const K2 = '6.12.118-cloud';
-const TOPOS: [string, number][] = [['tiny-1llc', 4], ['tiny-2llc', 4], ['odd-3llc', 9], ['smt-2llc', 8]];
+const TOPOS: [string, number][] = [
+  ['tiny-1llc', 4],
+  ['tiny-2llc', 4],
+  ['odd-3llc', 9],
+  ['smt-2llc', 8],
+];
 
-function cell(scheduler: string, kernel: string, topology: string, cpus: number, over: Partial<CellResult> = {}): CellResult {
+function cell(
+  scheduler: string,
+  kernel: string,
+  topology: string,
+  cpus: number,
+  over: Partial<CellResult> = {},
+): CellResult {
   return {
-    id: `sweep/${scheduler}/${kernel}/${topology}`, scheduler, kernel, topology, passed: true,
+    id: `sweep/${scheduler}/${kernel}/${topology}`,
+    scheduler,
+    kernel,
+    topology,
+    passed: true,
     schedulerStatus: 'attached (state enabled, ops ktstr)',
     programs: [
       { id: 1, name: 'ktstr_init', verifiedInsns: 100 + cpus * 10, runCount: 1, runTimeNs: 1000 },
       { id: 2, name: 'ktstr_dispatch', verifiedInsns: 23, runCount: 500, runTimeNs: 90000 },
     ],
-    guestPrograms: [], schedulerLog: '', workers: [{ cpu: 0, iterations: 10, cpuTimeNs: 2e9, policy: 7 }],
-    consoleTail: '', phases: { boot: 9000 }, wallMs: 12406, hostRssBytes: 500e6, ...over,
+    guestPrograms: [],
+    schedulerLog: '',
+    workers: [{ cpu: 0, iterations: 10, cpuTimeNs: 2e9, policy: 7 }],
+    consoleTail: '',
+    phases: { boot: 9000 },
+    wallMs: 12406,
+    hostRssBytes: 500e6,
+    ...over,
   };
 }
 
 const healthy = TOPOS.map(([t, n]) => cell('scx-ktstr', K1, t, n));
 const rejected = cell('ktstr_broken', K1, 'tiny-1llc', 4, {
-  passed: false, programs: [], failure: { kind: 'verify', message: "R1 invalid mem access 'scalar'" }, schedulerStatus: 'NOT ATTACHED — scheduler process exited during BPF load',
-  verifier: { processedInsns: 186, insnLimit: 1000000, totalStates: 7, peakStates: 7, maxStatesPerInsn: 0, markRead: 0 },
-  schedulerLog: '--- 8x of the following 25 lines ---\n...\nR1 invalid mem access \'scalar\'\n', workers: [],
+  passed: false,
+  programs: [],
+  failure: { kind: 'verify', message: "R1 invalid mem access 'scalar'" },
+  schedulerStatus: 'NOT ATTACHED — scheduler process exited during BPF load',
+  verifier: {
+    processedInsns: 186,
+    insnLimit: 1000000,
+    totalStates: 7,
+    peakStates: 7,
+    maxStatesPerInsn: 0,
+    markRead: 0,
+  },
+  schedulerLog: "--- 8x of the following 25 lines ---\n...\nR1 invalid mem access 'scalar'\n",
+  workers: [],
 });
-const mixed = [cell('scx-ktstr', K1, 'tiny-1llc', 4), cell('scx-ktstr', K2, 'tiny-1llc', 4, { passed: false, programs: [], failure: { kind: 'setup', message: 'kernel has no sched_ext' } })];
+const mixed = [
+  cell('scx-ktstr', K1, 'tiny-1llc', 4),
+  cell('scx-ktstr', K2, 'tiny-1llc', 4, {
+    passed: false,
+    programs: [],
+    failure: { kind: 'setup', message: 'kernel has no sched_ext' },
+  }),
+];
 
 function result(cells: CellResult[], over: Partial<SweepResult> = {}): SweepResult {
-  return { schema: SWEEP_SCHEMA, version: SWEEP_SCHEMA_VERSION, tool: '0.1.0', startedAt: '2026-12-04T00:00:00.000Z', wallMs: 50000, shard: null, matrix: cells.map((c) => c.id), cells, interrupted: false, ...over };
+  return {
+    schema: SWEEP_SCHEMA,
+    version: SWEEP_SCHEMA_VERSION,
+    tool: '0.1.0',
+    startedAt: '2026-12-04T00:00:00.000Z',
+    wallMs: 50000,
+    shard: null,
+    matrix: cells.map((c) => c.id),
+    cells,
+    interrupted: false,
+    ...over,
+  };
 }
 
 test('verified_insns table: flat values, a lo..hi range across topologies, - when a kernel reported none', () => {
-  const t = verifiedInsnsTables([...healthy, ...mixed.slice(1).map((c) => ({ ...c, scheduler: 'scx-ktstr', id: c.id + '-x' }))]);
+  const t = verifiedInsnsTables([
+    ...healthy,
+    ...mixed.slice(1).map((c) => ({ ...c, scheduler: 'scx-ktstr', id: c.id + '-x' })),
+  ]);
   assert.match(t, /scx-ktstr:\n/);
   const row = t.split('\n').find((l) => l.trim().startsWith(K1))!;
   assert.match(row, /\b23\b/, 'ktstr_dispatch is flat');
@@ -55,7 +117,11 @@ test('verified_insns table: flat values, a lo..hi range across topologies, - whe
 });
 
 test('grid and counts: pass, fail, mixed; words when plain', () => {
-  const cells = [...healthy, rejected, ...mixed.map((c) => ({ ...c, scheduler: 'other', id: c.id.replace('scx-ktstr', 'other') }))];
+  const cells = [
+    ...healthy,
+    rejected,
+    ...mixed.map((c) => ({ ...c, scheduler: 'other', id: c.id.replace('scx-ktstr', 'other') })),
+  ];
   const grid = summaryGrid(cells);
   assert.match(grid, /tiny-1llc +✅ +❌ +🇽/);
   assert.match(summaryGrid(cells, { plain: true }), /tiny-1llc +PASS +FAIL +MIXED/);
@@ -71,8 +137,14 @@ test('failure block, progress line, plain glyph choice', () => {
   assert.match(b, /^=== ktstr_broken \| kernel 6\.12\.117-sched_ext \| topology tiny-1llc ===/);
   assert.match(b, /processed=186 {2}states=7\/7/);
   assert.match(b, /--- 8x of the following 25 lines ---/);
-  assert.is(progressLine(healthy[2], 3, 4), 'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc — 1 CPUs progressed (>= 10 iterations each); struct_ops programs ran 501 times, 0.2 us/call');
-  assert.is(progressLine({ ...healthy[2], workers: [], programs: [] }, 3, 4), 'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc');
+  assert.is(
+    progressLine(healthy[2], 3, 4),
+    'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc — 1 CPUs progressed (>= 10 iterations each); struct_ops programs ran 501 times, 0.2 us/call',
+  );
+  assert.is(
+    progressLine({ ...healthy[2], workers: [], programs: [] }, 3, 4),
+    'PASS [  12.4s] (3/4) sweep/scx-ktstr/6.12.117-sched_ext/odd-3llc',
+  );
   assert.match(progressLine(rejected, 1, 12), /^FAIL \[ {2}12\.4s\] \( 1\/12\) sweep\/ktstr_broken\/.* — verify: R1/);
   assert.ok(wantsPlainGlyphs({ NO_COLOR: '1', LANG: 'en_US.UTF-8' }));
   assert.ok(wantsPlainGlyphs({ LANG: 'C' }));
@@ -133,7 +205,11 @@ function wellFormed(xml: string): void {
 }
 
 test('JUnit: one testcase per cell, failures typed, hostile text escaped', () => {
-  const hostile = { ...rejected, id: rejected.id + '-h', schedulerLog: 'a ]]> b < c & d "e" \u0000 \u001b[31m \ud800 tail' };
+  const hostile = {
+    ...rejected,
+    id: rejected.id + '-h',
+    schedulerLog: 'a ]]> b < c & d "e" \u0000 \u001b[31m \ud800 tail',
+  };
   const xml = sweepJunit(result([...healthy, rejected, hostile]));
   wellFormed(xml);
   assert.is((xml.match(/<testcase /g) ?? []).length, 6);
@@ -143,7 +219,10 @@ test('JUnit: one testcase per cell, failures typed, hostile text escaped', () =>
 });
 
 test('shards: every cell in exactly one, deterministic, balanced by cost; bad --shard refused', () => {
-  const cells = Array.from({ length: 23 }, (_, i) => ({ id: `c${String(i).padStart(2, '0')}`, cost: 4 + (i * 7) % 13 }));
+  const cells = Array.from({ length: 23 }, (_, i) => ({
+    id: `c${String(i).padStart(2, '0')}`,
+    cost: 4 + ((i * 7) % 13),
+  }));
   for (const n of [1, 2, 3, 5]) {
     const seen = new Map<string, number>();
     const loads: number[] = [];
@@ -151,7 +230,11 @@ test('shards: every cell in exactly one, deterministic, balanced by cost; bad --
       const part = shardCells(cells, { index: i, count: n });
       loads.push(part.reduce((a, c) => a + c.cost, 0));
       for (const c of part) seen.set(c.id, (seen.get(c.id) ?? 0) + 1);
-      assert.equal(part.map((c) => c.id), [...part.map((c) => c.id)].sort(), 'matrix order kept');
+      assert.equal(
+        part.map((c) => c.id),
+        [...part.map((c) => c.id)].sort(),
+        'matrix order kept',
+      );
     }
     assert.is(seen.size, cells.length);
     assert.ok([...seen.values()].every((v) => v === 1));
@@ -167,8 +250,16 @@ test('shards: every cell in exactly one, deterministic, balanced by cost; bad --
 test('merge: shards make the whole; another matrix, a duplicate cell and missing cells are caught', () => {
   const all = [...healthy, rejected];
   const whole = result(all);
-  const owner = assignShards(all.map((c) => ({ id: c.id, cost: 1 })), 2);
-  const parts = [1, 2].map((i) => result(all.filter((c) => owner.get(c.id) === i), { matrix: whole.matrix, shard: { index: i, count: 2 } }));
+  const owner = assignShards(
+    all.map((c) => ({ id: c.id, cost: 1 })),
+    2,
+  );
+  const parts = [1, 2].map((i) =>
+    result(
+      all.filter((c) => owner.get(c.id) === i),
+      { matrix: whole.matrix, shard: { index: i, count: 2 } },
+    ),
+  );
   const m = mergeResults(parts);
   assert.equal(m.result.cells, whole.cells);
   assert.equal(m.missing, []);

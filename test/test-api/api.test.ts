@@ -6,7 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cgroup, CgroupDef, toCpuList } from '../../src/test/api/cgroup.js';
-import { makeContext, SkipTest, type GuestRuntime, type RunSpec, type TestContext } from '../../src/test/api/context.js';
+import {
+  makeContext,
+  SkipTest,
+  type GuestRuntime,
+  type RunSpec,
+  type TestContext,
+} from '../../src/test/api/context.js';
 import { toMs } from '../../src/test/api/duration.js';
 import { at, cpuRanges, describeOp, type OpSpec } from '../../src/test/api/ops.js';
 import { checkOptions, topologyOf } from '../../src/test/api/options.js';
@@ -26,14 +32,34 @@ class FakeRuntime implements GuestRuntime {
   logs: string[] = [];
   run(spec: RunSpec): Promise<RunRecord> {
     this.specs.push(spec);
-    return Promise.resolve({ label: spec.label, durationMs: spec.durationMs, cpus: [], phases: [], cgroups: [], workers: [], spawnMs: 0, cpuStat: null } as unknown as RunRecord);
+    return Promise.resolve({
+      label: spec.label,
+      durationMs: spec.durationMs,
+      cpus: [],
+      phases: [],
+      cgroups: [],
+      workers: [],
+      spawnMs: 0,
+      cpuStat: null,
+    } as unknown as RunRecord);
   }
-  log(line: string): void { this.logs.push(line); }
+  log(line: string): void {
+    this.logs.push(line);
+  }
 }
 
-const ctxOn = (spec: string, o: { scheduler?: string | null; durationMs?: number } = {}): { ctx: TestContext; rt: FakeRuntime } => {
+const ctxOn = (
+  spec: string,
+  o: { scheduler?: string | null; durationMs?: number } = {},
+): { ctx: TestContext; rt: FakeRuntime } => {
   const rt = new FakeRuntime();
-  const ctx = makeContext({ name: 't', topo: view(spec), scheduler: o.scheduler === undefined ? 'scx_ktstr' : o.scheduler, durationMs: o.durationMs ?? 3000, runtime: rt });
+  const ctx = makeContext({
+    name: 't',
+    topo: view(spec),
+    scheduler: o.scheduler === undefined ? 'scx_ktstr' : o.scheduler,
+    durationMs: o.durationMs ?? 3000,
+    runtime: rt,
+  });
   return { ctx, rt };
 };
 
@@ -42,7 +68,11 @@ const ctxOn = (spec: string, o: { scheduler?: string | null; durationMs?: number
 test('cgroup: names are validated; a bad one is quoted in the message', () => {
   for (const ok of ['a', 'cg_0', 'A.b-c', '_x', 'x'.repeat(64)]) assert.is(cgroup(ok).name, ok);
   for (const bad of ['', '-a', '.a', 'a/b', 'a b', 'x'.repeat(65), 'ä']) {
-    assert.throws(() => cgroup(bad), (e: Error) => e instanceof TypeError && e.message.includes(`"${bad}"`), bad);
+    assert.throws(
+      () => cgroup(bad),
+      (e: Error) => e instanceof TypeError && e.message.includes(`"${bad}"`),
+      bad,
+    );
   }
 });
 
@@ -63,24 +93,48 @@ test('cgroup: workers/cpuset/weight/max/affinity/nice/policy out of range are re
     ['policy', (c) => c.policy('fifo' as never), 'policy "fifo"'],
   ];
   for (const [what, f, needle] of cases) {
-    assert.throws(() => f(cgroup('grp')), (e: Error) => e instanceof TypeError && e.message.startsWith('cgroup grp') && e.message.includes(needle), what);
+    assert.throws(
+      () => f(cgroup('grp')),
+      (e: Error) => e instanceof TypeError && e.message.startsWith('cgroup grp') && e.message.includes(needle),
+      what,
+    );
   }
   // the limits themselves are accepted
-  const spec = cgroup('grp').workers(0).workers(4096).weight(1).weight(10000).max(1000, 1000).nice(-20).nice(19).policy('idle').toSpecs()[0];
+  const spec = cgroup('grp')
+    .workers(0)
+    .workers(4096)
+    .weight(1)
+    .weight(10000)
+    .max(1000, 1000)
+    .nice(-20)
+    .nice(19)
+    .policy('idle')
+    .toSpecs()[0];
   assert.is(spec.weight, 10000);
   assert.equal(spec.max, { quotaUs: 1000, periodUs: 1000 });
   assert.is(spec.nice, 19);
   assert.is(spec.policy, 'idle');
-  assert.equal(spec.workers.map((w) => w.count), [0, 4096]);
+  assert.equal(
+    spec.workers.map((w) => w.count),
+    [0, 4096],
+  );
 });
 
 test('cgroup: toSpecs records every control and flattens nested children to parent/child paths, parents first', () => {
-  const def = cgroup('p').weight(50).cpuset('2-3,0').children(
-    cgroup('c0').workers(2, work.sleepy({ runUs: 10 })).children(cgroup('g').workers(1)),
-    cgroup('c1').max(20_000).affinity([3, 1, 1]).nice(5).policy('batch'),
-  );
+  const def = cgroup('p')
+    .weight(50)
+    .cpuset('2-3,0')
+    .children(
+      cgroup('c0')
+        .workers(2, work.sleepy({ runUs: 10 }))
+        .children(cgroup('g').workers(1)),
+      cgroup('c1').max(20_000).affinity([3, 1, 1]).nice(5).policy('batch'),
+    );
   const specs = def.toSpecs();
-  assert.equal(specs.map((s) => s.name), ['p', 'p/c0', 'p/c0/g', 'p/c1']);
+  assert.equal(
+    specs.map((s) => s.name),
+    ['p', 'p/c0', 'p/c0/g', 'p/c1'],
+  );
   assert.equal(specs[0].cpuset, [0, 2, 3]);
   assert.is(specs[0].weight, 50);
   assert.equal(specs[0].workers, []);
@@ -105,10 +159,18 @@ test('toCpuList: list strings, arrays (sorted, deduplicated), and bad input name
   assert.equal(toCpuList([5, 1, 5, 0], 'x'), [0, 1, 5]);
   assert.equal(toCpuList('4095', 'x'), [4095]);
   for (const bad of ['a', '1-', '-1', '3-1', '0-4096', '1;2', '0x1']) {
-    assert.throws(() => toCpuList(bad, 'what'), (e: Error) => e instanceof TypeError && e.message.startsWith('what: '), bad);
+    assert.throws(
+      () => toCpuList(bad, 'what'),
+      (e: Error) => e instanceof TypeError && e.message.startsWith('what: '),
+      bad,
+    );
   }
   for (const bad of [[-1], [1.5], [4096], [NaN]]) {
-    assert.throws(() => toCpuList(bad, 'what'), (e: Error) => e.message === `what: bad CPU number ${String(bad[0])}`, String(bad));
+    assert.throws(
+      () => toCpuList(bad, 'what'),
+      (e: Error) => e.message === `what: bad CPU number ${String(bad[0])}`,
+      String(bad),
+    );
   }
 });
 
@@ -124,10 +186,16 @@ test('work: kinds, default and given parameters, non-positive or fractional para
   assert.equal(work.burst(), { kind: 'burst', params: { burst_ms: 50, idle_ms: 100 } });
   assert.equal(work.burst({ burstMs: 3 }).params, { burst_ms: 3, idle_ms: 100 });
   for (const [f, name] of [
-    [() => work.sleepy({ runUs: 0 }), 'runUs'], [() => work.sleepy({ sleepUs: -5 }), 'sleepUs'],
-    [() => work.burst({ burstMs: 1.5 }), 'burstMs'], [() => work.burst({ idleMs: NaN }), 'idleMs'],
+    [() => work.sleepy({ runUs: 0 }), 'runUs'],
+    [() => work.sleepy({ sleepUs: -5 }), 'sleepUs'],
+    [() => work.burst({ burstMs: 1.5 }), 'burstMs'],
+    [() => work.burst({ idleMs: NaN }), 'idleMs'],
   ] as [() => unknown, string][]) {
-    assert.throws(f, (e: Error) => e instanceof TypeError && e.message.startsWith(`work: ${name} must be a positive integer`), name);
+    assert.throws(
+      f,
+      (e: Error) => e instanceof TypeError && e.message.startsWith(`work: ${name} must be a positive integer`),
+      name,
+    );
   }
 });
 
@@ -141,8 +209,18 @@ test('toMs: numbers of ms and strings with units; negative, malformed and too lo
 });
 
 test('toMs: bad durations name the caller', () => {
-  for (const bad of [-1, NaN, Infinity]) assert.throws(() => toMs(bad, 'sleep'), (e: Error) => e.message === `sleep: bad duration ${String(bad)}`, String(bad));
-  for (const bad of ['2', '2h', 's', '-1s', '1,5s', '']) assert.throws(() => toMs(bad, 'at()'), (e: Error) => e.message.startsWith(`at(): bad duration "${bad}"`), bad);
+  for (const bad of [-1, NaN, Infinity])
+    assert.throws(
+      () => toMs(bad, 'sleep'),
+      (e: Error) => e.message === `sleep: bad duration ${String(bad)}`,
+      String(bad),
+    );
+  for (const bad of ['2', '2h', 's', '-1s', '1,5s', ''])
+    assert.throws(
+      () => toMs(bad, 'at()'),
+      (e: Error) => e.message.startsWith(`at(): bad duration "${bad}"`),
+      bad,
+    );
   assert.throws(() => toMs('1441m', 'timeout'), /timeout: duration "1441m" too long/);
   assert.is(toMs('1440m', 'timeout'), 24 * 3_600_000);
 });
@@ -184,18 +262,44 @@ test('cpuRanges: runs collapsed, order and duplicates ignored', () => {
 // ---- options ----
 
 test('checkOptions: accepts the documented options and returns them', () => {
-  const o = { numa: 2, llcs: 4, cores: 2, threads: 2, memory: 512, scheduler: 'scx_ktstr', args: ['-v'], duration: '2s', timeout: 60_000, kernels: ['6.12'], payload: { cmd: ['rt-app', 'x.json'] }, checks: { gaps: false } };
+  const o = {
+    numa: 2,
+    llcs: 4,
+    cores: 2,
+    threads: 2,
+    memory: 512,
+    scheduler: 'scx_ktstr',
+    args: ['-v'],
+    duration: '2s',
+    timeout: 60_000,
+    kernels: ['6.12'],
+    payload: { cmd: ['rt-app', 'x.json'] },
+    checks: { gaps: false },
+  };
   assert.is(checkOptions('t', o), o);
   assert.equal(checkOptions('t', {}), {});
 });
 
 test('checkOptions: unknown keys and wrong types name the test and the key', () => {
-  assert.throws(() => checkOptions('my test', { schedular: 'x' }), (e: Error) => e instanceof TypeError && e.message.startsWith('ktstrTest("my test"): unknown option "schedular"') && e.message.includes('scheduler'));
-  for (const bad of [null, [], 'x', 3]) assert.throws(() => checkOptions('t', bad), /ktstrTest\("t"\): options must be an object/, String(bad));
+  assert.throws(
+    () => checkOptions('my test', { schedular: 'x' }),
+    (e: Error) =>
+      e instanceof TypeError &&
+      e.message.startsWith('ktstrTest("my test"): unknown option "schedular"') &&
+      e.message.includes('scheduler'),
+  );
+  for (const bad of [null, [], 'x', 3])
+    assert.throws(() => checkOptions('t', bad), /ktstrTest\("t"\): options must be an object/, String(bad));
   for (const k of ['numa', 'llcs', 'cores', 'threads', 'memory']) {
-    for (const v of [0, -1, 1.5, '2']) assert.throws(() => checkOptions('t', { [k]: v }), new RegExp(`ktstrTest\\("t"\\): ${k} must be a positive integer`), `${k}=${String(v)}`);
+    for (const v of [0, -1, 1.5, '2'])
+      assert.throws(
+        () => checkOptions('t', { [k]: v }),
+        new RegExp(`ktstrTest\\("t"\\): ${k} must be a positive integer`),
+        `${k}=${String(v)}`,
+      );
   }
-  for (const k of ['preset', 'topology', 'scheduler']) assert.throws(() => checkOptions('t', { [k]: 1 }), new RegExp(`${k} must be a string`), k);
+  for (const k of ['preset', 'topology', 'scheduler'])
+    assert.throws(() => checkOptions('t', { [k]: 1 }), new RegExp(`${k} must be a string`), k);
   for (const k of ['args', 'kernels']) {
     assert.throws(() => checkOptions('t', { [k]: 'x' }), new RegExp(`${k} must be an array of strings`), k);
     assert.throws(() => checkOptions('t', { [k]: ['a', 1] }), new RegExp(`${k} must be an array of strings`), k);
@@ -205,12 +309,20 @@ test('checkOptions: unknown keys and wrong types name the test and the key', () 
 test('checkOptions: preset/topology with numa/llcs/cores/threads conflict; payload.cmd must be non-empty strings', () => {
   for (const a of ['preset', 'topology']) {
     for (const b of ['numa', 'llcs', 'cores', 'threads']) {
-      assert.throws(() => checkOptions('t', { [a]: 'x', [b]: 2 }), /give either preset\/topology or numa\/llcs\/cores\/threads, not both/, `${a}+${b}`);
+      assert.throws(
+        () => checkOptions('t', { [a]: 'x', [b]: 2 }),
+        /give either preset\/topology or numa\/llcs\/cores\/threads, not both/,
+        `${a}+${b}`,
+      );
     }
   }
   assert.ok(checkOptions('t', { preset: 'x', memory: 256 }));
   for (const p of [null, {}, { cmd: [] }, { cmd: 'rt-app' }, { cmd: ['rt-app', 3] }]) {
-    assert.throws(() => checkOptions('t', { payload: p }), /payload\.cmd must be a non-empty array of strings/, JSON.stringify(p));
+    assert.throws(
+      () => checkOptions('t', { payload: p }),
+      /payload\.cmd must be a non-empty array of strings/,
+      JSON.stringify(p),
+    );
   }
 });
 
@@ -269,15 +381,26 @@ test('TopologyView: an index out of range names the selection and the valid rang
 test('ctx.run: hands the runtime flattened cgroups, its label and duration, and the ops sorted by time', async () => {
   const { ctx, rt } = ctxOn('1n1l4c1t', { durationMs: 3000 });
   await ctx.run([cgroup('a').workers(2), cgroup('p').children(cgroup('c').workers(1))], {
-    ops: [at('2s').remove('a'), at('500ms').resize('p/c', [0]), at(1000).weight('p', 10)], checks: { gaps: false },
+    ops: [at('2s').remove('a'), at('500ms').resize('p/c', [0]), at(1000).weight('p', 10)],
+    checks: { gaps: false },
   });
   await ctx.run([cgroup('b')], { duration: '1s', label: 'second' });
   assert.is(rt.specs.length, 2);
   const [s1, s2] = rt.specs;
   assert.is(s1.label, 'run 1');
   assert.is(s1.durationMs, 3000);
-  assert.equal(s1.cgroups.map((c) => c.name), ['a', 'p', 'p/c']);
-  assert.equal(s1.ops.map((o) => [o.atMs, o.op]), [[500, 'resize'], [1000, 'weight'], [2000, 'remove']]);
+  assert.equal(
+    s1.cgroups.map((c) => c.name),
+    ['a', 'p', 'p/c'],
+  );
+  assert.equal(
+    s1.ops.map((o) => [o.atMs, o.op]),
+    [
+      [500, 'resize'],
+      [1000, 'weight'],
+      [2000, 'remove'],
+    ],
+  );
   assert.equal(s1.checks, { gaps: false });
   assert.is(s2.label, 'second');
   assert.is(s2.durationMs, 1000);
@@ -287,10 +410,20 @@ test('ctx.run: hands the runtime flattened cgroups, its label and duration, and 
 
 test('ctx.run: an op at or past the end, a cgroup declared twice, or a bad duration is refused before the runtime sees it', () => {
   const { ctx, rt } = ctxOn('1n1l4c1t', { durationMs: 3000 });
-  assert.throws(() => ctx.run([cgroup('a')], { ops: [at('3s').remove('a')] }), (e: Error) => e instanceof RangeError && e.message === "run: an operation at 3000 ms is past the run's end (3000 ms)");
-  assert.throws(() => ctx.run([cgroup('a')], { duration: '1s', ops: [at('1500ms').remove('a')] }), /operation at 1500 ms is past the run's end \(1000 ms\)/);
+  assert.throws(
+    () => ctx.run([cgroup('a')], { ops: [at('3s').remove('a')] }),
+    (e: Error) =>
+      e instanceof RangeError && e.message === "run: an operation at 3000 ms is past the run's end (3000 ms)",
+  );
+  assert.throws(
+    () => ctx.run([cgroup('a')], { duration: '1s', ops: [at('1500ms').remove('a')] }),
+    /operation at 1500 ms is past the run's end \(1000 ms\)/,
+  );
   assert.throws(() => ctx.run([cgroup('a'), cgroup('a')]), /run: cgroup "a" declared twice/);
-  assert.throws(() => ctx.run([cgroup('p').children(cgroup('c')), cgroup('p').children(cgroup('c'))]), /cgroup "p" declared twice/);
+  assert.throws(
+    () => ctx.run([cgroup('p').children(cgroup('c')), cgroup('p').children(cgroup('c'))]),
+    /cgroup "p" declared twice/,
+  );
   assert.throws(() => ctx.run([cgroup('a')], { duration: 'forever' }), /run duration: bad duration "forever"/);
   assert.is(rt.specs.length, 0);
   // nested names that only look alike are different paths
@@ -301,7 +434,11 @@ test('ctx.run: an op at or past the end, a cgroup declared twice, or a bad durat
 test('ctx.skip throws SkipTest carrying the reason; ctx.log joins its parts; ctx.sleep waits', async () => {
   const { ctx, rt } = ctxOn('1n1l2c1t');
   let caught: unknown;
-  try { ctx.skip('needs 2 LLCs'); } catch (e) { caught = e; }
+  try {
+    ctx.skip('needs 2 LLCs');
+  } catch (e) {
+    caught = e;
+  }
   assert.ok(caught instanceof SkipTest);
   assert.is((caught as SkipTest).reason, 'needs 2 LLCs');
   assert.is((caught as SkipTest).message, 'skip: needs 2 LLCs');
@@ -321,9 +458,14 @@ const REGISTRY = Symbol.for('ktstr-wasm.test-registry');
 test('ktstrTest: declares into the open registry, options checked, nothing run', () => {
   const reg = openRegistry();
   let ran = false;
-  ktstrTest('one', { llcs: 2 }, () => { ran = true; });
+  ktstrTest('one', { llcs: 2 }, () => {
+    ran = true;
+  });
   ktstrTest('two', {}, async () => {});
-  assert.equal(reg.map((t) => t.name), ['one', 'two']);
+  assert.equal(
+    reg.map((t) => t.name),
+    ['one', 'two'],
+  );
   assert.equal(reg[0].options, { llcs: 2 });
   assert.is(ran, false);
   // a fresh registry for the next file
@@ -335,9 +477,16 @@ test('ktstrTest: declares into the open registry, options checked, nothing run',
 test('ktstrTest: duplicate names, bad names, bad bodies, bad options and no registry are errors naming the test', () => {
   openRegistry();
   ktstrTest('dup', {}, () => {});
-  assert.throws(() => ktstrTest('dup', {}, () => {}), /ktstrTest\("dup"\): a test of that name is already declared in this file/);
+  assert.throws(
+    () => ktstrTest('dup', {}, () => {}),
+    /ktstrTest\("dup"\): a test of that name is already declared in this file/,
+  );
   for (const bad of ['', '   ', 'x'.repeat(201), 3 as unknown as string]) {
-    assert.throws(() => ktstrTest(bad, {}, () => {}), /the name must be a non-empty string of at most 200 characters/, String(bad));
+    assert.throws(
+      () => ktstrTest(bad, {}, () => {}),
+      /the name must be a non-empty string of at most 200 characters/,
+      String(bad),
+    );
   }
   assert.throws(() => ktstrTest('b', {}, 'body' as never), /ktstrTest\("b"\): the body must be a function/);
   assert.throws(() => ktstrTest('o', { llc: 2 } as never, () => {}), /ktstrTest\("o"\): unknown option "llc"/);
@@ -345,7 +494,10 @@ test('ktstrTest: duplicate names, bad names, bad bodies, bad options and no regi
   const saved = g[REGISTRY];
   delete g[REGISTRY];
   try {
-    assert.throws(() => ktstrTest('alone', {}, () => {}), (e: Error) => e.message === 'ktstrTest("alone"): test files run under `ktstr-wasm test`, not directly');
+    assert.throws(
+      () => ktstrTest('alone', {}, () => {}),
+      (e: Error) => e.message === 'ktstrTest("alone"): test files run under `ktstr-wasm test`, not directly',
+    );
   } finally {
     g[REGISTRY] = saved;
   }
@@ -387,7 +539,11 @@ test('scenarios: one CPU skips those that need two, naming the scenario and the 
   for (const name of ['cpusetApply', 'cpusetClear', 'cpusetResize', 'affinityChange', 'affinityPinned'] as const) {
     const { ctx, rt } = ctxOn('1n1l1c1t');
     let caught: unknown;
-    try { await scenarios[name](ctx); } catch (e) { caught = e; }
+    try {
+      await scenarios[name](ctx);
+    } catch (e) {
+      caught = e;
+    }
     assert.ok(caught instanceof SkipTest, name);
     assert.is((caught as SkipTest).reason, `${name} needs at least 2 CPUs (this VM has 1)`);
     assert.is(rt.specs.length, 0);
@@ -396,23 +552,35 @@ test('scenarios: one CPU skips those that need two, naming the scenario and the 
 
 test('scenarios.steadyLlc: skips on one LLC; otherwise one cgroup per LLC confined to it, 2 workers per CPU', async () => {
   const one = ctxOn('1n1l4c1t');
-  assert.throws(() => scenarios.steadyLlc(one.ctx), (e: Error) => e instanceof SkipTest && e.reason === 'steadyLlc needs at least 2 LLCs (this VM has 1)');
+  assert.throws(
+    () => scenarios.steadyLlc(one.ctx),
+    (e: Error) => e instanceof SkipTest && e.reason === 'steadyLlc needs at least 2 LLCs (this VM has 1)',
+  );
   const { ctx, rt } = ctxOn('2n4l2c2t');
   await scenarios.steadyLlc(ctx);
   const cg = rt.specs[0].cgroups;
-  assert.equal(cg.map((c) => c.name), ['llc_0', 'llc_1', 'llc_2', 'llc_3']);
+  assert.equal(
+    cg.map((c) => c.name),
+    ['llc_0', 'llc_1', 'llc_2', 'llc_3'],
+  );
   cg.forEach((c, i) => {
     assert.equal(c.cpuset, ctx.topo.llc(i));
     assert.equal(c.workers, [{ count: 8, work: work.spin() }]);
   });
   const custom = ctxOn('1n2l2c1t');
   await scenarios.steadyLlc(custom.ctx, { workers: 3, work: work.yieldHeavy() });
-  assert.equal(custom.rt.specs[0].cgroups.map((c) => c.workers), [[{ count: 3, work: work.yieldHeavy() }], [{ count: 3, work: work.yieldHeavy() }]]);
+  assert.equal(
+    custom.rt.specs[0].cgroups.map((c) => c.workers),
+    [[{ count: 3, work: work.yieldHeavy() }], [{ count: 3, work: work.yieldHeavy() }]],
+  );
 });
 
 test('scenarios.schedulerSwap: skips under EEVDF; otherwise replaces with itself at 1/3 and detaches at 2/3', async () => {
   const eevdf = ctxOn('1n1l2c1t', { scheduler: null });
-  assert.throws(() => scenarios.schedulerSwap(eevdf.ctx), (e: Error) => e instanceof SkipTest && /under EEVDF/.test(e.reason));
+  assert.throws(
+    () => scenarios.schedulerSwap(eevdf.ctx),
+    (e: Error) => e instanceof SkipTest && /under EEVDF/.test(e.reason),
+  );
   assert.is(eevdf.rt.specs.length, 0);
   const { ctx, rt } = ctxOn('1n1l2c1t', { scheduler: 'scx_ktstr', durationMs: 3000 });
   await scenarios.schedulerSwap(ctx);
@@ -423,39 +591,82 @@ test('scenarios.schedulerSwap: skips under EEVDF; otherwise replaces with itself
 });
 
 test('scenarios.cpusetResize: a shrinks to half at 1/3 and grows back to all at 2/3 of the duration', async () => {
-  for (const [durationMs, opt] of [[3000, undefined], [10_000, undefined], [3000, 9000]] as [number, number | undefined][]) {
+  for (const [durationMs, opt] of [
+    [3000, undefined],
+    [10_000, undefined],
+    [3000, 9000],
+  ] as [number, number | undefined][]) {
     const { ctx, rt } = ctxOn('1n2l2c1t', { durationMs });
     await scenarios.cpusetResize(ctx, opt === undefined ? {} : { duration: opt });
     const d = opt ?? durationMs;
     const s = rt.specs[0];
     assert.is(s.durationMs, d);
-    assert.equal(s.ops, [
-      { atMs: Math.floor(d / 3), op: 'resize', cgroup: 'a', cpus: [0, 1] },
-      { atMs: Math.floor((2 * d) / 3), op: 'resize', cgroup: 'a', cpus: [0, 1, 2, 3] },
-    ], `duration ${d}`);
-    assert.equal(s.cgroups.map((c) => [c.name, c.workers[0].count, c.cpuset]), [['a', 4, null], ['b', 4, null]]);
+    assert.equal(
+      s.ops,
+      [
+        { atMs: Math.floor(d / 3), op: 'resize', cgroup: 'a', cpus: [0, 1] },
+        { atMs: Math.floor((2 * d) / 3), op: 'resize', cgroup: 'a', cpus: [0, 1, 2, 3] },
+      ],
+      `duration ${d}`,
+    );
+    assert.equal(
+      s.cgroups.map((c) => [c.name, c.workers[0].count, c.cpuset]),
+      [
+        ['a', 4, null],
+        ['b', 4, null],
+      ],
+    );
   }
 });
 
 test('scenarios.cpusetApply and cpusetClear: the two halves, applied at 1/3, or cleared at 1/2', async () => {
   const a = ctxOn('1n1l3c1t', { durationMs: 3000 });
   await scenarios.cpusetApply(a.ctx);
-  assert.equal(a.rt.specs[0].ops.map((o) => [o.atMs, describeOp(o)]), [[1000, 'resize a to 0-1'], [1000, 'resize b to 2']]);
+  assert.equal(
+    a.rt.specs[0].ops.map((o) => [o.atMs, describeOp(o)]),
+    [
+      [1000, 'resize a to 0-1'],
+      [1000, 'resize b to 2'],
+    ],
+  );
   const c = ctxOn('1n1l4c1t', { durationMs: 3000 });
   await scenarios.cpusetClear(c.ctx);
   const s = c.rt.specs[0];
-  assert.equal(s.cgroups.map((g) => g.cpuset), [[0, 1], [2, 3]]);
-  assert.equal(s.ops.map((o) => [o.atMs, describeOp(o)]), [[1500, 'resize a to 0-3'], [1500, 'resize b to 0-3']]);
+  assert.equal(
+    s.cgroups.map((g) => g.cpuset),
+    [
+      [0, 1],
+      [2, 3],
+    ],
+  );
+  assert.equal(
+    s.ops.map((o) => [o.atMs, describeOp(o)]),
+    [
+      [1500, 'resize a to 0-3'],
+      [1500, 'resize b to 0-3'],
+    ],
+  );
 });
 
 test('scenarios.weights: three cgroups at cpu.weight 100, 200, 400 with a worker per CPU each', async () => {
   const { ctx, rt } = ctxOn('2n4l2c2t');
   await scenarios.weights(ctx);
-  assert.equal(rt.specs[0].cgroups.map((c) => [c.name, c.weight, c.workers[0].count]), [['w100', 100, 16], ['w200', 200, 16], ['w400', 400, 16]]);
+  assert.equal(
+    rt.specs[0].cgroups.map((c) => [c.name, c.weight, c.workers[0].count]),
+    [
+      ['w100', 100, 16],
+      ['w200', 200, 16],
+      ['w400', 400, 16],
+    ],
+  );
 });
 
 test('scenarios.wakeupStorm: an even number of ping-pong workers (pairs), from the CPU count or workers', async () => {
-  for (const [spec, workers, expect] of [['2n4l2c2t', undefined, 32], ['1n1l3c1t', undefined, 6], ['1n1l2c1t', 3, 6]] as [string, number | undefined, number][]) {
+  for (const [spec, workers, expect] of [
+    ['2n4l2c2t', undefined, 32],
+    ['1n1l3c1t', undefined, 6],
+    ['1n1l2c1t', 3, 6],
+  ] as [string, number | undefined, number][]) {
     const { ctx, rt } = ctxOn(spec);
     await scenarios.wakeupStorm(ctx, workers === undefined ? {} : { workers });
     const w = rt.specs[0].cgroups[0].workers;
@@ -487,7 +698,17 @@ test('scenarios.affinityChange: 8 affinity ops (a and b at 1/5..4/5), each a non
 test('scenarios: nestedSteady and nestedTaskMove use parent/child paths; mixedWorkloads, hostContention, idleMostly kinds', async () => {
   const n = ctxOn('1n1l4c1t', { durationMs: 3000 });
   await scenarios.nestedSteady(n.ctx);
-  assert.equal(n.rt.specs[0].cgroups.map((c) => [c.name, c.workers.reduce((a, w) => a + w.count, 0)]), [['p0', 0], ['p0/c0', 2], ['p0/c1', 2], ['p1', 0], ['p1/c0', 2], ['p1/c1', 2]]);
+  assert.equal(
+    n.rt.specs[0].cgroups.map((c) => [c.name, c.workers.reduce((a, w) => a + w.count, 0)]),
+    [
+      ['p0', 0],
+      ['p0/c0', 2],
+      ['p0/c1', 2],
+      ['p1', 0],
+      ['p1/c0', 2],
+      ['p1/c1', 2],
+    ],
+  );
   const m = ctxOn('1n1l4c1t', { durationMs: 3000 });
   await scenarios.nestedTaskMove(m.ctx);
   assert.equal(m.rt.specs[0].ops, [
@@ -496,23 +717,44 @@ test('scenarios: nestedSteady and nestedTaskMove use parent/child paths; mixedWo
   ]);
   const mw = ctxOn('1n1l2c1t');
   await scenarios.mixedWorkloads(mw.ctx);
-  assert.equal(mw.rt.specs[0].cgroups.map((c) => [c.name, c.workers[0].work.kind]), [['heavy', 'spin'], ['bursty', 'burst'], ['io', 'sleepy']]);
+  assert.equal(
+    mw.rt.specs[0].cgroups.map((c) => [c.name, c.workers[0].work.kind]),
+    [
+      ['heavy', 'spin'],
+      ['bursty', 'burst'],
+      ['io', 'sleepy'],
+    ],
+  );
   const h = ctxOn('1n1l2c1t');
   await scenarios.hostContention(h.ctx);
-  assert.equal(h.rt.specs[0].cgroups.map((c) => [c.name, c.policy]), [['a', null], ['host', 'normal']]);
+  assert.equal(
+    h.rt.specs[0].cgroups.map((c) => [c.name, c.policy]),
+    [
+      ['a', null],
+      ['host', 'normal'],
+    ],
+  );
   const i = ctxOn('1n1l2c1t');
   await scenarios.idleMostly(i.ctx);
   assert.equal(i.rt.specs[0].cgroups[0].workers, [{ count: 4, work: work.sleepy({ runUs: 100, sleepUs: 10_000 }) }]);
 });
 
-test('scenarios: the caller\'s ops and options are kept alongside the scenario\'s own', async () => {
+test("scenarios: the caller's ops and options are kept alongside the scenario's own", async () => {
   const { ctx, rt } = ctxOn('1n1l2c1t', { durationMs: 3000 });
-  await scenarios.cgroupRemove(ctx, { ops: [at('200ms').weight('a', 50)], label: 'mine', checks: { fairness: false }, workers: 1 });
+  await scenarios.cgroupRemove(ctx, {
+    ops: [at('200ms').weight('a', 50)],
+    label: 'mine',
+    checks: { fairness: false },
+    workers: 1,
+  });
   const s = rt.specs[0];
   assert.is(s.label, 'mine');
   assert.equal(s.checks, { fairness: false });
   assert.equal(s.ops.map(describeOp), ['weight of a to 50', 'remove b']);
-  assert.equal(s.cgroups.map((c) => c.workers[0].count), [1, 1]);
+  assert.equal(
+    s.cgroups.map((c) => c.workers[0].count),
+    [1, 1],
+  );
 });
 
 test.run();

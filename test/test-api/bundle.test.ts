@@ -20,7 +20,9 @@ test.before(() => {
   tmp = mkdtempSync(join(tmpdir(), 'ktstr-bundle-'));
   cache = join(tmp, 'cache');
 });
-test.after(() => { if (tmp !== '') rmSync(tmp, { recursive: true, force: true }); });
+test.after(() => {
+  if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
+});
 
 /** Writes `files` (path relative to a fresh directory -> content) and returns the directory. */
 let dirs = 0;
@@ -65,10 +67,17 @@ test('a TypeScript file with annotations and a relative helper import bundles, a
   assert.ok(b.path.startsWith(cache + '/') && b.path.endsWith('.cjs'), b.path);
   assert.ok(existsSync(b.path));
   const code = readFileSync(b.path, 'utf8');
-  assert.not.match(code, /from ['"]ktstr-wasm\/test['"]|require\(['"]ktstr-wasm\/test['"]\)/, 'the API is inlined, not imported');
+  assert.not.match(
+    code,
+    /from ['"]ktstr-wasm\/test['"]|require\(['"]ktstr-wasm\/test['"]\)/,
+    'the API is inlined, not imported',
+  );
   assert.not.match(code, /: TestContext|interface Local/, 'types are stripped');
   const tests = collectTests(b);
-  assert.equal(tests.map((t) => t.name), ['two groups', 'steady']);
+  assert.equal(
+    tests.map((t) => t.name),
+    ['two groups', 'steady'],
+  );
   assert.equal(tests[0].options, { llcs: 2, duration: '2s', checks: { gaps: false } });
   assert.equal(tests[1].options, { preset: 'tiny', scheduler: 'scx_ktstr' });
   for (const t of tests) {
@@ -77,7 +86,10 @@ test('a TypeScript file with annotations and a relative helper import bundles, a
     assert.is(t.fileName, displayName(file));
   }
   // collected again (the module cache is not in the way): the same tests
-  assert.equal(collectTests(b).map((t) => t.name), ['two groups', 'steady']);
+  assert.equal(
+    collectTests(b).map((t) => t.name),
+    ['two groups', 'steady'],
+  );
 });
 
 test('the bundle carries an inline source map whose sources are the host files as file:// URLs', async () => {
@@ -86,10 +98,17 @@ test('the bundle carries an inline source map whose sources are the host files a
   const code = readFileSync(b.path, 'utf8');
   const m = /\/\/# sourceMappingURL=data:application\/json;base64,([A-Za-z0-9+/=]+)\n$/.exec(code);
   assert.ok(m, 'an inline source map at the end');
-  const map = JSON.parse(Buffer.from(m![1], 'base64').toString('utf8')) as { sources: string[]; sourceRoot?: string; mappings: string };
+  const map = JSON.parse(Buffer.from(m![1], 'base64').toString('utf8')) as {
+    sources: string[];
+    sourceRoot?: string;
+    mappings: string;
+  };
   assert.ok(map.sources.includes(pathToFileURL(join(d, 'map.ktstr.ts')).href), JSON.stringify(map.sources));
   assert.ok(map.sources.includes(pathToFileURL(join(d, 'helper.ts')).href), JSON.stringify(map.sources));
-  assert.ok(map.sources.every((s) => s.startsWith('file:///')), JSON.stringify(map.sources));
+  assert.ok(
+    map.sources.every((s) => s.startsWith('file:///')),
+    JSON.stringify(map.sources),
+  );
   assert.is(map.sourceRoot, undefined);
   assert.ok(map.mappings.length > 0);
   assert.is(code.match(/sourceMappingURL=/g)?.length, 1, 'the external map reference is replaced, not kept');
@@ -106,17 +125,29 @@ test('the same content gives the same cache path; other content another; the fil
   assert.is.not(other.path, a.path);
   assert.match(a.path, /\/[0-9a-f]{24}\.cjs$/);
   assert.ok(a.path.startsWith(own));
-  assert.equal(collectTests(other).map((t) => t.name), ['two groups', 'steady 2']);
+  assert.equal(
+    collectTests(other).map((t) => t.name),
+    ['two groups', 'steady 2'],
+  );
   // the cache holds only finished bundles (no temporary files left)
   const { readdirSync } = await import('node:fs');
-  assert.ok(readdirSync(own).every((f) => /^[0-9a-f]{24}\.cjs$/.test(f)), readdirSync(own).join(' '));
+  assert.ok(
+    readdirSync(own).every((f) => /^[0-9a-f]{24}\.cjs$/.test(f)),
+    readdirSync(own).join(' '),
+  );
 });
 
 test('a syntax error is a TestFileError naming the file, line and column', async () => {
-  const d = tree({ 'bad.ktstr.ts': "import { ktstrTest } from 'ktstr-wasm/test';\n\nconst x = ;\nktstrTest('a', {}, () => x);\n" });
+  const d = tree({
+    'bad.ktstr.ts': "import { ktstrTest } from 'ktstr-wasm/test';\n\nconst x = ;\nktstrTest('a', {}, () => x);\n",
+  });
   const file = join(d, 'bad.ktstr.ts');
   let err: unknown;
-  try { await bundleTestFile(file, cache); } catch (e) { err = e; }
+  try {
+    await bundleTestFile(file, cache);
+  } catch (e) {
+    err = e;
+  }
   assert.ok(err instanceof TestFileError, String(err));
   const msg = (err as Error).message;
   assert.ok(msg.startsWith(`${file}: cannot be compiled: `), msg);
@@ -127,7 +158,11 @@ test('a syntax error is a TestFileError naming the file, line and column', async
 test('an import that does not resolve is a TestFileError naming the file and the import', async () => {
   const d = tree({ 'imp.ktstr.ts': "import { nope } from './missing';\nnope();\n" });
   let err: unknown;
-  try { await bundleTestFile(join(d, 'imp.ktstr.ts'), cache); } catch (e) { err = e; }
+  try {
+    await bundleTestFile(join(d, 'imp.ktstr.ts'), cache);
+  } catch (e) {
+    err = e;
+  }
   assert.ok(err instanceof TestFileError);
   assert.match((err as Error).message, /imp\.ktstr\.ts:1:\d+: .*\.\/missing/);
 });
@@ -144,35 +179,72 @@ test('a file that does not exist is a TestFileError', async () => {
 });
 
 test('a top-level throw when collecting is an error naming the file and the message', async () => {
-  const d = tree({ 'throws.ktstr.ts': "import { ktstrTest } from 'ktstr-wasm/test';\nktstrTest('a', {}, () => {});\nthrow new Error('setup went wrong');\n" });
+  const d = tree({
+    'throws.ktstr.ts':
+      "import { ktstrTest } from 'ktstr-wasm/test';\nktstrTest('a', {}, () => {});\nthrow new Error('setup went wrong');\n",
+  });
   const file = join(d, 'throws.ktstr.ts');
   const b = await bundleTestFile(file, cache);
-  assert.throws(() => collectTests(b), (e: Error) => e instanceof TestFileError && e.message === `${displayName(file)}: loading it failed: setup went wrong`);
+  assert.throws(
+    () => collectTests(b),
+    (e: Error) =>
+      e instanceof TestFileError && e.message === `${displayName(file)}: loading it failed: setup went wrong`,
+  );
 });
 
 test('a bad option or duplicate name at declaration is an error naming the file and the test', async () => {
   const d = tree({
-    'opt.ktstr.js': "const { ktstrTest } = require('ktstr-wasm/test');\nktstrTest('x', { sheduler: 'scx_ktstr' }, () => {});\n",
-    'dup.ktstr.ts': "import { ktstrTest } from 'ktstr-wasm/test';\nktstrTest('x', {}, () => {});\nktstrTest('x', {}, () => {});\n",
+    'opt.ktstr.js':
+      "const { ktstrTest } = require('ktstr-wasm/test');\nktstrTest('x', { sheduler: 'scx_ktstr' }, () => {});\n",
+    'dup.ktstr.ts':
+      "import { ktstrTest } from 'ktstr-wasm/test';\nktstrTest('x', {}, () => {});\nktstrTest('x', {}, () => {});\n",
   });
   const opt = await bundleTestFile(join(d, 'opt.ktstr.js'), cache);
-  assert.throws(() => collectTests(opt), (e: Error) => e instanceof TestFileError && e.message.startsWith(`${displayName(join(d, 'opt.ktstr.js'))}: loading it failed: ktstrTest("x"): unknown option "sheduler"`));
+  assert.throws(
+    () => collectTests(opt),
+    (e: Error) =>
+      e instanceof TestFileError &&
+      e.message.startsWith(
+        `${displayName(join(d, 'opt.ktstr.js'))}: loading it failed: ktstrTest("x"): unknown option "sheduler"`,
+      ),
+  );
   const dup = await bundleTestFile(join(d, 'dup.ktstr.ts'), cache);
-  assert.throws(() => collectTests(dup), /dup\.ktstr\.ts: loading it failed: ktstrTest\("x"\): a test of that name is already declared/);
+  assert.throws(
+    () => collectTests(dup),
+    /dup\.ktstr\.ts: loading it failed: ktstrTest\("x"\): a test of that name is already declared/,
+  );
 });
 
 test('a file that declares no tests is an error saying so', async () => {
   const d = tree({ 'empty.ktstr.ts': "import { cgroup } from 'ktstr-wasm/test';\nexport const g = cgroup('a');\n" });
   const file = join(d, 'empty.ktstr.ts');
   const b = await bundleTestFile(file, cache);
-  assert.throws(() => collectTests(b), (e: Error) => e instanceof TestFileError && e.message === `${displayName(file)} declares no tests (call ktstrTest from 'ktstr-wasm/test')`);
+  assert.throws(
+    () => collectTests(b),
+    (e: Error) =>
+      e instanceof TestFileError &&
+      e.message === `${displayName(file)} declares no tests (call ktstrTest from 'ktstr-wasm/test')`,
+  );
 });
 
 test('findTestFiles: *.ktstr.{ts,js,...} only, sorted, node_modules/dist/build and dot entries skipped', () => {
   const d = tree({
-    'a.ktstr.ts': '', 'b.ktstr.js': '', 'c.ktstr.mts': '', 'sub/deep/d.ktstr.ts': '', 'sub/e.ktstr.cjs': '',
-    'plain.ts': '', 'f.test.ts': '', 'g.ktstr.tsx': '', 'ktstr.ts': '', 'h.ktstr.ts.bak': '', 'i.ktstr.json': '',
-    'node_modules/pkg/n.ktstr.ts': '', 'dist/x.ktstr.js': '', 'build/y.ktstr.ts': '', '.hidden/z.ktstr.ts': '', '.dot.ktstr.ts': '',
+    'a.ktstr.ts': '',
+    'b.ktstr.js': '',
+    'c.ktstr.mts': '',
+    'sub/deep/d.ktstr.ts': '',
+    'sub/e.ktstr.cjs': '',
+    'plain.ts': '',
+    'f.test.ts': '',
+    'g.ktstr.tsx': '',
+    'ktstr.ts': '',
+    'h.ktstr.ts.bak': '',
+    'i.ktstr.json': '',
+    'node_modules/pkg/n.ktstr.ts': '',
+    'dist/x.ktstr.js': '',
+    'build/y.ktstr.ts': '',
+    '.hidden/z.ktstr.ts': '',
+    '.dot.ktstr.ts': '',
     'sub/node_modules/m.ktstr.ts': '',
   });
   const found = findTestFiles(d).map((f) => f.slice(d.length + 1));
@@ -188,12 +260,22 @@ test('selectTestFiles: given files must exist and not be directories; none given
   const odd = join(d, 'empty', 'readme.md');
   assert.equal(selectTestFiles([odd], d), [odd]);
   const missing = join(d, 'gone.ktstr.ts');
-  assert.throws(() => selectTestFiles([join(d, 'one.ktstr.ts'), missing], d), (e: Error) => e instanceof TestFileError && e.message === `${missing}: no such file`);
+  assert.throws(
+    () => selectTestFiles([join(d, 'one.ktstr.ts'), missing], d),
+    (e: Error) => e instanceof TestFileError && e.message === `${missing}: no such file`,
+  );
   const sub = join(d, 'sub');
-  assert.throws(() => selectTestFiles([sub], d), (e: Error) => e instanceof TestFileError && e.message === `${sub} is a directory: pass it as --dir ${sub}`);
+  assert.throws(
+    () => selectTestFiles([sub], d),
+    (e: Error) => e instanceof TestFileError && e.message === `${sub} is a directory: pass it as --dir ${sub}`,
+  );
   assert.equal(selectTestFiles([], d), [join(d, 'one.ktstr.ts'), join(d, 'sub', 'two.ktstr.js')]);
   const empty = join(d, 'empty');
-  assert.throws(() => selectTestFiles([], empty), (e: Error) => e instanceof TestFileError && e.message.startsWith(`no test files (*.ktstr.ts, *.ktstr.js) under ${empty}`));
+  assert.throws(
+    () => selectTestFiles([], empty),
+    (e: Error) =>
+      e instanceof TestFileError && e.message.startsWith(`no test files (*.ktstr.ts, *.ktstr.js) under ${empty}`),
+  );
 });
 
 test('displayName: relative below the working directory, absolute elsewhere', () => {

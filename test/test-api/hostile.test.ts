@@ -4,13 +4,22 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEFAULT_THRESHOLDS, judgeRun, mergeThresholds, type AssertResult, type CheckName } from '../../src/test/checks/index.js';
+import {
+  DEFAULT_THRESHOLDS,
+  judgeRun,
+  mergeThresholds,
+  type AssertResult,
+  type CheckName,
+} from '../../src/test/checks/index.js';
 import { MAX_FAILURES } from '../../src/test/checks/verdict.js';
 import type { RunRecord, SchedulerLiveness } from '../../src/test/record.js';
 import { attached, RunBuilder } from './run-builder.js';
 
 const T = DEFAULT_THRESHOLDS;
-const ALL_ON = mergeThresholds({ benchmark: { enabled: true, minIterationsPerSec: 1, maxWakeP99Us: 1e6, maxCvPct: 100 }, migration: { enabled: true } });
+const ALL_ON = mergeThresholds({
+  benchmark: { enabled: true, minIterationsPerSec: 1, maxWakeP99Us: 1e6, maxCvPct: 100 },
+  migration: { enabled: true },
+});
 const failures = (r: AssertResult, name: CheckName): string[] => r.checks.find((c) => c.check === name)!.failures;
 const fair = () => new RunBuilder().workers('a', 2, { ns: 5e9 }).workers('b', 2, { ns: 5e9 });
 const asRun = (v: unknown) => v as RunRecord;
@@ -24,16 +33,24 @@ test('a record that is not a run fails every worker check, liveness judged on it
   assert.ok(r.checks.find((c) => c.check === 'liveness')!.passed);
   const noPhases = fair().build();
   (noPhases as unknown as Record<string, unknown>).phases = 'x';
-  assert.equal(failures(judgeRun(noPhases, attached(), T), 'gaps'), ['gaps: bad run record: phases is "x", not a list']);
+  assert.equal(failures(judgeRun(noPhases, attached(), T), 'gaps'), [
+    'gaps: bad run record: phases is "x", not a list',
+  ]);
   const late = fair().build();
   late.phases.push({ phase: 2, label: 'add c', atMs: 20_000 });
-  assert.equal(failures(judgeRun(late, attached(), T), 'isolation'), ['isolation: bad run record: phase 2 starts at 20000 ms, after the run\'s end (10000 ms)']);
+  assert.equal(failures(judgeRun(late, attached(), T), 'isolation'), [
+    "isolation: bad run record: phase 2 starts at 20000 ms, after the run's end (10000 ms)",
+  ]);
   const gap = fair().build();
   gap.phases[0].phase = 3;
-  assert.equal(failures(judgeRun(gap, attached(), T), 'starvation'), ['starvation: bad run record: phases are not numbered 1..1 (found phase 3 at position 1)']);
+  assert.equal(failures(judgeRun(gap, attached(), T), 'starvation'), [
+    'starvation: bad run record: phases are not numbered 1..1 (found phase 3 at position 1)',
+  ]);
   const many = fair().build();
   many.phases = Array.from({ length: 1001 }, (_, i) => ({ phase: i + 1, label: 'x', atMs: i }));
-  assert.equal(failures(judgeRun(many, attached(), T), 'gaps'), ['gaps: bad run record: the run has 1001 phases (at most 1000)']);
+  assert.equal(failures(judgeRun(many, attached(), T), 'gaps'), [
+    'gaps: bad run record: the run has 1001 phases (at most 1000)',
+  ]);
   const dur = fair().build();
   dur.durationMs = -1;
   assert.equal(failures(judgeRun(dur, attached(), T), 'fairness'), ['fairness: bad run record: durationMs is -1']);
@@ -51,7 +68,9 @@ test('bad worker fields fail the checks that need them, naming worker and field'
     'starvation: worker 1 (cg a, spin): unusable report: iterations is -5 (want a number from 0 to 1e15)',
     'starvation: worker 3 (cg b, spin): unusable report: allowed CPUs reported for unknown phase 9',
   ]);
-  assert.equal(failures(r, 'gaps'), ['gaps: worker 2 (cg b, spin): unusable report: maxGapNs is 1e+300 (want a number from 0 to 1e15 ns)']);
+  assert.equal(failures(r, 'gaps'), [
+    'gaps: worker 2 (cg b, spin): unusable report: maxGapNs is 1e+300 (want a number from 0 to 1e15 ns)',
+  ]);
   assert.equal(failures(r, 'isolation'), [
     'isolation: worker 0 (cg a, spin): unusable report: phase 1 cpus has an unusable entry (cpu 0, ns NaN)',
     'isolation: worker 3 (cg b, spin): unusable report: allowed CPUs reported for unknown phase 9',
@@ -78,7 +97,9 @@ test('missing fields, unknown phases and types, duplicate indexes, bad cgroups',
   ]);
   const stop = fair().build();
   stop.workers[0].stopPhase = 4;
-  assert.equal(failures(judgeRun(stop, attached(), T), 'starvation'), ['starvation: worker 0 (cg a, spin): unusable report: stopPhase is 4, not a phase from startPhase 1 on']);
+  assert.equal(failures(judgeRun(stop, attached(), T), 'starvation'), [
+    'starvation: worker 0 (cg a, spin): unusable report: stopPhase is 4, not a phase from startPhase 1 on',
+  ]);
 });
 
 test('guest text cannot drive the terminal or run long', () => {
@@ -86,21 +107,37 @@ test('guest text cannot drive the terminal or run long', () => {
   run.workers[0].error = `\x1b[2J\x9b31mboom\nsecond line ${'x'.repeat(500)}`;
   run.workers[1].cgroup = 'a\rb';
   const lines = failures(judgeRun(run, attached(), T), 'starvation');
-  assert.ok(lines[0].startsWith('starvation: worker 0 (cg a, spin) failed in the guest: ^[[2J\\x9b31mboom second line xxx'), lines[0]);
+  assert.ok(
+    lines[0].startsWith('starvation: worker 0 (cg a, spin) failed in the guest: ^[[2J\\x9b31mboom second line xxx'),
+    lines[0],
+  );
   assert.ok(lines[0].length < 300, `${lines[0].length}`);
   assert.not.match(lines.join(''), /[\x00-\x1f\x7f-\x9f]/);
-  const crash: SchedulerLiveness = { ...attached('scx_\x1bevil'), stateAtEnd: 'disabled', processAlive: false, exit: { kind: 1024, reason: 'runtime error', message: 'bad\x07' } };
-  assert.equal(failures(judgeRun(run, crash, T), 'liveness'), ['liveness: scheduler scx_^[evil crashed (error exit, kind 1024 ERROR): runtime error: bad^G']);
+  const crash: SchedulerLiveness = {
+    ...attached('scx_\x1bevil'),
+    stateAtEnd: 'disabled',
+    processAlive: false,
+    exit: { kind: 1024, reason: 'runtime error', message: 'bad\x07' },
+  };
+  assert.equal(failures(judgeRun(run, crash, T), 'liveness'), [
+    'liveness: scheduler scx_^[evil crashed (error exit, kind 1024 ERROR): runtime error: bad^G',
+  ]);
 });
 
 test('hostile liveness records', () => {
   const run = fair().build();
   const live = (l: unknown) => failures(judgeRun(run, l as SchedulerLiveness, T), 'liveness');
   assert.equal(live('nope'), ['liveness: no usable scheduler liveness record (string)']);
-  assert.equal(live({ ...attached(), stateAtEnd: 'disabled', exit: { kind: NaN } }), ['liveness: scheduler scx_ktstr died for an unknown reason (state disabled, unreadable exit info)']);
-  assert.equal(live({ ...attached(), processAlive: undefined }), ['liveness: scheduler scx_ktstr: unusable liveness record (detachedOnPurpose, processAlive or stateAtEnd missing)']);
+  assert.equal(live({ ...attached(), stateAtEnd: 'disabled', exit: { kind: NaN } }), [
+    'liveness: scheduler scx_ktstr died for an unknown reason (state disabled, unreadable exit info)',
+  ]);
+  assert.equal(live({ ...attached(), processAlive: undefined }), [
+    'liveness: scheduler scx_ktstr: unusable liveness record (detachedOnPurpose, processAlive or stateAtEnd missing)',
+  ]);
   assert.equal(live({ ...attached(), name: 5 }), ['liveness: scheduler name is number, not a string']);
-  assert.equal(live({ ...attached(), exit: { kind: 7, reason: 'odd', message: 'odd' } }), ['liveness: scheduler scx_ktstr exited cleanly (kind 7): odd']);
+  assert.equal(live({ ...attached(), exit: { kind: 7, reason: 'odd', message: 'odd' } }), [
+    'liveness: scheduler scx_ktstr exited cleanly (kind 7): odd',
+  ]);
 });
 
 test('output stays bounded on a huge run', () => {
@@ -123,7 +160,23 @@ function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const NASTY: unknown[] = [NaN, -1, 1e300, Infinity, null, undefined, 'x', [], {}, true, 0, 2 ** 53, -0.5, [{}], [{ phase: 1, cpus: [1e9] }]];
+const NASTY: unknown[] = [
+  NaN,
+  -1,
+  1e300,
+  Infinity,
+  null,
+  undefined,
+  'x',
+  [],
+  {},
+  true,
+  0,
+  2 ** 53,
+  -0.5,
+  [{}],
+  [{ phase: 1, cpus: [1e9] }],
+];
 
 /** Every path to a leaf of a JSON-like value. */
 function paths(v: unknown, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
@@ -134,9 +187,27 @@ function paths(v: unknown, at: (string | number)[] = [], out: (string | number)[
 }
 
 test('fuzz: any field replaced by garbage — no throw, lines well formed, same answer twice', () => {
-  const base = new RunBuilder({ phases: [['start', 0], ['resize b to 0-1', 5000]] })
+  const base = new RunBuilder({
+    phases: [
+      ['start', 0],
+      ['resize b to 0-1', 5000],
+    ],
+  })
     .cgroup('b', { weight: 200, max: { quotaUs: 50_000, periodUs: 100_000 } })
-    .workers('a', 2, { allowed: [[0, 1, 2, 3], [2, 3]] }).workers('b', 2, { allowed: [[0, 1, 2, 3], [0, 1]], wakeP99Ns: 1e5 }).build();
+    .workers('a', 2, {
+      allowed: [
+        [0, 1, 2, 3],
+        [2, 3],
+      ],
+    })
+    .workers('b', 2, {
+      allowed: [
+        [0, 1, 2, 3],
+        [0, 1],
+      ],
+      wakeP99Ns: 1e5,
+    })
+    .build();
   const all = paths(base).filter((p) => p.length > 0);
   const rand = rng(42);
   for (let i = 0; i < 400; i++) {
@@ -146,7 +217,10 @@ test('fuzz: any field replaced by garbage — no throw, lines well formed, same 
       let o = run as Record<string | number, unknown>;
       for (const key of p.slice(0, -1)) {
         const next = o?.[key];
-        if (typeof next !== 'object' || next === null) { o = undefined as never; break; }
+        if (typeof next !== 'object' || next === null) {
+          o = undefined as never;
+          break;
+        }
         o = next as Record<string | number, unknown>;
       }
       if (o) o[p[p.length - 1]] = NASTY[Math.floor(rand() * NASTY.length)];

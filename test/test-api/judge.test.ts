@@ -17,19 +17,40 @@ import { attached, RunBuilder } from './run-builder.js';
 const fairRun = (): RunRecord => new RunBuilder().workers('a', 4, { ns: 5e9 }).workers('b', 4, { ns: 5e9 }).build();
 
 const facts = (o: Partial<TestFacts> = {}): TestFacts => ({
-  runs: [{ record: fairRun(), checks: null }], error: null, skipped: null, bodyMs: 10_000, logs: ['hello'],
-  stateAtEnd: 'enabled', schedulerAlive: true, detachedOnPurpose: false, ...o,
+  runs: [{ record: fairRun(), checks: null }],
+  error: null,
+  skipped: null,
+  bodyMs: 10_000,
+  logs: ['hello'],
+  stateAtEnd: 'enabled',
+  schedulerAlive: true,
+  detachedOnPurpose: false,
+  ...o,
 });
 
 const cell = (o: Partial<CellResult> = {}): CellResult => ({
-  id: 'test/t.ktstr.ts/steady/scx_ktstr/6.12/1n1l4c1t', scheduler: 'scx_ktstr', kernel: '6.12', topology: '1n1l4c1t', passed: true,
-  schedulerStatus: 'attached (state enabled, ops ktstr)', programs: [], guestPrograms: [], schedulerLog: 'scx_ktstr: started\n',
-  workers: [], consoleTail: '', phases: { boot: 500, body: 10_000 }, wallMs: 12_345, hostRssBytes: null, test: facts(), ...o,
+  id: 'test/t.ktstr.ts/steady/scx_ktstr/6.12/1n1l4c1t',
+  scheduler: 'scx_ktstr',
+  kernel: '6.12',
+  topology: '1n1l4c1t',
+  passed: true,
+  schedulerStatus: 'attached (state enabled, ops ktstr)',
+  programs: [],
+  guestPrograms: [],
+  schedulerLog: 'scx_ktstr: started\n',
+  workers: [],
+  consoleTail: '',
+  phases: { boot: 500, body: 10_000 },
+  wallMs: 12_345,
+  hostRssBytes: null,
+  test: facts(),
+  ...o,
 });
 
-const judge = (c: CellResult, o: Partial<JudgeInput> = {}) => judgeTest({ cell: c, file: 't.ktstr.ts', name: 'steady', scheduler: 'scx_ktstr', timeoutMs: 180_000, ...o });
+const judge = (c: CellResult, o: Partial<JudgeInput> = {}) =>
+  judgeTest({ cell: c, file: 't.ktstr.ts', name: 'steady', scheduler: 'scx_ktstr', timeoutMs: 180_000, ...o });
 
-test('a fair run with the scheduler alive and enabled passes, carrying the cell\'s and the body\'s data', () => {
+test("a fair run with the scheduler alive and enabled passes, carrying the cell's and the body's data", () => {
   const c = cell();
   const r = judge(c);
   assert.is(r.status, 'pass', JSON.stringify(r.failure));
@@ -62,13 +83,17 @@ test('a cell failure is passed through with its kind and message', () => {
     assert.equal(r.failure, { kind, message: `${kind} went wrong` });
     assert.is(r.assert, null, 'the checks are not run');
   }
-  const g = judge(cell({ passed: false, failure: { kind: 'guest', message: 'kernel panic: not syncing' }, consoleTail: 'panic' }));
+  const g = judge(
+    cell({ passed: false, failure: { kind: 'guest', message: 'kernel panic: not syncing' }, consoleTail: 'panic' }),
+  );
   assert.equal(g.failure, { kind: 'guest', message: 'kernel panic: not syncing' });
   assert.is(g.consoleTail, 'panic');
 });
 
-test('a guest hang is the test\'s timeout, naming the timeout in seconds; other guest failures stay guest', () => {
-  const r = judge(cell({ passed: false, failure: { kind: 'guest', message: 'guest hang: no output for 30 s' } }), { timeoutMs: 45_000 });
+test("a guest hang is the test's timeout, naming the timeout in seconds; other guest failures stay guest", () => {
+  const r = judge(cell({ passed: false, failure: { kind: 'guest', message: 'guest hang: no output for 30 s' } }), {
+    timeoutMs: 45_000,
+  });
   assert.is(r.status, 'fail');
   assert.is(r.failure?.kind, 'timeout');
   assert.is(r.failure?.message, 'the test did not finish within its timeout (45 s); its VM was ended');
@@ -86,7 +111,10 @@ test('no facts from the guest is a guest failure', () => {
 });
 
 test('the body threw: kind body with the first line of its message; the runs it made are still judged', () => {
-  const error = { message: 'expected 3 workers\n  got 2\n  (details)', stack: 'Error: expected 3 workers\n    at body (file:///w/t.ktstr.ts:4:9)' };
+  const error = {
+    message: 'expected 3 workers\n  got 2\n  (details)',
+    stack: 'Error: expected 3 workers\n    at body (file:///w/t.ktstr.ts:4:9)',
+  };
   const r = judge(cell({ test: facts({ error }) }));
   assert.is(r.status, 'fail');
   assert.equal(r.failure, { kind: 'body', message: 'expected 3 workers' });
@@ -120,21 +148,42 @@ test('failed checks: kind check, the message is the first failure line of the fi
   assert.is(first.check, 'starvation');
   assert.is(r.failure?.message, first.failures[0]);
   assert.match(r.failure!.message, /^starvation: worker 5 \(cg b, spin\) did no work/);
-  assert.ok(r.assert!.checks.some((c) => c.check === 'gaps' && !c.passed), 'the gap is judged too');
+  assert.ok(
+    r.assert!.checks.some((c) => c.check === 'gaps' && !c.passed),
+    'the gap is judged too',
+  );
 });
 
 test('two runs: each judged with its own thresholds; one bad run fails the test', () => {
   const bad = fairRun();
   bad.label = 'run 2';
   bad.workers[1].iterations = 0;
-  const off = judge(cell({ test: facts({ runs: [{ record: fairRun(), checks: null }, { record: bad, checks: { starvation: false } }] }) }));
+  const off = judge(
+    cell({
+      test: facts({
+        runs: [
+          { record: fairRun(), checks: null },
+          { record: bad, checks: { starvation: false } },
+        ],
+      }),
+    }),
+  );
   assert.is(off.status, 'pass', JSON.stringify(off.failure));
-  const on = judge(cell({ test: facts({ runs: [{ record: fairRun(), checks: { starvation: false } }, { record: bad, checks: null }] }) }));
+  const on = judge(
+    cell({
+      test: facts({
+        runs: [
+          { record: fairRun(), checks: { starvation: false } },
+          { record: bad, checks: null },
+        ],
+      }),
+    }),
+  );
   assert.is(on.status, 'fail');
   assert.match(on.failure!.message, /worker 1 .* did no work/);
 });
 
-test('thresholds in three layers: the registry\'s, the test\'s (with the boolean shorthand), the run\'s', () => {
+test("thresholds in three layers: the registry's, the test's (with the boolean shorthand), the run's", () => {
   // worker 3 gets 0.3 of its fair share: passes the default 0.1, fails 0.5 (fairness, which it
   // also breaks, is off in the registry layer throughout)
   const run = fairRun();
@@ -147,14 +196,26 @@ test('thresholds in three layers: the registry\'s, the test\'s (with the boolean
   assert.is(strict.failure?.kind, 'check');
   assert.match(strict.failure!.message, /^starvation: worker 3 .*min 0\.5/);
   assert.is(strict.assert!.thresholds.starvation.minShare, 0.5);
-  assert.is(judge(c, { registryChecks: { ...F, starvation: { minShare: 0.5 } }, testChecks: { starvation: false } }).status, 'pass', 'the test overrides the registry');
-  assert.is(judge(c, { registryChecks: { ...F, starvation: { minShare: 0.5 } }, testChecks: { starvation: { minShare: 0.2 } } }).status, 'pass');
+  assert.is(
+    judge(c, { registryChecks: { ...F, starvation: { minShare: 0.5 } }, testChecks: { starvation: false } }).status,
+    'pass',
+    'the test overrides the registry',
+  );
+  assert.is(
+    judge(c, { registryChecks: { ...F, starvation: { minShare: 0.5 } }, testChecks: { starvation: { minShare: 0.2 } } })
+      .status,
+    'pass',
+  );
   const runOn = cell({ test: facts({ runs: [{ record: run, checks: { starvation: { minShare: 0.5 } } }] }) });
-  assert.is(judge(runOn, { registryChecks: F, testChecks: { starvation: { minShare: 0.2 } } }).failure?.kind, 'check', 'the run overrides the test');
+  assert.is(
+    judge(runOn, { registryChecks: F, testChecks: { starvation: { minShare: 0.2 } } }).failure?.kind,
+    'check',
+    'the run overrides the test',
+  );
   assert.is(judge(c, { testChecks: { fairness: false } }).status, 'pass', 'the boolean shorthand turns a check off');
 });
 
-test('bad thresholds: kind setup naming the key; in a run\'s checks also naming the run', () => {
+test("bad thresholds: kind setup naming the key; in a run's checks also naming the run", () => {
   const t = judge(cell(), { testChecks: { starvation: { minShare: 'half' } } as never });
   assert.is(t.status, 'fail');
   assert.is(t.failure?.kind, 'setup');
@@ -162,12 +223,18 @@ test('bad thresholds: kind setup naming the key; in a run\'s checks also naming 
   const reg = judge(cell(), { registryChecks: { nosuch: { enabled: true } } as never });
   assert.is(reg.failure?.kind, 'setup');
   assert.match(reg.failure!.message, /nosuch/);
-  const run = judge(cell({ test: facts({ runs: [{ record: { ...fairRun(), label: 'warmup' }, checks: { gaps: { maxGapMs: 'long' } } as never }] }) }));
+  const run = judge(
+    cell({
+      test: facts({
+        runs: [{ record: { ...fairRun(), label: 'warmup' }, checks: { gaps: { maxGapMs: 'long' } } as never }],
+      }),
+    }),
+  );
   assert.is(run.failure?.kind, 'setup');
   assert.match(run.failure!.message, /^warmup: bad check thresholds: .*gaps\.maxGapMs/);
 });
 
-test('liveness: the EXIT line of the agent\'s own stop is no failure while the scheduler was alive and enabled at the end', () => {
+test("liveness: the EXIT line of the agent's own stop is no failure while the scheduler was alive and enabled at the end", () => {
   const log = 'scx_ktstr: started\nEXIT: unregistered from user space (kind 64)\n';
   const r = judge(cell({ schedulerLog: log }));
   assert.is(r.status, 'pass', JSON.stringify(r.failure));
@@ -176,24 +243,49 @@ test('liveness: the EXIT line of the agent\'s own stop is no failure while the s
   assert.is(r.schedulerLog, log);
 });
 
-test('liveness: a scheduler gone or disabled at the end fails, with the EXIT line\'s kind, or as unknown without one', () => {
-  const crash = judge(cell({ schedulerLog: 'EXIT: runtime error (kind 1024)\n', test: facts({ schedulerAlive: false, stateAtEnd: 'disabled' }) }));
+test("liveness: a scheduler gone or disabled at the end fails, with the EXIT line's kind, or as unknown without one", () => {
+  const crash = judge(
+    cell({
+      schedulerLog: 'EXIT: runtime error (kind 1024)\n',
+      test: facts({ schedulerAlive: false, stateAtEnd: 'disabled' }),
+    }),
+  );
   assert.is(crash.status, 'fail');
   assert.is(crash.failure?.kind, 'check');
   assert.match(crash.failure!.message, /scheduler scx_ktstr crashed \(error exit, kind 1024 ERROR\): runtime error/);
-  const clean = judge(cell({ schedulerLog: 'EXIT: unregistered from user space (kind 64)\n', test: facts({ schedulerAlive: true, stateAtEnd: 'disabled' }) }));
+  const clean = judge(
+    cell({
+      schedulerLog: 'EXIT: unregistered from user space (kind 64)\n',
+      test: facts({ schedulerAlive: true, stateAtEnd: 'disabled' }),
+    }),
+  );
   assert.match(clean.failure!.message, /scheduler scx_ktstr exited cleanly \(kind 64 UNREG\)/);
-  const gone = judge(cell({ schedulerLog: 'no exit line\n', test: facts({ schedulerAlive: false, stateAtEnd: 'enabled' }) }));
-  assert.match(gone.failure!.message, /scheduler scx_ktstr died for an unknown reason \(state enabled, process gone, no exit info\)/);
+  const gone = judge(
+    cell({ schedulerLog: 'no exit line\n', test: facts({ schedulerAlive: false, stateAtEnd: 'enabled' }) }),
+  );
+  assert.match(
+    gone.failure!.message,
+    /scheduler scx_ktstr died for an unknown reason \(state enabled, process gone, no exit info\)/,
+  );
   const missing = judge(cell({ test: facts({ schedulerAlive: undefined, stateAtEnd: undefined }) }));
   assert.is(missing.failure?.kind, 'check', 'absent liveness facts are not taken as alive');
   // the last EXIT line counts
-  const last = judge(cell({ schedulerLog: 'EXIT: a (kind 64)\nEXIT: b (kind 1026)\n', test: facts({ schedulerAlive: false, stateAtEnd: 'disabled' }) }));
+  const last = judge(
+    cell({
+      schedulerLog: 'EXIT: a (kind 64)\nEXIT: b (kind 1026)\n',
+      test: facts({ schedulerAlive: false, stateAtEnd: 'disabled' }),
+    }),
+  );
   assert.match(last.failure!.message, /crashed \(error exit, kind 1026 ERROR_STALL\): b/);
 });
 
 test('liveness: detached on purpose by the body is no failure', () => {
-  const r = judge(cell({ schedulerLog: 'EXIT: unregistered from user space (kind 64)\n', test: facts({ schedulerAlive: false, stateAtEnd: 'disabled', detachedOnPurpose: true }) }));
+  const r = judge(
+    cell({
+      schedulerLog: 'EXIT: unregistered from user space (kind 64)\n',
+      test: facts({ schedulerAlive: false, stateAtEnd: 'disabled', detachedOnPurpose: true }),
+    }),
+  );
   assert.is(r.status, 'pass', JSON.stringify(r.failure));
 });
 
@@ -211,7 +303,10 @@ test('toOverrides: booleans become { enabled }, objects and top-level numbers pa
   assert.is(toOverrides(undefined), undefined);
   assert.equal(toOverrides({}), {});
   assert.equal(toOverrides({ gaps: false, benchmark: true, starvation: { minShare: 0.2 }, minPhaseMs: 100 } as never), {
-    gaps: { enabled: false }, benchmark: { enabled: true }, starvation: { minShare: 0.2 }, minPhaseMs: 100,
+    gaps: { enabled: false },
+    benchmark: { enabled: true },
+    starvation: { minShare: 0.2 },
+    minPhaseMs: 100,
   });
 });
 

@@ -29,10 +29,21 @@ test.before(() => {
   }
   tmp = mkdtempSync(join(tmpdir(), 'ktstr-launcher-'));
 });
-test.after(() => { if (tmp !== '') rmSync(tmp, { recursive: true, force: true }); });
+test.after(() => {
+  if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
+});
 
 const known = (index: number, pid: number, o: Partial<KnownFacts> = {}): KnownFacts => ({
-  index, pid, cgroup: 'a', work: 'spin', nice: 0, allowed: [{ phase: 1, cpus: [0, 1] }], startPhase: 1, stopPhase: null, missing: `worker ${index} wrote no report`, ...o,
+  index,
+  pid,
+  cgroup: 'a',
+  work: 'spin',
+  nice: 0,
+  allowed: [{ phase: 1, cpus: [0, 1] }],
+  startPhase: 1,
+  stopPhase: null,
+  missing: `worker ${index} wrote no report`,
+  ...o,
 });
 
 /** A process is gone (or a zombie about to be reaped). */
@@ -73,9 +84,15 @@ test('two spin workers: ready gives their pids, start, phase 2, stop; the report
     assert.is(r.cgroup, 'a');
     assert.is(r.policy, 0, 'SCHED_NORMAL');
     assert.ok(r.iterations > 0);
-    assert.equal(r.phases.map((p) => p.phase), [1, 2]);
+    assert.equal(
+      r.phases.map((p) => p.phase),
+      [1, 2],
+    );
     for (const p of r.phases) assert.ok(p.iterations > 0, `phase ${p.phase} did work`);
-    assert.is(r.phases.reduce((s, p) => s + p.iterations, 0), r.iterations);
+    assert.is(
+      r.phases.reduce((s, p) => s + p.iterations, 0),
+      r.iterations,
+    );
     assert.ok(r.wallNs >= 250e6, `wall ${r.wallNs}`);
     assert.ok(r.cpuTimeNs > 0 && r.cpuTimeNs <= r.wallNs + 50e6, `cpu ${r.cpuTimeNs} wall ${r.wallNs}`);
     assert.is(r.wakeLatencyNs, null, 'spin measures no wakeups');
@@ -94,7 +111,10 @@ test('start(ms, N): workers added mid-run start in phase N', async () => {
   for (let i = 0; i < 2; i++) {
     const r = toWorkerReport(l.report(i), known(i, l.pids[i], { startPhase: 3 }));
     assert.is(r.error, null);
-    assert.equal(r.phases.map((p) => p.phase), [3, 4]);
+    assert.equal(
+      r.phases.map((p) => p.phase),
+      [3, 4],
+    );
     assert.is(r.startPhase, 3);
   }
 });
@@ -112,15 +132,26 @@ test('the transition bit: iterations in the transition count to the phase, its C
   for (let i = 0; i < 2; i++) {
     const r: WorkerReport = toWorkerReport(l.report(i), known(i, l.pids[i]));
     assert.is(r.error, null);
-    assert.equal(r.phases.map((p) => p.phase), [1, 2], 'no phase of its own for the transition');
-    assert.is(r.phases.reduce((s, p) => s + p.iterations, 0), r.iterations, 'every iteration counted to a phase');
+    assert.equal(
+      r.phases.map((p) => p.phase),
+      [1, 2],
+      'no phase of its own for the transition',
+    );
+    assert.is(
+      r.phases.reduce((s, p) => s + p.iterations, 0),
+      r.iterations,
+      'every iteration counted to a phase',
+    );
     const ns = (p: number): number => r.phases.find((x) => x.phase === p)!.cpus.reduce((s, c) => s + c.ns, 0);
     const rate = (p: number): number => r.phases.find((x) => x.phase === p)!.iterations / ns(p);
     // phase 2 holds the transition's 600 ms of iterations but only its own 150 ms of CPU time:
     // iterations per ns of phase-2 CPU time are several times phase 1's (about 5x)
     assert.ok(rate(2) > 2 * rate(1), `iterations/ns: phase 1 ${rate(1)}, phase 2 ${rate(2)}`);
     // the per-CPU totals are the phases' (the transition is in neither) and fall short of the CPU time
-    assert.is(r.cpus.reduce((s, c) => s + c.ns, 0), ns(1) + ns(2));
+    assert.is(
+      r.cpus.reduce((s, c) => s + c.ns, 0),
+      ns(1) + ns(2),
+    );
     assert.ok(ns(1) + ns(2) < r.cpuTimeNs, `per-CPU ${ns(1) + ns(2)} < cpu time ${r.cpuTimeNs}`);
   }
 });
@@ -129,18 +160,29 @@ test('a binary that does not exist: ready rejects with a LauncherError naming it
   const missing = join(tmp, 'no-such-ktstr-worker');
   const l = new Launcher(dir(), SPIN2, missing);
   let err: unknown;
-  try { await l.ready(5000); } catch (e) { err = e; }
+  try {
+    await l.ready(5000);
+  } catch (e) {
+    err = e;
+  }
   assert.instance(err, LauncherError);
-  assert.match((err as Error).message, /^ktstr-worker ended before "ready": cannot start .*no-such-ktstr-worker: .*ENOENT/);
+  assert.match(
+    (err as Error).message,
+    /^ktstr-worker ended before "ready": cannot start .*no-such-ktstr-worker: .*ENOENT/,
+  );
   await l.done;
   // the other commands do not throw once it is gone
   assert.not.throws(() => l.phase(2));
 });
 
-test('a bad spec: ready rejects with the launcher\'s own message (file and line)', async () => {
+test("a bad spec: ready rejects with the launcher's own message (file and line)", async () => {
   const l = new Launcher(dir(), ['worker index=0 work=crunch'], BIN);
   let err: unknown;
-  try { await l.ready(5000); } catch (e) { err = e; }
+  try {
+    await l.ready(5000);
+  } catch (e) {
+    err = e;
+  }
   assert.instance(err, LauncherError);
   assert.match((err as Error).message, /ended before "ready": .*spec:2: .*crunch/);
   assert.match(l.messages, /crunch/);
@@ -184,10 +226,28 @@ test('Launcher.report: a missing, unparsable or non-object file is null', () => 
 // ---- toWorkerReport ----
 
 const goodRaw = (): Record<string, unknown> => ({
-  index: 3, pid: 4242, work: 'sleepy', policy: 7, nice: 0, iterations: 284, cpuTimeNs: 32_197_992, wallNs: 315_899_322,
-  voluntarySwitches: 285, involuntarySwitches: 4, migrations: 1, cpus: [{ cpu: 1, ns: 29_592_452 }],
-  phases: [{ phase: 1, iterations: 143, cpus: [{ cpu: 1, ns: 14_786_219 }] }, { phase: 2, iterations: 141, cpus: [{ cpu: 1, ns: 14_806_233 }] }],
-  maxGapNs: 2_723_600, maxGapAtNs: 160_383_929, maxGapCpu: 1, wakeups: 284, wakeLatencyNs: { samples: 284, p50: 87_098, p99: 749_644, max: 2_723_600 }, error: null,
+  index: 3,
+  pid: 4242,
+  work: 'sleepy',
+  policy: 7,
+  nice: 0,
+  iterations: 284,
+  cpuTimeNs: 32_197_992,
+  wallNs: 315_899_322,
+  voluntarySwitches: 285,
+  involuntarySwitches: 4,
+  migrations: 1,
+  cpus: [{ cpu: 1, ns: 29_592_452 }],
+  phases: [
+    { phase: 1, iterations: 143, cpus: [{ cpu: 1, ns: 14_786_219 }] },
+    { phase: 2, iterations: 141, cpus: [{ cpu: 1, ns: 14_806_233 }] },
+  ],
+  maxGapNs: 2_723_600,
+  maxGapAtNs: 160_383_929,
+  maxGapCpu: 1,
+  wakeups: 284,
+  wakeLatencyNs: { samples: 284, p50: 87_098, p99: 749_644, max: 2_723_600 },
+  error: null,
 });
 
 test('toWorkerReport(null): the known facts and the missing-report error, nothing measured', () => {
@@ -202,13 +262,25 @@ test('toWorkerReport(null): the known facts and the missing-report error, nothin
   assert.is(r.wakeLatencyNs, null);
 });
 
-test('toWorkerReport: a good report is taken, the agent\'s facts added', () => {
+test("toWorkerReport: a good report is taken, the agent's facts added", () => {
   const raw = goodRaw();
   const k = known(3, 4000, { cgroup: 'io', work: 'sleepy', stopPhase: null });
   const r = toWorkerReport(raw, k);
   assert.is(r.error, null);
   assert.is(r.pid, 4242, 'the pid the worker reports');
-  for (const f of ['iterations', 'cpuTimeNs', 'wallNs', 'voluntarySwitches', 'involuntarySwitches', 'migrations', 'maxGapNs', 'maxGapAtNs', 'maxGapCpu', 'wakeups', 'policy'] as const) {
+  for (const f of [
+    'iterations',
+    'cpuTimeNs',
+    'wallNs',
+    'voluntarySwitches',
+    'involuntarySwitches',
+    'migrations',
+    'maxGapNs',
+    'maxGapAtNs',
+    'maxGapCpu',
+    'wakeups',
+    'policy',
+  ] as const) {
     assert.is(r[f], raw[f], f);
   }
   assert.equal(r.cpus, raw.cpus);
@@ -230,13 +302,34 @@ test('toWorkerReport: a good report is taken, the agent\'s facts added', () => {
 test('toWorkerReport: each garbage field is named in the error; nothing of the report is kept', () => {
   const k = known(3, 4000);
   const cases: [string, unknown][] = [
-    ['iterations', -1], ['iterations', 1.5], ['iterations', '284'], ['cpuTimeNs', NaN], ['wallNs', null], ['voluntarySwitches', 2 ** 53],
-    ['involuntarySwitches', undefined], ['migrations', -2], ['maxGapNs', Infinity], ['maxGapAtNs', {}], ['wakeups', []],
-    ['index', 4], ['index', '3'], ['policy', 0.5], ['policy', '7'], ['maxGapCpu', -2], ['maxGapCpu', 4096],
-    ['cpus', [{ cpu: -1, ns: 1 }]], ['cpus', [{ cpu: 4096, ns: 1 }]], ['cpus', 'all'], ['cpus', Array.from({ length: 4097 }, () => ({ cpu: 0, ns: 0 }))],
-    ['phases', [{ phase: 1, iterations: -1, cpus: [] }]], ['phases', [{ phase: 1, iterations: 1 }]], ['phases', [null]],
+    ['iterations', -1],
+    ['iterations', 1.5],
+    ['iterations', '284'],
+    ['cpuTimeNs', NaN],
+    ['wallNs', null],
+    ['voluntarySwitches', 2 ** 53],
+    ['involuntarySwitches', undefined],
+    ['migrations', -2],
+    ['maxGapNs', Infinity],
+    ['maxGapAtNs', {}],
+    ['wakeups', []],
+    ['index', 4],
+    ['index', '3'],
+    ['policy', 0.5],
+    ['policy', '7'],
+    ['maxGapCpu', -2],
+    ['maxGapCpu', 4096],
+    ['cpus', [{ cpu: -1, ns: 1 }]],
+    ['cpus', [{ cpu: 4096, ns: 1 }]],
+    ['cpus', 'all'],
+    ['cpus', Array.from({ length: 4097 }, () => ({ cpu: 0, ns: 0 }))],
+    ['phases', [{ phase: 1, iterations: -1, cpus: [] }]],
+    ['phases', [{ phase: 1, iterations: 1 }]],
+    ['phases', [null]],
     ['phases', Array.from({ length: 1025 }, () => ({ phase: 1, iterations: 0, cpus: [] }))],
-    ['wakeLatencyNs', { samples: 1, p50: 1, p99: -1, max: 1 }], ['wakeLatencyNs', 'fast'], ['wakeLatencyNs', undefined],
+    ['wakeLatencyNs', { samples: 1, p50: 1, p99: -1, max: 1 }],
+    ['wakeLatencyNs', 'fast'],
+    ['wakeLatencyNs', undefined],
   ];
   for (const [field, value] of cases) {
     const raw = { ...goodRaw(), [field]: value };

@@ -30,12 +30,22 @@ export class RunBuilder {
   constructor(opts: { cpus?: number; durationMs?: number; phases?: [string, number][] } = {}) {
     const phases = opts.phases ?? [['start', 0]];
     this.run = {
-      label: 'run 1', durationMs: opts.durationMs ?? 10_000, cpus: range(0, (opts.cpus ?? 4) - 1),
-      phases: phases.map(([label, atMs], i) => ({ phase: i + 1, label, atMs })), cgroups: [], workers: [], spawnMs: 40, cpuStat: null, payload: null,
+      label: 'run 1',
+      durationMs: opts.durationMs ?? 10_000,
+      cpus: range(0, (opts.cpus ?? 4) - 1),
+      phases: phases.map(([label, atMs], i) => ({ phase: i + 1, label, atMs })),
+      cgroups: [],
+      workers: [],
+      spawnMs: 40,
+      cpuStat: null,
+      payload: null,
     };
   }
 
-  cgroup(name: string, opts: { weight?: number | null; max?: { quotaUs: number; periodUs: number } | null } = {}): this {
+  cgroup(
+    name: string,
+    opts: { weight?: number | null; max?: { quotaUs: number; periodUs: number } | null } = {},
+  ): this {
     this.run.cgroups.push({ name, weight: opts.weight ?? null, max: opts.max ?? null, workers: [] });
     return this;
   }
@@ -85,14 +95,32 @@ export class RunBuilder {
     const cpuTimeNs = phases.reduce((s, p) => s + p.cpus.reduce((a, c) => a + c.ns, 0), 0);
     const work = spec.work ?? 'spin';
     const w: WorkerReport = {
-      index, pid: 100 + index, cgroup, work, policy: 7, nice: 0,
-      iterations: spec.iterations ?? phases.reduce((s, p) => s + p.iterations, 0), cpuTimeNs, wallNs,
-      voluntarySwitches: 0, involuntarySwitches: 10, migrations: spec.migrations ?? 0,
-      cpus: [...total].map(([cpu, ns]) => ({ cpu, ns })), phases,
-      maxGapNs: spec.maxGapNs ?? 30e6, maxGapAtNs: spec.maxGapAtNs ?? 1e9, maxGapCpu: 0,
+      index,
+      pid: 100 + index,
+      cgroup,
+      work,
+      policy: 7,
+      nice: 0,
+      iterations: spec.iterations ?? phases.reduce((s, p) => s + p.iterations, 0),
+      cpuTimeNs,
+      wallNs,
+      voluntarySwitches: 0,
+      involuntarySwitches: 10,
+      migrations: spec.migrations ?? 0,
+      cpus: [...total].map(([cpu, ns]) => ({ cpu, ns })),
+      phases,
+      maxGapNs: spec.maxGapNs ?? 30e6,
+      maxGapAtNs: spec.maxGapAtNs ?? 1e9,
+      maxGapCpu: 0,
       wakeups: spec.wakeP99Ns === undefined ? 0 : 1000,
-      wakeLatencyNs: spec.wakeP99Ns === undefined ? null : { samples: 1000, p50: spec.wakeP99Ns / 4, p99: spec.wakeP99Ns, max: spec.wakeP99Ns * 2 },
-      error: spec.error ?? null, allowed, startPhase: start, stopPhase: stop,
+      wakeLatencyNs:
+        spec.wakeP99Ns === undefined
+          ? null
+          : { samples: 1000, p50: spec.wakeP99Ns / 4, p99: spec.wakeP99Ns, max: spec.wakeP99Ns * 2 },
+      error: spec.error ?? null,
+      allowed,
+      startPhase: start,
+      stopPhase: stop,
     };
     this.run.workers.push(w);
     return this;
@@ -104,5 +132,17 @@ export class RunBuilder {
 }
 
 /** A scheduler that stayed attached to the end. */
-export const attached = (name = 'scx_ktstr'): SchedulerLiveness => ({ name, stateAtEnd: 'enabled', processAlive: true, exit: null, detachedOnPurpose: false });
-export const EEVDF: SchedulerLiveness = { name: null, stateAtEnd: '', processAlive: false, exit: null, detachedOnPurpose: false };
+export const attached = (name = 'scx_ktstr'): SchedulerLiveness => ({
+  name,
+  stateAtEnd: 'enabled',
+  processAlive: true,
+  exit: null,
+  detachedOnPurpose: false,
+});
+export const EEVDF: SchedulerLiveness = {
+  name: null,
+  stateAtEnd: '',
+  processAlive: false,
+  exit: null,
+  detachedOnPurpose: false,
+};

@@ -8,7 +8,21 @@ import { emptyTimeline, thinTimeline, type CpuTick, type MonitorTimeline } from 
 import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
 import { Snapshot, SnapshotPathError } from '../../src/test/api/snapshot.js';
 
-const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({ cpu: c, nr: 1, cfs: 0, scx: 1, dsq: 0, clockMs: 1, pid: 10 + c, comm: 'w', policy: 7, runnable: 0, waitMs: null, waitPid: null, ...o });
+const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({
+  cpu: c,
+  nr: 1,
+  cfs: 0,
+  scx: 1,
+  dsq: 0,
+  clockMs: 1,
+  pid: 10 + c,
+  comm: 'w',
+  policy: 7,
+  runnable: 0,
+  waitMs: null,
+  waitPid: null,
+  ...o,
+});
 
 function timeline(samples: { t: number; cpus: CpuTick[] }[]): MonitorTimeline {
   const tl = emptyTimeline(100, null);
@@ -24,9 +38,15 @@ test('a task waiting past the bound fails stall once, with its pid, CPU and long
   ]);
   const j = stall(tl, mergeThresholds());
   assert.is(j.verdict.passed, false);
-  assert.equal(j.verdict.failures, ['stall: pid 83 runnable on cpu 2 for 4.87 s without running (max 2.00 s; host monitor, 6.3 s into the run)']);
+  assert.equal(j.verdict.failures, [
+    'stall: pid 83 runnable on cpu 2 for 4.87 s without running (max 2.00 s; host monitor, 6.3 s into the run)',
+  ]);
   assert.is(j.verdict.figures.longestWaitMs, 4870);
-  assert.is(stall(tl, mergeThresholds({ stall: { maxRunnableMs: 5000 } })).verdict.passed, true, 'under a raised bound it passes');
+  assert.is(
+    stall(tl, mergeThresholds({ stall: { maxRunnableMs: 5000 } })).verdict.passed,
+    true,
+    'under a raised bound it passes',
+  );
   const off = stall(tl, mergeThresholds({ stall: { enabled: false } }));
   assert.is(off.verdict.passed, true);
   assert.match(off.verdict.skipped ?? '', /off/);
@@ -51,12 +71,25 @@ test('no sched_ext tasks, no samples, no monitor: skipped with the reason', () =
   const eevdf = timeline([{ t: 0, cpus: [cpu(0, { scx: 0 }), cpu(1, { scx: 0 })] }]);
   assert.match(stall(eevdf, mergeThresholds()).verdict.skipped ?? '', /no sched_ext tasks/);
   assert.match(stall(undefined, mergeThresholds()).verdict.skipped ?? '', /no host monitor samples/);
-  assert.match(stall(emptyTimeline(100, 'monitor not started: x'), mergeThresholds()).verdict.skipped ?? '', /monitor not started/);
+  assert.match(
+    stall(emptyTimeline(100, 'monitor not started: x'), mergeThresholds()).verdict.skipped ?? '',
+    /monitor not started/,
+  );
 });
 
 test('the summary: imbalance, DSQ depth, longest wait, exit info and topology lines', () => {
-  const tl = timeline([{ t: 0, cpus: [cpu(0, { nr: 4, dsq: 7 }), cpu(1, { nr: 1, runnable: 2, waitMs: 300, waitPid: 5 })] }]);
-  tl.exit = { kind: 1025, kindName: 'ERROR_BPF', exitCode: 0, reason: 'scx_bpf_error', message: 'dispatch: invalid DSQ 0x42', dump: 'line one\nline two', backtrace: ['scx_bpf_error_bstr+0x5a', 'ktstr_dispatch+0x4c [bpf]', 'bpf__sched_ext_ops_dispatch+0x4b'] };
+  const tl = timeline([
+    { t: 0, cpus: [cpu(0, { nr: 4, dsq: 7 }), cpu(1, { nr: 1, runnable: 2, waitMs: 300, waitPid: 5 })] },
+  ]);
+  tl.exit = {
+    kind: 1025,
+    kindName: 'ERROR_BPF',
+    exitCode: 0,
+    reason: 'scx_bpf_error',
+    message: 'dispatch: invalid DSQ 0x42',
+    dump: 'line one\nline two',
+    backtrace: ['scx_bpf_error_bstr+0x5a', 'ktstr_dispatch+0x4c [bpf]', 'bpf__sched_ext_ops_dispatch+0x4b'],
+  };
   tl.topology = { ok: false, problems: ['cpu 0: no sched domain spans its LLC 0-1'] };
   const m = summarizeTimeline(tl);
   assert.is(m.maxImbalance, 4);
@@ -68,35 +101,66 @@ test('the summary: imbalance, DSQ depth, longest wait, exit info and topology li
   assert.match(lines, /sched_ext dump \(head\):\n {2}line one\n {2}line two/);
   assert.match(lines, /topology: cpu 0: no sched domain spans its LLC 0-1/);
   const stalled = monitorLines({ ...m, exit: { ...m.exit!, kind: 1026, kindName: 'ERROR_STALL' } }).join('\n');
-  assert.not.match(stalled, /failing callback/, 'a stall\'s backtrace names no culprit');
+  assert.not.match(stalled, /failing callback/, "a stall's backtrace names no culprit");
   assert.match(stalled, /exit backtrace: scx_bpf_error_bstr/);
-  assert.match(lines, /failing callback: ktstr_dispatch \(from the exit's backtrace: scx_bpf_error_bstr\+0x5a <- ktstr_dispatch\+0x4c \[bpf\] <- bpf__sched_ext_ops_dispatch\+0x4b\)/);
+  assert.match(
+    lines,
+    /failing callback: ktstr_dispatch \(from the exit's backtrace: scx_bpf_error_bstr\+0x5a <- ktstr_dispatch\+0x4c \[bpf\] <- bpf__sched_ext_ops_dispatch\+0x4b\)/,
+  );
 });
 
 test('a capture view: globals and maps by dotted path; a missing component is named with what exists', () => {
   const snap = new Snapshot({
-    label: 'x', atMs: 5, pauseMs: 0.4, cpus: [], scx: { state: 'enabled', ops: 'ktstr' }, notes: [],
+    label: 'x',
+    atMs: 5,
+    pauseMs: 0.4,
+    cpus: [],
+    scx: { state: 'enabled', ops: 'ktstr' },
+    notes: [],
     globals: { nr_cpus: 4, stats: { dispatched: 10, per_llc: [1, 2] } },
-    maps: [{ name: 'task_ctx', type: 'hash', entries: [{ key: 7, value: { tid: 7, weight: 100 } }, { key: 9, value: { tid: 9, weight: 400 } }] }],
+    maps: [
+      {
+        name: 'task_ctx',
+        type: 'hash',
+        entries: [
+          { key: 7, value: { tid: 7, weight: 100 } },
+          { key: 9, value: { tid: 9, weight: 400 } },
+        ],
+      },
+    ],
   });
   assert.is(snap.var('nr_cpus'), 4);
   assert.is(snap.var('stats.per_llc.1'), 2);
-  assert.is(snap.map('task_ctx').find((e) => e.get('tid') === 9)?.get('weight'), 400);
+  assert.is(
+    snap
+      .map('task_ctx')
+      .find((e) => e.get('tid') === 9)
+      ?.get('weight'),
+    400,
+  );
   assert.is(snap.map('task_ctx').size, 2);
-  assert.throws(() => snap.var('stats.dispatchd'), (e: Error) => e instanceof SnapshotPathError && /globals\.stats has no field "dispatchd" \(fields: dispatched, per_llc\)/.test(e.message));
+  assert.throws(
+    () => snap.var('stats.dispatchd'),
+    (e: Error) =>
+      e instanceof SnapshotPathError &&
+      /globals\.stats has no field "dispatchd" \(fields: dispatched, per_llc\)/.test(e.message),
+  );
   assert.throws(() => snap.var('nr_cpus.x'), /globals\.nr_cpus is number, not a struct/);
   assert.throws(() => snap.var('stats.per_llc.5'), /has no element "5"/);
   assert.throws(() => snap.map('nope'), /no map "nope" in the capture \(maps: task_ctx\)/);
 });
 
-test('a passed cell\'s timeline thinned evenly: first and last kept, the rest counted as dropped', () => {
+test("a passed cell's timeline thinned evenly: first and last kept, the rest counted as dropped", () => {
   const tl = timeline(Array.from({ length: 1000 }, (_, i) => ({ t: i * 100, cpus: [cpu(0)] })));
   const thin = thinTimeline(tl, 120);
   assert.is(thin.samples.length, 120);
   assert.is(thin.samples[0].t, 0);
   assert.is(thin.samples.at(-1)!.t, 99_900);
   assert.is(thin.dropped, 880);
-  assert.ok(thin.samples.every((s, i) => i === 0 || s.t > thin.samples[i - 1].t), 'in order');
+  assert.ok(
+    thin.samples.every((s, i) => i === 0 || s.t > thin.samples[i - 1].t),
+    'in order',
+  );
   assert.is(thinTimeline(thin, 120), thin, 'a short timeline stays as it is');
 });
 

@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CHECK_NAMES, DEFAULT_THRESHOLDS, mergeThresholds, type ThresholdOverrides } from '../../src/test/checks/index.js';
+import {
+  CHECK_NAMES,
+  DEFAULT_THRESHOLDS,
+  mergeThresholds,
+  type ThresholdOverrides,
+} from '../../src/test/checks/index.js';
 import { packageRoot } from '../../src/paths.js';
 
 test('defaults', () => {
@@ -28,8 +33,16 @@ test('defaults', () => {
 });
 
 test('three layers: the last that sets a field wins, undefined inherits', () => {
-  const scheduler: ThresholdOverrides = { gaps: { maxGapMs: 3000 }, fairness: { maxSpreadPct: 25 }, benchmark: { maxCvPct: 20 } };
-  const testAttrs: ThresholdOverrides = { fairness: { maxSpreadPct: 10, weightTolerance: undefined }, benchmark: { enabled: true, minIterationsPerSec: 1000 }, minPhaseMs: 250 };
+  const scheduler: ThresholdOverrides = {
+    gaps: { maxGapMs: 3000 },
+    fairness: { maxSpreadPct: 25 },
+    benchmark: { maxCvPct: 20 },
+  };
+  const testAttrs: ThresholdOverrides = {
+    fairness: { maxSpreadPct: 10, weightTolerance: undefined },
+    benchmark: { enabled: true, minIterationsPerSec: 1000 },
+    minPhaseMs: 250,
+  };
   const t = mergeThresholds(scheduler, testAttrs);
   assert.equal(t.gaps, { enabled: true, maxGapMs: 3000 });
   assert.equal(t.fairness, { enabled: true, maxSpreadPct: 10, weightTolerance: 0.25 });
@@ -41,7 +54,11 @@ test('three layers: the last that sets a field wins, undefined inherits', () => 
 
 test('bad layers are refused with the key path', () => {
   const bad = (layer: unknown, re: RegExp, ...before: ThresholdOverrides[]) =>
-    assert.throws(() => mergeThresholds(...before, layer as ThresholdOverrides), (e: Error) => re.test(e.message), String(re));
+    assert.throws(
+      () => mergeThresholds(...before, layer as ThresholdOverrides),
+      (e: Error) => re.test(e.message),
+      String(re),
+    );
   bad({ gaps: { maxGapMs: -1 } }, /^threshold gaps\.maxGapMs must be a finite number >= 0 \(got -1, layer 1\)$/);
   bad({ gaps: { maxGapMs: NaN } }, /gaps\.maxGapMs .*got NaN, layer 2/, {});
   bad({ fairness: { maxSpreadPct: Infinity } }, /fairness\.maxSpreadPct .*got Infinity/);
@@ -64,8 +81,10 @@ test('docs/checks.md names every check and every threshold field with its defaul
   for (const c of CHECK_NAMES) assert.ok(doc.includes(`### ${c}`), `check ${c}`);
   const d = DEFAULT_THRESHOLDS as unknown as Record<string, unknown>;
   const paths: [string, unknown][] = [['minPhaseMs', d.minPhaseMs]];
-  for (const [s, v] of Object.entries(d)) if (typeof v === 'object') for (const [f, fv] of Object.entries(v as object)) paths.push([`${s}.${f}`, fv]);
-  for (const f of ['benchmark.minIterationsPerSec', 'benchmark.maxWakeP99Us', 'benchmark.maxCvPct']) paths.push([f, 'unset']);
+  for (const [s, v] of Object.entries(d))
+    if (typeof v === 'object') for (const [f, fv] of Object.entries(v as object)) paths.push([`${s}.${f}`, fv]);
+  for (const f of ['benchmark.minIterationsPerSec', 'benchmark.maxWakeP99Us', 'benchmark.maxCvPct'])
+    paths.push([f, 'unset']);
   for (const [p, v] of paths) {
     const row = doc.split('\n').find((l) => l.startsWith(`| \`${p}\` |`));
     assert.ok(row, `a table row for ${p}`);
@@ -76,7 +95,9 @@ test('docs/checks.md names every check and every threshold field with its defaul
 test('every failure line shown in docs/checks.md is one the tests expect, verbatim', () => {
   const root = packageRoot();
   const doc = readFileSync(join(root, 'docs', 'checks.md'), 'utf8');
-  const tests = ['checks.test.ts', 'hostile.test.ts', 'temporal.test.ts', 'stall.test.ts'].map((f) => readFileSync(join(root, 'test', 'test-api', f), 'utf8')).join('\n');
+  const tests = ['checks.test.ts', 'hostile.test.ts', 'temporal.test.ts', 'stall.test.ts']
+    .map((f) => readFileSync(join(root, 'test', 'test-api', f), 'utf8'))
+    .join('\n');
   const shown = doc.split('\n').filter((l) => new RegExp(`^(${CHECK_NAMES.join('|')}): `).test(l));
   assert.ok(shown.length >= 10, `${shown.length} example lines`);
   for (const l of shown) assert.ok(tests.includes(`'${l}'`), `not in a test: ${l}`);

@@ -19,10 +19,22 @@ function typeCheck(file: string): { status: number | null; output: string } {
   try {
     // a project of one file, as a user's would be (NodeNext, strict)
     const config = join(dir, 'tsconfig.json');
-    writeFileSync(config, JSON.stringify({
-      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')], skipLibCheck: true },
-      files: [join(root, file)],
-    }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        compilerOptions: {
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          target: 'ES2022',
+          strict: true,
+          noEmit: true,
+          types: ['node'],
+          typeRoots: [join(root, 'node_modules', '@types')],
+          skipLibCheck: true,
+        },
+        files: [join(root, file)],
+      }),
+    );
     const r = spawnSync(process.execPath, [tsc, '-p', config], { cwd: root, encoding: 'utf8', timeout: 120_000 });
     return { status: r.status, output: `${r.stdout}${r.stderr}` };
   } finally {
@@ -36,7 +48,7 @@ test('a misspelt option fails type-checking, naming it', () => {
   assert.match(r.output, /'lcls' does not exist in type 'TestOptions'/);
 });
 
-test('the project\'s own test files type-check', () => {
+test("the project's own test files type-check", () => {
   for (const f of ['tests/sched.ktstr.ts', 'tests/scenarios.ktstr.ts']) {
     const r = typeCheck(f);
     assert.is(r.status, 0, `${f}: ${r.output}`);

@@ -8,8 +8,17 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ACPI_RSDP_ADDR, ACPI_S5_SLP_TYP, PM1A_CNT_PORT, PM1A_EVT_PORT, S5_AML, buildAcpiTables, buildDsdt, buildSlit, isPowerOffWrite,
-  numaMemoryRanges, type AcpiTables,
+  ACPI_RSDP_ADDR,
+  ACPI_S5_SLP_TYP,
+  PM1A_CNT_PORT,
+  PM1A_EVT_PORT,
+  S5_AML,
+  buildAcpiTables,
+  buildDsdt,
+  buildSlit,
+  isPowerOffWrite,
+  numaMemoryRanges,
+  type AcpiTables,
 } from '../../src/vmm/acpi/index.js';
 import { Topology, resolveTopology } from '../../src/vmm/topology/index.js';
 import { eisaId, integer, name, pkg, pkgLength, scope, uartDevice } from '../../src/vmm/acpi/aml.js';
@@ -19,10 +28,19 @@ const MiB = 2 ** 20;
 /** As src/vmm/memory.ts ramLayout lays RAM out: below the 3 GiB PCI hole, the rest from 4 GiB. */
 function ram(bytes: number): Array<{ guestPhysAddr: number; size: number }> {
   const low = Math.min(bytes, 3 * GiB);
-  return bytes > low ? [{ guestPhysAddr: 0, size: low }, { guestPhysAddr: 4 * GiB, size: bytes - low }] : [{ guestPhysAddr: 0, size: low }];
+  return bytes > low
+    ? [
+        { guestPhysAddr: 0, size: low },
+        { guestPhysAddr: 4 * GiB, size: bytes - low },
+      ]
+    : [{ guestPhysAddr: 0, size: low }];
 }
 
-const sum = (b: Uint8Array, start = 0, end = b.length): number => { let s = 0; for (let i = start; i < end; i++) s = (s + b[i]) & 0xff; return s; };
+const sum = (b: Uint8Array, start = 0, end = b.length): number => {
+  let s = 0;
+  for (let i = start; i < end; i++) s = (s + b[i]) & 0xff;
+  return s;
+};
 const dv = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 const sig = (b: Uint8Array): string => Buffer.from(b.subarray(0, 4)).toString('latin1');
 function blob(t: AcpiTables, name: string): { address: number; bytes: Uint8Array } {
@@ -68,7 +86,10 @@ test('every table: signature, length and checksum; RSDP -> XSDT -> tables', () =
   }
   const n = (xsdt.bytes.length - 36) / 8;
   const listed = Array.from({ length: n }, (_, i) => Number(dv(xsdt.bytes).getBigUint64(36 + 8 * i, true)));
-  assert.equal(listed.map((a) => tables.blobs.find((b) => b.address === a)!.name), ['FACP', 'APIC', 'SRAT', 'SLIT']);
+  assert.equal(
+    listed.map((a) => tables.blobs.find((b) => b.address === a)!.name),
+    ['FACP', 'APIC', 'SRAT', 'SLIT'],
+  );
   const facs = blob(tables, 'FACS');
   assert.is(facs.address % 64, 0, 'FACS 64-byte aligned');
   assert.is(sig(facs.bytes), 'FACS');
@@ -90,7 +111,9 @@ test('FADT: revision 6, 276 bytes, DSDT/FACS pointers, PM1a ports, SCI, reset re
   assert.is(v.getUint32(56, true), PM1A_EVT_PORT);
   assert.is(v.getUint32(64, true), PM1A_CNT_PORT);
   assert.is(v.getUint32(76, true), 0, 'no PM timer');
-  assert.is(f[88], 4); assert.is(f[89], 2); assert.is(f[91], 0);
+  assert.is(f[88], 4);
+  assert.is(f[89], 2);
+  assert.is(f[91], 0);
   assert.is(v.getUint32(112, true) & (1 << 20), 0, 'not hardware-reduced');
   assert.ok(v.getUint32(112, true) & (1 << 10), 'RESET_REG_SUP');
   assert.equal([f[116], f[117], Number(v.getBigUint64(120, true)), f[128]], [1, 8, 0xcf9, 6], 'reset: I/O 0xCF9 <- 6');
@@ -105,8 +128,15 @@ test('FADT: revision 6, 276 bytes, DSDT/FACS pointers, PM1a ports, SCI, reset re
 test('DSDT: the \\_S5 package and the power-off write', () => {
   const { tables } = build('tiny-1llc');
   const d = blob(tables, 'DSDT').bytes;
-  assert.equal([...d.subarray(36, 36 + S5_AML.length)], [0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0]);
-  assert.equal(S5_AML, name('_S5', pkg([integer(5), integer(5), integer(0), integer(0)])), 'the encoder spells \\_S5 the same way');
+  assert.equal(
+    [...d.subarray(36, 36 + S5_AML.length)],
+    [0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0],
+  );
+  assert.equal(
+    S5_AML,
+    name('_S5', pkg([integer(5), integer(5), integer(0), integer(0)])),
+    'the encoder spells \\_S5 the same way',
+  );
   // then Scope (\_SB) with the two UARTs, and nothing else
   const rest = d.subarray(36 + S5_AML.length);
   assert.equal(rest, scope('\\_SB', [uartDevice('COM1', 1, 0x3f8, 4), uartDevice('COM2', 2, 0x2f8, 3)]));
@@ -137,8 +167,13 @@ test('MADT: one enabled LAPIC per vCPU in topology order, I/O APIC, overrides, N
   assert.is(ioLen, 12);
   assert.is(v.getUint32(io + 4, true), 0xfec00000);
   assert.is(v.getUint32(io + 8, true), 0, 'GSI base');
-  const isos = subs.filter(([type]) => type === 2).map(([, o]) => [m[o + 2], m[o + 3], v.getUint32(o + 4, true), v.getUint16(o + 8, true)]);
-  assert.equal(isos, [[0, 0, 2, 0], [0, 9, 9, 0xf]]);
+  const isos = subs
+    .filter(([type]) => type === 2)
+    .map(([, o]) => [m[o + 2], m[o + 3], v.getUint32(o + 4, true), v.getUint16(o + 8, true)]);
+  assert.equal(isos, [
+    [0, 0, 2, 0],
+    [0, 9, 9, 0xf],
+  ]);
   const nmi = subs.find(([type]) => type === 4)!;
   assert.equal([m[nmi[1] + 2], m[nmi[1] + 5]], [0xff, 1], 'all CPUs, LINT1');
 });
@@ -152,8 +187,15 @@ test('MADT and SRAT: x2APIC entries for APIC IDs >= 255 (max-cpu)', () => {
   const x2 = subs.filter(([type]) => type === 9);
   assert.is(x2.length, big.length);
   assert.is(subs.filter(([type]) => type === 0).length, t.numCpus - big.length);
-  assert.equal(x2.map(([, o]) => dv(m).getUint32(o + 4, true)), big.map((c) => c.apicId));
-  assert.equal(x2.map(([, o]) => dv(m).getUint32(o + 12, true)), big.map((c) => c.cpu), 'UIDs continue the CPU numbers');
+  assert.equal(
+    x2.map(([, o]) => dv(m).getUint32(o + 4, true)),
+    big.map((c) => c.apicId),
+  );
+  assert.equal(
+    x2.map(([, o]) => dv(m).getUint32(o + 12, true)),
+    big.map((c) => c.cpu),
+    'UIDs continue the CPU numbers',
+  );
   const s = blob(tables, 'SRAT').bytes;
   const ss = subtables(s, 48);
   assert.is(ss.filter(([type]) => type === 2).length, big.length);
@@ -175,15 +217,46 @@ test('SRAT: CPU proximity domains and memory split across nodes around the PCI h
     assert.is(s[o + 3], t.cpus[i].apicId);
     assert.is(v.getUint32(o + 4, true), 1);
   });
-  const mem = subs.filter(([type]) => type === 1).map(([, o, len]) => {
-    assert.is(len, 40);
-    assert.is(v.getUint32(o + 28, true), 1, 'enabled');
-    return [v.getUint32(o + 2, true), Number(v.getBigUint64(o + 8, true)) / GiB, Number(v.getBigUint64(o + 16, true)) / GiB];
-  });
-  assert.equal(mem, [[0, 0, 3], [1, 4, 3], [2, 7, 3], [3, 10, 3]]);
-  assert.equal(numaMemoryRanges(2, ram(5 * GiB)).map((r) => [r.node, r.base / GiB, r.size / GiB]), [[0, 0, 2.5], [1, 2.5, 0.5], [1, 4, 2]]);
-  assert.equal(numaMemoryRanges(2, ram(1 * GiB)).map((r) => [r.node, r.base / MiB, r.size / MiB]), [[0, 0, 512], [1, 512, 512]]);
-  assert.equal(numaMemoryRanges(3, ram(1000 * MiB)).map((r) => [r.node, r.size / MiB]), [[0, 332], [1, 332], [2, 336]]);
+  const mem = subs
+    .filter(([type]) => type === 1)
+    .map(([, o, len]) => {
+      assert.is(len, 40);
+      assert.is(v.getUint32(o + 28, true), 1, 'enabled');
+      return [
+        v.getUint32(o + 2, true),
+        Number(v.getBigUint64(o + 8, true)) / GiB,
+        Number(v.getBigUint64(o + 16, true)) / GiB,
+      ];
+    });
+  assert.equal(mem, [
+    [0, 0, 3],
+    [1, 4, 3],
+    [2, 7, 3],
+    [3, 10, 3],
+  ]);
+  assert.equal(
+    numaMemoryRanges(2, ram(5 * GiB)).map((r) => [r.node, r.base / GiB, r.size / GiB]),
+    [
+      [0, 0, 2.5],
+      [1, 2.5, 0.5],
+      [1, 4, 2],
+    ],
+  );
+  assert.equal(
+    numaMemoryRanges(2, ram(1 * GiB)).map((r) => [r.node, r.base / MiB, r.size / MiB]),
+    [
+      [0, 0, 512],
+      [1, 512, 512],
+    ],
+  );
+  assert.equal(
+    numaMemoryRanges(3, ram(1000 * MiB)).map((r) => [r.node, r.size / MiB]),
+    [
+      [0, 332],
+      [1, 332],
+      [2, 336],
+    ],
+  );
 });
 
 test('SLIT: 10 local, 20 remote; custom distances validated', () => {
@@ -191,8 +264,23 @@ test('SLIT: 10 local, 20 remote; custom distances validated', () => {
   const s = blob(tables, 'SLIT').bytes;
   assert.is(Number(dv(s).getBigUint64(36, true)), 4);
   assert.equal([...s.subarray(44)], [10, 20, 20, 20, 20, 10, 20, 20, 20, 20, 10, 20, 20, 20, 20, 10]);
-  assert.equal([...buildSlit(2, [[10, 15], [15, 10]]).subarray(44)], [10, 15, 15, 10]);
-  assert.throws(() => buildSlit(2, [[10, 5], [5, 10]]), /distance \[0\]\[1\] = 5/);
+  assert.equal(
+    [
+      ...buildSlit(2, [
+        [10, 15],
+        [15, 10],
+      ]).subarray(44),
+    ],
+    [10, 15, 15, 10],
+  );
+  assert.throws(
+    () =>
+      buildSlit(2, [
+        [10, 5],
+        [5, 10],
+      ]),
+    /distance \[0\]\[1\] = 5/,
+  );
 });
 
 function iasl(): string | undefined {
@@ -233,15 +321,24 @@ test('iasl -d oracle: every table disassembles cleanly with the expected counts'
         const dsl = readFileSync(join(dir, `${b.name}.dsl`), 'utf8');
         assert.not.match(dsl, /\*\*\*\*|Invalid|Error/i, `${name} ${b.name}: iasl complains:\n${dsl}`);
         if (b.name === 'APIC') {
-          assert.is((dsl.match(/\[Processor Local APIC\]/g) ?? []).length + (dsl.match(/\[Processor Local x2APIC\]/g) ?? []).length, t.numCpus);
+          assert.is(
+            (dsl.match(/\[Processor Local APIC\]/g) ?? []).length +
+              (dsl.match(/\[Processor Local x2APIC\]/g) ?? []).length,
+            t.numCpus,
+          );
           assert.is((dsl.match(/\[I\/O APIC\]/g) ?? []).length, 1);
         }
         if (b.name === 'SRAT') {
-          assert.is((dsl.match(/\[Processor Local APIC\/SAPIC Affinity\]/g) ?? []).length + (dsl.match(/\[Processor Local x2APIC Affinity\]/g) ?? []).length, t.numCpus);
+          assert.is(
+            (dsl.match(/\[Processor Local APIC\/SAPIC Affinity\]/g) ?? []).length +
+              (dsl.match(/\[Processor Local x2APIC Affinity\]/g) ?? []).length,
+            t.numCpus,
+          );
           const domains = new Set([...dsl.matchAll(/Proximity Domain : ([0-9A-F]+)/g)].map((m) => parseInt(m[1], 16)));
           assert.is(domains.size, t.numaNodes);
         }
-        if (b.name === 'SLIT') assert.match(dsl, new RegExp(`Localities : ${t.numaNodes.toString(16).toUpperCase().padStart(16, '0')}`));
+        if (b.name === 'SLIT')
+          assert.match(dsl, new RegExp(`Localities : ${t.numaNodes.toString(16).toUpperCase().padStart(16, '0')}`));
         if (b.name === 'DSDT') {
           assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
           assert.is((dsl.match(/EisaId \("PNP0501"\)/g) ?? []).length, 2, 'COM1 and COM2');

@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Topology, TopologyError, cpuList, expectedSysfs, loadPresets, parseTopology, resolveTopology, MAX_CPUS,
+  Topology,
+  TopologyError,
+  cpuList,
+  expectedSysfs,
+  loadPresets,
+  parseTopology,
+  resolveTopology,
+  MAX_CPUS,
 } from '../../src/vmm/topology/index.js';
 import { repoRoot } from '../helpers/repo.js';
 
@@ -15,7 +22,10 @@ function throwsWith(spec: string, re: RegExp): void {
   } catch (e) {
     assert.instance(e, TopologyError);
     assert.match((e as Error).message, re, `${spec}: ${(e as Error).message}`);
-    assert.match((e as Error).message, spec.trim() === '' ? /empty/ : new RegExp(`"${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+    assert.match(
+      (e as Error).message,
+      spec.trim() === '' ? /empty/ : new RegExp(`"${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`),
+    );
     return;
   }
   assert.unreachable(`${spec} parsed`);
@@ -47,7 +57,9 @@ test('parseTopology: each bad part is named', () => {
 });
 
 test('all 24 presets parse and match presets/x86.json', () => {
-  const raw = JSON.parse(readFileSync(join(repoRoot(), 'presets', 'x86.json'), 'utf8')) as { presets: Array<{ name: string; topology: string; cpus: number }> };
+  const raw = JSON.parse(readFileSync(join(repoRoot(), 'presets', 'x86.json'), 'utf8')) as {
+    presets: Array<{ name: string; topology: string; cpus: number }>;
+  };
   const presets = loadPresets();
   assert.is(presets.length, 24);
   assert.is(raw.presets.length, 24);
@@ -66,16 +78,50 @@ test('all 24 presets parse and match presets/x86.json', () => {
 
 test('APIC ID layout: bit fields thread | core | LLC | node', () => {
   const t = new Topology('1n3l3c1t');
-  assert.equal(t.layout, { smtBits: 0, coreBits: 2, llcBits: 2, nodeBits: 0, coreShift: 0, llcShift: 2, packageShift: 4 });
-  assert.equal(t.cpus.map((c) => c.apicId), [0, 1, 2, 4, 5, 6, 8, 9, 10]);
+  assert.equal(t.layout, {
+    smtBits: 0,
+    coreBits: 2,
+    llcBits: 2,
+    nodeBits: 0,
+    coreShift: 0,
+    llcShift: 2,
+    packageShift: 4,
+  });
+  assert.equal(
+    t.cpus.map((c) => c.apicId),
+    [0, 1, 2, 4, 5, 6, 8, 9, 10],
+  );
   const s = new Topology('2n4l4c1t');
   assert.equal(s.layout.packageShift, 3);
-  assert.equal(s.cpus.map((c) => c.apicId), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
-  assert.equal(s.cpus.map((c) => c.node), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+  assert.equal(
+    s.cpus.map((c) => c.apicId),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+  );
+  assert.equal(
+    s.cpus.map((c) => c.node),
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+  );
   const m = new Topology('4n12l8c2t');
-  assert.equal(m.layout, { smtBits: 1, coreBits: 3, llcBits: 2, nodeBits: 2, coreShift: 1, llcShift: 4, packageShift: 6 });
+  assert.equal(m.layout, {
+    smtBits: 1,
+    coreBits: 3,
+    llcBits: 2,
+    nodeBits: 2,
+    coreShift: 1,
+    llcShift: 4,
+    packageShift: 6,
+  });
   const last = m.cpus[m.numCpus - 1];
-  assert.equal(last, { cpu: 191, node: 3, package: 3, llc: 11, llcInNode: 2, core: 7, thread: 1, apicId: (3 << 6) | (2 << 4) | (7 << 1) | 1 });
+  assert.equal(last, {
+    cpu: 191,
+    node: 3,
+    package: 3,
+    llc: 11,
+    llcInNode: 2,
+    core: 7,
+    thread: 1,
+    apicId: (3 << 6) | (2 << 4) | (7 << 1) | 1,
+  });
   assert.not.ok(m.needsX2apic);
   const max = new Topology('1n14l9c2t');
   assert.is(max.maxApicId, (13 << 5) | (8 << 1) | 1);
@@ -95,39 +141,93 @@ const sib = (n: number): string => `/sys/devices/system/cpu/cpu${n}/topology/thr
 const l3 = (n: number): string => `/sys/devices/system/cpu/cpu${n}/cache/index3/shared_cpu_list`;
 const node = (n: number): string => `/sys/devices/system/node/node${n}/cpulist`;
 
-function byHand(cpus: number, threads: string[], llcs: string[], nodes: string[], online: string): Record<string, string> {
+function byHand(
+  cpus: number,
+  threads: string[],
+  llcs: string[],
+  nodes: string[],
+  online: string,
+): Record<string, string> {
   const out: Record<string, string> = { [ONLINE]: online };
-  for (let i = 0; i < cpus; i++) { out[sib(i)] = threads[i]; out[l3(i)] = llcs[i]; }
-  nodes.forEach((n, k) => { out[node(k)] = n; });
+  for (let i = 0; i < cpus; i++) {
+    out[sib(i)] = threads[i];
+    out[l3(i)] = llcs[i];
+  }
+  nodes.forEach((n, k) => {
+    out[node(k)] = n;
+  });
   return out;
 }
 
 test('expectedSysfs: tiny-1llc (1n1l4c1t)', () => {
-  assert.equal(expectedSysfs(resolveTopology('tiny-1llc').topology),
-    byHand(4, ['0', '1', '2', '3'], ['0-3', '0-3', '0-3', '0-3'], ['0-3'], '0-3'));
+  assert.equal(
+    expectedSysfs(resolveTopology('tiny-1llc').topology),
+    byHand(4, ['0', '1', '2', '3'], ['0-3', '0-3', '0-3', '0-3'], ['0-3'], '0-3'),
+  );
 });
 
 test('expectedSysfs: tiny-2llc (1n2l2c1t)', () => {
-  assert.equal(expectedSysfs(resolveTopology('tiny-2llc').topology),
-    byHand(4, ['0', '1', '2', '3'], ['0-1', '0-1', '2-3', '2-3'], ['0-3'], '0-3'));
+  assert.equal(
+    expectedSysfs(resolveTopology('tiny-2llc').topology),
+    byHand(4, ['0', '1', '2', '3'], ['0-1', '0-1', '2-3', '2-3'], ['0-3'], '0-3'),
+  );
 });
 
 test('expectedSysfs: odd-3llc (1n3l3c1t)', () => {
-  assert.equal(expectedSysfs(resolveTopology('odd-3llc').topology),
-    byHand(9, ['0', '1', '2', '3', '4', '5', '6', '7', '8'],
-      ['0-2', '0-2', '0-2', '3-5', '3-5', '3-5', '6-8', '6-8', '6-8'], ['0-8'], '0-8'));
+  assert.equal(
+    expectedSysfs(resolveTopology('odd-3llc').topology),
+    byHand(
+      9,
+      ['0', '1', '2', '3', '4', '5', '6', '7', '8'],
+      ['0-2', '0-2', '0-2', '3-5', '3-5', '3-5', '6-8', '6-8', '6-8'],
+      ['0-8'],
+      '0-8',
+    ),
+  );
 });
 
 test('expectedSysfs: smt-2llc (1n2l2c2t)', () => {
-  assert.equal(expectedSysfs(resolveTopology('smt-2llc').topology),
-    byHand(8, ['0-1', '0-1', '2-3', '2-3', '4-5', '4-5', '6-7', '6-7'],
-      ['0-3', '0-3', '0-3', '0-3', '4-7', '4-7', '4-7', '4-7'], ['0-7'], '0-7'));
+  assert.equal(
+    expectedSysfs(resolveTopology('smt-2llc').topology),
+    byHand(
+      8,
+      ['0-1', '0-1', '2-3', '2-3', '4-5', '4-5', '6-7', '6-7'],
+      ['0-3', '0-3', '0-3', '0-3', '4-7', '4-7', '4-7', '4-7'],
+      ['0-7'],
+      '0-7',
+    ),
+  );
 });
 
 test('expectedSysfs: numa2-4llc (2n4l4c1t)', () => {
-  const llc = ['0-3', '0-3', '0-3', '0-3', '4-7', '4-7', '4-7', '4-7', '8-11', '8-11', '8-11', '8-11', '12-15', '12-15', '12-15', '12-15'];
-  assert.equal(expectedSysfs(resolveTopology('numa2-4llc').topology),
-    byHand(16, Array.from({ length: 16 }, (_, i) => String(i)), llc, ['0-7', '8-15'], '0-15'));
+  const llc = [
+    '0-3',
+    '0-3',
+    '0-3',
+    '0-3',
+    '4-7',
+    '4-7',
+    '4-7',
+    '4-7',
+    '8-11',
+    '8-11',
+    '8-11',
+    '8-11',
+    '12-15',
+    '12-15',
+    '12-15',
+    '12-15',
+  ];
+  assert.equal(
+    expectedSysfs(resolveTopology('numa2-4llc').topology),
+    byHand(
+      16,
+      Array.from({ length: 16 }, (_, i) => String(i)),
+      llc,
+      ['0-7', '8-15'],
+      '0-15',
+    ),
+  );
 });
 
 test('expectedSysfs extended: package = node', () => {

@@ -7,7 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BOOT_LAYOUT, BP, BootImageError, e820Map, loadBootFiles, placeBoot, writeBoot, E820_RAM, E820_RESERVED } from '../../src/vmm/boot/index.js';
+import {
+  BOOT_LAYOUT,
+  BP,
+  BootImageError,
+  e820Map,
+  loadBootFiles,
+  placeBoot,
+  writeBoot,
+  E820_RAM,
+  E820_RESERVED,
+} from '../../src/vmm/boot/index.js';
 import { HDR, parseBzImage } from '../../src/vmm/boot/bzimage.js';
 import { parseVmlinux, parseVmlinuxFile } from '../../src/vmm/boot/elf.js';
 import { GUEST_BASE, GuestMemory, HIGH_RAM_START, PCI_HOLE_START, ramLayout } from '../../src/vmm/memory.js';
@@ -15,7 +25,9 @@ import { GUEST_BASE, GuestMemory, HIGH_RAM_START, PCI_HOLE_START, ramLayout } fr
 const MiB = 1024 * 1024;
 
 /** A synthetic bzImage: setup header per boot.rst, `kernelBytes` of protected-mode kernel. */
-function fakeBzImage(o: { version?: number; kernelBytes?: number; setupSects?: number; xloadflags?: number } = {}): Uint8Array {
+function fakeBzImage(
+  o: { version?: number; kernelBytes?: number; setupSects?: number; xloadflags?: number } = {},
+): Uint8Array {
   const setupSects = o.setupSects ?? 4;
   const kernelBytes = o.kernelBytes ?? 0x4000;
   const b = new Uint8Array((setupSects + 1) * 512 + kernelBytes);
@@ -60,7 +72,9 @@ function fakeVmlinux(o: { truncate?: number; entryVirtual?: boolean } = {}): Uin
 }
 
 const throwsBoot = (fn: () => unknown, re: RegExp): void => {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     assert.instance(e, BootImageError);
     assert.match((e as Error).message, re);
     return;
@@ -78,7 +92,8 @@ test('bzImage setup header parsed', () => {
 
 test('corrupt and truncated bzImages are refused with the reason', () => {
   throwsBoot(() => parseBzImage(fakeBzImage().subarray(0, 0x100)), /truncated bzImage/);
-  const noMagic = fakeBzImage(); noMagic[0x202] = 0;
+  const noMagic = fakeBzImage();
+  noMagic[0x202] = 0;
   throwsBoot(() => parseBzImage(noMagic), /HdrS/);
   throwsBoot(() => parseBzImage(fakeBzImage({ version: 0x204 })), /older than 2\.06/);
   throwsBoot(() => parseBzImage(fakeBzImage({ xloadflags: 0 })), /64-bit entry/);
@@ -109,7 +124,10 @@ test('vmlinux file: headers checked up front, segments read into guest RAM by wr
     mem.fill(0x1000000, 0x3000, 0xaa);
     writeBoot(mem, files);
     assert.equal([...mem.read(0x1000000, 0x1000)], [...bytes.subarray(0x1000, 0x2000)], 'p_filesz bytes from the file');
-    assert.ok(mem.read(0x1001000, 0x2000).every((b) => b === 0), 'bss zeroed up to p_memsz');
+    assert.ok(
+      mem.read(0x1001000, 0x2000).every((b) => b === 0),
+      'bss zeroed up to p_memsz',
+    );
     assert.equal(parseVmlinuxFile(path).segments, parseVmlinux(bytes).segments, 'same plan as from memory');
     appendFileSync(path, 'x');
     throwsBoot(() => writeBoot(new GuestMemory(64 * MiB), files), /changed while booting/);
@@ -128,7 +146,10 @@ test('missing kernel or initrd: clear error, before any VM', () => {
     const k = join(dir, 'bzImage');
     writeFileSync(k, fakeBzImage());
     throwsBoot(() => loadBootFiles({ kernel: join(dir, 'nope'), cmdline: '' }), /kernel not found/);
-    throwsBoot(() => loadBootFiles({ kernel: k, initrd: join(dir, 'initrd.cpio'), cmdline: '' }), /initrd\.cpio: initrd not found/);
+    throwsBoot(
+      () => loadBootFiles({ kernel: k, initrd: join(dir, 'initrd.cpio'), cmdline: '' }),
+      /initrd\.cpio: initrd not found/,
+    );
     writeFileSync(join(dir, 'empty'), '');
     throwsBoot(() => loadBootFiles({ kernel: k, initrd: join(dir, 'empty'), cmdline: '' }), /initrd is empty/);
     throwsBoot(() => loadBootFiles({ kernel: k, cmdline: 'x'.repeat(5000) }), /command line/);
@@ -187,14 +208,20 @@ test('initrd that does not fit: clear error', () => {
 
 const KERNEL = '/work/shared/kernels/6.12.117-sched_ext';
 test('real kernels parse (when present)', () => {
-  if (!existsSync(join(KERNEL, 'bzImage'))) { console.log('  (skipped: no sched_ext kernel)'); return; }
+  if (!existsSync(join(KERNEL, 'bzImage'))) {
+    console.log('  (skipped: no sched_ext kernel)');
+    return;
+  }
   const bz = parseBzImage(readFileSync(join(KERNEL, 'bzImage')));
   assert.ok(bz.version >= 0x20f);
   assert.ok(bz.relocatable);
   const v = parseVmlinux(readFileSync(join(KERNEL, 'vmlinux')));
   assert.is(v.entry, 0x1000000);
   const f = parseVmlinuxFile(join(KERNEL, 'vmlinux'));
-  assert.equal({ entry: f.entry, low: f.low, high: f.high, segments: f.segments }, { entry: v.entry, low: v.low, high: v.high, segments: v.segments });
+  assert.equal(
+    { entry: f.entry, low: f.low, high: f.high, segments: f.segments },
+    { entry: v.entry, low: v.low, high: v.high, segments: v.segments },
+  );
   const seg = f.segments[0];
   const fromFile = new Uint8Array(seg.filesz);
   f.readSegment(seg, fromFile);
@@ -218,19 +245,28 @@ test('GuestMemory: with the backing-store address, guest physical 0 lands on a 2
 });
 
 test('vmlinux: wrong class, overflowing phnum and out-of-range offsets are BootImageErrors', () => {
-  const elf32 = fakeVmlinux(); elf32[4] = 1;
+  const elf32 = fakeVmlinux();
+  elf32[4] = 1;
   throwsBoot(() => parseVmlinux(elf32), /not a 64-bit ELF/);
-  const many = fakeVmlinux(); new DataView(many.buffer).setUint16(56, 0xffff, true);
+  const many = fakeVmlinux();
+  new DataView(many.buffer).setUint16(56, 0xffff, true);
   throwsBoot(() => parseVmlinux(many), /ELF has 65535 program headers/);
-  const farOffset = fakeVmlinux(); new DataView(farOffset.buffer).setBigUint64(64 + 8, 1n << 62n, true);
+  const farOffset = fakeVmlinux();
+  new DataView(farOffset.buffer).setBigUint64(64 + 8, 1n << 62n, true);
   throwsBoot(() => parseVmlinux(farOffset, '/k/vmlinux'), /^\/k\/vmlinux: .*p_offset 0x4000000000000000/);
-  const bigFile = fakeVmlinux(); new DataView(bigFile.buffer).setBigUint64(64 + 32, 0x100000n, true);
+  const bigFile = fakeVmlinux();
+  new DataView(bigFile.buffer).setBigUint64(64 + 32, 0x100000n, true);
   throwsBoot(() => parseVmlinux(bigFile), /p_filesz 1048576 > p_memsz/);
 });
 
 test('vmlinux: corrupted headers always give a BootImageError (seeded mutations)', () => {
   let seed = 0x2545f491;
-  const next = (): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return seed >>> 0; };
+  const next = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
   for (let round = 0; round < 500; round++) {
     const b = fakeVmlinux();
     // the file header and program header (bytes 4..120), a few bytes at a time

@@ -50,11 +50,21 @@ function check(cuts: number[]): void {
     assert.is(at, pieceOf(endOf(m), cuts), `${m}: ${where}`);
     assert.is(flat.filter((e) => e.kind === 'marker' && e.marker === m).length, 1, `${m} once: ${where}`);
   }
-  assert.not.ok(flat.some((e) => e.kind === 'marker' && e.marker === 'never printed'), where);
+  assert.not.ok(
+    flat.some((e) => e.kind === 'marker' && e.marker === 'never printed'),
+    where,
+  );
   const panics = flat.filter((e): e is Extract<ConsoleEvent, { kind: 'panic' }> => e.kind === 'panic');
   assert.is(panics.length, 1, `one panic: ${where}`);
-  assert.is(events.findIndex((es) => es.includes(panics[0])), pieceOf(endOf(PANIC_TEXT), cuts), `panic piece: ${where}`);
-  assert.ok(panics[0].line.startsWith(PANIC_TEXT) && PANIC_LINE.startsWith(panics[0].line), `panic line so far: ${where}: ${panics[0].line}`);
+  assert.is(
+    events.findIndex((es) => es.includes(panics[0])),
+    pieceOf(endOf(PANIC_TEXT), cuts),
+    `panic piece: ${where}`,
+  );
+  assert.ok(
+    panics[0].line.startsWith(PANIC_TEXT) && PANIC_LINE.startsWith(panics[0].line),
+    `panic line so far: ${where}: ${panics[0].line}`,
+  );
   assert.ok(scan.panicSeen);
   assert.is(scan.panicLine(), PANIC_LINE, where);
   assert.is(scan.finish(), TEXT, where);

@@ -10,21 +10,46 @@ import * as assert from 'uvu/assert';
 import { repoPath } from '../helpers/repo.js';
 import type { IrqTrigger } from '../../src/vmm/devices/irq.js';
 import { cmosRegister, PortBus, type PortBusState } from '../../src/vmm/devices/ports.js';
-import { COM1, COM2, createOutputSignal, createSerialShared, restoreSerialShared, Serial, watchOutput, type SerialState } from '../../src/vmm/devices/serial.js';
+import {
+  COM1,
+  COM2,
+  createOutputSignal,
+  createSerialShared,
+  restoreSerialShared,
+  Serial,
+  watchOutput,
+  type SerialState,
+} from '../../src/vmm/devices/serial.js';
 
 const B = COM1.base;
-const THR = B, IER = B + 1, IIR = B + 2, FCR = B + 2, LCR = B + 3, MCR = B + 4, LSR = B + 5, MSR = B + 6, SCR = B + 7;
+const THR = B,
+  IER = B + 1,
+  IIR = B + 2,
+  FCR = B + 2,
+  LCR = B + 3,
+  MCR = B + 4,
+  LSR = B + 5,
+  MSR = B + 6,
+  SCR = B + 7;
 
 /** An interrupt trigger that records every level it is driven to. */
 function recorder(): { levels: number[]; raiseIrq: IrqTrigger } {
   const levels: number[] = [];
-  return { levels, raiseIrq: (level) => { levels.push(level); } };
+  return {
+    levels,
+    raiseIrq: (level) => {
+      levels.push(level);
+    },
+  };
 }
 
 /** A UART as the kernel's 8250 driver leaves it with the tty open and output under way, plus undrained and unread bytes. */
 function busyUart(raiseIrq: IrqTrigger): Serial {
   const s = new Serial(createSerialShared(COM1), raiseIrq);
-  s.write(LCR, 0x83); s.write(THR, 1); s.write(IER, 0); s.write(LCR, 0x03); // 115200 8N1
+  s.write(LCR, 0x83);
+  s.write(THR, 1);
+  s.write(IER, 0);
+  s.write(LCR, 0x03); // 115200 8N1
   s.write(FCR, 0x07);
   s.write(MCR, 0x0b); // DTR, RTS, OUT2
   s.write(SCR, 0x5a);
@@ -55,7 +80,11 @@ test('devices import nothing of KVM', () => {
   const dir = repoPath('src', 'vmm', 'devices');
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
     const imports = [...readFileSync(`${dir}/${f}`, 'utf8').matchAll(/^import[^;]*from '([^']+)'/gm)].map((m) => m[1]);
-    assert.equal(imports.filter((i) => /kvm/.test(i)), [], `${f} imports ${imports.join(', ')}`);
+    assert.equal(
+      imports.filter((i) => /kvm/.test(i)),
+      [],
+      `${f} imports ${imports.join(', ')}`,
+    );
   }
 });
 
@@ -99,8 +128,18 @@ test('16550 state: plain data, and a round trip restores a UART that answers eve
   assert.equal(JSON.parse(JSON.stringify(saved)), saved, 'JSON round trip');
   assert.equal(structuredClone(saved), saved, 'structuredClone round trip');
   assert.equal(saved, {
-    ier: 0x07, lcr: 0x03, mcr: 0x0b, scr: 0x5a, dll: 1, dlm: 0, fcr: 0x01, thrPending: 1, irqLevel: 1, loopback: null,
-    tx: [...Buffer.from('console text')], rx: [...Buffer.from('typed')],
+    ier: 0x07,
+    lcr: 0x03,
+    mcr: 0x0b,
+    scr: 0x5a,
+    dll: 1,
+    dlm: 0,
+    fcr: 0x01,
+    thrPending: 1,
+    irqLevel: 1,
+    loopback: null,
+    tx: [...Buffer.from('console text')],
+    rx: [...Buffer.from('typed')],
   });
   const irqB = recorder();
   const b = Serial.fromState(COM1, JSON.parse(JSON.stringify(saved)) as SerialState, irqB.raiseIrq);
@@ -151,10 +190,16 @@ test('16550 state: a received byte not yet evaluated (inject racing a vCPU) is e
 test('16550 state: bad states are refused', () => {
   const good = busyUart(() => {}).state();
   const bad: [string, Partial<SerialState>][] = [
-    ['ier', { ier: 256 }], ['lcr', { lcr: -1 }], ['dll', { dll: 1.5 }], ['thrPending', { thrPending: 2 as 0 }],
-    ['loopback', { loopback: 300 }], ['tx', { tx: new Array(65537).fill(0) }], ['rx', { rx: [0, 256] }],
+    ['ier', { ier: 256 }],
+    ['lcr', { lcr: -1 }],
+    ['dll', { dll: 1.5 }],
+    ['thrPending', { thrPending: 2 as 0 }],
+    ['loopback', { loopback: 300 }],
+    ['tx', { tx: new Array(65537).fill(0) }],
+    ['rx', { rx: [0, 256] }],
   ];
-  for (const [what, patch] of bad) assert.throws(() => restoreSerialShared(COM1, { ...good, ...patch }), RangeError, what);
+  for (const [what, patch] of bad)
+    assert.throws(() => restoreSerialShared(COM1, { ...good, ...patch }), RangeError, what);
 });
 
 test('16550 state: the restored shared buffers serve other threads, and undrained output wakes the host', async () => {
@@ -163,7 +208,13 @@ test('16550 state: the restored shared buffers serve other threads, and undraine
   const shared = restoreSerialShared(COM1, saved, pending);
   const host = new Serial(shared, () => {});
   let text = '';
-  const watch = watchOutput(pending, () => { text += Buffer.from(host.drainOutput()).toString(); }, 5);
+  const watch = watchOutput(
+    pending,
+    () => {
+      text += Buffer.from(host.drainOutput()).toString();
+    },
+    5,
+  );
   try {
     for (let i = 0; i < 100 && text.length < 12; i++) await new Promise((r) => setTimeout(r, 10));
     assert.is(text, 'console text', 'saved output drained without a new byte');
@@ -174,7 +225,11 @@ test('16550 state: the restored shared buffers serve other threads, and undraine
       for (let i = 0; i < 5; i++) got += String.fromCharCode(s.read(${THR}));
       for (const c of Buffer.from(' from a vCPU')) s.write(${THR}, c);
       parentPort.postMessage(got); });`;
-    const got = await new Promise((res, rej) => { const w = new Worker(code, { eval: true, workerData: shared }); w.on('message', res); w.on('error', rej); });
+    const got = await new Promise((res, rej) => {
+      const w = new Worker(code, { eval: true, workerData: shared });
+      w.on('message', res);
+      w.on('error', rej);
+    });
     assert.is(got, 'typed', 'received bytes read on another thread');
     for (let i = 0; i < 100 && text.length < 24; i++) await new Promise((r) => setTimeout(r, 10));
     assert.is(text, 'console text from a vCPU');
@@ -197,7 +252,10 @@ test('16550 state: saved while another thread transmits, every state is one the 
     for (let i = 0; i < ${N}; i++) { s.write(${THR}, i & 0xff); s.read(${IIR}); }
     Atomics.store(w.done, 0, 1); });`;
   const worker = new Worker(code, { eval: true, workerData: { shared, done } });
-  const exited = new Promise((res, rej) => { worker.on('exit', res); worker.on('error', rej); });
+  const exited = new Promise((res, rej) => {
+    worker.on('exit', res);
+    worker.on('error', rej);
+  });
   let snapshots = 0;
   let last = 0;
   let raised = 0;
@@ -232,7 +290,11 @@ test('port bus state: CMOS index and PM1_EN round trip; the restored bus answers
   const en = new Uint8Array(2);
   r.in(0x602, en);
   assert.equal([...en], [0x20, 0x01]);
-  for (const badState of [{ cmosIndex: 0x80, pm1Enable: 0 }, { cmosIndex: 0, pm1Enable: 0x10000 }, { cmosIndex: 1.5, pm1Enable: 0 }] as PortBusState[]) {
+  for (const badState of [
+    { cmosIndex: 0x80, pm1Enable: 0 },
+    { cmosIndex: 0, pm1Enable: 0x10000 },
+    { cmosIndex: 1.5, pm1Enable: 0 },
+  ] as PortBusState[]) {
     assert.throws(() => PortBus.fromState(badState, [], () => {}), RangeError);
   }
 });

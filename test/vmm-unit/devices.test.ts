@@ -3,10 +3,26 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createOutputSignal, createSerialShared, Serial, COM1, COM2, watchOutput } from '../../src/vmm/devices/serial.js';
+import {
+  createOutputSignal,
+  createSerialShared,
+  Serial,
+  COM1,
+  COM2,
+  watchOutput,
+} from '../../src/vmm/devices/serial.js';
 import { Worker } from 'node:worker_threads';
 import { cmosRegister, PortBus, EXIT_PORT, type PortEvent } from '../../src/vmm/devices/ports.js';
-import { bootMsrs, MSR, pcGsiRoutes, vcpuCpuid, x2apicBaseMsr, CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_TSC_DEADLINE, KVM_FEATURE_MSI_EXT_DEST_ID } from '../../src/vmm/kvm-setup.js';
+import {
+  bootMsrs,
+  MSR,
+  pcGsiRoutes,
+  vcpuCpuid,
+  x2apicBaseMsr,
+  CPUID_1_ECX_HYPERVISOR,
+  CPUID_1_ECX_TSC_DEADLINE,
+  KVM_FEATURE_MSI_EXT_DEST_ID,
+} from '../../src/vmm/kvm-setup.js';
 import { encodeMsrs, KvmCpuid2 } from '../../src/kvm/structs.js';
 
 const B = COM1.base;
@@ -19,7 +35,8 @@ test('16550: transmit, divisor latch, scratch, FIFO id, loopback MSR', () => {
   assert.equal(Buffer.from(s.drainOutput()).toString(), 'hi\n');
   assert.is(s.read(B + 5) & 0x60, 0x60, 'THRE and TEMT');
   s.write(B + 3, 0x83); // DLAB
-  s.write(B, 1); s.write(B + 1, 0);
+  s.write(B, 1);
+  s.write(B + 1, 0);
   assert.is(s.read(B), 1);
   s.write(B + 3, 0x03);
   assert.equal(s.drainOutput().length, 0, 'divisor writes are not data');
@@ -52,7 +69,14 @@ test('output signal: a burst from another thread wakes the host once; silence co
   const host = [new Serial(com1, noIrq), new Serial(com2, noIrq)];
   let calls = 0;
   let text = '';
-  const watch = watchOutput(pending, () => { calls++; for (const s of host) text += Buffer.from(s.drainOutput()).toString(); }, 50);
+  const watch = watchOutput(
+    pending,
+    () => {
+      calls++;
+      for (const s of host) text += Buffer.from(s.drainOutput()).toString();
+    },
+    50,
+  );
   try {
     await new Promise((r) => setTimeout(r, 60));
     assert.is(calls, 0, 'no output, no wake-up');
@@ -62,7 +86,11 @@ test('output signal: a burst from another thread wakes the host once; silence co
       const a = new Serial(w.com1, () => {}), b = new Serial(w.com2, () => {});
       for (const c of Buffer.from('hello ')) a.write(${COM1.base}, c);
       for (const c of Buffer.from('world')) b.write(${COM2.base}, c); });`;
-    await new Promise((res, rej) => { const w = new Worker(code, { eval: true, workerData: { com1, com2 } }); w.on('error', rej); w.on('exit', res); });
+    await new Promise((res, rej) => {
+      const w = new Worker(code, { eval: true, workerData: { com1, com2 } });
+      w.on('error', rej);
+      w.on('exit', res);
+    });
     for (let i = 0; i < 100 && text.length < 11; i++) await new Promise((r) => setTimeout(r, 10));
     assert.is(text, 'hello world');
     assert.is(calls, 1, 'one wake-up for the burst (batched)');
@@ -83,7 +111,10 @@ test('ports: exit port and i8042 reset raise events; CMOS time in BCD', () => {
   const bus = new PortBus([], (e) => events.push(e));
   bus.out(EXIT_PORT, Uint8Array.of(3));
   bus.out(0x64, Uint8Array.of(0xfe));
-  assert.equal(events, [{ kind: 'exit', code: 3 }, { kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }]);
+  assert.equal(events, [
+    { kind: 'exit', code: 3 },
+    { kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' },
+  ]);
   const d = new Date(Date.UTC(2026, 10, 21, 23, 45, 12));
   assert.is(cmosRegister(0, d), 0x12);
   assert.is(cmosRegister(4, d), 0x23);
@@ -117,7 +148,10 @@ test('ports: ACPI PM1a (SCI_EN reads, S5 power-off on SLP_EN only) and reset con
   bus.out(0x604, Uint8Array.of(off & 0xff, off >> 8));
   bus.out(0xcf9, Uint8Array.of(0x02));
   bus.out(0xcf9, Uint8Array.of(0x06));
-  assert.equal(events.map((e) => e.kind), ['poweroff', 'reset']);
+  assert.equal(
+    events.map((e) => e.kind),
+    ['poweroff', 'reset'],
+  );
 });
 
 test('MSRs: kvm_msrs encoding', () => {
@@ -164,10 +198,31 @@ test('x2apicBaseMsr: IA32_APIC_BASE at 0xFEE00000, enabled, x2APIC, BSP flag on 
 test('GSI routing: ISA IRQs to both 8259s and the I/O APIC, the PIT (GSI 0) to I/O APIC pin 2', () => {
   const routes = pcGsiRoutes();
   const to = (gsi: number) => routes.filter((r) => r.gsi === gsi).map((r) => [r.chip, r.pin]);
-  assert.equal(to(0), [[0, 0], [2, 2]], 'PIT: PIC master pin 0 and I/O APIC pin 2 (MADT override IRQ0 -> GSI2)');
+  assert.equal(
+    to(0),
+    [
+      [0, 0],
+      [2, 2],
+    ],
+    'PIT: PIC master pin 0 and I/O APIC pin 2 (MADT override IRQ0 -> GSI2)',
+  );
   assert.equal(to(2), [], 'IRQ2 is the cascade');
-  assert.equal(to(4), [[0, 4], [2, 4]], 'COM1');
-  assert.equal(to(9), [[1, 1], [2, 9]], 'SCI on the slave 8259');
+  assert.equal(
+    to(4),
+    [
+      [0, 4],
+      [2, 4],
+    ],
+    'COM1',
+  );
+  assert.equal(
+    to(9),
+    [
+      [1, 1],
+      [2, 9],
+    ],
+    'SCI on the slave 8259',
+  );
   assert.equal(to(23), [[2, 23]]);
   assert.is(routes.length, 15 + 23);
 });

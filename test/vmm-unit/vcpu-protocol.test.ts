@@ -9,7 +9,10 @@ const KINDS: VmEventKind[] = ['exit', 'reset', 'triple-fault', 'poweroff', 'erro
 
 test('each event kind has a distinct non-zero code that maps back', () => {
   const codes = KINDS.map(eventCode);
-  assert.ok(codes.every((c) => Number.isInteger(c) && c !== 0), codes.join(','));
+  assert.ok(
+    codes.every((c) => Number.isInteger(c) && c !== 0),
+    codes.join(','),
+  );
   assert.is(new Set(codes).size, KINDS.length);
   for (const k of KINDS) assert.is(eventKind(eventCode(k)), k);
   assert.is(eventKind(0), undefined, '0: still running');

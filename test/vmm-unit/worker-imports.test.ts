@@ -15,25 +15,61 @@ import * as assert from 'uvu/assert';
 import { repoPath } from '../helpers/repo.js';
 
 const ALLOWED = [
-  'kvm/constants', 'kvm/ioctl', 'kvm/kick', 'kvm/kvm', 'kvm/layout', 'kvm/native', 'kvm/run', 'kvm/structs',
-  'vmm/acpi/pm', 'vmm/devices/ports', 'vmm/devices/serial', 'vmm/vcpu-protocol', 'vmm/vcpu-worker',
+  'kvm/constants',
+  'kvm/ioctl',
+  'kvm/kick',
+  'kvm/kvm',
+  'kvm/layout',
+  'kvm/native',
+  'kvm/run',
+  'kvm/structs',
+  'vmm/acpi/pm',
+  'vmm/devices/ports',
+  'vmm/devices/serial',
+  'vmm/vcpu-protocol',
+  'vmm/vcpu-worker',
 ];
 
 test('the vCPU worker loads only what a vCPU thread needs', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ktstr-worker-imports-'));
   try {
     const log = join(dir, 'modules.txt');
-    writeFileSync(join(dir, 'hook.mjs'), `import { appendFileSync } from 'node:fs';
-export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`);
-    writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(join(dir, 'hook.mjs')).href)});`);
+    writeFileSync(
+      join(dir, 'hook.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`,
+    );
+    writeFileSync(
+      join(dir, 'register.mjs'),
+      `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(join(dir, 'hook.mjs')).href)});`,
+    );
     writeFileSync(log, '');
     // Imported outside a worker, main() fails at once (no workerData); the graph is loaded by then.
     const worker = pathToFileURL(repoPath('dist', 'src', 'vmm', 'vcpu-worker.js')).href;
-    spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, '-e', `import(${JSON.stringify(worker)}).catch(() => {})`]);
+    spawnSync(process.execPath, [
+      '--import',
+      pathToFileURL(join(dir, 'register.mjs')).href,
+      '-e',
+      `import(${JSON.stringify(worker)}).catch(() => {})`,
+    ]);
     const prefix = pathToFileURL(repoPath('dist', 'src')).href + '/';
-    const loaded = [...new Set(readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith(prefix)).map((u) => u.slice(prefix.length, -'.js'.length)))].sort();
-    assert.ok(loaded.includes('vmm/vcpu-worker') && loaded.includes('kvm/kvm'), `the trace saw the worker: ${loaded.join(', ')}`);
-    assert.equal(loaded.filter((m) => !ALLOWED.includes(m)), [], `vcpu-worker.js loads more than it needs: ${loaded.join(', ')}`);
+    const loaded = [
+      ...new Set(
+        readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((u) => u.startsWith(prefix))
+          .map((u) => u.slice(prefix.length, -'.js'.length)),
+      ),
+    ].sort();
+    assert.ok(
+      loaded.includes('vmm/vcpu-worker') && loaded.includes('kvm/kvm'),
+      `the trace saw the worker: ${loaded.join(', ')}`,
+    );
+    assert.equal(
+      loaded.filter((m) => !ALLOWED.includes(m)),
+      [],
+      `vcpu-worker.js loads more than it needs: ${loaded.join(', ')}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

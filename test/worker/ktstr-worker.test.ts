@@ -27,7 +27,9 @@ test.before(() => {
   assert.is(make.status, 0, `make -C native/worker failed:\n${make.stdout}${make.stderr}`);
   tmp = mkdtempSync(join(tmpdir(), 'ktstr-worker-'));
 });
-test.after(() => { if (tmp !== '') rmSync(tmp, { recursive: true, force: true }); });
+test.after(() => {
+  if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
+});
 
 let runs = 0;
 
@@ -48,7 +50,9 @@ class Launcher {
     this.spec = join(this.dir, 'spec');
     writeFileSync(this.spec, [`dir ${this.dir}`, ...workers, ''].join('\n'));
     this.child = spawn(BIN, [this.spec]);
-    this.child.stderr.setEncoding('utf8').on('data', (s: string) => { this.stderr += s; });
+    this.child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      this.stderr += s;
+    });
     createInterface({ input: this.child.stdout }).on('line', (l) => {
       this.lines.push(l);
       for (const w of this.waiters.splice(0)) w();
@@ -63,12 +67,17 @@ class Launcher {
       const i = this.lines.findIndex((l) => l.split(' ')[0] === word);
       if (i >= 0) return this.lines.splice(0, i + 1)[i]!;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no '${word}' line within ${ms} ms (stdout: ${this.lines.join(' | ')}; stderr: ${this.stderr})`);
+      if (left <= 0)
+        throw new Error(
+          `no '${word}' line within ${ms} ms (stdout: ${this.lines.join(' | ')}; stderr: ${this.stderr})`,
+        );
       await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(Math.min(left, 100))]);
     }
   }
 
-  send(command: string): void { this.child.stdin.write(`${command}\n`); }
+  send(command: string): void {
+    this.child.stdin.write(`${command}\n`);
+  }
 
   /** `ready <spawn_ns> <pid>...` parsed. */
   async ready(): Promise<{ spawnNs: number; pids: number[] }> {
@@ -77,14 +86,19 @@ class Launcher {
   }
 
   reports(): Report[] {
-    return readdirSync(this.dir).filter((f) => /^\d+\.json$/.test(f))
+    return readdirSync(this.dir)
+      .filter((f) => /^\d+\.json$/.test(f))
       .map((f) => JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as Report)
       .sort((a, b) => a.index - b.index);
   }
 }
 
 /** ready, start, run `ms` (with `phase N` commands at the given offsets), stop: the reports. */
-async function runFor(workers: string[], ms: number, phases: [atMs: number, phase: number][] = []): Promise<{ reports: Report[]; pids: number[] }> {
+async function runFor(
+  workers: string[],
+  ms: number,
+  phases: [atMs: number, phase: number][] = [],
+): Promise<{ reports: Report[]; pids: number[] }> {
   const l = new Launcher(workers);
   const { pids } = await l.ready();
   l.send('start');
@@ -113,11 +127,44 @@ const isInt = (x: unknown): boolean => Number.isSafeInteger(x);
 
 /** Every field of a report, with the types and invariants the protocol promises. */
 function checkShape(r: Report): void {
-  const keys = ['index', 'pid', 'work', 'policy', 'nice', 'iterations', 'cpuTimeNs', 'wallNs', 'voluntarySwitches',
-    'involuntarySwitches', 'migrations', 'cpus', 'phases', 'maxGapNs', 'maxGapAtNs', 'maxGapCpu', 'wakeups', 'wakeLatencyNs', 'error'];
+  const keys = [
+    'index',
+    'pid',
+    'work',
+    'policy',
+    'nice',
+    'iterations',
+    'cpuTimeNs',
+    'wallNs',
+    'voluntarySwitches',
+    'involuntarySwitches',
+    'migrations',
+    'cpus',
+    'phases',
+    'maxGapNs',
+    'maxGapAtNs',
+    'maxGapCpu',
+    'wakeups',
+    'wakeLatencyNs',
+    'error',
+  ];
   assert.equal(Object.keys(r).sort(), [...keys].sort(), `report ${r.index}: its fields`);
-  for (const k of ['index', 'pid', 'policy', 'nice', 'iterations', 'cpuTimeNs', 'wallNs', 'voluntarySwitches', 'involuntarySwitches',
-    'migrations', 'maxGapNs', 'maxGapAtNs', 'maxGapCpu', 'wakeups'] as const) {
+  for (const k of [
+    'index',
+    'pid',
+    'policy',
+    'nice',
+    'iterations',
+    'cpuTimeNs',
+    'wallNs',
+    'voluntarySwitches',
+    'involuntarySwitches',
+    'migrations',
+    'maxGapNs',
+    'maxGapAtNs',
+    'maxGapCpu',
+    'wakeups',
+  ] as const) {
     assert.ok(isInt(r[k]), `report ${r.index}: ${k} is an integer (${String(r[k])})`);
   }
   const sortedCpus = (list: { cpu: number; ns: number }[], what: string): void => {
@@ -126,11 +173,21 @@ function checkShape(r: Report): void {
   };
   sortedCpus(r.cpus, `report ${r.index} cpus`);
   for (const p of r.phases) sortedCpus(p.cpus, `report ${r.index} phase ${p.phase}`);
-  assert.is(r.phases.reduce((n, p) => n + p.iterations, 0), r.iterations, `report ${r.index}: phase iterations add up`);
+  assert.is(
+    r.phases.reduce((n, p) => n + p.iterations, 0),
+    r.iterations,
+    `report ${r.index}: phase iterations add up`,
+  );
   const lat = r.wakeLatencyNs;
   if (lat !== null) {
-    assert.ok(lat.samples <= r.wakeups && lat.samples <= 16384, `report ${r.index}: samples ${lat.samples} of ${r.wakeups} wakeups`);
-    assert.ok(lat.p50 <= lat.p99 && lat.p99 <= lat.max, `report ${r.index}: p50 ${lat.p50} <= p99 ${lat.p99} <= max ${lat.max}`);
+    assert.ok(
+      lat.samples <= r.wakeups && lat.samples <= 16384,
+      `report ${r.index}: samples ${lat.samples} of ${r.wakeups} wakeups`,
+    );
+    assert.ok(
+      lat.p50 <= lat.p99 && lat.p99 <= lat.max,
+      `report ${r.index}: p50 ${lat.p50} <= p99 ${lat.p99} <= max ${lat.max}`,
+    );
   }
   assert.ok(r.error === null || typeof r.error === 'string');
 }
@@ -146,9 +203,15 @@ test('the examples of docs/worker-protocol.md: its spec runs, its report has the
   // its dir is replaced; its cgroup does not exist here, and policy=ext needs a sched_ext kernel
   const workers = spec.split('\n').filter((l) => l.startsWith('worker '));
   const { reports } = await runFor(workers, 200);
-  assert.equal(reports.map((r) => r.index), [0, 1, 2, 3, 4, 5]);
+  assert.equal(
+    reports.map((r) => r.index),
+    [0, 1, 2, 3, 4, 5],
+  );
   for (const r of reports) checkShape(r);
-  assert.ok(reports[0]!.error !== null && reports[0]!.iterations === 0, 'worker 0 could not join /sys/fs/cgroup/ktstr/a (or set ext)');
+  assert.ok(
+    reports[0]!.error !== null && reports[0]!.iterations === 0,
+    'worker 0 could not join /sys/fs/cgroup/ktstr/a (or set ext)',
+  );
   for (const r of reports.slice(1)) assert.is(r.error, null, `worker ${r.index}`);
   const example = JSON.parse(docBlocks().find((b) => b.startsWith('{"index"'))!) as Report;
   checkShape(example);
@@ -156,9 +219,16 @@ test('the examples of docs/worker-protocol.md: its spec runs, its report has the
 });
 
 test('4 spinners: a report each, CPU time > 0 and at most wall × online CPUs', async () => {
-  const { reports, pids } = await runFor([0, 1, 2, 3].map((i) => `worker index=${i} cgroup=- work=spin`), 300);
+  const { reports, pids } = await runFor(
+    [0, 1, 2, 3].map((i) => `worker index=${i} cgroup=- work=spin`),
+    300,
+  );
   assert.is(reports.length, 4);
-  assert.equal(reports.map((r) => r.pid), pids, 'pids of the ready line, by index');
+  assert.equal(
+    reports.map((r) => r.pid),
+    pids,
+    'pids of the ready line, by index',
+  );
   let cpuSum = 0;
   for (const r of reports) {
     checkShape(r);
@@ -179,34 +249,55 @@ test('phase 2 after 150 ms: both phases have iterations', async () => {
   const { reports } = await runFor(['worker index=0 work=spin', 'worker index=1 work=yield'], 400, [[150, 2]]);
   for (const r of reports) {
     checkShape(r);
-    assert.equal(r.phases.map((p) => p.phase), [1, 2], `worker ${r.index}: ${JSON.stringify(r.phases)}`);
-    for (const p of r.phases) assert.ok(p.iterations > 0 && p.cpus.length > 0, `worker ${r.index} phase ${p.phase}: ${p.iterations} iterations`);
+    assert.equal(
+      r.phases.map((p) => p.phase),
+      [1, 2],
+      `worker ${r.index}: ${JSON.stringify(r.phases)}`,
+    );
+    for (const p of r.phases)
+      assert.ok(
+        p.iterations > 0 && p.cpus.length > 0,
+        `worker ${r.index} phase ${p.phase}: ${p.iterations} iterations`,
+      );
   }
 });
 
 test('affinity=0: every CPU a worker ran on is CPU 0', async () => {
-  if (ONLINE_CPUS < 2) { console.log('  (1 online CPU: affinity cannot be told from no affinity; skipped)'); return; }
-  const { reports } = await runFor(['worker index=0 work=spin affinity=0', 'worker index=1 work=yield affinity=0'], 200);
+  if (ONLINE_CPUS < 2) {
+    console.log('  (1 online CPU: affinity cannot be told from no affinity; skipped)');
+    return;
+  }
+  const { reports } = await runFor(
+    ['worker index=0 work=spin affinity=0', 'worker index=1 work=yield affinity=0'],
+    200,
+  );
   for (const r of reports) {
     checkShape(r);
     assert.ok(r.cpus.length > 0);
-    assert.equal(r.cpus.map((c) => c.cpu), [0], `worker ${r.index}: ${JSON.stringify(r.cpus)}`);
+    assert.equal(
+      r.cpus.map((c) => c.cpu),
+      [0],
+      `worker ${r.index}: ${JSON.stringify(r.cpus)}`,
+    );
     assert.is(r.migrations, 0);
   }
 });
 
 test('sleepy, pingpong, futex, burst and mixed measure wakeup latencies; forkexec iterates', async () => {
-  const { reports } = await runFor([
-    'worker index=0 work=sleepy run_us=100 sleep_us=900 policy=normal',
-    'worker index=1 work=pingpong pair=0',
-    'worker index=2 work=pingpong pair=0',
-    'worker index=3 work=futex fanout=5 role=waker',
-    'worker index=4 work=futex fanout=5 role=waiter',
-    'worker index=5 work=futex fanout=5 role=waiter',
-    'worker index=6 work=forkexec',
-    'worker index=7 work=burst burst_ms=5 idle_ms=5',
-    'worker index=8 work=mixed',
-  ], 400);
+  const { reports } = await runFor(
+    [
+      'worker index=0 work=sleepy run_us=100 sleep_us=900 policy=normal',
+      'worker index=1 work=pingpong pair=0',
+      'worker index=2 work=pingpong pair=0',
+      'worker index=3 work=futex fanout=5 role=waker',
+      'worker index=4 work=futex fanout=5 role=waiter',
+      'worker index=5 work=futex fanout=5 role=waiter',
+      'worker index=6 work=forkexec',
+      'worker index=7 work=burst burst_ms=5 idle_ms=5',
+      'worker index=8 work=mixed',
+    ],
+    400,
+  );
   assert.is(reports.length, 9);
   for (const r of reports) {
     checkShape(r);
@@ -223,15 +314,19 @@ test('sleepy, pingpong, futex, burst and mixed measure wakeup latencies; forkexe
   // pingpong: an iteration is one receive, so the two sides are within one token of each other
   assert.ok(Math.abs(reports[1]!.iterations - reports[2]!.iterations) <= 1, 'pingpong sides alternate');
   // a waiter's iteration is one wake: at most the waker's rounds
-  for (const i of [4, 5]) assert.ok(reports[i]!.iterations <= reports[3]!.iterations + 1, `waiter ${i} <= waker's rounds`);
+  for (const i of [4, 5])
+    assert.ok(reports[i]!.iterations <= reports[3]!.iterations + 1, `waiter ${i} <= waker's rounds`);
 });
 
 test('a cgroup that does not exist: that worker has an error and no work, the others run', async () => {
-  const { reports } = await runFor([
-    'worker index=0 work=spin',
-    `worker index=1 work=spin cgroup=${join(tmp, 'no-such-cgroup')}`,
-    'worker index=2 work=sleepy',
-  ], 200);
+  const { reports } = await runFor(
+    [
+      'worker index=0 work=spin',
+      `worker index=1 work=spin cgroup=${join(tmp, 'no-such-cgroup')}`,
+      'worker index=2 work=sleepy',
+    ],
+    200,
+  );
   assert.is(reports.length, 3);
   for (const r of reports) checkShape(r);
   assert.match(reports[1]!.error ?? '', /no-such-cgroup/);
@@ -272,14 +367,20 @@ async function endWith(how: 'kill' | 'eof'): Promise<void> {
   assertGone(pids);
   const left = spawnSync('pgrep', ['-f', l.spec], { encoding: 'utf8' });
   assert.is(left.status, 1, `no process left running on ${l.spec}: ${left.stdout}`);
-  assert.is(l.reports().length, how === 'kill' ? 0 : 6, how === 'kill' ? 'killed: no reports' : 'EOF is stop: every report');
+  assert.is(
+    l.reports().length,
+    how === 'kill' ? 0 : 6,
+    how === 'kill' ? 'killed: no reports' : 'EOF is stop: every report',
+  );
 }
 
 test('kill ends every worker at once (no reports)', () => endWith('kill'));
 test('EOF on stdin is stop: every worker reports and ends', () => endWith('eof'));
 
 test('256 workers reach ready (spawn time printed)', async () => {
-  const l = new Launcher(Array.from({ length: 256 }, (_, i) => `worker index=${i} work=${i % 4 === 3 ? 'sleepy' : 'spin'}`));
+  const l = new Launcher(
+    Array.from({ length: 256 }, (_, i) => `worker index=${i} work=${i % 4 === 3 ? 'sleepy' : 'spin'}`),
+  );
   const { spawnNs, pids } = await l.ready();
   console.log(`  256 workers ready in ${(spawnNs / 1e6).toFixed(1)} ms (${ONLINE_CPUS} online CPUs)`);
   assert.is(pids.length, 256);

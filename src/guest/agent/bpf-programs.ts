@@ -99,6 +99,7 @@ export function listPrograms(n: NativeBinding): ProgramInfo[] {
 
 /** The struct_ops programs (a sched_ext scheduler's), without their type. */
 export function listStructOpsPrograms(n: NativeBinding): ProgramReport[] {
-  return listPrograms(n).filter((p) => p.type === BPF_PROG_TYPE_STRUCT_OPS)
+  return listPrograms(n)
+    .filter((p) => p.type === BPF_PROG_TYPE_STRUCT_OPS)
     .map(({ id, name, verifiedInsns, runCount, runTimeNs }) => ({ id, name, verifiedInsns, runCount, runTimeNs }));
 }

@@ -9,7 +9,12 @@ import type { AgentPlan } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 
 export class BulkSender {
-  private constructor(private readonly ring: RingWriter, private readonly chan: AgentChannel, private readonly mapping: ArrayBuffer, private readonly n: NativeBinding) {}
+  private constructor(
+    private readonly ring: RingWriter,
+    private readonly chan: AgentChannel,
+    private readonly mapping: ArrayBuffer,
+    private readonly n: NativeBinding,
+  ) {}
 
   /** Maps the plan's region; null when there is none or it cannot be mapped. */
   static open(plan: AgentPlan, chan: AgentChannel, n: NativeBinding): BulkSender | null {
@@ -17,7 +22,13 @@ export class BulkSender {
     let fd = -1;
     try {
       fd = openSync('/dev/mem', constants.O_RDWR | constants.O_SYNC);
-      const map = n.mmap(fd, plan.ring.size, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED, plan.ring.guestPhysAddr);
+      const map = n.mmap(
+        fd,
+        plan.ring.size,
+        n.constants.PROT_READ | n.constants.PROT_WRITE,
+        n.constants.MAP_SHARED,
+        plan.ring.guestPhysAddr,
+      );
       return new BulkSender(new RingWriter(new Uint8Array(map)), chan, map, n);
     } catch {
       return null;

@@ -40,7 +40,10 @@ export class AgentChannel {
       if (left <= 0) return null;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.waiter = () => { clearTimeout(t); resolve(); };
+        this.waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
       });
     }
   }
@@ -52,11 +55,17 @@ export class AgentChannel {
       for (const ev of this.reader.feed(chunk as Buffer)) if (ev.kind === 'message') this.inbox.push(ev.message);
       this.waiter?.();
     });
-    this.input.on('error', () => { /* the host is gone: next() times out */ });
+    this.input.on('error', () => {
+      /* the host is gone: next() times out */
+    });
   }
 
   close(): void {
     this.input?.destroy();
-    try { closeSync(this.fd); } catch { /* already closed */ }
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
   }
 }

@@ -18,12 +18,17 @@ export class HostRequests {
   private mailbox: Uint8Array | null = null;
   private mapping: ArrayBuffer | null = null;
 
-  constructor(private readonly plan: AgentPlan, private readonly chan: AgentChannel, private readonly n: () => NativeBinding) {}
+  constructor(
+    private readonly plan: AgentPlan,
+    private readonly chan: AgentChannel,
+    private readonly n: () => NativeBinding,
+  ) {}
 
   private map(): Uint8Array {
     if (this.mailbox !== null) return this.mailbox;
     const box = this.plan.mailbox;
-    if (box == null) throw new HostRequestError('this cell has no host mailbox (the host is too old or the region is missing)');
+    if (box == null)
+      throw new HostRequestError('this cell has no host mailbox (the host is too old or the region is missing)');
     const n = this.n();
     const fd = openSync('/dev/mem', constants.O_RDONLY | constants.O_SYNC);
     try {
@@ -41,17 +46,25 @@ export class HostRequests {
     const id = this.nextId++;
     this.chan.send({ type: 'request', id, request });
     const reply = await this.chan.next('reply', REPLY_TIMEOUT_MS);
-    if (reply === null || reply.type !== 'reply') throw new HostRequestError(`the host did not answer ${request.kind} within ${REPLY_TIMEOUT_MS / 1000} s`);
+    if (reply === null || reply.type !== 'reply')
+      throw new HostRequestError(`the host did not answer ${request.kind} within ${REPLY_TIMEOUT_MS / 1000} s`);
     if (reply.id !== id) throw new HostRequestError(`the host answered request ${reply.id}, not ${id}`);
     if (reply.error !== null) throw new HostRequestError(reply.error);
-    if (!Number.isSafeInteger(reply.length) || reply.length < 0 || reply.length > box.length) throw new HostRequestError(`reply length ${reply.length} does not fit the mailbox`);
+    if (!Number.isSafeInteger(reply.length) || reply.length < 0 || reply.length > box.length)
+      throw new HostRequestError(`reply length ${reply.length} does not fit the mailbox`);
     const bytes = box.slice(0, reply.length);
     if (crc32(bytes) !== reply.crc) throw new HostRequestError('the reply in the mailbox is damaged (CRC mismatch)');
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
   }
 
   close(): void {
-    if (this.mapping !== null) { try { this.n().munmap(this.mapping); } catch { /* gone */ } }
+    if (this.mapping !== null) {
+      try {
+        this.n().munmap(this.mapping);
+      } catch {
+        /* gone */
+      }
+    }
     this.mapping = null;
     this.mailbox = null;
   }

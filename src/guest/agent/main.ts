@@ -25,13 +25,19 @@ function powerOff(status: number): never {
     const fd = openSync('/dev/port', 'w');
     writeSync(fd, Uint8Array.of(status & 255), 0, 1, EXIT_PORT);
     closeSync(fd);
-  } catch { /* no /dev/port in this kernel */ }
+  } catch {
+    /* no /dev/port in this kernel */
+  }
   spawnSync('/bin/busybox', ['poweroff', '-f'], { stdio: 'ignore' });
   for (;;) spawnSync('/bin/busybox', ['sleep', '1000']);
 }
 
 function uptimeMs(): number {
-  try { return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000; } catch { return -1; }
+  try {
+    return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+  } catch {
+    return -1;
+  }
 }
 
 async function main(): Promise<number> {
@@ -45,7 +51,11 @@ async function main(): Promise<number> {
       const addon = process.env.KTSTR_NATIVE_ADDON ?? '';
       const facts = await runPlan(plan, chan, { addon, listPrograms: () => listStructOpsPrograms(native()) });
       const bulk = BulkSender.open(plan, chan, native());
-      if (bulk !== null && facts.output !== '' && await bulk.send('scheduler-output', Buffer.from(facts.output, 'utf8'))) {
+      if (
+        bulk !== null &&
+        facts.output !== '' &&
+        (await bulk.send('scheduler-output', Buffer.from(facts.output, 'utf8')))
+      ) {
         facts.outputBulk = 'scheduler-output';
         facts.output = '';
       } else if (facts.output.length > INLINE_OUTPUT_MAX) {

@@ -69,11 +69,20 @@ export class ProbeWorkers {
     this.shared = new SharedArrayBuffer(CONTROL_BYTES + count * SLOTS * 8);
     this.control = new Int32Array(this.shared, 0, 2);
     this.slots = new Float64Array(this.shared, CONTROL_BYTES, count * SLOTS);
-    this.workers = o.cpus.map((cpu, index) => new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { addon: o.addon, index, cpu, count, shared: this.shared, policy: o.policy ?? SCHED_EXT_POLICY },
-    }));
-    this.exited = this.workers.map((w) => new Promise<void>((r) => { w.on('exit', () => r()); w.on('error', () => r()); }));
+    this.workers = o.cpus.map(
+      (cpu, index) =>
+        new Worker(WORKER_SOURCE, {
+          eval: true,
+          workerData: { addon: o.addon, index, cpu, count, shared: this.shared, policy: o.policy ?? SCHED_EXT_POLICY },
+        }),
+    );
+    this.exited = this.workers.map(
+      (w) =>
+        new Promise<void>((r) => {
+          w.on('exit', () => r());
+          w.on('error', () => r());
+        }),
+    );
   }
 
   private slot(i: number, k: number): number {
@@ -88,7 +97,8 @@ export class ProbeWorkers {
     Atomics.store(this.control, 0, 1);
     Atomics.notify(this.control, 0);
     // every worker has switched (policy read back) or the start window is over
-    while (performance.now() < deadline && cpus.some((_, i) => this.slot(i, 2) === 0 && this.slot(i, 0) === 0)) await sleep(5);
+    while (performance.now() < deadline && cpus.some((_, i) => this.slot(i, 2) === 0 && this.slot(i, 0) === 0))
+      await sleep(5);
     const startIter = cpus.map((_, i) => this.slot(i, 0));
     const startCpu = cpus.map((_, i) => this.slot(i, 1));
     const t0 = performance.now();

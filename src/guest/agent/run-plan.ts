@@ -26,8 +26,20 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function emptyFacts(): AgentFacts {
   return {
-    schedExt: schedExtAvailable(), setupError: null, verifyMs: null, attachMs: null, stateAtAttach: '', ops: '',
-    endedBeforeAttach: null, probe: null, stop: null, guestPrograms: [], output: '', outputBulk: null, outputDropped: 0, test: null,
+    schedExt: schedExtAvailable(),
+    setupError: null,
+    verifyMs: null,
+    attachMs: null,
+    stateAtAttach: '',
+    ops: '',
+    endedBeforeAttach: null,
+    probe: null,
+    stop: null,
+    guestPrograms: [],
+    output: '',
+    outputBulk: null,
+    outputDropped: 0,
+    test: null,
   };
 }
 
@@ -46,14 +58,27 @@ export async function runPlan(plan: AgentPlan, chan: AgentChannel, env: AgentEnv
   }
 }
 
-async function runPlanWith(plan: AgentPlan, chan: AgentChannel, env: AgentEnv, facts: AgentFacts, online: () => number[], host: HostRequests): Promise<AgentFacts> {
+async function runPlanWith(
+  plan: AgentPlan,
+  chan: AgentChannel,
+  env: AgentEnv,
+  facts: AgentFacts,
+  online: () => number[],
+  host: HostRequests,
+): Promise<AgentFacts> {
   if (plan.scheduler === null) {
     if (plan.test !== null) {
       // EEVDF: the body runs at once; a scheduler it attaches is its own business
       const control = new SwitchableScheduler(null, plan);
       chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
       try {
-        facts.test = await runTest(plan.test, { online: online(), schedExt: true, scheduler: control, log: () => {}, host });
+        facts.test = await runTest(plan.test, {
+          online: online(),
+          schedExt: true,
+          scheduler: control,
+          log: () => {},
+          host,
+        });
         facts.test.stateAtEnd = schedExtState();
         facts.test.schedulerAlive = false;
         facts.test.detachedOnPurpose = control.switched;
@@ -67,9 +92,19 @@ async function runPlanWith(plan: AgentPlan, chan: AgentChannel, env: AgentEnv, f
     facts.setupError = `scheduler binary ${plan.scheduler.path} is missing in the guest`;
     return facts;
   }
-  try { writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1'); } catch { /* run counts stay 0 */ }
+  try {
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  } catch {
+    /* run counts stay 0 */
+  }
 
-  const list = (): ProgramReport[] => { try { return env.listPrograms(); } catch { return []; } };
+  const list = (): ProgramReport[] => {
+    try {
+      return env.listPrograms();
+    } catch {
+      return [];
+    }
+  };
   const before = new Set(list().map((p) => p.id));
   const ours = (): ProgramReport[] => list().filter((p) => !before.has(p.id));
 
@@ -135,7 +170,10 @@ async function runPlanWith(plan: AgentPlan, chan: AgentChannel, env: AgentEnv, f
     const t0 = performance.now();
     const stopped = await sched.stop(plan.stopTimeoutMs);
     let stateAfter = schedExtState();
-    for (let i = 0; i < 40 && stateAfter !== 'disabled'; i++) { await sleep(POLL_MS); stateAfter = schedExtState(); }
+    for (let i = 0; i < 40 && stateAfter !== 'disabled'; i++) {
+      await sleep(POLL_MS);
+      stateAfter = schedExtState();
+    }
     facts.stop = { end: stopped.end, timedOut: stopped.timedOut, stateAfter, ms: performance.now() - t0 };
     return facts;
   } finally {
@@ -157,7 +195,10 @@ class SwitchableScheduler implements SchedulerControl {
   switched = false;
   earlierOutput = '';
 
-  constructor(public current: SchedulerProcess | null, private readonly plan: AgentPlan) {}
+  constructor(
+    public current: SchedulerProcess | null,
+    private readonly plan: AgentPlan,
+  ) {}
 
   private async stopCurrent(): Promise<void> {
     const cur = this.current;
@@ -176,14 +217,27 @@ class SwitchableScheduler implements SchedulerControl {
   async attach(name: string, args: string[]): Promise<void> {
     this.switched = true;
     const entry = this.plan.test?.schedulers[name];
-    if (entry === undefined) throw new Error(`scheduler ${name} is not in this test's guest (available: ${Object.keys(this.plan.test?.schedulers ?? {}).join(', ') || 'none'})`);
-    if (this.current !== null) throw new Error(`attach ${name}: a scheduler is attached already (use replaceScheduler)`);
+    if (entry === undefined)
+      throw new Error(
+        `scheduler ${name} is not in this test's guest (available: ${Object.keys(this.plan.test?.schedulers ?? {}).join(', ') || 'none'})`,
+      );
+    if (this.current !== null)
+      throw new Error(`attach ${name}: a scheduler is attached already (use replaceScheduler)`);
     const seq = schedExtEnableSeq();
     const proc = new SchedulerProcess(entry.path, [...entry.args, ...args]);
     this.current = proc;
     const deadline = proc.startedAt + this.plan.attachTimeoutMs;
-    while (performance.now() < deadline && proc.alive && schedExtState() !== 'enabled' && !(seq >= 0 && schedExtEnableSeq() > seq)) await sleep(POLL_MS);
-    if (schedExtState() !== 'enabled') throw new Error(`attach ${name}: not enabled within ${this.plan.attachTimeoutMs} ms (state ${schedExtState()}): ${proc.output().text.slice(-500)}`);
+    while (
+      performance.now() < deadline &&
+      proc.alive &&
+      schedExtState() !== 'enabled' &&
+      !(seq >= 0 && schedExtEnableSeq() > seq)
+    )
+      await sleep(POLL_MS);
+    if (schedExtState() !== 'enabled')
+      throw new Error(
+        `attach ${name}: not enabled within ${this.plan.attachTimeoutMs} ms (state ${schedExtState()}): ${proc.output().text.slice(-500)}`,
+      );
   }
 
   async replace(name: string, args: string[]): Promise<void> {

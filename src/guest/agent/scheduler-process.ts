@@ -64,7 +64,10 @@ export class SchedulerProcess {
   output(): { text: string; dropped: number } {
     const head = Buffer.concat(this.head).toString('utf8');
     const tail = Buffer.concat(this.tail).toString('utf8');
-    return { text: this.dropped > 0 ? `${head}\n[ktstr: ${this.dropped} bytes of output dropped]\n${tail}` : head + tail, dropped: this.dropped };
+    return {
+      text: this.dropped > 0 ? `${head}\n[ktstr: ${this.dropped} bytes of output dropped]\n${tail}` : head + tail,
+      dropped: this.dropped,
+    };
   }
 
   /** SIGINT, then SIGKILL after `graceMs`; resolves with how it ended and whether the grace ran out. */
@@ -74,7 +77,9 @@ export class SchedulerProcess {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.ended.then(() => false),
-      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); }),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), graceMs);
+      }),
     ]);
     clearTimeout(timer);
     if (timedOut) {

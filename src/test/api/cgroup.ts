@@ -28,11 +28,15 @@ const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** Parses a CPU list string or checks an array; throws naming the bad part. */
 export function toCpuList(set: CpuSet, what: string): number[] {
   if (typeof set !== 'string') {
-    for (const c of set) if (!Number.isSafeInteger(c) || c < 0 || c > 4095) throw new TypeError(`${what}: bad CPU number ${String(c)}`);
+    for (const c of set)
+      if (!Number.isSafeInteger(c) || c < 0 || c > 4095) throw new TypeError(`${what}: bad CPU number ${String(c)}`);
     return [...new Set(set)].sort((a, b) => a - b);
   }
   const out = new Set<number>();
-  for (const part of set.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+  for (const part of set
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (!m) throw new TypeError(`${what}: bad CPU list "${set}" (expected e.g. 0-3,6)`);
     const lo = Number(m[1]);
@@ -52,11 +56,14 @@ export class CgroupDef {
     this.spec = { name, cpuset: null, weight: null, max: null, affinity: null, nice: null, policy: null, workers: [] };
   }
 
-  get name(): string { return this.spec.name; }
+  get name(): string {
+    return this.spec.name;
+  }
 
   /** `n` workers doing `w` (default `work.spin()`); call again to add workers of another kind. */
   workers(n: number, w: WorkSpec = workTypes.spin()): this {
-    if (!Number.isSafeInteger(n) || n < 0 || n > 4096) throw new TypeError(`cgroup ${this.name}: workers(${String(n)}): a count 0..4096`);
+    if (!Number.isSafeInteger(n) || n < 0 || n > 4096)
+      throw new TypeError(`cgroup ${this.name}: workers(${String(n)}): a count 0..4096`);
     this.spec.workers.push({ count: n, work: w });
     return this;
   }
@@ -70,15 +77,24 @@ export class CgroupDef {
 
   /** cpu.weight, 1..10000 (default 100). */
   weight(w: number): this {
-    if (!Number.isSafeInteger(w) || w < 1 || w > 10000) throw new TypeError(`cgroup ${this.name}: weight ${String(w)} outside 1..10000`);
+    if (!Number.isSafeInteger(w) || w < 1 || w > 10000)
+      throw new TypeError(`cgroup ${this.name}: weight ${String(w)} outside 1..10000`);
     this.spec.weight = w;
     return this;
   }
 
   /** cpu.max: `quotaUs` of CPU time per `periodUs` (default period 100000). */
   max(quotaUs: number, periodUs = 100_000): this {
-    if (!Number.isSafeInteger(quotaUs) || quotaUs < 1000 || !Number.isSafeInteger(periodUs) || periodUs < 1000 || periodUs > 1_000_000) {
-      throw new TypeError(`cgroup ${this.name}: max(${String(quotaUs)}, ${String(periodUs)}): quota ≥ 1000 µs, period 1000..1000000 µs`);
+    if (
+      !Number.isSafeInteger(quotaUs) ||
+      quotaUs < 1000 ||
+      !Number.isSafeInteger(periodUs) ||
+      periodUs < 1000 ||
+      periodUs > 1_000_000
+    ) {
+      throw new TypeError(
+        `cgroup ${this.name}: max(${String(quotaUs)}, ${String(periodUs)}): quota ≥ 1000 µs, period 1000..1000000 µs`,
+      );
     }
     this.spec.max = { quotaUs, periodUs };
     return this;
@@ -92,13 +108,15 @@ export class CgroupDef {
   }
 
   nice(n: number): this {
-    if (!Number.isSafeInteger(n) || n < -20 || n > 19) throw new TypeError(`cgroup ${this.name}: nice ${String(n)} outside -20..19`);
+    if (!Number.isSafeInteger(n) || n < -20 || n > 19)
+      throw new TypeError(`cgroup ${this.name}: nice ${String(n)} outside -20..19`);
     this.spec.nice = n;
     return this;
   }
 
   policy(p: Policy): this {
-    if (!['ext', 'normal', 'batch', 'idle'].includes(p)) throw new TypeError(`cgroup ${this.name}: policy "${String(p)}" (ext, normal, batch or idle)`);
+    if (!['ext', 'normal', 'batch', 'idle'].includes(p))
+      throw new TypeError(`cgroup ${this.name}: policy "${String(p)}" (ext, normal, batch or idle)`);
     this.spec.policy = p;
     return this;
   }
@@ -111,7 +129,11 @@ export class CgroupDef {
 
   /** This cgroup and its descendants, parents first, names as paths. */
   toSpecs(prefix = ''): CgroupSpec[] {
-    const self: CgroupSpec = { ...this.spec, name: prefix + this.spec.name, workers: this.spec.workers.map((w) => ({ ...w })) };
+    const self: CgroupSpec = {
+      ...this.spec,
+      name: prefix + this.spec.name,
+      workers: this.spec.workers.map((w) => ({ ...w })),
+    };
     return [self, ...this.kids.flatMap((k) => k.toSpecs(`${self.name}/`))];
   }
 }

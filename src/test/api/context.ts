@@ -46,7 +46,10 @@ export interface GuestRuntime {
 
 /** Thrown by ctx.skip(): the test is reported as skipped with the reason, never as passed. */
 export class SkipTest extends Error {
-  constructor(readonly reason: string) { super(`skip: ${reason}`); this.name = 'SkipTest'; }
+  constructor(readonly reason: string) {
+    super(`skip: ${reason}`);
+    this.name = 'SkipTest';
+  }
 }
 
 export interface TestContext {
@@ -75,10 +78,19 @@ export interface TestContext {
   watch(target: string, options?: WatchOptions): Promise<Watch>;
 }
 
-export function makeContext(o: { name: string; topo: TopologyView; scheduler: string | null; durationMs: number; runtime: GuestRuntime }): TestContext {
+export function makeContext(o: {
+  name: string;
+  topo: TopologyView;
+  scheduler: string | null;
+  durationMs: number;
+  runtime: GuestRuntime;
+}): TestContext {
   let runs = 0;
   return {
-    name: o.name, topo: o.topo, scheduler: o.scheduler, durationMs: o.durationMs,
+    name: o.name,
+    topo: o.topo,
+    scheduler: o.scheduler,
+    durationMs: o.durationMs,
     run(defs, opts = {}) {
       runs++;
       const names = new Set<string>();
@@ -89,32 +101,43 @@ export function makeContext(o: { name: string; topo: TopologyView; scheduler: st
       }
       const durationMs = opts.duration === undefined ? o.durationMs : toMs(opts.duration, 'run duration');
       for (const op of opts.ops ?? []) {
-        if (op.atMs >= durationMs) throw new RangeError(`run: an operation at ${op.atMs} ms is past the run's end (${durationMs} ms)`);
+        if (op.atMs >= durationMs)
+          throw new RangeError(`run: an operation at ${op.atMs} ms is past the run's end (${durationMs} ms)`);
       }
       return o.runtime.run({
-        label: opts.label ?? `run ${runs}`, durationMs, cgroups,
-        ops: [...(opts.ops ?? [])].sort((a, b) => a.atMs - b.atMs), checks: opts.checks ?? null,
+        label: opts.label ?? `run ${runs}`,
+        durationMs,
+        cgroups,
+        ops: [...(opts.ops ?? [])].sort((a, b) => a.atMs - b.atMs),
+        checks: opts.checks ?? null,
       });
     },
     sleep: (d) => new Promise((r) => setTimeout(r, toMs(d, 'sleep'))),
     log: (...parts) => o.runtime.log(parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ')),
-    skip(reason) { throw new SkipTest(reason); },
+    skip(reason) {
+      throw new SkipTest(reason);
+    },
     async capture(label) {
       if (typeof label !== 'string' || label === '') throw new TypeError('capture: give the capture a label');
       if (o.runtime.capture === undefined) throw new Error('capture: the host monitor is not available in this run');
       return new Snapshot(await o.runtime.capture(label));
     },
     async writeVar(name, value) {
-      if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new TypeError(`writeVar: "${String(name)}" is not a variable name`);
-      if (typeof value !== 'bigint' && !Number.isSafeInteger(value)) throw new TypeError(`writeVar: ${String(value)} is not an integer`);
+      if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name))
+        throw new TypeError(`writeVar: "${String(name)}" is not a variable name`);
+      if (typeof value !== 'bigint' && !Number.isSafeInteger(value))
+        throw new TypeError(`writeVar: ${String(value)} is not an integer`);
       if (o.runtime.writeVar === undefined) throw new Error('writeVar: the host monitor is not available in this run');
       await o.runtime.writeVar(name, typeof value === 'bigint' ? value.toString() : value);
     },
     async watch(target, options = {}) {
-      if (typeof target !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(target)) throw new TypeError(`watch: "${String(target)}" is not a variable name`);
+      if (typeof target !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(target))
+        throw new TypeError(`watch: "${String(target)}" is not a variable name`);
       const onWrite = options.onWrite ?? 'capture';
-      if (onWrite !== 'capture' && onWrite !== 'record') throw new TypeError(`watch: onWrite is 'capture' or 'record', not ${JSON.stringify(onWrite)}`);
-      if (o.runtime.watch === undefined || o.runtime.watches === undefined) throw new Error('watch: the host monitor is not available in this run');
+      if (onWrite !== 'capture' && onWrite !== 'record')
+        throw new TypeError(`watch: onWrite is 'capture' or 'record', not ${JSON.stringify(onWrite)}`);
+      if (o.runtime.watch === undefined || o.runtime.watches === undefined)
+        throw new Error('watch: the host monitor is not available in this run');
       return new Watch(await o.runtime.watch(target, onWrite), o.runtime.watches);
     },
   };

@@ -11,5 +11,14 @@ export type { TestOptions, PayloadSpec, CheckOverrides } from './options.js';
 export type { TopologyView } from './topology.js';
 export type { Duration } from './duration.js';
 export type { RunRecord, WorkerReport, RunPhase, CgroupRecord, WorkKind } from '../record.js';
-export { Snapshot, MapView, MapEntry, SnapshotPathError, getPath, type SnapshotData, type CapturedCpu, type CapturedMap } from './snapshot.js';
+export {
+  Snapshot,
+  MapView,
+  MapEntry,
+  SnapshotPathError,
+  getPath,
+  type SnapshotData,
+  type CapturedCpu,
+  type CapturedMap,
+} from './snapshot.js';
 export { Watch, type WatchOptions, type WatchHit, type WatchMode } from './watch.js';

@@ -10,7 +10,9 @@ import type { DeepPartial, Thresholds } from '../checks/thresholds.js';
  * Check thresholds a test or run overrides (docs/checks.md lists every field and default);
  * `true`/`false` for a check is short for `{ enabled: ... }`.
  */
-export type CheckOverrides = { [K in keyof Thresholds]?: Thresholds[K] extends object ? boolean | DeepPartial<Thresholds[K]> : Thresholds[K] };
+export type CheckOverrides = {
+  [K in keyof Thresholds]?: Thresholds[K] extends object ? boolean | DeepPartial<Thresholds[K]> : Thresholds[K];
+};
 
 /** A binary run alongside the workers, copied into the guest with its shared libraries. */
 export interface PayloadSpec {
@@ -54,31 +56,61 @@ export interface TestOptions {
   checks?: CheckOverrides;
 }
 
-const KEYS: ReadonlySet<string> = new Set(['numa', 'llcs', 'cores', 'threads', 'preset', 'topology', 'memory', 'scheduler', 'args', 'duration', 'timeout', 'kernels', 'payload', 'checks']);
+const KEYS: ReadonlySet<string> = new Set([
+  'numa',
+  'llcs',
+  'cores',
+  'threads',
+  'preset',
+  'topology',
+  'memory',
+  'scheduler',
+  'args',
+  'duration',
+  'timeout',
+  'kernels',
+  'payload',
+  'checks',
+]);
 
 /** Run-time check of options from a plain JS file: unknown keys and wrong types throw, naming the key. */
 export function checkOptions(testName: string, o: unknown): TestOptions {
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TypeError(`ktstrTest("${testName}"): options must be an object`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new TypeError(`ktstrTest("${testName}"): options must be an object`);
   const rec = o as Record<string, unknown>;
   for (const k of Object.keys(rec)) {
-    if (!KEYS.has(k)) throw new TypeError(`ktstrTest("${testName}"): unknown option "${k}" (known: ${[...KEYS].join(', ')})`);
+    if (!KEYS.has(k))
+      throw new TypeError(`ktstrTest("${testName}"): unknown option "${k}" (known: ${[...KEYS].join(', ')})`);
   }
   for (const k of ['numa', 'llcs', 'cores', 'threads', 'memory']) {
     const v = rec[k];
-    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 1)) throw new TypeError(`ktstrTest("${testName}"): ${k} must be a positive integer`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 1))
+      throw new TypeError(`ktstrTest("${testName}"): ${k} must be a positive integer`);
   }
   for (const k of ['preset', 'topology', 'scheduler']) {
-    if (rec[k] !== undefined && typeof rec[k] !== 'string') throw new TypeError(`ktstrTest("${testName}"): ${k} must be a string`);
+    if (rec[k] !== undefined && typeof rec[k] !== 'string')
+      throw new TypeError(`ktstrTest("${testName}"): ${k} must be a string`);
   }
   for (const k of ['args', 'kernels']) {
     const v = rec[k];
-    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) throw new TypeError(`ktstrTest("${testName}"): ${k} must be an array of strings`);
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string')))
+      throw new TypeError(`ktstrTest("${testName}"): ${k} must be an array of strings`);
   }
-  if ((rec.preset !== undefined || rec.topology !== undefined) && ['numa', 'llcs', 'cores', 'threads'].some((k) => rec[k] !== undefined)) {
+  if (
+    (rec.preset !== undefined || rec.topology !== undefined) &&
+    ['numa', 'llcs', 'cores', 'threads'].some((k) => rec[k] !== undefined)
+  ) {
     throw new TypeError(`ktstrTest("${testName}"): give either preset/topology or numa/llcs/cores/threads, not both`);
   }
   const p = rec.payload as PayloadSpec | undefined;
-  if (p !== undefined && (typeof p !== 'object' || p === null || !Array.isArray(p.cmd) || p.cmd.length === 0 || p.cmd.some((x) => typeof x !== 'string'))) {
+  if (
+    p !== undefined &&
+    (typeof p !== 'object' ||
+      p === null ||
+      !Array.isArray(p.cmd) ||
+      p.cmd.length === 0 ||
+      p.cmd.some((x) => typeof x !== 'string'))
+  ) {
     throw new TypeError(`ktstrTest("${testName}"): payload.cmd must be a non-empty array of strings`);
   }
   return rec as TestOptions;

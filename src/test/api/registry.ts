@@ -25,10 +25,13 @@ export function openRegistry(): DeclaredTest[] {
 }
 
 export function ktstrTest(name: string, options: TestOptions, body: TestBody): void {
-  if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new TypeError('ktstrTest: the name must be a non-empty string of at most 200 characters');
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+    throw new TypeError('ktstrTest: the name must be a non-empty string of at most 200 characters');
   if (typeof body !== 'function') throw new TypeError(`ktstrTest("${name}"): the body must be a function (ctx) => ...`);
   const list = (globalThis as Holder)[REGISTRY];
-  if (list === undefined) throw new Error(`ktstrTest("${name}"): test files run under \`ktstr-wasm test\`, not directly`);
-  if (list.some((t) => t.name === name)) throw new Error(`ktstrTest("${name}"): a test of that name is already declared in this file`);
+  if (list === undefined)
+    throw new Error(`ktstrTest("${name}"): test files run under \`ktstr-wasm test\`, not directly`);
+  if (list.some((t) => t.name === name))
+    throw new Error(`ktstrTest("${name}"): a test of that name is already declared in this file`);
   list.push({ name, options: checkOptions(name, options), body });
 }

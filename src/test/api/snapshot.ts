@@ -26,11 +26,13 @@ export function getPath(root: unknown, path: string, rootName: string): unknown 
     if (part === '') throw new SnapshotPathError(`${rootName}: empty component in path "${path}"`);
     if (Array.isArray(cur)) {
       const i = Number(part);
-      if (!Number.isInteger(i) || i < 0 || i >= cur.length) throw new SnapshotPathError(`${where} has no element "${part}" (it is ${describe(cur)})`);
+      if (!Number.isInteger(i) || i < 0 || i >= cur.length)
+        throw new SnapshotPathError(`${where} has no element "${part}" (it is ${describe(cur)})`);
       cur = cur[i];
     } else if (typeof cur === 'object' && cur !== null) {
       const o = cur as Record<string, unknown>;
-      if (!Object.prototype.hasOwnProperty.call(o, part)) throw new SnapshotPathError(`${where} has no field "${part}" (fields: ${Object.keys(o).join(', ') || 'none'})`);
+      if (!Object.prototype.hasOwnProperty.call(o, part))
+        throw new SnapshotPathError(`${where} has no field "${part}" (fields: ${Object.keys(o).join(', ') || 'none'})`);
       cur = o[part];
     } else {
       throw new SnapshotPathError(`${where} is ${describe(cur)}, not a struct: cannot take "${part}"`);
@@ -42,7 +44,11 @@ export function getPath(root: unknown, path: string, rootName: string): unknown 
 
 /** One map entry: its key and value, with dotted-path access into the value (or the key with `key.`). */
 export class MapEntry {
-  constructor(readonly map: string, readonly key: unknown, readonly value: unknown) {}
+  constructor(
+    readonly map: string,
+    readonly key: unknown,
+    readonly value: unknown,
+  ) {}
   get(path: string): unknown {
     if (path === 'key') return this.key;
     if (path.startsWith('key.')) return getPath(this.key, path.slice(4), `${this.map}[key]`);
@@ -52,24 +58,43 @@ export class MapEntry {
 
 export class MapView {
   readonly entries: MapEntry[];
-  constructor(readonly name: string, readonly type: string, entries: { key: unknown; value: unknown }[]) {
+  constructor(
+    readonly name: string,
+    readonly type: string,
+    entries: { key: unknown; value: unknown }[],
+  ) {
     this.entries = entries.map((e) => new MapEntry(name, e.key, e.value));
   }
-  find(pred: (e: MapEntry) => boolean): MapEntry | undefined { return this.entries.find(pred); }
-  filter(pred: (e: MapEntry) => boolean): MapEntry[] { return this.entries.filter(pred); }
-  get size(): number { return this.entries.length; }
+  find(pred: (e: MapEntry) => boolean): MapEntry | undefined {
+    return this.entries.find(pred);
+  }
+  filter(pred: (e: MapEntry) => boolean): MapEntry[] {
+    return this.entries.filter(pred);
+  }
+  get size(): number {
+    return this.entries.length;
+  }
 }
 
 export class Snapshot {
   constructor(readonly data: SnapshotData) {}
-  get label(): string { return this.data.label; }
-  get cpus(): readonly CapturedCpu[] { return this.data.cpus; }
+  get label(): string {
+    return this.data.label;
+  }
+  get cpus(): readonly CapturedCpu[] {
+    return this.data.cpus;
+  }
   /** A global variable of the attached scheduler (`nr_cpus`, `stats.dispatched`). */
-  var(path: string): unknown { return getPath(this.data.globals, path, 'globals'); }
+  var(path: string): unknown {
+    return getPath(this.data.globals, path, 'globals');
+  }
   /** A map of the attached scheduler by name (the name libbpf gave it, e.g. `task_ctx`). */
   map(name: string): MapView {
     const m = this.data.maps.find((x) => x.name === name);
-    if (m === undefined) throw new SnapshotPathError(`no map "${name}" in the capture (maps: ${this.data.maps.map((x) => x.name).join(', ') || 'none'})`);
+    if (m === undefined)
+      throw new SnapshotPathError(
+        `no map "${name}" in the capture (maps: ${this.data.maps.map((x) => x.name).join(', ') || 'none'})`,
+      );
     return new MapView(m.name, m.type, m.entries);
   }
 }

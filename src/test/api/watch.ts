@@ -24,21 +24,34 @@ export interface WatchChannel {
 }
 
 export class Watch {
-  constructor(private data: WatchData, private readonly channel: WatchChannel) {}
+  constructor(
+    private data: WatchData,
+    private readonly channel: WatchChannel,
+  ) {}
 
   /** As the test named it. */
-  get target(): string { return this.data.target; }
+  get target(): string {
+    return this.data.target;
+  }
   /** Where the host found it: `scx_ktst.bss.nr_weight_sets` (map name, path). */
-  get resolved(): string { return this.data.resolved; }
+  get resolved(): string {
+    return this.data.resolved;
+  }
   /** Kernel virtual address, hex. */
-  get address(): string { return this.data.address; }
-  get size(): number { return this.data.size; }
+  get address(): string {
+    return this.data.address;
+  }
+  get size(): number {
+    return this.data.size;
+  }
 
   /** The writes caught so far (the first 256; `count()` has them all), oldest first. */
   async hits(): Promise<WatchHit[]> {
     const r = await this.channel.hits(this.data.id);
     this.data = r.watch;
-    return r.hits.map(({ snapshot, ...hit }) => (snapshot === undefined ? hit : { ...hit, snapshot: new Snapshot(snapshot) }));
+    return r.hits.map(({ snapshot, ...hit }) =>
+      snapshot === undefined ? hit : { ...hit, snapshot: new Snapshot(snapshot) },
+    );
   }
 
   /** How many writes were caught so far. */

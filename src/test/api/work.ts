@@ -12,7 +12,8 @@ export interface WorkSpec {
 
 function positive(name: string, v: number | undefined, fallback: number): number {
   const x = v ?? fallback;
-  if (!Number.isSafeInteger(x) || x <= 0) throw new TypeError(`work: ${name} must be a positive integer (got ${String(v)})`);
+  if (!Number.isSafeInteger(x) || x <= 0)
+    throw new TypeError(`work: ${name} must be a positive integer (got ${String(v)})`);
   return x;
 }
 
@@ -23,11 +24,13 @@ export const work = {
   yieldHeavy: (): WorkSpec => ({ kind: 'yield', params: {} }),
   /** Duty cycle: run `runUs`, sleep `sleepUs` (defaults 500 / 1500 µs); measures wakeup latency. */
   sleepy: (o: { runUs?: number; sleepUs?: number } = {}): WorkSpec => ({
-    kind: 'sleepy', params: { run_us: positive('runUs', o.runUs, 500), sleep_us: positive('sleepUs', o.sleepUs, 1500) },
+    kind: 'sleepy',
+    params: { run_us: positive('runUs', o.runUs, 500), sleep_us: positive('sleepUs', o.sleepUs, 1500) },
   }),
   /** Spin `burstMs`, then idle `idleMs` (defaults 50 / 100 ms). */
   burst: (o: { burstMs?: number; idleMs?: number } = {}): WorkSpec => ({
-    kind: 'burst', params: { burst_ms: positive('burstMs', o.burstMs, 50), idle_ms: positive('idleMs', o.idleMs, 100) },
+    kind: 'burst',
+    params: { burst_ms: positive('burstMs', o.burstMs, 50), idle_ms: positive('idleMs', o.idleMs, 100) },
   }),
   /** Wakeup pairs: consecutive workers of the cgroup bounce a token through pipes (needs an even count). */
   pipePingPong: (): WorkSpec => ({ kind: 'pingpong', params: {} }),

@@ -12,13 +12,20 @@ export function benchmark(view: RunView, t: Thresholds): Judged {
   const b = t.benchmark;
   if (!b.enabled) return { verdict: skippedVerdict('benchmark', 'off (opt-in: benchmark.enabled)'), notes: [] };
   if (b.minIterationsPerSec === undefined && b.maxWakeP99Us === undefined && b.maxCvPct === undefined) {
-    return { verdict: skippedVerdict('benchmark', 'no bound set (minIterationsPerSec, maxWakeP99Us, maxCvPct)'), notes: [] };
+    return {
+      verdict: skippedVerdict('benchmark', 'no bound set (minIterationsPerSec, maxWakeP99Us, maxCvPct)'),
+      notes: [],
+    };
   }
   const lines = new Lines('benchmark');
   for (const p of view.problems) lines.fail(`bad run record: ${p}`);
   if (lines.failed) return judged(lines, {});
-  const fields = ['work', 'cgroup', ...(b.minIterationsPerSec !== undefined || b.maxCvPct !== undefined ? ['iterations', 'wallNs'] : []),
-    ...(b.maxWakeP99Us !== undefined ? ['wakeLatencyNs'] : [])];
+  const fields = [
+    'work',
+    'cgroup',
+    ...(b.minIterationsPerSec !== undefined || b.maxCvPct !== undefined ? ['iterations', 'wallNs'] : []),
+    ...(b.maxWakeP99Us !== undefined ? ['wakeLatencyNs'] : []),
+  ];
   const rates = new Map<WorkerView, number>();
   let workers = 0;
   let minRate = Infinity;
@@ -36,12 +43,15 @@ export function benchmark(view: RunView, t: Thresholds): Judged {
     const rate = rates.get(w);
     if (b.minIterationsPerSec !== undefined && rate !== undefined) {
       minRate = Math.min(minRate, rate);
-      if (rate < b.minIterationsPerSec) lines.fail(`${w.name} ${fmtNum(rate)} iterations/s (min ${trimNum(b.minIterationsPerSec)})`);
+      if (rate < b.minIterationsPerSec)
+        lines.fail(`${w.name} ${fmtNum(rate)} iterations/s (min ${trimNum(b.minIterationsPerSec)})`);
     }
     if (b.maxWakeP99Us !== undefined && w.wake !== null && w.wake.samples > 0) {
       maxP99Us = Math.max(maxP99Us, w.wake.p99 / 1e3);
       if (w.wake.p99 > b.maxWakeP99Us * 1e3) {
-        lines.fail(`${w.name} wake-up latency p99 ${fmtDuration(w.wake.p99)} over ${w.wake.samples} wake-ups (max ${fmtLimitMs(b.maxWakeP99Us / 1e3)})`);
+        lines.fail(
+          `${w.name} wake-up latency p99 ${fmtDuration(w.wake.p99)} over ${w.wake.samples} wake-ups (max ${fmtLimitMs(b.maxWakeP99Us / 1e3)})`,
+        );
       }
     }
   }
@@ -50,7 +60,8 @@ export function benchmark(view: RunView, t: Thresholds): Judged {
     for (const w of rates.keys()) {
       const key = JSON.stringify([w.cgroup, w.work]);
       const g = groups.get(key);
-      if (g) g.push(w); else groups.set(key, [w]);
+      if (g) g.push(w);
+      else groups.set(key, [w]);
     }
     for (const g of groups.values()) {
       if (g.length < 2) continue;
@@ -59,7 +70,10 @@ export function benchmark(view: RunView, t: Thresholds): Judged {
       if (!(mean > 0)) continue;
       const cv = (Math.sqrt(r.reduce((s, x) => s + (x - mean) ** 2, 0) / r.length) / mean) * 100;
       maxCv = Math.max(maxCv, cv);
-      if (cv > b.maxCvPct) lines.fail(`cg ${g[0].cgroup}: iteration rate CV ${fmtPct(cv)} across ${g.length} ${g[0].work} workers (max ${fmtLimitPct(b.maxCvPct)})`);
+      if (cv > b.maxCvPct)
+        lines.fail(
+          `cg ${g[0].cgroup}: iteration rate CV ${fmtPct(cv)} across ${g.length} ${g[0].work} workers (max ${fmtLimitPct(b.maxCvPct)})`,
+        );
     }
   }
   const figures: Record<string, number> = { workers };

@@ -28,7 +28,8 @@ export function fairShares(view: RunView, phase: number, workers: readonly Worke
     let share = 0;
     for (const c of w.allowed.get(phase) ?? []) share += ew.get(w)! / perCpu.get(c)!;
     const cg = view.cgroups.get(w.cgroup);
-    if (cg?.max && cg.bad === null) share = Math.min(share, cg.max.quotaUs / cg.max.periodUs / perCgroup.get(w.cgroup)!);
+    if (cg?.max && cg.bad === null)
+      share = Math.min(share, cg.max.quotaUs / cg.max.periodUs / perCgroup.get(w.cgroup)!);
     out.set(w, Math.min(1, share));
   }
   return out;
@@ -39,7 +40,10 @@ export function fairShares(view: RunView, phase: number, workers: readonly Worke
  * each gets capacity in proportion to its weight, a group that wants less gets what it wants
  * and the rest is split again. Returns each group's CPUs and whether its weight limited it.
  */
-export function waterFill(capacity: number, groups: readonly { weight: number; demand: number }[]): { alloc: number; byWeight: boolean }[] {
+export function waterFill(
+  capacity: number,
+  groups: readonly { weight: number; demand: number }[],
+): { alloc: number; byWeight: boolean }[] {
   const out = groups.map(() => ({ alloc: 0, byWeight: false }));
   let left = capacity;
   let active = groups.map((_, i) => i);
@@ -50,7 +54,10 @@ export function waterFill(capacity: number, groups: readonly { weight: number; d
       for (const i of active) out[i] = { alloc: (left * groups[i].weight) / total, byWeight: true };
       break;
     }
-    for (const i of capped) { out[i] = { alloc: groups[i].demand, byWeight: false }; left -= groups[i].demand; }
+    for (const i of capped) {
+      out[i] = { alloc: groups[i].demand, byWeight: false };
+      left -= groups[i].demand;
+    }
     active = active.filter((i) => !capped.includes(i));
   }
   return out;

@@ -24,8 +24,14 @@ export function gaps(view: RunView, t: Thresholds): Judged {
     maxGapNs = Math.max(maxGapNs, w.maxGapNs);
     if (w.maxGapNs > limitNs) {
       const ph = phaseAt(view, w.maxGapAtNs);
-      lines.fail(`${w.name} off-CPU ${fmtDuration(w.maxGapNs)} at t=${fmtAt(w.maxGapAtNs)} while runnable (max ${fmtLimitMs(t.gaps.maxGapMs)})${ph ? ` ${ph.tag}` : ''}`);
+      lines.fail(
+        `${w.name} off-CPU ${fmtDuration(w.maxGapNs)} at t=${fmtAt(w.maxGapAtNs)} while runnable (max ${fmtLimitMs(t.gaps.maxGapMs)})${ph ? ` ${ph.tag}` : ''}`,
+      );
     }
   }
-  return judged(lines, { workers, maxGapMs: Math.round(maxGapNs / 1e3) / 1e3 }, workers === 0 && !lines.failed ? 'no workers' : null);
+  return judged(
+    lines,
+    { workers, maxGapMs: Math.round(maxGapNs / 1e3) / 1e3 },
+    workers === 0 && !lines.failed ? 'no workers' : null,
+  );
 }

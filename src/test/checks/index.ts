@@ -16,19 +16,39 @@ import type { Thresholds } from './thresholds.js';
 import { skippedVerdict, type AssertResult, type CheckName, type Judged } from './verdict.js';
 import { viewRun, type RunView } from './view.js';
 
-export { DEFAULT_THRESHOLDS, mergeThresholds, type DeepPartial, type ThresholdOverrides, type Thresholds } from './thresholds.js';
-export { CHECK_NAMES, mergeResults, resultOf, type AssertResult, type CheckName, type CheckVerdict } from './verdict.js';
+export {
+  DEFAULT_THRESHOLDS,
+  mergeThresholds,
+  type DeepPartial,
+  type ThresholdOverrides,
+  type Thresholds,
+} from './thresholds.js';
+export {
+  CHECK_NAMES,
+  mergeResults,
+  resultOf,
+  type AssertResult,
+  type CheckName,
+  type CheckVerdict,
+} from './verdict.js';
 export { temporal, type Sample } from './temporal.js';
 export { SCX_EXIT_KINDS, SCX_EXIT_ERROR } from './liveness.js';
 export { stall, longestWaits } from './stall.js';
 
 type RunCheck = (view: RunView, t: Thresholds) => Judged;
 const RUN_CHECKS: [CheckName, RunCheck][] = [
-  ['starvation', starvation], ['gaps', gaps], ['fairness', fairness], ['isolation', isolation],
-  ['benchmark', benchmark], ['migration', migration],
+  ['starvation', starvation],
+  ['gaps', gaps],
+  ['fairness', fairness],
+  ['isolation', isolation],
+  ['benchmark', benchmark],
+  ['migration', migration],
 ];
 const SWITCHED: Record<string, (t: Thresholds) => boolean> = {
-  starvation: (t) => t.starvation.enabled, gaps: (t) => t.gaps.enabled, fairness: (t) => t.fairness.enabled, isolation: (t) => t.isolation.enabled,
+  starvation: (t) => t.starvation.enabled,
+  gaps: (t) => t.gaps.enabled,
+  fairness: (t) => t.fairness.enabled,
+  isolation: (t) => t.isolation.enabled,
 };
 
 /** A check that threw (a bug, or thresholds not made by mergeThresholds) fails instead of throwing. */
@@ -37,7 +57,16 @@ function safely(check: CheckName, f: () => Judged): Judged {
     return f();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    return { verdict: { check, passed: false, skipped: null, failures: [`${check}: internal error while judging: ${msg}`], figures: {} }, notes: [] };
+    return {
+      verdict: {
+        check,
+        passed: false,
+        skipped: null,
+        failures: [`${check}: internal error while judging: ${msg}`],
+        figures: {},
+      },
+      notes: [],
+    };
   }
 }
 
@@ -50,11 +79,13 @@ export function judgeRun(run: RunRecord, schedLiveness: SchedulerLiveness, t: Th
     view = viewRun(null);
     view.problems = [`unreadable (${e instanceof Error ? e.message : String(e)})`];
   }
-  const results: Judged[] = RUN_CHECKS.map(([name, f]) => safely(name, () => {
-    const on = SWITCHED[name];
-    if (on && !on(t)) return { verdict: skippedVerdict(name, `off (${name}.enabled = false)`), notes: [] };
-    return f(view, t);
-  }));
+  const results: Judged[] = RUN_CHECKS.map(([name, f]) =>
+    safely(name, () => {
+      const on = SWITCHED[name];
+      if (on && !on(t)) return { verdict: skippedVerdict(name, `off (${name}.enabled = false)`), notes: [] };
+      return f(view, t);
+    }),
+  );
   results.push(safely('liveness', () => liveness(schedLiveness, t)));
   const checks = results.map((r) => r.verdict);
   const notes = results.flatMap((r) => r.notes);

@@ -25,7 +25,8 @@ export function isolation(view: RunView, _t: Thresholds): Judged {
       if (!use) continue;
       const allowed = w.allowed.get(ph.phase);
       if (!allowed) {
-        if (use.ns > 0) lines.fail(`${w.name} ran in phase ${ph.phase} but no allowed CPUs were reported for it ${ph.tag}`);
+        if (use.ns > 0)
+          lines.fail(`${w.name} ran in phase ${ph.phase} but no allowed CPUs were reported for it ${ph.tag}`);
         continue;
       }
       const set = new Set(allowed);
@@ -36,5 +37,9 @@ export function isolation(view: RunView, _t: Thresholds): Judged {
       }
     }
   }
-  return judged(lines, { workers, outsideMs: Math.round(outsideNs / 1e3) / 1e3 }, workers === 0 && !lines.failed ? 'no workers' : null);
+  return judged(
+    lines,
+    { workers, outsideMs: Math.round(outsideNs / 1e3) / 1e3 },
+    workers === 0 && !lines.failed ? 'no workers' : null,
+  );
 }

@@ -14,8 +14,15 @@ import type { Thresholds } from './thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 
 export const SCX_EXIT_KINDS: Readonly<Record<number, string>> = Object.freeze({
-  0: 'NONE', 1: 'DONE', 64: 'UNREG', 65: 'UNREG_BPF', 66: 'UNREG_KERN', 67: 'SYSRQ',
-  1024: 'ERROR', 1025: 'ERROR_BPF', 1026: 'ERROR_STALL',
+  0: 'NONE',
+  1: 'DONE',
+  64: 'UNREG',
+  65: 'UNREG_BPF',
+  66: 'UNREG_KERN',
+  67: 'SYSRQ',
+  1024: 'ERROR',
+  1025: 'ERROR_BPF',
+  1026: 'ERROR_STALL',
 });
 /** Kinds from here on are errors (SCX_EXIT_ERROR). */
 export const SCX_EXIT_ERROR = 1024;
@@ -46,7 +53,10 @@ export function liveness(livenessIn: SchedulerLiveness | unknown, t: Thresholds)
     lines.note('EEVDF (no sched_ext scheduler): nothing to judge');
     return judged(lines, { crashed: 0, exited: 0, unknown: 0 });
   }
-  if (typeof l.name !== 'string') { lines.fail(`scheduler name is ${typeof l.name}, not a string`); return judged(lines, {}); }
+  if (typeof l.name !== 'string') {
+    lines.fail(`scheduler name is ${typeof l.name}, not a string`);
+    return judged(lines, {});
+  }
   const name = `scheduler ${guestText(l.name, 64)}`;
   if (l.detachedOnPurpose === true) {
     lines.note(`${name} was detached or replaced by the test on purpose`);
@@ -56,14 +66,20 @@ export function liveness(livenessIn: SchedulerLiveness | unknown, t: Thresholds)
   const alive = l.processAlive === true;
   const exit = l.exit;
   const figures = { crashed: 0, exited: 0, unknown: 0 };
-  if (typeof l.detachedOnPurpose !== 'boolean' || typeof l.processAlive !== 'boolean' || typeof l.stateAtEnd !== 'string') {
+  if (
+    typeof l.detachedOnPurpose !== 'boolean' ||
+    typeof l.processAlive !== 'boolean' ||
+    typeof l.stateAtEnd !== 'string'
+  ) {
     lines.fail(`${name}: unusable liveness record (detachedOnPurpose, processAlive or stateAtEnd missing)`);
     return judged(lines, figures);
   }
   if (exit === null || exit === undefined) {
     if (state === 'enabled' && alive) return judged(lines, figures);
     figures.unknown = 1;
-    lines.fail(`${name} died for an unknown reason (state ${state || 'empty'}, process ${alive ? 'alive' : 'gone'}, no exit info)`);
+    lines.fail(
+      `${name} died for an unknown reason (state ${state || 'empty'}, process ${alive ? 'alive' : 'gone'}, no exit info)`,
+    );
     return judged(lines, figures);
   }
   if (!isObj(exit) || typeof exit.kind !== 'number' || !Number.isInteger(exit.kind) || exit.kind < 0) {

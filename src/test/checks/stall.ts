@@ -9,7 +9,12 @@ import type { MonitorTimeline } from '../../cell/monitor-session.js';
 import type { Thresholds } from './thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 
-interface Wait { pid: number; cpu: number; ms: number; atMs: number; }
+interface Wait {
+  pid: number;
+  cpu: number;
+  ms: number;
+  atMs: number;
+}
 
 /** Each task's longest runnable wait seen, longest first. */
 export function longestWaits(timeline: MonitorTimeline): Wait[] {
@@ -21,7 +26,8 @@ export function longestWaits(timeline: MonitorTimeline): Wait[] {
     for (const c of s.cpus) {
       if (c.waitMs === null || c.waitPid === null) continue;
       const seen = byPid.get(c.waitPid);
-      if (seen === undefined || c.waitMs > seen.ms) byPid.set(c.waitPid, { pid: c.waitPid, cpu: c.cpu, ms: c.waitMs, atMs: s.t });
+      if (seen === undefined || c.waitMs > seen.ms)
+        byPid.set(c.waitPid, { pid: c.waitPid, cpu: c.cpu, ms: c.waitMs, atMs: s.t });
     }
   }
   return [...byPid.values()].sort((a, b) => b.ms - a.ms);
@@ -39,7 +45,9 @@ export function stall(timeline: MonitorTimeline | undefined, t: Thresholds): Jud
   const waits = longestWaits(timeline);
   for (const w of waits) {
     if (w.ms <= t.stall.maxRunnableMs) break;
-    lines.fail(`pid ${w.pid} runnable on cpu ${w.cpu} for ${(w.ms / 1000).toFixed(2)} s without running (max ${(t.stall.maxRunnableMs / 1000).toFixed(2)} s; host monitor, ${(w.atMs / 1000).toFixed(1)} s into the run)`);
+    lines.fail(
+      `pid ${w.pid} runnable on cpu ${w.cpu} for ${(w.ms / 1000).toFixed(2)} s without running (max ${(t.stall.maxRunnableMs / 1000).toFixed(2)} s; host monitor, ${(w.atMs / 1000).toFixed(1)} s into the run)`,
+    );
   }
   return judged(lines, { longestWaitMs: waits[0]?.ms ?? 0, samples: timeline.samples.length });
 }

@@ -19,16 +19,32 @@ const at = (ms: number): string => `t=${(ms / 1000).toFixed(1)}s`;
 
 /** Validates a series; null with a failure line written when unusable. */
 function usable(lines: Lines, name: string, series: unknown, what = 'series'): Sample[] | null {
-  if (!Array.isArray(series)) { lines.fail(`${name}: ${what} is not a list of samples`); return null; }
-  if (series.length > MAX_SAMPLES) { lines.fail(`${name}: ${what} has ${series.length} samples (at most ${MAX_SAMPLES})`); return null; }
+  if (!Array.isArray(series)) {
+    lines.fail(`${name}: ${what} is not a list of samples`);
+    return null;
+  }
+  if (series.length > MAX_SAMPLES) {
+    lines.fail(`${name}: ${what} has ${series.length} samples (at most ${MAX_SAMPLES})`);
+    return null;
+  }
   let prev = -Infinity;
   for (let i = 0; i < series.length; i++) {
     const s = series[i] as Partial<Sample> | null;
-    if (typeof s !== 'object' || s === null || typeof s.atMs !== 'number' || !Number.isFinite(s.atMs) || typeof s.value !== 'number' || !Number.isFinite(s.value)) {
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.atMs !== 'number' ||
+      !Number.isFinite(s.atMs) ||
+      typeof s.value !== 'number' ||
+      !Number.isFinite(s.value)
+    ) {
       lines.fail(`${name}: ${what} sample ${i} is unusable (atMs ${String(s?.atMs)}, value ${String(s?.value)})`);
       return null;
     }
-    if (s.atMs < prev) { lines.fail(`${name}: ${what} sample ${i} at ${s.atMs} ms is before the one ahead of it (${prev} ms)`); return null; }
+    if (s.atMs < prev) {
+      lines.fail(`${name}: ${what} sample ${i} at ${s.atMs} ms is before the one ahead of it (${prev} ms)`);
+      return null;
+    }
     prev = s.atMs;
   }
   return series as Sample[];
@@ -37,7 +53,10 @@ function usable(lines: Lines, name: string, series: unknown, what = 'series'): S
 function badBound(lines: Lines, name: string, bounds: Record<string, unknown>): boolean {
   for (const [k, v] of Object.entries(bounds)) {
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v)) { lines.fail(`${name}: bound ${k} is ${String(v)}, not a finite number`); return true; }
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      lines.fail(`${name}: bound ${k} is ${String(v)}, not a finite number`);
+      return true;
+    }
   }
   return false;
 }
@@ -54,7 +73,10 @@ function nondecreasing(name: string, series: Sample[]): CheckVerdict {
   let drops = 0;
   for (let i = 1; i < s.length; i++) {
     if (s[i].value >= s[i - 1].value) continue;
-    if (drops === 0) lines.fail(`${label} decreased from ${fmtNum(s[i - 1].value)} to ${fmtNum(s[i].value)} at ${at(s[i].atMs)} (must not decrease)`);
+    if (drops === 0)
+      lines.fail(
+        `${label} decreased from ${fmtNum(s[i - 1].value)} to ${fmtNum(s[i].value)} at ${at(s[i].atMs)} (must not decrease)`,
+      );
     drops++;
   }
   if (drops > 1) lines.fail(`${label} decreased ${drops} times in all`);
@@ -66,10 +88,12 @@ function rateWithin(name: string, series: Sample[], min: number, max: number): C
   const { lines, label } = start(name);
   const s = usable(lines, label, series);
   if (!s || badBound(lines, label, { min, max })) return lines.verdict({});
-  if (s.length < 2 || s[s.length - 1].atMs === s[0].atMs) return lines.verdict({ samples: s.length }, 'fewer than 2 samples apart in time');
+  if (s.length < 2 || s[s.length - 1].atMs === s[0].atMs)
+    return lines.verdict({ samples: s.length }, 'fewer than 2 samples apart in time');
   const secs = (s[s.length - 1].atMs - s[0].atMs) / 1000;
   const rate = (s[s.length - 1].value - s[0].value) / secs;
-  if (rate < min || rate > max) lines.fail(`${label} rate ${fmtNum(rate)}/s over ${trimNum(secs)} s (want ${trimNum(min)} to ${trimNum(max)}/s)`);
+  if (rate < min || rate > max)
+    lines.fail(`${label} rate ${fmtNum(rate)}/s over ${trimNum(secs)} s (want ${trimNum(min)} to ${trimNum(max)}/s)`);
   return lines.verdict({ samples: s.length, rate: Number(rate.toPrecision(6)) });
 }
 
@@ -82,7 +106,10 @@ function steadyWithin(name: string, series: Sample[], maxCvPct: number): CheckVe
   const mean = s.reduce((a, x) => a + x.value, 0) / s.length;
   const sd = Math.sqrt(s.reduce((a, x) => a + (x.value - mean) ** 2, 0) / s.length);
   const cv = sd === 0 ? 0 : mean === 0 ? Infinity : (sd / Math.abs(mean)) * 100;
-  if (cv > maxCvPct) lines.fail(`${label} CV ${Number.isFinite(cv) ? fmtPct(cv) : 'unbounded (mean 0)'} over ${s.length} samples, mean ${fmtNum(mean)} (max ${fmtLimitPct(maxCvPct)})`);
+  if (cv > maxCvPct)
+    lines.fail(
+      `${label} CV ${Number.isFinite(cv) ? fmtPct(cv) : 'unbounded (mean 0)'} over ${s.length} samples, mean ${fmtNum(mean)} (max ${fmtLimitPct(maxCvPct)})`,
+    );
   return lines.verdict({ samples: s.length, cvPct: Number.isFinite(cv) ? Number(cv.toFixed(2)) : -1 });
 }
 
@@ -98,10 +125,15 @@ function convergesTo(name: string, series: Sample[], target: number, tolPct: num
   const from = afterMs ?? (s[0].atMs + s[s.length - 1].atMs) / 2;
   const tol = target === 0 ? tolPct / 100 : (Math.abs(target) * tolPct) / 100;
   const tail = s.filter((x) => x.atMs >= from);
-  if (tail.length === 0) { lines.fail(`${label} has no samples from ${at(from)} on to show it converges to ${trimNum(target)}`); return lines.verdict({ samples: s.length }); }
+  if (tail.length === 0) {
+    lines.fail(`${label} has no samples from ${at(from)} on to show it converges to ${trimNum(target)}`);
+    return lines.verdict({ samples: s.length });
+  }
   const out = tail.filter((x) => Math.abs(x.value - target) > tol);
   if (out.length > 0) {
-    lines.fail(`${label} not within ${fmtLimitPct(tolPct)} of ${trimNum(target)} from ${at(from)} on: ${fmtNum(out[0].value)} at ${at(out[0].atMs)} (${out.length} of ${tail.length} samples outside)`);
+    lines.fail(
+      `${label} not within ${fmtLimitPct(tolPct)} of ${trimNum(target)} from ${at(from)} on: ${fmtNum(out[0].value)} at ${at(out[0].atMs)} (${out.length} of ${tail.length} samples outside)`,
+    );
   }
   return lines.verdict({ samples: s.length, outside: out.length });
 }
@@ -112,9 +144,13 @@ function alwaysTrue(name: string, series: Sample[]): CheckVerdict {
   const s = usable(lines, label, series);
   if (!s) return lines.verdict({});
   const odd = s.find((x) => x.value !== 0 && x.value !== 1);
-  if (odd) { lines.fail(`${label} has value ${fmtNum(odd.value)} at ${at(odd.atMs)}, not 0 or 1`); return lines.verdict({ samples: s.length }); }
+  if (odd) {
+    lines.fail(`${label} has value ${fmtNum(odd.value)} at ${at(odd.atMs)}, not 0 or 1`);
+    return lines.verdict({ samples: s.length });
+  }
   const falses = s.filter((x) => x.value === 0);
-  if (falses.length > 0) lines.fail(`${label} false at ${at(falses[0].atMs)} (${falses.length} of ${s.length} samples false)`);
+  if (falses.length > 0)
+    lines.fail(`${label} false at ${at(falses[0].atMs)} (${falses.length} of ${s.length} samples false)`);
   return lines.verdict({ samples: s.length, falses: falses.length }, s.length === 0 ? 'no samples' : null);
 }
 
@@ -138,7 +174,9 @@ function ratioWithin(name: string, a: Sample[], b: Sample[], min: number, max: n
   }
   const out = ratios.filter((x) => x.r < min || x.r > max);
   if (out.length > 0) {
-    lines.fail(`${label} ratio ${fmtNum(out[0].r)} at ${at(out[0].atMs)} (want ${trimNum(min)} to ${trimNum(max)}; ${out.length} of ${ratios.length} samples outside)`);
+    lines.fail(
+      `${label} ratio ${fmtNum(out[0].r)} at ${at(out[0].atMs)} (want ${trimNum(min)} to ${trimNum(max)}; ${out.length} of ${ratios.length} samples outside)`,
+    );
   }
   return lines.verdict({ samples: ratios.length, outside: out.length });
 }

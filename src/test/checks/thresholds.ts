@@ -96,7 +96,8 @@ const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v)
 
 function checkValue(path: string, kind: Kind, v: unknown, n: number): void {
   if (kind === 'flag') {
-    if (typeof v !== 'boolean') throw new Error(`threshold ${path} must be true or false (got ${shown(v)}, layer ${n})`);
+    if (typeof v !== 'boolean')
+      throw new Error(`threshold ${path} must be true or false (got ${shown(v)}, layer ${n})`);
     return;
   }
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
@@ -107,11 +108,17 @@ function checkValue(path: string, kind: Kind, v: unknown, n: number): void {
 
 /** Throws when a layer has an unknown key or a bad value; `undefined` values mean "not set here". */
 function validateLayer(layer: unknown, n: number): asserts layer is ThresholdOverrides {
-  if (!isPlainObject(layer)) throw new Error(`thresholds layer ${n} must be an object (got ${Array.isArray(layer) ? 'an array' : shown(layer)})`);
+  if (!isPlainObject(layer))
+    throw new Error(
+      `thresholds layer ${n} must be an object (got ${Array.isArray(layer) ? 'an array' : shown(layer)})`,
+    );
   for (const key of Object.keys(layer)) {
     const v = layer[key];
     if (v === undefined) continue;
-    if (has(TOP, key)) { checkValue(key, TOP[key], v, n); continue; }
+    if (has(TOP, key)) {
+      checkValue(key, TOP[key], v, n);
+      continue;
+    }
     if (!has(SECTIONS, key)) throw new Error(`threshold ${key}: unknown key (layer ${n})`);
     if (!isPlainObject(v)) throw new Error(`threshold ${key} must be an object (got ${shown(v)}, layer ${n})`);
     const fields = SECTIONS[key];
@@ -138,7 +145,10 @@ export function mergeThresholds(...layers: (ThresholdOverrides | undefined)[]): 
     for (const key of Object.keys(l)) {
       const v = l[key];
       if (v === undefined) continue;
-      if (has(TOP, key)) { out[key] = v; continue; }
+      if (has(TOP, key)) {
+        out[key] = v;
+        continue;
+      }
       const section = out[key] as Record<string, unknown>;
       for (const [f, fv] of Object.entries(v as Record<string, unknown>)) if (fv !== undefined) section[f] = fv;
     }

@@ -5,8 +5,19 @@
 
 import type { Thresholds } from './thresholds.js';
 
-export type CheckName = 'starvation' | 'gaps' | 'fairness' | 'isolation' | 'benchmark' | 'migration' | 'liveness' | 'stall' | 'temporal';
-export const CHECK_NAMES: readonly CheckName[] = ['starvation', 'gaps', 'fairness', 'isolation', 'benchmark', 'migration', 'liveness', 'stall', 'temporal'];
+export type CheckName =
+  'starvation' | 'gaps' | 'fairness' | 'isolation' | 'benchmark' | 'migration' | 'liveness' | 'stall' | 'temporal';
+export const CHECK_NAMES: readonly CheckName[] = [
+  'starvation',
+  'gaps',
+  'fairness',
+  'isolation',
+  'benchmark',
+  'migration',
+  'liveness',
+  'stall',
+  'temporal',
+];
 
 export interface CheckVerdict {
   check: CheckName;
@@ -48,16 +59,21 @@ export class Lines {
     if (this.notes.length < MAX_NOTES) this.notes.push(`${this.check}: ${line}`);
     else this.droppedNotes++;
   }
-  get failed(): boolean { return this.failures.length > 0; }
+  get failed(): boolean {
+    return this.failures.length > 0;
+  }
   /** The verdict: skipped (with `skipReason`) only when nothing failed. */
   verdict(figures: Record<string, number>, skipReason: string | null = null): CheckVerdict {
     const failures = [...this.failures];
-    if (this.dropped > 0) failures.push(`${this.check}: ... and ${this.dropped} more failure${this.dropped === 1 ? '' : 's'}`);
+    if (this.dropped > 0)
+      failures.push(`${this.check}: ... and ${this.dropped} more failure${this.dropped === 1 ? '' : 's'}`);
     const failed = failures.length > 0;
     return { check: this.check, passed: !failed, skipped: failed ? null : skipReason, failures, figures };
   }
   allNotes(): string[] {
-    return this.droppedNotes > 0 ? [...this.notes, `${this.check}: ... and ${this.droppedNotes} more notes`] : [...this.notes];
+    return this.droppedNotes > 0
+      ? [...this.notes, `${this.check}: ... and ${this.droppedNotes} more notes`]
+      : [...this.notes];
   }
 }
 
@@ -106,7 +122,12 @@ export function mergeResults(results: AssertResult[]): AssertResult {
   }
   const checks = [...byName.values()];
   const notes = [...new Set(results.flatMap((r) => r.notes))];
-  return { passed: results.every((r) => r.passed) && checks.every((c) => c.passed), checks, notes, thresholds: results[0].thresholds };
+  return {
+    passed: results.every((r) => r.passed) && checks.every((c) => c.passed),
+    checks,
+    notes,
+    thresholds: results[0].thresholds,
+  };
 }
 
 /** What one check of a run gives: its verdict and its notes. */

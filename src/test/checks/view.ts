@@ -94,7 +94,8 @@ function shown(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(guestText(v, 40));
   return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : typeof v;
 }
-const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+const isInt = (v: unknown, lo: number, hi: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
 const isNum = (v: unknown, hi: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= hi;
 
 /** Most phases, workers and cgroups a run may have. */
@@ -115,14 +116,21 @@ export function phaseAt(view: RunView, atNs: number): PhaseView | null {
 function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView[] {
   const raw = run.phases;
   if (!Array.isArray(raw) || raw.length === 0) {
-    problems.push(Array.isArray(raw) ? 'the run has no phases (phase 1 is missing)' : `phases is ${shown(raw)}, not a list`);
+    problems.push(
+      Array.isArray(raw) ? 'the run has no phases (phase 1 is missing)' : `phases is ${shown(raw)}, not a list`,
+    );
     return [];
   }
-  if (raw.length > MAX_PHASES) { problems.push(`the run has ${raw.length} phases (at most ${MAX_PHASES})`); return []; }
+  if (raw.length > MAX_PHASES) {
+    problems.push(`the run has ${raw.length} phases (at most ${MAX_PHASES})`);
+    return [];
+  }
   const out: PhaseView[] = [];
   for (const [i, p] of raw.entries()) {
     if (!isObj(p) || !isInt(p.phase, 1, 1e6) || !isNum(p.atMs, MAX_NS / 1e6)) {
-      problems.push(`phases[${i}] is unusable (phase ${shown(isObj(p) ? p.phase : p)}, atMs ${shown(isObj(p) ? p.atMs : undefined)})`);
+      problems.push(
+        `phases[${i}] is unusable (phase ${shown(isObj(p) ? p.phase : p)}, atMs ${shown(isObj(p) ? p.atMs : undefined)})`,
+      );
       return [];
     }
     const label = typeof p.label === 'string' ? guestText(p.label, 80) : '?';
@@ -131,13 +139,26 @@ function readPhases(run: Obj, durationMs: number, problems: string[]): PhaseView
   }
   out.sort((a, b) => a.phase - b.phase);
   for (let i = 0; i < out.length; i++) {
-    if (out[i].phase !== i + 1) { problems.push(`phases are not numbered 1..${out.length} (found phase ${out[i].phase} at position ${i + 1})`); return []; }
-    if (i > 0 && out[i].startMs < out[i - 1].startMs) { problems.push(`phase ${out[i].phase} starts at ${out[i].startMs} ms, before phase ${out[i - 1].phase} (${out[i - 1].startMs} ms)`); return []; }
+    if (out[i].phase !== i + 1) {
+      problems.push(`phases are not numbered 1..${out.length} (found phase ${out[i].phase} at position ${i + 1})`);
+      return [];
+    }
+    if (i > 0 && out[i].startMs < out[i - 1].startMs) {
+      problems.push(
+        `phase ${out[i].phase} starts at ${out[i].startMs} ms, before phase ${out[i - 1].phase} (${out[i - 1].startMs} ms)`,
+      );
+      return [];
+    }
   }
   const last = out[out.length - 1];
-  if (last.startMs > durationMs) { problems.push(`phase ${last.phase} starts at ${last.startMs} ms, after the run's end (${durationMs} ms)`); return []; }
+  if (last.startMs > durationMs) {
+    problems.push(`phase ${last.phase} starts at ${last.startMs} ms, after the run's end (${durationMs} ms)`);
+    return [];
+  }
   // a phase ends where the next one's operation began to apply (the transition is in no phase)
-  for (let i = 0; i < out.length; i++) out[i].endMs = i + 1 < out.length ? Math.max(out[i].startMs, out[i + 1].startMs - out[i + 1].transitionMs) : durationMs;
+  for (let i = 0; i < out.length; i++)
+    out[i].endMs =
+      i + 1 < out.length ? Math.max(out[i].startMs, out[i + 1].startMs - out[i + 1].transitionMs) : durationMs;
   return out;
 }
 
@@ -180,7 +201,11 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
   const wl = o.wakeLatencyNs;
   if (wl !== null) {
     if (isObj(wl) && isNum(wl.samples, MAX_COUNT) && isNum(wl.p99, MAX_NS)) wake = { samples: wl.samples, p99: wl.p99 };
-    else bad.set('wakeLatencyNs', `wakeLatencyNs is unusable (${isObj(wl) ? `samples ${shown(wl.samples)}, p99 ${shown(wl.p99)}` : shown(wl)})`);
+    else
+      bad.set(
+        'wakeLatencyNs',
+        `wakeLatencyNs is unusable (${isObj(wl) ? `samples ${shown(wl.samples)}, p99 ${shown(wl.p99)}` : shown(wl)})`,
+      );
   }
   let error: string | null = null;
   if (typeof o.error === 'string') error = guestText(o.error);
@@ -191,11 +216,23 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
   if (!Array.isArray(o.phases)) bad.set('phases', `phases is ${shown(o.phases)}, not a list`);
   else {
     for (const u of o.phases) {
-      if (!isObj(u) || !known(u.phase)) { bad.set('phases', `usage reported for unknown phase ${shown(isObj(u) ? u.phase : u)}`); break; }
-      if (usage.has(u.phase)) { bad.set('phases', `usage for phase ${u.phase} reported twice`); break; }
-      if (!isNum(u.iterations, MAX_COUNT)) { bad.set('phases', `iterations in phase ${u.phase} is ${shown(u.iterations)}`); break; }
+      if (!isObj(u) || !known(u.phase)) {
+        bad.set('phases', `usage reported for unknown phase ${shown(isObj(u) ? u.phase : u)}`);
+        break;
+      }
+      if (usage.has(u.phase)) {
+        bad.set('phases', `usage for phase ${u.phase} reported twice`);
+        break;
+      }
+      if (!isNum(u.iterations, MAX_COUNT)) {
+        bad.set('phases', `iterations in phase ${u.phase} is ${shown(u.iterations)}`);
+        break;
+      }
       const cpus = readCpuTimes(u.cpus, `phase ${u.phase} cpus`);
-      if (typeof cpus === 'string') { bad.set('phases', cpus); break; }
+      if (typeof cpus === 'string') {
+        bad.set('phases', cpus);
+        break;
+      }
       let ns = 0;
       for (const v of cpus.values()) ns += v;
       usage.set(u.phase, { iterations: u.iterations, cpus, ns });
@@ -206,10 +243,22 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
   if (!Array.isArray(o.allowed)) bad.set('allowed', `allowed is ${shown(o.allowed)}, not a list`);
   else {
     for (const a of o.allowed) {
-      if (!isObj(a) || !known(a.phase)) { bad.set('allowed', `allowed CPUs reported for unknown phase ${shown(isObj(a) ? a.phase : a)}`); break; }
-      if (allowed.has(a.phase)) { bad.set('allowed', `allowed CPUs for phase ${a.phase} reported twice`); break; }
-      if (!Array.isArray(a.cpus) || !a.cpus.every((c) => isInt(c, 0, MAX_CPU))) { bad.set('allowed', `allowed CPUs for phase ${a.phase} are unusable`); break; }
-      allowed.set(a.phase, [...new Set(a.cpus as number[])].filter((c) => view.online.has(c)).sort((x, y) => x - y));
+      if (!isObj(a) || !known(a.phase)) {
+        bad.set('allowed', `allowed CPUs reported for unknown phase ${shown(isObj(a) ? a.phase : a)}`);
+        break;
+      }
+      if (allowed.has(a.phase)) {
+        bad.set('allowed', `allowed CPUs for phase ${a.phase} reported twice`);
+        break;
+      }
+      if (!Array.isArray(a.cpus) || !a.cpus.every((c) => isInt(c, 0, MAX_CPU))) {
+        bad.set('allowed', `allowed CPUs for phase ${a.phase} are unusable`);
+        break;
+      }
+      allowed.set(
+        a.phase,
+        [...new Set(a.cpus as number[])].filter((c) => view.online.has(c)).sort((x, y) => x - y),
+      );
     }
   }
 
@@ -217,18 +266,38 @@ function readWorker(w: unknown, pos: number, view: RunView): WorkerView {
   let to = -1;
   const last = view.phases.length;
   if (!known(o.startPhase)) bad.set('startPhase', `startPhase is ${shown(o.startPhase)}, not a phase of the run`);
-  else if (o.stopPhase !== null && (!known(o.stopPhase) || o.stopPhase < o.startPhase)) bad.set('stopPhase', `stopPhase is ${shown(o.stopPhase)}, not a phase from startPhase ${o.startPhase} on`);
+  else if (o.stopPhase !== null && (!known(o.stopPhase) || o.stopPhase < o.startPhase))
+    bad.set('stopPhase', `stopPhase is ${shown(o.stopPhase)}, not a phase from startPhase ${o.startPhase} on`);
   else {
     from = o.startPhase;
     to = o.stopPhase === null ? last : (o.stopPhase as number);
     for (let p = from; p <= to; p++) {
-      if (!allowed.has(p) && !bad.has('allowed')) { bad.set('allowed', `no allowed CPUs reported for phase ${p}, in which it ran`); break; }
+      if (!allowed.has(p) && !bad.has('allowed')) {
+        bad.set('allowed', `no allowed CPUs reported for phase ${p}, in which it ran`);
+        break;
+      }
     }
   }
   const name = `worker ${index < 0 ? '?' : index} (cg ${cgroup}, ${work})`;
   return {
-    index, name, cgroup, work, cpuBound: CPU_BOUND.has(work), iterations, cpuTimeNs, wallNs, migrations, maxGapNs, maxGapAtNs,
-    wake, error, usage, allowed, from, to, bad,
+    index,
+    name,
+    cgroup,
+    work,
+    cpuBound: CPU_BOUND.has(work),
+    iterations,
+    cpuTimeNs,
+    wallNs,
+    migrations,
+    maxGapNs,
+    maxGapAtNs,
+    wake,
+    error,
+    usage,
+    allowed,
+    from,
+    to,
+    bad,
   };
 }
 
@@ -241,7 +310,8 @@ function readCgroup(c: unknown, pos: number): CgroupView | null {
   }
   if (c.max !== null) {
     const m = c.max;
-    if (isObj(m) && isNum(m.quotaUs, MAX_NS) && isNum(m.periodUs, MAX_NS) && m.quotaUs > 0 && m.periodUs > 0) v.max = { quotaUs: m.quotaUs, periodUs: m.periodUs };
+    if (isObj(m) && isNum(m.quotaUs, MAX_NS) && isNum(m.periodUs, MAX_NS) && m.quotaUs > 0 && m.periodUs > 0)
+      v.max = { quotaUs: m.quotaUs, periodUs: m.periodUs };
     else v.bad = `cpu.max is unusable (cgroups[${pos}])`;
   }
   return v;
@@ -249,7 +319,14 @@ function readCgroup(c: unknown, pos: number): CgroupView | null {
 
 /** 1 − steal / (CPUs × window), within [0.02, 1]; 1 when the figures are missing or unusable. */
 function availabilityOf(stat: unknown, cpus: number): number {
-  if (!isObj(stat) || !isNum(stat.stealMs, MAX_NS) || !isNum(stat.windowMs, MAX_NS) || cpus === 0 || (stat.windowMs as number) <= 0) return 1;
+  if (
+    !isObj(stat) ||
+    !isNum(stat.stealMs, MAX_NS) ||
+    !isNum(stat.windowMs, MAX_NS) ||
+    cpus === 0 ||
+    (stat.windowMs as number) <= 0
+  )
+    return 1;
   const a = 1 - (stat.stealMs as number) / (cpus * (stat.windowMs as number));
   return Math.min(1, Math.max(0.02, a));
 }
@@ -264,12 +341,28 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
   if (isNum(run.durationMs, MAX_NS / 1e6)) durationMs = run.durationMs;
   else if (isObj(runIn)) problems.push(`durationMs is ${shown(run.durationMs)}`);
   const online = new Set<number>();
-  if (Array.isArray(run.cpus) && run.cpus.length > 0 && run.cpus.every((c) => isInt(c, 0, MAX_CPU))) for (const c of run.cpus as number[]) online.add(c);
-  else if (isObj(runIn)) problems.push(`cpus (online CPUs) is unusable: ${Array.isArray(run.cpus) ? `[${run.cpus.slice(0, 8).map(shown).join(',')}${run.cpus.length > 8 ? ',…' : ''}]` : shown(run.cpus)}`);
+  if (Array.isArray(run.cpus) && run.cpus.length > 0 && run.cpus.every((c) => isInt(c, 0, MAX_CPU)))
+    for (const c of run.cpus as number[]) online.add(c);
+  else if (isObj(runIn))
+    problems.push(
+      `cpus (online CPUs) is unusable: ${Array.isArray(run.cpus) ? `[${run.cpus.slice(0, 8).map(shown).join(',')}${run.cpus.length > 8 ? ',…' : ''}]` : shown(run.cpus)}`,
+    );
   const phases = isObj(runIn) && problems.length === 0 ? readPhases(run, durationMs, problems) : [];
-  const view: RunView = { label, durationMs, online, phases, phase: new Map(phases.map((p) => [p.phase, p])), workers: [], cgroups: new Map(), problems, availability: availabilityOf(run.cpuStat, online.size) };
-  if (!Array.isArray(run.workers)) { if (isObj(runIn)) problems.push(`workers is ${shown(run.workers)}, not a list`); }
-  else if (run.workers.length > MAX_WORKERS) problems.push(`the run has ${run.workers.length} workers (at most ${MAX_WORKERS})`);
+  const view: RunView = {
+    label,
+    durationMs,
+    online,
+    phases,
+    phase: new Map(phases.map((p) => [p.phase, p])),
+    workers: [],
+    cgroups: new Map(),
+    problems,
+    availability: availabilityOf(run.cpuStat, online.size),
+  };
+  if (!Array.isArray(run.workers)) {
+    if (isObj(runIn)) problems.push(`workers is ${shown(run.workers)}, not a list`);
+  } else if (run.workers.length > MAX_WORKERS)
+    problems.push(`the run has ${run.workers.length} workers (at most ${MAX_WORKERS})`);
   else if (problems.length === 0) {
     view.workers = run.workers.map((w, i) => readWorker(w, i, view));
     const seen = new Set<number>();
@@ -278,7 +371,8 @@ export function viewRun(runIn: RunRecord | unknown): RunView {
       seen.add(w.index);
     }
   }
-  if (Array.isArray(run.cgroups) && run.cgroups.length > MAX_CGROUPS) problems.push(`the run has ${run.cgroups.length} cgroups (at most ${MAX_CGROUPS})`);
+  if (Array.isArray(run.cgroups) && run.cgroups.length > MAX_CGROUPS)
+    problems.push(`the run has ${run.cgroups.length} cgroups (at most ${MAX_CGROUPS})`);
   else if (Array.isArray(run.cgroups)) {
     run.cgroups.forEach((c, i) => {
       const v = readCgroup(c, i);

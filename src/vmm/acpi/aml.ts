@@ -8,7 +8,10 @@ export type Aml = Uint8Array;
 const concat = (parts: readonly ArrayLike<number>[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 };
 
@@ -22,7 +25,7 @@ export function pkgLength(bodyLength: number): Uint8Array {
   for (let extra = 1; extra <= 3; extra++) {
     const total = bodyLength + 1 + extra;
     if (total < 2 ** (4 + 8 * extra)) {
-      const b = [((extra << 6) | (total & 0x0f))];
+      const b = [(extra << 6) | (total & 0x0f)];
       for (let i = 0; i < extra; i++) b.push((total >>> (4 + 8 * i)) & 0xff);
       return Uint8Array.from(b);
     }
@@ -68,7 +71,9 @@ export function eisaId(id: string): Uint8Array {
 }
 
 /** Name (path, value) */
-export function name(path: string, value: Aml): Aml { return concat([[0x08], nameString(path), value]); }
+export function name(path: string, value: Aml): Aml {
+  return concat([[0x08], nameString(path), value]);
+}
 
 /** Package () { elements } */
 export function pkg(elements: readonly Aml[]): Aml {

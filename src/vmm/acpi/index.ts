@@ -36,10 +36,28 @@ export const ACPI_TABLES_ADDR = 0xe1000;
 export const BIOS_AREA_END = 0x100000;
 
 export {
-  ACPI_S5_SLP_TYP, PM1A_CNT_LEN, PM1A_CNT_PORT, PM1A_EVT_LEN, PM1A_EVT_PORT, PM1_CNT_SCI_EN, PM1_CNT_SLP_EN,
-  RESET_PORT, RESET_VALUE, SCI_IRQ, isPowerOffWrite,
+  ACPI_S5_SLP_TYP,
+  PM1A_CNT_LEN,
+  PM1A_CNT_PORT,
+  PM1A_EVT_LEN,
+  PM1A_EVT_PORT,
+  PM1_CNT_SCI_EN,
+  PM1_CNT_SLP_EN,
+  RESET_PORT,
+  RESET_VALUE,
+  SCI_IRQ,
+  isPowerOffWrite,
 } from './pm.js';
-import { ACPI_S5_SLP_TYP, PM1A_CNT_LEN, PM1A_CNT_PORT, PM1A_EVT_LEN, PM1A_EVT_PORT, RESET_PORT, RESET_VALUE, SCI_IRQ } from './pm.js';
+import {
+  ACPI_S5_SLP_TYP,
+  PM1A_CNT_LEN,
+  PM1A_CNT_PORT,
+  PM1A_EVT_LEN,
+  PM1A_EVT_PORT,
+  RESET_PORT,
+  RESET_VALUE,
+  SCI_IRQ,
+} from './pm.js';
 export const IOAPIC_ADDR = 0xfec00000;
 export const LAPIC_ADDR = 0xfee00000;
 
@@ -97,21 +115,49 @@ class Bytes {
     this.buf = b;
     this.view = new DataView(b.buffer);
   }
-  u8(v: number): this { this.grow(1); this.view.setUint8(this.length, v & 0xff); this.length += 1; return this; }
-  u16(v: number): this { this.grow(2); this.view.setUint16(this.length, v & 0xffff, true); this.length += 2; return this; }
-  u32(v: number): this { this.grow(4); this.view.setUint32(this.length, v >>> 0, true); this.length += 4; return this; }
-  u64(v: number): this { this.grow(8); this.view.setBigUint64(this.length, BigInt(v), true); this.length += 8; return this; }
+  u8(v: number): this {
+    this.grow(1);
+    this.view.setUint8(this.length, v & 0xff);
+    this.length += 1;
+    return this;
+  }
+  u16(v: number): this {
+    this.grow(2);
+    this.view.setUint16(this.length, v & 0xffff, true);
+    this.length += 2;
+    return this;
+  }
+  u32(v: number): this {
+    this.grow(4);
+    this.view.setUint32(this.length, v >>> 0, true);
+    this.length += 4;
+    return this;
+  }
+  u64(v: number): this {
+    this.grow(8);
+    this.view.setBigUint64(this.length, BigInt(v), true);
+    this.length += 8;
+    return this;
+  }
   str(s: string, n: number): this {
     for (let i = 0; i < n; i++) this.u8(i < s.length ? s.charCodeAt(i) : 0x20);
     return this;
   }
-  raw(b: ArrayLike<number>): this { for (let i = 0; i < b.length; i++) this.u8(b[i]); return this; }
-  zeros(n: number): this { for (let i = 0; i < n; i++) this.u8(0); return this; }
+  raw(b: ArrayLike<number>): this {
+    for (let i = 0; i < b.length; i++) this.u8(b[i]);
+    return this;
+  }
+  zeros(n: number): this {
+    for (let i = 0; i < n; i++) this.u8(0);
+    return this;
+  }
   /** Generic Address Structure (12 bytes). */
   gas(spaceId: number, bitWidth: number, address: number, accessSize = 0): this {
     return this.u8(spaceId).u8(bitWidth).u8(0).u8(accessSize).u64(address);
   }
-  done(): Uint8Array { return this.buf.slice(0, this.length); }
+  done(): Uint8Array {
+    return this.buf.slice(0, this.length);
+  }
 }
 
 /** 8-bit checksum: the value that makes the bytes sum to 0 mod 256. */
@@ -123,8 +169,18 @@ export function checksum(bytes: Uint8Array, start = 0, end = bytes.length): numb
 
 /** A System Description Table: the 36-byte header, then `body`; length and checksum filled. */
 export function sdt(signature: string, revision: number, body: Uint8Array): Uint8Array {
-  const b = new Bytes().str(signature, 4).u32(36 + body.length).u8(revision).u8(0)
-    .str(OEM_ID, 6).str(OEM_TABLE_ID, 8).u32(1).str(CREATOR_ID, 4).u32(1).raw(body).done();
+  const b = new Bytes()
+    .str(signature, 4)
+    .u32(36 + body.length)
+    .u8(revision)
+    .u8(0)
+    .str(OEM_ID, 6)
+    .str(OEM_TABLE_ID, 8)
+    .u32(1)
+    .str(CREATOR_ID, 4)
+    .u32(1)
+    .raw(body)
+    .done();
   b[9] = checksum(b);
   return b;
 }
@@ -134,7 +190,17 @@ export function sdt(signature: string, revision: number, body: Uint8Array): Uint
 
 /** RSDP, revision 2 (36 bytes): checksum over the first 20 bytes, extended over all 36. */
 export function buildRsdp(xsdtAddress: number): Uint8Array {
-  const b = new Bytes().str('RSD PTR ', 8).u8(0).str(OEM_ID, 6).u8(2).u32(0).u32(36).u64(xsdtAddress).u8(0).zeros(3).done();
+  const b = new Bytes()
+    .str('RSD PTR ', 8)
+    .u8(0)
+    .str(OEM_ID, 6)
+    .u8(2)
+    .u32(0)
+    .u32(36)
+    .u64(xsdtAddress)
+    .u8(0)
+    .zeros(3)
+    .done();
   b[8] = checksum(b, 0, 20);
   b[32] = checksum(b, 0, 36);
   return b;
@@ -157,13 +223,34 @@ export function buildXsdt(entries: number[]): Uint8Array {
  *   0A 05          BytePrefix 5   (SLP_TYP for PM1b, unused)
  *   00 00          Zero Zero      (reserved)
  */
-export const S5_AML = Uint8Array.of(0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00);
+export const S5_AML = Uint8Array.of(
+  0x08,
+  0x5f,
+  0x53,
+  0x35,
+  0x5f,
+  0x12,
+  0x08,
+  0x04,
+  0x0a,
+  ACPI_S5_SLP_TYP,
+  0x0a,
+  ACPI_S5_SLP_TYP,
+  0x00,
+  0x00,
+);
 
 /** A UART the DSDT describes (PNP0501), so Linux's 8250_pnp driver takes it with its IRQ. */
-export interface AcpiUart { base: number; irq: number }
+export interface AcpiUart {
+  base: number;
+  irq: number;
+}
 
 /** The PC's first two UARTs: COM1 (0x3F8, IRQ 4) and COM2 (0x2F8, IRQ 3). */
-export const DEFAULT_UARTS: readonly AcpiUart[] = [{ base: 0x3f8, irq: 4 }, { base: 0x2f8, irq: 3 }];
+export const DEFAULT_UARTS: readonly AcpiUart[] = [
+  { base: 0x3f8, irq: 4 },
+  { base: 0x2f8, irq: 3 },
+];
 
 /**
  * The DSDT: `\_S5` and, under `\_SB`, one PNP0501 device per UART (COM1, COM2, ...). Without
@@ -183,52 +270,70 @@ export function buildFacs(): Uint8Array {
 /** FADT revision 6 (276 bytes). Field offsets per ACPI 6.x table 5.9. */
 export function buildFadt(o: { dsdt: number; facs: number; cmosRtc?: boolean }): Uint8Array {
   const IO = 1;
-  const FLAG_WBINVD = 1 << 0, FLAG_PROC_C1 = 1 << 2, FLAG_PWR_BUTTON = 1 << 4, FLAG_SLP_BUTTON = 1 << 5, FLAG_RESET_REG_SUP = 1 << 10;
-  const BOOT_LEGACY_DEVICES = 1 << 0, BOOT_VGA_NOT_PRESENT = 1 << 2, BOOT_CMOS_RTC_NOT_PRESENT = 1 << 5;
+  const FLAG_WBINVD = 1 << 0,
+    FLAG_PROC_C1 = 1 << 2,
+    FLAG_PWR_BUTTON = 1 << 4,
+    FLAG_SLP_BUTTON = 1 << 5,
+    FLAG_RESET_REG_SUP = 1 << 10;
+  const BOOT_LEGACY_DEVICES = 1 << 0,
+    BOOT_VGA_NOT_PRESENT = 1 << 2,
+    BOOT_CMOS_RTC_NOT_PRESENT = 1 << 5;
   const b = new Bytes()
-    .u32(o.facs)             // 36 FIRMWARE_CTRL
-    .u32(o.dsdt)             // 40 DSDT
-    .u8(0)                   // 44 reserved
-    .u8(0)                   // 45 Preferred_PM_Profile: unspecified
-    .u16(SCI_IRQ)            // 46 SCI_INT
-    .u32(0)                  // 48 SMI_CMD: none, always in ACPI mode
-    .u8(0).u8(0).u8(0).u8(0) // 52 ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
-    .u32(PM1A_EVT_PORT)      // 56 PM1a_EVT_BLK
-    .u32(0)                  // 60 PM1b_EVT_BLK
-    .u32(PM1A_CNT_PORT)      // 64 PM1a_CNT_BLK
-    .u32(0)                  // 68 PM1b_CNT_BLK
-    .u32(0)                  // 72 PM2_CNT_BLK
-    .u32(0)                  // 76 PM_TMR_BLK: none
-    .u32(0).u32(0)           // 80 GPE0_BLK, 84 GPE1_BLK
-    .u8(PM1A_EVT_LEN)        // 88 PM1_EVT_LEN
-    .u8(PM1A_CNT_LEN)        // 89 PM1_CNT_LEN
-    .u8(0).u8(0)             // 90 PM2_CNT_LEN, 91 PM_TMR_LEN
-    .u8(0).u8(0).u8(0)       // 92 GPE0_BLK_LEN, GPE1_BLK_LEN, GPE1_BASE
-    .u8(0)                   // 95 CST_CNT
-    .u16(0x65).u16(0x3e9)    // 96 P_LVL2_LAT > 100 (C2 unsupported), 98 P_LVL3_LAT > 1000 (C3 unsupported)
-    .u16(0).u16(0)           // 100 FLUSH_SIZE, FLUSH_STRIDE
-    .u8(0).u8(0)             // 104 DUTY_OFFSET, DUTY_WIDTH
-    .u8(0).u8(0).u8(0)       // 106 DAY_ALRM, MON_ALRM, CENTURY
+    .u32(o.facs) // 36 FIRMWARE_CTRL
+    .u32(o.dsdt) // 40 DSDT
+    .u8(0) // 44 reserved
+    .u8(0) // 45 Preferred_PM_Profile: unspecified
+    .u16(SCI_IRQ) // 46 SCI_INT
+    .u32(0) // 48 SMI_CMD: none, always in ACPI mode
+    .u8(0)
+    .u8(0)
+    .u8(0)
+    .u8(0) // 52 ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
+    .u32(PM1A_EVT_PORT) // 56 PM1a_EVT_BLK
+    .u32(0) // 60 PM1b_EVT_BLK
+    .u32(PM1A_CNT_PORT) // 64 PM1a_CNT_BLK
+    .u32(0) // 68 PM1b_CNT_BLK
+    .u32(0) // 72 PM2_CNT_BLK
+    .u32(0) // 76 PM_TMR_BLK: none
+    .u32(0)
+    .u32(0) // 80 GPE0_BLK, 84 GPE1_BLK
+    .u8(PM1A_EVT_LEN) // 88 PM1_EVT_LEN
+    .u8(PM1A_CNT_LEN) // 89 PM1_CNT_LEN
+    .u8(0)
+    .u8(0) // 90 PM2_CNT_LEN, 91 PM_TMR_LEN
+    .u8(0)
+    .u8(0)
+    .u8(0) // 92 GPE0_BLK_LEN, GPE1_BLK_LEN, GPE1_BASE
+    .u8(0) // 95 CST_CNT
+    .u16(0x65)
+    .u16(0x3e9) // 96 P_LVL2_LAT > 100 (C2 unsupported), 98 P_LVL3_LAT > 1000 (C3 unsupported)
+    .u16(0)
+    .u16(0) // 100 FLUSH_SIZE, FLUSH_STRIDE
+    .u8(0)
+    .u8(0) // 104 DUTY_OFFSET, DUTY_WIDTH
+    .u8(0)
+    .u8(0)
+    .u8(0) // 106 DAY_ALRM, MON_ALRM, CENTURY
     .u16(BOOT_LEGACY_DEVICES | BOOT_VGA_NOT_PRESENT | (o.cmosRtc ? 0 : BOOT_CMOS_RTC_NOT_PRESENT)) // 109 IAPC_BOOT_ARCH
-    .u8(0)                   // 111 reserved
+    .u8(0) // 111 reserved
     .u32(FLAG_WBINVD | FLAG_PROC_C1 | FLAG_PWR_BUTTON | FLAG_SLP_BUTTON | FLAG_RESET_REG_SUP) // 112 Flags
-    .gas(IO, 8, RESET_PORT)  // 116 RESET_REG
-    .u8(RESET_VALUE)         // 128 RESET_VALUE
-    .u16(0)                  // 129 ARM_BOOT_ARCH
-    .u8(0)                   // 131 FADT minor version
-    .u64(0)                  // 132 X_FIRMWARE_CTRL (FIRMWARE_CTRL is used)
-    .u64(o.dsdt)             // 140 X_DSDT
+    .gas(IO, 8, RESET_PORT) // 116 RESET_REG
+    .u8(RESET_VALUE) // 128 RESET_VALUE
+    .u16(0) // 129 ARM_BOOT_ARCH
+    .u8(0) // 131 FADT minor version
+    .u64(0) // 132 X_FIRMWARE_CTRL (FIRMWARE_CTRL is used)
+    .u64(o.dsdt) // 140 X_DSDT
     .gas(IO, 8 * PM1A_EVT_LEN, PM1A_EVT_PORT) // 148 X_PM1a_EVT_BLK
-    .gas(0, 0, 0)            // 160 X_PM1b_EVT_BLK
+    .gas(0, 0, 0) // 160 X_PM1b_EVT_BLK
     .gas(IO, 8 * PM1A_CNT_LEN, PM1A_CNT_PORT) // 172 X_PM1a_CNT_BLK
-    .gas(0, 0, 0)            // 184 X_PM1b_CNT_BLK
-    .gas(0, 0, 0)            // 196 X_PM2_CNT_BLK
-    .gas(0, 0, 0)            // 208 X_PM_TMR_BLK
-    .gas(0, 0, 0)            // 220 X_GPE0_BLK
-    .gas(0, 0, 0)            // 232 X_GPE1_BLK
-    .gas(0, 0, 0)            // 244 SLEEP_CONTROL_REG
-    .gas(0, 0, 0)            // 256 SLEEP_STATUS_REG
-    .str('KVMKVMKV', 8)      // 268 Hypervisor Vendor Identity
+    .gas(0, 0, 0) // 184 X_PM1b_CNT_BLK
+    .gas(0, 0, 0) // 196 X_PM2_CNT_BLK
+    .gas(0, 0, 0) // 208 X_PM_TMR_BLK
+    .gas(0, 0, 0) // 220 X_GPE0_BLK
+    .gas(0, 0, 0) // 232 X_GPE1_BLK
+    .gas(0, 0, 0) // 244 SLEEP_CONTROL_REG
+    .gas(0, 0, 0) // 256 SLEEP_STATUS_REG
+    .str('KVMKVMKV', 8) // 268 Hypervisor Vendor Identity
     .done();
   return sdt('FACP', 6, b);
 }
@@ -250,13 +355,17 @@ export function buildMadt(t: Topology): Uint8Array {
 }
 
 /** RAM split evenly across nodes in address order: per node one or more ranges. */
-export function numaMemoryRanges(nodes: number, memoryMap: readonly MemoryRange[]): Array<{ node: number; base: number; size: number }> {
+export function numaMemoryRanges(
+  nodes: number,
+  memoryMap: readonly MemoryRange[],
+): Array<{ node: number; base: number; size: number }> {
   const ALIGN = 2 * 1024 * 1024;
   const ranges = [...memoryMap].filter((r) => r.size > 0).sort((a, b) => a.guestPhysAddr - b.guestPhysAddr);
   const total = ranges.reduce((s, r) => s + r.size, 0);
   if (total === 0) throw new RangeError('ACPI SRAT: the memory map holds no RAM');
   const share = Math.floor(total / nodes / ALIGN) * ALIGN;
-  if (nodes > 1 && share < 4 * ALIGN) throw new RangeError(`ACPI SRAT: ${total} bytes of RAM are too few for ${nodes} NUMA nodes`);
+  if (nodes > 1 && share < 4 * ALIGN)
+    throw new RangeError(`ACPI SRAT: ${total} bytes of RAM are too few for ${nodes} NUMA nodes`);
   const out: Array<{ node: number; base: number; size: number }> = [];
   let node = 0;
   let left = nodes === 1 ? total : share;
@@ -266,8 +375,13 @@ export function numaMemoryRanges(nodes: number, memoryMap: readonly MemoryRange[
     while (size > 0) {
       const take = node === nodes - 1 ? size : Math.min(size, left);
       out.push({ node, base, size: take });
-      base += take; size -= take; left -= take;
-      if (left === 0 && node < nodes - 1) { node++; left = node === nodes - 1 ? Infinity : share; }
+      base += take;
+      size -= take;
+      left -= take;
+      if (left === 0 && node < nodes - 1) {
+        node++;
+        left = node === nodes - 1 ? Infinity : share;
+      }
     }
   }
   return out;
@@ -279,8 +393,16 @@ export function buildSrat(t: Topology, memoryMap: readonly MemoryRange[]): Uint8
   const ENABLED = 1;
   for (const c of t.cpus) {
     if (c.apicId < 0xff) {
-      b.u8(0).u8(16).u8(c.node & 0xff).u8(c.apicId).u32(ENABLED).u8(0 /* SAPIC EID */)
-        .u8((c.node >>> 8) & 0xff).u8((c.node >>> 16) & 0xff).u8((c.node >>> 24) & 0xff).u32(0 /* clock domain */);
+      b.u8(0)
+        .u8(16)
+        .u8(c.node & 0xff)
+        .u8(c.apicId)
+        .u32(ENABLED)
+        .u8(0 /* SAPIC EID */)
+        .u8((c.node >>> 8) & 0xff)
+        .u8((c.node >>> 16) & 0xff)
+        .u8((c.node >>> 24) & 0xff)
+        .u32(0 /* clock domain */);
     } else {
       b.u8(2).u8(24).u16(0).u32(c.node).u32(c.apicId).u32(ENABLED).u32(0).u32(0);
     }
@@ -313,7 +435,8 @@ export function buildSlit(nodes: number, distances?: number[][]): Uint8Array {
 export function buildAcpiTables(o: AcpiOptions): AcpiTables {
   const rsdpAddress = o.rsdpAddress ?? ACPI_RSDP_ADDR;
   const tablesAddress = o.tablesAddress ?? ACPI_TABLES_ADDR;
-  if (rsdpAddress % 16 !== 0) throw new RangeError(`ACPI: the RSDP address 0x${rsdpAddress.toString(16)} must be 16-byte aligned`);
+  if (rsdpAddress % 16 !== 0)
+    throw new RangeError(`ACPI: the RSDP address 0x${rsdpAddress.toString(16)} must be 16-byte aligned`);
   const blobs: AcpiBlob[] = [];
   let at = tablesAddress;
   const place = (name: string, bytes: Uint8Array, align = 16): number => {
@@ -336,13 +459,21 @@ export function buildAcpiTables(o: AcpiOptions): AcpiTables {
   const end = Math.max(...blobs.map((b) => b.address + b.bytes.length));
   for (let i = 0; i < blobs.length; i++) {
     for (let j = i + 1; j < blobs.length; j++) {
-      const a = blobs[i], b = blobs[j];
+      const a = blobs[i],
+        b = blobs[j];
       if (a.address < b.address + b.bytes.length && b.address < a.address + a.bytes.length) {
-        throw new RangeError(`ACPI: ${a.name} at 0x${a.address.toString(16)} overlaps ${b.name} at 0x${b.address.toString(16)}`);
+        throw new RangeError(
+          `ACPI: ${a.name} at 0x${a.address.toString(16)} overlaps ${b.name} at 0x${b.address.toString(16)}`,
+        );
       }
     }
   }
-  if (rsdpAddress >= ACPI_RSDP_ADDR && rsdpAddress < BIOS_AREA_END && end > BIOS_AREA_END && tablesAddress < BIOS_AREA_END) {
+  if (
+    rsdpAddress >= ACPI_RSDP_ADDR &&
+    rsdpAddress < BIOS_AREA_END &&
+    end > BIOS_AREA_END &&
+    tablesAddress < BIOS_AREA_END
+  ) {
     throw new RangeError(`ACPI: the tables end at 0x${end.toString(16)}, past the BIOS area (0x100000)`);
   }
   return { rsdpAddress, blobs, start, end, numaMemory: numaMemoryRanges(o.topology.numaNodes, o.memoryMap) };

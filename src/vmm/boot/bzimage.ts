@@ -58,35 +58,53 @@ export interface BzImage {
 }
 
 export function looksLikeBzImage(buf: Uint8Array): boolean {
-  return buf.length >= 0x206 && new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(HDR.header, true) === HDRS_MAGIC;
+  return (
+    buf.length >= 0x206 &&
+    new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(HDR.header, true) === HDRS_MAGIC
+  );
 }
 
 export function parseBzImage(buf: Uint8Array, path?: string): BzImage {
-  if (buf.length < 0x264) throw new BootImageError(`truncated bzImage: ${buf.length} bytes is shorter than the setup header`, path);
+  if (buf.length < 0x264)
+    throw new BootImageError(`truncated bzImage: ${buf.length} bytes is shorter than the setup header`, path);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (dv.getUint32(HDR.header, true) !== HDRS_MAGIC) throw new BootImageError('not a bzImage: no "HdrS" magic at 0x202', path);
-  if (dv.getUint16(HDR.boot_flag, true) !== 0xaa55) throw new BootImageError('not a bzImage: boot_flag at 0x1fe is not 0xAA55', path);
+  if (dv.getUint32(HDR.header, true) !== HDRS_MAGIC)
+    throw new BootImageError('not a bzImage: no "HdrS" magic at 0x202', path);
+  if (dv.getUint16(HDR.boot_flag, true) !== 0xaa55)
+    throw new BootImageError('not a bzImage: boot_flag at 0x1fe is not 0xAA55', path);
   const version = dv.getUint16(HDR.version, true);
   if (version < MIN_BOOT_PROTOCOL) {
-    throw new BootImageError(`boot protocol ${(version >> 8)}.${(version & 0xff).toString().padStart(2, '0')} is older than 2.06 (no 64-bit entry)`, path);
+    throw new BootImageError(
+      `boot protocol ${version >> 8}.${(version & 0xff).toString().padStart(2, '0')} is older than 2.06 (no 64-bit entry)`,
+      path,
+    );
   }
   const loadflags = buf[HDR.loadflags];
-  if ((loadflags & LOADFLAG_LOADED_HIGH) === 0) throw new BootImageError('not a bzImage (zImage: LOADED_HIGH is clear)', path);
+  if ((loadflags & LOADFLAG_LOADED_HIGH) === 0)
+    throw new BootImageError('not a bzImage (zImage: LOADED_HIGH is clear)', path);
   const xloadflags = dv.getUint16(HDR.xloadflags, true);
-  if ((xloadflags & XLF_KERNEL_64) === 0) throw new BootImageError('kernel has no 64-bit entry point (xloadflags XLF_KERNEL_64 clear)', path);
+  if ((xloadflags & XLF_KERNEL_64) === 0)
+    throw new BootImageError('kernel has no 64-bit entry point (xloadflags XLF_KERNEL_64 clear)', path);
   let setupSects = buf[HDR.setup_sects];
   if (setupSects === 0) setupSects = 4;
   const setupBytes = (setupSects + 1) * 512;
   const syssize = dv.getUint32(HDR.syssize, true) * 16;
-  if (setupBytes >= buf.length) throw new BootImageError(`truncated bzImage: setup is ${setupBytes} bytes, file is ${buf.length}`, path);
+  if (setupBytes >= buf.length)
+    throw new BootImageError(`truncated bzImage: setup is ${setupBytes} bytes, file is ${buf.length}`, path);
   const kernel = buf.subarray(setupBytes);
   if (syssize > 0 && kernel.length < syssize) {
-    throw new BootImageError(`truncated bzImage: the protected-mode kernel is ${kernel.length} bytes, the header says ${syssize}`, path);
+    throw new BootImageError(
+      `truncated bzImage: the protected-mode kernel is ${kernel.length} bytes, the header says ${syssize}`,
+      path,
+    );
   }
   const payloadOffset = dv.getUint32(HDR.payload_offset, true);
   const payloadLength = dv.getUint32(HDR.payload_length, true);
   if (payloadOffset + payloadLength > kernel.length) {
-    throw new BootImageError(`truncated bzImage: compressed payload ends at ${payloadOffset + payloadLength}, kernel part is ${kernel.length} bytes`, path);
+    throw new BootImageError(
+      `truncated bzImage: compressed payload ends at ${payloadOffset + payloadLength}, kernel part is ${kernel.length} bytes`,
+      path,
+    );
   }
   const kernelAlignment = dv.getUint32(HDR.kernel_alignment, true);
   if (kernelAlignment === 0 || (kernelAlignment & (kernelAlignment - 1)) !== 0) {

@@ -10,7 +10,17 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BootImageError } from './errors.js';
 import {
-  ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_EXEC, ElfError, ElfFile, PT_LOAD, bytesSource, readElfIdent, type ByteSource, type ProgramHeader,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  EM_X86_64,
+  ET_EXEC,
+  ElfError,
+  ElfFile,
+  PT_LOAD,
+  bytesSource,
+  readElfIdent,
+  type ByteSource,
+  type ProgramHeader,
 } from '../../elf/file.js';
 import { fileSource } from '../../elf/file-source.js';
 
@@ -43,7 +53,8 @@ export function isElf(buf: Uint8Array): boolean {
 }
 
 function num(v: bigint, what: string, path?: string): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BootImageError(`ELF ${what} 0x${v.toString(16)} is out of range`, path);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new BootImageError(`ELF ${what} 0x${v.toString(16)} is out of range`, path);
   return Number(v);
 }
 
@@ -61,7 +72,11 @@ function readHeaders(source: ByteSource, path?: string): { entry: bigint; progra
     const { phoff, phentsize, phnum } = elf.header;
     if (phentsize < 56) throw new BootImageError(`ELF e_phentsize ${phentsize} is smaller than 56`, path);
     if (phnum === 0 || phnum > MAX_PHNUM) throw new BootImageError(`ELF has ${phnum} program headers`, path);
-    if (phoff + phnum * phentsize > source.size) throw new BootImageError(`truncated ELF: program headers end at ${phoff + phnum * phentsize}, file is ${source.size} bytes`, path);
+    if (phoff + phnum * phentsize > source.size)
+      throw new BootImageError(
+        `truncated ELF: program headers end at ${phoff + phnum * phentsize}, file is ${source.size} bytes`,
+        path,
+      );
     return { entry: elf.header.entry, programHeaders: elf.programHeaders };
   } catch (err) {
     if (err instanceof ElfError) throw new BootImageError(err.message, path);
@@ -71,7 +86,9 @@ function readHeaders(source: ByteSource, path?: string): { entry: bigint; progra
 
 /** A vmlinux in memory. */
 export function parseVmlinux(buf: Uint8Array, path?: string): VmlinuxImage {
-  return parseVmlinuxSource(bytesSource(buf), path, (seg, into) => into.set(buf.subarray(seg.offset, seg.offset + seg.filesz)));
+  return parseVmlinuxSource(bytesSource(buf), path, (seg, into) =>
+    into.set(buf.subarray(seg.offset, seg.offset + seg.filesz)),
+  );
 }
 
 /**
@@ -110,7 +127,11 @@ function readSegmentFromFile(path: string, size: number, seg: LoadSegment, into:
   }
 }
 
-function parseVmlinuxSource(source: ByteSource, path: string | undefined, readSegment: VmlinuxImage['readSegment']): VmlinuxImage {
+function parseVmlinuxSource(
+  source: ByteSource,
+  path: string | undefined,
+  readSegment: VmlinuxImage['readSegment'],
+): VmlinuxImage {
   const { entry: entryRaw, programHeaders } = readHeaders(source, path);
   const segments: LoadSegment[] = [];
   let entry: number | undefined;
@@ -119,9 +140,14 @@ function parseVmlinuxSource(source: ByteSource, path: string | undefined, readSe
     const { offset, filesz, memsz } = ph;
     const paddr = num(ph.paddr, 'p_paddr', path);
     if (filesz > memsz) throw new BootImageError(`PT_LOAD ${i}: p_filesz ${filesz} > p_memsz ${memsz}`, path);
-    if (offset + filesz > source.size) throw new BootImageError(`truncated ELF: PT_LOAD ${i} needs bytes up to ${offset + filesz}, file is ${source.size} bytes`, path);
+    if (offset + filesz > source.size)
+      throw new BootImageError(
+        `truncated ELF: PT_LOAD ${i} needs bytes up to ${offset + filesz}, file is ${source.size} bytes`,
+        path,
+      );
     segments.push({ paddr, offset, filesz, memsz });
-    if (entryRaw >= ph.vaddr && entryRaw < ph.vaddr + BigInt(memsz)) entry = num(entryRaw - ph.vaddr + ph.paddr, 'entry', path);
+    if (entryRaw >= ph.vaddr && entryRaw < ph.vaddr + BigInt(memsz))
+      entry = num(entryRaw - ph.vaddr + ph.paddr, 'entry', path);
   });
   if (segments.length === 0) throw new BootImageError('ELF has no PT_LOAD segment', path);
   const low = Math.min(...segments.map((s) => s.paddr));

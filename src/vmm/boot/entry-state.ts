@@ -4,11 +4,27 @@
 // (boot/index.ts) is one such entry, a raw code image (boot/raw-image.ts) another.
 
 import { KvmRegs, type KvmSregs } from '../../kvm/structs.js';
-import { CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, code64Segment, dataSegment, tssSegment, unusableLdt } from '../../kvm/x86.js';
+import {
+  CR0_ET,
+  CR0_NE,
+  CR0_PE,
+  CR0_PG,
+  CR4_PAE,
+  EFER_LMA,
+  EFER_LME,
+  code64Segment,
+  dataSegment,
+  tssSegment,
+  unusableLdt,
+} from '../../kvm/x86.js';
 import { BOOT_SELECTORS } from './index.js';
 
 /** GDT selectors of the flat 64-bit code segment, the flat data segment and the 64-bit TSS. */
-export interface GdtSelectors { code: number; data: number; tss: number }
+export interface GdtSelectors {
+  code: number;
+  data: number;
+  tss: number;
+}
 
 /** Where an image leaves the boot CPU: what its registers are set from. */
 export interface BootEntry {

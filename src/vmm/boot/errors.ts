@@ -4,7 +4,10 @@
 import { UsageError } from '../../errors.js';
 
 export class BootImageError extends UsageError {
-  constructor(message: string, readonly path?: string) {
+  constructor(
+    message: string,
+    readonly path?: string,
+  ) {
     super(path === undefined ? message : `${path}: ${message}`);
     this.name = 'BootImageError';
   }

@@ -65,7 +65,11 @@ export const E820_RAM = 1;
 export const E820_RESERVED = 2;
 export const E820_ACPI = 3;
 
-export interface E820Entry { addr: number; size: number; type: number }
+export interface E820Entry {
+  addr: number;
+  size: number;
+  type: number;
+}
 
 /** One piece of the initrd: bytes, or a file read straight into guest RAM by writeBoot. */
 export type InitrdPart = { bytes: Uint8Array } | { path: string; size: number };
@@ -85,7 +89,12 @@ export interface BootFiles {
 export type InitrdInput = string | Uint8Array | readonly (string | Uint8Array)[];
 
 /** Reads and validates the kernel and initrd. Throws BootImageError with the path and what is wrong. */
-export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: InitrdInput; cmdline: string; kernelPath?: string }): BootFiles {
+export function loadBootFiles(o: {
+  kernel: string | Uint8Array;
+  initrd?: InitrdInput;
+  cmdline: string;
+  kernelPath?: string;
+}): BootFiles {
   const kernelPath = typeof o.kernel === 'string' ? o.kernel : (o.kernelPath ?? '<kernel buffer>');
   const kernel = loadKernel(o.kernel, kernelPath);
   let initrd: InitrdPart[] | undefined;
@@ -103,8 +112,15 @@ export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: InitrdI
     initrdSize = initrd.reduce((a, p) => a + ('bytes' in p ? p.bytes.length : p.size), 0);
     if (initrdSize === 0) throw new BootImageError('initrd is empty', initrdPath);
   }
-  const limit = kernel.kind === 'bzimage' && kernel.cmdlineSize > 0 ? Math.min(kernel.cmdlineSize, BOOT_LAYOUT.cmdlineMax - 1) : 2047;
-  if (Buffer.byteLength(o.cmdline) > limit) throw new BootImageError(`kernel command line is ${Buffer.byteLength(o.cmdline)} bytes; the kernel takes at most ${limit}`, kernelPath);
+  const limit =
+    kernel.kind === 'bzimage' && kernel.cmdlineSize > 0
+      ? Math.min(kernel.cmdlineSize, BOOT_LAYOUT.cmdlineMax - 1)
+      : 2047;
+  if (Buffer.byteLength(o.cmdline) > limit)
+    throw new BootImageError(
+      `kernel command line is ${Buffer.byteLength(o.cmdline)} bytes; the kernel takes at most ${limit}`,
+      kernelPath,
+    );
   return { kernelPath, kernel, initrd, initrdSize, initrdPath, cmdline: o.cmdline };
 }
 
@@ -112,7 +128,8 @@ export function loadBootFiles(o: { kernel: string | Uint8Array; initrd?: InitrdI
 function readFileInto(path: string, dest: Uint8Array): void {
   const fd = openSync(path, 'r');
   try {
-    if (fstatSync(fd).size !== dest.length) throw new BootImageError(`initrd changed size while the VM was set up (${dest.length} bytes expected)`, path);
+    if (fstatSync(fd).size !== dest.length)
+      throw new BootImageError(`initrd changed size while the VM was set up (${dest.length} bytes expected)`, path);
     let off = 0;
     while (off < dest.length) {
       const n = readSync(fd, dest, off, Math.min(dest.length - off, 1 << 24), off);
@@ -137,7 +154,6 @@ function checkRegularFile(path: string, what: string): void {
   if (!existsSync(path)) throw new BootImageError(`${what} not found`, path);
   if (!statSync(path).isFile()) throw new BootImageError(`${what} is not a regular file`, path);
 }
-
 
 /** The first bytes of a file (fewer if it is shorter): enough to tell an ELF file. */
 function readHead(path: string, what: string): Uint8Array {
@@ -190,17 +206,25 @@ export function placeBoot(files: BootFiles, lowRam: number): BootPlacement {
     kernelEnd = k.high;
     entry = k.entry;
   }
-  if (kernelEnd > lowRam) throw new BootImageError(`the kernel needs RAM up to 0x${kernelEnd.toString(16)}; guest RAM below 3 GiB ends at 0x${lowRam.toString(16)}`, files.kernelPath);
+  if (kernelEnd > lowRam)
+    throw new BootImageError(
+      `the kernel needs RAM up to 0x${kernelEnd.toString(16)}; guest RAM below 3 GiB ends at 0x${lowRam.toString(16)}`,
+      files.kernelPath,
+    );
   const p: BootPlacement = { kernelLoad, kernelEnd, entry };
   if (files.initrd && files.initrdSize !== undefined) {
     const size = files.initrdSize;
     const max = k.kind === 'bzimage' && k.initrdAddrMax > 0 ? k.initrdAddrMax : 0x37ffffff;
     const top = Math.min(max + 1, lowRam);
-    const addr = Math.floor((top - size) / 0x200000) * 0x200000 >= kernelEnd
-      ? Math.floor((top - size) / 0x200000) * 0x200000
-      : Math.floor((top - size) / 4096) * 4096;
+    const addr =
+      Math.floor((top - size) / 0x200000) * 0x200000 >= kernelEnd
+        ? Math.floor((top - size) / 0x200000) * 0x200000
+        : Math.floor((top - size) / 4096) * 4096;
     if (addr < kernelEnd) {
-      throw new BootImageError(`initrd of ${size} bytes does not fit between the kernel (ends 0x${kernelEnd.toString(16)}) and 0x${top.toString(16)}: give the guest more memory`, files.initrdPath);
+      throw new BootImageError(
+        `initrd of ${size} bytes does not fit between the kernel (ends 0x${kernelEnd.toString(16)}) and 0x${top.toString(16)}: give the guest more memory`,
+        files.initrdPath,
+      );
     }
     p.initrdAddr = addr;
     p.initrdSize = size;
@@ -229,8 +253,10 @@ export interface WriteBootOptions {
 
 /** The reserved range writeBoot leaves at the top of low RAM for `reserveTop` bytes. */
 export function reservedTop(mem: Pick<GuestMemory, 'lowSize'>, bytes: number): { addr: number; size: number } {
-  if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 0x200000 !== 0) throw new BootImageError(`reserved region of ${bytes} bytes must be a positive multiple of 2 MiB`);
-  if (bytes > mem.lowSize / 4) throw new BootImageError(`reserved region of ${bytes} bytes is more than a quarter of guest RAM below 3 GiB`);
+  if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 0x200000 !== 0)
+    throw new BootImageError(`reserved region of ${bytes} bytes must be a positive multiple of 2 MiB`);
+  if (bytes > mem.lowSize / 4)
+    throw new BootImageError(`reserved region of ${bytes} bytes is more than a quarter of guest RAM below 3 GiB`);
   return { addr: mem.lowSize - bytes, size: bytes };
 }
 
@@ -291,11 +317,23 @@ export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOption
   let e820 = [...e820Map(mem), ...(o.extraE820 ?? [])];
   if (reserved !== undefined) {
     // cut the reserved range out of the low RAM entry that holds it
-    e820 = e820.flatMap((e) => (e.type !== E820_RAM || e.addr > reserved.addr || e.addr + e.size < reserved.addr + reserved.size ? [e] : [
-      { addr: e.addr, size: reserved.addr - e.addr, type: E820_RAM },
-      { addr: reserved.addr, size: reserved.size, type: E820_RESERVED },
-      ...(e.addr + e.size > reserved.addr + reserved.size ? [{ addr: reserved.addr + reserved.size, size: e.addr + e.size - reserved.addr - reserved.size, type: E820_RAM }] : []),
-    ]));
+    e820 = e820.flatMap((e) =>
+      e.type !== E820_RAM || e.addr > reserved.addr || e.addr + e.size < reserved.addr + reserved.size
+        ? [e]
+        : [
+            { addr: e.addr, size: reserved.addr - e.addr, type: E820_RAM },
+            { addr: reserved.addr, size: reserved.size, type: E820_RESERVED },
+            ...(e.addr + e.size > reserved.addr + reserved.size
+              ? [
+                  {
+                    addr: reserved.addr + reserved.size,
+                    size: e.addr + e.size - reserved.addr - reserved.size,
+                    type: E820_RAM,
+                  },
+                ]
+              : []),
+          ],
+    );
   }
   e820.sort((a, b) => a.addr - b.addr);
   if (e820.length > E820_MAX) throw new BootImageError(`e820 map has ${e820.length} entries (max ${E820_MAX})`);
@@ -324,7 +362,13 @@ export function writeBoot(mem: GuestMemory, files: BootFiles, o: WriteBootOption
   }
   void HIGH_RAM_START;
   return {
-    entry: placement.entry, bootParams: L.bootParams, cr3: L.pml4, gdt: L.gdt, gdtLimit: BOOT_SELECTORS.tss + 16 - 1,
-    stackTop: L.stackTop, e820, placement,
+    entry: placement.entry,
+    bootParams: L.bootParams,
+    cr3: L.pml4,
+    gdt: L.gdt,
+    gdtLimit: BOOT_SELECTORS.tss + 16 - 1,
+    stackTop: L.stackTop,
+    e820,
+    placement,
   };
 }

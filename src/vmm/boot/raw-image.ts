@@ -28,7 +28,8 @@ export const RAW_SELECTORS = { code: 0x08, data: 0x10, tss: 0x18 } as const;
  */
 export function writeRawImage(memory: GuestMemory, code: Uint8Array): BootEntry {
   const L = RAW_LAYOUT;
-  if (code.length > L.ramSize - L.code) throw new RangeError(`a raw image's code is at most ${L.ramSize - L.code} bytes, not ${code.length}`);
+  if (code.length > L.ramSize - L.code)
+    throw new RangeError(`a raw image's code is at most ${L.ramSize - L.code} bytes, not ${code.length}`);
   memory.fill(0, 0x20000);
   memory.writeU64(L.gdt, 0n);
   memory.writeU64(L.gdt + RAW_SELECTORS.code, gdtEntry(code64Segment(RAW_SELECTORS.code)));
@@ -41,7 +42,12 @@ export function writeRawImage(memory: GuestMemory, code: Uint8Array): BootEntry 
   for (let i = 0; i < 512; i++) memory.writeU64(L.pd + 8 * i, (BigInt(i) << 21n) | PTE_PRESENT | PTE_WRITE | PTE_PS);
   memory.write(L.code, code);
   return {
-    entry: L.code, bootParams: 0, cr3: L.pml4, gdt: L.gdt, gdtLimit: RAW_SELECTORS.tss + 16 - 1, stackTop: L.stackTop,
+    entry: L.code,
+    bootParams: 0,
+    cr3: L.pml4,
+    gdt: L.gdt,
+    gdtLimit: RAW_SELECTORS.tss + 16 - 1,
+    stackTop: L.stackTop,
     selectors: RAW_SELECTORS,
   };
 }

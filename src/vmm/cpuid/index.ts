@@ -48,18 +48,24 @@ export function cpuVendor(entries: readonly CpuidEntry[]): Vendor {
 }
 
 /** Cache geometry written where KVM reports no cache leaf of that kind. */
-interface CacheDesc { type: 1 | 2 | 3; level: number; ways: number; lineSize: number; sets: number }
+interface CacheDesc {
+  type: 1 | 2 | 3;
+  level: number;
+  ways: number;
+  lineSize: number;
+  sets: number;
+}
 const DEFAULT_CACHES: CacheDesc[] = [
-  { type: 1, level: 1, ways: 8, lineSize: 64, sets: 64 },     // L1d 32 KiB
-  { type: 2, level: 1, ways: 8, lineSize: 64, sets: 64 },     // L1i 32 KiB
-  { type: 3, level: 2, ways: 8, lineSize: 64, sets: 1024 },   // L2 512 KiB
+  { type: 1, level: 1, ways: 8, lineSize: 64, sets: 64 }, // L1d 32 KiB
+  { type: 2, level: 1, ways: 8, lineSize: 64, sets: 64 }, // L1i 32 KiB
+  { type: 3, level: 2, ways: 8, lineSize: 64, sets: 1024 }, // L2 512 KiB
   { type: 3, level: 3, ways: 16, lineSize: 64, sets: 16384 }, // L3 16 MiB
 ];
 
 const u32 = (n: number): number => n >>> 0;
-const field = (v: number, lo: number, width: number): number => (v >>> lo) & ((2 ** width) - 1);
+const field = (v: number, lo: number, width: number): number => (v >>> lo) & (2 ** width - 1);
 const setField = (v: number, lo: number, width: number, x: number): number => {
-  const mask = ((2 ** width) - 1) * 2 ** lo;
+  const mask = (2 ** width - 1) * 2 ** lo;
   return u32((v & ~mask) | ((x * 2 ** lo) & mask));
 };
 
@@ -68,13 +74,27 @@ function cacheTypeLevel(eax: number): { type: number; level: number } {
 }
 
 /** Four cache subleaves L1d, L1i, L2, L3 (index3 = L3 in sysfs), geometry from `existing` when present. */
-function cacheSubleaves(fn: number, existing: readonly CpuidEntry[], sharing: (level: number) => number, extraEax: number): CpuidEntry[] {
+function cacheSubleaves(
+  fn: number,
+  existing: readonly CpuidEntry[],
+  sharing: (level: number) => number,
+  extraEax: number,
+): CpuidEntry[] {
   const out: CpuidEntry[] = [];
   DEFAULT_CACHES.forEach((d, index) => {
-    const have = existing.find((e) => { const t = cacheTypeLevel(e.eax); return t.type === d.type && t.level === d.level; });
-    let eax: number; let ebx: number; let ecx: number; let edx: number;
+    const have = existing.find((e) => {
+      const t = cacheTypeLevel(e.eax);
+      return t.type === d.type && t.level === d.level;
+    });
+    let eax: number;
+    let ebx: number;
+    let ecx: number;
+    let edx: number;
     if (have) {
-      eax = have.eax; ebx = have.ebx; ecx = have.ecx; edx = have.edx;
+      eax = have.eax;
+      ebx = have.ebx;
+      ecx = have.ecx;
+      edx = have.edx;
     } else {
       eax = d.type | (d.level << 5) | (1 << 8); // self-initialising
       ebx = u32((d.lineSize - 1) | (0 << 12) | ((d.ways - 1) << 22));
@@ -111,7 +131,12 @@ export interface CpuidOptions {
  * KVM_GET_SUPPORTED_CPUID's entries. Pure: `supported` is not modified. The result is
  * sorted by (function, index).
  */
-export function cpuidForVcpu(supported: readonly CpuidEntry[], topology: Topology, vcpuIndex: number, opts: CpuidOptions = {}): CpuidEntry[] {
+export function cpuidForVcpu(
+  supported: readonly CpuidEntry[],
+  topology: Topology,
+  vcpuIndex: number,
+  opts: CpuidOptions = {},
+): CpuidEntry[] {
   const place = topology.cpus[vcpuIndex];
   if (!place) throw new RangeError(`vCPU ${vcpuIndex} is outside the topology ${topology} (${topology.numCpus} CPUs)`);
   const vendor = opts.vendor ?? cpuVendor(supported);
@@ -122,10 +147,15 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], topology: Topolog
     entries.find((e) => e.function === fn && ((e.flags & CPUID_FLAG_SIGNIFICANT_INDEX) === 0 || e.index === index));
   const ensure = (fn: number, index = 0, flags = 0): CpuidEntry => {
     let e = get(fn, index);
-    if (!e) { e = { function: fn, index, flags, eax: 0, ebx: 0, ecx: 0, edx: 0 }; entries.push(e); }
+    if (!e) {
+      e = { function: fn, index, flags, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+      entries.push(e);
+    }
     return e;
   };
-  const drop = (pred: (e: CpuidEntry) => boolean): void => { entries = entries.filter((e) => !pred(e)); };
+  const drop = (pred: (e: CpuidEntry) => boolean): void => {
+    entries = entries.filter((e) => !pred(e));
+  };
 
   // Basic leaf range: at least 0xB so the extended topology leaf is read.
   const l0 = ensure(0);
@@ -149,7 +179,9 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], topology: Topolog
     const old = entries.filter((e) => e.function === 4 && cacheTypeLevel(e.eax).type !== 0);
     drop((e) => e.function === 4);
     const coreIds = Math.min(1 << (L.coreBits + L.llcBits), 64);
-    entries.push(...cacheSubleaves(4, old, (level) => (level === 3 ? 1 << L.llcShift : 1 << L.smtBits), (coreIds - 1) << 26));
+    entries.push(
+      ...cacheSubleaves(4, old, (level) => (level === 3 ? 1 << L.llcShift : 1 << L.smtBits), (coreIds - 1) << 26),
+    );
   } else {
     const ext0 = ensure(0x80000000);
     if (ext0.eax < 0x8000001e) ext0.eax = 0x8000001e;
@@ -172,7 +204,9 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], topology: Topolog
     drop((e) => e.function === 0x8000001e);
     const coreId = (place.llcInNode << L.coreBits) | place.core; // unique within the package
     entries.push({
-      function: 0x8000001e, index: 0, flags: 0,
+      function: 0x8000001e,
+      index: 0,
+      flags: 0,
       eax: apicId,
       ebx: u32((coreId & 0xff) | ((topology.spec.threadsPerCore - 1) << 8)),
       ecx: u32((place.node & 0xff) | (0 << 8)), // one node per package

@@ -22,25 +22,38 @@ export const CMOS_INDEX = 0x70;
 export const CMOS_DATA = 0x71;
 export const RESET_CONTROL_PORT = 0xcf9;
 
-export type PortEvent = { kind: 'exit'; code: number } | { kind: 'reset'; why: string } | { kind: 'poweroff'; why: string };
+export type PortEvent =
+  { kind: 'exit'; code: number } | { kind: 'reset'; why: string } | { kind: 'poweroff'; why: string };
 
 const bcd = (v: number): number => ((Math.floor(v / 10) << 4) | (v % 10)) & 0xff;
 
 /** CMOS register for the current UTC time (BCD, 24-hour), status registers that say "valid, not updating". */
 export function cmosRegister(index: number, now = new Date()): number {
   switch (index & 0x7f) {
-    case 0x00: return bcd(now.getUTCSeconds());
-    case 0x02: return bcd(now.getUTCMinutes());
-    case 0x04: return bcd(now.getUTCHours());
-    case 0x06: return bcd(now.getUTCDay() + 1);
-    case 0x07: return bcd(now.getUTCDate());
-    case 0x08: return bcd(now.getUTCMonth() + 1);
-    case 0x09: return bcd(now.getUTCFullYear() % 100);
-    case 0x32: return bcd(Math.floor(now.getUTCFullYear() / 100));
-    case 0x0a: return 0x26; // UIP clear, 32.768 kHz time base
-    case 0x0b: return 0x02; // 24-hour, BCD, no interrupts
-    case 0x0d: return 0x80; // RAM/time valid
-    default: return 0;
+    case 0x00:
+      return bcd(now.getUTCSeconds());
+    case 0x02:
+      return bcd(now.getUTCMinutes());
+    case 0x04:
+      return bcd(now.getUTCHours());
+    case 0x06:
+      return bcd(now.getUTCDay() + 1);
+    case 0x07:
+      return bcd(now.getUTCDate());
+    case 0x08:
+      return bcd(now.getUTCMonth() + 1);
+    case 0x09:
+      return bcd(now.getUTCFullYear() % 100);
+    case 0x32:
+      return bcd(Math.floor(now.getUTCFullYear() / 100));
+    case 0x0a:
+      return 0x26; // UIP clear, 32.768 kHz time base
+    case 0x0b:
+      return 0x02; // 24-hour, BCD, no interrupts
+    case 0x0d:
+      return 0x80; // RAM/time valid
+    default:
+      return 0;
   }
 }
 
@@ -56,59 +69,97 @@ export class PortBus {
   private cmosIndex = 0;
   /** PM1_EN (fixed-event enables): kept as written, since ACPICA reads back what it enables. */
   private pm1Enable = 0;
-  constructor(readonly serials: Serial[], private readonly onEvent: (e: PortEvent) => void) {}
+  constructor(
+    readonly serials: Serial[],
+    private readonly onEvent: (e: PortEvent) => void,
+  ) {}
 
   /** A bus restored from `state`, routing to `serials` (handles on UARTs restored on their own). */
   static fromState(state: PortBusState, serials: Serial[], onEvent: (e: PortEvent) => void): PortBus {
     const ok = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-    if (!ok(state.cmosIndex, 0x7f)) throw new RangeError(`port bus state: cmosIndex ${String(state.cmosIndex)} is not 0..0x7f`);
-    if (!ok(state.pm1Enable, 0xffff)) throw new RangeError(`port bus state: pm1Enable ${String(state.pm1Enable)} is not 16 bits`);
+    if (!ok(state.cmosIndex, 0x7f))
+      throw new RangeError(`port bus state: cmosIndex ${String(state.cmosIndex)} is not 0..0x7f`);
+    if (!ok(state.pm1Enable, 0xffff))
+      throw new RangeError(`port bus state: pm1Enable ${String(state.pm1Enable)} is not 16 bits`);
     const bus = new PortBus(serials, onEvent);
     bus.cmosIndex = state.cmosIndex;
     bus.pm1Enable = state.pm1Enable;
     return bus;
   }
 
-  state(): PortBusState { return { cmosIndex: this.cmosIndex, pm1Enable: this.pm1Enable }; }
+  state(): PortBusState {
+    return { cmosIndex: this.cmosIndex, pm1Enable: this.pm1Enable };
+  }
 
   in(port: number, data: Uint8Array): void {
     for (const s of this.serials) {
-      if (s.handles(port)) { for (let i = 0; i < data.length; i++) data[i] = s.read(port); return; }
+      if (s.handles(port)) {
+        for (let i = 0; i < data.length; i++) data[i] = s.read(port);
+        return;
+      }
     }
     switch (port) {
-      case CMOS_DATA: data.fill(cmosRegister(this.cmosIndex)); return;
-      case PM1A_EVT_PORT: case PM1A_EVT_PORT + 1: case PM1A_EVT_PORT + 2: case PM1A_EVT_PORT + 3:
+      case CMOS_DATA:
+        data.fill(cmosRegister(this.cmosIndex));
+        return;
+      case PM1A_EVT_PORT:
+      case PM1A_EVT_PORT + 1:
+      case PM1A_EVT_PORT + 2:
+      case PM1A_EVT_PORT + 3:
         // PM1_STS (bytes 0-1): no fixed events pending; PM1_EN (bytes 2-3): as written
         for (let i = 0; i < data.length; i++) {
           const at = port - PM1A_EVT_PORT + i;
           data[i] = at >= 2 && at < 4 ? (this.pm1Enable >> (8 * (at - 2))) & 0xff : 0;
         }
         return;
-      case PM1A_CNT_PORT: data.fill(0); data[0] = PM1_CNT_SCI_EN; return; // ACPI mode, as the FADT declares
-      case I8042_STATUS: data.fill(0xff); return; // no controller (flush never ends): the kernel gives up at once
-      default: data.fill(0xff);
+      case PM1A_CNT_PORT:
+        data.fill(0);
+        data[0] = PM1_CNT_SCI_EN;
+        return; // ACPI mode, as the FADT declares
+      case I8042_STATUS:
+        data.fill(0xff);
+        return; // no controller (flush never ends): the kernel gives up at once
+      default:
+        data.fill(0xff);
     }
   }
 
   out(port: number, data: Uint8Array): void {
     for (const s of this.serials) {
-      if (s.handles(port)) { for (const b of data) s.write(port, b); return; }
+      if (s.handles(port)) {
+        for (const b of data) s.write(port, b);
+        return;
+      }
     }
     switch (port) {
-      case EXIT_PORT: this.onEvent({ kind: 'exit', code: data[0] }); return;
-      case I8042_STATUS: if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' }); return;
-      case CMOS_INDEX: this.cmosIndex = data[0] & 0x7f; return;
-      case PM1A_EVT_PORT: case PM1A_EVT_PORT + 1: case PM1A_EVT_PORT + 2: case PM1A_EVT_PORT + 3:
+      case EXIT_PORT:
+        this.onEvent({ kind: 'exit', code: data[0] });
+        return;
+      case I8042_STATUS:
+        if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' });
+        return;
+      case CMOS_INDEX:
+        this.cmosIndex = data[0] & 0x7f;
+        return;
+      case PM1A_EVT_PORT:
+      case PM1A_EVT_PORT + 1:
+      case PM1A_EVT_PORT + 2:
+      case PM1A_EVT_PORT + 3:
         for (let i = 0; i < data.length; i++) {
           const at = port - PM1A_EVT_PORT + i;
-          if (at >= 2 && at < 4) this.pm1Enable = (this.pm1Enable & ~(0xff << (8 * (at - 2)))) | (data[i] << (8 * (at - 2)));
+          if (at >= 2 && at < 4)
+            this.pm1Enable = (this.pm1Enable & ~(0xff << (8 * (at - 2)))) | (data[i] << (8 * (at - 2)));
         }
         return; // writes to PM1_STS clear nothing: no status bit is ever set
       case PM1A_CNT_PORT:
-        if (isPowerOffWrite(data[0] | ((data[1] ?? 0) << 8))) this.onEvent({ kind: 'poweroff', why: 'ACPI S5 (SLP_EN to PM1a_CNT)' });
+        if (isPowerOffWrite(data[0] | ((data[1] ?? 0) << 8)))
+          this.onEvent({ kind: 'poweroff', why: 'ACPI S5 (SLP_EN to PM1a_CNT)' });
         return;
-      case RESET_CONTROL_PORT: if (data[0] === 0x06) this.onEvent({ kind: 'reset', why: 'reset control (0x06 to port 0xcf9)' }); return;
-      default: return; // 0x80 POST/delay and everything unclaimed
+      case RESET_CONTROL_PORT:
+        if (data[0] === 0x06) this.onEvent({ kind: 'reset', why: 'reset control (0x06 to port 0xcf9)' });
+        return;
+      default:
+        return; // 0x80 POST/delay and everything unclaimed
     }
   }
 }

@@ -45,7 +45,20 @@ const UART_FCR_ENABLE = 0x01;
 const UART_FCR_CLEAR_RX = 0x02;
 
 // Int32 slots of the state buffer.
-const S = { lock: 0, ier: 1, lcr: 2, mcr: 3, scr: 4, dll: 5, dlm: 6, fcr: 7, thrPending: 8, irq: 9, dirty: 10, loopRx: 11 } as const;
+const S = {
+  lock: 0,
+  ier: 1,
+  lcr: 2,
+  mcr: 3,
+  scr: 4,
+  dll: 5,
+  dlm: 6,
+  fcr: 7,
+  thrPending: 8,
+  irq: 9,
+  dirty: 10,
+  loopRx: 11,
+} as const;
 const STATE_WORDS = 16;
 // Rings: Int32 [0] = write count, [1] = read count (monotonic), data after 8 bytes.
 const RING_HDR = 8;
@@ -94,7 +107,9 @@ export interface SerialState {
 }
 
 /** The "output pending" word for createSerialShared: pass one to every UART of a VM. */
-export function createOutputSignal(): SharedArrayBuffer { return new SharedArrayBuffer(4); }
+export function createOutputSignal(): SharedArrayBuffer {
+  return new SharedArrayBuffer(4);
+}
 
 export function createSerialShared(port: { base: number; irq: number }, pending = createOutputSignal()): SerialShared {
   const state = new SharedArrayBuffer(4 * STATE_WORDS);
@@ -102,7 +117,14 @@ export function createSerialShared(port: { base: number; irq: number }, pending 
   s[S.dll] = 12; // 9600 baud
   s[S.lcr] = 0x03;
   s[S.mcr] = 0x08; // OUT2
-  return { state, out: new SharedArrayBuffer(RING_HDR + OUT_RING_BYTES), in: new SharedArrayBuffer(RING_HDR + IN_RING_BYTES), pending, base: port.base, irq: port.irq };
+  return {
+    state,
+    out: new SharedArrayBuffer(RING_HDR + OUT_RING_BYTES),
+    in: new SharedArrayBuffer(RING_HDR + IN_RING_BYTES),
+    pending,
+    base: port.base,
+    irq: port.irq,
+  };
 }
 
 const isByte = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff;
@@ -114,18 +136,31 @@ const isBit = (v: unknown): v is 0 | 1 => v === 0 || v === 1;
  * host drains them. The interrupt line is not driven: the level is restored as data (the
  * interrupt controller is restored with its own state).
  */
-export function restoreSerialShared(port: { base: number; irq: number }, st: SerialState, pending = createOutputSignal()): SerialShared {
+export function restoreSerialShared(
+  port: { base: number; irq: number },
+  st: SerialState,
+  pending = createOutputSignal(),
+): SerialShared {
   for (const k of ['ier', 'lcr', 'mcr', 'scr', 'dll', 'dlm', 'fcr'] as const) {
     if (!isByte(st[k])) throw new RangeError(`serial state: ${k} ${String(st[k])} is not a byte`);
   }
-  if (!isBit(st.thrPending) || !isBit(st.irqLevel)) throw new RangeError('serial state: thrPending and irqLevel are 0 or 1');
-  if (st.loopback !== null && !isByte(st.loopback)) throw new RangeError(`serial state: loopback ${String(st.loopback)} is not a byte or null`);
-  if (!Array.isArray(st.tx) || st.tx.length > OUT_RING_BYTES || !st.tx.every(isByte)) throw new RangeError(`serial state: tx must be at most ${OUT_RING_BYTES} bytes`);
-  if (!Array.isArray(st.rx) || st.rx.length > IN_RING_BYTES || !st.rx.every(isByte)) throw new RangeError(`serial state: rx must be at most ${IN_RING_BYTES} bytes`);
+  if (!isBit(st.thrPending) || !isBit(st.irqLevel))
+    throw new RangeError('serial state: thrPending and irqLevel are 0 or 1');
+  if (st.loopback !== null && !isByte(st.loopback))
+    throw new RangeError(`serial state: loopback ${String(st.loopback)} is not a byte or null`);
+  if (!Array.isArray(st.tx) || st.tx.length > OUT_RING_BYTES || !st.tx.every(isByte))
+    throw new RangeError(`serial state: tx must be at most ${OUT_RING_BYTES} bytes`);
+  if (!Array.isArray(st.rx) || st.rx.length > IN_RING_BYTES || !st.rx.every(isByte))
+    throw new RangeError(`serial state: rx must be at most ${IN_RING_BYTES} bytes`);
   const shared = createSerialShared(port, pending);
   const s = new Int32Array(shared.state);
-  s[S.ier] = st.ier; s[S.lcr] = st.lcr; s[S.mcr] = st.mcr; s[S.scr] = st.scr;
-  s[S.dll] = st.dll; s[S.dlm] = st.dlm; s[S.fcr] = st.fcr;
+  s[S.ier] = st.ier;
+  s[S.lcr] = st.lcr;
+  s[S.mcr] = st.mcr;
+  s[S.scr] = st.scr;
+  s[S.dll] = st.dll;
+  s[S.dlm] = st.dlm;
+  s[S.fcr] = st.fcr;
   s[S.thrPending] = st.thrPending;
   s[S.irq] = st.irqLevel;
   s[S.loopRx] = st.loopback === null ? 0 : 0x100 | st.loopback;
@@ -186,7 +221,9 @@ class Ring {
     this.data = new Uint8Array(buf, RING_HDR);
     this.cap = this.data.length;
   }
-  count(): number { return (Atomics.load(this.idx, 0) - Atomics.load(this.idx, 1)) | 0; }
+  count(): number {
+    return (Atomics.load(this.idx, 0) - Atomics.load(this.idx, 1)) | 0;
+  }
   /** Producer side: false when full. */
   push(b: number): boolean {
     const w = Atomics.load(this.idx, 0);
@@ -203,7 +240,9 @@ class Ring {
     Atomics.store(this.idx, 1, (r + 1) | 0);
     return b;
   }
-  clear(): void { Atomics.store(this.idx, 1, Atomics.load(this.idx, 0)); }
+  clear(): void {
+    Atomics.store(this.idx, 1, Atomics.load(this.idx, 0));
+  }
   /** What is in the ring, oldest first, consuming nothing. */
   peek(): number[] {
     const r = Atomics.load(this.idx, 1);
@@ -237,7 +276,10 @@ export class Serial {
   dropped = 0;
 
   /** `raiseIrq` drives this UART's interrupt line from this thread. */
-  constructor(readonly shared: SerialShared, private readonly raiseIrq: IrqTrigger) {
+  constructor(
+    readonly shared: SerialShared,
+    private readonly raiseIrq: IrqTrigger,
+  ) {
     this.base = shared.base;
     this.irq = shared.irq;
     this.s = new Int32Array(shared.state);
@@ -247,28 +289,42 @@ export class Serial {
   }
 
   /** A handle on a fresh UART restored from `state` (restoreSerialShared; `pending` as there). */
-  static fromState(port: { base: number; irq: number }, state: SerialState, raiseIrq: IrqTrigger, pending?: SharedArrayBuffer): Serial {
+  static fromState(
+    port: { base: number; irq: number },
+    state: SerialState,
+    raiseIrq: IrqTrigger,
+    pending?: SharedArrayBuffer,
+  ): Serial {
     return new Serial(restoreSerialShared(port, state, pending), raiseIrq);
   }
 
-  handles(port: number): boolean { return port >= this.base && port < this.base + 8; }
+  handles(port: number): boolean {
+    return port >= this.base && port < this.base + 8;
+  }
 
   private lock(): void {
     while (Atomics.compareExchange(this.s, S.lock, 0, 1) !== 0) Atomics.wait(this.s, S.lock, 1, 1);
   }
-  private tryLock(): boolean { return Atomics.compareExchange(this.s, S.lock, 0, 1) === 0; }
+  private tryLock(): boolean {
+    return Atomics.compareExchange(this.s, S.lock, 0, 1) === 0;
+  }
   private unlock(): void {
     Atomics.store(this.s, S.lock, 0);
     Atomics.notify(this.s, S.lock, 1);
     while (Atomics.exchange(this.s, S.dirty, 0) !== 0) {
-      if (!this.tryLock()) { Atomics.store(this.s, S.dirty, 1); return; }
+      if (!this.tryLock()) {
+        Atomics.store(this.s, S.dirty, 1);
+        return;
+      }
       this.updateIrq();
       Atomics.store(this.s, S.lock, 0);
       Atomics.notify(this.s, S.lock, 1);
     }
   }
 
-  private rxReady(): boolean { return this.rx.count() > 0 || this.s[S.loopRx] >= 0x100; }
+  private rxReady(): boolean {
+    return this.rx.count() > 0 || this.s[S.loopRx] >= 0x100;
+  }
 
   private iir(): number {
     const ier = this.s[S.ier];
@@ -296,25 +352,44 @@ export class Serial {
       let v = 0;
       switch (off) {
         case 0:
-          if (dlab) { v = s[S.dll]; break; }
-          if (s[S.loopRx] >= 0x100) { v = s[S.loopRx] & 0xff; s[S.loopRx] = 0; } else { const b = this.rx.shift(); v = b < 0 ? 0 : b; }
+          if (dlab) {
+            v = s[S.dll];
+            break;
+          }
+          if (s[S.loopRx] >= 0x100) {
+            v = s[S.loopRx] & 0xff;
+            s[S.loopRx] = 0;
+          } else {
+            const b = this.rx.shift();
+            v = b < 0 ? 0 : b;
+          }
           break;
-        case 1: v = dlab ? s[S.dlm] : s[S.ier]; break;
+        case 1:
+          v = dlab ? s[S.dlm] : s[S.ier];
+          break;
         case 2: {
           v = this.iir();
           if ((v & 0x0f) === UART_IIR_THRI) s[S.thrPending] = 0;
           break;
         }
-        case 3: v = s[S.lcr]; break;
-        case 4: v = s[S.mcr]; break;
-        case 5: v = UART_LSR_THRE | UART_LSR_TEMT | (this.rxReady() ? UART_LSR_DR : 0); break;
+        case 3:
+          v = s[S.lcr];
+          break;
+        case 4:
+          v = s[S.mcr];
+          break;
+        case 5:
+          v = UART_LSR_THRE | UART_LSR_TEMT | (this.rxReady() ? UART_LSR_DR : 0);
+          break;
         case 6: {
           const mcr = s[S.mcr];
           // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD; else DCD, DSR and CTS asserted.
           v = mcr & UART_MCR_LOOP ? ((mcr & 0x0c) << 4) | ((mcr & 0x01) << 5) | ((mcr & 0x02) << 3) : 0xb0;
           break;
         }
-        case 7: v = s[S.scr]; break;
+        case 7:
+          v = s[S.scr];
+          break;
       }
       this.updateIrq();
       return v & 0xff;
@@ -333,25 +408,41 @@ export class Serial {
       const dlab = (s[S.lcr] & UART_LCR_DLAB) !== 0;
       switch (off) {
         case 0:
-          if (dlab) { s[S.dll] = value; break; }
+          if (dlab) {
+            s[S.dll] = value;
+            break;
+          }
           if (s[S.mcr] & UART_MCR_LOOP) s[S.loopRx] = 0x100 | value;
           else if (this.out.push(value)) signalOutput(this.pending);
           else this.dropped++;
           s[S.thrPending] = 1; // transmitted at once: THR is empty again
           break;
         case 1:
-          if (dlab) { s[S.dlm] = value; break; }
-          if ((value & UART_IER_THRI) && !(s[S.ier] & UART_IER_THRI)) s[S.thrPending] = 1;
+          if (dlab) {
+            s[S.dlm] = value;
+            break;
+          }
+          if (value & UART_IER_THRI && !(s[S.ier] & UART_IER_THRI)) s[S.thrPending] = 1;
           s[S.ier] = value & (UART_IER_RDI | UART_IER_THRI | UART_IER_RLSI | 0x08);
           break;
         case 2:
           s[S.fcr] = value & UART_FCR_ENABLE;
-          if (value & UART_FCR_CLEAR_RX) { this.rx.clear(); s[S.loopRx] = 0; }
+          if (value & UART_FCR_CLEAR_RX) {
+            this.rx.clear();
+            s[S.loopRx] = 0;
+          }
           break;
-        case 3: s[S.lcr] = value; break;
-        case 4: s[S.mcr] = value & 0x1f; break;
-        case 7: s[S.scr] = value; break;
-        default: break; // LSR/MSR writes are ignored
+        case 3:
+          s[S.lcr] = value;
+          break;
+        case 4:
+          s[S.mcr] = value & 0x1f;
+          break;
+        case 7:
+          s[S.scr] = value;
+          break;
+        default:
+          break; // LSR/MSR writes are ignored
       }
       this.updateIrq();
     } finally {
@@ -370,7 +461,13 @@ export class Serial {
     try {
       if (Atomics.exchange(s, S.dirty, 0) !== 0) this.updateIrq();
       return {
-        ier: s[S.ier], lcr: s[S.lcr], mcr: s[S.mcr], scr: s[S.scr], dll: s[S.dll], dlm: s[S.dlm], fcr: s[S.fcr],
+        ier: s[S.ier],
+        lcr: s[S.lcr],
+        mcr: s[S.mcr],
+        scr: s[S.scr],
+        dll: s[S.dll],
+        dlm: s[S.dlm],
+        fcr: s[S.fcr],
         thrPending: s[S.thrPending] ? 1 : 0,
         irqLevel: s[S.irq] ? 1 : 0,
         loopback: s[S.loopRx] >= 0x100 ? s[S.loopRx] & 0xff : null,
@@ -383,12 +480,17 @@ export class Serial {
   }
 
   /** Host side: the bytes the guest transmitted since the last call. */
-  drainOutput(): Uint8Array { return this.out.drain(); }
+  drainOutput(): Uint8Array {
+    return this.out.drain();
+  }
 
   /** Host side: bytes for the guest to receive. Returns how many fit in the receive ring. */
   inject(bytes: Uint8Array): number {
     let n = 0;
-    for (const b of bytes) { if (!this.rx.push(b)) break; n++; }
+    for (const b of bytes) {
+      if (!this.rx.push(b)) break;
+      n++;
+    }
     Atomics.store(this.s, S.dirty, 1);
     if (this.tryLock()) this.unlock(); // unlock() handles the dirty mark
     return n;

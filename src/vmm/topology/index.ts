@@ -75,21 +75,29 @@ export function parseTopology(spec: string): TopologySpec {
     if (digits === '') throw bad(`${label} has no number before "${part.suffix}"`);
     const n = Number(digits);
     if (n === 0) throw bad(`${label} is 0; each count must be at least 1`);
-    if (!Number.isSafeInteger(n) || n > MAX_CPUS) throw bad(`${label} ${digits} is larger than the ${MAX_CPUS}-CPU limit`);
+    if (!Number.isSafeInteger(n) || n > MAX_CPUS)
+      throw bad(`${label} ${digits} is larger than the ${MAX_CPUS}-CPU limit`);
     out[part.key] = n;
     rest = rest.slice(m[0].length);
   }
   if (rest !== '') throw bad(`unexpected "${rest}" after the threads part`);
   if (out.llcs % out.numaNodes !== 0) {
-    throw bad(`${out.llcs} LLCs cannot split evenly across ${out.numaNodes} NUMA nodes (the LLC count is the machine total)`);
+    throw bad(
+      `${out.llcs} LLCs cannot split evenly across ${out.numaNodes} NUMA nodes (the LLC count is the machine total)`,
+    );
   }
   const cpus = out.llcs * out.coresPerLlc * out.threadsPerCore;
   if (cpus > MAX_CPUS) {
-    throw bad(`${out.llcs} LLCs x ${out.coresPerLlc} cores x ${out.threadsPerCore} threads = ${cpus} CPUs, more than the ${MAX_CPUS} supported (KVM vCPU / xAPIC-era limit of the gauntlet)`);
+    throw bad(
+      `${out.llcs} LLCs x ${out.coresPerLlc} cores x ${out.threadsPerCore} threads = ${cpus} CPUs, more than the ${MAX_CPUS} supported (KVM vCPU / xAPIC-era limit of the gauntlet)`,
+    );
   }
   const bits = apicBits(out);
-  const maxApic = ((out.numaNodes - 1) << bits.packageShift) | (((out.llcs / out.numaNodes) - 1) << bits.llcShift) |
-    ((out.coresPerLlc - 1) << bits.coreShift) | (out.threadsPerCore - 1);
+  const maxApic =
+    ((out.numaNodes - 1) << bits.packageShift) |
+    ((out.llcs / out.numaNodes - 1) << bits.llcShift) |
+    ((out.coresPerLlc - 1) << bits.coreShift) |
+    (out.threadsPerCore - 1);
   if (maxApic > MAX_APIC_ID) throw bad(`its highest APIC ID ${maxApic} is above the KVM vCPU ID limit ${MAX_APIC_ID}`);
   return out;
 }
@@ -97,7 +105,7 @@ export function parseTopology(spec: string): TopologySpec {
 /** ceil(log2 n) for n >= 1. */
 export function countOrder(n: number): number {
   let b = 0;
-  while ((1 << b) < n) b++;
+  while (1 << b < n) b++;
   return b;
 }
 
@@ -120,8 +128,13 @@ function apicBits(s: TopologySpec): ApicLayout {
   const llcBits = countOrder(s.llcs / s.numaNodes);
   const nodeBits = countOrder(s.numaNodes);
   return {
-    smtBits, coreBits, llcBits, nodeBits,
-    coreShift: smtBits, llcShift: smtBits + coreBits, packageShift: smtBits + coreBits + llcBits,
+    smtBits,
+    coreBits,
+    llcBits,
+    nodeBits,
+    coreShift: smtBits,
+    llcShift: smtBits + coreBits,
+    packageShift: smtBits + coreBits + llcBits,
   };
 }
 
@@ -159,7 +172,13 @@ export class Topology {
           for (let thread = 0; thread < s.threadsPerCore; thread++) {
             const L = this.layout;
             cpus.push({
-              cpu: cpus.length, node, package: node, llc: node * this.llcsPerNode + l, llcInNode: l, core, thread,
+              cpu: cpus.length,
+              node,
+              package: node,
+              llc: node * this.llcsPerNode + l,
+              llcInNode: l,
+              core,
+              thread,
               apicId: (node << L.packageShift) | (l << L.llcShift) | (core << L.coreShift) | thread,
             });
           }
@@ -169,27 +188,53 @@ export class Topology {
     this.cpus = cpus;
   }
 
-  get numCpus(): number { return this.cpus.length; }
-  get numaNodes(): number { return this.spec.numaNodes; }
-  get packages(): number { return this.spec.numaNodes; }
-  get cpusPerLlc(): number { return this.spec.coresPerLlc * this.spec.threadsPerCore; }
-  get cpusPerPackage(): number { return this.cpusPerLlc * this.llcsPerNode; }
-  get coresPerPackage(): number { return this.spec.coresPerLlc * this.llcsPerNode; }
-  get maxApicId(): number { return Math.max(...this.cpus.map((c) => c.apicId)); }
+  get numCpus(): number {
+    return this.cpus.length;
+  }
+  get numaNodes(): number {
+    return this.spec.numaNodes;
+  }
+  get packages(): number {
+    return this.spec.numaNodes;
+  }
+  get cpusPerLlc(): number {
+    return this.spec.coresPerLlc * this.spec.threadsPerCore;
+  }
+  get cpusPerPackage(): number {
+    return this.cpusPerLlc * this.llcsPerNode;
+  }
+  get coresPerPackage(): number {
+    return this.spec.coresPerLlc * this.llcsPerNode;
+  }
+  get maxApicId(): number {
+    return Math.max(...this.cpus.map((c) => c.apicId));
+  }
   /** Whether any APIC ID needs x2APIC (above 254: 255 is the xAPIC broadcast ID). */
-  get needsX2apic(): boolean { return this.maxApicId > 254; }
+  get needsX2apic(): boolean {
+    return this.maxApicId > 254;
+  }
 
   /** The spec string, e.g. "1n2l2c2t". */
-  toString(): string { return formatTopology(this.spec); }
+  toString(): string {
+    return formatTopology(this.spec);
+  }
 
-  cpuByApicId(apicId: number): CpuPlace | undefined { return this.cpus.find((c) => c.apicId === apicId); }
+  cpuByApicId(apicId: number): CpuPlace | undefined {
+    return this.cpus.find((c) => c.apicId === apicId);
+  }
   threadSiblings(cpu: number): number[] {
     const c = this.cpus[cpu];
     return this.cpus.filter((o) => o.llc === c.llc && o.core === c.core).map((o) => o.cpu);
   }
-  llcCpus(llc: number): number[] { return this.cpus.filter((o) => o.llc === llc).map((o) => o.cpu); }
-  nodeCpus(node: number): number[] { return this.cpus.filter((o) => o.node === node).map((o) => o.cpu); }
-  packageCpus(pkg: number): number[] { return this.nodeCpus(pkg); }
+  llcCpus(llc: number): number[] {
+    return this.cpus.filter((o) => o.llc === llc).map((o) => o.cpu);
+  }
+  nodeCpus(node: number): number[] {
+    return this.cpus.filter((o) => o.node === node).map((o) => o.cpu);
+  }
+  packageCpus(pkg: number): number[] {
+    return this.nodeCpus(pkg);
+  }
 }
 
 export function formatTopology(s: TopologySpec): string {
@@ -255,10 +300,12 @@ export function loadPresets(file = join(packageRoot(), 'presets', 'x86.json')): 
   for (const p of doc.presets) {
     const s = parseTopology(p.topology);
     for (const k of ['numaNodes', 'llcs', 'coresPerLlc', 'threadsPerCore'] as const) {
-      if (s[k] !== p[k]) throw new TopologyError(`${file}: preset ${p.name}: ${k} ${p[k]} disagrees with its topology "${p.topology}"`);
+      if (s[k] !== p[k])
+        throw new TopologyError(`${file}: preset ${p.name}: ${k} ${p[k]} disagrees with its topology "${p.topology}"`);
     }
     const cpus = s.llcs * s.coresPerLlc * s.threadsPerCore;
-    if (cpus !== p.cpus) throw new TopologyError(`${file}: preset ${p.name}: cpus ${p.cpus} but "${p.topology}" has ${cpus}`);
+    if (cpus !== p.cpus)
+      throw new TopologyError(`${file}: preset ${p.name}: cpus ${p.cpus} but "${p.topology}" has ${cpus}`);
   }
   if (arguments.length === 0) presetCache = doc.presets;
   return doc.presets;
@@ -270,7 +317,9 @@ export function resolveTopology(nameOrSpec: string): { topology: Topology; prese
   if (preset) return { topology: new Topology(preset.topology), preset };
   if (/^\d/.test(nameOrSpec.trim())) return { topology: new Topology(nameOrSpec) };
   const names = loadPresets().map((p) => p.name);
-  throw new TopologyError(`unknown topology "${nameOrSpec}": neither a preset (${names.join(', ')}) nor a spec; ${FORMAT}`);
+  throw new TopologyError(
+    `unknown topology "${nameOrSpec}": neither a preset (${names.join(', ')}) nor a spec; ${FORMAT}`,
+  );
 }
 
 /** Guest memory for a topology without a preset: max(cpus x 64 MiB, 256 MiB), as presets/x86.json does. */

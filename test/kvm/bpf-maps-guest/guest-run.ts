@@ -28,8 +28,29 @@ function bytesArg(v: bigint, size: number): string {
 
 /** The maps /init creates, and what it writes into them. */
 export const CREATED = {
-  h_small: { type: 'hash', key: 4, value: 8, entries: 16, flags: 1, data: [[1n, 0x1111n], [2n, 0x2222n], [7n, 0xdead_beef_0000_0007n]] },
-  lru_small: { type: 'lru_hash', key: 8, value: 16, entries: 32, flags: 0, data: [[0x0102_0304_0506_0708n, 42n], [9n, (1n << 100n) + 5n]] },
+  h_small: {
+    type: 'hash',
+    key: 4,
+    value: 8,
+    entries: 16,
+    flags: 1,
+    data: [
+      [1n, 0x1111n],
+      [2n, 0x2222n],
+      [7n, 0xdead_beef_0000_0007n],
+    ],
+  },
+  lru_small: {
+    type: 'lru_hash',
+    key: 8,
+    value: 16,
+    entries: 32,
+    flags: 0,
+    data: [
+      [0x0102_0304_0506_0708n, 42n],
+      [9n, (1n << 100n) + 5n],
+    ],
+  },
   pch: { type: 'percpu_hash', key: 4, value: 8, entries: 8, flags: 0, data: [[3n, 333n]] },
   arr12: { type: 'array', key: 4, value: 12, entries: 4, flags: 0, data: [[2n, 0xaabb_ccdd_eeff_0011_2233n]] },
 } as const;
@@ -37,11 +58,15 @@ export const CREATED = {
 export function batchFile(): string {
   const lines: string[] = [];
   for (const [name, m] of Object.entries(CREATED)) {
-    lines.push(`map create /sys/fs/bpf/${name} type ${m.type} key ${m.key} value ${m.value} entries ${m.entries} name ${name} flags ${m.flags}`);
-    for (const [k, v] of m.data) lines.push(`map update pinned /sys/fs/bpf/${name} key ${bytesArg(k, m.key)} value ${bytesArg(v, m.value)}`);
+    lines.push(
+      `map create /sys/fs/bpf/${name} type ${m.type} key ${m.key} value ${m.value} entries ${m.entries} name ${name} flags ${m.flags}`,
+    );
+    for (const [k, v] of m.data)
+      lines.push(`map update pinned /sys/fs/bpf/${name} key ${bytesArg(k, m.key)} value ${bytesArg(v, m.value)}`);
   }
   lines.push(`map create /sys/fs/bpf/big type hash key 4 value 8 entries ${BIG_MAX} name big flags 0`);
-  for (let i = 0; i < BIG_ENTRIES; i++) lines.push(`map update pinned /sys/fs/bpf/big key ${bytesArg(BigInt(i), 4)} value ${bytesArg(bigValue(i), 8)}`);
+  for (let i = 0; i < BIG_ENTRIES; i++)
+    lines.push(`map update pinned /sys/fs/bpf/big key ${bytesArg(BigInt(i), 4)} value ${bytesArg(bigValue(i), 8)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -121,11 +146,16 @@ function* walk(dir: string, prefix = ''): Generator<string> {
 /** An initramfs whose /init runs `scheduler`: the staged tree (bpftool, scx_qmap and their
  * libraries), busybox, the static scx_ktstr. One scheduler per boot, so none is detached
  * while the guest runs. */
-export async function buildInitramfs(path: string, files: { stage: string; ktstr: string }, scheduler: 'qmap' | 'ktstr'): Promise<void> {
+export async function buildInitramfs(
+  path: string,
+  files: { stage: string; ktstr: string },
+  scheduler: 'qmap' | 'ktstr',
+): Promise<void> {
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
   if (busybox === undefined) throw new Error('busybox not found');
   const staged = [...walk(files.stage)];
-  for (const need of ['/usr/sbin/bpftool', '/sched/scx_qmap']) if (!staged.includes(need)) throw new Error(`${need} is not staged in ${files.stage}`);
+  for (const need of ['/usr/sbin/bpftool', '/sched/scx_qmap'])
+    if (!staged.includes(need)) throw new Error(`${need} is not staged in ${files.stage}`);
   const handle = await open(path, 'w');
   try {
     const sink = new FileSink(handle);
@@ -153,8 +183,13 @@ async function qmp(socket: string, command: object): Promise<unknown> {
   let buffered = '';
   return new Promise((resolve, reject) => {
     let stage = 0;
-    conn.on('error', (err) => { if (stage === 3) resolve(undefined); else reject(err); });
-    conn.on('close', () => { if (stage === 3) resolve(undefined); });
+    conn.on('error', (err) => {
+      if (stage === 3) resolve(undefined);
+      else reject(err);
+    });
+    conn.on('close', () => {
+      if (stage === 3) resolve(undefined);
+    });
     conn.on('data', (d: Buffer) => {
       buffered += d.toString('utf8');
       let nl;
@@ -162,12 +197,22 @@ async function qmp(socket: string, command: object): Promise<unknown> {
         const msg = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
         buffered = buffered.slice(nl + 1);
         if ('event' in msg) continue;
-        if ('error' in msg) { conn.destroy(); reject(new Error(`QMP ${JSON.stringify(command)}: ${JSON.stringify(msg.error)}`)); return; }
-        if (stage === 0) { stage = 1; conn.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n'); }
-        else if (stage === 1) {
+        if ('error' in msg) {
+          conn.destroy();
+          reject(new Error(`QMP ${JSON.stringify(command)}: ${JSON.stringify(msg.error)}`));
+          return;
+        }
+        if (stage === 0) {
+          stage = 1;
+          conn.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+        } else if (stage === 1) {
           stage = (command as { execute: string }).execute === 'quit' ? 3 : 2;
           conn.write(JSON.stringify(command) + '\n');
-        } else if (stage === 2) { conn.end(); resolve(msg.return); return; }
+        } else if (stage === 2) {
+          conn.end();
+          resolve(msg.return);
+          return;
+        }
       }
     });
   });
@@ -185,15 +230,48 @@ export interface GuestRun {
   phases: GuestPhase[];
 }
 
-function unpack(b64: string): string { return gunzipSync(Buffer.from(b64, 'base64')).toString('utf8'); }
+function unpack(b64: string): string {
+  return gunzipSync(Buffer.from(b64, 'base64')).toString('utf8');
+}
 
 /** Boots QEMU, dumps guest memory to cores[n] at phase n's @@READY, then quits. */
-export async function runGuest(o: { qemu: string; accel: string; cpu: string; bzImage: string; initrd: string; cores: string[]; socket: string; timeoutMs: number; smp?: number; onProgress?: (what: string) => void }): Promise<GuestRun> {
+export async function runGuest(o: {
+  qemu: string;
+  accel: string;
+  cpu: string;
+  bzImage: string;
+  initrd: string;
+  cores: string[];
+  socket: string;
+  timeoutMs: number;
+  smp?: number;
+  onProgress?: (what: string) => void;
+}): Promise<GuestRun> {
   const args = [
-    '-accel', o.accel, '-cpu', o.cpu, '-M', 'microvm,isa-serial=on,rtc=on', '-smp', String(o.smp ?? 2), '-m', '256',
-    '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
-    '-qmp', `unix:${o.socket},server=on,wait=off`,
-    '-kernel', o.bzImage, '-initrd', o.initrd, '-append', 'console=ttyS0 quiet loglevel=4 panic=-1',
+    '-accel',
+    o.accel,
+    '-cpu',
+    o.cpu,
+    '-M',
+    'microvm,isa-serial=on,rtc=on',
+    '-smp',
+    String(o.smp ?? 2),
+    '-m',
+    '256',
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-qmp',
+    `unix:${o.socket},server=on,wait=off`,
+    '-kernel',
+    o.bzImage,
+    '-initrd',
+    o.initrd,
+    '-append',
+    'console=ttyS0 quiet loglevel=4 panic=-1',
   ];
   const child = spawn(o.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
@@ -202,9 +280,15 @@ export async function runGuest(o: { qemu: string; accel: string; cpu: string; bz
   let chain = Promise.resolve();
   let failure: Error | undefined;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`guest did not finish within ${o.timeoutMs / 1000} s\n${output.slice(-3000)}`)); }, o.timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`guest did not finish within ${o.timeoutMs / 1000} s\n${output.slice(-3000)}`));
+    }, o.timeoutMs);
     const onLine = (line: string): void => {
-      if (line.includes('Kernel panic - not syncing')) { failure ??= new Error('the guest kernel panicked'); setTimeout(() => child.kill('SIGKILL'), 500); }
+      if (line.includes('Kernel panic - not syncing')) {
+        failure ??= new Error('the guest kernel panicked');
+        setTimeout(() => child.kill('SIGKILL'), 500);
+      }
       const m = /^@@(SHOW|DUMP|READY|DONE)\s*(.*)$/.exec(line);
       if (m === null) return;
       const [kind, rest] = [m[1], m[2].split(' ')];
@@ -214,16 +298,33 @@ export async function runGuest(o: { qemu: string; accel: string; cpu: string; bz
       else if (kind === 'DUMP') {
         const text = unpack(rest[3] ?? '');
         let json: unknown = null;
-        try { json = JSON.parse(text); } catch { /* an error message */ }
+        try {
+          json = JSON.parse(text);
+        } catch {
+          /* an error message */
+        }
         phases[n].dumps.set(Number(rest[1]), { exit: Number(rest[2]), json, text });
       } else if (kind === 'READY') {
-        chain = chain.then(async () => {
-          o.onProgress?.(`phase ${n}: dump-guest-memory over QMP`);
-          await qmp(o.socket, { execute: 'dump-guest-memory', arguments: { paging: false, protocol: `file:${o.cores[n]}` } });
-          child.stdin!.write('go\n');
-        }).catch((err: Error) => { failure = err; child.kill('SIGKILL'); });
+        chain = chain
+          .then(async () => {
+            o.onProgress?.(`phase ${n}: dump-guest-memory over QMP`);
+            await qmp(o.socket, {
+              execute: 'dump-guest-memory',
+              arguments: { paging: false, protocol: `file:${o.cores[n]}` },
+            });
+            child.stdin!.write('go\n');
+          })
+          .catch((err: Error) => {
+            failure = err;
+            child.kill('SIGKILL');
+          });
       } else if (kind === 'DONE') {
-        chain = chain.then(() => qmp(o.socket, { execute: 'quit' }).then(() => undefined)).catch((err: Error) => { failure = err; child.kill('SIGKILL'); });
+        chain = chain
+          .then(() => qmp(o.socket, { execute: 'quit' }).then(() => undefined))
+          .catch((err: Error) => {
+            failure = err;
+            child.kill('SIGKILL');
+          });
       }
     };
     const onData = (d: Buffer): void => {
@@ -236,10 +337,16 @@ export async function runGuest(o: { qemu: string; accel: string; cpu: string; bz
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.once('error', (err) => { clearTimeout(timer); reject(err); });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.once('close', () => {
       clearTimeout(timer);
-      void chain.then(() => { if (failure !== undefined) reject(failure); else resolve({ output, phases }); });
+      void chain.then(() => {
+        if (failure !== undefined) reject(failure);
+        else resolve({ output, phases });
+      });
     });
   });
 }

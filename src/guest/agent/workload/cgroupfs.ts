@@ -16,12 +16,15 @@ function write(path: string, value: string, what: string): void {
   try {
     writeFileSync(path, value);
   } catch (e) {
-    throw new CgroupError(`${what}: writing "${value.trim()}" to ${path} failed: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CgroupError(
+      `${what}: writing "${value.trim()}" to ${path} failed: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }
 
 export function cgroupPath(name: string): string {
-  if (name.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new CgroupError(`bad cgroup name "${name}"`);
+  if (name.split('/').some((p) => p === '' || p === '.' || p === '..'))
+    throw new CgroupError(`bad cgroup name "${name}"`);
   return join(ROOT, name);
 }
 
@@ -34,7 +37,8 @@ function enableControllers(dir: string): void {
 
 /** Mounts cgroup2 if needed and creates ROOT with the controllers on. */
 export function prepareRoot(): void {
-  if (!existsSync(join(CGROUP_MOUNT, 'cgroup.controllers'))) throw new CgroupError(`no cgroup v2 at ${CGROUP_MOUNT} (the guest kernel needs CONFIG_CGROUPS)`);
+  if (!existsSync(join(CGROUP_MOUNT, 'cgroup.controllers')))
+    throw new CgroupError(`no cgroup v2 at ${CGROUP_MOUNT} (the guest kernel needs CONFIG_CGROUPS)`);
   enableControllers(CGROUP_MOUNT);
   mkdirSync(ROOT, { recursive: true });
   enableControllers(ROOT);
@@ -47,7 +51,9 @@ export function createCgroups(specs: CgroupSpec[]): void {
     const dir = cgroupPath(s.name);
     if (existsSync(dir)) throw new CgroupError(`cgroup ${s.name} exists already (declared in two runs at once?)`);
     if (parents.has(s.name) && s.workers.some((w) => w.count > 0)) {
-      throw new CgroupError(`cgroup ${s.name} has children and workers: cgroup v2 puts processes only in leaves (move its workers into a child)`);
+      throw new CgroupError(
+        `cgroup ${s.name} has children and workers: cgroup v2 puts processes only in leaves (move its workers into a child)`,
+      );
     }
     mkdirSync(dir);
     if (parents.has(s.name)) enableControllers(dir);
@@ -85,7 +91,11 @@ export function removeCgroup(name: string): void {
   const rm = (dir: string, depth: number): void => {
     if (depth > 16 || !existsSync(dir)) return;
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rm(join(dir, e.name), depth + 1);
-    try { rmdirSync(dir); } catch (e) { throw new CgroupError(`cannot remove cgroup ${dir}: ${e instanceof Error ? e.message : String(e)}`); }
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      throw new CgroupError(`cannot remove cgroup ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   };
   rm(cgroupPath(name), 0);
 }
@@ -95,7 +105,10 @@ export function removeAll(): void {
   if (!existsSync(ROOT)) return;
   for (const e of readdirSync(ROOT, { withFileTypes: true })) {
     if (!e.isDirectory()) continue;
-    try { removeCgroup(e.name); } catch { /* reported by the next run's createCgroups */ }
+    try {
+      removeCgroup(e.name);
+    } catch {
+      /* reported by the next run's createCgroups */
+    }
   }
 }
-

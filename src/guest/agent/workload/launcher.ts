@@ -11,7 +11,10 @@ export const WORKER_BINARY = '/ktstr/bin/ktstr-worker';
 
 export class LauncherError extends Error {}
 
-interface Waiter { prefix: string; resolve: (line: string) => void }
+interface Waiter {
+  prefix: string;
+  resolve: (line: string) => void;
+}
 
 export class Launcher {
   private readonly child: ChildProcess;
@@ -25,7 +28,11 @@ export class Launcher {
   spawnNs = 0;
 
   /** Writes the spec into `dir` and starts the launcher on it. */
-  constructor(readonly dir: string, specLines: string[], binary = WORKER_BINARY) {
+  constructor(
+    readonly dir: string,
+    specLines: string[],
+    binary = WORKER_BINARY,
+  ) {
     mkdirSync(dir, { recursive: true });
     const specFile = join(dir, 'spec');
     writeFileSync(specFile, [`dir ${dir}`, ...specLines].join('\n') + '\n');
@@ -33,11 +40,24 @@ export class Launcher {
     this.child.stdout!.setEncoding('utf8');
     this.child.stdout!.on('data', (s: string) => this.feed(s));
     this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (s: string) => { if (this.stderr.length < 16384) this.stderr += s; });
-    this.child.stdin!.on('error', () => { /* the launcher ended: reported by the waits */ });
+    this.child.stderr!.on('data', (s: string) => {
+      if (this.stderr.length < 16384) this.stderr += s;
+    });
+    this.child.stdin!.on('error', () => {
+      /* the launcher ended: reported by the waits */
+    });
     this.done = new Promise((resolve) => {
-      this.child.on('error', (e) => { this.stderr += `cannot start ${binary}: ${e.message}\n`; this.exited = true; this.flushWaiters(); resolve(); });
-      this.child.on('close', () => { this.exited = true; this.flushWaiters(); resolve(); });
+      this.child.on('error', (e) => {
+        this.stderr += `cannot start ${binary}: ${e.message}\n`;
+        this.exited = true;
+        this.flushWaiters();
+        resolve();
+      });
+      this.child.on('close', () => {
+        this.exited = true;
+        this.flushWaiters();
+        resolve();
+      });
     });
   }
 
@@ -62,16 +82,24 @@ export class Launcher {
   private async expect(prefix: string, ms: number): Promise<string> {
     const seen = this.lines.findIndex((l) => l.startsWith(prefix));
     if (seen >= 0) return this.lines.splice(seen, 1)[0];
-    if (this.exited) throw new LauncherError(`ktstr-worker ended before "${prefix}": ${this.stderr.trim() || 'no message'}`);
+    if (this.exited)
+      throw new LauncherError(`ktstr-worker ended before "${prefix}": ${this.stderr.trim() || 'no message'}`);
     let timer: NodeJS.Timeout | undefined;
     const line = await new Promise<string | null>((resolve) => {
       const waiter: Waiter = { prefix, resolve };
       this.waiters.push(waiter);
-      timer = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== waiter); resolve(null); }, ms);
+      timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== waiter);
+        resolve(null);
+      }, ms);
     });
     clearTimeout(timer);
-    if (line === null) throw new LauncherError(`ktstr-worker: no "${prefix}" within ${ms} ms${this.stderr ? `: ${this.stderr.trim()}` : ''}`);
-    if (line === '') throw new LauncherError(`ktstr-worker ended before "${prefix}": ${this.stderr.trim() || 'no message'}`);
+    if (line === null)
+      throw new LauncherError(
+        `ktstr-worker: no "${prefix}" within ${ms} ms${this.stderr ? `: ${this.stderr.trim()}` : ''}`,
+      );
+    if (line === '')
+      throw new LauncherError(`ktstr-worker ended before "${prefix}": ${this.stderr.trim() || 'no message'}`);
     return line;
   }
 
@@ -112,7 +140,13 @@ export class Launcher {
 
   async kill(): Promise<void> {
     this.send('kill');
-    const t = setTimeout(() => { try { this.child.kill('SIGKILL'); } catch { /* gone */ } }, 2000);
+    const t = setTimeout(() => {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 2000);
     await this.done;
     clearTimeout(t);
   }

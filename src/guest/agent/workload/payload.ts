@@ -19,20 +19,36 @@ export class PayloadProcess {
   private readonly done: Promise<void>;
   private stopping = false;
 
-  constructor(readonly argv: string[], cgroup: string | null) {
+  constructor(
+    readonly argv: string[],
+    cgroup: string | null,
+  ) {
     // busybox sh joins the cgroup first, then becomes the payload (exec): no moment outside it
     const join = cgroup === null ? '' : `echo $$ > '${cgroupPath(cgroup)}/cgroup.procs' && `;
-    this.child = spawn('/bin/busybox', ['sh', '-c', `${join}exec "$@"`, 'payload', ...argv], { cwd: PAYLOAD_CWD, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('/bin/busybox', ['sh', '-c', `${join}exec "$@"`, 'payload', ...argv], {
+      cwd: PAYLOAD_CWD,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const keep = (b: Buffer): void => {
       const s = b.toString('utf8');
-      if (this.head.length < KEEP) { this.head += s.slice(0, KEEP - this.head.length); return; }
+      if (this.head.length < KEEP) {
+        this.head += s.slice(0, KEEP - this.head.length);
+        return;
+      }
       this.tail += s;
-      if (this.tail.length > KEEP) { this.dropped += this.tail.length - KEEP; this.tail = this.tail.slice(-KEEP); }
+      if (this.tail.length > KEEP) {
+        this.dropped += this.tail.length - KEEP;
+        this.tail = this.tail.slice(-KEEP);
+      }
     };
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);
     this.done = new Promise((resolve) => {
-      this.child.on('error', (e) => { keep(Buffer.from(`cannot start ${argv[0]}: ${e.message}\n`)); this.result = { ended: 'failed', exitCode: null, signal: null }; resolve(); });
+      this.child.on('error', (e) => {
+        keep(Buffer.from(`cannot start ${argv[0]}: ${e.message}\n`));
+        this.result = { ended: 'failed', exitCode: null, signal: null };
+        resolve();
+      });
       this.child.on('close', (code, signal) => {
         this.result ??= { ended: this.stopping ? 'stopped' : 'exit', exitCode: code, signal };
         resolve();
@@ -50,7 +66,15 @@ export class PayloadProcess {
       clearTimeout(t);
     }
     const r = this.result!;
-    const output = this.dropped > 0 ? `${this.head}\n[ktstr: ${this.dropped} bytes dropped]\n${this.tail}` : this.head + this.tail;
-    return { cmd: this.argv, ended: r.ended, exitCode: r.exitCode, signal: r.signal, output, ms: performance.now() - this.t0 };
+    const output =
+      this.dropped > 0 ? `${this.head}\n[ktstr: ${this.dropped} bytes dropped]\n${this.tail}` : this.head + this.tail;
+    return {
+      cmd: this.argv,
+      ended: r.ended,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      output,
+      ms: performance.now() - this.t0,
+    };
   }
 }

@@ -63,14 +63,43 @@ function phases(v: unknown): PhaseUsage[] | null {
 
 export function toWorkerReport(raw: Record<string, unknown> | null, k: KnownFacts): WorkerReport {
   const base: WorkerReport = {
-    index: k.index, pid: k.pid, cgroup: k.cgroup, work: k.work, policy: -1, nice: k.nice,
-    iterations: 0, cpuTimeNs: 0, wallNs: 0, voluntarySwitches: 0, involuntarySwitches: 0, migrations: 0,
-    cpus: [], phases: [], maxGapNs: 0, maxGapAtNs: 0, maxGapCpu: -1, wakeups: 0, wakeLatencyNs: null,
-    error: k.missing, allowed: k.allowed, startPhase: k.startPhase, stopPhase: k.stopPhase,
+    index: k.index,
+    pid: k.pid,
+    cgroup: k.cgroup,
+    work: k.work,
+    policy: -1,
+    nice: k.nice,
+    iterations: 0,
+    cpuTimeNs: 0,
+    wallNs: 0,
+    voluntarySwitches: 0,
+    involuntarySwitches: 0,
+    migrations: 0,
+    cpus: [],
+    phases: [],
+    maxGapNs: 0,
+    maxGapAtNs: 0,
+    maxGapCpu: -1,
+    wakeups: 0,
+    wakeLatencyNs: null,
+    error: k.missing,
+    allowed: k.allowed,
+    startPhase: k.startPhase,
+    stopPhase: k.stopPhase,
   };
   if (raw === null) return base;
   const bad = (field: string): WorkerReport => ({ ...base, error: `worker ${k.index}'s report has a bad ${field}` });
-  const nums = ['iterations', 'cpuTimeNs', 'wallNs', 'voluntarySwitches', 'involuntarySwitches', 'migrations', 'maxGapNs', 'maxGapAtNs', 'wakeups'] as const;
+  const nums = [
+    'iterations',
+    'cpuTimeNs',
+    'wallNs',
+    'voluntarySwitches',
+    'involuntarySwitches',
+    'migrations',
+    'maxGapNs',
+    'maxGapAtNs',
+    'wakeups',
+  ] as const;
   const out: WorkerReport = { ...base, error: null };
   for (const f of nums) {
     const v = count(raw[f]);
@@ -82,7 +111,8 @@ export function toWorkerReport(raw: Record<string, unknown> | null, k: KnownFact
   if (typeof policy !== 'number' || !Number.isSafeInteger(policy)) return bad('policy');
   out.policy = policy;
   const gapCpu = raw.maxGapCpu;
-  if (typeof gapCpu !== 'number' || !Number.isSafeInteger(gapCpu) || gapCpu < -1 || gapCpu >= MAX_CPUS) return bad('maxGapCpu');
+  if (typeof gapCpu !== 'number' || !Number.isSafeInteger(gapCpu) || gapCpu < -1 || gapCpu >= MAX_CPUS)
+    return bad('maxGapCpu');
   out.maxGapCpu = gapCpu;
   const cpus = cpuTimes(raw.cpus);
   if (cpus === null) return bad('cpus');
@@ -93,7 +123,8 @@ export function toWorkerReport(raw: Record<string, unknown> | null, k: KnownFact
   const lat = latency(raw.wakeLatencyNs);
   if (lat === undefined) return bad('wakeLatencyNs');
   out.wakeLatencyNs = lat;
-  if (raw.error !== null && raw.error !== undefined) out.error = typeof raw.error === 'string' ? raw.error.slice(0, 500) : 'the worker reported an error';
+  if (raw.error !== null && raw.error !== undefined)
+    out.error = typeof raw.error === 'string' ? raw.error.slice(0, 500) : 'the worker reported an error';
   if (typeof raw.pid === 'number' && Number.isSafeInteger(raw.pid) && raw.pid > 0) out.pid = raw.pid;
   return out;
 }

@@ -10,7 +10,17 @@ import type { CgroupSpec } from '../../../test/api/cgroup.js';
 import type { GuestRuntime, RunSpec } from '../../../test/api/context.js';
 import { describeOp, type OpSpec } from '../../../test/api/ops.js';
 import type { CgroupRecord, RunPhase, RunRecord, WorkerReport, WorkKind } from '../../../test/record.js';
-import { createCgroups, cgroupPath, effectiveCpus, moveProcess, prepareRoot, removeAll, removeCgroup, setCpuset, setWeight } from './cgroupfs.js';
+import {
+  createCgroups,
+  cgroupPath,
+  effectiveCpus,
+  moveProcess,
+  prepareRoot,
+  removeAll,
+  removeCgroup,
+  setCpuset,
+  setWeight,
+} from './cgroupfs.js';
 import { Launcher, WORKER_BINARY } from './launcher.js';
 import { toWorkerReport } from './report.js';
 import { PayloadProcess } from './payload.js';
@@ -60,7 +70,11 @@ function cpuStat(): { busyMs: number; idleMs: number; stealMs: number } | null {
     if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
     const tick = 10; // USER_HZ 100
     const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
-    return { busyMs: (user + nice + system + irq + softirq) * tick, idleMs: (idle + iowait) * tick, stealMs: steal * tick };
+    return {
+      busyMs: (user + nice + system + irq + softirq) * tick,
+      idleMs: (idle + iowait) * tick,
+      stealMs: steal * tick,
+    };
   } catch {
     return null;
   }
@@ -68,7 +82,13 @@ function cpuStat(): { busyMs: number; idleMs: number; stealMs: number } | null {
 
 const sleepUntil = (t: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
-function specLine(index: number, c: CgroupSpec, w: CgroupSpec['workers'][number], schedExt: boolean, extra: string[]): string {
+function specLine(
+  index: number,
+  c: CgroupSpec,
+  w: CgroupSpec['workers'][number],
+  schedExt: boolean,
+  extra: string[],
+): string {
   const parts = [`worker index=${index}`, `cgroup=${cgroupPath(c.name)}`, `work=${w.work.kind}`];
   for (const [k, v] of Object.entries(w.work.params)) parts.push(`${k}=${v}`);
   if (c.affinity !== null) parts.push(`affinity=${c.affinity.join(',')}`);
@@ -114,14 +134,29 @@ export class WorkloadRunner implements GuestRuntime {
           const fanoutId = fanout++;
           for (let k = 0; k < w.count; k++) {
             const index = next++;
-            const extra = w.work.kind === 'pingpong' ? [`pair=${pair + Math.floor(k / 2)}`]
-              : w.work.kind === 'futex' ? [`fanout=${fanoutId}`, `role=${k === 0 ? 'waker' : 'waiter'}`] : [];
+            const extra =
+              w.work.kind === 'pingpong'
+                ? [`pair=${pair + Math.floor(k / 2)}`]
+                : w.work.kind === 'futex'
+                  ? [`fanout=${fanoutId}`, `role=${k === 0 ? 'waker' : 'waiter'}`]
+                  : [];
             lines.push(specLine(index, c, w, this.o.schedExt, extra));
-            mine.push({ index, cgroup: c.name, current: c.name, work: w.work.kind, nice: c.nice ?? 0, affinity: c.affinity, startPhase, stopPhase: null, allowed: [] });
+            mine.push({
+              index,
+              cgroup: c.name,
+              current: c.name,
+              work: w.work.kind,
+              nice: c.nice ?? 0,
+              affinity: c.affinity,
+              startPhase,
+              stopPhase: null,
+              allowed: [],
+            });
             record.workers.push(index);
           }
           if (w.work.kind === 'pingpong') {
-            if (w.count % 2 !== 0) throw new Error(`cgroup ${c.name}: pipePingPong needs an even number of workers (got ${w.count})`);
+            if (w.count % 2 !== 0)
+              throw new Error(`cgroup ${c.name}: pipePingPong needs an even number of workers (got ${w.count})`);
             pair += w.count / 2;
           }
         }
@@ -132,7 +167,9 @@ export class WorkloadRunner implements GuestRuntime {
         for (const m of mine) tracked.push({ ...m, launcher: l, pid: 0 });
       }
       await Promise.all(started.map((l) => l.ready(timeout)));
-      for (const t of tracked) if (t.pid === 0) t.pid = t.launcher.pids[t.index - tracked.filter((x) => x.launcher === t.launcher)[0].index] ?? 0;
+      for (const t of tracked)
+        if (t.pid === 0)
+          t.pid = t.launcher.pids[t.index - tracked.filter((x) => x.launcher === t.launcher)[0].index] ?? 0;
       return started;
     };
 
@@ -141,18 +178,26 @@ export class WorkloadRunner implements GuestRuntime {
       for (const t of tracked) {
         if (t.stopPhase !== null) continue;
         let eff = cache.get(t.current);
-        if (eff === undefined) { eff = effectiveCpus(t.current, this.o.online); cache.set(t.current, eff); }
+        if (eff === undefined) {
+          eff = effectiveCpus(t.current, this.o.online);
+          cache.set(t.current, eff);
+        }
         const aff = t.affinity;
         t.allowed.push({ phase, cpus: aff === null ? eff : eff.filter((c) => aff.includes(c)) });
       }
     };
 
-    const live = (): Launcher[] => launchers.filter((l) => tracked.some((t) => t.launcher === l && t.stopPhase === null));
+    const live = (): Launcher[] =>
+      launchers.filter((l) => tracked.some((t) => t.launcher === l && t.stopPhase === null));
 
     const apply = async (op: OpSpec): Promise<void> => {
       switch (op.op) {
-        case 'resize': setCpuset(op.cgroup, op.cpus); break;
-        case 'weight': setWeight(op.cgroup, op.weight); break;
+        case 'resize':
+          setCpuset(op.cgroup, op.cpus);
+          break;
+        case 'weight':
+          setWeight(op.cgroup, op.weight);
+          break;
         case 'affinity': {
           const { native } = await import('../../../kvm/native.js');
           for (const t of tracked) {
@@ -164,8 +209,12 @@ export class WorkloadRunner implements GuestRuntime {
         }
         case 'move': {
           const movers = tracked.filter((t) => t.current === op.from && t.stopPhase === null).slice(0, op.count);
-          if (movers.length < op.count) this.log(`move: ${op.from} has ${movers.length} running workers, moving those (asked ${op.count})`);
-          for (const t of movers) { moveProcess(op.to, t.pid); t.current = op.to; }
+          if (movers.length < op.count)
+            this.log(`move: ${op.from} has ${movers.length} running workers, moving those (asked ${op.count})`);
+          for (const t of movers) {
+            moveProcess(op.to, t.pid);
+            t.current = op.to;
+          }
           break;
         }
         case 'add': {
@@ -181,9 +230,15 @@ export class WorkloadRunner implements GuestRuntime {
           removeCgroup(op.cgroup);
           break;
         }
-        case 'replaceScheduler': await this.o.scheduler.replace(op.scheduler, op.args); break;
-        case 'detachScheduler': await this.o.scheduler.detach(); break;
-        case 'attachScheduler': await this.o.scheduler.attach(op.scheduler, op.args); break;
+        case 'replaceScheduler':
+          await this.o.scheduler.replace(op.scheduler, op.args);
+          break;
+        case 'detachScheduler':
+          await this.o.scheduler.detach();
+          break;
+        case 'attachScheduler':
+          await this.o.scheduler.attach(op.scheduler, op.args);
+          break;
       }
     };
 
@@ -202,7 +257,8 @@ export class WorkloadRunner implements GuestRuntime {
       const groups: OpSpec[][] = [];
       for (const op of spec.ops) {
         const last = groups[groups.length - 1];
-        if (last !== undefined && last[0].atMs === op.atMs) last.push(op); else groups.push([op]);
+        if (last !== undefined && last[0].atMs === op.atMs) last.push(op);
+        else groups.push([op]);
       }
       for (const group of groups) {
         await sleepUntil(t0 + group[0].atMs);
@@ -223,15 +279,40 @@ export class WorkloadRunner implements GuestRuntime {
       const stops = await Promise.all(live().map(async (l) => ({ l, r: await l.stop(timeout) })));
       // after the stop: the window then covers the workers' whole measured time
       const stat1 = cpuStat();
-      const usage = stat0 === null || stat1 === null ? null
-        : { busyMs: stat1.busyMs - stat0.busyMs, idleMs: stat1.idleMs - stat0.idleMs, stealMs: stat1.stealMs - stat0.stealMs, windowMs: performance.now() - t0 };
+      const usage =
+        stat0 === null || stat1 === null
+          ? null
+          : {
+              busyMs: stat1.busyMs - stat0.busyMs,
+              idleMs: stat1.idleMs - stat0.idleMs,
+              stealMs: stat1.stealMs - stat0.stealMs,
+              windowMs: performance.now() - t0,
+            };
       for (const s of stops) if (s.r.killed) this.log(`ktstr-worker in ${s.l.dir} did not stop in time and was killed`);
-      const workers: WorkerReport[] = tracked.map((t) => toWorkerReport(t.launcher.report(t.index), {
-        index: t.index, pid: t.pid, cgroup: t.cgroup, work: t.work, nice: t.nice,
-        allowed: t.allowed, startPhase: t.startPhase, stopPhase: t.stopPhase,
-        missing: `no report from worker ${t.index} (${t.launcher.messages || 'it did not write one'})`,
-      }));
-      return { label: spec.label, durationMs, cpus: this.o.online, phases, cgroups, workers, spawnMs, cpuStat: usage, payload: payloadRecord };
+      const workers: WorkerReport[] = tracked.map((t) =>
+        toWorkerReport(t.launcher.report(t.index), {
+          index: t.index,
+          pid: t.pid,
+          cgroup: t.cgroup,
+          work: t.work,
+          nice: t.nice,
+          allowed: t.allowed,
+          startPhase: t.startPhase,
+          stopPhase: t.stopPhase,
+          missing: `no report from worker ${t.index} (${t.launcher.messages || 'it did not write one'})`,
+        }),
+      );
+      return {
+        label: spec.label,
+        durationMs,
+        cpus: this.o.online,
+        phases,
+        cgroups,
+        workers,
+        spawnMs,
+        cpuStat: usage,
+        payload: payloadRecord,
+      };
     } finally {
       await Promise.all(launchers.map((l) => l.kill()));
       removeAll();
