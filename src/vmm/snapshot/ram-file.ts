@@ -33,7 +33,7 @@ export function writeRamFile(path: string, memory: GuestMemory): { bytes: number
         const length = Math.min(BLOCK, r.size - at);
         const block = new Uint8Array(memory.buffer, r.offset + at, length);
         if (Buffer.compare(block, length === BLOCK ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, length)) !== 0) {
-          for (let done = 0; done < length; ) done += writeSync(fd, block, done, length - done, position + at + done);
+          for (let done = 0; done < length;) done += writeSync(fd, block, done, length - done, position + at + done);
           dataBytes += length;
         }
       }
@@ -57,7 +57,9 @@ export function mapRamFile(path: string, memory: GuestMemory): void {
     const size = fstatSync(fd).size;
     const expected = ramFileBytes(memory);
     if (size !== expected) {
-      throw new RangeError(`snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`);
+      throw new RangeError(
+        `snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`,
+      );
     }
     let position = 0;
     for (const r of memory.regions) {

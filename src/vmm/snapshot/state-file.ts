@@ -27,7 +27,8 @@ const BYTES_TAG = '$bytes';
 const BIGINT_TAG = '$bigint';
 
 function toJson(v: StateValue): unknown {
-  if (v instanceof Uint8Array) return { [BYTES_TAG]: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
+  if (v instanceof Uint8Array)
+    return { [BYTES_TAG]: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
   if (typeof v === 'bigint') return { [BIGINT_TAG]: v.toString() };
   if (Array.isArray(v)) return v.map(toJson);
   if (v !== null && typeof v === 'object') {

@@ -37,7 +37,11 @@ export class SnapshotStoreError extends KtstrError {}
 
 /** The key's entry name: SHA-256 of its fields in name order, 20 hex digits. */
 export function snapshotId(key: SnapshotKey): string {
-  const canonical = JSON.stringify(Object.keys(key).sort().map((k) => [k, key[k]]));
+  const canonical = JSON.stringify(
+    Object.keys(key)
+      .sort()
+      .map((k) => [k, key[k]]),
+  );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 20);
 }
 
@@ -198,7 +202,9 @@ export class SnapshotStore {
         continue;
       }
       if (Date.now() > deadline) {
-        throw new SnapshotStoreError(`the snapshot store ${this.root} is locked by process ${owner}; wait for it or stop it (the same process: another of its threads is saving)`);
+        throw new SnapshotStoreError(
+          `the snapshot store ${this.root} is locked by process ${owner}; wait for it or stop it (the same process: another of its threads is saving)`,
+        );
       }
       await sleep(100);
     }

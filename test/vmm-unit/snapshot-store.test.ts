@@ -1,0 +1,144 @@
+// Snapshot files without KVM: the state file keeps KVM blobs and 64-bit values and catches
+// damage; the RAM file is written sparse and mapped back copy-on-write (a write to the mapped
+// memory never reaches the file); the store makes an entry appear only whole, refuses a damaged
+// one (removing it, so it is rebuilt), and a saver killed half-way leaves no entry.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { native } from '../../src/kvm/native.js';
+import { GuestMemory } from '../../src/vmm/memory.js';
+import { mapRamFile, writeRamFile } from '../../src/vmm/snapshot/ram-file.js';
+import { decodeState, encodeState, SnapshotStateError } from '../../src/vmm/snapshot/state-file.js';
+import { RAM_FILE, SnapshotStore, snapshotId, STATE_FILE } from '../../src/vmm/snapshot/store.js';
+
+const dirs: string[] = [];
+const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'ktstr-snapshot-unit-'));
+  dirs.push(d);
+  return d;
+};
+test.after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+test('state file: blobs and 64-bit values come back as they were; damage and other formats are refused', () => {
+  const state = {
+    vcpus: [{ regs: Uint8Array.of(1, 2, 255), tsc: 0xffff_ffff_ffff_fff0n, mp: 3 }],
+    name: 'x',
+    none: null,
+  };
+  const text = encodeState(state);
+  const back = decodeState(text) as typeof state;
+  assert.equal([...back.vcpus[0].regs], [1, 2, 255]);
+  assert.ok(back.vcpus[0].regs instanceof Uint8Array);
+  assert.is(back.vcpus[0].tsc, 0xffff_ffff_ffff_fff0n);
+  assert.is(back.vcpus[0].mp, 3);
+  assert.is(back.none, null);
+  assert.throws(() => decodeState(text.replace('"mp":3', '"mp":4')), /checksum mismatch/);
+  assert.throws(() => decodeState(text.replace('"format":1', '"format":9')), /format 9/);
+  assert.throws(
+    () => decodeState('garbage'),
+    (e: unknown) => e instanceof SnapshotStateError,
+  );
+  assert.throws(
+    () => decodeState(''),
+    (e: unknown) => e instanceof SnapshotStateError,
+  );
+});
+
+test('RAM file: written sparse, mapped back private (the mapped copy changes, the file does not)', () => {
+  const dir = tempDir();
+  const n = native();
+  const memory = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  memory.write(0x1000, Uint8Array.of(0xaa, 0xbb));
+  memory.write(0x700000, new Uint8Array(70_000).fill(7));
+  const path = join(dir, 'ram');
+  const { bytes, dataBytes } = writeRamFile(path, memory);
+  assert.is(bytes, 8 * 2 ** 20);
+  assert.is(dataBytes, 3 * 64 * 1024, 'three 64 KiB blocks hold data');
+  assert.throws(() => writeRamFile(path, memory), /EEXIST/, 'never overwrites');
+  const restored = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  mapRamFile(path, restored);
+  assert.equal([...restored.read(0x1000, 2)], [0xaa, 0xbb]);
+  assert.is(restored.read(0x700000 + 69_999, 1)[0], 7);
+  assert.is(restored.read(0x400000, 1)[0], 0);
+  restored.write(0x1000, Uint8Array.of(0x11));
+  assert.is(restored.read(0x1000, 1)[0], 0x11);
+  assert.is(readFileSync(path)[0x1000], 0xaa, 'the write stayed in the mapping');
+  const other = new GuestMemory(4 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  assert.throws(() => mapRamFile(path, other), /truncated or not this VM's/);
+});
+
+const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };
+const writeEntry = (staging: string): void => {
+  writeFileSync(join(staging, RAM_FILE), Buffer.alloc(4096, 1));
+  writeFileSync(join(staging, STATE_FILE), encodeState({ machine: 'm' }));
+};
+
+test('store: an entry appears whole; a second save finds it; damage removes it', async () => {
+  const store = new SnapshotStore(join(tempDir(), 'snapshots'));
+  assert.is(store.open(key, 4096).kind, 'missing');
+  assert.is(await store.save(key, writeEntry), true);
+  assert.is(await store.save(key, writeEntry), false, 'already there');
+  const ok = store.open(key, 4096);
+  assert.is(ok.kind, 'ok');
+  if (ok.kind === 'ok') assert.equal(ok.snapshot.state, { machine: 'm' });
+  assert.is(store.list().length, 1);
+  assert.is(store.list()[0].id, snapshotId(key));
+  assert.not.equal(snapshotId(key), snapshotId({ ...key, cmdline: 'loud' }), 'every field is in the id');
+
+  const statePath = join(store.dir(key), STATE_FILE);
+  writeFileSync(statePath, readFileSync(statePath, 'utf8').replace('"m"', '"n"'));
+  const damaged = store.open(key, 4096);
+  assert.is(damaged.kind, 'damaged');
+  if (damaged.kind === 'damaged') assert.match(damaged.reason, /checksum mismatch/);
+  assert.not.ok(existsSync(store.dir(key)), 'a damaged entry is removed');
+
+  await store.save(key, writeEntry);
+  truncateSync(join(store.dir(key), RAM_FILE), 100);
+  const truncated = store.open(key, 4096);
+  assert.is(truncated.kind, 'damaged');
+  if (truncated.kind === 'damaged') assert.match(truncated.reason, /100 bytes, 4096 expected/);
+  let threw: unknown;
+  await store
+    .save(key, () => {
+      throw new Error('disk full');
+    })
+    .catch((e: unknown) => (threw = e));
+  assert.match(String(threw), /disk full/);
+  assert.equal(readdirSync(store.root), [], 'no entry, staging directory or lock left by a failed save');
+});
+
+test('store: a saver killed half-way leaves no entry; the next saver clears its leftovers', async () => {
+  const root = join(tempDir(), 'snapshots');
+  const storeUrl = pathToFileURL(join(import.meta.dirname, '../../src/vmm/snapshot/store.js')).href;
+  const script = `
+    import { SnapshotStore } from ${JSON.stringify(storeUrl)};
+    import { writeFileSync } from 'node:fs';
+    await new SnapshotStore(${JSON.stringify(root)}).save(${JSON.stringify(key)}, async (staging) => {
+      writeFileSync(staging + '/ram', Buffer.alloc(4096));
+      console.log('writing');
+      await new Promise(() => setInterval(() => {}, 1000));
+    });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((res) => child.stdout.once('data', () => res()));
+  child.kill('SIGKILL');
+  await new Promise((res) => child.once('close', res));
+  const store = new SnapshotStore(root);
+  assert.is(store.open(key, 4096).kind, 'missing', 'no entry from the killed save');
+  assert.ok(
+    readdirSync(root).some((n) => n.startsWith('.tmp-')),
+    'its staging directory is there',
+  );
+  assert.is(await store.save(key, writeEntry, 5_000), true, 'the stale lock is broken');
+  assert.equal(readdirSync(root), [snapshotId(key)], 'the staging directory is gone');
+});
+
+test.run();
