@@ -86,6 +86,10 @@ export interface CellResult {
   /** The last lines of the guest console when the guest failed (else empty). */
   consoleTail: string;
   phases: CellPhases;
+  /** How the VM started: booted ('cold'), booted and saved as its machine's snapshot ('saved'), or restored from that snapshot ('restored'). */
+  start?: 'cold' | 'saved' | 'restored';
+  /** What went wrong with the snapshot (unusable and rebuilt, or not saved): one line for the user. */
+  snapshotNote?: string;
   /** Wall time of the cell, ms. */
   wallMs: number;
   /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */

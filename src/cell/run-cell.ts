@@ -10,11 +10,14 @@ import { sharedLibraryClosure } from '../guest/elf-deps.js';
 import {
   AgentImageCache,
   AGENT_START_MARKER,
+  buildCellArchive,
   GUEST_TEST_DIR,
+  schedulerCellFiles,
   schedulerGuestPath,
   type CellFile,
 } from '../guest/agent-initramfs.js';
-import { crc32, encodeFrame, FrameReader, newNonce } from '../guest/protocol.js';
+import { crc32, encodeFrame, FrameReader } from '../guest/protocol.js';
+import { defaultSnapshotDir, handCell, planCellStart, saveCellSnapshot, type CellStart } from './cell-start.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
 import { inspectGuest, inspectKernel, type InspectReport } from '../monitor/inspect.js';
@@ -67,6 +70,8 @@ export interface CellSpec {
   /** Where failure bundles go (src/cell/failure-bundle.ts); absent: none. `keepDumps`: for which cells (default failures). */
   bundleDir?: string;
   keepDumps?: KeepDumps;
+  /** Where the snapshot of this cell's machine is kept and found (default defaultSnapshotDir()); null: none (--no-snapshot). */
+  snapshotDir?: string | null;
 }
 
 /** The test part of a cell: the test file's bundle and which test of it to run. */
@@ -147,8 +152,8 @@ function isBulk(m: { record?: unknown; total?: unknown }): boolean {
   );
 }
 
-/** The shared bulk region: its size, and where bootVm puts it for a RAM size (the top of low RAM). */
-export const RING_MIB = 8;
+/** The shared region: its size (the agent's records, and the host's mailbox that also carries a cell's files), and where bootVm puts it for a RAM size (the top of low RAM). */
+export const RING_MIB = 16;
 function ringRange(memoryMiB: number): { guestPhysAddr: number; size: number } {
   const r = reservedTop({ lowSize: ramLayout(memoryMiB * 2 ** 20)[0].size }, RING_MIB * 2 ** 20);
   return { guestPhysAddr: r.addr, size: r.size };
@@ -302,17 +307,38 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   }
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
-  const nonce = newNonce();
-  const plan = cellPlan(spec, nonce, ringRange(spec.memoryMiB + AGENT_MEMORY_MIB));
+  const memoryMiB = spec.memoryMiB + AGENT_MEMORY_MIB;
+  const ring = ringRange(memoryMiB);
   hooks.onPhase?.('boot');
-  let initrd: [string, Buffer];
+  let start: CellStart;
+  let plan: AgentPlan;
+  let archive: Buffer;
   try {
     imageCache ??= new AgentImageCache();
-    const files: CellFile[] =
-      spec.test === undefined
+    const regions = cellPlan(spec, '', ring);
+    start = await planCellStart({
+      machine: {
+        kernelLabel: spec.kernel.label,
+        kernelImage: spec.kernel.image,
+        topology: spec.topology,
+        memoryMiB,
+        sharedRegionMiB: RING_MIB,
+        cmdline: CELL_CMDLINE,
+      },
+      images: imageCache,
+      snapshotDir: spec.snapshotDir === undefined ? defaultSnapshotDir() : spec.snapshotDir,
+      ring: regions.ring,
+      mailbox: regions.mailbox,
+    });
+    if (start.note !== undefined) result.snapshotNote = start.note;
+    plan = cellPlan(spec, start.nonce, ring);
+    const files: CellFile[] = [
+      ...schedulerCellFiles(cellBinaries(spec)),
+      ...(spec.test === undefined
         ? []
-        : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
-    initrd = await imageCache.initrd(cellBinaries(spec), plan, files);
+        : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)]),
+    ];
+    archive = await buildCellArchive(files);
   } catch (e) {
     result.failure = {
       kind: 'setup',
@@ -322,8 +348,12 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   }
 
-  const reader = new FrameReader(nonce);
-  const phaseAt: Partial<Record<'hello' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>> = {};
+  const nonce = start.nonce;
+  const reader = new FrameReader(nonce, start.agentSeq);
+  result.start = start.restore !== undefined ? 'restored' : 'cold';
+  const phaseAt: Partial<
+    Record<'hello' | 'ready' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>
+  > = {};
   let facts: AgentFacts | null = null;
   let agentError: string | null = null;
   let corrupt = 0;
@@ -350,9 +380,39 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   });
   hooks.signal?.addEventListener('abort', onAbort);
 
+  /** Gives the waiting agent its cell (a failure to is the agent's: it cannot run). */
+  const giveCell = (vm: LiveVm): void => {
+    try {
+      handCell(vm, plan, archive, (m) => encodeFrame(nonce, hostSeq++, m));
+    } catch (e) {
+      agentError = `cannot hand the cell to the agent: ${e instanceof Error ? e.message : String(e)}`;
+      vm.end(agentError);
+    }
+  };
+
   const handle = (m: AgentMessage): void => {
     const now = performance.now();
     switch (m.type) {
+      case 'ready': {
+        phaseAt.ready = now;
+        const vm = live;
+        if (vm === undefined) break;
+        const save = start.save;
+        if (save === undefined) {
+          giveCell(vm);
+          break;
+        }
+        const agentSeq = reader.expectedSeq;
+        void saveCellSnapshot(vm, save, nonce, agentSeq)
+          .then((saved) => {
+            if (saved) result.start = 'saved';
+          })
+          .catch((e: unknown) => {
+            result.snapshotNote = `snapshot not saved: ${e instanceof Error ? e.message : String(e)}`;
+          })
+          .finally(() => giveCell(vm));
+        break;
+      }
       case 'hello':
         phaseAt.hello = now;
         if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
@@ -475,15 +535,22 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     try {
       vm = await bootVm({
         kernel: spec.kernel.image,
-        initrd,
+        initrd: start.initrd,
+        restore: start.restore,
         cmdline: CELL_CMDLINE,
         topology: new Topology(spec.topology),
-        memoryMiB: spec.memoryMiB + AGENT_MEMORY_MIB,
+        memoryMiB,
         timeoutMs: timeouts.cellMs,
         markers: [AGENT_START_MARKER],
         sharedRegionMiB: RING_MIB,
         onStart: (v) => {
           live = v;
+          if (start.restore !== undefined) {
+            // a restored VM starts in the agent's wait for its cell: past its hello and ready
+            handle({ type: 'hello', node: '', kernel: '', cpus: 0, uptimeMs: 0 });
+            phaseAt.ready = performance.now();
+            giveCell(v);
+          }
           if (hooks.signal?.aborted) v.end('interrupted');
           // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
           const vmlinux = spec.kernel.vmlinux;

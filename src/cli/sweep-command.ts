@@ -68,6 +68,10 @@ export function sweepCommand(parent: Command): Command {
       '--no-repro',
       'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)',
     )
+    .option(
+      '--no-snapshot',
+      "boot every cell's VM cold (default: the first cell of a machine saves a snapshot at its agent's start, the others restore it)",
+    )
     .option('--list', 'print the cells and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', "print each cell's phase timings and host RSS")

@@ -238,6 +238,7 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
     dumps: dumpPolicy(flags),
     repro: flags.repro !== false,
     monitorIntervalMs: flags.monitorInterval,
+    snapshotDir: flags.snapshot === false ? null : undefined,
     events: {
       cellStarted: (id, job) => live?.cellStarted(id, job),
       cellPhase: (id, phase) => live?.cellPhase(id, phase),

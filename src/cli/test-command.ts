@@ -65,6 +65,10 @@ export function testCommand(parent: Command): Command {
       '--no-repro',
       'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)',
     )
+    .option(
+      '--no-snapshot',
+      "boot every cell's VM cold (default: the first cell of a machine saves a snapshot at its agent's start, the others restore it)",
+    )
     .option('--list', 'print the tests and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', "print each test's phases and worker start-up time")

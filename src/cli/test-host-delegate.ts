@@ -166,7 +166,6 @@ export async function runInTestHostInstead(o: DelegateOptions, why: string): Pro
       memoryMiB: o.memoryMiB,
       timeoutMs: o.timeoutMs,
       shareDirs: [...new Set(o.shareDirs)],
-      exclude: ['node_modules/typescript', 'node_modules/assemblyscript', 'node_modules/binaryen'],
       signal: controller.signal,
       outputFile: portFile,
       onOutput: (chunk) => filter.push(utf8.write(chunk)),

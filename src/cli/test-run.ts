@@ -236,6 +236,7 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
     dumps: dumpPolicy(flags),
     repro: flags.repro !== false,
     monitorIntervalMs: flags.monitorInterval,
+    snapshotDir: flags.snapshot === false ? null : undefined,
     events: {
       phase: (id, phase) => {
         if (flags.verbose) err.write(paint(err).dim(`  ${id}: ${phase}`) + '\n');

@@ -9,7 +9,7 @@
 // where the dynamic loader looks.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { basename, join } from 'node:path';
 import { cacheRoot, packageRoot } from '../paths.js';
@@ -120,15 +120,9 @@ export interface CellFile {
   directory?: boolean;
 }
 
-/** The per-cell archive: the plan, and the cell's own files. */
-export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile[] = []): Promise<Buffer> {
-  const sink = new MemorySink();
-  const w = new CpioWriter(sink);
-  await w.file(PLAN_PATH, JSON.stringify(plan) + '\n', { mode: 0o644 });
-  if (files.length > 0) await w.directory(GUEST_TEST_DIR);
-  const dirs = new Set<string>(['/', GUEST_TEST_DIR]);
+/** Writes a cell's files into an archive, each parent directory first (the unpackers need them), once. */
+async function writeCellFiles(w: CpioWriter, files: readonly CellFile[], dirs: Set<string>): Promise<void> {
   for (const f of files) {
-    // parents first (the kernel's unpacker needs them), once
     const parts = f.guestPath.split('/').filter((x) => x !== '');
     for (let i = 1; i < parts.length + (f.directory ? 1 : 0); i++) {
       const d = `/${parts.slice(0, i).join('/')}`;
@@ -139,8 +133,48 @@ export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile
     }
     if (!f.directory) await w.file(f.guestPath, f.data, { mode: f.mode ?? 0o644 });
   }
+}
+
+/** The per-cell archive: the plan, and the cell's own files. */
+export async function buildPlanArchive(plan: AgentPlan, files: readonly CellFile[] = []): Promise<Buffer> {
+  const sink = new MemorySink();
+  const w = new CpioWriter(sink);
+  await w.file(PLAN_PATH, JSON.stringify(plan) + '\n', { mode: 0o644 });
+  if (files.length > 0) await w.directory(GUEST_TEST_DIR);
+  await writeCellFiles(w, files, new Set<string>(['/', GUEST_TEST_DIR]));
   await w.finish();
   return sink.toBuffer();
+}
+
+/** A cell's files as one archive (no plan): what the host hands a waiting agent (cell-handoff.ts). */
+export async function buildCellArchive(files: readonly CellFile[]): Promise<Buffer> {
+  const sink = new MemorySink();
+  const w = new CpioWriter(sink);
+  await writeCellFiles(w, files, new Set<string>(['/']));
+  await w.finish();
+  return sink.toBuffer();
+}
+
+/**
+ * Scheduler binaries as a cell's files (at schedulerGuestPath), with the shared libraries they
+ * need that the base image (busybox, Node, the addon) does not already hold.
+ */
+export function schedulerCellFiles(binaries: readonly string[], files: AgentHostFiles = agentHostFiles()): CellFile[] {
+  const list = asList(binaries);
+  if (list.length === 0) return [];
+  const closure = sharedLibraryClosure(list);
+  if (closure.missing.length > 0) {
+    throw new AgentImageError(
+      `shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`,
+    );
+  }
+  const base = sharedLibraryClosure([files.busybox, files.node, files.addon]);
+  const inBase = new Set([...base.interpreters, ...base.libraries.map((l) => l.path)]);
+  const libraries = [...closure.interpreters, ...closure.libraries.map((l) => l.path)].filter((f) => !inBase.has(f));
+  return [
+    ...list.map((b) => ({ guestPath: schedulerGuestPath(b), data: readFileSync(b), mode: 0o755 })),
+    ...libraries.map((f) => ({ guestPath: f, data: readFileSync(f), mode: 0o755 })),
+  ];
 }
 
 /**
@@ -159,7 +193,8 @@ export class AgentImageCache {
     private readonly dir = join(cacheRoot(), 'agent'),
   ) {}
 
-  private key(scheduler: SchedulerBinaries): string {
+  /** The base archive's key: its inputs' paths, sizes and times (a snapshot of a base VM carries it too). */
+  baseKey(scheduler: SchedulerBinaries): string {
     const stamp = (p: string | null): string => {
       if (p === null) return '-';
       const st = statSync(p);
@@ -175,7 +210,7 @@ export class AgentImageCache {
 
   /** The base archive's path, built when missing. */
   base(scheduler: SchedulerBinaries): Promise<string> {
-    const key = this.key(scheduler);
+    const key = this.baseKey(scheduler);
     const path = join(this.dir, `${key}.cpio`);
     if (existsSync(path)) return Promise.resolve(path);
     let entry = this.pending.get(key);

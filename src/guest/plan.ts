@@ -56,6 +56,12 @@ export interface AgentPlan {
   mailbox?: { guestPhysAddr: number; size: number } | null;
   /** A scheduler test to run instead of the dispatch probe (after attach; at once under EEVDF); null: a sweep cell. */
   test: TestPlan | null;
+  /**
+   * The plan of a cell's base image: the agent says `ready` and waits for the host's `cell`
+   * message (its real plan, and its files in the mailbox) — the quiet point where the host
+   * saves a snapshot, and where a VM restored from it starts.
+   */
+  awaitCell?: boolean;
 }
 
 /** The test a cell runs (`ktstr-wasm test`). */
@@ -143,6 +149,8 @@ export interface AgentFacts {
 /** Agent -> host message types. */
 export type AgentMessage =
   | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
+  /** A base image's agent is up and waits for its cell (`cell`): the snapshot point. */
+  | { type: 'ready' }
   | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number }
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
   | { type: 'probed' }
@@ -252,4 +260,21 @@ export type HostMessage =
   | { type: 'continue' }
   | { type: 'bulk-ack'; total: number }
   | { type: 'done' }
-  | { type: 'reply'; id: number; length: number; crc: number; error: string | null };
+  | { type: 'reply'; id: number; length: number; crc: number; error: string | null }
+  | CellMessage;
+
+/**
+ * The host hands a waiting agent its cell through the mailbox (COM2's receive side holds only
+ * 4 KiB): the plan as JSON at offset 0 (`plan`: its length and CRC-32; nonce, ring and mailbox
+ * stay the base's), then the cell's files as a cpio archive at `archive.offset` (length 0:
+ * none); with them the host's wall clock (ms since the epoch) for the guest's clock, and
+ * random bytes (hex) for its RNG — sibling VMs restored from one snapshot would otherwise
+ * share both.
+ */
+export type CellMessage = {
+  type: 'cell';
+  plan: { length: number; crc: number };
+  archive: { offset: number; length: number; crc: number };
+  realtimeMs: number;
+  seed: string;
+};

@@ -79,9 +79,20 @@ export class FrameReader {
   private pending: number[] | Uint8Array = new Uint8Array(0);
   private pendingLength = 0;
   private overflowing = false;
-  private nextSeq = 0;
+  private nextSeq: number;
 
-  constructor(private readonly nonce: string) {}
+  /** `firstSeq`: the sender's next message number (a VM restored from a snapshot has sent some before). */
+  constructor(
+    private readonly nonce: string,
+    firstSeq = 0,
+  ) {
+    this.nextSeq = firstSeq;
+  }
+
+  /** The number the sender's next message must carry. */
+  get expectedSeq(): number {
+    return this.nextSeq;
+  }
 
   feed(chunk: Uint8Array): FrameEvent[] {
     const events: FrameEvent[] = [];

@@ -63,7 +63,13 @@ export interface NativeBinding {
    * mapping of the file at `fileOffset` (mmap MAP_PRIVATE | MAP_FIXED): reads share the page
    * cache, writes stay in this mapping. Address, length and file offset must be whole pages.
    */
-  mapFileInto(buffer: SharedArrayBuffer | ArrayBuffer, offset: number, length: number, fd: number, fileOffset: number): void;
+  mapFileInto(
+    buffer: SharedArrayBuffer | ArrayBuffer,
+    offset: number,
+    length: number,
+    fd: number,
+    fileOffset: number,
+  ): void;
   /** The calling CPU's time-stamp counter (x86-64; 0n elsewhere). */
   rdtsc(): bigint;
   /** Kernel thread id of the calling thread. */

@@ -33,6 +33,8 @@ export interface SweepRunOptions {
   repro?: boolean;
   /** The host monitor's interval for every cell, ms (default 100; 0: off). */
   monitorIntervalMs?: number;
+  /** Where cells keep their machines' snapshots (CellSpec.snapshotDir; null: --no-snapshot). */
+  snapshotDir?: string | null;
   tool: string;
   events?: SweepEvents;
 }
@@ -100,6 +102,7 @@ export class SweepRun {
           const spec = {
             ...cellSpec(cell, this.o.raw, this.o.timeouts, this.o.dumps),
             monitorIntervalMs: this.o.monitorIntervalMs,
+            snapshotDir: this.o.snapshotDir,
           };
           let job = 0;
           let result: CellResult | null;

@@ -125,6 +125,8 @@ export class TestRun {
       dumps?: CellDumpPolicy;
       repro?: boolean;
       monitorIntervalMs?: number;
+      /** Where cells keep their machines' snapshots (CellSpec.snapshotDir; null: --no-snapshot). */
+      snapshotDir?: string | null;
     },
   ) {
     this.pool = new CellPool(Math.max(1, Math.min(o.jobs, o.cells.length || 1)));
@@ -147,7 +149,11 @@ export class TestRun {
           let cellResult: CellResult | null;
           try {
             cellResult = await this.pool.run(
-              { ...testCellSpec(cell, this.o.dumps), monitorIntervalMs: this.o.monitorIntervalMs },
+              {
+                ...testCellSpec(cell, this.o.dumps),
+                monitorIntervalMs: this.o.monitorIntervalMs,
+                snapshotDir: this.o.snapshotDir,
+              },
               (phase) => {
                 if (!started) {
                   started = true;

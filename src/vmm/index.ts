@@ -37,6 +37,12 @@ import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
 import { cpuidHook } from './cpuid/index.js';
 import { Topology } from './topology/index.js';
+import { mapRamFile, ramFileBytes, writeRamFile } from './snapshot/ram-file.js';
+import { encodeState, type StateValue } from './snapshot/state-file.js';
+import { RAM_FILE, STATE_FILE, type SnapshotKey, type SnapshotStore, type StoredSnapshot } from './snapshot/store.js';
+import type { MachineState } from './snapshot/machine-state.js';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 
 export { BootImageError, loadBootFiles, ACPI_REGION } from './boot/index.js';
 export { GuestMemory, GUEST_BASE, ramLayout } from './memory.js';
@@ -60,8 +66,15 @@ export interface PlatformHooks {
 export type BootReason = 'exit' | 'poweroff' | 'reboot' | 'panic' | 'triple-fault' | 'timeout' | 'stopped' | 'error';
 
 export interface BootVmOptions {
-  /** bzImage or vmlinux: a path or the bytes. */
+  /** bzImage or vmlinux: a path or the bytes (not read when restoring: `restore`). */
   kernel: string | Uint8Array;
+  /**
+   * Start from a snapshot (LiveVm.saveSnapshot) instead of booting: its RAM mapped private
+   * copy-on-write, every vCPU, the irqchips, PIT, clock and UARTs as they were saved. The
+   * topology and memory size must be the saved machine's (the snapshot's key says so); kernel,
+   * initrd and command line are not used.
+   */
+  restore?: StoredSnapshot;
   /** A path, bytes, or several (placed one after another: concatenated cpio archives); files are read straight into guest RAM. */
   initrd?: InitrdInput;
   /** Kernel command line; DEFAULT_CMDLINE when absent. */
@@ -123,10 +136,34 @@ export interface LiveVm {
   onDebugHit(handler: ((hit: DebugHit) => Promise<void> | void) | undefined): void;
   /** The UARTs as plain data (Serial.state(): registers, unread and undrained bytes), taken while the guest runs or is paused. */
   serialState(): { com1: SerialState; com2: SerialState };
+  /**
+   * Saves the machine into `store` under `key` (unless a snapshot of that key is there
+   * already: saved false): takes the store's lock, pauses every vCPU, writes guest RAM and the
+   * machine state (with the caller's `extra`, read back as the stored state's `extra`), and
+   * lets the guest run on. Resolves with what it cost.
+   */
+  saveSnapshot(store: SnapshotStore, key: SnapshotKey, extra?: StateValue): Promise<SnapshotSave>;
   /** How many vCPUs the VM has. */
   readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
   end(detail?: string): void;
+}
+
+/** What LiveVm.saveSnapshot did: whether it wrote the entry, the guest's pause, and the RAM file's size and data. */
+export interface SnapshotSave {
+  saved: boolean;
+  pauseMs: number;
+  ramBytes: number;
+  dataBytes: number;
+}
+
+/** A snapshot's state file: the machine, the RAM size it was taken with and the shared region. */
+interface SnapshotState {
+  machine: MachineState;
+  memoryBytes: number;
+  sharedRegion: LiveVm['sharedRegion'];
+  /** The caller's own data (LiveVm.saveSnapshot's `extra`). */
+  extra: StateValue;
 }
 
 export interface BootVmResult {
@@ -215,7 +252,8 @@ interface BootPlan {
   vcpus: number;
   memoryMiB: number;
   platform: PlatformHooks;
-  files: BootFiles;
+  /** Undefined when restoring a snapshot. */
+  files: BootFiles | undefined;
   /** Bytes kept from the guest kernel at the top of RAM below 3 GiB (sharedRegionMiB), if any. */
   reserveTop: number | undefined;
 }
@@ -238,7 +276,7 @@ function planBoot(o: BootVmOptions): BootPlan {
   // APIC IDs above 254: the in-kernel I/O APIC delivers only to 8-bit destinations, so legacy
   // IRQs (the UARTs) stay on CPU 0 (APIC ID 0) rather than follow the default affinity.
   const cmdline = `${o.cmdline ?? DEFAULT_CMDLINE}${topology.needsX2apic ? ' irqaffinity=0' : ''}`;
-  const files = loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline });
+  const files = o.restore === undefined ? loadBootFiles({ kernel: o.kernel, initrd: o.initrd, cmdline }) : undefined;
   return {
     topology,
     vcpus: topology.numCpus,
@@ -252,12 +290,17 @@ function planBoot(o: BootVmOptions): BootPlan {
 /** The guest before its first instruction: RAM holding the kernel, initrd, boot_params and ACPI tables. */
 interface PreparedGuest {
   memory: GuestMemory;
-  boot: BootState;
+  /** Undefined when restoring a snapshot (the vCPUs' saved state replaces the boot state). */
+  boot: BootState | undefined;
+  /** The saved machine, when restoring. */
+  restore?: MachineState;
   sharedRegion: LiveVm['sharedRegion'];
 }
 
 /** Prepare the guest: guest RAM (huge pages asked for), the ACPI tables, then the kernel, initrd and boot_params. */
-function prepareGuest(plan: BootPlan): PreparedGuest {
+function prepareGuest(plan: BootPlan, restore: StoredSnapshot | undefined): PreparedGuest {
+  if (restore !== undefined) return restoreGuest(plan, restore);
+  if (plan.files === undefined) throw new Error('no kernel to boot');
   const memory = new GuestMemory(plan.memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
   adviseHugePages(memory);
   const acpi = plan.platform.acpi?.({ memory, vcpus: plan.vcpus, ram: memory.regions, region: ACPI_REGION });
@@ -271,6 +314,47 @@ function prepareGuest(plan: BootPlan): PreparedGuest {
       ? null
       : (({ addr, size }) => ({ guestPhysAddr: addr, size }))(reservedTop(memory, plan.reserveTop));
   return { memory, boot, sharedRegion };
+}
+
+/** Prepare a restored guest: guest RAM mapped from the snapshot's RAM file, the machine state read from its state file. */
+function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
+  const st = snapshot.state as unknown as SnapshotState;
+  const memoryBytes = plan.memoryMiB * 1024 * 1024;
+  if (st.memoryBytes !== memoryBytes) {
+    throw new RangeError(
+      `the snapshot ${snapshot.id} was taken with ${st.memoryBytes} bytes of RAM, this VM has ${memoryBytes}`,
+    );
+  }
+  if (st.machine.vcpus.length !== plan.vcpus) {
+    throw new RangeError(`the snapshot ${snapshot.id} has ${st.machine.vcpus.length} vCPUs, this VM ${plan.vcpus}`);
+  }
+  const memory = new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
+  mapRamFile(snapshot.ramPath, memory);
+  return { memory, boot: undefined, restore: st.machine, sharedRegion: st.sharedRegion };
+}
+
+/** Pauses the machine, writes its RAM and state into `staging` (a snapshot store's), and lets it run on. */
+async function writeSnapshot(
+  machine: Machine,
+  guest: PreparedGuest,
+  staging: string,
+  extra: StateValue,
+): Promise<Omit<SnapshotSave, 'saved'>> {
+  const pauseStart = performance.now();
+  await machine.pause();
+  try {
+    const state: SnapshotState = {
+      machine: machine.captureState(),
+      memoryBytes: guest.memory.ramBytes,
+      sharedRegion: guest.sharedRegion,
+      extra,
+    };
+    const ram = writeRamFile(join(staging, RAM_FILE), guest.memory);
+    writeFileSync(join(staging, STATE_FILE), encodeState(state as unknown as StateValue));
+    return { pauseMs: performance.now() - pauseStart, ramBytes: ram.bytes, dataBytes: ram.dataBytes };
+  } finally {
+    machine.resume();
+  }
 }
 
 /** The end of the run: the first of the guest's own end, a timer (the timeout, the panic grace) or LiveVm.end() wins. */
@@ -394,6 +478,13 @@ function liveVm(machine: Machine, guest: PreparedGuest, vcpus: number, ending: R
       machine.onDebugHit = handler;
     },
     serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
+    saveSnapshot: async (store, key, extra = null) => {
+      let cost: Omit<SnapshotSave, 'saved'> = { pauseMs: 0, ramBytes: ramFileBytes(guest.memory), dataBytes: 0 };
+      const saved = await store.save(key, async (staging) => {
+        cost = await writeSnapshot(machine, guest, staging, extra);
+      });
+      return { saved, ...cost };
+    },
     vcpus,
     end: (detail = 'ended by the host') => ending.end({ reason: 'stopped', value: 0, detail }),
   };
@@ -469,7 +560,7 @@ function collect(
 export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const t0 = performance.now();
   const plan = planBoot(o);
-  const guest = prepareGuest(plan);
+  const guest = prepareGuest(plan, o.restore);
   const tSetup = performance.now();
 
   const { topology, vcpus, platform } = plan;
@@ -478,6 +569,7 @@ export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
     vcpus,
     vcpuIds: topology.cpus.map((c) => c.apicId),
     boot: guest.boot,
+    restore: guest.restore,
     device: o.device,
     cpuid: platform.cpuid,
     x2apic: topology.needsX2apic,

@@ -26,7 +26,17 @@ import {
   type SegmentName,
 } from '../kvm/structs.js';
 import { bootRegs, bootSregs, type BootEntry } from './boot/entry-state.js';
-import { createOutputSignal, createSerialShared, Serial, COM1, COM2, type SerialShared } from './devices/serial.js';
+import {
+  createOutputSignal,
+  createSerialShared,
+  restoreSerialShared,
+  Serial,
+  COM1,
+  COM2,
+  type SerialShared,
+} from './devices/serial.js';
+import { restoreVcpuState, restoreVmState, saveVcpuState, saveVmState } from '../kvm/vcpu-state.js';
+import type { MachineState } from './snapshot/machine-state.js';
 import {
   bootFpu,
   bootMsrs,
@@ -128,8 +138,8 @@ export interface MachineOptions {
   vcpus: number;
   /** KVM vCPU ids (= APIC IDs), one per vCPU, the boot CPU first; default 0..vcpus-1. */
   vcpuIds?: readonly number[];
-  /** Where the boot CPU starts: Linux's BootState, or a raw code image's entry. */
-  boot: BootEntry;
+  /** Where the boot CPU starts: Linux's BootState, or a raw code image's entry (unused when restoring). */
+  boot?: BootEntry;
   device?: string;
   /** Topology CPUID rewrite (src/vmm/cpuid/ plugs in here). */
   cpuid?: CpuidHook;
@@ -140,6 +150,11 @@ export interface MachineOptions {
    * interrupts off leaves KVM_RUN (KVM_EXIT_HLT), which ends a raw code image's run.
    */
   irqchip?: boolean;
+  /**
+   * A saved machine (captureState(), from a snapshot whose RAM is already in `memory`): every
+   * vCPU, the irqchips, PIT and clock, and the UARTs are set from it instead of the boot state.
+   */
+  restore?: MachineState;
 }
 
 /** KVM_CAP_X2APIC_API with X2APIC_API_FLAGS, before any vCPU exists; throws with the reason when KVM lacks it. */
@@ -242,10 +257,18 @@ export class Machine {
         const id = vcpuIds[index];
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(vcpuCpuid(supported, id, o.cpuid, features));
-        vcpu.setMsrs(o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
-        vcpu.setFpu(bootFpu());
-        if (index === 0) {
+        if (o.restore !== undefined) {
+          const saved = o.restore.vcpus[index];
+          if (saved === undefined)
+            throw new RangeError(`the saved machine has ${o.restore.vcpus.length} vCPUs, not ${o.vcpus}`);
+          restoreVcpuState(vcpu, saved);
+        } else {
+          vcpu.setMsrs(o.x2apic ? [...bootMsrs(), x2apicBaseMsr(index === 0)] : bootMsrs());
+          vcpu.setFpu(bootFpu());
+        }
+        if (index === 0 && o.restore === undefined) {
           if (irqchip) vcpu.setLapic(withBootLints(vcpu.getLapic()));
+          if (o.boot === undefined) throw new Error('a machine needs a boot entry unless it is restored');
           vcpu.setSregs(bootSregs(vcpu.getSregs(), o.boot));
           vcpu.setRegs(bootRegs(o.boot));
         }
@@ -260,8 +283,12 @@ export class Machine {
           debugWaiters: [],
         });
       }
+      if (o.restore !== undefined && irqchip) restoreVmState(vm, o.restore.vm);
       const pending = createOutputSignal();
-      this.serialShared = [createSerialShared(COM1, pending), createSerialShared(COM2, pending)];
+      this.serialShared =
+        o.restore === undefined
+          ? [createSerialShared(COM1, pending), createSerialShared(COM2, pending)]
+          : [restoreSerialShared(COM1, o.restore.com1, pending), restoreSerialShared(COM2, o.restore.com2, pending)];
       this.com1 = new Serial(this.serialShared[0], (level) => vm.irqLine(COM1.irq, level));
       this.com2 = new Serial(this.serialShared[1], (level) => vm.irqLine(COM2.irq, level));
     } catch (e) {
@@ -486,6 +513,26 @@ export class Machine {
       for (const t of waiting) kick(Atomics.load(t.ctl, VCPU_CTL.tid));
       await new Promise((r) => setTimeout(r, 1));
     }
+  }
+
+  /**
+   * The whole machine as data (a snapshot's state; guest RAM aside): every vCPU's KVM state,
+   * the irqchips, PIT and clock, and the UARTs. Call between pause() and resume(): each vCPU
+   * thread has completed its last exit and holds, so its fd is read here.
+   */
+  captureState(): MachineState {
+    for (const t of this.threads) {
+      const state = Atomics.load(t.ctl, VCPU_CTL.state);
+      if (state === VCPU_STATE.running && Atomics.load(t.ctl, VCPU_CTL.paused) === 0) {
+        throw new Error(`vCPU ${t.vcpu.id} is running: pause the machine before capturing its state`);
+      }
+    }
+    return {
+      vcpus: this.threads.map((t) => saveVcpuState(this.kvm, t.vcpu)),
+      vm: saveVmState(this.vm),
+      com1: this.com1.state(),
+      com2: this.com2.state(),
+    };
   }
 
   /** Lets every vCPU held by pause() run again. */

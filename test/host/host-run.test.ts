@@ -44,7 +44,7 @@ function cli(
   // a run here takes seconds: bound each one well below the CLI's 900 s default, so an
   // emulator stall fails this test in minutes instead of stalling the suite
   if (args[0] === 'host' && args[1] === 'run' && !args.includes('--timeout'))
-    args = ['host', 'run', '--timeout', '120', ...args.slice(2)];
+    args = ['host', 'run', '--timeout', '300', ...args.slice(2)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? repoRoot(),

@@ -42,7 +42,7 @@ export class HostRequests {
 
   /** Sends `request` and returns the host's parsed JSON answer; throws with the host's error. */
   async ask(request: HostRequest): Promise<unknown> {
-    const box = this.map();
+    this.map();
     const id = this.nextId++;
     this.chan.send({ type: 'request', id, request });
     const reply = await this.chan.next('reply', REPLY_TIMEOUT_MS);
@@ -50,11 +50,19 @@ export class HostRequests {
       throw new HostRequestError(`the host did not answer ${request.kind} within ${REPLY_TIMEOUT_MS / 1000} s`);
     if (reply.id !== id) throw new HostRequestError(`the host answered request ${reply.id}, not ${id}`);
     if (reply.error !== null) throw new HostRequestError(reply.error);
-    if (!Number.isSafeInteger(reply.length) || reply.length < 0 || reply.length > box.length)
-      throw new HostRequestError(`reply length ${reply.length} does not fit the mailbox`);
-    const bytes = box.slice(0, reply.length);
-    if (crc32(bytes) !== reply.crc) throw new HostRequestError('the reply in the mailbox is damaged (CRC mismatch)');
-    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return JSON.parse(Buffer.from(this.read(reply.length, reply.crc, 'reply')).toString('utf8'));
+  }
+
+  /** A copy of `length` bytes of the mailbox at `offset`, checked against their CRC-32. */
+  read(length: number, crc: number, what: string, offset = 0): Uint8Array {
+    const box = this.map();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > box.length)
+      throw new HostRequestError(`${what} offset ${offset} is outside the mailbox`);
+    if (!Number.isSafeInteger(length) || length < 0 || length > box.length - offset)
+      throw new HostRequestError(`${what} length ${length} does not fit the mailbox`);
+    const bytes = box.slice(offset, offset + length);
+    if (crc32(bytes) !== crc) throw new HostRequestError(`the ${what} in the mailbox is damaged (CRC mismatch)`);
+    return bytes;
   }
 
   close(): void {

@@ -12,6 +12,8 @@ import { PLAN_PATH, PLAN_VERSION, type AgentPlan } from '../plan.js';
 import { listStructOpsPrograms } from './bpf-programs.js';
 import { AgentChannel } from './channel.js';
 import { BulkSender } from './bulk.js';
+import { receiveCell } from './cell-handoff.js';
+import { HostRequests } from './host-requests.js';
 
 /** Output sent inline on COM2 when the ring is unavailable: well under the frame limit. */
 const INLINE_OUTPUT_MAX = 256 * 1024;
@@ -41,13 +43,22 @@ function uptimeMs(): number {
 }
 
 async function main(): Promise<number> {
-  const plan = JSON.parse(readFileSync(PLAN_PATH, 'utf8')) as AgentPlan;
-  if (plan.version !== PLAN_VERSION) throw new Error(`plan version ${plan.version}, this agent reads ${PLAN_VERSION}`);
-  const chan = new AgentChannel(plan.nonce);
+  const base = JSON.parse(readFileSync(PLAN_PATH, 'utf8')) as AgentPlan;
+  if (base.version !== PLAN_VERSION) throw new Error(`plan version ${base.version}, this agent reads ${PLAN_VERSION}`);
+  const chan = new AgentChannel(base.nonce);
+  let plan = base;
   try {
     const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8')).length;
     chan.send({ type: 'hello', node: process.version, kernel: release(), cpus, uptimeMs: uptimeMs() });
     try {
+      if (base.awaitCell === true) {
+        const mailbox = new HostRequests(base, chan, native);
+        try {
+          plan = await receiveCell(base, chan, mailbox);
+        } finally {
+          mailbox.close();
+        }
+      }
       const addon = process.env.KTSTR_NATIVE_ADDON ?? '';
       const facts = await runPlan(plan, chan, { addon, listPrograms: () => listStructOpsPrograms(native()) });
       const bulk = BulkSender.open(plan, chan, native());

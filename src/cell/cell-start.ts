@@ -1,0 +1,179 @@
+// How a cell's VM starts. Every cell boots the agent's base image (no scheduler, no plan of its
+// own: the same for every cell of a kernel, topology and memory size), whose agent says `ready`
+// and waits; the host then hands it the cell (its plan and files through the mailbox:
+// src/guest/agent/cell-handoff.ts). With snapshots on, the first cell of a machine saves the
+// VM at that `ready` point, and later cells restore it instead of booting: they start in the
+// agent's wait, a few hundred milliseconds in, rather than after a kernel boot. A snapshot
+// whose files fail their checks is removed and rebuilt, with one line saying so.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheRoot } from '../paths.js';
+import type { AgentImageCache } from '../guest/agent-initramfs.js';
+import { PLAN_VERSION, type AgentPlan, type CellMessage } from '../guest/plan.js';
+import { crc32, newNonce } from '../guest/protocol.js';
+import type { InitrdInput } from '../vmm/boot/index.js';
+import type { LiveVm } from '../vmm/index.js';
+import { SnapshotStore, type SnapshotKey, type StoredSnapshot } from '../vmm/snapshot/store.js';
+
+/** Bumped when what a snapshot holds, or how a cell starts from one, changes: older snapshots are then not used. */
+export const CELL_SNAPSHOT_FORMAT = 1;
+
+/** Where cells keep their snapshots unless told otherwise: beside the kernel cache (`<cache>/snapshots`). */
+export function defaultSnapshotDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheRoot(env), 'snapshots');
+}
+
+const imageHashes = new Map<string, string>();
+/** A kernel image's identity: SHA-256 of its bytes (remembered by path, size and time). */
+function kernelId(image: string): string {
+  const st = statSync(image);
+  const stamp = `${image}:${st.size}:${st.mtimeMs}`;
+  let id = imageHashes.get(stamp);
+  if (id === undefined) {
+    id = createHash('sha256').update(readFileSync(image)).digest('hex').slice(0, 32);
+    imageHashes.set(stamp, id);
+  }
+  return id;
+}
+
+/** What a cell's machine is made of; a snapshot serves only a cell whose key is this. */
+export interface CellMachine {
+  kernelLabel: string;
+  kernelImage: string;
+  topology: string;
+  memoryMiB: number;
+  sharedRegionMiB: number;
+  cmdline: string;
+}
+
+export function cellSnapshotKey(m: CellMachine, agentKey: string): SnapshotKey {
+  return {
+    format: CELL_SNAPSHOT_FORMAT,
+    kernel: m.kernelLabel,
+    kernelId: kernelId(m.kernelImage),
+    topology: m.topology,
+    memoryMiB: m.memoryMiB,
+    sharedRegionMiB: m.sharedRegionMiB,
+    cmdline: m.cmdline,
+    agent: agentKey,
+  };
+}
+
+/** The plan in a base image: the channel and regions, no cell (its agent waits for one). */
+export function basePlan(nonce: string, ring: AgentPlan['ring'], mailbox: AgentPlan['mailbox']): AgentPlan {
+  return {
+    version: PLAN_VERSION,
+    nonce,
+    cell: 'base',
+    scheduler: null,
+    attachTimeoutMs: 0,
+    probeMs: 0,
+    stopTimeoutMs: 0,
+    hostReadTimeoutMs: 0,
+    ring,
+    mailbox,
+    test: null,
+    awaitCell: true,
+  };
+}
+
+/** What a snapshot keeps beside the machine: the base's frame nonce, and the agent's next frame number. */
+interface SnapshotExtra {
+  nonce: string;
+  agentSeq: number;
+}
+
+export interface CellStart {
+  nonce: string;
+  /** The number of the agent's next frame: 0 on a cold boot; after its `hello` and `ready` in a restored VM. */
+  agentSeq: number;
+  /** A cold boot's initrd (the base image and its plan), or… */
+  initrd?: InitrdInput;
+  /** …the snapshot to restore. */
+  restore?: StoredSnapshot;
+  /** Save the VM here at the agent's `ready` (a cold boot with snapshots on). */
+  save?: { store: SnapshotStore; key: SnapshotKey };
+  /** A snapshot that could not be used (removed; this cell rebuilds it). */
+  note?: string;
+}
+
+/**
+ * How this cell starts: restored from its machine's snapshot when `snapshotDir` holds a good
+ * one, else booted cold (saving one when `snapshotDir` is set; null: snapshots off).
+ */
+export async function planCellStart(o: {
+  machine: CellMachine;
+  images: AgentImageCache;
+  snapshotDir: string | null;
+  ring: AgentPlan['ring'];
+  mailbox: AgentPlan['mailbox'];
+}): Promise<CellStart> {
+  const cold = async (): Promise<Pick<CellStart, 'nonce' | 'agentSeq' | 'initrd'>> => {
+    const nonce = newNonce();
+    return { nonce, agentSeq: 0, initrd: await o.images.initrd(null, basePlan(nonce, o.ring, o.mailbox)) };
+  };
+  if (o.snapshotDir === null) return cold();
+  const store = new SnapshotStore(o.snapshotDir);
+  const key = cellSnapshotKey(o.machine, o.images.baseKey(null));
+  const opened = store.open(key, o.machine.memoryMiB * 2 ** 20);
+  if (opened.kind === 'ok') {
+    const extra = (opened.snapshot.state as { extra?: Partial<SnapshotExtra> }).extra;
+    if (typeof extra?.nonce === 'string' && Number.isSafeInteger(extra.agentSeq)) {
+      return { nonce: extra.nonce, agentSeq: extra.agentSeq!, restore: opened.snapshot };
+    }
+    store.remove(key);
+    return {
+      ...(await cold()),
+      save: { store, key },
+      note: `snapshot ${opened.snapshot.id} had no agent state: rebuilt`,
+    };
+  }
+  const note =
+    opened.kind === 'damaged' ? `snapshot ${store.dir(key)} was unusable (${opened.reason}): rebuilt` : undefined;
+  return { ...(await cold()), save: { store, key }, note };
+}
+
+/** Saves the VM at the agent's `ready` (the agent's next frame is `agentSeq`); false: another cell saved it first. */
+export async function saveCellSnapshot(
+  live: LiveVm,
+  save: NonNullable<CellStart['save']>,
+  nonce: string,
+  agentSeq: number,
+): Promise<boolean> {
+  const extra: SnapshotExtra = { nonce, agentSeq };
+  return (await live.saveSnapshot(save.store, save.key, { ...extra })).saved;
+}
+
+/**
+ * Hands the waiting agent its cell: the plan's JSON and the files' archive written into the
+ * mailbox (guest RAM), then the `cell` frame. Throws when they do not fit the mailbox.
+ */
+export function handCell(
+  live: LiveVm,
+  plan: AgentPlan,
+  archive: Uint8Array,
+  frame: (m: CellMessage) => Uint8Array,
+): void {
+  const box = plan.mailbox;
+  if (box == null) throw new Error('this cell has no mailbox to hand its plan through');
+  const planBytes = Buffer.from(JSON.stringify(plan), 'utf8');
+  const offset = planBytes.length;
+  if (offset + archive.length > box.size) {
+    throw new Error(
+      `the cell's plan and files are ${((offset + archive.length) / 2 ** 20).toFixed(1)} MiB, more than the ${box.size / 2 ** 20} MiB mailbox`,
+    );
+  }
+  const mem = live.memory.slice(box.guestPhysAddr, box.size);
+  mem.set(planBytes, 0);
+  mem.set(archive, offset);
+  const message: CellMessage = {
+    type: 'cell',
+    plan: { length: planBytes.length, crc: crc32(planBytes) },
+    archive: { offset, length: archive.length, crc: crc32(archive) },
+    realtimeMs: Date.now(),
+    seed: randomBytes(64).toString('hex'),
+  };
+  live.app(frame(message));
+}

@@ -1,0 +1,81 @@
+// The agent's side of a snapshot: a base image's agent says `ready` and waits for its cell.
+// The host may save the VM right then (the quiet point), and every VM restored from that
+// snapshot resumes here, in this wait. The `cell` message brings the real plan; before the
+// plan runs, the guest's wall clock is set to the host's (a restored guest's clock goes on
+// from the moment of the save), the kernel's RNG gets fresh random bytes (siblings of one
+// snapshot would share its state), and the cell's files are unpacked from the mailbox.
+
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import type { AgentPlan, CellMessage } from '../plan.js';
+import type { AgentChannel } from './channel.js';
+import type { HostRequests } from './host-requests.js';
+
+/** How long a waiting agent waits for its cell (guest time: a saved VM's clock stands still on disk). */
+const CELL_WAIT_MS = 300_000;
+
+export class CellHandoffError extends Error {}
+
+function busybox(args: string[], input?: Uint8Array): void {
+  const r = spawnSync('/bin/busybox', args, {
+    cwd: '/',
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'],
+  });
+  if (r.status !== 0) {
+    throw new CellHandoffError(
+      `busybox ${args[0]}: ${r.error?.message ?? r.stderr?.toString().trim() ?? `exit ${r.status}`}`,
+    );
+  }
+}
+
+/** Sets the wall clock to `ms` since the epoch (UTC, to the second: busybox date's precision). */
+function setWallClock(ms: number): void {
+  const iso = new Date(ms).toISOString(); // 2026-12-04T15:30:01.123Z
+  busybox(['date', '-u', '-s', `${iso.slice(0, 10)} ${iso.slice(11, 19)}`]);
+}
+
+/** Mixes the host's random bytes into the kernel's pool (a write to /dev/urandom mixes, without crediting entropy). */
+function reseed(hex: string): void {
+  if (!/^[0-9a-f]{2,1024}$/.test(hex)) throw new CellHandoffError('the cell message has no valid seed');
+  writeFileSync('/dev/urandom', Buffer.from(hex, 'hex'));
+}
+
+function isCellMessage(m: unknown): m is CellMessage {
+  const c = m as CellMessage;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.plan === 'object' &&
+    c.plan !== null &&
+    Number.isSafeInteger(c.plan.length) &&
+    Number.isSafeInteger(c.plan.crc) &&
+    typeof c.archive === 'object' &&
+    c.archive !== null &&
+    Number.isSafeInteger(c.archive.offset) &&
+    Number.isSafeInteger(c.archive.length) &&
+    Number.isSafeInteger(c.archive.crc) &&
+    Number.isFinite(c.realtimeMs) &&
+    typeof c.seed === 'string'
+  );
+}
+
+/** Says `ready`, waits for the cell, prepares the guest for it, and returns its plan. */
+export async function receiveCell(base: AgentPlan, chan: AgentChannel, mailbox: HostRequests): Promise<AgentPlan> {
+  chan.send({ type: 'ready' });
+  const m = await chan.next('cell', CELL_WAIT_MS);
+  if (m === null) throw new CellHandoffError(`the host sent no cell within ${CELL_WAIT_MS / 1000} s`);
+  if (!isCellMessage(m)) throw new CellHandoffError('the cell message is malformed');
+  setWallClock(m.realtimeMs);
+  reseed(m.seed);
+  const plan = JSON.parse(
+    Buffer.from(mailbox.read(m.plan.length, m.plan.crc, 'cell plan')).toString('utf8'),
+  ) as AgentPlan;
+  if (plan.version !== base.version)
+    throw new CellHandoffError(`cell plan version ${plan.version}, this agent reads ${base.version}`);
+  if (m.archive.length > 0) {
+    busybox(['cpio', '-idmu'], mailbox.read(m.archive.length, m.archive.crc, 'cell archive', m.archive.offset));
+  }
+  // the channel, ring and mailbox are the base's: the VM's, not the cell's
+  return { ...plan, nonce: base.nonce, ring: base.ring, mailbox: base.mailbox, awaitCell: false };
+}

@@ -1,0 +1,140 @@
+// How a cell starts, without KVM: cold with a save when its machine has no snapshot; restored
+// (with the base's nonce and the agent's next frame number) when it has a good one; cold with
+// one line when the snapshot is damaged or has no agent state; cold without a save when
+// snapshots are off. Every field of the machine is in the key. handCell writes the plan and the
+// files into the mailbox and sends a frame saying where they are.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cellSnapshotKey, handCell, planCellStart, type CellMachine } from '../../src/cell/cell-start.js';
+import type { AgentImageCache } from '../../src/guest/agent-initramfs.js';
+import type { AgentPlan, CellMessage } from '../../src/guest/plan.js';
+import { crc32 } from '../../src/guest/protocol.js';
+import { GuestMemory } from '../../src/vmm/memory.js';
+import type { LiveVm } from '../../src/vmm/index.js';
+import { encodeState } from '../../src/vmm/snapshot/state-file.js';
+import { RAM_FILE, SnapshotStore, STATE_FILE } from '../../src/vmm/snapshot/store.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ktstr-cell-start-'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+const kernelImage = join(root, 'bzImage');
+writeFileSync(kernelImage, 'not really a kernel');
+const machine: CellMachine = {
+  kernelLabel: '6.12',
+  kernelImage,
+  topology: '1n1l2c1t',
+  memoryMiB: 1,
+  sharedRegionMiB: 16,
+  cmdline: 'quiet',
+};
+const images = {
+  baseKey: () => 'agent-1',
+  initrd: async (_s: unknown, plan: AgentPlan) => ['base.cpio', Buffer.from(JSON.stringify(plan))],
+} as unknown as AgentImageCache;
+const regions = { ring: { guestPhysAddr: 0x1000, size: 0x800 }, mailbox: { guestPhysAddr: 0x2000, size: 0x1000 } };
+
+test('no snapshot: cold, with a save; its base plan waits for a cell', async () => {
+  const dir = join(root, 'a');
+  const s = await planCellStart({ machine, images, snapshotDir: dir, ...regions });
+  assert.is(s.restore, undefined);
+  assert.ok(s.save !== undefined);
+  assert.is(s.agentSeq, 0);
+  assert.is(s.note, undefined);
+  const plan = JSON.parse((s.initrd as [string, Buffer])[1].toString()) as AgentPlan;
+  assert.is(plan.awaitCell, true);
+  assert.is(plan.nonce, s.nonce);
+  assert.equal(plan.mailbox, regions.mailbox);
+  assert.is(plan.scheduler, null);
+});
+
+test('snapshots off: cold without a save', async () => {
+  const s = await planCellStart({ machine, images, snapshotDir: null, ...regions });
+  assert.is(s.save, undefined);
+  assert.ok(s.initrd !== undefined);
+});
+
+const saveFake = (store: SnapshotStore, extra: unknown) =>
+  store.save(cellSnapshotKey(machine, 'agent-1'), (staging) => {
+    writeFileSync(join(staging, RAM_FILE), Buffer.alloc(2 ** 20));
+    writeFileSync(join(staging, STATE_FILE), encodeState({ extra } as never));
+  });
+
+test('a good snapshot is restored with its nonce and the agent frame number; a damaged one is rebuilt with a note', async () => {
+  const dir = join(root, 'b');
+  const store = new SnapshotStore(dir);
+  await saveFake(store, { nonce: 'abcd', agentSeq: 2 });
+  const s = await planCellStart({ machine, images, snapshotDir: dir, ...regions });
+  assert.ok(s.restore !== undefined);
+  assert.is(s.nonce, 'abcd');
+  assert.is(s.agentSeq, 2);
+  assert.is(s.initrd, undefined);
+
+  const other = await planCellStart({
+    machine: { ...machine, topology: '1n1l4c1t' },
+    images,
+    snapshotDir: dir,
+    ...regions,
+  });
+  assert.is(other.restore, undefined, 'another topology is another machine');
+
+  writeFileSync(join(store.dir(cellSnapshotKey(machine, 'agent-1')), RAM_FILE), 'short');
+  const damaged = await planCellStart({ machine, images, snapshotDir: dir, ...regions });
+  assert.is(damaged.restore, undefined);
+  assert.ok(damaged.save !== undefined);
+  assert.match(damaged.note ?? '', /unusable \(its RAM file is 5 bytes, 1048576 expected.*\): rebuilt/);
+
+  await saveFake(store, null);
+  const noAgent = await planCellStart({ machine, images, snapshotDir: dir, ...regions });
+  assert.is(noAgent.restore, undefined);
+  assert.match(noAgent.note ?? '', /had no agent state: rebuilt/);
+});
+
+test('the key changes with every field of the machine and the agent', () => {
+  const base = JSON.stringify(cellSnapshotKey(machine, 'agent-1'));
+  for (const change of [
+    { kernelLabel: 'x' },
+    { topology: '2n1l1c1t' },
+    { memoryMiB: 2 },
+    { sharedRegionMiB: 8 },
+    { cmdline: 'loud' },
+  ]) {
+    assert.not.equal(
+      JSON.stringify(cellSnapshotKey({ ...machine, ...change }, 'agent-1')),
+      base,
+      JSON.stringify(change),
+    );
+  }
+  assert.not.equal(JSON.stringify(cellSnapshotKey(machine, 'agent-2')), base);
+  writeFileSync(kernelImage, 'another kernel');
+  assert.not.equal(JSON.stringify(cellSnapshotKey(machine, 'agent-1')), base, 'the kernel bytes');
+});
+
+test('handCell: plan and files in the mailbox, a frame saying where; too big is an error', () => {
+  const memory = new GuestMemory(2 ** 20);
+  const sent: CellMessage[] = [];
+  const live = { memory, app: () => 0 } as unknown as LiveVm;
+  const plan = { version: 1, mailbox: regions.mailbox } as unknown as AgentPlan;
+  const archive = Uint8Array.of(1, 2, 3, 4);
+  handCell(live, plan, archive, (m) => {
+    sent.push(m);
+    return new Uint8Array(0);
+  });
+  const m = sent[0];
+  const planBytes = memory.read(regions.mailbox.guestPhysAddr, m.plan.length);
+  assert.equal(JSON.parse(Buffer.from(planBytes).toString()), plan);
+  assert.is(m.plan.crc, crc32(planBytes));
+  assert.equal([...memory.read(regions.mailbox.guestPhysAddr + m.archive.offset, 4)], [1, 2, 3, 4]);
+  assert.is(m.archive.crc, crc32(archive));
+  assert.match(m.seed, /^[0-9a-f]{128}$/);
+  assert.ok(Math.abs(m.realtimeMs - Date.now()) < 5000);
+  assert.throws(
+    () => handCell(live, plan, new Uint8Array(0x1000), () => new Uint8Array(0)),
+    /more than the .* MiB mailbox/,
+  );
+});
+
+test.run();
