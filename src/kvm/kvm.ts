@@ -716,6 +716,24 @@ export class Vcpu {
     return run.exitReason;
   }
 
+  /**
+   * KVM_RUN with immediate_exit set: KVM finishes the exit last returned (an OUT's RIP moves
+   * past it, an IN's or MMIO read's data reaches its register) without entering the guest,
+   * then returns EINTR. api.rst: that part of an I/O or MMIO exit lives in no state userspace
+   * can read, so do this before saving a vCPU's state.
+   */
+  completePendingExit(): void {
+    const run = this.run;
+    run.immediateExit = 1;
+    try {
+      native().ioctlInterruptible(this.fd, KVM_IOCTL.KVM_RUN);
+    } catch (e) {
+      if (!isErrnoError(e, 'EINTR') && !isErrnoError(e, 'EAGAIN')) throw e;
+    } finally {
+      run.immediateExit = 0;
+    }
+  }
+
   /** Unmaps kvm_run, then closes the fd (if owned). Idempotent. */
   close(): void {
     if (this.#fd.closed) return;

@@ -6,7 +6,9 @@
 // Hyper-V/Xen state, and KVM_GET_FPU (the XSAVE area is a superset of it, and KVM_GET_XSAVE
 // works on hosts without XSAVE too, in the legacy FXSAVE layout).
 //
-// Save order (all vCPUs stopped, i.e. out of KVM_RUN):
+// Save order (all vCPUs stopped, i.e. out of KVM_RUN, each after Vcpu.completePendingExit:
+// KVM finishes an I/O or MMIO exit -- an OUT's RIP step, an IN's data -- only on the next
+// KVM_RUN, in state no get ioctl shows):
 //   1. MP state first: KVM_GET_MP_STATE runs kvm_apic_accept_events(), which acts on a
 //      pending INIT/SIPI and so may change the registers and LAPIC read after it.
 //   2. vCPU events next: unless KVM_CAP_EXCEPTION_PAYLOAD is on, KVM_GET_VCPU_EVENTS
