@@ -37,11 +37,13 @@
 //      against the restored TSC).
 //   8. MP state: KVM refuses INIT_RECEIVED while an INIT is latched (the vCPU in SMM), which
 //      the vCPU events may set -- so before them.
-//   9. vCPU events last. KVM_GET_VCPU_EVENTS fills nmi.pending and sipi_vector but does not
-//      set their VALID flags, so restore adds KVM_VCPUEVENT_VALID_NMI_PENDING and
-//      VALID_SIPI_VECTOR to the flags KVM reported (SHADOW, SMM; PAYLOAD and TRIPLE_FAULT
-//      only appear when those capabilities are enabled on the VM, and the restoring VM must
-//      enable them too).
+//   9. vCPU events last. KVM_GET_VCPU_EVENTS fills nmi.pending but does not set
+//      KVM_VCPUEVENT_VALID_NMI_PENDING, so restore adds that flag to those KVM reported
+//      (SHADOW, SMM; PAYLOAD and TRIPLE_FAULT only appear when those capabilities are
+//      enabled on the VM, and the restoring VM must enable them too). Not VALID_SIPI_VECTOR:
+//      KVM always reports sipi_vector as 0 ("never valid when reporting to user space"; a
+//      received SIPI is already acted on by KVM_GET_MP_STATE), and setting it would only
+//      overwrite the LAPIC's SIPI vector with that 0.
 // VM state: the irqchips and PIT can be restored before or after the vCPUs. Restore the
 // clock last, just before the vCPUs run again: KVM_SET_CLOCK starts the kvmclock from the
 // saved value and it runs from there whether or not a vCPU does.
@@ -129,16 +131,13 @@ export function msrRestoreOrder(msrs: readonly MsrEntry[]): MsrEntry[] {
     .map((x) => x.m);
 }
 
-/** kvm_vcpu_events with the flags KVM_SET_VCPU_EVENTS needs to apply all that GET filled in. */
+/** kvm_vcpu_events with the flags KVM_SET_VCPU_EVENTS needs to apply all that GET filled in (header, step 9). */
 export function vcpuEventsForRestore(events: Uint8Array): Uint8Array {
   if (events.length !== KVM_VCPU_EVENTS.size)
     throw new RangeError(`kvm_vcpu_events is ${KVM_VCPU_EVENTS.size} bytes, not ${events.length}`);
   const b = events.slice();
   const v = new DataView(b.buffer);
-  const flags =
-    v.getUint32(KVM_VCPU_EVENTS.offsets.flags, true) |
-    KVM_VCPUEVENT.KVM_VCPUEVENT_VALID_NMI_PENDING |
-    KVM_VCPUEVENT.KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+  const flags = v.getUint32(KVM_VCPU_EVENTS.offsets.flags, true) | KVM_VCPUEVENT.KVM_VCPUEVENT_VALID_NMI_PENDING;
   v.setUint32(KVM_VCPU_EVENTS.offsets.flags, flags >>> 0, true);
   return b;
 }
