@@ -95,4 +95,54 @@ export const KVM_CAP = {
   KVM_CAP_X2APIC_API: 129,
   KVM_CAP_IMMEDIATE_EXIT: 136,
   KVM_CAP_MAX_VCPU_ID: 128,
+  KVM_CAP_MP_STATE: 14,
+  KVM_CAP_ADJUST_CLOCK: 39,
+  KVM_CAP_VCPU_EVENTS: 41,
+  KVM_CAP_DEBUGREGS: 50,
+  KVM_CAP_XSAVE: 55,
+  KVM_CAP_XCRS: 56,
+  KVM_CAP_X86_SMM: 117,
+  KVM_CAP_EXCEPTION_PAYLOAD: 164,
+  KVM_CAP_XSAVE2: 208,
 } as const;
+
+/** KVM_GET/SET_MP_STATE values: a vCPU's multiprocessing state (x86 uses 0-4 and 9-10). (KVM_MP_STATE is the struct layout.) */
+export const KVM_MP_STATES = {
+  KVM_MP_STATE_RUNNABLE: 0,
+  KVM_MP_STATE_UNINITIALIZED: 1,
+  KVM_MP_STATE_INIT_RECEIVED: 2,
+  KVM_MP_STATE_HALTED: 3,
+  KVM_MP_STATE_SIPI_RECEIVED: 4,
+  KVM_MP_STATE_STOPPED: 5,
+  KVM_MP_STATE_CHECK_STOP: 6,
+  KVM_MP_STATE_OPERATING: 7,
+  KVM_MP_STATE_LOAD: 8,
+  KVM_MP_STATE_AP_RESET_HOLD: 9,
+  KVM_MP_STATE_SUSPENDED: 10,
+} as const;
+
+/** kvm_vcpu_events.flags: which optional fields KVM_SET_VCPU_EVENTS applies (KVM_GET sets only some). */
+export const KVM_VCPUEVENT = {
+  KVM_VCPUEVENT_VALID_NMI_PENDING: 0x1,
+  KVM_VCPUEVENT_VALID_SIPI_VECTOR: 0x2,
+  KVM_VCPUEVENT_VALID_SHADOW: 0x4,
+  KVM_VCPUEVENT_VALID_SMM: 0x8,
+  KVM_VCPUEVENT_VALID_PAYLOAD: 0x10,
+  KVM_VCPUEVENT_VALID_TRIPLE_FAULT: 0x20,
+} as const;
+
+/** kvm_vcpu_events.interrupt.shadow bits. */
+export const KVM_X86_SHADOW_INT = {
+  KVM_X86_SHADOW_INT_MOV_SS: 0x01,
+  KVM_X86_SHADOW_INT_STI: 0x02,
+} as const;
+
+/** kvm_clock_data.flags (KVM_GET_CLOCK reports them; KVM_SET_CLOCK honours KVM_CLOCK_REALTIME). */
+export const KVM_CLOCK = {
+  KVM_CLOCK_TSC_STABLE: 2,
+  KVM_CLOCK_REALTIME: 1 << 2,
+  KVM_CLOCK_HOST_TSC: 1 << 3,
+} as const;
+
+/** Entries in kvm_xcrs.xcrs. */
+export const KVM_MAX_XCRS = 16;

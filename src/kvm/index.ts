@@ -8,7 +8,8 @@ export * from './structs.js';
 export * from './run.js';
 export * from './x86.js';
 export * from './kick.js';
-export { Kvm, Vm, Vcpu, type MapMemoryOptions, type MemorySlot } from './kvm.js';
+export { Kvm, Vm, Vcpu, MAX_IO_MSRS, type KvmClockData, type MapMemoryOptions, type MemorySlot } from './kvm.js';
+export * from './vcpu-state.js';
 export {
   native,
   isErrnoError,

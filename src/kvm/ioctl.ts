@@ -6,6 +6,7 @@
 import {
   KVM_CLOCK_DATA,
   KVM_CPUID2,
+  KVM_DEBUGREGS,
   KVM_ENABLE_CAP,
   KVM_FPU,
   KVM_GUEST_DEBUG,
@@ -24,6 +25,9 @@ import {
   KVM_SIGNAL_MASK,
   KVM_SREGS,
   KVM_USERSPACE_MEMORY_REGION,
+  KVM_VCPU_EVENTS,
+  KVM_XCRS,
+  KVM_XSAVE,
 } from './layout.js';
 
 export const IOC_NONE = 0;
@@ -89,6 +93,16 @@ export const KVM_IOCTL = {
   KVM_SET_GUEST_DEBUG: iow(KVMIO, 0x9b, KVM_GUEST_DEBUG.size),
   KVM_SET_TSC_KHZ: io(KVMIO, 0xa2),
   KVM_GET_TSC_KHZ: io(KVMIO, 0xa3),
+  KVM_GET_VCPU_EVENTS: ior(KVMIO, 0x9f, KVM_VCPU_EVENTS.size),
+  KVM_SET_VCPU_EVENTS: iow(KVMIO, 0xa0, KVM_VCPU_EVENTS.size),
+  KVM_GET_DEBUGREGS: ior(KVMIO, 0xa1, KVM_DEBUGREGS.size),
+  KVM_SET_DEBUGREGS: iow(KVMIO, 0xa2, KVM_DEBUGREGS.size),
+  KVM_GET_XSAVE: ior(KVMIO, 0xa4, KVM_XSAVE.size),
+  KVM_SET_XSAVE: iow(KVMIO, 0xa5, KVM_XSAVE.size),
+  KVM_GET_XCRS: ior(KVMIO, 0xa6, KVM_XCRS.size),
+  KVM_SET_XCRS: iow(KVMIO, 0xa7, KVM_XCRS.size),
+  /** Like KVM_GET_XSAVE, but fills as many bytes as KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM says. */
+  KVM_GET_XSAVE2: ior(KVMIO, 0xcf, KVM_XSAVE.size),
 } as const;
 
 export type KvmIoctlName = keyof typeof KVM_IOCTL;

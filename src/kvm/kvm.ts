@@ -4,19 +4,27 @@
 // of a shared WebAssembly.Memory -- whose backing-store address goes to
 // KVM_SET_USER_MEMORY_REGION, so JS and WASM see guest memory zero-copy. Every KVM call
 // is a method of the object that owns its fd; VM and vCPU state KVM can set it can also
-// get (irqchip, PIT, MSRs, FPU, LAPIC), as a snapshot needs.
+// get (irqchip, PIT, clock, MSRs, FPU, XSAVE, XCRs, LAPIC, MP state, vCPU events, debug
+// registers, TSC rate), as a snapshot needs; vcpu-state.ts composes them.
 
-import { KVM_API_VERSION, KVM_GUESTDBG } from './constants.js';
+import { KVM_API_VERSION, KVM_CAP, KVM_GUESTDBG } from './constants.js';
 import { KVM_IOCTL } from './ioctl.js';
 import { isErrnoError, native, type NativeBinding } from './native.js';
 import {
+  KVM_CLOCK_DATA,
+  KVM_DEBUGREGS,
   KVM_ENABLE_CAP,
   KVM_FPU,
   KVM_GUEST_DEBUG,
   KVM_IRQCHIP,
   KVM_LAPIC_STATE,
+  KVM_MP_STATE,
+  KVM_MSR_LIST,
   KVM_PIT_CONFIG,
   KVM_PIT_STATE2,
+  KVM_VCPU_EVENTS,
+  KVM_XCRS,
+  KVM_XSAVE,
   type StructLayout,
 } from './layout.js';
 import { KvmRun } from './run.js';
@@ -78,7 +86,20 @@ function closeAll(items: Iterable<{ close(): void }>): void {
   if (failed) throw first;
 }
 
-/** The KVM system fd (/dev/kvm). */
+/** KVM_GET_MSRS / KVM_SET_MSRS take at most this many entries (E2BIG beyond; MAX_IO_MSRS in x86.c). */
+export const MAX_IO_MSRS = 256;
+
+/** struct kvm_clock_data, as Vm.getClock reads it (flags: KVM_CLOCK_*). */
+export interface KvmClockData {
+  /** kvmclock, ns. */
+  clock: bigint;
+  flags: number;
+  /** Host CLOCK_REALTIME, ns, when flags has KVM_CLOCK_REALTIME. */
+  realtime: bigint;
+  /** Host TSC, when flags has KVM_CLOCK_HOST_TSC. */
+  hostTsc: bigint;
+}
+
 /** An ioctl that fills a whole struct `layout` (a KVM_GET_*); `prepare` sets its inputs first. */
 function readStruct(fd: number, request: number, layout: StructLayout, prepare?: (v: DataView) => void): Uint8Array {
   const b = new Uint8Array(layout.size);
@@ -93,6 +114,7 @@ function writeStruct(fd: number, request: number, layout: StructLayout, bytes: U
   native().ioctl(fd, request, bytes);
 }
 
+/** The KVM system fd (/dev/kvm). */
 export class Kvm {
   readonly #fd: OwnedFd;
   readonly #vms = new Set<Vm>();
@@ -155,6 +177,31 @@ export class Kvm {
     }
   }
 
+  /**
+   * KVM_GET_MSR_INDEX_LIST: the MSRs a snapshot saves (KVM's msrs_to_save and emulated
+   * MSRs, filtered for this host). Two calls: the first, with room for none, fails E2BIG and
+   * leaves the count in `nmsrs`; the second reads them. Some may still be refused for a
+   * given vCPU (its CPUID lacks the feature): see Vcpu.getReadableMsrs.
+   */
+  msrIndexList(): number[] {
+    let count = 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const b = new Uint8Array(KVM_MSR_LIST.size + 4 * count);
+      const dv = new DataView(b.buffer);
+      dv.setUint32(KVM_MSR_LIST.offsets.nmsrs, count, true);
+      try {
+        native().ioctl(this.fd, KVM_IOCTL.KVM_GET_MSR_INDEX_LIST, b);
+      } catch (e) {
+        if (!isErrnoError(e, 'E2BIG')) throw e;
+        count = dv.getUint32(KVM_MSR_LIST.offsets.nmsrs, true);
+        continue;
+      }
+      const n = dv.getUint32(KVM_MSR_LIST.offsets.nmsrs, true);
+      return Array.from({ length: n }, (_, i) => dv.getUint32(KVM_MSR_LIST.offsets.indices + 4 * i, true));
+    }
+    throw new Error('KVM_GET_MSR_INDEX_LIST kept growing');
+  }
+
   /** KVM_CREATE_VM (machine type 0: the default x86 VM). */
   createVm(type = 0): Vm {
     const mmapSize = this.vcpuMmapSize();
@@ -205,6 +252,7 @@ export class Vm {
   readonly #slots = new Map<number, MemorySlot>();
 
   readonly #irqScratch = new Uint32Array(2);
+  #xsaveSize = 0;
 
   /** @internal use Kvm.createVm or Vm.attach */
   constructor(
@@ -299,6 +347,47 @@ export class Vm {
     writeStruct(this.fd, KVM_IOCTL.KVM_SET_PIT2, KVM_PIT_STATE2, state);
   }
 
+  /**
+   * KVM_GET_CLOCK: the kvmclock's current value (ns) and, as the flags say, the host's
+   * CLOCK_REALTIME (KVM_CLOCK_REALTIME) and TSC (KVM_CLOCK_HOST_TSC) read at the same instant.
+   */
+  getClock(): KvmClockData {
+    const b = readStruct(this.fd, KVM_IOCTL.KVM_GET_CLOCK, KVM_CLOCK_DATA);
+    const v = new DataView(b.buffer);
+    const o = KVM_CLOCK_DATA.offsets;
+    return {
+      clock: v.getBigUint64(o.clock, true),
+      flags: v.getUint32(o.flags, true),
+      realtime: v.getBigUint64(o.realtime, true),
+      hostTsc: v.getBigUint64(o.host_tsc, true),
+    };
+  }
+
+  /**
+   * KVM_SET_CLOCK: the kvmclock continues from `clock`. With KVM_CLOCK_REALTIME in `flags`
+   * (Linux 5.16+; see KVM_CHECK_EXTENSION(KVM_CAP_ADJUST_CLOCK)) KVM first adds the
+   * CLOCK_REALTIME time elapsed since `realtime`. Kernels before 5.16 refuse any flag.
+   */
+  setClock(c: { clock: bigint; flags?: number; realtime?: bigint }): void {
+    const b = new Uint8Array(KVM_CLOCK_DATA.size);
+    const v = new DataView(b.buffer);
+    const o = KVM_CLOCK_DATA.offsets;
+    v.setBigUint64(o.clock, BigInt.asUintN(64, c.clock), true);
+    v.setUint32(o.flags, c.flags ?? 0, true);
+    v.setBigUint64(o.realtime, BigInt.asUintN(64, c.realtime ?? 0n), true);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_CLOCK, b);
+  }
+
+  /**
+   * Bytes of a vCPU's XSAVE state: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM (at least
+   * 4096; more once a dynamic feature such as AMX is permitted by arch_prctl), or 4096
+   * (struct kvm_xsave) when the capability is absent.
+   */
+  xsaveSize(): number {
+    if (this.#xsaveSize === 0) this.#xsaveSize = Math.max(KVM_XSAVE.size, this.checkExtension(KVM_CAP.KVM_CAP_XSAVE2));
+    return this.#xsaveSize;
+  }
+
   /** KVM_IRQ_LINE on the in-kernel irqchip (GSI = ISA IRQ for 0..15). Thread-safe in KVM; one Vm object per thread. */
   irqLine(gsi: number, level: 0 | 1): void {
     this.#irqScratch[0] = gsi;
@@ -341,8 +430,14 @@ export class Vm {
 
   /** KVM_CREATE_VCPU with this vCPU id (the APIC ID on x86). */
   createVcpu(id: number): Vcpu {
-    const vcpu = new Vcpu(native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_VCPU, id), id, this.vcpuMmapSize, true, (v) =>
-      this.#vcpus.delete(v),
+    const xsaveSize = this.xsaveSize();
+    const vcpu = new Vcpu(
+      native().ioctl(this.fd, KVM_IOCTL.KVM_CREATE_VCPU, id),
+      id,
+      this.vcpuMmapSize,
+      true,
+      (v) => this.#vcpus.delete(v),
+      xsaveSize,
     );
     this.#vcpus.add(vcpu);
     return vcpu;
@@ -373,6 +468,8 @@ export class Vcpu {
     readonly mmapSize: number,
     owned = true,
     private readonly onClose: (v: Vcpu) => void = () => {},
+    /** Bytes of this vCPU's XSAVE state: its VM's Vm.xsaveSize(). */
+    readonly xsaveSize: number = KVM_XSAVE.size,
   ) {
     this.#fd = new OwnedFd(fd, owned);
   }
@@ -380,9 +477,10 @@ export class Vcpu {
   /**
    * A Vcpu over an fd owned elsewhere -- e.g. in the worker thread that runs it, while the
    * thread that created the VM keeps ownership. close() then only unmaps kvm_run.
+   * `xsaveSize` is the VM's Vm.xsaveSize() (4096 unless a dynamic XSAVE feature is on).
    */
-  static attach(fd: number, mmapSize: number, id = -1): Vcpu {
-    return new Vcpu(fd, id, mmapSize, false);
+  static attach(fd: number, mmapSize: number, id = -1, xsaveSize: number = KVM_XSAVE.size): Vcpu {
+    return new Vcpu(fd, id, mmapSize, false, () => {}, xsaveSize);
   }
 
   get fd(): number {
@@ -459,6 +557,27 @@ export class Vcpu {
   }
 
   /**
+   * KVM_GET_MSRS for as many of `indices` as KVM lets this vCPU read. KVM_GET_MSRS stops at
+   * the first MSR it refuses (one the vCPU's CPUID does not give it, or the host lacks) and
+   * returns how many it read; that one is put in `refused` and the read resumes after it.
+   * At most 256 (KVM's MAX_IO_MSRS) go in one call.
+   */
+  getReadableMsrs(indices: readonly number[]): { msrs: MsrEntry[]; refused: number[] } {
+    const msrs: MsrEntry[] = [];
+    const refused: number[] = [];
+    let at = 0;
+    while (at < indices.length) {
+      const batch = indices.slice(at, at + MAX_IO_MSRS);
+      const b = encodeMsrs(batch.map((i): MsrEntry => [i, 0n]));
+      const n = native().ioctl(this.fd, KVM_IOCTL.KVM_GET_MSRS, b);
+      msrs.push(...decodeMsrs(b, n));
+      if (n < batch.length) refused.push(batch[n]);
+      at += Math.min(n + 1, batch.length);
+    }
+    return { msrs, refused };
+  }
+
+  /**
    * KVM_GET_FPU: struct kvm_fpu (x87 and XMM registers; offsets in layout.ts). KVM does not
    * fill in `mxcsr` here (it reads as 0; KVM_SET_FPU does set it): KVM_GET_XSAVE carries it.
    */
@@ -479,6 +598,91 @@ export class Vcpu {
   /** KVM_SET_LAPIC with a struct kvm_lapic_state. */
   setLapic(lapic: Uint8Array): void {
     writeStruct(this.fd, KVM_IOCTL.KVM_SET_LAPIC, KVM_LAPIC_STATE, lapic);
+  }
+
+  /**
+   * The vCPU's XSAVE area (x87, SSE, AVX, ... and the XSAVE header; supersedes KVM_GET_FPU),
+   * `xsaveSize` bytes: KVM_GET_XSAVE2 when that is more than struct kvm_xsave's 4096, else
+   * KVM_GET_XSAVE. The offsets of the components follow CPUID leaf 0xD of the host.
+   */
+  getXsave(): Uint8Array {
+    const b = new Uint8Array(this.xsaveSize);
+    const request = this.xsaveSize > KVM_XSAVE.size ? KVM_IOCTL.KVM_GET_XSAVE2 : KVM_IOCTL.KVM_GET_XSAVE;
+    native().ioctl(this.fd, request, b);
+    return b;
+  }
+
+  /**
+   * KVM_SET_XSAVE with an area as getXsave returned it. KVM reads `xsaveSize` bytes, so the
+   * length must be exactly that. Needs the vCPU's CPUID set first (KVM refuses components the
+   * guest's CPUID does not allow).
+   */
+  setXsave(xsave: Uint8Array): void {
+    if (xsave.length !== this.xsaveSize)
+      throw new RangeError(`this vCPU's XSAVE state is ${this.xsaveSize} bytes, not ${xsave.length}`);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_XSAVE, xsave);
+  }
+
+  /** KVM_GET_XCRS: struct kvm_xcrs (XCR0, the enabled XSAVE features). */
+  getXcrs(): Uint8Array {
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_XCRS, KVM_XCRS);
+  }
+
+  /** KVM_SET_XCRS with a struct kvm_xcrs (checked against the vCPU's CPUID). */
+  setXcrs(xcrs: Uint8Array): void {
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_XCRS, KVM_XCRS, xcrs);
+  }
+
+  /** KVM_GET_MP_STATE: one of KVM_MP_STATES (RUNNABLE, HALTED, INIT_RECEIVED, ...). */
+  getMpState(): number {
+    return new DataView(readStruct(this.fd, KVM_IOCTL.KVM_GET_MP_STATE, KVM_MP_STATE).buffer).getUint32(
+      KVM_MP_STATE.offsets.mp_state,
+      true,
+    );
+  }
+
+  /** KVM_SET_MP_STATE (with the in-kernel irqchip; without it only RUNNABLE). */
+  setMpState(state: number): void {
+    const b = new Uint8Array(KVM_MP_STATE.size);
+    new DataView(b.buffer).setUint32(KVM_MP_STATE.offsets.mp_state, state, true);
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_MP_STATE, b);
+  }
+
+  /**
+   * KVM_GET_VCPU_EVENTS: struct kvm_vcpu_events (pending or injected exception, interrupt
+   * and NMI, interrupt shadow, SIPI vector, SMM). KVM sets in `flags` only some of the
+   * KVM_VCPUEVENT_VALID_* bits for what it filled in; see vcpu-state.ts for what to set back.
+   */
+  getVcpuEvents(): Uint8Array {
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_VCPU_EVENTS, KVM_VCPU_EVENTS);
+  }
+
+  /** KVM_SET_VCPU_EVENTS: applies the fields `flags` marks valid (and always the unflagged ones). */
+  setVcpuEvents(events: Uint8Array): void {
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_VCPU_EVENTS, KVM_VCPU_EVENTS, events);
+  }
+
+  /** KVM_GET_DEBUGREGS: struct kvm_debugregs (the guest's own DR0-DR3, DR6, DR7). */
+  getDebugregs(): Uint8Array {
+    return readStruct(this.fd, KVM_IOCTL.KVM_GET_DEBUGREGS, KVM_DEBUGREGS);
+  }
+
+  /** KVM_SET_DEBUGREGS with a struct kvm_debugregs (its flags must be 0). */
+  setDebugregs(debugregs: Uint8Array): void {
+    writeStruct(this.fd, KVM_IOCTL.KVM_SET_DEBUGREGS, KVM_DEBUGREGS, debugregs);
+  }
+
+  /** KVM_GET_TSC_KHZ: the guest TSC's rate in kHz (KVM_CAP_GET_TSC_KHZ). */
+  getTscKhz(): number {
+    return native().ioctl(this.fd, KVM_IOCTL.KVM_GET_TSC_KHZ);
+  }
+
+  /**
+   * KVM_SET_TSC_KHZ: the guest TSC's rate. Without hardware TSC scaling KVM accepts only the
+   * host's rate (within 250 ppm) or a faster one it catches up to.
+   */
+  setTscKhz(khz: number): void {
+    native().ioctl(this.fd, KVM_IOCTL.KVM_SET_TSC_KHZ, khz);
   }
 
   /**
@@ -510,6 +714,24 @@ export class Vcpu {
     const run = this.run;
     native().ioctlInterruptible(this.fd, KVM_IOCTL.KVM_RUN);
     return run.exitReason;
+  }
+
+  /**
+   * KVM_RUN with immediate_exit set: KVM finishes the exit last returned (an OUT's RIP moves
+   * past it, an IN's or MMIO read's data reaches its register) without entering the guest,
+   * then returns EINTR. api.rst: that part of an I/O or MMIO exit lives in no state userspace
+   * can read, so do this before saving a vCPU's state.
+   */
+  completePendingExit(): void {
+    const run = this.run;
+    run.immediateExit = 1;
+    try {
+      native().ioctlInterruptible(this.fd, KVM_IOCTL.KVM_RUN);
+    } catch (e) {
+      if (!isErrnoError(e, 'EINTR') && !isErrnoError(e, 'EAGAIN')) throw e;
+    } finally {
+      run.immediateExit = 0;
+    }
   }
 
   /** Unmaps kvm_run, then closes the fd (if owned). Idempotent. */

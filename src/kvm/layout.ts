@@ -200,6 +200,40 @@ export const KVM_LAPIC_STATE = layout('kvm_lapic_state', 1024, { regs: 0 });
 /** KVM_SET_GUEST_DEBUG's argument: control flags (KVM_GUESTDBG_*) and DR0-DR7 (DR4/DR5 unused). */
 export const KVM_GUEST_DEBUG = layout('kvm_guest_debug', 72, { control: 0, pad: 4, 'arch.debugreg': 8 });
 
+/** KVM_GET/SET_XSAVE: the XSAVE area (legacy x87/SSE region, header, extended state). KVM_GET_XSAVE2 may use more. */
+export const KVM_XSAVE = layout('kvm_xsave', 4096, { region: 0, extra: 4096 });
+export const KVM_XCR = layout('kvm_xcr', 16, { xcr: 0, reserved: 4, value: 8 });
+/** KVM_GET/SET_XCRS: up to KVM_MAX_XCRS extended control registers (XCR0 is the one x86 has). */
+export const KVM_XCRS = layout('kvm_xcrs', 392, { nr_xcrs: 0, flags: 4, xcrs: 8, padding: 264 });
+/** KVM_GET/SET_VCPU_EVENTS: pending/injected exception, interrupt, NMI, SIPI vector, SMM state. */
+export const KVM_VCPU_EVENTS = layout('kvm_vcpu_events', 64, {
+  'exception.injected': 0,
+  'exception.nr': 1,
+  'exception.has_error_code': 2,
+  'exception.pending': 3,
+  'exception.error_code': 4,
+  'interrupt.injected': 8,
+  'interrupt.nr': 9,
+  'interrupt.soft': 10,
+  'interrupt.shadow': 11,
+  'nmi.injected': 12,
+  'nmi.pending': 13,
+  'nmi.masked': 14,
+  'nmi.pad': 15,
+  sipi_vector: 16,
+  flags: 20,
+  'smi.smm': 24,
+  'smi.pending': 25,
+  'smi.smm_inside_nmi': 26,
+  'smi.latched_init': 27,
+  'triple_fault.pending': 28,
+  reserved: 29,
+  exception_has_payload: 55,
+  exception_payload: 56,
+});
+/** KVM_GET/SET_DEBUGREGS: the guest's DR0-DR3, DR6, DR7 (flags must be 0). */
+export const KVM_DEBUGREGS = layout('kvm_debugregs', 128, { db: 0, dr6: 32, dr7: 40, flags: 48, reserved: 56 });
+
 /** Every layout above, for the header cross-check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_USERSPACE_MEMORY_REGION,
@@ -228,4 +262,9 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_FPU,
   KVM_LAPIC_STATE,
   KVM_GUEST_DEBUG,
+  KVM_XSAVE,
+  KVM_XCR,
+  KVM_XCRS,
+  KVM_VCPU_EVENTS,
+  KVM_DEBUGREGS,
 ];

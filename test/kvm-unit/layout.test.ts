@@ -12,13 +12,18 @@ import * as assert from 'uvu/assert';
 import {
   KVM_API_VERSION,
   KVM_CAP,
+  KVM_CLOCK,
   KVM_EXIT,
   KVM_GUESTDBG,
   KVM_EXIT_IO_IN,
   KVM_EXIT_IO_OUT,
   KVM_INTERNAL_ERROR,
+  KVM_MAX_XCRS,
   KVM_MEM,
+  KVM_MP_STATES,
   KVM_SYSTEM_EVENT,
+  KVM_VCPUEVENT,
+  KVM_X86_SHADOW_INT,
 } from '../../src/kvm/constants.js';
 import { io, ior, iow, iowr, KVM_IOCTL } from '../../src/kvm/ioctl.js';
 import { ALL_LAYOUTS } from '../../src/kvm/layout.js';
@@ -36,6 +41,11 @@ const MACROS: Record<string, number> = {
   ...KVM_MEM,
   ...KVM_GUESTDBG,
   ...KVM_CAP,
+  ...KVM_MP_STATES,
+  ...KVM_VCPUEVENT,
+  ...KVM_X86_SHADOW_INT,
+  ...KVM_CLOCK,
+  KVM_MAX_XCRS,
   ...KVM_IOCTL,
 };
 
