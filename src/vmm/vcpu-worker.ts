@@ -112,24 +112,6 @@ function holdAtDebugExit(vcpu: Vcpu, d: DebugExit): void {
   Atomics.store(ctl, VCPU_CTL.paused, 0);
 }
 
-/**
- * Finishes the exit just handled inside KVM without entering the guest (KVM_RUN with
- * immediate_exit: an IN's or MMIO read's data reaches its register, a string I/O's RIP moves
- * on), so the registers the host reads while this vCPU holds are its whole state — what a
- * snapshot saves. KVM_RUN then returns EINTR.
- */
-function completePendingExit(vcpu: Vcpu): void {
-  const run = vcpu.run;
-  run.immediateExit = 1;
-  try {
-    vcpu.runOnce();
-  } catch (e) {
-    if (!isErrnoError(e, 'EINTR') && !isErrnoError(e, 'EAGAIN')) throw e;
-  } finally {
-    run.immediateExit = 0;
-  }
-}
-
 /** Where the vCPU stood, for the reason of a failed run: ` at rip=... cr0=... cr3=...` (empty if unreadable). */
 function where(vcpu: Vcpu): string {
   try {
@@ -170,7 +152,9 @@ function main(): void {
       answerRequests(vcpu);
       if (Atomics.load(ctl, VCPU_CTL.pause) !== 0) {
         // held between two KVM_RUNs while the host reads guest memory (vm.ts pause())
-        completePendingExit(vcpu);
+        // the exit just handled finishes inside KVM (an IN's data reaches its register), so
+        // the registers read meanwhile are the vCPU's whole state: what a snapshot saves
+        vcpu.completePendingExit();
         Atomics.store(ctl, VCPU_CTL.paused, 1);
         while (Atomics.load(ctl, VCPU_CTL.pause) !== 0 && Atomics.load(ctl, VCPU_CTL.stop) === 0) {
           answerRequests(vcpu);
