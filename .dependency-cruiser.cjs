@@ -3,32 +3,28 @@
 // of src/ may import only from folders on a LOWER layer than its own (a folder may import
 // itself, peers on one layer may not import each other, so there are no cycles between
 // folders). The ranks are DESIGN.md's diagram, with the folders it does not draw placed where
-// their imports put them: src/test is the scenario layer (tests, cgroups, workloads, checks),
+// their imports put them: src/test is the scenario layer (discovery, matrix, judge, checks),
 // src/host the emulated KVM test host, src/scheduler the scheduler registry, src/kernel kernel
-// builds and their cache, src/elf and src/collapse leaf libraries, src/paths.ts the base.
+// builds and their cache, src/test-api the API test files import (run in the guest by
+// src/guest's agent, so below it), src/elf and src/collapse leaf libraries, src/paths.ts the base.
 //
-// Known violations that are not fixed yet are listed in .dependency-cruiser-known-violations.json
-// (`npm run lint:deps:baseline` rewrites it); `lint:deps` counts them and fails on any other.
-// They are, at the time of writing:
-// - src/guest -> src/test (test/api, test/record.ts): the guest agent runs the test bodies, so it
-//   imports the test API, and the plan carries its types; src/test/api needs guest/plan.ts's
-//   types back. A fix splits the test API's runtime/contract into a layer below src/guest.
-// - src/vmm/initramfs.ts -> src/guest (cpio.ts, elf-deps.ts): the shell's initramfs is guest
-//   content and belongs in src/guest (DESIGN.md: "src/guest: initramfs builder"); not moved
-//   while src/vmm is being changed elsewhere.
+// There is no list of known violations to ignore: every rule holds. The test API (src/test-api:
+// what a test file imports, its run record, thresholds and capture data) sits below src/guest,
+// whose agent runs the test bodies; the shell's initramfs is in src/guest.
 
 /** Higher imports lower. */
 const RANK = {
   build: 110, // the build step (esbuild bundles): tooling over the whole tree
   cli: 100, // commander CLI: sweep, collapse, kernel, test, shell, inspect, host, doctor
   doctor: 90, // what /dev/kvm is (cli only)
-  test: 90, // the scenario layer: the test API, matrix, judge, reports
+  test: 90, // the scenario layer: discovery, matrix, judge, checks, reports
   sweep: 80, // the cell matrix
   cell: 70, // one VM run
   host: 70, // the emulated KVM test host (L1)
   monitor: 60, // host view of the guest kernel, over the introspection WASM
   scheduler: 60, // scheduler registry: which binary, which kernel
   guest: 50, // what runs inside the VM: initramfs builder + the agent
+  'test-api': 45, // ktstr-wasm/test: the API test bodies run with (in the guest), the run record
   vmm: 40, // the VMM
   kvm: 30, // KVM ioctls over the native binding
   kernel: 30, // kernel builds, the kernel cache, kernel resolution

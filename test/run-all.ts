@@ -35,7 +35,6 @@ function run(argv: string[]): Promise<number> {
  * removed: printed again at the very end, where a CI log that keeps only its tail shows them.
  */
 function failureRecap(text: string, linesPerFailure = 14): string[] {
-  // eslint-disable-next-line no-control-regex
   const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
   const out: string[] = [];
   lines.forEach((line, i) => {

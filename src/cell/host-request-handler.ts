@@ -3,7 +3,8 @@
 // (every vCPU held for the read), a write of a scheduler global, a hardware watch set,
 // read or taken off. Reads that hold every vCPU run one at a time, captures and watch hits alike.
 
-import type { HostRequest, WatchMode, WatchSummary } from '../guest/plan.js';
+import type { HostRequest } from '../guest/plan.js';
+import type { WatchMode, WatchSummary } from '../test-api/capture.js';
 import type { LiveVm } from '../vmm/index.js';
 import type { DebugSlots } from './debug-slots.js';
 import type { MonitorSession } from './monitor-session.js';

@@ -23,7 +23,7 @@ import { jitImages, symbolize, type JitImage } from '../monitor/symbolize.js';
 import type { LiveVm } from '../vmm/index.js';
 import { watchFor, watchpointProblem } from '../vmm/watchpoints.js';
 import type { DebugSlots } from './debug-slots.js';
-import type { CapturedCpu, HostRequest, SnapshotData } from '../guest/plan.js';
+import type { CapturedCpu, SnapshotData } from '../test-api/capture.js';
 import { native } from '../kvm/native.js';
 
 const threadCpuMicros = (): number => Number(native().threadCpuTimeNs()) / 1000;

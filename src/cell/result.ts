@@ -2,7 +2,8 @@
 // probe, stop), as the sweep's reporters, its JSON file and `sweep merge` read it. Nothing
 // here runs anything; every field is JSON-safe (no bigint, no undefined inside arrays).
 
-import type { ProgramReport, ProbeWorkerReport, TestFacts, WatchSummary } from '../guest/plan.js';
+import type { ProgramReport, ProbeWorkerReport, TestFacts } from '../guest/plan.js';
+import type { WatchSummary } from '../test-api/capture.js';
 import type { MonitorTimeline } from './monitor-session.js';
 import type { ReproReport } from './repro.js';
 

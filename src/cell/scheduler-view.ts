@@ -3,7 +3,7 @@
 // fields) and its other maps' elements; and writes of its globals from the host. Built on the
 // monitor's map walk (src/monitor/bpf-maps.ts) over guest memory.
 
-import type { CapturedMap, SnapshotData } from '../guest/plan.js';
+import type { CapturedMap, SnapshotData } from '../test-api/capture.js';
 import { openMaps, type BpfMap } from '../monitor/bpf-maps.js';
 import { jsonValue, mapJson } from '../monitor/bpf-maps-json.js';
 import type { GuestKernel } from '../monitor/guest-kernel.js';

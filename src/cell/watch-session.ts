@@ -7,7 +7,7 @@
 // MAX_CAPTURES of them with captures, and a watch written more than MAX_HITS times is taken
 // off (a hot variable would otherwise turn every write into a VM exit).
 
-import type { SnapshotData, WatchData, WatchHitData, WatchMode, WatchSummary } from '../guest/plan.js';
+import type { SnapshotData, WatchData, WatchHitData, WatchMode, WatchSummary } from '../test-api/capture.js';
 import type { DebugHit } from '../vmm/index.js';
 import { watchFor, watchpointProblem, type HardwareWatch } from '../vmm/watchpoints.js';
 import type { DebugSlots } from './debug-slots.js';

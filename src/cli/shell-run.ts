@@ -6,7 +6,7 @@ import { MonitorView } from './monitor-view.js';
 import { loadKernelImage } from '../monitor/kernel-image.js';
 import { bytesSource } from '../elf/file.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
-import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../vmm/initramfs.js';
+import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../guest/shell-initramfs.js';
 import { EXIT_OK, KtstrError, UsageError } from './errors.js';
 import { resolveTopology, type Topology } from '../vmm/topology/index.js';
 import { readFileSync } from 'node:fs';

@@ -4,7 +4,7 @@
 // --json / --junit, and return the exit status. Loaded by sweep-command.ts only when it runs.
 
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { loadRegistry, REGISTRY_FILE } from '../scheduler/registry.js';
 import { packageRoot } from '../paths.js';
 import { buildMatrix, listMatrixText, type MatrixCell } from '../sweep/matrix.js';

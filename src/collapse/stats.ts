@@ -75,7 +75,7 @@ export class StatsScanner {
     let i = start;
     while (i < end && (chunk[i] === 32 || chunk[i] === 9)) i++;
     const c = chunk[i];
-    return i < end && (c === 118 /* v */ || c === 115 /* s */ || c === 112) /* p */;
+    return i < end && (c === 118 || c === 115 || c === 112); // 'v', 's' or 'p'
   }
 
   /** Ends the input (a last line without '\n' still counts). Returns all summaries found. */

@@ -16,7 +16,7 @@ import { cacheRoot, packageRoot } from '../paths.js';
 import { fileURLToPath } from 'node:url';
 import { CpioWriter, MemorySink } from './cpio.js';
 import { sharedLibraryClosure } from './elf-deps.js';
-import { findBusybox } from '../vmm/initramfs.js';
+import { findBusybox } from './shell-initramfs.js';
 import { addonCandidates } from '../kvm/native.js';
 import { PLAN_PATH, type AgentPlan } from './plan.js';
 

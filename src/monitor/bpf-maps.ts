@@ -12,15 +12,7 @@ import { BtfRenderer, encodeField, fieldLocation, type BtfValue, type ScalarInpu
 import { bpfMapLayout, type BpfMapLayout } from './bpf-map-layout.js';
 import type { GuestKernel } from './guest-kernel.js';
 import { NOT_MAPPED } from './introspector.js';
-import {
-  arrayElement,
-  arrayElementKva,
-  arrayWalk,
-  hashWalk,
-  type MapDump,
-  type MapEntry,
-  type MapWalk,
-} from './bpf-map-walk.js';
+import { arrayElement, arrayElementKva, arrayWalk, hashWalk, type MapDump, type MapWalk } from './bpf-map-walk.js';
 
 export type { MapDump, MapEntry } from './bpf-map-walk.js';
 

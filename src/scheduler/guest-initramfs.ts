@@ -5,7 +5,7 @@
 import { basename } from 'node:path';
 import { CpioWriter, MemorySink } from '../guest/cpio.js';
 import { sharedLibraryClosure } from '../guest/elf-deps.js';
-import { findBusybox, initScript } from '../vmm/initramfs.js';
+import { findBusybox, initScript } from '../guest/shell-initramfs.js';
 
 export const GUEST_SCHED_DIR = '/sched';
 

@@ -17,7 +17,7 @@ export class TestFileError extends UsageError {
 
 /** The API module the bundle's `ktstr-wasm/test` imports resolve to. */
 export function apiModule(): string {
-  return join(packageRoot(), 'dist', 'src', 'test', 'api', 'index.js');
+  return join(packageRoot(), 'dist', 'src', 'test-api', 'index.js');
 }
 
 export interface TestBundle {

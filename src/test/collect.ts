@@ -3,8 +3,8 @@
 // load (a throw at top level, a bad option) names the file.
 
 import { createRequire } from 'node:module';
-import { openRegistry } from './api/registry.js';
-import type { TestOptions } from './api/options.js';
+import { openRegistry } from '../test-api/registry.js';
+import type { TestOptions } from '../test-api/options.js';
 import { TestFileError, type TestBundle } from './bundle.js';
 import { displayName } from './discover.js';
 

@@ -5,7 +5,7 @@
 
 import type { CellResult, FailureKind } from '../cell/result.js';
 import { exitMessage } from '../cell/verdict.js';
-import type { CheckOverrides } from './api/options.js';
+import type { CheckOverrides } from '../test-api/options.js';
 import {
   judgeRun,
   mergeResults,
@@ -16,8 +16,8 @@ import {
 } from './checks/index.js';
 import { summarizeTimeline, type MonitorSummary } from '../cell/monitor-summary.js';
 import type { ReproReport } from '../cell/repro.js';
-import type { RunRecord, SchedulerLiveness } from './record.js';
-import type { WatchSummary } from '../guest/plan.js';
+import type { RunRecord, SchedulerLiveness } from '../test-api/record.js';
+import type { WatchSummary } from '../test-api/capture.js';
 
 export type TestStatus = 'pass' | 'fail' | 'skip';
 /** Why a test failed: a check, the body (threw), its timeout, or the cell engine's kinds. */

@@ -5,10 +5,10 @@
 
 import type { Painter } from '../sweep/report.js';
 import { PLAIN, terminalSafe, oneLine, alignColumns } from '../sweep/report.js';
-import type { WorkerReport } from './record.js';
+import type { WorkerReport } from '../test-api/record.js';
 import type { TestResult } from './judge.js';
 import { displayName } from './discover.js';
-import { cpuRanges } from './api/ops.js';
+import { cpuRanges } from '../test-api/ops.js';
 import { monitorLines } from '../cell/monitor-summary.js';
 import { reproLines } from '../cell/repro.js';
 

@@ -11,7 +11,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultKernelsDir } from '../../src/host/paths.js';
 import { bootVm } from '../../src/vmm/index.js';
-import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+import { buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 import { Topology } from '../../src/vmm/topology/index.js';
 import { runCell, CELL_CMDLINE } from '../../src/cell/run-cell.js';
 import { AgentImageCache } from '../../src/guest/agent-initramfs.js';

@@ -16,7 +16,7 @@ import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
 import { packageRoot } from '../../src/paths.js';
 import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, EXIT_PORT } from '../../src/vmm/index.js';
-import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+import { buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 import { resolveTopology } from '../../src/vmm/topology/index.js';
 
 const kernel =

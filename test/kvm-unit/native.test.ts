@@ -5,17 +5,7 @@
 // agent's calls: sched_setattr/getattr (SCHED_OTHER with nice; SCHED_EXT taken or EINVAL),
 // affinity round trip, the thread CPU clock, raw bpf(2).
 
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';

@@ -19,7 +19,7 @@ import { inspectKernel, type InspectReport } from '../../src/monitor/inspect.js'
 import { loadKernelImage } from '../../src/monitor/kernel-image.js';
 import { nodeIntrospector } from '../../src/monitor/wasm-file.js';
 import { bootVm, DEFAULT_CMDLINE, type LiveVm } from '../../src/vmm/index.js';
-import { appOutput, findBusybox, initScript } from '../../src/vmm/initramfs.js';
+import { appOutput, findBusybox, initScript } from '../../src/guest/shell-initramfs.js';
 import { repoPath } from '../helpers/repo.js';
 import { expectedObj } from './introspect-guest/guest-view.js';
 

@@ -17,7 +17,7 @@ import { resolveKernel } from '../../src/kernel/resolve.js';
 import { buildSchedulerInitramfs } from '../../src/scheduler/guest-initramfs.js';
 import { SCX_KTSTR_BINARY, scxKtstrTestBuildDir } from '../../src/kernel/scx-ktstr.js';
 import { bootVm, DEFAULT_CMDLINE } from '../../src/vmm/index.js';
-import { appOutput } from '../../src/vmm/initramfs.js';
+import { appOutput } from '../../src/guest/shell-initramfs.js';
 
 const PREBUILT = '6.12.117-sched_ext';
 const TIMEOUT_MS = 150_000;

@@ -303,9 +303,8 @@ test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing 
     presets: ['tiny-1llc', 'tiny-2llc', 'odd-3llc'],
     topologies: [],
   });
-  let run: InstanceType<typeof SweepRun> | undefined;
   const t0 = performance.now();
-  run = new SweepRun({
+  const run = new SweepRun({
     cells,
     matrix: cells.map((c) => c.id),
     shard: null,
@@ -314,7 +313,7 @@ test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing 
     tool: 'test',
     events: {
       cellPhase: (_id, phase) => {
-        if (phase === 'verify') run!.interrupt();
+        if (phase === 'verify') run.interrupt();
       },
     },
   });

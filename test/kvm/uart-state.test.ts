@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { findTestKernel } from '../helpers/test-kernel.js';
 import { COM1, COM2, Serial, type SerialState } from '../../src/vmm/devices/serial.js';
 import { bootVm, DEFAULT_CMDLINE, type LiveVm } from '../../src/vmm/index.js';
-import { buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+import { buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 
 const kernel = findTestKernel();
 const THR = COM1.base,

@@ -14,7 +14,7 @@ import { findTestKernel } from '../helpers/test-kernel.js';
 import { packageRoot } from '../../src/paths.js';
 import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../../src/vmm/index.js';
-import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 
 const kernel = findTestKernel();
 const CMDLINE = `${DEFAULT_CMDLINE} quiet`;

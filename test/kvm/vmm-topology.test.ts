@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findTestKernel } from '../helpers/test-kernel.js';
 import { bootVm, DEFAULT_CMDLINE } from '../../src/vmm/index.js';
-import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/vmm/initramfs.js';
+import { appOutput, buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 import { expectedSysfs, resolveTopology } from '../../src/vmm/topology/index.js';
 
 const kernel = findTestKernel();

@@ -14,8 +14,8 @@ const whole = sweepResult([...healthy, stockSetupFailure, rejected]);
 const text = serializeSweepResult(whole);
 
 /** The written file with `damage` applied to its parsed form. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- damage writes any field of the parsed JSON, with any value
 function damaged(damage: (doc: any) => void): string {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   const doc = JSON.parse(text);
   damage(doc);
   return JSON.stringify(doc);
@@ -80,8 +80,8 @@ test('refused: not JSON, not an object, another schema, another version', () => 
 });
 
 test('refused: damaged fields, each named by its path', () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each case writes any field of the parsed JSON, with any value
   const cases: [(d: any) => void, RegExp][] = [
-    // eslint-disable-line @typescript-eslint/no-explicit-any
     [
       (d) => {
         d.wallMs = 'long';

@@ -185,7 +185,6 @@ test('JSON: round trip, and refusals naming the field', () => {
 
 /** A strict enough XML well-formedness check for our output: balanced tags, escaped text, no forbidden characters. */
 function wellFormed(xml: string): void {
-  // eslint-disable-next-line no-control-regex
   assert.not.match(xml, /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/, 'no forbidden control characters');
   const body = xml.replace(/^<\?xml[^?]*\?>\n/, '');
   const stack: string[] = [];

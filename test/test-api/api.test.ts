@@ -5,22 +5,22 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cgroup, CgroupDef, toCpuList } from '../../src/test/api/cgroup.js';
+import { cgroup, CgroupDef, toCpuList } from '../../src/test-api/cgroup.js';
 import {
   makeContext,
   SkipTest,
   type GuestRuntime,
   type RunSpec,
   type TestContext,
-} from '../../src/test/api/context.js';
-import { toMs } from '../../src/test/api/duration.js';
-import { at, cpuRanges, describeOp, type OpSpec } from '../../src/test/api/ops.js';
-import { checkOptions, topologyOf } from '../../src/test/api/options.js';
-import { ktstrTest, openRegistry } from '../../src/test/api/registry.js';
-import { scenarios } from '../../src/test/api/scenarios.js';
-import { TopologyView } from '../../src/test/api/topology.js';
-import { work } from '../../src/test/api/work.js';
-import type { RunRecord } from '../../src/test/record.js';
+} from '../../src/test-api/context.js';
+import { toMs } from '../../src/test-api/duration.js';
+import { at, cpuRanges, describeOp, type OpSpec } from '../../src/test-api/ops.js';
+import { checkOptions, topologyOf } from '../../src/test-api/options.js';
+import { ktstrTest, openRegistry } from '../../src/test-api/registry.js';
+import { scenarios } from '../../src/test-api/scenarios.js';
+import { TopologyView } from '../../src/test-api/topology.js';
+import { work } from '../../src/test-api/work.js';
+import type { RunRecord } from '../../src/test-api/record.js';
 import { Topology } from '../../src/vmm/topology/index.js';
 
 const view = (spec: string): TopologyView => new TopologyView(new Topology(spec).cpus);

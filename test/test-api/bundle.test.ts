@@ -56,7 +56,7 @@ ktstrTest('steady', { preset: 'tiny', scheduler: 'scx_ktstr' }, (ctx) => scenari
 
 test('apiModule: the compiled API this package exports as ktstr-wasm/test', () => {
   assert.ok(existsSync(apiModule()), apiModule());
-  assert.ok(apiModule().endsWith(join('dist', 'src', 'test', 'api', 'index.js')));
+  assert.ok(apiModule().endsWith(join('dist', 'src', 'test-api', 'index.js')));
 });
 
 test('a TypeScript file with annotations and a relative helper import bundles, and its tests are collected with their options', async () => {

@@ -15,7 +15,7 @@ import {
   type CheckName,
   type CheckVerdict,
 } from '../../src/test/checks/index.js';
-import type { SchedulerLiveness } from '../../src/test/record.js';
+import type { SchedulerLiveness } from '../../src/test-api/record.js';
 import { attached, EEVDF, range, RunBuilder } from './run-builder.js';
 
 const check = (r: AssertResult, name: CheckName): CheckVerdict => {

@@ -12,7 +12,7 @@ import {
   type CheckName,
 } from '../../src/test/checks/index.js';
 import { MAX_FAILURES } from '../../src/test/checks/verdict.js';
-import type { RunRecord, SchedulerLiveness } from '../../src/test/record.js';
+import type { RunRecord, SchedulerLiveness } from '../../src/test-api/record.js';
 import { attached, RunBuilder } from './run-builder.js';
 
 const T = DEFAULT_THRESHOLDS;

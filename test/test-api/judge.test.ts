@@ -10,7 +10,7 @@ import type { CellResult } from '../../src/cell/result.js';
 import type { TestFacts } from '../../src/guest/plan.js';
 import { DEFAULT_THRESHOLDS, judgeRun } from '../../src/test/checks/index.js';
 import { judgeTest, toOverrides, type JudgeInput } from '../../src/test/judge.js';
-import type { RunRecord } from '../../src/test/record.js';
+import type { RunRecord } from '../../src/test-api/record.js';
 import { attached, RunBuilder } from './run-builder.js';
 
 /** Two cgroups of four spinners on four CPUs, 10 s, everyone gets half a CPU. */

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Launcher, LauncherError } from '../../src/guest/agent/workload/launcher.js';
 import { toWorkerReport, type KnownFacts } from '../../src/guest/agent/workload/report.js';
-import type { WorkerReport } from '../../src/test/record.js';
+import type { WorkerReport } from '../../src/test-api/record.js';
 import { repoPath } from '../helpers/repo.js';
 
 const BIN = repoPath('native', 'worker', 'build', 'ktstr-worker');

@@ -294,9 +294,10 @@ test('JSON: serialize then parse gives the same run, failure blocks and all', ()
 
 test('JSON: the reader names the source and what is wrong', () => {
   const good = runResult([base({ name: 'a' }), base({ name: 'b' })]);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each case writes any field of the parsed JSON, with any value
   const mutate = (f: (v: Record<string, any>) => void): string => {
-    // eslint-disable-line @typescript-eslint/no-explicit-any
-    const v = JSON.parse(JSON.stringify(good)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the parsed JSON f mutates
+    const v = JSON.parse(JSON.stringify(good)) as Record<string, any>;
     f(v);
     return JSON.stringify(v);
   };

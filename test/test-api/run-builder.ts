@@ -3,7 +3,7 @@
 // placed per CPU). Every other field gets a plausible value, so a test states only what it
 // is about.
 
-import type { CpuTime, RunRecord, SchedulerLiveness, WorkKind, WorkerReport } from '../../src/test/record.js';
+import type { CpuTime, RunRecord, SchedulerLiveness, WorkKind, WorkerReport } from '../../src/test-api/record.js';
 
 export interface WorkerSpec {
   work?: WorkKind;

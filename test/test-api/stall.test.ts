@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mergeThresholds, stall } from '../../src/test/checks/index.js';
 import { emptyTimeline, thinTimeline, type CpuTick, type MonitorTimeline } from '../../src/cell/monitor-session.js';
 import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
-import { Snapshot, SnapshotPathError } from '../../src/test/api/snapshot.js';
+import { Snapshot, SnapshotPathError } from '../../src/test-api/snapshot.js';
 
 const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({
   cpu: c,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WorkerReport } from '../../src/test/record.js';
+import type { WorkerReport } from '../../src/test-api/record.js';
 import { repoPath } from '../helpers/repo.js';
 
 /** What the binary writes: WorkerReport without the agent's fields. */

@@ -6,13 +6,13 @@
 
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
-import { makeContext } from '../../test/api/context.js';
-import { openRegistry } from '../../test/api/registry.js';
-import { TopologyView } from '../../test/api/topology.js';
+import { makeContext } from '../../test-api/context.js';
+import { openRegistry } from '../../test-api/registry.js';
+import { TopologyView } from '../../test-api/topology.js';
 import type { TestFacts, TestPlan } from '../plan.js';
 import { WorkloadRunner, type SchedulerControl } from './workload/run-workers.js';
 import type { HostRequests } from './host-requests.js';
-import type { SnapshotData, WatchData, WatchHitData, WatchMode } from '../plan.js';
+import type { SnapshotData, WatchData, WatchHitData, WatchMode } from '../../test-api/capture.js';
 
 export const RUN_DIR = '/tmp/ktstr-run';
 

@@ -4,7 +4,7 @@
 // type (population standard deviation / mean).
 
 import { fmtDuration, fmtLimitMs, fmtLimitPct, fmtNum, fmtPct, trimNum } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 import { unusable, type RunView, type WorkerView } from './view.js';
 

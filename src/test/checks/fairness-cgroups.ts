@@ -10,7 +10,7 @@
 
 import { waterFill } from './fair-share.js';
 import { cpuRanges, fmtDuration, fmtLimitPct, fmtPct, trimNum } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import type { Lines } from './verdict.js';
 import type { PhaseView, RunView, WorkerView } from './view.js';
 

@@ -6,7 +6,7 @@
 
 import { fairnessBetweenCgroups, spreadPct, type FairnessState } from './fairness-cgroups.js';
 import { cpuRanges, fmtDuration, fmtLimitPct, fmtPct } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
 import { ranIn, unusable, type PhaseView, type RunView, type WorkerView } from './view.js';
 

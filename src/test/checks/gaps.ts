@@ -3,7 +3,7 @@
 // its voluntary sleeps out of the gap. The failure line places the gap in its phase.
 
 import { fmtAt, fmtDuration, fmtLimitMs } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
 import { phaseAt, unusable, type RunView } from './view.js';
 

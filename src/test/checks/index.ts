@@ -4,7 +4,7 @@
 // throws on the record: what it cannot read fails a check with a message saying so.
 // docs/checks.md describes every check, threshold and failure line.
 
-import type { RunRecord, SchedulerLiveness } from '../record.js';
+import type { RunRecord, SchedulerLiveness } from '../../test-api/record.js';
 import { benchmark } from './benchmark.js';
 import { fairness } from './fairness.js';
 import { gaps } from './gaps.js';
@@ -12,7 +12,7 @@ import { isolation } from './isolation.js';
 import { liveness } from './liveness.js';
 import { migration } from './migration.js';
 import { starvation } from './starvation.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { skippedVerdict, type AssertResult, type CheckName, type Judged } from './verdict.js';
 import { viewRun, type RunView } from './view.js';
 
@@ -22,7 +22,7 @@ export {
   type DeepPartial,
   type ThresholdOverrides,
   type Thresholds,
-} from './thresholds.js';
+} from '../../test-api/thresholds.js';
 export {
   CHECK_NAMES,
   mergeResults,

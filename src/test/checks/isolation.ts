@@ -3,7 +3,7 @@
 // phase and CPU outside the set.
 
 import { cpuRanges, fmtDuration } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
 import { unusable, type RunView } from './view.js';
 

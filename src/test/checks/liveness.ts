@@ -8,9 +8,9 @@
 // exit info means it died for a reason the host could not read. Under EEVDF (no scheduler
 // name) there is nothing to judge.
 
-import type { SchedulerLiveness } from '../record.js';
+import type { SchedulerLiveness } from '../../test-api/record.js';
 import { guestText } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 
 export const SCX_EXIT_KINDS: Readonly<Record<number, string>> = Object.freeze({

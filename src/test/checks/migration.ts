@@ -3,7 +3,7 @@
 // starvation.
 
 import { fmtNum, trimNum } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 import { unusable, type RunView } from './view.js';
 

@@ -6,7 +6,7 @@
 // monitor off) it is skipped with the reason.
 
 import type { MonitorTimeline } from '../../cell/monitor-session.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, skippedVerdict, type Judged } from './verdict.js';
 
 interface Wait {

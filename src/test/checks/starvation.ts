@@ -6,7 +6,7 @@
 
 import { fairShares } from './fair-share.js';
 import { fmtDuration, fmtFraction, trimNum } from './format.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 import { judged, Lines, type Judged } from './verdict.js';
 import { ranIn, unusable, type RunView, type WorkerView } from './view.js';
 

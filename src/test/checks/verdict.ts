@@ -3,7 +3,7 @@
 // results into one for the test. Failure lines per check are capped so that a hostile or
 // very large run cannot produce unbounded output.
 
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../../test-api/thresholds.js';
 
 export type CheckName =
   'starvation' | 'gaps' | 'fairness' | 'isolation' | 'benchmark' | 'migration' | 'liveness' | 'stall' | 'temporal';

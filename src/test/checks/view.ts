@@ -4,7 +4,7 @@
 // array) that fail every worker check, and per-worker ones (a NaN, a negative count, usage in
 // an unknown phase) that fail each check needing that field. The checks read only this view.
 
-import { WORK_KINDS, type RunRecord } from '../record.js';
+import { WORK_KINDS, type RunRecord } from '../../test-api/record.js';
 import { cpuRanges, guestText } from './format.js';
 
 /** Largest plausible duration (about 11.6 days), ns, and count. */

@@ -4,7 +4,7 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupSpec } from '../../../test/api/cgroup.js';
+import type { CgroupSpec } from '../../../test-api/cgroup.js';
 import { parseCpuList } from '../probe.js';
 
 export const CGROUP_MOUNT = '/sys/fs/cgroup';

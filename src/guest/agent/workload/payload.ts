@@ -3,7 +3,7 @@
 // is stopped if still running (SIGTERM, then SIGKILL), and how it ended is recorded.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { PayloadRecord } from '../../../test/record.js';
+import type { PayloadRecord } from '../../../test-api/record.js';
 import { cgroupPath } from './cgroupfs.js';
 
 export const PAYLOAD_CWD = '/ktstr/payload';

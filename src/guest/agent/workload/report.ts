@@ -3,7 +3,7 @@
 // itself (cgroup, allowed CPUs, phases) added. A missing or malformed file becomes a report
 // with `error` set, never an exception.
 
-import type { CpuTime, LatencySummary, PhaseUsage, WorkerReport, WorkKind } from '../../../test/record.js';
+import type { CpuTime, LatencySummary, PhaseUsage, WorkerReport, WorkKind } from '../../../test-api/record.js';
 
 export interface KnownFacts {
   index: number;

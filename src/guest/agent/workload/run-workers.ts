@@ -6,10 +6,10 @@
 
 import { join } from 'node:path';
 import { readFileSync, rmSync } from 'node:fs';
-import type { CgroupSpec } from '../../../test/api/cgroup.js';
-import type { GuestRuntime, RunSpec } from '../../../test/api/context.js';
-import { describeOp, type OpSpec } from '../../../test/api/ops.js';
-import type { CgroupRecord, RunPhase, RunRecord, WorkerReport, WorkKind } from '../../../test/record.js';
+import type { CgroupSpec } from '../../../test-api/cgroup.js';
+import type { GuestRuntime, RunSpec } from '../../../test-api/context.js';
+import { describeOp, type OpSpec } from '../../../test-api/ops.js';
+import type { CgroupRecord, RunPhase, RunRecord, WorkerReport, WorkKind } from '../../../test-api/record.js';
 import {
   createCgroups,
   cgroupPath,

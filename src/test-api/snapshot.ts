@@ -9,8 +9,8 @@ export class SnapshotPathError extends Error {
   override name = 'SnapshotPathError';
 }
 
-import type { CapturedCpu, SnapshotData } from '../../guest/plan.js';
-export type { SnapshotData, CapturedCpu, CapturedMap } from '../../guest/plan.js';
+import type { CapturedCpu, SnapshotData } from './capture.js';
+export type { SnapshotData, CapturedCpu, CapturedMap } from './capture.js';
 
 function describe(v: unknown): string {
   if (Array.isArray(v)) return `an array of ${v.length}`;

@@ -10,7 +10,7 @@ export type { TestContext, RunOptions } from './context.js';
 export type { TestOptions, PayloadSpec, CheckOverrides } from './options.js';
 export type { TopologyView } from './topology.js';
 export type { Duration } from './duration.js';
-export type { RunRecord, WorkerReport, RunPhase, CgroupRecord, WorkKind } from '../record.js';
+export type { RunRecord, WorkerReport, RunPhase, CgroupRecord, WorkKind } from './record.js';
 export {
   Snapshot,
   MapView,

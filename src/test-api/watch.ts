@@ -4,8 +4,8 @@
 // value — and, with `onWrite: 'capture'`, a capture of the whole guest at that moment.
 
 import { Snapshot } from './snapshot.js';
-import type { WatchData, WatchHitData, WatchMode } from '../../guest/plan.js';
-export type { WatchData, WatchHitData, WatchMode } from '../../guest/plan.js';
+import type { WatchData, WatchHitData, WatchMode } from './capture.js';
+export type { WatchData, WatchHitData, WatchMode } from './capture.js';
 
 export interface WatchOptions {
   /** 'capture' (default): a capture of the guest with each of the first writes; 'record': the writer's context only (cheaper). */

@@ -4,7 +4,7 @@
 
 import { Snapshot, type SnapshotData } from './snapshot.js';
 import { Watch, type WatchChannel, type WatchData, type WatchMode, type WatchOptions } from './watch.js';
-import type { RunRecord } from '../record.js';
+import type { RunRecord } from './record.js';
 import type { CgroupDef, CgroupSpec } from './cgroup.js';
 import { toMs, type Duration } from './duration.js';
 import type { OpSpec } from './ops.js';

@@ -2,7 +2,7 @@
 // workers, runs them, and leaves the judging to the checks. Each states in one line what it
 // proves; a topology that cannot host one ends the test as skipped, with the reason.
 
-import type { RunRecord } from '../record.js';
+import type { RunRecord } from './record.js';
 import { cgroup, type CgroupDef } from './cgroup.js';
 import type { RunOptions, TestContext } from './context.js';
 import { at, type OpSpec } from './ops.js';

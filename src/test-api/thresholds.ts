@@ -2,7 +2,9 @@
 // layers a test is judged with (library defaults <- the scheduler's registry entry <- the
 // test itself; the last layer that sets a field wins). Layers come from configuration files
 // and test code, so each is validated field by field: an unknown key, a negative or
-// non-finite number or a wrong type throws an Error that names the key path.
+// non-finite number or a wrong type throws an Error that names the key path. The checks
+// (src/test/checks) judge with them; they sit in the test API because a test's options
+// (CheckOverrides) override them.
 
 export interface Thresholds {
   /** Phases shorter than this are not judged on their own by starvation (fair share) and fairness (spread, weights); ms. Default 500. */

@@ -5,7 +5,7 @@
 
 import { toCpuList, type CgroupDef, type CgroupSpec, type CpuSet } from './cgroup.js';
 import { toMs, type Duration } from './duration.js';
-import { cpuList as cpuRanges } from '../../vmm/topology/index.js';
+import { cpuList as cpuRanges } from '../vmm/topology/index.js';
 
 /** `0-3,6` from a CPU list (Linux's list format). */
 export { cpuRanges };

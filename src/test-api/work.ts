@@ -2,7 +2,7 @@
 // worker process of a cgroup does. The guest agent hands them to ktstr-worker
 // (docs/worker-protocol.md) as its `work=` kind and parameters.
 
-import type { WorkKind } from '../record.js';
+import type { WorkKind } from './record.js';
 
 export interface WorkSpec {
   kind: WorkKind;

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EXIT_LINE, initScript, printedExitCode } from '../../src/vmm/initramfs.js';
+import { EXIT_LINE, initScript, printedExitCode } from '../../src/guest/shell-initramfs.js';
 
 test('printedExitCode: the last KTSTR_EXIT line, whole lines only, low 8 bits', () => {
   assert.is(printedExitCode('boot...\nKTSTR_EXIT=7\n[ 1.0] reboot: Power down\n'), 7);

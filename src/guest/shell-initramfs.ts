@@ -5,9 +5,9 @@
 // then powers off. Without a command it runs an interactive shell on the console.
 
 import { existsSync } from 'node:fs';
-import { CpioWriter, MemorySink } from '../guest/cpio.js';
-import { sharedLibraryClosure } from '../guest/elf-deps.js';
-import { EXIT_PORT } from './devices/ports.js';
+import { CpioWriter, MemorySink } from './cpio.js';
+import { sharedLibraryClosure } from './elf-deps.js';
+import { EXIT_PORT } from '../vmm/devices/ports.js';
 
 export const INIT_MARKER = 'KTSTR_INIT_START';
 /**

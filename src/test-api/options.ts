@@ -4,7 +4,7 @@
 
 import type { Duration } from './duration.js';
 
-import type { DeepPartial, Thresholds } from '../checks/thresholds.js';
+import type { DeepPartial, Thresholds } from './thresholds.js';
 
 /**
  * Check thresholds a test or run overrides (docs/checks.md lists every field and default);
