@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findTestKernel } from '../helpers/test-kernel.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult, type SnapshotSave } from '../../src/vmm/index.js';
-import { appOutput, buildShellInitramfs } from '../../src/vmm/initramfs.js';
+import { appOutput, buildShellInitramfs } from '../../src/guest/shell-initramfs.js';
 import { SnapshotStore } from '../../src/vmm/snapshot/store.js';
 
 const kernel = findTestKernel();
