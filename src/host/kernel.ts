@@ -1,6 +1,6 @@
 // The L1 kernel: Debian's linux-image-6.12.<N>+deb12-cloud-amd64-unsigned, fetched with
 // `apt-get download` into the cache on first use and unpacked with `dpkg-deb -x`; only the
-// kernel image, its config and the irqbypass, kvm and kvm-amd modules (decompressed) are kept.
+// kernel image, its config and the irqbypass, kvm, kvm-amd and virtio_mmio modules (decompressed) are kept.
 //
 // Once a kernel is cached it is used without asking apt again (offline runs work); the newest
 // cached one wins. KTSTR_HOST_KERNEL_VERSION=6.12.<N>+deb12 asks for a specific version.
@@ -21,6 +21,8 @@ export const L1_MODULES: readonly { name: string; tree: string }[] = [
   { name: 'irqbypass', tree: 'kernel/virt/lib/irqbypass.ko' },
   { name: 'kvm', tree: 'kernel/arch/x86/kvm/kvm.ko' },
   { name: 'kvm-amd', tree: 'kernel/arch/x86/kvm/kvm-amd.ko' },
+  // the transport of the output port (run.ts): microvm's virtio-mmio slots, described in ACPI
+  { name: 'virtio_mmio', tree: 'kernel/drivers/virtio/virtio_mmio.ko' },
 ];
 
 const PACKAGE_RE = /^linux-image-(6\.12\.(\d+)\+deb12)-cloud-amd64-unsigned$/;

@@ -182,14 +182,15 @@ export function qemuArgs(
   // `echo 'info registers' | socat - UNIX-CONNECT:PATH`)
   const monitor = env.KTSTR_HOST_MONITOR;
   const debug = monitor !== undefined && monitor !== '' ? ['-monitor', `unix:${monitor},server=on,wait=off`] : [];
-  // outputFile: a virtio serial port on microvm's PCIe bus (L1's kernel has virtio-pci and
-  // virtio-console built in; its virtio-mmio is a module the image does not carry)
+  // outputFile: a virtio serial port on one of microvm's virtio-mmio slots (L1 loads the
+  // virtio_mmio module; virtio-console is built in). Not on microvm's PCIe bus: with QEMU 10,
+  // pcie=on leaves L1 hung before its first console line.
   const port =
     outputFile === undefined
       ? []
       : [
           '-device',
-          'virtio-serial-pci,id=ktvs',
+          'virtio-serial-device,id=ktvs',
           '-chardev',
           `file,id=ktout,path=${outputFile}`,
           '-device',
@@ -203,7 +204,7 @@ export function qemuArgs(
     'EPYC,+svm,+npt',
     // pit=on: without a PIT the kernel cannot calibrate the TSC under TCG and hangs
     '-M',
-    `microvm,isa-serial=on,rtc=on,acpi=on,pit=on${outputFile === undefined ? '' : ',pcie=on'}`,
+    'microvm,isa-serial=on,rtc=on,acpi=on,pit=on',
     ...port,
     '-smp',
     String(cpus),
