@@ -114,6 +114,25 @@ test('store: an entry appears whole; a second save finds it; damage removes it',
   assert.equal(readdirSync(store.root), [], 'no entry, staging directory or lock left by a failed save');
 });
 
+test('store: a save keeps the most recently used entries', async () => {
+  const store = new SnapshotStore(join(tempDir(), 'snapshots'), 2);
+  const k = (n: number) => ({ ...key, cmdline: `c${n}` });
+  await store.save(k(1), writeEntry);
+  await new Promise((r) => setTimeout(r, 20));
+  await store.save(k(2), writeEntry);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(store.open(k(1), 4096).kind, 'ok', 'used again: now the newest');
+  await new Promise((r) => setTimeout(r, 20));
+  await store.save(k(3), writeEntry);
+  assert.equal(
+    store
+      .list()
+      .map((e) => e.id)
+      .sort(),
+    [snapshotId(k(1)), snapshotId(k(3))].sort(),
+  );
+});
+
 test('store: a saver killed half-way leaves no entry; the next saver clears its leftovers', async () => {
   const root = join(tempDir(), 'snapshots');
   const storeUrl = pathToFileURL(join(import.meta.dirname, '../../src/vmm/snapshot/store.js')).href;

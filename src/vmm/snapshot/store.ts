@@ -3,7 +3,8 @@
 // whole: it is written in a staging directory `.tmp-<pid>-<n>` beside it and renamed into
 // place, so a save killed half-way leaves no entry, only a staging directory the next saver
 // removes. Savers of one root are serialised by a lock file (O_EXCL, holding the owner's pid;
-// a lock whose process is gone is stale; threads of one process wait on each other's lock too). An entry that fails its checks on open (state
+// a lock whose process is gone is stale; threads of one process wait on each other's lock too).
+// A save keeps the `keep` most recently used entries and removes older ones. An entry that fails its checks on open (state
 // checksum, RAM file size, key) is removed and reported as damaged, so the caller rebuilds it.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -75,7 +77,11 @@ function pidAlive(pid: number): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SnapshotStore {
-  constructor(readonly root: string) {}
+  /** `keep`: how many entries a save leaves (the most recently used; a VM still running from a removed one keeps its mapping). */
+  constructor(
+    readonly root: string,
+    readonly keep = 3,
+  ) {}
 
   dir(key: SnapshotKey): string {
     return join(this.root, snapshotId(key));
@@ -102,6 +108,8 @@ export class SnapshotStore {
       const st = statSync(ramPath);
       if (st.size !== ramBytes) return damaged(`its RAM file is ${st.size} bytes, ${ramBytes} expected (truncated?)`);
       const state = decodeState(readFileSync(join(dir, STATE_FILE), 'utf8'));
+      const now = new Date();
+      utimesSync(join(dir, KEY_FILE), now, now); // used: the last to be pruned
       return { kind: 'ok', snapshot: { id, dir, ramPath, state, key, ramBytes: st.size, diskBytes: st.blocks * 512 } };
     } catch (e) {
       return damaged((e as Error).message);
@@ -129,6 +137,7 @@ export class SnapshotStore {
         }
         writeFileSync(join(staging, KEY_FILE), JSON.stringify(key));
         renameSync(staging, target);
+        this.prune(target);
         return true;
       } catch (e) {
         this.removeDir(staging);
@@ -171,6 +180,17 @@ export class SnapshotStore {
   /** Removes the entry of `key` (a no-op when there is none). */
   remove(key: SnapshotKey): void {
     this.removeDir(this.dir(key));
+  }
+
+  /** Removes the least recently used entries beyond `keep` (never `spare`). */
+  private prune(spare: string): void {
+    const entries = readdirSync(this.root)
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => join(this.root, n))
+      .filter((d) => d !== spare)
+      .map((d) => ({ d, t: statSync(join(d, KEY_FILE), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+      .sort((a, b) => b.t - a.t);
+    for (const e of entries.slice(Math.max(0, this.keep - 1))) this.removeDir(e.d);
   }
 
   private removeDir(dir: string): void {
