@@ -91,6 +91,8 @@ export interface CellResult {
   start?: 'cold' | 'saved' | 'restored';
   /** What went wrong with the snapshot (unusable and rebuilt, or not saved): one line for the user. */
   snapshotNote?: string;
+  /** The guest's wall clock minus the host's when the agent's report arrived, ms (a restored guest's clock is set from the host's). */
+  guestClockSkewMs?: number;
   /** Wall time of the cell, ms. */
   wallMs: number;
   /** Host resident set size after the cell's VM was torn down, bytes (null when unknown). */

@@ -456,6 +456,9 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       case 'result': {
         phaseAt.result = now;
         const checked = checkFacts(m.facts);
+        if (typeof checked !== 'string' && checked.wallClockMs !== undefined) {
+          result.guestClockSkewMs = checked.wallClockMs - Date.now();
+        }
         if (typeof checked === 'string') {
           agentError = `the agent's report is malformed (${checked})`;
         } else {

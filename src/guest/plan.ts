@@ -145,6 +145,8 @@ export interface AgentFacts {
   outputDropped: number;
   /** The test's facts, for a test cell (null otherwise or when it never ran). */
   test: TestFacts | null;
+  /** The guest's wall clock (ms since the epoch) as the agent sends its report: the host compares it with its own. */
+  wallClockMs?: number;
 }
 
 /** Agent -> host message types. */
