@@ -52,6 +52,10 @@ export interface CellPhases {
   boot?: number;
   /** Agent start to ready (Node start in the guest, plan read). */
   agentReady?: number;
+  /** Host: from the cell's start until its agent waited for the cell (booted, or restored from the snapshot). */
+  ready?: number;
+  /** Saving the machine's snapshot at ready (a cell that saved one). */
+  save?: number;
   /** Scheduler start until its programs were loaded (or rejected). */
   verify?: number;
   /** Until /sys/kernel/sched_ext/state read `enabled`. */

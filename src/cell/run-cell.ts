@@ -352,7 +352,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   const reader = new FrameReader(nonce, start.agentSeq);
   result.start = start.restore !== undefined ? 'restored' : 'cold';
   const phaseAt: Partial<
-    Record<'hello' | 'ready' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>
+    Record<'hello' | 'ready' | 'handed' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>
   > = {};
   let facts: AgentFacts | null = null;
   let agentError: string | null = null;
@@ -382,6 +382,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
 
   /** Gives the waiting agent its cell (a failure to is the agent's: it cannot run). */
   const giveCell = (vm: LiveVm): void => {
+    phaseAt.handed = performance.now();
     try {
       handCell(vm, plan, archive, (m) => encodeFrame(nonce, hostSeq++, m));
     } catch (e) {
@@ -649,6 +650,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     const span = (a: number | undefined, b: number | undefined): number | undefined =>
       a === undefined || b === undefined ? undefined : b - a;
     p.boot = span(t0, phaseAt.hello);
+    p.ready = span(t0, phaseAt.ready);
+    if (start.save !== undefined) p.save = span(phaseAt.ready, phaseAt.handed);
     const agentStart = vm.timings.markers[AGENT_START_MARKER];
     p.agentReady =
       agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (t0 + agentStart);

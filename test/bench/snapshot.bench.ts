@@ -1,0 +1,137 @@
+// `npm run bench:snapshot`: what a machine snapshot saves a cell. On one machine (scx_simple,
+// tiny-1llc, the prebuilt sched_ext kernel), in one run:
+//  - cold vs restored: a cell with snapshots off (cold boot), the cell that saves the
+//    snapshot, and RUNS restored cells: time from the cell's start to its agent waiting for
+//    the cell (`ready`), and the whole cell; the ratio restored/cold (goal <= 10 %);
+//  - the snapshot: its RAM file (size, data on disk), state file, and the save's time;
+//  - 4 cells at once, all cold and all restored: wall time, and this process's peak RSS and
+//    PSS (restored cells share the snapshot's pages: PSS shows it).
+// Cells run on worker threads as in a sweep (CellPool). Needs real KVM (here: `ktstr-wasm
+// host run --memory 6144 -- npm run bench:snapshot`).
+
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultKernelsDir } from '../../src/host/paths.js';
+import type { CellSpec } from '../../src/cell/run-cell.js';
+import type { CellResult } from '../../src/cell/result.js';
+import { CellPool } from '../../src/sweep/pool.js';
+import { SnapshotStore, RAM_FILE, STATE_FILE } from '../../src/vmm/snapshot/store.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const dir = join(defaultKernelsDir() ?? '', '6.12.117-sched_ext');
+const scx = join(dir, 'schedulers', 'scx_simple');
+if (!existsSync(scx) || !existsSync(join(dir, 'bzImage'))) {
+  console.log(`bench:snapshot: SKIPPED — ${dir} has no bzImage or scx_simple`);
+  process.exit(0);
+}
+if (!existsSync('/dev/kvm')) {
+  console.log(
+    'bench:snapshot: SKIPPED — no /dev/kvm here (ktstr-wasm host run --memory 6144 -- npm run bench:snapshot)',
+  );
+  process.exit(0);
+}
+
+const root = mkdtempSync(join(tmpdir(), 'ktstr-bench-snapshot-'));
+const snapshots = join(root, 'snapshots');
+let n = 0;
+const spec = (snapshotDir: string | null): CellSpec => ({
+  id: `bench/${n++}`,
+  scheduler: { name: 'scx_simple', binary: scx, args: [] },
+  kernel: { label: '6.12.117-sched_ext', image: join(dir, 'bzImage'), vmlinux: join(dir, 'vmlinux') },
+  topologyName: 'tiny-1llc',
+  topology: '1n1l4c1t',
+  memoryMiB: 256,
+  setupProblem: null,
+  raw: false,
+  keepDumps: 'none',
+  snapshotDir,
+});
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const s = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+/** This process's RSS and PSS (smaps_rollup), bytes. */
+function memory(): { rss: number; pss: number } {
+  const text = readFileSync('/proc/self/smaps_rollup', 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss') };
+}
+
+async function cells(
+  pool: CellPool,
+  specs: CellSpec[],
+): Promise<{ results: CellResult[]; ms: number; peak: { rss: number; pss: number } }> {
+  const peak = { rss: 0, pss: 0 };
+  const sample = setInterval(() => {
+    const m = memory();
+    peak.rss = Math.max(peak.rss, m.rss);
+    peak.pss = Math.max(peak.pss, m.pss);
+  }, 100);
+  const t0 = performance.now();
+  try {
+    const results = await Promise.all(specs.map((c) => pool.run(c, () => {})));
+    return { results: results.filter((r): r is CellResult => r !== null), ms: performance.now() - t0, peak };
+  } finally {
+    clearInterval(sample);
+  }
+}
+
+const failed = (rs: CellResult[]): string[] => rs.filter((r) => !r.passed).map((r) => `${r.id}: ${r.failure?.message}`);
+const pool = new CellPool(4);
+try {
+  const one = new CellPool(1);
+  const cold = (await cells(one, [spec(null)])).results[0];
+  const saved = (await cells(one, [spec(snapshots)])).results[0];
+  const restored: CellResult[] = [];
+  for (let i = 0; i < RUNS; i++) restored.push((await cells(one, [spec(snapshots)])).results[0]);
+  await one.close();
+  const bad = failed([cold, saved, ...restored]);
+  if (saved.start !== 'saved' || restored.some((r) => r.start !== 'restored'))
+    bad.push(`starts: ${saved.start}, ${restored.map((r) => r.start).join(', ')}`);
+
+  const store = new SnapshotStore(snapshots);
+  const entry = store.list()[0];
+  const ram = entry === undefined ? undefined : statSync(join(snapshots, entry.id, RAM_FILE));
+  const state = entry === undefined ? undefined : statSync(join(snapshots, entry.id, STATE_FILE));
+
+  const readyCold = cold.phases.ready ?? NaN;
+  const readyRestored = median(restored.map((r) => r.phases.ready ?? NaN));
+  console.log(`bench:snapshot — scx_simple on tiny-1llc (4 vCPUs, ${256 + 320} MiB guest), ${RUNS} restored runs`);
+  console.log(
+    `  to agent ready:  cold ${s(readyCold)}, saving cell ${s(saved.phases.ready)} + save ${s(saved.phases.save)}, restored ${s(readyRestored)} (median)`,
+  );
+  console.log(`  restored/cold:   ${((100 * readyRestored) / readyCold).toFixed(1)} % (goal <= 10 %)`);
+  console.log(
+    `  whole cell:      cold ${s(cold.wallMs)}, restored ${s(median(restored.map((r) => r.wallMs)))} (median): ${(cold.wallMs / median(restored.map((r) => r.wallMs))).toFixed(2)}x`,
+  );
+  if (ram !== undefined && state !== undefined) {
+    console.log(
+      `  snapshot:        RAM file ${mib(ram.size)} (${mib(ram.blocks * 512)} on disk), state ${(state.size / 1024).toFixed(0)} KiB`,
+    );
+  }
+
+  const par = 4;
+  const coldPar = await cells(
+    pool,
+    Array.from({ length: par }, () => spec(null)),
+  );
+  const restoredPar = await cells(
+    pool,
+    Array.from({ length: par }, () => spec(snapshots)),
+  );
+  bad.push(...failed([...coldPar.results, ...restoredPar.results]));
+  console.log(
+    `  ${par} cells at once: cold ${s(coldPar.ms)}, peak RSS ${mib(coldPar.peak.rss)}, PSS ${mib(coldPar.peak.pss)}`,
+  );
+  console.log(
+    `                   restored ${s(restoredPar.ms)}, peak RSS ${mib(restoredPar.peak.rss)}, PSS ${mib(restoredPar.peak.pss)}`,
+  );
+  if (bad.length > 0) {
+    console.log(`bench:snapshot: cells failed:\n  ${bad.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await pool.close();
+  rmSync(root, { recursive: true, force: true });
+}
