@@ -2,6 +2,8 @@
 // (installing missing Debian packages when allowed), list and remove cache entries, and
 // resolve a --kernel spec (src/kernel). Loaded by kernel-command.ts only when a subcommand runs.
 
+import { defaultSnapshotDir } from '../cell/cell-start.js';
+import { SnapshotStore } from '../vmm/snapshot/store.js';
 import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline/promises';
 import { buildKernel } from '../kernel/build.js';
@@ -108,6 +110,11 @@ export async function runBuild(flags: BuildFlags): Promise<void> {
   if (abort.signal.aborted) throw new KtstrError(INTERRUPTED);
 }
 
+/** The machine snapshots of a kernel label (cells' snapshots, src/cell/cell-start.ts). */
+function snapshotsOf(store: SnapshotStore, label: string): ReturnType<SnapshotStore['list']> {
+  return store.list().filter((e) => e.key?.kernel === label);
+}
+
 function kernelJson(k: ResolvedKernel): Record<string, unknown> {
   return {
     label: k.label,
@@ -125,6 +132,7 @@ export function runList(flags: JsonFlag): void {
   const cache = new KernelCache();
   const byLabel = new Map(cache.list().map((e) => [e.label, e.metadata]));
   const kernels = knownKernels({ cache });
+  const store = new SnapshotStore(defaultSnapshotDir());
   if (flags.json) {
     const rows = kernels.map((k) => {
       const m = k.origin === 'cache' ? byLabel.get(k.label) : undefined;
@@ -134,9 +142,17 @@ export function runList(flags: JsonFlag): void {
         configHash: m?.configHash ?? null,
         source: m?.source ?? null,
         schedulers: m?.schedulers ?? null,
+        snapshots: snapshotsOf(store, k.label).map((e) => ({
+          id: e.id,
+          topology: e.key?.topology ?? null,
+          memoryMiB: e.key?.memoryMiB ?? null,
+          diskBytes: e.diskBytes,
+        })),
       };
     });
-    process.stdout.write(JSON.stringify({ cacheDir: cache.root, kernels: rows }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ cacheDir: cache.root, snapshotDir: store.root, kernels: rows }, null, 2) + '\n',
+    );
     return;
   }
   if (kernels.length === 0) {
@@ -145,16 +161,19 @@ export function runList(flags: JsonFlag): void {
   }
   const rows = kernels.map((k) => {
     const m = k.origin === 'cache' ? byLabel.get(k.label) : undefined;
+    const snaps = snapshotsOf(store, k.label);
+    const disk = snaps.reduce((a, e) => a + e.diskBytes, 0);
     return [
       k.label,
       k.version ?? '?',
       k.origin,
       m ? m.builtAt.replace(/\.\d+Z$/, 'Z') : '-',
       m ? m.configHash.slice(0, 12) : '-',
+      snaps.length === 0 ? '-' : `${snaps.length} (${(disk / 2 ** 20).toFixed(0)} MiB)`,
       k.dir ?? k.bzImage,
     ];
   });
-  const head = ['LABEL', 'VERSION', 'ORIGIN', 'BUILT', 'CONFIG', 'PATH'];
+  const head = ['LABEL', 'VERSION', 'ORIGIN', 'BUILT', 'CONFIG', 'SNAPSHOTS', 'PATH'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]): string =>
     r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n';
@@ -175,7 +194,10 @@ export function runRemove(label: string): void {
   } finally {
     lock.release();
   }
-  process.stdout.write(`removed ${label}\n`);
+  const store = new SnapshotStore(defaultSnapshotDir());
+  const snaps = snapshotsOf(store, label);
+  for (const e of snaps) store.removeEntry(e.id);
+  process.stdout.write(`removed ${label}${snaps.length > 0 ? ` and its ${snaps.length} snapshot(s)` : ''}\n`);
 }
 
 export function runResolve(spec: string | undefined, flags: JsonFlag): void {

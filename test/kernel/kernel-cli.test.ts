@@ -1,5 +1,6 @@
 // Issue 6: the `kernel` command end to end on a stand-in source tree: build (config merged
-// and checked, entry written), list (table and --json), resolve, remove; a kernel that names
+// and checked, entry written), list (table and --json, with the kernel's machine snapshots),
+// resolve, remove (snapshots too); a kernel that names
 // nothing exits 2 (a usage error, as --kernel in every command) and the message names what
 // exists; a failed build exits 1; bad usage exits 2.
 
@@ -11,6 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { repoPath } from '../helpers/repo.js';
 import { makeFakeTree } from './fake-tree.js';
+import { SnapshotStore, RAM_FILE, STATE_FILE } from '../../src/vmm/snapshot/store.js';
+import { encodeState } from '../../src/vmm/snapshot/state-file.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-kernel-cli-'));
 const tree = makeFakeTree(join(tmp, 'tree'));
@@ -39,7 +42,7 @@ test('kernel list with an empty cache says how to build one', () => {
   assert.match(r.stdout, /no kernels .*kernel build/);
 });
 
-test('kernel build --source TREE, then list, resolve and remove', () => {
+test('kernel build --source TREE, then list (with its snapshots), resolve and remove (with them)', async () => {
   const b = cli('kernel', 'build', '--source', tree, '--no-schedulers', '--fragment', frag, '--label', 'fake one');
   assert.is(b.status, 0, b.stderr);
   assert.match(b.stdout, /built fake-one \(6\.12\.999\)/);
@@ -59,11 +62,35 @@ test('kernel build --source TREE, then list, resolve and remove', () => {
   const res = cli('kernel', 'resolve', '6.12', '--json');
   assert.is(res.status, 0, res.stderr);
   assert.is((JSON.parse(res.stdout) as { label: string }).label, 'fake-one');
+  // a machine snapshot of this kernel (as a cell saves one): listed with it, removed with it
+  const store = new SnapshotStore(join(tmp, 'xdg', 'ktstr-wasm', 'snapshots'));
+  await store.save({ kernel: 'fake-one', topology: '1n1l2c1t', memoryMiB: 576 }, (staging) => {
+    writeFileSync(join(staging, RAM_FILE), Buffer.alloc(3 * 2 ** 20, 1));
+    writeFileSync(join(staging, STATE_FILE), encodeState({}));
+  });
+  await store.save({ kernel: 'other', topology: '1n1l2c1t', memoryMiB: 576 }, (staging) => {
+    writeFileSync(join(staging, RAM_FILE), 'x');
+    writeFileSync(join(staging, STATE_FILE), encodeState({}));
+  });
+  assert.match(cli('kernel', 'list').stdout, /^fake-one\s+6\.12\.999\s+cache\s.*\s1 \(3 MiB\)\s/m);
+  const listed = JSON.parse(cli('kernel', 'list', '--json').stdout) as {
+    kernels: Array<{ snapshots: Array<{ topology: string; memoryMiB: number; diskBytes: number }> }>;
+  };
+  assert.equal(
+    listed.kernels[0].snapshots.map((e) => [e.topology, e.memoryMiB]),
+    [['1n1l2c1t', 576]],
+  );
   const again = cli('kernel', 'build', '--source', tree, '--no-schedulers', '--fragment', frag, '--label', 'fake-one');
   assert.is(again.status, 1);
   assert.match(again.stderr, /already has fake-one/, again.stderr);
   const rm = cli('kernel', 'remove', 'fake-one');
   assert.is(rm.status, 0, rm.stderr);
+  assert.match(rm.stdout, /removed fake-one and its 1 snapshot\(s\)/);
+  assert.equal(
+    store.list().map((e) => e.key?.kernel),
+    ['other'],
+    "another kernel's snapshot stays",
+  );
   assert.match(cli('kernel', 'list').stdout, /no kernels/);
 });
 

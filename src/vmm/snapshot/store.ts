@@ -182,6 +182,12 @@ export class SnapshotStore {
     this.removeDir(this.dir(key));
   }
 
+  /** Removes the entry named `id` (as list() gives it). */
+  removeEntry(id: string): void {
+    if (!/^[0-9a-f]{20}$/.test(id)) throw new SnapshotStoreError(`not a snapshot id: ${id}`);
+    this.removeDir(join(this.root, id));
+  }
+
   /** Removes the least recently used entries beyond `keep` (never `spare`). */
   private prune(spare: string): void {
     const entries = readdirSync(this.root)
