@@ -8,6 +8,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.js';
 import type { AgentImageCache } from '../guest/agent-initramfs.js';
@@ -58,6 +59,8 @@ export function cellSnapshotKey(m: CellMachine, agentKey: string): SnapshotKey {
     sharedRegionMiB: m.sharedRegionMiB,
     cmdline: m.cmdline,
     agent: agentKey,
+    // the vCPUs' saved CPUID and XSAVE layout are this host CPU's
+    hostCpu: cpus()[0]?.model ?? 'unknown',
   };
 }
 
