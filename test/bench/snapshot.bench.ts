@@ -10,19 +10,18 @@
 // host run --memory 6144 -- npm run bench:snapshot`).
 
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { prebuiltCell } from '../helpers/prebuilt-cell.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultKernelsDir } from '../../src/host/paths.js';
 import type { CellSpec } from '../../src/cell/run-cell.js';
 import type { CellResult } from '../../src/cell/result.js';
 import { CellPool } from '../../src/sweep/pool.js';
 import { SnapshotStore, RAM_FILE, STATE_FILE } from '../../src/vmm/snapshot/store.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const dir = join(defaultKernelsDir() ?? '', '6.12.117-sched_ext');
-const scx = join(dir, 'schedulers', 'scx_simple');
-if (!existsSync(scx) || !existsSync(join(dir, 'bzImage'))) {
-  console.log(`bench:snapshot: SKIPPED — ${dir} has no bzImage or scx_simple`);
+const cell = prebuiltCell();
+if (cell === undefined) {
+  console.log('bench:snapshot: SKIPPED — no prebuilt kernel with scx_simple (KTSTR_KERNEL / ../shared/kernels)');
   process.exit(0);
 }
 if (!existsSync('/dev/kvm')) {
@@ -35,18 +34,7 @@ if (!existsSync('/dev/kvm')) {
 const root = mkdtempSync(join(tmpdir(), 'ktstr-bench-snapshot-'));
 const snapshots = join(root, 'snapshots');
 let n = 0;
-const spec = (snapshotDir: string | null): CellSpec => ({
-  id: `bench/${n++}`,
-  scheduler: { name: 'scx_simple', binary: scx, args: [] },
-  kernel: { label: '6.12.117-sched_ext', image: join(dir, 'bzImage'), vmlinux: join(dir, 'vmlinux') },
-  topologyName: 'tiny-1llc',
-  topology: '1n1l4c1t',
-  memoryMiB: 256,
-  setupProblem: null,
-  raw: false,
-  keepDumps: 'none',
-  snapshotDir,
-});
+const spec = (snapshotDir: string | null): CellSpec => cell(String(n++), snapshotDir);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const s = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;

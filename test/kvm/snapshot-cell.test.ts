@@ -5,41 +5,24 @@
 // the guest's wall clock is the host's — and a cell with snapshots off boots cold. All three
 // pass with the same verdict (how much sooner the restored one starts: bench:snapshot).
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCell, type CellSpec } from '../../src/cell/run-cell.js';
+import { runCell } from '../../src/cell/run-cell.js';
 import type { CellResult } from '../../src/cell/result.js';
-import { findTestKernel } from '../helpers/test-kernel.js';
+import { prebuiltCell } from '../helpers/prebuilt-cell.js';
 
-const bzImage = findTestKernel();
-const kernelDir = bzImage === undefined ? undefined : dirname(bzImage);
-const scheduler = kernelDir === undefined ? undefined : join(kernelDir, 'schedulers', 'scx_simple');
+const spec = prebuiltCell();
 const root = mkdtempSync(join(tmpdir(), 'ktstr-snapshot-cell-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
-
-function spec(id: string, snapshotDir: string | null): CellSpec {
-  return {
-    id: `snapshot/${id}`,
-    scheduler: { name: 'scx_simple', binary: scheduler!, args: [] },
-    kernel: { label: '6.12.117-sched_ext', image: bzImage!, vmlinux: join(kernelDir!, 'vmlinux') },
-    topologyName: 'tiny-1llc',
-    topology: '1n1l4c1t',
-    memoryMiB: 256,
-    setupProblem: null,
-    raw: false,
-    keepDumps: 'none',
-    snapshotDir,
-  };
-}
 
 const line = (r: CellResult): string =>
   `${r.id}: ${r.start} ${r.passed ? 'PASS' : 'FAIL'} in ${(r.wallMs / 1000).toFixed(1)} s (boot ${((r.phases.boot ?? NaN) / 1000).toFixed(1)} s), clock skew ${r.guestClockSkewMs} ms, ${r.schedulerStatus}${r.snapshotNote ? `; ${r.snapshotNote}` : ''}`;
 
 test('saved at ready, restored, cold: the same passing verdict; the restored guest runs its cell', async () => {
-  if (bzImage === undefined || scheduler === undefined || !existsSync(scheduler)) {
+  if (spec === undefined) {
     console.log('  SKIPPED: no prebuilt kernel with scx_simple (KTSTR_KERNEL / ../shared/kernels)');
     return;
   }
