@@ -50,6 +50,14 @@ export interface VerifierSummary {
 export interface CellPhases {
   /** Host: initramfs, VM and vCPU threads, kernel boot, until the agent said hello. */
   boot?: number;
+  /** Within boot: the cell's images and snapshot looked up or built, before the VM. */
+  prepare?: number;
+  /** Within boot: guest RAM, the kernel and initramfs loaded into it (a restore: the snapshot's RAM mapped). */
+  vmSetup?: number;
+  /** Within boot: the VM and its vCPUs created, their threads started. */
+  vmCreate?: number;
+  /** Within boot: from the vCPUs' start to /init (the kernel's boot and the initramfs unpacked; a cold boot only). */
+  kernel?: number;
   /** Agent start to ready (Node start in the guest, plan read). */
   agentReady?: number;
   /** Host: from the cell's start until its agent waited for the cell (booted, or restored from the snapshot). */

@@ -349,6 +349,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   }
 
   const nonce = start.nonce;
+  /** When bootVm was called (its timings count from there). */
+  let tBoot = performance.now();
   const reader = new FrameReader(nonce, start.agentSeq);
   result.start = start.restore !== undefined ? 'restored' : 'cold';
   const phaseAt: Partial<
@@ -536,6 +538,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       return finish();
     }
     let vm: BootVmResult;
+    tBoot = performance.now();
     try {
       vm = await bootVm({
         kernel: spec.kernel.image,
@@ -654,7 +657,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     if (start.save !== undefined) p.save = span(phaseAt.ready, phaseAt.handed);
     const agentStart = vm.timings.markers[AGENT_START_MARKER];
     p.agentReady =
-      agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (t0 + agentStart);
+      agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (tBoot + agentStart);
+    p.prepare = tBoot - t0;
+    p.vmSetup = vm.timings.setupMs;
+    p.vmCreate = vm.timings.vmCreateMs;
+    if (agentStart !== undefined) p.kernel = agentStart - vm.timings.setupMs - vm.timings.vmCreateMs;
     p.verify = span(phaseAt.verify, phaseAt.attach ?? phaseAt.probe ?? phaseAt.result);
     p.attach = span(phaseAt.attach ?? phaseAt.verify, phaseAt.probe ?? phaseAt.result);
     p.probe = span(phaseAt.probe, phaseAt.stop ?? phaseAt.result);

@@ -251,11 +251,12 @@ export async function runSweepCommand(presets: string[], flags: SweepFlags): Pro
         if (flags.bundleBlocks) sendBundle(r);
         if (flags.verbose) {
           const ph = Object.entries(r.phases)
-            .map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)}s`)
+            .filter((e): e is [string, number] => typeof e[1] === 'number')
+            .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`)
             .join(', ');
           err.write(
             paint(err).dim(
-              `    phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`,
+              `    ${r.start ?? 'cold'}${r.snapshotNote ? ` (${r.snapshotNote})` : ''}; phases: ${ph}; host RSS ${r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`}`,
             ) + '\n',
           );
           const runs = programRuns(r);

@@ -251,7 +251,11 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
             .join(', ');
           const spawn = r.runs.map((x) => `${x.workers.length} workers in ${x.spawnMs.toFixed(0)} ms`).join(', ');
           const rss = r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`;
-          err.write(paint(err).dim(`    phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`) + '\n');
+          err.write(
+            paint(err).dim(
+              `    ${r.start ?? 'cold'}; phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`,
+            ) + '\n',
+          );
         }
       },
     },

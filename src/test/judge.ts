@@ -52,6 +52,8 @@ export interface TestResult {
   schedulerLog: string;
   consoleTail: string;
   phases: CellResult['phases'];
+  /** How the test's VM started (CellResult.start). */
+  start?: CellResult['start'];
   wallMs: number;
   /** The host process's resident set size after the test's VM was torn down, bytes (null: unknown). */
   hostRssBytes: number | null;
@@ -122,6 +124,7 @@ export function judgeTest(i: JudgeInput): TestResult {
         : log,
     consoleTail: c.consoleTail,
     phases: c.phases,
+    ...(c.start === undefined ? {} : { start: c.start }),
     wallMs: c.wallMs,
     hostRssBytes: c.hostRssBytes,
     ...(c.bundle === undefined ? {} : { bundle: c.bundle }),
