@@ -18,7 +18,7 @@ The command runs as root in L1, in the same working directory, with the project 
 package or git root around the working directory, without .git and the packages that only
 build or lint: typescript, assemblyscript, binaryen, prettier, eslint, dependency-cruiser,
 @types) copied in at the same path, plus node, qemu-system-x86_64, busybox and the prebuilt
-kernels (../shared/kernels); the image may hold at most 410 MiB (L1 does not boot past it). Files it
+kernels (../shared/kernels). Files it
 writes are not copied back. stdin is empty; stdout and stderr arrive merged on stdout, and the
 command sees a pipe, not a terminal. Environment inside: PATH and HOME of L1,
 KTSTR_IN_TEST_HOST=1, every KTSTR_* variable, CI, NO_COLOR, FORCE_COLOR, NODE_OPTIONS,
