@@ -21,9 +21,18 @@ import { SnapshotStore, type SnapshotKey, type StoredSnapshot } from '../vmm/sna
 /** Bumped when what a snapshot holds, or how a cell starts from one, changes: older snapshots are then not used. */
 export const CELL_SNAPSHOT_FORMAT = 1;
 
-/** Where cells keep their snapshots unless told otherwise: beside the kernel cache (`<cache>/snapshots`). */
+/**
+ * Where cells keep their snapshots unless told otherwise: beside the kernel cache
+ * (`<cache>/snapshots`); inside the test host, whose files all live in its RAM, on /dev/shm
+ * (a tmpfs of its own: the root file system's would fill up).
+ */
 export function defaultSnapshotDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(cacheRoot(env), 'snapshots');
+  return env.KTSTR_IN_TEST_HOST === '1' ? '/dev/shm/ktstr-wasm-snapshots' : join(cacheRoot(env), 'snapshots');
+}
+
+/** How many snapshots a store keeps: 3, and inside the test host (RAM) 1. */
+export function snapshotsKept(env: NodeJS.ProcessEnv = process.env): number {
+  return env.KTSTR_IN_TEST_HOST === '1' ? 1 : 3;
 }
 
 const imageHashes = new Map<string, string>();
@@ -118,7 +127,7 @@ export async function planCellStart(o: {
     return { nonce, agentSeq: 0, initrd: await o.images.initrd(null, basePlan(nonce, o.ring, o.mailbox)) };
   };
   if (o.snapshotDir === null) return cold();
-  const store = new SnapshotStore(o.snapshotDir);
+  const store = new SnapshotStore(o.snapshotDir, snapshotsKept());
   const key = cellSnapshotKey(o.machine, o.images.baseKey(null));
   const opened = store.open(key, o.machine.memoryMiB * 2 ** 20);
   if (opened.kind === 'ok') {

@@ -24,7 +24,6 @@ export function checkFacts(v: unknown): AgentFacts | string {
   for (const k of ['stateAtAttach', 'ops', 'output']) if (!str(v[k])) return k;
   if (!(v.outputBulk === null || str(v.outputBulk))) return 'outputBulk';
   if (!num(v.outputDropped)) return 'outputDropped';
-  if (v.wallClockMs !== undefined && !num(v.wallClockMs)) return 'wallClockMs';
   if (!end(v.endedBeforeAttach)) return 'endedBeforeAttach';
   if (v.probe !== null) {
     const p = v.probe;

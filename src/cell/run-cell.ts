@@ -153,7 +153,7 @@ function isBulk(m: { record?: unknown; total?: unknown }): boolean {
 }
 
 /** The shared region: its size (the agent's records, and the host's mailbox that also carries a cell's files), and where bootVm puts it for a RAM size (the top of low RAM). */
-export const RING_MIB = 16;
+export const RING_MIB = 32;
 function ringRange(memoryMiB: number): { guestPhysAddr: number; size: number } {
   const r = reservedTop({ lowSize: ramLayout(memoryMiB * 2 ** 20)[0].size }, RING_MIB * 2 ** 20);
   return { guestPhysAddr: r.addr, size: r.size };
@@ -437,6 +437,13 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         break;
       case 'phase':
         if (!AGENT_PHASES.includes(m.phase)) break;
+        if (
+          result.guestClockSkewMs === undefined &&
+          typeof m.wallClockMs === 'number' &&
+          Number.isFinite(m.wallClockMs)
+        ) {
+          result.guestClockSkewMs = m.wallClockMs - Date.now();
+        }
         phaseAt[m.phase] = now;
         hooks.onPhase?.(m.phase);
         break;
@@ -459,9 +466,6 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       case 'result': {
         phaseAt.result = now;
         const checked = checkFacts(m.facts);
-        if (typeof checked !== 'string' && checked.wallClockMs !== undefined) {
-          result.guestClockSkewMs = checked.wallClockMs - Date.now();
-        }
         if (typeof checked === 'string') {
           agentError = `the agent's report is malformed (${checked})`;
         } else {

@@ -145,8 +145,6 @@ export interface AgentFacts {
   outputDropped: number;
   /** The test's facts, for a test cell (null otherwise or when it never ran). */
   test: TestFacts | null;
-  /** The guest's wall clock (ms since the epoch) as the agent sends its report: the host compares it with its own. */
-  wallClockMs?: number;
 }
 
 /** Agent -> host message types. */
@@ -154,7 +152,8 @@ export type AgentMessage =
   | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
   /** A base image's agent is up and waits for its cell (`cell`): the snapshot point. */
   | { type: 'ready' }
-  | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number }
+  /** `wallClockMs`: the guest's wall clock as the first phases start (the host compares it with its own). */
+  | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number; wallClockMs?: number }
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
   | { type: 'probed' }
   | { type: 'result'; facts: AgentFacts }

@@ -72,7 +72,6 @@ async function main(): Promise<number> {
       } else if (facts.output.length > INLINE_OUTPUT_MAX) {
         facts.output = `${facts.output.slice(0, INLINE_OUTPUT_MAX / 2)}\n[ktstr: output cut to fit the serial channel]\n${facts.output.slice(-INLINE_OUTPUT_MAX / 2)}`;
       }
-      facts.wallClockMs = Date.now();
       chan.send({ type: 'result', facts });
       bulk?.close();
       // written is not transmitted: the UART sends from the tty buffer after writeSync returns,

@@ -70,7 +70,7 @@ async function runPlanWith(
     if (plan.test !== null) {
       // EEVDF: the body runs at once; a scheduler it attaches is its own business
       const control = new SwitchableScheduler(null, plan);
-      chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
+      chan.send({ type: 'phase', phase: 'body', atMs: performance.now(), wallClockMs: Date.now() });
       try {
         facts.test = await runTest(plan.test, {
           online: online(),
@@ -115,7 +115,7 @@ async function runPlanWith(
   // (a scheduler that stalls or errors out right after enabling takes the agent down with it)
   const seqBefore = schedExtEnableSeq();
   const attachedSince = (): boolean => seqBefore >= 0 && schedExtEnableSeq() > seqBefore;
-  chan.send({ type: 'phase', phase: 'verify', atMs: performance.now() });
+  chan.send({ type: 'phase', phase: 'verify', atMs: performance.now(), wallClockMs: Date.now() });
   let sched = new SchedulerProcess(plan.scheduler.path, plan.scheduler.args);
   let control: SwitchableScheduler | null = null;
   try {
@@ -153,7 +153,7 @@ async function runPlanWith(
       await workers.close();
       facts.probe = { ...probe, stateAfter: schedExtState(), schedulerAlive: sched.alive };
     } else if (plan.test !== null) {
-      chan.send({ type: 'phase', phase: 'body', atMs: performance.now() });
+      chan.send({ type: 'phase', phase: 'body', atMs: performance.now(), wallClockMs: Date.now() });
       control = new SwitchableScheduler(sched, plan);
       facts.test = await runTest(plan.test, { online: cpus, schedExt: true, scheduler: control, log: () => {}, host });
       facts.test.stateAtEnd = schedExtState();
