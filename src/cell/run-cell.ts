@@ -416,6 +416,9 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           .finally(() => giveCell(vm));
         break;
       }
+      case 'time-request':
+        live?.app(encodeFrame(nonce, hostSeq++, { type: 'time', realtimeMs: Date.now() }));
+        break;
       case 'hello':
         phaseAt.hello = now;
         if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {

@@ -152,6 +152,8 @@ export type AgentMessage =
   | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
   /** A base image's agent is up and waits for its cell (`cell`): the snapshot point. */
   | { type: 'ready' }
+  /** The agent asks for the host's wall clock (answered `time`) to set the guest's. */
+  | { type: 'time-request' }
   /** `wallClockMs`: the guest's wall clock as the first phases start (the host compares it with its own). */
   | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number; wallClockMs?: number }
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
@@ -179,6 +181,8 @@ export type HostMessage =
   | { type: 'bulk-ack'; total: number }
   | { type: 'done' }
   | { type: 'reply'; id: number; length: number; crc: number; error: string | null }
+  /** The host's wall clock, ms since the epoch, as it answers `time-request`. */
+  | { type: 'time'; realtimeMs: number }
   | CellMessage;
 
 /**

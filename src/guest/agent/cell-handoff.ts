@@ -29,10 +29,27 @@ function busybox(args: string[], input?: Uint8Array): void {
   }
 }
 
-/** Sets the wall clock to `ms` since the epoch (UTC, to the second: busybox date's precision). */
+/** Sets the wall clock to `ms` since the epoch (UTC, to the nearest second: busybox date's precision). */
 function setWallClock(ms: number): void {
-  const iso = new Date(ms).toISOString(); // 2026-12-04T15:30:01.123Z
+  const iso = new Date(Math.round(ms / 1000) * 1000).toISOString(); // 2026-12-04T15:30:01.000Z
   busybox(['date', '-u', '-s', `${iso.slice(0, 10)} ${iso.slice(11, 19)}`]);
+}
+
+/**
+ * Sets the guest's wall clock from the host's, asked for now (a restored guest can take
+ * seconds between the cell's arrival and here, its memory faulting in): the host's answer plus
+ * half the round trip, plus the time since the answer came.
+ */
+async function syncWallClock(chan: AgentChannel, fallbackMs: number): Promise<void> {
+  const asked = performance.now();
+  chan.send({ type: 'time-request' });
+  const m = await chan.next('time', 10_000);
+  const answered = performance.now();
+  const hostMs =
+    m !== null && m.type === 'time' && Number.isFinite(m.realtimeMs)
+      ? m.realtimeMs + (answered - asked) / 2
+      : fallbackMs;
+  setWallClock(hostMs + (performance.now() - answered));
 }
 
 /** Mixes the host's random bytes into the kernel's pool (a write to /dev/urandom mixes, without crediting entropy). */
@@ -66,7 +83,6 @@ export async function receiveCell(base: AgentPlan, chan: AgentChannel, mailbox: 
   const m = await chan.next('cell', CELL_WAIT_MS);
   if (m === null) throw new CellHandoffError(`the host sent no cell within ${CELL_WAIT_MS / 1000} s`);
   if (!isCellMessage(m)) throw new CellHandoffError('the cell message is malformed');
-  setWallClock(m.realtimeMs);
   reseed(m.seed);
   const plan = JSON.parse(
     Buffer.from(mailbox.read(m.plan.length, m.plan.crc, 'cell plan')).toString('utf8'),
@@ -76,6 +92,7 @@ export async function receiveCell(base: AgentPlan, chan: AgentChannel, mailbox: 
   if (m.archive.length > 0) {
     busybox(['cpio', '-idmu'], mailbox.read(m.archive.length, m.archive.crc, 'cell archive', m.archive.offset));
   }
+  await syncWallClock(chan, m.realtimeMs);
   // the channel, ring and mailbox are the base's: the VM's, not the cell's
   return { ...plan, nonce: base.nonce, ring: base.ring, mailbox: base.mailbox, awaitCell: false };
 }
