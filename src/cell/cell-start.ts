@@ -92,10 +92,10 @@ export function basePlan(nonce: string, ring: AgentPlan['ring'], mailbox: AgentP
 }
 
 /** What a snapshot keeps beside the machine: the base's frame nonce, and the agent's next frame number. */
-interface SnapshotExtra {
+type SnapshotExtra = {
   nonce: string;
   agentSeq: number;
-}
+};
 
 export interface CellStart {
   nonce: string;
@@ -155,7 +155,7 @@ export async function saveCellSnapshot(
   agentSeq: number,
 ): Promise<boolean> {
   const extra: SnapshotExtra = { nonce, agentSeq };
-  return (await live.saveSnapshot(save.store, save.key, { ...extra })).saved;
+  return (await live.saveSnapshot(save.store, save.key, extra)).saved;
 }
 
 /**

@@ -216,6 +216,16 @@ function cellPlaces(topology: string): { cpu: number; node: number; llc: number;
   }));
 }
 
+/** The shared region split in two: the lower half carries the agent's records (`ring`), the upper half the host's mailbox. */
+function sharedHalves(ring: AgentPlan['ring']): { ring: AgentPlan['ring']; mailbox: AgentPlan['ring'] } {
+  return ring === null
+    ? { ring: null, mailbox: null }
+    : {
+        ring: { guestPhysAddr: ring.guestPhysAddr, size: ring.size / 2 },
+        mailbox: { guestPhysAddr: ring.guestPhysAddr + ring.size / 2, size: ring.size / 2 },
+      };
+}
+
 /** The agent's plan for a cell (its scheduler at its guest path, the cell's timeouts); `ring`: the shared region, null without one. */
 export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring']): AgentPlan {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
@@ -231,9 +241,7 @@ export function cellPlan(spec: CellSpec, nonce: string, ring: AgentPlan['ring'])
     probeMs: timeouts.probeMs,
     stopTimeoutMs: timeouts.stopMs,
     hostReadTimeoutMs: 30_000,
-    // the shared region's lower half carries the agent's records, its upper half the host's replies
-    ring: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr, size: ring.size / 2 },
-    mailbox: ring === null ? null : { guestPhysAddr: ring.guestPhysAddr + ring.size / 2, size: ring.size / 2 },
+    ...sharedHalves(ring),
     test:
       spec.test === undefined
         ? null
@@ -315,7 +323,6 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let archive: Buffer;
   try {
     imageCache ??= new AgentImageCache();
-    const regions = cellPlan(spec, '', ring);
     start = await planCellStart({
       machine: {
         kernelLabel: spec.kernel.label,
@@ -327,8 +334,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       },
       images: imageCache,
       snapshotDir: spec.snapshotDir === undefined ? defaultSnapshotDir() : spec.snapshotDir,
-      ring: regions.ring,
-      mailbox: regions.mailbox,
+      ...sharedHalves(ring),
     });
     if (start.note !== undefined) result.snapshotNote = start.note;
     plan = cellPlan(spec, start.nonce, ring);
