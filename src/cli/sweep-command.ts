@@ -3,7 +3,8 @@
 // `sweep merge FILE...` prints the tables of several shards' JSON results as one run.
 // The implementation (sweep-run.ts) is loaded only when the command runs.
 
-import { collect, Command, nonNegativeInt, Option, positiveInt } from './commander.js';
+import { collect, Command, Option, positiveInt } from './commander.js';
+import { addCellRunOptions } from './monitor-flags.js';
 import type { SweepFlags } from './sweep-run.js';
 
 const EXAMPLES = `
@@ -57,21 +58,8 @@ export function sweepCommand(parent: Command): Command {
         .choices(['failures', 'all', 'none'])
         .default('failures'),
     )
-    .option('--out <DIR>', 'where failure bundles go, one directory per cell', './ktstr-out')
-    .option(
-      '--monitor-interval <MS>',
-      'host monitor sampling interval, ms (runqueues, sched_ext state; 0: off)',
-      nonNegativeInt('--monitor-interval', 60_000),
-      100,
-    )
-    .option(
-      '--no-repro',
-      'do not rerun a cell whose scheduler crashed (the repro run probes the crash path from the host)',
-    )
-    .option(
-      '--no-snapshot',
-      "boot every cell's VM cold (default: the first cell of a machine saves a snapshot at its agent's start, the others restore it)",
-    )
+    .option('--out <DIR>', 'where failure bundles go, one directory per cell', './ktstr-out');
+  addCellRunOptions(sweep)
     .option('--list', 'print the cells and exit')
     .option('--no-test-host', 'fail instead of running inside the emulated test host when /dev/kvm is unusable')
     .option('-v, --verbose', "print each cell's phase timings and host RSS")
