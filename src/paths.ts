@@ -1,5 +1,5 @@
 // Project-wide locations: the package root (holding package.json), the cache root, and
-// executables on PATH. Every layer may import this file; it imports nothing of the project.
+// executables on PATH; and whether a cache lock's owner process still lives. Every layer may import this file; it imports nothing of the project.
 
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -41,5 +41,16 @@ function isExecutable(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Whether process `pid` exists (a cache lock file's owner: a lock of a gone process is stale). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

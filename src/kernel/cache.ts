@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { cacheRoot } from '../paths.js';
+import { cacheRoot, pidAlive } from '../paths.js';
 import { isSanitizedLabel } from './label.js';
 import { KtstrError } from '../errors.js';
 
@@ -78,16 +78,6 @@ export class CacheLockedError extends CacheError {
     readonly ownerPid: number,
   ) {
     super(message);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -24,6 +24,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { KtstrError } from '../../errors.js';
+import { pidAlive } from '../../paths.js';
 import { decodeState, type StateValue } from './state-file.js';
 
 /** What a snapshot was taken of: a restored VM is only ever this machine (kernel, topology, memory, agent, command line). */
@@ -64,15 +65,6 @@ export type OpenResult =
   | { kind: 'missing' }
   /** The entry was unusable and has been removed: why. */
   | { kind: 'damaged'; reason: string };
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -223,7 +215,7 @@ export class SnapshotStore {
       } catch {
         continue; // released meanwhile
       }
-      if (!Number.isInteger(owner) || owner <= 0 || !pidAlive(owner)) {
+      if (!pidAlive(owner)) {
         rmSync(path, { force: true });
         continue;
       }
