@@ -388,6 +388,26 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   });
   hooks.signal?.addEventListener('abort', onAbort);
 
+  /** Starts the host monitor once the agent is up (its hello; a restored VM: at once). */
+  const startMonitor = (): void => {
+    if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
+      monitor = new MonitorSession(monitorInterval, places, spec.monitorProgramEvery);
+      monitor.schedulerView = schedulerView;
+      monitor.varWriter = writeSchedulerVar;
+      try {
+        debugSlots ??= new DebugSlots(live);
+        void monitor.start(live, kernelImage(spec.kernel.vmlinux), debugSlots);
+      } catch (e) {
+        monitor.stop();
+        result.monitor = emptyTimeline(
+          monitorInterval,
+          `monitor not started: ${e instanceof Error ? e.message : String(e)}`,
+        );
+        monitor = null;
+      }
+    }
+  };
+
   /** Gives the waiting agent its cell (a failure to is the agent's: it cannot run). */
   const giveCell = (vm: LiveVm): void => {
     phaseAt.handed = performance.now();
@@ -427,22 +447,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         break;
       case 'hello':
         phaseAt.hello = now;
-        if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
-          monitor = new MonitorSession(monitorInterval, places, spec.monitorProgramEvery);
-          monitor.schedulerView = schedulerView;
-          monitor.varWriter = writeSchedulerVar;
-          try {
-            debugSlots ??= new DebugSlots(live);
-            void monitor.start(live, kernelImage(spec.kernel.vmlinux), debugSlots);
-          } catch (e) {
-            monitor.stop();
-            result.monitor = emptyTimeline(
-              monitorInterval,
-              `monitor not started: ${e instanceof Error ? e.message : String(e)}`,
-            );
-            monitor = null;
-          }
-        }
+        startMonitor();
         break;
       case 'phase':
         if (!AGENT_PHASES.includes(m.phase)) break;
@@ -567,8 +572,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           live = v;
           if (start.restore !== undefined) {
             // a restored VM starts in the agent's wait for its cell: past its hello and ready
-            handle({ type: 'hello', node: '', kernel: '', cpus: 0, uptimeMs: 0 });
-            phaseAt.ready = performance.now();
+            phaseAt.hello = phaseAt.ready = performance.now();
+            startMonitor();
             giveCell(v);
           }
           if (hooks.signal?.aborted) v.end('interrupted');
