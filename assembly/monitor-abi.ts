@@ -19,10 +19,11 @@ export const MON_TASK_COMM = 10;
 export const MON_TASK_POLICY = 11;
 export const MON_TASK_RUNNABLE_NODE = 12; // task_struct.scx + sched_ext_entity.runnable_node
 export const MON_TASK_RUNNABLE_AT = 13; // task_struct.scx + sched_ext_entity.runnable_at
-export const MON_COUNT = 14;
+export const MON_RQ_PREV_STEAL_TIME = 14; // rq.prev_steal_time (CONFIG_PARAVIRT)
+export const MON_COUNT = 15;
 
 // ---- one runqueue record (sampleRunqueues output), little-endian
-export const RQ_RECORD_SIZE = 96;
+export const RQ_RECORD_SIZE = 104;
 export const RQ_KVA = 0; // u64 this CPU's struct rq
 export const RQ_CLOCK = 8; // u64 rq->clock (ns)
 export const RQ_CURR_KVA = 16; // u64 rq->curr
@@ -39,6 +40,7 @@ export const RQ_RUNNABLE_COUNT = 64; // u32 tasks on the runnable list (walked)
 export const RQ_FLAGS = 68; // u32 RQF_* below
 export const RQ_COMM = 72; // 16 bytes: the current task's comm
 export const RQ_CPU = 88; // u32 rq->cpu as the kernel stored it
+export const RQ_STEAL = 96; // u64 rq->prev_steal_time (ns the vCPU was not running, as accounted at its ticks; 0 when absent)
 export const RQ_OUT_RECORDS = 512; // records per sampleRunqueues call
 
 // RQ_FLAGS bits

@@ -8,7 +8,9 @@
  * and ktstr_cgroup_set_weight) times its own p->scx.weight / 100 (nice). The hierarchy is
  * flat: only the cgroup the task is in counts (the cpu controller's cgroup of the task, as
  * scx_bpf_task_cgroup() reports it), not its ancestors. A queued task's vtime is lifted to
- * at least the global vtime minus one slice, so a sleeper cannot bank credit. The global
+ * at least the global vtime minus one slice, so a sleeper cannot bank credit, and at most
+ * two slices past it, so a task that ran long in one go is not kept off the CPU for seconds
+ * paying it back (EEVDF bounds lag both ways too). The global
  * vtime is the highest vtime of a task that started running after being taken from the
  * shared DSQ (so about the queue's lowest); a task resuming its slice (after a preemption
  * by a higher class, or kept on its CPU) does not move it: its vtime, charged as it runs,
@@ -49,6 +51,7 @@ char _license[] SEC("license") = "GPL";
 
 #define SHARED_DSQ 0
 #define NORMAL_SLICE_NS 20000000ULL   /* SCX_SLICE_DFL */
+#define MAX_LEAD_NS (2 * NORMAL_SLICE_NS) /* how far a queued task's vtime may run ahead */
 #define LONG_SLICE_NS 5000000000ULL   /* --long-slice-cgroup */
 /* --starve-cgroup: the starved tasks all get one slice this often, inside the 30 s watchdog */
 #define STARVE_RELEASE_NS 20000000000ULL
@@ -266,6 +269,10 @@ void BPF_PROG(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 	floor = vtime_now > NORMAL_SLICE_NS ? vtime_now - NORMAL_SLICE_NS : 0;
 	if (vtime_before(vtime, floor))
 		vtime = floor;
+	/* and no banked debt past MAX_LEAD_NS: a long burst (the guest agent forking a run's
+	 * workers) would otherwise wait its whole lead out behind the spinners -- seconds */
+	if (vtime_before(vtime_now + MAX_LEAD_NS, vtime))
+		vtime = vtime_now + MAX_LEAD_NS;
 	scx_bpf_dispatch_vtime(p, SHARED_DSQ, class_slice_ns(class), vtime, enq_flags);
 }
 

@@ -8,6 +8,7 @@
 import type { KernelImage } from '../monitor/kernel-image.js';
 import { GuestKernel } from '../monitor/guest-kernel.js';
 import { RunqueueSampler } from '../monitor/runqueues.js';
+import { StealHistory } from '../monitor/steal-history.js';
 import { readJiffies, readScxState, type ScxExitInfo } from '../monitor/sched-ext-state.js';
 import {
   checkSchedDomains,
@@ -125,6 +126,8 @@ export class MonitorSession {
   private exitJitTried = false;
   /** Samples failed in a row (a torn read fails one; MAX_FAILURES_IN_A_ROW stop the monitor). */
   private failures = 0;
+  /** Per CPU steal at recent samples: the part of a wait the host did not run the vCPU. */
+  private readonly steal = new StealHistory();
 
   /** `programEvery`: read the programs' run counts on every n-th sample (1: every sample, as a repro run does). */
   constructor(
@@ -272,23 +275,32 @@ export class MonitorSession {
       ...(progs === undefined ? {} : { progs }),
       scx: scx?.state ?? null,
       ops: scx?.opsName ?? null,
-      cpus: this.sampler!.sample().map((r) => ({
-        cpu: r.cpu,
-        nr: r.nrRunning,
-        cfs: r.cfsNrRunning,
-        scx: r.scxNrRunning,
-        dsq: r.localDsqDepth,
-        clockMs: Number(r.clockNs / 1000n) / 1000,
-        pid: r.curr?.pid ?? null,
-        comm: r.curr?.comm ?? null,
-        policy: r.curr?.policy ?? null,
-        runnable: r.runnable,
-        waitMs:
+      cpus: this.sampler!.sample().map((r) => {
+        const steal = Number(r.stealNs);
+        const waitJiffies =
           r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies
             ? null
-            : Number(jiffies - r.oldest.runnableAt) * msPerJiffy,
-        waitPid: r.oldest?.pid ?? null,
-      })),
+            : Number(jiffies - r.oldest.runnableAt);
+        const stolenMs =
+          waitJiffies === null ? 0 : this.steal.stolenMsSince(r.cpu, Number(r.oldest!.runnableAt), steal);
+        if (jiffies !== null && r.readable) this.steal.record(r.cpu, Number(jiffies), steal);
+        return {
+          cpu: r.cpu,
+          nr: r.nrRunning,
+          cfs: r.cfsNrRunning,
+          scx: r.scxNrRunning,
+          dsq: r.localDsqDepth,
+          clockMs: Number(r.clockNs / 1000n) / 1000,
+          pid: r.curr?.pid ?? null,
+          comm: r.curr?.comm ?? null,
+          policy: r.curr?.policy ?? null,
+          runnable: r.runnable,
+          // the wait while the vCPU ran: what the scheduler could have used
+          waitMs: waitJiffies === null ? null : Math.max(0, waitJiffies * msPerJiffy! - stolenMs),
+          waitStolenMs: waitJiffies === null ? null : Math.min(stolenMs, waitJiffies * msPerJiffy!),
+          waitPid: r.oldest?.pid ?? null,
+        };
+      }),
     };
   }
 

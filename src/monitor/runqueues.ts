@@ -19,6 +19,8 @@ export interface RunqueueSample {
   localDsqDepth: number;
   scxFlags: number;
   clockNs: bigint;
+  /** rq->prev_steal_time: ns this vCPU was ready but not run by its host, as accounted at its ticks (0 without CONFIG_PARAVIRT). */
+  stealNs: bigint;
   /** The running task; null when rq->curr could not be read. */
   curr: { pid: number; comm: string; policy: number } | null;
   /** Tasks on the sched_ext runnable list (runnable, not running), and the one waiting longest. */
@@ -71,6 +73,7 @@ const FIELDS: readonly [number, [string, string][]][] = [
   [abi.MON_RQ_CURR, [['rq', 'curr']]],
   [abi.MON_RQ_CLOCK, [['rq', 'clock']]],
   [abi.MON_RQ_CPU, [['rq', 'cpu']]],
+  [abi.MON_RQ_PREV_STEAL_TIME, [['rq', 'prev_steal_time']]],
   [abi.MON_TASK_PID, [['task_struct', 'pid']]],
   [abi.MON_TASK_COMM, [['task_struct', 'comm']]],
   [abi.MON_TASK_POLICY, [['task_struct', 'policy']]],
@@ -164,6 +167,7 @@ function decodeRecord(v: DataView, o: number, cpu: number): RunqueueSample {
     localDsqDepth: u32(abi.RQ_LOCAL_DSQ_NR),
     scxFlags: u32(abi.RQ_SCX_FLAGS),
     clockNs: v.getBigUint64(o + abi.RQ_CLOCK, true),
+    stealNs: v.getBigUint64(o + abi.RQ_STEAL, true),
     curr: (flags & abi.RQF_CURR) !== 0 ? { pid: u32(abi.RQ_CURR_PID), comm, policy: u32(abi.RQ_CURR_POLICY) } : null,
     runnable,
     oldest:

@@ -377,6 +377,10 @@ function sampleOneTs(
     at64(rqHi, rqLo, offs[abi.MON_RQ_CLOCK]);
     put64(abi.RQ_CLOCK, w.entryHi, w.entryLo);
   }
+  if (offs[abi.MON_RQ_PREV_STEAL_TIME] >= 0) {
+    at64(rqHi, rqLo, offs[abi.MON_RQ_PREV_STEAL_TIME]);
+    put64(abi.RQ_STEAL, w.entryHi, w.entryLo);
+  }
   if (w.fault) {
     // unreadable: every count 0, flags 0
     for (let i = 0; i < abi.RQ_RECORD_SIZE; i += 4) out.setUint32(rec + i, 0, true);

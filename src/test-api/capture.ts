@@ -16,7 +16,10 @@ export interface CapturedCpu {
   /** The running task's scheduling policy (7: SCHED_EXT), null when unread. */
   policy: number | null;
   runnable: number;
+  /** The longest wait on the runnable list, less the time its vCPU was not run by the host (steal), ms. */
   waitMs: number | null;
+  /** The steal left out of that wait, ms (null without a waiting task; absent in older results). */
+  waitStolenMs?: number | null;
   waitPid: number | null;
 }
 

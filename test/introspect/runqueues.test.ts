@@ -49,6 +49,7 @@ test('four CPUs: counts, clock, current task and the oldest runnable task, exact
   ];
   specs[3].runnable = [taskSpec(400, 5000n), taskSpec(401, 4000n), taskSpec(402, 4000n)];
   specs[1].curr = { pid: 4242, comm: 'a-fifteen-char!', policy: 1, runnableAt: 0n };
+  specs[3].steal = 0x1_2345_6789_abcdn; // rq->prev_steal_time, all 64 bits
   specs.forEach((s, cpu) => rqs.setRq(cpu, s));
   const intro = g.introspector();
   const samples = sampler(intro, rqs).sample();
@@ -66,6 +67,7 @@ test('four CPUs: counts, clock, current task and the oldest runnable task, exact
         localDsqDepth: s.localDsqNr,
         scxFlags: s.scxFlags,
         clockNs: s.clock,
+        stealNs: s.steal ?? 0n,
         curr: { pid: s.curr!.pid, comm: s.curr!.comm, policy: s.curr!.policy },
         runnable: s.runnable.length,
         oldest: r.oldest,

@@ -30,6 +30,7 @@ export const RQ_TEST_OFFSETS: readonly number[] = (() => {
   t[abi.MON_RQ_CURR] = 0x9a0;
   t[abi.MON_RQ_CLOCK] = 0xefc; // rq at +0x100 of a page: bytes 0xffc..0x1003 of the area
   t[abi.MON_RQ_CPU] = 0xd14;
+  t[abi.MON_RQ_PREV_STEAL_TIME] = 0x4f4;
   t[abi.MON_TASK_PID] = 0x5dc;
   t[abi.MON_TASK_COMM] = 0x7a3;
   t[abi.MON_TASK_POLICY] = 0x61e;
@@ -56,6 +57,8 @@ export interface RqSpec {
   scxFlags: number;
   localDsqNr: number;
   clock: bigint;
+  /** rq->prev_steal_time (ns); 0 when left out. */
+  steal?: bigint;
   /** The task on the CPU; null leaves rq->curr 0. */
   curr: TaskSpec | null;
   /** The sched_ext runnable list, head first. */
@@ -150,6 +153,7 @@ export class SyntheticRunqueues {
     w32(abi.MON_RQ_LOCAL_DSQ_NR, spec.localDsqNr);
     w32(abi.MON_RQ_CPU, cpu);
     if (o[abi.MON_RQ_CLOCK] >= 0) g.w64(rq + o[abi.MON_RQ_CLOCK], spec.clock);
+    if (o[abi.MON_RQ_PREV_STEAL_TIME] >= 0) g.w64(rq + o[abi.MON_RQ_PREV_STEAL_TIME], spec.steal ?? 0n);
     const curr = spec.curr === null ? null : this.task(spec.curr);
     if (o[abi.MON_RQ_CURR] >= 0) g.w64(rq + o[abi.MON_RQ_CURR], curr === null ? 0n : curr.kva);
     const runnable = spec.runnable.map((t) => this.task(t));
@@ -219,6 +223,7 @@ const MEMBERS: Record<string, number> = {
   'rq.curr': 0x9a0,
   'rq.clock': 0xefc,
   'rq.cpu': 0xd14,
+  'rq.prev_steal_time': 0x4f4,
   'task_struct.pid': 0x5dc,
   'task_struct.comm': 0x7a3,
   'task_struct.policy': 0x61e,

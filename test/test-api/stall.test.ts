@@ -7,6 +7,7 @@ import { mergeThresholds, stall } from '../../src/test/checks/index.js';
 import { emptyTimeline, thinTimeline, type CpuTick, type MonitorTimeline } from '../../src/cell/monitor-session.js';
 import { monitorLines, summarizeTimeline } from '../../src/cell/monitor-summary.js';
 import { Snapshot, SnapshotPathError } from '../../src/test-api/snapshot.js';
+import { StealHistory } from '../../src/monitor/steal-history.js';
 
 const cpu = (c: number, o: Partial<CpuTick> = {}): CpuTick => ({
   cpu: c,
@@ -50,6 +51,28 @@ test('a task waiting past the bound fails stall once, with its pid, CPU and long
   const off = stall(tl, mergeThresholds({ stall: { enabled: false } }));
   assert.is(off.verdict.passed, true);
   assert.match(off.verdict.skipped ?? '', /off/);
+});
+
+test('steal is left out of a wait: counted from the last sample before it began, named in the line', () => {
+  const h = new StealHistory();
+  // jiffies at HZ 1000; steal in ns: 40 ms of steal by jiffy 1100, 700 ms by jiffy 2000
+  h.record(0, 1000, 0);
+  h.record(0, 1100, 40e6);
+  h.record(0, 2000, 700e6);
+  assert.is(h.stolenMsSince(0, 1150, 900e6), 860, 'from the sample at 1100, the last one before 1150');
+  assert.is(h.stolenMsSince(0, 500, 900e6), 900, 'older than every sample: the oldest stands in');
+  assert.is(h.stolenMsSince(1, 500, 900e6), 0, 'a CPU without samples: nothing left out');
+  for (let i = 0; i < 700; i++) h.record(2, 10_000 + i, i * 1e6);
+  assert.is(h.stolenMsSince(2, 0, 699e6), 599, 'bounded: only the last 600 samples are kept');
+
+  const tl = timeline([
+    { t: 9000, cpus: [cpu(0, { nr: 2, runnable: 1, waitMs: 2600, waitStolenMs: 1250, waitPid: 7 })] },
+    { t: 9100, cpus: [cpu(1, { nr: 2, runnable: 1, waitMs: 1900, waitStolenMs: 3000, waitPid: 8 })] },
+  ]);
+  const j = stall(tl, mergeThresholds());
+  assert.equal(j.verdict.failures, [
+    'stall: pid 7 runnable on cpu 0 for 2.60 s without running (max 2.00 s; host monitor, 9.0 s into the run; 1.25 s more while the host did not run the vCPU, not counted)',
+  ]);
 });
 
 test('samples taken while the scheduler is switched on or off are not judged', () => {

@@ -1,6 +1,7 @@
 // stall: judged from the host monitor's samples, not from anything the guest reports -- so it
 // holds even when the guest's userspace is frozen. A task on a CPU's sched_ext runnable list
 // (runnable, not running) that waited longer than stall.maxRunnableMs fails it, once per task,
+// the wait counted only while its vCPU ran (time the host did not run it, steal, is left out),
 // with the task's pid, its CPU and how long it waited, from samples taken while the scheduler
 // was enabled (not while it was being switched on or off). Without sched_ext samples (EEVDF, the
 // monitor off) it is skipped with the reason.
@@ -13,6 +14,8 @@ interface Wait {
   pid: number;
   cpu: number;
   ms: number;
+  /** Steal left out of ms: the host did not run the vCPU. */
+  stolenMs: number;
   atMs: number;
 }
 
@@ -27,7 +30,7 @@ export function longestWaits(timeline: MonitorTimeline): Wait[] {
       if (c.waitMs === null || c.waitPid === null) continue;
       const seen = byPid.get(c.waitPid);
       if (seen === undefined || c.waitMs > seen.ms)
-        byPid.set(c.waitPid, { pid: c.waitPid, cpu: c.cpu, ms: c.waitMs, atMs: s.t });
+        byPid.set(c.waitPid, { pid: c.waitPid, cpu: c.cpu, ms: c.waitMs, stolenMs: c.waitStolenMs ?? 0, atMs: s.t });
     }
   }
   return [...byPid.values()].sort((a, b) => b.ms - a.ms);
@@ -46,7 +49,7 @@ export function stall(timeline: MonitorTimeline | undefined, t: Thresholds): Jud
   for (const w of waits) {
     if (w.ms <= t.stall.maxRunnableMs) break;
     lines.fail(
-      `pid ${w.pid} runnable on cpu ${w.cpu} for ${(w.ms / 1000).toFixed(2)} s without running (max ${(t.stall.maxRunnableMs / 1000).toFixed(2)} s; host monitor, ${(w.atMs / 1000).toFixed(1)} s into the run)`,
+      `pid ${w.pid} runnable on cpu ${w.cpu} for ${(w.ms / 1000).toFixed(2)} s without running (max ${(t.stall.maxRunnableMs / 1000).toFixed(2)} s; host monitor, ${(w.atMs / 1000).toFixed(1)} s into the run${w.stolenMs >= 5 ? `; ${(w.stolenMs / 1000).toFixed(2)} s more while the host did not run the vCPU, not counted` : ''})`,
     );
   }
   return judged(lines, { longestWaitMs: waits[0]?.ms ?? 0, samples: timeline.samples.length });
