@@ -5,11 +5,19 @@
 //    the cell (`ready`), and the whole cell; the ratio restored/cold (goal <= 10 %);
 //  - the snapshot: its RAM file (size, data on disk), state file, and the save's time;
 //  - 4 cells at once, all cold and all restored: wall time, and this process's peak RSS and
-//    PSS (restored cells share the snapshot's pages: PSS shows it).
+//    PSS (restored cells share the snapshot's pages: PSS shows it);
+//  - the project's test suite (tests/*.ktstr.ts; KTSTR_BENCH_SUITE=a,b to choose, =none to
+//    leave it out) through the CLI with --no-snapshot and with snapshots: wall times, their
+//    ratio (goal >= 3x), how each test started, and every test's verdict compared (a
+//    difference fails the bench).
 // Cells run on worker threads as in a sweep (CellPool). Needs real KVM (here: `ktstr-wasm
 // host run --memory 6144 -- npm run bench:snapshot`).
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { packageRoot } from '../../src/paths.js';
+import type { TestRunResult } from '../../src/test/run.js';
+import { testVerdict, verdictDifferences } from '../helpers/verdicts.js';
 import { prebuiltCell } from '../helpers/prebuilt-cell.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +123,7 @@ try {
   console.log(
     `                   restored ${s(restoredPar.ms)}, peak RSS ${mib(restoredPar.peak.rss)}, PSS ${mib(restoredPar.peak.pss)}`,
   );
+  bad.push(...(await suite()));
   if (bad.length > 0) {
     console.log(`bench:snapshot: cells failed:\n  ${bad.join('\n  ')}`);
     process.exitCode = 1;
@@ -122,4 +131,63 @@ try {
 } finally {
   await pool.close();
   rmSync(root, { recursive: true, force: true });
+}
+
+/** The test suite with --no-snapshot, then with snapshots: wall times and verdicts; the differences. */
+async function suite(): Promise<string[]> {
+  const choice = process.env.KTSTR_BENCH_SUITE;
+  if (choice === 'none') return [];
+  const files =
+    choice?.split(',') ??
+    readdirSync(join(packageRoot(), 'tests'))
+      .filter((f) => f.endsWith('.ktstr.ts'))
+      .map((f) => join('tests', f));
+  const run = async (extra: string[], name: string): Promise<{ ms: number; result: TestRunResult }> => {
+    const json = join(root, `${name}.json`);
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [
+          join(packageRoot(), 'bin', 'ktstr-wasm'),
+          'test',
+          ...files,
+          '--jobs',
+          '1',
+          '--keep-dumps',
+          'none',
+          '--json',
+          json,
+          ...extra,
+        ],
+        {
+          cwd: packageRoot(),
+          stdio: ['ignore', 'ignore', 'inherit'],
+          env: { ...process.env, NO_COLOR: '1' },
+        },
+      );
+      child.on('error', reject);
+      child.on('close', () => resolve());
+    });
+    return { ms: performance.now() - t0, result: JSON.parse(readFileSync(json, 'utf8')) as TestRunResult };
+  };
+  const cold = await run(['--no-snapshot'], 'suite-cold');
+  const snap = await run([], 'suite-snapshots');
+  const starts = (r: TestRunResult): string => {
+    const n = new Map<string, number>();
+    for (const t of r.tests) n.set(t.start ?? '-', (n.get(t.start ?? '-') ?? 0) + 1);
+    return [...n].map(([k, v]) => `${v} ${k}`).join(', ');
+  };
+  console.log(`  test suite:      ${files.join(' ')}: ${cold.result.tests.length} tests, --jobs 1`);
+  console.log(`                   --no-snapshot ${s(cold.ms)} (${starts(cold.result)})`);
+  console.log(
+    `                   snapshots     ${s(snap.ms)} (${starts(snap.result)}): ${(cold.ms / snap.ms).toFixed(2)}x (goal >= 3x)`,
+  );
+  const verdicts = (r: TestRunResult): Map<string, string> => new Map(r.tests.map((t) => [t.id, testVerdict(t)]));
+  const diff = verdictDifferences(verdicts(cold.result), verdicts(snap.result));
+  const passed = snap.result.tests.filter((t) => t.status === 'pass').length;
+  console.log(
+    `                   verdicts: ${diff.length === 0 ? 'identical' : `${diff.length} differ`} (${passed} pass, ${snap.result.tests.length - passed} fail or skip with snapshots)`,
+  );
+  return diff.map((d) => `verdict differs: ${d}`);
 }

@@ -1,0 +1,106 @@
+// Issue 17, acceptance 4 (KVM: inside the emulated test host here and in CI): the same verdicts
+// with snapshots and with --no-snapshot, through the CLI as a user runs it --
+//  1. the sweep's healthy cell (scx-ktstr) and its rejection cell (ktstr_broken, refused by
+//     the verifier) on tiny-1llc: pass/fail, failure kind, and every program's verified
+//     instruction count equal; with snapshots at least one cell restored, without none;
+//  2. tests of the test suite, one passing and one failing by design (the starvation knob off
+//     and on): status, failure kind and the failed checks equal.
+// The whole project suite compared both ways, with its wall times: npm run bench:snapshot.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packageRoot } from '../../src/paths.js';
+import type { SweepResult } from '../../src/sweep/result.js';
+import type { TestRunResult } from '../../src/test/run.js';
+import { cellVerdict, testVerdict, verdictDifferences } from '../helpers/verdicts.js';
+
+const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
+const tmp = mkdtempSync(join(tmpdir(), 'ktstr-snapshot-verdicts-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Run {
+  code: number;
+  out: string;
+}
+
+function cli(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args, '--jobs', '1', '--keep-dumps', 'none'], {
+      cwd: packageRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+const tail = (r: Run): string => `\n--- output ---\n${r.out.slice(-5000)}`;
+
+test('1. the sweep: healthy and rejection cells, the same verdicts restored and cold', async () => {
+  const matrix = ['sweep', '--scheduler', 'scx-ktstr', '--scheduler', 'ktstr_broken', 'tiny-1llc'];
+  const on = await cli([...matrix, '--json', join(tmp, 'on.json')]);
+  const off = await cli([...matrix, '--no-snapshot', '--json', join(tmp, 'off.json')]);
+  assert.is(on.code, 1, `exit 1 (ktstr_broken is rejected)${tail(on)}`);
+  assert.is(off.code, on.code, `the same exit code${tail(off)}`);
+  const cells = (f: string): SweepResult['cells'] =>
+    (JSON.parse(readFileSync(join(tmp, f), 'utf8')) as SweepResult).cells;
+  const a = cells('on.json');
+  const b = cells('off.json');
+  for (const c of [...a, ...b]) console.log(`  ${c.id}: ${c.start}, ${cellVerdict(c)}`);
+  assert.is(a.length, 2);
+  assert.ok(
+    a.some((c) => c.start === 'restored'),
+    `with snapshots a cell restored: ${a.map((c) => c.start)}`,
+  );
+  assert.ok(
+    b.every((c) => c.start === 'cold'),
+    `--no-snapshot: every cell cold: ${b.map((c) => c.start)}`,
+  );
+  const healthy = a.find((c) => c.scheduler === 'scx-ktstr');
+  const broken = a.find((c) => c.scheduler === 'ktstr_broken');
+  assert.ok(healthy?.passed && healthy.programs.length > 0, `scx-ktstr passes${tail(on)}`);
+  assert.is(broken?.failure?.kind, 'verify', `ktstr_broken is refused by the verifier${tail(on)}`);
+  const diff = verdictDifferences(
+    new Map(a.map((c) => [c.id, cellVerdict(c)])),
+    new Map(b.map((c) => [c.id, cellVerdict(c)])),
+  );
+  assert.equal(diff, [], `verdicts differ with --no-snapshot:\n${diff.join('\n')}`);
+});
+
+test('2. the test suite: a passing and a failing test, the same verdicts restored and cold', async () => {
+  const suite = ['test', 'test/fixtures/ktstr/checks.ktstr-fixture.ts', '--filter', 'starvation knob'];
+  const on = await cli([...suite, '--json', join(tmp, 'test-on.json')]);
+  const off = await cli([...suite, '--no-snapshot', '--json', join(tmp, 'test-off.json')]);
+  const tests = (f: string): TestRunResult['tests'] =>
+    (JSON.parse(readFileSync(join(tmp, f), 'utf8')) as TestRunResult).tests;
+  const a = tests('test-on.json');
+  const b = tests('test-off.json');
+  for (const t of [...a, ...b]) console.log(`  ${t.name}: ${t.start}, ${testVerdict(t)}`);
+  assert.is(a.length, 2, tail(on));
+  assert.is(on.code, 1, `exit 1 (the knob-on test fails by design)${tail(on)}`);
+  assert.is(off.code, on.code, tail(off));
+  assert.ok(
+    a.some((t) => t.start === 'restored'),
+    `with snapshots a test restored: ${a.map((t) => t.start)}`,
+  );
+  assert.ok(
+    b.every((t) => t.start === 'cold'),
+    `--no-snapshot: every test cold: ${b.map((t) => t.start)}`,
+  );
+  assert.equal(a.map((t) => t.status).sort(), ['fail', 'pass'], tail(on));
+  const diff = verdictDifferences(
+    new Map(a.map((t) => [t.id, testVerdict(t)])),
+    new Map(b.map((t) => [t.id, testVerdict(t)])),
+  );
+  assert.equal(diff, [], `verdicts differ with --no-snapshot:\n${diff.join('\n')}`);
+});
+
+test.run();
