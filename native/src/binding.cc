@@ -307,34 +307,6 @@ void Madvise(const FunctionCallbackInfo<Value>& args) {
   if (::madvise(reinterpret_cast<void*>(start), end - start, advice) < 0) return ThrowErrno(isolate, errno, "madvise");
 }
 
-// mapFileInto(buffer: SharedArrayBuffer | ArrayBuffer, offset, length, fd, fileOffset) -> undefined.
-// Replaces [offset, offset + length) of the buffer's backing store with a private
-// (copy-on-write) mapping of the file's [fileOffset, fileOffset + length): reads come from the
-// page cache, shared by every process mapping the file, and a write copies the page for this
-// mapping only. A VM snapshot's guest RAM is restored this way. The start address, length and
-// file offset must be whole pages (RangeError otherwise); the range must lie inside the buffer.
-void MapFileInto(const FunctionCallbackInfo<Value>& args) {
-  Isolate* isolate = args.GetIsolate();
-  std::shared_ptr<BackingStore> store;
-  if (args[0]->IsSharedArrayBuffer()) store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
-  else if (args[0]->IsArrayBuffer()) store = args[0].As<ArrayBuffer>()->GetBackingStore();
-  else return ThrowType(isolate, "mapFileInto(buffer, offset, length, fd, fileOffset): buffer must be a SharedArrayBuffer or an ArrayBuffer");
-  int64_t offset, length, fd, file_offset;
-  const int64_t size = static_cast<int64_t>(store->ByteLength());
-  if (!ToInt64(isolate, args[1], "offset", 0, size, &offset)) return;
-  if (!ToInt64(isolate, args[2], "length", 1, size - offset, &length)) return;
-  if (!ToInt64(isolate, args[3], "fd", 0, INT32_MAX, &fd)) return;
-  if (!ToInt64(isolate, args[4], "fileOffset", 0, INT64_MAX, &file_offset)) return;
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t start = reinterpret_cast<uintptr_t>(store->Data()) + static_cast<uintptr_t>(offset);
-  if ((start | static_cast<uintptr_t>(length) | static_cast<uintptr_t>(file_offset)) & (page - 1)) {
-    return ThrowRange(isolate, "mapFileInto: address, length and file offset must be whole pages");
-  }
-  void* p = ::mmap(reinterpret_cast<void*>(start), static_cast<size_t>(length), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_FIXED, static_cast<int>(fd), static_cast<off_t>(file_offset));
-  if (p == MAP_FAILED) return ThrowErrno(isolate, errno, "mmap");
-}
-
 // rdtsc() -> bigint: this CPU's time-stamp counter (x86-64 only; 0n elsewhere). The test host
 // uses it to measure the TSC rate that QEMU's TCG passes through to L1.
 void Rdtsc(const FunctionCallbackInfo<Value>& args) {
@@ -537,7 +509,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetMethod(isolate, context, exports, "sharedBufferAddress", SharedBufferAddress);
   SetMethod(isolate, context, exports, "eventfd", Eventfd);
   SetMethod(isolate, context, exports, "madvise", Madvise);
-  SetMethod(isolate, context, exports, "mapFileInto", MapFileInto);
   SetMethod(isolate, context, exports, "rdtsc", Rdtsc);
   SetMethod(isolate, context, exports, "gettid", Gettid);
   SetMethod(isolate, context, exports, "tgkill", Tgkill);

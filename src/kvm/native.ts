@@ -58,18 +58,6 @@ export interface NativeBinding {
   eventfd(initval: number, flags: number): number;
   /** madvise(2) on [offset, offset + length) of a buffer's backing store (start rounded down to a page). */
   madvise(buffer: SharedArrayBuffer | ArrayBuffer, offset: number, length: number, advice: number): void;
-  /**
-   * Replaces [offset, offset + length) of a buffer's backing store with a private copy-on-write
-   * mapping of the file at `fileOffset` (mmap MAP_PRIVATE | MAP_FIXED): reads share the page
-   * cache, writes stay in this mapping. Address, length and file offset must be whole pages.
-   */
-  mapFileInto(
-    buffer: SharedArrayBuffer | ArrayBuffer,
-    offset: number,
-    length: number,
-    fd: number,
-    fileOffset: number,
-  ): void;
   /** The calling CPU's time-stamp counter (x86-64; 0n elsewhere). */
   rdtsc(): bigint;
   /** Kernel thread id of the calling thread. */

@@ -37,7 +37,7 @@ import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
 import { cpuidHook } from './cpuid/index.js';
 import { Topology } from './topology/index.js';
-import { mapRamFile, ramFileBytes, writeRamFile } from './snapshot/ram-file.js';
+import { copyRamFile, ramFileBytes, writeRamFile } from './snapshot/ram-file.js';
 import { encodeState, type StateValue } from './snapshot/state-file.js';
 import { RAM_FILE, STATE_FILE, type SnapshotKey, type SnapshotStore, type StoredSnapshot } from './snapshot/store.js';
 import type { MachineState } from './snapshot/machine-state.js';
@@ -69,8 +69,8 @@ export interface BootVmOptions {
   /** bzImage or vmlinux: a path or the bytes (not read when restoring: `restore`). */
   kernel: string | Uint8Array;
   /**
-   * Start from a snapshot (LiveVm.saveSnapshot) instead of booting: its RAM mapped private
-   * copy-on-write, every vCPU, the irqchips, PIT, clock and UARTs as they were saved. The
+   * Start from a snapshot (LiveVm.saveSnapshot) instead of booting: its RAM copied into this
+   * VM's memory, every vCPU, the irqchips, PIT, clock and UARTs as they were saved. The
    * topology and memory size must be the saved machine's (the snapshot's key says so); kernel,
    * initrd and command line are not used.
    */
@@ -329,7 +329,9 @@ function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
     throw new RangeError(`the snapshot ${snapshot.id} has ${st.machine.vcpus.length} vCPUs, this VM ${plan.vcpus}`);
   }
   const memory = new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
-  mapRamFile(snapshot.ramPath, memory);
+  // huge pages first, as a booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
+  adviseHugePages(memory);
+  copyRamFile(snapshot.ramPath, memory);
   return { memory, boot: undefined, restore: st.machine, sharedRegion: st.sharedRegion };
 }
 

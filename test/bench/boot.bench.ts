@@ -5,8 +5,11 @@
 // Rows: bootVm() in this process (VM creation and vCPU worker start included, Node start-up
 // not) with the bzImage and with the same build's vmlinux (no decompressor); `ktstr-wasm
 // shell --exec` from process start, which is the fair comparison with QEMU's spawn. Medians
-// of KTSTR_BENCH_RUNS runs (default 3), alternating. Then the VMM's resident memory without
-// guest RAM at 4 and 64 vCPUs (KTSTR_BENCH_RSS=0 skips it).
+// of KTSTR_BENCH_RUNS runs (default 3), alternating. Where each one's time goes: /init prints
+// the guest's /proc/uptime (the kernel's time since its clock started), so a row splits into
+// before the guest kernel's clock (VMM set-up, VM and vCPU creation -- bootVm reports those --,
+// the loader, the decompressor), the guest kernel to /init, and /init to the exit. Then the
+// VMM's resident memory without guest RAM at 4 and 64 vCPUs (KTSTR_BENCH_RSS=0 skips it).
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,12 +29,19 @@ const PRESET = 'tiny-1llc';
 const topology = resolveTopology(PRESET).topology;
 const RUNS = Number(process.env.KTSTR_BENCH_RUNS ?? 3);
 const CMDLINE = `${DEFAULT_CMDLINE} quiet`;
-const EXEC = 'echo hello; exit 3';
+const EXEC = 'echo "guest-uptime $(cat /proc/uptime)"; exit 3';
+/** The guest's uptime at /init, ms, from the console text. */
+const uptimeMs = (text: string): number => Number(/guest-uptime (\d+\.\d+)/.exec(text)?.[1] ?? NaN) * 1000;
 
 interface Sample {
   init: number;
   exit: number;
   ok: boolean;
+  /** Guest kernel time to /init (its /proc/uptime there), ms. */
+  uptime: number;
+  /** bootVm only: validation + guest RAM, and VM + vCPU creation with the workers' start, ms. */
+  setup?: number;
+  vmCreate?: number;
 }
 
 async function ours(image: string, initrd: Uint8Array): Promise<Sample> {
@@ -49,7 +59,14 @@ async function ours(image: string, initrd: Uint8Array): Promise<Sample> {
     process.stderr.write(
       `bootVm ${image}: ${r.reason} ${r.exitCode ?? ''} (${r.detail})\n${r.consoleTail.split('\n').slice(-12).join('\n')}\n`,
     );
-  return { init: r.timings.markers[INIT_MARKER] ?? NaN, exit: r.timings.totalMs, ok };
+  return {
+    init: r.timings.markers[INIT_MARKER] ?? NaN,
+    exit: r.timings.totalMs,
+    ok,
+    uptime: uptimeMs(r.consoleTail),
+    setup: r.timings.setupMs,
+    vmCreate: r.timings.vmCreateMs,
+  };
 }
 
 /**
@@ -89,7 +106,7 @@ function shellProcess(): Promise<Sample> {
     child.on('exit', (code) => {
       clearTimeout(timer);
       if (code !== 3) process.stderr.write(`shell exit ${code}: ${err.slice(-800)}\n`);
-      resolve({ init, exit: performance.now() - t0, ok: code === 3 });
+      resolve({ init, exit: performance.now() - t0, ok: code === 3, uptime: uptimeMs(err) });
     });
   });
 }
@@ -142,7 +159,7 @@ function qemu(bin: string, initrdPath: string): Promise<Sample> {
       // isa-debug-exit: status (v << 1) | 1
       const ok = code === ((3 << 1) | 1);
       if (!ok) process.stderr.write(`qemu exit ${code}: ${err.slice(-500)}\n${out.slice(-800)}\n`);
-      resolve({ init, exit: performance.now() - t0, ok });
+      resolve({ init, exit: performance.now() - t0, ok, uptime: uptimeMs(out) });
     });
   });
 }
@@ -224,8 +241,24 @@ if (!existsSync(kernel)) {
     console.log(row('ktstr-wasm bootVm bzImage', a));
     if (haveVmlinux) console.log(row('ktstr-wasm bootVm vmlinux', v));
     console.log(row('ktstr-wasm shell (process)', c));
+    if (qemuBin) console.log(row('QEMU -M microvm (KVM)', b));
+    const ms = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(0)).padStart(8);
+    const split = (name: string, s: Sample[]): string => {
+      const m = (f: (x: Sample) => number | undefined): number => median(s.map((x) => f(x) ?? NaN));
+      const pre = m((x) => x.init - x.uptime - (x.setup ?? 0) - (x.vmCreate ?? 0));
+      return `${name.padEnd(28)} ${ms(m((x) => x.setup))} ${ms(m((x) => x.vmCreate))} ${ms(pre)} ${ms(m((x) => x.uptime))} ${ms(m((x) => x.exit - x.init))}`;
+    };
+    console.log(
+      `\nwhere the time goes (ms, medians)   set-up vm+vCPUs ${'to clock'.padStart(8)} ${'kernel'.padStart(8)} ${'/init..'.padStart(8)}`,
+    );
+    console.log(split('ktstr-wasm bootVm bzImage', a));
+    if (haveVmlinux) console.log(split('ktstr-wasm bootVm vmlinux', v));
+    console.log(split('ktstr-wasm shell (process)', c));
+    if (qemuBin) console.log(split('QEMU -M microvm (KVM)', b));
+    console.log(
+      '(to clock: from the start to the guest kernel starting its clock, less the columns before it -- the loader, the decompressor and, for processes, start-up; kernel: guest /proc/uptime at /init)',
+    );
     if (qemuBin) {
-      console.log(row('QEMU -M microvm (KVM)', b));
       const ri = median(a.map((x) => x.init)) / median(b.map((x) => x.init));
       const re = median(a.map((x) => x.exit)) / median(b.map((x) => x.exit));
       console.log(

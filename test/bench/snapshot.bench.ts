@@ -101,28 +101,37 @@ try {
   console.log(
     `  whole cell:      cold ${s(cold.wallMs)}, restored ${s(median(restored.map((r) => r.wallMs)))} (median): ${(cold.wallMs / median(restored.map((r) => r.wallMs))).toFixed(2)}x`,
   );
+  const phases = (r: CellResult): string =>
+    Object.entries(r.phases)
+      .map(([k, v]) => `${k} ${((v ?? NaN) / 1000).toFixed(1)}`)
+      .join(', ');
+  console.log(`  phases (s):      cold: ${phases(cold)}`);
+  console.log(`                   restored: ${phases(restored[restored.length >> 1])}`);
   if (ram !== undefined && state !== undefined) {
     console.log(
       `  snapshot:        RAM file ${mib(ram.size)} (${mib(ram.blocks * 512)} on disk), state ${(state.size / 1024).toFixed(0)} KiB`,
     );
   }
 
-  const par = 4;
-  const coldPar = await cells(
-    pool,
-    Array.from({ length: par }, () => spec(null)),
-  );
-  const restoredPar = await cells(
-    pool,
-    Array.from({ length: par }, () => spec(snapshots)),
-  );
-  bad.push(...failed([...coldPar.results, ...restoredPar.results]));
-  console.log(
-    `  ${par} cells at once: cold ${s(coldPar.ms)}, peak RSS ${mib(coldPar.peak.rss)}, PSS ${mib(coldPar.peak.pss)}`,
-  );
-  console.log(
-    `                   restored ${s(restoredPar.ms)}, peak RSS ${mib(restoredPar.peak.rss)}, PSS ${mib(restoredPar.peak.pss)}`,
-  );
+  // KTSTR_BENCH_PARALLEL=0 leaves the parallel cells out
+  const par = Number(process.env.KTSTR_BENCH_PARALLEL ?? 4);
+  if (par > 0) {
+    const coldPar = await cells(
+      pool,
+      Array.from({ length: par }, () => spec(null)),
+    );
+    const restoredPar = await cells(
+      pool,
+      Array.from({ length: par }, () => spec(snapshots)),
+    );
+    bad.push(...failed([...coldPar.results, ...restoredPar.results]));
+    console.log(
+      `  ${par} cells at once: cold ${s(coldPar.ms)}, peak RSS ${mib(coldPar.peak.rss)}, PSS ${mib(coldPar.peak.pss)}`,
+    );
+    console.log(
+      `                   restored ${s(restoredPar.ms)}, peak RSS ${mib(restoredPar.peak.rss)}, PSS ${mib(restoredPar.peak.pss)}`,
+    );
+  }
   bad.push(...(await suite()));
   if (bad.length > 0) {
     console.log(`bench:snapshot: cells failed:\n  ${bad.join('\n  ')}`);

@@ -1,6 +1,6 @@
 // Snapshot files without KVM: the state file keeps KVM blobs and 64-bit values and catches
-// damage; the RAM file is written sparse and mapped back copy-on-write (a write to the mapped
-// memory never reaches the file); the store makes an entry appear only whole, refuses a damaged
+// damage; the RAM file is written sparse and copied back (a write to the restored memory never
+// reaches the file); the store makes an entry appear only whole, refuses a damaged
 // one (removing it, so it is rebuilt), and a saver killed half-way leaves no entry.
 
 import { spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/kvm/native.js';
 import { GuestMemory } from '../../src/vmm/memory.js';
-import { mapRamFile, writeRamFile } from '../../src/vmm/snapshot/ram-file.js';
+import { copyRamFile, writeRamFile } from '../../src/vmm/snapshot/ram-file.js';
 import { decodeState, encodeState, SnapshotStateError } from '../../src/vmm/snapshot/state-file.js';
 import { RAM_FILE, SnapshotStore, snapshotId, STATE_FILE } from '../../src/vmm/snapshot/store.js';
 
@@ -51,7 +51,7 @@ test('state file: blobs and 64-bit values come back as they were; damage and oth
   );
 });
 
-test('RAM file: written sparse, mapped back private (the mapped copy changes, the file does not)', () => {
+test('RAM file: written sparse, copied back (the copy changes, the file does not)', () => {
   const dir = tempDir();
   const n = native();
   const memory = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
@@ -63,15 +63,15 @@ test('RAM file: written sparse, mapped back private (the mapped copy changes, th
   assert.is(dataBytes, 3 * 64 * 1024, 'three 64 KiB blocks hold data');
   assert.throws(() => writeRamFile(path, memory), /EEXIST/, 'never overwrites');
   const restored = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  mapRamFile(path, restored);
+  copyRamFile(path, restored);
   assert.equal([...restored.read(0x1000, 2)], [0xaa, 0xbb]);
   assert.is(restored.read(0x700000 + 69_999, 1)[0], 7);
   assert.is(restored.read(0x400000, 1)[0], 0);
   restored.write(0x1000, Uint8Array.of(0x11));
   assert.is(restored.read(0x1000, 1)[0], 0x11);
-  assert.is(readFileSync(path)[0x1000], 0xaa, 'the write stayed in the mapping');
+  assert.is(readFileSync(path)[0x1000], 0xaa, 'the write stayed in the copy');
   const other = new GuestMemory(4 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  assert.throws(() => mapRamFile(path, other), /truncated or not this VM's/);
+  assert.throws(() => copyRamFile(path, other), /truncated or not this VM's/);
 });
 
 const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };
