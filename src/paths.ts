@@ -43,14 +43,3 @@ function isExecutable(path: string): boolean {
     return false;
   }
 }
-
-/** Whether process `pid` exists (a cache lock file's owner: a lock of a gone process is stale). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

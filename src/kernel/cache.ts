@@ -6,10 +6,8 @@
 // holding the owner's pid) keeps two builders apart; a lock whose pid is gone is stale.
 
 import {
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -19,7 +17,8 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { cacheRoot, pidAlive } from '../paths.js';
+import { cacheRoot } from '../paths.js';
+import { pidAlive, tryLockFile } from '../lock-file.js';
 import { isSanitizedLabel } from './label.js';
 import { KtstrError } from '../errors.js';
 
@@ -137,32 +136,16 @@ export class KernelCache {
   lock(): CacheLock {
     mkdirSync(this.root, { recursive: true });
     const path = join(this.root, LOCK_FILE);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o644);
-        writeFileSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        this.sweep();
-        return new CacheLock(this, path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      let owner = NaN;
-      try {
-        owner = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      } catch {
-        /* vanished in between: retry */
-      }
-      if (pidAlive(owner) && owner !== process.pid) {
-        throw new CacheLockedError(
-          `the kernel cache ${this.root} is locked by process ${owner} (a build in progress); wait for it or stop it`,
-          owner,
-        );
-      }
-      if (owner === process.pid) throw new CacheError('this process already holds the kernel cache lock');
-      rmSync(path, { force: true }); // stale
+    const lock = tryLockFile(path);
+    if (!lock.taken) {
+      if (lock.owner === process.pid) throw new CacheError('this process already holds the kernel cache lock');
+      throw new CacheLockedError(
+        `the kernel cache ${this.root} is locked by process ${lock.owner} (a build in progress); wait for it or stop it`,
+        lock.owner,
+      );
     }
-    throw new CacheError(`cannot take the lock ${path}`);
+    this.sweep();
+    return new CacheLock(this, lock.release);
   }
 
   /** Removes staging, trash and work directories left by processes that are gone. */
@@ -186,7 +169,7 @@ export class CacheLock {
 
   constructor(
     readonly cache: KernelCache,
-    private readonly path: string,
+    private readonly unlock: () => void,
   ) {}
 
   private check(): void {
@@ -244,6 +227,6 @@ export class CacheLock {
   release(): void {
     if (!this.held) return;
     this.held = false;
-    rmSync(this.path, { force: true });
+    this.unlock();
   }
 }

@@ -9,10 +9,8 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -20,11 +18,10 @@ import {
   statSync,
   utimesSync,
   writeFileSync,
-  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { KtstrError } from '../../errors.js';
-import { pidAlive } from '../../paths.js';
+import { pidAlive, tryLockFile } from '../../lock-file.js';
 import { decodeState, type StateValue } from './state-file.js';
 
 /** What a snapshot was taken of: a restored VM is only ever this machine (kernel, topology, memory, agent, command line). */
@@ -200,28 +197,14 @@ export class SnapshotStore {
     const path = join(this.root, LOCK_FILE);
     const deadline = Date.now() + waitMs;
     for (;;) {
-      try {
-        const fd = openSync(path, 'wx', 0o644);
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
+      const lock = tryLockFile(path);
+      if (lock.taken) {
         this.removeStaleStaging();
-        return () => rmSync(path, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      let owner = NaN;
-      try {
-        owner = Number(readFileSync(path, 'utf8'));
-      } catch {
-        continue; // released meanwhile
-      }
-      if (!pidAlive(owner)) {
-        rmSync(path, { force: true });
-        continue;
+        return lock.release;
       }
       if (Date.now() > deadline) {
         throw new SnapshotStoreError(
-          `the snapshot store ${this.root} is locked by process ${owner}; wait for it or stop it (the same process: another of its threads is saving)`,
+          `the snapshot store ${this.root} is locked by process ${lock.owner}; wait for it or stop it (the same process: another of its threads is saving)`,
         );
       }
       await sleep(100);
