@@ -19,7 +19,7 @@ import type { LiveVm } from '../vmm/index.js';
 import { SnapshotStore, type SnapshotKey, type StoredSnapshot } from '../vmm/snapshot/store.js';
 
 /** Bumped when what a snapshot holds, or how a cell starts from one, changes: older snapshots are then not used. */
-export const CELL_SNAPSHOT_FORMAT = 1;
+export const CELL_SNAPSHOT_FORMAT = 2;
 
 /**
  * Where cells keep their snapshots unless told otherwise: beside the kernel cache

@@ -164,6 +164,8 @@ interface SnapshotState {
   sharedRegion: LiveVm['sharedRegion'];
   /** The caller's own data (LiveVm.saveSnapshot's `extra`). */
   extra: StateValue;
+  /** Where the RAM file holds data: [file offset, length] (the rest is zeros). */
+  ramExtents: [number, number][];
 }
 
 export interface BootVmResult {
@@ -331,7 +333,9 @@ function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
   const memory = new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
   // huge pages first, as a booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
   adviseHugePages(memory);
-  copyRamFile(snapshot.ramPath, memory);
+  if (!Array.isArray(st.ramExtents))
+    throw new RangeError(`the snapshot ${snapshot.id} does not say where its RAM file holds data`);
+  copyRamFile(snapshot.ramPath, memory, st.ramExtents);
   return { memory, boot: undefined, restore: st.machine, sharedRegion: st.sharedRegion };
 }
 
@@ -345,13 +349,14 @@ async function writeSnapshot(
   const pauseStart = performance.now();
   await machine.pause();
   try {
+    const ram = writeRamFile(join(staging, RAM_FILE), guest.memory);
     const state: SnapshotState = {
       machine: machine.captureState(),
       memoryBytes: guest.memory.ramBytes,
       sharedRegion: guest.sharedRegion,
       extra,
+      ramExtents: ram.extents,
     };
-    const ram = writeRamFile(join(staging, RAM_FILE), guest.memory);
     writeFileSync(join(staging, STATE_FILE), encodeState(state as unknown as StateValue));
     return { pauseMs: performance.now() - pauseStart, ramBytes: ram.bytes, dataBytes: ram.dataBytes };
   } finally {

@@ -58,12 +58,20 @@ test('RAM file: written sparse, copied back (the copy changes, the file does not
   memory.write(0x1000, Uint8Array.of(0xaa, 0xbb));
   memory.write(0x700000, new Uint8Array(70_000).fill(7));
   const path = join(dir, 'ram');
-  const { bytes, dataBytes } = writeRamFile(path, memory);
+  const { bytes, dataBytes, extents } = writeRamFile(path, memory);
   assert.is(bytes, 8 * 2 ** 20);
   assert.is(dataBytes, 3 * 64 * 1024, 'three 64 KiB blocks hold data');
+  assert.equal(
+    extents,
+    [
+      [0, 64 * 1024],
+      [0x700000, 2 * 64 * 1024],
+    ],
+    'two runs of data: the adjacent blocks merged',
+  );
   assert.throws(() => writeRamFile(path, memory), /EEXIST/, 'never overwrites');
   const restored = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  copyRamFile(path, restored);
+  copyRamFile(path, restored, extents);
   assert.equal([...restored.read(0x1000, 2)], [0xaa, 0xbb]);
   assert.is(restored.read(0x700000 + 69_999, 1)[0], 7);
   assert.is(restored.read(0x400000, 1)[0], 0);
@@ -71,7 +79,15 @@ test('RAM file: written sparse, copied back (the copy changes, the file does not
   assert.is(restored.read(0x1000, 1)[0], 0x11);
   assert.is(readFileSync(path)[0x1000], 0xaa, 'the write stayed in the copy');
   const other = new GuestMemory(4 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  assert.throws(() => copyRamFile(path, other), /truncated or not this VM's/);
+  assert.throws(() => copyRamFile(path, other, extents), /truncated or not this VM's/);
+  const fresh = (): GuestMemory => new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  for (const bad of [
+    [8 * 2 ** 20 - 4096, 8192],
+    [-1, 10],
+    [0, 0],
+    [1.5, 2],
+  ] as [number, number][])
+    assert.throws(() => copyRamFile(path, fresh(), [bad]), /does not fit guest RAM/, `extent ${bad}`);
 });
 
 const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };
