@@ -121,6 +121,8 @@ export async function planCellStart(o: {
   snapshotDir: string | null;
   ring: AgentPlan['ring'];
   mailbox: AgentPlan['mailbox'];
+  /** Why the snapshot planned before could not be restored (KVM refused its state): it is removed and rebuilt. */
+  refused?: string;
 }): Promise<CellStart> {
   const cold = async (): Promise<Pick<CellStart, 'nonce' | 'agentSeq' | 'initrd'>> => {
     const nonce = newNonce();
@@ -129,6 +131,14 @@ export async function planCellStart(o: {
   if (o.snapshotDir === null) return cold();
   const store = new SnapshotStore(o.snapshotDir, snapshotsKept());
   const key = cellSnapshotKey(o.machine, o.images.baseKey(null));
+  if (o.refused !== undefined) {
+    store.remove(key);
+    return {
+      ...(await cold()),
+      save: { store, key },
+      note: `snapshot not restored (${o.refused}): booted cold, rebuilt`,
+    };
+  }
   const opened = store.open(key, o.machine.memoryMiB * 2 ** 20);
   if (opened.kind === 'ok') {
     const extra = (opened.snapshot.state as { extra?: Partial<SnapshotExtra> }).extra;

@@ -321,21 +321,22 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let start: CellStart;
   let plan: AgentPlan;
   let archive: Buffer;
+  imageCache ??= new AgentImageCache();
+  const startInputs = {
+    machine: {
+      kernelLabel: spec.kernel.label,
+      kernelImage: spec.kernel.image,
+      topology: spec.topology,
+      memoryMiB,
+      sharedRegionMiB: RING_MIB,
+      cmdline: CELL_CMDLINE,
+    },
+    images: imageCache,
+    snapshotDir: spec.snapshotDir === undefined ? defaultSnapshotDir() : spec.snapshotDir,
+    ...sharedHalves(ring),
+  };
   try {
-    imageCache ??= new AgentImageCache();
-    start = await planCellStart({
-      machine: {
-        kernelLabel: spec.kernel.label,
-        kernelImage: spec.kernel.image,
-        topology: spec.topology,
-        memoryMiB,
-        sharedRegionMiB: RING_MIB,
-        cmdline: CELL_CMDLINE,
-      },
-      images: imageCache,
-      snapshotDir: spec.snapshotDir === undefined ? defaultSnapshotDir() : spec.snapshotDir,
-      ...sharedHalves(ring),
-    });
+    start = await planCellStart(startInputs);
     if (start.note !== undefined) result.snapshotNote = start.note;
     plan = cellPlan(spec, start.nonce, ring);
     const files: CellFile[] = [
@@ -354,10 +355,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     return finish();
   }
 
-  const nonce = start.nonce;
+  let nonce = start.nonce;
   /** When bootVm was called (its timings count from there). */
   let tBoot = performance.now();
-  const reader = new FrameReader(nonce, start.agentSeq);
+  let reader = new FrameReader(nonce, start.agentSeq);
   result.start = start.restore !== undefined ? 'restored' : 'cold';
   const phaseAt: Partial<
     Record<'hello' | 'ready' | 'handed' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>
@@ -555,10 +556,9 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
       result.failure = { kind: 'guest', message: 'interrupted before the VM started' };
       return finish();
     }
-    let vm: BootVmResult;
-    tBoot = performance.now();
-    try {
-      vm = await bootVm({
+    let vm: BootVmResult | undefined;
+    const boot = (): Promise<BootVmResult> =>
+      bootVm({
         kernel: spec.kernel.image,
         initrd: start.initrd,
         restore: start.restore,
@@ -597,11 +597,33 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           }
         },
       });
-    } catch (e) {
-      // refused before the guest ran: an unusable kernel image, no /dev/kvm, too little memory
-      result.failure = { kind: 'setup', message: e instanceof Error ? e.message : String(e) };
-      result.schedulerStatus = 'NOT STARTED';
-      return finish();
+    for (;;) {
+      tBoot = performance.now();
+      try {
+        vm = await boot();
+        break;
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        if (start.restore !== undefined && live === undefined) {
+          // KVM refused the snapshot's state (another host CPU, say): boot this cell cold
+          // instead, and save the machine afresh at its ready
+          try {
+            start = await planCellStart({ ...startInputs, refused: message });
+            nonce = start.nonce;
+            plan = cellPlan(spec, nonce, ring);
+            reader = new FrameReader(nonce, start.agentSeq);
+            result.start = 'cold';
+            result.snapshotNote = start.note;
+            continue;
+          } catch {
+            /* reported as the restore's failure below */
+          }
+        }
+        // refused before the guest ran: an unusable kernel image, no /dev/kvm, too little memory
+        result.failure = { kind: 'setup', message };
+        result.schedulerStatus = 'NOT STARTED';
+        return finish();
+      }
     }
     await reading;
     if (monitor !== null) result.monitor = (monitor as MonitorSession).stop();

@@ -1,6 +1,6 @@
 // How a cell starts, without KVM: cold with a save when its machine has no snapshot; restored
 // (with the base's nonce and the agent's next frame number) when it has a good one; cold with
-// one line when the snapshot is damaged or has no agent state; cold without a save when
+// one line when the snapshot is damaged, has no agent state or KVM refused it; cold without a save when
 // snapshots are off. Every field of the machine is in the key. handCell writes the plan and the
 // files into the mailbox and sends a frame saying where they are.
 
@@ -91,6 +91,26 @@ test('a good snapshot is restored with its nonce and the agent frame number; a d
   const noAgent = await planCellStart({ machine, images, snapshotDir: dir, ...regions });
   assert.is(noAgent.restore, undefined);
   assert.match(noAgent.note ?? '', /had no agent state: rebuilt/);
+});
+
+test('a snapshot KVM refused to restore: removed, the cell boots cold and saves anew, with a note', async () => {
+  const dir = join(root, 'refused');
+  const store = new SnapshotStore(dir);
+  await saveFake(store, { nonce: 'abcd', agentSeq: 2 });
+  assert.ok((await planCellStart({ machine, images, snapshotDir: dir, ...regions })).restore !== undefined);
+  const s = await planCellStart({
+    machine,
+    images,
+    snapshotDir: dir,
+    ...regions,
+    refused: 'KVM_SET_XSAVE: Invalid argument',
+  });
+  assert.is(s.restore, undefined);
+  assert.ok(s.initrd !== undefined && s.save !== undefined, 'cold, saving');
+  assert.is(s.agentSeq, 0);
+  assert.not.equal(s.nonce, 'abcd', 'a fresh nonce');
+  assert.match(s.note ?? '', /^snapshot not restored \(KVM_SET_XSAVE: Invalid argument\): booted cold, rebuilt$/);
+  assert.is(store.list().length, 0, 'the refused snapshot is gone');
 });
 
 test('the key changes with every field of the machine and the agent', () => {
