@@ -29,7 +29,7 @@ const PRESET = 'tiny-1llc';
 const topology = resolveTopology(PRESET).topology;
 const RUNS = Number(process.env.KTSTR_BENCH_RUNS ?? 3);
 const CMDLINE = `${DEFAULT_CMDLINE} quiet`;
-const EXEC = 'echo "guest-uptime $(cat /proc/uptime)"; exit 3';
+const EXEC = 'echo "guest-uptime $(cat /proc/uptime)" >/dev/ttyS0; exit 3'; // the console: what QEMU shows
 /** The guest's uptime at /init, ms, from the console text. */
 const uptimeMs = (text: string): number => Number(/guest-uptime (\d+\.\d+)/.exec(text)?.[1] ?? NaN) * 1000;
 
