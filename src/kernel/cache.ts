@@ -5,16 +5,7 @@
 // entry, only a staging directory that the next locker removes. One lock file (O_EXCL,
 // holding the owner's pid) keeps two builders apart; a lock whose pid is gone is stale.
 
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.js';
