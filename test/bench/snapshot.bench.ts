@@ -13,10 +13,10 @@
 // Cells run on worker threads as in a sweep (CellPool). Needs real KVM (here: `ktstr-wasm
 // host run --memory 6144 -- npm run bench:snapshot`).
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { packageRoot } from '../../src/paths.js';
 import type { TestRunResult } from '../../src/test/run.js';
+import { runKtstr } from '../helpers/ktstr-cli.js';
 import { testVerdict, verdictDifferences } from '../helpers/verdicts.js';
 import { prebuiltCell } from '../helpers/prebuilt-cell.js';
 import { tmpdir } from 'node:os';
@@ -154,29 +154,9 @@ async function suite(): Promise<string[]> {
   const run = async (extra: string[], name: string): Promise<{ ms: number; result: TestRunResult }> => {
     const json = join(root, `${name}.json`);
     const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [
-          join(packageRoot(), 'bin', 'ktstr-wasm'),
-          'test',
-          ...files,
-          '--jobs',
-          '1',
-          '--keep-dumps',
-          'none',
-          '--json',
-          json,
-          ...extra,
-        ],
-        {
-          cwd: packageRoot(),
-          stdio: ['ignore', 'ignore', 'inherit'],
-          env: { ...process.env, NO_COLOR: '1' },
-        },
-      );
-      child.on('error', reject);
-      child.on('close', () => resolve());
+    // the progress lines (stderr) live; the JSON is the result
+    await runKtstr(['test', ...files, '--jobs', '1', '--keep-dumps', 'none', '--json', json, ...extra], {
+      verbose: true,
     });
     return { ms: performance.now() - t0, result: JSON.parse(readFileSync(json, 'utf8')) as TestRunResult };
   };

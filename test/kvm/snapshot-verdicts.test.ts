@@ -11,42 +11,21 @@
 //     and on): status, failure kind and the failed checks equal.
 // The whole project suite compared both ways, with its wall times: npm run bench:snapshot.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packageRoot } from '../../src/paths.js';
 import type { SweepResult } from '../../src/sweep/result.js';
 import type { TestRunResult } from '../../src/test/run.js';
+import { runKtstr, showRun, type CliRun } from '../helpers/ktstr-cli.js';
 import { cellVerdict, testVerdict, verdictDifferences } from '../helpers/verdicts.js';
 
-const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-snapshot-verdicts-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  code: number;
-  out: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args, '--jobs', '1', '--keep-dumps', 'none'], {
-      cwd: packageRoot(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, out }));
-  });
-}
-
-const tail = (r: Run): string => `\n--- output ---\n${r.out.slice(-5000)}`;
+/** The CLI with one cell at a time and no failure bundles. */
+const cli = (args: string[]): Promise<CliRun> => runKtstr([...args, '--jobs', '1', '--keep-dumps', 'none']);
 
 test('1. the sweep: healthy and rejection cells, the same verdicts restored and cold', async () => {
   // with snapshots: the rejection cell first (it saves the machine), then the healthy one
@@ -64,9 +43,9 @@ test('1. the sweep: healthy and rejection cells, the same verdicts restored and 
     '--json',
     join(tmp, 'off.json'),
   ]);
-  assert.is(broken1.code, 1, `exit 1 (ktstr_broken is rejected)${tail(broken1)}`);
-  assert.is(healthy1.code, 0, `exit 0${tail(healthy1)}`);
-  assert.is(off.code, 1, `exit 1 with --no-snapshot too${tail(off)}`);
+  assert.is(broken1.code, 1, `exit 1 (ktstr_broken is rejected)${showRun(broken1)}`);
+  assert.is(healthy1.code, 0, `exit 0${showRun(healthy1)}`);
+  assert.is(off.code, 1, `exit 1 with --no-snapshot too${showRun(off)}`);
   const cells = (f: string): SweepResult['cells'] =>
     (JSON.parse(readFileSync(join(tmp, f), 'utf8')) as SweepResult).cells;
   const a = [...cells('on1.json'), ...cells('on2.json')];
@@ -83,7 +62,7 @@ test('1. the sweep: healthy and rejection cells, the same verdicts restored and 
   const healthy = a.find((c) => c.scheduler === 'scx-ktstr');
   const broken = a.find((c) => c.scheduler === 'ktstr_broken');
   assert.is(healthy?.start, 'restored', `the healthy cell restored: ${healthy?.snapshotNote}`);
-  assert.ok(healthy?.passed && healthy.programs.length > 0, `scx-ktstr passes restored${tail(healthy1)}`);
+  assert.ok(healthy?.passed && healthy.programs.length > 0, `scx-ktstr passes restored${showRun(healthy1)}`);
   assert.ok(
     healthy!.workers.length === 4 && healthy!.workers.every((w) => w.iterations > 0),
     'every CPU progressed in the restored guest',
@@ -94,7 +73,7 @@ test('1. the sweep: healthy and rejection cells, the same verdicts restored and 
       `${c.id} (${c.start}): guest wall clock ${c.guestClockSkewMs} ms from the host's`,
     );
   assert.is(healthy!.schedulerStatus, b.find((c) => c.scheduler === 'scx-ktstr')?.schedulerStatus);
-  assert.is(broken?.failure?.kind, 'verify', `ktstr_broken is refused by the verifier${tail(broken1)}`);
+  assert.is(broken?.failure?.kind, 'verify', `ktstr_broken is refused by the verifier${showRun(broken1)}`);
   const diff = verdictDifferences(
     new Map(a.map((c) => [c.id, cellVerdict(c)])),
     new Map(b.map((c) => [c.id, cellVerdict(c)])),
@@ -111,9 +90,9 @@ test('2. the test suite: a passing and a failing test, the same verdicts restore
   const a = tests('test-on.json');
   const b = tests('test-off.json');
   for (const t of [...a, ...b]) console.log(`  ${t.name}: ${t.start}, ${testVerdict(t)}`);
-  assert.is(a.length, 2, tail(on));
-  assert.is(on.code, 1, `exit 1 (the knob-on test fails by design)${tail(on)}`);
-  assert.is(off.code, on.code, tail(off));
+  assert.is(a.length, 2, showRun(on));
+  assert.is(on.code, 1, `exit 1 (the knob-on test fails by design)${showRun(on)}`);
+  assert.is(off.code, on.code, showRun(off));
   assert.ok(
     a.some((t) => t.start === 'restored'),
     `with snapshots a test restored: ${a.map((t) => t.start)}`,
@@ -122,7 +101,7 @@ test('2. the test suite: a passing and a failing test, the same verdicts restore
     b.every((t) => t.start === 'cold'),
     `--no-snapshot: every test cold: ${b.map((t) => t.start)}`,
   );
-  assert.equal(a.map((t) => t.status).sort(), ['fail', 'pass'], tail(on));
+  assert.equal(a.map((t) => t.status).sort(), ['fail', 'pass'], showRun(on));
   const diff = verdictDifferences(
     new Map(a.map((t) => [t.id, testVerdict(t)])),
     new Map(b.map((t) => [t.id, testVerdict(t)])),
