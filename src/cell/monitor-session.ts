@@ -277,12 +277,15 @@ export class MonitorSession {
       ops: scx?.opsName ?? null,
       cpus: this.sampler!.sample().map((r) => {
         const steal = Number(r.stealNs);
-        const waitJiffies =
+        // the oldest task's wait by the guest's clock, and the steal in it
+        const waitedMs =
           r.oldest === null || jiffies === null || msPerJiffy === null || r.oldest.runnableAt > jiffies
             ? null
-            : Number(jiffies - r.oldest.runnableAt);
+            : Number(jiffies - r.oldest.runnableAt) * msPerJiffy;
         const stolenMs =
-          waitJiffies === null ? 0 : this.steal.stolenMsSince(r.cpu, Number(r.oldest!.runnableAt), steal);
+          waitedMs === null
+            ? 0
+            : Math.min(waitedMs, this.steal.stolenMsSince(r.cpu, Number(r.oldest!.runnableAt), steal));
         if (jiffies !== null && r.readable) this.steal.record(r.cpu, Number(jiffies), steal);
         return {
           cpu: r.cpu,
@@ -296,8 +299,8 @@ export class MonitorSession {
           policy: r.curr?.policy ?? null,
           runnable: r.runnable,
           // the wait while the vCPU ran: what the scheduler could have used
-          waitMs: waitJiffies === null ? null : Math.max(0, waitJiffies * msPerJiffy! - stolenMs),
-          waitStolenMs: waitJiffies === null ? null : Math.min(stolenMs, waitJiffies * msPerJiffy!),
+          waitMs: waitedMs === null ? null : waitedMs - stolenMs,
+          waitStolenMs: waitedMs === null ? null : stolenMs,
           waitPid: r.oldest?.pid ?? null,
         };
       }),
