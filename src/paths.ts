@@ -1,5 +1,5 @@
 // Project-wide locations: the package root (holding package.json), the cache root, and
-// executables on PATH; and whether a cache lock's owner process still lives. Every layer may import this file; it imports nothing of the project.
+// executables on PATH. Every layer may import this file; it imports nothing of the project.
 
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';

@@ -1,11 +1,12 @@
 // A snapshot's guest RAM: one file holding the RAM regions back to back in guest-physical
 // order (low RAM, then RAM above 4 GiB), written sparse — an all-zero block is left a hole, so
 // a freshly booted guest's mostly untouched RAM costs little disk — and restored by reading
-// its data extents (listed in the state file) into the new VM's own (huge-page) memory. Not by mapping the file private
-// copy-on-write, which would share the page cache between restored VMs: a file mapping gives
-// the guest 4 KiB pages, each first touch a separate fault and KVM mapping, and in the test
-// host that made every restored cell's work after the restore ~17 s slower (a cell 40 s
-// either way) where the copy costs ~1.9 s (cell 17.5 s against 32.9 s cold; bench:snapshot).
+// its data extents (listed in the state file) into the new VM's own (huge-page) memory. Not
+// by mapping the file private copy-on-write, which would share the page cache between
+// restored VMs: a file mapping gives the guest 4 KiB pages, each first touch a separate fault
+// and KVM mapping, and in the test host that made every restored cell's work after the
+// restore ~17 s slower (a cell 40 s either way) where reading costs ~1.4 s (cell 25.7 s
+// against 48.1 s cold; bench:snapshot).
 
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import type { GuestMemory } from '../memory.js';
