@@ -35,6 +35,7 @@ import {
 } from '../vmm/index.js';
 import { reservedTop } from '../vmm/boot/index.js';
 import { readRecord } from '../guest/ring.js';
+import { prestartVcpuThreads } from '../vmm/vcpu-thread-pool.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
 import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } from './verdict.js';
@@ -297,6 +298,17 @@ function cellBinaries(spec: CellSpec): string[] {
   return [...own, ...Object.values(spec.test?.schedulers ?? {}).map((e) => e.binary)];
 }
 
+/** Starts the vCPU threads while the cell's start is planned and its initramfs prepared (a bad topology is reported by the boot). */
+function prestartThreads(topology: string): void {
+  let vcpus: number;
+  try {
+    vcpus = new Topology(topology).cpus.length;
+  } catch {
+    return;
+  }
+  prestartVcpuThreads(vcpus);
+}
+
 export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<CellResult> {
   const t0 = performance.now();
   const result = baseResult(spec);
@@ -336,6 +348,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     ...sharedHalves(ring),
   };
   try {
+    prestartThreads(spec.topology);
     start = await planCellStart(startInputs);
     if (start.note !== undefined) result.snapshotNote = start.note;
     plan = cellPlan(spec, start.nonce, ring);

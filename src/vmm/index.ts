@@ -27,6 +27,7 @@ import {
 } from './boot/index.js';
 import { ConsoleScan } from './console-scan.js';
 import { native } from '../kvm/native.js';
+import { prestartVcpuThreads } from './vcpu-thread-pool.js';
 import { Machine, type DebugHit, type VcpuControlRegs, type VcpuRegisters, type VmEvent } from './vm.js';
 import { encodeWatchpoints, type HardwareWatch } from './watchpoints.js';
 import { watchOutput, type SerialState } from './devices/serial.js';
@@ -567,6 +568,8 @@ function collect(
 export async function bootVm(o: BootVmOptions): Promise<BootVmResult> {
   const t0 = performance.now();
   const plan = planBoot(o);
+  // the vCPU threads start while the kernel, initramfs and guest RAM are prepared
+  prestartVcpuThreads(plan.vcpus);
   const guest = prepareGuest(plan, o.restore);
   const tSetup = performance.now();
 

@@ -7,9 +7,14 @@
 // without an in-kernel irqchip, or a failure. The first end posts a VM-wide event (first
 // one wins through the shared event word), and the main thread then stops every vCPU
 // (stop flag + kick). The vCPU fd belongs to the main thread, which closes it after this
-// thread has exited.
+// thread's run has ended.
+//
+// A thread serves one VM at a time and may serve many in turn (vcpu-thread-pool.ts keeps it
+// warm between VMs): each VM hands it a VcpuAttach message -- its vCPU and control words,
+// and a MessagePort for this run's messages -- and the run ends with a `done` message, after
+// which the thread waits for the next attach. Nothing of one run outlives it here.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, type MessagePort } from 'node:worker_threads';
 import { KVM_SYSTEM_EVENT } from '../kvm/constants.js';
 import { prepareVcpuThread } from '../kvm/kick.js';
 import { Vcpu, Vm } from '../kvm/kvm.js';
@@ -38,10 +43,20 @@ export interface VcpuWorkerInput {
   serials: SerialShared[];
 }
 
-const input = workerData as VcpuWorkerInput;
-const ctl = new Int32Array(input.control);
-const ev = new Int32Array(input.events);
-const post = (m: VcpuMessage): void => parentPort!.postMessage(m);
+/** What the main thread sends a (possibly warm) vCPU thread to run one VM's vCPU. */
+export interface VcpuAttach {
+  type: 'attach';
+  input: VcpuWorkerInput;
+  /** This run's messages (VcpuMessage) go here; the main thread closes it after `done`. */
+  port: MessagePort;
+}
+
+// one run's context, set by each attach (a thread runs one vCPU at a time)
+let input!: VcpuWorkerInput;
+let ctl!: Int32Array;
+let ev!: Int32Array;
+let port!: MessagePort;
+const post = (m: VcpuMessage): void => port.postMessage(m);
 
 function end(kind: VmEventKind, value: number, detail: string): void {
   if (Atomics.compareExchange(ev, 0, 0, eventCode(kind)) === 0) {
@@ -124,7 +139,8 @@ function where(vcpu: Vcpu): string {
   }
 }
 
-function main(): void {
+/** Runs one VM's vCPU until its run ends (stop flag, an end of the run, or a failure); posts `done` last. */
+function runVcpu(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
   const vm = Vm.attach(input.vmFd);
   const serials = input.serials.map((s) => new Serial(s, (level) => vm.irqLine(s.irq, level)));
@@ -233,4 +249,11 @@ function main(): void {
   }
 }
 
-main();
+parentPort!.on('message', (m: VcpuAttach) => {
+  if (m?.type !== 'attach') return;
+  input = m.input;
+  ctl = new Int32Array(input.control);
+  ev = new Int32Array(input.events);
+  port = m.port;
+  runVcpu();
+});

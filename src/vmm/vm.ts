@@ -2,17 +2,17 @@
 // TSS/identity-map pages, in-kernel irqchip and PIT (a raw image may go without), guest RAM
 // slots (memory.ts), the vCPUs (CPUID from KVM_GET_SUPPORTED_CPUID through the cpuid hook,
 // boot MSRs, FPU, LAPIC LINTs, and on the BSP the 64-bit entry state from boot/), and one
-// worker thread per vCPU running KVM_RUN (vcpu-worker.ts, started from its one-file bundle).
+// worker thread per vCPU running KVM_RUN (vcpu-worker.ts; warm threads of an earlier VM are
+// reused, see vcpu-thread-pool.ts).
 // APs stay in KVM's wait-for-SIPI state until the guest starts them. Every KVM call goes
 // through src/kvm's Vm and Vcpu; kvm-setup.ts supplies the values.
 //
 // Teardown (stop()): the stop flag of every vCPU is set and its thread kicked with the kick
-// signal until it has left KVM_RUN and exited; only then are the vCPU, VM and /dev/kvm fds
-// closed (the worker never owns an fd). stop() is idempotent and is reached on every path.
+// signal until it has left KVM_RUN and ended its run; only then are the vCPU, VM and /dev/kvm
+// fds closed (the worker never owns an fd). A thread that does not end within the grace time
+// is terminated (and never reused). stop() is idempotent and is reached on every path.
 
-import { statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type Worker } from 'node:worker_threads';
 import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
 import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
@@ -58,34 +58,14 @@ import {
   type VcpuMessage,
   type VmEventKind,
 } from './vcpu-protocol.js';
-import type { VcpuWorkerInput } from './vcpu-worker.js';
+import type { VcpuAttach, VcpuWorkerInput } from './vcpu-worker.js';
+import { returnVcpuThread, takeVcpuThread } from './vcpu-thread-pool.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
 function copyBuffer(bytes: Uint8Array): ArrayBuffer {
   const b = new ArrayBuffer(bytes.length);
   new Uint8Array(b).set(bytes);
   return b;
-}
-
-const WORKER_BUNDLE = new URL('./vcpu-worker.bundle.cjs', import.meta.url);
-const WORKER_MODULE = new URL('./vcpu-worker.js', import.meta.url);
-
-/**
- * The vCPU thread's code: vcpu-worker.ts and its imports bundled into one script at build time
- * (src/build/bundles.ts, esbuild; a worker starts faster from one script than from fourteen modules),
- * while that is at least as new as the compiled module — after a bare `tsc`, the module itself.
- */
-function vcpuWorkerUrl(): URL {
-  const mtime = (u: URL): number => {
-    try {
-      return statSync(u).mtimeMs;
-    } catch {
-      return -1;
-    }
-  };
-  const module = mtime(WORKER_MODULE);
-  if (module < 0) throw new Error(`the vCPU worker ${fileURLToPath(WORKER_MODULE)} is missing: run \`npm run build\``);
-  return mtime(WORKER_BUNDLE) >= module ? WORKER_BUNDLE : WORKER_MODULE;
 }
 
 /** The first end of a run (vcpu-protocol.ts): its kind, the exit code for `exit`, the vCPU id that saw it, and why. */
@@ -171,6 +151,8 @@ function enableX2apicApi(vm: Vm): void {
 interface VcpuThread {
   vcpu: Vcpu;
   worker?: Worker;
+  /** The thread's run has ended (`done`, or the thread exited): it is no longer this VM's. */
+  finished: boolean;
   ctl: Int32Array;
   exited: Promise<void>;
   /** Callers waiting for this vCPU's next control-register answer. */
@@ -277,6 +259,7 @@ export class Machine {
         this.threads.push({
           vcpu,
           ctl,
+          finished: false,
           exited: Promise.resolve(),
           sregsWaiters: [],
           regsWaiters: [],
@@ -305,18 +288,21 @@ export class Machine {
    * has moved on from (seen: a triple fault with 252 vCPUs). Resolves when the guest starts.
    */
   async start(onEvent: (e: VmEvent) => void): Promise<void> {
-    const workerUrl = vcpuWorkerUrl();
     installKickHandler();
     this.eventListener = onEvent;
-    await Promise.all(this.threads.map((t) => this.startWorker(t, workerUrl)));
+    await Promise.all(this.threads.map((t) => this.startThread(t)));
     const bsp = this.threads[0].ctl;
     Atomics.store(bsp, VCPU_CTL.go, 1);
     Atomics.notify(bsp, VCPU_CTL.go);
   }
 
-  /** Spawns the worker of one vCPU; resolves when it runs (or has ended before that). */
-  private startWorker(t: VcpuThread, workerUrl: URL): Promise<void> {
-    const workerData: VcpuWorkerInput = {
+  /**
+   * Hands one vCPU to a thread (a warm one from vcpu-thread-pool.ts, or a new one); resolves
+   * when it runs (or has ended before that). The thread goes back to the pool after its
+   * `done`; one that fails or is terminated does not.
+   */
+  private startThread(t: VcpuThread): Promise<void> {
+    const input: VcpuWorkerInput = {
       vcpuId: t.vcpu.id,
       vcpuFd: t.vcpu.fd,
       vmFd: this.vm.fd,
@@ -325,13 +311,42 @@ export class Machine {
       events: this.events,
       serials: this.serialShared,
     };
-    const w = new Worker(workerUrl, { workerData });
+    const w = takeVcpuThread();
     t.worker = w;
+    const { port1, port2 } = new MessageChannel();
     let released!: () => void;
     const running = new Promise<void>((res) => {
       released = res;
     });
-    w.on('message', (m: VcpuMessage) => {
+    let ended!: () => void;
+    t.exited = new Promise<void>((res) => {
+      ended = res;
+    });
+    const onError = (e: Error): void => {
+      this.errors.push(e);
+      this.eventListener?.({
+        kind: 'error',
+        value: 0,
+        vcpu: t.vcpu.id,
+        detail: `vCPU thread ${t.vcpu.id}: ${e.message}`,
+      });
+    };
+    const finish = (reusable: boolean): void => {
+      if (t.finished) return;
+      t.finished = true;
+      w.off('error', onError);
+      w.off('exit', onExit);
+      port1.close();
+      released(); // a thread that ends before it runs releases start() too
+      for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0), ...t.debugWaiters.splice(0)])
+        waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
+      if (reusable) returnVcpuThread(w);
+      ended();
+    };
+    const onExit = (): void => finish(false);
+    w.on('error', onError);
+    w.on('exit', onExit);
+    port1.on('message', (m: VcpuMessage) => {
       if (m.type === 'running') released();
       else if (m.type === 'sregs') {
         const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
@@ -352,29 +367,15 @@ export class Machine {
         this.stats.dropped += m.dropped;
         this.runNanoseconds += m.nanoseconds;
         for (const [k, n] of Object.entries(m.ports)) this.stats.ports[k] = (this.stats.ports[k] ?? 0) + n;
+        finish(true);
       }
     });
-    w.on('error', (e) => {
-      this.errors.push(e);
-      this.eventListener?.({
-        kind: 'error',
-        value: 0,
-        vcpu: t.vcpu.id,
-        detail: `vCPU thread ${t.vcpu.id}: ${e.message}`,
-      });
-    });
-    t.exited = new Promise<void>((res) => {
-      w.on('exit', () => {
-        released(); // a thread that ends before it runs releases start() too
-        for (const waiter of [...t.sregsWaiters.splice(0), ...t.regsWaiters.splice(0), ...t.debugWaiters.splice(0)])
-          waiter.reject(new Error(`vCPU ${t.vcpu.id} stopped before its registers were read`));
-        res();
-      });
-    });
+    const attach: VcpuAttach = { type: 'attach', input, port: port2 };
+    w.postMessage(attach, [port2]);
     return running;
   }
 
-  /** Resolves when the thread of the vCPU at `index` has exited (its fd stays open until stop()). */
+  /** Resolves when the thread of the vCPU at `index` has ended its run (its fd stays open until stop()). */
   exited(index: number): Promise<void> {
     const t = this.threads[index];
     if (t === undefined)
@@ -564,7 +565,7 @@ export class Machine {
           }),
         ]);
         if (timedOut) {
-          await Promise.all(this.threads.map((t) => t.worker?.terminate()));
+          await Promise.all(this.threads.filter((t) => !t.finished).map((t) => t.worker?.terminate()));
           await all;
         }
       } finally {
