@@ -11,6 +11,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.js';
+import { ElfFile } from '../elf/file.js';
+import { withFileSource } from '../elf/file-source.js';
 import type { AgentImageCache } from '../guest/agent-initramfs.js';
 import { PLAN_VERSION, type AgentPlan, type CellMessage } from '../guest/plan.js';
 import { crc32, newNonce } from '../guest/protocol.js';
@@ -35,15 +37,36 @@ export function snapshotsKept(env: NodeJS.ProcessEnv = process.env): number {
   return env.KTSTR_IN_TEST_HOST === '1' ? 1 : 3;
 }
 
-const imageHashes = new Map<string, string>();
-/** A kernel image's identity: SHA-256 of its bytes (remembered by path, size and time). */
+const NT_GNU_BUILD_ID = 3;
+
+/** The GNU build ID of an ELF image (a vmlinux), hex; null for anything else (a bzImage) or an ELF without one. */
+function elfBuildId(image: string): string | null {
+  try {
+    return withFileSource(image, (source) => {
+      const note = new ElfFile(source, image).notes().find((n) => n.name === 'GNU' && n.type === NT_GNU_BUILD_ID);
+      return note === undefined || note.desc.length < 8 ? null : Buffer.from(note.desc).toString('hex');
+    });
+  } catch {
+    return null;
+  }
+}
+
+const imageIds = new Map<string, string>();
+/**
+ * A kernel image's identity (remembered by path, size and time): a vmlinux's GNU build ID (the
+ * linker's hash of what it linked; read from its notes, not its 40+ MB), else SHA-256 of the bytes.
+ */
 function kernelId(image: string): string {
   const st = statSync(image);
   const stamp = `${image}:${st.size}:${st.mtimeMs}`;
-  let id = imageHashes.get(stamp);
+  let id = imageIds.get(stamp);
   if (id === undefined) {
-    id = createHash('sha256').update(readFileSync(image)).digest('hex').slice(0, 32);
-    imageHashes.set(stamp, id);
+    const buildId = elfBuildId(image);
+    id =
+      buildId !== null
+        ? `build-id:${buildId}`
+        : createHash('sha256').update(readFileSync(image)).digest('hex').slice(0, 32);
+    imageIds.set(stamp, id);
   }
   return id;
 }

@@ -4,7 +4,8 @@
 // snapshots are off. Every field of the machine is in the key. handCell writes the plan and the
 // files into the mailbox and sends a frame saying where they are.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -131,6 +132,24 @@ test('the key changes with every field of the machine and the agent', () => {
   assert.not.equal(JSON.stringify(cellSnapshotKey(machine, 'agent-2')), base);
   writeFileSync(kernelImage, 'another kernel');
   assert.not.equal(JSON.stringify(cellSnapshotKey(machine, 'agent-1')), base, 'the kernel bytes');
+});
+
+test("a vmlinux's identity is its GNU build ID (from its notes); an image without one is hashed", () => {
+  // Node's own binary is an ELF with a GNU build ID, as a vmlinux is
+  const node = realpathSync(process.execPath);
+  const id = String(cellSnapshotKey({ ...machine, kernelImage: node }, 'agent-1').kernelId);
+  const readelf = spawnSync('readelf', ['-n', node], { encoding: 'utf8' });
+  const expected = /Build ID: ([0-9a-f]+)/.exec(readelf.stdout ?? '')?.[1];
+  if (expected !== undefined) assert.is(id, `build-id:${expected}`);
+  else assert.match(id, /^build-id:[0-9a-f]{16,}$/);
+  const copy = join(root, 'elf-copy');
+  // the same ELF with one byte changed outside its notes: still the same build ID (it names the build)
+  const bytes = readFileSync(node);
+  bytes[bytes.length - 1] ^= 1;
+  writeFileSync(copy, bytes);
+  assert.is(String(cellSnapshotKey({ ...machine, kernelImage: copy }, 'agent-1').kernelId), id);
+  // not an ELF: SHA-256 of the bytes
+  assert.match(String(cellSnapshotKey(machine, 'agent-1').kernelId), /^[0-9a-f]{32}$/);
 });
 
 test('handCell: plan and files in the mailbox, a frame saying where; too big is an error', () => {
