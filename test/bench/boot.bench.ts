@@ -3,7 +3,9 @@
 // topology (4 vCPUs, one LLC), our VMM side by side with QEMU (-enable-kvm -M microvm, same
 // kernel, initramfs, command line and -smp 4 as one socket of 4 cores; measured from spawn).
 // Rows: bootVm() in this process (VM creation and vCPU worker start included, Node start-up
-// not) with the bzImage and with the same build's vmlinux (no decompressor); `ktstr-wasm
+// not) with the bzImage and with the same build's vmlinux (no decompressor), each taking the
+// warm vCPU threads of the VM before, as a sweep's or a suite's later cells do; the vmlinux
+// again with new threads, as the first VM of a process; `ktstr-wasm
 // shell --exec` from process start, which is the fair comparison with QEMU's spawn. Medians
 // of KTSTR_BENCH_RUNS runs (default 3), alternating. Where each one's time goes: /init prints
 // the guest's /proc/uptime (the kernel's time since its clock started), so a row splits into
@@ -19,6 +21,7 @@ import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
 import { packageRoot } from '../../src/paths.js';
 import { native } from '../../src/kvm/native.js';
 import { bootVm, DEFAULT_CMDLINE, EXIT_PORT } from '../../src/vmm/index.js';
+import { closeIdleVcpuThreads } from '../../src/vmm/vcpu-thread-pool.js';
 import { buildShellInitramfs, INIT_MARKER } from '../../src/guest/shell-initramfs.js';
 import { resolveTopology } from '../../src/vmm/topology/index.js';
 
@@ -222,7 +225,12 @@ if (!existsSync(kernel)) {
     const v: Sample[] = [];
     const b: Sample[] = [];
     const c: Sample[] = [];
+    const f: Sample[] = [];
     for (let i = 0; i < RUNS; i++) {
+      // the first VM of a process starts its vCPU threads; later ones take the warm threads
+      // of the one before (vcpu-thread-pool.ts): this row ends those first
+      await closeIdleVcpuThreads();
+      f.push(await ours(haveVmlinux ? vmlinux : kernel, initrd));
       a.push(await ours(kernel, initrd));
       if (haveVmlinux) v.push(await ours(vmlinux, initrd));
       c.push(await shellProcess());
@@ -238,8 +246,10 @@ if (!existsSync(kernel)) {
       `kernel ${kernel}\ncmdline ${CMDLINE}\n${PRESET} (${topology}, ${topology.numCpus} vCPUs), 256 MiB, ${RUNS} runs, medians\n`,
     );
     console.log(`${''.padEnd(28)} ${'first /init'.padStart(11)} ${'clean exit'.padStart(11)}`);
+    const firstName = `bootVm ${haveVmlinux ? 'vmlinux' : 'bzImage'}, new threads`;
     console.log(row('ktstr-wasm bootVm bzImage', a));
     if (haveVmlinux) console.log(row('ktstr-wasm bootVm vmlinux', v));
+    console.log(row(firstName, f));
     console.log(row('ktstr-wasm shell (process)', c));
     if (qemuBin) console.log(row('QEMU -M microvm (KVM)', b));
     const ms = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(0)).padStart(8);
@@ -253,6 +263,7 @@ if (!existsSync(kernel)) {
     );
     console.log(split('ktstr-wasm bootVm bzImage', a));
     if (haveVmlinux) console.log(split('ktstr-wasm bootVm vmlinux', v));
+    console.log(split(firstName, f));
     console.log(split('ktstr-wasm shell (process)', c));
     if (qemuBin) console.log(split('QEMU -M microvm (KVM)', b));
     console.log(
