@@ -188,6 +188,7 @@ function rangeRss(start: bigint, end: bigint): number {
  * resident part of guest RAM, measured once every vCPU thread runs (then the run is ended).
  */
 async function vmmRss(initrd: Uint8Array, vcpus: number): Promise<number> {
+  await closeIdleVcpuThreads(); // only this VM's threads
   let rss = NaN;
   await bootVm({
     kernel,
