@@ -41,6 +41,8 @@ export interface VcpuWorkerInput {
   /** VM-wide Int32 [kind, value, vcpu]: the first end of the run. */
   events: SharedArrayBuffer;
   serials: SerialShared[];
+  /** The port bus's machine registers (devices/ports.ts createPortRegisters), shared by every vCPU thread. */
+  ports: SharedArrayBuffer;
 }
 
 /** What the main thread sends a (possibly warm) vCPU thread to run one VM's vCPU. */
@@ -144,11 +146,15 @@ function runVcpu(): void {
   const vcpu = Vcpu.attach(input.vcpuFd, input.mmapSize, input.vcpuId);
   const vm = Vm.attach(input.vmFd);
   const serials = input.serials.map((s) => new Serial(s, (level) => vm.irqLine(s.irq, level)));
-  const bus = new PortBus(serials, (e: PortEvent) => {
-    if (e.kind === 'exit') end('exit', e.code, `exit port: code ${e.code}`);
-    else if (e.kind === 'poweroff') end('poweroff', 0, e.why);
-    else end('reset', 0, e.why);
-  });
+  const bus = new PortBus(
+    serials,
+    (e: PortEvent) => {
+      if (e.kind === 'exit') end('exit', e.code, `exit port: code ${e.code}`);
+      else if (e.kind === 'poweroff') end('poweroff', 0, e.why);
+      else end('reset', 0, e.why);
+    },
+    new Int32Array(input.ports),
+  );
   let runs = 0;
   let ioExits = 0;
   let mmioExits = 0;

@@ -59,6 +59,7 @@ import {
   type VmEventKind,
 } from './vcpu-protocol.js';
 import type { VcpuAttach, VcpuWorkerInput } from './vcpu-worker.js';
+import { createPortRegisters, portRegistersState, restorePortRegisters } from './devices/ports.js';
 import { returnVcpuThread, takeVcpuThread } from './vcpu-thread-pool.js';
 
 /** A fresh ArrayBuffer with a message's bytes (a struct view wants its own buffer). */
@@ -186,6 +187,8 @@ export class Machine {
   readonly kvm: Kvm;
   readonly vm: Vm;
   readonly serialShared: SerialShared[];
+  /** The port bus's machine registers (CMOS index, PM1_EN), shared by every vCPU thread's bus. */
+  readonly portRegisters: Int32Array;
   /** Main-thread handles: COM1 (console), COM2 (application channel). */
   readonly com1: Serial;
   readonly com2: Serial;
@@ -272,6 +275,8 @@ export class Machine {
         o.restore === undefined
           ? [createSerialShared(COM1, pending), createSerialShared(COM2, pending)]
           : [restoreSerialShared(COM1, o.restore.com1, pending), restoreSerialShared(COM2, o.restore.com2, pending)];
+      this.portRegisters =
+        o.restore?.ports === undefined ? createPortRegisters() : restorePortRegisters(o.restore.ports);
       this.com1 = new Serial(this.serialShared[0], (level) => vm.irqLine(COM1.irq, level));
       this.com2 = new Serial(this.serialShared[1], (level) => vm.irqLine(COM2.irq, level));
     } catch (e) {
@@ -310,6 +315,7 @@ export class Machine {
       control: t.ctl.buffer as SharedArrayBuffer,
       events: this.events,
       serials: this.serialShared,
+      ports: this.portRegisters.buffer as SharedArrayBuffer,
     };
     const w = takeVcpuThread();
     t.worker = w;
@@ -533,6 +539,7 @@ export class Machine {
       vm: saveVmState(this.vm),
       com1: this.com1.state(),
       com2: this.com2.state(),
+      ports: portRegistersState(this.portRegisters),
     };
   }
 

@@ -83,7 +83,7 @@ interface WorkerOutcome {
 /** Attaches a vCPU worker file to a bogus vCPU fd and runs it until it exits (terminated after 20 s). */
 function runWorker(file: string, vcpuFd: number): Promise<WorkerOutcome> {
   const control = new SharedArrayBuffer(VCPU_CTL_BYTES);
-  const input = { vcpuId: 0, vcpuFd, vmFd: -1, mmapSize: 4096, control, events: new SharedArrayBuffer(12), serials: [] };
+  const input = { vcpuId: 0, vcpuFd, vmFd: -1, mmapSize: 4096, control, events: new SharedArrayBuffer(12), serials: [], ports: new SharedArrayBuffer(8) };
   const { port1, port2 } = new MessageChannel();
   const env: Record<string, string | undefined> = { ...process.env };
   delete env.KTSTR_NATIVE_ADDON; // the addon must be found from native.js's own import.meta.url

@@ -2,7 +2,7 @@
 // worker's first message or error, for a one-line ESM worker (baseline), the compiled vCPU
 // worker (dist/src/vmm/vcpu-worker.js, 14 modules) and its one-file bundle
 // (vcpu-worker.bundle.cjs, written by `npm run build:ts`). The vCPU workers get a bogus vCPU fd
-// (-1): they load, run main(), post their 'done' message and fail — no KVM needed. Runs
+// (-1) in their attach message: they load, run it, post their 'done' message and fail — no KVM needed. Runs
 // alternate between the cases; medians of KTSTR_BENCH_RUNS starts each (default 15).
 // Run: `node dist/test/build/worker-start.bench.js` (inside the test host:
 // `flock /tmp/ktstr-testhost.lock ./bin/ktstr-wasm host run -- node dist/test/build/worker-start.bench.js`).
@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { VCPU_WORKER } from '../../src/build/bundles.js';
 const VCPU_WORKER_BUNDLE = VCPU_WORKER.bundle;
 const VCPU_WORKER_ENTRY = VCPU_WORKER.entry;
@@ -26,17 +26,22 @@ function median(xs: number[]): number {
 
 /** Milliseconds from `new Worker(file)` to its first message or error; resolves once it has exited. */
 function timeOnce(file: string): Promise<number> {
-  const workerData = { vcpuId: 0, vcpuFd: -1, vmFd: -1, mmapSize: 4096, control: new SharedArrayBuffer(32), events: new SharedArrayBuffer(12), serials: [] };
+  const input = { vcpuId: 0, vcpuFd: -1, vmFd: -1, mmapSize: 4096, control: new SharedArrayBuffer(32), events: new SharedArrayBuffer(12), serials: [], ports: new SharedArrayBuffer(8) };
+  const { port1, port2 } = new MessageChannel();
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     let ms: number | undefined;
     const first = (): void => { ms ??= performance.now() - t0; };
-    const w = new Worker(file, { workerData });
+    const w = new Worker(file);
+    // a vCPU worker waits for its attach (the baseline ignores it)
+    w.postMessage({ type: 'attach', input, port: port2 }, [port2]);
     const timer = setTimeout(() => void w.terminate(), 30_000);
     w.on('message', first);
+    port1.on('message', first);
     w.on('error', first);
     w.on('exit', () => {
       clearTimeout(timer);
+      port1.close();
       if (ms === undefined) reject(new Error(`${file}: exited without a message or an error`));
       else resolve(ms);
     });

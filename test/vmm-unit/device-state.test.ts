@@ -9,7 +9,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { repoPath } from '../helpers/repo.js';
 import type { IrqTrigger } from '../../src/vmm/devices/irq.js';
-import { cmosRegister, PortBus, type PortBusState } from '../../src/vmm/devices/ports.js';
+import {
+  cmosRegister,
+  createPortRegisters,
+  PortBus,
+  portRegistersState,
+  restorePortRegisters,
+  type PortBusState,
+} from '../../src/vmm/devices/ports.js';
 import {
   COM1,
   COM2,
@@ -297,6 +304,26 @@ test('port bus state: CMOS index and PM1_EN round trip; the restored bus answers
   ] as PortBusState[]) {
     assert.throws(() => PortBus.fromState(badState, [], () => {}), RangeError);
   }
+});
+
+test("port registers are the machine's: every vCPU thread's bus over them sees one CMOS index and one PM1_EN", () => {
+  const registers = createPortRegisters();
+  const cpu0 = new PortBus([], () => {}, registers);
+  const cpu1 = new PortBus([], () => {}, registers);
+  cpu0.out(0x70, Uint8Array.of(0x09)); // year, selected on one CPU...
+  const year = new Uint8Array(1);
+  cpu1.in(0x71, year); // ...read on another
+  assert.is(year[0], cmosRegister(0x09));
+  cpu1.out(0x603, Uint8Array.of(0x01));
+  const en = new Uint8Array(2);
+  cpu0.in(0x602, en);
+  assert.equal([...en], [0x00, 0x01]);
+  assert.equal(portRegistersState(registers), { cmosIndex: 0x09, pm1Enable: 0x0100 });
+  assert.equal(cpu0.state(), cpu1.state());
+  // restored registers are new ones: a bus over the saved machine's does not see them change
+  const restored = restorePortRegisters(portRegistersState(registers));
+  cpu0.out(0x70, Uint8Array.of(0x00));
+  assert.equal(portRegistersState(restored), { cmosIndex: 0x09, pm1Enable: 0x0100 });
 });
 
 test('port bus state: a restored bus routes to restored UARTs', () => {

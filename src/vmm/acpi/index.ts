@@ -9,7 +9,7 @@
 //   order, boot CPU = APIC ID 0 first); an x2APIC entry instead for APIC IDs >= 255 (Linux
 //   ignores x2APIC entries below 255 when LAPIC entries exist, as the ACPI spec says).
 // - Power management (fixed hardware, I/O ports):
-//     PM1a_EVT_BLK = 0x600, 4 bytes (PM1_STS 0x600, PM1_EN 0x602): reads 0, writes ignored;
+//     PM1a_EVT_BLK = 0x600, 4 bytes (PM1_STS 0x600: reads 0; PM1_EN 0x602: reads what was written);
 //     PM1a_CNT_BLK = 0x604, 2 bytes: reads return SCI_EN (0x0001); a 16-bit write with
 //       SLP_EN (bit 13) set and SLP_TYP (bits 12:10) = 5 (ACPI_S5_SLP_TYP) is POWER OFF.
 //       (ACPICA first writes SLP_TYP alone, then SLP_TYP|SLP_EN: act on the SLP_EN write.)

@@ -2,9 +2,11 @@
 // port 0x61 and the IOAPIC/LAPIC are in the kernel): the UARTs, the exit port, the i8042
 // reset line, a minimal CMOS/RTC, the POST/delay port 0x80, and "nothing here" (reads float
 // to 0xff, writes are dropped) for everything else, including PCI config 0xcf8/0xcfc.
-// Runs on the vCPU threads, one bus per thread. state() / fromState() save and restore the
-// bus's own registers (the CMOS index, PM1_EN) as plain data; the UARTs it routes to are
-// shared by all threads and saved on their own (Serial.state()).
+// Runs on the vCPU threads, one bus per thread over registers all of them share: the CMOS
+// index and PM1_EN are the machine's (one RTC, one PM1 block), kept in a SharedArrayBuffer
+// (createPortRegisters) the VM hands every thread. portRegistersState() / restorePortRegisters()
+// save and restore them as plain data (a snapshot's); the UARTs the bus routes to are shared
+// too and saved on their own (Serial.state()).
 
 import { isPowerOffWrite, PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_SCI_EN } from '../acpi/pm.js';
 import type { Serial } from './serial.js';
@@ -57,7 +59,7 @@ export function cmosRegister(index: number, now = new Date()): number {
   }
 }
 
-/** A PortBus's own registers as plain data (PortBus.state()). The CMOS clock is the host's: only its index register is state. */
+/** The machine's port registers as plain data (portRegistersState()). The CMOS clock is the host's: only its index register is state. */
 export interface PortBusState {
   /** The CMOS register selected through port 0x70 (NMI-disable bit dropped). */
   cmosIndex: number;
@@ -65,30 +67,61 @@ export interface PortBusState {
   pm1Enable: number;
 }
 
+const REG_CMOS_INDEX = 0;
+const REG_PM1_ENABLE = 1;
+const PORT_REGISTER_BYTES = 8;
+
+/** The registers every vCPU thread's bus shares (Int32 words over a SharedArrayBuffer), all zero. */
+export function createPortRegisters(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(PORT_REGISTER_BYTES));
+}
+
+/** The registers as plain data. */
+export function portRegistersState(registers: Int32Array): PortBusState {
+  return {
+    cmosIndex: Atomics.load(registers, REG_CMOS_INDEX),
+    pm1Enable: Atomics.load(registers, REG_PM1_ENABLE),
+  };
+}
+
+/** New shared registers holding `state`; throws RangeError on a state no bus could have written. */
+export function restorePortRegisters(state: PortBusState): Int32Array {
+  const ok = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  if (!ok(state?.cmosIndex, 0x7f))
+    throw new RangeError(`port bus state: cmosIndex ${String(state?.cmosIndex)} is not 0..0x7f`);
+  if (!ok(state.pm1Enable, 0xffff))
+    throw new RangeError(`port bus state: pm1Enable ${String(state.pm1Enable)} is not 16 bits`);
+  const registers = createPortRegisters();
+  registers[REG_CMOS_INDEX] = state.cmosIndex;
+  registers[REG_PM1_ENABLE] = state.pm1Enable;
+  return registers;
+}
+
 export class PortBus {
-  private cmosIndex = 0;
-  /** PM1_EN (fixed-event enables): kept as written, since ACPICA reads back what it enables. */
-  private pm1Enable = 0;
   constructor(
     readonly serials: Serial[],
     private readonly onEvent: (e: PortEvent) => void,
+    /** The machine's registers, shared with the other vCPU threads' buses (a bus of its own when left out). */
+    readonly registers: Int32Array = createPortRegisters(),
   ) {}
 
-  /** A bus restored from `state`, routing to `serials` (handles on UARTs restored on their own). */
+  /** A bus over new registers holding `state` (restorePortRegisters), routing to `serials`. */
   static fromState(state: PortBusState, serials: Serial[], onEvent: (e: PortEvent) => void): PortBus {
-    const ok = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-    if (!ok(state.cmosIndex, 0x7f))
-      throw new RangeError(`port bus state: cmosIndex ${String(state.cmosIndex)} is not 0..0x7f`);
-    if (!ok(state.pm1Enable, 0xffff))
-      throw new RangeError(`port bus state: pm1Enable ${String(state.pm1Enable)} is not 16 bits`);
-    const bus = new PortBus(serials, onEvent);
-    bus.cmosIndex = state.cmosIndex;
-    bus.pm1Enable = state.pm1Enable;
-    return bus;
+    return new PortBus(serials, onEvent, restorePortRegisters(state));
   }
 
+  /** The registers it works on, as plain data (shared: every bus over them says the same). */
   state(): PortBusState {
-    return { cmosIndex: this.cmosIndex, pm1Enable: this.pm1Enable };
+    return portRegistersState(this.registers);
+  }
+
+  private get cmosIndex(): number {
+    return Atomics.load(this.registers, REG_CMOS_INDEX);
+  }
+
+  /** PM1_EN (fixed-event enables): kept as written, since ACPICA reads back what it enables. */
+  private get pm1Enable(): number {
+    return Atomics.load(this.registers, REG_PM1_ENABLE);
   }
 
   in(port: number, data: Uint8Array): void {
@@ -139,7 +172,7 @@ export class PortBus {
         if (data[0] === I8042_CMD_RESET) this.onEvent({ kind: 'reset', why: 'i8042 reset (0xfe to port 0x64)' });
         return;
       case CMOS_INDEX:
-        this.cmosIndex = data[0] & 0x7f;
+        Atomics.store(this.registers, REG_CMOS_INDEX, data[0] & 0x7f);
         return;
       case PM1A_EVT_PORT:
       case PM1A_EVT_PORT + 1:
@@ -147,8 +180,10 @@ export class PortBus {
       case PM1A_EVT_PORT + 3:
         for (let i = 0; i < data.length; i++) {
           const at = port - PM1A_EVT_PORT + i;
-          if (at >= 2 && at < 4)
-            this.pm1Enable = (this.pm1Enable & ~(0xff << (8 * (at - 2)))) | (data[i] << (8 * (at - 2)));
+          if (at >= 2 && at < 4) {
+            const shift = 8 * (at - 2);
+            Atomics.store(this.registers, REG_PM1_ENABLE, (this.pm1Enable & ~(0xff << shift)) | (data[i] << shift));
+          }
         }
         return; // writes to PM1_STS clear nothing: no status bit is ever set
       case PM1A_CNT_PORT:
