@@ -308,43 +308,66 @@ export async function runInTestHost(options: RunInTestHostOptions): Promise<Test
     ...(options.outputFile === undefined ? {} : { KTSTR_HOST_PORT: OUTPUT_PORT }),
   };
   const line = specLine({ nonce, cwd, env, argv: options.argv });
-  // open the image now: QEMU gets this open file (as /dev/fd/3), so a concurrent run that
-  // replaces the cached image cannot pull it away; a replacement that happened in between
-  // is rebuilt once
-  let fd: number;
-  try {
-    fd = openSync(image.path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    image = await build();
-    fd = openSync(image.path, 'r');
-  }
-
   progress(`booting the test host (L1 ${image.kernel.release}, QEMU TCG, ${cpus} vCPU, ${memoryMiB} MiB)`);
-
-  let child: ChildProcess;
-  const spawnedAt = performance.now();
-  const args = qemuArgs(image, memoryMiB, cpus, sourceEnv, undefined, options.outputFile);
-  // setpriv --pdeathsig: QEMU gets SIGKILL if this process dies without cleaning up
-  // (SIGKILL, a crash), so L1 never outlives its owner
-  const setpriv = findOnPath('setpriv', sourceEnv);
-  try {
-    child =
-      setpriv !== undefined
-        ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', image.qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe', fd] })
-        : spawn(image.qemu, args, { stdio: ['pipe', 'pipe', 'pipe', fd] });
-  } finally {
-    closeSync(fd);
+  const deadline = performance.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bootAndRun(Math.max(1, deadline - performance.now()));
+    } catch (err) {
+      // L1 resetting before it is ready is TCG's rare early-boot fault (seen about once in
+      // twenty boots under load), not the command's: one more boot, said on the progress line
+      if (!(err instanceof L1ResetError) || attempt >= L1_BOOT_ATTEMPTS || options.signal?.aborted === true) throw err;
+      progress(
+        `the test host (L1) reset while booting; booting it again (attempt ${attempt + 1} of ${L1_BOOT_ATTEMPTS})`,
+      );
+    }
   }
-  return supervise(child, {
-    nonce,
-    line,
-    timeoutMs,
-    spawnedAt,
-    image,
-    options,
-  });
+
+  /** One QEMU: spawned on the image and supervised to its end. */
+  async function bootAndRun(runTimeoutMs: number): Promise<TestHostResult> {
+    // open the image now: QEMU gets this open file (as /dev/fd/3), so a concurrent run that
+    // replaces the cached image cannot pull it away; a replacement that happened in between
+    // is rebuilt once
+    let fd: number;
+    try {
+      fd = openSync(image.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      image = await build();
+      fd = openSync(image.path, 'r');
+    }
+    let child: ChildProcess;
+    const spawnedAt = performance.now();
+    const args = qemuArgs(image, memoryMiB, cpus, sourceEnv, undefined, options.outputFile);
+    // setpriv --pdeathsig: QEMU gets SIGKILL if this process dies without cleaning up
+    // (SIGKILL, a crash), so L1 never outlives its owner
+    const setpriv = findOnPath('setpriv', sourceEnv);
+    try {
+      child =
+        setpriv !== undefined
+          ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', image.qemu, ...args], {
+              stdio: ['pipe', 'pipe', 'pipe', fd],
+            })
+          : spawn(image.qemu, args, { stdio: ['pipe', 'pipe', 'pipe', fd] });
+    } finally {
+      closeSync(fd);
+    }
+    return supervise(child, {
+      nonce,
+      line,
+      timeoutMs: runTimeoutMs,
+      spawnedAt,
+      image,
+      options,
+    });
+  }
 }
+
+/** How many times L1 is booted when it resets before it is ready (L1ResetError). */
+const L1_BOOT_ATTEMPTS = 2;
+
+/** L1 reset (QEMU ended with status 0 under -no-reboot) before its init said it was ready. */
+class L1ResetError extends TestHostError {}
 
 interface SuperviseArgs {
   nonce: string;
@@ -516,11 +539,13 @@ function collectRun(r: RunRecord, a: SuperviseArgs, q: QemuEnd): TestHostResult 
   else if (q.phase === 'run') message = `the test host stopped before the command finished (QEMU ${how})`;
   else
     message = `the test host (L1) did not boot (QEMU ${how}); KTSTR_HOST_CMDLINE_EXTRA=loglevel=7 shows its kernel messages with --verbose`;
+  const reset = r.failure === undefined && q.phase === 'boot' && q.sig === null && q.code === 0;
   const details = [
     qemuSaid && `QEMU: ${qemuSaid}`,
     q.phase === 'boot' && `last L1 console lines:\n${r.consoleLog.tail(15)}`,
   ]
     .filter((s): s is string => typeof s === 'string' && s !== '')
     .join('\n');
-  return new TestHostError(details === '' ? message : `${message}\n${details}`, 'failed');
+  const text = details === '' ? message : `${message}\n${details}`;
+  return reset ? new L1ResetError(text, 'failed') : new TestHostError(text, 'failed');
 }

@@ -166,6 +166,19 @@ test('host run: SIGTERM to ktstr-wasm kills QEMU and ends with the signal', asyn
   assert.equal(tempLeftovers(), []);
 });
 
+test('host run: an L1 that resets while booting is booted once more, then the run fails saying so', async () => {
+  if (!available) return;
+  const marker = newMarker();
+  // no init in L1's initramfs: its kernel panics and (panic=-1, -no-reboot) QEMU ends with status 0
+  const r = await cli(['host', 'run', '--', 'true'], `${marker} rdinit=/nonexistent init=/nonexistent`);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /the test host \(L1\) reset while booting; booting it again \(attempt 2 of 2\)/);
+  assert.is(r.stderr.match(/booting it again/g)?.length, 1, 'one more boot, not more');
+  assert.match(r.stderr, /the test host \(L1\) did not boot \(QEMU exit status 0\)/);
+  assert.equal(qemuWith(marker), []);
+  assert.equal(tempLeftovers(), []);
+});
+
 test('runInTestHost API: node runs inside with /dev/kvm; exit code and timings reported', async () => {
   if (!available) return;
   const out: Buffer[] = [];
