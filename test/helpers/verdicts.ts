@@ -15,12 +15,23 @@ export function cellVerdict(c: CellResult): string {
   return `${c.passed ? 'pass' : `fail ${c.failure?.kind}`} [${programs}]`;
 }
 
-export function testVerdict(t: TestResult): string {
-  const failed = (t.assert?.checks ?? [])
+/** The checks a test failed, sorted. */
+export function failedChecks(t: TestResult): string[] {
+  return (t.assert?.checks ?? [])
     .filter((c) => !c.passed)
     .map((c) => c.check)
     .sort();
-  return `${t.status}${t.failure === undefined ? '' : ` ${t.failure.kind}`}${failed.length > 0 ? ` checks ${failed.join(',')}` : ''}`;
+}
+
+/** Pass or fail, and the failure's kind. */
+export function testOutcome(t: TestResult): string {
+  return `${t.status}${t.failure === undefined ? '' : ` ${t.failure.kind}`}`;
+}
+
+/** The outcome and which checks failed. */
+export function testVerdict(t: TestResult): string {
+  const failed = failedChecks(t);
+  return `${testOutcome(t)}${failed.length > 0 ? ` checks ${failed.join(',')}` : ''}`;
 }
 
 /** Lines naming every id whose verdict differs between `a` and `b` (or is missing from one). */

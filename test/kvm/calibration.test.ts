@@ -45,8 +45,9 @@ function assertHalted(r: GuestLoopResult): void {
   assert.is(r.exit.rcx, 0n);
 }
 
-test.before(() => {
+test.before(async () => {
   native(); // load the addon before counting fds
+  await closeIdleVcpuThreads(); // an earlier test file's warm vCPU threads (their event loops' fds)
   fdsBefore = openFds();
 });
 

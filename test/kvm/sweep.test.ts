@@ -21,6 +21,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packageRoot } from '../../src/paths.js';
 import type { SweepResult } from '../../src/sweep/result.js';
+import { closeIdleVcpuThreads } from '../../src/vmm/vcpu-thread-pool.js';
 
 const bin = join(packageRoot(), 'bin', 'ktstr-wasm');
 const tmp = mkdtempSync(join(tmpdir(), 'ktstr-sweep-test-'));
@@ -195,6 +196,7 @@ test('4. stall, crash and panic fail their own cells only; no thread, fd or temp
   const { loadRegistry } = await import('../../src/scheduler/registry.js');
   const { SweepRun } = await import('../../src/sweep/run.js');
   const temps = (): string[] => readdirSync(tmpdir()).sort();
+  await closeIdleVcpuThreads(); // an earlier file's warm vCPU threads would end mid-count
   const before = { threads: threads(), fds: fds(), temps: temps() };
   const cells = buildMatrix({
     registry: loadRegistry(),
@@ -295,6 +297,7 @@ test('6. Ctrl-C: running cells end their VMs, queued cells never start, nothing 
   const { buildMatrix } = await import('../../src/sweep/matrix.js');
   const { loadRegistry } = await import('../../src/scheduler/registry.js');
   const { SweepRun } = await import('../../src/sweep/run.js');
+  await closeIdleVcpuThreads(); // an earlier file's warm vCPU threads would end mid-count
   const before = { threads: threads(), fds: fds() };
   const cells = buildMatrix({
     registry: loadRegistry(),

@@ -5,6 +5,7 @@
 // a restored vCPU resumes the guest where it stopped, with its XMM register and an MSR the
 // guest wrote intact. An MSR KVM refuses to read is skipped. Every fd is closed afterwards.
 
+import { closeIdleVcpuThreads } from '../../src/vmm/vcpu-thread-pool.js';
 import { readdirSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -194,8 +195,9 @@ function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-test('a saved vCPU and VM read back equal after restore into a fresh VM', () => {
+test('a saved vCPU and VM read back equal after restore into a fresh VM', async () => {
   native();
+  await closeIdleVcpuThreads(); // an earlier file's warm vCPU threads would end mid-count
   const before = openFds();
   const kvm = Kvm.open();
   try {
@@ -314,7 +316,8 @@ test('a saved vCPU and VM read back equal after restore into a fresh VM', () => 
   assert.equal(openFds(), before, 'no fd left open');
 });
 
-test('a restored vCPU resumes the guest where it stopped', () => {
+test('a restored vCPU resumes the guest where it stopped', async () => {
+  await closeIdleVcpuThreads(); // an earlier file's warm vCPU threads would end mid-count
   const before = openFds();
   const kvm = Kvm.open();
   try {

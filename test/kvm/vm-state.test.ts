@@ -2,6 +2,7 @@
 // after a set gives back what was set (irqchip, PIT, MSRs, FPU, LAPIC, CPUID), on a real
 // KVM (the test host on this machine kind). No guest runs; every fd is closed afterwards.
 
+import { closeIdleVcpuThreads } from '../../src/vmm/vcpu-thread-pool.js';
 import { readdirSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -20,8 +21,9 @@ import {
 
 const openFds = (): string[] => readdirSync('/proc/self/fd');
 
-test('every set has a get that returns it', () => {
+test('every set has a get that returns it', async () => {
   native();
+  await closeIdleVcpuThreads(); // an earlier file's warm vCPU threads would end mid-count
   const before = openFds();
   const kvm = Kvm.open();
   try {

@@ -41,8 +41,11 @@ async function run(exec: string, timeoutMs = 120_000): Promise<BootVmResult> {
   return r;
 }
 
-test.before(() => {
+test.before(async () => {
   native();
+  // uvu runs every test file in one process: an earlier file's idle vCPU threads would end
+  // (after their idle time) during this one and leave fewer threads than counted
+  await closeIdleVcpuThreads();
   fdsBefore = fds();
   threadsBefore = threads();
 });
