@@ -1,7 +1,8 @@
 // Issue 18, item 3: devices know nothing of KVM and save and restore themselves. The UART's
 // interrupt is a trigger it is handed (here one that records the levels it is driven to);
-// Serial.state() and PortBus.state() are plain data, and a device restored from them
-// (fromState) answers every access as the original would, across threads too.
+// Serial.state() and the port bus's registers (portRegistersState) are plain data, and a
+// device restored from them (Serial.fromState, restorePortRegisters) answers every access as
+// the original would, across threads too.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -286,11 +287,11 @@ test('port bus state: CMOS index and PM1_EN round trip; the restored bus answers
   const bus = new PortBus([], () => {});
   bus.out(0x70, Uint8Array.of(0x8b)); // NMI disabled, status register B
   bus.out(0x602, Uint8Array.of(0x20, 0x01));
-  const saved = bus.state();
+  const saved = portRegistersState(bus.registers);
   assert.equal(saved, { cmosIndex: 0x0b, pm1Enable: 0x0120 });
   assert.equal(JSON.parse(JSON.stringify(saved)), saved);
-  const r = PortBus.fromState(saved, [], () => {});
-  assert.equal(r.state(), saved);
+  const r = new PortBus([], () => {}, restorePortRegisters(saved));
+  assert.equal(portRegistersState(r.registers), saved);
   const cmos = new Uint8Array(1);
   r.in(0x71, cmos);
   assert.is(cmos[0], cmosRegister(0x0b));
@@ -302,7 +303,7 @@ test('port bus state: CMOS index and PM1_EN round trip; the restored bus answers
     { cmosIndex: 0, pm1Enable: 0x10000 },
     { cmosIndex: 1.5, pm1Enable: 0 },
   ] as PortBusState[]) {
-    assert.throws(() => PortBus.fromState(badState, [], () => {}), RangeError);
+    assert.throws(() => restorePortRegisters(badState), RangeError);
   }
 });
 
@@ -319,7 +320,7 @@ test("port registers are the machine's: every vCPU thread's bus over them sees o
   cpu0.in(0x602, en);
   assert.equal([...en], [0x00, 0x01]);
   assert.equal(portRegistersState(registers), { cmosIndex: 0x09, pm1Enable: 0x0100 });
-  assert.equal(cpu0.state(), cpu1.state());
+  assert.equal(portRegistersState(cpu0.registers), portRegistersState(cpu1.registers));
   // restored registers are new ones: a bus over the saved machine's does not see them change
   const restored = restorePortRegisters(portRegistersState(registers));
   cpu0.out(0x70, Uint8Array.of(0x00));
@@ -329,7 +330,7 @@ test("port registers are the machine's: every vCPU thread's bus over them sees o
 test('port bus state: a restored bus routes to restored UARTs', () => {
   const events: unknown[] = [];
   const com1 = Serial.fromState(COM1, busyUart(() => {}).state(), () => {});
-  const bus = PortBus.fromState({ cmosIndex: 0, pm1Enable: 0 }, [com1], (e) => events.push(e));
+  const bus = new PortBus([com1], (e) => events.push(e), restorePortRegisters({ cmosIndex: 0, pm1Enable: 0 }));
   const scr = new Uint8Array(1);
   bus.in(SCR, scr);
   assert.is(scr[0], 0x5a);

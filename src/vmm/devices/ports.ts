@@ -105,16 +105,6 @@ export class PortBus {
     readonly registers: Int32Array = createPortRegisters(),
   ) {}
 
-  /** A bus over new registers holding `state` (restorePortRegisters), routing to `serials`. */
-  static fromState(state: PortBusState, serials: Serial[], onEvent: (e: PortEvent) => void): PortBus {
-    return new PortBus(serials, onEvent, restorePortRegisters(state));
-  }
-
-  /** The registers it works on, as plain data (shared: every bus over them says the same). */
-  state(): PortBusState {
-    return portRegistersState(this.registers);
-  }
-
   private get cmosIndex(): number {
     return Atomics.load(this.registers, REG_CMOS_INDEX);
   }
