@@ -44,15 +44,18 @@ interface IdleThread {
 
 const idle: IdleThread[] = [];
 
+/** Takes `worker` off the idle list (if it is there). */
+function unpark(worker: Worker): void {
+  const i = idle.findIndex((t) => t.worker === worker);
+  if (i >= 0) idle.splice(i, 1);
+}
+
 function spawn(): Worker {
   const w = new Worker(vcpuWorkerUrl());
   // a thread that fails or dies while idle (it should not) just leaves the pool; while a VM
   // holds it, the VM's own listeners report it
   w.on('error', () => undefined);
-  w.once('exit', () => {
-    const i = idle.findIndex((t) => t.worker === w);
-    if (i >= 0) idle.splice(i, 1);
-  });
+  w.once('exit', () => unpark(w));
   return w;
 }
 
@@ -60,8 +63,7 @@ function park(worker: Worker): void {
   worker.unref();
   const entry: IdleThread = { worker, timer: undefined };
   entry.timer = setTimeout(() => {
-    const i = idle.indexOf(entry);
-    if (i >= 0) idle.splice(i, 1);
+    unpark(worker);
     void worker.terminate();
   }, IDLE_MS);
   entry.timer.unref();

@@ -356,12 +356,12 @@ export class Machine {
       if (m.type === 'running') released();
       else if (m.type === 'sregs') {
         const regs: VcpuControlRegs = { rip: m.rip, rsp: m.rsp, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer };
-        for (const w of t.sregsWaiters.splice(0)) w.resolve(regs);
+        for (const waiter of t.sregsWaiters.splice(0)) waiter.resolve(regs);
       } else if (m.type === 'regs') {
         const regs = vcpuRegisters(new KvmRegs(copyBuffer(m.regs)), new KvmSregs(copyBuffer(m.sregs)));
-        for (const w of t.regsWaiters.splice(0)) w.resolve(regs);
+        for (const waiter of t.regsWaiters.splice(0)) waiter.resolve(regs);
       } else if (m.type === 'debug-set') {
-        for (const w of t.debugWaiters.splice(0)) w.resolve(m.error);
+        for (const waiter of t.debugWaiters.splice(0)) waiter.resolve(m.error);
       } else if (m.type === 'debug-hit') {
         this.debugHit(t, { vcpu: this.threads.indexOf(t), exception: m.exception, pc: m.pc, dr6: m.dr6 });
       } else if (m.type === 'event')
