@@ -17,7 +17,10 @@ import type { AgentImageCache } from '../guest/agent-initramfs.js';
 import { PLAN_VERSION, type AgentPlan, type CellMessage } from '../guest/plan.js';
 import { crc32, newNonce } from '../guest/protocol.js';
 import type { InitrdInput } from '../vmm/boot/index.js';
-import type { LiveVm } from '../vmm/index.js';
+import type { LiveVm, SnapshotSave } from '../vmm/index.js';
+import type { FreePages } from '../monitor/free-pages.js';
+import type { KernelImage } from '../monitor/kernel-image.js';
+import { freePagesForSave } from './guest-free-pages.js';
 import { SnapshotStore, type SnapshotKey, type StoredSnapshot } from '../vmm/snapshot/store.js';
 
 /** Bumped when what a snapshot holds, or how a cell starts from one, changes: older snapshots are then not used. */
@@ -180,15 +183,27 @@ export async function planCellStart(o: {
   return { ...(await cold()), save: { store, key }, note };
 }
 
-/** Saves the VM at the agent's `ready` (the agent's next frame is `agentSeq`); false: another cell saved it first. */
+/**
+ * Saves the VM at the agent's `ready` (the agent's next frame is `agentSeq`), leaving out the
+ * guest's free pages when `kernel` is given; saved false: another cell saved it first.
+ */
 export async function saveCellSnapshot(
   live: LiveVm,
   save: NonNullable<CellStart['save']>,
   nonce: string,
   agentSeq: number,
-): Promise<boolean> {
+  kernel: KernelImage | null,
+): Promise<{ save: SnapshotSave; freePages: FreePages | null }> {
   const extra: SnapshotExtra = { nonce, agentSeq };
-  return (await live.saveSnapshot(save.store, save.key, extra)).saved;
+  let freePages: FreePages | null = null;
+  const free =
+    kernel === null
+      ? undefined
+      : await freePagesForSave(live, kernel, (found) => {
+          freePages = found;
+        });
+  const result = await live.saveSnapshot(save.store, save.key, extra, free);
+  return { save: result, freePages };
 }
 
 /**

@@ -101,6 +101,8 @@ export interface CellResult {
   phases: CellPhases;
   /** How the VM started: booted ('cold'), booted and saved as its machine's snapshot ('saved'), or restored from that snapshot ('restored'). */
   start?: 'cold' | 'saved' | 'restored';
+  /** What saving the snapshot cost (start 'saved'): the guest's pause, the RAM data written, the free pages left out (bytes). */
+  snapshotSave?: { pauseMs: number; dataBytes: number; freeBytes: number };
   /** What went wrong with the snapshot (unusable and rebuilt, or not saved): one line for the user. */
   snapshotNote?: string;
   /** The guest's wall clock minus the host's as the cell's first phase began, ms (the agent sets the guest's clock from the host's, to the second, when it takes the cell). */

@@ -446,9 +446,14 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           break;
         }
         const agentSeq = reader.expectedSeq;
-        void saveCellSnapshot(vm, save, nonce, agentSeq)
-          .then((saved) => {
-            if (saved) result.start = 'saved';
+        const vmlinux = spec.kernel.vmlinux;
+        void saveCellSnapshot(vm, save, nonce, agentSeq, vmlinux === null ? null : kernelImage(vmlinux))
+          .then(({ save: saved, freePages }) => {
+            if (!saved.saved) return;
+            result.start = 'saved';
+            result.snapshotSave = { pauseMs: saved.pauseMs, dataBytes: saved.dataBytes, freeBytes: saved.freeBytes };
+            if (freePages !== null && 'reason' in freePages)
+              result.snapshotNote = `saved with the guest's free pages: ${freePages.reason}`;
           })
           .catch((e: unknown) => {
             result.snapshotNote = `snapshot not saved: ${e instanceof Error ? e.message : String(e)}`;

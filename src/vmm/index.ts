@@ -141,9 +141,16 @@ export interface LiveVm {
    * Saves the machine into `store` under `key` (unless a snapshot of that key is there
    * already: saved false): takes the store's lock, pauses every vCPU, writes guest RAM and the
    * machine state (with the caller's `extra`, read back as the stored state's `extra`), and
-   * lets the guest run on. Resolves with what it cost.
+   * lets the guest run on. `freePages`, called while the vCPUs are paused, may name guest-physical
+   * [start, bytes] ranges whose contents the guest never reads before writing (its allocator's
+   * free pages): they are not saved, and a restored guest finds them zero. Resolves with what it cost.
    */
-  saveSnapshot(store: SnapshotStore, key: SnapshotKey, extra?: StateValue): Promise<SnapshotSave>;
+  saveSnapshot(
+    store: SnapshotStore,
+    key: SnapshotKey,
+    extra?: StateValue,
+    freePages?: () => readonly (readonly [number, number])[],
+  ): Promise<SnapshotSave>;
   /** How many vCPUs the VM has. */
   readonly vcpus: number;
   /** Ends the run now (reason 'stopped'). */
@@ -156,6 +163,8 @@ export interface SnapshotSave {
   pauseMs: number;
   ramBytes: number;
   dataBytes: number;
+  /** Bytes left out as the guest's free pages (of blocks that were not all zero). */
+  freeBytes: number;
 }
 
 /** A snapshot's state file: the machine, the RAM size it was taken with and the shared region. */
@@ -354,11 +363,12 @@ async function writeSnapshot(
   guest: PreparedGuest,
   staging: string,
   extra: StateValue,
+  freePages: () => readonly (readonly [number, number])[],
 ): Promise<Omit<SnapshotSave, 'saved'>> {
   const pauseStart = performance.now();
   await machine.pause();
   try {
-    const ram = writeRamFile(join(staging, RAM_FILE), guest.memory);
+    const ram = writeRamFile(join(staging, RAM_FILE), guest.memory, freePages());
     const state: SnapshotState = {
       machine: machine.captureState(),
       memoryBytes: guest.memory.ramBytes,
@@ -367,7 +377,12 @@ async function writeSnapshot(
       ramExtents: ram.extents,
     };
     writeFileSync(join(staging, STATE_FILE), encodeState(state as unknown as StateValue));
-    return { pauseMs: performance.now() - pauseStart, ramBytes: ram.bytes, dataBytes: ram.dataBytes };
+    return {
+      pauseMs: performance.now() - pauseStart,
+      ramBytes: ram.bytes,
+      dataBytes: ram.dataBytes,
+      freeBytes: ram.freeBytes,
+    };
   } finally {
     machine.resume();
   }
@@ -494,10 +509,15 @@ function liveVm(machine: Machine, guest: PreparedGuest, vcpus: number, ending: R
       machine.onDebugHit = handler;
     },
     serialState: () => ({ com1: machine.com1.state(), com2: machine.com2.state() }),
-    saveSnapshot: async (store, key, extra = null) => {
-      let cost: Omit<SnapshotSave, 'saved'> = { pauseMs: 0, ramBytes: ramFileBytes(guest.memory), dataBytes: 0 };
+    saveSnapshot: async (store, key, extra = null, freePages = () => []) => {
+      let cost: Omit<SnapshotSave, 'saved'> = {
+        pauseMs: 0,
+        ramBytes: ramFileBytes(guest.memory),
+        dataBytes: 0,
+        freeBytes: 0,
+      };
       const saved = await store.save(key, async (staging) => {
-        cost = await writeSnapshot(machine, guest, staging, extra);
+        cost = await writeSnapshot(machine, guest, staging, extra, freePages);
       });
       return { saved, ...cost };
     },

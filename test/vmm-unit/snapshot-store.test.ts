@@ -90,6 +90,41 @@ test('RAM file: written sparse, copied back (the copy changes, the file does not
     assert.throws(() => copyRamFile(path, fresh(), [bad]), /does not fit guest RAM/, `extent ${bad}`);
 });
 
+test('RAM file: the pages named free are left out (holes), the rest of their blocks kept', () => {
+  const dir = tempDir();
+  const n = native();
+  const memory = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  memory.write(0, new Uint8Array(256 * 1024).fill(5)); // four 64 KiB blocks of data
+  memory.write(0x500000, new Uint8Array(4096).fill(9)); // one page of data, named free below
+  const path = join(dir, 'ram');
+  // free: the second block whole, two pages in the middle of the third, a partial page (kept), the lone page
+  const free: [number, number][] = [
+    [0x10000, 0x10000],
+    [0x24000, 0x2000],
+    [0x3f800, 0x400],
+    [0x500000, 0x1000],
+  ];
+  const { dataBytes, freeBytes, extents } = writeRamFile(path, memory, free);
+  assert.is(freeBytes, 0x10000 + 0x2000 + 0x1000, 'the whole free pages of data blocks');
+  // the lone page's block keeps its other (zero) pages: the zero check is per block
+  assert.is(dataBytes, 0x40000 - 0x10000 - 0x2000 + 0xf000);
+  assert.equal(extents, [
+    [0, 0x10000],
+    [0x20000, 0x4000],
+    [0x26000, 0x1a000],
+    [0x501000, 0xf000],
+  ]);
+  const restored = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  copyRamFile(path, restored, extents);
+  assert.is(restored.read(0x0ffff, 1)[0], 5);
+  assert.is(restored.read(0x10000, 1)[0], 0, 'a free page comes back zero');
+  assert.is(restored.read(0x23fff, 1)[0], 5);
+  assert.is(restored.read(0x24000, 1)[0], 0);
+  assert.is(restored.read(0x26000, 1)[0], 5);
+  assert.is(restored.read(0x3f900, 1)[0], 5, 'a page only partly named free is kept');
+  assert.is(restored.read(0x500000, 1)[0], 0);
+});
+
 const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };
 const writeEntry = (staging: string): void => {
   writeFileSync(join(staging, RAM_FILE), Buffer.alloc(4096, 1));
