@@ -122,6 +122,11 @@ try {
     console.log(
       `  snapshot:        RAM file ${mib(ram.size)} (${mib(ram.blocks * 512)} on disk), state ${(state.size / 1024).toFixed(0)} KiB`,
     );
+    const cost = saved.snapshotSave;
+    if (cost !== undefined)
+      console.log(
+        `                   written ${mib(cost.dataBytes)}; the guest's free pages left out ${mib(cost.freeBytes)}${saved.snapshotNote ? ` (${saved.snapshotNote})` : ''}; guest paused ${s(cost.pauseMs)}`,
+      );
   }
 
   // KTSTR_BENCH_PARALLEL=0 leaves the parallel cells out
