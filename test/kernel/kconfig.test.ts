@@ -106,6 +106,9 @@ const REQUIRED_OFF = [
   'DRM',
   'USB_SUPPORT',
   'WIRELESS',
+  'VT',
+  'IPV6',
+  'BLK_DEV_LOOP',
 ];
 
 test('ktstr.kconfig: every group of the issue, each under a comment', () => {
