@@ -675,7 +675,7 @@ function sampleOne(rec: usize, cpu: i32, listLimit: i32): void {
         const task = node - <u64>nodeOff;
         const at = k64(task + <u64>atOff);
         const pid = field32(task, MON_TASK_PID);
-        if (fault) break; // a task read only in part is not counted
+        if (fault) { stepsLeft++; break; } // a task read only in part is not counted, nor its step
         if (at < oldest) { oldest = at; oldestPid = pid; }
         count++;
         node = k64(node);
