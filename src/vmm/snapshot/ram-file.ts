@@ -169,9 +169,10 @@ export function copyRamFile(
         `snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`,
       );
     }
-    for (const [offset, length] of used?.free ?? []) checkedOffset(memory, offset, length, 'free range');
+    const kept =
+      used === undefined ? [] : used.free.map(([offset, length]) => checkedRange(memory, offset, length, 'free range'));
     for (const [offset, length] of extents) {
-      const at = checkedOffset(memory, offset, length, 'extent');
+      const at = checkedRange(memory, offset, length, 'extent')[2];
       const into = new Uint8Array(memory.buffer, at, length);
       for (let done = 0; done < length;) {
         const n = readSync(fd, into, done, Math.min(READ_CHUNK, length - done), offset + done);
@@ -179,27 +180,30 @@ export function copyRamFile(
         done += n;
       }
     }
-    if (used !== undefined) zeroOutside(memory, [...extents, ...used.free]);
+    if (used !== undefined)
+      zeroOutside(memory, [
+        ...extents.map(([o, l]) => [o, l] as [number, number]),
+        ...kept.map(([o, l]) => [o, l] as [number, number]),
+      ]);
   } finally {
     closeSync(fd);
   }
 }
 
-/** memoryOffset, or a RangeError naming the range (`what`) that does not fit. */
-function checkedOffset(memory: GuestMemory, offset: number, length: number, what: string): number {
+function checkedRange(memory: GuestMemory, offset: number, length: number, what: string): [number, number, number] {
   const at = memoryOffset(memory, offset, length);
   if (at === null) throw new RangeError(`snapshot RAM ${what} [${offset}, +${length}] does not fit guest RAM`);
-  return at;
+  return [offset, length, at];
 }
 
 /** Zeroes every byte of guest RAM (file offsets) outside `ranges`. */
-function zeroOutside(memory: GuestMemory, ranges: readonly (readonly [number, number])[]): void {
-  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+function zeroOutside(memory: GuestMemory, ranges: [number, number][]): void {
+  ranges.sort((a, b) => a[0] - b[0]);
   let position = 0;
   for (const r of memory.regions) {
     const end = position + r.size;
     let at = position;
-    for (const [offset, length] of sorted) {
+    for (const [offset, length] of ranges) {
       if (offset + length <= at || offset >= end) continue;
       if (offset > at) new Uint8Array(memory.buffer, r.offset + (at - position), offset - at).fill(0);
       at = Math.max(at, offset + length);
