@@ -3,9 +3,7 @@
 //  - cold vs restored: RUNS cells with snapshots off (cold boots; the first of the process
 //    also shown alone), the cell that saves the snapshot, and RUNS restored cells: time from
 //    the cell's start to its agent waiting for the cell (`ready`), and the whole cell; the
-//    ratio of the medians restored/cold (goal <= 10 %); a restored cell takes the RAM its
-//    thread kept from the cell before (src/vmm/memory-pool.ts), and one restored into fresh
-//    memory (after a cold cell) is shown apart;
+//    ratio of the medians restored/cold (goal <= 10 %);
 //  - the snapshot: its RAM file (size, data on disk), state file, and the save's time;
 //  - 4 cells at once, all cold and all restored: wall time, and this process's peak RSS and
 //    PSS (restored cells share the snapshot's pages: PSS shows it);
@@ -85,17 +83,13 @@ try {
   const colds: CellResult[] = [];
   for (let i = 0; i < RUNS; i++) colds.push((await cells(one, [spec(null)])).results[0]);
   const saved = (await cells(one, [spec(snapshots)])).results[0];
-  // each restored cell takes the RAM its thread kept from the cell before (src/vmm/memory-pool.ts)
   const restored: CellResult[] = [];
   for (let i = 0; i < RUNS; i++) restored.push((await cells(one, [spec(snapshots)])).results[0]);
-  // one into fresh memory: after a cold cell, which keeps none
-  colds.push((await cells(one, [spec(null)])).results[0]);
-  const fresh = (await cells(one, [spec(snapshots)])).results[0];
   await one.close();
   const cold = colds[colds.length - 1]; // a cold cell after the first, for its phases
-  const bad = failed([...colds, saved, ...restored, fresh]);
-  if (saved.start !== 'saved' || [...restored, fresh].some((r) => r.start !== 'restored'))
-    bad.push(`starts: ${saved.start}, ${[...restored, fresh].map((r) => r.start).join(', ')}`);
+  const bad = failed([...colds, saved, ...restored]);
+  if (saved.start !== 'saved' || restored.some((r) => r.start !== 'restored'))
+    bad.push(`starts: ${saved.start}, ${restored.map((r) => r.start).join(', ')}`);
 
   const store = new SnapshotStore(snapshots);
   const entry = store.list()[0];
@@ -114,9 +108,6 @@ try {
   );
   console.log(
     `  restored/cold:   ${((100 * readyRestored) / readyCold).toFixed(1)} % (goal <= 10 %; against the first cell ${((100 * readyRestored) / (colds[0].phases.ready ?? NaN)).toFixed(1)} %)`,
-  );
-  console.log(
-    `  RAM kept:        the restored cells took the RAM of their thread's cell before; one into fresh memory: ready ${s(fresh.phases.ready)} (${((100 * (fresh.phases.ready ?? NaN)) / readyCold).toFixed(1)} %), RAM set-up ${s(fresh.phases.vmSetup)} against ${s(median(restored.map((r) => r.phases.vmSetup ?? NaN)))}`,
   );
   console.log(
     `  whole cell:      cold ${s(wallCold)}, restored ${s(wallRestored)} (medians): ${(wallCold / wallRestored).toFixed(2)}x`,

@@ -125,36 +125,6 @@ test('RAM file: the pages named free are left out (holes), the rest of their blo
   assert.is(restored.read(0x500000, 1)[0], 0);
 });
 
-test('RAM file into memory that held another guest: the data copied, the free pages left as they were, the rest zeroed', () => {
-  const dir = tempDir();
-  const n = native();
-  const memory = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  memory.write(0x10000, new Uint8Array(0x10000).fill(5));
-  memory.write(0x30000, new Uint8Array(0x1000).fill(6)); // free, not saved
-  const path = join(dir, 'ram');
-  const written = writeRamFile(path, memory, [
-    [0x30000, 0x1000],
-    [0x600000, 0x4000],
-  ]);
-  assert.equal(written.freeExtents, [
-    [0x30000, 0x1000],
-    [0x600000, 0x4000],
-  ]);
-  const used = new GuestMemory(8 * 2 ** 20, (b) => n.sharedBufferAddress(b));
-  used.fill(0, 8 * 2 ** 20, 0x77); // the last guest's bytes everywhere
-  copyRamFile(path, used, written.extents, { free: written.freeExtents });
-  assert.is(used.read(0x10000, 1)[0], 5, 'data copied');
-  assert.is(used.read(0x1ffff, 1)[0], 5);
-  assert.is(used.read(0x30000, 1)[0], 0x77, 'a free page keeps what it held');
-  assert.is(used.read(0x603fff, 1)[0], 0x77);
-  for (const zero of [0, 0xffff, 0x20000, 0x2ffff, 0x31000, 0x5fffff, 0x604000, 8 * 2 ** 20 - 1])
-    assert.is(used.read(zero, 1)[0], 0, `0x${zero.toString(16)} zeroed`);
-  assert.throws(
-    () => copyRamFile(path, used, written.extents, { free: [[8 * 2 ** 20 - 4096, 8192]] }),
-    /free range .* does not fit/,
-  );
-});
-
 const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };
 const writeEntry = (staging: string): void => {
   writeFileSync(join(staging, RAM_FILE), Buffer.alloc(4096, 1));

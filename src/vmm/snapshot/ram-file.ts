@@ -32,8 +32,6 @@ export interface RamFileWritten {
   freeBytes: number;
   /** [file offset, length] of each run of data blocks (never across a region's end), in order. */
   extents: [number, number][];
-  /** [file offset, length] of each run of pages named free (in order): what a restore need not zero. */
-  freeExtents: [number, number][];
 }
 
 /** One bit per page of the RAM file: set where `free` (guest-physical [start, bytes]) covers the page. */
@@ -107,59 +105,18 @@ export function writeRamFile(
   } finally {
     closeSync(fd);
   }
-  return {
-    bytes,
-    dataBytes,
-    freeBytes,
-    extents: extents.filter((e) => e[0] >= 0),
-    freeExtents: pageRuns(freeMap, bytes),
-  };
-}
-
-/** The runs of set bits of a page map, as [file offset, length], in order. */
-function pageRuns(map: Uint8Array, bytes: number): [number, number][] {
-  const runs: [number, number][] = [];
-  const pages = Math.floor(bytes / PAGE);
-  for (let page = 0; page < pages; page++) {
-    if (map[page >> 3] === 0) {
-      page |= 7; // a whole byte of the map clear
-      continue;
-    }
-    if ((map[page >> 3] & (1 << (page & 7))) === 0) continue;
-    const last = runs[runs.length - 1];
-    if (last !== undefined && last[0] + last[1] === page * PAGE) last[1] += PAGE;
-    else runs.push([page * PAGE, PAGE]);
-  }
-  return runs;
+  return { bytes, dataBytes, freeBytes, extents: extents.filter((e) => e[0] >= 0) };
 }
 
 /** Bytes one read takes at most. */
 const READ_CHUNK = 16 * 2 ** 20;
 
-/** Where file offset range [offset, offset + length) lies in `memory`, or null when it does not fit one region. */
-function memoryOffset(memory: GuestMemory, offset: number, length: number): number | null {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) return null;
-  let start = 0;
-  for (const r of memory.regions) {
-    if (offset < start + r.size) return offset + length <= start + r.size ? r.offset + (offset - start) : null;
-    start += r.size;
-  }
-  return null;
-}
-
 /**
- * Copies the RAM file's data `extents` (what writeRamFile returned) into guest memory. Fresh
- * memory (all zero) needs nothing else: the holes between the extents are zeros already.
- * Memory that held another guest (`used`) gets every byte outside the extents and outside
- * `used.free` (the saved guest's free pages, writeRamFile's freeExtents) zeroed. Throws when
- * the file's size is not this memory's RAM size (truncated or foreign) or a range does not fit.
+ * Copies the RAM file's data `extents` (what writeRamFile returned) into guest memory, which
+ * must be fresh (all zero): the holes between them are zeros already. Throws when the file's
+ * size is not this memory's RAM size (truncated or foreign) or an extent does not fit it.
  */
-export function copyRamFile(
-  path: string,
-  memory: GuestMemory,
-  extents: readonly (readonly [number, number])[],
-  used?: { free: readonly (readonly [number, number])[] },
-): void {
+export function copyRamFile(path: string, memory: GuestMemory, extents: readonly (readonly [number, number])[]): void {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -169,46 +126,31 @@ export function copyRamFile(
         `snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`,
       );
     }
-    const kept =
-      used === undefined ? [] : used.free.map(([offset, length]) => checkedRange(memory, offset, length, 'free range'));
     for (const [offset, length] of extents) {
-      const at = checkedRange(memory, offset, length, 'extent')[2];
-      const into = new Uint8Array(memory.buffer, at, length);
+      // the region holding the extent, and where it starts in the file
+      let start = 0;
+      const region = memory.regions.find((r) => {
+        if (offset < start + r.size) return true;
+        start += r.size;
+        return false;
+      });
+      if (
+        region === undefined ||
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length <= 0 ||
+        offset + length > start + region.size
+      )
+        throw new RangeError(`snapshot RAM extent [${offset}, +${length}] does not fit guest RAM`);
+      const into = new Uint8Array(memory.buffer, region.offset + (offset - start), length);
       for (let done = 0; done < length;) {
         const n = readSync(fd, into, done, Math.min(READ_CHUNK, length - done), offset + done);
         if (n === 0) throw new RangeError(`snapshot RAM file ${path} ended at ${offset + done}`);
         done += n;
       }
     }
-    if (used !== undefined)
-      zeroOutside(memory, [
-        ...extents.map(([o, l]) => [o, l] as [number, number]),
-        ...kept.map(([o, l]) => [o, l] as [number, number]),
-      ]);
   } finally {
     closeSync(fd);
-  }
-}
-
-function checkedRange(memory: GuestMemory, offset: number, length: number, what: string): [number, number, number] {
-  const at = memoryOffset(memory, offset, length);
-  if (at === null) throw new RangeError(`snapshot RAM ${what} [${offset}, +${length}] does not fit guest RAM`);
-  return [offset, length, at];
-}
-
-/** Zeroes every byte of guest RAM (file offsets) outside `ranges`. */
-function zeroOutside(memory: GuestMemory, ranges: [number, number][]): void {
-  ranges.sort((a, b) => a[0] - b[0]);
-  let position = 0;
-  for (const r of memory.regions) {
-    const end = position + r.size;
-    let at = position;
-    for (const [offset, length] of ranges) {
-      if (offset + length <= at || offset >= end) continue;
-      if (offset > at) new Uint8Array(memory.buffer, r.offset + (at - position), offset - at).fill(0);
-      at = Math.max(at, offset + length);
-    }
-    if (at < end) new Uint8Array(memory.buffer, r.offset + (at - position), end - at).fill(0);
-    position = end;
   }
 }
