@@ -29,6 +29,7 @@ import {
   DEFAULT_CMDLINE,
   PANIC_TEXT,
   ramLayout,
+  keepGuestMemory,
   releaseGuestMemory,
   type BootVmResult,
   type LiveVm,
@@ -732,7 +733,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     const timeline = (monitor as MonitorSession | null)?.stop();
     dump.timeline = result.monitor ?? timeline ?? null;
     dump.keep(result, live); // a failure bundle (policy permitting) while the RAM is still there
-    // the VM is gone and its result taken: its RAM goes back now, not at the next GC
-    if (live !== undefined) releaseGuestMemory(live.memory);
+    // the VM is gone and its result taken: with snapshots on, its RAM is kept for this
+    // thread's next restore (src/vmm/memory-pool.ts); else it goes back now, not at the next GC
+    if (live !== undefined) {
+      if (startInputs.snapshotDir !== null) keepGuestMemory(live.memory);
+      else releaseGuestMemory(live.memory);
+    }
   }
 }

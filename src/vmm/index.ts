@@ -38,7 +38,8 @@ import type { CpuidHook } from './kvm-setup.js';
 import { buildAcpiTables } from './acpi/index.js';
 import { cpuidHook } from './cpuid/index.js';
 import { Topology } from './topology/index.js';
-import { copyRamFile, ramFileBytes, writeRamFile } from './snapshot/ram-file.js';
+import { copyRamFile, ramFileBytes, refreshRamFile, writeRamFile } from './snapshot/ram-file.js';
+import { takeKeptGuestMemory } from './memory-pool.js';
 import { encodeState, type StateValue } from './snapshot/state-file.js';
 import { RAM_FILE, STATE_FILE, type SnapshotKey, type SnapshotStore, type StoredSnapshot } from './snapshot/store.js';
 import type { MachineState } from './snapshot/machine-state.js';
@@ -176,6 +177,8 @@ interface SnapshotState {
   extra: StateValue;
   /** Where the RAM file holds data: [file offset, length] (the rest is zeros). */
   ramExtents: [number, number][];
+  /** The guest's free pages at the save, [file offset, length]: holes whose contents do not matter (absent in older states). */
+  ramFree?: [number, number][];
 }
 
 export interface BootVmResult {
@@ -240,22 +243,7 @@ function adviseHugePages(memory: GuestMemory): void {
   }
 }
 
-/**
- * Gives a finished VM's guest RAM back to the host at once (MADV_DONTNEED: the pages are
- * dropped, later reads see zeros) instead of when the garbage collector gets to the memory
- * object: a run of many VMs in one process otherwise holds the RAM of several at a time.
- * Call only when nothing reads the guest's memory any more. Best effort.
- */
-export function releaseGuestMemory(memory: GuestMemory): void {
-  const n = native();
-  for (const r of memory.regions) {
-    try {
-      n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_DONTNEED);
-    } catch {
-      /* kept until GC */
-    }
-  }
-}
+export { keepGuestMemory, releaseGuestMemory, releaseKeptGuestMemory } from './memory-pool.js';
 
 // ---- bootVm, step by step: plan -> prepare the guest -> run -> collect ----
 
@@ -348,12 +336,19 @@ function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
   if (st.machine.vcpus.length !== plan.vcpus) {
     throw new RangeError(`the snapshot ${snapshot.id} has ${st.machine.vcpus.length} vCPUs, this VM ${plan.vcpus}`);
   }
-  const memory = new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
-  // huge pages first, as a booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
-  adviseHugePages(memory);
   if (!Array.isArray(st.ramExtents))
     throw new RangeError(`the snapshot ${snapshot.id} does not say where its RAM file holds data`);
-  copyRamFile(snapshot.ramPath, memory, st.ramExtents);
+  // the RAM this thread kept from its last cell, made equal to the snapshot's page by page
+  // (src/vmm/memory-pool.ts: why), else fresh memory with huge pages asked for first, as a
+  // booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
+  const kept = takeKeptGuestMemory(memoryBytes);
+  const memory = kept ?? new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
+  if (kept === undefined) {
+    adviseHugePages(memory);
+    copyRamFile(snapshot.ramPath, memory, st.ramExtents);
+  } else {
+    refreshRamFile(snapshot.ramPath, memory, st.ramExtents, Array.isArray(st.ramFree) ? st.ramFree : []);
+  }
   return { memory, boot: undefined, restore: st.machine, sharedRegion: st.sharedRegion };
 }
 
@@ -375,6 +370,7 @@ async function writeSnapshot(
       sharedRegion: guest.sharedRegion,
       extra,
       ramExtents: ram.extents,
+      ramFree: ram.freeExtents,
     };
     writeFileSync(join(staging, STATE_FILE), encodeState(state as unknown as StateValue));
     return {

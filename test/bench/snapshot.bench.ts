@@ -3,7 +3,9 @@
 //  - cold vs restored: RUNS cells with snapshots off (cold boots; the first of the process
 //    also shown alone), the cell that saves the snapshot, and RUNS restored cells: time from
 //    the cell's start to its agent waiting for the cell (`ready`), and the whole cell; the
-//    ratio of the medians restored/cold (goal <= 10 %);
+//    ratio of the medians restored/cold (goal <= 10 %); each restored cell takes the RAM its
+//    thread kept from the cell before (src/vmm/memory-pool.ts), and one restored into fresh
+//    memory (a new thread) is shown apart;
 //  - the snapshot: its RAM file (size, data on disk), state file, and the save's time;
 //  - the restore's RAM copy alone, into pages a guest has just run in and into pages a copy
 //    has just used: the difference is the emulator's (ramCopies);
@@ -93,10 +95,14 @@ try {
   const restored: CellResult[] = [];
   for (let i = 0; i < RUNS; i++) restored.push((await cells(one, [spec(snapshots)])).results[0]);
   await one.close();
+  // one restored into fresh memory: a new thread keeps none (src/vmm/memory-pool.ts)
+  const freshPool = new CellPool(1);
+  const fresh = (await cells(freshPool, [spec(snapshots)])).results[0];
+  await freshPool.close();
   const cold = colds[colds.length - 1]; // a cold cell after the first, for its phases
-  const bad = failed([...colds, saved, ...restored]);
-  if (saved.start !== 'saved' || restored.some((r) => r.start !== 'restored'))
-    bad.push(`starts: ${saved.start}, ${restored.map((r) => r.start).join(', ')}`);
+  const bad = failed([...colds, saved, ...restored, fresh]);
+  if (saved.start !== 'saved' || [...restored, fresh].some((r) => r.start !== 'restored'))
+    bad.push(`starts: ${saved.start}, ${[...restored, fresh].map((r) => r.start).join(', ')}`);
 
   const store = new SnapshotStore(snapshots);
   const entry = store.list()[0];
@@ -115,6 +121,9 @@ try {
   );
   console.log(
     `  restored/cold:   ${((100 * readyRestored) / readyCold).toFixed(1)} % (goal <= 10 %; against the first cell ${((100 * readyRestored) / (colds[0].phases.ready ?? NaN)).toFixed(1)} %)`,
+  );
+  console.log(
+    `  RAM kept:        each restored cell above took the RAM its thread kept from the cell before; one into fresh memory (a new thread): ready ${s(fresh.phases.ready)} (${((100 * (fresh.phases.ready ?? NaN)) / readyCold).toFixed(1)} %), RAM set-up ${s(fresh.phases.vmSetup)} against ${s(median(restored.map((r) => r.phases.vmSetup ?? NaN)))}, whole cell ${s(fresh.wallMs)}`,
   );
   console.log(
     `  whole cell:      cold ${s(wallCold)}, restored ${s(wallRestored)} (medians): ${(wallCold / wallRestored).toFixed(2)}x`,

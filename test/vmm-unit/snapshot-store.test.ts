@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/kvm/native.js';
 import { GuestMemory } from '../../src/vmm/memory.js';
-import { copyRamFile, writeRamFile } from '../../src/vmm/snapshot/ram-file.js';
+import { copyRamFile, refreshRamFile, writeRamFile } from '../../src/vmm/snapshot/ram-file.js';
 import { decodeState, encodeState, SnapshotStateError } from '../../src/vmm/snapshot/state-file.js';
 import { RAM_FILE, SnapshotStore, snapshotId, STATE_FILE } from '../../src/vmm/snapshot/store.js';
 
@@ -123,6 +123,72 @@ test('RAM file: the pages named free are left out (holes), the rest of their blo
   assert.is(restored.read(0x26000, 1)[0], 5);
   assert.is(restored.read(0x3f900, 1)[0], 5, 'a page only partly named free is kept');
   assert.is(restored.read(0x500000, 1)[0], 0);
+});
+
+test('RAM file into memory that held another guest: equal to a fresh copy, only the differing pages written', () => {
+  const dir = tempDir();
+  const n = native();
+  const size = 8 * 2 ** 20;
+  const memory = new GuestMemory(size, (b) => n.sharedBufferAddress(b));
+  memory.write(
+    0x10000,
+    new Uint8Array(0x30000).map((_, i) => (i * 7 + 1) & 255),
+  );
+  memory.write(0x7ff000, new Uint8Array(0x1000).fill(3)); // the last page of RAM
+  const path = join(dir, 'ram');
+  const { extents, freeExtents } = writeRamFile(path, memory, [
+    [0x20000, 0x2000], // two free pages of data: holes
+    [0x600000, 0x3000], // three free pages of zeros
+  ]);
+  assert.equal(freeExtents, [
+    [0x20000, 0x2000],
+    [0x600000, 0x3000],
+  ]);
+  const expected = new GuestMemory(size, (b) => n.sharedBufferAddress(b));
+  copyRamFile(path, expected, extents);
+
+  // the last guest: the snapshot's contents, then three pages of data changed, a page of a
+  // hole written, the free pages holding stale bytes
+  const used = new GuestMemory(size, (b) => n.sharedBufferAddress(b));
+  copyRamFile(path, used, extents);
+  used.write(0x11000, new Uint8Array(0x1000).fill(9));
+  used.write(0x35000, new Uint8Array(0x2000).fill(9)); // two pages
+  used.write(0x400000, new Uint8Array(0x10).fill(9)); // part of a page in a hole
+  used.write(0x20000, new Uint8Array(0x2000).fill(8)); // the free pages
+  const written = refreshRamFile(path, used, extents);
+  assert.is(written, 6 * 0x1000, 'the three data pages, the hole page and the two free pages, nothing else');
+  assert.ok(Buffer.compare(used.read(0, size), expected.read(0, size)) === 0, 'every byte as a fresh copy');
+  assert.is(refreshRamFile(path, used, extents), 0, 'a second refresh writes nothing');
+
+  // the free pages named: left as they are (stale bytes stay), everything else as before
+  used.write(0x11000, new Uint8Array(0x1000).fill(9));
+  used.write(0x20000, new Uint8Array(0x2000).fill(8));
+  used.write(0x601000, new Uint8Array(0x3000).fill(8)); // two free pages, one not
+  assert.is(
+    refreshRamFile(path, used, extents, freeExtents),
+    2 * 0x1000,
+    'a data page and the page after the free ones',
+  );
+  assert.is(used.read(0x20000, 1)[0], 8, 'a free page keeps what it held');
+  assert.is(used.read(0x602fff, 1)[0], 8);
+  assert.is(used.read(0x603000, 1)[0], 0, 'the page after them zeroed');
+  used.fill(0x20000, 0x2000, 0);
+  used.fill(0x600000, 0x3000, 0);
+  assert.ok(Buffer.compare(used.read(0, size), expected.read(0, size)) === 0, 'the rest as a fresh copy');
+
+  // memory of any contents comes out the same
+  const garbage = new GuestMemory(size, (b) => n.sharedBufferAddress(b));
+  garbage.fill(0, size, 0x5a);
+  assert.is(refreshRamFile(path, garbage, extents), size, 'every page differed');
+  assert.ok(Buffer.compare(garbage.read(0, size), expected.read(0, size)) === 0);
+
+  // the checks of copyRamFile, and extents out of order
+  const other = new GuestMemory(4 * 2 ** 20, (b) => n.sharedBufferAddress(b));
+  assert.throws(() => refreshRamFile(path, other, extents), /truncated or not this VM's/);
+  assert.throws(() => refreshRamFile(path, used, [[size - 0x1000, 0x2000]]), /does not fit guest RAM/);
+  assert.throws(() => refreshRamFile(path, used, [...extents].reverse()), /overlaps the one before/);
+  assert.throws(() => refreshRamFile(path, used, extents, [...freeExtents].reverse()), /out of order/);
+  assert.throws(() => refreshRamFile(path, used, extents, [[size - 0x1000, 0x2000]]), /free range .* does not fit/);
 });
 
 const key = { kernel: 'k1', topology: '1n1l2c1t', memoryMiB: 8, agent: '1', cmdline: 'quiet' };

@@ -32,6 +32,8 @@ export interface RamFileWritten {
   freeBytes: number;
   /** [file offset, length] of each run of data blocks (never across a region's end), in order. */
   extents: [number, number][];
+  /** [file offset, length] of each run of pages named free, in order: what refreshRamFile leaves as it finds it. */
+  freeExtents: [number, number][];
 }
 
 /** One bit per page of the RAM file: set where `free` (guest-physical [start, bytes]) covers the page. */
@@ -105,11 +107,71 @@ export function writeRamFile(
   } finally {
     closeSync(fd);
   }
-  return { bytes, dataBytes, freeBytes, extents: extents.filter((e) => e[0] >= 0) };
+  return {
+    bytes,
+    dataBytes,
+    freeBytes,
+    extents: extents.filter((e) => e[0] >= 0),
+    freeExtents: pageRuns(freeMap, bytes),
+  };
+}
+
+/** The runs of set bits of a page map, as [file offset, length], in order. */
+function pageRuns(map: Uint8Array, bytes: number): [number, number][] {
+  const runs: [number, number][] = [];
+  const pages = Math.floor(bytes / PAGE);
+  for (let page = 0; page < pages; page++) {
+    if ((map[page >> 3] & (1 << (page & 7))) === 0) {
+      if (map[page >> 3] === 0) page |= 7; // the map's whole byte is clear
+      continue;
+    }
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[0] + last[1] === page * PAGE) last[1] += PAGE;
+    else runs.push([page * PAGE, PAGE]);
+  }
+  return runs;
 }
 
 /** Bytes one read takes at most. */
 const READ_CHUNK = 16 * 2 ** 20;
+
+/** The RAM file at `path`, open for reading, after checking its size is this memory's RAM size. */
+function openRamFile(path: string, memory: GuestMemory): number {
+  const fd = openSync(path, 'r');
+  const size = fstatSync(fd).size;
+  const expected = ramFileBytes(memory);
+  if (size !== expected) {
+    closeSync(fd);
+    throw new RangeError(
+      `snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`,
+    );
+  }
+  return fd;
+}
+
+/** Where RAM file range [offset, offset + length) lies in `memory`; throws when it does not fit one region. */
+function extentOffset(memory: GuestMemory, offset: number, length: number): number {
+  if (Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length > 0) {
+    let start = 0;
+    for (const r of memory.regions) {
+      if (offset < start + r.size) {
+        if (offset + length <= start + r.size) return r.offset + (offset - start);
+        break;
+      }
+      start += r.size;
+    }
+  }
+  throw new RangeError(`snapshot RAM extent [${offset}, +${length}] does not fit guest RAM`);
+}
+
+/** Reads exactly `length` bytes at file offset `at` into `into` from `from`. */
+function readAll(fd: number, path: string, into: Uint8Array, from: number, length: number, at: number): void {
+  for (let done = 0; done < length;) {
+    const n = readSync(fd, into, from + done, length - done, at + done);
+    if (n === 0) throw new RangeError(`snapshot RAM file ${path} ended at ${at + done}`);
+    done += n;
+  }
+}
 
 /**
  * Copies the RAM file's data `extents` (what writeRamFile returned) into guest memory, which
@@ -117,40 +179,108 @@ const READ_CHUNK = 16 * 2 ** 20;
  * size is not this memory's RAM size (truncated or foreign) or an extent does not fit it.
  */
 export function copyRamFile(path: string, memory: GuestMemory, extents: readonly (readonly [number, number])[]): void {
-  const fd = openSync(path, 'r');
+  const fd = openRamFile(path, memory);
   try {
-    const size = fstatSync(fd).size;
-    const expected = ramFileBytes(memory);
-    if (size !== expected) {
-      throw new RangeError(
-        `snapshot RAM file ${path} is ${size} bytes, guest RAM is ${expected}: truncated or not this VM's`,
-      );
-    }
     for (const [offset, length] of extents) {
-      // the region holding the extent, and where it starts in the file
-      let start = 0;
-      const region = memory.regions.find((r) => {
-        if (offset < start + r.size) return true;
-        start += r.size;
-        return false;
-      });
-      if (
-        region === undefined ||
-        !Number.isSafeInteger(offset) ||
-        !Number.isSafeInteger(length) ||
-        offset < 0 ||
-        length <= 0 ||
-        offset + length > start + region.size
-      )
-        throw new RangeError(`snapshot RAM extent [${offset}, +${length}] does not fit guest RAM`);
-      const into = new Uint8Array(memory.buffer, region.offset + (offset - start), length);
-      for (let done = 0; done < length;) {
-        const n = readSync(fd, into, done, Math.min(READ_CHUNK, length - done), offset + done);
-        if (n === 0) throw new RangeError(`snapshot RAM file ${path} ended at ${offset + done}`);
-        done += n;
+      const at = extentOffset(memory, offset, length);
+      for (let done = 0; done < length; done += READ_CHUNK) {
+        const n = Math.min(READ_CHUNK, length - done);
+        readAll(fd, path, memory.bytes, at + done, n, offset + done);
       }
     }
   } finally {
     closeSync(fd);
   }
+}
+
+/** Bytes refreshRamFile reads from the file at a time. */
+const REFRESH_CHUNK = 4 * 2 ** 20;
+let refreshBuffer: Uint8Array | undefined;
+
+const equal = (a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean =>
+  Buffer.compare(a.subarray(aAt, aAt + length), b.subarray(bAt, bAt + length)) === 0;
+
+/**
+ * Makes memory that held another guest (memory-pool.ts) hold the RAM file's contents — its data
+ * `extents`, zeros elsewhere except in `free` (writeRamFile's freeExtents: the saved guest's
+ * free pages, which it writes before it reads, so whatever they hold will do) — writing only
+ * the pages that differ: a page already right is read, never written. Writing costs more than
+ * it seems under emulation: in the test host, QEMU TCG drops the code it translated from a
+ * page at its first write, and a restore into the last guest's RAM writing every page paid
+ * that for all of them. Checks as copyRamFile, and that `free` is in order and fits. Returns
+ * the bytes written.
+ */
+export function refreshRamFile(
+  path: string,
+  memory: GuestMemory,
+  extents: readonly (readonly [number, number])[],
+  free: readonly (readonly [number, number])[] = [],
+): number {
+  let previous = 0;
+  for (const [offset, length] of free) {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < previous || length <= 0)
+      throw new RangeError(`snapshot RAM free range [${offset}, +${length}] is out of order`);
+    if (offset + length > ramFileBytes(memory))
+      throw new RangeError(`snapshot RAM free range [${offset}, +${length}] does not fit guest RAM`);
+    previous = offset + length;
+  }
+  const fd = openRamFile(path, memory);
+  const mem = memory.bytes;
+  const chunk = (refreshBuffer ??= new Uint8Array(REFRESH_CHUNK));
+  let written = 0;
+  /** memory [at, at + length) := source [from, from + length), page by page where a block differs. */
+  const sync = (at: number, source: Uint8Array, from: number, length: number): void => {
+    for (let b = 0; b < length; b += BLOCK) {
+      const n = Math.min(BLOCK, length - b);
+      if (equal(mem, at + b, source, from + b, n)) continue;
+      for (let p = b; p < b + n; p += PAGE) {
+        const m = Math.min(PAGE, b + n - p);
+        if (equal(mem, at + p, source, from + p, m)) continue;
+        mem.set(source.subarray(from + p, from + p + m), at + p);
+        written += m;
+      }
+    }
+  };
+  /** memory [at, at + length) := zeros. */
+  const zero = (at: number, length: number): void => {
+    for (let b = 0; b < length; b += BLOCK) sync(at + b, ZERO_BLOCK, 0, Math.min(BLOCK, length - b));
+  };
+  let nextFree = 0; // the first free range not wholly before the hole being zeroed
+  /** RAM file [from, to), at memory offset `at`, := zeros outside the free ranges. */
+  const zeroHole = (at: number, from: number, to: number): void => {
+    while (nextFree < free.length && free[nextFree][0] + free[nextFree][1] <= from) nextFree++;
+    let file = from;
+    for (let i = nextFree; i < free.length && free[i][0] < to && file < to; i++) {
+      const start = Math.max(free[i][0], file);
+      zero(at + (file - from), start - file);
+      file = Math.max(file, Math.min(free[i][0] + free[i][1], to));
+    }
+    zero(at + (file - from), to - file);
+  };
+  try {
+    let position = 0;
+    let next = 0; // the first extent not yet done
+    for (const r of memory.regions) {
+      const end = position + r.size;
+      let file = position; // RAM file offset done up to, in this region
+      for (; next < extents.length && extents[next][0] < end; next++) {
+        const [offset, length] = extents[next];
+        const at = extentOffset(memory, offset, length);
+        if (offset < file) throw new RangeError(`snapshot RAM extent [${offset}, +${length}] overlaps the one before`);
+        zeroHole(r.offset + (file - position), file, offset);
+        for (let done = 0; done < length; done += REFRESH_CHUNK) {
+          const n = Math.min(REFRESH_CHUNK, length - done);
+          readAll(fd, path, chunk, 0, n, offset + done);
+          sync(at + done, chunk, 0, n);
+        }
+        file = offset + length;
+      }
+      zeroHole(r.offset + (file - position), file, end);
+      position = end;
+    }
+    if (next < extents.length) extentOffset(memory, extents[next][0], extents[next][1]); // throws
+  } finally {
+    closeSync(fd);
+  }
+  return written;
 }
