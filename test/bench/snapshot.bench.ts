@@ -7,8 +7,8 @@
 //    thread kept from the cell before (src/vmm/memory-pool.ts), and one restored into fresh
 //    memory (a new thread) is shown apart;
 //  - the snapshot: its RAM file (size, data on disk), state file, and the save's time;
-//  - the restore's RAM copy alone, into pages a guest has just run in and into pages a copy
-//    has just used: the difference is the emulator's (ramCopies);
+//  - a RAM copy alone, into pages a guest has just run in and into pages a copy has just
+//    used: the difference is the emulator's (ramCopies);
 //  - 4 cells at once, all cold and all restored: wall time, and this process's peak RSS and
 //    PSS (restored cells share the snapshot's pages: PSS shows it);
 //  - the project's test suite (tests/*.ktstr.ts; KTSTR_BENCH_SUITE=a,b to choose, =none to
@@ -145,7 +145,7 @@ try {
       );
   }
 
-  if (entry !== undefined) ramCopies(join(snapshots, entry.id), readyRestored, readyCold);
+  if (entry !== undefined) ramCopies(join(snapshots, entry.id));
 
   // KTSTR_BENCH_PARALLEL=0 leaves the parallel cells out
   const par = Number(process.env.KTSTR_BENCH_PARALLEL ?? 4);
@@ -177,14 +177,13 @@ try {
 }
 
 /**
- * The restore's RAM copy alone, three times in a row into new guest memory: first into pages the
- * last cell's guest has just given back, as a restore gets them, then into pages this copy has
- * just given back. In the emulated test host the first is slower: QEMU TCG drops the code it had
- * translated from those pages when they are first written (perf on QEMU: tcg_flush_jmp_cache,
- * qht_remove) — a cost of emulation that KVM on hardware does not have. Prints both, and the
- * restored cell's ready time with the difference taken out.
+ * A RAM copy alone, three times in a row into new guest memory: first into pages the last
+ * cell's guest has just given back, then into pages this copy has just given back. In the
+ * emulated test host the first is slower: QEMU TCG drops the code it had translated from those
+ * pages when they are first written (perf on QEMU: tcg_flush_jmp_cache, qht_remove) — why a
+ * restore refreshes the RAM its thread kept instead (src/vmm/memory-pool.ts).
  */
-function ramCopies(dir: string, readyRestored: number, readyCold: number): void {
+function ramCopies(dir: string): void {
   const st = decodeState(readFileSync(join(dir, STATE_FILE), 'utf8')) as {
     memoryBytes: number;
     ramExtents: [number, number][];
@@ -199,13 +198,8 @@ function ramCopies(dir: string, readyRestored: number, readyCold: number): void 
     times.push(performance.now() - t0);
     releaseGuestMemory(memory);
   }
-  const again = median(times.slice(1));
-  const without = readyRestored - (times[0] - again);
   console.log(
-    `  RAM copy alone:  ${s(times[0])} into the pages the last guest gave back, ${s(again)} into pages given back by a copy (median of 2)`,
-  );
-  console.log(
-    `                   restored ready without the difference (QEMU TCG dropping translated code): ${s(without)}, ${((100 * without) / readyCold).toFixed(1)} % of cold`,
+    `  RAM copy alone:  ${s(times[0])} into the pages the last guest gave back, ${s(median(times.slice(1)))} into pages given back by a copy (median of 2)`,
   );
 }
 
