@@ -39,7 +39,7 @@ import { buildAcpiTables } from './acpi/index.js';
 import { cpuidHook } from './cpuid/index.js';
 import { Topology } from './topology/index.js';
 import { copyRamFile, ramFileBytes, refreshRamFile, writeRamFile } from './snapshot/ram-file.js';
-import { takeKeptGuestMemory } from './memory-pool.js';
+import { releaseKeptGuestMemory, takeKeptGuestMemory } from './memory-pool.js';
 import { encodeState, type StateValue } from './snapshot/state-file.js';
 import { RAM_FILE, STATE_FILE, type SnapshotKey, type SnapshotStore, type StoredSnapshot } from './snapshot/store.js';
 import type { MachineState } from './snapshot/machine-state.js';
@@ -309,6 +309,7 @@ interface PreparedGuest {
 function prepareGuest(plan: BootPlan, restore: StoredSnapshot | undefined): PreparedGuest {
   if (restore !== undefined) return restoreGuest(plan, restore);
   if (plan.files === undefined) throw new Error('no kernel to boot');
+  releaseKeptGuestMemory(); // fresh RAM: none kept beside it
   const memory = new GuestMemory(plan.memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
   adviseHugePages(memory);
   const acpi = plan.platform.acpi?.({ memory, vcpus: plan.vcpus, ram: memory.regions, region: ACPI_REGION });
@@ -342,6 +343,7 @@ function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
   // (src/vmm/memory-pool.ts: why), else fresh memory with huge pages asked for first, as a
   // booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
   const kept = takeKeptGuestMemory(memoryBytes);
+  if (kept === undefined) releaseKeptGuestMemory(); // fresh RAM: none kept beside it
   const memory = kept ?? new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
   if (kept === undefined) {
     adviseHugePages(memory);

@@ -7,7 +7,8 @@
 // drops the code it translated from a page when the page is written, so a copy into fresh
 // memory (the host hands back the last guest's pages) pays for dropping it and the restored
 // guest pays for translating its code again; a page left as it was costs neither. At most
-// MAX_KEPT memories are kept, each for IDLE_MS unused; then, or on `releaseKeptGuestMemory`,
+// MAX_KEPT memories are kept, each for IDLE_MS unused; then, when the thread's next VM gets
+// fresh RAM instead (a cold boot, another RAM size), or on `releaseKeptGuestMemory`,
 // their pages go back to the host (MADV_DONTNEED) and the memory object to the garbage collector.
 
 import { native } from '../kvm/native.js';
