@@ -243,6 +243,14 @@ function adviseHugePages(memory: GuestMemory): void {
   }
 }
 
+/** New guest RAM of `ramBytes`, huge pages asked for; the RAM this thread kept is given back first (none kept beside it). */
+export function freshGuestMemory(ramBytes: number): GuestMemory {
+  releaseKeptGuestMemory();
+  const memory = new GuestMemory(ramBytes, (b) => native().sharedBufferAddress(b));
+  adviseHugePages(memory);
+  return memory;
+}
+
 export { keepGuestMemory, releaseGuestMemory, releaseKeptGuestMemory } from './memory-pool.js';
 
 // ---- bootVm, step by step: plan -> prepare the guest -> run -> collect ----
@@ -309,9 +317,7 @@ interface PreparedGuest {
 function prepareGuest(plan: BootPlan, restore: StoredSnapshot | undefined): PreparedGuest {
   if (restore !== undefined) return restoreGuest(plan, restore);
   if (plan.files === undefined) throw new Error('no kernel to boot');
-  releaseKeptGuestMemory(); // fresh RAM: none kept beside it
-  const memory = new GuestMemory(plan.memoryMiB * 1024 * 1024, (b) => native().sharedBufferAddress(b));
-  adviseHugePages(memory);
+  const memory = freshGuestMemory(plan.memoryMiB * 1024 * 1024);
   const acpi = plan.platform.acpi?.({ memory, vcpus: plan.vcpus, ram: memory.regions, region: ACPI_REGION });
   const boot = writeBoot(memory, plan.files, {
     acpiRsdp: acpi?.rsdp,
@@ -343,14 +349,9 @@ function restoreGuest(plan: BootPlan, snapshot: StoredSnapshot): PreparedGuest {
   // (src/vmm/memory-pool.ts: why), else fresh memory with huge pages asked for first, as a
   // booted guest's RAM has them (src/vmm/snapshot/ram-file.ts: why a copy)
   const kept = takeKeptGuestMemory(memoryBytes);
-  if (kept === undefined) releaseKeptGuestMemory(); // fresh RAM: none kept beside it
-  const memory = kept ?? new GuestMemory(memoryBytes, (b) => native().sharedBufferAddress(b));
-  if (kept === undefined) {
-    adviseHugePages(memory);
-    copyRamFile(snapshot.ramPath, memory, st.ramExtents);
-  } else {
-    refreshRamFile(snapshot.ramPath, memory, st.ramExtents, Array.isArray(st.ramFree) ? st.ramFree : []);
-  }
+  const memory = kept ?? freshGuestMemory(memoryBytes);
+  if (kept === undefined) copyRamFile(snapshot.ramPath, memory, st.ramExtents);
+  else refreshRamFile(snapshot.ramPath, memory, st.ramExtents, Array.isArray(st.ramFree) ? st.ramFree : []);
   return { memory, boot: undefined, restore: st.machine, sharedRegion: st.sharedRegion };
 }
 

@@ -32,9 +32,7 @@ import { CellPool } from '../../src/sweep/pool.js';
 import { SnapshotStore, RAM_FILE, STATE_FILE } from '../../src/vmm/snapshot/store.js';
 import { decodeState } from '../../src/vmm/snapshot/state-file.js';
 import { copyRamFile } from '../../src/vmm/snapshot/ram-file.js';
-import { GuestMemory } from '../../src/vmm/memory.js';
-import { releaseGuestMemory } from '../../src/vmm/index.js';
-import { native } from '../../src/kvm/native.js';
+import { freshGuestMemory, releaseGuestMemory } from '../../src/vmm/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const cell = prebuiltCell();
@@ -188,11 +186,9 @@ function ramCopies(dir: string): void {
     memoryBytes: number;
     ramExtents: [number, number][];
   };
-  const n = native();
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const memory = new GuestMemory(st.memoryBytes, (b) => n.sharedBufferAddress(b));
-    for (const r of memory.regions) n.madvise(memory.buffer, r.offset, r.size, n.constants.MADV_HUGEPAGE);
+    const memory = freshGuestMemory(st.memoryBytes);
     const t0 = performance.now();
     copyRamFile(join(dir, RAM_FILE), memory, st.ramExtents);
     times.push(performance.now() - t0);

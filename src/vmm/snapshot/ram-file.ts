@@ -216,11 +216,12 @@ export function refreshRamFile(
   extents: readonly (readonly [number, number])[],
   free: readonly (readonly [number, number])[] = [],
 ): number {
+  const bytes = ramFileBytes(memory);
   let previous = 0;
   for (const [offset, length] of free) {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < previous || length <= 0)
       throw new RangeError(`snapshot RAM free range [${offset}, +${length}] is out of order`);
-    if (offset + length > ramFileBytes(memory))
+    if (offset + length > bytes)
       throw new RangeError(`snapshot RAM free range [${offset}, +${length}] does not fit guest RAM`);
     previous = offset + length;
   }
