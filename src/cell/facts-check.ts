@@ -22,7 +22,6 @@ export function checkFacts(v: unknown): AgentFacts | string {
   if (!(v.setupError === null || str(v.setupError))) return 'setupError';
   for (const k of ['verifyMs', 'attachMs']) if (!numOrNull(v[k])) return k;
   for (const k of ['stateAtAttach', 'ops', 'output']) if (!str(v[k])) return k;
-  if (!(v.outputBulk === null || str(v.outputBulk))) return 'outputBulk';
   if (!num(v.outputDropped)) return 'outputDropped';
   if (!end(v.endedBeforeAttach)) return 'endedBeforeAttach';
   if (v.probe !== null) {

@@ -64,6 +64,8 @@ export interface CellPhases {
   ready?: number;
   /** Saving the machine's snapshot at ready (a cell that saved one). */
   save?: number;
+  /** Saving the machine's snapshot with the scheduler attached (a test cell that saved one). */
+  saveAttached?: number;
   /** Scheduler start until its programs were loaded (or rejected). */
   verify?: number;
   /** Until /sys/kernel/sched_ext/state read `enabled`. */
@@ -99,9 +101,11 @@ export interface CellResult {
   /** The last lines of the guest console when the guest failed (else empty). */
   consoleTail: string;
   phases: CellPhases;
-  /** How the VM started: booted ('cold'), booted and saved as its machine's snapshot ('saved'), or restored from that snapshot ('restored'). */
+  /** How the VM started: booted ('cold'), booted and saved as its machine's snapshot ('saved'), or restored from a snapshot ('restored'). */
   start?: 'cold' | 'saved' | 'restored';
-  /** What saving the snapshot cost (start 'saved'): the guest's pause, the RAM data written, the free pages left out (bytes). */
+  /** Where a restored VM started: the agent waiting for its cell ('ready'), or a test cell's scheduler attached, waiting for the test ('attached'). */
+  restoredAt?: 'ready' | 'attached';
+  /** What saving the (first) snapshot cost: the guest's pause, the RAM data written, the free pages left out (bytes). */
   snapshotSave?: { pauseMs: number; dataBytes: number; freeBytes: number };
   /** What went wrong with the snapshot (unusable and rebuilt, or not saved): one line for the user. */
   snapshotNote?: string;

@@ -17,8 +17,17 @@ import {
   type CellFile,
 } from '../guest/agent-initramfs.js';
 import { crc32, encodeFrame, FrameReader } from '../guest/protocol.js';
-import { defaultSnapshotDir, handCell, planCellStart, saveCellSnapshot, type CellStart } from './cell-start.js';
-import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan } from '../guest/plan.js';
+import {
+  defaultSnapshotDir,
+  handCell,
+  planCellStart,
+  saveCellSnapshot,
+  type AttachedPart,
+  type CellStart,
+  type SnapshotTarget,
+  type StartPoint,
+} from './cell-start.js';
+import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan, type CellMessage } from '../guest/plan.js';
 import { bytesSource } from '../elf/file.js';
 import { inspectGuest, inspectKernel, type InspectReport } from '../monitor/inspect.js';
 import type { GuestKernel } from '../monitor/guest-kernel.js';
@@ -35,7 +44,7 @@ import {
   type LiveVm,
 } from '../vmm/index.js';
 import { reservedTop } from '../vmm/boot/index.js';
-import { readRecord } from '../guest/ring.js';
+import { readRecord, type BulkRecord } from '../guest/ring.js';
 import { prestartVcpuThreads } from '../vmm/vcpu-thread-pool.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
@@ -139,19 +148,30 @@ function kernelImage(vmlinux: string): KernelImage {
 
 let imageCache: AgentImageCache | undefined;
 
-/** A `bulk` message as the guest sent it: checked before its numbers are used. */
-function isBulk(m: { record?: unknown; total?: unknown }): boolean {
-  const r = m.record as Record<string, unknown> | undefined;
-  return (
-    typeof r === 'object' &&
-    r !== null &&
-    typeof r.key === 'string' &&
-    r.key.length <= 64 &&
-    Number.isSafeInteger(r.offset) &&
-    Number.isSafeInteger(r.length) &&
-    Number.isSafeInteger(r.crc) &&
-    Number.isSafeInteger(m.total)
-  );
+/**
+ * The facts the agent wrote into the shared region as JSON (`record`: where, as its `result`
+ * message says), or why they cannot be read: the record is checked (its fields, bounds and
+ * CRC) before a byte of it is used.
+ */
+function factsFromRegion(live: LiveVm | undefined, record: unknown): unknown {
+  const r = record as Record<string, unknown> | null;
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.key !== 'string' ||
+    !Number.isSafeInteger(r.offset) ||
+    !Number.isSafeInteger(r.length) ||
+    !Number.isSafeInteger(r.crc)
+  )
+    return 'its record is malformed';
+  const region = live?.sharedRegion;
+  if (live === undefined || !region) return 'no shared region';
+  try {
+    const bytes = readRecord(live.memory.slice(region.guestPhysAddr, region.size), r as unknown as BulkRecord);
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch (e) {
+    return `its record is unreadable: ${e instanceof Error ? e.message : String(e)}`;
+  }
 }
 
 /** The shared region: its size (the agent's records, and the host's mailbox that also carries a cell's files), and where bootVm puts it for a RAM size (the top of low RAM). */
@@ -332,10 +352,13 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   const ring = ringRange(memoryMiB);
   hooks.onPhase?.('boot');
   let start: CellStart;
+  /** The cell's plan, and its files: all of them, or (schedulerPart) the test's alone, handed as its `body`. */
   let plan: AgentPlan;
   let archive: Buffer;
+  /** A test cell's scheduler part (handed first; the machine may be saved with it attached); undefined: one hand-off. */
+  let schedulerPart: AttachedPart | undefined;
   imageCache ??= new AgentImageCache();
-  const startInputs = {
+  const startInputs: Parameters<typeof planCellStart>[0] = {
     machine: {
       kernelLabel: spec.kernel.label,
       kernelImage: spec.kernel.image,
@@ -350,16 +373,24 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   };
   try {
     prestartThreads(spec.topology);
+    const testFiles: CellFile[] =
+      spec.test === undefined
+        ? []
+        : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
+    if (spec.test !== undefined && spec.scheduler.binary !== null) {
+      schedulerPart = {
+        plan: { ...cellPlan(spec, '', ring), test: null, awaitBody: true },
+        archive: await buildCellArchive(schedulerCellFiles([spec.scheduler.binary])),
+      };
+      startInputs.attached = schedulerPart;
+      const others = Object.values(spec.test.schedulers).map((e) => e.binary);
+      archive = await buildCellArchive([...schedulerCellFiles(others), ...testFiles]);
+    } else {
+      archive = await buildCellArchive([...schedulerCellFiles(cellBinaries(spec)), ...testFiles]);
+    }
     start = await planCellStart(startInputs);
     if (start.note !== undefined) result.snapshotNote = start.note;
     plan = cellPlan(spec, start.nonce, ring);
-    const files: CellFile[] = [
-      ...schedulerCellFiles(cellBinaries(spec)),
-      ...(spec.test === undefined
-        ? []
-        : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)]),
-    ];
-    archive = await buildCellArchive(files);
   } catch (e) {
     result.failure = {
       kind: 'setup',
@@ -374,8 +405,22 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let tBoot = performance.now();
   let reader = new FrameReader(nonce, start.agentSeq);
   result.start = start.restore !== undefined ? 'restored' : 'cold';
+  if (start.restoredAt !== undefined) result.restoredAt = start.restoredAt;
   const phaseAt: Partial<
-    Record<'hello' | 'ready' | 'handed' | 'verify' | 'attach' | 'probe' | 'body' | 'stop' | 'result', number>
+    Record<
+      | 'hello'
+      | 'ready'
+      | 'handed'
+      | 'verify'
+      | 'attach'
+      | 'attached'
+      | 'bodyHanded'
+      | 'probe'
+      | 'body'
+      | 'stop'
+      | 'result',
+      number
+    >
   > = {};
   let facts: AgentFacts | null = null;
   let agentError: string | null = null;
@@ -383,8 +428,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let live: LiveVm | undefined;
   let reading: Promise<void> | undefined;
   let hostReadError: string | null = null;
-  let hostSeq = 0;
-  const bulk = new Map<string, string>();
+  let hostSeq = start.hostSeq;
   const onAbort = (): void => live?.end('interrupted');
   const monitorInterval = spec.monitorIntervalMs ?? DEFAULT_MONITOR_INTERVAL_MS;
   const places = cellPlaces(spec.topology);
@@ -423,15 +467,44 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     }
   };
 
-  /** Gives the waiting agent its cell (a failure to is the agent's: it cannot run). */
+  const frame = (m: CellMessage): Uint8Array => encodeFrame(nonce, hostSeq++, m);
+  /** Gives the waiting agent its cell, or a test cell's scheduler part (a failure to is the agent's: it cannot run). */
   const giveCell = (vm: LiveVm): void => {
     phaseAt.handed = performance.now();
     try {
-      handCell(vm, plan, archive, (m) => encodeFrame(nonce, hostSeq++, m));
+      if (schedulerPart === undefined) handCell(vm, plan, archive, frame);
+      else handCell(vm, { ...schedulerPart.plan, nonce }, schedulerPart.archive, frame);
     } catch (e) {
       agentError = `cannot hand the cell to the agent: ${e instanceof Error ? e.message : String(e)}`;
       vm.end(agentError);
     }
+  };
+  /** Gives the agent, its scheduler attached, the test. */
+  const giveBody = (vm: LiveVm): void => {
+    phaseAt.bodyHanded = performance.now();
+    try {
+      handCell(vm, plan, archive, frame, 'body');
+    } catch (e) {
+      agentError = `cannot hand the test to the agent: ${e instanceof Error ? e.message : String(e)}`;
+      vm.end(agentError);
+    }
+  };
+  /** Saves the machine where its agent waits (`point`), then goes on (`next`), whether or not the save worked. */
+  const saveThen = (vm: LiveVm, target: SnapshotTarget, point: StartPoint, next: (vm: LiveVm) => void): void => {
+    const vmlinux = spec.kernel.vmlinux;
+    const at = { nonce, agentSeq: reader.expectedSeq, hostSeq, point };
+    void saveCellSnapshot(vm, target, at, vmlinux === null ? null : kernelImage(vmlinux))
+      .then(({ save: saved, freePages }) => {
+        if (!saved.saved) return;
+        if (result.start === 'cold') result.start = 'saved';
+        result.snapshotSave ??= { pauseMs: saved.pauseMs, dataBytes: saved.dataBytes, freeBytes: saved.freeBytes };
+        if (freePages !== null && 'reason' in freePages)
+          result.snapshotNote = `saved with the guest's free pages: ${freePages.reason}`;
+      })
+      .catch((e: unknown) => {
+        result.snapshotNote = `snapshot not saved: ${e instanceof Error ? e.message : String(e)}`;
+      })
+      .finally(() => next(vm));
   };
 
   const handle = (m: AgentMessage): void => {
@@ -441,25 +514,16 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         phaseAt.ready = now;
         const vm = live;
         if (vm === undefined) break;
-        const save = start.save;
-        if (save === undefined) {
-          giveCell(vm);
-          break;
-        }
-        const agentSeq = reader.expectedSeq;
-        const vmlinux = spec.kernel.vmlinux;
-        void saveCellSnapshot(vm, save, nonce, agentSeq, vmlinux === null ? null : kernelImage(vmlinux))
-          .then(({ save: saved, freePages }) => {
-            if (!saved.saved) return;
-            result.start = 'saved';
-            result.snapshotSave = { pauseMs: saved.pauseMs, dataBytes: saved.dataBytes, freeBytes: saved.freeBytes };
-            if (freePages !== null && 'reason' in freePages)
-              result.snapshotNote = `saved with the guest's free pages: ${freePages.reason}`;
-          })
-          .catch((e: unknown) => {
-            result.snapshotNote = `snapshot not saved: ${e instanceof Error ? e.message : String(e)}`;
-          })
-          .finally(() => giveCell(vm));
+        if (start.save === undefined) giveCell(vm);
+        else saveThen(vm, start.save, 'ready', giveCell);
+        break;
+      }
+      case 'attached': {
+        phaseAt.attached = now;
+        const vm = live;
+        if (vm === undefined || schedulerPart === undefined) break;
+        if (start.saveAttached === undefined) giveBody(vm);
+        else saveThen(vm, start.saveAttached, 'attached', giveBody);
         break;
       }
       case 'time-request':
@@ -499,16 +563,10 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         break;
       case 'result': {
         phaseAt.result = now;
-        const checked = checkFacts(m.facts);
-        if (typeof checked === 'string') {
-          agentError = `the agent's report is malformed (${checked})`;
-        } else {
-          facts = checked;
-          if (checked.outputBulk !== null)
-            checked.output =
-              bulk.get(checked.outputBulk) ??
-              `[ktstr: the scheduler output (bulk record ${checked.outputBulk}) never arrived]`;
-        }
+        const reported = 'record' in m ? factsFromRegion(live, m.record) : m.facts;
+        const checked = typeof reported === 'string' ? reported : checkFacts(reported);
+        if (typeof checked === 'string') agentError = `the agent's report is malformed (${checked})`;
+        else facts = checked;
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
       }
@@ -549,24 +607,6 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         agentError = typeof m.message === 'string' ? m.message.slice(0, 4096) : 'the agent failed (no message)';
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
         break;
-      case 'bulk': {
-        const ring = live?.sharedRegion;
-        if (!isBulk(m)) break;
-        try {
-          if (!ring) throw new Error('no shared region');
-          bulk.set(
-            m.record.key,
-            Buffer.from(readRecord(live!.memory.slice(ring.guestPhysAddr, ring.size), m.record)).toString('utf8'),
-          );
-        } catch (e) {
-          bulk.set(
-            m.record.key,
-            `[ktstr: bulk record ${m.record.key} unreadable: ${e instanceof Error ? e.message : String(e)}]`,
-          );
-        }
-        live?.app(encodeFrame(nonce, hostSeq++, { type: 'bulk-ack', total: m.total }));
-        break;
-      }
     }
   };
 
@@ -590,10 +630,12 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         onStart: (v) => {
           live = v;
           if (start.restore !== undefined) {
-            // a restored VM starts in the agent's wait for its cell: past its hello and ready
+            // a restored VM starts in the agent's wait for its cell (past its hello and ready),
+            // or for its test (past its scheduler's attach)
             phaseAt.hello = phaseAt.ready = performance.now();
             startMonitor();
-            giveCell(v);
+            if (start.restoredAt === 'attached') giveBody(v);
+            else giveCell(v);
           }
           if (hooks.signal?.aborted) v.end('interrupted');
           // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
@@ -629,9 +671,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
           try {
             start = await planCellStart({ ...startInputs, refused: message });
             nonce = start.nonce;
+            hostSeq = start.hostSeq;
             plan = cellPlan(spec, nonce, ring);
             reader = new FrameReader(nonce, start.agentSeq);
             result.start = 'cold';
+            delete result.restoredAt;
             result.snapshotNote = start.note;
             continue;
           } catch {
@@ -714,6 +758,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     p.boot = span(t0, phaseAt.hello);
     p.ready = span(t0, phaseAt.ready);
     if (start.save !== undefined) p.save = span(phaseAt.ready, phaseAt.handed);
+    if (start.saveAttached !== undefined) p.saveAttached = span(phaseAt.attached, phaseAt.bodyHanded);
     const agentStart = vm.timings.markers[AGENT_START_MARKER];
     p.agentReady =
       agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (tBoot + agentStart);
@@ -721,8 +766,14 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     p.vmSetup = vm.timings.setupMs;
     p.vmCreate = vm.timings.vmCreateMs;
     if (agentStart !== undefined) p.kernel = agentStart - vm.timings.setupMs - vm.timings.vmCreateMs;
-    p.verify = span(phaseAt.verify, phaseAt.attach ?? phaseAt.probe ?? phaseAt.result);
-    p.attach = span(phaseAt.attach ?? phaseAt.verify, phaseAt.probe ?? phaseAt.result);
+    p.verify = span(
+      phaseAt.verify,
+      phaseAt.attach ?? phaseAt.attached ?? phaseAt.probe ?? phaseAt.body ?? phaseAt.result,
+    );
+    p.attach = span(
+      phaseAt.attach ?? phaseAt.verify,
+      phaseAt.attached ?? phaseAt.probe ?? phaseAt.body ?? phaseAt.result,
+    );
     p.probe = span(phaseAt.probe, phaseAt.stop ?? phaseAt.result);
     p.body = span(phaseAt.body, phaseAt.stop ?? phaseAt.result);
     p.teardown = span(phaseAt.stop ?? phaseAt.result, tEnd);

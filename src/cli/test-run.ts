@@ -253,7 +253,7 @@ export async function runTestCommand(files: string[], flags: TestFlags): Promise
           const rss = r.hostRssBytes === null ? '?' : `${(r.hostRssBytes / 2 ** 20).toFixed(0)} MiB`;
           err.write(
             paint(err).dim(
-              `    ${r.start ?? 'cold'}; phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`,
+              `    ${r.start ?? 'cold'}${r.restoredAt === undefined ? '' : ` at ${r.restoredAt}`}; phases: ${ph}${spawn ? `; spawn ${spawn}` : ''}; host RSS ${rss}`,
             ) + '\n',
           );
         }

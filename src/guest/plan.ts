@@ -63,6 +63,12 @@ export interface AgentPlan {
    * saves a snapshot, and where a VM restored from it starts.
    */
   awaitCell?: boolean;
+  /**
+   * A test cell's scheduler part: once the scheduler is enabled, the agent says `attached`
+   * and waits for the host's `body` message (the test, its files) — a second quiet point,
+   * where the host may save a snapshot of the machine with this scheduler attached.
+   */
+  awaitBody?: boolean;
 }
 
 /** The test a cell runs (`ktstr-wasm test`). */
@@ -137,10 +143,8 @@ export interface AgentFacts {
   } | null;
   /** The scheduler's struct_ops programs as the guest kernel reports them (before stop). */
   guestPrograms: ProgramReport[];
-  /** The scheduler's stdout and stderr, merged, bounded (head and tail kept); empty when sent by the ring. */
+  /** The scheduler's stdout and stderr, merged, bounded (head and tail kept). */
   output: string;
-  /** The key of the bulk record that holds `output` instead (see src/guest/ring.ts); null: inline. */
-  outputBulk: string | null;
   /** Bytes of output dropped from the middle to stay bounded. */
   outputDropped: number;
   /** The test's facts, for a test cell (null otherwise or when it never ran). */
@@ -152,15 +156,17 @@ export type AgentMessage =
   | { type: 'hello'; node: string; kernel: string; cpus: number; uptimeMs: number }
   /** A base image's agent is up and waits for its cell (`cell`): the snapshot point. */
   | { type: 'ready' }
+  /** The scheduler of a plan with awaitBody is enabled; the agent waits for the test (`body`): the second snapshot point. */
+  | { type: 'attached' }
   /** The agent asks for the host's wall clock (answered `time`) to set the guest's. */
   | { type: 'time-request' }
   /** `wallClockMs`: the guest's wall clock as the first phases start (the host compares it with its own). */
   | { type: 'phase'; phase: 'verify' | 'attach' | 'probe' | 'body' | 'stop'; atMs: number; wallClockMs?: number }
   /** The probe is done and the scheduler still runs: the host reads guest memory now, then sends `continue`. */
   | { type: 'probed' }
+  /** The plan is done: its facts inline, or (`record`) as JSON in the shared region, which the host reads from guest RAM. */
   | { type: 'result'; facts: AgentFacts }
-  /** A record in the shared ring: the host reads it from guest RAM and answers `bulk-ack`. */
-  | { type: 'bulk'; record: BulkRecord; total: number }
+  | { type: 'result'; record: BulkRecord }
   | { type: 'agent-error'; message: string }
   /** A request to the host (a test body's capture or write); the host answers `reply` with the same id. */
   | { type: 'request'; id: number; request: HostRequest };
@@ -178,7 +184,6 @@ export type HostRequest =
 /** `reply`: the answer to request `id`: `length` bytes of JSON at the start of the mailbox (CRC-32 `crc`), or `error`. */
 export type HostMessage =
   | { type: 'continue' }
-  | { type: 'bulk-ack'; total: number }
   | { type: 'done' }
   | { type: 'reply'; id: number; length: number; crc: number; error: string | null }
   /** The host's wall clock, ms since the epoch, as it answers `time-request`. */
@@ -194,7 +199,8 @@ export type HostMessage =
  * share both.
  */
 export type CellMessage = {
-  type: 'cell';
+  /** `cell`: the plan the waiting base agent runs; `body`: the test an `attached` agent runs next (its plan's test part). */
+  type: 'cell' | 'body';
   plan: { length: number; crc: number };
   archive: { offset: number; length: number; crc: number };
   realtimeMs: number;

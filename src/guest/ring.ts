@@ -1,10 +1,11 @@
 // The bulk-data region host and guest share (docs/guest-protocol.md, "Bulk data"): a range of
 // guest RAM the guest kernel leaves alone (e820 reserved, bootVm's sharedRegionMiB). The
-// agent maps it through /dev/mem, writes a record's bytes into it and sends a small COM2
-// frame `{type: 'bulk', key, offset, length, crc}`; the host reads the bytes straight out of
-// guest RAM (no serial transfer), checks the CRC and answers `bulk-ack`. Records are written
-// one after another and wrap to the start; the writer never overwrites bytes the host has not
-// acknowledged. Pure logic over a Uint8Array: used by the agent and by the host.
+// agent maps it through /dev/mem, writes a record's bytes into it and names the record
+// `{key, offset, length, crc}` in a small COM2 frame (its `result`: the facts as JSON); the
+// host reads the bytes straight out of guest RAM (no serial transfer) and checks bounds and
+// CRC. Records are written one after another and wrap to the start; the writer never
+// overwrites bytes not yet acknowledged (`acked`). Pure logic over a Uint8Array: used by the
+// agent and by the host.
 
 import { crc32 } from './protocol.js';
 

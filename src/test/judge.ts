@@ -52,8 +52,9 @@ export interface TestResult {
   schedulerLog: string;
   consoleTail: string;
   phases: CellResult['phases'];
-  /** How the test's VM started (CellResult.start). */
+  /** How the test's VM started (CellResult.start), and where a restored one began (CellResult.restoredAt). */
   start?: CellResult['start'];
+  restoredAt?: CellResult['restoredAt'];
   wallMs: number;
   /** The host process's resident set size after the test's VM was torn down, bytes (null: unknown). */
   hostRssBytes: number | null;
@@ -125,6 +126,7 @@ export function judgeTest(i: JudgeInput): TestResult {
     consoleTail: c.consoleTail,
     phases: c.phases,
     ...(c.start === undefined ? {} : { start: c.start }),
+    ...(c.restoredAt === undefined ? {} : { restoredAt: c.restoredAt }),
     wallMs: c.wallMs,
     hostRssBytes: c.hostRssBytes,
     ...(c.bundle === undefined ? {} : { bundle: c.bundle }),

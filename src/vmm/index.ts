@@ -365,10 +365,12 @@ async function writeSnapshot(
 ): Promise<Omit<SnapshotSave, 'saved'>> {
   const pauseStart = performance.now();
   await machine.pause();
+  let captured: MachineState | undefined;
   try {
+    captured = machine.captureState();
     const ram = writeRamFile(join(staging, RAM_FILE), guest.memory, freePages());
     const state: SnapshotState = {
-      machine: machine.captureState(),
+      machine: captured,
       memoryBytes: guest.memory.ramBytes,
       sharedRegion: guest.sharedRegion,
       extra,
@@ -383,7 +385,9 @@ async function writeSnapshot(
       freeBytes: ram.freeBytes,
     };
   } finally {
-    machine.resume();
+    // the guest's clock goes on from the capture, as a restored copy's does: the save's pause
+    // is not time the guest saw pass (a scheduler attached at the save sees no stall in it)
+    machine.resume(captured?.vm.clock);
   }
 }
 

@@ -15,7 +15,7 @@
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { KVM_CAP } from '../kvm/constants.js';
 import { installKickHandler, kick } from '../kvm/kick.js';
-import { Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
+import { Kvm, type KvmClockData, type Vcpu, type Vm } from '../kvm/kvm.js';
 import {
   KvmRegs,
   KvmSregs,
@@ -543,8 +543,13 @@ export class Machine {
     };
   }
 
-  /** Lets every vCPU held by pause() run again. */
-  resume(): void {
+  /**
+   * Lets every vCPU held by pause() run again; with `clock` (captured during the pause), the
+   * guest's kvmclock first goes back to it (KVM_SET_CLOCK): the pause is then time the guest
+   * never saw pass.
+   */
+  resume(clock?: KvmClockData): void {
+    if (clock !== undefined) this.vm.setClock({ clock: clock.clock });
     for (const t of this.threads) {
       Atomics.store(t.ctl, VCPU_CTL.pause, 0);
       Atomics.notify(t.ctl, VCPU_CTL.pause);

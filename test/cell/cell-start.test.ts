@@ -1,15 +1,24 @@
 // How a cell starts, without KVM: cold with a save when its machine has no snapshot; restored
 // (with the base's nonce and the agent's next frame number) when it has a good one; cold with
 // one line when the snapshot is damaged, has no agent state or KVM refused it; cold without a save when
-// snapshots are off. Every field of the machine is in the key. handCell writes the plan and the
-// files into the mailbox and sends a frame saying where they are.
+// snapshots are off. Every field of the machine is in the key. A test cell's scheduler part:
+// restored at `attached` when that snapshot stands, else from `ready` or cold, saving it; its
+// key follows the part's plan and files, not the per-cell fields. handCell writes the plan and
+// the files into the mailbox and sends a frame saying where they are.
 
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cellSnapshotKey, handCell, planCellStart, type CellMachine } from '../../src/cell/cell-start.js';
+import {
+  attachedSnapshotKey,
+  cellSnapshotKey,
+  handCell,
+  planCellStart,
+  type AttachedPart,
+  type CellMachine,
+} from '../../src/cell/cell-start.js';
 import type { AgentImageCache } from '../../src/guest/agent-initramfs.js';
 import type { AgentPlan, CellMessage } from '../../src/guest/plan.js';
 import { crc32 } from '../../src/guest/protocol.js';
@@ -174,6 +183,88 @@ test('handCell: plan and files in the mailbox, a frame saying where; too big is 
     () => handCell(live, plan, new Uint8Array(0x1000), () => new Uint8Array(0)),
     /more than the .* MiB mailbox/,
   );
+});
+
+const part = (args: string[], binary = 'scheduler bytes'): AttachedPart => ({
+  plan: {
+    version: 1,
+    nonce: 'n1',
+    cell: 'test/one',
+    scheduler: { name: 'scx-ktstr', path: '/sched/scx_ktstr', args },
+    attachTimeoutMs: 30_000,
+    probeMs: 2000,
+    stopTimeoutMs: 15_000,
+    hostReadTimeoutMs: 30_000,
+    ...regions,
+    test: null,
+    awaitBody: true,
+  },
+  archive: Buffer.from(binary),
+});
+const machineKey = (): ReturnType<typeof cellSnapshotKey> => cellSnapshotKey(machine, 'agent-1');
+
+test('the attached key: the machine key and the scheduler part; not the per-cell fields', () => {
+  const a = attachedSnapshotKey(machineKey(), part([]));
+  assert.equal({ ...a, attached: undefined }, { ...machineKey(), attached: undefined }, 'the machine key within');
+  const same = part([]);
+  same.plan = { ...same.plan, nonce: 'n2', cell: 'test/two', ring: null, mailbox: null };
+  assert.is(attachedSnapshotKey(machineKey(), same).attached, a.attached, 'nonce, cell name and regions aside');
+  assert.is.not(attachedSnapshotKey(machineKey(), part(['--starve-cgroup', 'b'])).attached, a.attached, 'arguments');
+  assert.is.not(attachedSnapshotKey(machineKey(), part([], 'other bytes')).attached, a.attached, 'the binary');
+  const slower = part([]);
+  slower.plan = { ...slower.plan, attachTimeoutMs: 1 };
+  assert.is.not(attachedSnapshotKey(machineKey(), slower).attached, a.attached, 'a timeout');
+});
+
+test('a test cell: restored at attached when that snapshot stands, else from ready saving it, else cold saving both', async () => {
+  const dir = join(root, 'attached');
+  const attached = part([]);
+  const cold = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached });
+  assert.ok(
+    cold.initrd !== undefined && cold.save !== undefined && cold.saveAttached !== undefined,
+    'cold, saving both',
+  );
+  assert.is(cold.hostSeq, 0);
+  assert.equal(cold.saveAttached?.key, attachedSnapshotKey(machineKey(), attached));
+
+  const store = new SnapshotStore(dir, 3);
+  await saveFake(store, { nonce: 'abcd', agentSeq: 2, hostSeq: 0, point: 'ready' });
+  const fromReady = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached });
+  assert.is(fromReady.restoredAt, 'ready');
+  assert.is(fromReady.save, undefined);
+  assert.ok(fromReady.saveAttached !== undefined, 'saves the attached point');
+
+  const key = attachedSnapshotKey(machineKey(), attached);
+  await store.save(key, (staging) => {
+    writeFileSync(join(staging, RAM_FILE), Buffer.alloc(2 ** 20));
+    writeFileSync(
+      join(staging, STATE_FILE),
+      encodeState({ extra: { nonce: 'beef', agentSeq: 5, hostSeq: 2, point: 'attached' } } as never),
+    );
+  });
+  const fromAttached = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached });
+  assert.is(fromAttached.restoredAt, 'attached');
+  assert.is(fromAttached.nonce, 'beef');
+  assert.is(fromAttached.agentSeq, 5);
+  assert.is(fromAttached.hostSeq, 2, "the host's frames go on from the saving host's");
+  assert.is(fromAttached.saveAttached, undefined);
+
+  const other = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached: part(['-v']) });
+  assert.is(other.restoredAt, 'ready', 'other arguments: from ready');
+
+  // a state saved at ready under the attached key is not an attached point: rebuilt
+  store.remove(key);
+  await store.save(key, (staging) => {
+    writeFileSync(join(staging, RAM_FILE), Buffer.alloc(2 ** 20));
+    writeFileSync(join(staging, STATE_FILE), encodeState({ extra: { nonce: 'beef', agentSeq: 5 } } as never));
+  });
+  const wrong = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached });
+  assert.is(wrong.restoredAt, 'ready');
+  assert.match(wrong.note ?? '', /had no agent state: rebuilt/);
+
+  const refused = await planCellStart({ machine, images, snapshotDir: dir, ...regions, attached, refused: 'EINVAL' });
+  assert.ok(refused.save !== undefined && refused.saveAttached !== undefined);
+  assert.is(store.list().length, 0, 'both points removed');
 });
 
 test.run();

@@ -21,7 +21,6 @@ const good = {
   stop: { end: { code: 0, signal: null }, timedOut: false, stateAfter: 'disabled', ms: 1 },
   guestPrograms: [{ id: 1, name: 'p', verifiedInsns: 3, runCount: null, runTimeNs: null }],
   output: '',
-  outputBulk: null,
   outputDropped: 0,
 };
 

@@ -22,7 +22,6 @@ const healthy = (): AgentFacts => ({
   stop: { end: { code: 0, signal: null }, timedOut: false, stateAfter: 'disabled', ms: 100 },
   guestPrograms: [],
   output: 'EXIT: unregistered from user space (kind 64)\n',
-  outputBulk: null,
   outputDropped: 0,
   test: null,
 });

@@ -8,7 +8,10 @@
 //     and attaches, the dispatch probe passes, every CPU's worker progresses, and the guest's
 //     wall clock is within 3 s of the host's;
 //  2. tests of the test suite, one passing and one failing by design (the starvation knob off
-//     and on): status, failure kind and the failed checks equal.
+//     and on; its arguments differ, so each has its own snapshot with the scheduler attached):
+//     the pass/fail outcome and failure kind equal with snapshots, with --no-snapshot, and
+//     again with snapshots, when both tests restore their machine with their scheduler
+//     attached (saved by the first run) and skip its load and attach.
 // The whole project suite compared both ways, with its wall times: npm run bench:snapshot.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -85,14 +88,18 @@ test('2. the test suite: a passing and a failing test, the same verdicts restore
   const suite = ['test', 'test/fixtures/ktstr/checks.ktstr-fixture.ts', '--filter', 'starvation knob'];
   const on = await cli([...suite, '--json', join(tmp, 'test-on.json')]);
   const off = await cli([...suite, '--no-snapshot', '--json', join(tmp, 'test-off.json')]);
+  const again = await cli([...suite, '--json', join(tmp, 'test-again.json')]);
   const tests = (f: string): TestRunResult['tests'] =>
     (JSON.parse(readFileSync(join(tmp, f), 'utf8')) as TestRunResult).tests;
   const a = tests('test-on.json');
   const b = tests('test-off.json');
-  for (const t of [...a, ...b]) console.log(`  ${t.name}: ${t.start}, ${testVerdict(t)}`);
+  const c = tests('test-again.json');
+  for (const t of [...a, ...b, ...c])
+    console.log(`  ${t.name}: ${t.start}${t.restoredAt ? ` at ${t.restoredAt}` : ''}, ${testVerdict(t)}`);
   assert.is(a.length, 2, showRun(on));
   assert.is(on.code, 1, `exit 1 (the knob-on test fails by design)${showRun(on)}`);
   assert.is(off.code, on.code, showRun(off));
+  assert.is(again.code, on.code, showRun(again));
   assert.ok(
     a.some((t) => t.start === 'restored'),
     `with snapshots a test restored: ${a.map((t) => t.start)}`,
@@ -101,17 +108,31 @@ test('2. the test suite: a passing and a failing test, the same verdicts restore
     b.every((t) => t.start === 'cold'),
     `--no-snapshot: every test cold: ${b.map((t) => t.start)}`,
   );
+  assert.equal(
+    c.map((t) => `${t.start} at ${t.restoredAt}`),
+    ['restored at attached', 'restored at attached'],
+    'the second run with snapshots: both tests restored with their scheduler attached',
+  );
+  assert.ok(
+    c.every((t) => t.phases.verify === undefined && t.phases.attach === undefined),
+    'restored at attached: no load or attach in the cell',
+  );
   assert.equal(a.map((t) => t.status).sort(), ['fail', 'pass'], showRun(on));
   // the verdict: pass or fail and the failure's kind, the same restored and cold; the failing
   // test fails the check its knob breaks (starvation) both ways. Which other checks a starved
   // worker also trips at their edge (gaps, fairness) varies from run to run in the emulated
   // host, booted either way, so they are printed above, not compared.
-  const diff = verdictDifferences(
-    new Map(a.map((t) => [t.id, testOutcome(t)])),
-    new Map(b.map((t) => [t.id, testOutcome(t)])),
-  );
-  assert.equal(diff, [], `verdicts differ with --no-snapshot:\n${diff.join('\n')}`);
-  for (const t of [...a, ...b].filter((x) => x.status === 'fail'))
+  for (const [runs, label] of [
+    [a, 'restored from ready'],
+    [c, 'restored with the scheduler attached'],
+  ] as const) {
+    const diff = verdictDifferences(
+      new Map(runs.map((t) => [t.id, testOutcome(t)])),
+      new Map(b.map((t) => [t.id, testOutcome(t)])),
+    );
+    assert.equal(diff, [], `verdicts differ, ${label} against --no-snapshot:\n${diff.join('\n')}`);
+  }
+  for (const t of [...a, ...b, ...c].filter((x) => x.status === 'fail'))
     assert.ok(
       failedChecks(t).includes('starvation'),
       `${t.name} (${t.start}) fails the starvation check: ${testVerdict(t)}`,

@@ -1,23 +1,22 @@
-// The agent's side of the shared bulk region: maps it from /dev/mem (the guest kernel keeps
-// it as e820 reserved memory, so no page of its own is there) and sends records through it;
-// when the region is missing or full, `send` says so and the caller falls back to COM2.
+// The agent's side of the shared region: maps it from /dev/mem (the guest kernel keeps it as
+// e820 reserved memory, so no page of its own is there) and writes records into it, which
+// the host reads straight out of guest RAM. Where the region is missing or a record does not
+// fit, `write` says so and the caller falls back to COM2.
 
 import { openSync, closeSync, constants } from 'node:fs';
 import type { NativeBinding } from '../../kvm/native.js';
-import { RingWriter } from '../ring.js';
+import { RingWriter, type BulkRecord } from '../ring.js';
 import type { AgentPlan } from '../plan.js';
-import type { AgentChannel } from './channel.js';
 
-export class BulkSender {
+export class BulkRegion {
   private constructor(
     private readonly ring: RingWriter,
-    private readonly chan: AgentChannel,
     private readonly mapping: ArrayBuffer,
     private readonly n: NativeBinding,
   ) {}
 
   /** Maps the plan's region; null when there is none or it cannot be mapped. */
-  static open(plan: AgentPlan, chan: AgentChannel, n: NativeBinding): BulkSender | null {
+  static open(plan: AgentPlan, n: NativeBinding): BulkRegion | null {
     if (plan.ring === null) return null;
     let fd = -1;
     try {
@@ -29,7 +28,7 @@ export class BulkSender {
         n.constants.MAP_SHARED,
         plan.ring.guestPhysAddr,
       );
-      return new BulkSender(new RingWriter(new Uint8Array(map)), chan, map, n);
+      return new BulkRegion(new RingWriter(new Uint8Array(map)), map, n);
     } catch {
       return null;
     } finally {
@@ -37,17 +36,13 @@ export class BulkSender {
     }
   }
 
-  /** Writes a record and announces it; waits for the host's ack when the ring is full. False: not sent. */
-  async send(key: string, bytes: Uint8Array, ackTimeoutMs = 10_000): Promise<boolean> {
-    let record = this.ring.write(key, bytes);
-    if (record === null) {
-      const ack = await this.chan.next('bulk-ack', ackTimeoutMs);
-      if (ack?.type === 'bulk-ack') this.ring.acked = ack.total;
-      record = this.ring.write(key, bytes);
-      if (record === null) return false;
+  /** Writes a record; null when it does not fit. */
+  write(key: string, bytes: Uint8Array): BulkRecord | null {
+    try {
+      return this.ring.write(key, bytes);
+    } catch {
+      return null; // larger than the region
     }
-    this.chan.send({ type: 'bulk', record, total: this.ring.total });
-    return true;
   }
 
   close(): void {

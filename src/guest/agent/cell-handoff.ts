@@ -1,6 +1,8 @@
 // The agent's side of a snapshot: a base image's agent says `ready` and waits for its cell.
 // The host may save the VM right then (the quiet point), and every VM restored from that
-// snapshot resumes here, in this wait. The `cell` message brings the real plan; before the
+// snapshot resumes here, in this wait. A test cell's agent waits once more, its scheduler
+// attached, for the test (`attached`, then `body`): the second point a snapshot may be taken
+// at. The `cell` (or `body`) message brings the real plan; before the
 // plan runs, the guest's wall clock is set to the host's (a restored guest's clock goes on
 // from the moment of the save), the kernel's RNG gets fresh random bytes (siblings of one
 // snapshot would share its state), and the cell's files are unpacked from the mailbox.
@@ -77,22 +79,52 @@ function isCellMessage(m: unknown): m is CellMessage {
   );
 }
 
+/** Waits for the host's `kind` message, prepares the guest for what it brings (RNG, files, wall clock), and returns its plan. */
+async function receive(
+  kind: 'cell' | 'body',
+  current: AgentPlan,
+  chan: AgentChannel,
+  mailbox: HostRequests,
+): Promise<AgentPlan> {
+  const m = await chan.next(kind, CELL_WAIT_MS);
+  if (m === null) throw new CellHandoffError(`the host sent no ${kind} within ${CELL_WAIT_MS / 1000} s`);
+  if (!isCellMessage(m)) throw new CellHandoffError(`the ${kind} message is malformed`);
+  reseed(m.seed);
+  const plan = JSON.parse(
+    Buffer.from(mailbox.read(m.plan.length, m.plan.crc, `${kind} plan`)).toString('utf8'),
+  ) as AgentPlan;
+  if (plan.version !== current.version)
+    throw new CellHandoffError(`${kind} plan version ${plan.version}, this agent reads ${current.version}`);
+  if (m.archive.length > 0) {
+    busybox(['cpio', '-idmu'], mailbox.read(m.archive.length, m.archive.crc, `${kind} archive`, m.archive.offset));
+  }
+  await syncWallClock(chan, m.realtimeMs);
+  return plan;
+}
+
 /** Says `ready`, waits for the cell, prepares the guest for it, and returns its plan. */
 export async function receiveCell(base: AgentPlan, chan: AgentChannel, mailbox: HostRequests): Promise<AgentPlan> {
   chan.send({ type: 'ready' });
-  const m = await chan.next('cell', CELL_WAIT_MS);
-  if (m === null) throw new CellHandoffError(`the host sent no cell within ${CELL_WAIT_MS / 1000} s`);
-  if (!isCellMessage(m)) throw new CellHandoffError('the cell message is malformed');
-  reseed(m.seed);
-  const plan = JSON.parse(
-    Buffer.from(mailbox.read(m.plan.length, m.plan.crc, 'cell plan')).toString('utf8'),
-  ) as AgentPlan;
-  if (plan.version !== base.version)
-    throw new CellHandoffError(`cell plan version ${plan.version}, this agent reads ${base.version}`);
-  if (m.archive.length > 0) {
-    busybox(['cpio', '-idmu'], mailbox.read(m.archive.length, m.archive.crc, 'cell archive', m.archive.offset));
-  }
-  await syncWallClock(chan, m.realtimeMs);
+  const plan = await receive('cell', base, chan, mailbox);
   // the channel, ring and mailbox are the base's: the VM's, not the cell's
   return { ...plan, nonce: base.nonce, ring: base.ring, mailbox: base.mailbox, awaitCell: false };
+}
+
+/**
+ * Says `attached` (the scheduler of `current` is enabled), waits for the test, prepares the
+ * guest for it, and returns the plan to go on with: the running scheduler and the VM's
+ * channel are `current`'s, everything else (the test, its timeouts, the cell's name) the body's.
+ */
+export async function receiveBody(current: AgentPlan, chan: AgentChannel, mailbox: HostRequests): Promise<AgentPlan> {
+  chan.send({ type: 'attached' });
+  const body = await receive('body', current, chan, mailbox);
+  return {
+    ...body,
+    scheduler: current.scheduler,
+    nonce: current.nonce,
+    ring: current.ring,
+    mailbox: current.mailbox,
+    awaitCell: false,
+    awaitBody: false,
+  };
 }

@@ -11,6 +11,7 @@ import { schedExtAvailable, schedExtEnableSeq, schedExtOps, schedExtState } from
 import { SchedulerProcess } from './scheduler-process.js';
 import { runTest } from './test-runner.js';
 import { HostRequests } from './host-requests.js';
+import { receiveBody } from './cell-handoff.js';
 import { native } from '../../kvm/native.js';
 import type { SchedulerControl } from './workload/run-workers.js';
 
@@ -37,7 +38,6 @@ function emptyFacts(): AgentFacts {
     stop: null,
     guestPrograms: [],
     output: '',
-    outputBulk: null,
     outputDropped: 0,
     test: null,
   };
@@ -110,7 +110,7 @@ async function runPlanWith(
 
   // the probe's workers start now, parked, so their start-up overlaps the scheduler's load
   const cpus = online();
-  const workers = plan.test === null ? new ProbeWorkers({ addon: env.addon, cpus }) : null;
+  const workers = plan.test === null && plan.awaitBody !== true ? new ProbeWorkers({ addon: env.addon, cpus }) : null;
   // enable_seq counts successful enables: it tells an attach the agent was too starved to see
   // (a scheduler that stalls or errors out right after enabling takes the agent down with it)
   const seqBefore = schedExtEnableSeq();
@@ -146,6 +146,10 @@ async function runPlanWith(
       facts.endedBeforeAttach = sched.end;
       return facts;
     }
+
+    // a test cell's scheduler is up: the test comes now (a snapshot of this point serves every
+    // test of this scheduler, arguments and machine)
+    if (plan.awaitBody === true) plan = await receiveBody(plan, chan, host);
 
     if (workers !== null) {
       chan.send({ type: 'phase', phase: 'probe', atMs: performance.now() });
