@@ -66,6 +66,8 @@ export interface CellPhases {
   save?: number;
   /** Saving the machine's snapshot with the scheduler attached (a test cell that saved one). */
   saveAttached?: number;
+  /** The agent taking its cell, or a test cell's test (files unpacked, RNG seeded, wall clock set), until its next phase began. */
+  handoff?: number;
   /** Scheduler start until its programs were loaded (or rejected). */
   verify?: number;
   /** Until /sys/kernel/sched_ext/state read `enabled`. */

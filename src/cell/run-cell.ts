@@ -759,6 +759,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     p.ready = span(t0, phaseAt.ready);
     if (start.save !== undefined) p.save = span(phaseAt.ready, phaseAt.handed);
     if (start.saveAttached !== undefined) p.saveAttached = span(phaseAt.attached, phaseAt.bodyHanded);
+    // the agent taking what it was handed last (files unpacked, RNG seeded, clock set) until its next phase
+    p.handoff =
+      phaseAt.bodyHanded !== undefined
+        ? span(phaseAt.bodyHanded, phaseAt.body ?? phaseAt.result)
+        : span(phaseAt.handed, phaseAt.verify ?? phaseAt.body ?? phaseAt.result);
     const agentStart = vm.timings.markers[AGENT_START_MARKER];
     p.agentReady =
       agentStart === undefined || phaseAt.hello === undefined ? undefined : phaseAt.hello - (tBoot + agentStart);

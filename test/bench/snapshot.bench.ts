@@ -221,13 +221,36 @@ async function suite(): Promise<string[]> {
   const snap = await run([], 'suite-snapshots');
   const starts = (r: TestRunResult): string => {
     const n = new Map<string, number>();
-    for (const t of r.tests) n.set(t.start ?? '-', (n.get(t.start ?? '-') ?? 0) + 1);
+    for (const t of r.tests) {
+      const k = `${t.start ?? '-'}${t.restoredAt === undefined ? '' : ` at ${t.restoredAt}`}`;
+      n.set(k, (n.get(k) ?? 0) + 1);
+    }
     return [...n].map(([k, v]) => `${v} ${k}`).join(', ');
   };
   console.log(`  test suite:      ${files.join(' ')}: ${cold.result.tests.length} tests, --jobs 1`);
   console.log(`                   --no-snapshot ${s(cold.ms)} (${starts(cold.result)})`);
   console.log(
     `                   snapshots     ${s(snap.ms)} (${starts(snap.result)}): ${(cold.ms / snap.ms).toFixed(2)}x (goal >= 3x)`,
+  );
+  // where a test's time goes: the median of each phase over the tests of one kind of start
+  const typical = (label: string, tests: TestRunResult['tests']): void => {
+    if (tests.length === 0) return;
+    const keys = [...new Set(tests.flatMap((t) => Object.keys(t.phases)))];
+    const ph = keys
+      .map((k) => {
+        const v = tests.map((t) => t.phases[k as keyof typeof t.phases]).filter((x) => x !== undefined);
+        return v.length === 0 ? '' : `${k} ${s(median(v))}`;
+      })
+      .filter((x) => x !== '')
+      .join(', ');
+    console.log(
+      `                   ${label} (${tests.length}, medians): cell ${s(median(tests.map((t) => t.wallMs)))}; ${ph}`,
+    );
+  };
+  typical('cold', cold.result.tests);
+  typical(
+    'restored at attached',
+    snap.result.tests.filter((t) => t.restoredAt === 'attached'),
   );
   const verdicts = (r: TestRunResult): Map<string, string> => new Map(r.tests.map((t) => [t.id, testVerdict(t)]));
   const diff = verdictDifferences(verdicts(cold.result), verdicts(snap.result));
