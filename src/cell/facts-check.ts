@@ -1,9 +1,12 @@
 // The agent's facts arrive from the guest, which the host does not trust: a damaged or hostile
 // agent could send anything that parses as JSON. checkFacts() accepts only the shape the
 // verdict reads (types, array lengths, finite numbers), so a bad report fails its cell with
-// a reason instead of throwing in the host.
+// a reason instead of throwing in the host. factsFromRegion() reads a report the agent left in
+// the shared region, its record checked before a byte of it is used.
 
 import type { AgentFacts } from '../guest/plan.js';
+import { readRecord, type BulkRecord } from '../guest/ring.js';
+import type { LiveVm } from '../vmm/index.js';
 
 const MAX_WORKERS = 4096;
 const MAX_PROGRAMS = 65536;
@@ -61,4 +64,30 @@ export function checkFacts(v: unknown): AgentFacts | string {
   )
     return 'guestPrograms[]';
   return v as unknown as AgentFacts;
+}
+
+/**
+ * The facts the agent wrote into the shared region as JSON (`record`: where, as its `result`
+ * message says), or why they cannot be read: the record is checked (its fields, bounds and
+ * CRC) before a byte of it is used.
+ */
+export function factsFromRegion(live: Pick<LiveVm, 'memory' | 'sharedRegion'> | undefined, record: unknown): unknown {
+  const r = record as Record<string, unknown> | null;
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.key !== 'string' ||
+    !Number.isSafeInteger(r.offset) ||
+    !Number.isSafeInteger(r.length) ||
+    !Number.isSafeInteger(r.crc)
+  )
+    return 'its record is malformed';
+  const region = live?.sharedRegion;
+  if (live === undefined || !region) return 'no shared region';
+  try {
+    const bytes = readRecord(live.memory.slice(region.guestPhysAddr, region.size), r as unknown as BulkRecord);
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch (e) {
+    return `its record is unreadable: ${e instanceof Error ? e.message : String(e)}`;
+  }
 }

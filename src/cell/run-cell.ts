@@ -44,13 +44,12 @@ import {
   type LiveVm,
 } from '../vmm/index.js';
 import { reservedTop } from '../vmm/boot/index.js';
-import { readRecord, type BulkRecord } from '../guest/ring.js';
 import { prestartVcpuThreads } from '../vmm/vcpu-thread-pool.js';
 import { Topology } from '../vmm/topology/index.js';
 import { collapseBytes, createCollapser } from '../collapse/index.js';
 import { judgeCell, judgeUntilAttach, exitMessage, loadLog, verifierSummary } from './verdict.js';
 import { checkTestFacts } from './test-facts-check.js';
-import { checkFacts } from './facts-check.js';
+import { checkFacts, factsFromRegion } from './facts-check.js';
 import type { CellPhases, CellResult, ProgramReport } from './result.js';
 import { schedulerView, writeSchedulerVar } from './scheduler-view.js';
 import { DEFAULT_MONITOR_INTERVAL_MS, MonitorSession, emptyTimeline } from './monitor-session.js';
@@ -147,32 +146,6 @@ function kernelImage(vmlinux: string): KernelImage {
 }
 
 let imageCache: AgentImageCache | undefined;
-
-/**
- * The facts the agent wrote into the shared region as JSON (`record`: where, as its `result`
- * message says), or why they cannot be read: the record is checked (its fields, bounds and
- * CRC) before a byte of it is used.
- */
-function factsFromRegion(live: LiveVm | undefined, record: unknown): unknown {
-  const r = record as Record<string, unknown> | null;
-  if (
-    typeof r !== 'object' ||
-    r === null ||
-    typeof r.key !== 'string' ||
-    !Number.isSafeInteger(r.offset) ||
-    !Number.isSafeInteger(r.length) ||
-    !Number.isSafeInteger(r.crc)
-  )
-    return 'its record is malformed';
-  const region = live?.sharedRegion;
-  if (live === undefined || !region) return 'no shared region';
-  try {
-    const bytes = readRecord(live.memory.slice(region.guestPhysAddr, region.size), r as unknown as BulkRecord);
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
-  } catch (e) {
-    return `its record is unreadable: ${e instanceof Error ? e.message : String(e)}`;
-  }
-}
 
 /** The shared region: its size (the agent's records, and the host's mailbox that also carries a cell's files), and where bootVm puts it for a RAM size (the top of low RAM). */
 export const RING_MIB = 32;
@@ -378,13 +351,15 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         ? []
         : [{ guestPath: GUEST_TEST_BUNDLE, data: readFileSync(spec.test.bundle) }, ...payloadFiles(spec.test.payload)];
     if (spec.test !== undefined && spec.scheduler.binary !== null) {
+      // every scheduler binary goes with the scheduler part, the ones the test may switch to
+      // too (the same for every test of a kernel): a VM restored with the scheduler attached
+      // has them all, and the test's own files are a small archive (its bundle, its payload)
       schedulerPart = {
         plan: { ...cellPlan(spec, '', ring), test: null, awaitBody: true },
-        archive: await buildCellArchive(schedulerCellFiles([spec.scheduler.binary])),
+        archive: await buildCellArchive(schedulerCellFiles(cellBinaries(spec))),
       };
       startInputs.attached = schedulerPart;
-      const others = Object.values(spec.test.schedulers).map((e) => e.binary);
-      archive = await buildCellArchive([...schedulerCellFiles(others), ...testFiles]);
+      archive = await buildCellArchive(testFiles);
     } else {
       archive = await buildCellArchive([...schedulerCellFiles(cellBinaries(spec)), ...testFiles]);
     }

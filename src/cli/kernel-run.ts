@@ -146,6 +146,8 @@ export function runList(flags: JsonFlag): void {
           id: e.id,
           topology: e.key?.topology ?? null,
           memoryMiB: e.key?.memoryMiB ?? null,
+          // saved with a test's scheduler attached (src/cell/cell-start.ts), else at the agent's ready
+          point: typeof e.key?.attached === 'string' ? 'attached' : 'ready',
           diskBytes: e.diskBytes,
         })),
       };

@@ -155,6 +155,30 @@ export async function buildCellArchive(files: readonly CellFile[]): Promise<Buff
   return sink.toBuffer();
 }
 
+const baseLibrarySets = new Map<string, ReadonlySet<string>>();
+/**
+ * The libraries (and loader) the base image holds, remembered by its binaries' paths, sizes
+ * and times: finding them parses Node's ELF, tens of ms here and more in the test host, and a
+ * test cell asks twice (its scheduler part and its test's).
+ */
+function baseLibraries(files: AgentHostFiles): ReadonlySet<string> {
+  const binaries = [files.busybox, files.node, files.addon];
+  const key = binaries
+    .map((b) => {
+      const st = statSync(b);
+      return `${b}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
+  let set = baseLibrarySets.get(key);
+  if (set === undefined) {
+    const base = sharedLibraryClosure(binaries);
+    set = new Set([...base.interpreters, ...base.libraries.map((l) => l.path)]);
+    baseLibrarySets.clear();
+    baseLibrarySets.set(key, set);
+  }
+  return set;
+}
+
 /**
  * Scheduler binaries as a cell's files (at schedulerGuestPath), with the shared libraries they
  * need that the base image (busybox, Node, the addon) does not already hold.
@@ -168,8 +192,7 @@ export function schedulerCellFiles(binaries: readonly string[], files: AgentHost
       `shared libraries not found: ${closure.missing.map((m) => `${m.name} (needed by ${m.neededBy})`).join(', ')}`,
     );
   }
-  const base = sharedLibraryClosure([files.busybox, files.node, files.addon]);
-  const inBase = new Set([...base.interpreters, ...base.libraries.map((l) => l.path)]);
+  const inBase = baseLibraries(files);
   const libraries = [...closure.interpreters, ...closure.libraries.map((l) => l.path)].filter((f) => !inBase.has(f));
   return [
     ...list.map((b) => ({ guestPath: schedulerGuestPath(b), data: readFileSync(b), mode: 0o755 })),

@@ -2,7 +2,9 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkFacts } from '../../src/cell/facts-check.js';
+import { checkFacts, factsFromRegion } from '../../src/cell/facts-check.js';
+import { RingWriter } from '../../src/guest/ring.js';
+import { GuestMemory } from '../../src/vmm/memory.js';
 
 const good = {
   schedExt: true,
@@ -44,6 +46,25 @@ test('well-formed facts pass; each malformed field is named', () => {
   assert.is(checkFacts({ ...good, stop: { ...good.stop, end: { code: 'x', signal: null } } }), 'stop');
   assert.is(checkFacts({ ...good, guestPrograms: [{ id: 1 }] }), 'guestPrograms[]');
   assert.is(checkFacts({ ...good, output: 42 }), 'output');
+});
+
+test('a report in the shared region: read back whole; a bad record is a reason, never a read out of bounds', () => {
+  const memory = new GuestMemory(2 ** 20);
+  const sharedRegion = { guestPhysAddr: 0x80000, size: 0x10000 };
+  const live = { memory, sharedRegion };
+  const writer = new RingWriter(memory.slice(sharedRegion.guestPhysAddr, sharedRegion.size));
+  const record = writer.write('result', Buffer.from(JSON.stringify(good), 'utf8'))!;
+  assert.equal(factsFromRegion(live, record), good);
+  assert.type(checkFacts(factsFromRegion(live, record)), 'object');
+  assert.is(factsFromRegion(live, { ...record, offset: 'x' }), 'its record is malformed');
+  assert.is(factsFromRegion(live, null), 'its record is malformed');
+  assert.match(String(factsFromRegion(live, { ...record, crc: record.crc ^ 1 })), /^its record is unreadable: /);
+  assert.match(String(factsFromRegion(live, { ...record, offset: 2 ** 40 })), /^its record is unreadable: /);
+  assert.match(String(factsFromRegion(live, { ...record, length: 2 ** 20 })), /^its record is unreadable: /);
+  assert.is(factsFromRegion({ memory, sharedRegion: null }, record), 'no shared region');
+  // bytes that pass the CRC but are not JSON
+  const junk = writer.write('result', Buffer.from('{not json', 'utf8'))!;
+  assert.match(String(factsFromRegion(live, junk)), /^its record is unreadable: /);
 });
 
 test.run();
