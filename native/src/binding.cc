@@ -468,6 +468,18 @@ void ThreadCpuTimeNs(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(BigInt::NewFromUnsigned(isolate, ns));
 }
 
+// setRealtimeMs(ms) -> undefined: clock_settime(CLOCK_REALTIME) to `ms` since the epoch (ms
+// precision); the guest agent sets a restored guest's wall clock with it.
+void SetRealtimeMs(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int64_t ms;
+  if (!ToInt64(isolate, args[0], "ms", 0, INT64_C(1) << 50, &ms)) return;
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ms / 1000);
+  ts.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
+  if (::clock_settime(CLOCK_REALTIME, &ts) < 0) ThrowErrno(isolate, errno, "clock_settime");
+}
+
 // bpf(cmd, attr: TypedArray | DataView) -> int: bpf(2) with the view's data and byte length.
 void Bpf(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
@@ -520,6 +532,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetMethod(isolate, context, exports, "schedGetaffinity", SchedGetaffinity);
   SetMethod(isolate, context, exports, "threadCpuTimeNs", ThreadCpuTimeNs);
   SetMethod(isolate, context, exports, "bpf", Bpf);
+  SetMethod(isolate, context, exports, "setRealtimeMs", SetRealtimeMs);
 
   Local<Object> c = Object::New(isolate);
   SetConstant(isolate, context, c, "O_RDONLY", O_RDONLY);

@@ -111,7 +111,7 @@ export interface CellResult {
   snapshotSave?: { pauseMs: number; dataBytes: number; freeBytes: number };
   /** What went wrong with the snapshot (unusable and rebuilt, or not saved): one line for the user. */
   snapshotNote?: string;
-  /** The guest's wall clock minus the host's as the cell's first phase began, ms (the agent sets the guest's clock from the host's, to the second, when it takes the cell). */
+  /** The guest's wall clock minus the host's as the cell's first phase began, ms (the agent sets the guest's clock from the host's, to the millisecond, when it takes the cell). */
   guestClockSkewMs?: number;
   /** Wall time of the cell, ms. */
   wallMs: number;

@@ -78,6 +78,8 @@ export interface NativeBinding {
   threadCpuTimeNs(): bigint;
   /** bpf(2): `attr`'s data pointer and byte length; returns the syscall's result (an fd for some commands). */
   bpf(cmd: number, attr: ArrayBufferView): number;
+  /** clock_settime(CLOCK_REALTIME) to `ms` since the epoch (whole ms). */
+  setRealtimeMs(ms: number): void;
   readonly constants: NativeConstants;
 }
 

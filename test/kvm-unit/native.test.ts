@@ -58,6 +58,7 @@ test('exports and constants', () => {
     'schedGetaffinity',
     'threadCpuTimeNs',
     'bpf',
+    'setRealtimeMs',
   ]) {
     assert.type((n as unknown as Record<string, unknown>)[f], 'function', f);
   }
@@ -334,6 +335,13 @@ test('schedSetattr: SCHED_EXT is taken on a sched_ext kernel, else refused with 
     if (took) n.schedSetattr(0, c.SCHED_OTHER);
   }
   console.log(`  (this host kernel ${took ? 'took' : 'refused'} SCHED_EXT)`);
+});
+
+test("setRealtimeMs: a bad time is refused before clock_settime (setting this host's clock is the guest agent's job: the KVM tests check the guest's skew)", () => {
+  const n = native();
+  assert.throws(() => n.setRealtimeMs(-1), /ms is out of range/);
+  assert.throws(() => n.setRealtimeMs(2 ** 51), /ms is out of range/);
+  assert.throws(() => n.setRealtimeMs('soon' as unknown as number), /ms must be a number/);
 });
 
 test('threadCpuTimeNs: a bigint that grows while this thread spins, not while it sleeps', () => {

@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import type { AgentPlan, CellMessage } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 import type { HostRequests } from './host-requests.js';
+import { native } from '../../kvm/native.js';
 
 /** How long a waiting agent waits for its cell (guest time: a saved VM's clock stands still on disk). */
 const CELL_WAIT_MS = 300_000;
@@ -31,10 +32,13 @@ function busybox(args: string[], input?: Uint8Array): void {
   }
 }
 
-/** Sets the wall clock to `ms` since the epoch (UTC, to the nearest second: busybox date's precision). */
+/** Sets the wall clock to `ms` since the epoch (clock_settime through the native binding: no process to spawn). */
 function setWallClock(ms: number): void {
-  const iso = new Date(Math.round(ms / 1000) * 1000).toISOString(); // 2026-12-04T15:30:01.000Z
-  busybox(['date', '-u', '-s', `${iso.slice(0, 10)} ${iso.slice(11, 19)}`]);
+  try {
+    native().setRealtimeMs(Math.round(ms));
+  } catch (e) {
+    throw new CellHandoffError(`cannot set the wall clock: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /**
