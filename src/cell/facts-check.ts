@@ -68,10 +68,13 @@ export function checkFacts(v: unknown): AgentFacts | string {
 
 /**
  * The facts the agent wrote into the shared region as JSON (`record`: where, as its `result`
- * message says), or why they cannot be read: the record is checked (its fields, bounds and
+ * message says), not yet checked (checkFacts), or why they cannot be read: the record is checked (its fields, bounds and
  * CRC) before a byte of it is used.
  */
-export function factsFromRegion(live: Pick<LiveVm, 'memory' | 'sharedRegion'> | undefined, record: unknown): unknown {
+export function factsFromRegion(
+  live: Pick<LiveVm, 'memory' | 'sharedRegion'> | undefined,
+  record: unknown,
+): { value: unknown } | string {
   const r = record as Record<string, unknown> | null;
   if (
     typeof r !== 'object' ||
@@ -86,7 +89,7 @@ export function factsFromRegion(live: Pick<LiveVm, 'memory' | 'sharedRegion'> | 
   if (live === undefined || !region) return 'no shared region';
   try {
     const bytes = readRecord(live.memory.slice(region.guestPhysAddr, region.size), r as unknown as BulkRecord);
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+    return { value: JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown };
   } catch (e) {
     return `its record is unreadable: ${e instanceof Error ? e.message : String(e)}`;
   }

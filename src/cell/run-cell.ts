@@ -538,8 +538,11 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         break;
       case 'result': {
         phaseAt.result = now;
-        const reported = 'record' in m ? factsFromRegion(live, m.record) : m.facts;
-        const checked = typeof reported === 'string' ? reported : checkFacts(reported);
+        let checked: AgentFacts | string;
+        if ('record' in m) {
+          const read = factsFromRegion(live, m.record);
+          checked = typeof read === 'string' ? read : checkFacts(read.value);
+        } else checked = checkFacts(m.facts);
         if (typeof checked === 'string') agentError = `the agent's report is malformed (${checked})`;
         else facts = checked;
         live?.app(encodeFrame(nonce, hostSeq++, { type: 'done' }));
