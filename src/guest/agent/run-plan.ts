@@ -1,6 +1,7 @@
 // One cell's plan, carried out inside the guest: start the scheduler, watch it verify and
-// attach, run the dispatch probe, let the host read guest memory, stop the scheduler, and
-// collect every fact on the way. Nothing is judged here (src/cell/verdict.ts does that);
+// attach (a test cell: then say `attached` and take the test from the host), run the dispatch
+// probe or the test, let the host read guest memory, stop the scheduler, and collect every
+// fact on the way. Nothing is judged here (src/cell/verdict.ts does that);
 // every wait is bounded by the plan's timeouts.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
