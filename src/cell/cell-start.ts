@@ -228,27 +228,29 @@ export async function planCellStart(o: {
   }
   const ramBytes = o.machine.memoryMiB * 2 ** 20;
   const notes: string[] = [];
-  if (attachedKey !== undefined) {
-    const opened = store.open(attachedKey, ramBytes);
+  /** The snapshot of `k` and its agent state saved at `point`; an unusable one is removed, with a note. */
+  const openPoint = (
+    k: SnapshotKey,
+    point: StartPoint,
+  ): Pick<CellStart, 'nonce' | 'agentSeq' | 'hostSeq' | 'restore'> | null => {
+    const opened = store.open(k, ramBytes);
     if (opened.kind === 'ok') {
-      const state = agentState(opened.snapshot, 'attached');
-      if (state !== null) return { ...state, restore: opened.snapshot, restoredAt: 'attached' };
-      store.remove(attachedKey);
+      const state = agentState(opened.snapshot, point);
+      if (state !== null) return { ...state, restore: opened.snapshot };
+      store.remove(k);
       notes.push(`snapshot ${opened.snapshot.id} had no agent state: rebuilt`);
     } else if (opened.kind === 'damaged') {
-      notes.push(`snapshot ${store.dir(attachedKey)} was unusable (${opened.reason}): rebuilt`);
+      notes.push(`snapshot ${store.dir(k)} was unusable (${opened.reason}): rebuilt`);
     }
-  }
+    return null;
+  };
   const note = (): { note?: string } => (notes.length === 0 ? {} : { note: notes.join('; ') });
-  const opened = store.open(key, ramBytes);
-  if (opened.kind === 'ok') {
-    const state = agentState(opened.snapshot, 'ready');
-    if (state !== null) return { ...state, restore: opened.snapshot, restoredAt: 'ready', ...saveAttached, ...note() };
-    store.remove(key);
-    notes.push(`snapshot ${opened.snapshot.id} had no agent state: rebuilt`);
-  } else if (opened.kind === 'damaged') {
-    notes.push(`snapshot ${store.dir(key)} was unusable (${opened.reason}): rebuilt`);
+  if (attachedKey !== undefined) {
+    const restored = openPoint(attachedKey, 'attached');
+    if (restored !== null) return { ...restored, restoredAt: 'attached' };
   }
+  const restored = openPoint(key, 'ready');
+  if (restored !== null) return { ...restored, restoredAt: 'ready', ...saveAttached, ...note() };
   return { ...(await cold()), save: { store, key }, ...saveAttached, ...note() };
 }
 
