@@ -19,7 +19,8 @@ import { ElfFile } from '../elf/file.js';
 import { withFileSource } from '../elf/file-source.js';
 import type { AgentImageCache } from '../guest/agent-initramfs.js';
 import { PLAN_VERSION, type AgentPlan, type CellMessage } from '../guest/plan.js';
-import { crc32, newNonce } from '../guest/protocol.js';
+import { newNonce } from '../guest/protocol.js';
+import { bulkCrc32 } from '../guest/bulk-crc32.js';
 import type { InitrdInput } from '../vmm/boot/index.js';
 import type { LiveVm, SnapshotSave } from '../vmm/index.js';
 import type { FreePages } from '../monitor/free-pages.js';
@@ -303,8 +304,8 @@ export function handCell(
   mem.set(archive, offset);
   const message: CellMessage = {
     type: kind,
-    plan: { length: planBytes.length, crc: crc32(planBytes) },
-    archive: { offset, length: archive.length, crc: crc32(archive) },
+    plan: { length: planBytes.length, crc: bulkCrc32(planBytes) },
+    archive: { offset, length: archive.length, crc: bulkCrc32(archive) },
     realtimeMs: Date.now(),
     seed: randomBytes(64).toString('hex'),
   };

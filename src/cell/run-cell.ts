@@ -16,7 +16,8 @@ import {
   schedulerGuestPath,
   type CellFile,
 } from '../guest/agent-initramfs.js';
-import { crc32, encodeFrame, FrameReader } from '../guest/protocol.js';
+import { encodeFrame, FrameReader } from '../guest/protocol.js';
+import { bulkCrc32 } from '../guest/bulk-crc32.js';
 import {
   defaultSnapshotDir,
   handCell,
@@ -28,7 +29,7 @@ import {
   type StartPoint,
 } from './cell-start.js';
 import { PLAN_VERSION, type AgentFacts, type AgentMessage, type AgentPlan, type CellMessage } from '../guest/plan.js';
-import { bytesSource } from '../elf/file.js';
+import { withFileSource } from '../elf/file-source.js';
 import { inspectGuest, inspectKernel, type InspectReport } from '../monitor/inspect.js';
 import type { GuestKernel } from '../monitor/guest-kernel.js';
 import { loadKernelImage, type KernelImage } from '../monitor/kernel-image.js';
@@ -138,7 +139,7 @@ const images = new Map<string, KernelImage>();
 function kernelImage(vmlinux: string): KernelImage {
   let image = images.get(vmlinux);
   if (image === undefined) {
-    image = loadKernelImage(bytesSource(readFileSync(vmlinux)));
+    image = withFileSource(vmlinux, (source) => loadKernelImage(source)); // the sections it needs, not 40 MB
     images.clear(); // one kernel at a time per thread: a vmlinux's tables are large
     images.set(vmlinux, image);
   }
@@ -401,6 +402,8 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
   let agentError: string | null = null;
   let corrupt = 0;
   let live: LiveVm | undefined;
+  /** The VM has ended (a monitor started later would never be stopped). */
+  let vmEnded = false;
   let reading: Promise<void> | undefined;
   let hostReadError: string | null = null;
   let hostSeq = start.hostSeq;
@@ -424,7 +427,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
 
   /** Starts the host monitor once the agent is up (its hello; a restored VM: at once). */
   const startMonitor = (): void => {
-    if (live !== undefined && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
+    if (live !== undefined && !vmEnded && spec.kernel.vmlinux !== null && monitorInterval > 0 && monitor === null) {
       monitor = new MonitorSession(monitorInterval, places, spec.monitorProgramEvery);
       monitor.schedulerView = schedulerView;
       monitor.varWriter = writeSchedulerVar;
@@ -552,7 +555,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         const id = Number.isSafeInteger(m.id) ? m.id : -1;
         const reply = (error: string | null, bytes: Uint8Array = new Uint8Array(0)): void => {
           live?.app(
-            encodeFrame(nonce, hostSeq++, { type: 'reply', id, length: bytes.length, crc: crc32(bytes), error }),
+            encodeFrame(nonce, hostSeq++, { type: 'reply', id, length: bytes.length, crc: bulkCrc32(bytes), error }),
           );
         };
         const box = plan.mailbox;
@@ -611,9 +614,17 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
             // a restored VM starts in the agent's wait for its cell (past its hello and ready),
             // or for its test (past its scheduler's attach)
             phaseAt.hello = phaseAt.ready = performance.now();
-            startMonitor();
-            if (start.restoredAt === 'attached') giveBody(v);
-            else giveCell(v);
+            if (start.restoredAt === 'attached') {
+              // the test runs at once: the monitor (and its parse of the vmlinux) comes first
+              startMonitor();
+              giveBody(v);
+            } else {
+              // the agent unpacks its cell and verifies its scheduler first: the host parses
+              // the vmlinux for the monitor (seconds under emulation, the first time in a
+              // process) meanwhile, not while the agent waits for its cell
+              giveCell(v);
+              setImmediate(startMonitor);
+            }
           }
           if (hooks.signal?.aborted) v.end('interrupted');
           // parse the vmlinux (symbols, BTF) while the guest boots, not when the agent waits for the read
@@ -666,6 +677,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
         return finish();
       }
     }
+    vmEnded = true;
     await reading;
     if (monitor !== null) result.monitor = (monitor as MonitorSession).stop();
     const watches = (requests as HostRequestHandler | null)?.watchSummary() ?? [];
@@ -763,6 +775,7 @@ export async function runCell(spec: CellSpec, hooks: CellHooks = {}): Promise<Ce
     if (hooks.signal?.aborted && !result.passed) result.failure = { kind: 'guest', message: 'interrupted' };
     return finish();
   } finally {
+    vmEnded = true;
     hooks.signal?.removeEventListener('abort', onAbort);
     const timeline = (monitor as MonitorSession | null)?.stop();
     dump.timeline = result.monitor ?? timeline ?? null;

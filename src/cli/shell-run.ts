@@ -4,7 +4,7 @@
 
 import { MonitorView } from './monitor-view.js';
 import { loadKernelImage } from '../monitor/kernel-image.js';
-import { bytesSource } from '../elf/file.js';
+import { withFileSource } from '../elf/file-source.js';
 import { bootVm, DEFAULT_CMDLINE, type BootVmResult } from '../vmm/index.js';
 import { appOutput, buildShellInitramfs, INIT_MARKER, printedExitCode } from '../guest/shell-initramfs.js';
 import { EXIT_OK, KtstrError, UsageError } from './errors.js';
@@ -110,7 +110,7 @@ export async function runShell(flags: ShellFlags): Promise<number> {
     view = new MonitorView({
       intervalMs: 100,
       places,
-      kernel: loadKernelImage(bytesSource(readFileSync(resolved.vmlinux))),
+      kernel: withFileSource(resolved.vmlinux, (source) => loadKernelImage(source)),
       out: process.stderr,
       live: liveTable,
     });

@@ -7,6 +7,8 @@
 // without the ELF64 layout. Every count and extent is checked against the source before a
 // read. Browser-safe: no Node APIs. Users: src/monitor, src/vmm/boot, src/guest.
 
+import { SymbolIndex, SymbolIndexError } from './symbol-index.js';
+
 export class ElfError extends Error {
   constructor(message: string) {
     super(message);
@@ -158,6 +160,7 @@ export class ElfFile {
   private phCache: ProgramHeader[] | undefined;
   private shCache: SectionHeader[] | undefined;
   private symbolTable: Map<string, ElfSymbol> | undefined;
+  private index: SymbolIndex | undefined;
 
   constructor(
     readonly source: ByteSource,
@@ -321,31 +324,27 @@ export class ElfFile {
   symbols(): Map<string, ElfSymbol> {
     if (this.symbolTable !== undefined) return this.symbolTable;
     const table = new Map<string, ElfSymbol>();
-    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
-    if (symtab !== undefined) {
-      const strtab = this.sections[symtab.link];
-      if (strtab === undefined) throw new ElfError(`${this.label}: .symtab links to a missing string table`);
-      const strings = this.sectionBytes(strtab);
-      const raw = this.sectionBytes(symtab);
-      const v = new DataView(raw.buffer);
-      const entsize = symtab.entsize >= 24 ? symtab.entsize : 24;
-      for (let o = 0; o + 24 <= raw.length; o += entsize) {
-        const nameOff = v.getUint32(o, true);
-        if (nameOff === 0 || nameOff >= strings.length) continue;
-        const name = cString(strings, nameOff);
-        if (table.has(name)) continue;
-        const shndx = v.getUint16(o + 6, true);
-        if (shndx === 0) continue; // undefined
-        table.set(name, {
-          name,
-          value: v.getBigUint64(o + 8, true),
-          size: safeNumber(v.getBigUint64(o + 16, true), 'st_size', this.label),
-          type: raw[o + 4] & 0xf,
-        });
-      }
-    }
+    for (const sym of this.symbolIndex().entries()) table.set(sym.name, sym);
     this.symbolTable = table;
     return table;
+  }
+
+  /** The `.symtab` symbols as a compact index (no object per symbol; see symbol-index.ts); empty without a .symtab. */
+  symbolIndex(): SymbolIndex {
+    if (this.index !== undefined) return this.index;
+    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
+    if (symtab === undefined) this.index = new SymbolIndex(new Uint8Array(0), new Uint8Array(0), 24, this.label);
+    else {
+      const strtab = this.sections[symtab.link];
+      if (strtab === undefined) throw new ElfError(`${this.label}: .symtab links to a missing string table`);
+      try {
+        this.index = new SymbolIndex(this.sectionBytes(strtab), this.sectionBytes(symtab), symtab.entsize, this.label);
+      } catch (e) {
+        if (e instanceof SymbolIndexError) throw new ElfError(e.message);
+        throw e;
+      }
+    }
+    return this.index;
   }
 
   /** Bytes at link-time virtual address `addr` from the PT_LOAD segment holding them. */

@@ -433,7 +433,8 @@ export interface CpioEntry {
 
 /**
  * Parses newc archives (several concatenated ones too, with zero padding between them) up to
- * the end of `buf`. Throws on a bad magic number or a truncated entry.
+ * the end of `buf`. Throws on a bad magic number, a header field that is not hex, or a
+ * truncated entry.
  */
 export function readCpio(buf: Buffer): CpioEntry[] {
   const entries: CpioEntry[] = [];
@@ -447,7 +448,11 @@ export function readCpio(buf: Buffer): CpioEntry[] {
     const magic = buf.toString('latin1', off, off + 6);
     if (magic !== MAGIC) throw new Error(`bad cpio magic ${JSON.stringify(magic)} at ${off}`);
     const at = off;
-    const field = (i: number): number => parseInt(buf.toString('latin1', at + 6 + i * 8, at + 14 + i * 8), 16);
+    const field = (i: number): number => {
+      const hex = buf.toString('latin1', at + 6 + i * 8, at + 14 + i * 8);
+      if (!/^[0-9a-fA-F]{8}$/.test(hex)) throw new Error(`bad cpio header field ${JSON.stringify(hex)} at ${at}`);
+      return parseInt(hex, 16);
+    };
     const nameSize = field(11);
     const size = field(6);
     const nameStart = off + HEADER_SIZE;

@@ -7,7 +7,7 @@
 // overwrites bytes not yet acknowledged (`acked`). Pure logic over a Uint8Array: used by the
 // agent and by the host.
 
-import { crc32 } from './protocol.js';
+import { bulkCrc32 } from './bulk-crc32.js';
 
 /** Where the records start (the first page holds the header). */
 export const RING_DATA_START = 4096;
@@ -67,7 +67,7 @@ export class RingWriter {
     this.region.set(bytes, start);
     this.cursor = start + bytes.length;
     this.written += bytes.length;
-    return { key, offset: start, length: bytes.length, crc: crc32(bytes) };
+    return { key, offset: start, length: bytes.length, crc: bulkCrc32(bytes) };
   }
 
   /** Bytes written in all so far (what the host's ack for the latest record says). */
@@ -92,6 +92,6 @@ export function readRecord(region: Uint8Array, r: BulkRecord): Uint8Array {
   }
   const copy = new Uint8Array(r.length);
   copy.set(region.subarray(r.offset, r.offset + r.length));
-  if (crc32(copy) !== r.crc) throw new RingError(`bulk record ${r.key}: CRC mismatch`);
+  if (bulkCrc32(copy) !== r.crc) throw new RingError(`bulk record ${r.key}: CRC mismatch`);
   return copy;
 }

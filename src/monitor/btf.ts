@@ -91,13 +91,13 @@ export class Btf {
     if (hdrLen < 24 || typesStart + typeLen > bytes.length || strStart + strLen > bytes.length) {
       throw new BtfError(`${label}: type or string section lies outside the ${bytes.length} bytes`);
     }
-    const strings = bytes.subarray(strStart, strStart + strLen);
-    const decoder = new TextDecoder('latin1');
+    // the string section decoded once (single-byte: string offsets are byte offsets), names
+    // sliced from it: a decode per name was most of a vmlinux BTF's ~100k types' cost
+    const strings = new TextDecoder('latin1').decode(bytes.subarray(strStart, strStart + strLen));
     const str = (off: number): string => {
       if (off >= strings.length) throw new BtfError(`${label}: string offset ${off} outside the string section`);
-      let end = off;
-      while (end < strings.length && strings[end] !== 0) end++;
-      return decoder.decode(strings.subarray(off, end));
+      const end = strings.indexOf('\0', off);
+      return strings.slice(off, end < 0 ? strings.length : end);
     };
     this.types.push({ id: 0, kind: 0, name: 'void', sizeOrType: 0 });
     let o = typesStart;

@@ -4,16 +4,17 @@
 
 import { Btf, BtfError } from './btf.js';
 import { ElfFile, type ByteSource } from '../elf/file.js';
+import type { SymbolMap } from '../elf/symbol-index.js';
 import { kernelOffsets, type KernelOffsets } from './kernel-offsets.js';
 import { parseSystemMap } from './system-map.js';
 
 export class KernelImageError extends Error {}
 
 export interface KernelImage {
-  /** Link-time addresses. */
-  symbols: Map<string, bigint>;
+  /** Link-time addresses (a vmlinux's: its compact .symtab index; a Map in tests and with a System.map). */
+  symbols: SymbolMap<bigint>;
   /** st_size from .symtab, when known. */
-  symbolSizes: Map<string, number>;
+  symbolSizes: SymbolMap<number>;
   btf: Btf;
   offsets: KernelOffsets;
   /** `linux_banner` as stored in the image ("Linux version ..."), without the NUL. */
@@ -31,15 +32,18 @@ const BANNER_MAX = 512;
 
 export function loadKernelImage(source: ByteSource, options: KernelImageOptions = {}, label = 'vmlinux'): KernelImage {
   const elf = new ElfFile(source, label);
-  const symbols = new Map<string, bigint>();
-  const symbolSizes = new Map<string, number>();
-  for (const [name, s] of elf.symbols()) {
-    symbols.set(name, s.value);
-    symbolSizes.set(name, s.size);
+  const index = elf.symbolIndex();
+  let symbols: SymbolMap<bigint> = index.addresses;
+  let count = index.count;
+  if (options.systemMap !== undefined) {
+    // the System.map's addresses replace the .symtab's (a Map: this path is rare)
+    const merged = new Map(index.addresses);
+    for (const [name, addr] of parseSystemMap(options.systemMap)) merged.set(name, addr);
+    symbols = merged;
+    count = merged.size;
   }
-  if (options.systemMap !== undefined)
-    for (const [name, addr] of parseSystemMap(options.systemMap)) symbols.set(name, addr);
-  if (symbols.size === 0) throw new KernelImageError(`${label} has no .symtab: pass a System.map`);
+  if (count === 0) throw new KernelImageError(`${label} has no .symtab: pass a System.map`);
+  const symbolSizes = index.sizes;
   for (const need of ['_text', 'prog_idr', 'init_top_pgt']) {
     if (!symbols.has(need)) throw new KernelImageError(`${label}: symbol ${need} not found`);
   }

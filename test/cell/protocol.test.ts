@@ -1,4 +1,4 @@
-// The COM2 frame protocol: round trips split at every offset, and what must never count as a
+// The COM2 frame protocol (and bulkCrc32, the same CRC by zlib): round trips split at every offset, and what must never count as a
 // message (wrong nonce, damaged length/CRC, gaps in sequence, non-objects, over-long lines).
 
 import { test } from 'uvu';
@@ -12,6 +12,7 @@ import {
   newNonce,
   type FrameEvent,
 } from '../../src/guest/protocol.js';
+import { bulkCrc32 } from '../../src/guest/bulk-crc32.js';
 
 const enc = new TextEncoder();
 const messages = (evs: FrameEvent[]) =>
@@ -20,6 +21,24 @@ const messages = (evs: FrameEvent[]) =>
 test('crc32 matches the IEEE check value', () => {
   assert.is(crc32(enc.encode('123456789')), 0xcbf43926);
   assert.is(crc32(new Uint8Array(0)), 0);
+});
+
+test('bulkCrc32 (zlib where Node has it) gives the table-driven crc32 on every length and alignment', () => {
+  assert.is(bulkCrc32(enc.encode('123456789')), 0xcbf43926);
+  const bytes = new Uint8Array(70_001);
+  globalThis.crypto.getRandomValues(bytes.subarray(0, 65_536));
+  bytes.copyWithin(65_536, 0, 4465);
+  for (const [start, end] of [
+    [0, 0],
+    [0, 1],
+    [3, 17],
+    [1, 4096],
+    [5, 70_001],
+    [0, 70_001],
+  ]) {
+    const view = bytes.subarray(start, end);
+    assert.is(bulkCrc32(view), crc32(view), `bytes ${start}..${end}`);
+  }
 });
 
 test('frames survive being split at every offset, with stray output around them', () => {

@@ -204,6 +204,7 @@ export class MapsGuest {
   readonly entries = new Map<number, bigint>();
   private pcpuNext = 0x100;
   private nrCpuIdsPa: number;
+  private readonly symbols = new Map<string, bigint>();
 
   constructor(readonly cpus = 3) {
     this.g = new SyntheticGuest();
@@ -211,20 +212,20 @@ export class MapsGuest {
     this.nrCpuIdsPa = this.g.alloc(8, 8);
     this.g.w32(this.nrCpuIdsPa, cpus);
     this.kernel = {
-      symbols: new Map(),
+      symbols: this.symbols,
       symbolSizes: new Map([['__per_cpu_offset', cpus * 8]]),
       btf: kernelBtf(),
       offsets: TEST_OFFSETS,
       banner: null,
     };
-    this.kernel.symbols.set('nr_cpu_ids', this.g.kva(this.nrCpuIdsPa));
-    this.kernel.symbols.set('__per_cpu_offset', this.pcpu.arrayKva);
+    this.symbols.set('nr_cpu_ids', this.g.kva(this.nrCpuIdsPa));
+    this.symbols.set('__per_cpu_offset', this.pcpu.arrayKva);
   }
 
   /** Writes the map_idr (idr_base `base`) and opens the guest kernel. */
   open(base = 0): GuestKernel {
     const shifted = new Map([...this.entries].map(([id, e]) => [id - base, e]));
-    this.kernel.symbols.set('map_idr', this.g.idr(shifted, base));
+    this.symbols.set('map_idr', this.g.idr(shifted, base));
     const intro = this.g.introspector();
     const layout: KernelLayout = {
       kaslrOffset: 0n,

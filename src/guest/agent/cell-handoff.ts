@@ -5,32 +5,20 @@
 // at. The `cell` (or `body`) message brings the real plan; before the
 // plan runs, the guest's wall clock is set to the host's (a restored guest's clock goes on
 // from the moment of the save), the kernel's RNG gets fresh random bytes (siblings of one
-// snapshot would share its state), and the cell's files are unpacked from the mailbox.
+// snapshot would share its state), and the cell's files are unpacked from the mailbox
+// (in the agent: unpack-archive.ts).
 
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { AgentPlan, CellMessage } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 import type { HostRequests } from './host-requests.js';
 import { native } from '../../kvm/native.js';
+import { unpackArchive } from './unpack-archive.js';
 
 /** How long a waiting agent waits for its cell (guest time: a saved VM's clock stands still on disk). */
 const CELL_WAIT_MS = 300_000;
 
 export class CellHandoffError extends Error {}
-
-function busybox(args: string[], input?: Uint8Array): void {
-  const r = spawnSync('/bin/busybox', args, {
-    cwd: '/',
-    input,
-    stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'],
-  });
-  if (r.status !== 0) {
-    throw new CellHandoffError(
-      `busybox ${args[0]}: ${r.error?.message ?? r.stderr?.toString().trim() ?? `exit ${r.status}`}`,
-    );
-  }
-}
 
 /** Sets the wall clock to `ms` since the epoch (clock_settime through the native binding: no process to spawn). */
 function setWallClock(ms: number): void {
@@ -100,7 +88,12 @@ async function receive(
   if (plan.version !== current.version)
     throw new CellHandoffError(`${kind} plan version ${plan.version}, this agent reads ${current.version}`);
   if (m.archive.length > 0) {
-    busybox(['cpio', '-idmu'], mailbox.read(m.archive.length, m.archive.crc, `${kind} archive`, m.archive.offset));
+    const archive = mailbox.read(m.archive.length, m.archive.crc, `${kind} archive`, m.archive.offset);
+    try {
+      unpackArchive(archive);
+    } catch (e) {
+      throw new CellHandoffError(`the ${kind} archive: ${(e as Error).message}`);
+    }
   }
   await syncWallClock(chan, m.realtimeMs);
   return plan;

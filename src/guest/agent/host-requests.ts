@@ -5,7 +5,7 @@
 
 import { closeSync, constants, openSync } from 'node:fs';
 import type { NativeBinding } from '../../kvm/native.js';
-import { crc32 } from '../protocol.js';
+import { bulkCrc32 } from '../bulk-crc32.js';
 import type { AgentPlan, HostRequest } from '../plan.js';
 import type { AgentChannel } from './channel.js';
 
@@ -61,7 +61,7 @@ export class HostRequests {
     if (!Number.isSafeInteger(length) || length < 0 || length > box.length - offset)
       throw new HostRequestError(`${what} length ${length} does not fit the mailbox`);
     const bytes = box.slice(offset, offset + length);
-    if (crc32(bytes) !== crc) throw new HostRequestError(`the ${what} in the mailbox is damaged (CRC mismatch)`);
+    if (bulkCrc32(bytes) !== crc) throw new HostRequestError(`the ${what} in the mailbox is damaged (CRC mismatch)`);
     return bytes;
   }
 

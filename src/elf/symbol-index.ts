@@ -1,0 +1,157 @@
+// A name -> (address, size) index over an ELF .symtab that makes no string or object per
+// symbol. A vmlinux has ~120k symbols, and a Map of them cost a fresh process ~0.3 s (seconds
+// in the emulated test host) before the host monitor could start — in a restored cell, time
+// the guest waited. Names are hashed straight from the string table's bytes into an
+// open-addressing table; a lookup hashes the name asked for and compares bytes. Only a walk
+// over every symbol (symbolize's address table) decodes names. As ElfFile.symbols(): undefined
+// symbols are left out and the first definition of a name wins. Browser-safe.
+
+/** What callers read symbols through: a Map fits it too (tests, a System.map). */
+export interface SymbolMap<V> {
+  get(name: string): V | undefined;
+  has(name: string): boolean;
+  [Symbol.iterator](): IterableIterator<[string, V]>;
+}
+
+export class SymbolIndexError extends Error {}
+
+const SYMBOL_SIZE = 24;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+export class SymbolIndex {
+  /** Distinct defined names. */
+  readonly count: number;
+  private readonly nameOff: Uint32Array;
+  private readonly nameLen: Uint32Array;
+  private readonly hash: Uint32Array;
+  private readonly valueLo: Uint32Array;
+  private readonly valueHi: Uint32Array;
+  private readonly size: Float64Array;
+  private readonly symbolType: Uint8Array;
+  /** Open addressing, linear probing: 0 empty, else symbol number + 1. */
+  private readonly slots: Int32Array;
+  private decoded: string | undefined;
+
+  /** `symtab`: the .symtab section's bytes (entries `entsize` apart); `strings`: its linked string table. */
+  constructor(
+    private readonly strings: Uint8Array,
+    symtab: Uint8Array,
+    entsize: number,
+    label = 'ELF file',
+  ) {
+    const step = Math.max(entsize, SYMBOL_SIZE);
+    const entries = Math.floor(symtab.length / step);
+    let capacity = 16;
+    while (capacity < entries * 2) capacity *= 2;
+    this.slots = new Int32Array(capacity);
+    this.nameOff = new Uint32Array(entries);
+    this.nameLen = new Uint32Array(entries);
+    this.hash = new Uint32Array(entries);
+    this.valueLo = new Uint32Array(entries);
+    this.valueHi = new Uint32Array(entries);
+    this.size = new Float64Array(entries);
+    this.symbolType = new Uint8Array(entries);
+    const v = new DataView(symtab.buffer, symtab.byteOffset, symtab.byteLength);
+    const mask = capacity - 1;
+    let count = 0;
+    for (let o = 0; o + SYMBOL_SIZE <= symtab.length; o += step) {
+      const off = v.getUint32(o, true);
+      if (off === 0 || off >= strings.length) continue;
+      if (v.getUint16(o + 6, true) === 0) continue; // undefined
+      let h = FNV_OFFSET;
+      let end = off;
+      while (end < strings.length && strings[end] !== 0) h = Math.imul(h ^ strings[end++], FNV_PRIME);
+      h >>>= 0;
+      const len = end - off;
+      let slot = h & mask;
+      let duplicate = false;
+      for (let s = this.slots[slot]; s !== 0; s = this.slots[slot]) {
+        if (this.hash[s - 1] === h && this.sameBytes(s - 1, off, len)) {
+          duplicate = true;
+          break;
+        }
+        slot = (slot + 1) & mask;
+      }
+      if (duplicate) continue;
+      const sizeHi = v.getUint32(o + 20, true);
+      if (sizeHi >= 0x200000)
+        throw new SymbolIndexError(`${label}: st_size 0x${v.getBigUint64(o + 16, true).toString(16)} is too large`);
+      this.nameOff[count] = off;
+      this.nameLen[count] = len;
+      this.hash[count] = h;
+      this.valueLo[count] = v.getUint32(o + 8, true);
+      this.valueHi[count] = v.getUint32(o + 12, true);
+      this.size[count] = sizeHi * 2 ** 32 + v.getUint32(o + 16, true);
+      this.symbolType[count] = symtab[o + 4] & 0xf;
+      this.slots[slot] = ++count;
+    }
+    this.count = count;
+  }
+
+  /** Symbol `i`'s name bytes equal the string table's `len` bytes at `off`. */
+  private sameBytes(i: number, off: number, len: number): boolean {
+    if (this.nameLen[i] !== len) return false;
+    const a = this.nameOff[i];
+    for (let k = 0; k < len; k++) if (this.strings[a + k] !== this.strings[off + k]) return false;
+    return true;
+  }
+
+  /** The symbol number of `name`, or -1. */
+  private find(name: string): number {
+    let h = FNV_OFFSET;
+    for (let k = 0; k < name.length; k++) {
+      const c = name.charCodeAt(k);
+      if (c > 0xff) return -1; // the table's names are bytes
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    h >>>= 0;
+    const mask = this.slots.length - 1;
+    for (let slot = h & mask, s = this.slots[slot]; s !== 0; slot = (slot + 1) & mask, s = this.slots[slot]) {
+      const i = s - 1;
+      if (this.hash[i] !== h || this.nameLen[i] !== name.length) continue;
+      const a = this.nameOff[i];
+      let k = 0;
+      while (k < name.length && this.strings[a + k] === name.charCodeAt(k)) k++;
+      if (k === name.length) return i;
+    }
+    return -1;
+  }
+
+  private value(i: number): bigint {
+    return (BigInt(this.valueHi[i]) << 32n) | BigInt(this.valueLo[i]);
+  }
+
+  private name(i: number): string {
+    // decoded once, on the first walk (single-byte: offsets stay byte offsets)
+    this.decoded ??= new TextDecoder('latin1').decode(this.strings);
+    return this.decoded.slice(this.nameOff[i], this.nameOff[i] + this.nameLen[i]);
+  }
+
+  /** Link-time addresses by name. */
+  readonly addresses: SymbolMap<bigint> = this.view((i) => this.value(i));
+  /** st_size by name. */
+  readonly sizes: SymbolMap<number> = this.view((i) => this.size[i]);
+
+  /** Every symbol, in table order (names decoded here). */
+  *entries(): IterableIterator<{ name: string; value: bigint; size: number; type: number }> {
+    for (let i = 0; i < this.count; i++)
+      yield { name: this.name(i), value: this.value(i), size: this.size[i], type: this.symbolType[i] };
+  }
+
+  private view<V>(column: (i: number) => V): SymbolMap<V> {
+    const find = (name: string): number => this.find(name);
+    const index = (): number => this.count;
+    const name = (i: number): string => this.name(i);
+    return {
+      get: (n) => {
+        const i = find(n);
+        return i < 0 ? undefined : column(i);
+      },
+      has: (n) => find(n) >= 0,
+      *[Symbol.iterator]() {
+        for (let i = 0, n = index(); i < n; i++) yield [name(i), column(i)] as [string, V];
+      },
+    };
+  }
+}
