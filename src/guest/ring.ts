@@ -3,9 +3,8 @@
 // agent maps it through /dev/mem, writes a record's bytes into it and names the record
 // `{key, offset, length, crc}` in a small COM2 frame (its `result`: the facts as JSON); the
 // host reads the bytes straight out of guest RAM (no serial transfer) and checks bounds and
-// CRC. Records are written one after another and wrap to the start; the writer never
-// overwrites bytes not yet acknowledged (`acked`). Pure logic over a Uint8Array: used by the
-// agent and by the host.
+// CRC. A cell writes one record, at the start of the data area. Pure logic over a
+// Uint8Array: used by the agent and by the host.
 
 import { bulkCrc32 } from './bulk-crc32.js';
 
@@ -32,48 +31,18 @@ export function initRing(region: Uint8Array): void {
   dv.setUint32(8, region.length - RING_DATA_START, true);
 }
 
-/** The agent's writer. `acked` is how far (in bytes written, ever) the host has confirmed. */
-export class RingWriter {
-  private cursor = RING_DATA_START;
-  /** Bytes written in all; the host acknowledges in the same unit. */
-  private written = 0;
-  acked = 0;
-
-  constructor(private readonly region: Uint8Array) {
-    initRing(region);
-  }
-
-  get capacity(): number {
-    return this.region.length - RING_DATA_START;
-  }
-
-  /** Where `length` bytes would go, or null when that would overwrite unacknowledged bytes. */
-  private place(length: number): number | null {
-    if (length > this.capacity)
-      throw new RingError(`a record of ${length} bytes exceeds the ring (${this.capacity} bytes)`);
-    const start = this.cursor + length <= this.region.length ? this.cursor : RING_DATA_START;
-    const skipped = start === this.cursor ? 0 : this.region.length - this.cursor;
-    // unacknowledged bytes are the last (written - acked) bytes before the cursor, in ring order
-    const unacked = this.written - this.acked;
-    const free = this.capacity - unacked - skipped;
-    return length <= free ? start : null;
-  }
-
-  /** Writes a record; null when the host must acknowledge earlier records first. */
-  write(key: string, bytes: Uint8Array): BulkRecord | null {
-    const start = this.place(bytes.length);
-    if (start === null) return null;
-    if (start !== this.cursor) this.written += this.region.length - this.cursor; // the skipped tail counts as consumed once acked
-    this.region.set(bytes, start);
-    this.cursor = start + bytes.length;
-    this.written += bytes.length;
-    return { key, offset: start, length: bytes.length, crc: bulkCrc32(bytes) };
-  }
-
-  /** Bytes written in all so far (what the host's ack for the latest record says). */
-  get total(): number {
-    return this.written;
-  }
+/**
+ * The agent's writer: puts `bytes` at the start of the data area (a cell writes one record, its
+ * result, so nothing earlier needs keeping) behind a fresh header, and names the record.
+ * Throws RingError when the record is larger than the data area.
+ */
+export function writeRecord(region: Uint8Array, key: string, bytes: Uint8Array): BulkRecord {
+  initRing(region);
+  const capacity = region.length - RING_DATA_START;
+  if (bytes.length > capacity)
+    throw new RingError(`a record of ${bytes.length} bytes exceeds the region (${capacity} bytes)`);
+  region.set(bytes, RING_DATA_START);
+  return { key, offset: RING_DATA_START, length: bytes.length, crc: bulkCrc32(bytes) };
 }
 
 /** The host's reader: checks the header once, then each record's bounds and CRC. */

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkFacts, factsFromRegion } from '../../src/cell/facts-check.js';
-import { RingWriter } from '../../src/guest/ring.js';
+import { writeRecord } from '../../src/guest/ring.js';
 import { GuestMemory } from '../../src/vmm/memory.js';
 
 const good = {
@@ -52,11 +52,11 @@ test('a report in the shared region: read back whole; a bad record is a reason, 
   const memory = new GuestMemory(2 ** 20);
   const sharedRegion = { guestPhysAddr: 0x80000, size: 0x10000 };
   const live = { memory, sharedRegion };
-  const writer = new RingWriter(memory.slice(sharedRegion.guestPhysAddr, sharedRegion.size));
-  const record = writer.write('result', Buffer.from(JSON.stringify(good), 'utf8'))!;
+  const region = memory.slice(sharedRegion.guestPhysAddr, sharedRegion.size);
+  const record = writeRecord(region, 'result', Buffer.from(JSON.stringify(good), 'utf8'));
   assert.equal(factsFromRegion(live, record), { value: good });
   // a string the agent wrote is data to check, not a reason
-  const text = writer.write('result', Buffer.from(JSON.stringify('looks like a reason'), 'utf8'))!;
+  const text = writeRecord(region, 'result', Buffer.from(JSON.stringify('looks like a reason'), 'utf8'));
   assert.equal(factsFromRegion(live, text), { value: 'looks like a reason' });
   assert.is(factsFromRegion(live, { ...record, offset: 'x' }), 'its record is malformed');
   assert.is(factsFromRegion(live, null), 'its record is malformed');
@@ -65,7 +65,7 @@ test('a report in the shared region: read back whole; a bad record is a reason, 
   assert.match(String(factsFromRegion(live, { ...record, length: 2 ** 20 })), /^its record is unreadable: /);
   assert.is(factsFromRegion({ memory, sharedRegion: null }, record), 'no shared region');
   // bytes that pass the CRC but are not JSON
-  const junk = writer.write('result', Buffer.from('{not json', 'utf8'))!;
+  const junk = writeRecord(region, 'result', Buffer.from('{not json', 'utf8'));
   assert.match(String(factsFromRegion(live, junk)), /^its record is unreadable: /);
 });
 

@@ -5,12 +5,12 @@
 
 import { openSync, closeSync, constants } from 'node:fs';
 import type { NativeBinding } from '../../kvm/native.js';
-import { RingWriter, type BulkRecord } from '../ring.js';
+import { writeRecord, type BulkRecord } from '../ring.js';
 import type { AgentPlan } from '../plan.js';
 
 export class BulkRegion {
   private constructor(
-    private readonly ring: RingWriter,
+    private readonly region: Uint8Array,
     private readonly mapping: ArrayBuffer,
     private readonly n: NativeBinding,
   ) {}
@@ -28,7 +28,7 @@ export class BulkRegion {
         n.constants.MAP_SHARED,
         plan.ring.guestPhysAddr,
       );
-      return new BulkRegion(new RingWriter(new Uint8Array(map)), map, n);
+      return new BulkRegion(new Uint8Array(map), map, n);
     } catch {
       return null;
     } finally {
@@ -39,7 +39,7 @@ export class BulkRegion {
   /** Writes a record; null when it does not fit. */
   write(key: string, bytes: Uint8Array): BulkRecord | null {
     try {
-      return this.ring.write(key, bytes);
+      return writeRecord(this.region, key, bytes);
     } catch {
       return null; // larger than the region
     }
