@@ -63,7 +63,7 @@ function optional<T>(f: () => T): T | null {
 export function bpfMapLayout(btf: Btf): BpfMapLayout {
   const typeNames = new Map<number, string>();
   const types: { [name: string]: number } = {};
-  const mapType = btf.types.find((t) => t.name === 'bpf_map_type' && t.kind === BTF_KIND.ENUM);
+  const mapType = btf.named('bpf_map_type').find((t) => t.kind === BTF_KIND.ENUM);
   if (mapType === undefined) throw new BtfError('no enum bpf_map_type in the kernel BTF');
   for (const e of mapType.enumValues!) {
     if (!e.name.startsWith('BPF_MAP_TYPE_') || e.name.startsWith('__') || e.name.endsWith('_DEPRECATED')) continue;

@@ -157,7 +157,7 @@ export class BpfMap {
 
   private typeOf(id: number): { btf: Btf; id: number } | null {
     const btf = id === 0 ? null : this.btf();
-    return btf === null || id >= btf.types.length ? null : { btf, id };
+    return btf === null || id >= btf.count ? null : { btf, id };
   }
 
   /** A DATASEC-valued ARRAY: `.bss`, `.data`, `.rodata`, `.data.<name>`... (the section name). */

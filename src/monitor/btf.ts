@@ -67,9 +67,29 @@ export interface MemberLocation {
   type: number;
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * A BTF blob, indexed at construction and decoded on demand: the constructor walks the type
+ * section once (every record's extent checked, its offset and kind kept, named types hashed by
+ * their name bytes into an open-addressing index) and decodes no type. A vmlinux has ~100k
+ * types; decoding them all into objects cost a fresh process ~0.3 s (seconds under emulation)
+ * before the monitor could start, for the few dozen structs it asks about.
+ */
 export class Btf {
-  readonly types: BtfType[] = [];
-  private readonly byName = new Map<string, number[]>();
+  /** Types in the blob, `void` (id 0) included: ids run from 0 to count - 1. */
+  readonly count: number;
+  private readonly view: DataView;
+  private readonly strings: Uint8Array;
+  private stringText: string | undefined;
+  /** Where type id's record starts in the blob (id 0: none). */
+  private readonly offsets: Uint32Array;
+  private readonly kinds: Uint8Array;
+  /** Open addressing over named types, linear probing: 0 empty, else the type id. */
+  private readonly nameSlots: Int32Array;
+  private readonly nameHashes: Uint32Array;
+  private readonly decoded: (BtfType | undefined)[] = [];
 
   constructor(
     bytes: Uint8Array,
@@ -91,128 +111,162 @@ export class Btf {
     if (hdrLen < 24 || typesStart + typeLen > bytes.length || strStart + strLen > bytes.length) {
       throw new BtfError(`${label}: type or string section lies outside the ${bytes.length} bytes`);
     }
-    // the string section decoded once (single-byte: string offsets are byte offsets), names
-    // sliced from it: a decode per name was most of a vmlinux BTF's ~100k types' cost
-    const strings = new TextDecoder('latin1').decode(bytes.subarray(strStart, strStart + strLen));
-    const str = (off: number): string => {
-      if (off >= strings.length) throw new BtfError(`${label}: string offset ${off} outside the string section`);
-      const end = strings.indexOf('\0', off);
-      return strings.slice(off, end < 0 ? strings.length : end);
-    };
-    this.types.push({ id: 0, kind: 0, name: 'void', sizeOrType: 0 });
-    let o = typesStart;
+    this.view = v;
+    this.strings = bytes.subarray(strStart, strStart + strLen);
     const end = typesStart + typeLen;
-    while (o < end) {
+    // pass 1: every record's extent (a bad one is an error now, not at first use)
+    const starts: number[] = [0];
+    for (let o = typesStart; o < end;) {
       if (o + 12 > end) throw new BtfError(`${label}: truncated type at offset ${o}`);
-      const nameOff = v.getUint32(o, true);
+      starts.push(o);
       const info = v.getUint32(o + 4, true);
-      const sizeOrType = v.getUint32(o + 8, true);
-      const kind = (info >>> 24) & 0x1f;
-      const vlen = info & 0xffff;
-      const kindFlag = info >>> 31 === 1;
-      o += 12;
-      const t: BtfType = { id: this.types.length, kind, name: str(nameOff), sizeOrType };
-      const need = (n: number): void => {
-        if (o + n > end) throw new BtfError(`${label}: type ${t.id} runs past the type section`);
-      };
-      switch (kind) {
-        case BTF_KIND.INT: {
-          need(4);
-          const w = v.getUint32(o, true);
-          t.int = { encoding: (w >>> 24) & 0xf, bitOffset: (w >>> 16) & 0xff, bits: w & 0xff };
-          o += 4;
-          break;
-        }
-        case BTF_KIND.VAR:
-        case BTF_KIND.DECL_TAG:
-          need(4);
-          o += 4;
-          break;
-        case BTF_KIND.PTR:
-        case BTF_KIND.FWD:
-        case BTF_KIND.TYPEDEF:
-        case BTF_KIND.VOLATILE:
-        case BTF_KIND.CONST:
-        case BTF_KIND.RESTRICT:
-        case BTF_KIND.FUNC:
-        case BTF_KIND.FLOAT:
-        case BTF_KIND.TYPE_TAG:
-          break;
-        case BTF_KIND.ARRAY:
-          need(12);
-          t.array = {
-            type: v.getUint32(o, true),
-            indexType: v.getUint32(o + 4, true),
-            nelems: v.getUint32(o + 8, true),
-          };
-          o += 12;
-          break;
-        case BTF_KIND.STRUCT:
-        case BTF_KIND.UNION: {
-          need(12 * vlen);
-          t.members = [];
-          for (let i = 0; i < vlen; i++, o += 12) {
-            const raw = v.getUint32(o + 8, true);
-            t.members.push({
-              name: str(v.getUint32(o, true)),
-              type: v.getUint32(o + 4, true),
-              bitOffset: kindFlag ? raw & 0xffffff : raw,
-              bitSize: kindFlag ? raw >>> 24 : 0,
-            });
-          }
-          break;
-        }
-        case BTF_KIND.ENUM: {
-          need(8 * vlen);
-          t.enumValues = [];
-          const signed = kindFlag;
-          t.signed = signed;
-          for (let i = 0; i < vlen; i++, o += 8) {
-            const value = signed ? BigInt(v.getInt32(o + 4, true)) : BigInt(v.getUint32(o + 4, true));
-            t.enumValues.push({ name: str(v.getUint32(o, true)), value });
-          }
-          break;
-        }
-        case BTF_KIND.ENUM64: {
-          need(12 * vlen);
-          t.enumValues = [];
-          t.signed = kindFlag;
-          for (let i = 0; i < vlen; i++, o += 12) {
-            const value = (BigInt(v.getUint32(o + 8, true)) << 32n) | BigInt(v.getUint32(o + 4, true));
-            t.enumValues.push({ name: str(v.getUint32(o, true)), value: kindFlag ? BigInt.asIntN(64, value) : value });
-          }
-          break;
-        }
-        case BTF_KIND.FUNC_PROTO:
-          need(8 * vlen);
-          o += 8 * vlen;
-          break;
-        case BTF_KIND.DATASEC:
-          need(12 * vlen);
-          t.vars = [];
-          for (let i = 0; i < vlen; i++, o += 12) {
-            t.vars.push({
-              type: v.getUint32(o, true),
-              offset: v.getUint32(o + 4, true),
-              size: v.getUint32(o + 8, true),
-            });
-          }
-          break;
-        default:
-          throw new BtfError(`${label}: unknown BTF kind ${kind} (type ${t.id})`);
-      }
-      this.types.push(t);
-      if (t.name !== '') {
-        const ids = this.byName.get(t.name);
-        if (ids === undefined) this.byName.set(t.name, [t.id]);
-        else ids.push(t.id);
-      }
+      const length = 12 + trailerLength((info >>> 24) & 0x1f, info & 0xffff, label, starts.length - 1);
+      if (o + length > end) throw new BtfError(`${label}: type ${starts.length - 1} runs past the type section`);
+      if (v.getUint32(o, true) >= strLen && v.getUint32(o, true) !== 0)
+        throw new BtfError(`${label}: string offset ${v.getUint32(o, true)} outside the string section`);
+      o += length;
+    }
+    this.count = starts.length;
+    this.offsets = Uint32Array.from(starts);
+    this.kinds = new Uint8Array(this.count);
+    this.nameHashes = new Uint32Array(this.count);
+    let capacity = 16;
+    while (capacity < this.count * 2) capacity *= 2;
+    this.nameSlots = new Int32Array(capacity);
+    // pass 2: kinds, and the name index (hashes of the name bytes: no string made)
+    const mask = capacity - 1;
+    for (let id = 1; id < this.count; id++) {
+      const o = this.offsets[id];
+      this.kinds[id] = (v.getUint32(o + 4, true) >>> 24) & 0x1f;
+      const nameOff = v.getUint32(o, true);
+      if (nameOff === 0 || this.strings[nameOff] === 0) continue;
+      let h = FNV_OFFSET;
+      for (let k = nameOff; k < strLen && this.strings[k] !== 0; k++) h = Math.imul(h ^ this.strings[k], FNV_PRIME);
+      h >>>= 0;
+      this.nameHashes[id] = h;
+      let slot = h & mask;
+      while (this.nameSlots[slot] !== 0) slot = (slot + 1) & mask;
+      this.nameSlots[slot] = id;
     }
   }
 
+  /** The name at `off` in the string section (decoded once, as one string: offsets stay byte offsets). */
+  private str(off: number): string {
+    if (off >= this.strings.length)
+      throw new BtfError(`${this.label}: string offset ${off} outside the string section`);
+    this.stringText ??= new TextDecoder('latin1').decode(this.strings);
+    const end = this.stringText.indexOf('\0', off);
+    return this.stringText.slice(off, end < 0 ? this.stringText.length : end);
+  }
+
+  /** Ids of the types named `name`, in id order. */
+  private idsNamed(name: string): number[] {
+    let h = FNV_OFFSET;
+    for (let k = 0; k < name.length; k++) {
+      const c = name.charCodeAt(k);
+      if (c > 0xff) return [];
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    h >>>= 0;
+    const ids: number[] = [];
+    const mask = this.nameSlots.length - 1;
+    for (
+      let slot = h & mask, id = this.nameSlots[slot];
+      id !== 0;
+      slot = (slot + 1) & mask, id = this.nameSlots[slot]
+    ) {
+      if (this.nameHashes[id] !== h) continue;
+      const off = this.view.getUint32(this.offsets[id], true);
+      let k = 0;
+      while (k < name.length && this.strings[off + k] === name.charCodeAt(k)) k++;
+      if (k === name.length && (off + k >= this.strings.length || this.strings[off + k] === 0)) ids.push(id);
+    }
+    return ids.sort((a, b) => a - b);
+  }
+
+  /** The types named `name`, in id order. */
+  named(name: string): BtfType[] {
+    return this.idsNamed(name).map((id) => this.type(id));
+  }
+
+  /** The first enum (ENUM or ENUM64) with an enumerator named `valueName`. */
+  enumWith(valueName: string): BtfType | undefined {
+    for (let id = 1; id < this.count; id++) {
+      if (this.kinds[id] !== BTF_KIND.ENUM && this.kinds[id] !== BTF_KIND.ENUM64) continue;
+      const t = this.type(id);
+      if (t.enumValues!.some((e) => e.name === valueName)) return t;
+    }
+    return undefined;
+  }
+
   type(id: number): BtfType {
-    const t = this.types[id];
-    if (t === undefined) throw new BtfError(`${this.label}: type id ${id} does not exist`);
+    if (!Number.isInteger(id) || id < 0 || id >= this.count)
+      throw new BtfError(`${this.label}: type id ${id} does not exist`);
+    let t = this.decoded[id];
+    if (t === undefined) {
+      t = id === 0 ? { id: 0, kind: 0, name: 'void', sizeOrType: 0 } : this.decode(id);
+      this.decoded[id] = t;
+    }
+    return t;
+  }
+
+  /** Type `id` as an object, from its record (whose extent the constructor checked). */
+  private decode(id: number): BtfType {
+    const v = this.view;
+    let o = this.offsets[id];
+    const info = v.getUint32(o + 4, true);
+    const kind = (info >>> 24) & 0x1f;
+    const vlen = info & 0xffff;
+    const kindFlag = info >>> 31 === 1;
+    const t: BtfType = { id, kind, name: this.str(v.getUint32(o, true)), sizeOrType: v.getUint32(o + 8, true) };
+    o += 12;
+    switch (kind) {
+      case BTF_KIND.INT: {
+        const w = v.getUint32(o, true);
+        t.int = { encoding: (w >>> 24) & 0xf, bitOffset: (w >>> 16) & 0xff, bits: w & 0xff };
+        break;
+      }
+      case BTF_KIND.ARRAY:
+        t.array = { type: v.getUint32(o, true), indexType: v.getUint32(o + 4, true), nelems: v.getUint32(o + 8, true) };
+        break;
+      case BTF_KIND.STRUCT:
+      case BTF_KIND.UNION:
+        t.members = [];
+        for (let i = 0; i < vlen; i++, o += 12) {
+          const raw = v.getUint32(o + 8, true);
+          t.members.push({
+            name: this.str(v.getUint32(o, true)),
+            type: v.getUint32(o + 4, true),
+            bitOffset: kindFlag ? raw & 0xffffff : raw,
+            bitSize: kindFlag ? raw >>> 24 : 0,
+          });
+        }
+        break;
+      case BTF_KIND.ENUM:
+        t.enumValues = [];
+        t.signed = kindFlag;
+        for (let i = 0; i < vlen; i++, o += 8) {
+          const value = kindFlag ? BigInt(v.getInt32(o + 4, true)) : BigInt(v.getUint32(o + 4, true));
+          t.enumValues.push({ name: this.str(v.getUint32(o, true)), value });
+        }
+        break;
+      case BTF_KIND.ENUM64:
+        t.enumValues = [];
+        t.signed = kindFlag;
+        for (let i = 0; i < vlen; i++, o += 12) {
+          const value = (BigInt(v.getUint32(o + 8, true)) << 32n) | BigInt(v.getUint32(o + 4, true));
+          t.enumValues.push({
+            name: this.str(v.getUint32(o, true)),
+            value: kindFlag ? BigInt.asIntN(64, value) : value,
+          });
+        }
+        break;
+      case BTF_KIND.DATASEC:
+        t.vars = [];
+        for (let i = 0; i < vlen; i++, o += 12)
+          t.vars.push({ type: v.getUint32(o, true), offset: v.getUint32(o + 4, true), size: v.getUint32(o + 8, true) });
+        break;
+    }
     return t;
   }
 
@@ -259,17 +313,14 @@ export class Btf {
 
   /** The complete struct (or union) named `name` (a forward declaration does not count). */
   struct(name: string): BtfType {
-    for (const id of this.byName.get(name) ?? []) {
-      const t = this.types[id];
-      if ((t.kind === BTF_KIND.STRUCT || t.kind === BTF_KIND.UNION) && t.members !== undefined) return t;
+    for (const id of this.idsNamed(name)) {
+      if (this.kinds[id] === BTF_KIND.STRUCT || this.kinds[id] === BTF_KIND.UNION) return this.type(id);
     }
     throw new BtfError(`${this.label}: no struct ${name}`);
   }
 
   hasStruct(name: string): boolean {
-    return (this.byName.get(name) ?? []).some(
-      (id) => this.types[id].kind === BTF_KIND.STRUCT || this.types[id].kind === BTF_KIND.UNION,
-    );
+    return this.idsNamed(name).some((id) => this.kinds[id] === BTF_KIND.STRUCT || this.kinds[id] === BTF_KIND.UNION);
   }
 
   /** Location of `path` ("a" or "a.b.c") inside struct `structName`. Anonymous struct/union
@@ -334,15 +385,45 @@ export class Btf {
 
   /** The value of enumerator `valueName` (searched in every enum, or in `enumName` only). */
   enumValue(valueName: string, enumName?: string): bigint {
-    const candidates = enumName !== undefined ? (this.byName.get(enumName) ?? []) : undefined;
-    const pool = candidates ?? this.types.map((t) => t.id);
-    for (const id of pool) {
-      const t = this.types[id];
-      const hit = t.enumValues?.find((e) => e.name === valueName);
+    const pool = enumName !== undefined ? this.named(enumName) : [this.enumWith(valueName)];
+    for (const t of pool) {
+      const hit = t?.enumValues?.find((e) => e.name === valueName);
       if (hit !== undefined) return hit.value;
     }
     throw new BtfError(
       `${this.label}: no enumerator ${valueName}${enumName !== undefined ? ` in enum ${enumName}` : ''}`,
     );
+  }
+}
+
+/** Bytes a type record of `kind` carries after its 12-byte header; throws on an unknown kind. */
+function trailerLength(kind: number, vlen: number, label: string, id: number): number {
+  switch (kind) {
+    case BTF_KIND.INT:
+    case BTF_KIND.VAR:
+    case BTF_KIND.DECL_TAG:
+      return 4;
+    case BTF_KIND.PTR:
+    case BTF_KIND.FWD:
+    case BTF_KIND.TYPEDEF:
+    case BTF_KIND.VOLATILE:
+    case BTF_KIND.CONST:
+    case BTF_KIND.RESTRICT:
+    case BTF_KIND.FUNC:
+    case BTF_KIND.FLOAT:
+    case BTF_KIND.TYPE_TAG:
+      return 0;
+    case BTF_KIND.ARRAY:
+      return 12;
+    case BTF_KIND.STRUCT:
+    case BTF_KIND.UNION:
+    case BTF_KIND.DATASEC:
+    case BTF_KIND.ENUM64:
+      return 12 * vlen;
+    case BTF_KIND.ENUM:
+    case BTF_KIND.FUNC_PROTO:
+      return 8 * vlen;
+    default:
+      throw new BtfError(`${label}: unknown BTF kind ${kind} (type ${id})`);
   }
 }

@@ -50,7 +50,7 @@ function member(guest: GuestKernel, struct: string, path: string): number | null
 
 /** SD_* flag bits by name, from the kernel's BTF (the enum holding SD_SHARE_LLC). */
 function sdFlags(guest: GuestKernel): { name: string; bit: number }[] {
-  const t = guest.kernel.btf.types.find((x) => x.enumValues?.some((e) => e.name === 'SD_SHARE_LLC'));
+  const t = guest.kernel.btf.enumWith('SD_SHARE_LLC');
   return (t?.enumValues ?? [])
     .filter((e) => e.value > 0n && e.value < 1n << 31n)
     .map((e) => ({ name: e.name, bit: Number(e.value) }));

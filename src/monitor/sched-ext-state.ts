@@ -47,7 +47,7 @@ export function enumeratorName(btf: Btf, enumName: string, value: bigint): strin
   if (cache === undefined) enumCache.set(btf, (cache = new Map()));
   let t = cache.get(enumName);
   if (t === undefined) {
-    t = btf.types.find((x) => x.name === enumName && x.enumValues !== undefined) ?? null;
+    t = btf.named(enumName).find((x) => x.enumValues !== undefined) ?? null;
     cache.set(enumName, t);
   }
   return t?.enumValues?.find((e) => e.value === value)?.name ?? null;
