@@ -7,7 +7,9 @@
 // RunqueueSampler.sample() with its decoding, and sampleRunqueuesTs on the same image) with
 // the monitor's CPU cost at its 100 ms interval. Prints tables and the goals (>= 20 M
 // translations/s, WASM >= 3x TS, enumeration < 100 us, a 64-vCPU sample < 200 us) and the read of a
-// 64k-entry BPF hash map through openMaps; asserts nothing.
+// 64k-entry BPF hash map through openMaps; and, with the shared vmlinux, loading its kernel
+// image as a cell does (the indexed .symtab and BTF) against decoding every symbol and type as
+// well (what the load did before the indexes). Asserts nothing.
 
 import { MapsGuest, cat, le } from '../introspect/synthetic-maps.js';
 import { openMaps } from '../../src/monitor/bpf-maps.js';
@@ -15,6 +17,11 @@ import * as abi from '../../assembly/monitor-abi.js';
 import { DataViewWalker } from '../../src/monitor/index.js';
 import { loadPerCpuTs, sampleRunqueuesTs } from '../../src/monitor/ts-walker.js';
 import { IMAGE_BASE, SyntheticGuest, rng } from '../introspect/synthetic-guest.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { withFileSource } from '../../src/elf/file-source.js';
+import { loadKernelImage } from '../../src/monitor/kernel-image.js';
+import { defaultKernelsDir } from '../../src/host/paths.js';
 import { SyntheticRunqueues, rqSpec, runqueueSampler } from '../introspect/synthetic-runqueues.js';
 
 const ADDRESSES = 1 << 16;
@@ -233,7 +240,30 @@ const t4 = translations(false);
 const t5 = translations(true);
 const xa = xaLoads();
 const enumMicros = enumeration();
+/** ms to load the shared vmlinux's kernel image (median of ROUNDS), and to load it and decode every symbol and type. */
+function kernelImageLoad(): { indexed: number; decoded: number; symbols: number; types: number } | null {
+  const dir = defaultKernelsDir();
+  const vmlinux = dir === undefined ? undefined : join(dir, '6.12.117-sched_ext', 'vmlinux');
+  if (vmlinux === undefined || !existsSync(vmlinux)) return null;
+  const indexed: number[] = [];
+  const decoded: number[] = [];
+  let symbols = 0;
+  let types = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    let t = performance.now();
+    withFileSource(vmlinux, (source) => loadKernelImage(source));
+    indexed.push(performance.now() - t);
+    t = performance.now();
+    const image = withFileSource(vmlinux, (source) => loadKernelImage(source));
+    symbols = new Map(image.symbols).size;
+    for (types = 0; types < image.btf.count; types++) image.btf.type(types);
+    decoded.push(performance.now() - t);
+  }
+  return { indexed: median(indexed), decoded: median(decoded), symbols, types };
+}
+
 const rq = [4, 64, 256].map(runqueueSample);
+const image = kernelImageLoad();
 const big = hashMapRead();
 console.log(`${'M ops/s'.padEnd(26)}${'wasm'.padStart(10)}${'ts'.padStart(10)}${'ratio'.padStart(8)}`);
 console.log(row('translations, 4-level', t4));
@@ -257,6 +287,13 @@ console.log(
 );
 console.log(
   `\nhash map read (openMaps(...).map('big').entries()): ${big.entries} entries in ${big.ms.toFixed(1)} ms, ${(big.perSec / 1e6).toFixed(2)} M entries/s`,
+);
+console.log(
+  image === null
+    ? '\nkernel image load: skipped (the shared sched_ext vmlinux is missing)'
+    : `\nkernel image load (shared vmlinux, as a cell: indexed .symtab and BTF): ${image.indexed.toFixed(0)} ms; ` +
+        `with all ${image.symbols} symbols and ${image.types} types decoded too: ${image.decoded.toFixed(0)} ms ` +
+        `(${(image.decoded / image.indexed).toFixed(1)}x)`,
 );
 const rq64 = rq.find((r) => r.cpus === 64)!;
 const goals = [
