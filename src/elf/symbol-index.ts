@@ -13,11 +13,11 @@ export interface SymbolMap<V> {
   [Symbol.iterator](): IterableIterator<[string, V]>;
 }
 
+import { hashName, hashTableName, tableNameIs } from './name-hash.js';
+
 export class SymbolIndexError extends Error {}
 
 const SYMBOL_SIZE = 24;
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 export class SymbolIndex {
   /** Distinct defined names. */
@@ -59,11 +59,9 @@ export class SymbolIndex {
       const off = v.getUint32(o, true);
       if (off === 0 || off >= strings.length) continue;
       if (v.getUint16(o + 6, true) === 0) continue; // undefined
-      let h = FNV_OFFSET;
-      let end = off;
-      while (end < strings.length && strings[end] !== 0) h = Math.imul(h ^ strings[end++], FNV_PRIME);
-      h >>>= 0;
-      const len = end - off;
+      const h = hashTableName(strings, off);
+      const nul = strings.indexOf(0, off);
+      const len = (nul < 0 ? strings.length : nul) - off;
       let slot = h & mask;
       let duplicate = false;
       for (let s = this.slots[slot]; s !== 0; s = this.slots[slot]) {
@@ -99,21 +97,13 @@ export class SymbolIndex {
 
   /** The symbol number of `name`, or -1. */
   private find(name: string): number {
-    let h = FNV_OFFSET;
-    for (let k = 0; k < name.length; k++) {
-      const c = name.charCodeAt(k);
-      if (c > 0xff) return -1; // the table's names are bytes
-      h = Math.imul(h ^ c, FNV_PRIME);
-    }
-    h >>>= 0;
+    const h = hashName(name);
+    if (h < 0) return -1;
     const mask = this.slots.length - 1;
     for (let slot = h & mask, s = this.slots[slot]; s !== 0; slot = (slot + 1) & mask, s = this.slots[slot]) {
       const i = s - 1;
-      if (this.hash[i] !== h || this.nameLen[i] !== name.length) continue;
-      const a = this.nameOff[i];
-      let k = 0;
-      while (k < name.length && this.strings[a + k] === name.charCodeAt(k)) k++;
-      if (k === name.length) return i;
+      if (this.hash[i] === h && this.nameLen[i] === name.length && tableNameIs(this.strings, this.nameOff[i], name))
+        return i;
     }
     return -1;
   }

@@ -3,6 +3,8 @@
 // it, what is enum value V" — resolving through typedefs, const/volatile/restrict/type-tag
 // modifiers, anonymous struct/union members and bitfields. Browser-safe: no Node APIs.
 
+import { hashName, hashTableName, tableNameIs } from '../elf/name-hash.js';
+
 export class BtfError extends Error {}
 
 export const BTF_KIND = {
@@ -66,9 +68,6 @@ export interface MemberLocation {
   size: number;
   type: number;
 }
-
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 /**
  * A BTF blob, indexed at construction and decoded on demand: the constructor walks the type
@@ -140,9 +139,7 @@ export class Btf {
       this.kinds[id] = (v.getUint32(o + 4, true) >>> 24) & 0x1f;
       const nameOff = v.getUint32(o, true);
       if (nameOff === 0 || this.strings[nameOff] === 0) continue;
-      let h = FNV_OFFSET;
-      for (let k = nameOff; k < strLen && this.strings[k] !== 0; k++) h = Math.imul(h ^ this.strings[k], FNV_PRIME);
-      h >>>= 0;
+      const h = hashTableName(this.strings, nameOff);
       this.nameHashes[id] = h;
       let slot = h & mask;
       while (this.nameSlots[slot] !== 0) slot = (slot + 1) & mask;
@@ -161,13 +158,8 @@ export class Btf {
 
   /** Ids of the types named `name`, in id order. */
   private idsNamed(name: string): number[] {
-    let h = FNV_OFFSET;
-    for (let k = 0; k < name.length; k++) {
-      const c = name.charCodeAt(k);
-      if (c > 0xff) return [];
-      h = Math.imul(h ^ c, FNV_PRIME);
-    }
-    h >>>= 0;
+    const h = hashName(name);
+    if (h < 0) return [];
     const ids: number[] = [];
     const mask = this.nameSlots.length - 1;
     for (
@@ -175,11 +167,8 @@ export class Btf {
       id !== 0;
       slot = (slot + 1) & mask, id = this.nameSlots[slot]
     ) {
-      if (this.nameHashes[id] !== h) continue;
-      const off = this.view.getUint32(this.offsets[id], true);
-      let k = 0;
-      while (k < name.length && this.strings[off + k] === name.charCodeAt(k)) k++;
-      if (k === name.length && (off + k >= this.strings.length || this.strings[off + k] === 0)) ids.push(id);
+      if (this.nameHashes[id] === h && tableNameIs(this.strings, this.view.getUint32(this.offsets[id], true), name))
+        ids.push(id);
     }
     return ids.sort((a, b) => a - b);
   }
