@@ -1,7 +1,8 @@
 // The host monitor through `ktstr-wasm test`, inside the emulated KVM test host, on the
 // prebuilt sched_ext kernel and scx-ktstr (test/fixtures/ktstr/monitor.ktstr-fixture.ts):
 //  1. a frozen guest (its agent blocked 2 s into the run): the stall check still fires from the
-//     host's samples, naming the starved workers' pids and how long they waited; timeout;
+//     host's samples, naming the starved workers' pids (each CPU's longest waiter: one or both)
+//     and how long they waited; timeout;
 //  2. captures before and after the host writes scx-ktstr's .bss knob host_ignore_weights: the
 //     rendered value goes 0 -> 1 and the workers' CPU shares change (asserted in the body,
 //     reported in its log);
@@ -40,9 +41,16 @@ test("a frozen guest's stall from host samples; captures around a host-written k
   assert.is(frozen.failure?.kind, 'timeout', show);
   const stall = frozen.assert?.checks.find((c) => c.check === 'stall');
   assert.ok(stall !== undefined && !stall.passed, `stall failed${show}`);
-  assert.ok(stall!.failures.length >= 2, `both starved workers named${show}`);
-  for (const line of stall!.failures)
-    assert.match(line, /^stall: pid \d+ runnable on cpu \d+ for \d+\.\d\d s without running/);
+  // the host sees each CPU's longest waiter: cg b's two starved workers are both named when
+  // they wait on different CPUs, one when they queue on the same one (placement varies)
+  assert.ok(stall!.failures.length >= 1, `a starved worker named${show}`);
+  const pids = stall!.failures.map((line) => {
+    const m = /^stall: pid (\d+) runnable on cpu (\d+) for (\d+\.\d\d) s without running/.exec(line);
+    assert.ok(m !== null, `a stall line: ${line}`);
+    assert.ok(Number(m![3]) > 2, `waited past the 2 s limit: ${line}`);
+    return m![1];
+  });
+  assert.is(new Set(pids).size, pids.length, 'each starved worker named once');
   assert.ok((frozen.monitor?.samples ?? 0) > 50, 'the host kept sampling while the guest was frozen');
   assert.match(r.stdout, /checks failed:\n {4}stall: pid \d+/, 'the failure block shows the stall lines');
 
