@@ -17,12 +17,10 @@ import * as abi from '../../assembly/monitor-abi.js';
 import { DataViewWalker } from '../../src/monitor/index.js';
 import { loadPerCpuTs, sampleRunqueuesTs } from '../../src/monitor/ts-walker.js';
 import { IMAGE_BASE, SyntheticGuest, rng } from '../introspect/synthetic-guest.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { withFileSource } from '../../src/elf/file-source.js';
 import { loadKernelImage } from '../../src/monitor/kernel-image.js';
-import { defaultKernelsDir } from '../../src/host/paths.js';
 import { SyntheticRunqueues, rqSpec, runqueueSampler } from '../introspect/synthetic-runqueues.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
 const ADDRESSES = 1 << 16;
 const ROUNDS = 7;
@@ -242,9 +240,8 @@ const xa = xaLoads();
 const enumMicros = enumeration();
 /** ms to load the shared vmlinux's kernel image (median of ROUNDS), and to load it and decode every symbol and type. */
 function kernelImageLoad(): { indexed: number; decoded: number; symbols: number; types: number } | null {
-  const dir = defaultKernelsDir();
-  const vmlinux = dir === undefined ? undefined : join(dir, '6.12.117-sched_ext', 'vmlinux');
-  if (vmlinux === undefined || !existsSync(vmlinux)) return null;
+  const vmlinux = sharedVmlinux();
+  if (vmlinux === undefined) return null;
   const indexed: number[] = [];
   const decoded: number[] = [];
   let symbols = 0;

@@ -18,8 +18,7 @@ import {
   PROG_INFO,
 } from '../../src/guest/agent/bpf-programs.js';
 import { findOnPath } from '../../src/host/paths.js';
-
-const VMLINUX = '/work/shared/kernels/6.12.117-sched_ext/vmlinux';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
 test('decodeProgInfo reads type, id, name, counts and verified_insns at their offsets', () => {
   const info = new Uint8Array(PROG_INFO.size);
@@ -48,7 +47,7 @@ test('decodeProgInfo reads type, id, name, counts and verified_insns at their of
 
 test('the offsets are those of struct bpf_prog_info in the kernel BTF (pahole)', () => {
   const pahole = findOnPath('pahole');
-  const btf = existsSync(VMLINUX) ? VMLINUX : '/sys/kernel/btf/vmlinux';
+  const btf = sharedVmlinux() ?? '/sys/kernel/btf/vmlinux';
   if (pahole === undefined || !existsSync(btf)) {
     console.log('  skipped: pahole (dwarves) or a BTF file is missing');
     return;

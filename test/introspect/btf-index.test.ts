@@ -4,19 +4,17 @@
 // by enum or anywhere; a damaged record fails at construction, a damaged member name at first
 // use — each a BtfError, never a read past the blob.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Btf, BtfError, BTF_KIND } from '../../src/monitor/btf.js';
 import { ElfFile, bytesSource } from '../../src/elf/file.js';
-import { defaultKernelsDir } from '../../src/host/paths.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 import { BtfWriter } from './btf-writer.js';
 
 test('named(): every name of the vmlinux BTF finds the ids a full scan finds, in id order', () => {
-  const kernelsDir = defaultKernelsDir();
-  const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.117-sched_ext', 'vmlinux');
-  if (vmlinux === undefined || !existsSync(vmlinux)) {
+  const vmlinux = sharedVmlinux();
+  if (vmlinux === undefined) {
     console.log('  skipped: the shared sched_ext vmlinux is missing');
     return;
   }

@@ -5,16 +5,15 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Btf, ElfFile, bytesSource, kernelOffsets } from '../../src/monitor/index.js';
-import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
+import { findOnPath } from '../../src/host/paths.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
 const STRUCTS = ['bpf_prog', 'bpf_prog_aux', 'bpf_prog_stats', 'bpf_map', 'xarray', 'xa_node', 'idr'];
 const pahole = findOnPath('pahole');
-const kernelsDir = defaultKernelsDir();
-const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.117-sched_ext', 'vmlinux');
+const vmlinux = sharedVmlinux();
 const HOST_BTF = '/sys/kernel/btf/vmlinux';
 
 interface PaholeMember {
@@ -80,7 +79,7 @@ test('sched_ext kernel: member offsets match pahole (anonymous members and bitfi
     console.log('  skipped: pahole not installed (apt-get install dwarves)');
     return;
   }
-  if (vmlinux === undefined || !existsSync(vmlinux)) {
+  if (vmlinux === undefined) {
     console.log('  skipped: the shared sched_ext vmlinux is missing');
     return;
   }
@@ -117,7 +116,7 @@ test('BTF errors: bad magic, truncated sections, unknown struct and member', () 
   v.setUint32(4, 24, true);
   v.setUint32(12, 100, true);
   assert.throws(() => new Btf(hdr), /outside/);
-  if (vmlinux !== undefined && existsSync(vmlinux)) {
+  if (vmlinux !== undefined) {
     const elf = new ElfFile(bytesSource(readFileSync(vmlinux)));
     const btf = new Btf(elf.sectionBytes(elf.section('.BTF')!));
     assert.throws(() => btf.member('bpf_prog', 'no_such_member'), /no member/);

@@ -3,16 +3,15 @@
 // parseSystemMap), the banner, and System.map errors. Skips without the kernel or nm.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ElfFile, bytesSource, loadKernelImage, parseSystemMap } from '../../src/monitor/index.js';
-import { defaultKernelsDir, findOnPath } from '../../src/host/paths.js';
+import { findOnPath } from '../../src/host/paths.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
-const kernelsDir = defaultKernelsDir();
-const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.117-sched_ext', 'vmlinux');
-const present = vmlinux !== undefined && existsSync(vmlinux);
+const vmlinux = sharedVmlinux();
+const present = vmlinux !== undefined;
 
 test('vmlinux: headers, .symtab against nm, the banner; System.map overrides .symtab', () => {
   if (!present) {

@@ -6,12 +6,11 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { defaultKernelsDir } from '../../src/host/paths.js';
+import { readFileSync } from 'node:fs';
 import { bytesSource, loadKernelImage } from '../../src/monitor/index.js';
 import { symbol } from '../../src/monitor/kernel-image.js';
 import { buddyLayout, freePageRanges, type BuddyLayout, type KernelReader } from '../../src/monitor/free-pages.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
 const PAGE = 4096;
 const NODE_DATA = 0xffff_ffff_8300_0000n;
@@ -161,9 +160,8 @@ test('page poisoning on: no ranges', () => {
 });
 
 test('the layout of the shared sched_ext kernel, from its BTF and symbols', () => {
-  const dir = defaultKernelsDir();
-  const vmlinux = dir === undefined ? undefined : join(dir, '6.12.117-sched_ext', 'vmlinux');
-  if (vmlinux === undefined || !existsSync(vmlinux)) {
+  const vmlinux = sharedVmlinux();
+  if (vmlinux === undefined) {
     console.log('  skipped: the shared sched_ext vmlinux is missing');
     return;
   }

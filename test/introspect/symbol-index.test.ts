@@ -3,15 +3,14 @@
 // beyond ASCII, an oversized st_size refused; and on the shared vmlinux, every one of its
 // ~120k symbols found with the address a plain decode of the table gives.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SymbolIndex, SymbolIndexError } from '../../src/elf/symbol-index.js';
 import { ElfFile, bytesSource } from '../../src/elf/file.js';
 import { withFileSource } from '../../src/elf/file-source.js';
 import { loadKernelImage } from '../../src/monitor/kernel-image.js';
-import { defaultKernelsDir } from '../../src/host/paths.js';
+import { sharedVmlinux } from '../helpers/test-kernel.js';
 
 interface Sym {
   name: string | null; // null: name offset 0
@@ -108,11 +107,9 @@ test('a name offset past the string table is skipped; an st_size beyond 2^53 is 
   );
 });
 
-const kernelsDir = defaultKernelsDir();
-const vmlinux = kernelsDir === undefined ? undefined : join(kernelsDir, '6.12.117-sched_ext', 'vmlinux');
-
 test('the shared vmlinux: every symbol found with the address a plain decode gives; a file source loads the same image', () => {
-  if (vmlinux === undefined || !existsSync(vmlinux)) {
+  const vmlinux = sharedVmlinux();
+  if (vmlinux === undefined) {
     console.log('  skipped: the shared sched_ext vmlinux is missing');
     return;
   }
