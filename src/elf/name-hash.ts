@@ -6,6 +6,13 @@
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
+/** An empty open-addressing table for `count` names: a power of two, at least twice as many slots. */
+export function slotTable(count: number): Int32Array {
+  let capacity = 16;
+  while (capacity < count * 2) capacity *= 2;
+  return new Int32Array(capacity);
+}
+
 /** The hash of the name at `off` in `table`. */
 export function hashTableName(table: Uint8Array, off: number): number {
   let h = FNV_OFFSET;

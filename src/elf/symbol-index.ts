@@ -13,7 +13,7 @@ export interface SymbolMap<V> {
   [Symbol.iterator](): IterableIterator<[string, V]>;
 }
 
-import { hashName, hashTableName, tableNameIs } from './name-hash.js';
+import { hashName, hashTableName, slotTable, tableNameIs } from './name-hash.js';
 
 export class SymbolIndexError extends Error {}
 
@@ -42,9 +42,7 @@ export class SymbolIndex {
   ) {
     const step = Math.max(entsize, SYMBOL_SIZE);
     const entries = Math.floor(symtab.length / step);
-    let capacity = 16;
-    while (capacity < entries * 2) capacity *= 2;
-    this.slots = new Int32Array(capacity);
+    this.slots = slotTable(entries);
     this.nameOff = new Uint32Array(entries);
     this.nameLen = new Uint32Array(entries);
     this.hash = new Uint32Array(entries);
@@ -53,7 +51,7 @@ export class SymbolIndex {
     this.size = new Float64Array(entries);
     this.symbolType = new Uint8Array(entries);
     const v = new DataView(symtab.buffer, symtab.byteOffset, symtab.byteLength);
-    const mask = capacity - 1;
+    const mask = this.slots.length - 1;
     let count = 0;
     for (let o = 0; o + SYMBOL_SIZE <= symtab.length; o += step) {
       const off = v.getUint32(o, true);
@@ -130,18 +128,17 @@ export class SymbolIndex {
   }
 
   private view<V>(column: (i: number) => V): SymbolMap<V> {
-    const find = (name: string): number => this.find(name);
-    const index = (): number => this.count;
-    const name = (i: number): string => this.name(i);
     return {
       get: (n) => {
-        const i = find(n);
+        const i = this.find(n);
         return i < 0 ? undefined : column(i);
       },
-      has: (n) => find(n) >= 0,
-      *[Symbol.iterator]() {
-        for (let i = 0, n = index(); i < n; i++) yield [name(i), column(i)] as [string, V];
-      },
+      has: (n) => this.find(n) >= 0,
+      [Symbol.iterator]: () => this.pairs(column),
     };
+  }
+
+  private *pairs<V>(column: (i: number) => V): IterableIterator<[string, V]> {
+    for (let i = 0; i < this.count; i++) yield [this.name(i), column(i)];
   }
 }

@@ -3,7 +3,7 @@
 // it, what is enum value V" — resolving through typedefs, const/volatile/restrict/type-tag
 // modifiers, anonymous struct/union members and bitfields. Browser-safe: no Node APIs.
 
-import { hashName, hashTableName, tableNameIs } from '../elf/name-hash.js';
+import { hashName, hashTableName, slotTable, tableNameIs } from '../elf/name-hash.js';
 
 export class BtfError extends Error {}
 
@@ -121,19 +121,18 @@ export class Btf {
       const info = v.getUint32(o + 4, true);
       const length = 12 + trailerLength((info >>> 24) & 0x1f, info & 0xffff, label, starts.length - 1);
       if (o + length > end) throw new BtfError(`${label}: type ${starts.length - 1} runs past the type section`);
-      if (v.getUint32(o, true) >= strLen && v.getUint32(o, true) !== 0)
-        throw new BtfError(`${label}: string offset ${v.getUint32(o, true)} outside the string section`);
+      const nameOff = v.getUint32(o, true);
+      if (nameOff !== 0 && nameOff >= strLen)
+        throw new BtfError(`${label}: string offset ${nameOff} outside the string section`);
       o += length;
     }
     this.count = starts.length;
     this.offsets = Uint32Array.from(starts);
     this.kinds = new Uint8Array(this.count);
     this.nameHashes = new Uint32Array(this.count);
-    let capacity = 16;
-    while (capacity < this.count * 2) capacity *= 2;
-    this.nameSlots = new Int32Array(capacity);
+    this.nameSlots = slotTable(this.count);
     // pass 2: kinds, and the name index (hashes of the name bytes: no string made)
-    const mask = capacity - 1;
+    const mask = this.nameSlots.length - 1;
     for (let id = 1; id < this.count; id++) {
       const o = this.offsets[id];
       this.kinds[id] = (v.getUint32(o + 4, true) >>> 24) & 0x1f;
